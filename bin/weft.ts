@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// The weft command line.
+import process from "node:process";
+import { parseArgs } from "node:util";
+
+const USAGE = `usage: weft <command> [options]
+
+commands:
+  proxy --config FILE   run a sidecar from a proxy configuration file (docs/proxy-config.md)
+
+Run with Node.js >= 22.18 (node bin/weft.ts), Deno >= 2 (deno run -A bin/weft.ts) or Bun >= 1.2 (bun bin/weft.ts).
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "proxy": {
+      const { values } = parseArgs({ args: rest, options: { config: { type: "string", short: "c" } } });
+      if (!values.config) {
+        process.stderr.write("weft proxy: --config FILE is required (a JSON proxy configuration; see docs/proxy-config.md)\n");
+        return 2;
+      }
+      const { runProxy } = await import("../proxy/main.ts");
+      await runProxy(values.config);
+      return -1; // keeps running until a signal
+    }
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`weft: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (error: Error) => {
+    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: "error", msg: error.message })}\n`);
+    process.exit(1);
+  },
+);

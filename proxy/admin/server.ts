@@ -1,0 +1,47 @@
+// The admin API on :15000 (Hono; not on the request path): readiness, Prometheus metrics,
+// the configuration in force (secrets redacted), and configuration push.
+import { Hono } from "hono";
+import type { Runtime, Server } from "../runtime/types.ts";
+import type { ProxyConfig } from "../config/schema.ts";
+import { ConfigError, parseConfig } from "../config/validate.ts";
+import type { Sidecar } from "../sidecar/sidecar.ts";
+
+/** The configuration as /config_dump shows it: the private key never leaves the process. */
+export function redact(config: ProxyConfig): unknown {
+  if (!config.identity) return config;
+  return { ...config, identity: { ...config.identity, privateKey: "[redacted]" } };
+}
+
+export function adminApp(sidecar: Sidecar): Hono {
+  const app = new Hono();
+  app.get("/ready", (c) => (sidecar.draining ? c.text("draining\n", 503) : c.text("ready\n")));
+  app.get("/metrics", async (c) => {
+    const text = await sidecar.telemetry.metricsText();
+    return c.body(text, 200, { "content-type": sidecar.telemetry.contentType });
+  });
+  app.get("/config_dump", (c) => c.json(redact(sidecar.config)));
+  // Push: what the control plane (or an operator) uses to replace the configuration.
+  app.put("/config", async (c) => {
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      return c.json({ error: "the body must be a JSON proxy configuration" }, 400);
+    }
+    try {
+      const config = parseConfig(body, "PUT /config");
+      await sidecar.apply(config);
+      return c.json({ applied: config.version });
+    } catch (e) {
+      if (e instanceof ConfigError) return c.json({ error: e.message, problems: e.problems, kept: sidecar.config.version }, 400);
+      return c.json({ error: (e as Error).message, kept: sidecar.config.version }, 500);
+    }
+  });
+  app.notFound((c) => c.text("not found: the admin API serves /ready, /metrics, /config_dump and PUT /config\n", 404));
+  return app;
+}
+
+export function startAdmin(sidecar: Sidecar, runtime: Runtime, address: { address: string; port: number }): Promise<Server> {
+  const app = adminApp(sidecar);
+  return runtime.serveHttp(address, (request) => app.fetch(request));
+}

@@ -1,0 +1,216 @@
+// The proxy's own API: the one object that `weft proxy --config FILE` reads and that the
+// control plane pushes. Every type the proxy uses for configuration derives from here.
+// Names follow Gateway API's HTTPRoute and Envoy where a user would look for them.
+import * as v from "valibot";
+
+const port = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535));
+const positiveMs = v.pipe(v.number(), v.minValue(0));
+const percent = v.pipe(v.number(), v.minValue(0), v.maxValue(100));
+const headerName = v.pipe(
+  v.string(),
+  v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "must be an HTTP header name (RFC 9110 token)"),
+);
+const headerValue = v.pipe(
+  v.string(),
+  v.regex(/^[^\r\n\0]*$/, "must not contain CR, LF or NUL"),
+);
+const regexSource = v.pipe(
+  v.string(),
+  v.check((s) => {
+    try {
+      new RegExp(s);
+      return true;
+    } catch {
+      return false;
+    }
+  }, "must be a valid regular expression"),
+);
+
+export const PathMatch = v.variant("type", [
+  v.object({ type: v.literal("Exact"), value: v.pipe(v.string(), v.startsWith("/")) }),
+  v.object({ type: v.literal("PathPrefix"), value: v.pipe(v.string(), v.startsWith("/")) }),
+  v.object({ type: v.literal("RegularExpression"), value: regexSource }),
+]);
+
+export const HeaderMatch = v.object({
+  name: headerName,
+  type: v.optional(v.picklist(["Exact", "RegularExpression"]), "Exact"),
+  value: v.string(),
+});
+
+export const RouteMatch = v.object({
+  path: v.optional(PathMatch),
+  headers: v.optional(v.array(HeaderMatch), []),
+  method: v.optional(v.pipe(v.string(), v.regex(/^[A-Z]+$/, "must be an upper-case HTTP method"))),
+});
+
+export const HeaderModifier = v.object({
+  set: v.optional(v.array(v.object({ name: headerName, value: headerValue })), []),
+  add: v.optional(v.array(v.object({ name: headerName, value: headerValue })), []),
+  remove: v.optional(v.array(headerName), []),
+});
+
+export const BackendRef = v.object({
+  cluster: v.string(),
+  weight: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 1),
+});
+
+export const RetryOn = v.picklist(["connect-failure", "reset", "5xx", "gateway-error", "retriable-status-codes"]);
+
+export const RetryPolicy = v.object({
+  attempts: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(10)),
+  perTryTimeoutMs: v.optional(positiveMs),
+  retryOn: v.optional(v.array(RetryOn), ["connect-failure", "reset", "gateway-error"]),
+  retriableStatusCodes: v.optional(v.array(v.pipe(v.number(), v.integer())), []),
+  backoffBaseMs: v.optional(positiveMs, 25),
+  backoffMaxMs: v.optional(positiveMs, 250),
+  // Retries in flight may be at most this percentage of the cluster's active requests, or
+  // minRetryConcurrency, whichever is larger (Envoy's retry budget), so retries cannot
+  // multiply load on a struggling service.
+  budgetPercent: v.optional(percent, 20),
+  minRetryConcurrency: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 3),
+  // Non-idempotent methods (POST, PATCH) are retried only when the user says so.
+  retryNonIdempotent: v.optional(v.boolean(), false),
+  // A request body larger than this is streamed and then cannot be retried.
+  bufferBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 65536),
+});
+
+export const FaultPolicy = v.object({
+  delay: v.optional(v.object({ percent, ms: positiveMs })),
+  abort: v.optional(v.object({ percent, status: v.pipe(v.number(), v.integer(), v.minValue(200), v.maxValue(599)) })),
+});
+
+export const MirrorPolicy = v.object({ cluster: v.string(), percent: v.optional(percent, 100) });
+
+export const Route = v.object({
+  name: v.optional(v.string(), ""),
+  match: v.optional(RouteMatch, {}),
+  backends: v.pipe(v.array(BackendRef), v.minLength(1, "a route needs at least one backend")),
+  timeoutMs: v.optional(positiveMs, 15000),
+  retry: v.optional(RetryPolicy),
+  requestHeaders: v.optional(HeaderModifier),
+  responseHeaders: v.optional(HeaderModifier),
+  fault: v.optional(FaultPolicy),
+  mirror: v.optional(MirrorPolicy),
+});
+
+export const VirtualHost = v.object({
+  name: v.string(),
+  // Host names this virtual host answers for, with or without ":port"; "*" matches any host
+  // and "*.example.com" any subdomain.
+  domains: v.pipe(v.array(v.string()), v.minLength(1)),
+  routes: v.array(Route),
+});
+
+export const TlsMode = v.picklist(["DISABLE", "PERMISSIVE", "STRICT"]);
+
+export const Listener = v.object({
+  name: v.string(),
+  direction: v.picklist(["Inbound", "Outbound"]),
+  address: v.optional(v.string(), "0.0.0.0"),
+  port,
+  // Inbound: whether peers must present a mesh certificate (STRICT), may (PERMISSIVE) or not.
+  tls: v.optional(TlsMode, "DISABLE"),
+  virtualHosts: v.array(VirtualHost),
+});
+
+export const Endpoint = v.object({
+  address: v.string(),
+  port,
+  weight: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1),
+  labels: v.optional(v.record(v.string(), v.string()), {}),
+});
+
+export const LoadBalancer = v.variant("policy", [
+  v.object({ policy: v.literal("RoundRobin") }),
+  v.object({ policy: v.literal("LeastRequest") }),
+  v.object({ policy: v.literal("ConsistentHash"), header: headerName }),
+]);
+
+export const OutlierDetection = v.object({
+  consecutive5xx: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 5),
+  consecutiveConnectFailures: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 3),
+  baseEjectionMs: v.optional(positiveMs, 30000),
+  maxEjectionMs: v.optional(positiveMs, 300000),
+  maxEjectionPercent: v.optional(percent, 50),
+});
+
+export const CircuitBreaker = v.object({
+  maxConnections: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1024),
+  maxPendingRequests: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 1024),
+  maxRequests: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1024),
+});
+
+export const UpstreamTls = v.object({
+  // The SPIFFE IDs the server may present; the host name is not checked, the identity is.
+  identities: v.pipe(v.array(v.pipe(v.string(), v.startsWith("spiffe://"))), v.minLength(1)),
+  sni: v.optional(v.string()),
+});
+
+export const Cluster = v.object({
+  name: v.string(),
+  // Labels for metrics: the destination as Istio's standard metrics name it.
+  service: v.optional(v.string(), ""),
+  namespace: v.optional(v.string(), ""),
+  workload: v.optional(v.string(), ""),
+  protocol: v.optional(v.picklist(["http1", "http2"]), "http1"),
+  endpoints: v.array(Endpoint),
+  loadBalancer: v.optional(LoadBalancer, { policy: "RoundRobin" }),
+  connectTimeoutMs: v.optional(positiveMs, 5000),
+  idleTimeoutMs: v.optional(positiveMs, 60000),
+  maxIdleConnectionsPerEndpoint: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 64),
+  circuitBreaker: v.optional(CircuitBreaker, {}),
+  outlierDetection: v.optional(OutlierDetection),
+  tls: v.optional(UpstreamTls),
+});
+
+export const Identity = v.object({
+  // PEM text; the control plane pushes these, a static file may name files instead.
+  certificateChain: v.string(),
+  privateKey: v.string(),
+  trustBundle: v.string(),
+});
+
+export const Limits = v.object({
+  maxRequestHeadBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(256)), 65536),
+  maxHeaderCount: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 100),
+  headerTimeoutMs: v.optional(positiveMs, 10000),
+  idleTimeoutMs: v.optional(positiveMs, 300000),
+  drainTimeoutMs: v.optional(positiveMs, 20000),
+});
+
+export const NodeInfo = v.object({
+  id: v.optional(v.string(), "weft-proxy"),
+  workload: v.optional(v.string(), "unknown"),
+  namespace: v.optional(v.string(), "default"),
+  serviceAccount: v.optional(v.string(), "default"),
+  trustDomain: v.optional(v.string(), "cluster.local"),
+  service: v.optional(v.string(), ""),
+});
+
+export const ProxyConfig = v.object({
+  version: v.optional(v.string(), "0"),
+  node: v.optional(NodeInfo, {}),
+  admin: v.optional(v.object({ address: v.optional(v.string(), "127.0.0.1"), port: v.optional(port, 15000) }), {}),
+  listeners: v.array(Listener),
+  clusters: v.array(Cluster),
+  identity: v.optional(Identity),
+  limits: v.optional(Limits, {}),
+  accessLog: v.optional(v.picklist(["stdout", "off"]), "stdout"),
+});
+
+export type ProxyConfig = v.InferOutput<typeof ProxyConfig>;
+export type ProxyConfigInput = v.InferInput<typeof ProxyConfig>;
+export type Listener = v.InferOutput<typeof Listener>;
+export type VirtualHost = v.InferOutput<typeof VirtualHost>;
+export type Route = v.InferOutput<typeof Route>;
+export type RouteMatch = v.InferOutput<typeof RouteMatch>;
+export type HeaderModifier = v.InferOutput<typeof HeaderModifier>;
+export type RetryPolicy = v.InferOutput<typeof RetryPolicy>;
+export type Cluster = v.InferOutput<typeof Cluster>;
+export type Endpoint = v.InferOutput<typeof Endpoint>;
+export type LoadBalancer = v.InferOutput<typeof LoadBalancer>;
+export type OutlierDetection = v.InferOutput<typeof OutlierDetection>;
+export type Identity = v.InferOutput<typeof Identity>;
+export type Limits = v.InferOutput<typeof Limits>;
+export type NodeInfo = v.InferOutput<typeof NodeInfo>;

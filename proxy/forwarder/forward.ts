@@ -1,0 +1,458 @@
+// Forwards one exchange: route, fault injection, backend and endpoint choice, attempts
+// with retries and timeouts, streaming both ways with back-pressure, mirroring, and one
+// telemetry record at the end. Shared by the inbound and outbound listeners.
+import { Buffer } from "node:buffer";
+import { randomUUID } from "node:crypto";
+import type { ServerExchange } from "../http/exchange.ts";
+import type { Route } from "../config/schema.ts";
+import type { Router, CompiledRoute } from "../routing/router.ts";
+import { pickBackend } from "../routing/router.ts";
+import { applyHeaderModifier, forwardableHeaders, removeHeader } from "../http/headers.ts";
+import { headerValue, type ResponseHead } from "../http1/head.ts";
+import { encodeRequestHead } from "../http1/encode.ts";
+import type { UpstreamCluster, UpstreamEndpoint } from "../upstream/cluster.ts";
+import { UpstreamFailure, type Ticket } from "../upstream/cluster.ts";
+import type { UpstreamHttp1 } from "../upstream/http1-client.ts";
+import type { DestinationInfo, Direction, PeerInfo, ResponseFlag, Telemetry } from "../telemetry/types.ts";
+import { backoffMs, isIdempotent, retriable, withinBudget, type AttemptFailure } from "./retry.ts";
+import { tunnel } from "./tunnel.ts";
+
+/** What the listener (inbound or outbound) contributes to each request. */
+export interface ForwardContext {
+  readonly direction: Direction;
+  readonly router: Router;
+  readonly clusters: ReadonlyMap<string, UpstreamCluster>;
+  readonly telemetry: Telemetry;
+  /** Who sent the request and who it is for, for metrics and logs. */
+  describe(exchange: ServerExchange, cluster: UpstreamCluster | null): { source: PeerInfo; destination: DestinationInfo };
+  /** Direction-specific request headers (client-certificate details, spoofing protection). */
+  decorate(headers: string[], exchange: ServerExchange): void;
+}
+
+export function localReply(exchange: ServerExchange, status: number, message: string, extraHeaders: string[] = []): void {
+  if (exchange.headSent) {
+    exchange.reset();
+    return;
+  }
+  const body = Buffer.from(`${message}\n`);
+  exchange.sendHead(status, "", ["content-type", "text/plain; charset=utf-8", "x-weft-error", message, ...extraHeaders], body.length, exchange.method !== "HEAD");
+  if (exchange.method !== "HEAD") exchange.sendData(body);
+  exchange.sendEnd(null);
+}
+
+function pathOf(target: string): string {
+  const q = target.indexOf("?");
+  return q === -1 ? target : target.slice(0, q);
+}
+
+export function forward(exchange: ServerExchange, ctx: ForwardContext): void {
+  new Forwarding(exchange, ctx).start();
+}
+
+class Forwarding {
+  private readonly exchange: ServerExchange;
+  private readonly ctx: ForwardContext;
+  private route: CompiledRoute | null = null;
+  private cluster: UpstreamCluster | null = null;
+  private endpoint: UpstreamEndpoint | null = null;
+  private upstream: UpstreamHttp1 | null = null;
+  private headBytes: Buffer | null = null;
+  private requestId = "";
+  private attempts = 0;
+  private retrying = false;
+  private done = false;
+  private responseStarted = false;
+  private status = 0;
+  private flag: ResponseFlag = "";
+  private routeTimer: ReturnType<typeof setTimeout> | null = null;
+  private tryTimer: ReturnType<typeof setTimeout> | null = null;
+  // Request body: chunks kept for the next attempt (all of them while replayable).
+  private chunks: Buffer[] = [];
+  private sent = 0;
+  private buffered = 0;
+  private replayable = true;
+  private bodyEnded = false;
+  private trailers: string[] | null = null;
+  private keepForReplay = false;
+  private bufferLimit = 0;
+  private ticket: Ticket | null = null;
+  private attemptActive = false;
+
+  constructor(exchange: ServerExchange, ctx: ForwardContext) {
+    this.exchange = exchange;
+    this.ctx = ctx;
+  }
+
+  start(): void {
+    const ex = this.exchange;
+    ex.onAbort = () => this.abortedByDownstream();
+    const route = this.ctx.router.match({ authority: ex.authority, method: ex.method, path: pathOf(ex.target), headers: ex.headers });
+    if (!route) {
+      this.reply(404, `no route for host "${ex.authority}" and path "${pathOf(ex.target)}"`, "NR");
+      return;
+    }
+    this.route = route;
+    const config = route.config;
+    const clusterName = pickBackend(route);
+    const cluster = this.ctx.clusters.get(clusterName);
+    if (!cluster) {
+      this.reply(500, `route "${route.name}" names unknown cluster "${clusterName}"`, "NR");
+      return;
+    }
+    this.cluster = cluster;
+    this.requestId = headerValue(ex.headers, "x-request-id") || randomUUID();
+    const retry = config.retry;
+    this.keepForReplay = !!(retry && retry.attempts > 0) || !!config.mirror;
+    this.bufferLimit = retry?.bufferBytes ?? 65536;
+    ex.readRequestBody({ data: (chunk) => this.requestData(chunk), end: (trailers) => this.requestEnd(trailers) });
+    if (config.timeoutMs > 0) this.routeTimer = setTimeout(() => this.timedOut(), config.timeoutMs);
+
+    const fault = config.fault;
+    if (fault?.abort && Math.random() * 100 < fault.abort.percent) {
+      this.reply(fault.abort.status, `fault injected by route "${route.name}"`, "FI");
+      return;
+    }
+    if (cluster.activeRequests >= cluster.config.circuitBreaker.maxRequests) {
+      this.ctx.telemetry.upstreamError(cluster.config.name, "overflow");
+      this.reply(503, `circuit breaker: cluster "${cluster.config.name}" has ${cluster.activeRequests} requests in flight (maxRequests)`, "UO");
+      return;
+    }
+    cluster.activeRequests++;
+    this.headBytes = this.buildHead(config);
+    if (fault?.delay && Math.random() * 100 < fault.delay.percent) {
+      setTimeout(() => this.attempt(), fault.delay.ms);
+      return;
+    }
+    this.attempt();
+  }
+
+  private buildHead(config: Route): Buffer {
+    const ex = this.exchange;
+    const headers = forwardableHeaders(ex.headers, ex.connectionTokens, ex.upgrade !== "");
+    if (ex.upgrade) headers.push("connection", "upgrade");
+    if (ex.requestContentLength > 0 || (ex.requestContentLength === 0 && ex.hasRequestBody)) {
+      // Content-Length was kept as received (it is end-to-end).
+    } else if (ex.requestContentLength === -1) {
+      headers.push("transfer-encoding", "chunked");
+    }
+    if (!headerValue(headers, "host")) headers.push("host", ex.authority);
+    if (!headerValue(headers, "x-request-id")) headers.push("x-request-id", this.requestId);
+    const forwardedFor = headerValue(headers, "x-forwarded-for");
+    removeHeader(headers, "x-forwarded-for");
+    headers.push("x-forwarded-for", forwardedFor ? `${forwardedFor}, ${ex.peerAddress}` : ex.peerAddress);
+    if (!headerValue(headers, "x-forwarded-proto")) headers.push("x-forwarded-proto", ex.peerTls ? "https" : "http");
+    this.ctx.decorate(headers, ex);
+    if (config.requestHeaders) applyHeaderModifier(headers, config.requestHeaders);
+    return encodeRequestHead(ex.method, ex.target, headers);
+  }
+
+  // ---- request body ----
+
+  private requestData(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    if (this.upstream && !this.retrying) {
+      this.sent++;
+      if (!this.upstream.writeBody(chunk)) this.pauseRequestUntilDrain(this.upstream);
+    }
+    this.trimBody();
+  }
+
+  private requestEnd(trailers: string[] | null): void {
+    this.bodyEnded = true;
+    this.trailers = trailers;
+    if (this.upstream && !this.retrying) this.upstream.endBody(trailers);
+  }
+
+  /**
+   * Keeps the whole body while it may be replayed (retries, mirroring) and fits the buffer;
+   * otherwise drops what was sent, after which the request cannot be attempted again.
+   */
+  private trimBody(): void {
+    if (this.keepForReplay && this.buffered <= this.bufferLimit) return;
+    if (this.sent > 0) {
+      this.replayable = false;
+      this.chunks.splice(0, this.sent);
+      this.sent = 0;
+    }
+  }
+
+  private pauseRequestUntilDrain(upstream: UpstreamHttp1): void {
+    this.exchange.pauseRequestBody();
+    upstream.onDrain = () => {
+      upstream.onDrain = () => {};
+      this.exchange.resumeRequestBody();
+    };
+  }
+
+  // ---- attempts ----
+
+  private attempt(): void {
+    if (this.done) return;
+    const cluster = this.cluster!;
+    const lb = cluster.config.loadBalancer;
+    const hashInput = lb.policy === "ConsistentHash" ? headerValue(this.exchange.headers, lb.header.toLowerCase()) : undefined;
+    const endpoint = cluster.pick(hashInput, this.attempts > 0 ? this.endpoint : null);
+    if (!endpoint) {
+      this.reply(503, `no endpoints for cluster "${cluster.config.name}"`, "UH");
+      return;
+    }
+    this.attempts++;
+    this.endpoint = endpoint;
+    this.attemptActive = true;
+    endpoint.active++;
+    const perTry = this.route!.config.retry?.perTryTimeoutMs;
+    if (perTry) {
+      this.tryTimer = setTimeout(() => {
+        this.tryTimer = null;
+        this.attemptFailed({ kind: "timeout" }, `no response from ${endpoint.key} within the per-try timeout of ${perTry} ms`);
+      }, perTry);
+    }
+    const ticket: Ticket = { cancelled: false };
+    this.ticket = ticket;
+    cluster.acquire(endpoint, ticket).then(
+      (upstream) => {
+        if (ticket.cancelled || this.done) {
+          cluster.release(endpoint, upstream);
+          return;
+        }
+        this.ticket = null;
+        this.send(endpoint, upstream);
+      },
+      (error: Error) => {
+        if (ticket.cancelled || this.done) return;
+        this.ticket = null;
+        if (error instanceof UpstreamFailure && error.reason === "overflow") {
+          this.endAttempt();
+          this.reply(503, error.message, "UO");
+          return;
+        }
+        cluster.record(endpoint, "connect-failure");
+        this.attemptFailed({ kind: "connect" }, error.message);
+      },
+    );
+  }
+
+  private send(endpoint: UpstreamEndpoint, upstream: UpstreamHttp1): void {
+    const ex = this.exchange;
+    const reused = upstream.served > 0;
+    this.upstream = upstream;
+    this.retrying = false;
+    upstream.onDrain = () => {};
+    const hasBody = ex.hasRequestBody;
+    upstream.start(ex.method, this.headBytes!, ex.requestContentLength === -1, hasBody, {
+      head: (head) => this.responseHead(endpoint, upstream, head),
+      data: (chunk) => this.responseData(upstream, chunk),
+      end: (trailers) => this.responseEnd(upstream, trailers),
+      error: (error, beforeResponse) => {
+        if (this.upstream !== upstream || this.done) return;
+        this.upstream = null;
+        // A reused keep-alive connection that the server had just closed is not the
+        // endpoint's fault, and is safe to send again when nothing came back.
+        if (beforeResponse && reused && isIdempotent(ex.method) && this.replayable && !this.responseStarted) {
+          this.endAttempt();
+          this.attempts--;
+          this.attempt();
+          return;
+        }
+        if (beforeResponse) this.cluster!.record(endpoint, "5xx");
+        this.attemptFailed(beforeResponse ? { kind: "reset" } : null, `${endpoint.key}: ${error.message}`);
+      },
+    });
+    if (ex.expectContinue) upstream.flushHead();
+    this.sent = 0;
+    for (const chunk of this.chunks) {
+      this.sent++;
+      if (!upstream.writeBody(chunk)) this.pauseRequestUntilDrain(upstream);
+    }
+    if (this.bodyEnded && hasBody) upstream.endBody(this.trailers);
+    this.trimBody();
+  }
+
+  /** Ends the current attempt's claims: its queue ticket, connection and in-flight count. */
+  private endAttempt(): void {
+    this.clearTryTimer();
+    if (this.ticket) {
+      this.ticket.cancelled = true;
+      this.ticket = null;
+    }
+    if (this.upstream) {
+      this.upstream.abort();
+      this.upstream = null;
+    }
+    if (this.attemptActive) {
+      this.attemptActive = false;
+      this.endpoint!.active--;
+    }
+  }
+
+  private canRetry(failure: AttemptFailure | null): boolean {
+    const policy = this.route?.config.retry;
+    if (!policy || !failure || this.responseStarted || this.done) return false;
+    if (this.attempts > policy.attempts) return false;
+    if (!this.replayable) return false;
+    if (!isIdempotent(this.exchange.method) && !policy.retryNonIdempotent) return false;
+    if (!retriable(policy, failure)) return false;
+    const cluster = this.cluster!;
+    return withinBudget(policy, cluster.retriesActive, cluster.activeRequests);
+  }
+
+  private attemptFailed(failure: AttemptFailure | null, message: string): void {
+    if (this.done) return;
+    this.endAttempt();
+    const clusterName = this.cluster!.config.name;
+    if (failure?.kind === "timeout") this.ctx.telemetry.upstreamError(clusterName, "timeout");
+    if (failure?.kind === "reset") this.ctx.telemetry.upstreamError(clusterName, "reset");
+    if (this.canRetry(failure)) {
+      this.scheduleRetry();
+      return;
+    }
+    if (this.responseStarted) {
+      this.exchange.reset();
+      this.finish("UC");
+      return;
+    }
+    const retried = this.attempts > 1;
+    const flag: ResponseFlag = retried ? "URX" : failure?.kind === "timeout" ? "UT" : failure?.kind === "connect" ? "UF" : "UC";
+    const status = failure?.kind === "timeout" ? 504 : failure?.kind === "connect" ? 503 : 502;
+    this.reply(status, `${message}${retried ? ` (after ${this.attempts} attempts)` : ""}`, flag);
+  }
+
+  private scheduleRetry(): void {
+    const cluster = this.cluster!;
+    const policy = this.route!.config.retry!;
+    this.retrying = true;
+    cluster.retriesActive++;
+    setTimeout(() => {
+      cluster.retriesActive--;
+      this.attempt();
+    }, backoffMs(policy, this.attempts));
+  }
+
+  // ---- response ----
+
+  private responseHead(endpoint: UpstreamEndpoint, upstream: UpstreamHttp1, head: ResponseHead): void {
+    if (this.upstream !== upstream || this.done) return;
+    const ex = this.exchange;
+    if (head.status < 200 && head.status !== 101) {
+      if (head.status === 100 || head.status === 103) ex.sendInterim(head.status, forwardableHeaders(head.headers, head.connectionTokens, false));
+      return;
+    }
+    this.clearTryTimer();
+    if (head.status >= 500 && this.canRetry({ kind: "status", status: head.status })) {
+      this.cluster!.record(endpoint, "5xx");
+      this.endAttempt();
+      this.scheduleRetry();
+      return;
+    }
+    this.cluster!.record(endpoint, head.status >= 500 ? "5xx" : "success");
+    this.status = head.status;
+    this.responseStarted = true;
+    const headers = forwardableHeaders(head.headers, head.connectionTokens, head.status === 101);
+    removeHeader(headers, "content-length");
+    const responseHeaders = this.route!.config.responseHeaders;
+    if (responseHeaders) applyHeaderModifier(headers, responseHeaders);
+    if (head.status === 101) {
+      if (!ex.upgrade) {
+        this.attemptFailed(null, `${endpoint.key} switched protocols without an upgrade request`);
+        return;
+      }
+      ex.sendHead(101, head.reason, headers, -1, false);
+      const up = upstream.takeTunnel();
+      this.upstream = null;
+      this.endAttempt();
+      const down = ex.takeTunnel();
+      if (down) tunnel(down, up);
+      else up.conn.destroy();
+      this.finish("");
+      return;
+    }
+    const noBody = ex.method === "HEAD" || head.status === 204 || head.status === 304;
+    const contentLength = head.chunked ? -1 : head.contentLength;
+    ex.onResponseDrain = () => upstream.conn.resume();
+    ex.sendHead(head.status, head.reason, headers, noBody && ex.method !== "HEAD" ? -1 : contentLength, !noBody);
+  }
+
+  private responseData(upstream: UpstreamHttp1, chunk: Buffer): void {
+    if (this.upstream !== upstream || this.done) return;
+    if (!this.exchange.sendData(chunk)) upstream.conn.pause();
+  }
+
+  private responseEnd(upstream: UpstreamHttp1, trailers: string[] | null): void {
+    if (this.upstream !== upstream || this.done || !this.responseStarted) return;
+    // The connection went back to its pool already; only the in-flight count remains.
+    this.upstream = null;
+    this.endAttempt();
+    this.exchange.sendEnd(trailers);
+    this.finish("");
+  }
+
+  // ---- endings ----
+
+  private timedOut(): void {
+    this.routeTimer = null;
+    if (this.done) return;
+    const timeout = this.route!.config.timeoutMs;
+    this.endAttempt();
+    this.ctx.telemetry.upstreamError(this.cluster?.config.name ?? "", "timeout");
+    if (this.responseStarted) {
+      this.exchange.reset();
+      this.finish("UT");
+    } else {
+      this.reply(504, `upstream did not answer within the route timeout of ${timeout} ms`, "UT");
+    }
+  }
+
+  private abortedByDownstream(): void {
+    if (this.done) return;
+    this.endAttempt();
+    this.finish("DC");
+  }
+
+  private reply(status: number, message: string, flag: ResponseFlag): void {
+    this.status = status;
+    localReply(this.exchange, status, message, this.requestId ? ["x-request-id", this.requestId] : []);
+    this.finish(flag);
+  }
+
+  private clearTryTimer(): void {
+    if (this.tryTimer) {
+      clearTimeout(this.tryTimer);
+      this.tryTimer = null;
+    }
+  }
+
+  private finish(flag: ResponseFlag): void {
+    if (this.done) return;
+    this.done = true;
+    this.flag = flag;
+    this.endAttempt();
+    if (this.routeTimer) clearTimeout(this.routeTimer);
+    const cluster = this.cluster;
+    if (cluster && this.headBytes) cluster.activeRequests--;
+    const ex = this.exchange;
+    const { source, destination } = this.ctx.describe(ex, cluster);
+    this.ctx.telemetry.request({
+      direction: this.ctx.direction,
+      startTime: ex.startTime,
+      durationMs: Date.now() - ex.startTime,
+      method: ex.method,
+      authority: ex.authority,
+      path: ex.target,
+      protocol: ex.protocol,
+      status: this.status,
+      requestBytes: ex.requestBytes,
+      responseBytes: ex.responseBytes,
+      requestId: this.requestId,
+      traceparent: headerValue(ex.headers, "traceparent") ?? "",
+      userAgent: headerValue(ex.headers, "user-agent") ?? "",
+      route: this.route?.name ?? "",
+      source,
+      destination,
+      upstreamAddress: this.endpoint?.key ?? "",
+      attempts: this.attempts,
+      responseFlag: this.flag,
+      mtls: ex.peerTls !== null || !!cluster?.config.tls,
+    });
+  }
+}

@@ -1,0 +1,44 @@
+// Operations on flat header lists ([name, value, name, value, ...]).
+import type { HeaderModifier } from "../config/schema.ts";
+
+// RFC 9110 section 7.6.1 plus the de-facto ones; never forwarded across a hop.
+const HOP_BY_HOP = new Set([
+  "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+  "te", "trailer", "transfer-encoding", "upgrade",
+]);
+
+/**
+ * Copies headers without hop-by-hop fields and those named in Connection. `keep` names
+ * fields to keep anyway (Upgrade and Connection for an upgrade request; "te: trailers" for gRPC).
+ */
+export function forwardableHeaders(headers: string[], connectionTokens: string[], keepUpgrade: boolean): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const lower = headers[i].toLowerCase();
+    if (HOP_BY_HOP.has(lower) || (connectionTokens.length > 0 && connectionTokens.includes(lower))) {
+      if (keepUpgrade && lower === "upgrade") out.push(headers[i], headers[i + 1]);
+      else if (lower === "te" && headers[i + 1].toLowerCase() === "trailers") out.push(headers[i], headers[i + 1]);
+      continue;
+    }
+    out.push(headers[i], headers[i + 1]);
+  }
+  return out;
+}
+
+export function removeHeader(headers: string[], lowerName: string): void {
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if (headers[i].length === lowerName.length && headers[i].toLowerCase() === lowerName) headers.splice(i, 2);
+  }
+}
+
+export function setHeader(headers: string[], name: string, value: string): void {
+  removeHeader(headers, name.toLowerCase());
+  headers.push(name, value);
+}
+
+/** Applies an HTTPRoute-style header modifier in Gateway API's order: set, add, remove. */
+export function applyHeaderModifier(headers: string[], modifier: HeaderModifier): void {
+  for (const h of modifier.set) setHeader(headers, h.name, h.value);
+  for (const h of modifier.add) headers.push(h.name, h.value);
+  for (const name of modifier.remove) removeHeader(headers, name.toLowerCase());
+}

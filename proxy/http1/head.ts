@@ -1,0 +1,228 @@
+// Parses HTTP/1.1 message heads (RFC 9112) strictly: whatever two parsers could read two
+// ways (the root of request smuggling) is refused rather than guessed at.
+import type { Buffer } from "node:buffer";
+
+export class ProtocolError extends Error {
+  readonly status: number;
+  constructor(message: string, status = 400) {
+    super(message);
+    this.name = "ProtocolError";
+    this.status = status;
+  }
+}
+
+/** Framing facts every head carries, extracted once while parsing. */
+interface Framing {
+  /** Header fields as [name, value, name, value, ...], names as received. */
+  headers: string[];
+  /** -1 when absent. */
+  contentLength: number;
+  chunked: boolean;
+  /** The sender asked to close after this message (or is HTTP/1.0 without keep-alive). */
+  close: boolean;
+  /** Lower-cased Upgrade value when `Connection: upgrade` was sent, else "". */
+  upgrade: string;
+  /** Lower-cased tokens of the Connection header: these name hop-by-hop headers. */
+  connectionTokens: string[];
+}
+
+export interface RequestHead extends Framing {
+  method: string;
+  /** Origin-form target (path and query); absolute-form is converted and its authority kept. */
+  target: string;
+  /** HTTP minor version: 0 or 1. */
+  minor: number;
+  host: string;
+  expectContinue: boolean;
+}
+
+export interface ResponseHead extends Framing {
+  status: number;
+  reason: string;
+  minor: number;
+}
+
+export interface HeadLimits {
+  maxHeadBytes: number;
+  maxHeaderCount: number;
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const FORBIDDEN_IN_VALUE = /[\0\r\n]/;
+const TARGET = /^[\x21-\x7e]+$/;
+const CRLFCRLF = "\r\n\r\n";
+
+/**
+ * Finds the end of a head in `buf` from `start`. Returns the offset just past the blank
+ * line, -1 when more bytes are needed, and throws when the head is already too large.
+ */
+export function findHeadEnd(buf: Buffer, start: number, limits: HeadLimits): number {
+  const at = buf.indexOf(CRLFCRLF, start, "latin1");
+  if (at === -1) {
+    if (buf.length - start > limits.maxHeadBytes) {
+      throw new ProtocolError(`message head exceeds ${limits.maxHeadBytes} bytes`, 431);
+    }
+    return -1;
+  }
+  if (at + 4 - start > limits.maxHeadBytes) throw new ProtocolError(`message head exceeds ${limits.maxHeadBytes} bytes`, 431);
+  return at + 4;
+}
+
+function parseFields(lines: string[], limits: HeadLimits, minor: number): Framing & { host: string; expect: string; hostCount: number } {
+  if (lines.length - 1 > limits.maxHeaderCount) {
+    throw new ProtocolError(`more than ${limits.maxHeaderCount} header fields`, 431);
+  }
+  const headers: string[] = [];
+  let contentLength = -1;
+  let transferEncoding = "";
+  let connection = "";
+  let upgrade = "";
+  let host = "";
+  let hostCount = 0;
+  let expect = "";
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    const colon = line.indexOf(":");
+    if (colon <= 0) {
+      if (line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) throw new ProtocolError("obsolete line folding in header field");
+      throw new ProtocolError(`malformed header field line ${i}`);
+    }
+    const name = line.slice(0, colon);
+    if (!TOKEN.test(name)) throw new ProtocolError(`invalid header field name ${JSON.stringify(name)}`);
+    const value = line.slice(colon + 1).trim();
+    if (FORBIDDEN_IN_VALUE.test(value)) throw new ProtocolError(`invalid character in header field ${name}`);
+    headers.push(name, value);
+    switch (name.length) {
+      case 4:
+        if (name.toLowerCase() === "host") {
+          host = value;
+          hostCount++;
+        }
+        break;
+      case 6:
+        if (name.toLowerCase() === "expect") expect = value.toLowerCase();
+        break;
+      case 7:
+        if (name.toLowerCase() === "upgrade") upgrade = value.toLowerCase();
+        break;
+      case 10:
+        if (name.toLowerCase() === "connection") connection = connection ? `${connection},${value}` : value;
+        break;
+      case 14:
+        if (name.toLowerCase() === "content-length") {
+          if (!/^\d{1,15}$/.test(value)) throw new ProtocolError(`invalid Content-Length ${JSON.stringify(value)}`);
+          const n = Number(value);
+          if (contentLength !== -1 && contentLength !== n) throw new ProtocolError("conflicting Content-Length fields");
+          contentLength = n;
+        }
+        break;
+      case 17:
+        if (name.toLowerCase() === "transfer-encoding") {
+          transferEncoding = transferEncoding ? `${transferEncoding},${value}` : value;
+        }
+        break;
+    }
+  }
+  let chunked = false;
+  if (transferEncoding) {
+    if (minor === 0) throw new ProtocolError("Transfer-Encoding in an HTTP/1.0 message");
+    // Only plain "chunked" is accepted: other codings would need decoding we do not do, and
+    // variants (", chunked", "chunked, identity", odd case) are classic smuggling vectors.
+    if (transferEncoding.toLowerCase() !== "chunked") {
+      throw new ProtocolError(`unsupported Transfer-Encoding ${JSON.stringify(transferEncoding)}`, 501);
+    }
+    if (contentLength !== -1) throw new ProtocolError("both Content-Length and Transfer-Encoding");
+    chunked = true;
+  }
+  const connectionTokens = connection ? connection.toLowerCase().split(",").map((t) => t.trim()).filter(Boolean) : [];
+  const close = minor === 0 ? !connectionTokens.includes("keep-alive") : connectionTokens.includes("close");
+  return {
+    headers,
+    contentLength,
+    chunked,
+    close,
+    upgrade: connectionTokens.includes("upgrade") ? upgrade : "",
+    connectionTokens,
+    host,
+    hostCount,
+    expect,
+  };
+}
+
+function splitLines(buf: Buffer, start: number, end: number): string[] {
+  // latin1 keeps every byte as one char, so obs-text survives and lengths stay byte counts.
+  const text = buf.toString("latin1", start, end - 4);
+  const lines = text.split("\r\n");
+  for (const line of lines) {
+    if (line.includes("\n") || line.includes("\r")) throw new ProtocolError("bare CR or LF in message head");
+  }
+  return lines;
+}
+
+export function parseRequestHead(buf: Buffer, start: number, end: number, limits: HeadLimits): RequestHead {
+  const lines = splitLines(buf, start, end);
+  const requestLine = lines[0];
+  const sp1 = requestLine.indexOf(" ");
+  const sp2 = requestLine.lastIndexOf(" ");
+  if (sp1 <= 0 || sp2 === sp1) throw new ProtocolError("malformed request line");
+  const method = requestLine.slice(0, sp1);
+  let target = requestLine.slice(sp1 + 1, sp2);
+  const version = requestLine.slice(sp2 + 1);
+  if (!TOKEN.test(method)) throw new ProtocolError("invalid method");
+  if (!TARGET.test(target)) throw new ProtocolError("invalid request target");
+  let minor: number;
+  if (version === "HTTP/1.1") minor = 1;
+  else if (version === "HTTP/1.0") minor = 0;
+  else throw new ProtocolError(`unsupported protocol version ${JSON.stringify(version)}`, 505);
+  const fields = parseFields(lines, limits, minor);
+  if (fields.hostCount > 1) throw new ProtocolError("more than one Host field");
+  if (minor === 1 && fields.hostCount === 0) throw new ProtocolError("HTTP/1.1 request without Host");
+  let host = fields.host;
+  if (target.charCodeAt(0) !== 47 /* / */) {
+    if (method === "CONNECT") throw new ProtocolError("CONNECT is not supported", 405);
+    if (target === "*" && method === "OPTIONS") {
+      // asterisk-form is kept as is
+    } else {
+      // absolute-form, as sent by clients using the sidecar as an explicit HTTP proxy:
+      // the authority in the target wins over Host (RFC 9112 section 3.2.2).
+      const m = /^https?:\/\/([^/?#]+)([^#]*)$/i.exec(target);
+      if (!m) throw new ProtocolError("invalid request target");
+      host = m[1];
+      target = m[2] || "/";
+      if (!target.startsWith("/")) target = `/${target}`;
+    }
+  }
+  return {
+    ...fields,
+    method,
+    target,
+    minor,
+    host: host.toLowerCase(),
+    expectContinue: fields.expect === "100-continue",
+  };
+}
+
+export function parseResponseHead(buf: Buffer, start: number, end: number, limits: HeadLimits): ResponseHead {
+  const lines = splitLines(buf, start, end);
+  const statusLine = lines[0];
+  const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(statusLine);
+  if (!m) throw new ProtocolError("malformed status line", 502);
+  const minor = Number(m[1]);
+  let fields: Framing;
+  try {
+    fields = parseFields(lines, limits, minor);
+  } catch (e) {
+    // A malformed upstream response is the upstream's fault: report it as a bad gateway.
+    throw new ProtocolError((e as Error).message, 502);
+  }
+  return { ...fields, status: Number(m[2]), reason: m[3] ?? "", minor };
+}
+
+/** Case-insensitive lookup of the first value of a header in a flat header list. */
+export function headerValue(headers: string[], lowerName: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i];
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName) return headers[i + 1];
+  }
+  return undefined;
+}

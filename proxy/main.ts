@@ -1,0 +1,54 @@
+// `weft proxy --config FILE`: runs a sidecar from a configuration file, reloads it when the
+// file changes or on SIGHUP, and drains on SIGTERM/SIGINT.
+import { readFile, stat } from "node:fs/promises";
+import process from "node:process";
+import { parseConfigText } from "./config/validate.ts";
+import { selectRuntime } from "./runtime/select.ts";
+import { createLogger } from "./log.ts";
+import { Sidecar } from "./sidecar/sidecar.ts";
+import { createTelemetry } from "./telemetry/telemetry.ts";
+
+const POLL_MS = 1000;
+
+export async function runProxy(configPath: string): Promise<void> {
+  const log = createLogger({ component: "proxy" });
+  const load = async () => parseConfigText(await readFile(configPath, "utf8"), configPath);
+  const config = await load();
+  const telemetry = createTelemetry(config.node, config.accessLog);
+  const sidecar = await Sidecar.start(config, selectRuntime(), log, telemetry);
+
+  // Polling the file's mtime works the same on every runtime and on every file system
+  // (ConfigMap volumes swap a symlink, which file watchers often miss).
+  let lastModified = (await stat(configPath)).mtimeMs;
+  const reload = async (reason: string) => {
+    try {
+      const next = await load();
+      await sidecar.apply(next);
+      log.info("configuration reloaded", { reason, version: next.version });
+    } catch (e) {
+      log.error("configuration rejected: keeping the last good one", { reason, error: (e as Error).message, kept: sidecar.config.version });
+    }
+  };
+  const poller = setInterval(async () => {
+    try {
+      const modified = (await stat(configPath)).mtimeMs;
+      if (modified === lastModified) return;
+      lastModified = modified;
+      await reload("file changed");
+    } catch (e) {
+      log.warn("cannot read the configuration file", { path: configPath, error: (e as Error).message });
+    }
+  }, POLL_MS);
+  process.on("SIGHUP", () => void reload("SIGHUP"));
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(poller);
+    log.info("shutting down", { signal });
+    await sidecar.drain();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+}

@@ -1,0 +1,34 @@
+// The outbound side of the sidecar: requests from the local app to other services, routed
+// by Host or :authority, with mTLS originated per cluster.
+import type { NodeInfo } from "../config/schema.ts";
+import type { ForwardContext } from "../forwarder/forward.ts";
+import type { Router } from "../routing/router.ts";
+import type { UpstreamCluster } from "../upstream/cluster.ts";
+import type { Telemetry } from "../telemetry/types.ts";
+
+export function outboundContext(
+  node: NodeInfo,
+  ownPrincipal: string,
+  router: Router,
+  clusters: ReadonlyMap<string, UpstreamCluster>,
+  telemetry: Telemetry,
+): ForwardContext {
+  const source = { principal: ownPrincipal, workload: node.workload, namespace: node.namespace };
+  return {
+    direction: "outbound",
+    router,
+    clusters,
+    telemetry,
+    describe: (_exchange, cluster) => ({
+      source,
+      destination: {
+        service: cluster?.config.service ?? "",
+        namespace: cluster?.config.namespace ?? "",
+        workload: cluster?.config.workload ?? "",
+        principal: cluster?.config.tls?.identities[0] ?? "",
+        cluster: cluster?.config.name ?? "",
+      },
+    }),
+    decorate: () => {},
+  };
+}

@@ -1,0 +1,119 @@
+// Compiles a listener's virtual hosts into a matcher: host lookup by exact name, then the
+// longest wildcard suffix, then "*"; within a host, the first route whose match holds.
+import type { Route, RouteMatch, VirtualHost } from "../config/schema.ts";
+import { headerValue } from "../http1/head.ts";
+
+export interface RequestFacts {
+  authority: string;
+  method: string;
+  /** Path without the query string. */
+  path: string;
+  headers: string[];
+}
+
+type Predicate = (request: RequestFacts) => boolean;
+
+export interface CompiledRoute {
+  readonly config: Route;
+  readonly name: string;
+  readonly virtualHost: string;
+  readonly matches: Predicate;
+  /** Cumulative weights for picking a backend. */
+  readonly cumulative: number[];
+  readonly totalWeight: number;
+}
+
+function compileMatch(match: RouteMatch): Predicate {
+  const checks: Predicate[] = [];
+  const path = match.path;
+  if (path?.type === "Exact") checks.push((r) => r.path === path.value);
+  else if (path?.type === "PathPrefix") {
+    // Gateway API: the prefix matches whole path segments ("/api" matches "/api/x", not "/apix").
+    const prefix = path.value.endsWith("/") ? path.value.slice(0, -1) : path.value;
+    if (prefix !== "") checks.push((r) => r.path === prefix || r.path.startsWith(`${prefix}/`));
+  } else if (path?.type === "RegularExpression") {
+    const re = new RegExp(`^(?:${path.value})$`);
+    checks.push((r) => re.test(r.path));
+  }
+  if (match.method) {
+    const method = match.method;
+    checks.push((r) => r.method === method);
+  }
+  for (const h of match.headers) {
+    const name = h.name.toLowerCase();
+    if (h.type === "Exact") checks.push((r) => headerValue(r.headers, name) === h.value);
+    else {
+      const re = new RegExp(h.value);
+      checks.push((r) => {
+        const value = headerValue(r.headers, name);
+        return value !== undefined && re.test(value);
+      });
+    }
+  }
+  if (checks.length === 0) return () => true;
+  if (checks.length === 1) return checks[0];
+  return (r) => checks.every((c) => c(r));
+}
+
+function compileRoute(route: Route, virtualHost: string, index: number): CompiledRoute {
+  const cumulative: number[] = [];
+  let total = 0;
+  for (const b of route.backends) cumulative.push((total += b.weight));
+  return {
+    config: route,
+    name: route.name || `${virtualHost}/${index}`,
+    virtualHost,
+    matches: compileMatch(route.match),
+    cumulative,
+    totalWeight: total,
+  };
+}
+
+export class Router {
+  private readonly exact = new Map<string, CompiledRoute[]>();
+  private readonly suffixes: { suffix: string; routes: CompiledRoute[] }[] = [];
+  private catchAll: CompiledRoute[] | null = null;
+
+  constructor(virtualHosts: VirtualHost[]) {
+    for (const vh of virtualHosts) {
+      const routes = vh.routes.map((r, i) => compileRoute(r, vh.name, i));
+      for (const raw of vh.domains) {
+        const domain = raw.toLowerCase();
+        if (domain === "*") this.catchAll ??= routes;
+        else if (domain.startsWith("*.")) this.suffixes.push({ suffix: domain.slice(1), routes });
+        else if (!this.exact.has(domain)) this.exact.set(domain, routes);
+      }
+    }
+    this.suffixes.sort((a, b) => b.suffix.length - a.suffix.length);
+  }
+
+  private routesFor(authority: string): CompiledRoute[] | null {
+    const hit = this.exact.get(authority);
+    if (hit) return hit;
+    // "catalog:8080" also matches a domain listed without the port.
+    const colon = authority.lastIndexOf(":");
+    const host = colon > 0 && !authority.endsWith("]") ? authority.slice(0, colon) : authority;
+    if (host !== authority) {
+      const byHost = this.exact.get(host);
+      if (byHost) return byHost;
+    }
+    for (const s of this.suffixes) if (host.endsWith(s.suffix)) return s.routes;
+    return this.catchAll;
+  }
+
+  match(request: RequestFacts): CompiledRoute | null {
+    const routes = this.routesFor(request.authority);
+    if (!routes) return null;
+    for (const route of routes) if (route.matches(request)) return route;
+    return null;
+  }
+}
+
+/** Picks a backend of a route by weight. */
+export function pickBackend(route: CompiledRoute): string {
+  const backends = route.config.backends;
+  if (backends.length === 1) return backends[0].cluster;
+  const x = Math.random() * route.totalWeight;
+  for (let i = 0; i < route.cumulative.length; i++) if (x < route.cumulative[i]) return backends[i].cluster;
+  return backends[backends.length - 1].cluster;
+}

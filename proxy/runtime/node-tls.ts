@@ -1,0 +1,235 @@
+// mTLS for the node:net adapter, on node:tls. Deno 2 and Bun implement node:tls too; what each
+// runtime can and cannot do here was measured and is recorded in docs/runtimes.md ("TLS") and in
+// TLS_GAPS below, which makes listenTls/connectTls refuse at start-up rather than run insecurely.
+//
+// Server: STRICT listens with a tls.Server (client certificate required and verified against the
+// trust bundle). PERMISSIVE listens with a net.Server, peeks at the first byte of each connection
+// and either hands the socket to that same (non-listening) tls.Server, so both modes share one
+// verification path, or delivers it as plaintext.
+// Client: the server's chain is verified against the trust bundle only, and its identity by the
+// caller's verifyPeer (SPIFFE ID), never by hostname.
+import net from "node:net";
+import tls from "node:tls";
+import process from "node:process";
+import type { Buffer } from "node:buffer";
+import type { ClientTlsOptions, Conn, ConnectOptions, ListenOptions, Server, ServerTlsOptions, TlsInfo } from "./types.ts";
+import { wrapSocket } from "./node.ts";
+
+export type RuntimeName = "node" | "deno" | "bun";
+
+export function currentRuntime(): { name: RuntimeName; version: string } {
+  const g = globalThis as { Bun?: { version: string }; Deno?: { version: { deno: string } } };
+  if (g.Bun) return { name: "bun", version: g.Bun.version };
+  if (g.Deno) return { name: "deno", version: g.Deno.version.deno };
+  return { name: "node", version: process.versions.node };
+}
+
+/** Something a runtime cannot do through node:tls, found by experiment (see docs/runtimes.md). */
+export interface TlsGap {
+  runtime: RuntimeName;
+  side: "server" | "client";
+  /** Only for these server modes; all when absent. */
+  modes?: ServerTlsOptions["mode"][];
+  feature: string;
+  workaround: string;
+}
+
+/**
+ * Gaps on the runtimes weft supports. Empty: on Node 24.21, Deno 2.9.6 and Bun 1.4.5 every
+ * feature the adapter uses works (test/tls.test.ts proves each one on all three). A gap found
+ * later goes here, so that the proxy refuses at start-up with a clear message.
+ */
+export const TLS_GAPS: readonly TlsGap[] = [];
+
+/** Throws when the running runtime has a gap for this side/mode. */
+export function assertTlsSupported(side: "server" | "client", mode?: ServerTlsOptions["mode"], gaps: readonly TlsGap[] = TLS_GAPS): void {
+  const runtime = currentRuntime();
+  const gap = gaps.find((g) => g.runtime === runtime.name && g.side === side && (!g.modes || (mode !== undefined && g.modes.includes(mode))));
+  if (gap) {
+    throw new Error(
+      `weft: mTLS ${side}${mode ? ` (${mode})` : ""} is not supported on ${runtime.name} ${runtime.version}: ` +
+        `${gap.feature} does not work through node:tls there. Workaround: ${gap.workaround}`,
+    );
+  }
+}
+
+const PEM_CERT = "-----BEGIN CERTIFICATE-----";
+const PEM_KEY = /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/;
+
+function checkMaterial(side: "server" | "client", options: ServerTlsOptions | ClientTlsOptions): tls.SecureContextOptions {
+  const what = side === "server" ? "server TLS" : "client TLS";
+  if (!options.certificateChain?.includes(PEM_CERT)) throw new Error(`${what}: certificateChain must be PEM with at least one CERTIFICATE block`);
+  if (!PEM_KEY.test(options.privateKey ?? "")) throw new Error(`${what}: privateKey must be a PEM private key (PKCS#8 "PRIVATE KEY", or "EC/RSA PRIVATE KEY")`);
+  if (!options.trustBundle?.includes(PEM_CERT)) throw new Error(`${what}: trustBundle must be PEM with at least one CA CERTIFICATE block`);
+  const material: tls.SecureContextOptions = {
+    cert: options.certificateChain,
+    key: options.privateKey,
+    ca: options.trustBundle,
+    minVersion: "TLSv1.2",
+  };
+  try {
+    // Fails here, with the library's reason, on unparsable PEM or a key that does not match.
+    tls.createSecureContext(material);
+  } catch (e) {
+    throw new Error(`${what}: the certificate, key or trust bundle is not usable: ${(e as Error).message}`);
+  }
+  return material;
+}
+
+function alpnOption(alpn: string[]): string[] | undefined {
+  return alpn.length > 0 ? alpn : undefined;
+}
+
+function sameList(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function tlsInfoOf(socket: tls.TLSSocket): TlsInfo {
+  const raw = socket.getPeerCertificate().raw as Buffer | undefined;
+  return { alpn: socket.alpnProtocol || null, peerCertificate: raw && raw.length > 0 ? raw : null };
+}
+
+/** The first byte of every TLS connection: a handshake record (ClientHello). */
+const TLS_HANDSHAKE = 0x16;
+/**
+ * PERMISSIVE: when a client sends nothing for this long, it is treated as plaintext (a
+ * server-speaks-first protocol); the proxy's own idle timeouts apply from then on.
+ */
+export const PEEK_TIMEOUT_MS = 5000;
+
+function listening(server: net.Server, options: ListenOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.address, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+export async function listenTls(options: ListenOptions, tlsOptions: ServerTlsOptions, onConnection: (c: Conn) => void): Promise<Server> {
+  if (tlsOptions.mode !== "STRICT" && tlsOptions.mode !== "PERMISSIVE") {
+    throw new Error(`server TLS: mode must be STRICT or PERMISSIVE, got ${JSON.stringify(tlsOptions.mode)}`);
+  }
+  assertTlsSupported("server", tlsOptions.mode);
+  let current = tlsOptions;
+  const tlsServer = tls.createServer({
+    ...checkMaterial("server", tlsOptions),
+    requestCert: true,
+    rejectUnauthorized: true,
+    ALPNProtocols: alpnOption(tlsOptions.alpn),
+  });
+  tlsServer.on("secureConnection", (socket: tls.TLSSocket) => onConnection(wrapSocket(socket, tlsInfoOf(socket))));
+  // Failed handshakes (no/untrusted/expired client certificate, garbage): the socket is already
+  // destroyed; without a listener Node would just do the same, this keeps it explicit.
+  tlsServer.on("tlsClientError", () => {});
+
+  let listener: net.Server = tlsServer;
+  if (tlsOptions.mode === "PERMISSIVE") {
+    listener = net.createServer({ noDelay: true }, (socket) => sniff(socket, tlsServer, onConnection));
+  }
+  await listening(listener, options);
+  const address = listener.address();
+  return {
+    port: typeof address === "object" && address ? address.port : 0,
+    close: () => new Promise<void>((resolve) => listener.close(() => resolve())),
+    updateTls(next: ServerTlsOptions) {
+      if (next.mode !== current.mode) {
+        throw new Error(`updateTls cannot switch a running listener from ${current.mode} to ${next.mode}: open a new listener for the new mode`);
+      }
+      if (!sameList(next.alpn, current.alpn)) {
+        throw new Error(`updateTls cannot change ALPN (${current.alpn.join(",")} -> ${next.alpn.join(",")}) on a running listener: open a new listener`);
+      }
+      // Validated first, so a bad update throws and the listener keeps its working credentials.
+      tlsServer.setSecureContext(checkMaterial("server", next));
+      current = next;
+    },
+  };
+}
+
+function sniff(socket: net.Socket, tlsServer: tls.Server, onConnection: (c: Conn) => void): void {
+  // Errors before the hand-over (reset during the peek) must not crash the process; for TLS
+  // connections the TLSSocket reports errors, this listener stays as a safety net.
+  const ignore = () => {};
+  socket.on("error", ignore);
+  const plaintext = () => {
+    socket.off("error", ignore);
+    const conn = wrapSocket(socket, null);
+    socket.resume(); // flows from the next tick: onConnection can still pause it
+    onConnection(conn);
+  };
+  const timer = setTimeout(() => {
+    socket.off("data", onFirst);
+    plaintext();
+  }, PEEK_TIMEOUT_MS);
+  const onFirst = (first: Buffer) => {
+    clearTimeout(timer);
+    socket.pause();
+    socket.unshift(first);
+    if (first[0] === TLS_HANDSHAKE) tlsServer.emit("connection", socket);
+    else plaintext();
+  };
+  socket.once("data", onFirst);
+  socket.once("close", () => clearTimeout(timer));
+}
+
+export async function connectTls(options: ConnectOptions, tlsOptions: ClientTlsOptions): Promise<Conn> {
+  assertTlsSupported("client");
+  const material = checkMaterial("client", tlsOptions);
+  if (typeof tlsOptions.verifyPeer !== "function") throw new Error("client TLS: verifyPeer is required (servers are verified by SPIFFE ID, not hostname)");
+  const target = `${options.address}:${options.port}`;
+  return new Promise((resolve, reject) => {
+    let peerCertificate: Uint8Array | null = null;
+    let identityError: Error | undefined;
+    let settled = false;
+    const fail = (error: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      reject(error);
+    };
+    const socket = tls.connect({
+      ...material,
+      host: options.address,
+      port: options.port,
+      servername: tlsOptions.servername,
+      ALPNProtocols: alpnOption(tlsOptions.alpn),
+      rejectUnauthorized: true,
+      // Runs after the chain verified against the trust bundle; replaces the hostname check.
+      checkServerIdentity: (_host, cert) => {
+        const raw = cert.raw as Buffer | undefined;
+        if (!raw || raw.length === 0) return (identityError = peerIdentityError(target, "the server presented no certificate"));
+        peerCertificate = raw;
+        let problem: string | undefined;
+        try {
+          problem = tlsOptions.verifyPeer(raw);
+        } catch (e) {
+          problem = `verifyPeer threw: ${(e as Error).message}`;
+        }
+        return problem === undefined ? undefined : (identityError = peerIdentityError(target, problem));
+      },
+    });
+    const timer = setTimeout(() => {
+      fail(Object.assign(new Error(`TLS connect to ${target} timed out after ${options.timeoutMs} ms (TCP connect and handshake)`), { code: "ETIMEDOUT" }));
+    }, options.timeoutMs);
+    const onError = (e: Error & { code?: string }) => {
+      // The runtime reports our checkServerIdentity error; rethrow our own object, whatever it kept.
+      if (identityError) return fail(identityError);
+      fail(Object.assign(new Error(`TLS connect to ${target} failed: ${e.code ? `${e.code}: ` : ""}${e.message}`, { cause: e }), { code: e.code }));
+    };
+    socket.once("error", onError);
+    socket.once("secureConnect", () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.off("error", onError);
+      if (!peerCertificate) peerCertificate = (socket.getPeerCertificate().raw as Buffer | undefined) ?? null;
+      resolve(wrapSocket(socket, { alpn: socket.alpnProtocol || null, peerCertificate }));
+    });
+  });
+}
+
+function peerIdentityError(target: string, problem: string): Error {
+  return Object.assign(new Error(`TLS connect to ${target}: server identity rejected: ${problem}`), { code: "ERR_WEFT_PEER_IDENTITY" });
+}

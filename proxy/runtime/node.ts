@@ -1,0 +1,112 @@
+// Runtime adapter on node:net. Deno and Bun implement node:net too, so this adapter is
+// the portable baseline; a runtime gets its own adapter where its native API is measured
+// to be faster (see docs/runtimes.md).
+import net from "node:net";
+import http from "node:http";
+import { Buffer } from "node:buffer";
+import type { Conn, ConnectOptions, FetchHandler, ListenOptions, Runtime, Server, TlsInfo } from "./types.ts";
+import { listenTls, connectTls } from "./node-tls.ts";
+
+const noop = () => {};
+
+/** Adapts a node:net (or node:tls) socket to the callback-shaped Conn. */
+export function wrapSocket(socket: net.Socket, tls: TlsInfo | null): Conn {
+  socket.setNoDelay(true);
+  const conn: Conn = {
+    onData: noop,
+    onEnd: noop,
+    onClose: noop,
+    onDrain: noop,
+    write: (chunk) => socket.write(chunk),
+    end: () => socket.end(),
+    destroy: () => socket.destroy(),
+    pause: () => socket.pause(),
+    resume: () => socket.resume(),
+    remoteAddress: socket.remoteAddress ?? "",
+    remotePort: socket.remotePort ?? 0,
+    localPort: socket.localPort ?? 0,
+    tls,
+    get closed() {
+      return socket.destroyed;
+    },
+  };
+  socket.on("data", (chunk: Buffer) => conn.onData(chunk));
+  socket.on("end", () => conn.onEnd());
+  socket.on("drain", () => conn.onDrain());
+  let failure: Error | undefined;
+  socket.on("error", (e) => {
+    failure = e;
+  });
+  socket.on("close", () => conn.onClose(failure));
+  return conn;
+}
+
+function serverOf(server: net.Server, extra?: Pick<Server, "updateTls">): Server {
+  const address = server.address();
+  return {
+    port: typeof address === "object" && address ? address.port : 0,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    ...extra,
+  };
+}
+
+function listening(server: net.Server, options: ListenOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.address, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+export const nodeRuntime: Runtime = {
+  name: "node",
+
+  async listen(options, onConnection) {
+    if (options.tls) return listenTls(options, options.tls, onConnection);
+    const server = net.createServer({ noDelay: true }, (socket) => onConnection(wrapSocket(socket, null)));
+    await listening(server, options);
+    return serverOf(server);
+  },
+
+  connect(options: ConnectOptions): Promise<Conn> {
+    if (options.tls) return connectTls(options, options.tls);
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: options.address, port: options.port, noDelay: true });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`connect timeout after ${options.timeoutMs} ms`));
+      }, options.timeoutMs);
+      socket.once("error", (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      socket.once("connect", () => {
+        clearTimeout(timer);
+        socket.removeAllListeners("error");
+        resolve(wrapSocket(socket, null));
+      });
+    });
+  },
+
+  async serveHttp(options, handler: FetchHandler) {
+    const server = http.createServer(async (req, res) => {
+      try {
+        const chunks: Buffer[] = [];
+        for await (const chunk of req) chunks.push(chunk as Buffer);
+        const body = req.method === "GET" || req.method === "HEAD" ? undefined : Buffer.concat(chunks);
+        const headers = new Headers();
+        for (const [name, value] of Object.entries(req.headers)) if (typeof value === "string") headers.set(name, value);
+        const response = await handler(new Request(`http://${req.headers.host ?? "localhost"}${req.url}`, { method: req.method, headers, body }));
+        res.writeHead(response.status, Object.fromEntries(response.headers));
+        res.end(Buffer.from(await response.arrayBuffer()));
+      } catch (e) {
+        res.writeHead(500, { "content-type": "text/plain" });
+        res.end(`admin handler failed: ${(e as Error).message}\n`);
+      }
+    });
+    await listening(server, options);
+    return serverOf(server);
+  },
+};

@@ -1,0 +1,79 @@
+// The only surface through which the proxy touches the network. Each runtime has one
+// adapter implementing it; everything else in proxy/ is runtime-neutral.
+import type { Buffer } from "node:buffer";
+
+export interface ServerTlsOptions {
+  certificateChain: string;
+  privateKey: string;
+  trustBundle: string;
+  /** STRICT: only TLS with a client certificate; PERMISSIVE: TLS or plaintext on one port. */
+  mode: "STRICT" | "PERMISSIVE";
+  alpn: string[];
+}
+
+export interface ClientTlsOptions {
+  certificateChain: string;
+  privateKey: string;
+  trustBundle: string;
+  servername?: string;
+  alpn: string[];
+  /** Returns an error message when the server's leaf certificate (DER) is not acceptable. */
+  verifyPeer: (leafDer: Uint8Array) => string | undefined;
+}
+
+export interface TlsInfo {
+  alpn: string | null;
+  /** DER of the peer's leaf certificate, when it presented one. */
+  peerCertificate: Uint8Array | null;
+}
+
+/** A byte stream with callbacks, shaped for a parser that consumes chunks as they come. */
+export interface Conn {
+  onData: (chunk: Buffer) => void;
+  /** The peer finished sending (half-close). */
+  onEnd: () => void;
+  onClose: (error?: Error) => void;
+  onDrain: () => void;
+  /** Returns false when the caller should wait for onDrain before writing more. */
+  write(chunk: Uint8Array | string): boolean;
+  end(): void;
+  destroy(): void;
+  pause(): void;
+  resume(): void;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localPort: number;
+  readonly tls: TlsInfo | null;
+  readonly closed: boolean;
+}
+
+export interface ListenOptions {
+  address: string;
+  port: number;
+  tls?: ServerTlsOptions;
+}
+
+export interface ConnectOptions {
+  address: string;
+  port: number;
+  timeoutMs: number;
+  tls?: ClientTlsOptions;
+}
+
+export interface Server {
+  readonly port: number;
+  /** Stops accepting; existing connections are left to their owners. */
+  close(): Promise<void>;
+  /** Replaces the certificate, key and trust bundle for new handshakes. */
+  updateTls?(tls: ServerTlsOptions): void;
+}
+
+export type FetchHandler = (request: Request) => Response | Promise<Response>;
+
+export interface Runtime {
+  readonly name: "node" | "deno" | "bun";
+  listen(options: ListenOptions, onConnection: (conn: Conn) => void): Promise<Server>;
+  connect(options: ConnectOptions): Promise<Conn>;
+  /** A fetch-style HTTP server for the admin API (served by Hono), not the fast path. */
+  serveHttp(options: { address: string; port: number }, handler: FetchHandler): Promise<Server>;
+}

@@ -1,0 +1,256 @@
+// The sidecar's lifecycle: starts listeners and the admin API from a configuration,
+// applies new configurations atomically (requests in flight finish on the version they
+// started with), and drains gracefully.
+import type { Cluster, Identity, Listener, ProxyConfig } from "../config/schema.ts";
+import type { ClientTlsOptions, Runtime, Server, ServerTlsOptions } from "../runtime/types.ts";
+import type { ProxyTelemetry } from "../telemetry/telemetry.ts";
+import type { Logger } from "../log.ts";
+import type { ForwardContext } from "../forwarder/forward.ts";
+import { forward } from "../forwarder/forward.ts";
+import { Router } from "../routing/router.ts";
+import { UpstreamCluster } from "../upstream/cluster.ts";
+import { Http1Downstream } from "../http1/downstream.ts";
+import { Deadlines } from "../http1/deadlines.ts";
+import { inboundContext } from "../inbound/context.ts";
+import { outboundContext } from "../outbound/context.ts";
+import { formatSpiffeId, verifyPeerIdentity } from "../identity/spiffe.ts";
+import { startAdmin } from "../admin/server.ts";
+
+interface ActiveListener {
+  config: Listener;
+  server: Server;
+  /** Read at each new request, so a reload takes effect for the next request. */
+  context: ForwardContext;
+  connections: Set<Http1Downstream>;
+}
+
+function sameBinding(a: Listener, b: Listener): boolean {
+  return a.address === b.address && a.port === b.port && a.tls === b.tls && a.direction === b.direction;
+}
+
+export class Sidecar {
+  config: ProxyConfig;
+  private readonly runtime: Runtime;
+  private readonly log: Logger;
+  readonly telemetry: ProxyTelemetry;
+  private readonly clusters = new Map<string, UpstreamCluster>();
+  private readonly listeners = new Map<string, ActiveListener>();
+  private readonly deadlines = new Deadlines();
+  private readonly verifiers = new Map<string, (der: Uint8Array) => string | undefined>();
+  private admin: Server | null = null;
+  private sweeper: ReturnType<typeof setInterval> | null = null;
+  private applying: Promise<void> = Promise.resolve();
+  draining = false;
+
+  private constructor(config: ProxyConfig, runtime: Runtime, log: Logger, telemetry: ProxyTelemetry) {
+    this.config = config;
+    this.runtime = runtime;
+    this.log = log;
+    this.telemetry = telemetry;
+  }
+
+  static async start(config: ProxyConfig, runtime: Runtime, log: Logger, telemetry: ProxyTelemetry): Promise<Sidecar> {
+    const sidecar = new Sidecar(config, runtime, log, telemetry);
+    try {
+      await sidecar.install(config);
+      sidecar.admin = await startAdmin(sidecar, runtime, config.admin);
+    } catch (e) {
+      await sidecar.stop();
+      throw e;
+    }
+    sidecar.sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const c of sidecar.clusters.values()) c.sweepIdle(now);
+    }, 5000);
+    sidecar.sweeper.unref?.();
+    log.info("sidecar started", {
+      version: config.version,
+      runtime: runtime.name,
+      listeners: [...sidecar.listeners.values()].map((l) => `${l.config.name}@${l.config.address}:${l.server.port}`),
+      admin: sidecar.admin.port,
+    });
+    return sidecar;
+  }
+
+  /** The port a listener is bound to (useful when the configuration asked for port 0). */
+  listenerPort(name: string): number {
+    const l = this.listeners.get(name);
+    if (!l) throw new Error(`no listener named "${name}"`);
+    return l.server.port;
+  }
+
+  get adminPort(): number {
+    return this.admin?.port ?? 0;
+  }
+
+  /** Applies a new configuration; concurrent calls are serialized. */
+  apply(config: ProxyConfig): Promise<void> {
+    const next = this.applying.then(() => this.install(config));
+    this.applying = next.catch(() => {});
+    return next;
+  }
+
+  private ownPrincipal(config: ProxyConfig): string {
+    const n = config.node;
+    return formatSpiffeId({ trustDomain: n.trustDomain, namespace: n.namespace, serviceAccount: n.serviceAccount });
+  }
+
+  private serverTls(listener: Listener, identity: Identity | undefined): ServerTlsOptions | undefined {
+    if (listener.tls === "DISABLE" || !identity) return undefined;
+    return { ...identity, mode: listener.tls, alpn: ["http/1.1"] };
+  }
+
+  private clientTls = (cluster: Cluster): ClientTlsOptions | undefined => {
+    const identity = this.config.identity;
+    if (!cluster.tls || !identity) return undefined;
+    const key = cluster.tls.identities.join(" ");
+    let verifyPeer = this.verifiers.get(key);
+    if (!verifyPeer) this.verifiers.set(key, (verifyPeer = verifyPeerIdentity(cluster.tls.identities)));
+    return { ...identity, servername: cluster.tls.sni, alpn: ["http/1.1"], verifyPeer };
+  };
+
+  /**
+   * Binds what must be bound first (a failure leaves the old configuration untouched), then
+   * switches clusters, routes and certificates in one synchronous step.
+   */
+  private async install(config: ProxyConfig): Promise<void> {
+    const fresh: { config: Listener; server: Server; connections: Set<Http1Downstream> }[] = [];
+    try {
+      for (const l of config.listeners) {
+        const current = this.listeners.get(l.name);
+        if (current && sameBinding(current.config, l)) continue;
+        const connections = new Set<Http1Downstream>();
+        const server = await this.runtime.listen({ address: l.address, port: l.port, tls: this.serverTls(l, config.identity) }, (conn) =>
+          this.accept(l.name, conn, connections),
+        );
+        fresh.push({ config: l, server, connections });
+      }
+    } catch (e) {
+      for (const f of fresh) await f.server.close();
+      throw new Error(`cannot apply configuration ${config.version}: ${(e as Error).message}`);
+    }
+
+    // From here on nothing awaits: requests see either the old or the new configuration.
+    const previous = this.config;
+    this.config = config;
+    const names = new Set(config.clusters.map((c) => c.name));
+    for (const c of config.clusters) {
+      const existing = this.clusters.get(c.name);
+      if (existing) existing.update(c);
+      else this.clusters.set(c.name, new UpstreamCluster(c, this.runtime, this.clientTls, this.telemetry));
+    }
+    for (const [name, cluster] of this.clusters) {
+      if (!names.has(name)) {
+        cluster.close();
+        this.clusters.delete(name);
+      }
+    }
+    const principal = this.ownPrincipal(config);
+    const retired: ActiveListener[] = [];
+    for (const l of config.listeners) {
+      const router = new Router(l.virtualHosts);
+      const makeContext = l.direction === "Inbound" ? inboundContext : outboundContext;
+      const context = makeContext(config.node, principal, router, this.clusters, this.telemetry);
+      const bound = fresh.find((f) => f.config === l);
+      if (bound) {
+        const old = this.listeners.get(l.name);
+        if (old) retired.push(old);
+        this.listeners.set(l.name, { ...bound, context });
+      } else {
+        const active = this.listeners.get(l.name)!;
+        active.config = l;
+        active.context = context;
+        const tls = this.serverTls(l, config.identity);
+        if (tls && config.identity !== previous.identity) active.server.updateTls?.(tls);
+      }
+    }
+    const wanted = new Set(config.listeners.map((l) => l.name));
+    for (const [name, active] of this.listeners) {
+      if (!wanted.has(name)) {
+        retired.push(active);
+        this.listeners.delete(name);
+      }
+    }
+    if (config.identity !== previous.identity) this.verifiers.clear();
+    this.telemetry.setConfigVersion(config.version);
+    this.telemetry.setAccessLog(config.accessLog);
+    for (const old of retired) void this.retire(old);
+    if (previous !== config) this.log.info("configuration applied", { version: config.version, previous: previous.version });
+  }
+
+  private accept(listenerName: string, conn: import("../runtime/types.ts").Conn, connections: Set<Http1Downstream>): void {
+    const active = this.listeners.get(listenerName);
+    const direction = active?.config.direction === "Inbound" ? "inbound" : "outbound";
+    const limits = this.config.limits;
+    this.telemetry.connectionOpened(direction);
+    const downstream = new Http1Downstream(conn, {
+      maxHeadBytes: limits.maxRequestHeadBytes,
+      maxHeaderCount: limits.maxHeaderCount,
+      headerTimeoutMs: limits.headerTimeoutMs,
+      idleTimeoutMs: limits.idleTimeoutMs,
+      deadlines: this.deadlines,
+      onExchange: (exchange) => {
+        const current = this.listeners.get(listenerName);
+        if (!current) {
+          exchange.reset();
+          return;
+        }
+        forward(exchange, current.context);
+      },
+      onProtocolError: (c, error) =>
+        this.log.warn("downstream protocol error", { listener: listenerName, peer: `${c.remoteAddress}:${c.remotePort}`, error: error.message }),
+    });
+    connections.add(downstream);
+    const onClose = conn.onClose;
+    conn.onClose = (error) => {
+      connections.delete(downstream);
+      this.telemetry.connectionClosed(direction);
+      onClose(error);
+    };
+    if (this.draining) downstream.drain();
+  }
+
+  /** Stops accepting on an old listener and lets its connections finish. */
+  private async retire(old: ActiveListener): Promise<void> {
+    const closed = old.server.close();
+    for (const c of old.connections) c.drain();
+    await closed;
+  }
+
+  /** Graceful shutdown: stop accepting, finish in-flight requests, then close. */
+  async drain(timeoutMs = this.config.limits.drainTimeoutMs): Promise<void> {
+    this.draining = true;
+    this.log.info("draining", { timeoutMs });
+    const all = [...this.listeners.values()];
+    // Stop accepting now; close() itself resolves only when the connections are gone.
+    const closed = Promise.all(all.map((l) => l.server.close()));
+    for (const l of all) for (const c of l.connections) c.drain();
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && all.some((l) => l.connections.size > 0)) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const left = all.reduce((n, l) => n + l.connections.size, 0);
+    if (left > 0) this.log.warn("drain timeout: closing remaining connections", { connections: left });
+    for (const l of all) for (const c of l.connections) c.conn.destroy();
+    await closed;
+    await this.stop();
+  }
+
+  async stop(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
+    // close() resolves once the listener's connections are gone, so destroy them meanwhile.
+    const closing = [...this.listeners.values()].map((l) => {
+      const closed = l.server.close();
+      for (const c of l.connections) c.conn.destroy();
+      return closed;
+    });
+    await Promise.all(closing);
+    this.listeners.clear();
+    for (const c of this.clusters.values()) c.close();
+    this.clusters.clear();
+    this.deadlines.close();
+    await this.admin?.close();
+    this.admin = null;
+    await this.telemetry.close();
+  }
+}

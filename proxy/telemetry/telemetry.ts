@@ -1,0 +1,142 @@
+// The proxy's Telemetry: Istio-compatible Prometheus metrics, a JSON access log and W3C trace
+// context with OpenTelemetry spans, behind the one interface the request path calls.
+import process from "node:process";
+import type { Attributes, TracerProvider } from "@opentelemetry/api";
+import type { NodeInfo } from "../config/schema.ts";
+import { AccessLog } from "./access-log.ts";
+import type { AccessLogSink } from "./access-log.ts";
+import { ProxyMetrics } from "./metrics.ts";
+import type { MetricsOptions } from "./metrics.ts";
+import { OtlpTracerProvider, parseKeyValueList } from "./otlp.ts";
+import { ProxyTracer, rootSamplerFromEnv } from "./tracing.ts";
+import type { ConnectionInfo, Direction, RequestRecord, RequestTrace, Telemetry } from "./types.ts";
+
+export type { AccessLogSink } from "./access-log.ts";
+export { ISTIO_BUCKETS, ISTIO_HTTP_LABELS } from "./metrics.ts";
+export { parseTraceparent, formatTraceparent } from "./tracing.ts";
+
+export type AccessLogMode = "stdout" | "off";
+
+export interface TelemetryOptions extends MetricsOptions {
+  /** Where access-log lines go instead of standard output (tests; log shippers). */
+  accessLogSink?: AccessLogSink;
+  /** Access-log batching: lines wait at most this long before one write (default 100 ms). */
+  accessLogFlushMs?: number;
+  /**
+   * Use this provider for spans instead of the global one or OTLP (tests; embedding weft
+   * with an OpenTelemetry SDK already set up).
+   */
+  tracerProvider?: TracerProvider;
+  /** Environment for OTEL_* settings (default: process.env). */
+  env?: Record<string, string | undefined>;
+  /** OTLP batching delay (OTEL_BSP_SCHEDULE_DELAY, default 5000 ms). */
+  otlpScheduleDelayMs?: number;
+  /** Initial weft_config_info version. */
+  configVersion?: string;
+  /** This weft's version, reported as the tracer's version. */
+  version?: string;
+}
+
+export interface ProxyTelemetry extends Telemetry {
+  /** Prometheus text exposition for `GET :15000/metrics`. */
+  metricsText(): Promise<string>;
+  /** Content-Type header for metricsText(). */
+  readonly contentType: string;
+  /** Sets weft_config_info{version} (call on every configuration applied). */
+  setConfigVersion(version: string): void;
+  /** Turns the access log on or off (configuration reload). */
+  setAccessLog(mode: AccessLogMode): void;
+  /** The OTLP exporter, when OTEL_EXPORTER_OTLP_ENDPOINT is set (for /config_dump and tests). */
+  readonly otlp: OtlpTracerProvider | undefined;
+  /** Writes pending access-log lines and exports pending spans. */
+  flush(): Promise<void>;
+  /** flush(), then stop: later records are ignored. */
+  close(): Promise<void>;
+}
+
+function readEnv(): Record<string, string | undefined> {
+  try {
+    return { ...process.env };
+  } catch {
+    return {}; // Deno without --allow-env
+  }
+}
+
+export function createTelemetry(node: NodeInfo, accessLog: AccessLogMode, options: TelemetryOptions = {}): ProxyTelemetry {
+  const env = options.env ?? readEnv();
+  const metrics = new ProxyMetrics(node, options);
+  metrics.setConfigVersion(options.configVersion ?? "0");
+
+  let log: AccessLog | undefined;
+  const makeLog = () => new AccessLog({ sink: options.accessLogSink, flushIntervalMs: options.accessLogFlushMs });
+  if (accessLog === "stdout") log = makeLog();
+  const retired: AccessLog[] = [];
+
+  let otlp: OtlpTracerProvider | undefined;
+  let provider = options.tracerProvider;
+  const endpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  const tracesEndpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+  if (provider === undefined && (endpoint || tracesEndpoint) && (env.OTEL_TRACES_EXPORTER ?? "otlp") !== "none") {
+    const resource: Attributes = {
+      "service.name": env.OTEL_SERVICE_NAME || `${node.workload}.${node.namespace}`,
+      "service.namespace": node.namespace,
+      "k8s.namespace.name": node.namespace,
+      "service.instance.id": node.id,
+      "telemetry.sdk.name": "weft",
+      "telemetry.sdk.language": "nodejs",
+      ...parseKeyValueList(env.OTEL_RESOURCE_ATTRIBUTES),
+    };
+    if (env.OTEL_SERVICE_NAME) resource["service.name"] = env.OTEL_SERVICE_NAME;
+    const delay = Number(env.OTEL_BSP_SCHEDULE_DELAY);
+    otlp = new OtlpTracerProvider({
+      endpoint,
+      tracesEndpoint,
+      headers: { ...parseKeyValueList(env.OTEL_EXPORTER_OTLP_HEADERS), ...parseKeyValueList(env.OTEL_EXPORTER_OTLP_TRACES_HEADERS) },
+      resource,
+      scheduleDelayMs: options.otlpScheduleDelayMs ?? (Number.isFinite(delay) && delay > 0 ? delay : undefined),
+    });
+    provider = otlp;
+  }
+  const tracer = new ProxyTracer({ tracerProvider: provider, rootSampler: rootSamplerFromEnv(env), version: options.version });
+  let closed = false;
+
+  return {
+    contentType: metrics.contentType,
+    otlp,
+    startTrace(direction: Direction, traceparent: string | undefined, tracestate: string | undefined, startTime?: number): RequestTrace {
+      return tracer.start(direction, traceparent, tracestate, startTime);
+    },
+    request(record: RequestRecord): void {
+      if (closed) return;
+      metrics.request(record);
+      if (log !== undefined) log.log(record);
+      if (record.trace !== undefined) tracer.end(record);
+    },
+    connectionOpened(direction: Direction, info?: ConnectionInfo): void {
+      metrics.connectionOpened(direction, info);
+    },
+    connectionClosed(direction: Direction, info?: ConnectionInfo): void {
+      metrics.connectionClosed(direction, info);
+    },
+    upstreamError(cluster, reason): void {
+      metrics.upstreamError(cluster, reason);
+    },
+    metricsText: () => metrics.metricsText(),
+    setConfigVersion: (version: string) => metrics.setConfigVersion(version),
+    setAccessLog(mode: AccessLogMode): void {
+      if (mode === "stdout" && log === undefined && !closed) log = makeLog();
+      if (mode === "off" && log !== undefined) {
+        retired.push(log);
+        void log.close();
+        log = undefined;
+      }
+    },
+    async flush(): Promise<void> {
+      await Promise.all([log?.drain(), otlp?.forceFlush(), ...retired.map((l) => l.close())]);
+    },
+    async close(): Promise<void> {
+      closed = true;
+      await Promise.all([log?.close(), otlp?.shutdown(), ...retired.map((l) => l.close())]);
+    },
+  };
+}
