@@ -308,7 +308,7 @@ test("updateTls rotates certificate and trust bundle for new handshakes; the lis
     assert.equal((await exchange(before, "still here")).data, "still here");
 
     // 4. Bad updates are refused and change nothing.
-    assert.throws(() => srv.server.updateTls!({ ...serverTls(server2, "STRICT", ca2), privateKey: client2.privateKey }), /not usable/);
+    assert.throws(() => srv.server.updateTls!({ ...serverTls(server2, "STRICT", ca2), privateKey: client2.privateKey }), /privateKey does not match/);
     assert.throws(() => srv.server.updateTls!(serverTls(server2, "PERMISSIVE", ca2)), /cannot switch a running listener from STRICT to PERMISSIVE/);
     const stillOk = await nodeRuntime.connect({ address: "127.0.0.1", port, timeoutMs: 3000, tls: clientTls(client2, [SERVER_ID], { trustBundle: ca2.certificate }) });
     assert.equal((await exchange(stillOk, "ok")).data, "ok");
@@ -334,7 +334,14 @@ test("bad TLS material is refused at start-up with a clear message", async () =>
   const listen = (t: ServerTlsOptions) => nodeRuntime.listen({ address: "127.0.0.1", port: 0, tls: t }, () => {});
   await assert.rejects(listen({ ...serverTls(server), certificateChain: "" }), /server TLS: certificateChain must be PEM/);
   await assert.rejects(listen({ ...serverTls(server), trustBundle: "nope" }), /server TLS: trustBundle must be PEM/);
-  await assert.rejects(listen({ ...serverTls(server), privateKey: client.privateKey }), /server TLS: the certificate, key or trust bundle is not usable/);
+  await assert.rejects(listen({ ...serverTls(server), privateKey: client.privateKey }), /server TLS: privateKey does not match the first certificate/);
+  const garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+  await assert.rejects(listen({ ...serverTls(server), trustBundle: ca.certificate + garbage }), /server TLS trustBundle: certificate #2 does not parse/);
+  await assert.rejects(listen({ ...serverTls(server), certificateChain: garbage }), /server TLS certificateChain: certificate #1 does not parse/);
+  await assert.rejects(
+    listen({ ...serverTls(server), privateKey: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n" }),
+    /server TLS: privateKey does not parse/,
+  );
   await assert.rejects(listen({ ...serverTls(server), mode: "MUTUAL" as ServerTlsOptions["mode"] }), /mode must be STRICT or PERMISSIVE/);
   await assert.rejects(
     nodeRuntime.connect({ address: "127.0.0.1", port: 1, timeoutMs: 500, tls: { ...clientTls(client), privateKey: "x" } }),

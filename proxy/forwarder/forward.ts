@@ -16,6 +16,7 @@ import type { UpstreamHttp1 } from "../upstream/http1-client.ts";
 import type { DestinationInfo, Direction, PeerInfo, ResponseFlag, Telemetry } from "../telemetry/types.ts";
 import { backoffMs, isIdempotent, retriable, withinBudget, type AttemptFailure } from "./retry.ts";
 import { tunnel } from "./tunnel.ts";
+import { mirror } from "./mirror.ts";
 
 /** What the listener (inbound or outbound) contributes to each request. */
 export interface ForwardContext {
@@ -57,6 +58,8 @@ class Forwarding {
   private endpoint: UpstreamEndpoint | null = null;
   private upstream: UpstreamHttp1 | null = null;
   private headBytes: Buffer | null = null;
+  private upstreamHeaders: string[] = [];
+  private mirrorPending = false;
   private requestId = "";
   private attempts = 0;
   private retrying = false;
@@ -119,6 +122,8 @@ class Forwarding {
     }
     cluster.activeRequests++;
     this.headBytes = this.buildHead(config);
+    this.mirrorPending = !!config.mirror && Math.random() * 100 < config.mirror.percent;
+    if (this.mirrorPending && !ex.hasRequestBody) this.sendMirror();
     if (fault?.delay && Math.random() * 100 < fault.delay.percent) {
       setTimeout(() => this.attempt(), fault.delay.ms);
       return;
@@ -143,6 +148,7 @@ class Forwarding {
     if (!headerValue(headers, "x-forwarded-proto")) headers.push("x-forwarded-proto", ex.peerTls ? "https" : "http");
     this.ctx.decorate(headers, ex);
     if (config.requestHeaders) applyHeaderModifier(headers, config.requestHeaders);
+    this.upstreamHeaders = headers;
     return encodeRequestHead(ex.method, ex.target, headers);
   }
 
@@ -162,6 +168,16 @@ class Forwarding {
     this.bodyEnded = true;
     this.trailers = trailers;
     if (this.upstream && !this.retrying) this.upstream.endBody(trailers);
+    if (this.mirrorPending) this.sendMirror();
+  }
+
+  private sendMirror(): void {
+    this.mirrorPending = false;
+    const target = this.ctx.clusters.get(this.route!.config.mirror!.cluster);
+    // A body too large to keep is not mirrored rather than mirrored truncated.
+    if (!target || !this.replayable) return;
+    const ex = this.exchange;
+    mirror(target, ex.method, ex.target, this.upstreamHeaders, ex.authority, this.chunks.slice(), this.trailers, ex.requestContentLength === -1);
   }
 
   /**

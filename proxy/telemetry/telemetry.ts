@@ -1,6 +1,7 @@
 // The proxy's Telemetry: Istio-compatible Prometheus metrics, a JSON access log and W3C trace
 // context with OpenTelemetry spans, behind the one interface the request path calls.
 import process from "node:process";
+import { Counter } from "prom-client";
 import type { Attributes, TracerProvider } from "@opentelemetry/api";
 import type { NodeInfo } from "../config/schema.ts";
 import { AccessLog } from "./access-log.ts";
@@ -97,6 +98,24 @@ export function createTelemetry(node: NodeInfo, accessLog: AccessLogMode, option
     });
     provider = otlp;
   }
+  new Counter({
+    name: "weft_access_log_dropped_total",
+    help: "Access-log lines dropped because standard output could not keep up.",
+    registers: [metrics.registry],
+    collect() {
+      this.reset();
+      this.inc((log?.dropped ?? 0) + retired.reduce((n, l) => n + l.dropped, 0));
+    },
+  });
+  new Counter({
+    name: "weft_spans_dropped_total",
+    help: "Spans dropped because the OTLP queue was full or an export failed.",
+    registers: [metrics.registry],
+    collect() {
+      this.reset();
+      this.inc(otlp?.dropped ?? 0);
+    },
+  });
   const tracer = new ProxyTracer({ tracerProvider: provider, rootSampler: rootSamplerFromEnv(env), version: options.version });
   let closed = false;
 

@@ -1,0 +1,94 @@
+// `npm test`: type check, then every suite on Node, and the data-plane suites again on Deno
+// and on Bun. Ends with one line that counts everything: "N passed, N failed".
+import { spawn } from "node:child_process";
+import { readdirSync, existsSync } from "node:fs";
+import process from "node:process";
+import path from "node:path";
+
+const root = path.resolve(import.meta.dirname, "..");
+const bin = (name: string) => path.join(root, "node_modules", ".bin", name);
+
+// Suites directly in test/ exercise the data plane and must pass on all three runtimes;
+// suites in subfolders (control plane) need Node only.
+const only = process.argv.slice(2);
+const dataPlane = readdirSync(path.join(root, "test"))
+  .filter((f) => f.endsWith(".test.ts"))
+  .map((f) => `test/${f}`)
+  .filter((f) => only.length === 0 || only.some((o) => f.includes(o)));
+
+interface Step {
+  name: string;
+  command: string;
+  args: string[];
+  count: (output: string) => { passed: number; failed: number };
+}
+
+const last = (output: string, re: RegExp) => {
+  const all = [...output.matchAll(re)];
+  return all.length ? Number(all[all.length - 1][1]) : 0;
+};
+
+const steps: Step[] = [
+  {
+    name: "typecheck (tsc --noEmit, strict)",
+    command: bin("tsc"),
+    args: ["--noEmit", "-p", "tsconfig.json"],
+    count: () => ({ passed: 0, failed: 0 }),
+  },
+  {
+    name: "Node.js",
+    command: bin("node"),
+    args: ["--test", "--test-reporter=spec", "--test-concurrency=1", ...dataPlane],
+    count: (o) => ({ passed: last(o, /ℹ pass (\d+)/g), failed: last(o, /ℹ fail (\d+)/g) }),
+  },
+  {
+    name: "Deno",
+    command: bin("deno"),
+    args: ["test", "-A", "--no-check", ...dataPlane],
+    count: (o) => {
+      const m = /(\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \((\d+) steps?\))?/.exec(o.split("\n").reverse().find((l) => / passed .*\| \d+ failed/.test(l)) ?? "");
+      if (!m) return { passed: 0, failed: 0 };
+      return { passed: Number(m[2] ?? m[1]), failed: Number(m[4] ?? m[3]) };
+    },
+  },
+  {
+    name: "Bun",
+    command: bin("bun"),
+    args: ["test", ...dataPlane.map((f) => `./${f}`)],
+    count: (o) => ({ passed: last(o, /^\s*(\d+) pass$/gm), failed: last(o, /^\s*(\d+) fail$/gm) }),
+  },
+];
+
+function run(step: Step): Promise<{ code: number; output: string }> {
+  return new Promise((resolve) => {
+    if (!existsSync(step.command)) {
+      resolve({ code: 127, output: `${step.command} is missing: run "npm ci" first\n` });
+      return;
+    }
+    process.stdout.write(`\n=== ${step.name}: ${path.basename(step.command)} ${step.args.join(" ")}\n`);
+    const child = spawn(step.command, step.args, { cwd: root, env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" }, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    const take = (d: Buffer) => {
+      output += d.toString();
+      process.stdout.write(d);
+    };
+    child.stdout.on("data", take);
+    child.stderr.on("data", take);
+    child.on("close", (code) => resolve({ code: code ?? 1, output }));
+  });
+}
+
+let passed = 0;
+let failed = 0;
+const failures: string[] = [];
+for (const step of steps) {
+  const { code, output } = await run(step);
+  const counts = step.count(output);
+  passed += counts.passed;
+  failed += counts.failed;
+  if (code !== 0) failures.push(`${step.name} (exit ${code})`);
+  process.stdout.write(`=== ${step.name}: ${code === 0 ? "ok" : "FAILED"} (${counts.passed} passed, ${counts.failed} failed)\n`);
+}
+if (failures.length) process.stdout.write(`\nfailed steps: ${failures.join(", ")}\n`);
+process.stdout.write(`\n${passed} passed, ${failed} failed\n`);
+process.exit(failures.length ? 1 : 0);
