@@ -47,6 +47,7 @@ export async function runProxy(configPath: string): Promise<void> {
     clearInterval(poller);
     log.info("shutting down", { signal });
     await sidecar.drain();
+    log.info("stopped", { signal });
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));

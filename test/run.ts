@@ -5,7 +5,7 @@ import { readdirSync, existsSync } from "node:fs";
 import process from "node:process";
 import path from "node:path";
 
-const root = path.resolve(import.meta.dirname, "..");
+const root = path.resolve(import.meta.dirname ?? ".", "..");
 const bin = (name: string) => path.join(root, "node_modules", ".bin", name);
 
 // Suites directly in test/ exercise the data plane and must pass on all three runtimes;

@@ -309,7 +309,7 @@ test("updateTls rotates certificate and trust bundle for new handshakes; the lis
 
     // 4. Bad updates are refused and change nothing.
     assert.throws(() => srv.server.updateTls!({ ...serverTls(server2, "STRICT", ca2), privateKey: client2.privateKey }), /privateKey does not match/);
-    assert.throws(() => srv.server.updateTls!(serverTls(server2, "PERMISSIVE", ca2)), /cannot switch a running listener from STRICT to PERMISSIVE/);
+    assert.throws(() => srv.server.updateTls!({ ...serverTls(server2, "STRICT", ca2), trustBundle: "" }), /trustBundle must be PEM/);
     const stillOk = await nodeRuntime.connect({ address: "127.0.0.1", port, timeoutMs: 3000, tls: clientTls(client2, [SERVER_ID], { trustBundle: ca2.certificate }) });
     assert.equal((await exchange(stillOk, "ok")).data, "ok");
   } finally {
@@ -317,14 +317,36 @@ test("updateTls rotates certificate and trust bundle for new handshakes; the lis
   }
 });
 
-test("PERMISSIVE rotation applies to the TLS side of the shared port", async () => {
+function plaintextEcho(port: number, message: string): Promise<string> {
+  return new Promise((resolve) => {
+    let data = "";
+    const s = net.connect(port, "127.0.0.1", () => s.write(message));
+    s.on("data", (d) => {
+      data += d;
+      if (data.length >= message.length) s.end();
+    });
+    s.on("error", () => {});
+    s.on("close", () => resolve(data));
+  });
+}
+
+test("updateTls switches PERMISSIVE <-> STRICT and ALPN on the running port", async () => {
   const srv = await echoServer(serverTls(server, "PERMISSIVE"));
   try {
+    const port = srv.server.port;
+    assert.equal(await plaintextEcho(port, "plain 1"), "plain 1");
     const renewed = await issueWorkload(ca, { spiffeId: SERVER_ID });
-    srv.server.updateTls!(serverTls(renewed, "PERMISSIVE"));
-    const conn = await nodeRuntime.connect({ address: "127.0.0.1", port: srv.server.port, timeoutMs: 3000, tls: clientTls(client) });
+    srv.server.updateTls!(serverTls(renewed, "STRICT", ca, ["http/1.1"]));
+    // STRICT now: plaintext is closed unanswered, mTLS gets the renewed certificate and new ALPN.
+    assert.equal(await plaintextEcho(port, "plain 2"), "");
+    const conn = await nodeRuntime.connect({ address: "127.0.0.1", port, timeoutMs: 3000, tls: clientTls(client) });
     assert.deepEqual(Buffer.from(conn.tls!.peerCertificate!), Buffer.from(renewed.der));
-    conn.destroy();
+    assert.equal(conn.tls?.alpn, "http/1.1");
+    srv.server.updateTls!(serverTls(renewed, "PERMISSIVE"));
+    assert.equal(await plaintextEcho(port, "plain 3"), "plain 3");
+    // The mTLS connection made under STRICT is unaffected.
+    assert.equal((await exchange(conn, "still mtls")).data, "still mtls");
+    assert.equal(srv.server.port, port);
   } finally {
     await srv.server.close();
   }
