@@ -33,6 +33,17 @@ describe("HTTP/1.1 through the outbound listener", () => {
     assert.equal(seen.headers["x-forwarded-proto"], "http");
   });
 
+  it("propagates W3C trace context with the proxy's own span as parent", async () => {
+    const incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const seen = JSON.parse((await request(proxy.outbound, { path: "/echo", headers: { traceparent: incoming, tracestate: "vendor=1" } })).body);
+    const [version, traceId, spanId, flags] = String(seen.headers.traceparent).split("-");
+    assert.deepEqual([version, traceId, flags], ["00", "4bf92f3577b34da6a3ce929d0e0e4736", "01"]);
+    assert.notEqual(spanId, "00f067aa0ba902b7");
+    assert.equal(seen.headers.tracestate, "vendor=1");
+    const fresh = JSON.parse((await request(proxy.outbound, { path: "/echo" })).body);
+    assert.match(String(fresh.headers.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+  });
+
   it("keeps a client-supplied x-request-id", async () => {
     const reply = await request(proxy.outbound, { path: "/echo", headers: { "x-request-id": "abc-123" } });
     assert.equal(JSON.parse(reply.body).headers["x-request-id"], "abc-123");

@@ -7,13 +7,13 @@ import type { ServerExchange } from "../http/exchange.ts";
 import type { Route } from "../config/schema.ts";
 import type { Router, CompiledRoute } from "../routing/router.ts";
 import { pickBackend } from "../routing/router.ts";
-import { applyHeaderModifier, forwardableHeaders, removeHeader } from "../http/headers.ts";
+import { applyHeaderModifier, forwardableHeaders, removeHeader, setHeader } from "../http/headers.ts";
 import { headerValue, type ResponseHead } from "../http1/head.ts";
 import { encodeRequestHead } from "../http1/encode.ts";
 import type { UpstreamCluster, UpstreamEndpoint } from "../upstream/cluster.ts";
 import { UpstreamFailure, type Ticket } from "../upstream/cluster.ts";
 import type { UpstreamHttp1 } from "../upstream/http1-client.ts";
-import type { DestinationInfo, Direction, PeerInfo, ResponseFlag, Telemetry } from "../telemetry/types.ts";
+import type { DestinationInfo, Direction, PeerInfo, RequestTrace, ResponseFlag, Telemetry } from "../telemetry/types.ts";
 import { backoffMs, isIdempotent, retriable, withinBudget, type AttemptFailure } from "./retry.ts";
 import { tunnel } from "./tunnel.ts";
 import { mirror } from "./mirror.ts";
@@ -61,6 +61,7 @@ class Forwarding {
   private upstreamHeaders: string[] = [];
   private mirrorPending = false;
   private requestId = "";
+  private trace: RequestTrace | undefined;
   private attempts = 0;
   private retrying = false;
   private done = false;
@@ -146,6 +147,12 @@ class Forwarding {
     removeHeader(headers, "x-forwarded-for");
     headers.push("x-forwarded-for", forwardedFor ? `${forwardedFor}, ${ex.peerAddress}` : ex.peerAddress);
     if (!headerValue(headers, "x-forwarded-proto")) headers.push("x-forwarded-proto", ex.peerTls ? "https" : "http");
+    // The upstream's parent span is this proxy's span: same trace, new span id.
+    const trace = this.ctx.telemetry.startTrace(this.ctx.direction, headerValue(headers, "traceparent"), headerValue(headers, "tracestate"), ex.startTime);
+    this.trace = trace;
+    setHeader(headers, "traceparent", trace.traceparent);
+    if (trace.tracestate) setHeader(headers, "tracestate", trace.tracestate);
+    else removeHeader(headers, "tracestate");
     this.ctx.decorate(headers, ex);
     if (config.requestHeaders) applyHeaderModifier(headers, config.requestHeaders);
     this.upstreamHeaders = headers;
@@ -460,7 +467,8 @@ class Forwarding {
       requestBytes: ex.requestBytes,
       responseBytes: ex.responseBytes,
       requestId: this.requestId,
-      traceparent: headerValue(ex.headers, "traceparent") ?? "",
+      traceparent: this.trace?.traceparent ?? headerValue(ex.headers, "traceparent") ?? "",
+      trace: this.trace,
       userAgent: headerValue(ex.headers, "user-agent") ?? "",
       route: this.route?.name ?? "",
       source,

@@ -278,60 +278,75 @@ export class OtlpTracerProvider implements TracerProvider {
 // ids as hex strings, enums as integers, 64-bit integers as decimal strings.
 
 function nanos(ms: number): string {
-  const whole = Math.floor(ms);
-  const frac = Math.round((ms - whole) * 1e6);
-  return (BigInt(whole) * 1000000n + BigInt(frac)).toString();
-}
-
-function anyValue(v: AttributeValue): unknown {
-  if (typeof v === "string") return { stringValue: v };
-  if (typeof v === "boolean") return { boolValue: v };
-  if (typeof v === "number") return Number.isInteger(v) ? { intValue: String(v) } : { doubleValue: v };
-  if (Array.isArray(v)) return { arrayValue: { values: v.filter((x) => x !== null && x !== undefined).map((x) => anyValue(x as AttributeValue)) } };
-  return { stringValue: String(v) };
-}
-
-export function encodeAttributes(a: Attributes | undefined): { key: string; value: unknown }[] {
-  const out: { key: string; value: unknown }[] = [];
-  if (a === undefined) return out;
-  for (const key in a) {
-    const v = a[key];
-    if (v !== undefined && v !== null) out.push({ key, value: anyValue(v) });
+  let whole = Math.floor(ms);
+  let frac = Math.round((ms - whole) * 1e6);
+  if (frac >= 1e6) {
+    whole += 1;
+    frac -= 1e6;
   }
-  return out;
+  return whole === 0 ? String(frac) : String(whole) + String(frac).padStart(6, "0");
 }
 
+const q = JSON.stringify;
+
+function valueJson(v: AttributeValue): string {
+  switch (typeof v) {
+    case "string":
+      return '{"stringValue":' + q(v) + "}";
+    case "boolean":
+      return '{"boolValue":' + v + "}";
+    case "number":
+      return Number.isInteger(v) ? '{"intValue":"' + v + '"}' : Number.isFinite(v) ? '{"doubleValue":' + v + "}" : '{"stringValue":"' + v + '"}';
+  }
+  if (Array.isArray(v)) {
+    const parts: string[] = [];
+    for (const x of v) if (x !== null && x !== undefined) parts.push(valueJson(x as AttributeValue));
+    return '{"arrayValue":{"values":[' + parts.join(",") + "]}}";
+  }
+  return '{"stringValue":' + q(String(v)) + "}";
+}
+
+function attributesJson(a: Attributes | undefined): string {
+  let s = "[";
+  if (a !== undefined) {
+    for (const key in a) {
+      const v = a[key];
+      if (v === undefined || v === null) continue;
+      if (s.length > 1) s += ",";
+      s += '{"key":' + q(key) + ',"value":' + valueJson(v) + "}";
+    }
+  }
+  return s + "]";
+}
+
+function spanJson(s: FinishedSpan): string {
+  let j =
+    '{"traceId":"' + s.traceId +
+    '","spanId":"' + s.spanId +
+    (s.parentSpanId ? '","parentSpanId":"' + s.parentSpanId : "") +
+    '","name":' + q(s.name) +
+    ',"kind":' + (s.kind + 1) + // api SpanKind INTERNAL=0.. → OTLP SPAN_KIND_INTERNAL=1..
+    ',"startTimeUnixNano":"' + nanos(s.startMs) +
+    '","endTimeUnixNano":"' + nanos(s.endMs) +
+    '","attributes":' + attributesJson(s.attributes);
+  if (s.traceState) j += ',"traceState":' + q(s.traceState);
+  if (s.events.length > 0) {
+    j += ',"events":[' + s.events.map((e) => '{"name":' + q(e.name) + ',"timeUnixNano":"' + nanos(e.timeMs) + '","attributes":' + attributesJson(e.attributes) + "}").join(",") + "]";
+  }
+  if (s.links.length > 0) {
+    j += ',"links":[' + s.links.map((l) => '{"traceId":"' + l.context.traceId + '","spanId":"' + l.context.spanId + '","attributes":' + attributesJson(l.attributes) + "}").join(",") + "]";
+  }
+  const st = s.status;
+  j += st.code === SpanStatusCode.UNSET ? ',"status":{}' : ',"status":{"code":' + st.code + (st.message ? ',"message":' + q(st.message) : "") + "}";
+  return j + "}";
+}
+
+/** An OTLP/JSON ExportTraceServiceRequest. */
 export function encodeOtlpJson(resource: Attributes, spans: FinishedSpan[]): string {
-  return JSON.stringify({
-    resourceSpans: [
-      {
-        resource: { attributes: encodeAttributes(resource) },
-        scopeSpans: [
-          {
-            scope: { name: "weft" },
-            spans: spans.map((s) => ({
-              traceId: s.traceId,
-              spanId: s.spanId,
-              parentSpanId: s.parentSpanId || undefined,
-              traceState: s.traceState || undefined,
-              name: s.name,
-              kind: s.kind + 1, // api SpanKind INTERNAL=0.. → OTLP SPAN_KIND_INTERNAL=1..
-              startTimeUnixNano: nanos(s.startMs),
-              endTimeUnixNano: nanos(s.endMs),
-              attributes: encodeAttributes(s.attributes),
-              events: s.events.length
-                ? s.events.map((e) => ({ name: e.name, timeUnixNano: nanos(e.timeMs), attributes: encodeAttributes(e.attributes) }))
-                : undefined,
-              links: s.links.length
-                ? s.links.map((l) => ({ traceId: l.context.traceId, spanId: l.context.spanId, attributes: encodeAttributes(l.attributes) }))
-                : undefined,
-              status: s.status.code === SpanStatusCode.UNSET ? {} : { code: s.status.code, message: s.status.message || undefined },
-            })),
-          },
-        ],
-      },
-    ],
-  });
+  return (
+    '{"resourceSpans":[{"resource":{"attributes":' + attributesJson(resource) +
+    '},"scopeSpans":[{"scope":{"name":"weft"},"spans":[' + spans.map(spanJson).join(",") + "]}]}]}"
+  );
 }
 
 /** OTEL_EXPORTER_OTLP_HEADERS / OTEL_RESOURCE_ATTRIBUTES syntax: `k=v,k2=v2`, values percent-encoded. */
