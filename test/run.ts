@@ -62,7 +62,7 @@ const steps: Step[] = [
 function run(step: Step): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
     if (!existsSync(step.command)) {
-      resolve({ code: 127, output: `${step.command} is missing: run "npm ci" first\n` });
+      resolve({ code: 127, output: `${step.command} is missing: run "npm install" first\n` });
       return;
     }
     process.stdout.write(`\n=== ${step.name}: ${path.basename(step.command)} ${step.args.join(" ")}\n`);
