@@ -131,8 +131,11 @@ describe("mTLS between two sidecars", () => {
       clusters: [{ name: "catalog", endpoints: [{ address: "127.0.0.1", port: serverSide.inbound }], tls: { identities: [SERVER_ID] } }],
     });
     try {
+      const before = app.received.length;
       const reply = await request(client.outbound, { host: "catalog" });
-      assert.ok(reply.status === 503 || reply.status === 502, `status ${reply.status}`);
+      assert.equal(reply.status, 503);
+      assert.match(String(reply.headers["x-weft-error"]), /mTLS|certificate|TLS/i);
+      assert.equal(app.received.length, before, "nothing reached the app");
     } finally {
       await client.stop();
     }

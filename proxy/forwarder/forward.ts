@@ -278,6 +278,14 @@ class Forwarding {
           this.attempt();
           return;
         }
+        // With TLS 1.3 a server refuses our certificate only after the client considers the
+        // handshake done: a new mTLS connection dying before any answer failed to connect.
+        if (beforeResponse && !reused && upstream.conn.tls) {
+          this.cluster!.record(endpoint, "connect-failure");
+          this.ctx.telemetry.upstreamError(this.cluster!.config.name, "tls");
+          this.attemptFailed({ kind: "connect" }, `${endpoint.key} closed a new mTLS connection before answering (was our certificate refused?): ${error.message}`);
+          return;
+        }
         if (beforeResponse) this.cluster!.record(endpoint, "5xx");
         this.attemptFailed(beforeResponse ? { kind: "reset" } : null, `${endpoint.key}: ${error.message}`);
       },
