@@ -62,6 +62,9 @@ export class UpstreamHttp1 {
    * unless `flushHead` is true (no body follows, or the body waits for 100 Continue).
    */
   start(method: string, head: Buffer, chunked: boolean, hasBody: boolean, handler: ResponseHandler): void {
+    // The previous exchange may have paused reading for a slow client and finished before
+    // that client drained: a pooled connection must read again.
+    this.conn.resume();
     this.handler = handler;
     this.requestMethod = method;
     this.headReceived = false;
