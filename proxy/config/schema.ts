@@ -5,6 +5,7 @@ import * as v from "valibot";
 
 const port = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535));
 const positiveMs = v.pipe(v.number(), v.minValue(0));
+const atLeast = (min: number) => v.pipe(v.number(), v.integer(), v.minValue(min));
 const percent = v.pipe(v.number(), v.minValue(0), v.maxValue(100));
 const headerName = v.pipe(
   v.string(),
@@ -52,7 +53,7 @@ export const HeaderModifier = v.object({
 
 export const BackendRef = v.object({
   cluster: v.string(),
-  weight: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 1),
+  weight: v.optional(atLeast(0), 1),
 });
 
 export const RetryOn = v.picklist(["connect-failure", "reset", "5xx", "gateway-error", "retriable-status-codes"]);
@@ -68,11 +69,11 @@ export const RetryPolicy = v.object({
   // minRetryConcurrency, whichever is larger (Envoy's retry budget), so retries cannot
   // multiply load on a struggling service.
   budgetPercent: v.optional(percent, 20),
-  minRetryConcurrency: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 3),
+  minRetryConcurrency: v.optional(atLeast(0), 3),
   // Non-idempotent methods (POST, PATCH) are retried only when the user says so.
   retryNonIdempotent: v.optional(v.boolean(), false),
   // A request body larger than this is streamed and then cannot be retried.
-  bufferBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 65536),
+  bufferBytes: v.optional(atLeast(0), 65536),
 });
 
 export const FaultPolicy = v.object({
@@ -117,7 +118,7 @@ export const Listener = v.object({
 export const Endpoint = v.object({
   address: v.string(),
   port,
-  weight: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1),
+  weight: v.optional(atLeast(1), 1),
   labels: v.optional(v.record(v.string(), v.string()), {}),
 });
 
@@ -128,17 +129,17 @@ export const LoadBalancer = v.variant("policy", [
 ]);
 
 export const OutlierDetection = v.object({
-  consecutive5xx: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 5),
-  consecutiveConnectFailures: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 3),
+  consecutive5xx: v.optional(atLeast(0), 5),
+  consecutiveConnectFailures: v.optional(atLeast(0), 3),
   baseEjectionMs: v.optional(positiveMs, 30000),
   maxEjectionMs: v.optional(positiveMs, 300000),
   maxEjectionPercent: v.optional(percent, 50),
 });
 
 export const CircuitBreaker = v.object({
-  maxConnections: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1024),
-  maxPendingRequests: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 1024),
-  maxRequests: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1024),
+  maxConnections: v.optional(atLeast(1), 1024),
+  maxPendingRequests: v.optional(atLeast(0), 1024),
+  maxRequests: v.optional(atLeast(1), 1024),
 });
 
 export const UpstreamTls = v.object({
@@ -158,7 +159,7 @@ export const Cluster = v.object({
   loadBalancer: v.optional(LoadBalancer, { policy: "RoundRobin" }),
   connectTimeoutMs: v.optional(positiveMs, 5000),
   idleTimeoutMs: v.optional(positiveMs, 60000),
-  maxIdleConnectionsPerEndpoint: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 64),
+  maxIdleConnectionsPerEndpoint: v.optional(atLeast(0), 64),
   circuitBreaker: v.optional(CircuitBreaker, {}),
   outlierDetection: v.optional(OutlierDetection),
   tls: v.optional(UpstreamTls),
@@ -172,8 +173,8 @@ export const Identity = v.object({
 });
 
 export const Limits = v.object({
-  maxRequestHeadBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(256)), 65536),
-  maxHeaderCount: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 100),
+  maxRequestHeadBytes: v.optional(atLeast(256), 65536),
+  maxHeaderCount: v.optional(atLeast(1), 100),
   headerTimeoutMs: v.optional(positiveMs, 10000),
   idleTimeoutMs: v.optional(positiveMs, 300000),
   drainTimeoutMs: v.optional(positiveMs, 20000),

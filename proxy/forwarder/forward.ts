@@ -4,7 +4,7 @@
 import { Buffer } from "node:buffer";
 import { randomUUID } from "node:crypto";
 import type { ServerExchange } from "../http/exchange.ts";
-import type { Route } from "../config/schema.ts";
+import type { NodeInfo, Route } from "../config/schema.ts";
 import type { Router, CompiledRoute } from "../routing/router.ts";
 import { pickBackend } from "../routing/router.ts";
 import { applyHeaderModifier, forwardableHeaders, removeHeader, setHeader } from "../http/headers.ts";
@@ -17,6 +17,16 @@ import type { DestinationInfo, Direction, PeerInfo, RequestTrace, ResponseFlag, 
 import { backoffMs, isIdempotent, retriable, withinBudget, type AttemptFailure } from "./retry.ts";
 import { tunnel } from "./tunnel.ts";
 import { mirror } from "./mirror.ts";
+
+/** What a listener's context is built from, whatever its direction. */
+export interface ContextInputs {
+  readonly node: NodeInfo;
+  /** This proxy's own SPIFFE ID. */
+  readonly ownPrincipal: string;
+  readonly router: Router;
+  readonly clusters: ReadonlyMap<string, UpstreamCluster>;
+  readonly telemetry: Telemetry;
+}
 
 /** What the listener (inbound or outbound) contributes to each request. */
 export interface ForwardContext {

@@ -24,5 +24,7 @@ export function tunnel(downstream: Side, upstream: Side): void {
   pipe(upstream.conn, downstream.conn);
   if (downstream.leftover?.length) upstream.conn.write(downstream.leftover);
   if (upstream.leftover?.length) downstream.conn.write(upstream.leftover);
+  // Either side may have been paused for back-pressure while it spoke HTTP.
   downstream.conn.resume();
+  upstream.conn.resume();
 }

@@ -1,18 +1,8 @@
 // The outbound side of the sidecar: requests from the local app to other services, routed
 // by Host or :authority, with mTLS originated per cluster.
-import type { NodeInfo } from "../config/schema.ts";
-import type { ForwardContext } from "../forwarder/forward.ts";
-import type { Router } from "../routing/router.ts";
-import type { UpstreamCluster } from "../upstream/cluster.ts";
-import type { Telemetry } from "../telemetry/types.ts";
+import type { ContextInputs, ForwardContext } from "../forwarder/forward.ts";
 
-export function outboundContext(
-  node: NodeInfo,
-  ownPrincipal: string,
-  router: Router,
-  clusters: ReadonlyMap<string, UpstreamCluster>,
-  telemetry: Telemetry,
-): ForwardContext {
+export function outboundContext({ node, ownPrincipal, router, clusters, telemetry }: ContextInputs): ForwardContext {
   const source = { principal: ownPrincipal, workload: node.workload, namespace: node.namespace };
   return {
     direction: "outbound",

@@ -15,7 +15,7 @@ import process from "node:process";
 import { createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
 import type { Buffer } from "node:buffer";
 import type { ClientTlsOptions, Conn, ConnectOptions, ListenOptions, Server, ServerTlsOptions, TlsInfo } from "./types.ts";
-import { wrapSocket } from "./node.ts";
+import { listening, wrapSocket } from "./node.ts";
 
 export type RuntimeName = "node" | "deno" | "bun";
 
@@ -129,15 +129,6 @@ const TLS_HANDSHAKE = 0x16;
  */
 export const PEEK_TIMEOUT_MS = 5000;
 
-function listening(server: net.Server, options: ListenOptions): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.address, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-}
 
 export async function listenTls(options: ListenOptions, tlsOptions: ServerTlsOptions, onConnection: (c: Conn) => void): Promise<Server> {
   // Everything is validated before the port opens, and again before an update takes effect.

@@ -50,7 +50,7 @@ function serverOf(server: net.Server, extra?: Pick<Server, "updateTls">): Server
   };
 }
 
-function listening(server: net.Server, options: ListenOptions): Promise<void> {
+export function listening(server: net.Server, options: ListenOptions): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.address, () => {

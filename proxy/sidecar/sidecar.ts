@@ -150,7 +150,7 @@ export class Sidecar {
     for (const l of config.listeners) {
       const router = new Router(l.virtualHosts);
       const makeContext = l.direction === "Inbound" ? inboundContext : outboundContext;
-      const context = makeContext(config.node, principal, router, this.clusters, this.telemetry);
+      const context = makeContext({ node: config.node, ownPrincipal: principal, router, clusters: this.clusters, telemetry: this.telemetry });
       const bound = fresh.find((f) => f.config === l);
       if (bound) {
         const old = this.listeners.get(l.name);
