@@ -1,0 +1,341 @@
+// The result file's shape and its Markdown rendering (bench/results/latest.md).
+
+export interface RoundResult {
+  round: number;
+  status: "ok" | "failed";
+  error?: string;
+  /** A disturbed visit that was discarded and visited again. */
+  retried?: boolean;
+  /** The scenario could not start (it is not retried in later rounds). */
+  startFailed?: boolean;
+  startupSeconds?: number;
+  elapsedSeconds?: number;
+  throughput?: {
+    rps: number;
+    requests: number;
+    seconds: number;
+    errors: { connect: number; read: number; write: number; status: number; timeout: number };
+    proxyCpuSeconds: number;
+    proxyVcpu: number;
+    proxyCpuUsPerRequest: number | null;
+    coreBusy: { load: number | null; proxy: number | null };
+    /** vCPU used by processes outside the harness during the phase. */
+    foreignVcpu: number;
+    waitedForQuietMs: number;
+  };
+  latency?: {
+    achievedRps: number;
+    samples: number;
+    errors: number;
+    errorExamples: string[];
+    p50Ms: number;
+    p90Ms: number;
+    p99Ms: number;
+    p999Ms: number;
+    maxMs: number;
+    meanMs: number;
+    foreignVcpu: number;
+    waitedForQuietMs: number;
+  };
+  cpuAtRate?: {
+    perProcess: { role: string; vcpu: number; vcpuPer1kRps: number }[];
+    vcpuPer1kRps: number;
+  };
+  rss?: {
+    perProcess: { role: string; processes: number; idleMB: number; peakMB: number; afterMB: number }[];
+  };
+}
+
+/** A scenario over all rounds: medians of the undisturbed rounds, peak RSS over all. */
+export interface ScenarioResult {
+  id: string;
+  label: string;
+  group: "plain" | "mtls";
+  kind: "direct" | "nginx" | "haproxy" | "weft";
+  runtime: string | null;
+  sidecars: number;
+  status: "ok" | "failed";
+  error?: string;
+  logs?: Record<string, string>;
+  pinning: Record<string, string>;
+  processes?: { role: string; pid: number; command: string }[];
+  roundsOk: number;
+  roundsUsed: number;
+  /** Every successful round had other processes busy on the machine. */
+  disturbed: boolean;
+  throughput?: {
+    rps: number;
+    rpsMin: number;
+    rpsMax: number;
+    requests: number;
+    errors: { connect: number; read: number; write: number; status: number; timeout: number };
+    proxyVcpu: number | null;
+    proxyCpuUsPerRequest: number | null;
+    /** Median busy fraction of the load core and the proxy core during the throughput phase. */
+    coreBusy: { load: number; proxy: number };
+  };
+  latency?: {
+    rate: number;
+    achievedRps: number;
+    samples: number;
+    errors: number;
+    errorExamples: string[];
+    p50Ms: number;
+    p90Ms: number;
+    p99Ms: number;
+    p999Ms: number;
+    maxMs: number;
+  };
+  cpuAtRate?: {
+    perProcess: { role: string; vcpuPer1kRps: number }[];
+    vcpuPer1kRps: number;
+    vcpuPer1kRpsPerSidecar: number;
+  };
+  rss?: {
+    idleMB: number;
+    peakMB: number;
+    afterMB: number;
+    perProcess: { role: string; idleMB: number; peakMB: number; afterMB: number }[];
+  };
+  rounds: RoundResult[];
+  throughputVsNginx?: number;
+  /** nginx's proxy CPU per request divided by this scenario's: throughput per CPU-second vs nginx. */
+  cpuEfficiencyVsNginx?: number;
+  addedP99Ms?: number;
+  addedP99MsPerSidecar?: number;
+}
+
+export interface BenchResult {
+  schema: string;
+  startedAt: string;
+  finishedAt: string;
+  elapsedSeconds: number;
+  command: string;
+  settings: {
+    mode: string;
+    rounds: number;
+    quietWaitSeconds: number;
+    connections: number;
+    throughputSeconds: number;
+    warmupSeconds: number;
+    latencyRate: number;
+    latencySeconds: number;
+    latencyWarmupSeconds: number;
+    bodyBytes: number;
+    proxyCpu: string;
+    loadCpu: string;
+  };
+  machine: {
+    cpuModel: string;
+    logicalCpus: number;
+    cpusAllowed: number[];
+    kernel: string;
+    os: string;
+    memoryGB: number;
+    virtualization: string;
+  };
+  versions: Record<string, unknown> & { weft: { commit: string; dirty: boolean } };
+  topology: { proxyCpu: string; loadCpu: string; description: string };
+  scenarios: ScenarioResult[];
+}
+
+const f = (n: number | null | undefined, digits = 2): string =>
+  n === null || n === undefined || Number.isNaN(n) ? "–" : n.toFixed(digits);
+const int = (n: number | null | undefined): string =>
+  n === null || n === undefined || Number.isNaN(n) ? "–" : Math.round(n).toLocaleString("en-US");
+const pipeSafe = (s: string) => s.replace(/\|/g, "\\|").replace(/\n/g, " ");
+
+function latencyCell(r: ScenarioResult): string {
+  const l = r.latency;
+  if (!l) return "–";
+  return `${f(l.p50Ms, 3)} / ${f(l.p90Ms, 3)} / ${f(l.p99Ms, 3)} / ${f(l.p999Ms, 3)}`;
+}
+
+function perSidecar(values: number[], digits: number): string {
+  if (values.length <= 1) return f(values[0], digits);
+  return values.map((v) => f(v, digits)).join(" + ");
+}
+
+function errorsNote(r: ScenarioResult): string {
+  const notes: string[] = [];
+  const t = r.throughput;
+  if (t) {
+    const e = t.errors;
+    const total = e.connect + e.read + e.write + e.status + e.timeout;
+    if (total > 0) notes.push(`throughput errors: ${total} (${JSON.stringify(e)})`);
+  }
+  if (r.latency && r.latency.errors > 0) {
+    notes.push(`latency errors: ${r.latency.errors}/${r.latency.samples} (${r.latency.errorExamples.join("; ")})`);
+  }
+  return notes.join("; ");
+}
+
+function table(results: ScenarioResult[], mtls: boolean, rate: number): string[] {
+  const lines: string[] = [];
+  const both = mtls ? " (A + B)" : "";
+  lines.push(
+    `| scenario | req/s @ 32 conns | vs nginx | proxy core busy | proxy CPU µs/req${both} | vs nginx per CPU-s | p50 / p90 / p99 / p99.9 ms @ ${rate} req/s | added p99 vs direct, ms${mtls ? " (per sidecar)" : ""} | vCPU per 1k req/s${both} | RSS peak / after, MB${both} |`,
+  );
+  lines.push("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+  for (const r of results) {
+    if (r.status !== "ok") {
+      lines.push(`| ${r.label} | failed | | | | | | | | |`);
+      continue;
+    }
+    const t = r.throughput;
+    const range = t && t.rpsMax > t.rpsMin ? ` (${int(t.rpsMin)}–${int(t.rpsMax)})` : "";
+    const flag = r.disturbed ? " ⚠" : "";
+    const direct = r.kind === "direct";
+    const vs = direct ? "—" : f(r.throughputVsNginx, 2);
+    const eff = direct ? "—" : f(r.cpuEfficiencyVsNginx, 2);
+    const busy = direct || !t ? "—" : `${Math.round(t.coreBusy.proxy * 100)}%`;
+    const usPerReq = direct || !t ? "—" : f(t.proxyCpuUsPerRequest, 1);
+    const added =
+      r.addedP99Ms === undefined ? "—" : mtls ? `${f(r.addedP99Ms, 3)} (${f(r.addedP99MsPerSidecar, 3)})` : f(r.addedP99Ms, 3);
+    const cpu = r.cpuAtRate ? perSidecar(r.cpuAtRate.perProcess.map((p) => p.vcpuPer1kRps), 3) : "—";
+    const rss = r.rss
+      ? r.rss.perProcess.length > 1
+        ? `${r.rss.perProcess.map((p) => f(p.peakMB, 1)).join(" + ")} / ${r.rss.perProcess.map((p) => f(p.afterMB, 1)).join(" + ")}`
+        : `${f(r.rss.peakMB, 1)} / ${f(r.rss.afterMB, 1)}`
+      : "—";
+    lines.push(
+      `| ${r.label}${flag} | ${int(t?.rps)}${range} | ${vs} | ${busy} | ${usPerReq} | ${eff} | ${latencyCell(r)} | ${added} | ${cpu} | ${rss} |`,
+    );
+  }
+  return lines;
+}
+
+interface Target {
+  what: string;
+  goal: string;
+  measured: string;
+  status: string;
+}
+
+function targets(b: BenchResult): Target[] {
+  const ok = (id: string) => b.scenarios.find((s) => s.id === id && s.status === "ok");
+  const weftPlain = ["node", "deno", "bun"].map((rt) => ok(`weft-${rt}`)).filter((s): s is ScenarioResult => !!s);
+  const weftMtls = ["node", "deno", "bun"].map((rt) => ok(`weft-${rt}-mtls`)).filter((s): s is ScenarioResult => !!s);
+  const out: Target[] = [];
+  // A disturbed baseline makes a ratio meaningless: say so instead of "met".
+  const nginxDisturbed = b.scenarios.find((s) => s.id === "nginx")?.disturbed ?? false;
+  const directDisturbed = b.scenarios.find((s) => s.id === "direct")?.disturbed ?? false;
+  const basic = (pass: boolean | null) => (pass === null ? "not measured" : pass ? "met" : "not met");
+  const status = (pass: boolean | null) =>
+    pass !== null && nginxDisturbed ? `${basic(pass)}? (unreliable: the nginx baseline was disturbed)` : basic(pass);
+
+  const fastest = weftPlain
+    .filter((s) => s.throughputVsNginx !== undefined)
+    .sort((a, c) => (c.throughputVsNginx ?? 0) - (a.throughputVsNginx ?? 0))[0];
+  out.push({
+    what: "throughput per core, fastest runtime, vs nginx",
+    goal: ">= 0.60x",
+    measured: fastest
+      ? `${f(fastest.throughputVsNginx, 2)}x (${fastest.runtime}, ${int(fastest.throughput?.rps)} req/s; per CPU-second ${f(fastest.cpuEfficiencyVsNginx, 2)}x)`
+      : "–",
+    status: status(fastest ? (fastest.throughputVsNginx ?? 0) >= 0.6 : null),
+  });
+  const node = ok("weft-node");
+  out.push({
+    what: "throughput per core, Node, vs nginx",
+    goal: ">= 0.40x",
+    measured:
+      node?.throughputVsNginx !== undefined
+        ? `${f(node.throughputVsNginx, 2)}x (${int(node.throughput?.rps)} req/s; per CPU-second ${f(node.cpuEfficiencyVsNginx, 2)}x)`
+        : "–",
+    status: status(node?.throughputVsNginx !== undefined ? node.throughputVsNginx >= 0.4 : null),
+  });
+  const cpuList = weftMtls.filter((s) => s.cpuAtRate);
+  out.push({
+    what: `CPU with mTLS (and metrics), per sidecar, at ${b.settings.latencyRate} req/s`,
+    goal: "<= 0.10 vCPU per 1000 req/s",
+    measured: cpuList.length > 0 ? cpuList.map((s) => `${s.runtime} ${f(s.cpuAtRate?.vcpuPer1kRpsPerSidecar, 3)}`).join(", ") : "–",
+    status:
+      cpuList.length > 0
+        ? cpuList.some((s) => (s.cpuAtRate?.vcpuPer1kRpsPerSidecar ?? 1) <= 0.1)
+          ? `met on ${cpuList.filter((s) => (s.cpuAtRate?.vcpuPer1kRpsPerSidecar ?? 1) <= 0.1).map((s) => s.runtime).join(", ")}`
+          : "not met"
+        : "not measured",
+  });
+  const lat = [...weftPlain, ...weftMtls].filter((s) => s.addedP99MsPerSidecar !== undefined);
+  out.push({
+    what: `added p99 latency per sidecar at ${b.settings.latencyRate} req/s`,
+    goal: "<= 1 ms",
+    measured: lat.length > 0 ? lat.map((s) => `${s.runtime}${s.group === "mtls" ? "+mTLS" : ""} ${f(s.addedP99MsPerSidecar, 3)}`).join(", ") : "–",
+    status:
+      (lat.length > 0
+        ? lat.every((s) => (s.addedP99MsPerSidecar ?? 99) <= 1)
+          ? "met"
+          : `not met on ${lat.filter((s) => (s.addedP99MsPerSidecar ?? 99) > 1).map((s) => `${s.runtime}${s.group === "mtls" ? "+mTLS" : ""}`).join(", ")}`
+        : "not measured") + (lat.length > 0 && directDisturbed ? " (unreliable: the direct baseline was disturbed)" : ""),
+  });
+  out.push({
+    what: "RSS (peak) on the fastest runtime",
+    goal: "<= 50 MB",
+    measured: fastest?.rss ? `${f(fastest.rss.peakMB, 1)} MB (${fastest.runtime}; after load ${f(fastest.rss.afterMB, 1)} MB)` : "–",
+    status: basic(fastest?.rss ? fastest.rss.peakMB <= 50 : null),
+  });
+  return out;
+}
+
+export function renderMarkdown(b: BenchResult): string {
+  const s = b.settings;
+  const v = b.versions;
+  const lines: string[] = [];
+  lines.push("# weft benchmark: latest run");
+  lines.push("");
+  lines.push(
+    `Generated by \`npm run bench${s.mode === "quick" ? " -- --quick" : ""}\` on ${b.startedAt} (${s.mode} mode, ${b.elapsedSeconds} s). ` +
+      `Raw numbers: [\`{{json}}\`]({{json}}). How to read this: [docs/benchmarks.md](../../docs/benchmarks.md).`,
+  );
+  lines.push("");
+  lines.push(
+    `Machine: ${b.machine.cpuModel}, ${b.machine.logicalCpus} logical CPUs, ${b.machine.memoryGB} GB, ${b.machine.os}, kernel ${b.machine.kernel}. ` +
+      `Node ${v.node}, Deno ${String(v.deno).split(" ")[0]}, Bun ${v.bun}, nginx ${v.nginx}, HAProxy ${v.haproxy}, wrk ${v.wrk}, vegeta ${v.vegeta}, ${String(v.openssl).replace(/ \(Library.*$/, "")}. ` +
+      `weft commit ${v.weft.commit}${v.weft.dirty ? " (with uncommitted changes)" : ""}.`,
+  );
+  lines.push("");
+  lines.push(
+    `Each scenario was visited ${s.rounds} time${s.rounds > 1 ? "s (rounds interleaved across scenarios; medians shown, throughput range in parentheses)" : ""}. ` +
+      `Per visit: start, ${s.warmupSeconds} s warm-up, ${s.throughputSeconds} s closed-loop throughput (wrk, ${s.connections} keep-alive connections), ` +
+      `then ${s.latencySeconds} s open-loop at ${s.latencyRate} req/s (vegeta, after ${s.latencyWarmupSeconds} s unrecorded), then memory; stop. ${b.topology.description}`,
+  );
+  lines.push("");
+  const plain = b.scenarios.filter((r) => r.group === "plain");
+  const mtls = b.scenarios.filter((r) => r.group === "mtls");
+  if (plain.length > 0) {
+    lines.push("## Plain HTTP/1.1, one proxy");
+    lines.push("");
+    lines.push(...table(plain, false, s.latencyRate));
+    lines.push("");
+  }
+  if (mtls.length > 0) {
+    lines.push(`## One mTLS hop: client → A → (mTLS) → B → upstream, A and B both on cpu ${s.proxyCpu}`);
+    lines.push("");
+    lines.push(...table(mtls, true, s.latencyRate));
+    lines.push("");
+  }
+  lines.push("## Targets (issue 2)");
+  lines.push("");
+  lines.push("| target | goal | measured | status |");
+  lines.push("|---|---|---|---|");
+  for (const t of targets(b)) lines.push(`| ${t.what} | ${t.goal} | ${pipeSafe(t.measured)} | ${t.status} |`);
+  lines.push("");
+  const disturbed = b.scenarios.filter((r) => r.disturbed);
+  if (disturbed.length > 0) {
+    lines.push(
+      `⚠ Other processes on the machine used more than 0.1 vCPU during every round of: ${disturbed.map((r) => r.label).join(", ")}. Treat those numbers as unreliable.`,
+    );
+    lines.push("");
+  }
+  const failed = b.scenarios.filter((r) => r.status !== "ok");
+  const noted = b.scenarios.filter((r) => r.status === "ok" && (errorsNote(r) !== "" || r.error));
+  if (failed.length > 0 || noted.length > 0) {
+    lines.push("## Failures and errors");
+    lines.push("");
+    for (const r of failed) lines.push(`- **${r.label}** (\`${r.id}\`) failed: ${pipeSafe(r.error ?? "unknown error")}`);
+    for (const r of noted) lines.push(`- ${r.label}: ${pipeSafe([r.error ?? "", errorsNote(r)].filter((x) => x !== "").join("; "))}`);
+    lines.push("");
+  }
+  return lines.join("\n");
+}
