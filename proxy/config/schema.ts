@@ -112,6 +112,8 @@ export const Listener = v.object({
   port,
   // Inbound: whether peers must present a mesh certificate (STRICT), may (PERMISSIVE) or not.
   tls: v.optional(TlsMode, "DISABLE"),
+  // Also accept HTTP/2: with prior knowledge (h2c) in plaintext, by ALPN "h2" over TLS.
+  http2: v.optional(v.boolean(), true),
   virtualHosts: v.array(VirtualHost),
 });
 
@@ -175,6 +177,7 @@ export const Identity = v.object({
 export const Limits = v.object({
   maxRequestHeadBytes: v.optional(atLeast(256), 65536),
   maxHeaderCount: v.optional(atLeast(1), 100),
+  maxConcurrentStreams: v.optional(atLeast(1), 256),
   headerTimeoutMs: v.optional(positiveMs, 10000),
   idleTimeoutMs: v.optional(positiveMs, 300000),
   drainTimeoutMs: v.optional(positiveMs, 20000),

@@ -148,7 +148,7 @@ class Forwarding {
     if (ex.upgrade) headers.push("connection", "upgrade");
     if (ex.requestContentLength > 0 || (ex.requestContentLength === 0 && ex.hasRequestBody)) {
       // Content-Length was kept as received (it is end-to-end).
-    } else if (ex.requestContentLength === -1) {
+    } else if (ex.requestContentLength === -1 && ex.hasRequestBody) {
       headers.push("transfer-encoding", "chunked");
     }
     if (!headerValue(headers, "host")) headers.push("host", ex.authority);
@@ -194,7 +194,7 @@ class Forwarding {
     // A body too large to keep is not mirrored rather than mirrored truncated.
     if (!target || !this.replayable) return;
     const ex = this.exchange;
-    mirror(target, ex.method, ex.target, this.upstreamHeaders, ex.authority, this.chunks.slice(), this.trailers, ex.requestContentLength === -1);
+    mirror(target, ex.method, ex.target, this.upstreamHeaders, ex.authority, this.chunks.slice(), this.trailers, ex.hasRequestBody && ex.requestContentLength === -1);
   }
 
   /**
@@ -273,7 +273,7 @@ class Forwarding {
     this.retrying = false;
     upstream.onDrain = () => {};
     const hasBody = ex.hasRequestBody;
-    upstream.start(ex.method, this.headBytes!, ex.requestContentLength === -1, hasBody, {
+    upstream.start(ex.method, this.headBytes!, hasBody && ex.requestContentLength === -1, hasBody, {
       head: (head) => this.responseHead(endpoint, upstream, head),
       data: (chunk) => this.responseData(upstream, chunk),
       end: (trailers) => this.responseEnd(upstream, trailers),

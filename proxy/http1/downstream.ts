@@ -8,6 +8,7 @@ import { findHeadEnd, parseRequestHead, ProtocolError, type HeadLimits, type Req
 import { BodyDecoder, encodeLastChunk, type BodySink } from "./framing.ts";
 import { encodeResponseHead, reasonPhrase } from "./encode.ts";
 import type { Deadlines } from "./deadlines.ts";
+import { sniffPreface } from "../http2/downstream.ts";
 
 export interface DownstreamOptions extends HeadLimits {
   headerTimeoutMs: number;
@@ -15,6 +16,8 @@ export interface DownstreamOptions extends HeadLimits {
   deadlines: Deadlines;
   onExchange: (exchange: ServerExchange) => void;
   onProtocolError: (conn: Conn, error: Error) => void;
+  /** When set, a connection that opens with the HTTP/2 preface is handed over to it. */
+  onHttp2Preface?: (leftover: Buffer) => void;
 }
 
 const CRLF = "\r\n";
@@ -195,12 +198,14 @@ export class Http1Downstream {
   private exchange: Http1Exchange | null = null;
   private decoder: BodyDecoder | null = null;
   private handedOver = false;
+  private sniffing: boolean;
   /** Deadline for the current wait (head, or idle between requests); 0 = none. */
   deadline = 0;
 
   constructor(conn: Conn, options: DownstreamOptions) {
     this.conn = conn;
     this.options = options;
+    this.sniffing = !!options.onHttp2Preface;
     conn.onData = (chunk) => this.onData(chunk);
     conn.onEnd = () => this.onPeerEnd();
     conn.onClose = () => this.onClose();
@@ -225,7 +230,21 @@ export class Http1Downstream {
   private onData(chunk: Buffer): void {
     if (this.handedOver) return;
     this.buf = this.buf && this.buf.length > 0 ? Buffer.concat([this.buf, chunk]) : chunk;
+    if (this.sniffing) {
+      const seen = sniffPreface(this.buf);
+      if (seen === "more") return;
+      this.sniffing = false;
+      if (seen === "h2") {
+        const { leftover } = this.handOver();
+        this.options.onHttp2Preface!(leftover!);
+        return;
+      }
+    }
     this.process();
+  }
+
+  destroy(): void {
+    this.conn.destroy();
   }
 
   private process(): void {

@@ -8,10 +8,19 @@ import type { Conn, ConnectOptions, FetchHandler, ListenOptions, Runtime, Server
 import { listenTls, connectTls } from "./node-tls.ts";
 
 const noop = () => {};
+const BUN = "Bun" in globalThis;
 
 /** Adapts a node:net (or node:tls) socket to the callback-shaped Conn. */
 export function wrapSocket(socket: net.Socket, tls: TlsInfo | null): Conn {
   socket.setNoDelay(true);
+  let failure: Error | undefined;
+  const onData = (chunk: Buffer) => conn.onData(chunk);
+  const onEnd = () => conn.onEnd();
+  const onDrain = () => conn.onDrain();
+  const onError = (e: Error) => {
+    failure = e;
+  };
+  const onClose = () => conn.onClose(failure);
   const conn: Conn = {
     onData: noop,
     onEnd: noop,
@@ -29,15 +38,31 @@ export function wrapSocket(socket: net.Socket, tls: TlsInfo | null): Conn {
     get closed() {
       return socket.destroyed;
     },
+    handOver: (server, leftover) => {
+      // Paused, so that nothing is emitted to no one before the new owner reads.
+      socket.pause();
+      socket.off("data", onData);
+      socket.off("end", onEnd);
+      socket.off("drain", onDrain);
+      socket.off("error", onError);
+      socket.off("close", onClose);
+      if (!BUN) {
+        // Node's and Deno's node:http2 take bytes already read from the socket's buffer.
+        if (leftover?.length) socket.unshift(leftover);
+        server.emit("connection", socket);
+        return;
+      }
+      // Bun's reads "data" events and drops an unshifted buffer (docs/design/http2.md).
+      server.emit("connection", socket);
+      if (leftover?.length) socket.emit("data", leftover);
+      socket.resume();
+    },
   };
-  socket.on("data", (chunk: Buffer) => conn.onData(chunk));
-  socket.on("end", () => conn.onEnd());
-  socket.on("drain", () => conn.onDrain());
-  let failure: Error | undefined;
-  socket.on("error", (e) => {
-    failure = e;
-  });
-  socket.on("close", () => conn.onClose(failure));
+  socket.on("data", onData);
+  socket.on("end", onEnd);
+  socket.on("drain", onDrain);
+  socket.on("error", onError);
+  socket.on("close", onClose);
   return conn;
 }
 

@@ -1,6 +1,7 @@
 // The only surface through which the proxy touches the network. Each runtime has one
 // adapter implementing it; everything else in proxy/ is runtime-neutral.
 import type { Buffer } from "node:buffer";
+import type { Duplex } from "node:stream";
 
 export interface ServerTlsOptions {
   certificateChain: string;
@@ -45,6 +46,16 @@ export interface Conn {
   readonly localPort: number;
   readonly tls: TlsInfo | null;
   readonly closed: boolean;
+  /**
+   * Hands the connection, and `leftover` bytes already read from it, to a node-style server
+   * (node:http2, which every supported runtime provides) by emitting "connection" on it.
+   * The callbacks above stop firing.
+   */
+  handOver(server: ConnectionSink, leftover: Buffer | null): void;
+}
+
+export interface ConnectionSink {
+  emit(event: "connection", socket: Duplex): boolean;
 }
 
 export interface ListenOptions {

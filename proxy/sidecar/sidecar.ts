@@ -2,7 +2,7 @@
 // applies new configurations atomically (requests in flight finish on the version they
 // started with), and drains gracefully.
 import type { Cluster, Identity, Listener, ProxyConfig } from "../config/schema.ts";
-import type { ClientTlsOptions, Runtime, Server, ServerTlsOptions } from "../runtime/types.ts";
+import type { ClientTlsOptions, Conn, Runtime, Server, ServerTlsOptions } from "../runtime/types.ts";
 import type { ProxyTelemetry } from "../telemetry/telemetry.ts";
 import type { Logger } from "../log.ts";
 import type { ForwardContext } from "../forwarder/forward.ts";
@@ -10,18 +10,27 @@ import { forward } from "../forwarder/forward.ts";
 import { Router } from "../routing/router.ts";
 import { UpstreamCluster } from "../upstream/cluster.ts";
 import { Http1Downstream } from "../http1/downstream.ts";
+import { Http2Downstream } from "../http2/downstream.ts";
+import type { ServerExchange } from "../http/exchange.ts";
+import type { Buffer } from "node:buffer";
 import { Deadlines } from "../http1/deadlines.ts";
 import { inboundContext } from "../inbound/context.ts";
 import { outboundContext } from "../outbound/context.ts";
 import { formatSpiffeId, verifyPeerIdentity } from "../identity/spiffe.ts";
 import { startAdmin } from "../admin/server.ts";
 
+/** A downstream connection of either protocol, as drain and shutdown see it. */
+interface DownstreamConnection {
+  drain(): void;
+  destroy(): void;
+}
+
 interface ActiveListener {
   config: Listener;
   server: Server;
   /** Read at each new request, so a reload takes effect for the next request. */
   context: ForwardContext;
-  connections: Set<Http1Downstream>;
+  connections: Set<DownstreamConnection>;
 }
 
 function sameBinding(a: Listener, b: Listener): boolean {
@@ -97,7 +106,7 @@ export class Sidecar {
 
   private serverTls(listener: Listener, identity: Identity | undefined): ServerTlsOptions | undefined {
     if (listener.tls === "DISABLE" || !identity) return undefined;
-    return { ...identity, mode: listener.tls, alpn: ["http/1.1"] };
+    return { ...identity, mode: listener.tls, alpn: listener.http2 ? ["h2", "http/1.1"] : ["http/1.1"] };
   }
 
   private clientTls = (cluster: Cluster): ClientTlsOptions | undefined => {
@@ -114,14 +123,14 @@ export class Sidecar {
    * switches clusters, routes and certificates in one synchronous step.
    */
   private async install(config: ProxyConfig): Promise<void> {
-    const fresh: { config: Listener; server: Server; connections: Set<Http1Downstream> }[] = [];
+    const fresh: { config: Listener; server: Server; connections: Set<DownstreamConnection> }[] = [];
     try {
       for (const l of config.listeners) {
         const current = this.listeners.get(l.name);
         if (current && sameBinding(current.config, l)) continue;
-        const connections = new Set<Http1Downstream>();
+        const connections = new Set<DownstreamConnection>();
         const server = await this.runtime.listen({ address: l.address, port: l.port, tls: this.serverTls(l, config.identity) }, (conn) =>
-          this.accept(l.name, conn, connections),
+          this.accept(l, conn, connections),
         );
         fresh.push({ config: l, server, connections });
       }
@@ -178,36 +187,60 @@ export class Sidecar {
     if (previous !== config) this.log.info("configuration applied", { version: config.version, previous: previous.version });
   }
 
-  private accept(listenerName: string, conn: import("../runtime/types.ts").Conn, connections: Set<Http1Downstream>): void {
-    const active = this.listeners.get(listenerName);
-    const direction = active?.config.direction === "Inbound" ? "inbound" : "outbound";
+  private accept(bound: Listener, conn: Conn, connections: Set<DownstreamConnection>): void {
+    const name = bound.name;
+    const listener = () => this.listeners.get(name)?.config ?? bound;
+    const direction = bound.direction === "Inbound" ? "inbound" : "outbound";
     const limits = this.config.limits;
     this.telemetry.connectionOpened(direction);
-    const downstream = new Http1Downstream(conn, {
+    const onExchange = (exchange: ServerExchange) => {
+      const current = this.listeners.get(name);
+      if (!current) {
+        exchange.reset();
+        return;
+      }
+      forward(exchange, current.context);
+    };
+    let closed = false;
+    const onClosed = () => {
+      if (closed) return;
+      closed = true;
+      connections.delete(tracked);
+      this.telemetry.connectionClosed(direction);
+    };
+    const toHttp2 = (leftover: Buffer | null) => {
+      connections.delete(tracked);
+      tracked = new Http2Downstream(conn, leftover, {
+        maxConcurrentStreams: limits.maxConcurrentStreams,
+        maxHeaderListSize: limits.maxRequestHeadBytes,
+        onExchange,
+        onClose: onClosed,
+      });
+      connections.add(tracked);
+      if (this.draining) tracked.drain();
+    };
+    let tracked: DownstreamConnection;
+    if (conn.tls?.alpn === "h2") {
+      toHttp2(null);
+      return;
+    }
+    tracked = new Http1Downstream(conn, {
       maxHeadBytes: limits.maxRequestHeadBytes,
       maxHeaderCount: limits.maxHeaderCount,
       headerTimeoutMs: limits.headerTimeoutMs,
       idleTimeoutMs: limits.idleTimeoutMs,
       deadlines: this.deadlines,
-      onExchange: (exchange) => {
-        const current = this.listeners.get(listenerName);
-        if (!current) {
-          exchange.reset();
-          return;
-        }
-        forward(exchange, current.context);
-      },
-      onProtocolError: (c, error) =>
-        this.log.warn("downstream protocol error", { listener: listenerName, peer: `${c.remoteAddress}:${c.remotePort}`, error: error.message }),
+      onExchange,
+      onProtocolError: (c, error) => this.log.warn("downstream protocol error", { listener: name, peer: `${c.remoteAddress}:${c.remotePort}`, error: error.message }),
+      onHttp2Preface: listener().http2 ? toHttp2 : undefined,
     });
-    connections.add(downstream);
+    connections.add(tracked);
     const onClose = conn.onClose;
     conn.onClose = (error) => {
-      connections.delete(downstream);
-      this.telemetry.connectionClosed(direction);
+      onClosed();
       onClose(error);
     };
-    if (this.draining) downstream.drain();
+    if (this.draining) tracked.drain();
   }
 
   /** Stops accepting on an old listener and lets its connections finish. */
@@ -231,7 +264,7 @@ export class Sidecar {
     }
     const left = all.reduce((n, l) => n + l.connections.size, 0);
     if (left > 0) this.log.warn("drain timeout: closing remaining connections", { connections: left });
-    for (const l of all) for (const c of l.connections) c.conn.destroy();
+    for (const l of all) for (const c of l.connections) c.destroy();
     await closed;
     await this.stop();
   }
@@ -241,7 +274,7 @@ export class Sidecar {
     // close() resolves once the listener's connections are gone, so destroy them meanwhile.
     const closing = [...this.listeners.values()].map((l) => {
       const closed = l.server.close();
-      for (const c of l.connections) c.conn.destroy();
+      for (const c of l.connections) c.destroy();
       return closed;
     });
     await Promise.all(closing);
