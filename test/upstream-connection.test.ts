@@ -6,12 +6,11 @@ import { Buffer } from "node:buffer";
 import { startUpstream, type Upstream } from "./support/upstream.ts";
 import { selectRuntime } from "../proxy/runtime/select.ts";
 import { UpstreamHttp1 } from "../proxy/upstream/http1-client.ts";
-import { encodeRequestHead } from "../proxy/http1/encode.ts";
 
 function exchange(upstream: UpstreamHttp1, path: string, onData: (chunk: Buffer) => void = () => {}): Promise<number> {
   return new Promise((resolve, reject) => {
     let status = 0;
-    upstream.start("GET", encodeRequestHead("GET", path, ["host", "app"]), false, false, {
+    upstream.start({ method: "GET", target: path, authority: "app", headers: ["host", "app"], chunked: false, hasBody: false }, {
       head: (h) => (status = h.status),
       data: onData,
       end: () => resolve(status),

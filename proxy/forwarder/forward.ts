@@ -9,10 +9,9 @@ import type { Router, CompiledRoute } from "../routing/router.ts";
 import { pickBackend } from "../routing/router.ts";
 import { applyHeaderModifier, forwardableHeaders, removeHeader, setHeader } from "../http/headers.ts";
 import { headerValue, type ResponseHead } from "../http1/head.ts";
-import { encodeRequestHead } from "../http1/encode.ts";
 import type { UpstreamCluster, UpstreamEndpoint } from "../upstream/cluster.ts";
 import { UpstreamFailure, type Ticket } from "../upstream/cluster.ts";
-import type { UpstreamHttp1 } from "../upstream/http1-client.ts";
+import type { UpstreamExchange, UpstreamRequestHead } from "../upstream/exchange.ts";
 import type { DestinationInfo, Direction, PeerInfo, RequestTrace, ResponseFlag, Telemetry } from "../telemetry/types.ts";
 import { backoffMs, isIdempotent, retriable, withinBudget, type AttemptFailure } from "./retry.ts";
 import { tunnel } from "./tunnel.ts";
@@ -40,9 +39,27 @@ export interface ForwardContext {
   decorate(headers: string[], exchange: ServerExchange): void;
 }
 
+// HTTP status of a local reply → gRPC status, as gRPC's HTTP mapping prescribes.
+function grpcStatusOf(status: number): number {
+  if (status === 400) return 13; // INTERNAL
+  if (status === 401) return 16; // UNAUTHENTICATED
+  if (status === 403) return 7; // PERMISSION_DENIED
+  if (status === 404) return 12; // UNIMPLEMENTED
+  if (status === 429 || status === 502 || status === 503 || status === 504) return 14; // UNAVAILABLE
+  return 2; // UNKNOWN
+}
+
 export function localReply(exchange: ServerExchange, status: number, message: string, extraHeaders: string[] = []): void {
   if (exchange.headSent) {
     exchange.reset();
+    return;
+  }
+  const contentType = headerValue(exchange.headers, "content-type") ?? "";
+  if (exchange.protocol === "HTTP/2" && contentType.startsWith("application/grpc")) {
+    // gRPC clients read errors from grpc-status: answer "trailers-only".
+    const headers = ["content-type", "application/grpc", "grpc-status", String(grpcStatusOf(status)), "grpc-message", encodeURIComponent(message), "x-weft-error", message, ...extraHeaders];
+    exchange.sendHead(200, "", headers, 0, false);
+    exchange.sendEnd(null);
     return;
   }
   const body = Buffer.from(`${message}\n`);
@@ -66,9 +83,8 @@ class Forwarding {
   private route: CompiledRoute | null = null;
   private cluster: UpstreamCluster | null = null;
   private endpoint: UpstreamEndpoint | null = null;
-  private upstream: UpstreamHttp1 | null = null;
-  private headBytes: Buffer | null = null;
-  private upstreamHeaders: string[] = [];
+  private upstream: UpstreamExchange | null = null;
+  private upstreamRequest: UpstreamRequestHead | null = null;
   private mirrorPending = false;
   private requestId = "";
   private trace: RequestTrace | undefined;
@@ -132,7 +148,7 @@ class Forwarding {
       return;
     }
     cluster.activeRequests++;
-    this.headBytes = this.buildHead(config);
+    this.upstreamRequest = this.buildRequest(config);
     this.mirrorPending = !!config.mirror && Math.random() * 100 < config.mirror.percent;
     if (this.mirrorPending && !ex.hasRequestBody) this.sendMirror();
     if (fault?.delay && Math.random() * 100 < fault.delay.percent) {
@@ -142,7 +158,7 @@ class Forwarding {
     this.attempt();
   }
 
-  private buildHead(config: Route): Buffer {
+  private buildRequest(config: Route): UpstreamRequestHead {
     const ex = this.exchange;
     const headers = forwardableHeaders(ex.headers, ex.connectionTokens, ex.upgrade !== "");
     if (ex.upgrade) headers.push("connection", "upgrade");
@@ -165,8 +181,14 @@ class Forwarding {
     else removeHeader(headers, "tracestate");
     this.ctx.decorate(headers, ex);
     if (config.requestHeaders) applyHeaderModifier(headers, config.requestHeaders);
-    this.upstreamHeaders = headers;
-    return encodeRequestHead(ex.method, ex.target, headers);
+    return {
+      method: ex.method,
+      target: ex.target,
+      authority: ex.authority,
+      headers,
+      chunked: ex.hasRequestBody && ex.requestContentLength === -1,
+      hasBody: ex.hasRequestBody,
+    };
   }
 
   // ---- request body ----
@@ -194,7 +216,7 @@ class Forwarding {
     // A body too large to keep is not mirrored rather than mirrored truncated.
     if (!target || !this.replayable) return;
     const ex = this.exchange;
-    mirror(target, ex.method, ex.target, this.upstreamHeaders, ex.authority, this.chunks.slice(), this.trailers, ex.hasRequestBody && ex.requestContentLength === -1);
+    mirror(target, this.upstreamRequest!, this.chunks.slice(), this.trailers);
   }
 
   /**
@@ -210,7 +232,7 @@ class Forwarding {
     }
   }
 
-  private pauseRequestUntilDrain(upstream: UpstreamHttp1): void {
+  private pauseRequestUntilDrain(upstream: UpstreamExchange): void {
     this.exchange.pauseRequestBody();
     upstream.onDrain = () => {
       upstream.onDrain = () => {};
@@ -246,7 +268,7 @@ class Forwarding {
     cluster.acquire(endpoint, ticket).then(
       (upstream) => {
         if (ticket.cancelled || this.done) {
-          cluster.release(endpoint, upstream);
+          upstream.release();
           return;
         }
         this.ticket = null;
@@ -266,14 +288,14 @@ class Forwarding {
     );
   }
 
-  private send(endpoint: UpstreamEndpoint, upstream: UpstreamHttp1): void {
+  private send(endpoint: UpstreamEndpoint, upstream: UpstreamExchange): void {
     const ex = this.exchange;
-    const reused = upstream.served > 0;
+    const reused = upstream.reused;
     this.upstream = upstream;
     this.retrying = false;
     upstream.onDrain = () => {};
     const hasBody = ex.hasRequestBody;
-    upstream.start(ex.method, this.headBytes!, hasBody && ex.requestContentLength === -1, hasBody, {
+    upstream.start(this.upstreamRequest!, {
       head: (head) => this.responseHead(endpoint, upstream, head),
       data: (chunk) => this.responseData(upstream, chunk),
       end: (trailers) => this.responseEnd(upstream, trailers),
@@ -290,7 +312,7 @@ class Forwarding {
         }
         // With TLS 1.3 a server refuses our certificate only after the client considers the
         // handshake done: a new mTLS connection dying before any answer failed to connect.
-        if (beforeResponse && !reused && upstream.conn.tls) {
+        if (beforeResponse && !reused && upstream.tls) {
           this.cluster!.record(endpoint, "connect-failure");
           this.ctx.telemetry.upstreamError(this.cluster!.config.name, "tls");
           this.attemptFailed({ kind: "connect" }, `${endpoint.key} closed a new mTLS connection before answering (was our certificate refused?): ${error.message}`);
@@ -372,7 +394,7 @@ class Forwarding {
 
   // ---- response ----
 
-  private responseHead(endpoint: UpstreamEndpoint, upstream: UpstreamHttp1, head: ResponseHead): void {
+  private responseHead(endpoint: UpstreamEndpoint, upstream: UpstreamExchange, head: ResponseHead): void {
     if (this.upstream !== upstream || this.done) return;
     const ex = this.exchange;
     if (head.status < 200 && head.status !== 101) {
@@ -403,23 +425,28 @@ class Forwarding {
       this.upstream = null;
       this.endAttempt();
       const down = ex.takeTunnel();
-      if (down) tunnel(down, up);
-      else up.conn.destroy();
+      if (down && up) tunnel(down, up);
+      else up?.conn.destroy();
       this.finish("");
       return;
     }
     const noBody = ex.method === "HEAD" || head.status === 204 || head.status === 304;
+    ex.onResponseDrain = () => upstream.resumeResponse();
+    if (head.bodyless && !noBody) {
+      // An HTTP/2 answer that ended with its headers (gRPC's trailers-only): no body at all.
+      ex.sendHead(head.status, head.reason, headers, 0, false);
+      return;
+    }
     const contentLength = head.chunked ? -1 : head.contentLength;
-    ex.onResponseDrain = () => upstream.conn.resume();
     ex.sendHead(head.status, head.reason, headers, noBody && ex.method !== "HEAD" ? -1 : contentLength, !noBody);
   }
 
-  private responseData(upstream: UpstreamHttp1, chunk: Buffer): void {
+  private responseData(upstream: UpstreamExchange, chunk: Buffer): void {
     if (this.upstream !== upstream || this.done) return;
-    if (!this.exchange.sendData(chunk)) upstream.conn.pause();
+    if (!this.exchange.sendData(chunk)) upstream.pauseResponse();
   }
 
-  private responseEnd(upstream: UpstreamHttp1, trailers: string[] | null): void {
+  private responseEnd(upstream: UpstreamExchange, trailers: string[] | null): void {
     if (this.upstream !== upstream || this.done || !this.responseStarted) return;
     // The connection went back to its pool already; only the in-flight count remains.
     this.upstream = null;
@@ -470,7 +497,7 @@ class Forwarding {
     this.endAttempt();
     if (this.routeTimer) clearTimeout(this.routeTimer);
     const cluster = this.cluster;
-    if (cluster && this.headBytes) cluster.activeRequests--;
+    if (cluster && this.upstreamRequest) cluster.activeRequests--;
     const ex = this.exchange;
     const { source, destination } = this.ctx.describe(ex, cluster);
     this.ctx.telemetry.request({

@@ -2,7 +2,7 @@
 // answer is read and dropped; its failure never touches the original request.
 import type { Buffer } from "node:buffer";
 import type { UpstreamCluster } from "../upstream/cluster.ts";
-import { encodeRequestHead } from "../http1/encode.ts";
+import type { UpstreamRequestHead } from "../upstream/exchange.ts";
 import { setHeader } from "../http/headers.ts";
 
 /** Envoy's convention, so mirrored traffic is recognisable: "shop:8080" → "shop-shadow:8080". */
@@ -11,36 +11,25 @@ export function shadowHost(host: string): string {
   return colon > 0 && !host.endsWith("]") ? `${host.slice(0, colon)}-shadow${host.slice(colon)}` : `${host}-shadow`;
 }
 
-export function mirror(
-  cluster: UpstreamCluster,
-  method: string,
-  target: string,
-  headers: string[],
-  authority: string,
-  body: Buffer[],
-  trailers: string[] | null,
-  chunked: boolean,
-): void {
+export function mirror(cluster: UpstreamCluster, request: UpstreamRequestHead, body: Buffer[], trailers: string[] | null): void {
   const endpoint = cluster.pick(undefined, null);
   if (!endpoint) return;
-  const copy = headers.slice();
-  setHeader(copy, "host", shadowHost(authority));
-  const head = encodeRequestHead(method, target, copy);
+  const headers = request.headers.slice();
+  setHeader(headers, "host", shadowHost(request.authority));
   endpoint.active++;
   const done = () => {
     endpoint.active--;
   };
   cluster.acquire(endpoint, { cancelled: false }).then(
     (upstream) => {
-      const hasBody = body.length > 0 || chunked;
-      upstream.start(method, head, chunked, hasBody, {
+      upstream.start({ ...request, headers, authority: shadowHost(request.authority) }, {
         head: () => {},
         data: () => {},
         end: done,
         error: done,
       });
       for (const chunk of body) upstream.writeBody(chunk);
-      if (hasBody) upstream.endBody(trailers);
+      if (request.hasBody) upstream.endBody(trailers);
     },
     done,
   );

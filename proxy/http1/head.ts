@@ -40,6 +40,8 @@ export interface ResponseHead extends Framing {
   status: number;
   reason: string;
   minor: number;
+  /** HTTP/2 only: the response ended with its headers (no body, no trailers). */
+  bodyless?: boolean;
 }
 
 export interface HeadLimits {

@@ -48,7 +48,7 @@ class Http2Exchange implements ServerExchange {
   private trailers: string[] | null = null;
   private readonly stream: http2.ServerHttp2Stream;
 
-  constructor(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, peer: Conn) {
+  constructor(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, peer: Conn) {
     this.stream = stream;
     this.method = String(headers[":method"] ?? "GET");
     this.target = String(headers[":path"] ?? "/");
@@ -56,7 +56,7 @@ class Http2Exchange implements ServerExchange {
     this.headers = flatten(headers);
     const length = headers["content-length"];
     this.requestContentLength = length !== undefined && /^\d+$/.test(String(length)) ? Number(length) : -1;
-    this.hasRequestBody = !stream.endAfterHeaders;
+    this.hasRequestBody = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) === 0;
     this.peerAddress = peer.remoteAddress;
     this.peerTls = peer.tls;
     stream.on("drain", () => this.onResponseDrain());
@@ -148,13 +148,13 @@ export class Http2Downstream {
     const server = http2.createServer({
       settings: { maxConcurrentStreams: options.maxConcurrentStreams, maxHeaderListSize: options.maxHeaderListSize },
     });
-    server.on("stream", (stream, headers) => options.onExchange(new Http2Exchange(stream, headers, conn)));
+    server.on("stream", (stream, headers, flags) => options.onExchange(new Http2Exchange(stream, headers, flags, conn)));
     this.session = new Promise((resolve) => server.once("session", resolve));
     void this.session.then((session) => {
       session.on("error", () => {});
       session.on("close", () => options.onClose());
     });
-    conn.handOver(server, leftover);
+    conn.handOver((socket) => server.emit("connection", socket), leftover);
   }
 
   /** Graceful: GOAWAY, streams in flight finish, then the connection closes. */

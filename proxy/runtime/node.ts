@@ -38,7 +38,7 @@ export function wrapSocket(socket: net.Socket, tls: TlsInfo | null): Conn {
     get closed() {
       return socket.destroyed;
     },
-    handOver: (server, leftover) => {
+    handOver: (take, leftover) => {
       // Paused, so that nothing is emitted to no one before the new owner reads.
       socket.pause();
       socket.off("data", onData);
@@ -49,11 +49,11 @@ export function wrapSocket(socket: net.Socket, tls: TlsInfo | null): Conn {
       if (!BUN) {
         // Node's and Deno's node:http2 take bytes already read from the socket's buffer.
         if (leftover?.length) socket.unshift(leftover);
-        server.emit("connection", socket);
+        take(socket);
         return;
       }
       // Bun's reads "data" events and drops an unshifted buffer (docs/design/http2.md).
-      server.emit("connection", socket);
+      take(socket);
       if (leftover?.length) socket.emit("data", leftover);
       socket.resume();
     },

@@ -47,15 +47,11 @@ export interface Conn {
   readonly tls: TlsInfo | null;
   readonly closed: boolean;
   /**
-   * Hands the connection, and `leftover` bytes already read from it, to a node-style server
-   * (node:http2, which every supported runtime provides) by emitting "connection" on it.
-   * The callbacks above stop firing.
+   * Hands the connection, and `leftover` bytes already read from it, to code built on
+   * node:http2 (which every supported runtime provides): `take` receives the socket, and
+   * the callbacks above stop firing.
    */
-  handOver(server: ConnectionSink, leftover: Buffer | null): void;
-}
-
-export interface ConnectionSink {
-  emit(event: "connection", socket: Duplex): boolean;
+  handOver(take: (socket: Duplex) => void, leftover: Buffer | null): void;
 }
 
 export interface ListenOptions {

@@ -115,7 +115,7 @@ export class Sidecar {
     const key = cluster.tls.identities.join(" ");
     let verifyPeer = this.verifiers.get(key);
     if (!verifyPeer) this.verifiers.set(key, (verifyPeer = verifyPeerIdentity(cluster.tls.identities)));
-    return { ...identity, servername: cluster.tls.sni, alpn: ["http/1.1"], verifyPeer };
+    return { ...identity, servername: cluster.tls.sni, alpn: cluster.protocol === "http2" ? ["h2"] : ["http/1.1"], verifyPeer };
   };
 
   /**
@@ -123,6 +123,14 @@ export class Sidecar {
    * switches clusters, routes and certificates in one synchronous step.
    */
   private async install(config: ProxyConfig): Promise<void> {
+    const h2 = config.clusters.find((c) => c.protocol === "http2");
+    if (h2 && this.runtime.name === "bun") {
+      // Found by experiment (docs/design/http2.md): upstreams reset Bun's sessions.
+      throw new Error(
+        `cluster "${h2.name}" speaks HTTP/2 to its upstream, which Bun ${(globalThis as { Bun?: { version: string } }).Bun?.version ?? ""} cannot do reliably ` +
+          `(its node:http2 client sends frames upstreams reject under concurrent requests with bodies). Run this sidecar on Node.js or Deno, or set the cluster's protocol to http1.`,
+      );
+    }
     const fresh: { config: Listener; server: Server; connections: Set<DownstreamConnection> }[] = [];
     try {
       for (const l of config.listeners) {

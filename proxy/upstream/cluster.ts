@@ -7,6 +7,8 @@ import type { Telemetry } from "../telemetry/types.ts";
 import { createBalancer, type Balanced, type Balancer } from "./balancer.ts";
 import { newOutlierState, recordOutcome, type Outcome, type OutlierState } from "./outlier.ts";
 import { UpstreamHttp1 } from "./http1-client.ts";
+import { Http2Upstream } from "./http2-client.ts";
+import type { UpstreamExchange } from "./exchange.ts";
 
 export type FailureReason = "connect" | "tls" | "overflow" | "timeout" | "reset" | "protocol";
 
@@ -28,6 +30,8 @@ export class UpstreamEndpoint implements Balanced {
   connections = 0;
   readonly idle: UpstreamHttp1[] = [];
   readonly outlier: OutlierState = newOutlierState();
+  /** The shared session when the cluster speaks HTTP/2. */
+  h2: Http2Upstream | null = null;
 
   constructor(endpoint: Endpoint) {
     this.address = endpoint.address;
@@ -94,7 +98,10 @@ export class UpstreamCluster {
       return kept;
     });
     // Endpoints that left: close their idle connections; busy ones close when released.
-    for (const gone of old.values()) for (const conn of gone.idle.splice(0)) conn.conn.end();
+    for (const gone of old.values()) {
+      for (const conn of gone.idle.splice(0)) conn.conn.end();
+      gone.h2?.close();
+    }
     this.healthy = null;
   }
 
@@ -130,7 +137,8 @@ export class UpstreamCluster {
   }
 
   /** A connection to `endpoint`, reused when one is idle, within the circuit breaker. */
-  acquire(endpoint: UpstreamEndpoint, ticket: Ticket): Promise<UpstreamHttp1> {
+  acquire(endpoint: UpstreamEndpoint, ticket: Ticket): Promise<UpstreamExchange> {
+    if (this.config.protocol === "http2") return this.http2Exchange(endpoint);
     while (endpoint.idle.length > 0) {
       const conn = endpoint.idle.pop()!;
       if (!conn.conn.closed && conn.reusable) return Promise.resolve(conn);
@@ -164,6 +172,24 @@ export class UpstreamCluster {
     return i >= 0 ? this.waiters.splice(i, 1)[0] : undefined;
   }
 
+  private async http2Exchange(endpoint: UpstreamEndpoint): Promise<UpstreamExchange> {
+    endpoint.h2 ??= new Http2Upstream(endpoint.key, () =>
+      this.runtime.connect({ address: endpoint.address, port: endpoint.port, timeoutMs: this.config.connectTimeoutMs, tls: this.tlsFor(this.config) }),
+    );
+    try {
+      return await endpoint.h2.exchange();
+    } catch (e) {
+      throw this.connectFailure(endpoint, e as Error);
+    }
+  }
+
+  private connectFailure(endpoint: UpstreamEndpoint, e: Error): UpstreamFailure {
+    const message = e.message;
+    const tls = /certificate|SPIFFE|identity|TLS|SSL|handshake|ALPN/i.test(message);
+    this.telemetry.upstreamError(this.config.name, tls ? "tls" : "connect");
+    return new UpstreamFailure(tls ? "tls" : "connect", `cannot connect to ${endpoint.key} in cluster "${this.config.name}": ${message}`);
+  }
+
   private async connect(endpoint: UpstreamEndpoint): Promise<UpstreamHttp1> {
     this.connections++;
     endpoint.connections++;
@@ -179,10 +205,7 @@ export class UpstreamCluster {
       this.connections--;
       endpoint.connections--;
       this.wakeWaiter();
-      const message = (e as Error).message;
-      const tls = /certificate|SPIFFE|identity|TLS|SSL|handshake/i.test(message);
-      this.telemetry.upstreamError(this.config.name, tls ? "tls" : "connect");
-      throw new UpstreamFailure(tls ? "tls" : "connect", `cannot connect to ${endpoint.key} in cluster "${this.config.name}": ${message}`);
+      throw this.connectFailure(endpoint, e as Error);
     }
     if (this.closed) {
       conn.destroy();
@@ -242,7 +265,10 @@ export class UpstreamCluster {
 
   close(): void {
     this.closed = true;
-    for (const e of this.endpoints) for (const conn of e.idle.splice(0)) conn.conn.end();
+    for (const e of this.endpoints) {
+      for (const conn of e.idle.splice(0)) conn.conn.end();
+      e.h2?.close();
+    }
     for (const w of this.waiters.splice(0)) w.reject(new UpstreamFailure("connect", `cluster "${this.config.name}" was removed`));
   }
 }

@@ -4,23 +4,13 @@ import { Buffer } from "node:buffer";
 import type { Conn } from "../runtime/types.ts";
 import { findHeadEnd, parseResponseHead, ProtocolError, type HeadLimits, type ResponseHead } from "../http1/head.ts";
 import { BodyDecoder, encodeChunk, encodeLastChunk } from "../http1/framing.ts";
-
-export interface ResponseHandler {
-  /** Interim (1xx other than 101) heads come first; then exactly one final head. */
-  head(head: ResponseHead): void;
-  data(chunk: Buffer): void;
-  end(trailers: string[] | null): void;
-  /**
-   * The exchange failed. `beforeResponse` is true when not a byte of the response had
-   * arrived, which is what makes a retry safe.
-   */
-  error(error: Error, beforeResponse: boolean): void;
-}
+import { encodeRequestHead } from "../http1/encode.ts";
+import type { ResponseHandler, UpstreamExchange, UpstreamRequestHead } from "./exchange.ts";
 
 const RESPONSE_LIMITS: HeadLimits = { maxHeadBytes: 65536, maxHeaderCount: 200 };
 const COALESCE_BYTES = 16384;
 
-export class UpstreamHttp1 {
+export class UpstreamHttp1 implements UpstreamExchange {
   readonly conn: Conn;
   /** Requests completed on this connection; >0 means it was reused from the pool. */
   served = 0;
@@ -53,27 +43,44 @@ export class UpstreamHttp1 {
     conn.onDrain = () => this.onDrain();
   }
 
-  get idle(): boolean {
-    return this.handler === null;
+  get reused(): boolean {
+    return this.served > 0;
+  }
+
+  get tls(): boolean {
+    return this.conn.tls !== null;
   }
 
   /**
-   * Starts a request. The head is held back and sent with the first body bytes (one write)
-   * unless `flushHead` is true (no body follows, or the body waits for 100 Continue).
+   * Starts a request. With a body, the head is held back and sent with the first body
+   * bytes (one write) unless flushHead() is called.
    */
-  start(method: string, head: Buffer, chunked: boolean, hasBody: boolean, handler: ResponseHandler): void {
+  start(request: UpstreamRequestHead, handler: ResponseHandler): void {
     // The previous exchange may have paused reading for a slow client and finished before
     // that client drained: a pooled connection must read again.
     this.conn.resume();
     this.handler = handler;
-    this.requestMethod = method;
+    this.requestMethod = request.method;
     this.headReceived = false;
     this.gotBytes = false;
-    this.requestDone = !hasBody;
+    this.requestDone = !request.hasBody;
     this.responseDone = false;
-    this.chunkedRequest = chunked;
-    if (hasBody) this.pendingHead = head;
+    this.chunkedRequest = request.chunked;
+    const head = encodeRequestHead(request.method, request.target, request.headers);
+    if (request.hasBody) this.pendingHead = head;
     else this.conn.write(head);
+  }
+
+  pauseResponse(): void {
+    this.conn.pause();
+  }
+
+  resumeResponse(): void {
+    this.conn.resume();
+  }
+
+  release(): void {
+    if (this.handler === null) this.onRelease(this);
   }
 
   /** Sends body bytes now; used when a client waits for 100 Continue before its body. */
@@ -108,7 +115,7 @@ export class UpstreamHttp1 {
   }
 
   /** Switches to a raw tunnel after 101: the caller owns the connection from now on. */
-  takeTunnel(): { conn: Conn; leftover: Buffer | null } {
+  takeTunnel(): { conn: Conn; leftover: Buffer | null } | null {
     this.tunnel = true;
     this.reusable = false;
     this.handler = null;
