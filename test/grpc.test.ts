@@ -188,3 +188,45 @@ describe("gRPC through the sidecar", () => {
     }
   });
 });
+
+describe("gRPC between two sidecars over mTLS (ALPN h2)", { skip: IS_BUN ? "Bun refuses HTTP/2 upstream clusters (asserted above)" : undefined }, () => {
+  it("carries a call from the client's sidecar to the server's and back", async () => {
+    const { createCa, issueWorkload } = await import("./support/pki.ts");
+    const ca = await createCa();
+    const serverCert = await issueWorkload(ca, { spiffeId: "spiffe://cluster.local/ns/test/sa/echo" });
+    const clientCert = await issueWorkload(ca, { spiffeId: "spiffe://cluster.local/ns/test/sa/caller" });
+    const identity = (c: typeof serverCert) => ({ certificateChain: c.certificateChain, privateKey: c.privateKey, trustBundle: ca.certificate });
+    const server = new grpc.Server();
+    server.addService(EchoService, {
+      unary: (call: grpc.ServerUnaryCall<Msg, Msg>, done: grpc.sendUnaryData<Msg>) => done(null, { text: String(call.metadata.get("x-forwarded-client-cert")[0]) }),
+      fail: () => {},
+      serverStream: () => {},
+      clientStream: () => {},
+      bidi: () => {},
+    });
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    const serverSide = await startProxy({
+      version: "echo-sidecar",
+      node: { namespace: "test", serviceAccount: "echo" },
+      identity: identity(serverCert),
+      listeners: [{ name: "inbound", direction: "Inbound", address: "127.0.0.1", port: 0, tls: "STRICT", virtualHosts: [{ name: "app", domains: ["*"], routes: [{ backends: [{ cluster: "app" }] }] }] }],
+      clusters: [{ name: "app", protocol: "http2", endpoints: [{ address: "127.0.0.1", port }] }],
+    });
+    const clientSide = await startProxy({
+      ...proxyConfig(serverSide.inbound),
+      node: { namespace: "test", serviceAccount: "caller" },
+      identity: identity(clientCert),
+      clusters: [{ name: "echo", protocol: "http2", endpoints: [{ address: "127.0.0.1", port: serverSide.inbound }], tls: { identities: ["spiffe://cluster.local/ns/test/sa/echo"] } }],
+    });
+    const client = new EchoClient(`127.0.0.1:${clientSide.outbound}`, grpc.credentials.createInsecure(), { "grpc.default_authority": "echo" }) as Client;
+    try {
+      const reply = await new Promise<Msg>((resolve, reject) => client.unary({ text: "x" }, (e: grpc.ServiceError | null, m?: Msg) => (e ? reject(e) : resolve(m!))));
+      assert.equal(reply.text, "By=spiffe://cluster.local/ns/test/sa/echo;URI=spiffe://cluster.local/ns/test/sa/caller");
+    } finally {
+      client.close();
+      await clientSide.stop();
+      await serverSide.stop();
+      server.forceShutdown();
+    }
+  });
+});
