@@ -551,6 +551,8 @@ async function main(): Promise<void> {
   if (busyPorts.length > 0) {
     fail(`ports ${busyPorts.join(", ")} are already in use (the benchmark needs ${Object.values(PORTS).join(", ")} on 127.0.0.1); stop whatever listens there (\`ss -ltnp\`) and retry`);
   }
+  // weft runs as it ships: the esbuild bundle (no type stripping at start-up).
+  execFileSync("npm", ["run", "--silent", "build"], { cwd: repo, stdio: ["ignore", "ignore", "inherit"] });
   const dir = mkdtempSync(join(tmpdir(), "weft-bench-"));
   const info = machineInfo(bins);
   const startedAt = new Date();

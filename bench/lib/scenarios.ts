@@ -212,8 +212,9 @@ ${body}
 // ---------------------------------------------------------------------------------------------
 // weft
 
+// The bundle `npm run build` makes (bench/run.ts builds it first): what a sidecar image runs.
 export function weftCommand(ctx: Ctx, runtime: Runtime, config: string): string[] {
-  const entry = join(ctx.repo, "bin", "weft.ts");
+  const entry = join(ctx.repo, "dist", "weft.mjs");
   switch (runtime) {
     case "node":
       return [ctx.bins.node, entry, "proxy", "--config", config];
@@ -345,8 +346,8 @@ async function started(procs: Managed[], url: string, pinning: Record<string, st
 function weftScenarios(runtime: Runtime): Scenario[] {
   const name = { node: "Node", deno: "Deno", bun: "Bun" }[runtime];
   const checkEntry = (ctx: Ctx) => {
-    const entry = join(ctx.repo, "bin", "weft.ts");
-    if (!existsSync(entry)) throw new Error(`${entry} does not exist (the weft CLI is not there yet)`);
+    const entry = join(ctx.repo, "dist", "weft.mjs");
+    if (!existsSync(entry)) throw new Error(`${entry} does not exist: run \`npm run build\``);
   };
   return [
     {
