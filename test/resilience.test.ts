@@ -139,6 +139,31 @@ describe("timeouts and retries", () => {
     assert.equal(reply.status, 503, "with every endpoint failing the last answer is passed on");
   });
 
+  it("retries a connection reset on another endpoint", async () => {
+    const ups = await upstreams(2);
+    ups[0].resetAll = true;
+    const proxy = await proxyFor(ups.map((u) => u.port), {}, { retry: { attempts: 1, retryOn: ["reset"] } });
+    for (let i = 0; i < 6; i++) {
+      const reply = await request(proxy.outbound);
+      assert.equal(reply.status, 200);
+      assert.equal(reply.headers["x-upstream"], "u1");
+    }
+    const without = await proxyFor(ups.map((u) => u.port));
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await request(without.outbound)).status);
+    assert.ok(statuses.includes(502), `without a retry policy the reset reaches the client: ${statuses}`);
+  });
+
+  it("stops retrying when the retry budget is spent", async () => {
+    const ups = await upstreams(2);
+    ups[0].failWith = 503;
+    // A budget of 0 % with no floor allows no retry at all: the 503s come through.
+    const proxy = await proxyFor(ups.map((u) => u.port), {}, { retry: { attempts: 1, retryOn: ["5xx"], budgetPercent: 0, minRetryConcurrency: 0 } });
+    const statuses = [];
+    for (let i = 0; i < 6; i++) statuses.push((await request(proxy.outbound)).status);
+    assert.equal(statuses.filter((s) => s === 503).length, 3, `statuses: ${statuses}`);
+  });
+
   it("does not retry a POST unless the route allows it", async () => {
     const ups = await upstreams(2);
     ups[0].failWith = 503;

@@ -89,7 +89,6 @@ class Forwarding {
   private requestId = "";
   private trace: RequestTrace | undefined;
   private attempts = 0;
-  private retrying = false;
   private done = false;
   private responseStarted = false;
   private status = 0;
@@ -196,7 +195,7 @@ class Forwarding {
   private requestData(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    if (this.upstream && !this.retrying) {
+    if (this.upstream) {
       this.sent++;
       if (!this.upstream.writeBody(chunk)) this.pauseRequestUntilDrain(this.upstream);
     }
@@ -206,7 +205,7 @@ class Forwarding {
   private requestEnd(trailers: string[] | null): void {
     this.bodyEnded = true;
     this.trailers = trailers;
-    if (this.upstream && !this.retrying) this.upstream.endBody(trailers);
+    if (this.upstream) this.upstream.endBody(trailers);
     if (this.mirrorPending) this.sendMirror();
   }
 
@@ -292,7 +291,6 @@ class Forwarding {
     const ex = this.exchange;
     const reused = upstream.reused;
     this.upstream = upstream;
-    this.retrying = false;
     upstream.onDrain = () => {};
     const hasBody = ex.hasRequestBody;
     upstream.start(this.upstreamRequest!, {
@@ -384,7 +382,6 @@ class Forwarding {
   private scheduleRetry(): void {
     const cluster = this.cluster!;
     const policy = this.route!.config.retry!;
-    this.retrying = true;
     cluster.retriesActive++;
     setTimeout(() => {
       cluster.retriesActive--;

@@ -22,6 +22,8 @@ export interface Upstream {
   connections: number;
   /** When set, every request gets this status (for outlier tests). */
   failWith: number | null;
+  /** When set, every request's connection is dropped without an answer. */
+  resetAll: boolean;
   close(): Promise<void>;
 }
 
@@ -31,7 +33,7 @@ export interface Upstream {
  * An Upgrade request is answered with 101 and then every byte is echoed back.
  */
 export async function startUpstream(name = "upstream", port = 0): Promise<Upstream> {
-  const state: Upstream = { name, port: 0, received: [], connections: 0, failWith: null, close: async () => {} };
+  const state: Upstream = { name, port: 0, received: [], connections: 0, failWith: null, resetAll: false, close: async () => {} };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
@@ -40,6 +42,10 @@ export async function startUpstream(name = "upstream", port = 0): Promise<Upstre
       const received: Received = { method: req.method ?? "", url: req.url ?? "", headers: req.headers, body, trailers: { ...req.trailers } as Record<string, string> };
       state.received.push(received);
       res.setHeader("x-upstream", name);
+      if (state.resetAll) {
+        req.socket.destroy();
+        return;
+      }
       if (state.failWith) {
         res.writeHead(state.failWith).end(`${name} failing\n`);
         return;
