@@ -1,4 +1,8 @@
 // The result file's shape and its Markdown rendering (bench/results/latest.md).
+import type { LatencyResult } from "./load.ts";
+
+/** The latency figures a result keeps, as the load generator measured them. */
+type LatencyFigures = Pick<LatencyResult, "achievedRps" | "samples" | "errors" | "errorExamples" | "p50Ms" | "p90Ms" | "p99Ms" | "p999Ms" | "maxMs">;
 
 export interface RoundResult {
   round: number;
@@ -23,16 +27,7 @@ export interface RoundResult {
     foreignVcpu: number;
     waitedForQuietMs: number;
   };
-  latency?: {
-    achievedRps: number;
-    samples: number;
-    errors: number;
-    errorExamples: string[];
-    p50Ms: number;
-    p90Ms: number;
-    p99Ms: number;
-    p999Ms: number;
-    maxMs: number;
+  latency?: LatencyFigures & {
     meanMs: number;
     foreignVcpu: number;
     waitedForQuietMs: number;
@@ -74,18 +69,7 @@ export interface ScenarioResult {
     /** Median busy fraction of the load core and the proxy core during the throughput phase. */
     coreBusy: { load: number; proxy: number };
   };
-  latency?: {
-    rate: number;
-    achievedRps: number;
-    samples: number;
-    errors: number;
-    errorExamples: string[];
-    p50Ms: number;
-    p90Ms: number;
-    p99Ms: number;
-    p999Ms: number;
-    maxMs: number;
-  };
+  latency?: LatencyFigures & { rate: number };
   cpuAtRate?: {
     perProcess: { role: string; vcpuPer1kRps: number }[];
     vcpuPer1kRps: number;

@@ -21,6 +21,14 @@ export function wrapSocket(socket: net.Socket, tls: TlsInfo | null): Conn {
     failure = e;
   };
   const onClose = () => conn.onClose(failure);
+  // EventEmitter takes listeners of any arguments; each of these knows its own event.
+  const listeners: [string, (...args: any[]) => void][] = [
+    ["data", onData],
+    ["end", onEnd],
+    ["drain", onDrain],
+    ["error", onError],
+    ["close", onClose],
+  ];
   const conn: Conn = {
     onData: noop,
     onEnd: noop,
@@ -41,11 +49,7 @@ export function wrapSocket(socket: net.Socket, tls: TlsInfo | null): Conn {
     handOver: (take, leftover) => {
       // Paused, so that nothing is emitted to no one before the new owner reads.
       socket.pause();
-      socket.off("data", onData);
-      socket.off("end", onEnd);
-      socket.off("drain", onDrain);
-      socket.off("error", onError);
-      socket.off("close", onClose);
+      for (const [event, listener] of listeners) socket.off(event, listener);
       if (!BUN) {
         // Node's and Deno's node:http2 take bytes already read from the socket's buffer.
         if (leftover?.length) socket.unshift(leftover);
@@ -58,11 +62,7 @@ export function wrapSocket(socket: net.Socket, tls: TlsInfo | null): Conn {
       socket.resume();
     },
   };
-  socket.on("data", onData);
-  socket.on("end", onEnd);
-  socket.on("drain", onDrain);
-  socket.on("error", onError);
-  socket.on("close", onClose);
+  for (const [event, listener] of listeners) socket.on(event, listener);
   return conn;
 }
 
