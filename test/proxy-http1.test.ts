@@ -168,6 +168,27 @@ describe("HTTP/1.1 through the outbound listener", () => {
     assert.equal((await request(proxy.outbound)).status, 200);
   });
 
+  it("answers 408 to a client that does not finish its head in time (slowloris) and closes", async () => {
+    const slow = await startProxy(simpleConfig([upstream.port], { limits: { headerTimeoutMs: 300 } }));
+    try {
+      // Resolves only when the proxy closes the connection: the header timeout must fire.
+      const out = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(slow.outbound, "127.0.0.1");
+        let text = "";
+        socket.on("data", (d) => (text += d));
+        socket.on("close", () => resolve(text));
+        socket.on("error", reject);
+        socket.write("GET / HTTP/1.1\r\nHost: app\r\nX-Slow: ");
+        // keep trickling bytes without ever ending the head
+        const trickle = setInterval(() => socket.writable && socket.write("a"), 50);
+        socket.on("close", () => clearInterval(trickle));
+      });
+      assert.match(out, /^HTTP\/1\.1 408 /);
+    } finally {
+      await slow.stop();
+    }
+  });
+
   it("answers an HTTP/1.0 client with a delimited body", async () => {
     const out = await rawExchange(proxy.outbound, "GET /chunked HTTP/1.0\r\nHost: a\r\n\r\n");
     assert.match(out, /^HTTP\/1\.1 200 /);
