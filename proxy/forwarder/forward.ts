@@ -161,11 +161,9 @@ class Forwarding {
     const ex = this.exchange;
     const headers = forwardableHeaders(ex.headers, ex.connectionTokens, ex.upgrade !== "");
     if (ex.upgrade) headers.push("connection", "upgrade");
-    if (ex.requestContentLength > 0 || (ex.requestContentLength === 0 && ex.hasRequestBody)) {
-      // Content-Length was kept as received (it is end-to-end).
-    } else if (ex.requestContentLength === -1 && ex.hasRequestBody) {
-      headers.push("transfer-encoding", "chunked");
-    }
+    // A body of known length keeps its Content-Length (end-to-end); any other is chunked.
+    const chunked = ex.hasRequestBody && ex.requestContentLength === -1;
+    if (chunked) headers.push("transfer-encoding", "chunked");
     if (!headerValue(headers, "host")) headers.push("host", ex.authority);
     if (!headerValue(headers, "x-request-id")) headers.push("x-request-id", this.requestId);
     const forwardedFor = headerValue(headers, "x-forwarded-for");
@@ -185,7 +183,7 @@ class Forwarding {
       target: ex.target,
       authority: ex.authority,
       headers,
-      chunked: ex.hasRequestBody && ex.requestContentLength === -1,
+      chunked,
       hasBody: ex.hasRequestBody,
     };
   }
@@ -214,7 +212,6 @@ class Forwarding {
     const target = this.ctx.clusters.get(this.route!.config.mirror!.cluster);
     // A body too large to keep is not mirrored rather than mirrored truncated.
     if (!target || !this.replayable) return;
-    const ex = this.exchange;
     mirror(target, this.upstreamRequest!, this.chunks.slice(), this.trailers);
   }
 
@@ -292,7 +289,6 @@ class Forwarding {
     const reused = upstream.reused;
     this.upstream = upstream;
     upstream.onDrain = () => {};
-    const hasBody = ex.hasRequestBody;
     upstream.start(this.upstreamRequest!, {
       head: (head) => this.responseHead(endpoint, upstream, head),
       data: (chunk) => this.responseData(upstream, chunk),
@@ -326,7 +322,7 @@ class Forwarding {
       this.sent++;
       if (!upstream.writeBody(chunk)) this.pauseRequestUntilDrain(upstream);
     }
-    if (this.bodyEnded && hasBody) upstream.endBody(this.trailers);
+    if (this.bodyEnded && ex.hasRequestBody) upstream.endBody(this.trailers);
     this.trimBody();
   }
 

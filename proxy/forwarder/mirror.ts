@@ -14,15 +14,16 @@ export function shadowHost(host: string): string {
 export function mirror(cluster: UpstreamCluster, request: UpstreamRequestHead, body: Buffer[], trailers: string[] | null): void {
   const endpoint = cluster.pick(undefined, null);
   if (!endpoint) return;
+  const authority = shadowHost(request.authority);
   const headers = request.headers.slice();
-  setHeader(headers, "host", shadowHost(request.authority));
+  setHeader(headers, "host", authority);
   endpoint.active++;
   const done = () => {
     endpoint.active--;
   };
   cluster.acquire(endpoint, { cancelled: false }).then(
     (upstream) => {
-      upstream.start({ ...request, headers, authority: shadowHost(request.authority) }, {
+      upstream.start({ ...request, headers, authority }, {
         head: () => {},
         data: () => {},
         end: done,

@@ -70,7 +70,6 @@ class Http1Exchange implements ServerExchange {
   closeAfter: boolean;
   readonly body = new RequestBody();
   private chunked = false;
-  private closeDelimited = false;
   private pendingHead: Buffer | null = null;
   private tunnelTaken = false;
   private readonly owner: Http1Downstream;
@@ -116,7 +115,7 @@ class Http1Exchange implements ServerExchange {
         this.chunked = true;
         out.push("transfer-encoding", "chunked");
       } else {
-        this.closeDelimited = true;
+        // HTTP/1.0 has no chunked framing: the body ends when the connection does.
         this.closeAfter = true;
       }
     }

@@ -11,20 +11,13 @@
 // caller's verifyPeer (SPIFFE ID), never by hostname.
 import net from "node:net";
 import tls from "node:tls";
-import process from "node:process";
 import { createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
 import type { Buffer } from "node:buffer";
 import type { ClientTlsOptions, Conn, ConnectOptions, ListenOptions, Server, ServerTlsOptions, TlsInfo } from "./types.ts";
 import { listening, wrapSocket } from "./node.ts";
+import { currentRuntime, type RuntimeName } from "./current.ts";
 
-export type RuntimeName = "node" | "deno" | "bun";
-
-export function currentRuntime(): { name: RuntimeName; version: string } {
-  const g = globalThis as { Bun?: { version: string }; Deno?: { version: { deno: string } } };
-  if (g.Bun) return { name: "bun", version: g.Bun.version };
-  if (g.Deno) return { name: "deno", version: g.Deno.version.deno };
-  return { name: "node", version: process.versions.node };
-}
+export { currentRuntime, type RuntimeName } from "./current.ts";
 
 /** Something a runtime cannot do through node:tls, found by experiment (see docs/runtimes.md). */
 export interface TlsGap {

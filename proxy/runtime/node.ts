@@ -6,9 +6,10 @@ import http from "node:http";
 import { Buffer } from "node:buffer";
 import type { Conn, ConnectOptions, FetchHandler, ListenOptions, Runtime, Server, TlsInfo } from "./types.ts";
 import { listenTls, connectTls } from "./node-tls.ts";
+import { currentRuntime } from "./current.ts";
 
 const noop = () => {};
-const BUN = "Bun" in globalThis;
+const BUN = currentRuntime().name === "bun";
 
 /** Adapts a node:net (or node:tls) socket to the callback-shaped Conn. */
 export function wrapSocket(socket: net.Socket, tls: TlsInfo | null): Conn {

@@ -2,7 +2,7 @@
 // it is the one measured in bench/, and a native adapter replaces it on a runtime only
 // where a benchmark shows it faster (docs/runtimes.md).
 import { nodeRuntime } from "./node.ts";
-import { currentRuntime } from "./node-tls.ts";
+import { currentRuntime } from "./current.ts";
 import type { Runtime } from "./types.ts";
 
 export function selectRuntime(): Runtime {

@@ -18,6 +18,7 @@ import { inboundContext } from "../inbound/context.ts";
 import { outboundContext } from "../outbound/context.ts";
 import { formatSpiffeId, verifyPeerIdentity } from "../identity/spiffe.ts";
 import { startAdmin } from "../admin/server.ts";
+import { currentRuntime } from "../runtime/current.ts";
 
 /** A downstream connection of either protocol, as drain and shutdown see it. */
 interface DownstreamConnection {
@@ -127,7 +128,7 @@ export class Sidecar {
     if (h2 && this.runtime.name === "bun") {
       // Found by experiment (docs/design/http2.md): upstreams reset Bun's sessions.
       throw new Error(
-        `cluster "${h2.name}" speaks HTTP/2 to its upstream, which Bun ${(globalThis as { Bun?: { version: string } }).Bun?.version ?? ""} cannot do reliably ` +
+        `cluster "${h2.name}" speaks HTTP/2 to its upstream, which Bun ${currentRuntime().version} cannot do reliably ` +
           `(its node:http2 client sends frames upstreams reject under concurrent requests with bodies). Run this sidecar on Node.js or Deno, or set the cluster's protocol to http1.`,
       );
     }
@@ -197,7 +198,6 @@ export class Sidecar {
 
   private accept(bound: Listener, conn: Conn, connections: Set<DownstreamConnection>): void {
     const name = bound.name;
-    const listener = () => this.listeners.get(name)?.config ?? bound;
     const direction = bound.direction === "Inbound" ? "inbound" : "outbound";
     const limits = this.config.limits;
     this.telemetry.connectionOpened(direction);
@@ -240,7 +240,7 @@ export class Sidecar {
       deadlines: this.deadlines,
       onExchange,
       onProtocolError: (c, error) => this.log.warn("downstream protocol error", { listener: name, peer: `${c.remoteAddress}:${c.remotePort}`, error: error.message }),
-      onHttp2Preface: listener().http2 ? toHttp2 : undefined,
+      onHttp2Preface: (this.listeners.get(name)?.config ?? bound).http2 ? toHttp2 : undefined,
     });
     connections.add(tracked);
     const onClose = conn.onClose;

@@ -2,7 +2,7 @@
 // circuit breaking. Clusters outlive configuration versions when their endpoints stay, so a
 // reload keeps warm connections and health state.
 import type { Cluster, Endpoint } from "../config/schema.ts";
-import type { ClientTlsOptions, Runtime } from "../runtime/types.ts";
+import type { ClientTlsOptions, Conn, Runtime } from "../runtime/types.ts";
 import type { Telemetry } from "../telemetry/types.ts";
 import { createBalancer, type Balanced, type Balancer } from "./balancer.ts";
 import { newOutlierState, recordOutcome, type Outcome, type OutlierState } from "./outlier.ts";
@@ -32,6 +32,12 @@ export class UpstreamEndpoint implements Balanced {
   readonly outlier: OutlierState = newOutlierState();
   /** The shared session when the cluster speaks HTTP/2. */
   h2: Http2Upstream | null = null;
+
+  /** Closes what is not in use: idle pooled connections and the HTTP/2 session. */
+  closeIdle(): void {
+    for (const conn of this.idle.splice(0)) conn.conn.end();
+    this.h2?.close();
+  }
 
   constructor(endpoint: Endpoint) {
     this.address = endpoint.address;
@@ -98,10 +104,7 @@ export class UpstreamCluster {
       return kept;
     });
     // Endpoints that left: close their idle connections; busy ones close when released.
-    for (const gone of old.values()) {
-      for (const conn of gone.idle.splice(0)) conn.conn.end();
-      gone.h2?.close();
-    }
+    for (const gone of old.values()) gone.closeIdle();
     this.healthy = null;
   }
 
@@ -173,14 +176,16 @@ export class UpstreamCluster {
   }
 
   private async http2Exchange(endpoint: UpstreamEndpoint): Promise<UpstreamExchange> {
-    endpoint.h2 ??= new Http2Upstream(endpoint.key, () =>
-      this.runtime.connect({ address: endpoint.address, port: endpoint.port, timeoutMs: this.config.connectTimeoutMs, tls: this.tlsFor(this.config) }),
-    );
+    endpoint.h2 ??= new Http2Upstream(endpoint.key, () => this.open(endpoint));
     try {
       return await endpoint.h2.exchange();
     } catch (e) {
       throw this.connectFailure(endpoint, e as Error);
     }
+  }
+
+  private open(endpoint: UpstreamEndpoint): Promise<Conn> {
+    return this.runtime.connect({ address: endpoint.address, port: endpoint.port, timeoutMs: this.config.connectTimeoutMs, tls: this.tlsFor(this.config) });
   }
 
   private connectFailure(endpoint: UpstreamEndpoint, e: Error): UpstreamFailure {
@@ -195,12 +200,7 @@ export class UpstreamCluster {
     endpoint.connections++;
     let conn;
     try {
-      conn = await this.runtime.connect({
-        address: endpoint.address,
-        port: endpoint.port,
-        timeoutMs: this.config.connectTimeoutMs,
-        tls: this.tlsFor(this.config),
-      });
+      conn = await this.open(endpoint);
     } catch (e) {
       this.connections--;
       endpoint.connections--;
@@ -265,10 +265,7 @@ export class UpstreamCluster {
 
   close(): void {
     this.closed = true;
-    for (const e of this.endpoints) {
-      for (const conn of e.idle.splice(0)) conn.conn.end();
-      e.h2?.close();
-    }
+    for (const e of this.endpoints) e.closeIdle();
     for (const w of this.waiters.splice(0)) w.reject(new UpstreamFailure("connect", `cluster "${this.config.name}" was removed`));
   }
 }
