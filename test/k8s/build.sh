@@ -29,6 +29,18 @@ BIN=$CACHE/$K8S_VERSION/bin
 log() { printf '[k8s/build] %s\n' "$*" >&2; }
 die() { printf '[k8s/build] error: %s\n' "$*" >&2; exit 1; }
 
+# The go.mod that MODULE was published with at VERSION (downloaded into the module cache).
+published_gomod() {
+  local info gomod
+  info=$("$GO" mod download -json "$1@$2") || die "the module proxy does not serve $1@$2"
+  gomod=$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p' <<<"$info")
+  [[ -f $gomod ]] || die "could not find the go.mod of $1@$2"
+  printf '%s\n' "$gomod"
+}
+
+# The Go version a go.mod asks for.
+go_directive() { awk '$1 == "go" { print $2; exit }' "$1"; }
+
 [[ $K8S_VERSION =~ ^v1\.([0-9]+)\.([0-9]+)$ ]] || die "version must look like v1.36.3, got '$K8S_VERSION'"
 K8S_MINOR=${BASH_REMATCH[1]}
 K8S_PATCH=${BASH_REMATCH[2]}
@@ -69,11 +81,8 @@ if [[ ${#want[@]} -gt 0 ]]; then
   mkdir -p "$mod"
   cd "$mod"
   # The tag's own go.mod lists the staging modules (k8s.io/X => ./staging/src/k8s.io/X).
-  info=$("$GO" mod download -json "k8s.io/kubernetes@$K8S_VERSION") \
-    || die "the module proxy does not serve k8s.io/kubernetes@$K8S_VERSION"
-  gomod=$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p' <<<"$info")
-  [[ -f $gomod ]] || die "could not find the go.mod of k8s.io/kubernetes@$K8S_VERSION"
-  gover=$(awk '$1 == "go" { print $2; exit }' "$gomod")
+  gomod=$(published_gomod k8s.io/kubernetes "$K8S_VERSION")
+  gover=$(go_directive "$gomod")
   have=$("$GO" env GOVERSION | sed 's/^go//')
   if [[ $(printf '%s\n%s\n' "$gover" "$have" | sort -V | head -n1) != "$gover" ]]; then
     die "k8s.io/kubernetes@$K8S_VERSION needs Go >= $gover, this is Go $have"
@@ -137,10 +146,8 @@ if [[ $need_etcd -eq 1 ]]; then
   mod=$WORK/etcd
   mkdir -p "$mod"
   cd "$mod"
-  info=$("$GO" mod download -json "go.etcd.io/etcd/server/v3@$ETCD_VERSION") \
-    || die "the module proxy does not serve go.etcd.io/etcd/server/v3@$ETCD_VERSION"
-  gomod=$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p' <<<"$info")
-  gover=$(awk '$1 == "go" { print $2; exit }' "$gomod")
+  gomod=$(published_gomod go.etcd.io/etcd/server/v3 "$ETCD_VERSION")
+  gover=$(go_directive "$gomod")
   cat >go.mod <<EOF
 module weft.local/etcd-build
 
