@@ -2,6 +2,7 @@
 // learns who the caller is from its mesh certificate and tells the app in
 // x-forwarded-client-cert; what a plaintext caller claims about identity is removed.
 import type { ContextInputs, ForwardContext } from "../forwarder/forward.ts";
+import type { DestinationInfo } from "../telemetry/types.ts";
 import type { UpstreamCluster } from "../upstream/cluster.ts";
 import type { ServerExchange } from "../http/exchange.ts";
 import { removeHeader } from "../http/headers.ts";
@@ -15,6 +16,13 @@ export function inboundContext({ node, ownPrincipal, router, clusters, telemetry
     principal: ownPrincipal,
     cluster: "",
   };
+  // Once per cluster and configuration version, not per request.
+  const perCluster = new Map<string, DestinationInfo>();
+  const destinationFor = (name: string): DestinationInfo => {
+    let found = perCluster.get(name);
+    if (!found) perCluster.set(name, (found = { ...destination, cluster: name }));
+    return found;
+  };
   return {
     direction: "inbound",
     router,
@@ -22,7 +30,7 @@ export function inboundContext({ node, ownPrincipal, router, clusters, telemetry
     telemetry,
     describe: (exchange: ServerExchange, cluster: UpstreamCluster | null) => ({
       source: peerOf(exchange.peerTls),
-      destination: cluster ? { ...destination, cluster: cluster.config.name } : destination,
+      destination: cluster ? destinationFor(cluster.config.name) : destination,
     }),
     decorate: (headers: string[], exchange: ServerExchange) => {
       removeHeader(headers, "x-forwarded-client-cert");

@@ -1,24 +1,32 @@
 // The outbound side of the sidecar: requests from the local app to other services, routed
 // by Host or :authority, with mTLS originated per cluster.
 import type { ContextInputs, ForwardContext } from "../forwarder/forward.ts";
+import type { DestinationInfo } from "../telemetry/types.ts";
 
 export function outboundContext({ node, ownPrincipal, router, clusters, telemetry }: ContextInputs): ForwardContext {
   const source = { principal: ownPrincipal, workload: node.workload, namespace: node.namespace };
+  const destinations = new Map<string, DestinationInfo>();
   return {
     direction: "outbound",
     router,
     clusters,
     telemetry,
-    describe: (_exchange, cluster) => ({
-      source,
-      destination: {
-        service: cluster?.config.service ?? "",
-        namespace: cluster?.config.namespace ?? "",
-        workload: cluster?.config.workload ?? "",
-        principal: cluster?.config.tls?.identities[0] ?? "",
-        cluster: cluster?.config.name ?? "",
-      },
-    }),
+    describe: (_exchange, cluster) => {
+      const name = cluster?.config.name ?? "";
+      // Once per cluster and configuration version, not per request.
+      let destination = destinations.get(name);
+      if (!destination) {
+        destination = {
+          service: cluster?.config.service ?? "",
+          namespace: cluster?.config.namespace ?? "",
+          workload: cluster?.config.workload ?? "",
+          principal: cluster?.config.tls?.identities[0] ?? "",
+          cluster: name,
+        };
+        destinations.set(name, destination);
+      }
+      return { source, destination };
+    },
     decorate: () => {},
   };
 }
