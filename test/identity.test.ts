@@ -4,6 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   clearSpiffeCache,
+  spiffeCacheSize,
   formatSpiffeId,
   isSpiffeId,
   parseSpiffeId,
@@ -120,5 +121,7 @@ test("extraction is cached by certificate bytes (cost printed for the report)", 
   for (let i = 0; i < rounds; i++) assert.ok(spiffeIdFromCertificate(copies[i % copies.length]).startsWith("spiffe://"));
   const cachedUs = ((performance.now() - t) * 1000) / rounds;
   console.log(`spiffeIdFromCertificate: first sight ${uncachedUs.toFixed(1)} us, cached ${cachedUs.toFixed(2)} us per certificate`);
-  assert.ok(cachedUs < uncachedUs, `cache must help: ${cachedUs} us vs ${uncachedUs} us`);
+  // Speed is reported, not asserted; what must hold is that copies of known certificates
+  // were answered from the cache (keyed by bytes) rather than parsed and added again.
+  assert.equal(spiffeCacheSize(), certs.length);
 });

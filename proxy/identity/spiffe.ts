@@ -236,6 +236,11 @@ export function clearSpiffeCache(): void {
   cache.clear();
 }
 
+/** For tests: how many certificates the cache remembers. */
+export function spiffeCacheSize(): number {
+  return cache.size;
+}
+
 /**
  * Builds ClientTlsOptions.verifyPeer: accepts the server when its certificate's SPIFFE ID is one
  * of `expected` (exact match), else returns a message naming the ID found and the ones expected.
