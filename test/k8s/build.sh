@@ -123,8 +123,8 @@ EOF
   [[ $got == "$K8S_VERSION" ]] || die "wrapper module resolved k8s.io/kubernetes $got, wanted $K8S_VERSION"
 
   # version stamping, as hack/lib/version.sh does
-  infofile=$(sed -n 's/^[[:space:]]*"Info": "\(.*\)",\{0,1\}$/\1/p' <<<"$info")
-  date=$(sed -n 's/.*"Time": *"\([^"]*\)".*/\1/p' "$infofile" 2>/dev/null | head -n1)
+  # the tag's time, from the .info file the module cache keeps beside its go.mod
+  date=$(sed -n 's/.*"Time": *"\([^"]*\)".*/\1/p' "${gomod%.mod}.info" 2>/dev/null | head -n1)
   ldflags="-s -w"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$K8S_MINOR"
