@@ -19,7 +19,8 @@ export function adminApp(sidecar: Sidecar): Hono {
     const text = await sidecar.telemetry.metricsText();
     return c.body(text, 200, { "content-type": sidecar.telemetry.contentType });
   });
-  app.get("/config_dump", (c) => c.json(redact(sidecar.config)));
+  // The configuration in force, and whether each of its filters loaded (with the reason if not).
+  app.get("/config_dump", (c) => c.json({ ...(redact(sidecar.config) as object), filterStatus: sidecar.filters.status() }));
   // Push: what the control plane (or an operator) uses to replace the configuration.
   app.put("/config", async (c) => {
     let body: unknown;

@@ -2,6 +2,7 @@
 // control plane pushes. Every type the proxy uses for configuration derives from here.
 // Names follow Gateway API's HTTPRoute and Envoy where a user would look for them.
 import * as v from "valibot";
+import { FilterConfig } from "./filters.ts";
 
 const port = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535));
 const positiveMs = v.pipe(v.number(), v.minValue(0));
@@ -200,6 +201,8 @@ export const ProxyConfig = v.object({
   clusters: v.array(Cluster),
   identity: v.optional(Identity),
   limits: v.optional(Limits, {}),
+  /** WebAssembly filters, in any order: the chain is ordered by phase, priority, then namespace/name. */
+  filters: v.optional(v.array(FilterConfig), []),
   accessLog: v.optional(v.picklist(["stdout", "off"]), "stdout"),
 });
 

@@ -49,6 +49,12 @@ function crossCheck(config: ProxyConfig): string[] {
   for (const [i, c] of config.clusters.entries()) {
     if (c.tls && !config.identity) problems.push(`clusters[${i}].tls: mTLS to "${c.name}" needs "identity"`);
   }
+  const filters = new Set<string>();
+  for (const [i, f] of config.filters.entries()) {
+    const key = `${f.namespace}/${f.name}`;
+    if (filters.has(key)) problems.push(`filters[${i}]: filter "${key}" is defined twice`);
+    filters.add(key);
+  }
   return problems;
 }
 

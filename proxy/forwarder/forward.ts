@@ -7,7 +7,7 @@ import type { ServerExchange } from "../http/exchange.ts";
 import type { NodeInfo, Route } from "../config/schema.ts";
 import type { Router, CompiledRoute } from "../routing/router.ts";
 import { pickBackend } from "../routing/router.ts";
-import { applyHeaderModifier, forwardableHeaders, removeHeader, setHeader } from "../http/headers.ts";
+import { applyHeaderModifier, diagnosticHeaderValue, forwardableHeaders, removeHeader, setHeader } from "../http/headers.ts";
 import { headerValue, type ResponseHead } from "../http1/head.ts";
 import type { UpstreamCluster, UpstreamEndpoint } from "../upstream/cluster.ts";
 import { UpstreamFailure, type Ticket } from "../upstream/cluster.ts";
@@ -16,6 +16,10 @@ import type { DestinationInfo, Direction, PeerInfo, RequestTrace, ResponseFlag, 
 import { backoffMs, isIdempotent, retriable, withinBudget, type AttemptFailure } from "./retry.ts";
 import { tunnel } from "./tunnel.ts";
 import { mirror } from "./mirror.ts";
+import type { FilterChain } from "../filters/chain.ts";
+import { anyHandles, runPhase } from "../filters/chain.ts";
+import type { Filter } from "../filters/filter.ts";
+import type { FilterMessage, LocalReply, RequestMessage } from "../filters/message.ts";
 
 /** What a listener's context is built from, whatever its direction. */
 export interface ContextInputs {
@@ -25,6 +29,9 @@ export interface ContextInputs {
   readonly router: Router;
   readonly clusters: ReadonlyMap<string, UpstreamCluster>;
   readonly telemetry: Telemetry;
+  readonly filters: FilterChain;
+  /** The port the listener is bound to, for filters attached by port. */
+  readonly port: number;
 }
 
 /** What the listener (inbound or outbound) contributes to each request. */
@@ -33,6 +40,8 @@ export interface ForwardContext {
   readonly router: Router;
   readonly clusters: ReadonlyMap<string, UpstreamCluster>;
   readonly telemetry: Telemetry;
+  readonly filters: FilterChain;
+  readonly port: number;
   /** Who sent the request and who it is for, for metrics and logs. */
   describe(exchange: ServerExchange, cluster: UpstreamCluster | null): { source: PeerInfo; destination: DestinationInfo };
   /** Direction-specific request headers (client-certificate details, spoofing protection). */
@@ -57,13 +66,13 @@ export function localReply(exchange: ServerExchange, status: number, message: st
   const contentType = headerValue(exchange.headers, "content-type") ?? "";
   if (exchange.protocol === "HTTP/2" && contentType.startsWith("application/grpc")) {
     // gRPC clients read errors from grpc-status: answer "trailers-only".
-    const headers = ["content-type", "application/grpc", "grpc-status", String(grpcStatusOf(status)), "grpc-message", encodeURIComponent(message), "x-weft-error", message, ...extraHeaders];
+    const headers = ["content-type", "application/grpc", "grpc-status", String(grpcStatusOf(status)), "grpc-message", encodeURIComponent(message), "x-weft-error", diagnosticHeaderValue(message), ...extraHeaders];
     exchange.sendHead(200, "", headers, 0, false);
     exchange.sendEnd(null);
     return;
   }
   const body = Buffer.from(`${message}\n`);
-  exchange.sendHead(status, "", ["content-type", "text/plain; charset=utf-8", "x-weft-error", message, ...extraHeaders], body.length, exchange.method !== "HEAD");
+  exchange.sendHead(status, "", ["content-type", "text/plain; charset=utf-8", "x-weft-error", diagnosticHeaderValue(message), ...extraHeaders], body.length, exchange.method !== "HEAD");
   if (exchange.method !== "HEAD") exchange.sendData(body);
   exchange.sendEnd(null);
 }
@@ -75,6 +84,39 @@ function pathOf(target: string): string {
 
 export function forward(exchange: ServerExchange, ctx: ForwardContext): void {
   new Forwarding(exchange, ctx).start();
+}
+
+const NO_FILTERS: readonly Filter[] = [];
+
+function concat(chunks: Buffer[], length: number): Buffer {
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
+}
+
+/** Collects a body for a filter's body phase, up to `limit` bytes. */
+class BodyBuffer {
+  readonly limit: number;
+  private chunks: Buffer[] = [];
+  length = 0;
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+  /** false once the body is over the limit. */
+  add(chunk: Buffer): boolean {
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+    return this.length <= this.limit;
+  }
+  take(): Buffer {
+    const body = concat(this.chunks, this.length);
+    this.chunks = [];
+    return body;
+  }
+}
+
+function bodyLimit(filters: readonly Filter[], phase: "on_request_body" | "on_response_body"): number {
+  let limit = Infinity;
+  for (const f of filters) if (f.handles(phase)) limit = Math.min(limit, f.config.limits.bodyBytes);
+  return limit;
 }
 
 class Forwarding {
@@ -106,18 +148,90 @@ class Forwarding {
   private bufferLimit = 0;
   private ticket: Ticket | null = null;
   private attemptActive = false;
+  /** The request as routed and sent: the downstream's, or the filters' changed copy. */
+  private head: RequestMessage;
+  private filters: readonly Filter[] = NO_FILTERS;
+  private message: FilterMessage | null = null;
+  /** Set when a body phase replaced the request body: sent with this length, not streamed. */
+  private bufferedBodyLength = -1;
+  private responseBody: BodyBuffer | null = null;
+  private pendingHead: { status: number; reason: string; headers: string[] } | null = null;
 
   constructor(exchange: ServerExchange, ctx: ForwardContext) {
     this.exchange = exchange;
     this.ctx = ctx;
+    this.head = { method: exchange.method, path: exchange.target, authority: exchange.authority, scheme: exchange.peerTls ? "https" : "http", headers: exchange.headers };
   }
 
   start(): void {
     const ex = this.exchange;
     ex.onAbort = () => this.abortedByDownstream();
-    const route = this.ctx.router.match({ authority: ex.authority, method: ex.method, path: pathOf(ex.target), headers: ex.headers });
+    this.requestId = headerValue(ex.headers, "x-request-id") || randomUUID();
+    const chain = this.ctx.filters;
+    if (chain.filters.length > 0) {
+      this.filters = chain.select({ direction: this.ctx.direction === "inbound" ? "Inbound" : "Outbound", port: this.ctx.port, method: ex.method, path: pathOf(ex.target) });
+    }
+    if (this.filters.length > 0) {
+      this.runRequestFilters();
+      return;
+    }
+    this.proceed(false);
+  }
+
+  /** Request phases of the attached filters; they may change the request before it is routed. */
+  private runRequestFilters(): void {
+    const ex = this.exchange;
+    this.head = { ...this.head, headers: ex.headers.slice() };
+    const message: FilterMessage = (this.message = {
+      phase: "on_request_headers",
+      request: this.head,
+      response: null,
+      body: null,
+      attributes: { direction: this.ctx.direction, sourceAddress: ex.peerAddress, sourcePrincipal: this.ctx.describe(ex, null).source.principal, requestId: this.requestId },
+      reply: null,
+    });
+    const reply = runPhase(this.filters, "on_request_headers", message);
+    if (reply) {
+      this.filterReply(reply);
+      return;
+    }
+    if (!anyHandles(this.filters, "on_request_body")) {
+      this.proceed(false);
+      return;
+    }
+    const buffer = new BodyBuffer(bodyLimit(this.filters, "on_request_body"));
+    ex.readRequestBody({
+      data: (chunk) => {
+        if (this.done || buffer.add(chunk)) return;
+        this.reply(413, `the request body is larger than ${buffer.limit} bytes, the body buffer of the filters attached to this request (limits.bodyBytes)`, "");
+      },
+      end: (trailers) => {
+        if (this.done) return;
+        message.body = buffer.take();
+        const bodyReply = runPhase(this.filters, "on_request_body", message);
+        if (bodyReply) {
+          this.filterReply(bodyReply);
+          return;
+        }
+        const body = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
+        message.body = null;
+        this.chunks = body.length > 0 ? [body] : [];
+        this.buffered = body.length;
+        this.bufferedBodyLength = body.length;
+        this.bodyEnded = true;
+        this.trailers = trailers;
+        this.proceed(true);
+      },
+    });
+  }
+
+  /** Routing and everything after it; `bodyRead` when a body phase has already read the body. */
+  private proceed(bodyRead: boolean): void {
+    const ex = this.exchange;
+    const head = this.head;
+    const route = this.ctx.router.match({ authority: head.authority, method: head.method, path: pathOf(head.path), headers: head.headers });
     if (!route) {
-      this.reply(404, `no route for host "${ex.authority}" and path "${pathOf(ex.target)}"`, "NR");
+      this.reply(404, `no route for host "${head.authority}" and path "${pathOf(head.path)}"`, "NR");
       return;
     }
     this.route = route;
@@ -129,11 +243,10 @@ class Forwarding {
       return;
     }
     this.cluster = cluster;
-    this.requestId = headerValue(ex.headers, "x-request-id") || randomUUID();
     const retry = config.retry;
     this.keepForReplay = !!(retry && retry.attempts > 0) || !!config.mirror;
     this.bufferLimit = retry?.bufferBytes ?? 65536;
-    ex.readRequestBody({ data: (chunk) => this.requestData(chunk), end: (trailers) => this.requestEnd(trailers) });
+    if (!bodyRead) ex.readRequestBody({ data: (chunk) => this.requestData(chunk), end: (trailers) => this.requestEnd(trailers) });
     if (config.timeoutMs > 0) this.routeTimer = setTimeout(() => this.timedOut(), config.timeoutMs);
 
     const fault = config.fault;
@@ -149,7 +262,7 @@ class Forwarding {
     cluster.activeRequests++;
     this.upstreamRequest = this.buildRequest(config);
     this.mirrorPending = !!config.mirror && Math.random() * 100 < config.mirror.percent;
-    if (this.mirrorPending && !ex.hasRequestBody) this.sendMirror();
+    if (this.mirrorPending && (!ex.hasRequestBody || bodyRead)) this.sendMirror();
     if (fault?.delay && Math.random() * 100 < fault.delay.percent) {
       setTimeout(() => this.attempt(), fault.delay.ms);
       return;
@@ -159,12 +272,17 @@ class Forwarding {
 
   private buildRequest(config: Route): UpstreamRequestHead {
     const ex = this.exchange;
-    const headers = forwardableHeaders(ex.headers, ex.connectionTokens, ex.upgrade !== "");
+    const head = this.head;
+    const headers = forwardableHeaders(head.headers, ex.connectionTokens, ex.upgrade !== "");
     if (ex.upgrade) headers.push("connection", "upgrade");
     // A body of known length keeps its Content-Length (end-to-end); any other is chunked.
-    const chunked = ex.hasRequestBody && ex.requestContentLength === -1;
+    // A body a filter has read is sent whole, with its (possibly new) length.
+    const buffered = this.bufferedBodyLength >= 0;
+    const chunked = !buffered && ex.hasRequestBody && ex.requestContentLength === -1;
     if (chunked) headers.push("transfer-encoding", "chunked");
-    if (!headerValue(headers, "host")) headers.push("host", ex.authority);
+    if (buffered) setHeader(headers, "content-length", String(this.bufferedBodyLength));
+    if (head.authority !== ex.authority) setHeader(headers, "host", head.authority);
+    else if (!headerValue(headers, "host")) headers.push("host", head.authority);
     if (!headerValue(headers, "x-request-id")) headers.push("x-request-id", this.requestId);
     const forwardedFor = headerValue(headers, "x-forwarded-for");
     removeHeader(headers, "x-forwarded-for");
@@ -179,12 +297,12 @@ class Forwarding {
     this.ctx.decorate(headers, ex);
     if (config.requestHeaders) applyHeaderModifier(headers, config.requestHeaders);
     return {
-      method: ex.method,
-      target: ex.target,
-      authority: ex.authority,
+      method: head.method,
+      target: head.path,
+      authority: head.authority,
       headers,
       chunked,
-      hasBody: ex.hasRequestBody,
+      hasBody: buffered ? this.bufferedBodyLength > 0 : ex.hasRequestBody,
     };
   }
 
@@ -242,7 +360,7 @@ class Forwarding {
     if (this.done) return;
     const cluster = this.cluster!;
     const lb = cluster.config.loadBalancer;
-    const hashInput = lb.policy === "ConsistentHash" ? headerValue(this.exchange.headers, lb.header.toLowerCase()) : undefined;
+    const hashInput = lb.policy === "ConsistentHash" ? headerValue(this.head.headers, lb.header.toLowerCase()) : undefined;
     const endpoint = cluster.pick(hashInput, this.attempts > 0 ? this.endpoint : null);
     if (!endpoint) {
       this.reply(503, `no endpoints for cluster "${cluster.config.name}"`, "UH");
@@ -322,7 +440,7 @@ class Forwarding {
       this.sent++;
       if (!upstream.writeBody(chunk)) this.pauseRequestUntilDrain(upstream);
     }
-    if (this.bodyEnded && ex.hasRequestBody) upstream.endBody(this.trailers);
+    if (this.bodyEnded && this.upstreamRequest!.hasBody) upstream.endBody(this.trailers);
     this.trimBody();
   }
 
@@ -408,6 +526,24 @@ class Forwarding {
     removeHeader(headers, "content-length");
     const responseHeaders = this.route!.config.responseHeaders;
     if (responseHeaders) applyHeaderModifier(headers, responseHeaders);
+    let status = head.status;
+    if (this.message && head.status !== 101) {
+      const message = this.message;
+      message.response = { status, headers };
+      const reply = runPhase(this.filters, "on_response_headers", message);
+      if (reply) {
+        this.endAttempt();
+        this.filterReply(reply);
+        return;
+      }
+      status = this.status = message.response.status;
+      if (anyHandles(this.filters, "on_response_body") && !head.bodyless) {
+        // The head waits for the body: a body phase may change both.
+        this.pendingHead = { status, reason: status === head.status ? head.reason : "", headers };
+        this.responseBody = new BodyBuffer(bodyLimit(this.filters, "on_response_body"));
+        return;
+      }
+    }
     if (head.status === 101) {
       if (!ex.upgrade) {
         this.attemptFailed(null, `${endpoint.key} switched protocols without an upgrade request`);
@@ -427,15 +563,23 @@ class Forwarding {
     ex.onResponseDrain = () => upstream.resumeResponse();
     if (head.bodyless && !noBody) {
       // An HTTP/2 answer that ended with its headers (gRPC's trailers-only): no body at all.
-      ex.sendHead(head.status, head.reason, headers, 0, false);
+      ex.sendHead(status, head.reason, headers, 0, false);
       return;
     }
     const contentLength = head.chunked ? -1 : head.contentLength;
-    ex.sendHead(head.status, head.reason, headers, noBody && ex.method !== "HEAD" ? -1 : contentLength, !noBody);
+    ex.sendHead(status, status === head.status ? head.reason : "", headers, noBody && ex.method !== "HEAD" ? -1 : contentLength, !noBody);
   }
 
   private responseData(upstream: UpstreamExchange, chunk: Buffer): void {
     if (this.upstream !== upstream || this.done) return;
+    const buffer = this.responseBody;
+    if (buffer) {
+      if (!buffer.add(chunk)) {
+        this.endAttempt();
+        this.reply(502, `the response body is larger than ${buffer.limit} bytes, the body buffer of the filters attached to this request (limits.bodyBytes)`, "");
+      }
+      return;
+    }
     if (!this.exchange.sendData(chunk)) upstream.pauseResponse();
   }
 
@@ -444,7 +588,33 @@ class Forwarding {
     // The connection went back to its pool already; only the in-flight count remains.
     this.upstream = null;
     this.endAttempt();
+    if (this.responseBody) {
+      this.sendFilteredResponse(this.responseBody.take(), trailers);
+      return;
+    }
     this.exchange.sendEnd(trailers);
+    this.finish("");
+  }
+
+  /** The response after the filters' body phase, which has seen the whole body. */
+  private sendFilteredResponse(body: Buffer, trailers: string[] | null): void {
+    const message = this.message!;
+    const pending = this.pendingHead!;
+    message.response = { status: pending.status, headers: pending.headers };
+    message.body = body;
+    const reply = runPhase(this.filters, "on_response_body", message);
+    if (reply) {
+      this.filterReply(reply);
+      return;
+    }
+    const ex = this.exchange;
+    const { status, headers } = message.response;
+    const out = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
+    this.status = status;
+    const hasBody = ex.method !== "HEAD" && status !== 204 && status !== 304;
+    ex.sendHead(status, status === pending.status ? pending.reason : "", headers, out.length, hasBody);
+    if (hasBody && out.length > 0) ex.sendData(out);
+    ex.sendEnd(trailers);
     this.finish("");
   }
 
@@ -468,6 +638,25 @@ class Forwarding {
     if (this.done) return;
     this.endAttempt();
     this.finish("DC");
+  }
+
+  /** A local reply a filter asked for (or its failStrategy answered with). */
+  private filterReply(reply: LocalReply): void {
+    const ex = this.exchange;
+    this.status = reply.status;
+    if (ex.headSent) {
+      ex.reset();
+      this.finish("");
+      return;
+    }
+    const headers = reply.headers.slice();
+    if (reply.body.length > 0 && !headerValue(headers, "content-type")) headers.push("content-type", "text/plain; charset=utf-8");
+    if (!headerValue(headers, "x-request-id")) headers.push("x-request-id", this.requestId);
+    const hasBody = ex.method !== "HEAD" && reply.status !== 204 && reply.status !== 304;
+    ex.sendHead(reply.status, "", headers, hasBody || ex.method === "HEAD" ? reply.body.length : 0, hasBody);
+    if (hasBody && reply.body.length > 0) ex.sendData(Buffer.from(reply.body.buffer, reply.body.byteOffset, reply.body.byteLength));
+    ex.sendEnd(null);
+    this.finish("");
   }
 
   private reply(status: number, message: string, flag: ResponseFlag): void {

@@ -25,6 +25,15 @@ export function forwardableHeaders(headers: string[], connectionTokens: string[]
   return out;
 }
 
+/**
+ * A diagnostic (x-weft-error) as a header value: line breaks become spaces and anything but
+ * visible ASCII is escaped as \uXXXX, because a message may quote what a client or a filter
+ * sent, and a character past U+00FF is truncated to one byte (possibly CR or LF) on the wire.
+ */
+export function diagnosticHeaderValue(message: string): string {
+  return message.replace(/[\r\n]+/g, " ").replace(/[^\t\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 export function removeHeader(headers: string[], lowerName: string): void {
   for (let i = headers.length - 2; i >= 0; i -= 2) {
     if (headers[i].length === lowerName.length && headers[i].toLowerCase() === lowerName) headers.splice(i, 2);

@@ -7,6 +7,7 @@ import type { ServerExchange } from "../http/exchange.ts";
 import { findHeadEnd, parseRequestHead, ProtocolError, type HeadLimits, type RequestHead } from "./head.ts";
 import { BodyDecoder, encodeLastChunk, type BodySink } from "./framing.ts";
 import { encodeResponseHead, reasonPhrase } from "./encode.ts";
+import { diagnosticHeaderValue } from "../http/headers.ts";
 import type { Deadlines } from "./deadlines.ts";
 import { sniffPreface } from "../http2/downstream.ts";
 
@@ -347,7 +348,7 @@ export class Http1Downstream {
     this.conn.write(
       encodeResponseHead(status, reasonPhrase(status), [
         "content-type", "text/plain", "content-length", String(Buffer.byteLength(body)), "connection", "close",
-        "x-weft-error", error.message,
+        "x-weft-error", diagnosticHeaderValue(error.message),
       ]),
     );
     this.conn.write(body);

@@ -8,7 +8,7 @@ import type { ServerExchange } from "../http/exchange.ts";
 import { removeHeader } from "../http/headers.ts";
 import { peerOf } from "../identity/peer.ts";
 
-export function inboundContext({ node, ownPrincipal, router, clusters, telemetry }: ContextInputs): ForwardContext {
+export function inboundContext({ node, ownPrincipal, router, clusters, telemetry, filters, port }: ContextInputs): ForwardContext {
   const destination = {
     service: node.service,
     namespace: node.namespace,
@@ -28,6 +28,8 @@ export function inboundContext({ node, ownPrincipal, router, clusters, telemetry
     router,
     clusters,
     telemetry,
+    filters,
+    port,
     describe: (exchange: ServerExchange, cluster: UpstreamCluster | null) => ({
       source: peerOf(exchange.peerTls),
       destination: cluster ? destinationFor(cluster.config.name) : destination,

@@ -3,7 +3,7 @@
 import type { ContextInputs, ForwardContext } from "../forwarder/forward.ts";
 import type { DestinationInfo } from "../telemetry/types.ts";
 
-export function outboundContext({ node, ownPrincipal, router, clusters, telemetry }: ContextInputs): ForwardContext {
+export function outboundContext({ node, ownPrincipal, router, clusters, telemetry, filters, port }: ContextInputs): ForwardContext {
   const source = { principal: ownPrincipal, workload: node.workload, namespace: node.namespace };
   const destinations = new Map<string, DestinationInfo>();
   return {
@@ -11,6 +11,8 @@ export function outboundContext({ node, ownPrincipal, router, clusters, telemetr
     router,
     clusters,
     telemetry,
+    filters,
+    port,
     describe: (_exchange, cluster) => {
       const name = cluster?.config.name ?? "";
       // Once per cluster and configuration version, not per request.

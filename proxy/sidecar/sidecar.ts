@@ -19,6 +19,7 @@ import { outboundContext } from "../outbound/context.ts";
 import { formatSpiffeId, verifyPeerIdentity } from "../identity/spiffe.ts";
 import { startAdmin } from "../admin/server.ts";
 import { currentRuntime } from "../runtime/current.ts";
+import { FilterRuntime } from "../filters/runtime.ts";
 
 /** A downstream connection of either protocol, as drain and shutdown see it. */
 interface DownstreamConnection {
@@ -50,6 +51,7 @@ export class Sidecar {
   private admin: Server | null = null;
   private sweeper: ReturnType<typeof setInterval> | null = null;
   private applying: Promise<void> = Promise.resolve();
+  readonly filters: FilterRuntime;
   draining = false;
 
   private constructor(config: ProxyConfig, runtime: Runtime, log: Logger, telemetry: ProxyTelemetry) {
@@ -57,6 +59,7 @@ export class Sidecar {
     this.runtime = runtime;
     this.log = log;
     this.telemetry = telemetry;
+    this.filters = new FilterRuntime(log, telemetry.registry);
   }
 
   static async start(config: ProxyConfig, runtime: Runtime, log: Logger, telemetry: ProxyTelemetry): Promise<Sidecar> {
@@ -147,6 +150,13 @@ export class Sidecar {
       for (const f of fresh) await f.server.close();
       throw new Error(`cannot apply configuration ${config.version}: ${(e as Error).message}`);
     }
+    let filters;
+    try {
+      filters = await this.filters.prepare(config.filters);
+    } catch (e) {
+      for (const f of fresh) await f.server.close();
+      throw e;
+    }
 
     // From here on nothing awaits: requests see either the old or the new configuration.
     const previous = this.config;
@@ -165,11 +175,13 @@ export class Sidecar {
     }
     const principal = this.ownPrincipal(config);
     const retired: ActiveListener[] = [];
+    this.filters.install(filters);
     for (const l of config.listeners) {
       const router = new Router(l.virtualHosts);
       const makeContext = l.direction === "Inbound" ? inboundContext : outboundContext;
-      const context = makeContext({ node: config.node, ownPrincipal: principal, router, clusters: this.clusters, telemetry: this.telemetry });
       const bound = fresh.find((f) => f.config === l);
+      const server = bound?.server ?? this.listeners.get(l.name)!.server;
+      const context = makeContext({ node: config.node, ownPrincipal: principal, router, clusters: this.clusters, telemetry: this.telemetry, filters: this.filters.chain, port: server.port });
       if (bound) {
         const old = this.listeners.get(l.name);
         if (old) retired.push(old);

@@ -1,7 +1,7 @@
 // The proxy's Telemetry: Istio-compatible Prometheus metrics, a JSON access log and W3C trace
 // context with OpenTelemetry spans, behind the one interface the request path calls.
 import process from "node:process";
-import { Counter } from "prom-client";
+import { Counter, type Registry } from "prom-client";
 import type { Attributes, TracerProvider } from "@opentelemetry/api";
 import type { NodeInfo } from "../config/schema.ts";
 import { AccessLog } from "./access-log.ts";
@@ -39,6 +39,8 @@ export interface TelemetryOptions extends MetricsOptions {
 }
 
 export interface ProxyTelemetry extends Telemetry {
+  /** Where other parts of the proxy (filters) register their own metrics. */
+  readonly registry: Registry;
   /** Prometheus text exposition for `GET :15000/metrics`. */
   metricsText(): Promise<string>;
   /** Content-Type header for metricsText(). */
@@ -121,6 +123,7 @@ export function createTelemetry(node: NodeInfo, accessLog: AccessLogMode, option
 
   return {
     contentType: metrics.contentType,
+    registry: metrics.registry,
     otlp,
     startTrace(direction: Direction, traceparent: string | undefined, tracestate: string | undefined, startTime?: number): RequestTrace {
       return tracer.start(direction, traceparent, tracestate, startTime);

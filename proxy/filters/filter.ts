@@ -1,0 +1,109 @@
+// One configured filter: its compiled module (or why it has none), its instance, and what
+// happens when a call fails — FailClose answers 500, FailOpen skips the filter, FailReload
+// starts a fresh instance and calls once more. After any failure the instance is dropped,
+// since a trapped module's memory may be half-updated.
+import type { FilterConfig } from "../config/filters.ts";
+import type { Logger } from "../log.ts";
+import { diagnosticHeaderValue } from "../http/headers.ts";
+import { FilterFault } from "./fault.ts";
+import { FilterInstance, type InstanceServices } from "./instance.ts";
+import type { FilterLogLevelName } from "./imports.ts";
+import type { CompiledFilter } from "./module.ts";
+import { snapshot, type FilterMessage, type FilterPhaseName, type LocalReply } from "./message.ts";
+import type { FilterMetrics } from "./metrics.ts";
+import type { FilterState } from "./state.ts";
+
+export type FilterOutcome = { readonly reply: LocalReply | null };
+
+const CONTINUE: FilterOutcome = { reply: null };
+
+export interface FilterDependencies {
+  readonly log: Logger;
+  readonly metrics: FilterMetrics;
+  readonly state: FilterState;
+}
+
+export class Filter {
+  readonly id: string;
+  readonly config: FilterConfig;
+  readonly compiled: CompiledFilter | null;
+  /** Why the filter cannot run (load or configuration error), or "". */
+  readonly unavailable: string;
+  private instance: FilterInstance | null = null;
+  private readonly services: InstanceServices;
+  private readonly log: Logger;
+  private readonly metrics: FilterMetrics;
+
+  constructor(config: FilterConfig, compiled: CompiledFilter | null, unavailable: string, deps: FilterDependencies) {
+    this.id = `${config.namespace}/${config.name}`;
+    this.config = config;
+    this.compiled = compiled;
+    this.unavailable = unavailable;
+    this.metrics = deps.metrics;
+    const log = (this.log = deps.log.child({ filter: this.id, sha256: config.module.sha256.slice(0, 12) }));
+    const filterLog = log.child({ source: "filter" });
+    const settings = (config.config ?? {}) as Record<string, unknown>;
+    this.services = {
+      filterId: this.id,
+      state: deps.state,
+      config: typeof settings === "object" && settings !== null ? settings : {},
+      configJson: JSON.stringify(config.config ?? {}),
+      logLevel: config.logLevel,
+      callTimeoutMs: config.limits.callTimeoutMs,
+      log: (level: FilterLogLevelName, message: string) => filterLog[level === "trace" ? "debug" : level](message, level === "trace" ? { trace: true } : undefined),
+      metric: (kind, name, value) => {
+        const problem = deps.metrics.record(this.id, kind, name, value);
+        if (problem) log.warn("filter metric refused", { problem });
+      },
+    };
+  }
+
+  /** Whether the filter takes part in this phase (a filter that cannot load takes part in all it might). */
+  handles(phase: FilterPhaseName): boolean {
+    return this.compiled ? this.compiled.phases.has(phase) : phase === "on_request_headers";
+  }
+
+  /** Builds the instance now, so that the first request does not pay for it. */
+  warm(): void {
+    if (this.compiled && !this.instance) {
+      try {
+        this.instance = new FilterInstance(this.compiled, this.services);
+      } catch (e) {
+        this.log.error("filter cannot start", { error: (e as Error).message });
+      }
+    }
+  }
+
+  run(phase: FilterPhaseName, message: FilterMessage): FilterOutcome {
+    const strategy = this.config.failStrategy;
+    const restore = strategy === "FailClose" ? null : snapshot(message);
+    let fault = this.attempt(phase, message);
+    if (fault && strategy === "FailReload" && fault.kind !== "unavailable") {
+      restore!();
+      this.log.warn("filter failed; reloading it and calling it again (FailReload)", { phase, kind: fault.kind, error: fault.message });
+      fault = this.attempt(phase, message);
+    }
+    if (!fault) return message.reply ? { reply: message.reply } : CONTINUE;
+    this.metrics.failure(this.id, phase, fault.kind);
+    if (strategy === "FailOpen") {
+      restore!();
+      this.log.warn("filter failed; skipping it (FailOpen)", { phase, kind: fault.kind, error: fault.message });
+      return CONTINUE;
+    }
+    this.log.error("filter failed; answering 500 (FailClose)", { phase, kind: fault.kind, error: fault.message });
+    const text = `filter ${this.id} failed: ${fault.message}`;
+    return { reply: { status: 500, headers: ["content-type", "text/plain; charset=utf-8", "x-weft-error", diagnosticHeaderValue(text)], body: new TextEncoder().encode(`${text}\n`) } };
+  }
+
+  private attempt(phase: FilterPhaseName, message: FilterMessage): FilterFault | null {
+    if (!this.compiled) return new FilterFault("unavailable", this.unavailable);
+    try {
+      this.instance ??= new FilterInstance(this.compiled, this.services);
+      this.instance.call(phase, message);
+      return null;
+    } catch (e) {
+      this.instance = null;
+      return e instanceof FilterFault ? e : new FilterFault("trap", (e as Error).message);
+    }
+  }
+}

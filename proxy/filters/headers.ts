@@ -1,0 +1,49 @@
+// Header lists as filters see them: case-insensitive look-up, and the checks that keep a
+// filter from breaking the message framing or smuggling a second request.
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// What goes on the wire as one byte per character (RFC 9110 field-value, plus obs-text): a
+// character past U+00FF would be truncated to a byte on the way out, possibly CR or LF.
+const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+// Framing and hop-by-hop fields belong to the proxy; the authority is set with ":authority".
+const FORBIDDEN = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "content-length", "host", "http2-settings"]);
+
+/** Several values are joined with ", " (RFC 9110 section 5.3). */
+export function getHeader(headers: readonly string[], lowerName: string): string | null {
+  let found: string | null = null;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName) found = found === null ? headers[i + 1]! : `${found}, ${headers[i + 1]}`;
+  }
+  return found;
+}
+
+export function serializeHeaders(headers: readonly string[]): string {
+  let text = "";
+  for (let i = 0; i < headers.length; i += 2) text += `${headers[i]!.toLowerCase()}: ${headers[i + 1]}\n`;
+  return text;
+}
+
+/** Why a filter may not set this header, or null. */
+export function checkHeader(name: string, value: string): string | null {
+  if (!TOKEN.test(name)) return `"${name}" is not a valid header name`;
+  if (FORBIDDEN.has(name.toLowerCase())) return `"${name}" is managed by the proxy and cannot be set by a filter${name.toLowerCase() === "host" ? ' (set ":authority")' : ""}`;
+  if (!VALUE.test(value)) return `the value of "${name}" holds a control character or one past U+00FF (${JSON.stringify(value)}): header values are visible ASCII, tab and space; percent-encode anything else`;
+  return null;
+}
+
+/** Parses `name: value\n` lines into a header list, or says what is wrong. */
+export function parseHeaderLines(text: string): string[] | string {
+  const headers: string[] = [];
+  for (const line of text.split("\n")) {
+    if (line === "" || line === "\r") continue;
+    const colon = line.indexOf(":");
+    if (colon <= 0) return `header line "${line}" is not "name: value"`;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    const problem = checkHeader(name, value);
+    if (problem) return problem;
+    headers.push(name, value);
+  }
+  return headers;
+}

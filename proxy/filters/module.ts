@@ -1,0 +1,113 @@
+// Loading a filter module: the digest must match before anything else happens, then the
+// module is metered (deadline and memory ceiling, see docs/design/filter-deadlines.md),
+// compiled once and checked against the ABI (docs/filter-abi.md). Compiled modules are kept
+// by digest and memory limit, so a configuration push that keeps a filter recompiles nothing.
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { meter } from "./meter.ts";
+import { PHASES, type FilterPhaseName } from "./message.ts";
+import { PROVIDED_IMPORTS } from "./imports.ts";
+
+export interface FilterManifest {
+  readonly name?: string;
+  readonly version?: string;
+  readonly configSchema?: unknown;
+}
+
+export interface CompiledFilter {
+  readonly sha256: string;
+  readonly module: WebAssembly.Module;
+  readonly phases: ReadonlySet<FilterPhaseName>;
+  readonly manifest: FilterManifest | null;
+  readonly maxMemoryPages: number;
+}
+
+export class FilterLoadError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "FilterLoadError";
+  }
+}
+
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+function readManifest(module: WebAssembly.Module, where: string): FilterManifest | null {
+  const sections = WebAssembly.Module.customSections(module, "weft.manifest");
+  if (sections.length === 0) return null;
+  try {
+    const manifest = JSON.parse(new TextDecoder().decode(sections[0])) as unknown;
+    if (typeof manifest !== "object" || manifest === null || Array.isArray(manifest)) throw new Error("not a JSON object");
+    return manifest as FilterManifest;
+  } catch (e) {
+    throw new FilterLoadError(`${where}: its weft.manifest section is not a JSON object (${(e as Error).message}); rebuild it with "weft filter build"`);
+  }
+}
+
+/** Checks the ABI's shape: its own exported memory, at least one phase, only imports weft provides. */
+function checkAbi(module: WebAssembly.Module, where: string): Set<FilterPhaseName> {
+  const exports = WebAssembly.Module.exports(module);
+  const phases = new Set<FilterPhaseName>();
+  let memory = false;
+  for (const e of exports) {
+    if (e.kind === "memory" && e.name === "memory") memory = true;
+    if (e.kind === "function" && (PHASES as readonly string[]).includes(e.name)) phases.add(e.name as FilterPhaseName);
+  }
+  if (!memory) throw new FilterLoadError(`${where}: the module does not export its memory as "memory" (docs/filter-abi.md)`);
+  if (phases.size === 0) {
+    const names = exports.filter((e) => e.kind === "function").map((e) => e.name);
+    throw new FilterLoadError(
+      `${where}: the module exports none of the phase functions ${PHASES.join(", ")} (it exports ${names.length ? names.join(", ") : "no functions"}); is it a weft filter? See docs/filter-abi.md`,
+    );
+  }
+  for (const i of WebAssembly.Module.imports(module)) {
+    if (i.module === "weft:meter") continue;
+    if (!PROVIDED_IMPORTS.get(i.module)?.has(i.name)) {
+      throw new FilterLoadError(`${where}: the module imports ${i.kind} "${i.module}" "${i.name}", which weft does not provide (docs/filter-abi.md lists what a filter may import)`);
+    }
+  }
+  return phases;
+}
+
+export async function compileFilter(bytes: Uint8Array, expectedSha256: string, maxMemoryPages: number, where: string): Promise<CompiledFilter> {
+  const sha256 = sha256Hex(bytes);
+  if (sha256 !== expectedSha256) {
+    throw new FilterLoadError(`${where}: the module's sha256 is ${sha256} but the configuration expects ${expectedSha256}; it was not loaded`);
+  }
+  let module: WebAssembly.Module;
+  try {
+    module = await WebAssembly.compile(meter(bytes, { maxMemoryPages }) as Uint8Array<ArrayBuffer>);
+  } catch (e) {
+    throw new FilterLoadError(`${where}: ${(e as Error).message}`);
+  }
+  const phases = checkAbi(module, where);
+  return { sha256, module, phases, manifest: readManifest(module, where), maxMemoryPages };
+}
+
+/** Compiled modules by digest and memory limit; `retain` drops those no configuration uses. */
+export class FilterModuleCache {
+  private readonly compiled = new Map<string, Promise<CompiledFilter>>();
+
+  load(path: string, sha256: string, maxMemoryPages: number, where: string): Promise<CompiledFilter> {
+    const key = `${sha256}/${maxMemoryPages}`;
+    let found = this.compiled.get(key);
+    if (!found) {
+      found = readFile(path).then(
+        (bytes) => compileFilter(bytes, sha256, maxMemoryPages, where),
+        (e: Error) => {
+          throw new FilterLoadError(`${where}: cannot read the module at ${path}: ${e.message}`);
+        },
+      );
+      // A failed load is not cached: the file may be fixed before the next configuration.
+      found.catch(() => this.compiled.delete(key));
+      this.compiled.set(key, found);
+    }
+    return found;
+  }
+
+  retain(keys: Iterable<{ sha256: string; maxMemoryPages: number }>): void {
+    const keep = new Set([...keys].map((k) => `${k.sha256}/${k.maxMemoryPages}`));
+    for (const key of this.compiled.keys()) if (!keep.has(key)) this.compiled.delete(key);
+  }
+}

@@ -1,0 +1,90 @@
+// The proxy's filters across configurations: loads each configuration's modules before it is
+// applied, keeps a filter's Filter object (and so its warm instance) when a configuration
+// leaves it unchanged, and keeps per-filter state across versions. A filter that cannot be
+// loaded or configured does not stop the configuration: it is reported, and requests it is
+// attached to get its failStrategy.
+import type { Registry } from "prom-client";
+import type { FilterConfig } from "../config/filters.ts";
+import type { Logger } from "../log.ts";
+import { FilterChain } from "./chain.ts";
+import { Filter } from "./filter.ts";
+import { FilterMetrics } from "./metrics.ts";
+import { FilterModuleCache, type CompiledFilter } from "./module.ts";
+import { FilterState } from "./state.ts";
+import { checkFilterConfig } from "./config-check.ts";
+
+export interface FilterStatus {
+  readonly filter: string;
+  readonly sha256: string;
+  readonly ready: boolean;
+  readonly reason?: string;
+  readonly manifest?: { name?: string; version?: string };
+}
+
+export class FilterRuntime {
+  private readonly log: Logger;
+  private readonly metrics: FilterMetrics;
+  private readonly modules = new FilterModuleCache();
+  private readonly states = new Map<string, FilterState>();
+  private current = new Map<string, Filter>();
+  chain: FilterChain = FilterChain.EMPTY;
+
+  constructor(log: Logger, registry: Registry) {
+    this.log = log;
+    this.metrics = new FilterMetrics(registry);
+  }
+
+  /** Loads what `configs` need; the result is installed with `install` in the synchronous switch. */
+  async prepare(configs: readonly FilterConfig[]): Promise<Map<string, Filter>> {
+    const next = new Map<string, Filter>();
+    await Promise.all(
+      configs.map(async (config, index) => {
+        const key = JSON.stringify(config);
+        const kept = this.current.get(key);
+        if (kept) {
+          next.set(key, kept);
+          return;
+        }
+        const id = `${config.namespace}/${config.name}`;
+        const where = `filter ${id} (filters[${index}])`;
+        let compiled: CompiledFilter | null = null;
+        let unavailable = "";
+        try {
+          compiled = await this.modules.load(config.module.path, config.module.sha256, config.limits.memoryMiB * 16, where);
+          const problems = checkFilterConfig(compiled.manifest, config.config);
+          if (problems.length) {
+            unavailable = `${where}: its config does not match the filter's schema: ${problems.join("; ")}`;
+            compiled = null;
+          }
+        } catch (e) {
+          unavailable = (e as Error).message;
+        }
+        if (unavailable) this.log.error("filter unavailable; requests it is attached to get its failStrategy", { filter: id, failStrategy: config.failStrategy, reason: unavailable });
+        let state = this.states.get(id);
+        if (!state) this.states.set(id, (state = new FilterState()));
+        const filter = new Filter(config, compiled, unavailable, { log: this.log, metrics: this.metrics, state });
+        filter.warm();
+        next.set(key, filter);
+      }),
+    );
+    return next;
+  }
+
+  install(filters: Map<string, Filter>): void {
+    this.current = filters;
+    this.chain = new FilterChain([...filters.values()]);
+    this.modules.retain([...filters.values()].flatMap((f) => (f.compiled ? [f.compiled] : [])));
+    const ids = new Set([...filters.values()].map((f) => f.id));
+    for (const id of this.states.keys()) if (!ids.has(id)) this.states.delete(id);
+  }
+
+  status(): FilterStatus[] {
+    return this.chain.filters.map((f) => ({
+      filter: f.id,
+      sha256: f.config.module.sha256,
+      ready: f.compiled !== null,
+      ...(f.unavailable ? { reason: f.unavailable } : {}),
+      ...(f.compiled?.manifest ? { manifest: { name: f.compiled.manifest.name, version: f.compiled.manifest.version } } : {}),
+    }));
+  }
+}

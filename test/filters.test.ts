@@ -1,0 +1,251 @@
+// WebAssembly filters in a running proxy, with real HTTP clients and upstreams: the ABI's
+// host functions, chain order, per-route attachment, body phases, hot swap, and what a
+// broken filter does (and does not) take down. Fixtures are written against the raw ABI
+// (test/fixtures/filters/abi.ts), one with plain @extism/as-pdk.
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startUpstream, type Upstream } from "./support/upstream.ts";
+import { startProxy, simpleConfig, type RunningProxy } from "./support/proxy.ts";
+import type { ProxyConfigInput } from "../proxy/config/schema.ts";
+import { request } from "./support/client.ts";
+import { compileAssemblyScript } from "./support/asc.ts";
+
+const fixtures = join(dirname(fileURLToPath(import.meta.url)), "fixtures", "filters");
+type Built = { path: string; sha256: string; wasm: Uint8Array };
+const built: Record<string, Built> = {};
+let upstream: Upstream;
+let scratch: string;
+const cleanups: (() => Promise<void>)[] = [];
+
+before(async () => {
+  for (const name of ["basic", "body", "no-phase", "foreign-import", "as-pdk"]) built[name] = await compileAssemblyScript(join(fixtures, `${name}.ts`));
+  upstream = await startUpstream("app");
+  scratch = await mkdtemp(join(tmpdir(), "weft-filters-"));
+});
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+  await upstream.close();
+});
+
+type FilterInput = NonNullable<ProxyConfigInput["filters"]>[number];
+
+function filter(name: string, module: Built, extra: Partial<FilterInput> = {}): FilterInput {
+  return { name, namespace: "test", module: { path: module.path, sha256: module.sha256 }, ...extra };
+}
+
+async function proxyWith(filters: FilterInput[]): Promise<RunningProxy> {
+  const proxy = await startProxy(simpleConfig([upstream.port], { filters }));
+  cleanups.push(() => proxy.stop());
+  return proxy;
+}
+
+async function echo(proxy: RunningProxy, path = "/echo", headers: Record<string, string> = {}) {
+  const reply = await request(proxy.outbound, { path, headers });
+  return { reply, seen: reply.status === 200 && reply.headers["content-type"] === "application/json" ? (JSON.parse(reply.body) as { url: string; headers: Record<string, string>; body: string }) : null };
+}
+
+async function configDump(proxy: RunningProxy): Promise<{ version: string; filterStatus: { filter: string; ready: boolean; reason?: string }[] }> {
+  return (await (await fetch(`http://127.0.0.1:${proxy.admin}/config_dump`)).json()) as never;
+}
+
+describe("filter host functions", () => {
+  it("reads config and attributes, changes request and response headers, counts, and exports metrics", async () => {
+    const proxy = await proxyWith([filter("basic", built.basic!, { config: { tag: "blue" } })]);
+    const first = await echo(proxy);
+    assert.equal(first.reply.status, 200);
+    assert.equal(first.seen!.headers["x-filter-tag"], "blue");
+    assert.equal(first.seen!.headers["x-filter-chain"], "test/basic");
+    assert.equal(first.seen!.headers["x-filter-count"], "1");
+    assert.equal(first.reply.headers["x-filter-response"], "test/basic");
+    const second = await echo(proxy);
+    assert.equal(second.seen!.headers["x-filter-count"], "2", "the shared counter keeps counting across calls");
+    const metrics = await (await fetch(`http://127.0.0.1:${proxy.admin}/metrics`)).text();
+    assert.match(metrics, /weft_filter_fixture_requests\{filter="test\/basic"\} 2/);
+  });
+
+  it("answers locally with the filter's status, headers and body; the upstream never sees it", async () => {
+    const proxy = await proxyWith([filter("gate", built.basic!)]);
+    const before = upstream.received.length;
+    const reply = await request(proxy.outbound, { path: "/deny/me" });
+    assert.equal(reply.status, 403);
+    assert.equal(reply.headers["x-denied-by"], "test/gate");
+    assert.equal(reply.body, "denied by test/gate\n");
+    assert.ok(reply.headers["x-request-id"], "a local reply still carries the request id");
+    assert.equal(upstream.received.length, before);
+  });
+
+  it("rewrites the path before routing, and sets the response status", async () => {
+    const proxy = await proxyWith([filter("rewrite", built.basic!)]);
+    const { seen } = await echo(proxy, "/rewrite/this");
+    assert.equal(seen!.url, "/echo/rewritten");
+    const teapot = await request(proxy.outbound, { path: "/echo", headers: { "x-teapot": "1" } });
+    assert.equal(teapot.status, 418);
+  });
+
+  it("runs a filter built with plain @extism/as-pdk: config_get, var_get/var_set, weft_get, weft_respond", async () => {
+    const proxy = await proxyWith([filter("api-key", built["as-pdk"]!, { config: { key: "s3cret" } })]);
+    const refused = await request(proxy.outbound, { path: "/echo" });
+    assert.equal(refused.status, 401);
+    assert.equal(refused.headers["www-authenticate"], "ApiKey");
+    const ok1 = await echo(proxy, "/echo", { "x-api-key": "s3cret" });
+    const ok2 = await echo(proxy, "/echo", { "x-api-key": "s3cret" });
+    assert.equal(ok1.seen!.headers["x-seen"], "1");
+    assert.equal(ok2.seen!.headers["x-seen"], "2", "Extism variables persist across calls");
+  });
+});
+
+describe("filter chain", () => {
+  it("orders by phase, then priority (higher first), then namespace/name; responses in reverse", async () => {
+    const proxy = await proxyWith([
+      filter("d-unset", built.basic!),
+      filter("c-stats", built.basic!, { phase: "Stats" }),
+      filter("b-authz-low", built.basic!, { phase: "Authz", priority: 1 }),
+      filter("a-authz-high", built.basic!, { phase: "Authz", priority: 10 }),
+      filter("z-authn", built.basic!, { phase: "Authn" }),
+      filter("a-authn", built.basic!, { phase: "Authn" }),
+    ]);
+    const { reply, seen } = await echo(proxy);
+    const order = ["test/a-authn", "test/z-authn", "test/a-authz-high", "test/b-authz-low", "test/c-stats", "test/d-unset"];
+    assert.equal(seen!.headers["x-filter-chain"], order.join(", "));
+    assert.equal(reply.headers["x-filter-response"], order.slice().reverse().join(", "));
+  });
+
+  it("attaches a filter only to the requests its match selects (path prefix, method, direction)", async () => {
+    const proxy = await proxyWith([
+      filter("api-only", built.basic!, { match: [{ pathPrefixes: ["/echo/api"] }] }),
+      filter("posts-only", built.basic!, { match: [{ methods: ["POST"] }] }),
+      filter("inbound-only", built.basic!, { match: [{ direction: "Inbound" }] }),
+    ]);
+    assert.equal((await echo(proxy, "/echo/api/x")).seen!.headers["x-filter-chain"], "test/api-only");
+    assert.equal((await echo(proxy, "/echo/other")).seen!.headers["x-filter-chain"], undefined);
+    const post = await request(proxy.outbound, { method: "POST", path: "/echo", body: "x" });
+    assert.equal((JSON.parse(post.body) as { headers: Record<string, string> }).headers["x-filter-chain"], "test/posts-only");
+  });
+
+  it("a local reply stops the chain: later filters do not run", async () => {
+    const proxy = await proxyWith([filter("first", built.basic!, { priority: 5 }), filter("second", built.basic!)]);
+    const reply = await request(proxy.outbound, { path: "/deny" });
+    assert.equal(reply.headers["x-denied-by"], "test/first");
+  });
+});
+
+describe("body phases", () => {
+  it("buffers the request body for on_request_body and the response for on_response_body", async () => {
+    const proxy = await proxyWith([filter("shout", built.body!)]);
+    const reply = await request(proxy.outbound, { method: "POST", path: "/echo", body: "quiet words", chunked: true });
+    assert.equal(reply.status, 200);
+    const [json, suffix] = reply.body.split("+filtered by ");
+    assert.equal((JSON.parse(json!) as { body: string }).body, "QUIET WORDS");
+    assert.equal(suffix, "test/shout");
+    assert.equal(reply.headers["content-length"], String(Buffer.byteLength(reply.body)));
+  });
+
+  it("refuses a body over limits.bodyBytes with 413, and a body phase can answer locally", async () => {
+    const proxy = await proxyWith([filter("shout", built.body!, { limits: { bodyBytes: 16 } })]);
+    assert.equal((await request(proxy.outbound, { method: "POST", path: "/echo", body: "x".repeat(17) })).status, 413);
+    const refused = await request(proxy.outbound, { method: "POST", path: "/echo", body: "forbidden" });
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body, "body refused\n");
+  });
+});
+
+describe("failing filters", () => {
+  it("FailClose answers 500 naming the filter and the fault, for trap, abort, error return, loop, memory bomb and huge output", async () => {
+    const proxy = await proxyWith([filter("fragile", built.basic!, { limits: { callTimeoutMs: 20, memoryMiB: 4 } })]);
+    const cases: [string, RegExp][] = [
+      ["/trap", /filter test\/fragile failed: the filter trapped: unreachable/i],
+      ["/abort", /asked to abort at .*basic\.ts/],
+      ["/fail", /refused by the fixture/],
+      ["/loop", /deadline of 20 ms/],
+      ["/bomb", /memory/],
+      ["/huge", /memory limit/],
+      ["/bad-header", /"transfer-encoding" is managed by the proxy/],
+      ["/bad-value", /the value of "x-user" holds a control character or one past U\+00FF/],
+      ["/bad-path", /":path" must start with "\/" and hold only visible ASCII/],
+    ];
+    for (const [path, message] of cases) {
+      const reply = await request(proxy.outbound, { path });
+      assert.equal(reply.status, 500, path);
+      assert.match(reply.body, message, path);
+      // The proxy keeps serving, with a fresh instance of the same filter.
+      const after = await echo(proxy);
+      assert.equal(after.reply.status, 200, `after ${path}`);
+    }
+    const metrics = await (await fetch(`http://127.0.0.1:${proxy.admin}/metrics`)).text();
+    assert.match(metrics, /weft_filter_failures_total\{filter="test\/fragile",phase="on_request_headers",kind="deadline"\} 1/);
+    assert.match(metrics, /weft_filter_failures_total\{filter="test\/fragile",phase="on_request_headers",kind="memory"\} 2/);
+  });
+
+  it("an endless loop does not stop other requests: they are served while it is cut off", async () => {
+    const proxy = await proxyWith([filter("looper", built.basic!, { limits: { callTimeoutMs: 200 } })]);
+    const started = Date.now();
+    const [loop, ...others] = await Promise.all([request(proxy.outbound, { path: "/loop" }), ...Array.from({ length: 5 }, () => echo(proxy))]);
+    assert.equal(loop.status, 500);
+    for (const o of others) assert.equal(o.reply.status, 200);
+    assert.ok(Date.now() - started < 5000, "the loop was cut off at its deadline");
+  });
+
+  it("FailOpen skips the failed filter and drops its partial changes", async () => {
+    const proxy = await proxyWith([filter("optional", built.basic!, { failStrategy: "FailOpen" })]);
+    const reply = await request(proxy.outbound, { path: "/trap", headers: { "x-request-id": "fail-open" } });
+    assert.equal(reply.status, 200);
+    const seen = upstream.received.find((r) => r.headers["x-request-id"] === "fail-open")!;
+    assert.equal(seen.headers["x-filter-tag"], undefined);
+  });
+
+  it("FailReload calls a fresh instance once more, then fails closed", async () => {
+    const proxy = await proxyWith([filter("reloading", built.basic!, { failStrategy: "FailReload" })]);
+    const reply = await request(proxy.outbound, { path: "/trap" });
+    assert.equal(reply.status, 500);
+    const metrics = await (await fetch(`http://127.0.0.1:${proxy.admin}/metrics`)).text();
+    assert.match(metrics, /weft_filter_failures_total\{filter="test\/reloading",phase="on_request_headers",kind="trap"\} 1/);
+    assert.equal((await echo(proxy)).reply.status, 200);
+  });
+});
+
+describe("loading filters", () => {
+  it("a filter that cannot load is reported and gets its failStrategy; traffic it is not attached to is served", async () => {
+    const garbage = join(scratch, "garbage.wasm");
+    await writeFile(garbage, "this is not wasm");
+    const { createHash } = await import("node:crypto");
+    const garbageSha = createHash("sha256").update("this is not wasm").digest("hex");
+    const proxy = await proxyWith([
+      filter("wrong-digest", built.basic!, { module: { path: built.basic!.path, sha256: "0".repeat(64) }, match: [{ pathPrefixes: ["/a"] }] }),
+      filter("not-wasm", built.basic!, { module: { path: garbage, sha256: garbageSha }, match: [{ pathPrefixes: ["/b"] }] }),
+      filter("no-phase", built["no-phase"]!, { match: [{ pathPrefixes: ["/c"] }] }),
+      filter("foreign", built["foreign-import"]!, { match: [{ pathPrefixes: ["/d"] }] }),
+      filter("missing", built.basic!, { module: { path: join(scratch, "nope.wasm"), sha256: built.basic!.sha256 }, match: [{ pathPrefixes: ["/e"] }], failStrategy: "FailOpen" }),
+    ]);
+    const status = (await configDump(proxy)).filterStatus;
+    const reason = (name: string) => status.find((s) => s.filter === `test/${name}`)!.reason ?? "";
+    assert.match(reason("wrong-digest"), /sha256 is [0-9a-f]{64} but the configuration expects 0{64}; it was not loaded/);
+    assert.match(reason("not-wasm"), /not a WebAssembly module/i);
+    assert.match(reason("no-phase"), /exports none of the phase functions/);
+    assert.match(reason("foreign"), /imports function "wasi_snapshot_preview1" "fd_write", which weft does not provide/);
+    assert.match(reason("missing"), /cannot read the module/);
+    for (const path of ["/a", "/b", "/c", "/d"]) {
+      const reply = await request(proxy.outbound, { path });
+      assert.equal(reply.status, 500, path);
+      assert.match(reply.body, /failed:/);
+    }
+    assert.equal((await request(proxy.outbound, { path: "/e" })).status, 200, "FailOpen: served without the filter");
+    assert.equal((await echo(proxy, "/echo")).reply.status, 200, "unattached traffic is served");
+  });
+
+  it("hot-swaps a filter version without dropping requests in flight", async () => {
+    const proxy = await proxyWith([filter("swap", built.basic!, { config: { tag: "v1" } })]);
+    const inFlight = request(proxy.outbound, { path: "/delay/400" });
+    await new Promise((r) => setTimeout(r, 100));
+    const next = simpleConfig([upstream.port], { version: "test-2", filters: [filter("swap", built.basic!, { config: { tag: "v2" } })] });
+    const put = await fetch(`http://127.0.0.1:${proxy.admin}/config`, { method: "PUT", body: JSON.stringify(next) });
+    assert.equal(put.status, 200, await put.text());
+    assert.equal((await inFlight).status, 200);
+    const { seen } = await echo(proxy);
+    assert.equal(seen!.headers["x-filter-tag"], "v2");
+    assert.equal(seen!.headers["x-filter-count"], "2", "state carries over to the new version");
+  });
+});
