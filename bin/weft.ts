@@ -7,6 +7,7 @@ const USAGE = `usage: weft <command> [options]
 
 commands:
   proxy --config FILE   run a sidecar from a proxy configuration file (docs/proxy-config.md)
+  filter <command>      write, build, test and find WebAssembly filters ("weft filter help")
 
 Run with Node.js >= 22.18 (node bin/weft.ts), Deno >= 2 (deno run -A bin/weft.ts) or Bun >= 1.2 (bun bin/weft.ts).
 `;
@@ -24,6 +25,10 @@ async function main(argv: string[]): Promise<number> {
       await runProxy(values.config);
       return -1; // keeps running until a signal
     }
+    case "filter": {
+      const { filterCommand } = await import("../sdk/cli/command.ts");
+      return filterCommand(rest);
+    }
     case undefined:
     case "help":
     case "--help":
@@ -38,7 +43,8 @@ async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => {
-    if (code >= 0) process.exit(code);
+    // Exit once what was written has reached stdout: Bun drops a pipe's pending writes on exit.
+    if (code >= 0) process.stdout.write("", () => process.exit(code));
   },
   (error: Error) => {
     process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: "error", msg: error.message })}\n`);

@@ -1,0 +1,60 @@
+// `weft filter build`: a filter folder (filter.json + filter.ts) to a module that carries its
+// manifest. The same folder always builds to the same bytes, so a digest names a build.
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { PHASES } from "../../proxy/filters/message.ts";
+import { PROVIDED_IMPORTS } from "../../proxy/filters/imports.ts";
+import { MANIFEST_SECTION, validateManifest, type Manifest } from "../manifest/manifest.ts";
+import { compileFilter } from "./asc.ts";
+import { BuildError } from "./error.ts";
+import { appendCustomSection } from "./custom-section.ts";
+
+export interface BuiltFilter {
+  wasm: Uint8Array;
+  sha256: string;
+  manifest: Manifest;
+}
+
+/** Reads and checks `dir/filter.json`. */
+export async function readManifest(dir: string): Promise<Manifest> {
+  const file = path.join(dir, "filter.json");
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch {
+    throw new BuildError(`cannot build ${dir}: ${file} is missing (scaffold a filter with "weft filter new")`, []);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new BuildError(`cannot build ${dir}: ${file} is not JSON: ${(e as Error).message}`, []);
+  }
+  const check = validateManifest(parsed);
+  if (!check.ok) throw new BuildError(`cannot build ${dir}: ${file} is not a valid manifest`, check.problems.map((p) => `${file}: ${p}`));
+  if (check.manifest.engine === "typescript") {
+    throw new BuildError(`cannot build ${dir}: ${file} asks for engine "typescript", which is reserved for a later full-TypeScript engine; write the filter in AssemblyScript and set "engine": "assemblyscript" (docs/filter-sdk.md)`, []);
+  }
+  return check.manifest;
+}
+
+/** What the proxy would refuse at load (docs/filter-abi.md), caught at build time instead. */
+function checkAbi(wasm: Uint8Array, dir: string): void {
+  const module = new WebAssembly.Module(wasm as Uint8Array<ArrayBuffer>);
+  const problems: string[] = [];
+  const exported = WebAssembly.Module.exports(module).map((e) => e.name);
+  if (!PHASES.some((p) => exported.includes(p))) problems.push(`filter.ts exports none of the phase functions ${PHASES.join(", ")}: export at least one, e.g. "export function on_request_headers(): i32"`);
+  for (const i of WebAssembly.Module.imports(module)) {
+    if (!PROVIDED_IMPORTS.get(i.module)?.has(i.name)) problems.push(`the module imports "${i.module}" "${i.name}", which weft does not provide (docs/filter-abi.md lists what a filter may import)`);
+  }
+  if (problems.length) throw new BuildError(`cannot build ${dir}: it would not load as a weft filter`, problems.map((p) => `${path.join(dir, "filter.ts")}: ${p}`));
+}
+
+export async function buildFilter(dir: string): Promise<BuiltFilter> {
+  const manifest = await readManifest(dir);
+  const compiled = await compileFilter(dir);
+  checkAbi(compiled, dir);
+  const wasm = appendCustomSection(compiled, MANIFEST_SECTION, new TextEncoder().encode(JSON.stringify(manifest)));
+  return { wasm, sha256: createHash("sha256").update(wasm).digest("hex"), manifest };
+}

@@ -1,0 +1,42 @@
+// The marketplace as `weft filter search/add` see it: the index shipped with weft
+// (plugins/index.json) and a WasmFilter that attaches a listed filter.
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { IndexPlugin, IndexVersion, MarketplaceIndex } from "../marketplace/catalog.ts";
+
+const PLUGINS = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "plugins");
+
+export async function readMarketplace(): Promise<MarketplaceIndex> {
+  return JSON.parse(await readFile(path.join(PLUGINS, "index.json"), "utf8")) as MarketplaceIndex;
+}
+
+/** `name` or `name@version`; the newest version when none is given. */
+export function findPlugin(index: MarketplaceIndex, ref: string): { plugin: IndexPlugin; version: IndexVersion } {
+  const [name, wanted] = ref.split("@");
+  const plugin = index.plugins.find((p) => p.name === name);
+  if (!plugin) throw new Error(`no marketplace filter named "${name}"; the marketplace has ${index.plugins.map((p) => p.name).join(", ")}`);
+  const version = wanted ? plugin.versions.find((v) => v.version === wanted) : plugin.versions[0];
+  if (!version) throw new Error(`marketplace filter "${name}" has no version ${wanted}; it has ${plugin.versions.map((v) => v.version).join(", ")}`);
+  return { plugin, version };
+}
+
+/** A WasmFilter for `kubectl apply -f -`; its config is left for the user (see the plugin's README). */
+export function wasmFilterYaml(plugin: IndexPlugin, version: IndexVersion, target: { namespace?: string; app?: string }): string {
+  return [
+    "apiVersion: weft.dev/v1alpha1",
+    "kind: WasmFilter",
+    "metadata:",
+    `  name: ${plugin.name}`,
+    ...(target.namespace ? [`  namespace: ${target.namespace}`] : []),
+    "spec:",
+    ...(target.app ? ["  selector:", "    matchLabels:", `      app: ${target.app}`] : []),
+    `  url: ${version.artifact}`,
+    `  sha256: "${version.sha256}"`,
+    ...(version.phase ? [`  phase: ${version.phase}`] : []),
+    ...(version.priority !== undefined ? [`  priority: ${version.priority}`] : []),
+    "  failStrategy: FailClose",
+    `  config: {} # see plugins/${plugin.name}/README.md`,
+    "",
+  ].join("\n");
+}
