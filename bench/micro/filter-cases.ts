@@ -1,0 +1,38 @@
+// The filters bench/micro/filters.ts measures: every marketplace plugin, built from source,
+// configured as its first sample request that passes through (test/requests.json), with that
+// sample's headers on the request.
+import { mkdtemp, readdir, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { buildFilter } from "../../sdk/build/build.ts";
+import { loadFixtures } from "../../sdk/cli/fixtures.ts";
+
+const PLUGINS = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "plugins");
+/** A chain of three filters as a service would run them: authenticate, limit, rewrite. */
+const CHAIN = ["jwt-auth", "rate-limit", "header-rewrite"];
+
+export interface BenchFilter {
+  name: string;
+  path: string;
+  sha256: string;
+  config: unknown;
+  headers: Record<string, string>;
+  inChain: boolean;
+}
+
+export async function benchFilters(): Promise<BenchFilter[]> {
+  const scratch = await mkdtemp(path.join(tmpdir(), "weft-bench-filters-"));
+  const cases: BenchFilter[] = [];
+  for (const name of (await readdir(PLUGINS, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort()) {
+    const dir = path.join(PLUGINS, name);
+    const built = await buildFilter(dir);
+    const file = path.join(scratch, `${name}.wasm`);
+    await writeFile(file, built.wasm);
+    const sample = (await loadFixtures(path.join(dir, "test", "requests.json"))).find((f) => f.expect.continue);
+    // A rate limit that never refuses measures the common case, not the 429 path.
+    const config = name === "rate-limit" ? { ...sample?.config, requestsPerSecond: 1e9, burst: 1e9 } : (sample?.config ?? {});
+    cases.push({ name, path: file, sha256: built.sha256, config, headers: sample?.request.headers ?? {}, inChain: CHAIN.includes(name) });
+  }
+  return cases;
+}
