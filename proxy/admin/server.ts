@@ -14,7 +14,7 @@ export function redact(config: ProxyConfig): unknown {
 
 export function adminApp(sidecar: Sidecar): Hono {
   const app = new Hono();
-  app.get("/ready", (c) => (sidecar.draining ? c.text("draining\n", 503) : c.text("ready\n")));
+  app.get("/ready", (c) => (sidecar.draining ? c.text("draining\n", 503) : sidecar.notReady ? c.text(`${sidecar.notReady}\n`, 503) : c.text("ready\n")));
   app.get("/metrics", async (c) => {
     const text = await sidecar.telemetry.metricsText();
     return c.body(text, 200, { "content-type": sidecar.telemetry.contentType });

@@ -37,8 +37,11 @@ export const FilterLimits = v.object({
 export const FilterConfig = v.object({
   name: kubernetesName,
   namespace: v.optional(kubernetesName, "default"),
-  /** The module as a local file, loaded only if its digest is `sha256`. */
-  module: v.object({ path: v.pipe(v.string(), v.minLength(1)), sha256 }),
+  /**
+   * The module, loaded only if its digest is `sha256`: a local file, or without `path` fetched
+   * by digest from the control plane that sent the configuration.
+   */
+  module: v.object({ path: v.optional(v.pipe(v.string(), v.minLength(1))), sha256 }),
   phase: v.optional(FilterPhase),
   /** Higher runs first within a phase. */
   priority: v.optional(v.pipe(v.number(), v.integer()), 0),

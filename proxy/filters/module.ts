@@ -33,7 +33,8 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
-function readManifest(module: WebAssembly.Module, where: string): FilterManifest | null {
+/** The manifest `weft filter build` puts in the weft.manifest custom section, or null. */
+export function readManifest(module: WebAssembly.Module, where: string): FilterManifest | null {
   const sections = WebAssembly.Module.customSections(module, "weft.manifest");
   if (sections.length === 0) return null;
   try {
@@ -86,24 +87,42 @@ export async function compileFilter(bytes: Uint8Array, expectedSha256: string, m
 }
 
 /** Compiled modules by digest and memory limit; `retain` drops those no configuration uses. */
+/** Fetches a module that the configuration names only by digest (from the control plane). */
+export type ModuleFetcher = (sha256: string) => Promise<Uint8Array>;
+
 export class FilterModuleCache {
   private readonly compiled = new Map<string, Promise<CompiledFilter>>();
+  private readonly fetchByDigest: ModuleFetcher | null;
 
-  load(path: string, sha256: string, maxMemoryPages: number, where: string): Promise<CompiledFilter> {
+  constructor(fetchByDigest: ModuleFetcher | null = null) {
+    this.fetchByDigest = fetchByDigest;
+  }
+
+  load(module: { path?: string | undefined; sha256: string }, maxMemoryPages: number, where: string): Promise<CompiledFilter> {
+    const { path, sha256 } = module;
     const key = `${sha256}/${maxMemoryPages}`;
     let found = this.compiled.get(key);
     if (!found) {
-      found = readFile(path).then(
-        (bytes) => compileFilter(bytes, sha256, maxMemoryPages, where),
-        (e: Error) => {
-          throw new FilterLoadError(`${where}: cannot read the module at ${path}: ${e.message}`);
-        },
-      );
+      found = this.read(path, sha256, where).then((bytes) => compileFilter(bytes, sha256, maxMemoryPages, where));
       // A failed load is not cached: the file may be fixed before the next configuration.
       found.catch(() => this.compiled.delete(key));
       this.compiled.set(key, found);
     }
     return found;
+  }
+
+  private async read(path: string | undefined, sha256: string, where: string): Promise<Uint8Array> {
+    if (path !== undefined) {
+      return readFile(path).catch((e: Error) => {
+        throw new FilterLoadError(`${where}: cannot read the module at ${path}: ${e.message}`);
+      });
+    }
+    if (!this.fetchByDigest) {
+      throw new FilterLoadError(`${where}: module has no path and this proxy has no control plane to fetch sha256 ${sha256} from; give module.path`);
+    }
+    return this.fetchByDigest(sha256).catch((e: Error) => {
+      throw new FilterLoadError(`${where}: cannot fetch module sha256 ${sha256} from the control plane: ${e.message}`);
+    });
   }
 
   retain(keys: Iterable<{ sha256: string; maxMemoryPages: number }>): void {

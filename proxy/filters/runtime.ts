@@ -9,7 +9,7 @@ import type { Logger } from "../log.ts";
 import { FilterChain } from "./chain.ts";
 import { Filter } from "./filter.ts";
 import { FilterMetrics } from "./metrics.ts";
-import { FilterModuleCache, type CompiledFilter } from "./module.ts";
+import { FilterModuleCache, type CompiledFilter, type ModuleFetcher } from "./module.ts";
 import { FilterState } from "./state.ts";
 import { checkFilterConfig } from "./config-check.ts";
 
@@ -24,13 +24,14 @@ export interface FilterStatus {
 export class FilterRuntime {
   private readonly log: Logger;
   private readonly metrics: FilterMetrics;
-  private readonly modules = new FilterModuleCache();
+  private readonly modules: FilterModuleCache;
   private readonly states = new Map<string, FilterState>();
   private current = new Map<string, Filter>();
   chain: FilterChain = FilterChain.EMPTY;
 
-  constructor(log: Logger, registry: Registry) {
+  constructor(log: Logger, registry: Registry, fetchByDigest: ModuleFetcher | null = null) {
     this.log = log;
+    this.modules = new FilterModuleCache(fetchByDigest);
     this.metrics = new FilterMetrics(registry);
   }
 
@@ -50,7 +51,7 @@ export class FilterRuntime {
         let compiled: CompiledFilter | null = null;
         let unavailable = "";
         try {
-          compiled = await this.modules.load(config.module.path, config.module.sha256, config.limits.memoryMiB * 16, where);
+          compiled = await this.modules.load(config.module, config.limits.memoryMiB * 16, where);
           const problems = checkFilterConfig(compiled.manifest, config.config);
           if (problems.length) {
             unavailable = `${where}: its config does not match the filter's schema: ${problems.join("; ")}`;

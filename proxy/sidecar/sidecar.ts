@@ -20,6 +20,7 @@ import { formatSpiffeId, verifyPeerIdentity } from "../identity/spiffe.ts";
 import { startAdmin } from "../admin/server.ts";
 import { currentRuntime } from "../runtime/current.ts";
 import { FilterRuntime } from "../filters/runtime.ts";
+import type { ModuleFetcher } from "../filters/module.ts";
 
 /** A downstream connection of either protocol, as drain and shutdown see it. */
 interface DownstreamConnection {
@@ -39,6 +40,13 @@ function sameBinding(a: Listener, b: Listener): boolean {
   return a.address === b.address && a.port === b.port && a.tls === b.tls && a.direction === b.direction;
 }
 
+export interface SidecarOptions {
+  /** Where modules named only by digest come from (the control plane). */
+  fetchFilter?: ModuleFetcher;
+  /** Start not ready, for this reason, until `notReady` is cleared. */
+  notReady?: string;
+}
+
 export class Sidecar {
   config: ProxyConfig;
   private readonly runtime: Runtime;
@@ -53,17 +61,20 @@ export class Sidecar {
   private applying: Promise<void> = Promise.resolve();
   readonly filters: FilterRuntime;
   draining = false;
+  /** Why the sidecar is not ready yet (e.g. no configuration from the control plane), or null. */
+  notReady: string | null = null;
 
-  private constructor(config: ProxyConfig, runtime: Runtime, log: Logger, telemetry: ProxyTelemetry) {
+  private constructor(config: ProxyConfig, runtime: Runtime, log: Logger, telemetry: ProxyTelemetry, options: SidecarOptions) {
     this.config = config;
     this.runtime = runtime;
     this.log = log;
     this.telemetry = telemetry;
-    this.filters = new FilterRuntime(log, telemetry.registry);
+    this.filters = new FilterRuntime(log, telemetry.registry, options.fetchFilter ?? null);
+    this.notReady = options.notReady ?? null;
   }
 
-  static async start(config: ProxyConfig, runtime: Runtime, log: Logger, telemetry: ProxyTelemetry): Promise<Sidecar> {
-    const sidecar = new Sidecar(config, runtime, log, telemetry);
+  static async start(config: ProxyConfig, runtime: Runtime, log: Logger, telemetry: ProxyTelemetry, options: SidecarOptions = {}): Promise<Sidecar> {
+    const sidecar = new Sidecar(config, runtime, log, telemetry, options);
     try {
       await sidecar.install(config);
       sidecar.admin = await startAdmin(sidecar, runtime, config.admin);
