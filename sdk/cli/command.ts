@@ -10,12 +10,15 @@ import { loadFixtures } from "./fixtures.ts";
 import { testFilter } from "./filter-test.ts";
 import { scaffoldFilter } from "./new.ts";
 import { findPlugin, readMarketplace, wasmFilterYaml } from "./marketplace.ts";
+import { pushCommand } from "./push.ts";
 
 export const FILTER_USAGE = `usage: weft filter <command>
 
   new NAME [--dir DIR]        scaffold a filter in DIR (default ./NAME): manifest, source, README, sample requests
   build [DIR] [--out FILE]    build DIR (default .) to a reproducible .wasm (default DIR/dist/NAME.wasm) and print its sha256
   test [DIR]                  build DIR and run its test/requests.json through weft's filter runtime
+  push oci://REF [DIR|FILE.wasm] [--plain-http] [--username U --password-stdin]
+                              publish DIR (built; default .) or FILE.wasm as a Wasm OCI artifact, print its url and sha256
   search [TERM]               list marketplace filters (plugins/index.json) whose name or description has TERM
   add NAME[@VERSION] [--namespace NS] [--app LABEL]
                               print a WasmFilter for a marketplace filter, ready for kubectl apply
@@ -75,6 +78,8 @@ export async function filterCommand(argv: string[]): Promise<number> {
         const { positionals } = parseArgs({ args: rest, allowPositionals: true });
         return await test(positionals[0] ?? ".");
       }
+      case "push":
+        return await pushCommand(rest);
       case "search": {
         const { positionals } = parseArgs({ args: rest, allowPositionals: true });
         const term = (positionals[0] ?? "").toLowerCase();
