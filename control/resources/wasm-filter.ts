@@ -1,0 +1,68 @@
+// WasmFilter: attaches a WebAssembly filter to workloads (PRODUCT.md), modelled on Istio's
+// WasmPlugin. The fields the proxy also has (phase, priority, failStrategy, match, limits,
+// logLevel) are the proxy's own schemas from proxy/config/filters.ts, defaults included, so a
+// resource means exactly what the proxy will run.
+import * as v from "valibot";
+import { FilterConfig } from "../../proxy/config/filters.ts";
+import { conditions } from "./condition.ts";
+import { resource } from "./meta.ts";
+import { parseResource } from "./parse.ts";
+import { oneWayToTarget, targetEntries } from "./targets.ts";
+
+const proxy = FilterConfig.entries;
+
+// oci://, https://, file:// (local mode), marketplace://NAME@VERSION (a filter from plugins/,
+// pinned to a release), or a bare registry/repository[:tag|@digest], which means oci://.
+// http:// is refused on purpose: a filter runs inside every request.
+const FILTER_URL = new RegExp(
+  "^((oci|https|file)://[^\\s]+" +
+    "|marketplace://[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?@(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?" +
+    "|[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?/[^\\s]+)$",
+);
+
+export const WasmFilterSpec = v.pipe(
+  v.object({
+    ...targetEntries,
+    url: v.pipe(
+      v.string(),
+      v.maxLength(2048),
+      v.regex(FILTER_URL, "must be oci://REGISTRY/REPO:TAG, https://..., file://... or marketplace://NAME@VERSION (no scheme means oci://)"),
+      v.description("Where the filter's .wasm comes from: oci://registry/repo:tag (the default scheme: registry/repo:tag means the same), https://..., file://... (local mode only), or marketplace://NAME@VERSION for a filter from weft's marketplace (e.g. marketplace://rate-limit@1.0.0)."),
+    ),
+    sha256: v.optional(v.pipe(proxy.module.entries.sha256, v.description("The expected sha256 of the .wasm, 64 lower-case hex digits. A module with another digest is never loaded; the Resolved condition says so."))),
+    pullPolicy: v.optional(v.pipe(
+      v.picklist(["IfNotPresent", "Always"]),
+      v.description("IfNotPresent uses a cached module with the same digest; Always resolves the url again on every change. Unset: Always for an oci:// url with the tag latest or no tag, else IfNotPresent (as Kubernetes pulls images)."),
+    )),
+    pullSecret: v.optional(v.pipe(proxy.name, v.description("A Secret in this namespace with registry credentials (type kubernetes.io/dockerconfigjson) for an oci:// url."))),
+    phase: v.pipe(proxy.phase, v.description("Where in the chain the filter runs: Authn, Authz or Stats; unset: after those three, just before routing.")),
+    priority: v.pipe(proxy.priority, v.description("Order within a phase: higher runs first; ties are broken by namespace/name, so the order is always the same.")),
+    config: v.optional(
+      v.pipe(v.record(v.string(), v.unknown()), v.description("Handed to the filter as JSON. Checked against the JSON Schema the filter ships, if it ships one; a rejected config shows in the Accepted condition.")),
+      {},
+    ),
+    failStrategy: v.pipe(proxy.failStrategy, v.description("What a request gets when the filter fails (traps, runs out of memory or time): FailClose answers 500, FailOpen skips the filter, FailReload calls a new instance once more, then answers 500.")),
+    match: v.pipe(proxy.match, v.description("Which requests the filter sees: any entry matching is enough; no entries means every request. Within an entry every field set must match.")),
+    limits: v.pipe(proxy.limits, v.description("Per-instance ceilings: memory (MiB), the deadline of one call (ms) and the largest body buffered (bytes). A filter over a limit gets its failStrategy; the proxy keeps serving.")),
+    logLevel: v.pipe(proxy.logLevel, v.description("The filter's own log level.")),
+  }),
+  oneWayToTarget(),
+);
+
+export const WasmFilterStatus = v.object({
+  conditions: conditions("Accepted (the spec and config are valid), Resolved (the url was fetched and its digest checked; the message names the digest) and Ready (the selected proxies run it)"),
+  sha256: v.optional(v.pipe(proxy.module.entries.sha256, v.description("The digest the url resolved to."))),
+  ready: v.optional(v.pipe(
+    v.string(),
+    v.regex(/^[0-9]+\/[0-9]+$/, "must be RUNNING/SELECTED, like 2/3"),
+    v.description("Proxies running this filter / proxies it selects, as kubectl get shows it."),
+  )),
+});
+
+export const WasmFilter = resource("WasmFilter", WasmFilterSpec, WasmFilterStatus);
+
+export type WasmFilter = v.InferOutput<typeof WasmFilter>;
+export type WasmFilterSpec = v.InferOutput<typeof WasmFilterSpec>;
+export type WasmFilterStatus = v.InferOutput<typeof WasmFilterStatus>;
+
+export const parseWasmFilter = (input: unknown) => parseResource(WasmFilter, input);
