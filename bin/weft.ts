@@ -8,6 +8,7 @@ const USAGE = `usage: weft <command> [options]
 commands:
   proxy --config FILE   run a sidecar from a proxy configuration file (docs/proxy-config.md)
   filter <command>      write, build, test and find WebAssembly filters ("weft filter help")
+  inject -f FILE|-      add the sidecar to the pods and workloads in Kubernetes YAML (docs/injection.md)
 
 Run with Node.js >= 22.18 (node bin/weft.ts), Deno >= 2 (deno run -A bin/weft.ts) or Bun >= 1.2 (bun bin/weft.ts).
 `;
@@ -24,6 +25,10 @@ async function main(argv: string[]): Promise<number> {
       const { runProxy } = await import("../proxy/main.ts");
       await runProxy(values.config);
       return -1; // keeps running until a signal
+    }
+    case "inject": {
+      const { injectCommand } = await import("../control/inject/cli.ts");
+      return injectCommand(rest);
     }
     case "filter": {
       const { filterCommand } = await import("../sdk/cli/command.ts");

@@ -1,0 +1,90 @@
+// The injector's settings: what every injected sidecar gets unless a pod annotation says otherwise
+// (annotations.ts). One schema holds the fields, their checks and their defaults, which are the
+// ones docs/injection.md documents; parse `{}` to get them.
+import * as v from "valibot";
+import pkg from "../../package.json" with { type: "json" };
+import { isSpiffeId } from "../../proxy/identity/spiffe.ts";
+import { parseResource } from "../resources/parse.ts";
+import { Quantity } from "./quantity.ts";
+
+/** The weft release that injects, recorded in each pod's weft.dev/status. */
+export const WEFT_VERSION: string = pkg.version;
+
+export const RUNTIMES = ["node", "deno", "bun"] as const;
+export type Runtime = (typeof RUNTIMES)[number];
+
+const Port = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535));
+const Command = v.pipe(v.array(v.pipe(v.string(), v.minLength(1))), v.minLength(1));
+// Where the image keeps the bundle (`npm run build`), run by whichever runtime the pod asks for.
+const BUNDLE = "/opt/weft/weft.mjs";
+
+export const InjectSettings = v.object({
+  image: v.optional(
+    v.pipe(v.string(), v.minLength(1), v.description("The image of both injected containers; it holds the bundle and the three runtimes.")),
+    `ghcr.io/weft-dev/weft:${WEFT_VERSION}`,
+  ),
+  runtime: v.optional(
+    v.pipe(v.picklist(RUNTIMES, `must be one of ${RUNTIMES.join(", ")}`), v.description("The runtime of a pod without the weft.dev/runtime annotation.")),
+    "node",
+  ),
+  commands: v.optional(
+    v.pipe(
+      v.object({
+        node: v.optional(Command, ["node", BUNDLE]),
+        deno: v.optional(Command, ["deno", "run", "--allow-all", BUNDLE]),
+        bun: v.optional(Command, ["bun", BUNDLE]),
+      }),
+      v.description("The command that starts weft on each runtime; `proxy` or `init ...` follows as arguments."),
+    ),
+    {},
+  ),
+  controlPlane: v.optional(
+    v.pipe(v.string(), v.url("must be a URL"), v.startsWith("https://", "must be an https:// URL"), v.description("The control plane the proxies connect to.")),
+    "https://weft-control.weft-system.svc:15012",
+  ),
+  trustDomain: v.optional(
+    v.pipe(
+      v.string(),
+      v.check((td) => isSpiffeId(`spiffe://${td}`), "must be a SPIFFE trust domain: lower-case a-z, 0-9, '.', '-' and '_'"),
+      v.description("The trust domain of the workloads' SPIFFE IDs."),
+    ),
+    "cluster.local",
+  ),
+  resources: v.optional(
+    v.pipe(
+      v.object({
+        requests: v.optional(v.object({ cpu: v.optional(Quantity("50m"), "50m"), memory: v.optional(Quantity("64Mi"), "64Mi") }), {}),
+        // No CPU limit by default: a throttled sidecar adds latency to every request of its pod.
+        limits: v.optional(v.object({ cpu: v.optional(Quantity("1")), memory: v.optional(Quantity("256Mi"), "256Mi") }), {}),
+      }),
+      v.description("The proxy's requests and limits; the weft.dev/proxy-cpu, proxy-memory and proxy-memory-limit annotations override them per pod."),
+    ),
+    {},
+  ),
+  proxyUid: v.optional(
+    v.pipe(v.number(), v.integer(), v.minValue(1), v.description("The proxy's user ID; `weft init` lets this user's traffic out unredirected.")),
+    1337,
+  ),
+  ports: v.optional(
+    v.object({ admin: v.optional(Port, 15000), outbound: v.optional(Port, 15001), inbound: v.optional(Port, 15006) }),
+    {},
+  ),
+  token: v.optional(
+    v.pipe(
+      v.object({
+        audience: v.optional(v.pipe(v.string(), v.minLength(1)), "weft"),
+        // the kubelet refuses projected tokens shorter than 10 minutes
+        expirationSeconds: v.optional(v.pipe(v.number(), v.integer(), v.minValue(600)), 3600),
+      }),
+      v.description("The projected ServiceAccount token the proxy shows the control plane."),
+    ),
+    {},
+  ),
+});
+
+export type InjectSettings = v.InferOutput<typeof InjectSettings>;
+
+/** Settings from partial input (defaults fill the rest); problems name the field. */
+export const parseInjectSettings = (input: unknown) => parseResource(InjectSettings, input);
+
+export const DEFAULT_SETTINGS: InjectSettings = v.parse(InjectSettings, {});

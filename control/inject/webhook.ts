@@ -1,0 +1,103 @@
+// The sidecar injector as an AdmissionReview v1 endpoint, written against the Fetch API
+// (Request in, Response out) so any HTTPS server can mount it: the control plane serves it at
+// /inject. The API server sends each Pod CREATE in a namespace labelled weft.dev/inject=enabled
+// (manifest.ts); the answer is allowed with a JSON Patch (patch.ts), allowed as it is (opted out,
+// already injected, hostNetwork with a warning kubectl prints), or denied with the reason when an
+// annotation is bad.
+import { Buffer } from "node:buffer";
+import * as v from "valibot";
+import { createLogger, type Logger } from "../../proxy/log.ts";
+import { parseResource } from "../resources/parse.ts";
+import { injectPod } from "./patch.ts";
+import { DEFAULT_SETTINGS, type InjectSettings } from "./settings.ts";
+
+export interface InjectionWebhookOptions {
+  settings?: InjectSettings;
+  /** Larger bodies get 413. Default 4 MiB: the API server's own request limit is 3 MiB. */
+  maxBodyBytes?: number;
+  log?: Logger;
+}
+
+const API_VERSION = "admission.k8s.io/v1";
+
+const AdmissionReview = v.object({
+  apiVersion: v.literal(API_VERSION, `must be "${API_VERSION}" (list only v1 in admissionReviewVersions)`),
+  kind: v.literal("AdmissionReview", 'must be "AdmissionReview"'),
+  request: v.looseObject({
+    uid: v.pipe(v.string(), v.minLength(1)),
+    kind: v.looseObject({ group: v.string(), version: v.string(), kind: v.string() }),
+    operation: v.string(),
+    namespace: v.optional(v.string()),
+    name: v.optional(v.string()),
+    object: v.optional(v.unknown()),
+  }),
+});
+
+export function injectionWebhook(options: InjectionWebhookOptions = {}): (request: Request) => Promise<Response> {
+  const settings = options.settings ?? DEFAULT_SETTINGS;
+  const maxBodyBytes = options.maxBodyBytes ?? 4 << 20;
+  const log = options.log ?? createLogger({ component: "injector" });
+
+  const fail = (status: number, error: string) => {
+    log.warn("refused an admission request", { status, error });
+    return Response.json({ error }, { status });
+  };
+
+  return async (request) => {
+    if (request.method !== "POST") return fail(405, `the injector takes POST with an AdmissionReview, not ${request.method}`);
+    const body = await readBounded(request, maxBodyBytes);
+    if (body === null) return fail(413, `the AdmissionReview is larger than ${maxBodyBytes} bytes`);
+    let json: unknown;
+    try {
+      json = JSON.parse(body);
+    } catch (e) {
+      return fail(400, `the body is not JSON: ${(e as Error).message}`);
+    }
+    const parsed = parseResource(AdmissionReview, json);
+    if (!parsed.ok) return fail(400, `not an AdmissionReview v1: ${parsed.problems.join("; ")}`);
+    const review = parsed.value.request;
+    const answer = (response: Record<string, unknown>) => Response.json({ apiVersion: API_VERSION, kind: "AdmissionReview", response: { uid: review.uid, ...response } });
+
+    const { group, version, kind } = review.kind;
+    // The webhook's rules send only Pod CREATEs; anything else passes untouched.
+    if (group !== "" || version !== "v1" || kind !== "Pod" || review.operation !== "CREATE") return answer({ allowed: true });
+    if (review.object === undefined) return fail(400, "request.object is missing: a Pod CREATE review carries the Pod");
+
+    const meta = (review.object as { metadata?: { name?: string; generateName?: string } }).metadata;
+    const pod = `${review.namespace ?? ""}/${review.name || meta?.name || `${meta?.generateName ?? ""}*`}`;
+    const injection = injectPod(review.object, settings);
+    switch (injection.outcome) {
+      case "injected":
+        log.info("injected the sidecar", { pod });
+        return answer({ allowed: true, patchType: "JSONPatch", patch: Buffer.from(JSON.stringify(injection.patch)).toString("base64") });
+      case "skipped":
+        log.info("not injected", { pod, reason: injection.reason });
+        return answer({ allowed: true, ...(injection.warn ? { warnings: [`weft: sidecar not injected: ${injection.reason}`] } : {}) });
+      case "refused": {
+        const message = `weft cannot inject the sidecar: ${injection.problems.join("; ")}`;
+        log.warn("denied a pod", { pod, problems: injection.problems });
+        return answer({ allowed: false, status: { status: "Failure", code: 400, reason: "BadRequest", message } });
+      }
+    }
+  };
+}
+
+/** The body as text, or null once it passes `limit` bytes (read no further). */
+async function readBounded(request: Request, limit: number): Promise<string | null> {
+  if (Number(request.headers.get("content-length") ?? 0) > limit) return null;
+  if (!request.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      return null;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
