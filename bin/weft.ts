@@ -7,6 +7,9 @@ const USAGE = `usage: weft <command> [options]
 
 commands:
   proxy --config FILE   run a sidecar from a proxy configuration file (docs/proxy-config.md)
+  proxy --control-plane URL --namespace NS --pod NAME [--token-file F] [--ca-file F]
+        [--admin-port P] [--outbound-port P] [--inbound-port P]
+                        run a sidecar configured by the control plane (docs/control-plane.md)
   filter <command>      write, build, test and find WebAssembly filters ("weft filter help")
   inject -f FILE|-      add the sidecar to the pods and workloads in Kubernetes YAML (docs/injection.md)
 
@@ -17,14 +20,67 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case "proxy": {
-      const { values } = parseArgs({ args: rest, options: { config: { type: "string", short: "c" } } });
-      if (!values.config) {
-        process.stderr.write("weft proxy: --config FILE is required (a JSON proxy configuration; see docs/proxy-config.md)\n");
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          config: { type: "string", short: "c" },
+          "control-plane": { type: "string" },
+          namespace: { type: "string" },
+          pod: { type: "string" },
+          "token-file": { type: "string" },
+          "ca-file": { type: "string" },
+          "admin-address": { type: "string" },
+          "admin-port": { type: "string" },
+          "outbound-port": { type: "string" },
+          "inbound-port": { type: "string" },
+        },
+      });
+      const env = process.env;
+      const controlPlane = values["control-plane"] ?? env.WEFT_CONTROL_PLANE;
+      if (values.config) {
+        const { runProxy } = await import("../proxy/main.ts");
+        await runProxy(values.config);
+        return -1; // keeps running until a signal
+      }
+      if (!controlPlane) {
+        process.stderr.write("weft proxy: give --config FILE (a JSON proxy configuration, docs/proxy-config.md) or --control-plane URL (docs/control-plane.md)\n");
         return 2;
       }
-      const { runProxy } = await import("../proxy/main.ts");
-      await runProxy(values.config);
-      return -1; // keeps running until a signal
+      const namespace = values.namespace ?? env.POD_NAMESPACE;
+      const pod = values.pod ?? env.POD_NAME;
+      if (!namespace || !pod) {
+        process.stderr.write("weft proxy: with --control-plane, give --namespace and --pod (or POD_NAMESPACE and POD_NAME, as the injected sidecar has)\n");
+        return 2;
+      }
+      const adminPort = Number(values["admin-port"] ?? env.WEFT_ADMIN_PORT ?? 15000);
+      if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535) {
+        process.stderr.write(`weft proxy: --admin-port must be a port number, not "${values["admin-port"] ?? env.WEFT_ADMIN_PORT}"\n`);
+        return 2;
+      }
+      const bind: Record<string, { port: number }> = {};
+      for (const [listener, flag] of [["outbound", "outbound-port"], ["inbound", "inbound-port"]] as const) {
+        const given = values[flag];
+        if (given === undefined) continue;
+        const port = Number(given);
+        if (!Number.isInteger(port) || port < 0 || port > 65535) {
+          process.stderr.write(`weft proxy: --${flag} must be a port number, not "${given}"\n`);
+          return 2;
+        }
+        bind[listener] = { port };
+      }
+      const caFile = values["ca-file"] ?? env.WEFT_CA_FILE;
+      const { runManagedProxy } = await import("../proxy/control/managed.ts");
+      await runManagedProxy({
+        controlPlane,
+        namespace,
+        pod,
+        tokenFile: values["token-file"] ?? env.WEFT_TOKEN_FILE ?? "/var/run/secrets/weft/token",
+        ...(caFile ? { caFile } : {}),
+        adminAddress: values["admin-address"] ?? env.WEFT_ADMIN_ADDRESS ?? "0.0.0.0",
+        adminPort,
+        bind,
+      });
+      return -1;
     }
     case "inject": {
       const { injectCommand } = await import("../control/inject/cli.ts");

@@ -32,7 +32,7 @@ export interface Upstream {
  * body with a trailer), /reset (drops the connection), anything else: 200 "hello from NAME".
  * An Upgrade request is answered with 101 and then every byte is echoed back.
  */
-export async function startUpstream(name = "upstream", port = 0): Promise<Upstream> {
+export async function startUpstream(name = "upstream", port = 0, host = "127.0.0.1"): Promise<Upstream> {
   const state: Upstream = { name, port: 0, received: [], connections: 0, failWith: null, resetAll: false, close: async () => {} };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -92,7 +92,7 @@ export async function startUpstream(name = "upstream", port = 0): Promise<Upstre
     socket.on("end", () => socket.end());
   });
   server.keepAliveTimeout = 30000;
-  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", () => resolve()));
+  await new Promise<void>((resolve) => server.listen(port, host, () => resolve()));
   state.port = (server.address() as AddressInfo).port;
   state.close = () =>
     new Promise<void>((resolve) => {

@@ -1,0 +1,193 @@
+// The control plane's API for proxies (and, mounted beside it, the CSR endpoint and the
+// injection webhook): HTTPS in a cluster, plain HTTP only where asked for (tests, local mode).
+//
+//   GET  /v1/proxies/config?namespace=NS&pod=NAME[&version=V]   server-sent events: "config"
+//   POST /v1/proxies/ack   {namespace, pod, version, accepted, error?}
+//   GET  /v1/filters/SHA256                                     a filter module, by digest
+//
+// Every proxy request carries its ServiceAccount token; a proxy may only ask for the
+// configuration of a pod that runs as that ServiceAccount.
+import http from "node:http";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "../../proxy/log.ts";
+import type { PushHub, ProxySession } from "../push/hub.ts";
+
+export type FetchHandler = (request: Request) => Promise<Response>;
+
+export interface Caller {
+  namespace: string;
+  serviceAccount: string;
+}
+
+export interface ApiOptions {
+  log: Logger;
+  hub: PushHub;
+  /** Who holds this token; throws an ApiError (401/403) when no one acceptable does. */
+  authenticate: (token: string) => Promise<Caller>;
+  /** The ServiceAccount a pod runs as, or null for an unknown pod. */
+  podServiceAccount: (namespace: string, pod: string) => string | null;
+  module: (sha256: string) => Uint8Array | undefined;
+  /** More routes by exact path (the CSR endpoint, the webhook), in the Fetch API's terms. */
+  routes?: Record<string, FetchHandler>;
+  tls?: { cert: string; key: string };
+  address?: string;
+  port?: number;
+  keepAliveMs?: number;
+}
+
+export class ApiError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+  }
+}
+
+const MAX_JSON = 64 * 1024;
+
+function sendJson(res: http.ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+  res.end(body);
+}
+
+async function readJson(req: http.IncomingMessage): Promise<unknown> {
+  let text = "";
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    text += chunk.toString("utf8");
+    if (text.length > MAX_JSON) throw new ApiError(413, `the body is larger than ${MAX_JSON} bytes`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new ApiError(400, `the body is not JSON: ${(e as Error).message}`);
+  }
+}
+
+async function toRequest(req: http.IncomingMessage, base: string): Promise<Request> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
+  const headers = new Headers();
+  for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers.set(k, v);
+  const body = chunks.length > 0 && req.method !== "GET" && req.method !== "HEAD" ? Buffer.concat(chunks) : null;
+  return new Request(new URL(req.url ?? "/", base), { method: req.method ?? "GET", headers, body });
+}
+
+export interface ApiServer {
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export async function startApiServer(options: ApiOptions): Promise<ApiServer> {
+  const { log, hub } = options;
+  const scheme = options.tls ? "https" : "http";
+
+  const caller = async (req: http.IncomingMessage, namespace: string, pod: string): Promise<Caller> => {
+    const header = req.headers.authorization ?? "";
+    const token = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
+    if (!token) throw new ApiError(401, "no ServiceAccount token: send Authorization: Bearer <token> (the injected sidecar reads it from its projected token volume)");
+    const who = await options.authenticate(token);
+    const account = options.podServiceAccount(namespace, pod);
+    if (account === null) throw new ApiError(404, `no pod ${namespace}/${pod} is known to the control plane (it may not be created yet; the proxy retries)`);
+    if (who.namespace !== namespace || who.serviceAccount !== account) {
+      throw new ApiError(403, `the token is for ServiceAccount ${who.namespace}/${who.serviceAccount}, but pod ${namespace}/${pod} runs as ${namespace}/${account}`);
+    }
+    return who;
+  };
+
+  const stream = async (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => {
+    const namespace = url.searchParams.get("namespace") ?? "";
+    const pod = url.searchParams.get("pod") ?? "";
+    if (!namespace || !pod) throw new ApiError(400, "give namespace and pod as query parameters");
+    await caller(req, namespace, pod);
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
+    res.flushHeaders();
+    const session: ProxySession = {
+      namespace,
+      pod,
+      sent: null,
+      acked: null,
+      rejected: null,
+      connectedAt: Date.now(),
+      send: (event, data) => {
+        if (res.destroyed || res.writableEnded) return false;
+        res.write(`event: ${event}\ndata: ${data}\n\n`);
+        return true;
+      },
+    };
+    // Comments keep idle connections (and middleboxes) from timing the stream out.
+    const keepAlive = setInterval(() => res.write(": keep-alive\n\n"), options.keepAliveMs ?? 15_000);
+    req.socket.setNoDelay(true);
+    res.on("close", () => {
+      clearInterval(keepAlive);
+      hub.disconnect(session);
+    });
+    hub.connect(session, url.searchParams.get("version"));
+  };
+
+  const ack = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const body = (await readJson(req)) as { namespace?: unknown; pod?: unknown; version?: unknown; accepted?: unknown; error?: unknown };
+    if (typeof body.namespace !== "string" || typeof body.pod !== "string" || typeof body.version !== "string" || typeof body.accepted !== "boolean") {
+      throw new ApiError(400, "an acknowledgement is {namespace, pod, version, accepted, error?}");
+    }
+    await caller(req, body.namespace, body.pod);
+    const known = hub.ack({ namespace: body.namespace, pod: body.pod }, body.version, body.accepted, typeof body.error === "string" ? body.error : undefined);
+    sendJson(res, known ? 200 : 409, known ? { ok: true } : { error: "this proxy has no open configuration stream; reconnect first" });
+  };
+
+  const filter = async (req: http.IncomingMessage, res: http.ServerResponse, sha256: string) => {
+    const header = req.headers.authorization ?? "";
+    const token = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
+    if (!token) throw new ApiError(401, "no ServiceAccount token: send Authorization: Bearer <token>");
+    await options.authenticate(token);
+    const bytes = options.module(sha256);
+    if (!bytes) throw new ApiError(404, `no filter module with sha256 ${sha256} is in use`);
+    res.writeHead(200, { "content-type": "application/wasm", "content-length": bytes.length, "cache-control": "immutable" });
+    res.end(bytes);
+  };
+
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const url = new URL(req.url ?? "/", `${scheme}://${req.headers.host ?? "localhost"}`);
+    try {
+      const extra = options.routes?.[url.pathname];
+      if (extra) {
+        const response = await extra(await toRequest(req, url.origin));
+        res.writeHead(response.status, Object.fromEntries(response.headers));
+        res.end(Buffer.from(await response.arrayBuffer()));
+        return;
+      }
+      if (req.method === "GET" && url.pathname === "/v1/proxies/config") return await stream(req, res, url);
+      if (req.method === "POST" && url.pathname === "/v1/proxies/ack") return await ack(req, res);
+      const module = /^\/v1\/filters\/([0-9a-f]{64})$/.exec(url.pathname);
+      if (req.method === "GET" && module) return await filter(req, res, module[1]!);
+      if (req.method === "GET" && (url.pathname === "/healthz" || url.pathname === "/readyz")) return sendJson(res, 200, { ok: true });
+      throw new ApiError(404, `no ${req.method} ${url.pathname} here: the API serves /v1/proxies/config, /v1/proxies/ack, /v1/filters/SHA256${Object.keys(options.routes ?? {}).map((r) => `, ${r}`).join("")}`);
+    } catch (e) {
+      const status = e instanceof ApiError ? e.status : 500;
+      if (status === 500) log.error("API request failed", { path: url.pathname, error: (e as Error).message });
+      if (!res.headersSent) sendJson(res, status, { error: (e as Error).message });
+      else res.destroy();
+    }
+  };
+
+  const server = options.tls ? https.createServer({ cert: options.tls.cert, key: options.tls.key }, handle) : http.createServer(handle);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 15012, options.address ?? "0.0.0.0", resolve);
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = options.address && options.address !== "0.0.0.0" ? options.address : "127.0.0.1";
+  log.info("control plane API listening", { url: `${scheme}://${host}:${port}` });
+  return {
+    url: `${scheme}://${host}:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,188 @@
+// The control plane in a cluster: informers fill the mesh model, WasmFilters are resolved,
+// every connected proxy gets the configuration computed for its pod, and WasmFilter status
+// says what is resolved and how many selected proxies run it.
+import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "../proxy/log.ts";
+import { ApiError, startApiServer, type ApiServer, type Caller, type FetchHandler } from "./api/server.ts";
+import { kubernetesTokenReviewer, type TokenReviewer } from "./ca/token-review.ts";
+import { FilterDistribution } from "./distribution/filters.ts";
+import type { Credentials } from "./distribution/registry.ts";
+import { FilterResolver } from "./distribution/resolve.ts";
+import { computeProxyConfig, DEFAULT_SETTINGS, type ProxySettings } from "./mesh/proxy-config.ts";
+import { emptyWorld, keyOf, targets, type MeshWorld } from "./mesh/world.ts";
+import { PushHub, type ProxyKey } from "./push/hub.ts";
+import { conditionsFrom, StatusWriter } from "./kubernetes/status.ts";
+import { watchMesh, type MeshWatch } from "./kubernetes/watch.ts";
+
+export interface ControllerOptions {
+  kubeConfig: KubeConfig;
+  log: Logger;
+  address?: string;
+  port?: number;
+  tls?: { cert: string; key: string };
+  settings?: Partial<ProxySettings>;
+  insecureRegistries?: string[];
+  maxModuleBytes?: number;
+  /** Audiences a proxy's token must be for. */
+  audiences?: string[];
+  routes?: Record<string, FetchHandler>;
+  marketplace?: (name: string, version: string) => Promise<string | null>;
+}
+
+export interface Controller {
+  api: ApiServer;
+  world: MeshWorld;
+  hub: PushHub;
+  distribution: FilterDistribution;
+  /** Resolves when the informers have listed everything once. */
+  synced: Promise<void>;
+  stop(): Promise<void>;
+}
+
+const SERVICE_ACCOUNT_USER = /^system:serviceaccount:([^:]+):([^:]+)$/;
+const REVIEW_CACHE_MS = 60_000;
+
+/** Token reviews cached for a minute, so acknowledgements do not each cost an API call. */
+function authenticator(review: TokenReviewer): (token: string) => Promise<Caller> {
+  const cache = new Map<string, { at: number; caller: Promise<Caller> }>();
+  return (token) => {
+    const now = Date.now();
+    const hit = cache.get(token);
+    if (hit && now - hit.at < REVIEW_CACHE_MS) return hit.caller;
+    const caller = review(token).then((r) => {
+      if (!r.authenticated) throw new ApiError(401, r.message);
+      const sa = SERVICE_ACCOUNT_USER.exec(r.username);
+      if (!sa) throw new ApiError(403, `the token is for ${r.username}, not a ServiceAccount: proxies authenticate with their pod's ServiceAccount token`);
+      return { namespace: sa[1]!, serviceAccount: sa[2]! };
+    });
+    caller.catch(() => cache.delete(token));
+    if (cache.size > 10_000) cache.clear();
+    cache.set(token, { at: now, caller });
+    return caller;
+  };
+}
+
+async function pullSecret(core: CoreV1Api, namespace: string, name: string): Promise<Credentials> {
+  const secret = await core.readNamespacedSecret({ namespace, name }).catch((e: Error) => {
+    throw new Error(`cannot read pull secret ${namespace}/${name}: ${e.message}`);
+  });
+  const json = secret.data?.[".dockerconfigjson"];
+  if (!json) throw new Error(`pull secret ${namespace}/${name} has no .dockerconfigjson (make it with kubectl create secret docker-registry)`);
+  const config = JSON.parse(Buffer.from(json, "base64").toString("utf8")) as { auths?: Record<string, { username?: string; password?: string; auth?: string }> };
+  // One registry per pull secret is what WasmFilters use; the first entry with credentials wins.
+  for (const entry of Object.values(config.auths ?? {})) {
+    if (entry.username && entry.password) return { username: entry.username, password: entry.password };
+    if (entry.auth) {
+      const [username, ...rest] = Buffer.from(entry.auth, "base64").toString("utf8").split(":");
+      return { username: username!, password: rest.join(":") };
+    }
+  }
+  throw new Error(`pull secret ${namespace}/${name} has no credentials in its auths`);
+}
+
+export async function startController(options: ControllerOptions): Promise<Controller> {
+  const { kubeConfig, log } = options;
+  const settings: ProxySettings = { ...DEFAULT_SETTINGS, ...options.settings };
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const world = emptyWorld();
+  const status = new StatusWriter(kubeConfig, log);
+
+  let pending: ReturnType<typeof setTimeout> | null = null;
+  // Changes come in bursts (an informer's initial list, a rollout): compute once per burst.
+  const schedule = () => {
+    pending ??= setTimeout(() => {
+      pending = null;
+      distribution.sync(world.wasmFilters.values());
+      hub.refresh();
+      void writeStatus();
+    }, 20);
+  };
+
+  const distribution = new FilterDistribution({
+    resolver: new FilterResolver({
+      insecureRegistries: new Set(options.insecureRegistries ?? []),
+      maxBytes: options.maxModuleBytes ?? 32 * 1024 * 1024,
+      allowFiles: false,
+      marketplace: options.marketplace ?? (async () => null),
+    }),
+    log,
+    credentials: (namespace, name) => pullSecret(core, namespace, name),
+    changed: schedule,
+  });
+
+  const compute = (proxy: ProxyKey) => {
+    const pod = world.pods.get(keyOf(proxy.namespace, proxy.pod));
+    if (!pod) return `pod ${proxy.namespace}/${proxy.pod} is not known to the control plane`;
+    const config = computeProxyConfig(world, pod, distribution.resolved(), settings);
+    return { config, filters: (config.filters ?? []).map((f) => keyOf(f.namespace ?? "default", f.name)) };
+  };
+  const hub = new PushHub({ log, compute, acknowledged: () => void writeStatus() });
+
+  let writing = Promise.resolve();
+  const writeStatus = () => {
+    writing = writing.then(async () => {
+      const now = new Date().toISOString();
+      for (const f of world.wasmFilters.values()) {
+        const key = keyOf(f.metadata.namespace, f.metadata.name);
+        const state = distribution.state(f.metadata.namespace, f.metadata.name);
+        const generation = (f.metadata as { generation?: number }).generation ?? 0;
+        let selected = 0;
+        let running = 0;
+        for (const s of hub.connected) {
+          const pod = world.pods.get(keyOf(s.namespace, s.pod));
+          if (!pod || !targets(world, f.metadata.namespace, f.spec, pod)) continue;
+          selected++;
+          if (s.acked && s.sent && s.acked.version === s.sent.version && s.sent.filters.includes(key)) running++;
+        }
+        const sha256 = state?.sha256 ?? undefined;
+        await status.writeWasmFilter(f, {
+          conditions: conditionsFrom(
+            [
+              state ? { type: "Accepted", ...state.accepted } : { type: "Accepted", ok: null, reason: "Pending", message: "not checked yet" },
+              state?.resolved ? { type: "Resolved", ...state.resolved } : { type: "Resolved", ok: null, reason: "Pending", message: "resolving the url" },
+              {
+                type: "Ready",
+                ok: selected > 0 && running === selected && sha256 !== undefined,
+                reason: selected === 0 ? "NoProxiesSelected" : running === selected ? "Running" : "Updating",
+                message: `${running} of ${selected} selected proxies run ${sha256 ? `sha256:${sha256}` : "no module yet"}`,
+              },
+            ],
+            f.status?.conditions,
+            generation,
+            now,
+          ),
+          ...(sha256 ? { sha256 } : {}),
+          ready: `${running}/${selected}`,
+        });
+      }
+    });
+    return writing;
+  };
+
+  const api = await startApiServer({
+    log,
+    hub,
+    authenticate: authenticator(kubernetesTokenReviewer({ kubeConfig, ...(options.audiences ? { audiences: options.audiences } : {}) })),
+    podServiceAccount: (namespace, pod) => world.pods.get(keyOf(namespace, pod))?.serviceAccount ?? null,
+    module: (sha256) => distribution.module(sha256),
+    ...(options.routes ? { routes: options.routes } : {}),
+    ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.address ? { address: options.address } : {}),
+    ...(options.port !== undefined ? { port: options.port } : {}),
+  });
+  const watch: MeshWatch = watchMesh(kubeConfig, world, log, schedule);
+
+  return {
+    api,
+    world,
+    hub,
+    distribution,
+    synced: watch.synced,
+    async stop() {
+      if (pending) clearTimeout(pending);
+      await watch.stop();
+      await api.close();
+      await writing;
+    },
+  };
+}

@@ -1,0 +1,56 @@
+// Kubernetes objects as the mesh model needs them (control/mesh/world.ts).
+import type { V1EndpointSlice, V1Pod, V1Service } from "@kubernetes/client-node";
+import type { EndpointSliceInfo, PodInfo, ServiceInfo } from "../mesh/world.ts";
+
+/** The annotation the injector writes on a pod it gave a sidecar (control/inject). */
+export const INJECTED_ANNOTATION = "weft.dev/status";
+
+export function serviceInfo(s: V1Service): ServiceInfo {
+  return {
+    namespace: s.metadata?.namespace ?? "default",
+    name: s.metadata?.name ?? "",
+    clusterIP: s.spec?.clusterIP ?? "",
+    ports: (s.spec?.ports ?? [])
+      .filter((p) => (p.protocol ?? "TCP") === "TCP")
+      .map((p) => ({
+        name: p.name ?? "",
+        port: p.port,
+        targetPort: p.targetPort === undefined ? p.port : typeof p.targetPort === "number" || /^\d+$/.test(String(p.targetPort)) ? Number(p.targetPort) : String(p.targetPort),
+        ...(p.appProtocol ? { appProtocol: p.appProtocol } : {}),
+      })),
+    selector: s.spec?.selector ?? {},
+  };
+}
+
+export function endpointSliceInfo(e: V1EndpointSlice): EndpointSliceInfo | null {
+  const service = e.metadata?.labels?.["kubernetes.io/service-name"];
+  if (!service || (e.addressType !== "IPv4" && e.addressType !== "IPv6")) return null;
+  return {
+    namespace: e.metadata?.namespace ?? "default",
+    name: e.metadata?.name ?? "",
+    service,
+    ports: (e.ports ?? []).filter((p) => (p.protocol ?? "TCP") === "TCP" && p.port !== undefined).map((p) => ({ name: p.name ?? "", port: p.port! })),
+    // Serving but terminating endpoints are left out, as kube-proxy does for new connections.
+    endpoints: (e.endpoints ?? [])
+      .filter((ep) => ep.conditions?.ready !== false)
+      .flatMap((ep) =>
+        ep.addresses.slice(0, 1).map((address) => ({
+          address,
+          ...(ep.targetRef?.kind === "Pod" && ep.targetRef.name ? { pod: { namespace: ep.targetRef.namespace ?? e.metadata?.namespace ?? "default", name: ep.targetRef.name } } : {}),
+        })),
+      ),
+  };
+}
+
+export function podInfo(p: V1Pod): PodInfo {
+  const app = (p.spec?.containers ?? []).filter((c) => c.name !== "weft-proxy");
+  return {
+    namespace: p.metadata?.namespace ?? "default",
+    name: p.metadata?.name ?? "",
+    labels: p.metadata?.labels ?? {},
+    serviceAccount: p.spec?.serviceAccountName ?? "default",
+    ip: p.status?.podIP ?? "",
+    inMesh: p.metadata?.annotations?.[INJECTED_ANNOTATION] !== undefined,
+    containerPorts: app.flatMap((c) => (c.ports ?? []).filter((port) => (port.protocol ?? "TCP") === "TCP").map((port) => ({ ...(port.name ? { name: port.name } : {}), port: port.containerPort }))),
+  };
+}

@@ -1,0 +1,103 @@
+// Keeps the mesh model in step with the API server: one informer (list, then watch) per kind
+// the configuration depends on. An informer that loses its watch is restarted after a pause,
+// and the model keeps what it had meanwhile, so proxies keep their configuration.
+import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, makeInformer, type KubeConfig, type KubernetesListObject, type KubernetesObject } from "@kubernetes/client-node";
+import type { Logger } from "../../proxy/log.ts";
+import { parseAccessPolicy } from "../resources/access-policy.ts";
+import { GROUP, VERSION } from "../resources/meta.ts";
+import type { Parsed } from "../resources/parse.ts";
+import { parseTrafficPolicy } from "../resources/traffic-policy.ts";
+import { parseWasmFilter } from "../resources/wasm-filter.ts";
+import { keyOf, type MeshWorld } from "../mesh/world.ts";
+import { endpointSliceInfo, podInfo, serviceInfo } from "./convert.ts";
+
+const RESTART_MS = 3000;
+
+interface Watched<T extends KubernetesObject, V> {
+  kind: string;
+  path: string;
+  list: () => Promise<KubernetesListObject<T>>;
+  /** The model's entry for an object, or null to leave it out. */
+  convert: (o: T) => V | null;
+  map: Map<string, V>;
+}
+
+export interface MeshWatch {
+  /** Resolves once every kind has been listed once. */
+  synced: Promise<void>;
+  stop(): Promise<void>;
+}
+
+function parsed<T>(log: Logger, kind: string, result: Parsed<T>, key: string): T | null {
+  if (result.ok) return result.value;
+  // The API server's schema should have refused it; a version skew could let one through.
+  log.warn(`ignoring an invalid ${kind}`, { resource: key, problems: result.problems });
+  return null;
+}
+
+export function watchMesh(kc: KubeConfig, world: MeshWorld, log: Logger, changed: () => void): MeshWatch {
+  const core = kc.makeApiClient(CoreV1Api);
+  const discovery = kc.makeApiClient(DiscoveryV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const weft = (plural: string) => () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural }) as Promise<KubernetesListObject<KubernetesObject>>;
+  const key = (o: KubernetesObject) => keyOf(o.metadata?.namespace ?? "default", o.metadata?.name ?? "");
+
+  const kinds: Watched<KubernetesObject, unknown>[] = [
+    { kind: "Service", path: "/api/v1/services", list: () => core.listServiceForAllNamespaces(), convert: (o) => serviceInfo(o), map: world.services },
+    { kind: "EndpointSlice", path: "/apis/discovery.k8s.io/v1/endpointslices", list: () => discovery.listEndpointSliceForAllNamespaces(), convert: (o) => endpointSliceInfo(o as never), map: world.endpointSlices },
+    { kind: "Pod", path: "/api/v1/pods", list: () => core.listPodForAllNamespaces(), convert: (o) => podInfo(o), map: world.pods },
+    { kind: "WasmFilter", path: `/apis/${GROUP}/${VERSION}/wasmfilters`, list: weft("wasmfilters"), convert: (o) => parsed(log, "WasmFilter", parseWasmFilter(o), key(o)), map: world.wasmFilters },
+    { kind: "TrafficPolicy", path: `/apis/${GROUP}/${VERSION}/trafficpolicies`, list: weft("trafficpolicies"), convert: (o) => parsed(log, "TrafficPolicy", parseTrafficPolicy(o), key(o)), map: world.trafficPolicies },
+    { kind: "AccessPolicy", path: `/apis/${GROUP}/${VERSION}/accesspolicies`, list: weft("accesspolicies"), convert: (o) => parsed(log, "AccessPolicy", parseAccessPolicy(o), key(o)), map: world.accessPolicies },
+  ] as Watched<KubernetesObject, unknown>[];
+
+  let stopped = false;
+  const informers = kinds.map((w) => {
+    const informer = makeInformer(kc, w.path, w.list);
+    const put = (o: KubernetesObject) => {
+      const value = w.convert(o);
+      if (value === null) w.map.delete(key(o));
+      else w.map.set(key(o), value);
+      changed();
+    };
+    informer.on("add", put);
+    informer.on("update", put);
+    informer.on("delete", (o) => {
+      w.map.delete(key(o));
+      changed();
+    });
+    informer.on("error", (err: unknown) => {
+      if (stopped) return;
+      log.warn(`lost the ${w.kind} watch; restarting it`, { error: (err as Error)?.message ?? String(err), retryInMs: RESTART_MS });
+      setTimeout(() => {
+        if (!stopped) informer.start().catch(() => {});
+      }, RESTART_MS);
+    });
+    return { w, informer };
+  });
+
+  const synced = (async () => {
+    for (const { w, informer } of informers) {
+      // start() resolves once the first list is in the cache.
+      for (;;) {
+        try {
+          await informer.start();
+          break;
+        } catch (e) {
+          if (stopped) return;
+          log.warn(`cannot list ${w.kind}s yet; retrying`, { error: (e as Error).message, retryInMs: RESTART_MS });
+          await new Promise((r) => setTimeout(r, RESTART_MS));
+        }
+      }
+    }
+    log.info("mesh resources synced", Object.fromEntries(kinds.map((w) => [w.kind, w.map.size])));
+  })();
+
+  return {
+    synced,
+    async stop() {
+      stopped = true;
+      await Promise.all(informers.map(({ informer }) => informer.stop()));
+    },
+  };
+}

@@ -1,0 +1,181 @@
+// One proxy's configuration, computed from the mesh: an outbound listener that routes by
+// Host to every Service (mTLS to pods that have a sidecar, with the SPIFFE IDs they must
+// present), an inbound listener in front of the pod's app, TrafficPolicies on the clusters
+// and routes of the Services they target, and the WasmFilters that select the pod.
+import type { ProxyConfigInput } from "../../proxy/config/schema.ts";
+import { formatSpiffeId } from "../../proxy/identity/spiffe.ts";
+import type { TrafficPolicy } from "../resources/traffic-policy.ts";
+import { keyOf, servicesOf, targets, type MeshWorld, type PodInfo, type ServiceInfo, type ServicePort } from "./world.ts";
+
+export interface ProxySettings {
+  trustDomain: string;
+  clusterDomain: string;
+  outboundPort: number;
+  inboundPort: number;
+}
+
+export const DEFAULT_SETTINGS: ProxySettings = { trustDomain: "cluster.local", clusterDomain: "cluster.local", outboundPort: 15001, inboundPort: 15006 };
+
+/** What the distribution resolved a WasmFilter to; unresolved filters are left out. */
+export type ResolvedFilters = ReadonlyMap<string, { sha256: string }>;
+
+type ClusterInput = ProxyConfigInput["clusters"][number];
+type VirtualHostInput = ProxyConfigInput["listeners"][number]["virtualHosts"][number];
+type FilterInput = NonNullable<ProxyConfigInput["filters"]>[number];
+
+export const outboundClusterName = (s: ServiceInfo, port: ServicePort, settings: ProxySettings) =>
+  `outbound|${port.port}||${s.name}.${s.namespace}.svc.${settings.clusterDomain}`;
+
+function policyFor(world: MeshWorld, s: ServiceInfo): TrafficPolicy | undefined {
+  // The oldest-named policy wins where several target one Service: deterministic, and said in docs/resources.md.
+  let found: TrafficPolicy | undefined;
+  for (const p of world.trafficPolicies.values()) {
+    if (p.metadata.namespace !== s.namespace || !p.spec.targetRefs.some((r) => r.name === s.name)) continue;
+    if (!found || p.metadata.name < found.metadata.name) found = p;
+  }
+  return found;
+}
+
+function outboundCluster(world: MeshWorld, s: ServiceInfo, port: ServicePort, settings: ProxySettings): ClusterInput {
+  const endpoints: ClusterInput["endpoints"] = [];
+  const identities = new Set<string>();
+  let allInMesh = true;
+  for (const slice of world.endpointSlices.values()) {
+    if (slice.namespace !== s.namespace || slice.service !== s.name) continue;
+    const slicePort = slice.ports.find((p) => p.name === port.name)?.port;
+    // The slice has the resolved number (a named targetPort may differ per pod); without one, the Service's.
+    const target = slicePort ?? (typeof port.targetPort === "number" ? port.targetPort : port.port);
+    for (const e of slice.endpoints) {
+      endpoints.push({ address: e.address, port: target });
+      const pod = e.pod ? world.pods.get(keyOf(e.pod.namespace, e.pod.name)) : undefined;
+      if (pod?.inMesh) identities.add(formatSpiffeId({ trustDomain: settings.trustDomain, namespace: pod.namespace, serviceAccount: pod.serviceAccount }));
+      else allInMesh = false;
+    }
+  }
+  endpoints.sort((a, b) => a.address.localeCompare(b.address) || a.port - b.port);
+  const policy = policyFor(world, s);
+  return {
+    name: outboundClusterName(s, port, settings),
+    service: `${s.name}.${s.namespace}.svc.${settings.clusterDomain}`,
+    namespace: s.namespace,
+    workload: s.name,
+    protocol: port.appProtocol === "kubernetes.io/h2c" || port.appProtocol === "grpc" ? "http2" : "http1",
+    endpoints,
+    // mTLS only where every endpoint has a sidecar to terminate it.
+    ...(endpoints.length > 0 && allInMesh ? { tls: { identities: [...identities].sort() } } : {}),
+    ...(policy
+      ? {
+          circuitBreaker: policy.spec.circuitBreaker,
+          loadBalancer: policy.spec.loadBalancer,
+          ...(policy.spec.outlierDetection ? { outlierDetection: policy.spec.outlierDetection } : {}),
+        }
+      : {}),
+  };
+}
+
+function domainsOf(s: ServiceInfo, port: ServicePort, pod: PodInfo, settings: ProxySettings): string[] {
+  const names = [`${s.name}.${s.namespace}`, `${s.name}.${s.namespace}.svc`, `${s.name}.${s.namespace}.svc.${settings.clusterDomain}`];
+  if (s.namespace === pod.namespace) names.unshift(s.name);
+  if (s.clusterIP && s.clusterIP !== "None") names.push(s.clusterIP);
+  const withPort = names.map((n) => `${n}:${port.port}`);
+  return port.port === 80 ? [...names, ...withPort] : withPort;
+}
+
+function outboundVirtualHost(world: MeshWorld, s: ServiceInfo, port: ServicePort, pod: PodInfo, settings: ProxySettings): VirtualHostInput {
+  const policy = policyFor(world, s);
+  return {
+    name: `${s.name}.${s.namespace}:${port.port}`,
+    domains: domainsOf(s, port, pod, settings),
+    routes: [
+      {
+        name: "default",
+        backends: [{ cluster: outboundClusterName(s, port, settings) }],
+        ...(policy ? { timeoutMs: policy.spec.timeoutMs, ...(policy.spec.retry ? { retry: policy.spec.retry } : {}) } : {}),
+      },
+    ],
+  };
+}
+
+function filtersFor(world: MeshWorld, pod: PodInfo, resolved: ResolvedFilters): FilterInput[] {
+  const out: FilterInput[] = [];
+  for (const f of world.wasmFilters.values()) {
+    if (!targets(world, f.metadata.namespace, f.spec, pod)) continue;
+    const module = resolved.get(keyOf(f.metadata.namespace, f.metadata.name));
+    if (!module) continue;
+    const s = f.spec;
+    out.push({
+      name: f.metadata.name,
+      namespace: f.metadata.namespace,
+      module: { sha256: module.sha256 },
+      ...(s.phase ? { phase: s.phase } : {}),
+      priority: s.priority,
+      config: s.config,
+      failStrategy: s.failStrategy,
+      match: s.match,
+      limits: s.limits,
+      logLevel: s.logLevel,
+    });
+  }
+  return out.sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+}
+
+/** The app port inbound traffic goes to: the first port a Service of the pod targets, else the pod's first container port. */
+function appPort(world: MeshWorld, pod: PodInfo): number | null {
+  for (const s of servicesOf(world, pod)) {
+    for (const p of s.ports) {
+      if (typeof p.targetPort === "number") return p.targetPort;
+      const named = pod.containerPorts.find((c) => c.name === p.targetPort);
+      if (named) return named.port;
+    }
+  }
+  return pod.containerPorts[0]?.port ?? null;
+}
+
+export function computeProxyConfig(world: MeshWorld, pod: PodInfo, resolved: ResolvedFilters, settings: ProxySettings = DEFAULT_SETTINGS): ProxyConfigInput {
+  const services = [...world.services.values()].sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
+  const clusters: ClusterInput[] = [];
+  const virtualHosts: VirtualHostInput[] = [];
+  for (const s of services) {
+    for (const port of s.ports) {
+      clusters.push(outboundCluster(world, s, port, settings));
+      virtualHosts.push(outboundVirtualHost(world, s, port, pod, settings));
+    }
+  }
+  const own = servicesOf(world, pod)[0];
+  const listeners: ProxyConfigInput["listeners"] = [
+    { name: "outbound", direction: "Outbound", address: "0.0.0.0", port: settings.outboundPort, virtualHosts },
+  ];
+  const app = appPort(world, pod);
+  if (app !== null) {
+    const inboundCluster = `inbound|${app}||`;
+    clusters.push({
+      name: inboundCluster,
+      service: own ? `${own.name}.${own.namespace}.svc.${settings.clusterDomain}` : "",
+      namespace: pod.namespace,
+      workload: pod.labels.app ?? pod.name,
+      endpoints: [{ address: "127.0.0.1", port: app }],
+    });
+    listeners.push({
+      name: "inbound",
+      direction: "Inbound",
+      address: "0.0.0.0",
+      port: settings.inboundPort,
+      // Peers with a sidecar come over mTLS; plaintext callers are still served (as Istio's default).
+      tls: "PERMISSIVE",
+      virtualHosts: [{ name: "inbound", domains: ["*"], routes: [{ name: "app", backends: [{ cluster: inboundCluster }] }] }],
+    });
+  }
+  return {
+    node: {
+      id: `${pod.name}.${pod.namespace}`,
+      workload: pod.labels.app ?? pod.name,
+      namespace: pod.namespace,
+      serviceAccount: pod.serviceAccount,
+      trustDomain: settings.trustDomain,
+      service: own ? `${own.name}.${own.namespace}.svc.${settings.clusterDomain}` : "",
+    },
+    listeners,
+    clusters,
+    filters: filtersFor(world, pod, resolved),
+  };
+}

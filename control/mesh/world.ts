@@ -1,0 +1,99 @@
+// What the control plane knows about the mesh, in the shape the configuration computation
+// needs and nothing more: Services, their ready endpoints, pods, and weft's resources. It is
+// filled from the Kubernetes API (control/kubernetes) or, in local mode, from files; the
+// computation (proxy-config.ts) does not know which.
+import type { AccessPolicy } from "../resources/access-policy.ts";
+import type { TrafficPolicy } from "../resources/traffic-policy.ts";
+import type { WasmFilter } from "../resources/wasm-filter.ts";
+
+export interface ServicePort {
+  name: string;
+  port: number;
+  /** A number, or the name of a container port. */
+  targetPort: number | string;
+  appProtocol?: string;
+}
+
+export interface ServiceInfo {
+  namespace: string;
+  name: string;
+  clusterIP: string;
+  ports: ServicePort[];
+  /** Pods behind it; empty: a Service without a selector (endpoints managed by hand). */
+  selector: Record<string, string>;
+}
+
+export interface EndpointInfo {
+  address: string;
+  /** The pod behind the address, when the EndpointSlice names one. */
+  pod?: { namespace: string; name: string };
+}
+
+/** One EndpointSlice's ready endpoints, by port name. */
+export interface EndpointSliceInfo {
+  namespace: string;
+  name: string;
+  service: string;
+  ports: { name: string; port: number }[];
+  endpoints: EndpointInfo[];
+}
+
+export interface PodInfo {
+  namespace: string;
+  name: string;
+  labels: Record<string, string>;
+  serviceAccount: string;
+  ip: string;
+  /** Has a weft sidecar (the injector's status annotation): peers talk to it over mTLS. */
+  inMesh: boolean;
+  /** The app's container ports, in the order the pod lists them. */
+  containerPorts: { name?: string; port: number }[];
+}
+
+/** A keyed collection per kind; keys are "namespace/name". */
+export interface MeshWorld {
+  services: Map<string, ServiceInfo>;
+  endpointSlices: Map<string, EndpointSliceInfo>;
+  pods: Map<string, PodInfo>;
+  wasmFilters: Map<string, WasmFilter>;
+  trafficPolicies: Map<string, TrafficPolicy>;
+  accessPolicies: Map<string, AccessPolicy>;
+}
+
+export const keyOf = (namespace: string, name: string) => `${namespace}/${name}`;
+
+export function emptyWorld(): MeshWorld {
+  return {
+    services: new Map(),
+    endpointSlices: new Map(),
+    pods: new Map(),
+    wasmFilters: new Map(),
+    trafficPolicies: new Map(),
+    accessPolicies: new Map(),
+  };
+}
+
+export function labelsMatch(selector: Record<string, string>, labels: Record<string, string>): boolean {
+  for (const [k, v] of Object.entries(selector)) if (labels[k] !== v) return false;
+  return true;
+}
+
+/** The Services in the pod's namespace whose selector picks the pod. */
+export function servicesOf(world: MeshWorld, pod: PodInfo): ServiceInfo[] {
+  const found: ServiceInfo[] = [];
+  for (const s of world.services.values()) {
+    if (s.namespace === pod.namespace && Object.keys(s.selector).length > 0 && labelsMatch(s.selector, pod.labels)) found.push(s);
+  }
+  return found.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Whether a resource's selector / targetRefs / neither picks the pod (targets.ts). */
+export function targets(world: MeshWorld, namespace: string, spec: { selector?: { matchLabels: Record<string, string> }; targetRefs?: { name: string }[] }, pod: PodInfo): boolean {
+  if (namespace !== pod.namespace) return false;
+  if (spec.selector) return labelsMatch(spec.selector.matchLabels, pod.labels);
+  if (spec.targetRefs) {
+    const mine = new Set(servicesOf(world, pod).map((s) => s.name));
+    return spec.targetRefs.some((ref) => mine.has(ref.name));
+  }
+  return true;
+}

@@ -1,0 +1,109 @@
+// The connected proxies and what each has been sent and has acknowledged. A configuration is
+// sent when what the mesh computes for a proxy differs from what it last got; its version is
+// the digest of its content, so an unchanged configuration is never sent twice and a proxy
+// that reconnects with the current version gets nothing to apply.
+import { createHash } from "node:crypto";
+import type { Logger } from "../../proxy/log.ts";
+
+export interface ProxyKey {
+  namespace: string;
+  pod: string;
+}
+
+export interface Computed {
+  config: unknown;
+  /** "namespace/name" of the WasmFilters in it. */
+  filters: readonly string[];
+}
+
+export interface ProxySession extends ProxyKey {
+  /** Writes one server-sent event; false when the stream is gone. */
+  send(event: string, data: string): boolean;
+  sent: { version: string; filters: readonly string[] } | null;
+  acked: { version: string; filters: readonly string[] } | null;
+  rejected: { version: string; error: string } | null;
+  connectedAt: number;
+}
+
+export interface HubOptions {
+  log: Logger;
+  /** This proxy's configuration now, or an error message when it cannot be computed (e.g. an unknown pod). */
+  compute: (proxy: ProxyKey) => Computed | string;
+  /** Called when an acknowledgement changes what proxies run. */
+  acknowledged: () => void;
+}
+
+export const versionOf = (config: unknown) => createHash("sha256").update(JSON.stringify(config)).digest("hex").slice(0, 16);
+
+export class PushHub {
+  private readonly options: HubOptions;
+  private readonly sessions = new Set<ProxySession>();
+
+  constructor(options: HubOptions) {
+    this.options = options;
+  }
+
+  get connected(): readonly ProxySession[] {
+    return [...this.sessions];
+  }
+
+  /** A proxy opened its stream; `running` is the version it says it already runs. */
+  connect(session: ProxySession, running: string | null): void {
+    this.sessions.add(session);
+    if (running) {
+      // What it runs is what it was acknowledged for before a control plane restart; the
+      // filter list is filled in when the same version is computed again below.
+      session.sent = { version: running, filters: [] };
+      session.acked = { version: running, filters: [] };
+    }
+    this.push(session);
+    if (running) this.options.acknowledged();
+  }
+
+  disconnect(session: ProxySession): void {
+    this.sessions.delete(session);
+    this.options.acknowledged();
+  }
+
+  /** Recomputes every connected proxy and sends what changed. */
+  refresh(): void {
+    for (const s of this.sessions) this.push(s);
+  }
+
+  ack(proxy: ProxyKey, version: string, accepted: boolean, error: string | undefined): boolean {
+    let found = false;
+    for (const s of this.sessions) {
+      if (s.namespace !== proxy.namespace || s.pod !== proxy.pod) continue;
+      found = true;
+      if (accepted) {
+        s.acked = { version, filters: s.sent?.version === version ? s.sent.filters : [] };
+        s.rejected = null;
+      } else {
+        s.rejected = { version, error: error ?? "no reason given" };
+        this.options.log.warn("a proxy rejected its configuration; it keeps the last good one", { proxy: `${s.namespace}/${s.pod}`, version, error });
+      }
+    }
+    if (found) this.options.acknowledged();
+    return found;
+  }
+
+  private push(s: ProxySession): void {
+    const computed = this.options.compute(s);
+    if (typeof computed === "string") {
+      s.send("problem", JSON.stringify({ error: computed }));
+      return;
+    }
+    const version = versionOf(computed.config);
+    if (s.sent?.version === version) {
+      // Same content: after a restart this fills in the filters of what the proxy runs.
+      s.sent = { version, filters: computed.filters };
+      if (s.acked?.version === version) s.acked = { version, filters: computed.filters };
+      return;
+    }
+    if (!s.send("config", JSON.stringify({ version, config: computed.config }))) {
+      this.sessions.delete(s);
+      return;
+    }
+    s.sent = { version, filters: computed.filters };
+  }
+}

@@ -1,0 +1,102 @@
+// The proxy's side of the configuration stream: it subscribes to the control plane, applies
+// each version it is sent and acknowledges it, or rejects it and keeps the last good one.
+// While the control plane is away the proxy keeps serving and reconnects with backoff.
+import type { Logger } from "../log.ts";
+import { postJson, readEventStream, type ControlEndpoint } from "./http.ts";
+
+export interface ConfigPush {
+  version: string;
+  config: unknown;
+}
+
+export interface ControlClientOptions {
+  endpoint: ControlEndpoint;
+  namespace: string;
+  pod: string;
+  log: Logger;
+  /** Applies a pushed configuration; a rejection is reported to the control plane. */
+  apply: (push: ConfigPush) => Promise<void>;
+}
+
+const MIN_BACKOFF_MS = 250;
+const MAX_BACKOFF_MS = 15_000;
+
+export class ControlClient {
+  private readonly options: ControlClientOptions;
+  private readonly stopped = new AbortController();
+  private loop: Promise<void> | null = null;
+  /** The last version applied, or null before the first. */
+  applied: string | null = null;
+
+  constructor(options: ControlClientOptions) {
+    this.options = options;
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped.abort();
+    await this.loop;
+  }
+
+  // The version it runs tells a control plane that restarted what this proxy already has.
+  private get query(): string {
+    const version = this.applied === null ? "" : `&version=${encodeURIComponent(this.applied)}`;
+    return `namespace=${encodeURIComponent(this.options.namespace)}&pod=${encodeURIComponent(this.options.pod)}${version}`;
+  }
+
+  private async run(): Promise<void> {
+    const { endpoint, log } = this.options;
+    let backoff = MIN_BACKOFF_MS;
+    while (!this.stopped.signal.aborted) {
+      try {
+        log.info("connecting to the control plane", { controlPlane: endpoint.base });
+        await readEventStream(endpoint, `/v1/proxies/config?${this.query}`, (e) => this.onEvent(e.event, e.data), this.stopped.signal);
+        backoff = MIN_BACKOFF_MS;
+        if (!this.stopped.signal.aborted) log.warn("the control plane closed the configuration stream; reconnecting", { controlPlane: endpoint.base });
+      } catch (e) {
+        log.warn("cannot reach the control plane; serving with the last configuration and retrying", {
+          controlPlane: endpoint.base,
+          error: (e as Error).message,
+          retryInMs: backoff,
+          version: this.applied,
+        });
+      }
+      // Jittered, so that proxies do not come back all at once after a control plane restart.
+      await this.sleep(backoff / 2 + Math.random() * backoff);
+      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.stopped.signal.addEventListener("abort", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private async onEvent(event: string, data: string): Promise<void> {
+    if (event !== "config") return;
+    const push = JSON.parse(data) as ConfigPush;
+    const { log } = this.options;
+    let error: string | null = null;
+    try {
+      // After a reconnect the current version is sent again: nothing to apply.
+      if (push.version !== this.applied) await this.options.apply(push);
+      this.applied = push.version;
+      log.info("configuration from the control plane applied", { version: push.version });
+    } catch (e) {
+      error = (e as Error).message;
+      log.error("configuration from the control plane rejected: keeping the last good one", { version: push.version, error, kept: this.applied });
+    }
+    const ack = { namespace: this.options.namespace, pod: this.options.pod, version: push.version, accepted: error === null, ...(error === null ? {} : { error }) };
+    await postJson(this.options.endpoint, "/v1/proxies/ack", ack).catch((e: Error) => {
+      log.warn("cannot acknowledge a configuration; the control plane will see it on reconnect", { version: push.version, error: e.message });
+    });
+  }
+}

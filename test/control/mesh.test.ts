@@ -1,0 +1,266 @@
+// The control plane end to end on a real kube-apiserver: resources applied with kubectl, a
+// filter pulled from a real OCI registry, a real sidecar process that authenticates with a
+// real ServiceAccount token (TokenReview), gets its configuration and the filter over the
+// configuration stream, and serves traffic; WasmFilter status as kubectl shows it; a filter
+// change swapped under load; a bad digest reported without touching traffic; a control
+// plane restart that leaves the proxy serving.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, readdir, writeFile } from "node:fs/promises";
+import { networkInterfaces, tmpdir } from "node:os";
+import path from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
+import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
+import { startUpstream, type Upstream } from "../support/upstream.ts";
+import { startRegistry, type TestRegistry } from "../support/registry.ts";
+import { builtFilter } from "../support/filters.ts";
+import { request } from "../support/client.ts";
+import { RegistryClient } from "../../control/distribution/registry.ts";
+import { startController, type Controller } from "../../control/controller.ts";
+import { createLogger } from "../../proxy/log.ts";
+
+const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
+const bin = (name: string) => path.join(root, "node_modules", ".bin", name);
+// The sidecar is the data plane: one per runtime, each in its own pod.
+const RUNTIMES = {
+  node: [bin("node"), "bin/weft.ts"],
+  deno: [bin("deno"), "run", "-A", "bin/weft.ts"],
+  bun: [bin("bun"), "bin/weft.ts"],
+} as const;
+type RuntimeName = keyof typeof RUNTIMES;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// EndpointSlices may not hold loopback addresses, so the upstream listens on this machine's
+// own non-loopback address.
+function hostAddress(): string {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
+  }
+  throw new Error("this machine has no non-loopback IPv4 address; the control plane test needs one for EndpointSlices (which refuse 127.0.0.0/8)");
+}
+const HOST = hostAddress();
+
+async function until<T>(what: string, check: () => Promise<T | undefined | null | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
+    await sleep(100);
+  }
+}
+
+describe("control plane on a real API server", () => {
+  let k8s: Cluster;
+  let registry: TestRegistry;
+  let catalog: Upstream;
+  let controller: Controller | null = null;
+  const proxies = {} as Record<RuntimeName, { process: ChildProcess; log: string; admin: number; outbound: number }>;
+  let scratch: string;
+  let apiPort: number;
+  const filters: Record<string, { sha256: string; url: string }> = {};
+  const log = createLogger({ component: "control-test" }, "warn");
+
+  const kubectl = (args: string[], input?: string) => k8s.kubectl(args, input);
+  const apply = (yaml: string) => kubectl(["apply", "-f", "-"], yaml);
+  const wasmFilter = async () => JSON.parse(await kubectl(["get", "wasmfilter", "rewrite", "-n", "shop", "-o", "json"])) as { status?: { ready?: string; sha256?: string; conditions?: { type: string; status: string; reason: string; message: string }[] } };
+  const condition = async (type: string) => (await wasmFilter()).status?.conditions?.find((c) => c.type === type);
+  const viaProxy = (runtime: RuntimeName = "node") => request(proxies[runtime].outbound, { path: "/", host: "catalog.shop" });
+
+  const start = async () => {
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(k8s.kubeconfig);
+    controller = await startController({ kubeConfig, log, address: "127.0.0.1", port: apiPort, insecureRegistries: [registry.host] });
+    await controller.synced;
+  };
+
+  before(async () => {
+    scratch = await mkdtemp(path.join(tmpdir(), "weft-control-"));
+    [k8s, registry, catalog] = await Promise.all([startCluster({ controllerManager: false }), startRegistry(), startUpstream("catalog", 0, HOST)]);
+    [apiPort] = (await freePorts(1)) as [number];
+
+    // Two versions of a marketplace filter, published to the registry as a user would.
+    const client = new RegistryClient();
+    for (const [tag, plugin] of [["v1", "header-rewrite"], ["v2", "header-rewrite"]] as const) {
+      const built = await builtFilter(plugin);
+      await client.pushWasm(`oci://${registry.host}/filters/header-rewrite:${tag}`, built.wasm, { plainHttp: true, annotations: {} });
+      filters[tag] = { sha256: built.sha256, url: `oci://${registry.host}/filters/header-rewrite:${tag}` };
+    }
+
+    for (const file of await readdir(path.join(root, "deploy", "crds"))) await kubectl(["apply", "-f", path.join(root, "deploy", "crds", file)]);
+    await kubectl(["wait", "--for=condition=Established", "crd/wasmfilters.weft.dev", "--timeout=30s"]);
+    await apply(`
+apiVersion: v1
+kind: Namespace
+metadata: { name: shop }
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: web, namespace: shop }
+---
+${Object.keys(RUNTIMES)
+  .map(
+    (runtime) => `apiVersion: v1
+kind: Pod
+metadata: { name: web-${runtime}, namespace: shop, labels: { app: web } }
+spec:
+  serviceAccountName: web
+  containers: [{ name: app, image: example.com/web:1, ports: [{ containerPort: 8080 }] }]
+`,
+  )
+  .join("---\n")}---
+apiVersion: v1
+kind: Service
+metadata: { name: catalog, namespace: shop }
+spec:
+  ports: [{ name: http, port: 80, targetPort: ${catalog.port} }]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: catalog-1
+  namespace: shop
+  labels: { kubernetes.io/service-name: catalog, endpointslice.kubernetes.io/managed-by: weft-test }
+addressType: IPv4
+ports: [{ name: http, port: ${catalog.port}, protocol: TCP }]
+endpoints: [{ addresses: ["${HOST}"], conditions: { ready: true } }]
+---
+apiVersion: weft.dev/v1alpha1
+kind: WasmFilter
+metadata: { name: rewrite, namespace: shop }
+spec:
+  selector: { matchLabels: { app: web } }
+  url: ${filters.v1!.url}
+  sha256: "${filters.v1!.sha256}"
+  config:
+    response:
+      set: [{ name: x-filter-version, value: one }]
+`);
+    const token = (await kubectl(["create", "token", "web", "-n", "shop", "--audience", "weft", "--duration", "1h"])).trim();
+    await writeFile(path.join(scratch, "token"), token);
+
+    await start();
+    for (const [runtime, command] of Object.entries(RUNTIMES) as [RuntimeName, readonly string[]][]) {
+      const [admin, outbound] = (await freePorts(2)) as [number, number];
+      const child = spawn(
+        command[0]!,
+        [
+          ...command.slice(1), "proxy",
+          "--control-plane", controller!.api.url,
+          "--namespace", "shop", "--pod", `web-${runtime}`,
+          "--token-file", path.join(scratch, "token"),
+          "--admin-address", "127.0.0.1", "--admin-port", String(admin),
+          "--outbound-port", String(outbound), "--inbound-port", "0",
+        ],
+        { cwd: root, env: { ...process.env, WEFT_FILTER_CACHE: path.join(scratch, `filters-${runtime}`) }, stdio: ["ignore", "ignore", "pipe"] },
+      );
+      const entry = { process: child, log: "", admin, outbound };
+      child.stderr!.on("data", (d: Buffer) => (entry.log += d.toString()));
+      proxies[runtime] = entry;
+    }
+  });
+
+  after(async () => {
+    for (const p of Object.values(proxies)) p.process.kill("SIGTERM");
+    await controller?.stop();
+    await Promise.all([registry?.stop(), catalog?.close(), k8s?.stop()]);
+  });
+
+  it("sidecars on Node, Deno and Bun, authenticated by a ServiceAccount token, get their configuration and filter, and route by Service name", async () => {
+    for (const [runtime, p] of Object.entries(proxies) as [RuntimeName, (typeof proxies)[RuntimeName]][]) {
+      await until(`the ${runtime} proxy to be ready`, async () => (await fetch(`http://127.0.0.1:${p.admin}/ready`)).status === 200).catch((e: Error) => {
+        throw new Error(`${e.message}\n${runtime} proxy log:\n${p.log}`);
+      });
+      const reply = await viaProxy(runtime);
+      assert.equal(reply.status, 200, `${runtime}: ${reply.body}`);
+      assert.equal(reply.body, "hello from catalog\n");
+      assert.equal(reply.headers["x-filter-version"], "one", `${runtime}: the WasmFilter's config reached the filter`);
+      const dump = (await (await fetch(`http://127.0.0.1:${p.admin}/config_dump`)).json()) as { filterStatus: { filter: string; sha256: string; ready: boolean }[] };
+      assert.deepEqual(dump.filterStatus.map((f) => [f.filter, f.sha256, f.ready]), [["shop/rewrite", filters.v1!.sha256, true]], runtime);
+    }
+  });
+
+  it("kubectl shows the WasmFilter Accepted, Resolved to its digest, and Ready on 3 of 3 proxies", async () => {
+    const status = await until("Ready=True", async () => {
+      const s = (await wasmFilter()).status;
+      return s?.conditions?.find((c) => c.type === "Ready")?.status === "True" ? s : null;
+    });
+    assert.equal(status.ready, "3/3");
+    assert.equal(status.sha256, filters.v1!.sha256);
+    const byType = Object.fromEntries((status.conditions ?? []).map((c) => [c.type, c]));
+    assert.equal(byType.Accepted?.status, "True");
+    assert.equal(byType.Resolved?.status, "True");
+    assert.match(byType.Resolved!.message, new RegExp(`sha256:${filters.v1!.sha256} from oci://`));
+    const table = await kubectl(["get", "wasmfilters", "-n", "shop"]);
+    assert.match(table, /rewrite\s.*3\/3/, table);
+  });
+
+  it("swaps the filter's config under load with no failed request", async () => {
+    let sent = 0;
+    let failed = 0;
+    const seen = new Set<string>();
+    let stop = false;
+    const load = (async () => {
+      // Bounded: at most 2,000 requests or until the change has been seen.
+      while (!stop && sent < 2000) {
+        sent++;
+        const r = await viaProxy().catch(() => null);
+        if (!r || r.status !== 200) failed++;
+        else seen.add(String(r.headers["x-filter-version"]));
+      }
+    })();
+    await sleep(200);
+    await kubectl(["patch", "wasmfilter", "rewrite", "-n", "shop", "--type=merge", "-p", JSON.stringify({ spec: { config: { response: { set: [{ name: "x-filter-version", value: "two" }] } } } })]);
+    await until("the new config to answer", async () => seen.has("two"));
+    stop = true;
+    await load;
+    assert.equal(failed, 0, `${failed} of ${sent} requests failed during the swap`);
+    assert.ok(seen.has("one") && seen.has("two"), `saw ${[...seen].join(", ")}`);
+  });
+
+  it("a wrong sha256 is reported as DigestMismatch and changes nothing else", async () => {
+    await kubectl(["patch", "wasmfilter", "rewrite", "-n", "shop", "--type=merge", "-p", JSON.stringify({ spec: { url: filters.v2!.url, sha256: "0".repeat(64) } })]);
+    const resolved = await until("Resolved=False", async () => {
+      const c = await condition("Resolved");
+      return c?.status === "False" ? c : null;
+    });
+    assert.equal(resolved.reason, "DigestMismatch");
+    assert.match(resolved.message, /not the 0{64} the WasmFilter pins/);
+    const reply = await viaProxy();
+    assert.equal(reply.status, 200);
+    assert.equal(reply.headers["x-filter-version"], "two", "the proxy keeps the last good module and config");
+  });
+
+  it("an unreachable registry is reported as PullFailed and changes nothing else", async () => {
+    await kubectl(["patch", "wasmfilter", "rewrite", "-n", "shop", "--type=merge", "-p", JSON.stringify({ spec: { url: `oci://127.0.0.1:${(await freePorts(1))[0]}/filters/none:v1`, sha256: filters.v1!.sha256 } })]);
+    const resolved = await until("Resolved=False PullFailed", async () => {
+      const c = await condition("Resolved");
+      return c?.reason === "PullFailed" ? c : null;
+    });
+    assert.match(resolved.message, /connection refused|ECONNREFUSED/i);
+    assert.equal((await viaProxy()).status, 200);
+  });
+
+  it("killing the control plane leaves the proxies serving; a new one resyncs", async () => {
+    await controller!.stop();
+    controller = null;
+    for (const runtime of Object.keys(RUNTIMES) as RuntimeName[]) {
+      for (let i = 0; i < 10; i++) assert.equal((await viaProxy(runtime)).status, 200, `${runtime}: served while the control plane is down`);
+    }
+    await start();
+    // The proxies reconnect with the version they run; the status comes back as Ready 3/3.
+    await kubectl(["patch", "wasmfilter", "rewrite", "-n", "shop", "--type=merge", "-p", JSON.stringify({ spec: { url: filters.v2!.url, sha256: filters.v2!.sha256 } })]);
+    const status = await until("Ready 3/3 after the restart", async () => {
+      const s = (await wasmFilter()).status;
+      return s?.ready === "3/3" && s.conditions?.find((c) => c.type === "Resolved")?.status === "True" ? s : null;
+    }, 30_000);
+    assert.equal(status.sha256, filters.v2!.sha256);
+    assert.equal((await viaProxy()).headers["x-filter-version"], "two");
+  });
+});
