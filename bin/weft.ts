@@ -12,6 +12,7 @@ commands:
                         run a sidecar configured by the control plane (docs/control-plane.md)
   filter <command>      write, build, test and find WebAssembly filters ("weft filter help")
   inject -f FILE|-      add the sidecar to the pods and workloads in Kubernetes YAML (docs/injection.md)
+  install               print the manifests that install weft: weft install | kubectl apply -f -
 
 Run with Node.js >= 22.18 (node bin/weft.ts), Deno >= 2 (deno run -A bin/weft.ts) or Bun >= 1.2 (bun bin/weft.ts).
 `;
@@ -81,6 +82,10 @@ async function main(argv: string[]): Promise<number> {
         bind,
       });
       return -1;
+    }
+    case "install": {
+      const { installCommand } = await import("../control/install/cli.ts");
+      return installCommand(rest);
     }
     case "inject": {
       const { injectCommand } = await import("../control/inject/cli.ts");

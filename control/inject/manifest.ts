@@ -9,8 +9,11 @@ export const WEBHOOK_NAME = "sidecar-injector.weft.dev";
 export const WEBHOOK_PATH = "/inject";
 
 export interface InjectorWebhookOptions {
-  /** PEM of the CA that signed the injector's serving certificate. */
-  caBundle: string;
+  /**
+   * PEM of the CA that signed the injector's serving certificate. Left out by `weft install`:
+   * the control plane writes it when it starts, from its own CA.
+   */
+  caBundle?: string;
   /**
    * Where the API server calls the injector: the control plane's Service (the default:
    * weft-control in weft-system, port 15012, path /inject), or a URL when it runs outside the
@@ -30,7 +33,7 @@ export interface InjectorWebhookOptions {
 }
 
 export function injectorWebhookConfiguration(options: InjectorWebhookOptions): Record<string, unknown> {
-  if (!options.caBundle.includes("-----BEGIN CERTIFICATE-----")) {
+  if (options.caBundle !== undefined && !options.caBundle.includes("-----BEGIN CERTIFICATE-----")) {
     throw new Error("caBundle must be the PEM of the CA that signed the injector's serving certificate (-----BEGIN CERTIFICATE-----)");
   }
   const timeoutSeconds = options.timeoutSeconds ?? 10;
@@ -41,7 +44,7 @@ export function injectorWebhookConfiguration(options: InjectorWebhookOptions): R
   const target = options.target ?? { service: { namespace: controlPlaneNamespace, name: "weft-control", port: 15012 } };
   const clientConfig = {
     ...("url" in target ? { url: target.url } : { service: { path: WEBHOOK_PATH, ...target.service } }),
-    caBundle: Buffer.from(options.caBundle).toString("base64"),
+    ...(options.caBundle !== undefined ? { caBundle: Buffer.from(options.caBundle).toString("base64") } : {}),
   };
   return {
     apiVersion: "admissionregistration.k8s.io/v1",

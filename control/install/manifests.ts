@@ -1,0 +1,112 @@
+// Everything `weft install | kubectl apply -f -` puts in a cluster: the CRDs, the control
+// plane's namespace, identity and RBAC (only what it reads and writes), its Deployment and
+// Service, and the injector's webhook configuration (its caBundle is written by the control
+// plane when it starts, from its own CA).
+import { customResourceDefinition, KINDS } from "../crd/crds.ts";
+import { GROUP } from "../resources/meta.ts";
+import { injectorWebhookConfiguration } from "../inject/manifest.ts";
+import { WEFT_VERSION } from "../inject/settings.ts";
+
+export const CONTROL_NAME = "weft-control";
+export const API_PORT = 15012;
+
+export interface InstallOptions {
+  namespace?: string;
+  image?: string;
+  replicas?: number;
+  /** Registries spoken to over plain HTTP (host:port). */
+  insecureRegistries?: string[];
+}
+
+const labels = { "app.kubernetes.io/name": CONTROL_NAME, "app.kubernetes.io/part-of": "weft" };
+
+export function installManifests(options: InstallOptions = {}): Record<string, unknown>[] {
+  const namespace = options.namespace ?? "weft-system";
+  const image = options.image ?? `ghcr.io/weft-dev/weft:${WEFT_VERSION}`;
+  const meta = (name: string, namespaced = true) => ({ name, ...(namespaced ? { namespace } : {}), labels });
+  const watch = ["get", "list", "watch"];
+  return [
+    ...KINDS.map((k) => customResourceDefinition(k) as Record<string, unknown>),
+    { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace, labels: { ...labels, "weft.dev/inject": "disabled" } } },
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: meta(CONTROL_NAME) },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: meta(CONTROL_NAME, false),
+      rules: [
+        { apiGroups: [""], resources: ["services", "pods", "namespaces"], verbs: watch },
+        { apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: watch },
+        { apiGroups: [GROUP], resources: KINDS.map((k) => k.plural), verbs: watch },
+        { apiGroups: [GROUP], resources: KINDS.map((k) => `${k.plural}/status`), verbs: ["get", "patch", "update"] },
+        { apiGroups: ["gateway.networking.k8s.io"], resources: ["httproutes"], verbs: watch },
+        // Pull secrets named by WasmFilters, read one at a time where they are named.
+        { apiGroups: [""], resources: ["secrets"], verbs: ["get"] },
+        // Proxies and certificate requests authenticate with ServiceAccount tokens.
+        { apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"] },
+        // Its own webhook only: the control plane writes the caBundle of its CA.
+        { apiGroups: ["admissionregistration.k8s.io"], resources: ["mutatingwebhookconfigurations"], resourceNames: ["weft-sidecar-injector"], verbs: ["get", "patch"] },
+      ],
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: meta(CONTROL_NAME, false),
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: CONTROL_NAME },
+      subjects: [{ kind: "ServiceAccount", name: CONTROL_NAME, namespace }],
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: meta(CONTROL_NAME),
+      rules: [
+        // The CA's root lives in a Secret of the control plane's namespace.
+        { apiGroups: [""], resources: ["secrets"], verbs: ["create", "update"] },
+        // One replica leads (writes status); the others serve proxies.
+        { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },
+      ],
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: meta(CONTROL_NAME),
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: CONTROL_NAME },
+      subjects: [{ kind: "ServiceAccount", name: CONTROL_NAME, namespace }],
+    },
+    {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: meta(CONTROL_NAME),
+      spec: {
+        replicas: options.replicas ?? 2,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels },
+          spec: {
+            serviceAccountName: CONTROL_NAME,
+            securityContext: { runAsNonRoot: true, runAsUser: 1337, seccompProfile: { type: "RuntimeDefault" } },
+            containers: [
+              {
+                name: "control",
+                image,
+                command: ["node", "/opt/weft/weft.mjs", "control"],
+                args: [`--namespace=${namespace}`, `--port=${API_PORT}`, ...(options.insecureRegistries?.length ? [`--insecure-registries=${options.insecureRegistries.join(",")}`] : [])],
+                env: [{ name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } }],
+                ports: [{ name: "https", containerPort: API_PORT }],
+                readinessProbe: { httpGet: { path: "/readyz", port: API_PORT, scheme: "HTTPS" } },
+                resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
+                securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } },
+              },
+            ],
+          },
+        },
+      },
+    },
+    {
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: meta(CONTROL_NAME),
+      spec: { selector: labels, ports: [{ name: "https", port: API_PORT, targetPort: API_PORT }] },
+    },
+    injectorWebhookConfiguration({ controlPlaneNamespace: namespace, target: { service: { namespace, name: CONTROL_NAME, port: API_PORT } } }),
+  ];
+}

@@ -1,0 +1,103 @@
+// `weft install | kubectl apply -f -` on a real API server: everything applies (twice, the
+// second time unchanged), the API server then refuses invalid WasmFilters with a readable
+// message, and the control plane, running with nothing but its own ServiceAccount's token,
+// can do its job: list and watch what it needs and write WasmFilter status.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
+import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
+import { startController, type Controller } from "../../control/controller.ts";
+import { createLogger } from "../../proxy/log.ts";
+
+const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
+const weft = (args: string[]) =>
+  new Promise<string>((resolve, reject) =>
+    execFile(path.join(root, "node_modules", ".bin", "node"), ["bin/weft.ts", ...args], { cwd: root, encoding: "utf8" }, (e, stdout, stderr) => (e ? reject(new Error(`weft ${args.join(" ")}: ${stderr || e.message}`)) : resolve(stdout))),
+  );
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("weft install", () => {
+  let k8s: Cluster;
+  let manifests: string;
+
+  before(async () => {
+    [k8s, manifests] = await Promise.all([startCluster({ controllerManager: false }), weft(["install", "--replicas", "1"])]);
+  });
+  after(async () => {
+    await k8s?.stop();
+  });
+
+  it("applies with kubectl, and again with nothing changed", async () => {
+    const first = await k8s.kubectl(["apply", "-f", "-"], manifests);
+    for (const kind of ["customresourcedefinition.apiextensions.k8s.io/wasmfilters.weft.dev", "namespace/weft-system", "deployment.apps/weft-control", "mutatingwebhookconfiguration.admissionregistration.k8s.io/weft-sidecar-injector"]) {
+      assert.match(first, new RegExp(`${kind.replaceAll(".", "\\.")} created`), first);
+    }
+    const second = await k8s.kubectl(["apply", "-f", "-"], manifests);
+    assert.doesNotMatch(second, /created|configured/, second);
+  });
+
+  it("refuses an invalid WasmFilter with a message that names each field and the allowed values", async () => {
+    await k8s.kubectl(["wait", "--for=condition=Established", "crd/wasmfilters.weft.dev", "--timeout=30s"]);
+    const bad = `apiVersion: weft.dev/v1alpha1
+kind: WasmFilter
+metadata: { name: bad, namespace: default }
+spec:
+  url: http://example.com/filter.wasm
+  failStrategy: Sometimes
+`;
+    const refused = await k8s.kubectl(["apply", "-f", "-"], bad).then(
+      () => assert.fail("the API server stored an invalid WasmFilter"),
+      (e: Error) => e.message,
+    );
+    assert.match(refused, /spec\.url: Invalid value: "http:\/\/example\.com\/filter\.wasm"/, refused);
+    assert.match(refused, /spec\.failStrategy: Unsupported value: "Sometimes": supported values: "FailClose", "FailOpen", "FailReload"/, refused);
+  });
+
+  it("gives the control plane's ServiceAccount exactly what it needs", async () => {
+    const as = "--as=system:serviceaccount:weft-system:weft-control";
+    const can = (verb: string, resource: string, ...extra: string[]) => k8s.kubectl(["auth", "can-i", verb, resource, as, ...extra]).then((o) => o.trim(), () => "no");
+    assert.equal(await can("watch", "pods", "-A"), "yes");
+    assert.equal(await can("watch", "endpointslices.discovery.k8s.io", "-A"), "yes");
+    assert.equal(await can("patch", "wasmfilters.weft.dev", "--subresource=status", "-n", "shop"), "yes");
+    assert.equal(await can("update", "wasmfilters.weft.dev", "-n", "shop"), "no", "it writes status, never a user's spec");
+    assert.equal(await can("create", "tokenreviews.authentication.k8s.io"), "yes");
+    assert.equal(await can("create", "secrets", "-n", "weft-system"), "yes");
+    assert.equal(await can("create", "secrets", "-n", "default"), "no", "it creates Secrets only in its own namespace");
+    assert.equal(await can("delete", "pods", "-A"), "no");
+    assert.equal(await can("patch", "mutatingwebhookconfigurations/other"), "no", "it patches its own webhook only");
+  });
+
+  it("runs the control plane with its own token: it syncs and writes WasmFilter status", async () => {
+    const token = (await k8s.kubectl(["create", "token", "weft-control", "-n", "weft-system", "--duration", "1h"])).trim();
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromOptions({
+      clusters: [{ name: "test", server: k8s.server, caData: Buffer.from(k8s.ca).toString("base64") }],
+      users: [{ name: "weft-control", token }],
+      contexts: [{ name: "test", cluster: "test", user: "weft-control" }],
+      currentContext: "test",
+    });
+    await k8s.kubectl(["apply", "-f", "-"], `apiVersion: weft.dev/v1alpha1
+kind: WasmFilter
+metadata: { name: unreachable, namespace: default }
+spec:
+  url: oci://127.0.0.1:${(await freePorts(1))[0]}/filters/none:v1
+`);
+    const [port] = (await freePorts(1)) as [number];
+    let controller: Controller | null = null;
+    try {
+      controller = await startController({ kubeConfig, log: createLogger({}, "error"), address: "127.0.0.1", port });
+      await controller.synced;
+      let resolved: { status: string; reason: string } | undefined;
+      for (let i = 0; i < 100 && resolved?.reason !== "PullFailed"; i++) {
+        const filter = JSON.parse(await k8s.kubectl(["get", "wasmfilter", "unreachable", "-n", "default", "-o", "json"])) as { status?: { conditions?: { type: string; status: string; reason: string }[] } };
+        resolved = filter.status?.conditions?.find((c) => c.type === "Resolved");
+        await sleep(100);
+      }
+      assert.deepEqual(resolved && { status: resolved.status, reason: resolved.reason }, { status: "False", reason: "PullFailed" });
+    } finally {
+      await controller?.stop();
+    }
+  });
+});
