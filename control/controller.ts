@@ -13,6 +13,7 @@ import { emptyWorld, keyOf, targets, type MeshWorld } from "./mesh/world.ts";
 import { PushHub, type ProxyKey } from "./push/hub.ts";
 import { conditionsFrom, StatusWriter } from "./kubernetes/status.ts";
 import { watchMesh, type MeshWatch } from "./kubernetes/watch.ts";
+import { LeaderElection } from "./kubernetes/leader.ts";
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -27,6 +28,8 @@ export interface ControllerOptions {
   audiences?: string[];
   routes?: Record<string, FetchHandler>;
   marketplace?: (name: string, version: string) => Promise<string | null>;
+  /** With several replicas: the Lease that picks the one that writes status. Without: this one writes. */
+  leaderElection?: { namespace: string; identity: string; leaseSeconds?: number };
 }
 
 export interface Controller {
@@ -36,6 +39,8 @@ export interface Controller {
   distribution: FilterDistribution;
   /** Resolves when the informers have listed everything once. */
   synced: Promise<void>;
+  /** Whether this replica writes status. */
+  leading(): boolean;
   stop(): Promise<void>;
 }
 
@@ -118,9 +123,24 @@ export async function startController(options: ControllerOptions): Promise<Contr
   };
   const hub = new PushHub({ log, compute, acknowledged: () => void writeStatus() });
 
+  const election = options.leaderElection
+    ? new LeaderElection({
+        kubeConfig,
+        log,
+        ...options.leaderElection,
+        changed: (leading) => {
+          // A new leader writes everything once: what the last one wrote may be stale.
+          if (leading) status.forgetAll();
+          void writeStatus();
+        },
+      })
+    : null;
+  const leading = () => election === null || election.leading;
+
   let writing = Promise.resolve();
   const writeStatus = () => {
     writing = writing.then(async () => {
+      if (!leading()) return;
       const now = new Date().toISOString();
       for (const f of world.wasmFilters.values()) {
         const key = keyOf(f.metadata.namespace, f.metadata.name);
@@ -171,6 +191,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     ...(options.port !== undefined ? { port: options.port } : {}),
   });
   const watch: MeshWatch = watchMesh(kubeConfig, world, log, schedule);
+  election?.start();
 
   return {
     api,
@@ -178,8 +199,10 @@ export async function startController(options: ControllerOptions): Promise<Contr
     hub,
     distribution,
     synced: watch.synced,
+    leading,
     async stop() {
       if (pending) clearTimeout(pending);
+      await election?.stop();
       await watch.stop();
       await api.close();
       await writing;

@@ -62,7 +62,8 @@ export class StatusWriter {
     }
   }
 
-  forget(key: string): void {
-    this.written.delete(key);
+  /** Writes everything again on the next call (after becoming leader). */
+  forgetAll(): void {
+    this.written.clear();
   }
 }

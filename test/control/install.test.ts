@@ -69,7 +69,7 @@ spec:
     assert.equal(await can("patch", "mutatingwebhookconfigurations/other"), "no", "it patches its own webhook only");
   });
 
-  it("runs the control plane with its own token: it syncs and writes WasmFilter status", async () => {
+  it("runs two control plane replicas with their own token: one leads and writes WasmFilter status, the other takes over", async () => {
     const token = (await k8s.kubectl(["create", "token", "weft-control", "-n", "weft-system", "--duration", "1h"])).trim();
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromOptions({
@@ -84,11 +84,25 @@ metadata: { name: unreachable, namespace: default }
 spec:
   url: oci://127.0.0.1:${(await freePorts(1))[0]}/filters/none:v1
 `);
-    const [port] = (await freePorts(1)) as [number];
-    let controller: Controller | null = null;
+    const ports = (await freePorts(2)) as [number, number];
+    const replicas: Controller[] = [];
     try {
-      controller = await startController({ kubeConfig, log: createLogger({}, "error"), address: "127.0.0.1", port });
-      await controller.synced;
+      // Two replicas, as weft install runs them: one Lease picks the one that writes status.
+      for (const [i, identity] of ["replica-a", "replica-b"].entries()) {
+        const c = await startController({ kubeConfig, log: createLogger({}, "error"), address: "127.0.0.1", port: ports[i]!, leaderElection: { namespace: "weft-system", identity, leaseSeconds: 2 } });
+        replicas.push(c);
+        await c.synced;
+      }
+      const leaders = async () => {
+        for (let i = 0; i < 100; i++) {
+          const now = replicas.filter((r) => r.leading());
+          if (now.length === 1) return now;
+          await sleep(100);
+        }
+        return replicas.filter((r) => r.leading());
+      };
+      const [first] = await leaders();
+      assert.ok(first, "one replica leads");
       let resolved: { status: string; reason: string } | undefined;
       for (let i = 0; i < 100 && resolved?.reason !== "PullFailed"; i++) {
         const filter = JSON.parse(await k8s.kubectl(["get", "wasmfilter", "unreachable", "-n", "default", "-o", "json"])) as { status?: { conditions?: { type: string; status: string; reason: string }[] } };
@@ -96,8 +110,15 @@ spec:
         await sleep(100);
       }
       assert.deepEqual(resolved && { status: resolved.status, reason: resolved.reason }, { status: "False", reason: "PullFailed" });
+      // The leader goes away (handing the Lease back): the other replica takes over.
+      await first.stop();
+      replicas.splice(replicas.indexOf(first), 1);
+      const [next] = await leaders();
+      assert.ok(next?.leading(), "the remaining replica leads");
+      const lease = JSON.parse(await k8s.kubectl(["get", "lease", "weft-control", "-n", "weft-system", "-o", "json"])) as { spec: { leaseTransitions: number } };
+      assert.ok(lease.spec.leaseTransitions >= 1, JSON.stringify(lease.spec));
     } finally {
-      await controller?.stop();
+      for (const r of replicas) await r.stop();
     }
   });
 });
