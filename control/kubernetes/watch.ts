@@ -10,6 +10,7 @@ import { parseTrafficPolicy } from "../resources/traffic-policy.ts";
 import { parseWasmFilter } from "../resources/wasm-filter.ts";
 import { keyOf, type MeshWorld } from "../mesh/world.ts";
 import { endpointSliceInfo, podInfo, serviceInfo } from "./convert.ts";
+import { httpRouteInfo } from "./httproute.ts";
 
 const RESTART_MS = 3000;
 
@@ -20,6 +21,8 @@ interface Watched<T extends KubernetesObject, V> {
   /** The model's entry for an object, or null to leave it out. */
   convert: (o: T) => V | null;
   map: Map<string, V>;
+  /** A kind whose CRD may not be installed: waited for in the background, not for `synced`. */
+  optional?: boolean;
 }
 
 export interface MeshWatch {
@@ -39,13 +42,22 @@ export function watchMesh(kc: KubeConfig, world: MeshWorld, log: Logger, changed
   const core = kc.makeApiClient(CoreV1Api);
   const discovery = kc.makeApiClient(DiscoveryV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
-  const weft = (plural: string) => () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural }) as Promise<KubernetesListObject<KubernetesObject>>;
+  const customList = (group: string, version: string, plural: string) => () => custom.listClusterCustomObject({ group, version, plural }) as Promise<KubernetesListObject<KubernetesObject>>;
+  const weft = (plural: string) => customList(GROUP, VERSION, plural);
   const key = (o: KubernetesObject) => keyOf(o.metadata?.namespace ?? "default", o.metadata?.name ?? "");
 
   const kinds: Watched<KubernetesObject, unknown>[] = [
     { kind: "Service", path: "/api/v1/services", list: () => core.listServiceForAllNamespaces(), convert: (o) => serviceInfo(o), map: world.services },
     { kind: "EndpointSlice", path: "/apis/discovery.k8s.io/v1/endpointslices", list: () => discovery.listEndpointSliceForAllNamespaces(), convert: (o) => endpointSliceInfo(o as never), map: world.endpointSlices },
     { kind: "Pod", path: "/api/v1/pods", list: () => core.listPodForAllNamespaces(), convert: (o) => podInfo(o), map: world.pods },
+    {
+      kind: "HTTPRoute",
+      path: "/apis/gateway.networking.k8s.io/v1/httproutes",
+      list: customList("gateway.networking.k8s.io", "v1", "httproutes"),
+      convert: (o) => httpRouteInfo(o as never),
+      map: world.httpRoutes,
+      optional: true,
+    },
     { kind: "WasmFilter", path: `/apis/${GROUP}/${VERSION}/wasmfilters`, list: weft("wasmfilters"), convert: (o) => parsed(log, "WasmFilter", parseWasmFilter(o), key(o)), map: world.wasmFilters },
     { kind: "TrafficPolicy", path: `/apis/${GROUP}/${VERSION}/trafficpolicies`, list: weft("trafficpolicies"), convert: (o) => parsed(log, "TrafficPolicy", parseTrafficPolicy(o), key(o)), map: world.trafficPolicies },
     { kind: "AccessPolicy", path: `/apis/${GROUP}/${VERSION}/accesspolicies`, list: weft("accesspolicies"), convert: (o) => parsed(log, "AccessPolicy", parseAccessPolicy(o), key(o)), map: world.accessPolicies },
@@ -76,20 +88,30 @@ export function watchMesh(kc: KubeConfig, world: MeshWorld, log: Logger, changed
     return { w, informer };
   });
 
-  const synced = (async () => {
-    for (const { w, informer } of informers) {
-      // start() resolves once the first list is in the cache.
-      for (;;) {
-        try {
-          await informer.start();
-          break;
-        } catch (e) {
-          if (stopped) return;
+  const startInformer = async (w: Watched<KubernetesObject, unknown>, informer: { start(): Promise<void> }) => {
+    let said = false;
+    for (;;) {
+      try {
+        // start() resolves once the first list is in the cache.
+        await informer.start();
+        if (said) log.info(`${w.kind}s are watched now`);
+        return;
+      } catch (e) {
+        if (stopped) return;
+        const missing = (e as { code?: number }).code === 404;
+        if (w.optional && missing) {
+          if (!said) log.info(`the ${w.kind} CRD is not installed; ${w.kind}s are ignored until it is`);
+          said = true;
+        } else {
           log.warn(`cannot list ${w.kind}s yet; retrying`, { error: (e as Error).message, retryInMs: RESTART_MS });
-          await new Promise((r) => setTimeout(r, RESTART_MS));
         }
+        await new Promise((r) => setTimeout(r, w.optional && missing ? 10 * RESTART_MS : RESTART_MS));
       }
     }
+  };
+  for (const { w, informer } of informers) if (w.optional) void startInformer(w, informer);
+  const synced = (async () => {
+    for (const { w, informer } of informers) if (!w.optional) await startInformer(w, informer);
     log.info("mesh resources synced", Object.fromEntries(kinds.map((w) => [w.kind, w.map.size])));
   })();
 

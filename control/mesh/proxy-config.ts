@@ -1,7 +1,8 @@
 // One proxy's configuration, computed from the mesh: an outbound listener that routes by
 // Host to every Service (mTLS to pods that have a sidecar, with the SPIFFE IDs they must
-// present), an inbound listener in front of the pod's app, TrafficPolicies on the clusters
-// and routes of the Services they target, and the WasmFilters that select the pod.
+// present), following the HTTPRoutes attached to a Service where there are any, an inbound
+// listener in front of the pod's app, TrafficPolicies on the clusters and routes of the
+// Services they target, and the WasmFilters that select the pod.
 import type { ProxyConfigInput } from "../../proxy/config/schema.ts";
 import { formatSpiffeId } from "../../proxy/identity/spiffe.ts";
 import type { TrafficPolicy } from "../resources/traffic-policy.ts";
@@ -81,12 +82,63 @@ function domainsOf(s: ServiceInfo, port: ServicePort, pod: PodInfo, settings: Pr
   return port.port === 80 ? [...names, ...withPort] : withPort;
 }
 
+type RouteInput = VirtualHostInput["routes"][number];
+
+// Gateway API's precedence: an exact path, then the longest prefix, then a method, then more
+// header matches; ties keep the order of routes (by namespace/name) and of their rules.
+function specificity(r: RouteInput): number[] {
+  const path = r.match?.path;
+  const exact = path?.type === "Exact" ? 1 : 0;
+  const prefix = path?.type === "PathPrefix" ? path.value.length : path ? 0 : 1;
+  return [exact, prefix, r.match?.method ? 1 : 0, r.match?.headers?.length ?? 0];
+}
+
+function byPrecedence(a: RouteInput, b: RouteInput): number {
+  const x = specificity(a);
+  const y = specificity(b);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return y[i]! - x[i]!;
+  return 0;
+}
+
+/** The routes of the HTTPRoutes attached to this Service port, or null when none is. */
+function attachedRoutes(world: MeshWorld, s: ServiceInfo, port: ServicePort, settings: ProxySettings, policy: TrafficPolicy | undefined): RouteInput[] | null {
+  const routes = [...world.httpRoutes.values()]
+    .filter((r) => r.parents.some((p) => p.namespace === s.namespace && p.name === s.name && (p.port === undefined || p.port === port.port)))
+    .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
+  if (routes.length === 0) return null;
+  const out: RouteInput[] = [];
+  for (const route of routes) {
+    route.rules.forEach((rule, index) => {
+      const backends = rule.backends.flatMap((b) => {
+        const target = world.services.get(keyOf(b.namespace, b.name));
+        const targetPort = target?.ports.find((p) => p.port === b.port);
+        return target && targetPort ? [{ cluster: outboundClusterName(target, targetPort, settings), weight: b.weight }] : [];
+      });
+      // A rule whose backends are all unknown Services is left out rather than sent nowhere.
+      if (backends.length === 0) return;
+      const timeoutMs = rule.timeoutMs ?? policy?.spec.timeoutMs;
+      for (const match of rule.matches) {
+        out.push({
+          name: `${route.namespace}/${route.name}/${index}`,
+          match,
+          backends,
+          ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+          ...(policy?.spec.retry ? { retry: policy.spec.retry } : {}),
+          ...(rule.requestHeaders ? { requestHeaders: rule.requestHeaders } : {}),
+          ...(rule.responseHeaders ? { responseHeaders: rule.responseHeaders } : {}),
+        });
+      }
+    });
+  }
+  return out.sort(byPrecedence);
+}
+
 function outboundVirtualHost(world: MeshWorld, s: ServiceInfo, port: ServicePort, pod: PodInfo, settings: ProxySettings): VirtualHostInput {
   const policy = policyFor(world, s);
   return {
     name: `${s.name}.${s.namespace}:${port.port}`,
     domains: domainsOf(s, port, pod, settings),
-    routes: [
+    routes: attachedRoutes(world, s, port, settings, policy) ?? [
       {
         name: "default",
         backends: [{ cluster: outboundClusterName(s, port, settings) }],

@@ -2,6 +2,7 @@
 // needs and nothing more: Services, their ready endpoints, pods, and weft's resources. It is
 // filled from the Kubernetes API (control/kubernetes) or, in local mode, from files; the
 // computation (proxy-config.ts) does not know which.
+import type { HeaderModifier, RouteMatch } from "../../proxy/config/schema.ts";
 import type { AccessPolicy } from "../resources/access-policy.ts";
 import type { TrafficPolicy } from "../resources/traffic-policy.ts";
 import type { WasmFilter } from "../resources/wasm-filter.ts";
@@ -50,11 +51,38 @@ export interface PodInfo {
   containerPorts: { name?: string; port: number }[];
 }
 
+/** A backend of an HTTPRoute rule: a Service port, by weight. */
+export interface RouteBackend {
+  namespace: string;
+  name: string;
+  port: number;
+  weight: number;
+}
+
+/** One rule of an HTTPRoute, in the proxy's own terms where they coincide (Gateway API's). */
+export interface RouteRule {
+  matches: RouteMatch[];
+  backends: RouteBackend[];
+  requestHeaders?: HeaderModifier;
+  responseHeaders?: HeaderModifier;
+  timeoutMs?: number;
+}
+
+/** An HTTPRoute attached to Services (GAMMA): it replaces their default route for mesh clients. */
+export interface HttpRouteInfo {
+  namespace: string;
+  name: string;
+  /** The Services it is attached to, with the port when the parentRef names one. */
+  parents: { namespace: string; name: string; port?: number }[];
+  rules: RouteRule[];
+}
+
 /** A keyed collection per kind; keys are "namespace/name". */
 export interface MeshWorld {
   services: Map<string, ServiceInfo>;
   endpointSlices: Map<string, EndpointSliceInfo>;
   pods: Map<string, PodInfo>;
+  httpRoutes: Map<string, HttpRouteInfo>;
   wasmFilters: Map<string, WasmFilter>;
   trafficPolicies: Map<string, TrafficPolicy>;
   accessPolicies: Map<string, AccessPolicy>;
@@ -67,6 +95,7 @@ export function emptyWorld(): MeshWorld {
     services: new Map(),
     endpointSlices: new Map(),
     pods: new Map(),
+    httpRoutes: new Map(),
     wasmFilters: new Map(),
     trafficPolicies: new Map(),
     accessPolicies: new Map(),

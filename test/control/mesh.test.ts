@@ -12,6 +12,7 @@ import { networkInterfaces, tmpdir } from "node:os";
 import path from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
+import { gatewayApiCrd } from "../k8s/gateway-api.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import { builtFilter } from "../support/filters.ts";
@@ -60,6 +61,7 @@ describe("control plane on a real API server", () => {
   let k8s: Cluster;
   let registry: TestRegistry;
   let catalog: Upstream;
+  let catalogV2: Upstream;
   let controller: Controller | null = null;
   const proxies = {} as Record<RuntimeName, { process: ChildProcess; log: string; admin: number; outbound: number }>;
   let scratch: string;
@@ -82,7 +84,7 @@ describe("control plane on a real API server", () => {
 
   before(async () => {
     scratch = await mkdtemp(path.join(tmpdir(), "weft-control-"));
-    [k8s, registry, catalog] = await Promise.all([startCluster({ controllerManager: false }), startRegistry(), startUpstream("catalog", 0, HOST)]);
+    [k8s, registry, catalog, catalogV2] = await Promise.all([startCluster({ controllerManager: false }), startRegistry(), startUpstream("catalog", 0, HOST), startUpstream("catalog-v2", 0, HOST)]);
     [apiPort] = (await freePorts(1)) as [number];
 
     // Two versions of a marketplace filter, published to the registry as a user would.
@@ -94,6 +96,7 @@ describe("control plane on a real API server", () => {
     }
 
     for (const file of await readdir(path.join(root, "deploy", "crds"))) await kubectl(["apply", "-f", path.join(root, "deploy", "crds", file)]);
+    await kubectl(["apply", "-f", await gatewayApiCrd("httproutes")]);
     await kubectl(["wait", "--for=condition=Established", "crd/wasmfilters.weft.dev", "--timeout=30s"]);
     await apply(`
 apiVersion: v1
@@ -129,6 +132,22 @@ metadata:
   labels: { kubernetes.io/service-name: catalog, endpointslice.kubernetes.io/managed-by: weft-test }
 addressType: IPv4
 ports: [{ name: http, port: ${catalog.port}, protocol: TCP }]
+endpoints: [{ addresses: ["${HOST}"], conditions: { ready: true } }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: catalog-v2, namespace: shop }
+spec:
+  ports: [{ name: http, port: 80, targetPort: ${catalogV2.port} }]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: catalog-v2-1
+  namespace: shop
+  labels: { kubernetes.io/service-name: catalog-v2, endpointslice.kubernetes.io/managed-by: weft-test }
+addressType: IPv4
+ports: [{ name: http, port: ${catalogV2.port}, protocol: TCP }]
 endpoints: [{ addresses: ["${HOST}"], conditions: { ready: true } }]
 ---
 apiVersion: weft.dev/v1alpha1
@@ -169,7 +188,7 @@ spec:
   after(async () => {
     for (const p of Object.values(proxies)) p.process.kill("SIGTERM");
     await controller?.stop();
-    await Promise.all([registry?.stop(), catalog?.close(), k8s?.stop()]);
+    await Promise.all([registry?.stop(), catalog?.close(), catalogV2?.close(), k8s?.stop()]);
   });
 
   it("sidecars on Node, Deno and Bun, authenticated by a ServiceAccount token, get their configuration and filter, and route by Service name", async () => {
@@ -184,6 +203,37 @@ spec:
       const dump = (await (await fetch(`http://127.0.0.1:${p.admin}/config_dump`)).json()) as { filterStatus: { filter: string; sha256: string; ready: boolean }[] };
       assert.deepEqual(dump.filterStatus.map((f) => [f.filter, f.sha256, f.ready]), [["shop/rewrite", filters.v1!.sha256, true]], runtime);
     }
+  });
+
+  it("follows an HTTPRoute attached to the Service: a header match, a 90/10 split and a header modifier", async () => {
+    await apply(`apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: catalog-canary, namespace: shop }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: catalog, port: 80 }]
+  rules:
+    - matches: [{ headers: [{ name: x-canary, value: "yes" }] }]
+      backendRefs: [{ name: catalog-v2, port: 80 }]
+    - backendRefs: [{ name: catalog, port: 80, weight: 90 }, { name: catalog-v2, port: 80, weight: 10 }]
+      filters: [{ type: RequestHeaderModifier, requestHeaderModifier: { set: [{ name: x-routed-by, value: catalog-canary }] } }]
+`);
+    await until("the route to be in force", async () => (await request(proxies.node.outbound, { path: "/", host: "catalog.shop", headers: { "x-canary": "yes" } })).body === "hello from catalog-v2\n");
+    for (const runtime of Object.keys(RUNTIMES) as RuntimeName[]) {
+      const canary = await request(proxies[runtime].outbound, { path: "/", host: "catalog.shop", headers: { "x-canary": "yes" } });
+      assert.equal(canary.body, "hello from catalog-v2\n", runtime);
+    }
+    const before = catalog.received.length;
+    const counts = { catalog: 0, "catalog-v2": 0 } as Record<string, number>;
+    const N = 400;
+    for (let i = 0; i < N; i++) {
+      const r = await viaProxy();
+      assert.equal(r.status, 200);
+      counts[String(r.headers["x-upstream"])]!++;
+    }
+    // 10% of 400 is 40; the bounds hold with probability > 0.9999 for a fair 90/10 split.
+    assert.ok(counts["catalog-v2"]! >= 15 && counts["catalog-v2"]! <= 70, JSON.stringify(counts));
+    assert.equal(catalog.received.at(-1)?.headers["x-routed-by"], "catalog-canary", "the rule's request header modifier");
+    assert.ok(catalog.received.length > before);
   });
 
   it("kubectl shows the WasmFilter Accepted, Resolved to its digest, and Ready on 3 of 3 proxies", async () => {

@@ -1,0 +1,73 @@
+// Gateway API HTTPRoutes attached to Services (the GAMMA mesh pattern), as the mesh model
+// keeps them. Only Service parents and Service backends are the mesh's; anything else in
+// the route is for a Gateway and is left out. The API server's schema has already checked
+// the route, so this reads it without checking it again.
+import type { HeaderModifier } from "../../proxy/config/schema.ts";
+import type { HttpRouteInfo, RouteRule } from "../mesh/world.ts";
+
+interface Ref {
+  group?: string;
+  kind?: string;
+  name: string;
+  namespace?: string;
+  port?: number;
+  weight?: number;
+}
+
+interface Filter {
+  type: string;
+  requestHeaderModifier?: Partial<HeaderModifier>;
+  responseHeaderModifier?: Partial<HeaderModifier>;
+}
+
+interface HttpRoute {
+  metadata?: { namespace?: string; name?: string };
+  spec?: {
+    parentRefs?: Ref[];
+    rules?: {
+      matches?: { path?: { type?: string; value?: string }; headers?: { type?: string; name: string; value: string }[]; method?: string }[];
+      backendRefs?: (Ref & { filters?: Filter[] })[];
+      filters?: Filter[];
+      timeouts?: { request?: string };
+    }[];
+  };
+}
+
+const isService = (r: Ref) => (r.group ?? "") === "" && (r.kind ?? "Service") === "Service";
+
+/** Gateway API durations: 1h, 30m, 10s, 500ms and sums of them such as 1m30s. */
+export function durationMs(text: string): number {
+  let total = 0;
+  for (const [, n, unit] of text.matchAll(/(\d+)(h|ms|m|s)/g)) total += Number(n) * { h: 3_600_000, m: 60_000, s: 1000, ms: 1 }[unit as "h" | "m" | "s" | "ms"];
+  return total;
+}
+
+function modifier(m: Partial<HeaderModifier> | undefined): HeaderModifier | undefined {
+  if (!m) return undefined;
+  return { set: m.set ?? [], add: m.add ?? [], remove: m.remove ?? [] };
+}
+
+export function httpRouteInfo(route: HttpRoute): HttpRouteInfo | null {
+  const namespace = route.metadata?.namespace ?? "default";
+  const parents = (route.spec?.parentRefs ?? [])
+    .filter(isService)
+    .map((p) => ({ namespace: p.namespace ?? namespace, name: p.name, ...(p.port !== undefined ? { port: p.port } : {}) }));
+  if (parents.length === 0) return null;
+  const rules: RouteRule[] = (route.spec?.rules ?? []).map((rule) => {
+    const request = rule.filters?.find((f) => f.type === "RequestHeaderModifier")?.requestHeaderModifier;
+    const response = rule.filters?.find((f) => f.type === "ResponseHeaderModifier")?.responseHeaderModifier;
+    const timeout = rule.timeouts?.request;
+    return {
+      matches: (rule.matches?.length ? rule.matches : [{}]).map((m) => ({
+        ...(m.path ? { path: { type: (m.path.type ?? "PathPrefix") as "Exact" | "PathPrefix" | "RegularExpression", value: m.path.value ?? "/" } } : {}),
+        headers: (m.headers ?? []).map((h) => ({ name: h.name, type: (h.type ?? "Exact") as "Exact" | "RegularExpression", value: h.value })),
+        ...(m.method ? { method: m.method } : {}),
+      })),
+      backends: (rule.backendRefs ?? []).filter(isService).map((b) => ({ namespace: b.namespace ?? namespace, name: b.name, port: b.port ?? 80, weight: b.weight ?? 1 })),
+      ...(request ? { requestHeaders: modifier(request)! } : {}),
+      ...(response ? { responseHeaders: modifier(response)! } : {}),
+      ...(timeout !== undefined ? { timeoutMs: durationMs(timeout) } : {}),
+    };
+  });
+  return { namespace, name: route.metadata?.name ?? "", parents, rules };
+}
