@@ -13,6 +13,7 @@ commands:
   filter <command>      write, build, test and find WebAssembly filters ("weft filter help")
   inject -f FILE|-      add the sidecar to the pods and workloads in Kubernetes YAML (docs/injection.md)
   install               print the manifests that install weft: weft install | kubectl apply -f -
+  control               run the control plane (docs/control-plane.md)
 
 Run with Node.js >= 22.18 (node bin/weft.ts), Deno >= 2 (deno run -A bin/weft.ts) or Bun >= 1.2 (bun bin/weft.ts).
 `;
@@ -82,6 +83,10 @@ async function main(argv: string[]): Promise<number> {
         bind,
       });
       return -1;
+    }
+    case "control": {
+      const { controlCommand } = await import("../control/main.ts");
+      return controlCommand(rest);
     }
     case "install": {
       const { installCommand } = await import("../control/install/cli.ts");

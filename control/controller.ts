@@ -14,6 +14,7 @@ import { PushHub, type ProxyKey } from "./push/hub.ts";
 import { conditionsFrom, StatusWriter } from "./kubernetes/status.ts";
 import { watchMesh, type MeshWatch } from "./kubernetes/watch.ts";
 import { LeaderElection } from "./kubernetes/leader.ts";
+import { kubernetesError } from "./kubernetes/errors.ts";
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -68,8 +69,8 @@ function authenticator(review: TokenReviewer): (token: string) => Promise<Caller
 }
 
 async function pullSecret(core: CoreV1Api, namespace: string, name: string): Promise<Credentials> {
-  const secret = await core.readNamespacedSecret({ namespace, name }).catch((e: Error) => {
-    throw new Error(`cannot read pull secret ${namespace}/${name}: ${e.message}`);
+  const secret = await core.readNamespacedSecret({ namespace, name }).catch((e: unknown) => {
+    throw new Error(`cannot read pull secret ${namespace}/${name}: ${kubernetesError(e)}`);
   });
   const json = secret.data?.[".dockerconfigjson"];
   if (!json) throw new Error(`pull secret ${namespace}/${name} has no .dockerconfigjson (make it with kubectl create secret docker-registry)`);

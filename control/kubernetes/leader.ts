@@ -4,6 +4,7 @@
 // write names the resourceVersion it read, so two replicas cannot both win.
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
 import type { Logger } from "../../proxy/log.ts";
+import { kubernetesError } from "./errors.ts";
 
 export interface LeaderOptions {
   kubeConfig: KubeConfig;
@@ -108,7 +109,7 @@ export class LeaderElection {
       // A conflict means another replica wrote first; anything else, we cannot tell: either
       // way this replica does not lead until a round succeeds.
       const code = (e as { code?: number }).code;
-      if (code !== 409) this.options.log.warn("leader election round failed", { error: (e as Error).message });
+      if (code !== 409) this.options.log.warn("leader election round failed", { error: kubernetesError(e) });
       this.set(false);
     }
     if (!this.stopped) this.timer = setTimeout(() => void this.round(), (this.leaseSeconds * 1000) / 3);

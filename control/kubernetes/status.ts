@@ -3,6 +3,7 @@
 // status stays the same (as metav1.Condition asks).
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "../../proxy/log.ts";
+import { kubernetesError } from "./errors.ts";
 import type { Condition } from "../resources/condition.ts";
 import { GROUP, VERSION } from "../resources/meta.ts";
 import type { WasmFilter, WasmFilterStatus } from "../resources/wasm-filter.ts";
@@ -58,7 +59,7 @@ export class StatusWriter {
       const code = (e as { code?: number }).code;
       // Deleted meanwhile: nothing to report.
       if (code === 404) return;
-      this.log.warn("cannot write WasmFilter status; will retry on the next change", { filter: key, error: (e as Error).message });
+      this.log.warn("cannot write WasmFilter status; will retry on the next change", { filter: key, error: kubernetesError(e) });
     }
   }
 

@@ -11,8 +11,10 @@ import { parseWasmFilter } from "../resources/wasm-filter.ts";
 import { keyOf, type MeshWorld } from "../mesh/world.ts";
 import { endpointSliceInfo, podInfo, serviceInfo } from "./convert.ts";
 import { httpRouteInfo } from "./httproute.ts";
+import { kubernetesError } from "./errors.ts";
 
 const RESTART_MS = 3000;
+
 
 interface Watched<T extends KubernetesObject, V> {
   kind: string;
@@ -78,12 +80,19 @@ export function watchMesh(kc: KubeConfig, world: MeshWorld, log: Logger, changed
       w.map.delete(key(o));
       changed();
     });
+    let saidMissing = false;
     informer.on("error", (err: unknown) => {
       if (stopped) return;
-      log.warn(`lost the ${w.kind} watch; restarting it`, { error: (err as Error)?.message ?? String(err), retryInMs: RESTART_MS });
+      const missing = (err as { code?: number })?.code === 404;
+      if (w.optional && missing) {
+        if (!saidMissing) log.info(`the ${w.kind} CRD is not installed; ${w.kind}s are ignored until it is`);
+        saidMissing = true;
+      } else {
+        log.warn(`lost the ${w.kind} watch; restarting it`, { error: kubernetesError(err), retryInMs: RESTART_MS });
+      }
       setTimeout(() => {
         if (!stopped) informer.start().catch(() => {});
-      }, RESTART_MS);
+      }, w.optional && missing ? 10 * RESTART_MS : RESTART_MS);
     });
     return { w, informer };
   });
@@ -103,7 +112,7 @@ export function watchMesh(kc: KubeConfig, world: MeshWorld, log: Logger, changed
           if (!said) log.info(`the ${w.kind} CRD is not installed; ${w.kind}s are ignored until it is`);
           said = true;
         } else {
-          log.warn(`cannot list ${w.kind}s yet; retrying`, { error: (e as Error).message, retryInMs: RESTART_MS });
+          log.warn(`cannot list ${w.kind}s yet; retrying`, { error: kubernetesError(e), retryInMs: RESTART_MS });
         }
         await new Promise((r) => setTimeout(r, w.optional && missing ? 10 * RESTART_MS : RESTART_MS));
       }
