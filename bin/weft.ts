@@ -12,6 +12,9 @@ commands:
                         run a sidecar configured by the control plane (docs/control-plane.md)
   filter <command>      write, build, test and find WebAssembly filters ("weft filter help")
   inject -f FILE|-      add the sidecar to the pods and workloads in Kubernetes YAML (docs/injection.md)
+  init --include-inbound-ports PORTS [--include-outbound-ports PORTS|*] [--exclude-outbound-ports PORTS]
+       [--proxy-uid UID] [--inbound-port P] [--outbound-port P] [--dry-run] [--cleanup]
+                        redirect the pod's traffic through the sidecar with iptables (docs/injection.md)
   install               print the manifests that install weft: weft install | kubectl apply -f -
   control               run the control plane (docs/control-plane.md)
 
@@ -95,6 +98,10 @@ async function main(argv: string[]): Promise<number> {
     case "inject": {
       const { injectCommand } = await import("../control/inject/cli.ts");
       return injectCommand(rest);
+    }
+    case "init": {
+      const { initCommand } = await import("../control/init/cli.ts");
+      return initCommand(rest);
     }
     case "filter": {
       const { filterCommand } = await import("../sdk/cli/command.ts");

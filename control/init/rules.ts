@@ -1,0 +1,107 @@
+// The pod's traffic redirection as iptables rules: a pure function from `weft init`'s options to
+// the `iptables-restore --noflush` input that installs them in the pod's nat table (cli.ts runs
+// it). One input is one atomic transaction, so a pod never runs with half the rules.
+//
+// Node has no SO_ORIGINAL_DST, so the proxy cannot learn where a redirected connection was going:
+// the outbound listener routes by Host (or :authority) only, and inbound traffic goes to the one
+// inbound listener, which forwards to the app on 127.0.0.1. So only TCP is redirected, and
+// outbound only to the ports that carry the mesh's HTTP (default 80 and 8080): every other
+// connection (HTTPS to the internet, databases, DNS) keeps working untouched. docs/injection.md,
+// "Traffic redirection", explains the choice and shows the rules.
+
+export interface InitOptions {
+  /** The proxy's user: its own connections are never redirected. */
+  proxyUid: number;
+  /** The proxy's inbound and outbound listener ports. */
+  inboundPort: number;
+  outboundPort: number;
+  /** The app's ports whose incoming TCP goes to the inbound listener. */
+  inboundPorts: number[];
+  /** Destination ports whose outgoing TCP goes to the outbound listener; "*" is every port. */
+  outboundPorts: number[] | "*";
+  /** Destination ports never redirected outbound (taken out of `outboundPorts`). */
+  excludeOutboundPorts: number[];
+}
+
+export type Family = "IPv4" | "IPv6";
+
+export const DEFAULT_OUTBOUND_PORTS = [80, 8080];
+
+// In the order iptables-save lists them, so the input reads like the saved rules.
+export const CHAINS = ["WEFT_INBOUND", "WEFT_IN_REDIRECT", "WEFT_OUTPUT", "WEFT_REDIRECT"] as const;
+
+/** What makes the options unusable together, one sentence each naming the flag; empty when fine. */
+export function optionProblems(o: InitOptions): string[] {
+  const problems: string[] = [];
+  if (o.proxyUid === 0) {
+    problems.push("--proxy-uid: 0 would let every root process of the app bypass the proxy: run the proxy as its own user (default 1337)");
+  }
+  if (o.inboundPort === o.outboundPort) {
+    problems.push(`--inbound-port and --outbound-port are both ${o.inboundPort}: the proxy's two listeners need two ports`);
+  }
+  for (const [port, listener] of [[o.inboundPort, "inbound"], [o.outboundPort, "outbound"]] as const) {
+    if (o.inboundPorts.includes(port)) {
+      problems.push(`--include-inbound-ports: ${port} is the proxy's ${listener} port, and redirecting it would loop: list only the app's ports`);
+    }
+  }
+  return problems;
+}
+
+/** The rules, in iptables-save's own spelling (so a saved table can be compared line by line). */
+export function natRules(o: InitOptions, family: Family): string[] {
+  const loopback = family === "IPv4" ? "127.0.0.1/32" : "::1/128";
+  const uid = `-m owner --uid-owner ${o.proxyUid}`;
+  const dport = (port: number) => `-p tcp -m tcp --dport ${port}`;
+  const excluded = new Set(o.excludeOutboundPorts);
+  const outbound =
+    o.outboundPorts === "*"
+      ? [...[...excluded].sort((a, b) => a - b).map((p) => `-A WEFT_OUTPUT ${dport(p)} -j RETURN`), "-A WEFT_OUTPUT -j WEFT_REDIRECT"]
+      : [...new Set(o.outboundPorts)].filter((p) => !excluded.has(p)).sort((a, b) => a - b).map((p) => `-A WEFT_OUTPUT ${dport(p)} -j WEFT_REDIRECT`);
+  return [
+    "-A PREROUTING -p tcp -j WEFT_INBOUND",
+    "-A OUTPUT -p tcp -j WEFT_OUTPUT",
+    ...[...new Set(o.inboundPorts)].sort((a, b) => a - b).map((p) => `-A WEFT_INBOUND ${dport(p)} -j WEFT_IN_REDIRECT`),
+    `-A WEFT_IN_REDIRECT -p tcp -j REDIRECT --to-ports ${o.inboundPort}`,
+    // The proxy reaching its own pod's IP (a Service whose endpoint is this pod) goes over lo and
+    // skips PREROUTING: send it through the inbound listener like any other caller's. The proxy
+    // reaches the app on 127.0.0.1, which this leaves alone.
+    `-A WEFT_OUTPUT ! -d ${loopback} -o lo ${uid} -j WEFT_INBOUND`,
+    // The app talking to itself, on 127.0.0.1 or its pod IP.
+    "-A WEFT_OUTPUT -o lo -j RETURN",
+    `-A WEFT_OUTPUT ${uid} -j RETURN`,
+    ...outbound,
+    `-A WEFT_REDIRECT -p tcp -j REDIRECT --to-ports ${o.outboundPort}`,
+  ];
+}
+
+/**
+ * The iptables-restore --noflush input that installs the rules, replacing weft's earlier ones.
+ * `current` is the pod's `iptables-save -t nat` ("" for a pod without weft's rules).
+ */
+export function installInput(o: InitOptions, family: Family, current: string): string {
+  return nat([...ownChains(), ...removeJumps(current), ...natRules(o, family)]);
+}
+
+/** The iptables-restore --noflush input that removes every weft rule and chain; harmless when there are none. */
+export function cleanupInput(current: string): string {
+  return nat([...ownChains(), ...removeJumps(current), ...CHAINS.map((c) => `-X ${c}`)]);
+}
+
+const nat = (lines: string[]) => ["*nat", ...lines, "COMMIT", ""].join("\n");
+
+// With --noflush, declaring a chain creates it, or empties it if it exists: either way it holds
+// only what follows.
+const ownChains = () => CHAINS.map((c) => `:${c} - [0:0]`);
+
+const JUMP = new RegExp(`^-A (PREROUTING|OUTPUT) .*-[jg] (${CHAINS.join("|")})(\\s|$)`);
+
+/** -D for each jump from a built-in chain into weft's chains in a saved nat table. */
+function removeJumps(current: string): string[] {
+  let inNat = false;
+  const deletes: string[] = [];
+  for (const line of current.split("\n").map((l) => l.trim())) {
+    if (line.startsWith("*")) inNat = line === "*nat";
+    if (inNat && JUMP.test(line)) deletes.push(`-D ${line.slice(3)}`);
+  }
+  return deletes;
+}

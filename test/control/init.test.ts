@@ -1,0 +1,303 @@
+// `weft init` (control/init/): the rules installed for real, by `weft init` run as a child
+// process inside a network namespace made for the test ("pod"), joined by a veth pair to a second
+// one ("peer"); then real TCP connections and HTTP requests (curl) from both sides, as root, as
+// another user and as the proxy's UID, show where each one lands. In the pod: an app on 8080 and
+// 9090 and a fake sidecar (UID 1337) whose listeners 15006 and 15001 only say which of them got
+// the request; in the peer: a real destination on 80, 5432 and 9999. The root namespace and its
+// iptables are never touched. Needs root, iproute2 (ip netns), iptables, setpriv and curl.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { cleanupInput, installInput, natRules, type InitOptions } from "../../control/init/rules.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "..", "..");
+const NODE = path.join(ROOT, "node_modules", ".bin", "node");
+const POD = `weft-pod-${process.pid}`;
+const PEER = `weft-peer-${process.pid}`;
+const POD_IP = "10.77.0.2";
+const PEER_IP = "10.77.0.1";
+const POD_IP6 = "fd77::2";
+const PEER_IP6 = "fd77::1";
+const PROXY_UID = 1337;
+
+interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  missing: boolean;
+}
+function run(command: string, args: string[]): Promise<Ran> {
+  return new Promise((resolve) => {
+    execFile(command, args, { cwd: ROOT, timeout: 15_000 }, (error, stdout, stderr) => {
+      const e = error as (NodeJS.ErrnoException & { code?: unknown }) | null;
+      resolve({ code: e ? (typeof e.code === "number" ? e.code : null) : 0, stdout, stderr, missing: e?.code === "ENOENT" });
+    });
+  });
+}
+async function must(command: string, ...args: string[]): Promise<string> {
+  const r = await run(command, args);
+  if (r.code !== 0) throw new Error(`${command} ${args.join(" ")} failed (exit ${r.code}): ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+const asUser = (uid: number | undefined) => (uid === undefined ? [] : ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups"]);
+
+/** `weft init ARGS` inside the pod's namespace (never outside it: that would change this machine's rules). */
+const init = (...args: string[]) => run("ip", ["netns", "exec", POD, NODE, "bin/weft.ts", "init", ...args]);
+
+/** The pod's nat table as iptables-save shows it, without the comments and counters that change between runs. */
+async function saved(family: "IPv4" | "IPv6"): Promise<string[]> {
+  const text = await must("ip", "netns", "exec", POD, family === "IPv4" ? "iptables-save" : "ip6tables-save", "-t", "nat");
+  return text.split("\n").filter((l) => l !== "" && !l.startsWith("#")).map((l) => l.replace(/ \[\d+:\d+\]$/, ""));
+}
+const ruleLines = (lines: string[]) => lines.filter((l) => l.startsWith("-A "));
+
+interface Reply {
+  by: string;
+  host: string;
+}
+/** An HTTP GET with curl from a namespace, as a user; the reply's JSON, or curl's error when the connection failed. */
+async function get(ns: string, url: string, opts: { uid?: number; host?: string } = {}): Promise<Reply | string> {
+  const r = await run("ip", [
+    "netns", "exec", ns, ...asUser(opts.uid),
+    "curl", "-sS", "-g", "--noproxy", "*", "--max-time", "3", ...(opts.host ? ["-H", `Host: ${opts.host}`] : []), url,
+  ]);
+  return r.code === 0 ? (JSON.parse(r.stdout) as Reply) : `curl failed (exit ${r.code}): ${r.stderr.trim()}`;
+}
+const by = async (...args: Parameters<typeof get>) => {
+  const reply = await get(...args);
+  return typeof reply === "string" ? reply : reply.by;
+};
+
+// Each listener answers with its name and the Host it was sent; listens on :: for IPv4 and IPv6.
+const SERVER = `
+const http = require("node:http");
+const listeners = process.argv.slice(1).map((a) => a.split(":"));
+let left = listeners.length;
+for (const [name, port] of listeners) {
+  http.createServer((req, res) => res.end(JSON.stringify({ by: name, host: req.headers.host })))
+    .listen(Number(port), "::", () => { if (--left === 0) console.log("ready"); });
+}`;
+
+const servers: ChildProcess[] = [];
+function startServer(ns: string, uid: number | undefined, listeners: string[]): Promise<void> {
+  const child = spawn("ip", ["netns", "exec", ns, ...asUser(uid), NODE, "-e", SERVER, ...listeners], { stdio: ["ignore", "pipe", "pipe"] });
+  servers.push(child);
+  return new Promise((resolve, reject) => {
+    let output = "";
+    const timer = setTimeout(() => reject(new Error(`${listeners.join(" ")} in ${ns} did not start in 10 s: ${output}`)), 10_000);
+    const take = (d: Buffer) => {
+      output += d.toString();
+      if (output.includes("ready")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on("data", take);
+    child.stderr!.on("data", take);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${listeners.join(" ")} in ${ns} exited with ${code}: ${output}`));
+    });
+  });
+}
+
+/** Fails with what is missing and how to get it: a suite that cannot run must not pass. */
+async function preflight(): Promise<void> {
+  const tools: [string, string[], string][] = [
+    ["ip", ["-V"], "iproute2"],
+    ["iptables-save", ["--version"], "iptables"],
+    ["ip6tables-save", ["--version"], "iptables"],
+    ["setpriv", ["--version"], "util-linux"],
+    ["curl", ["--version"], "curl"],
+  ];
+  const missing = [];
+  for (const [tool, args, pkg] of tools) if ((await run(tool, args)).missing) missing.push(`${tool} (Debian package ${pkg})`);
+  if (missing.length > 0) {
+    throw new Error(`weft init's suite needs ${missing.join(", ")}: apt-get install -y iptables iproute2 util-linux curl (.ci/run installs them)`);
+  }
+  if (process.getuid?.() !== 0) throw new Error("weft init's suite makes network namespaces and iptables rules: run it as root (in a container or VM)");
+}
+
+async function setUp(): Promise<void> {
+  for (const ns of [POD, PEER]) {
+    const r = await run("ip", ["netns", "add", ns]);
+    if (r.code !== 0) throw new Error(`cannot make a network namespace (ip netns add ${ns}): ${r.stderr.trim()}: the suite needs root with CAP_SYS_ADMIN and CAP_NET_ADMIN`);
+  }
+  // The veth pair is made in the pod's namespace with its other end in the peer's: it never exists in the root namespace.
+  await must("ip", "-n", POD, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", PEER);
+  for (const [ns, ip, ip6] of [[POD, POD_IP, POD_IP6], [PEER, PEER_IP, PEER_IP6]]) {
+    await must("ip", "-n", ns, "addr", "add", `${ip}/24`, "dev", "eth0");
+    await must("ip", "-n", ns, "-6", "addr", "add", `${ip6}/64`, "dev", "eth0", "nodad");
+    await must("ip", "-n", ns, "link", "set", "eth0", "up");
+    await must("ip", "-n", ns, "link", "set", "lo", "up");
+  }
+  await Promise.all([
+    startServer(POD, undefined, ["app:8080", "app:9090"]),
+    startServer(POD, PROXY_UID, ["inbound:15006", "outbound:15001"]),
+    startServer(PEER, undefined, ["peer:80", "peer:5432", "peer:9999"]),
+  ]);
+}
+
+async function tearDown(): Promise<void> {
+  await Promise.all(
+    servers.map((child) => new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once("exit", () => resolve());
+      child.kill("SIGKILL");
+    })),
+  );
+  // Deleting a namespace deletes its end of the veth pair, and with it the other end.
+  for (const ns of [POD, PEER]) await run("ip", ["netns", "del", ns]);
+}
+
+const DEFAULTS: InitOptions = { proxyUid: PROXY_UID, inboundPort: 15006, outboundPort: 15001, inboundPorts: [8080], outboundPorts: [80, 8080], excludeOutboundPorts: [] };
+
+describe("weft init in a pod's network namespace", () => {
+  let first: Ran;
+  before(async () => {
+    await preflight();
+    await setUp();
+    first = await init("--proxy-uid", "1337", "--inbound-port", "15006", "--outbound-port", "15001", "--include-inbound-ports", "8080");
+  });
+  after(tearDown);
+
+  it("installs the rules for IPv4 and IPv6, exactly as generated, and says what it did", async () => {
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /weft init: inbound TCP to ports 8080 goes to 15006; outbound TCP to ports 80,8080 goes to 15001, except from UID 1337 and over loopback/);
+    for (const family of ["IPv4", "IPv6"] as const) {
+      assert.match(first.stdout, new RegExp(`weft init: ${family}: ip6?tables-restore --noflush`));
+      const table = await saved(family);
+      assert.deepEqual(ruleLines(table), natRules(DEFAULTS, family), `${family}: iptables-save shows the generated rules, in order`);
+      for (const chain of ["WEFT_INBOUND", "WEFT_IN_REDIRECT", "WEFT_OUTPUT", "WEFT_REDIRECT"]) assert.ok(table.includes(`:${chain} -`), `${family}: chain ${chain}`);
+    }
+  });
+
+  it("inbound: a peer's connection to an app port reaches the inbound listener, Host intact (IPv4 and IPv6)", async () => {
+    assert.deepEqual(await get(PEER, `http://${POD_IP}:8080/`), { by: "inbound", host: `${POD_IP}:8080` });
+    assert.deepEqual(await get(PEER, `http://[${POD_IP6}]:8080/`), { by: "inbound", host: `[${POD_IP6}]:8080` });
+  });
+
+  it("inbound: a port not listed goes straight to the app", async () => {
+    assert.equal(await by(PEER, `http://${POD_IP}:9090/`), "app");
+  });
+
+  it("outbound: the app's HTTP to another address on port 80 reaches the outbound listener with its Host, whatever the app's UID", async () => {
+    for (const uid of [undefined, 1000]) {
+      assert.deepEqual(await get(POD, `http://${PEER_IP}/`, { uid, host: "catalog.shop" }), { by: "outbound", host: "catalog.shop" }, `UID ${uid ?? 0}`);
+    }
+    assert.deepEqual(await get(POD, `http://[${PEER_IP6}]/`, { host: "catalog.shop:80" }), { by: "outbound", host: "catalog.shop:80" }, "IPv6");
+  });
+
+  it("outbound: the proxy's own connections (UID 1337) reach the real destination", async () => {
+    assert.equal(await by(POD, `http://${PEER_IP}/`, { uid: PROXY_UID, host: "catalog.shop" }), "peer");
+    assert.equal(await by(POD, `http://[${PEER_IP6}]/`, { uid: PROXY_UID }), "peer");
+  });
+
+  it("outbound: ports not listed are not redirected (non-HTTP keeps working)", async () => {
+    assert.equal(await by(POD, `http://${PEER_IP}:9999/`), "peer");
+    assert.equal(await by(POD, `http://${PEER_IP}:5432/`), "peer");
+  });
+
+  it("loopback: the app reaching itself and the proxy reaching the app on 127.0.0.1 are not redirected", async () => {
+    assert.equal(await by(POD, "http://127.0.0.1:8080/"), "app", "app to 127.0.0.1");
+    assert.equal(await by(POD, "http://[::1]:8080/"), "app", "app to ::1");
+    assert.equal(await by(POD, `http://${POD_IP}:8080/`), "app", "app to its own pod IP");
+    assert.equal(await by(POD, "http://127.0.0.1:8080/", { uid: PROXY_UID }), "app", "proxy to the app on 127.0.0.1");
+  });
+
+  it("the proxy reaching its own pod IP on an app port goes through the inbound listener, as a peer's would", async () => {
+    assert.equal(await by(POD, `http://${POD_IP}:8080/`, { uid: PROXY_UID }), "inbound");
+    assert.equal(await by(POD, `http://[${POD_IP6}]:8080/`, { uid: PROXY_UID }), "inbound");
+  });
+
+  it("running init again leaves one set of rules", async () => {
+    const earlier = { v4: await saved("IPv4"), v6: await saved("IPv6") };
+    const again = await init("--include-inbound-ports", "8080");
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(await saved("IPv4"), earlier.v4);
+    assert.deepEqual(await saved("IPv6"), earlier.v6);
+    assert.equal(earlier.v4.filter((l) => l.startsWith("-A PREROUTING")).length, 1);
+    assert.equal(earlier.v4.filter((l) => l.startsWith("-A OUTPUT")).length, 1);
+  });
+
+  it("--include-outbound-ports * redirects every port but the excluded ones, replacing the earlier rules", async () => {
+    const r = await init("--include-inbound-ports", "8080", "--include-outbound-ports", "*", "--exclude-outbound-ports", "5432");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /outbound TCP to every port but 5432 goes to 15001/);
+    assert.deepEqual(ruleLines(await saved("IPv4")), natRules({ ...DEFAULTS, outboundPorts: "*", excludeOutboundPorts: [5432] }, "IPv4"));
+    assert.deepEqual(await get(POD, `http://${PEER_IP}:9999/`, { host: "orders.shop:9999" }), { by: "outbound", host: "orders.shop:9999" });
+    assert.equal(await by(POD, `http://${PEER_IP}:5432/`), "peer", "excluded");
+    assert.equal(await by(POD, `http://${PEER_IP}:9999/`, { uid: PROXY_UID }), "peer", "the proxy's own");
+    assert.equal(await by(POD, "http://127.0.0.1:9090/"), "app", "loopback");
+  });
+
+  it("--dry-run prints the rules and changes nothing", async () => {
+    const earlier = await saved("IPv4");
+    const r = await init("--dry-run", "--include-inbound-ports", "8080,9090", "--exclude-outbound-ports", "8080");
+    assert.equal(r.code, 0, r.stderr);
+    const options = { ...DEFAULTS, inboundPorts: [8080, 9090], excludeOutboundPorts: [8080] };
+    assert.ok(r.stdout.includes(installInput(options, "IPv4", "")) && r.stdout.includes(installInput(options, "IPv6", "")), r.stdout);
+    assert.deepEqual(await saved("IPv4"), earlier);
+  });
+
+  it("bad flags are refused, each saying what was wrong, and change nothing", async () => {
+    const earlier = await saved("IPv4");
+    const bad = await init("--include-inbound-ports", "8080,15006,http", "--proxy-uid", "root", "--outbound-port", "70000");
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--include-inbound-ports: "http" is not a port \(1-65535\): give comma-separated ports, like 80,8080/);
+    assert.match(bad.stderr, /--proxy-uid: "root" is not a user ID/);
+    assert.match(bad.stderr, /--outbound-port: "70000" is not a port/);
+    const loop = await init("--include-inbound-ports", "8080,15006");
+    assert.equal(loop.code, 2);
+    assert.match(loop.stderr, /--include-inbound-ports: 15006 is the proxy's inbound port, and redirecting it would loop/);
+    const missing = await init();
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /--include-inbound-ports is required/);
+    const rootUid = await init("--include-inbound-ports", "8080", "--proxy-uid", "0");
+    assert.match(rootUid.stderr, /--proxy-uid: 0 would let every root process of the app bypass the proxy/);
+    assert.deepEqual(await saved("IPv4"), earlier);
+  });
+
+  it("--cleanup removes every weft rule and chain, and running it again is harmless", async () => {
+    for (let i = 0; i < 2; i++) {
+      const r = await init("--cleanup");
+      assert.equal(r.code, 0, r.stderr);
+      for (const family of ["IPv4", "IPv6"] as const) {
+        assert.deepEqual((await saved(family)).filter((l) => l.includes("WEFT")), [], `${family}, run ${i + 1}`);
+      }
+    }
+    assert.equal(await by(PEER, `http://${POD_IP}:8080/`), "app");
+    assert.equal(await by(POD, `http://${PEER_IP}/`), "peer");
+  });
+});
+
+describe("the restore input (pure)", () => {
+  const save = (...rules: string[]) => ["# Generated by iptables-save", "*nat", ":PREROUTING ACCEPT [0:0]", ...rules, "COMMIT", ""].join("\n");
+  const stale = save("-A PREROUTING -p tcp -j WEFT_INBOUND", "-A PREROUTING -p tcp -j WEFT_INBOUND", "-A PREROUTING -p tcp -j KUBE_OTHER", "-A OUTPUT -p tcp -j WEFT_OUTPUT");
+
+  it("removes every earlier jump into weft's chains, duplicates too, and leaves others' rules alone", () => {
+    const input = installInput(DEFAULTS, "IPv4", stale).split("\n");
+    assert.deepEqual(input.filter((l) => l.startsWith("-D")), ["-D PREROUTING -p tcp -j WEFT_INBOUND", "-D PREROUTING -p tcp -j WEFT_INBOUND", "-D OUTPUT -p tcp -j WEFT_OUTPUT"]);
+    assert.deepEqual(input.slice(0, 5), ["*nat", ":WEFT_INBOUND - [0:0]", ":WEFT_IN_REDIRECT - [0:0]", ":WEFT_OUTPUT - [0:0]", ":WEFT_REDIRECT - [0:0]"]);
+    assert.deepEqual(input.slice(-2), ["COMMIT", ""]);
+  });
+
+  it("cleans up by emptying, unhooking and deleting the chains", () => {
+    const input = cleanupInput(stale).split("\n");
+    assert.deepEqual(input.filter((l) => l.startsWith("-X")), ["-X WEFT_INBOUND", "-X WEFT_IN_REDIRECT", "-X WEFT_OUTPUT", "-X WEFT_REDIRECT"]);
+    assert.equal(input.filter((l) => l.startsWith("-D")).length, 3);
+    assert.ok(!input.some((l) => l.startsWith("-A")));
+  });
+
+  it("takes excluded ports out of a port list, and sorts and dedupes", () => {
+    const rules = natRules({ ...DEFAULTS, inboundPorts: [9090, 8080, 9090], outboundPorts: [8080, 80, 3000, 80], excludeOutboundPorts: [8080] }, "IPv4");
+    assert.deepEqual(rules.filter((l) => l.includes("--dport")), [
+      "-A WEFT_INBOUND -p tcp -m tcp --dport 8080 -j WEFT_IN_REDIRECT",
+      "-A WEFT_INBOUND -p tcp -m tcp --dport 9090 -j WEFT_IN_REDIRECT",
+      "-A WEFT_OUTPUT -p tcp -m tcp --dport 80 -j WEFT_REDIRECT",
+      "-A WEFT_OUTPUT -p tcp -m tcp --dport 3000 -j WEFT_REDIRECT",
+    ]);
+  });
+});
