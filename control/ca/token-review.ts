@@ -3,7 +3,7 @@
 // with audience "weft", so a token minted for another audience (the default API token
 // included) is refused. Needs RBAC: create on tokenreviews.authentication.k8s.io.
 import { AuthenticationV1Api, type KubeConfig } from "@kubernetes/client-node";
-import { apiMessage } from "./api-error.ts";
+import { apiMessage } from "../kubernetes/errors.ts";
 
 export const DEFAULT_AUDIENCES = ["weft"];
 

@@ -1,15 +1,20 @@
-// Errors from @kubernetes/client-node carry the whole response; logs and status want the
-// API server's own message.
+// The API server's own message from a @kubernetes/client-node error. ApiException's message
+// carries the whole response (escaped JSON body and headers); the Status message inside it is
+// what a person needs ("... is forbidden: User ... cannot create resource ...").
+import { ApiException } from "@kubernetes/client-node";
 
-/** The API server's own message rather than the client's dump of every response header. */
-export function kubernetesError(e: unknown): string {
-  const { code, body, message } = (e ?? {}) as { code?: number; body?: unknown; message?: string };
-  if (code === undefined) return message ?? String(e);
-  let text = typeof body === "string" ? body : JSON.stringify(body);
+/** The HTTP status of a failed API call, or undefined when it never got an answer. */
+export function apiStatus(e: unknown): number | undefined {
+  return e instanceof ApiException ? e.code : undefined;
+}
+
+export function apiMessage(e: unknown): string {
+  if (!(e instanceof ApiException)) return (e as Error).message;
+  let message: unknown;
   try {
-    text = (JSON.parse(text) as { message?: string }).message ?? text;
+    message = (JSON.parse(String(e.body)) as { message?: unknown }).message;
   } catch {
-    // not JSON: the body as it is
+    // not a Status object
   }
-  return `HTTP ${code}: ${String(text).trim().slice(0, 300)}`;
+  return `HTTP ${e.code}: ${typeof message === "string" ? message : String(e.body).slice(0, 300)}`;
 }

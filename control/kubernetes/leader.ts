@@ -4,7 +4,7 @@
 // write names the resourceVersion it read, so two replicas cannot both win.
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
 import type { Logger } from "../../proxy/log.ts";
-import { kubernetesError } from "./errors.ts";
+import { apiMessage, apiStatus } from "./errors.ts";
 
 export interface LeaderOptions {
   kubeConfig: KubeConfig;
@@ -55,8 +55,8 @@ export class LeaderElection {
   }
 
   private async read(): Promise<V1Lease | null> {
-    return this.api.readNamespacedLease({ namespace: this.options.namespace, name: this.name }).catch((e: { code?: number }) => {
-      if (e.code === 404) return null;
+    return this.api.readNamespacedLease({ namespace: this.options.namespace, name: this.name }).catch((e: unknown) => {
+      if (apiStatus(e) === 404) return null;
       throw e;
     });
   }
@@ -108,8 +108,8 @@ export class LeaderElection {
     } catch (e) {
       // A conflict means another replica wrote first; anything else, we cannot tell: either
       // way this replica does not lead until a round succeeds.
-      const code = (e as { code?: number }).code;
-      if (code !== 409) this.options.log.warn("leader election round failed", { error: kubernetesError(e) });
+      const code = apiStatus(e);
+      if (code !== 409) this.options.log.warn("leader election round failed", { error: apiMessage(e) });
       this.set(false);
     }
     if (!this.stopped) this.timer = setTimeout(() => void this.round(), (this.leaseSeconds * 1000) / 3);

@@ -3,7 +3,7 @@
 // status stays the same (as metav1.Condition asks).
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "../../proxy/log.ts";
-import { kubernetesError } from "./errors.ts";
+import { apiMessage, apiStatus } from "./errors.ts";
 import type { Condition } from "../resources/condition.ts";
 import { GROUP, VERSION } from "../resources/meta.ts";
 import type { WasmFilter, WasmFilterStatus } from "../resources/wasm-filter.ts";
@@ -56,10 +56,10 @@ export class StatusWriter {
       );
       this.written.set(key, next);
     } catch (e) {
-      const code = (e as { code?: number }).code;
+      const code = apiStatus(e);
       // Deleted meanwhile: nothing to report.
       if (code === 404) return;
-      this.log.warn("cannot write WasmFilter status; will retry on the next change", { filter: key, error: kubernetesError(e) });
+      this.log.warn("cannot write WasmFilter status; will retry on the next change", { filter: key, error: apiMessage(e) });
     }
   }
 

@@ -11,7 +11,7 @@ import { parseWasmFilter } from "../resources/wasm-filter.ts";
 import { keyOf, type MeshWorld } from "../mesh/world.ts";
 import { endpointSliceInfo, podInfo, serviceInfo } from "./convert.ts";
 import { httpRouteInfo } from "./httproute.ts";
-import { kubernetesError } from "./errors.ts";
+import { apiMessage, apiStatus } from "./errors.ts";
 
 const RESTART_MS = 3000;
 
@@ -83,12 +83,12 @@ export function watchMesh(kc: KubeConfig, world: MeshWorld, log: Logger, changed
     let saidMissing = false;
     informer.on("error", (err: unknown) => {
       if (stopped) return;
-      const missing = (err as { code?: number })?.code === 404;
+      const missing = apiStatus(err) === 404;
       if (w.optional && missing) {
         if (!saidMissing) log.info(`the ${w.kind} CRD is not installed; ${w.kind}s are ignored until it is`);
         saidMissing = true;
       } else {
-        log.warn(`lost the ${w.kind} watch; restarting it`, { error: kubernetesError(err), retryInMs: RESTART_MS });
+        log.warn(`lost the ${w.kind} watch; restarting it`, { error: apiMessage(err), retryInMs: RESTART_MS });
       }
       setTimeout(() => {
         if (!stopped) informer.start().catch(() => {});
@@ -107,12 +107,12 @@ export function watchMesh(kc: KubeConfig, world: MeshWorld, log: Logger, changed
         return;
       } catch (e) {
         if (stopped) return;
-        const missing = (e as { code?: number }).code === 404;
+        const missing = apiStatus(e) === 404;
         if (w.optional && missing) {
           if (!said) log.info(`the ${w.kind} CRD is not installed; ${w.kind}s are ignored until it is`);
           said = true;
         } else {
-          log.warn(`cannot list ${w.kind}s yet; retrying`, { error: kubernetesError(e), retryInMs: RESTART_MS });
+          log.warn(`cannot list ${w.kind}s yet; retrying`, { error: apiMessage(e), retryInMs: RESTART_MS });
         }
         await new Promise((r) => setTimeout(r, w.optional && missing ? 10 * RESTART_MS : RESTART_MS));
       }
