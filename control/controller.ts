@@ -10,11 +10,11 @@ import type { Credentials } from "./distribution/registry.ts";
 import { FilterResolver } from "./distribution/resolve.ts";
 import { computeProxyConfig, DEFAULT_SETTINGS, type ProxySettings } from "./mesh/proxy-config.ts";
 import { emptyWorld, keyOf, targets, type MeshWorld } from "./mesh/world.ts";
-import { PushHub, type ProxyKey } from "./push/hub.ts";
+import { PushHub, type Computed, type ProxyKey } from "./push/hub.ts";
 import { conditionsFrom, StatusWriter } from "./kubernetes/status.ts";
 import { watchMesh, type MeshWatch } from "./kubernetes/watch.ts";
 import { LeaderElection } from "./kubernetes/leader.ts";
-import { kubernetesError } from "./kubernetes/errors.ts";
+import { apiMessage } from "./kubernetes/errors.ts";
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -70,7 +70,7 @@ function authenticator(review: TokenReviewer): (token: string) => Promise<Caller
 
 async function pullSecret(core: CoreV1Api, namespace: string, name: string): Promise<Credentials> {
   const secret = await core.readNamespacedSecret({ namespace, name }).catch((e: unknown) => {
-    throw new Error(`cannot read pull secret ${namespace}/${name}: ${kubernetesError(e)}`);
+    throw new Error(`cannot read pull secret ${namespace}/${name}: ${apiMessage(e)}`);
   });
   const json = secret.data?.[".dockerconfigjson"];
   if (!json) throw new Error(`pull secret ${namespace}/${name} has no .dockerconfigjson (make it with kubectl create secret docker-registry)`);
@@ -94,13 +94,16 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const status = new StatusWriter(kubeConfig, log);
 
   let pending: ReturnType<typeof setTimeout> | null = null;
+  // Configurations by what they depend on in a pod; emptied whenever the mesh changes.
+  let shapes = new Map<string, Computed>();
   // Changes come in bursts (an informer's initial list, a rollout): compute once per burst.
   const schedule = () => {
     pending ??= setTimeout(() => {
       pending = null;
+      shapes = new Map();
       distribution.sync(world.wasmFilters.values());
       hub.refresh();
-      void writeStatus();
+      statusSoon();
     }, 20);
   };
 
@@ -116,13 +119,28 @@ export async function startController(options: ControllerOptions): Promise<Contr
     changed: schedule,
   });
 
-  const compute = (proxy: ProxyKey) => {
+  const compute = (proxy: ProxyKey): Computed | string => {
     const pod = world.pods.get(keyOf(proxy.namespace, proxy.pod));
     if (!pod) return `pod ${proxy.namespace}/${proxy.pod} is not known to the control plane`;
-    const config = computeProxyConfig(world, pod, distribution.resolved(), settings);
-    return { config, filters: (config.filters ?? []).map((f) => keyOf(f.namespace ?? "default", f.name)) };
+    // Everything of the pod the computation reads; the replicas of a workload share it.
+    const shape = JSON.stringify([pod.namespace, pod.serviceAccount, pod.labels, pod.containerPorts]);
+    let computed = shapes.get(shape);
+    if (!computed) {
+      const config = computeProxyConfig(world, pod, distribution.resolved(), settings);
+      computed = { config, filters: (config.filters ?? []).map((f) => keyOf(f.namespace ?? "default", f.name)) };
+      shapes.set(shape, computed);
+    }
+    return computed;
   };
-  const hub = new PushHub({ log, compute, acknowledged: () => void writeStatus() });
+  // Acknowledgements arrive one per proxy: status is written once per burst of them.
+  let statusPending: ReturnType<typeof setTimeout> | null = null;
+  const statusSoon = () => {
+    statusPending ??= setTimeout(() => {
+      statusPending = null;
+      void writeStatus();
+    }, 100);
+  };
+  const hub = new PushHub({ log, compute, acknowledged: statusSoon });
 
   const election = options.leaderElection
     ? new LeaderElection({
@@ -203,6 +221,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     leading,
     async stop() {
       if (pending) clearTimeout(pending);
+      if (statusPending) clearTimeout(statusPending);
       await election?.stop();
       await watch.stop();
       await api.close();

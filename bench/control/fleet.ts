@@ -23,15 +23,20 @@ function ack(pod: string, version: string): void {
 }
 
 let connected = 0;
+const opened = new Set<number>();
 function open(i: number): void {
   const pod = `${prefix}${i}`;
   const req = http.get(`${base}/v1/proxies/config?namespace=${namespace}&pod=${pod}`, { headers: { authorization: `Bearer ${token}` } }, (res) => {
     if (res.statusCode !== 200) {
       say({ pod, error: `HTTP ${res.statusCode}` });
       res.resume();
+      retry(i);
       return;
     }
-    if (++connected === count) say({ connected });
+    if (!opened.has(i)) {
+      opened.add(i);
+      if (++connected === count) say({ connected });
+    }
     res.setEncoding("utf8");
     let buffer = "";
     res.on("data", (chunk: string) => {
@@ -48,7 +53,15 @@ function open(i: number): void {
       }
     });
   });
-  req.on("error", (e) => say({ pod, error: e.message }));
+  req.on("error", (e) => {
+    say({ pod, error: e.message });
+    retry(i);
+  });
+}
+
+// As a sidecar does: back off with jitter and connect again.
+function retry(i: number): void {
+  setTimeout(() => open(i), 250 + Math.random() * 500);
 }
 
 // Connect in batches, as a rollout would, rather than all in one instant.

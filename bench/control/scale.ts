@@ -37,6 +37,7 @@ const k8s = await startCluster({ controllerManager: false });
 const registry = await startRegistry();
 const scratch = mkdtempSync(path.join(tmpdir(), "weft-scale-"));
 const results: unknown[] = [];
+const children: ChildProcess[] = [];
 try {
   const kubectl = (args: string[], input?: string) => k8s.kubectl(args, input);
   for (const f of ["weft.dev_wasmfilters.yaml", "weft.dev_trafficpolicies.yaml", "weft.dev_accesspolicies.yaml"]) await kubectl(["apply", "-f", path.join(root, "deploy", "crds", f)]);
@@ -88,12 +89,14 @@ spec: { serviceAccountName: sim, containers: [{ name: app, image: example.com/ap
       env: { ...process.env, WEFT_LOG_LEVEL: "warn", NODE_ENV: "production" },
       stdio: ["ignore", "ignore", "inherit"],
     });
+    children.push(control);
     const base = `http://127.0.0.1:${port}`;
     for (let i = 0; i < 300; i++) {
       if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) break;
       await sleep(100);
     }
     const fleet = spawn(node, ["bench/control/fleet.ts", base, tokenFile, "scale", "sim-", String(size), '"x-marker","value":"(m\\d+)"'], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+    children.push(fleet);
     const latest = new Map<string, { marker: string | null; at: number }>();
     let connected = false;
     const errors: string[] = [];
@@ -151,6 +154,7 @@ spec: { serviceAccountName: sim, containers: [{ name: app, image: example.com/ap
     await sleep(1000);
   }
 } finally {
+  for (const c of children) c.kill("SIGKILL");
   await registry.stop();
   await k8s.stop();
 }

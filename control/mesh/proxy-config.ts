@@ -218,8 +218,9 @@ export function computeProxyConfig(world: MeshWorld, pod: PodInfo, resolved: Res
     });
   }
   return {
+    // No pod name in it (the sidecar adds its own node id): replicas of a workload get the
+    // same configuration, computed and encoded once.
     node: {
-      id: `${pod.name}.${pod.namespace}`,
       workload: pod.labels.app ?? pod.name,
       namespace: pod.namespace,
       serviceAccount: pod.serviceAccount,

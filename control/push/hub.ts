@@ -87,20 +87,33 @@ export class PushHub {
     return found;
   }
 
+  // One encoding per computed configuration, shared by every proxy that gets the same one.
+  private readonly encoded = new WeakMap<Computed, { version: string; payload: string }>();
+
+  private encode(computed: Computed): { version: string; payload: string } {
+    let e = this.encoded.get(computed);
+    if (!e) {
+      const version = versionOf(computed.config);
+      e = { version, payload: JSON.stringify({ version, config: computed.config }) };
+      this.encoded.set(computed, e);
+    }
+    return e;
+  }
+
   private push(s: ProxySession): void {
     const computed = this.options.compute(s);
     if (typeof computed === "string") {
       s.send("problem", JSON.stringify({ error: computed }));
       return;
     }
-    const version = versionOf(computed.config);
+    const { version, payload } = this.encode(computed);
     if (s.sent?.version === version) {
       // Same content: after a restart this fills in the filters of what the proxy runs.
       s.sent = { version, filters: computed.filters };
       if (s.acked?.version === version) s.acked = { version, filters: computed.filters };
       return;
     }
-    if (!s.send("config", JSON.stringify({ version, config: computed.config }))) {
+    if (!s.send("config", payload)) {
       this.sessions.delete(s);
       return;
     }

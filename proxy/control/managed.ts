@@ -55,14 +55,15 @@ export async function startManagedProxy(options: ManagedProxyOptions): Promise<M
   const apply = async ({ version, config }: ConfigPush) => {
     const identity = options.identity?.();
     // The admin server was bound at start and stays where it is.
-    const pushed = config as { listeners?: { name: string; tls?: string }[] };
+    const pushed = config as { listeners?: { name: string; tls?: string }[]; node?: object };
     const listeners = (pushed.listeners ?? []).map((l) => ({
       ...l,
       ...options.bind?.[l.name],
       // PERMISSIVE serves plaintext too; without a certificate yet, that is all it can serve.
       ...(l.tls === "PERMISSIVE" && !identity ? { tls: "DISABLE" } : {}),
     }));
-    const next: ProxyConfig = parseConfig({ ...pushed, version, admin, listeners, ...(identity ? { identity } : {}) }, `control plane version ${version}`);
+    const node = { ...pushed.node, id: `${options.pod}.${options.namespace}` };
+    const next: ProxyConfig = parseConfig({ ...pushed, version, node, admin, listeners, ...(identity ? { identity } : {}) }, `control plane version ${version}`);
     await sidecar.apply(next);
     sidecar.notReady = null;
   };
