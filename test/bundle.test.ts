@@ -1,4 +1,4 @@
-// The distributed form of weft (`npm run build`: one esbuild bundle) runs a sidecar on the
+// The distributed form of weft (`npm run build`: dist/weft.mjs and the chunks it loads on demand) runs a sidecar on the
 // runtime running this test.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";

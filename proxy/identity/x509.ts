@@ -6,7 +6,10 @@
 // dynamic import after the polyfill has run.
 import "./reflect-polyfill.ts";
 
-export const x509: typeof import("@peculiar/x509") = await import("@peculiar/x509");
+type X509 = typeof import("@peculiar/x509");
+const loaded: X509 | { default: X509 } = await import("@peculiar/x509");
+// A code-split bundle (npm run build) hands the CommonJS build over as the default export.
+export const x509: X509 = "cryptoProvider" in loaded ? loaded : loaded.default;
 
 // WebCrypto is global on Node 24, Deno 2 and Bun; set it explicitly rather than relying on the
 // library's environment sniffing.
