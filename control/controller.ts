@@ -14,6 +14,7 @@ import { PushHub, type Computed, type ProxyKey } from "./push/hub.ts";
 import { conditionsFrom, StatusWriter } from "./kubernetes/status.ts";
 import { watchMesh, type MeshWatch } from "./kubernetes/watch.ts";
 import { LeaderElection } from "./kubernetes/leader.ts";
+import { CaBundlePublisher } from "./kubernetes/ca-bundle.ts";
 import { apiMessage } from "./kubernetes/errors.ts";
 
 export interface ControllerOptions {
@@ -31,6 +32,8 @@ export interface ControllerOptions {
   marketplace?: (name: string, version: string) => Promise<string | null>;
   /** With several replicas: the Lease that picks the one that writes status. Without: this one writes. */
   leaderElection?: { namespace: string; identity: string; leaseSeconds?: number };
+  /** The mesh's roots, published where sidecars and the API server read them (ca-bundle.ts). */
+  caBundle?: string;
 }
 
 export interface Controller {
@@ -93,6 +96,8 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const world = emptyWorld();
   const status = new StatusWriter(kubeConfig, log);
 
+  const publisher = options.caBundle ? new CaBundlePublisher(kubeConfig, options.caBundle, log) : null;
+  let publishing = Promise.resolve();
   let pending: ReturnType<typeof setTimeout> | null = null;
   // Configurations by what they depend on in a pod; emptied whenever the mesh changes.
   let shapes = new Map<string, Computed>();
@@ -101,6 +106,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     pending ??= setTimeout(() => {
       pending = null;
       shapes = new Map();
+      if (publisher) publishing = publishing.then(() => publisher.sync(world.namespaces));
       distribution.sync(world.wasmFilters.values());
       hub.refresh();
       statusSoon();
@@ -226,6 +232,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await watch.stop();
       await api.close();
       await writing;
+      await publishing;
     },
   };
 }

@@ -1,20 +1,32 @@
 // `weft control`: the control plane, in a cluster (in-cluster credentials) or from outside
 // one (--kubeconfig / $KUBECONFIG).
-import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { createLogger } from "../proxy/log.ts";
 import { startController } from "./controller.ts";
+import { openAuthority } from "./ca/authority.ts";
+import { ENROLLMENT_PATH, enrollmentHandler } from "./ca/enrollment.ts";
+import { kubernetesSecretStore } from "./ca/secret-store.ts";
+import { kubernetesTokenReviewer } from "./ca/token-review.ts";
+import { WEBHOOK_PATH } from "./inject/manifest.ts";
+import { injectionWebhook } from "./inject/webhook.ts";
+import { CONTROL_NAME } from "./install/manifests.ts";
 
 const USAGE = `usage: weft control [--kubeconfig FILE] [--namespace weft-system] [--address 0.0.0.0] [--port 15012]
-                    [--tls-cert FILE --tls-key FILE | --plain-http] [--insecure-registries HOST:PORT,...]
-                    [--no-leader-election]
+                    [--serving-hosts NAME|IP,...] [--plain-http] [--trust-domain cluster.local]
+                    [--insecure-registries HOST:PORT,...] [--no-leader-election]
 
-Runs the control plane (docs/control-plane.md). Without --kubeconfig it uses $KUBECONFIG,
-~/.kube/config, or the pod's in-cluster credentials.
+Runs the control plane (docs/control-plane.md): the configuration API for sidecars, the
+CA that signs their certificates (docs/certificates.md) and the injection webhook
+(docs/injection.md). Its HTTPS certificate comes from its own CA, for the weft-control
+Service's names, 127.0.0.1 and --serving-hosts. Without --kubeconfig it uses
+$KUBECONFIG, ~/.kube/config, or the pod's in-cluster credentials.
 `;
+
+const YEAR_MS = 365 * 24 * 3600 * 1000;
+const IP = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:]*)$/i;
 
 export async function controlCommand(argv: string[]): Promise<number> {
   let values;
@@ -26,9 +38,9 @@ export async function controlCommand(argv: string[]): Promise<number> {
         namespace: { type: "string" },
         address: { type: "string" },
         port: { type: "string" },
-        "tls-cert": { type: "string" },
-        "tls-key": { type: "string" },
+        "serving-hosts": { type: "string" },
         "plain-http": { type: "boolean" },
+        "trust-domain": { type: "string" },
         "insecure-registries": { type: "string" },
         "no-leader-election": { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -47,13 +59,6 @@ export async function controlCommand(argv: string[]): Promise<number> {
     process.stderr.write(`weft control: --port must be a port number, not "${values.port}"\n`);
     return 2;
   }
-  const certFile = values["tls-cert"];
-  const keyFile = values["tls-key"];
-  if (!values["plain-http"] && (!certFile || !keyFile)) {
-    // Until the control plane issues its own serving certificate from the mesh CA.
-    process.stderr.write("weft control: give --tls-cert and --tls-key (the serving certificate sidecars and the API server check), or --plain-http for a local test\n");
-    return 2;
-  }
   const kubeConfig = new KubeConfig();
   try {
     if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
@@ -64,13 +69,27 @@ export async function controlCommand(argv: string[]): Promise<number> {
   }
   const log = createLogger({ component: "control" });
   const namespace = values.namespace ?? process.env.POD_NAMESPACE ?? "weft-system";
+  const trustDomain = values["trust-domain"] ?? "cluster.local";
+  const authority = await openAuthority({ store: kubernetesSecretStore({ kubeConfig, namespace }), log });
+  const extra = (values["serving-hosts"] ?? "").split(",").filter(Boolean);
+  if (process.env.POD_IP) extra.push(process.env.POD_IP);
+  const service = `${CONTROL_NAME}.${namespace}`;
+  const serving = values["plain-http"]
+    ? null
+    : await authority.issueServing([CONTROL_NAME, service, `${service}.svc`, `${service}.svc.cluster.local`, ...extra.filter((h) => !IP.test(h))], ["127.0.0.1", ...extra.filter((h) => IP.test(h))], YEAR_MS);
   const controller = await startController({
     kubeConfig,
     log,
     address: values.address ?? "0.0.0.0",
     port,
-    ...(certFile && keyFile ? { tls: { cert: await readFile(certFile, "utf8"), key: await readFile(keyFile, "utf8") } } : {}),
+    ...(serving ? { tls: { cert: serving.certificateChain, key: serving.privateKey } } : {}),
+    settings: { trustDomain },
     insecureRegistries: (values["insecure-registries"] ?? "").split(",").filter(Boolean),
+    caBundle: authority.trustBundle(),
+    routes: {
+      [ENROLLMENT_PATH]: enrollmentHandler({ authority, reviewToken: kubernetesTokenReviewer({ kubeConfig }), trustDomain, log }),
+      [WEBHOOK_PATH]: injectionWebhook({ log }),
+    },
     ...(values["no-leader-election"] ? {} : { leaderElection: { namespace, identity: `${hostname()}-${process.pid}` } }),
   });
   await controller.synced;

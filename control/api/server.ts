@@ -112,9 +112,9 @@ export async function startApiServer(options: ApiOptions): Promise<ApiServer> {
       acked: null,
       rejected: null,
       connectedAt: Date.now(),
-      send: (event, data) => {
+      send: (frame) => {
         if (res.destroyed || res.writableEnded) return false;
-        res.write(`event: ${event}\ndata: ${data}\n\n`);
+        res.write(frame);
         return true;
       },
     };

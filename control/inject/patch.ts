@@ -33,6 +33,10 @@ export const TMP_VOLUME = "weft-tmp";
 const TOKEN_DIR = "/var/run/secrets/weft";
 /** Where the proxy reads its token (bin/weft.ts's default for WEFT_TOKEN_FILE). */
 const TOKEN_FILE = `${TOKEN_DIR}/token`;
+/** The ConfigMap the control plane keeps in every injected namespace with the mesh's root (control/kubernetes/ca-bundle.ts). */
+export const CA_CONFIG_MAP = "weft-ca-root";
+/** Where the proxy reads the roots that the control plane's certificate chains to. */
+const CA_FILE = `${TOKEN_DIR}/ca.crt`;
 
 /** The value of weft.dev/status on an injected pod. */
 export interface InjectionStatus {
@@ -162,7 +166,12 @@ export function injectPod(input: unknown, settings: InjectSettings): Injection {
   const volumes: V1Volume[] = [
     {
       name: TOKEN_VOLUME,
-      projected: { sources: [{ serviceAccountToken: { audience: settings.token.audience, expirationSeconds: settings.token.expirationSeconds, path: "token" } }] },
+      projected: {
+        sources: [
+          { serviceAccountToken: { audience: settings.token.audience, expirationSeconds: settings.token.expirationSeconds, path: "token" } },
+          { configMap: { name: CA_CONFIG_MAP, items: [{ key: "ca.crt", path: "ca.crt" }] } },
+        ],
+      },
     },
     { name: TMP_VOLUME, emptyDir: {} },
   ];
@@ -196,6 +205,7 @@ function proxyEnv(settings: InjectSettings): V1EnvVar[] {
     { name: "WEFT_CONTROL_PLANE", value: settings.controlPlane },
     { name: "WEFT_TRUST_DOMAIN", value: settings.trustDomain },
     { name: "WEFT_TOKEN_FILE", value: TOKEN_FILE },
+    { name: "WEFT_CA_FILE", value: CA_FILE },
     // the ports `weft init` redirects to, so the proxy listens where the traffic arrives
     { name: "WEFT_ADMIN_PORT", value: String(settings.ports.admin) },
     { name: "WEFT_OUTBOUND_PORT", value: String(settings.ports.outbound) },

@@ -25,6 +25,8 @@ interface Watched<T extends KubernetesObject, V> {
   map: Map<string, V>;
   /** A kind whose CRD may not be installed: waited for in the background, not for `synced`. */
   optional?: boolean;
+  /** The key in `map`; default namespace/name. */
+  keyOf?: (o: T) => string;
 }
 
 export interface MeshWatch {
@@ -49,6 +51,7 @@ export function watchMesh(kc: KubeConfig, world: MeshWorld, log: Logger, changed
   const key = (o: KubernetesObject) => keyOf(o.metadata?.namespace ?? "default", o.metadata?.name ?? "");
 
   const kinds: Watched<KubernetesObject, unknown>[] = [
+    { kind: "Namespace", path: "/api/v1/namespaces", list: () => core.listNamespace(), convert: (o) => o.metadata?.labels ?? {}, map: world.namespaces, keyOf: (o) => o.metadata?.name ?? "" },
     { kind: "Service", path: "/api/v1/services", list: () => core.listServiceForAllNamespaces(), convert: (o) => serviceInfo(o), map: world.services },
     { kind: "EndpointSlice", path: "/apis/discovery.k8s.io/v1/endpointslices", list: () => discovery.listEndpointSliceForAllNamespaces(), convert: (o) => endpointSliceInfo(o as never), map: world.endpointSlices },
     { kind: "Pod", path: "/api/v1/pods", list: () => core.listPodForAllNamespaces(), convert: (o) => podInfo(o), map: world.pods },
@@ -68,16 +71,17 @@ export function watchMesh(kc: KubeConfig, world: MeshWorld, log: Logger, changed
   let stopped = false;
   const informers = kinds.map((w) => {
     const informer = makeInformer(kc, w.path, w.list);
+    const keyFor = w.keyOf ?? key;
     const put = (o: KubernetesObject) => {
       const value = w.convert(o);
-      if (value === null) w.map.delete(key(o));
-      else w.map.set(key(o), value);
+      if (value === null) w.map.delete(keyFor(o));
+      else w.map.set(keyFor(o), value);
       changed();
     };
     informer.on("add", put);
     informer.on("update", put);
     informer.on("delete", (o) => {
-      w.map.delete(key(o));
+      w.map.delete(keyFor(o));
       changed();
     });
     let saidMissing = false;

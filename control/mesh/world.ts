@@ -79,6 +79,8 @@ export interface HttpRouteInfo {
 
 /** A keyed collection per kind; keys are "namespace/name". */
 export interface MeshWorld {
+  /** Namespace name -> its labels. */
+  namespaces: Map<string, Record<string, string>>;
   services: Map<string, ServiceInfo>;
   endpointSlices: Map<string, EndpointSliceInfo>;
   pods: Map<string, PodInfo>;
@@ -92,6 +94,7 @@ export const keyOf = (namespace: string, name: string) => `${namespace}/${name}`
 
 export function emptyWorld(): MeshWorld {
   return {
+    namespaces: new Map(),
     services: new Map(),
     endpointSlices: new Map(),
     pods: new Map(),

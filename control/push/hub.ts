@@ -2,6 +2,7 @@
 // sent when what the mesh computes for a proxy differs from what it last got; its version is
 // the digest of its content, so an unchanged configuration is never sent twice and a proxy
 // that reconnects with the current version gets nothing to apply.
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import type { Logger } from "../../proxy/log.ts";
 
@@ -17,8 +18,8 @@ export interface Computed {
 }
 
 export interface ProxySession extends ProxyKey {
-  /** Writes one server-sent event; false when the stream is gone. */
-  send(event: string, data: string): boolean;
+  /** Writes one encoded server-sent event (see `serverEvent`); false when the stream is gone. */
+  send(frame: Uint8Array): boolean;
   sent: { version: string; filters: readonly string[] } | null;
   acked: { version: string; filters: readonly string[] } | null;
   rejected: { version: string; error: string } | null;
@@ -34,6 +35,9 @@ export interface HubOptions {
 }
 
 export const versionOf = (config: unknown) => createHash("sha256").update(JSON.stringify(config)).digest("hex").slice(0, 16);
+
+/** One server-sent event, encoded once and written as is to every stream that gets it. */
+export const serverEvent = (event: string, data: string) => Buffer.from(`event: ${event}\ndata: ${data}\n\n`);
 
 export class PushHub {
   private readonly options: HubOptions;
@@ -88,13 +92,13 @@ export class PushHub {
   }
 
   // One encoding per computed configuration, shared by every proxy that gets the same one.
-  private readonly encoded = new WeakMap<Computed, { version: string; payload: string }>();
+  private readonly encoded = new WeakMap<Computed, { version: string; frame: Uint8Array }>();
 
-  private encode(computed: Computed): { version: string; payload: string } {
+  private encode(computed: Computed): { version: string; frame: Uint8Array } {
     let e = this.encoded.get(computed);
     if (!e) {
       const version = versionOf(computed.config);
-      e = { version, payload: JSON.stringify({ version, config: computed.config }) };
+      e = { version, frame: serverEvent("config", JSON.stringify({ version, config: computed.config })) };
       this.encoded.set(computed, e);
     }
     return e;
@@ -103,17 +107,17 @@ export class PushHub {
   private push(s: ProxySession): void {
     const computed = this.options.compute(s);
     if (typeof computed === "string") {
-      s.send("problem", JSON.stringify({ error: computed }));
+      s.send(serverEvent("problem", JSON.stringify({ error: computed })));
       return;
     }
-    const { version, payload } = this.encode(computed);
+    const { version, frame } = this.encode(computed);
     if (s.sent?.version === version) {
       // Same content: after a restart this fills in the filters of what the proxy runs.
       s.sent = { version, filters: computed.filters };
       if (s.acked?.version === version) s.acked = { version, filters: computed.filters };
       return;
     }
-    if (!s.send("config", payload)) {
+    if (!s.send(frame)) {
       this.sessions.delete(s);
       return;
     }

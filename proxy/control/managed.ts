@@ -1,12 +1,15 @@
-// `weft proxy --control-plane URL`: a sidecar whose configuration and filters come from the
-// control plane. It starts with its admin port only (not ready), applies each pushed version
-// and keeps the last good one when a version is rejected or the control plane goes away.
+// `weft proxy --control-plane URL`: a sidecar whose certificate, configuration and filters
+// come from the control plane. It starts with its admin port only (not ready), gets a
+// workload certificate for its ServiceAccount (renewed before it expires), then applies each
+// pushed version and keeps the last good one when a version is rejected or the control plane
+// goes away.
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { parseConfig } from "../config/validate.ts";
-import type { Identity, ProxyConfig } from "../config/schema.ts";
+import type { ProxyConfig } from "../config/schema.ts";
+import { enroll, startRenewal, type EnrolledIdentity, type Renewal } from "../identity/enroll.ts";
 import { createLogger } from "../log.ts";
 import { selectRuntime } from "../runtime/select.ts";
 import { Sidecar } from "../sidecar/sidecar.ts";
@@ -28,8 +31,6 @@ export interface ManagedProxyOptions {
   /** Where this proxy binds its listeners, by listener name, over what the control plane says (several proxies on one host: tests, local mode). */
   bind?: Record<string, { address?: string; port?: number }>;
   filterCacheDir?: string;
-  /** The workload certificate, when it is not pushed (until the proxy enrolls with the CA itself). */
-  identity?: () => Identity | undefined;
 }
 
 export interface ManagedProxy {
@@ -52,20 +53,54 @@ export async function startManagedProxy(options: ManagedProxyOptions): Promise<M
     fetchFilter: controlPlaneFilters(endpoint, options.filterCacheDir ?? path.join(tmpdir(), "weft-filters")),
     notReady: `waiting for the first configuration from the control plane at ${endpoint.base}`,
   });
-  const apply = async ({ version, config }: ConfigPush) => {
-    const identity = options.identity?.();
-    // The admin server was bound at start and stays where it is.
-    const pushed = config as { listeners?: { name: string; tls?: string }[]; node?: object };
-    const listeners = (pushed.listeners ?? []).map((l) => ({
-      ...l,
-      ...options.bind?.[l.name],
-      // PERMISSIVE serves plaintext too; without a certificate yet, that is all it can serve.
-      ...(l.tls === "PERMISSIVE" && !identity ? { tls: "DISABLE" } : {}),
-    }));
+  // The workload certificate comes first: a configuration is applied only with an identity
+  // to serve and call the mesh with, as Envoy waits for its SDS secret.
+  let identity: EnrolledIdentity | null = null;
+  let renewal: Renewal | null = null;
+  let stopped = false;
+  let last: ConfigPush | null = null;
+  const install = async ({ version, config }: ConfigPush, current: EnrolledIdentity) => {
+    const pushed = config as { listeners?: { name: string }[]; node?: object };
+    // The admin server was bound at start and stays where it is; listeners bind where told.
+    const listeners = (pushed.listeners ?? []).map((l) => ({ ...l, ...options.bind?.[l.name] }));
     const node = { ...pushed.node, id: `${options.pod}.${options.namespace}` };
-    const next: ProxyConfig = parseConfig({ ...pushed, version, node, admin, listeners, ...(identity ? { identity } : {}) }, `control plane version ${version}`);
+    const { certificateChain, privateKey, trustBundle } = current;
+    const next: ProxyConfig = parseConfig({ ...pushed, version, node, admin, listeners, identity: { certificateChain, privateKey, trustBundle } }, `control plane version ${version}`);
     await sidecar.apply(next);
     sidecar.notReady = null;
+  };
+  const enrolled = (async () => {
+    let backoff = 1000;
+    while (!stopped) {
+      try {
+        identity = await enroll({ endpoint });
+        log.info("workload certificate issued", { spiffeId: identity.spiffeId, notAfter: identity.notAfter.toISOString() });
+        break;
+      } catch (e) {
+        sidecar.notReady = `waiting for a workload certificate from ${endpoint.base}: ${(e as Error).message}`;
+        log.warn("cannot get a workload certificate yet; retrying", { error: (e as Error).message, retryInMs: backoff });
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, 30_000);
+      }
+    }
+    if (stopped || !identity) return null;
+    renewal = startRenewal({
+      endpoint,
+      current: identity,
+      log,
+      onRenewed: async (renewed) => {
+        identity = renewed;
+        // The same configuration with the new certificate: new connections use it at once.
+        if (last) await install(last, renewed);
+      },
+    });
+    return identity;
+  })();
+  const apply = async (push: ConfigPush) => {
+    last = push;
+    const current = identity ?? (await enrolled);
+    if (!current) throw new Error("the proxy is stopping");
+    await install(push, current);
   };
   const client = new ControlClient({ endpoint, namespace: options.namespace, pod: options.pod, log, apply });
   client.start();
@@ -73,6 +108,8 @@ export async function startManagedProxy(options: ManagedProxyOptions): Promise<M
     sidecar,
     client,
     async stop() {
+      stopped = true;
+      renewal?.stop();
       await client.stop();
       await sidecar.drain();
     },

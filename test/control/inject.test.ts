@@ -209,10 +209,13 @@ describe("injection on a real kube-apiserver", () => {
     assert.deepEqual(env, {
       POD_NAME: "metadata.name", POD_NAMESPACE: "metadata.namespace", SERVICE_ACCOUNT: "spec.serviceAccountName",
       WEFT_CONTROL_PLANE: "https://weft-control.weft-system.svc:15012", WEFT_TRUST_DOMAIN: "cluster.local", WEFT_TOKEN_FILE: "/var/run/secrets/weft/token",
-      WEFT_ADMIN_PORT: "15000", WEFT_OUTBOUND_PORT: "15001", WEFT_INBOUND_PORT: "15006",
+      WEFT_CA_FILE: "/var/run/secrets/weft/ca.crt", WEFT_ADMIN_PORT: "15000", WEFT_OUTBOUND_PORT: "15001", WEFT_INBOUND_PORT: "15006",
     });
     const token = stored.spec.volumes.find((x: Json) => x.name === "weft-token");
-    assert.deepEqual(token.projected.sources, [{ serviceAccountToken: { audience: "weft", expirationSeconds: 3600, path: "token" } }]);
+    assert.deepEqual(token.projected.sources, [
+      { serviceAccountToken: { audience: "weft", expirationSeconds: 3600, path: "token" } },
+      { configMap: { name: "weft-ca-root", items: [{ key: "ca.crt", path: "ca.crt" }] } },
+    ]);
     assert.deepEqual(proxy.volumeMounts.find((m: Json) => m.name === "weft-token"), { name: "weft-token", mountPath: "/var/run/secrets/weft", readOnly: true });
     assert.deepEqual(JSON.parse(stored.metadata.annotations["weft.dev/status"]).initContainers, ["weft-init", "weft-proxy"]);
   });

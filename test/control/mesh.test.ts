@@ -19,6 +19,10 @@ import { builtFilter } from "../support/filters.ts";
 import { request } from "../support/client.ts";
 import { RegistryClient } from "../../control/distribution/registry.ts";
 import { startController, type Controller } from "../../control/controller.ts";
+import { openAuthority, type CertificateAuthority } from "../../control/ca/authority.ts";
+import { directoryStore } from "../../control/ca/dir-store.ts";
+import { ENROLLMENT_PATH, enrollmentHandler } from "../../control/ca/enrollment.ts";
+import { kubernetesTokenReviewer } from "../../control/ca/token-review.ts";
 import { createLogger } from "../../proxy/log.ts";
 
 const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
@@ -62,6 +66,10 @@ describe("control plane on a real API server", () => {
   let registry: TestRegistry;
   let catalog: Upstream;
   let catalogV2: Upstream;
+  let meshApp: Upstream;
+  let authority: CertificateAuthority;
+  let serving: { cert: string; key: string };
+  let server: { process: ChildProcess; log: string; admin: number; inbound: number };
   let controller: Controller | null = null;
   const proxies = {} as Record<RuntimeName, { process: ChildProcess; log: string; admin: number; outbound: number }>;
   let scratch: string;
@@ -78,14 +86,56 @@ describe("control plane on a real API server", () => {
   const start = async () => {
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(k8s.kubeconfig);
-    controller = await startController({ kubeConfig, log, address: "127.0.0.1", port: apiPort, insecureRegistries: [registry.host] });
+    // As weft control runs it: HTTPS with a certificate from its own CA, which also signs the
+    // sidecars' certificates for their ServiceAccount tokens.
+    controller = await startController({
+      kubeConfig,
+      log,
+      address: "127.0.0.1",
+      port: apiPort,
+      tls: serving,
+      insecureRegistries: [registry.host],
+      caBundle: authority.trustBundle(),
+      routes: { [ENROLLMENT_PATH]: enrollmentHandler({ authority, reviewToken: kubernetesTokenReviewer({ kubeConfig }), log }) },
+    });
     await controller.synced;
+  };
+
+  const startProxy = (runtime: RuntimeName, pod: string, tokenFile: string, ports: { admin: number; outbound: number; inbound: number }) => {
+    const command = RUNTIMES[runtime];
+    const child = spawn(
+      command[0]!,
+      [
+        ...command.slice(1), "proxy",
+        "--control-plane", `https://127.0.0.1:${apiPort}`,
+        "--ca-file", path.join(scratch, "ca.crt"),
+        "--namespace", "shop", "--pod", pod,
+        "--token-file", tokenFile,
+        "--admin-address", "127.0.0.1", "--admin-port", String(ports.admin),
+        "--outbound-port", String(ports.outbound), "--inbound-port", String(ports.inbound),
+      ],
+      { cwd: root, env: { ...process.env, WEFT_FILTER_CACHE: path.join(scratch, `filters-${pod}`) }, stdio: ["ignore", "ignore", "pipe"] },
+    );
+    const entry = { process: child, log: "" };
+    child.stderr!.on("data", (d: Buffer) => (entry.log += d.toString()));
+    return entry;
   };
 
   before(async () => {
     scratch = await mkdtemp(path.join(tmpdir(), "weft-control-"));
-    [k8s, registry, catalog, catalogV2] = await Promise.all([startCluster({ controllerManager: false }), startRegistry(), startUpstream("catalog", 0, HOST), startUpstream("catalog-v2", 0, HOST)]);
+    [k8s, registry, catalog, catalogV2, meshApp] = await Promise.all([
+      startCluster({ controllerManager: false }),
+      startRegistry(),
+      startUpstream("catalog", 0, HOST),
+      startUpstream("catalog-v2", 0, HOST),
+      // The app of a pod with a sidecar: only its sidecar reaches it, on loopback.
+      startUpstream("inventory"),
+    ]);
     [apiPort] = (await freePorts(1)) as [number];
+    authority = await openAuthority({ store: directoryStore(path.join(scratch, "ca")) });
+    const cert = await authority.issueServing([], ["127.0.0.1"], 3600_000);
+    serving = { cert: cert.certificateChain, key: cert.privateKey };
+    await writeFile(path.join(scratch, "ca.crt"), authority.trustBundle());
 
     // Two versions of a marketplace filter, published to the registry as a user would.
     const client = new RegistryClient();
@@ -98,14 +148,26 @@ describe("control plane on a real API server", () => {
     for (const file of await readdir(path.join(root, "deploy", "crds"))) await kubectl(["apply", "-f", path.join(root, "deploy", "crds", file)]);
     await kubectl(["apply", "-f", await gatewayApiCrd("httproutes")]);
     await kubectl(["wait", "--for=condition=Established", "crd/wasmfilters.weft.dev", "--timeout=30s"]);
+    const [serverAdmin, serverOutbound, serverInbound] = (await freePorts(3)) as [number, number, number];
     await apply(`
 apiVersion: v1
 kind: Namespace
-metadata: { name: shop }
+metadata: { name: shop, labels: { weft.dev/inject: enabled } }
 ---
 apiVersion: v1
 kind: ServiceAccount
 metadata: { name: web, namespace: shop }
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: inventory, namespace: shop }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: inventory-0, namespace: shop, labels: { app: inventory }, annotations: { weft.dev/status: '{"version":"test"}' } }
+spec:
+  serviceAccountName: inventory
+  containers: [{ name: app, image: example.com/inventory:1, ports: [{ containerPort: ${meshApp.port} }] }]
 ---
 ${Object.keys(RUNTIMES)
   .map(
@@ -150,6 +212,24 @@ addressType: IPv4
 ports: [{ name: http, port: ${catalogV2.port}, protocol: TCP }]
 endpoints: [{ addresses: ["${HOST}"], conditions: { ready: true } }]
 ---
+apiVersion: v1
+kind: Service
+metadata: { name: inventory, namespace: shop }
+spec:
+  ports: [{ name: http, port: 80, targetPort: ${meshApp.port} }]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: inventory-1
+  namespace: shop
+  labels: { kubernetes.io/service-name: inventory, endpointslice.kubernetes.io/managed-by: weft-test }
+addressType: IPv4
+# In a pod, weft init redirects the app port to the sidecar's inbound listener; here the
+# endpoint names the inbound listener's port directly.
+ports: [{ name: http, port: ${serverInbound}, protocol: TCP }]
+endpoints: [{ addresses: ["${HOST}"], conditions: { ready: true }, targetRef: { kind: Pod, name: inventory-0, namespace: shop } }]
+---
 apiVersion: weft.dev/v1alpha1
 kind: WasmFilter
 metadata: { name: rewrite, namespace: shop }
@@ -161,34 +241,22 @@ spec:
     response:
       set: [{ name: x-filter-version, value: one }]
 `);
-    const token = (await kubectl(["create", "token", "web", "-n", "shop", "--audience", "weft", "--duration", "1h"])).trim();
-    await writeFile(path.join(scratch, "token"), token);
+    for (const sa of ["web", "inventory"]) {
+      await writeFile(path.join(scratch, `${sa}.token`), (await kubectl(["create", "token", sa, "-n", "shop", "--audience", "weft", "--duration", "1h"])).trim());
+    }
 
     await start();
-    for (const [runtime, command] of Object.entries(RUNTIMES) as [RuntimeName, readonly string[]][]) {
-      const [admin, outbound] = (await freePorts(2)) as [number, number];
-      const child = spawn(
-        command[0]!,
-        [
-          ...command.slice(1), "proxy",
-          "--control-plane", controller!.api.url,
-          "--namespace", "shop", "--pod", `web-${runtime}`,
-          "--token-file", path.join(scratch, "token"),
-          "--admin-address", "127.0.0.1", "--admin-port", String(admin),
-          "--outbound-port", String(outbound), "--inbound-port", "0",
-        ],
-        { cwd: root, env: { ...process.env, WEFT_FILTER_CACHE: path.join(scratch, `filters-${runtime}`) }, stdio: ["ignore", "ignore", "pipe"] },
-      );
-      const entry = { process: child, log: "", admin, outbound };
-      child.stderr!.on("data", (d: Buffer) => (entry.log += d.toString()));
-      proxies[runtime] = entry;
+    for (const runtime of Object.keys(RUNTIMES) as RuntimeName[]) {
+      const [admin, outbound, inbound] = (await freePorts(3)) as [number, number, number];
+      proxies[runtime] = { ...startProxy(runtime, `web-${runtime}`, path.join(scratch, "web.token"), { admin, outbound, inbound }), admin, outbound };
     }
+    server = { ...startProxy("node", "inventory-0", path.join(scratch, "inventory.token"), { admin: serverAdmin, outbound: serverOutbound, inbound: serverInbound }), admin: serverAdmin, inbound: serverInbound };
   });
 
   after(async () => {
-    for (const p of Object.values(proxies)) p.process.kill("SIGTERM");
+    for (const p of [...Object.values(proxies), server]) p?.process.kill("SIGTERM");
     await controller?.stop();
-    await Promise.all([registry?.stop(), catalog?.close(), catalogV2?.close(), k8s?.stop()]);
+    await Promise.all([registry?.stop(), catalog?.close(), catalogV2?.close(), meshApp?.close(), k8s?.stop()]);
   });
 
   it("sidecars on Node, Deno and Bun, authenticated by a ServiceAccount token, get their configuration and filter, and route by Service name", async () => {
@@ -203,6 +271,24 @@ spec:
       const dump = (await (await fetch(`http://127.0.0.1:${p.admin}/config_dump`)).json()) as { filterStatus: { filter: string; sha256: string; ready: boolean }[] };
       assert.deepEqual(dump.filterStatus.map((f) => [f.filter, f.sha256, f.ready]), [["shop/rewrite", filters.v1!.sha256, true]], runtime);
     }
+  });
+
+  it("carries a call between two sidecars over mTLS with certificates the control plane issued for their ServiceAccounts", async () => {
+    await until("the inventory sidecar to be ready", async () => (await fetch(`http://127.0.0.1:${server.admin}/ready`)).status === 200).catch((e: Error) => {
+      throw new Error(`${e.message}\ninventory proxy log:\n${server.log}`);
+    });
+    for (const runtime of Object.keys(RUNTIMES) as RuntimeName[]) {
+      const reply = await request(proxies[runtime].outbound, { path: "/echo", host: "inventory.shop" });
+      assert.equal(reply.status, 200, `${runtime}: ${reply.body}`);
+      const seen = JSON.parse(reply.body) as { headers: Record<string, string> };
+      // Set by the inbound sidecar from the client certificate it verified.
+      assert.equal(seen.headers["x-forwarded-client-cert"], "By=spiffe://cluster.local/ns/shop/sa/inventory;URI=spiffe://cluster.local/ns/shop/sa/web", runtime);
+    }
+    const dump = (await (await fetch(`http://127.0.0.1:${proxies.node.admin}/config_dump`)).json()) as { clusters: { name: string; tls?: { identities: string[] } }[] };
+    assert.deepEqual(dump.clusters.find((c) => c.name.includes("||inventory.shop."))?.tls?.identities, ["spiffe://cluster.local/ns/shop/sa/inventory"]);
+    // The mesh's root is where injected sidecars read it.
+    const configMap = JSON.parse(await kubectl(["get", "configmap", "weft-ca-root", "-n", "shop", "-o", "json"])) as { data: Record<string, string> };
+    assert.equal(configMap.data["ca.crt"], authority.trustBundle());
   });
 
   it("follows an HTTPRoute attached to the Service: a header match, a 90/10 split and a header modifier", async () => {
