@@ -1,5 +1,6 @@
-// Writes what is generated from the valibot schemas in control/resources/: the CRDs in
-// deploy/crds/ and the field tables in docs/resources.md.
+// Writes what is generated from the valibot schemas in control/resources/ and the install
+// manifests: the CRDs in deploy/crds/, the field tables in docs/resources.md and the Helm
+// chart in deploy/helm/weft.
 //   node_modules/.bin/node control/crd/generate.ts           # write them
 //   node_modules/.bin/node control/crd/generate.ts --check   # exit 1 if a file in the repository differs
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -9,6 +10,7 @@ import { GROUP } from "../resources/meta.ts";
 import { customResourceDefinition, KINDS } from "./crds.ts";
 import { withFieldTables } from "./docs.ts";
 import { toYaml } from "./yaml.ts";
+import { helmChart } from "../install/helm.ts";
 
 export const ROOT = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), "..", "..");
 const DOCS = "docs/resources.md";
@@ -19,6 +21,7 @@ export function generatedFiles(root = ROOT): Map<string, string> {
   const files = new Map<string, string>();
   for (const k of KINDS) files.set(`deploy/crds/${GROUP}_${k.plural}.yaml`, HEADER + toYaml(customResourceDefinition(k)));
   files.set(DOCS, withFieldTables(readFileSync(path.join(root, DOCS), "utf8"), DOCS));
+  for (const [file, text] of helmChart()) files.set(file, text);
   return files;
 }
 
@@ -36,14 +39,14 @@ if (import.meta.main ?? process.argv[1] === new URL(import.meta.url).pathname) {
   if (process.argv.includes("--check")) {
     const stale = staleFiles();
     if (stale.length) {
-      process.stderr.write(`out of date with control/resources/*.ts: ${stale.join(", ")}\nrun node_modules/.bin/node control/crd/generate.ts and commit the result\n`);
+      process.stderr.write(`out of date with control/resources/*.ts and control/install/manifests.ts: ${stale.join(", ")}\nrun node_modules/.bin/node control/crd/generate.ts and commit the result\n`);
       process.exit(1);
     }
-    process.stdout.write("deploy/crds and docs/resources.md match the schemas\n");
+    process.stdout.write("deploy/crds, deploy/helm and docs/resources.md match the schemas\n");
   } else {
-    mkdirSync(path.join(ROOT, "deploy", "crds"), { recursive: true });
     for (const [file, text] of generatedFiles()) {
       if (!differs(ROOT, file, text)) continue;
+      mkdirSync(path.dirname(path.join(ROOT, file)), { recursive: true });
       writeFileSync(path.join(ROOT, file), text);
       process.stdout.write(`wrote ${file}\n`);
     }

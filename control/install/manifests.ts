@@ -91,7 +91,7 @@ export function installManifests(options: InstallOptions = {}): Record<string, u
                 name: "control",
                 image,
                 command: ["node", "/opt/weft/weft.mjs", "control"],
-                args: [`--namespace=${namespace}`, `--port=${API_PORT}`, ...(options.insecureRegistries?.length ? [`--insecure-registries=${options.insecureRegistries.join(",")}`] : [])],
+                args: [`--namespace=${namespace}`, `--port=${API_PORT}`, `--insecure-registries=${(options.insecureRegistries ?? []).join(",")}`],
                 env: [{ name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } }],
                 ports: [{ name: "https", containerPort: API_PORT }],
                 readinessProbe: { httpGet: { path: "/readyz", port: API_PORT, scheme: "HTTPS" } },

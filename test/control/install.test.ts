@@ -8,6 +8,8 @@ import { execFile } from "node:child_process";
 import path from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
+import { helmBinary } from "../k8s/helm.ts";
+import { loadAll } from "js-yaml";
 import { startController, type Controller } from "../../control/controller.ts";
 import { createLogger } from "../../proxy/log.ts";
 
@@ -36,6 +38,23 @@ describe("weft install", () => {
     }
     const second = await k8s.kubectl(["apply", "-f", "-"], manifests);
     assert.doesNotMatch(second, /created|configured/, second);
+  });
+
+  it("has a Helm chart that renders the same objects as weft install (helm lint and helm template)", async () => {
+    const helm = await helmBinary();
+    const run = (args: string[]) =>
+      new Promise<string>((resolve, reject) => execFile(helm, args, { cwd: root, encoding: "utf8" }, (e, stdout, stderr) => (e ? reject(new Error(`helm ${args.join(" ")}: ${stderr || e.message}`)) : resolve(stdout))));
+    await run(["lint", "deploy/helm/weft", "--strict"]);
+    const values = ["--set", "image=example.com/weft:1", "--set", "replicas=3", "--set", "insecureRegistries={registry.local:5000}"];
+    const rendered = await run(["template", "weft", "deploy/helm/weft", "--namespace", "mesh", "--include-crds", ...values]);
+    const cli = await weft(["install", "--namespace", "mesh", "--image", "example.com/weft:1", "--replicas", "3", "--insecure-registries", "registry.local:5000"]);
+    const objects = (text: string) =>
+      (loadAll(text) as ({ kind: string; metadata: { name: string } } | null)[])
+        .filter((o): o is { kind: string; metadata: { name: string } } => o !== null && o.kind !== "Namespace")
+        .sort((a, b) => `${a.kind}/${a.metadata.name}`.localeCompare(`${b.kind}/${b.metadata.name}`));
+    const fromHelm = objects(rendered);
+    assert.ok(fromHelm.length >= 10, rendered);
+    assert.deepEqual(fromHelm, objects(cli));
   });
 
   it("refuses an invalid WasmFilter with a message that names each field and the allowed values", async () => {
