@@ -9,9 +9,9 @@ import { FilterFault } from "./fault.ts";
 import { FilterInstance, type InstanceServices } from "./instance.ts";
 import type { FilterLogLevelName } from "./imports.ts";
 import type { CompiledFilter } from "./module.ts";
-import { snapshot, type FilterMessage, type FilterPhaseName, type LocalReply } from "./message.ts";
+import { isResponsePhase, PHASES, snapshot, type FilterMessage, type FilterPhaseName, type LocalReply } from "./message.ts";
 import type { FilterMetrics } from "./metrics.ts";
-import type { FilterState } from "./state.ts";
+import { FilterState } from "./state.ts";
 
 export type FilterOutcome = { readonly reply: LocalReply | null };
 
@@ -21,6 +21,45 @@ export interface FilterDependencies {
   readonly log: Logger;
   readonly metrics: FilterMetrics;
   readonly state: FilterState;
+}
+
+// V8 and JavaScriptCore compile a module's functions on their first call, and JavaScriptCore
+// interprets them until they are hot. A module of weft's TypeScript engine is ~1 MB of
+// interpreter, so a fresh module's first calls spend 10-40 ms compiling: past a 5 ms deadline
+// for a filter that does some work. So, once per compiled module before its first request, a
+// throwaway instance runs its phases on a made-up request a few times; the code a request
+// takes is compiled, and hot, by then. What it does stays in the throwaway: its own state, no
+// logs, no metrics. AssemblyScript modules are small, and do not take this path.
+const WARM_ROUNDS = 32;
+const WARM_BUDGET_MS = 30;
+const WARM_CALL_TIMEOUT_MS = 100;
+const warmedModules = new WeakSet<WebAssembly.Module>();
+
+function compileAhead(compiled: CompiledFilter, services: InstanceServices): void {
+  if (compiled.manifest?.engine !== "typescript" || warmedModules.has(compiled.module)) return;
+  warmedModules.add(compiled.module);
+  const started = performance.now();
+  try {
+    const instance = new FilterInstance(compiled, { ...services, state: new FilterState(), callTimeoutMs: WARM_CALL_TIMEOUT_MS, log: () => {}, metric: () => {} });
+    for (let round = 0; round < WARM_ROUNDS && performance.now() - started < WARM_BUDGET_MS; round++) {
+      const message: FilterMessage = {
+        phase: "on_request_headers",
+        request: { method: "GET", path: "/", authority: "localhost", scheme: "http", headers: ["host", "localhost", "user-agent", "weft-warm-up", "accept", "*/*"] },
+        response: null,
+        body: null,
+        attributes: { direction: "inbound", sourceAddress: "127.0.0.1", sourcePrincipal: "", requestId: "weft-warm-up" },
+        reply: null,
+      };
+      for (const phase of PHASES.filter((p) => compiled.phases.has(p))) {
+        message.phase = phase;
+        if (isResponsePhase(phase)) message.response ??= { status: 200, headers: ["content-type", "text/plain"] };
+        message.body = phase.endsWith("_body") ? new Uint8Array(0) : null;
+        instance.call(phase, message);
+      }
+    }
+  } catch {
+    // A filter that fails on the made-up request compiles the rest on its first real one.
+  }
 }
 
 export class Filter {
@@ -63,9 +102,10 @@ export class Filter {
     return this.compiled ? this.compiled.phases.has(phase) : phase === "on_request_headers";
   }
 
-  /** Builds the instance now, so that the first request does not pay for it. */
+  /** Builds the instance now (and compiles ahead, see above), so that the first request does not pay for it. */
   warm(): void {
     if (this.compiled && !this.instance) {
+      compileAhead(this.compiled, this.services);
       try {
         this.instance = new FilterInstance(this.compiled, this.services);
       } catch (e) {

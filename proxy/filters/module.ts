@@ -11,6 +11,8 @@ import { PROVIDED_IMPORTS } from "./imports.ts";
 export interface FilterManifest {
   readonly name?: string;
   readonly version?: string;
+  /** "assemblyscript" (or absent) or "typescript": the QuickJS engine, warmed before its first call. */
+  readonly engine?: string;
   readonly configSchema?: unknown;
 }
 

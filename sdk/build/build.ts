@@ -1,11 +1,13 @@
 // `weft filter build`: a filter folder (filter.json + filter.ts) to a module that carries its
-// manifest. The same folder always builds to the same bytes, so a digest names a build.
+// manifest, in the engine the manifest names (AssemblyScript or full TypeScript). The same
+// folder always builds to the same bytes, so a digest names a build.
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { PHASES } from "../../proxy/filters/message.ts";
 import { PROVIDED_IMPORTS } from "../../proxy/filters/imports.ts";
 import { MANIFEST_SECTION, validateManifest, type Manifest } from "../manifest/manifest.ts";
+import { compileTypeScriptFilter } from "../typescript/build.ts";
 import { compileFilter } from "./asc.ts";
 import { BuildError } from "./error.ts";
 import { appendCustomSection } from "./custom-section.ts";
@@ -33,9 +35,6 @@ export async function readManifest(dir: string): Promise<Manifest> {
   }
   const check = validateManifest(parsed);
   if (!check.ok) throw new BuildError(`cannot build ${dir}: ${file} is not a valid manifest`, check.problems.map((p) => `${file}: ${p}`));
-  if (check.manifest.engine === "typescript") {
-    throw new BuildError(`cannot build ${dir}: ${file} asks for engine "typescript", which is reserved for a later full-TypeScript engine; write the filter in AssemblyScript and set "engine": "assemblyscript" (docs/filter-sdk.md)`, []);
-  }
   return check.manifest;
 }
 
@@ -53,7 +52,8 @@ function checkAbi(wasm: Uint8Array, dir: string): void {
 
 export async function buildFilter(dir: string): Promise<BuiltFilter> {
   const manifest = await readManifest(dir);
-  const compiled = await compileFilter(dir);
+  // The manifest's engine: AssemblyScript compiled by asc, or full TypeScript run by weft's QuickJS engine.
+  const compiled = manifest.engine === "typescript" ? await compileTypeScriptFilter(dir) : await compileFilter(dir);
   checkAbi(compiled, dir);
   const wasm = appendCustomSection(compiled, MANIFEST_SECTION, new TextEncoder().encode(JSON.stringify(manifest)));
   return { wasm, sha256: createHash("sha256").update(wasm).digest("hex"), manifest };

@@ -1,7 +1,7 @@
 // Appending a custom section to a WebAssembly module (binary format: id 0, the section size,
 // then the name and the payload). Custom sections may come anywhere, so the end will do.
 
-function leb128(value: number): number[] {
+export function leb128(value: number): number[] {
   const bytes: number[] = [];
   do {
     let byte = value & 0x7f;

@@ -14,7 +14,9 @@ import { pushCommand } from "./push.ts";
 
 export const FILTER_USAGE = `usage: weft filter <command>
 
-  new NAME [--dir DIR]        scaffold a filter in DIR (default ./NAME): manifest, source, README, sample requests
+  new NAME [--dir DIR] [--engine assemblyscript|typescript]
+                              scaffold a filter in DIR (default ./NAME): manifest, source, README, sample requests;
+                              --engine typescript: full TypeScript with npm packages, run by weft's QuickJS engine
   build [DIR] [--out FILE]    build DIR (default .) to a reproducible .wasm (default DIR/dist/NAME.wasm) and print its sha256
   test [DIR]                  build DIR and run its test/requests.json through weft's filter runtime
   push oci://REF [DIR|FILE.wasm] [--plain-http] [--username U --password-stdin]
@@ -60,13 +62,18 @@ export async function filterCommand(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case "new": {
-        const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { dir: { type: "string" } } });
+        const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { dir: { type: "string" }, engine: { type: "string" } } });
         const name = positionals[0];
         if (!name) {
           err(`weft filter new: give the filter a name, e.g. "weft filter new my-auth"\n`);
           return 2;
         }
-        const written = await scaffoldFilter(values.dir ?? name, name);
+        const engine = values.engine ?? "assemblyscript";
+        if (engine !== "assemblyscript" && engine !== "typescript") {
+          err(`weft filter new: --engine must be assemblyscript (the default) or typescript, not "${engine}"\n`);
+          return 2;
+        }
+        const written = await scaffoldFilter(values.dir ?? name, name, engine);
         out(`${written.join("\n")}\nnext: cd ${values.dir ?? name} && weft filter test\n`);
         return 0;
       }

@@ -1,17 +1,26 @@
 // `weft filter new`: a folder with a working filter to start from: its manifest, its code
-// (sdk/cli/template/filter.ts), a README with a WasmFilter to copy, and sample requests.
+// (sdk/cli/template/filter.ts, or sdk/cli/template-typescript/filter.ts for the full-TypeScript
+// engine), a README with a WasmFilter to copy, and sample requests.
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { validateManifest, type Manifest } from "../manifest/manifest.ts";
+import { SDK_SPECIFIER } from "../typescript/build.ts";
 
-const TEMPLATE = new URL("./template/filter.ts", import.meta.url);
+export type Engine = Manifest["engine"];
 
-function manifest(name: string): Manifest {
+const TEMPLATES: Record<Engine, URL> = {
+  assemblyscript: new URL("./template/filter.ts", import.meta.url),
+  typescript: new URL("./template-typescript/filter.ts", import.meta.url),
+};
+
+function manifest(name: string, engine: Engine): Manifest {
   const check = validateManifest({
     name,
     version: "0.1.0",
     description: "Refuses requests under a configured path prefix and adds a greeting header to the others",
     abi: 1,
+    engine,
     configSchema: {
       type: "object",
       additionalProperties: false,
@@ -90,13 +99,37 @@ const FIXTURES = [
   },
 ];
 
+/**
+ * What a full-TypeScript filter adds: a package.json, so that "npm install" puts its packages in
+ * its own node_modules (which the build bundles), and a tsconfig.json for the editor and tsc
+ * (the build reads neither setting from it).
+ */
+function typeScriptFiles(name: string): Record<string, string> {
+  const compilerOptions = {
+    target: "es2023",
+    // The DOM's types declare TextEncoder, TextDecoder and console, which a filter has; not fetch or timers, which it has not.
+    lib: ["es2023", "dom"],
+    module: "preserve",
+    moduleResolution: "bundler",
+    strict: true,
+    noEmit: true,
+    allowImportingTsExtensions: true,
+    paths: { [SDK_SPECIFIER]: [fileURLToPath(new URL("../typescript/index.ts", import.meta.url))] },
+  };
+  return {
+    "package.json": `${JSON.stringify({ name, private: true, type: "module" }, null, 2)}\n`,
+    "tsconfig.json": `${JSON.stringify({ compilerOptions, include: ["*.ts"] }, null, 2)}\n`,
+  };
+}
+
 /** Writes a new filter `name` into `dir` (which must be empty or absent); returns the files written. */
-export async function scaffoldFilter(dir: string, name: string): Promise<string[]> {
+export async function scaffoldFilter(dir: string, name: string, engine: Engine = "assemblyscript"): Promise<string[]> {
   const files: Record<string, string> = {
-    "filter.json": `${JSON.stringify(manifest(name), null, 2)}\n`,
-    "filter.ts": await readFile(TEMPLATE, "utf8"),
+    "filter.json": `${JSON.stringify(manifest(name, engine), null, 2)}\n`,
+    "filter.ts": await readFile(TEMPLATES[engine], "utf8"),
     "README.md": readme(name),
     "test/requests.json": `${JSON.stringify(FIXTURES, null, 2)}\n`,
+    ...(engine === "typescript" ? typeScriptFiles(name) : {}),
   };
   const existing = await readdir(dir).catch(() => []);
   if (existing.length > 0) throw new Error(`cannot scaffold filter "${name}" in ${dir}: the folder is not empty; choose a new folder`);

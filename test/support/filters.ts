@@ -9,8 +9,9 @@ import { buildFilter } from "../../sdk/build/build.ts";
 
 const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
 const cacheDir = path.join(root, "node_modules", ".cache", "weft", "filters");
-// The SDK's AssemblyScript, the build (flags, manifest section) and the manifest validation.
-const BUILD_INPUTS = ["sdk/assemblyscript", "sdk/build", "sdk/manifest"].map((d) => path.join(root, d));
+// The SDKs (AssemblyScript; TypeScript with its engine's sources), the build (flags, manifest
+// section) and the manifest validation.
+const BUILD_INPUTS = ["sdk/assemblyscript", "sdk/typescript", "sdk/build", "sdk/manifest"].map((d) => path.join(root, d));
 
 // Names are hashed relative to `base`, so the same filter in another folder is the same build.
 async function hashTree(hash: ReturnType<typeof createHash>, dir: string, base: string): Promise<void> {
