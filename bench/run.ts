@@ -444,6 +444,7 @@ function aggregate(s: Scenario, rounds: RoundResult[], pinning: Record<string, s
     kind: s.kind,
     runtime: s.runtime ?? null,
     sidecars: s.sidecars,
+    ...(s.filters !== undefined ? { filters: s.filters } : {}),
     status: ok.length > 0 ? "ok" : "failed",
     pinning,
     processes,
@@ -654,7 +655,7 @@ async function main(): Promise<void> {
   if (failed.length > 0) log(`${failed.length} scenario(s) failed: ${failed.map((f) => f.id).join(", ")} (recorded with their errors)`);
 }
 
-/** Ratios to nginx (same group) and latency added over direct. */
+/** Ratios to nginx (same group) and to the same runtime without filters, and latency added over direct. */
 function derive(results: ScenarioResult[]): void {
   const direct = results.find((r) => r.id === "direct" && r.status === "ok");
   const nginx = { plain: results.find((r) => r.id === "nginx" && r.status === "ok"), mtls: results.find((r) => r.id === "nginx-mtls" && r.status === "ok") };
@@ -667,6 +668,8 @@ function derive(results: ScenarioResult[]): void {
       const theirs = ref.throughput.proxyCpuUsPerRequest;
       if (mine && theirs) r.cpuEfficiencyVsNginx = round(theirs / mine, 3);
     }
+    const unfiltered = r.filters !== undefined ? results.find((x) => x.id === `weft-${r.runtime}` && x.status === "ok") : undefined;
+    if (r.throughput && unfiltered?.throughput) r.throughputVsNoFilters = round(r.throughput.rps / unfiltered.throughput.rps, 3);
     if (r.latency && direct?.latency && r.kind !== "direct") {
       const added = r.latency.p99Ms - direct.latency.p99Ms;
       r.addedP99Ms = round(added, 3);

@@ -87,6 +87,10 @@ export interface ScenarioResult {
   cpuEfficiencyVsNginx?: number;
   addedP99Ms?: number;
   addedP99MsPerSidecar?: number;
+  /** WebAssembly filters on the proxy (weft only). */
+  filters?: number;
+  /** Throughput divided by the same runtime's without filters. */
+  throughputVsNoFilters?: number;
 }
 
 export interface BenchResult {
@@ -253,6 +257,18 @@ function targets(b: BenchResult): Target[] {
           : `not met on ${lat.filter((s) => (s.addedP99MsPerSidecar ?? 99) > 1).map((s) => `${s.runtime}${s.group === "mtls" ? "+mTLS" : ""}`).join(", ")}`
         : "not measured") + (lat.length > 0 && directDisturbed ? " (unreliable: the direct baseline was disturbed)" : ""),
   });
+  const chains = ["node", "deno", "bun"].map((rt) => ok(`weft-${rt}-filters3`)).filter((s): s is ScenarioResult => s?.throughputVsNoFilters !== undefined);
+  out.push({
+    what: "throughput with a chain of three filters, vs none (issue 3)",
+    goal: ">= 0.90x (the chain costs <= 10%)",
+    measured: chains.length > 0 ? chains.map((s) => `${s.runtime} ${f(s.throughputVsNoFilters, 2)}x`).join(", ") : "–",
+    status:
+      chains.length > 0
+        ? chains.every((s) => (s.throughputVsNoFilters ?? 0) >= 0.9)
+          ? "met"
+          : `not met on ${chains.filter((s) => (s.throughputVsNoFilters ?? 0) < 0.9).map((s) => s.runtime).join(", ")}`
+        : "not measured",
+  });
   out.push({
     what: "RSS (peak) on the fastest runtime",
     goal: "<= 50 MB",
@@ -299,7 +315,20 @@ export function renderMarkdown(b: BenchResult): string {
     lines.push(...table(mtls, true, s.latencyRate));
     lines.push("");
   }
-  lines.push("## Targets (issue 2)");
+  const withFilters = plain.filter((r) => r.filters !== undefined && r.status === "ok");
+  if (withFilters.length > 0) {
+    lines.push("## WebAssembly filters on the proxy");
+    lines.push("");
+    lines.push("One filter: `header-rewrite`; three: `ip-filter`, `rate-limit`, `header-rewrite` (bench/lib/scenarios.ts), every request passing all of them.");
+    lines.push("");
+    lines.push("| scenario | req/s | vs the same runtime without filters | vs nginx | proxy CPU µs/req |");
+    lines.push("|---|--:|--:|--:|--:|");
+    for (const r of withFilters) {
+      lines.push(`| ${r.label}${r.disturbed ? " ⚠" : ""} | ${int(r.throughput?.rps)} | ${f(r.throughputVsNoFilters, 2)} | ${f(r.throughputVsNginx, 2)} | ${f(r.throughput?.proxyCpuUsPerRequest, 1)} |`);
+    }
+    lines.push("");
+  }
+  lines.push("## Targets (issues 2 and 3)");
   lines.push("");
   lines.push("| target | goal | measured | status |");
   lines.push("|---|---|---|---|");

@@ -3,6 +3,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { buildFilter } from "../../sdk/build/build.ts";
 import { httpGet, startPinned, stop, waitUntil } from "./proc.ts";
 import type { Managed } from "./proc.ts";
 
@@ -44,6 +45,8 @@ export interface Ctx {
   loadCpu: string;
   bins: Bins;
   certs: Certs;
+  /** Marketplace filters built for the filter scenarios, on first use. */
+  filters?: Promise<Map<string, { path: string; sha256: string }>>;
 }
 
 export interface Running {
@@ -63,6 +66,8 @@ export interface Scenario {
   runtime?: Runtime;
   /** Number of proxies a request passes through. */
   sidecars: number;
+  /** WebAssembly filters on the proxy's listener (weft only). */
+  filters?: number;
   start(ctx: Ctx): Promise<Running>;
 }
 
@@ -312,6 +317,50 @@ export function weftMtlsConfigs(certs: Certs): { a: unknown; b: unknown } {
   return { a, b };
 }
 
+// Filters on the plain outbound listener: one (header-rewrite), then a chain of three that a
+// service would run on every request and that needs no credentials from the load generator
+// (jwt-auth's per-call cost is in bench/micro/filters.ts). Configured so that every request
+// passes: the figures are the cost of running the filters, not of refusing.
+const BENCH_FILTERS: { name: string; phase?: string; config: unknown }[] = [
+  { name: "ip-filter", phase: "Authz", config: { allow: ["127.0.0.0/8"] } },
+  { name: "rate-limit", phase: "Authz", config: { requestsPerSecond: 1e9, burst: 1_000_000_000, keyBy: "clientIp" } },
+  {
+    name: "header-rewrite",
+    config: {
+      request: { set: [{ name: "x-route", value: "{{request.method}} {{request.path}}" }], remove: ["x-debug"] },
+      response: { add: [{ name: "x-served-by", value: "weft" }] },
+    },
+  },
+];
+export const FILTER_COUNTS = [1, 3] as const;
+
+async function buildBenchFilters(ctx: Ctx): Promise<Map<string, { path: string; sha256: string }>> {
+  const built = new Map<string, { path: string; sha256: string }>();
+  for (const f of BENCH_FILTERS) {
+    const { wasm, sha256 } = await buildFilter(join(ctx.repo, "plugins", f.name));
+    const path = join(ctx.dir, `${f.name}.wasm`);
+    writeFileSync(path, wasm);
+    built.set(f.name, { path, sha256 });
+  }
+  return built;
+}
+
+export async function weftFilterConfig(ctx: Ctx, count: number): Promise<unknown> {
+  const built = await (ctx.filters ??= buildBenchFilters(ctx));
+  const chosen = count === 1 ? BENCH_FILTERS.filter((f) => f.name === "header-rewrite") : BENCH_FILTERS.slice(0, count);
+  return {
+    ...(weftPlainConfig() as object),
+    filters: chosen.map((f) => ({
+      name: f.name,
+      namespace: "bench",
+      module: built.get(f.name)!,
+      ...(f.phase ? { phase: f.phase } : {}),
+      config: f.config,
+      failStrategy: "FailClose",
+    })),
+  };
+}
+
 async function startWeft(ctx: Ctx, runtime: Runtime, role: string, name: string, config: unknown, adminPort: number) {
   const path = join(ctx.dir, `${name}.weft.json`);
   writeFileSync(path, JSON.stringify(config, null, 2));
@@ -363,6 +412,23 @@ function weftScenarios(runtime: Runtime): Scenario[] {
         return started([m], `http://127.0.0.1:${PORTS.weftOutbound}/`, { [m.role]: `cpu ${ctx.proxyCpu}` }, [ready]);
       },
     },
+    ...FILTER_COUNTS.map(
+      (count): Scenario => ({
+        id: `weft-${runtime}-filters${count}`,
+        label: `weft on ${name}, ${count} filter${count > 1 ? "s" : ""}`,
+        group: "plain",
+        kind: "weft",
+        runtime,
+        sidecars: 1,
+        filters: count,
+        async start(ctx) {
+          checkEntry(ctx);
+          const config = await weftFilterConfig(ctx, count);
+          const { m, ready } = await startWeft(ctx, runtime, `weft (${runtime}, ${count} filters)`, `weft-${runtime}-filters${count}`, config, PORTS.weftAdminA);
+          return started([m], `http://127.0.0.1:${PORTS.weftOutbound}/`, { [m.role]: `cpu ${ctx.proxyCpu}` }, [ready]);
+        },
+      }),
+    ),
     {
       id: `weft-${runtime}-mtls`,
       label: `weft on ${name}, mTLS hop`,
