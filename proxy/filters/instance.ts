@@ -12,6 +12,13 @@ import type { FilterState } from "./state.ts";
 // How much metered work runs between two clock reads: small enough that a 1 ms deadline
 // is kept to within a fraction of itself, large enough that reading the clock costs nothing.
 const TICK_FUEL = 20_000;
+// The first call of each phase of a module also pays for compiling what it runs (engines
+// compile WebAssembly functions lazily) and for first uses in the host (a key import for a
+// signature check): several ms on a slow machine, none of it the filter's doing. That one
+// call gets this much time if its own deadline is shorter; a filter that loops forever is
+// still stopped, once at this deadline and at its own after that.
+const FIRST_CALL_DEADLINE_MS = 50;
+const calledPhases = new WeakMap<WebAssembly.Module, Set<FilterPhaseName>>();
 
 /** What an instance gets from its filter (shared by every instance and version of it). */
 export interface InstanceServices {
@@ -39,6 +46,7 @@ export class FilterInstance implements InstanceHost {
   private readonly fuel: WebAssembly.Global;
   private readonly grow: WebAssembly.Global;
   private deadline = 0;
+  private allowedMs = 0;
   private error = "";
 
   constructor(compiled: CompiledFilter, services: InstanceServices) {
@@ -54,7 +62,8 @@ export class FilterInstance implements InstanceHost {
     imports["weft:meter"] = { tick: () => this.tick() };
     let instance: WebAssembly.Instance;
     // The module's start function runs inside the constructor under the same deadline as a call.
-    this.deadline = performance.now() + services.callTimeoutMs;
+    this.allowedMs = services.callTimeoutMs;
+    this.deadline = performance.now() + this.allowedMs;
     try {
       instance = new WebAssembly.Instance(compiled.module, imports);
     } catch (e) {
@@ -83,9 +92,13 @@ export class FilterInstance implements InstanceHost {
     this.error = message;
   }
 
+  extendDeadline(ms: number): void {
+    this.deadline += ms;
+  }
+
   private tick(): void {
     if (performance.now() > this.deadline) {
-      throw new FilterFault("deadline", `the call ran past its deadline of ${this.services.callTimeoutMs} ms (limits.callTimeoutMs) and was stopped`);
+      throw new FilterFault("deadline", `the call ran past its deadline of ${this.allowedMs} ms (limits.callTimeoutMs${this.allowedMs !== this.services.callTimeoutMs ? "; a phase's first call may take longer while it compiles" : ""}) and was stopped`);
     }
     // During the start function the exports (and so the fuel) are not reachable yet: tick
     // then runs at every check until the start function returns or its deadline passes.
@@ -98,7 +111,12 @@ export class FilterInstance implements InstanceHost {
     this.message = message;
     this.error = "";
     this.fuel.value = TICK_FUEL;
-    this.deadline = performance.now() + this.services.callTimeoutMs;
+    let called = calledPhases.get(this.compiled.module);
+    if (!called) calledPhases.set(this.compiled.module, (called = new Set()));
+    const first = !called.has(phase);
+    called.add(phase);
+    this.allowedMs = first ? Math.max(this.services.callTimeoutMs, FIRST_CALL_DEADLINE_MS) : this.services.callTimeoutMs;
+    this.deadline = performance.now() + this.allowedMs;
     try {
       const code = fn();
       if (code !== 0) throw new FilterFault("error", this.error ? `${phase} failed: ${this.error}` : `${phase} returned ${code}`);
