@@ -63,8 +63,9 @@ async function main(argv: string[]): Promise<number> {
         return 2;
       }
       const bind: Record<string, { port: number }> = {};
-      for (const [listener, flag] of [["outbound", "outbound-port"], ["inbound", "inbound-port"]] as const) {
-        const given = values[flag];
+      // Flags, or the environment the injected sidecar has (WEFT_OUTBOUND_PORT, WEFT_INBOUND_PORT).
+      for (const [listener, flag, variable] of [["outbound", "outbound-port", "WEFT_OUTBOUND_PORT"], ["inbound", "inbound-port", "WEFT_INBOUND_PORT"]] as const) {
+        const given = values[flag] ?? env[variable];
         if (given === undefined) continue;
         const port = Number(given);
         if (!Number.isInteger(port) || port < 0 || port > 65535) {

@@ -69,6 +69,16 @@ export function watchMesh(kc: KubeConfig, world: MeshWorld, log: Logger, changed
   ] as Watched<KubernetesObject, unknown>[];
 
   let stopped = false;
+  // Retries wait on timers that stop() cancels, so a stopped watch holds nothing open.
+  const waits = new Map<ReturnType<typeof setTimeout>, () => void>();
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        waits.delete(timer);
+        resolve();
+      }, ms);
+      waits.set(timer, resolve);
+    });
   const informers = kinds.map((w) => {
     const informer = makeInformer(kc, w.path, w.list);
     const keyFor = w.keyOf ?? key;
@@ -94,9 +104,9 @@ export function watchMesh(kc: KubeConfig, world: MeshWorld, log: Logger, changed
       } else {
         log.warn(`lost the ${w.kind} watch; restarting it`, { error: apiMessage(err), retryInMs: RESTART_MS });
       }
-      setTimeout(() => {
+      void pause(w.optional && missing ? 10 * RESTART_MS : RESTART_MS).then(() => {
         if (!stopped) informer.start().catch(() => {});
-      }, w.optional && missing ? 10 * RESTART_MS : RESTART_MS);
+      });
     });
     return { w, informer };
   });
@@ -118,7 +128,7 @@ export function watchMesh(kc: KubeConfig, world: MeshWorld, log: Logger, changed
         } else {
           log.warn(`cannot list ${w.kind}s yet; retrying`, { error: apiMessage(e), retryInMs: RESTART_MS });
         }
-        await new Promise((r) => setTimeout(r, w.optional && missing ? 10 * RESTART_MS : RESTART_MS));
+        await pause(w.optional && missing ? 10 * RESTART_MS : RESTART_MS);
       }
     }
   };
@@ -132,6 +142,11 @@ export function watchMesh(kc: KubeConfig, world: MeshWorld, log: Logger, changed
     synced,
     async stop() {
       stopped = true;
+      for (const [timer, resolve] of waits) {
+        clearTimeout(timer);
+        resolve();
+      }
+      waits.clear();
       await Promise.all(informers.map(({ informer }) => informer.stop()));
     },
   };
