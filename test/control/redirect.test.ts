@@ -17,6 +17,9 @@ import path from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
+import { startRegistry, type TestRegistry } from "../support/registry.ts";
+import { builtFilter } from "../support/filters.ts";
+import { RegistryClient } from "../../control/distribution/registry.ts";
 import { startController, type Controller } from "../../control/controller.ts";
 import { openAuthority } from "../../control/ca/authority.ts";
 import { directoryStore } from "../../control/ca/dir-store.ts";
@@ -66,6 +69,7 @@ describe("an app in a pod's network namespace, injected by the webhook, reaches 
   let k8s: Cluster;
   let controller: Controller;
   let inventory: Upstream;
+  let registry: TestRegistry;
   let scratch: string;
   const children: { name: string; child: ChildProcess; log: string }[] = [];
   const log = createLogger({ component: "redirect-test" }, "warn");
@@ -96,7 +100,10 @@ describe("an app in a pod's network namespace, injected by the webhook, reaches 
     await must("ip", ...inPod("ip", "link", "set", "lo", "up"));
     await must("ip", ...inPod("ip", "route", "add", "default", "via", HOST_IP));
 
-    [k8s, inventory] = await Promise.all([startCluster({ controllerManager: false }), startUpstream("inventory")]);
+    [k8s, inventory, registry] = await Promise.all([startCluster({ controllerManager: false }), startUpstream("inventory"), startRegistry()]);
+    const filter = await builtFilter("header-rewrite");
+    const filterUrl = `oci://${registry.host}/filters/header-rewrite:1.0.0`;
+    await new RegistryClient().pushWasm(filterUrl, filter.wasm, { plainHttp: true, annotations: {} });
     for (const file of ["weft.dev_wasmfilters.yaml", "weft.dev_trafficpolicies.yaml", "weft.dev_accesspolicies.yaml"]) await k8s.kubectl(["apply", "-f", path.join(ROOT, "deploy", "crds", file)]);
 
     // The control plane as weft control runs it: its CA, HTTPS, enrollment and the webhook.
@@ -112,6 +119,7 @@ describe("an app in a pod's network namespace, injected by the webhook, reaches 
       port: apiPort,
       tls: { cert: serving.certificateChain, key: serving.privateKey },
       caBundle: authority.trustBundle(),
+      insecureRegistries: [registry.host],
       routes: {
         [ENROLLMENT_PATH]: enrollmentHandler({ authority, reviewToken: kubernetesTokenReviewer({ kubeConfig }), log }),
         [WEBHOOK_PATH]: injectionWebhook({ log }),
@@ -160,6 +168,15 @@ addressType: IPv4
 # endpoint names that sidecar's inbound listener directly.
 ports: [{ name: http, port: ${invInbound}, protocol: TCP }]
 endpoints: [{ addresses: ["${HOST_IP}"], conditions: { ready: true }, targetRef: { kind: Pod, name: inventory-0, namespace: shop } }]
+---
+apiVersion: weft.dev/v1alpha1
+kind: WasmFilter
+metadata: { name: tag-calls, namespace: shop }
+spec:
+  selector: { matchLabels: { app: web } }
+  url: ${filterUrl}
+  sha256: "${filter.sha256}"
+  config: { request: { set: [{ name: x-called-by, value: "{{source.principal}}" }] } }
 ---
 apiVersion: v1
 kind: Pod
@@ -220,7 +237,7 @@ spec:
     // Teardown, not a claim: no drain (test/lifecycle.test.ts covers draining).
     for (const c of children) c.child.kill("SIGKILL");
     await controller?.stop();
-    await Promise.all([inventory?.close(), k8s?.stop()]);
+    await Promise.all([inventory?.close(), registry?.stop(), k8s?.stop()]);
     await run("ip", ["link", "del", HOST_LINK]);
     await run("ip", ["netns", "del", POD_NS]);
   });
@@ -233,6 +250,19 @@ spec:
     assert.equal(seen.url, "/echo");
     // The inventory sidecar verified the web sidecar's certificate: its SPIFFE ID is the app's identity.
     assert.equal(seen.headers["x-forwarded-client-cert"], "By=spiffe://cluster.local/ns/shop/sa/inventory;URI=spiffe://cluster.local/ns/shop/sa/web");
+    // The WasmFilter that selects the web pod ran in its sidecar (outbound: the source is the sidecar's own identity).
+    assert.equal(seen.headers["x-called-by"], "spiffe://cluster.local/ns/shop/sa/web");
+  });
+
+  it("kubectl shows the WasmFilter Ready on the one proxy it selects", async () => {
+    let ready = "";
+    for (let i = 0; i < 100 && ready !== "True 1/1"; i++) {
+      const f = JSON.parse(await k8s.kubectl(["get", "wasmfilter", "tag-calls", "-n", "shop", "-o", "json"])) as Json;
+      ready = `${(f.status?.conditions as Json[] | undefined)?.find((c) => c.type === "Ready")?.status} ${f.status?.ready}`;
+      if (ready !== "True 1/1") await sleep(100);
+    }
+    assert.equal(ready, "True 1/1");
+    assert.match(await k8s.kubectl(["get", "wasmfilters", "-n", "shop"]), /tag-calls\s.*1\/1/);
   });
 
   it("a plaintext caller on the app's port reaches the app through the sidecar's inbound listener", async () => {
