@@ -222,7 +222,7 @@ describe("weft CRDs on a real kube-apiserver", () => {
       ["bad enum", wasmFilter("bad-enum", { ...validSpec, failStrategy: "Never" }), /spec\.failStrategy: Unsupported value: "Never": supported values: "FailClose", "FailOpen", "FailReload"/, "spec.failStrategy"],
       ["bad sha256", wasmFilter("bad-digest", { ...validSpec, sha256: "abc" }), /spec\.sha256: Invalid value: "abc": spec\.sha256 in body should match '\^\[0-9a-f\]\{64\}\$'/, "spec.sha256"],
       ["wrong type", wasmFilter("wrong-type", { ...validSpec, priority: "high" }), /spec\.priority: Invalid value: "string": spec\.priority in body must be of type integer/, "spec.priority"],
-      ["http url", wasmFilter("http-url", { url: "http://example.com/f.wasm" }), /spec\.url: Invalid value: "http:\/\/example\.com\/f\.wasm": spec\.url in body should match/, "spec.url"],
+      ["http url", wasmFilter("http-url", { url: "http://example.com/f.wasm" }), /spec\.url: Invalid value: "http:\/\/example\.com\/f\.wasm": must be oci:\/\/REGISTRY\/REPO:TAG, https:\/\/\.\.\., file:\/\/\.\.\. or marketplace:\/\/NAME@VERSION/, "spec.url"],
       ["missing url", wasmFilter("no-url", {}), /spec\.url: Required value/, "spec.url"],
       ["nested bound", wasmFilter("big-port", { ...validSpec, match: [{ ports: [70000] }] }), /spec\.match\[0\]\.ports\[0\]: Invalid value: 70000: spec\.match\[0\]\.ports\[0\] in body should be less than or equal to 65535/, "spec.match[0].ports[0]"],
       ["both targets", wasmFilter("both", { ...validSpec, selector: { matchLabels: { app: "web" } }, targetRefs: [{ kind: "Service", name: "web" }] }), /spec: Invalid value: set selector or targetRefs, not both/, "spec"],

@@ -181,8 +181,17 @@ function validation(node: StructuralSchema, a: Piece, at: string): void {
     case "length":
       set(node, size(true), number(), at);
       return set(node, size(false), number(), at);
-    case "regex":
-      return pattern(node, regexSource(req as RegExp, at));
+    case "regex": {
+      const source = regexSource(req as RegExp, at);
+      // The API server reports a failed `pattern` by printing the pattern. A pattern with its
+      // own message on a bounded string outside any list becomes a CEL rule that prints the
+      // message instead (in a list of unbounded length its estimated cost exceeds the budget).
+      if (typeof a.message === "string" && node.type === "string" && node.maxLength !== undefined && !at.includes("[]") && !source.includes("'")) {
+        (node["x-kubernetes-validations"] ??= []).push({ rule: `self.matches(r'${source}')`, message: a.message });
+        return;
+      }
+      return pattern(node, source);
+    }
     case "starts_with":
       return pattern(node, `^${escapeRegex(req as string)}`);
     case "ends_with":

@@ -59,19 +59,22 @@ describe("weft install", () => {
 
   it("refuses an invalid WasmFilter with a message that names each field and the allowed values", async () => {
     await k8s.kubectl(["wait", "--for=condition=Established", "crd/wasmfilters.weft.dev", "--timeout=30s"]);
-    const bad = `apiVersion: weft.dev/v1alpha1
+    const refusal = (spec: string) =>
+      k8s.kubectl(["apply", "-f", "-"], `apiVersion: weft.dev/v1alpha1
 kind: WasmFilter
 metadata: { name: bad, namespace: default }
 spec:
-  url: http://example.com/filter.wasm
-  failStrategy: Sometimes
-`;
-    const refused = await k8s.kubectl(["apply", "-f", "-"], bad).then(
-      () => assert.fail("the API server stored an invalid WasmFilter"),
-      (e: Error) => e.message,
-    );
-    assert.match(refused, /spec\.url: Invalid value: "http:\/\/example\.com\/filter\.wasm"/, refused);
-    assert.match(refused, /spec\.failStrategy: Unsupported value: "Sometimes": supported values: "FailClose", "FailOpen", "FailReload"/, refused);
+${spec}
+`).then(
+        () => assert.fail("the API server stored an invalid WasmFilter"),
+        (e: Error) => e.message,
+      );
+    // The schema's own checks first; the API server runs the rules (the url's message) only
+    // on an object that passed them, so each mistake is shown on its own.
+    const strategy = await refusal("  url: oci://registry.example.com/f:1\n  failStrategy: Sometimes");
+    assert.match(strategy, /spec\.failStrategy: Unsupported value: "Sometimes": supported values: "FailClose", "FailOpen", "FailReload"/, strategy);
+    const url = await refusal("  url: http://example.com/filter.wasm");
+    assert.match(url, /spec\.url: Invalid value: "http:\/\/example\.com\/filter\.wasm": must be oci:\/\/REGISTRY\/REPO:TAG, https:\/\/\.\.\., file:\/\/\.\.\. or marketplace:\/\/NAME@VERSION/, url);
   });
 
   it("gives the control plane's ServiceAccount exactly what it needs", async () => {
