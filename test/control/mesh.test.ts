@@ -264,6 +264,11 @@ spec:
       await until(`the ${runtime} proxy to be ready`, async () => (await fetch(`http://127.0.0.1:${p.admin}/ready`)).status === 200).catch((e: Error) => {
         throw new Error(`${e.message}\n${runtime} proxy log:\n${p.log}`);
       });
+      // Ready means a first configuration; the filter arrives once its module has been pulled.
+      await until(`the ${runtime} proxy to run the filter`, async () => {
+        const dump = (await (await fetch(`http://127.0.0.1:${p.admin}/config_dump`)).json()) as { filterStatus: { filter: string; ready: boolean }[] };
+        return dump.filterStatus.some((f) => f.filter === "shop/rewrite" && f.ready);
+      });
       const reply = await viaProxy(runtime);
       assert.equal(reply.status, 200, `${runtime}: ${reply.body}`);
       assert.equal(reply.body, "hello from catalog\n");

@@ -227,10 +227,18 @@ spec:
 
     for (let i = 0; i < 300; i++) {
       const ready = await run("ip", inPod("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", `http://127.0.0.1:${env.WEFT_ADMIN_PORT}/ready`));
-      if (ready.stdout === "200") return;
+      if (ready.stdout === "200") break;
       await sleep(100);
     }
-    throw new Error(`the injected sidecar did not become ready in 30 s\n${logs()}`);
+    // Ready means a first configuration; the WasmFilter comes in a later one once its module
+    // has been pulled from the registry.
+    for (let i = 0; i < 300; i++) {
+      const dump = await run("ip", inPod("curl", "-s", `http://127.0.0.1:${env.WEFT_ADMIN_PORT}/config_dump`));
+      const status = dump.code === 0 && dump.stdout.startsWith("{") ? (JSON.parse(dump.stdout) as Json).filterStatus : [];
+      if ((status as Json[]).some((f) => f.filter === "shop/tag-calls" && f.ready)) return;
+      await sleep(100);
+    }
+    throw new Error(`the injected sidecar did not get ready with its WasmFilter in 60 s\n${logs()}`);
   });
 
   after(async () => {
