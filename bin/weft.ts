@@ -17,6 +17,7 @@ commands:
                         redirect the pod's traffic through the sidecar with iptables (docs/injection.md)
   install               print the manifests that install weft: weft install | kubectl apply -f -
   control               run the control plane (docs/control-plane.md)
+  status                every sidecar's configuration version and filters, and every WasmFilter's status
 
 Run with Node.js >= 22.18 (node bin/weft.ts), Deno >= 2 (deno run -A bin/weft.ts) or Bun >= 1.2 (bun bin/weft.ts).
 `;
@@ -91,6 +92,10 @@ async function main(argv: string[]): Promise<number> {
     case "control": {
       const { controlCommand } = await import("../control/main.ts");
       return controlCommand(rest);
+    }
+    case "status": {
+      const { statusCommand } = await import("../control/status/cli.ts");
+      return statusCommand(rest);
     }
     case "install": {
       const { installCommand } = await import("../control/install/cli.ts");

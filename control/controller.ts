@@ -15,6 +15,7 @@ import { conditionsFrom, StatusWriter } from "./kubernetes/status.ts";
 import { watchMesh, type MeshWatch } from "./kubernetes/watch.ts";
 import { LeaderElection } from "./kubernetes/leader.ts";
 import { CaBundlePublisher } from "./kubernetes/ca-bundle.ts";
+import { ProxyReportWriter, reportOf } from "./kubernetes/proxy-report.ts";
 import { apiMessage } from "./kubernetes/errors.ts";
 
 export interface ControllerOptions {
@@ -34,6 +35,8 @@ export interface ControllerOptions {
   leaderElection?: { namespace: string; identity: string; leaseSeconds?: number };
   /** The mesh's roots, published where sidecars and the API server read them (ca-bundle.ts). */
   caBundle?: string;
+  /** Where this replica reports what its sidecars run, for weft status (proxy-report.ts). */
+  report?: { namespace: string; replica: string };
 }
 
 export interface Controller {
@@ -98,11 +101,13 @@ export async function startController(options: ControllerOptions): Promise<Contr
 
   const publisher = options.caBundle ? new CaBundlePublisher(kubeConfig, options.caBundle, log) : null;
   let publishing = Promise.resolve();
+  let stopping = false;
   let pending: ReturnType<typeof setTimeout> | null = null;
   // Configurations by what they depend on in a pod; emptied whenever the mesh changes.
   let shapes = new Map<string, Computed>();
   // Changes come in bursts (an informer's initial list, a rollout): compute once per burst.
   const schedule = () => {
+    if (stopping) return;
     pending ??= setTimeout(() => {
       pending = null;
       shapes = new Map();
@@ -141,6 +146,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   // Acknowledgements arrive one per proxy: status is written once per burst of them.
   let statusPending: ReturnType<typeof setTimeout> | null = null;
   const statusSoon = () => {
+    if (stopping) return;
     statusPending ??= setTimeout(() => {
       statusPending = null;
       void writeStatus();
@@ -162,9 +168,12 @@ export async function startController(options: ControllerOptions): Promise<Contr
     : null;
   const leading = () => election === null || election.leading;
 
+  const report = options.report ? new ProxyReportWriter(kubeConfig, options.report.namespace, options.report.replica, log) : null;
   let writing = Promise.resolve();
   const writeStatus = () => {
     writing = writing.then(async () => {
+      // Every replica reports its own sidecars; only the leader writes resource status.
+      if (report) await report.write(reportOf(hub.connected));
       if (!leading()) return;
       const now = new Date().toISOString();
       for (const f of world.wasmFilters.values()) {
@@ -226,6 +235,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     synced: watch.synced,
     leading,
     async stop() {
+      stopping = true;
       if (pending) clearTimeout(pending);
       if (statusPending) clearTimeout(statusPending);
       await election?.stop();
@@ -233,6 +243,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       await api.close();
       await writing;
       await publishing;
+      await report?.remove();
     },
   };
 }

@@ -3,9 +3,9 @@
 import { hostname } from "node:os";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
 import { createLogger } from "../proxy/log.ts";
 import { startController } from "./controller.ts";
+import { loadKubeConfig } from "./kubernetes/kubeconfig.ts";
 import { openAuthority } from "./ca/authority.ts";
 import { ENROLLMENT_PATH, enrollmentHandler } from "./ca/enrollment.ts";
 import { kubernetesSecretStore } from "./ca/secret-store.ts";
@@ -59,17 +59,15 @@ export async function controlCommand(argv: string[]): Promise<number> {
     process.stderr.write(`weft control: --port must be a port number, not "${values.port}"\n`);
     return 2;
   }
-  const kubeConfig = new KubeConfig();
-  try {
-    if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
-    else kubeConfig.loadFromDefault();
-  } catch (e) {
-    process.stderr.write(`weft control: cannot load Kubernetes credentials: ${(e as Error).message}\n`);
+  const kubeConfig = loadKubeConfig(values.kubeconfig);
+  if (typeof kubeConfig === "string") {
+    process.stderr.write(`weft control: ${kubeConfig}\n`);
     return 2;
   }
   const log = createLogger({ component: "control" });
   const namespace = values.namespace ?? process.env.POD_NAMESPACE ?? "weft-system";
   const trustDomain = values["trust-domain"] ?? "cluster.local";
+  const identity = `${hostname()}-${process.pid}`;
   const authority = await openAuthority({ store: kubernetesSecretStore({ kubeConfig, namespace }), log });
   const extra = (values["serving-hosts"] ?? "").split(",").filter(Boolean);
   if (process.env.POD_IP) extra.push(process.env.POD_IP);
@@ -90,7 +88,8 @@ export async function controlCommand(argv: string[]): Promise<number> {
       [ENROLLMENT_PATH]: enrollmentHandler({ authority, reviewToken: kubernetesTokenReviewer({ kubeConfig }), trustDomain, log }),
       [WEBHOOK_PATH]: injectionWebhook({ log }),
     },
-    ...(values["no-leader-election"] ? {} : { leaderElection: { namespace, identity: `${hostname()}-${process.pid}` } }),
+    report: { namespace, replica: identity },
+    ...(values["no-leader-election"] ? {} : { leaderElection: { namespace, identity } }),
   });
   await controller.synced;
   const shutdown = async (signal: string) => {

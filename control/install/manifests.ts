@@ -46,8 +46,9 @@ export function installManifests(options: InstallOptions = {}): Record<string, u
         { apiGroups: [GROUP], resources: KINDS.map((k) => k.plural), verbs: watch },
         { apiGroups: [GROUP], resources: KINDS.map((k) => `${k.plural}/status`), verbs: ["get", "patch", "update"] },
         { apiGroups: ["gateway.networking.k8s.io"], resources: ["httproutes"], verbs: watch },
-        // The mesh's root, in every namespace labelled for injection (weft-ca-root).
-        { apiGroups: [""], resources: ["configmaps"], verbs: ["get", "create", "update"] },
+        // The mesh's root, in every namespace labelled for injection (weft-ca-root), and the
+        // report of what each sidecar runs (weft-proxies, read by weft status).
+        { apiGroups: [""], resources: ["configmaps"], verbs: ["get", "create", "update", "patch"] },
         // Pull secrets named by WasmFilters, read one at a time where they are named.
         { apiGroups: [""], resources: ["secrets"], verbs: ["get"] },
         // Proxies and certificate requests authenticate with ServiceAccount tokens.

@@ -6,7 +6,7 @@
 // plane restart that leaves the proxy serving.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { networkInterfaces, tmpdir } from "node:os";
 import path from "node:path";
@@ -96,6 +96,7 @@ describe("control plane on a real API server", () => {
       tls: serving,
       insecureRegistries: [registry.host],
       caBundle: authority.trustBundle(),
+      report: { namespace: "weft-system", replica: "test-replica" },
       routes: { [ENROLLMENT_PATH]: enrollmentHandler({ authority, reviewToken: kubernetesTokenReviewer({ kubeConfig }), log }) },
     });
     await controller.synced;
@@ -150,6 +151,10 @@ describe("control plane on a real API server", () => {
     await kubectl(["wait", "--for=condition=Established", "crd/wasmfilters.weft.dev", "--timeout=30s"]);
     const [serverAdmin, serverOutbound, serverInbound] = (await freePorts(3)) as [number, number, number];
     await apply(`
+apiVersion: v1
+kind: Namespace
+metadata: { name: weft-system }
+---
 apiVersion: v1
 kind: Namespace
 metadata: { name: shop, labels: { weft.dev/inject: enabled } }
@@ -340,6 +345,23 @@ spec:
     assert.match(byType.Resolved!.message, new RegExp(`sha256:${filters.v1!.sha256} from oci://`));
     const table = await kubectl(["get", "wasmfilters", "-n", "shop"]);
     assert.match(table, /rewrite\s.*3\/3/, table);
+  });
+
+  it("weft status lists every sidecar with the version it runs and its filters, and the WasmFilter", async () => {
+    const weftStatus = () =>
+      new Promise<string>((resolve, reject) =>
+        execFile(bin("node"), ["bin/weft.ts", "status", "--kubeconfig", k8s.kubeconfig], { cwd: root, encoding: "utf8" }, (e, stdout, stderr) => (e ? reject(new Error(stderr || e.message)) : resolve(stdout))),
+      );
+    const out = await until("weft status to show the four sidecars running", async () => {
+      const text = await weftStatus();
+      return (text.match(/ running /g) ?? []).length === 4 ? text : null;
+    });
+    const sha = filters.v1!.sha256.slice(0, 12);
+    for (const runtime of Object.keys(RUNTIMES)) {
+      assert.match(out, new RegExp(`^shop/web-${runtime}\\s+[0-9a-f]{16}\\s+running\\s+shop/rewrite@${sha}\\s+test-replica$`, "m"), out);
+    }
+    assert.match(out, /^shop\/inventory-0\s+[0-9a-f]{16}\s+running\s+-\s+test-replica$/m, out);
+    assert.match(out, new RegExp(`^shop/rewrite\\s+True\\s+3/3\\s+${sha}`, "m"), out);
   });
 
   it("swaps the filter's config under load with no failed request", async () => {
