@@ -15,7 +15,7 @@ import { conditionsFrom, StatusWriter } from "./kubernetes/status.ts";
 import { watchMesh, type MeshWatch } from "./kubernetes/watch.ts";
 import { LeaderElection } from "./kubernetes/leader.ts";
 import { CaBundlePublisher } from "./kubernetes/ca-bundle.ts";
-import { ProxyReportWriter, reportOf } from "./kubernetes/proxy-report.ts";
+import { ProxyReportWriter, reportOf, type ProxyReportEntry } from "./kubernetes/proxy-report.ts";
 import { apiMessage } from "./kubernetes/errors.ts";
 
 export interface ControllerOptions {
@@ -176,17 +176,21 @@ export async function startController(options: ControllerOptions): Promise<Contr
       if (report) await report.write(reportOf(hub.connected));
       if (!leading()) return;
       const now = new Date().toISOString();
+      // Every replica's sidecars (from their reports), this replica's own first: a sidecar
+      // that moved between replicas counts once.
+      const sidecars = new Map<string, ProxyReportEntry>();
+      for (const entry of [...reportOf(hub.connected), ...(report ? await report.others() : [])]) if (!sidecars.has(entry.pod)) sidecars.set(entry.pod, entry);
       for (const f of world.wasmFilters.values()) {
         const key = keyOf(f.metadata.namespace, f.metadata.name);
         const state = distribution.state(f.metadata.namespace, f.metadata.name);
         const generation = (f.metadata as { generation?: number }).generation ?? 0;
         let selected = 0;
         let running = 0;
-        for (const s of hub.connected) {
-          const pod = world.pods.get(keyOf(s.namespace, s.pod));
+        for (const s of sidecars.values()) {
+          const pod = world.pods.get(s.pod);
           if (!pod || !targets(world, f.metadata.namespace, f.spec, pod)) continue;
           selected++;
-          if (s.acked && s.sent && s.acked.version === s.sent.version && s.sent.filters.includes(key)) running++;
+          if (s.running !== null && s.running === s.sent && s.filters.includes(key)) running++;
         }
         const sha256 = state?.sha256 ?? undefined;
         await status.writeWasmFilter(f, {

@@ -70,6 +70,17 @@ export class ProxyReportWriter {
     }
   }
 
+  /** The other replicas' sidecars, newest report first (a sidecar that moved is in two). */
+  async others(): Promise<ProxyReportEntry[]> {
+    const map = await this.core.readNamespacedConfigMap({ namespace: this.namespace, name: PROXY_REPORT }).catch(() => null);
+    const own = keyFor(this.replica);
+    return Object.entries(map?.data ?? {})
+      .filter(([key]) => key !== own)
+      .map(([, text]) => JSON.parse(text) as ProxyReport)
+      .sort((a, b) => b.updatedAt.localeCompare(a.updatedAt))
+      .flatMap((r) => r.proxies);
+  }
+
   /** Removes this replica's key (its sidecars reconnect to another replica). */
   async remove(): Promise<void> {
     await this.patch({ [keyFor(this.replica)]: null }).catch(() => {});
