@@ -7,6 +7,7 @@ import { formatSpiffeId, DEFAULT_TRUST_DOMAIN } from "../../proxy/identity/spiff
 import { createLogger, type Logger } from "../../proxy/log.ts";
 import { CaMaterialError, CsrError, WORKLOAD_TTL_MS, type CertificateAuthority } from "./authority.ts";
 import type { TokenReviewer } from "./token-review.ts";
+import { readBoundedText } from "../api/body.ts";
 
 // The path is part of the contract with the proxy, which defines it.
 export { ENROLLMENT_PATH } from "../../proxy/identity/enroll.ts";
@@ -70,30 +71,6 @@ function tooLarge(limit: number): Refusal {
   return new Refusal(413, "BodyTooLarge", `the body is larger than ${limit} bytes; send {"csr": "<PEM>"} only`);
 }
 
-async function readBody(request: Request, limit: number): Promise<string> {
-  if (!request.body) return "";
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      throw tooLarge(limit);
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
-}
-
 function csrOf(body: string): string {
   const shape = 'send a JSON object {"csr": "<PEM certificate request>"}';
   let parsed: unknown;
@@ -131,7 +108,9 @@ export function enrollmentHandler(options: EnrollmentOptions): (request: Request
       throw new Refusal(403, "NotServiceAccount", `the token belongs to ${JSON.stringify(review.username)}, which is not a ServiceAccount: only a workload's ServiceAccount token can enroll`);
     }
     const spiffeId = formatSpiffeId({ trustDomain, namespace: account[1], serviceAccount: account[2] });
-    const csr = csrOf(await readBody(request, limit));
+    const body = await readBoundedText(request, limit);
+    if (body === null) throw tooLarge(limit);
+    const csr = csrOf(body);
     try {
       const issued = await options.authority.issueWorkload(csr, spiffeId, ttlMs);
       log.info("issued workload certificate", { spiffeId, serialNumber: issued.serialNumber, notAfter: issued.notAfter.toISOString() });

@@ -10,6 +10,7 @@ import { createLogger, type Logger } from "../../proxy/log.ts";
 import { parseResource } from "../resources/parse.ts";
 import { injectPod } from "./patch.ts";
 import { DEFAULT_SETTINGS, type InjectSettings } from "./settings.ts";
+import { readBoundedText } from "../api/body.ts";
 
 export interface InjectionWebhookOptions {
   settings?: InjectSettings;
@@ -45,7 +46,7 @@ export function injectionWebhook(options: InjectionWebhookOptions = {}): (reques
 
   return async (request) => {
     if (request.method !== "POST") return fail(405, `the injector takes POST with an AdmissionReview, not ${request.method}`);
-    const body = await readBounded(request, maxBodyBytes);
+    const body = await readBoundedText(request, maxBodyBytes);
     if (body === null) return fail(413, `the AdmissionReview is larger than ${maxBodyBytes} bytes`);
     let json: unknown;
     try {
@@ -82,22 +83,3 @@ export function injectionWebhook(options: InjectionWebhookOptions = {}): (reques
   };
 }
 
-/** The body as text, or null once it passes `limit` bytes (read no further). */
-async function readBounded(request: Request, limit: number): Promise<string | null> {
-  if (Number(request.headers.get("content-length") ?? 0) > limit) return null;
-  if (!request.body) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = request.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      return null;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
