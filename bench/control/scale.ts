@@ -12,6 +12,7 @@ import { createInterface } from "node:readline";
 import { startCluster, freePorts } from "../../test/k8s/cluster.ts";
 import { startRegistry } from "../../test/support/registry.ts";
 import { builtFilter } from "../../test/support/filters.ts";
+import { serviceYaml } from "../../test/support/service.ts";
 import { RegistryClient } from "../../control/distribution/registry.ts";
 import { CLK_TCK } from "../lib/proc.ts";
 import { CONTROL_NODE_OPTIONS } from "../../control/install/manifests.ts";
@@ -49,18 +50,8 @@ try {
   const url = `oci://${registry.host}/filters/header-rewrite:1.0.0`;
   await new RegistryClient().pushWasm(url, filter.wasm, { plainHttp: true, annotations: {} });
   const host = Object.values(networkInterfaces()).flat().find((a) => a?.family === "IPv4" && !a.internal)?.address ?? "10.0.0.10";
-  const services = Array.from({ length: SERVICES }, (_, i) => `apiVersion: v1
-kind: Service
-metadata: { name: svc-${i}, namespace: scale }
-spec: { ports: [{ name: http, port: 80, targetPort: 8080 }] }
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: svc-${i}-1, namespace: scale, labels: { kubernetes.io/service-name: svc-${i}, endpointslice.kubernetes.io/managed-by: weft-bench } }
-addressType: IPv4
-ports: [{ name: http, port: 8080, protocol: TCP }]
-endpoints: [{ addresses: ["${host}"] }]`);
-  await kubectl(["apply", "-f", "-"], ["apiVersion: v1\nkind: Namespace\nmetadata: { name: scale }", "apiVersion: v1\nkind: ServiceAccount\nmetadata: { name: sim, namespace: scale }", ...services].join("\n---\n"));
+  const services = Array.from({ length: SERVICES }, (_, i) => serviceYaml({ namespace: "scale", name: `svc-${i}`, targetPort: 8080, address: host }));
+  await kubectl(["apply", "-f", "-"], ["apiVersion: v1\nkind: Namespace\nmetadata: { name: scale }\n", "apiVersion: v1\nkind: ServiceAccount\nmetadata: { name: sim, namespace: scale }\n", ...services].join("---\n"));
   await kubectl(["apply", "-f", "-"], `apiVersion: weft.dev/v1alpha1
 kind: WasmFilter
 metadata: { name: bench, namespace: scale }

@@ -14,6 +14,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
 import { gatewayApiCrd } from "../k8s/gateway-api.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
+import { serviceYaml } from "../support/service.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import { builtFilter } from "../support/filters.ts";
 import { request } from "../support/client.ts";
@@ -185,56 +186,11 @@ spec:
 `,
   )
   .join("---\n")}---
-apiVersion: v1
-kind: Service
-metadata: { name: catalog, namespace: shop }
-spec:
-  ports: [{ name: http, port: 80, targetPort: ${catalog.port} }]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: catalog-1
-  namespace: shop
-  labels: { kubernetes.io/service-name: catalog, endpointslice.kubernetes.io/managed-by: weft-test }
-addressType: IPv4
-ports: [{ name: http, port: ${catalog.port}, protocol: TCP }]
-endpoints: [{ addresses: ["${HOST}"], conditions: { ready: true } }]
----
-apiVersion: v1
-kind: Service
-metadata: { name: catalog-v2, namespace: shop }
-spec:
-  ports: [{ name: http, port: 80, targetPort: ${catalogV2.port} }]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: catalog-v2-1
-  namespace: shop
-  labels: { kubernetes.io/service-name: catalog-v2, endpointslice.kubernetes.io/managed-by: weft-test }
-addressType: IPv4
-ports: [{ name: http, port: ${catalogV2.port}, protocol: TCP }]
-endpoints: [{ addresses: ["${HOST}"], conditions: { ready: true } }]
----
-apiVersion: v1
-kind: Service
-metadata: { name: inventory, namespace: shop }
-spec:
-  ports: [{ name: http, port: 80, targetPort: ${meshApp.port} }]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: inventory-1
-  namespace: shop
-  labels: { kubernetes.io/service-name: inventory, endpointslice.kubernetes.io/managed-by: weft-test }
-addressType: IPv4
+${serviceYaml({ namespace: "shop", name: "catalog", targetPort: catalog.port, address: HOST })}---
+${serviceYaml({ namespace: "shop", name: "catalog-v2", targetPort: catalogV2.port, address: HOST })}---
 # In a pod, weft init redirects the app port to the sidecar's inbound listener; here the
 # endpoint names the inbound listener's port directly.
-ports: [{ name: http, port: ${serverInbound}, protocol: TCP }]
-endpoints: [{ addresses: ["${HOST}"], conditions: { ready: true }, targetRef: { kind: Pod, name: inventory-0, namespace: shop } }]
----
+${serviceYaml({ namespace: "shop", name: "inventory", targetPort: meshApp.port, address: HOST, endpointPort: serverInbound, pod: "inventory-0" })}---
 apiVersion: weft.dev/v1alpha1
 kind: WasmFilter
 metadata: { name: rewrite, namespace: shop }

@@ -17,6 +17,7 @@ import path from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
+import { serviceYaml } from "../support/service.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import { builtFilter } from "../support/filters.ts";
 import { RegistryClient } from "../../control/distribution/registry.ts";
@@ -150,25 +151,9 @@ spec:
   serviceAccountName: inventory
   containers: [{ name: app, image: example.com/inventory:1, ports: [{ containerPort: ${inventory.port} }] }]
 ---
-apiVersion: v1
-kind: Service
-metadata: { name: inventory, namespace: shop }
-spec:
-  clusterIP: 10.0.0.77
-  ports: [{ name: http, port: 80, targetPort: ${inventory.port} }]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: inventory-1
-  namespace: shop
-  labels: { kubernetes.io/service-name: inventory, endpointslice.kubernetes.io/managed-by: weft-test }
-addressType: IPv4
 # On a node, weft init in the inventory pod redirects the app port to its sidecar; here the
 # endpoint names that sidecar's inbound listener directly.
-ports: [{ name: http, port: ${invInbound}, protocol: TCP }]
-endpoints: [{ addresses: ["${HOST_IP}"], conditions: { ready: true }, targetRef: { kind: Pod, name: inventory-0, namespace: shop } }]
----
+${serviceYaml({ namespace: "shop", name: "inventory", targetPort: inventory.port, address: HOST_IP, endpointPort: invInbound, pod: "inventory-0", clusterIP: "10.0.0.77" })}---
 apiVersion: weft.dev/v1alpha1
 kind: WasmFilter
 metadata: { name: tag-calls, namespace: shop }
