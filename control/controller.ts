@@ -173,13 +173,14 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const writeStatus = () => {
     writing = writing.then(async () => {
       // Every replica reports its own sidecars; only the leader writes resource status.
-      if (report) await report.write(reportOf(hub.connected));
+      const own = reportOf(hub.connected);
+      if (report) await report.write(own);
       if (!leading()) return;
       const now = new Date().toISOString();
       // Every replica's sidecars (from their reports), this replica's own first: a sidecar
       // that moved between replicas counts once.
       const sidecars = new Map<string, ProxyReportEntry>();
-      for (const entry of [...reportOf(hub.connected), ...(report ? await report.others() : [])]) if (!sidecars.has(entry.pod)) sidecars.set(entry.pod, entry);
+      for (const entry of [...own, ...(report ? await report.others() : [])]) if (!sidecars.has(entry.pod)) sidecars.set(entry.pod, entry);
       for (const f of world.wasmFilters.values()) {
         const key = keyOf(f.metadata.namespace, f.metadata.name);
         const state = distribution.state(f.metadata.namespace, f.metadata.name);
