@@ -171,6 +171,21 @@ function filtersFor(world: MeshWorld, pod: PodInfo, resolved: ResolvedFilters): 
   return out.sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
 }
 
+/** The AccessPolicies selecting the pod, as its inbound listener enforces them; STRICT mTLS if any asks for it. */
+function accessFor(world: MeshWorld, pod: PodInfo): { authorization?: NonNullable<ProxyConfigInput["listeners"][number]["authorization"]>; strict: boolean } {
+  const selecting = [...world.accessPolicies.values()]
+    .filter((p) => targets(world, p.metadata.namespace, p.spec, pod))
+    .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  if (selecting.length === 0) return { strict: false };
+  return {
+    authorization: {
+      policies: selecting.map((p) => ({ name: `${p.metadata.namespace}/${p.metadata.name}`, action: p.spec.action, rules: p.spec.rules })),
+      defaultDeny: selecting.some((p) => p.spec.defaultDeny),
+    },
+    strict: selecting.some((p) => p.spec.mtls === "STRICT"),
+  };
+}
+
 /** The app port inbound traffic goes to: the first port a Service of the pod targets, else the pod's first container port. */
 function appPort(world: MeshWorld, pod: PodInfo): number | null {
   for (const s of servicesOf(world, pod)) {
@@ -207,13 +222,16 @@ export function computeProxyConfig(world: MeshWorld, pod: PodInfo, resolved: Res
       workload: pod.labels.app ?? pod.name,
       endpoints: [{ address: "127.0.0.1", port: app }],
     });
+    const access = accessFor(world, pod);
     listeners.push({
       name: "inbound",
       direction: "Inbound",
       address: "0.0.0.0",
       port: settings.inboundPort,
-      // Peers with a sidecar come over mTLS; plaintext callers are still served (as Istio's default).
-      tls: "PERMISSIVE",
+      // Peers with a sidecar come over mTLS; plaintext callers are still served (as Istio's
+      // default) unless an AccessPolicy asks for STRICT.
+      tls: access.strict ? "STRICT" : "PERMISSIVE",
+      ...(access.authorization ? { authorization: access.authorization } : {}),
       virtualHosts: [{ name: "inbound", domains: ["*"], routes: [{ name: "app", backends: [{ cluster: inboundCluster }] }] }],
     });
   }

@@ -2,6 +2,7 @@
 // control plane pushes. Every type the proxy uses for configuration derives from here.
 // Names follow Gateway API's HTTPRoute and Envoy where a user would look for them.
 import * as v from "valibot";
+import { Authorization } from "./authorization.ts";
 import { FilterConfig } from "./filters.ts";
 
 const port = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535));
@@ -116,6 +117,8 @@ export const Listener = v.object({
   // Also accept HTTP/2: with prior knowledge (h2c) in plaintext, by ALPN "h2" over TLS.
   http2: v.optional(v.boolean(), true),
   virtualHosts: v.array(VirtualHost),
+  // Inbound: which peers may call the workload (AccessPolicy); checked before any filter runs.
+  authorization: v.optional(Authorization),
 });
 
 export const Endpoint = v.object({

@@ -4,6 +4,7 @@
 import { Buffer } from "node:buffer";
 import { randomUUID } from "node:crypto";
 import type { ServerExchange } from "../http/exchange.ts";
+import type { Authorization } from "../config/authorization.ts";
 import type { NodeInfo, Route } from "../config/schema.ts";
 import type { Router, CompiledRoute } from "../routing/router.ts";
 import { pickBackend } from "../routing/router.ts";
@@ -32,6 +33,8 @@ export interface ContextInputs {
   readonly filters: FilterChain;
   /** The port the listener is bound to, for filters attached by port. */
   readonly port: number;
+  /** The listener's access policies (inbound only). */
+  readonly authorization?: Authorization;
 }
 
 /** What the listener (inbound or outbound) contributes to each request. */
@@ -46,6 +49,8 @@ export interface ForwardContext {
   describe(exchange: ServerExchange, cluster: UpstreamCluster | null): { source: PeerInfo; destination: DestinationInfo };
   /** Direction-specific request headers (client-certificate details, spoofing protection). */
   decorate(headers: string[], exchange: ServerExchange): void;
+  /** Why the request is refused before anything else runs (access policies), or null. */
+  refuse?(exchange: ServerExchange): string | null;
 }
 
 // HTTP status of a local reply → gRPC status, as gRPC's HTTP mapping prescribes.
@@ -167,6 +172,12 @@ class Forwarding {
     const ex = this.exchange;
     ex.onAbort = () => this.abortedByDownstream();
     this.requestId = headerValue(ex.headers, "x-request-id") || randomUUID();
+    // Before the filters: a refused caller costs no filter call and counts in no rate limit.
+    const refused = this.ctx.refuse?.(ex);
+    if (refused) {
+      this.reply(403, refused, "RBAC");
+      return;
+    }
     const chain = this.ctx.filters;
     if (chain.filters.length > 0) {
       this.filters = chain.select({ direction: this.ctx.direction === "inbound" ? "Inbound" : "Outbound", port: this.ctx.port, method: ex.method, path: pathOf(ex.target) });

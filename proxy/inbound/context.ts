@@ -7,8 +7,10 @@ import type { UpstreamCluster } from "../upstream/cluster.ts";
 import type { ServerExchange } from "../http/exchange.ts";
 import { removeHeader } from "../http/headers.ts";
 import { peerOf } from "../identity/peer.ts";
+import { compileAuthorization } from "./authorization.ts";
 
-export function inboundContext({ node, ownPrincipal, router, clusters, telemetry, filters, port }: ContextInputs): ForwardContext {
+export function inboundContext({ node, ownPrincipal, router, clusters, telemetry, filters, port, authorization }: ContextInputs): ForwardContext {
+  const check = compileAuthorization(authorization);
   const destination = {
     service: node.service,
     namespace: node.namespace,
@@ -34,6 +36,14 @@ export function inboundContext({ node, ownPrincipal, router, clusters, telemetry
       source: peerOf(exchange.peerTls),
       destination: cluster ? destinationFor(cluster.config.name) : destination,
     }),
+    ...(check
+      ? {
+          refuse: (exchange: ServerExchange) => {
+            const peer = peerOf(exchange.peerTls);
+            return check({ principal: peer.principal, namespace: peer.namespace, method: exchange.method, target: exchange.target });
+          },
+        }
+      : {}),
     decorate: (headers: string[], exchange: ServerExchange) => {
       removeHeader(headers, "x-forwarded-client-cert");
       const peer = peerOf(exchange.peerTls);

@@ -17,6 +17,7 @@ export type ResponseFlag =
   | "UO" // overflow: circuit breaker open
   | "URX" // retries exhausted
   | "FI" // fault injection abort
+  | "RBAC" // refused by an access policy
   | "DC" // downstream closed before the response finished
   | "DPE"; // downstream protocol error
 
