@@ -5,21 +5,10 @@
 // nothing but Kubernetes RBAC on that ConfigMap.
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "../../proxy/log.ts";
-import type { ProxySession } from "../push/hub.ts";
+import type { ProxyReportEntry } from "../push/report.ts";
 import { apiMessage, apiStatus } from "./errors.ts";
 
 export const PROXY_REPORT = "weft-proxies";
-
-export interface ProxyReportEntry {
-  pod: string;
-  /** The version last sent, and the one the proxy acknowledged (null: not yet). */
-  sent: string | null;
-  running: string | null;
-  rejected?: { version: string; error: string };
-  /** namespace/name of the WasmFilters in what it runs. */
-  filters: readonly string[];
-  connectedAt: string;
-}
 
 /** One replica's key. */
 export interface ProxyReport {
@@ -30,19 +19,6 @@ export interface ProxyReport {
 
 // ConfigMap keys allow letters, digits, '-', '_' and '.'.
 const keyFor = (replica: string) => `${replica.replace(/[^A-Za-z0-9_.-]/g, "-")}.json`;
-
-export function reportOf(sessions: readonly ProxySession[]): ProxyReportEntry[] {
-  return sessions
-    .map((s) => ({
-      pod: `${s.namespace}/${s.pod}`,
-      sent: s.sent?.version ?? null,
-      running: s.acked?.version ?? null,
-      ...(s.rejected ? { rejected: s.rejected } : {}),
-      filters: s.acked?.filters ?? [],
-      connectedAt: new Date(s.connectedAt).toISOString(),
-    }))
-    .sort((a, b) => a.pod.localeCompare(b.pod));
-}
 
 export class ProxyReportWriter {
   private readonly core: CoreV1Api;

@@ -4,31 +4,8 @@
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "../../proxy/log.ts";
 import { apiMessage, apiStatus } from "./errors.ts";
-import type { Condition } from "../resources/condition.ts";
 import { GROUP, VERSION } from "../resources/meta.ts";
 import type { WasmFilter, WasmFilterStatus } from "../resources/wasm-filter.ts";
-
-export interface ConditionInput {
-  type: string;
-  ok: boolean | null;
-  reason: string;
-  message: string;
-}
-
-export function conditionsFrom(inputs: ConditionInput[], previous: readonly Condition[] | undefined, generation: number, now: string): Condition[] {
-  return inputs.map((c) => {
-    const status = c.ok === null ? "Unknown" : c.ok ? "True" : "False";
-    const before = previous?.find((p) => p.type === c.type);
-    return {
-      type: c.type,
-      status,
-      observedGeneration: generation,
-      lastTransitionTime: before && before.status === status ? before.lastTransitionTime : now,
-      reason: c.reason,
-      message: c.message,
-    };
-  });
-}
 
 /** The status without timestamps, to tell whether anything changed. */
 const essence = (s: WasmFilterStatus | undefined) =>

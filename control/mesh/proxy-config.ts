@@ -13,9 +13,11 @@ export interface ProxySettings {
   clusterDomain: string;
   outboundPort: number;
   inboundPort: number;
+  /** Where sidecars bind their listeners: every address in a pod; loopback in local mode. */
+  listenAddress: string;
 }
 
-export const DEFAULT_SETTINGS: ProxySettings = { trustDomain: "cluster.local", clusterDomain: "cluster.local", outboundPort: 15001, inboundPort: 15006 };
+export const DEFAULT_SETTINGS: ProxySettings = { trustDomain: "cluster.local", clusterDomain: "cluster.local", outboundPort: 15001, inboundPort: 15006, listenAddress: "0.0.0.0" };
 
 /** What the distribution resolved a WasmFilter to; unresolved filters are left out. */
 export type ResolvedFilters = ReadonlyMap<string, { sha256: string }>;
@@ -188,6 +190,7 @@ function accessFor(world: MeshWorld, pod: PodInfo): { authorization?: NonNullabl
 
 /** The app port inbound traffic goes to: the first port a Service of the pod targets, else the pod's first container port. */
 function appPort(world: MeshWorld, pod: PodInfo): number | null {
+  if (pod.app) return pod.app.port;
   for (const s of servicesOf(world, pod)) {
     for (const p of s.ports) {
       if (typeof p.targetPort === "number") return p.targetPort;
@@ -210,7 +213,7 @@ export function computeProxyConfig(world: MeshWorld, pod: PodInfo, resolved: Res
   }
   const own = servicesOf(world, pod)[0];
   const listeners: ProxyConfigInput["listeners"] = [
-    { name: "outbound", direction: "Outbound", address: "0.0.0.0", port: settings.outboundPort, virtualHosts },
+    { name: "outbound", direction: "Outbound", address: settings.listenAddress, port: settings.outboundPort, virtualHosts },
   ];
   const app = appPort(world, pod);
   if (app !== null) {
@@ -220,13 +223,13 @@ export function computeProxyConfig(world: MeshWorld, pod: PodInfo, resolved: Res
       service: own ? `${own.name}.${own.namespace}.svc.${settings.clusterDomain}` : "",
       namespace: pod.namespace,
       workload: pod.labels.app ?? pod.name,
-      endpoints: [{ address: "127.0.0.1", port: app }],
+      endpoints: [{ address: pod.app?.address ?? "127.0.0.1", port: app }],
     });
     const access = accessFor(world, pod);
     listeners.push({
       name: "inbound",
       direction: "Inbound",
-      address: "0.0.0.0",
+      address: settings.listenAddress,
       port: settings.inboundPort,
       // Peers with a sidecar come over mTLS; plaintext callers are still served (as Istio's
       // default) unless an AccessPolicy asks for STRICT.

@@ -39,3 +39,27 @@ export const PolicyStatus = v.object({ conditions: conditions("Accepted (the pol
 
 export type Condition = v.InferOutput<typeof Condition>;
 export type PolicyStatus = v.InferOutput<typeof PolicyStatus>;
+
+/** A condition as computed (ok null: Unknown), before it gets its timestamps. */
+export interface ConditionInput {
+  type: string;
+  ok: boolean | null;
+  reason: string;
+  message: string;
+}
+
+/** Keeps lastTransitionTime where a condition's status stays the same, as metav1.Condition asks. */
+export function conditionsFrom(inputs: ConditionInput[], previous: readonly Condition[] | undefined, generation: number, now: string): Condition[] {
+  return inputs.map((c) => {
+    const status = c.ok === null ? "Unknown" : c.ok ? "True" : "False";
+    const before = previous?.find((p) => p.type === c.type);
+    return {
+      type: c.type,
+      status,
+      observedGeneration: generation,
+      lastTransitionTime: before && before.status === status ? before.lastTransitionTime : now,
+      reason: c.reason,
+      message: c.message,
+    };
+  });
+}

@@ -1,0 +1,27 @@
+// What each connected sidecar runs, in the shape that status, `weft status` and the dashboard
+// read: the version sent, the one acknowledged, a rejection, the WasmFilters in it.
+import type { ProxySession } from "./hub.ts";
+
+export interface ProxyReportEntry {
+  pod: string;
+  /** The version last sent, and the one the proxy acknowledged (null: not yet). */
+  sent: string | null;
+  running: string | null;
+  rejected?: { version: string; error: string };
+  /** namespace/name of the WasmFilters in what it runs. */
+  filters: readonly string[];
+  connectedAt: string;
+}
+
+export function reportOf(sessions: readonly ProxySession[]): ProxyReportEntry[] {
+  return sessions
+    .map((s) => ({
+      pod: `${s.namespace}/${s.pod}`,
+      sent: s.sent?.version ?? null,
+      running: s.acked?.version ?? null,
+      ...(s.rejected ? { rejected: s.rejected } : {}),
+      filters: s.acked?.filters ?? [],
+      connectedAt: new Date(s.connectedAt).toISOString(),
+    }))
+    .sort((a, b) => a.pod.localeCompare(b.pod));
+}
