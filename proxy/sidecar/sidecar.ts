@@ -213,6 +213,7 @@ export class Sidecar {
       }
     }
     if (config.identity !== previous.identity) this.verifiers.clear();
+    this.telemetry.setNode(config.node);
     this.telemetry.setConfigVersion(config.version);
     this.telemetry.setAccessLog(config.accessLog);
     for (const old of retired) void this.retire(old);

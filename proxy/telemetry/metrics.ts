@@ -237,6 +237,21 @@ export class ProxyMetrics {
     });
   }
 
+  /**
+   * The local side of every series: a managed sidecar learns its workload, namespace and
+   * identity with its first configuration. Series with the old labels are dropped (a node
+   * changes from the bootstrap's to the pod's before any traffic, not later).
+   */
+  setNode(node: NodeInfo): void {
+    const n = this.#node;
+    if (n.workload === node.workload && n.namespace === node.namespace && n.serviceAccount === node.serviceAccount && n.trustDomain === node.trustDomain && n.service === node.service) return;
+    this.#node = node;
+    this.#localPrincipal = `spiffe://${node.trustDomain}/ns/${node.namespace}/sa/${node.serviceAccount}`;
+    this.#localApp = node.service || node.workload;
+    this.#http.clear();
+    this.#tcp.clear();
+  }
+
   /** Sets weft_config_info{version} to 1 for this version only. */
   setConfigVersion(version: string): void {
     this.#configInfo.reset();

@@ -47,6 +47,8 @@ export interface ProxyTelemetry extends Telemetry {
   readonly contentType: string;
   /** Sets weft_config_info{version} (call on every configuration applied). */
   setConfigVersion(version: string): void;
+  /** Who this proxy is, for the local side of request metrics (call on every configuration applied). */
+  setNode(node: NodeInfo): void;
   /** Turns the access log on or off (configuration reload). */
   setAccessLog(mode: AccessLogMode): void;
   /** The OTLP exporter, when OTEL_EXPORTER_OTLP_ENDPOINT is set (for /config_dump and tests). */
@@ -145,6 +147,7 @@ export function createTelemetry(node: NodeInfo, accessLog: AccessLogMode, option
     },
     metricsText: () => metrics.metricsText(),
     setConfigVersion: (version: string) => metrics.setConfigVersion(version),
+    setNode: (node: NodeInfo) => metrics.setNode(node),
     setAccessLog(mode: AccessLogMode): void {
       if (mode === "stdout" && log === undefined && !closed) log = makeLog();
       if (mode === "off" && log !== undefined) {
