@@ -16,7 +16,8 @@ commands:
        [--proxy-uid UID] [--inbound-port P] [--outbound-port P] [--dry-run] [--cleanup]
                         redirect the pod's traffic through the sidecar with iptables (docs/injection.md)
   install               print the manifests that install weft: weft install | kubectl apply -f -
-  control               run the control plane (docs/control-plane.md)
+  control               run the control plane (docs/control-plane.md); --local DIR without Kubernetes
+  up [DIR]              run a whole mesh on this machine, the shop demo without DIR (docs/local-mode.md)
   status                every sidecar's configuration version and filters, and every WasmFilter's status
 
 Run with Node.js >= 22.18 (node bin/weft.ts), Deno >= 2 (deno run -A bin/weft.ts) or Bun >= 1.2 (bun bin/weft.ts).
@@ -92,6 +93,10 @@ async function main(argv: string[]): Promise<number> {
     case "control": {
       const { controlCommand } = await import("../control/main.ts");
       return controlCommand(rest);
+    }
+    case "up": {
+      const { upCommand } = await import("../control/local/up.ts");
+      return upCommand(rest);
     }
     case "status": {
       const { statusCommand } = await import("../control/status/cli.ts");

@@ -17,12 +17,17 @@ import { CONTROL_NAME } from "./install/manifests.ts";
 const USAGE = `usage: weft control [--kubeconfig FILE] [--namespace weft-system] [--address 0.0.0.0] [--port 15012]
                     [--serving-hosts NAME|IP,...] [--plain-http] [--trust-domain cluster.local]
                     [--insecure-registries HOST:PORT,...] [--no-leader-election]
+       weft control --local DIR [--port 15012] [--base-port 16000] [--trust-domain cluster.local]
 
 Runs the control plane (docs/control-plane.md): the configuration API for sidecars, the
 CA that signs their certificates (docs/certificates.md) and the injection webhook
 (docs/injection.md). Its HTTPS certificate comes from its own CA, for the weft-control
 Service's names, 127.0.0.1 and --serving-hosts. Without --kubeconfig it uses
 $KUBECONFIG, ~/.kube/config, or the pod's in-cluster credentials.
+
+With --local DIR it runs without Kubernetes (docs/local-mode.md): the resources are the YAML
+files in DIR, watched for changes; it serves plain HTTP on 127.0.0.1 and keeps its CA in
+DIR/.weft. weft up runs it together with the workloads and their sidecars.
 `;
 
 const YEAR_MS = 365 * 24 * 3600 * 1000;
@@ -43,6 +48,8 @@ export async function controlCommand(argv: string[]): Promise<number> {
         "trust-domain": { type: "string" },
         "insecure-registries": { type: "string" },
         "no-leader-election": { type: "boolean" },
+        local: { type: "string" },
+        "base-port": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -59,6 +66,7 @@ export async function controlCommand(argv: string[]): Promise<number> {
     process.stderr.write(`weft control: --port must be a port number, not "${values.port}"\n`);
     return 2;
   }
+  if (values.local !== undefined) return localControl(values.local, port, values);
   const kubeConfig = loadKubeConfig(values.kubeconfig);
   if (typeof kubeConfig === "string") {
     process.stderr.write(`weft control: ${kubeConfig}\n`);
@@ -95,6 +103,33 @@ export async function controlCommand(argv: string[]): Promise<number> {
   const shutdown = async (signal: string) => {
     log.info("stopping", { signal });
     await controller.stop();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  return -1;
+}
+
+async function localControl(dir: string, port: number, values: { "base-port"?: string; "trust-domain"?: string; "insecure-registries"?: string }): Promise<number> {
+  const basePort = Number(values["base-port"] ?? 16000);
+  if (!Number.isInteger(basePort) || basePort < 1 || basePort > 65535) {
+    process.stderr.write(`weft control: --base-port must be a port number, not "${values["base-port"]}"\n`);
+    return 2;
+  }
+  const { startLocalControl } = await import("./local/control.ts");
+  const log = createLogger({ component: "control" });
+  const control = await startLocalControl({
+    dir,
+    log,
+    port,
+    basePort,
+    ...(values["trust-domain"] ? { trustDomain: values["trust-domain"] } : {}),
+    insecureRegistries: (values["insecure-registries"] ?? "").split(",").filter(Boolean),
+  });
+  log.info("local control plane ready", { url: control.url, dir, workloads: control.mesh.instances().map((i) => ({ pod: `${i.namespace}/${i.pod}`, ports: i.ports })) });
+  const shutdown = async (signal: string) => {
+    log.info("stopping", { signal });
+    await control.stop();
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));

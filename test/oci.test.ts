@@ -25,7 +25,7 @@ import {
   parseOciReference,
 } from "../control/distribution/registry.ts";
 import { appendCustomSection } from "../sdk/build/custom-section.ts";
-import { builtFilter } from "./support/filters.ts";
+import { builtFilter } from "../sdk/build/cache.ts";
 import { startRegistry, type TestRegistry } from "./support/registry.ts";
 import { createCa, issueWorkload } from "./support/pki.ts";
 import { deadPort } from "./support/upstream.ts";

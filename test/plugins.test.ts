@@ -3,12 +3,12 @@
 // per header and per client address (the client socket bound to 127.0.0.2, 127.0.0.3, ...),
 // header-rewrite (with the caller's SPIFFE ID over real mTLS), cors preflights, ip-filter, a
 // chain of three, and a config that fails a plugin's JSON Schema. Each plugin is built from its
-// sources in plugins/ (test/support/filters.ts caches the build).
+// sources in plugins/ (sdk/build/cache.ts caches the build).
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import { Buffer } from "node:buffer";
-import { builtFilter } from "./support/filters.ts";
+import { builtFilter } from "../sdk/build/cache.ts";
 import { startUpstream, type Upstream, type Received } from "./support/upstream.ts";
 import { startProxy, simpleConfig, type RunningProxy } from "./support/proxy.ts";
 import type { Reply } from "./support/client.ts";

@@ -13,7 +13,7 @@ import { validateConfig } from "../sdk/manifest/config-schema.ts";
 import { scaffoldFilter } from "../sdk/cli/new.ts";
 import { loadFixtures, validateFixtures } from "../sdk/cli/fixtures.ts";
 import { checkIndex } from "../sdk/marketplace/catalog.ts";
-import { builtFilter } from "./support/filters.ts";
+import { builtFilter } from "../sdk/build/cache.ts";
 
 const root = path.resolve(import.meta.dirname ?? ".", "..");
 const pluginsDir = path.join(root, "plugins");

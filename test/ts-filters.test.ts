@@ -13,7 +13,7 @@ import { startUpstream, type Upstream } from "./support/upstream.ts";
 import { startProxy, simpleConfig, type RunningProxy } from "./support/proxy.ts";
 import type { ProxyConfigInput } from "../proxy/config/schema.ts";
 import { request } from "./support/client.ts";
-import { builtFilter } from "./support/filters.ts";
+import { builtFilter } from "../sdk/build/cache.ts";
 import { buildFilter } from "../sdk/build/build.ts";
 import { BuildError } from "../sdk/build/error.ts";
 import { scaffoldFilter } from "../sdk/cli/new.ts";

@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import { createInterface } from "node:readline";
 import { startCluster, freePorts } from "../../test/k8s/cluster.ts";
 import { startRegistry } from "../../test/support/registry.ts";
-import { builtFilter } from "../../test/support/filters.ts";
+import { builtFilter } from "../../sdk/build/cache.ts";
 import { serviceYaml } from "../../test/support/service.ts";
 import { RegistryClient } from "../../control/distribution/registry.ts";
 import { CLK_TCK } from "../lib/proc.ts";

@@ -16,7 +16,7 @@ import { gatewayApiCrd } from "../k8s/gateway-api.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
 import { serviceYaml } from "../support/service.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
-import { builtFilter } from "../support/filters.ts";
+import { builtFilter } from "../../sdk/build/cache.ts";
 import { request } from "../support/client.ts";
 import { RegistryClient } from "../../control/distribution/registry.ts";
 import { startController, type Controller } from "../../control/controller.ts";

@@ -19,7 +19,7 @@ import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
 import { serviceYaml } from "../support/service.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
-import { builtFilter } from "../support/filters.ts";
+import { builtFilter } from "../../sdk/build/cache.ts";
 import { RegistryClient } from "../../control/distribution/registry.ts";
 import { startController, type Controller } from "../../control/controller.ts";
 import { openAuthority } from "../../control/ca/authority.ts";

@@ -1,14 +1,14 @@
-// Filters built with the SDK (sdk/build), cached by everything the build reads — the filter's
-// folder, the SDK, the build code and the compiler's version — so the suites on Node, Deno and
-// Bun compile each filter once.
+// Filters built with the SDK, cached by everything the build reads — the filter's folder, the
+// SDK, the build code and the compiler's version — so that test suites on Node, Deno and Bun
+// and every `weft up` compile each filter once.
 import { createHash } from "node:crypto";
 import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import process from "node:process";
-import { buildFilter } from "../../sdk/build/build.ts";
+import { buildFilter } from "./build.ts";
 
 const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
-const cacheDir = path.join(root, "node_modules", ".cache", "weft", "filters");
+const defaultCacheDir = path.join(root, "node_modules", ".cache", "weft", "filters");
 // The SDKs (AssemblyScript; TypeScript with its engine's sources), the build (flags, manifest
 // section) and the manifest validation.
 const BUILD_INPUTS = ["sdk/assemblyscript", "sdk/typescript", "sdk/build", "sdk/manifest"].map((d) => path.join(root, d));
@@ -24,7 +24,7 @@ async function hashTree(hash: ReturnType<typeof createHash>, dir: string, base: 
 }
 
 /** Builds `plugins/<name>`, or the filter folder at a path (anything with a "/"). */
-export async function builtFilter(dirOrPluginName: string): Promise<{ path: string; sha256: string; wasm: Uint8Array }> {
+export async function builtFilter(dirOrPluginName: string, cacheDir = defaultCacheDir): Promise<{ path: string; sha256: string; wasm: Uint8Array }> {
   const dir = dirOrPluginName.includes("/") ? path.resolve(dirOrPluginName) : path.join(root, "plugins", dirOrPluginName);
   const hash = createHash("sha256");
   const { version } = JSON.parse(await readFile(path.join(root, "node_modules", "assemblyscript", "package.json"), "utf8")) as { version: string };

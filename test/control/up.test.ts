@@ -1,0 +1,185 @@
+// `weft up` on the shop demo, end to end: the real CLI, the local control plane, four sidecars
+// and four apps as processes. It proves mTLS between sidecars, the canary split, the rate
+// limit, the access policy, per-edge metrics, a filter change applied while traffic flows
+// (no restart, no failed request) and a clean Ctrl-C.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { cp, readFile, writeFile, mkdtemp, rm } from "node:fs/promises";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+const ROOT = path.resolve(import.meta.dirname ?? ".", "..", "..");
+const NODE = path.join(ROOT, "node_modules", ".bin", "node");
+const FRONTEND_ID = "spiffe://cluster.local/ns/shop/sa/frontend";
+const CATALOG_ID = "spiffe://cluster.local/ns/shop/sa/catalog";
+
+interface Ports { app: number; admin: number; outbound: number; inbound: number }
+interface Reply { status: number; headers: http.IncomingHttpHeaders; body: string }
+
+/** One request; `proxy` sends it absolute-form through a sidecar's outbound port, as the apps do. */
+function get(url: string, options: { headers?: Record<string, string>; proxy?: number } = {}): Promise<Reply> {
+  const target = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      options.proxy
+        ? { host: "127.0.0.1", port: options.proxy, path: target.href, headers: { ...options.headers, host: target.host }, agent: false }
+        : { host: target.hostname, port: target.port, path: target.pathname, headers: options.headers, agent: false },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (body += c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
+    req.setTimeout(10_000, () => req.destroy(new Error(`${url}: no answer in 10 s`)));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+const metrics = async (admin: number) => (await get(`http://127.0.0.1:${admin}/metrics`)).body.split("\n").filter((l) => l.startsWith("istio_requests_total{"));
+const count = (lines: string[], ...parts: string[]) =>
+  lines.filter((l) => parts.every((p) => l.includes(p))).reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
+
+describe("weft up (the shop demo)", () => {
+  let dir: string;
+  let up: ChildProcess;
+  let output = "";
+  let ports: Record<string, Ports>;
+  const frontend = () => `http://127.0.0.1:${ports.frontend!.inbound}/`;
+
+  const waitFor = async (what: string, check: () => boolean | Promise<boolean>, ms = 120_000) => {
+    const deadline = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; weft up said:\n${output}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), "weft-up-"));
+    await cp(path.join(ROOT, "examples", "shop"), dir, { recursive: true, filter: (src) => !src.includes(`${path.sep}.weft`) });
+    up = spawn(NODE, [path.join(ROOT, "bin", "weft.ts"), "up", dir, "--port", "25012", "--base-port", "26000"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    up.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+    up.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+    await waitFor("the summary", () => output.includes("workloads running"), 180_000);
+    const state = JSON.parse(await readFile(path.join(dir, ".weft", "up.json"), "utf8")) as { workloads: { pod: string; ports: Ports }[] };
+    ports = Object.fromEntries(state.workloads.map((w) => [w.pod, w.ports]));
+  });
+
+  after(async () => {
+    if (up.exitCode === null) up.kill("SIGKILL");
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("starts four workloads with sidecars and waits for both filters before saying so", () => {
+    assert.deepEqual(Object.keys(ports).sort(), ["catalog-v1", "catalog-v2", "frontend", "inventory"]);
+    assert.match(output, /built filter rate-limit@1\.0\.0/);
+    assert.match(output, /filters running \(in proxies \/ selected\): shop\/greeting 2\/2, shop\/rate-limit 1\/1/);
+    assert.match(output, new RegExp(`frontend\\.shop +http://127\\.0\\.0\\.1:${ports.frontend!.inbound}/`));
+    assert.match(output, /dashboard +http:\/\/127\.0\.0\.1:25012\/dashboard\//);
+  });
+
+  it("serves a request through three sidecars over mTLS", async () => {
+    const reply = await get(frontend(), { headers: { "x-user": "ada" } });
+    assert.equal(reply.status, 200, reply.body);
+    const page = JSON.parse(reply.body) as { catalogSawCaller: string; products: { id: string; inStock: number }[]; greeting: string };
+    assert.equal(page.catalogSawCaller, FRONTEND_ID, "the catalog's sidecar saw the frontend's certificate");
+    assert.deepEqual(page.products.map((p) => p.inStock), [120, 14, 0], "inventory answered the frontend");
+    assert.equal(page.greeting, "hello from the catalog", "header-rewrite runs in the catalog's sidecar");
+    for (const [pod, peer] of [["catalog-v1", FRONTEND_ID], ["inventory", FRONTEND_ID]] as const) {
+      const lines = await metrics(ports[pod]!.admin);
+      assert.ok(count(lines, 'reporter="destination"', `source_principal="${peer}"`, 'connection_security_policy="mutual_tls"') > 0, `${pod} counted mTLS requests from ${peer}`);
+    }
+  });
+
+  it("splits calls to the catalog 90/10 between v1 and v2", async () => {
+    const n = 600;
+    let v2 = 0;
+    for (let i = 0; i < n; i++) {
+      const reply = await get("http://catalog.shop/products", { proxy: ports.frontend!.outbound });
+      assert.equal(reply.status, 200);
+      if ((JSON.parse(reply.body) as { version: string }).version === "v2") v2++;
+    }
+    // Binomial(600, 0.1): mean 60, sd 7.3; ±5 sd fails a correct split about once in 3.5 million runs.
+    assert.ok(v2 >= 23 && v2 <= 97, `v2 served ${v2} of ${n}; a 10% canary gives 60 ± 37`);
+  });
+
+  it("answers 429 once a shopper exceeds the rate limit", async () => {
+    const statuses: number[] = [];
+    let limited: Reply | undefined;
+    for (let i = 0; i < 20; i++) {
+      const reply = await get(frontend(), { headers: { "x-user": "mallory" } });
+      statuses.push(reply.status);
+      if (reply.status === 429) limited ??= reply;
+    }
+    assert.equal(statuses[0], 200);
+    assert.ok(limited, `no 429 in ${statuses.join(" ")}`);
+    assert.ok(Number(limited.headers["retry-after"]) >= 1, "429 says when to retry");
+    assert.equal((await get(frontend(), { headers: { "x-user": "grace" } })).status, 200, "another shopper is not limited");
+  });
+
+  it("refuses the catalog's calls to inventory (AccessPolicy), and counts them", async () => {
+    const direct = await get("http://inventory.shop/stock/tea", { proxy: ports["catalog-v1"]!.outbound });
+    assert.equal(direct.status, 403);
+    assert.match(String(direct.headers["x-weft-error"]), /no access policy allows peer spiffe:\/\/cluster\.local\/ns\/shop\/sa\/catalog GET \/stock\/tea/);
+    const viaApp = JSON.parse((await get(`http://127.0.0.1:${ports["catalog-v1"]!.inbound}/products/tea/stock`)).body) as { askedInventory: number };
+    assert.equal(viaApp.askedInventory, 403);
+    const plaintext = await get(`http://127.0.0.1:${ports.inventory!.inbound}/stock/tea`).then((r) => String(r.status), (e: Error) => e.message);
+    assert.notEqual(plaintext, "200", "inventory is STRICT: plaintext callers are refused");
+    assert.ok(count(await metrics(ports.inventory!.admin), `source_principal="${CATALOG_ID}"`, 'response_code="403"') >= 2);
+  });
+
+  it("has metrics for every edge on both of its ends", async () => {
+    const source = await metrics(ports.frontend!.admin);
+    for (const service of ["catalog", "inventory"]) {
+      assert.ok(count(source, 'reporter="source"', 'source_workload="frontend"', `destination_service_name="${service === "catalog" ? "catalog-v" : service}`) > 0, `frontend -> ${service}`);
+    }
+    assert.ok(count(await metrics(ports["catalog-v2"]!.admin), 'reporter="destination"', `source_principal="${FRONTEND_ID}"`) > 0, "frontend -> catalog-v2");
+  });
+
+  it("applies a filter change saved in the directory without a restart or a failed request", async () => {
+    const before = count(await metrics(ports.frontend!.admin), 'reporter="destination"');
+    const file = path.join(dir, "filters.yaml");
+    const seen = new Map<string, number>();
+    let failures = 0;
+    let sent = 0;
+    let changed = false;
+    const load = (async () => {
+      // Bounded: at most 1500 requests, until the new greeting has been seen 50 times.
+      while (sent < 1500 && (seen.get("bonjour from the catalog") ?? 0) < 50) {
+        sent++;
+        const reply = await get(frontend(), { headers: { "x-user": `load-${sent}` } }).catch((e: Error) => ({ status: 0, body: e.message, headers: {} }));
+        if (reply.status !== 200) {
+          failures++;
+          continue;
+        }
+        const greeting = (JSON.parse(reply.body) as { greeting: string }).greeting;
+        seen.set(greeting, (seen.get(greeting) ?? 0) + 1);
+        if (!changed && sent === 30) {
+          changed = true;
+          await writeFile(file, (await readFile(file, "utf8")).replace("hello from the catalog", "bonjour from the catalog"));
+        }
+      }
+    })();
+    await load;
+    assert.equal(failures, 0, `${failures} of ${sent} requests failed during the change`);
+    assert.ok((seen.get("hello from the catalog") ?? 0) >= 30);
+    assert.equal(seen.get("bonjour from the catalog"), 50, `the new greeting never arrived (saw ${JSON.stringify([...seen])})`);
+    assert.doesNotMatch(output, /exited|stopping/, "no process was restarted");
+    assert.ok(count(await metrics(ports.frontend!.admin), 'reporter="destination"') >= before + sent, "the frontend's sidecar kept its counters: same process");
+  });
+
+  it("stops everything on Ctrl-C", async () => {
+    const exited = new Promise<number | null>((resolve) => up.once("exit", (code) => resolve(code)));
+    up.kill("SIGINT");
+    assert.equal(await exited, 0);
+    assert.match(output, /weft up: stopped/);
+    for (const p of Object.values(ports)) {
+      const refused = await get(`http://127.0.0.1:${p.admin}/ready`).then(() => false, () => true);
+      assert.ok(refused, `the sidecar on admin port ${p.admin} is gone`);
+    }
+  });
+});
