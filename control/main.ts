@@ -13,6 +13,7 @@ import { kubernetesTokenReviewer } from "./ca/token-review.ts";
 import { WEBHOOK_PATH } from "./inject/manifest.ts";
 import { injectionWebhook } from "./inject/webhook.ts";
 import { CONTROL_NAME } from "./install/manifests.ts";
+import { readMarketplace } from "../sdk/cli/marketplace.ts";
 
 const USAGE = `usage: weft control [--kubeconfig FILE] [--namespace weft-system] [--address 0.0.0.0] [--port 15012]
                     [--serving-hosts NAME|IP,...] [--plain-http] [--trust-domain cluster.local]
@@ -91,6 +92,11 @@ export async function controlCommand(argv: string[]): Promise<number> {
     ...(serving ? { tls: { cert: serving.certificateChain, key: serving.privateKey } } : {}),
     settings: { trustDomain },
     insecureRegistries: (values["insecure-registries"] ?? "").split(",").filter(Boolean),
+    // marketplace://NAME@VERSION is the release's OCI artifact in the index shipped with weft.
+    marketplace: async (name, version) => {
+      const index = await readMarketplace();
+      return index.plugins.find((p) => p.name === name)?.versions.find((v) => v.version === version)?.artifact ?? null;
+    },
     caBundle: authority.trustBundle(),
     routes: {
       [ENROLLMENT_PATH]: enrollmentHandler({ authority, reviewToken: kubernetesTokenReviewer({ kubeConfig }), trustDomain, log }),
