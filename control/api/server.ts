@@ -28,7 +28,7 @@ export interface ApiOptions {
   /** The ServiceAccount a pod runs as, or null for an unknown pod. */
   podServiceAccount: (namespace: string, pod: string) => string | null;
   module: (sha256: string) => Uint8Array | undefined;
-  /** More routes by exact path (the CSR endpoint, the webhook), in the Fetch API's terms. */
+  /** More routes in the Fetch API's terms: by exact path (the CSR endpoint, the webhook), or by prefix with a key ending in "/*" (the dashboard). */
   routes?: Record<string, FetchHandler>;
   tls?: { cert: string; key: string };
   address?: string;
@@ -149,10 +149,13 @@ export async function startApiServer(options: ApiOptions): Promise<ApiServer> {
     res.end(bytes);
   };
 
+  const prefixes = Object.entries(options.routes ?? {}).filter(([key]) => key.endsWith("/*")).map(([key, handler]) => [key.slice(0, -1), handler] as const);
+  const prefixRoute = (path: string) => prefixes.find(([prefix]) => path.startsWith(prefix) || `${path}/` === prefix)?.[1];
+
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const url = new URL(req.url ?? "/", `${scheme}://${req.headers.host ?? "localhost"}`);
     try {
-      const extra = options.routes?.[url.pathname];
+      const extra = options.routes?.[url.pathname] ?? prefixRoute(url.pathname);
       if (extra) {
         const response = await extra(await toRequest(req, url.origin));
         res.writeHead(response.status, Object.fromEntries(response.headers));

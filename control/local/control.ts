@@ -14,6 +14,8 @@ import { keyOf } from "../mesh/world.ts";
 import { startPlane, type Plane } from "../plane.ts";
 import { reportOf } from "../push/report.ts";
 import type { WasmFilterStatus } from "../resources/wasm-filter.ts";
+import { dashboard, DASHBOARD_PATH, type Dashboard } from "../dashboard/app.ts";
+import { localDashboardSource } from "./dashboard.ts";
 import { localMarketplace, type BuildProgress } from "./marketplace.ts";
 import { LocalMesh } from "./mesh.ts";
 
@@ -53,6 +55,8 @@ export async function startLocalControl(options: LocalControlOptions): Promise<L
   // The sidecars' tokens are the mesh's; the mesh needs the plane's world: tied up after both exist.
   let mesh: LocalMesh | null = null;
   const review = (token: string) => mesh!.reviewToken(token);
+  // The dashboard reads the control plane it is served by: created once that exists.
+  let board: Dashboard | null = null;
   const routes: Record<string, FetchHandler> = {
     [ENROLLMENT_PATH]: enrollmentHandler({
       authority: {
@@ -66,6 +70,7 @@ export async function startLocalControl(options: LocalControlOptions): Promise<L
       trustDomain,
       log,
     }),
+    [`${DASHBOARD_PATH}/*`]: (request) => board!.fetch(request),
   };
   const plane = await startPlane({
     log,
@@ -100,10 +105,12 @@ export async function startLocalControl(options: LocalControlOptions): Promise<L
       return out;
     },
     async stop() {
+      board?.stop();
       await mesh!.stop();
       await plane.stop();
     },
   };
+  board = dashboard(localDashboardSource(control));
   await mesh.reload();
   mesh.watch();
   return control;

@@ -89,10 +89,14 @@ describe("weft up (the shop demo)", () => {
     assert.equal(page.catalogSawCaller, FRONTEND_ID, "the catalog's sidecar saw the frontend's certificate");
     assert.deepEqual(page.products.map((p) => p.inStock), [120, 14, 0], "inventory answered the frontend");
     assert.equal(page.greeting, "hello from the catalog", "header-rewrite runs in the catalog's sidecar");
-    for (const [pod, peer] of [["catalog-v1", FRONTEND_ID], ["inventory", FRONTEND_ID]] as const) {
-      const lines = await metrics(ports[pod]!.admin);
-      assert.ok(count(lines, 'reporter="destination"', `source_principal="${peer}"`, 'connection_security_policy="mutual_tls"') > 0, `${pod} counted mTLS requests from ${peer}`);
-    }
+    // The canary sends the catalog call to v1 or v2: between them, one counted it.
+    const mtlsFromFrontend = async (...pods: string[]) => {
+      let n = 0;
+      for (const pod of pods) n += count(await metrics(ports[pod]!.admin), 'reporter="destination"', `source_principal="${FRONTEND_ID}"`, 'connection_security_policy="mutual_tls"');
+      return n;
+    };
+    assert.equal(await mtlsFromFrontend("catalog-v1", "catalog-v2"), 1, "the catalog counted one mTLS request from the frontend");
+    assert.equal(await mtlsFromFrontend("inventory"), 3, "inventory counted three mTLS requests from the frontend");
   });
 
   it("splits calls to the catalog 90/10 between v1 and v2", async () => {
@@ -170,6 +174,30 @@ describe("weft up (the shop demo)", () => {
     assert.equal(seen.get("bonjour from the catalog"), 50, `the new greeting never arrived (saw ${JSON.stringify([...seen])})`);
     assert.doesNotMatch(output, /exited|stopping/, "no process was restarted");
     assert.ok(count(await metrics(ports.frontend!.admin), 'reporter="destination"') >= before + sent, "the frontend's sidecar kept its counters: same process");
+  });
+
+  it("shows the traffic, the sidecars, their certificates and the filters on the dashboard", async () => {
+    const state = async () => JSON.parse((await get("http://127.0.0.1:25012/dashboard/api/state")).body) as {
+      edges: { id: string; requestsTotal: number; errorRate: number | null }[];
+      proxies: { pod: string; version: string; acked: string; certificate?: { spiffeId: string; notAfter: string }; filters: { name: string; sha256: string }[] }[];
+      filters: { name: string; ready: string; sha256?: string }[];
+    };
+    const expected = count(await metrics(ports.frontend!.admin), 'reporter="source"', 'destination_service_name="inventory"');
+    let seen = await state();
+    // The first ask starts the scraping; the totals arrive with the first scrape.
+    await waitFor("the frontend -> inventory edge", async () => {
+      seen = await state();
+      return seen.edges.find((e) => e.id === "shop/frontend->shop/inventory")?.requestsTotal === expected;
+    }, 20_000);
+    assert.ok(seen.edges.some((e) => e.id === "shop/frontend->shop/catalog-v1" && e.requestsTotal > 0));
+    assert.equal(seen.proxies.length, 4);
+    for (const p of seen.proxies) {
+      assert.equal(p.acked, p.version, `${p.pod} runs the newest configuration`);
+      assert.ok(p.certificate && Date.parse(p.certificate.notAfter) > Date.now() + 20 * 3600_000, `${p.pod} has a fresh 24 h certificate`);
+    }
+    assert.deepEqual(seen.filters.map((f) => `${f.name} ${f.ready}`).sort(), ["greeting 2/2", "rate-limit 1/1"]);
+    const frontendProxy = seen.proxies.find((p) => p.pod === "frontend")!;
+    assert.deepEqual(frontendProxy.filters.map((f) => f.sha256), ["5a9a7ab9a03aff2f35092369fba07239a5c1c982692a1969fe7c89798a034314"]);
   });
 
   it("stops everything on Ctrl-C", async () => {
