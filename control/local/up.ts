@@ -212,7 +212,7 @@ export async function upCommand(argv: string[]): Promise<number> {
     if (settled) break;
     await new Promise((r) => setTimeout(r, 250));
   }
-  say(summary(control, [...running.values()].map((r) => r.instance)));
+  say(summary(control, [...running.values()].map((r) => r.instance), logDir));
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -233,13 +233,17 @@ export async function upCommand(argv: string[]): Promise<number> {
 }
 
 /** What to try: each Service's address at a sidecar, the dashboard, where the logs are. */
-function summary(control: LocalControl, instances: LocalInstance[]): string {
+function summary(control: LocalControl, instances: LocalInstance[], logDir: string): string {
   const lines = ["", `weft up: ${instances.length} workloads running, each with a sidecar; mTLS between them.`, ""];
   const world = control.plane.world;
   for (const s of [...world.services.values()].sort((a, b) => a.name.localeCompare(b.name))) {
     const first = instances.find((i) => i.namespace === s.namespace && Object.entries(s.selector).every(([k, v]) => i.labels[k] === v));
     if (first) lines.push(`  ${`${s.name}.${s.namespace}`.padEnd(24)} http://127.0.0.1:${first.ports.inbound}/   (through ${first.pod}'s sidecar)`);
   }
-  lines.push("", `  dashboard                ${control.url}/dashboard/`, "", "Ctrl-C stops everything.", "");
+  const caller = instances[0];
+  if (caller) {
+    lines.push("", `  a Service as ${caller.pod}'s app calls it (its sidecar is its HTTP proxy):`, `    curl -x http://127.0.0.1:${caller.ports.outbound} http://${[...world.services.values()].sort((a, b) => a.name.localeCompare(b.name)).find((s) => s.namespace === caller.namespace && !Object.entries(s.selector).every(([k, v]) => caller.labels[k] === v))?.name ?? "SERVICE"}.${caller.namespace}/`);
+  }
+  lines.push("", `  dashboard                ${control.url}/dashboard/`, `  logs                     ${path.relative(process.cwd(), logDir)}/`, "", "Edit and save the YAML: it is applied at once. Ctrl-C stops everything.", "");
   return lines.join("\n");
 }
