@@ -11,9 +11,11 @@ import { customResourceDefinition, KINDS } from "./crds.ts";
 import { withFieldTables } from "./docs.ts";
 import { toYaml } from "./yaml.ts";
 import { helmChart } from "../install/helm.ts";
+import { LOCAL_WORKLOAD_KIND } from "../local/workload.ts";
 
 export const ROOT = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), "..", "..");
 const DOCS = "docs/resources.md";
+const LOCAL_DOCS = "docs/local-mode.md";
 const HEADER = "# Generated from control/resources/*.ts by control/crd/generate.ts: do not edit; run\n# node_modules/.bin/node control/crd/generate.ts\n";
 
 /** Repository-relative path -> the content the schemas give it. */
@@ -21,6 +23,8 @@ export function generatedFiles(root = ROOT): Map<string, string> {
   const files = new Map<string, string>();
   for (const k of KINDS) files.set(`deploy/crds/${GROUP}_${k.plural}.yaml`, HEADER + toYaml(customResourceDefinition(k)));
   files.set(DOCS, withFieldTables(readFileSync(path.join(root, DOCS), "utf8"), DOCS));
+  // LocalWorkload has no CRD (only weft up reads it), but its reference is generated the same way.
+  files.set(LOCAL_DOCS, withFieldTables(readFileSync(path.join(root, LOCAL_DOCS), "utf8"), LOCAL_DOCS, [LOCAL_WORKLOAD_KIND]));
   for (const [file, text] of helmChart()) files.set(file, text);
   return files;
 }

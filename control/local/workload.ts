@@ -2,6 +2,7 @@
 // Local mode only; everything else in the directory is what `kubectl apply -f` would take.
 import * as v from "valibot";
 import { FilterConfig } from "../../proxy/config/filters.ts";
+import type { Kind } from "../crd/crds.ts";
 import { resource } from "../resources/meta.ts";
 import { parseResource } from "../resources/parse.ts";
 
@@ -23,7 +24,21 @@ export const LocalWorkloadSpec = v.object({
   env: v.optional(v.pipe(v.record(v.string(), v.string()), v.description("More environment variables for the app.")), {}),
 });
 
-export const LocalWorkload = resource("LocalWorkload", LocalWorkloadSpec, v.object({}));
+const LocalWorkloadStatus = v.object({});
+
+export const LocalWorkload = resource("LocalWorkload", LocalWorkloadSpec, LocalWorkloadStatus);
+
+/** For the field table in docs/local-mode.md (control/crd/generate.ts); never installed as a CRD. */
+export const LOCAL_WORKLOAD_KIND: Kind = {
+  kind: "LocalWorkload",
+  plural: "localworkloads",
+  singular: "localworkload",
+  shortNames: [],
+  description: "LocalWorkload says how weft up starts a workload on this machine: its command, port, identity and replicas.",
+  spec: LocalWorkloadSpec,
+  status: LocalWorkloadStatus,
+  columns: [],
+};
 
 export type LocalWorkload = v.InferOutput<typeof LocalWorkload>;
 
