@@ -121,6 +121,9 @@ function defaultMetricsRegistry(): Registry {
   return sharedDefaultRegistry;
 }
 
+/** Istio's canonical service: the Service's short name (the control plane gives its host name), else the workload. */
+const canonicalName = (node: NodeInfo) => node.service.split(".")[0] || node.workload;
+
 export class ProxyMetrics {
   readonly registry: Registry;
   readonly contentType: string;
@@ -141,7 +144,7 @@ export class ProxyMetrics {
   constructor(node: NodeInfo, options: MetricsOptions = {}) {
     this.#node = node;
     this.#localPrincipal = `spiffe://${node.trustDomain}/ns/${node.namespace}/sa/${node.serviceAccount}`;
-    this.#localApp = node.service || node.workload;
+    this.#localApp = canonicalName(node);
     this.#clusterId = options.clusterId ?? "Kubernetes";
     this.#clusterDomain = options.clusterDomain ?? "cluster.local";
     this.#maxSeries = options.maxSeries ?? 20000;
@@ -247,7 +250,7 @@ export class ProxyMetrics {
     if (n.workload === node.workload && n.namespace === node.namespace && n.serviceAccount === node.serviceAccount && n.trustDomain === node.trustDomain && n.service === node.service) return;
     this.#node = node;
     this.#localPrincipal = `spiffe://${node.trustDomain}/ns/${node.namespace}/sa/${node.serviceAccount}`;
-    this.#localApp = node.service || node.workload;
+    this.#localApp = canonicalName(node);
     this.#http.clear();
     this.#tcp.clear();
   }
