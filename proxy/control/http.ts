@@ -12,7 +12,16 @@ export interface ControlEndpoint {
   readonly ca?: string;
   /** Sent as "Authorization: Bearer ..." (the ServiceAccount token, read fresh each time). */
   readonly token: () => Promise<string>;
+  /**
+   * How long a connection may stay silent before it is given up (default 30 s). A control plane
+   * that vanished without closing its connections (a node lost, a network partition) would
+   * otherwise hold an acknowledgement, an enrollment or the configuration stream forever; the
+   * stream gets a keep-alive comment every 15 s, so silence is a dead peer.
+   */
+  readonly idleTimeoutMs?: number;
 }
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 
 export class ControlHttpError extends Error {
   readonly status: number;
@@ -35,6 +44,8 @@ async function open(endpoint: ControlEndpoint, method: string, path: string, bod
   return new Promise((resolve, reject) => {
     const options = { method, headers, ...(url.protocol === "https:" && endpoint.ca ? { ca: endpoint.ca } : {}) };
     const req = (url.protocol === "https:" ? https : http).request(url, options, resolve);
+    const idleMs = endpoint.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    req.setTimeout(idleMs, () => req.destroy(new Error(`nothing received for ${idleMs / 1000} s; the control plane is gone or hung`)));
     req.on("error", (e) => reject(new Error(`${method} ${url.href}: ${e.message}`)));
     req.end(body);
   });
