@@ -2,7 +2,7 @@
 // the dashboard: a control plane for thousands of sidecars should not poll them all every
 // 2 s for a page nobody has open. Each proxy's scrapes go into its traffic window (never the
 // raw text), which is forgotten when the dashboard goes idle.
-import { Buffer } from "node:buffer";
+import { readBoundedText } from "../api/body.ts";
 import type { ProxyView, ScrapeView } from "./model.ts";
 import { parseExposition } from "./prometheus.ts";
 import { isTrafficMetric, trafficOf } from "./traffic.ts";
@@ -31,25 +31,6 @@ interface Target {
 }
 
 const keyOf = (p: ProxyView) => `${p.namespace}/${p.pod}`;
-
-/** The body as UTF-8 text, or null once it passes `limit` bytes. */
-async function readBounded(response: Response, limit: number): Promise<string | null> {
-  if (!response.body) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = response.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      return null;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
 
 function describe(e: unknown, timeoutMs: number): string {
   const error = e as Error & { cause?: { code?: string; message?: string } };
@@ -152,7 +133,7 @@ export class Scraper {
         await response.body?.cancel();
         throw new Error(`answered HTTP ${response.status}`);
       }
-      text = await readBounded(response, maxBytes);
+      text = await readBoundedText(response, maxBytes);
     } catch (e) {
       if (this.#abort.signal.aborted) return;
       target.state = "unreachable";
