@@ -7,10 +7,16 @@ export type FaultKind =
   | "error" // the phase function returned non-zero
   | "unavailable"; // the filter could not be loaded or configured
 
+// A fault's message goes into the 500's x-weft-error header and a log line, and a filter
+// chooses part of it (its error_set or abort message, a value it tried to set): past this
+// many characters it is cut, or one filter's megabyte-long message would make its 500 a
+// response no HTTP client reads.
+export const MAX_FAULT_MESSAGE = 1024;
+
 export class FilterFault extends Error {
   readonly kind: FaultKind;
   constructor(kind: FaultKind, message: string) {
-    super(message);
+    super(message.length > MAX_FAULT_MESSAGE ? `${message.slice(0, MAX_FAULT_MESSAGE)}... (${message.length - MAX_FAULT_MESSAGE} more characters)` : message);
     this.name = "FilterFault";
     this.kind = kind;
   }

@@ -8,6 +8,18 @@ const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 // Framing and hop-by-hop fields belong to the proxy; the authority is set with ":authority".
 const FORBIDDEN = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "content-length", "host", "http2-settings"]);
 
+// The most header bytes a filter may leave on a message, counted as on the HTTP/1.1 wire
+// ("name: value\r\n"): the proxy's default limit for a request head. Past it a filter
+// could build a head that no upstream or client accepts, which would end in a reset
+// connection instead of an error naming the filter.
+export const MAX_HEADER_BYTES = 65536;
+
+export function headerBytes(headers: readonly string[]): number {
+  let bytes = 0;
+  for (let i = 0; i < headers.length; i += 2) bytes += headers[i]!.length + headers[i + 1]!.length + 4;
+  return bytes;
+}
+
 /** Several values are joined with ", " (RFC 9110 section 5.3). */
 export function getHeader(headers: readonly string[], lowerName: string): string | null {
   let found: string | null = null;
@@ -24,10 +36,21 @@ export function serializeHeaders(headers: readonly string[]): string {
   return text;
 }
 
-/** Why a filter may not set this header, or null. */
-export function checkHeader(name: string, value: string): string | null {
+/**
+ * Why a filter may not set, add or remove this header, or null. Removing counts too: the
+ * proxy frames a request it forwards by its Content-Length, so a request whose filter
+ * removed it would go upstream with its body read as the next request.
+ */
+export function checkHeaderName(name: string): string | null {
   if (!TOKEN.test(name)) return `"${name}" is not a valid header name`;
-  if (FORBIDDEN.has(name.toLowerCase())) return `"${name}" is managed by the proxy and cannot be set by a filter${name.toLowerCase() === "host" ? ' (set ":authority")' : ""}`;
+  if (FORBIDDEN.has(name.toLowerCase())) return `"${name}" is managed by the proxy and cannot be set or removed by a filter${name.toLowerCase() === "host" ? ' (set ":authority")' : ""}`;
+  return null;
+}
+
+/** Why a filter may not set this header to this value, or null. */
+export function checkHeader(name: string, value: string): string | null {
+  const problem = checkHeaderName(name);
+  if (problem) return problem;
   if (!VALUE.test(value)) return `the value of "${name}" holds a control character or one past U+00FF (${JSON.stringify(value)}): header values are visible ASCII, tab and space; percent-encode anything else`;
   return null;
 }

@@ -7,7 +7,7 @@ import type { FilterMessage } from "./message.ts";
 import { isResponsePhase } from "./message.ts";
 import type { FilterState } from "./state.ts";
 import { verifySignature } from "./verify.ts";
-import { getHeader, serializeHeaders, parseHeaderLines, checkHeader } from "./headers.ts";
+import { getHeader, serializeHeaders, parseHeaderLines, checkHeader, checkHeaderName, headerBytes, MAX_HEADER_BYTES } from "./headers.ts";
 import { removeHeader } from "../http/headers.ts";
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error"] as const;
@@ -36,6 +36,8 @@ function big(n: number): bigint {
   return BigInt(n);
 }
 
+const UTF16 = new TextDecoder("utf-16le");
+
 function readUtf16(memory: WebAssembly.Memory, pointer: number): string {
   if (pointer === 0) return "";
   const bytes = new Uint8Array(memory.buffer);
@@ -43,7 +45,7 @@ function readUtf16(memory: WebAssembly.Memory, pointer: number): string {
   // AssemblyScript strings: UTF-16, byte length in the object header just before them.
   const length = new DataView(memory.buffer).getUint32(pointer - 4, true);
   if (pointer + length > bytes.length) return "?";
-  return String.fromCharCode(...new Uint16Array(memory.buffer.slice(pointer, pointer + (length & ~1))));
+  return UTF16.decode(new Uint8Array(memory.buffer, pointer, length & ~1));
 }
 
 function current(host: InstanceHost, fn: string): FilterMessage {
@@ -112,12 +114,18 @@ function assign(message: FilterMessage, name: string, value: string, add: boolea
       if (name !== ":status" || !message.response) throw new FilterFault("trap", `weft_set: only :status can be set in a response phase, not "${name}"`);
       const status = Number(value);
       if (!Number.isInteger(status) || status < 200 || status > 599) throw new FilterFault("trap", `weft_set: ":status" must be 200-599, not "${value}"`);
+      // The proxy frames the client's response by the upstream's status: one that has no body
+      // (204, 304) cannot become one that has, nor the other way round, or the client would
+      // read a body as the next response (or the next response as a body).
+      if (BODYLESS.has(status) !== BODYLESS.has(message.response.status)) {
+        throw new FilterFault("trap", `weft_set: ":status" cannot change from ${message.response.status} to ${status}: one of them has no body (204, 304); answer with weft_respond instead`);
+      }
       message.response.status = status;
       return;
     }
     if (name === ":path") {
-      // Checked character by character against what goes on the wire as one byte each: a
-      // character past U+00FF would be truncated to a byte, possibly CR or LF.
+      // A request target is visible ASCII (RFC 9112 section 3.2): a character past U+007F
+      // would go on the wire as a raw byte (past U+00FF truncated, possibly to CR or LF).
       if (!PATH.test(value)) throw new FilterFault("trap", `weft_set: ":path" must start with "/" and hold only visible ASCII (percent-encode the rest), not ${JSON.stringify(value)}`);
       message.request.path = value;
     } else if (name === ":authority") {
@@ -125,6 +133,11 @@ function assign(message: FilterMessage, name: string, value: string, add: boolea
       message.request.authority = value.toLowerCase();
     } else if (name === ":method") {
       if (!/^[A-Z]+$/.test(value)) throw new FilterFault("trap", `weft_set: ":method" must be an upper-case method, not "${value}"`);
+      // The response to HEAD has no body, and the client's response is framed by the method
+      // the client sent: a GET sent upstream for a HEAD would put a body where none belongs.
+      if ((value === "HEAD") !== (message.request.method === "HEAD")) {
+        throw new FilterFault("trap", `weft_set: ":method" cannot change from ${message.request.method} to ${value}: the response to HEAD has no body; answer with weft_respond instead`);
+      }
       message.request.method = value;
     } else throw new FilterFault("trap", `weft_set: "${name}" cannot be set`);
     return;
@@ -133,11 +146,16 @@ function assign(message: FilterMessage, name: string, value: string, add: boolea
   const { headers, name: header } = headerTarget(message, fn, name, true);
   const problem = checkHeader(header, value);
   if (problem) throw new FilterFault("trap", `${fn}: ${problem}`);
+  const before = headerBytes(headers!);
   if (!add) removeHeader(headers!, header);
   headers!.push(header, value);
+  // A failed call's changes are dropped (FailOpen, FailReload) or the request answered (FailClose).
+  const after = headerBytes(headers!);
+  if (after > MAX_HEADER_BYTES && after > before) throw new FilterFault("trap", `${fn}: the headers would take ${after} bytes, over the ${MAX_HEADER_BYTES} a filter may leave on a message`);
 }
 
-const PATH = /^\/[\x21-\x7e\x80-\xff]*$/;
+const PATH = /^\/[\x21-\x7e]*$/;
+const BODYLESS = new Set([204, 304]);
 
 export function buildImports(host: InstanceHost): WebAssembly.Imports {
   const blocks = host.blocks;
@@ -199,6 +217,8 @@ export function buildImports(host: InstanceHost): WebAssembly.Imports {
         const lower = str(name).toLowerCase();
         if (lower.startsWith(":")) throw new FilterFault("trap", `weft_remove: "${lower}" is a pseudo-header and cannot be removed`);
         const { headers, name: header } = headerTarget(message, "weft_remove", lower, true);
+        const problem = checkHeaderName(header);
+        if (problem) throw new FilterFault("trap", `weft_remove: ${problem}`);
         removeHeader(headers!, header);
       },
       weft_headers: () => {
@@ -219,6 +239,8 @@ export function buildImports(host: InstanceHost): WebAssembly.Imports {
         if (!Number.isInteger(status) || status < 200 || status > 599) throw new FilterFault("trap", `weft_respond: status ${status} is not 200-599`);
         const parsed = headers === 0n ? [] : parseHeaderLines(str(headers));
         if (typeof parsed === "string") throw new FilterFault("trap", `weft_respond: ${parsed}`);
+        const bytes = headerBytes(parsed);
+        if (bytes > MAX_HEADER_BYTES) throw new FilterFault("trap", `weft_respond: the headers would take ${bytes} bytes, over the ${MAX_HEADER_BYTES} a filter may leave on a message`);
         message.reply = { status, headers: parsed, body: body === 0n ? new Uint8Array(0) : blocks.read(Number(body)).slice() };
       },
       weft_config: () => put(host.configJson),

@@ -118,7 +118,10 @@ export class FilterInstance implements InstanceHost {
     this.allowedMs = first ? Math.max(this.services.callTimeoutMs, FIRST_CALL_DEADLINE_MS) : this.services.callTimeoutMs;
     this.deadline = performance.now() + this.allowedMs;
     try {
-      const code = fn();
+      const code: unknown = fn();
+      // JavaScript calls an export whatever its signature: a phase declared with another
+      // result than i32 would otherwise fail as "returned 0" (an i64 0n) or "returned undefined".
+      if (typeof code !== "number") throw new FilterFault("error", `${phase} returned ${typeof code === "undefined" ? "no value" : `a ${typeof code}`}: a phase function is () -> i32 (docs/filter-abi.md)`);
       if (code !== 0) throw new FilterFault("error", this.error ? `${phase} failed: ${this.error}` : `${phase} returned ${code}`);
     } catch (e) {
       throw this.describe(e);
