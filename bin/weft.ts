@@ -83,6 +83,7 @@ async function main(argv: string[]): Promise<number> {
         namespace,
         pod,
         tokenFile: values["token-file"] ?? env.WEFT_TOKEN_FILE ?? "/var/run/secrets/weft/token",
+        ...(env.WEFT_FILTER_CACHE ? { filterCacheDir: env.WEFT_FILTER_CACHE } : {}),
         ...(caFile ? { caFile } : {}),
         adminAddress: values["admin-address"] ?? env.WEFT_ADMIN_ADDRESS ?? "0.0.0.0",
         adminPort,

@@ -79,6 +79,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const publisher = options.caBundle ? new CaBundlePublisher(kubeConfig, options.caBundle, log) : null;
   let publishing = Promise.resolve();
   let stopping = false;
+  let synced = false;
 
   // Acknowledgements arrive one per proxy: status is written once per burst of them.
   let statusPending: ReturnType<typeof setTimeout> | null = null;
@@ -106,6 +107,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       statusSoon();
     },
     acknowledged: statusSoon,
+    synced: () => synced,
     ...(options.routes ? { routes: options.routes } : {}),
     ...(options.tls ? { tls: options.tls } : {}),
     ...(options.address ? { address: options.address } : {}),
@@ -146,6 +148,10 @@ export async function startController(options: ControllerOptions): Promise<Contr
   };
 
   const watch: MeshWatch = watchMesh(kubeConfig, world, log, plane.schedule);
+  void watch.synced.then(() => {
+    plane.flush();
+    synced = true;
+  });
   election?.start();
 
   return {

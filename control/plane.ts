@@ -23,6 +23,8 @@ export interface PlaneOptions {
   changed?: () => void;
   /** When an acknowledgement changes what proxies run. */
   acknowledged?: () => void;
+  /** Whether the source has read every resource once; proxies wait (503) until it has. */
+  synced: () => boolean;
   routes?: Record<string, FetchHandler>;
   tls?: { cert: string; key: string };
   address?: string;
@@ -37,6 +39,8 @@ export interface Plane {
   settings: ProxySettings;
   /** Call after changing `world`: recomputes and pushes once per burst of changes. */
   schedule(): void;
+  /** Applies what is scheduled now: before proxies are let in, so the first one gets every filter. */
+  flush(): void;
   stop(): Promise<void>;
 }
 
@@ -49,15 +53,17 @@ export async function startPlane(options: PlaneOptions): Promise<Plane> {
   // Configurations by what they depend on in a pod; emptied whenever the mesh changes.
   let shapes = new Map<string, Computed>();
   // Changes come in bursts (an informer's initial list, a rollout): compute once per burst.
+  const flush = () => {
+    if (pending) clearTimeout(pending);
+    pending = null;
+    shapes = new Map();
+    distribution.sync(world.wasmFilters.values());
+    hub.refresh();
+    options.changed?.();
+  };
   const schedule = () => {
     if (stopping) return;
-    pending ??= setTimeout(() => {
-      pending = null;
-      shapes = new Map();
-      distribution.sync(world.wasmFilters.values());
-      hub.refresh();
-      options.changed?.();
-    }, 20);
+    pending ??= setTimeout(flush, 20);
   };
 
   const distribution = new FilterDistribution({
@@ -86,6 +92,7 @@ export async function startPlane(options: PlaneOptions): Promise<Plane> {
     log,
     hub,
     authenticate: options.authenticate,
+    synced: options.synced,
     podServiceAccount: (namespace, pod) => world.pods.get(keyOf(namespace, pod))?.serviceAccount ?? null,
     module: (sha256) => distribution.module(sha256),
     ...(options.routes ? { routes: options.routes } : {}),
@@ -101,9 +108,11 @@ export async function startPlane(options: PlaneOptions): Promise<Plane> {
     distribution,
     settings,
     schedule,
+    flush,
     async stop() {
       stopping = true;
       if (pending) clearTimeout(pending);
+      distribution.stop();
       await api.close();
     },
   };

@@ -10,6 +10,7 @@
 import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
+import { Readable } from "node:stream";
 import type { Logger } from "../../proxy/log.ts";
 import type { PushHub, ProxySession } from "../push/hub.ts";
 
@@ -34,6 +35,8 @@ export interface ApiOptions {
   address?: string;
   port?: number;
   keepAliveMs?: number;
+  /** Whether every resource has been read once: until then proxies get 503, not a configuration missing filters or policies. */
+  synced?: () => boolean;
 }
 
 export class ApiError extends Error {
@@ -66,13 +69,17 @@ async function readJson(req: http.IncomingMessage): Promise<unknown> {
   }
 }
 
-async function toRequest(req: http.IncomingMessage, base: string): Promise<Request> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
+// The body is streamed, not buffered: the handlers read it with a ceiling (api/body.ts), and
+// anyone can reach the certificate endpoint and the webhook before being authenticated.
+function toRequest(req: http.IncomingMessage, base: string): Request {
   const headers = new Headers();
   for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers.set(k, v);
-  const body = chunks.length > 0 && req.method !== "GET" && req.method !== "HEAD" ? Buffer.concat(chunks) : null;
-  return new Request(new URL(req.url ?? "/", base), { method: req.method ?? "GET", headers, body });
+  const hasBody = req.method !== "GET" && req.method !== "HEAD";
+  return new Request(new URL(req.url ?? "/", base), {
+    method: req.method ?? "GET",
+    headers,
+    ...(hasBody ? { body: Readable.toWeb(req) as ReadableStream<Uint8Array>, duplex: "half" } : {}),
+  } as RequestInit);
 }
 
 export interface ApiServer {
@@ -102,6 +109,8 @@ export async function startApiServer(options: ApiOptions): Promise<ApiServer> {
     const namespace = url.searchParams.get("namespace") ?? "";
     const pod = url.searchParams.get("pod") ?? "";
     if (!namespace || !pod) throw new ApiError(400, "give namespace and pod as query parameters");
+    // Before authentication: until the pods are read, every proxy would get a 404.
+    if (options.synced && !options.synced()) throw new ApiError(503, "the control plane is still reading the mesh's resources; the proxy retries");
     await caller(req, namespace, pod);
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
     res.flushHeaders();
@@ -157,7 +166,7 @@ export async function startApiServer(options: ApiOptions): Promise<ApiServer> {
     try {
       const extra = options.routes?.[url.pathname] ?? prefixRoute(url.pathname);
       if (extra) {
-        const response = await extra(await toRequest(req, url.origin));
+        const response = await extra(toRequest(req, url.origin));
         res.writeHead(response.status, Object.fromEntries(response.headers));
         res.end(Buffer.from(await response.arrayBuffer()));
         return;

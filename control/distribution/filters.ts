@@ -2,6 +2,14 @@
 // proxy will check it (digest, metering, ABI, config against the filter's schema), kept by
 // digest and served to proxies. A resolution that fails leaves the last good module in
 // place, so a typo in a url or a registry outage changes nothing but the status.
+//
+// "The last good module" survives a control plane restart: until a filter resolves, and when it
+// cannot, it keeps the digest its status reports (what a control plane resolved before, so what
+// the sidecars run). Leaving it out instead would push configurations without the filter, and an
+// auth filter left out fails open. A filter no control plane ever resolved stays out until it
+// resolves, pinned or not: its module is on no sidecar and this control plane cannot serve it,
+// so putting it in would only fail the requests it applies to. Pull failures are tried again
+// with backoff, so a registry that comes back is used again without anyone touching the filter.
 import { compileFilter } from "../../proxy/filters/module.ts";
 import { checkFilterConfig } from "../../proxy/filters/config-check.ts";
 import type { Logger } from "../../proxy/log.ts";
@@ -29,6 +37,13 @@ export interface DistributionOptions {
   changed: () => void;
 }
 
+// A pull that failed is tried again after 2 s, 4 s, 8 s, ... at most every 5 minutes (jittered).
+const RETRY_FIRST_MS = 2_000;
+const RETRY_MAX_MS = 300_000;
+
+/** The digest sidecars run before this control plane resolved the filter: the one its status reports. */
+const lastResolved = (f: WasmFilter): string | null => f.status?.sha256 ?? null;
+
 const specKey = (f: WasmFilter) => JSON.stringify([f.spec.url, f.spec.sha256, f.spec.pullSecret, f.spec.config, f.spec.limits.memoryMiB]);
 
 export class FilterDistribution {
@@ -37,6 +52,9 @@ export class FilterDistribution {
   private readonly states = new Map<string, FilterState>();
   private readonly specs = new Map<string, string>();
   private readonly inFlight = new Set<Promise<void>>();
+  /** Digests of filters seen but not resolved yet by this control plane (lastResolved). */
+  private readonly assumed = new Map<string, string>();
+  private readonly retries = new Map<string, ReturnType<typeof setTimeout>>();
 
   constructor(options: DistributionOptions) {
     this.options = options;
@@ -51,15 +69,23 @@ export class FilterDistribution {
       const spec = specKey(f);
       if (this.specs.get(key) === spec) continue;
       this.specs.set(key, spec);
-      const job = this.resolve(key, f).finally(() => this.inFlight.delete(job));
-      this.inFlight.add(job);
+      const known = lastResolved(f);
+      if (!this.states.has(key) && known) this.assumed.set(key, known);
+      this.start(key, f, 0);
     }
-    for (const key of [...this.states.keys()]) {
+    for (const key of new Set([...this.specs.keys(), ...this.states.keys()])) {
       if (!seen.has(key)) {
         this.states.delete(key);
         this.specs.delete(key);
+        this.assumed.delete(key);
+        this.cancelRetry(key);
       }
     }
+  }
+
+  /** Cancels pending retries (the control plane is stopping). */
+  stop(): void {
+    for (const key of [...this.retries.keys()]) this.cancelRetry(key);
   }
 
   /** Resolves when every resolution started so far has finished (tests, shutdown). */
@@ -74,6 +100,7 @@ export class FilterDistribution {
   /** The module each filter runs, for the configuration computation. */
   resolved(): ResolvedFilters {
     const out = new Map<string, { sha256: string }>();
+    for (const [key, sha256] of this.assumed) out.set(key, { sha256 });
     for (const [key, s] of this.states) if (s.sha256) out.set(key, { sha256: s.sha256 });
     return out;
   }
@@ -82,21 +109,63 @@ export class FilterDistribution {
     return this.modules.get(sha256);
   }
 
+  /** The pull secret's credentials; what goes wrong is said about the Secret, never with what is in it. */
+  private async pullCredentials(namespace: string, name: string): Promise<Credentials> {
+    try {
+      return await this.options.credentials(namespace, name);
+    } catch (e) {
+      // A JSON parser's error quotes the text it could not parse, here a Secret's content,
+      // which would end up in the WasmFilter's status and the log.
+      if (e instanceof SyntaxError) throw new Error(`pull secret ${namespace}/${name}: its .dockerconfigjson is not JSON (kubectl create secret docker-registry makes one that is)`);
+      throw e;
+    }
+  }
+
+  /** What the configuration does with a filter that did not resolve, for its status. */
+  private keeping(f: WasmFilter, keep: string | null): string {
+    if (keep === null) return "no module of it ever resolved, so it is left out of the configuration until one does";
+    if (this.modules.has(keep)) return `sidecars keep running sha256:${keep}, the last module that resolved`;
+    return `the configuration keeps it at sha256:${keep}, the module its status reports, which this control plane cannot serve until a pull succeeds: sidecars that run it keep running it, sidecars without it apply its failStrategy ${f.spec.failStrategy}`;
+  }
+
   /** Modules no filter uses any more are dropped (proxies that ran them have them cached). */
   private prune(): void {
     const used = new Set([...this.states.values()].map((s) => s.sha256));
     for (const sha256 of this.modules.keys()) if (!used.has(sha256)) this.modules.delete(sha256);
   }
 
-  private async resolve(key: string, f: WasmFilter): Promise<void> {
+  private start(key: string, f: WasmFilter, attempt: number): void {
+    this.cancelRetry(key);
+    const job = this.resolve(key, f, attempt).finally(() => this.inFlight.delete(job));
+    this.inFlight.add(job);
+  }
+
+  private cancelRetry(key: string): void {
+    clearTimeout(this.retries.get(key));
+    this.retries.delete(key);
+  }
+
+  private retry(key: string, f: WasmFilter, attempt: number): void {
+    const delay = Math.min(RETRY_FIRST_MS * 2 ** attempt, RETRY_MAX_MS) * (0.5 + Math.random() / 2);
+    const timer = setTimeout(() => {
+      this.retries.delete(key);
+      if (this.specs.get(key) === specKey(f)) this.start(key, f, attempt + 1);
+    }, delay);
+    // A pending retry never keeps the process alive on its own.
+    timer.unref?.();
+    this.retries.set(key, timer);
+  }
+
+  private async resolve(key: string, f: WasmFilter, attempt: number): Promise<void> {
     const { log } = this.options;
     const previous = this.states.get(key);
     const generation = (f.metadata as { generation?: number }).generation ?? 0;
-    const keep = previous?.sha256 ?? null;
+    const keep = previous ? previous.sha256 : lastResolved(f);
     const settle = (state: FilterState) => {
       // A newer spec may have started resolving meanwhile: only the latest one reports.
       if (this.specs.get(key) !== specKey(f)) return;
       this.states.set(key, state);
+      this.assumed.delete(key);
       this.prune();
       this.options.changed();
     };
@@ -104,13 +173,15 @@ export class FilterDistribution {
     let sha256: string;
     let source: string;
     try {
-      const credentials = f.spec.pullSecret ? await this.options.credentials(f.metadata.namespace, f.spec.pullSecret) : undefined;
+      const credentials = f.spec.pullSecret ? await this.pullCredentials(f.metadata.namespace, f.spec.pullSecret) : undefined;
       ({ bytes, sha256, source } = await this.options.resolver.resolve(f.spec.url, f.spec.sha256, credentials));
     } catch (e) {
-      const message = (e as Error).message;
-      const reason = /sha256 .* not the/.test(message) ? "DigestMismatch" : "PullFailed";
-      log.warn("cannot resolve a WasmFilter; proxies keep the module they have", { filter: key, reason, error: message, kept: keep });
+      const error = (e as Error).message;
+      const reason = /sha256 .* not the/.test(error) ? "DigestMismatch" : "PullFailed";
+      const message = `${error}; ${this.keeping(f, keep)}${reason === "PullFailed" ? "; the pull is tried again with backoff" : ""}`;
+      log.warn("cannot resolve a WasmFilter; proxies keep the module they have", { filter: key, reason, error, kept: keep });
       settle({ generation, accepted: { ok: true, reason: "Accepted", message: "the spec is valid" }, resolved: { ok: false, reason, message }, sha256: keep });
+      if (reason === "PullFailed" && this.specs.get(key) === specKey(f)) this.retry(key, f, attempt);
       return;
     }
     const where = `WasmFilter ${key}`;

@@ -14,6 +14,8 @@ export const WASM_LAYER_MEDIA_TYPE = "application/vnd.wasm.content.layer.v1+wasm
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const MAX_REDIRECTS = 5;
+/** How long a whole pull (manifest, token, blob) may take unless told otherwise: a 32 MiB module at ~10 Mbit/s. */
+export const PULL_TIMEOUT_MS = 30_000;
 const EXAMPLE = "oci://registry.example.com/filters/my-auth:1.0.0";
 const CREDENTIALS_HELP =
   "give credentials with --username and --password-stdin, or WEFT_REGISTRY_USERNAME and WEFT_REGISTRY_PASSWORD (a WasmFilter: its pullSecret)";
@@ -46,6 +48,8 @@ export interface PushOptions extends ConnectOptions {
 export interface PullOptions extends ConnectOptions {
   /** The largest .wasm accepted: checked against the manifest's size and as the bytes arrive. */
   maxBytes: number;
+  /** The whole pull is stopped after this long (default PULL_TIMEOUT_MS): a registry that trickles or hangs cannot hold it forever. */
+  timeoutMs?: number;
 }
 
 export interface PushResult {
@@ -160,10 +164,12 @@ interface Session {
   actions: "pull" | "pull,push";
   credentials?: Credentials;
   plainHttp: boolean;
+  /** Aborts every request and body read of the operation (a pull's deadline). */
+  signal?: AbortSignal;
 }
 
 /** What a fetch threw, with its causes: runtimes put the useful part ("ECONNREFUSED") in `cause`. */
-function failureText(error: unknown): string {
+export function failureText(error: unknown): string {
   const parts: string[] = [];
   for (let e = error as { message?: string; code?: string; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
     if (e.code) parts.push(e.code);
@@ -191,7 +197,7 @@ function unreachable(session: Session, url: string, error: unknown): string {
  * Reads a body of at most `limit` bytes, refusing by Content-Length before reading and while
  * reading (a lying or missing Content-Length cannot make it buffer more). `hash` sees every chunk.
  */
-async function readLimited(response: Response, limit: number, tooBig: (bytes: number) => Error, hash?: Hash): Promise<Uint8Array> {
+export async function readLimited(response: Response, limit: number, tooBig: (bytes: number) => Error, hash?: Hash): Promise<Uint8Array> {
   const declared = Number(response.headers.get("content-length") ?? NaN);
   if (declared > limit) {
     await response.body?.cancel();
@@ -266,15 +272,29 @@ export class RegistryClient {
   /** Fetches the .wasm of a Wasm OCI artifact, checked against the manifest's size and digest. */
   async pullWasm(reference: string | OciReference, options: PullOptions): Promise<PullResult> {
     const ref = typeof reference === "string" ? parseOciReference(reference) : reference;
+    const timeoutMs = options.timeoutMs ?? PULL_TIMEOUT_MS;
+    const signal = AbortSignal.timeout(timeoutMs);
+    const step = { operation: "connecting" };
+    try {
+      return await this.#pull(this.#session(ref, "pull", options, signal), options.maxBytes, step);
+    } catch (e) {
+      // Whatever failed once the deadline passed failed because of it (an aborted request or body read).
+      if (!signal.aborted) throw e;
+      throw new RegistryError(ref, step.operation, null, [], `no complete answer within ${timeoutMs / 1000} s: the registry is too slow or does not answer, so the pull was stopped; try again later, or check the registry and the network to it`);
+    }
+  }
+
+  /** `step.operation` says what it is doing, for the deadline's error. */
+  async #pull(session: Session, maxBytes: number, step: { operation: string }): Promise<PullResult> {
+    const { ref } = session;
     const where = formatOciReference(ref);
-    const session = this.#session(ref, "pull", options);
     // As `docker pull`: no tag means latest.
     const target = ref.digest ?? ref.tag ?? "latest";
-    let operation = `getting the manifest ${target}`;
-    const response = await this.#send(session, operation, "GET", this.#url(session, `manifests/${target}`), { accept: MANIFEST_MEDIA_TYPE });
-    if (response.status === 404) throw await this.#httpError(session, operation, response, `${where} does not exist: check the repository and ${ref.digest ? "digest" : "tag"} (weft filter push publishes one)`);
-    if (response.status !== 200) throw await this.#httpError(session, operation, response);
-    const refuse = (detail: string) => new RegistryError(ref, operation, null, [], detail);
+    step.operation = `getting the manifest ${target}`;
+    const response = await this.#send(session, step.operation, "GET", this.#url(session, `manifests/${target}`), { accept: MANIFEST_MEDIA_TYPE });
+    if (response.status === 404) throw await this.#httpError(session, step.operation, response, `${where} does not exist: check the repository and ${ref.digest ? "digest" : "tag"} (weft filter push publishes one)`);
+    if (response.status !== 200) throw await this.#httpError(session, step.operation, response);
+    const refuse = (detail: string) => new RegistryError(ref, step.operation, null, [], detail);
     const body = await readLimited(response, MAX_MANIFEST_BYTES, (n) => refuse(`the manifest is ${n} bytes, more than the ${MAX_MANIFEST_BYTES} a manifest may have: ${where} is not a Wasm filter artifact`));
     const manifestDigest = sha256(body);
     if (ref.digest && manifestDigest !== ref.digest) throw refuse(`the registry sent a manifest whose digest is ${manifestDigest}, not the ${ref.digest} asked for: refused; the registry or something between serves corrupt data`);
@@ -300,25 +320,25 @@ export class RegistryClient {
     }
     const layerDigest = layer.digest;
     const size = layer.size;
-    operation = `getting the blob ${short(layerDigest)}`;
-    if (size > options.maxBytes) {
-      throw refuse(`the .wasm is ${size} bytes by its manifest, more than the ${options.maxBytes} allowed: refused without downloading it (raise the limit if the filter is really that big)`);
+    step.operation = `getting the blob ${short(layerDigest)}`;
+    if (size > maxBytes) {
+      throw refuse(`the .wasm is ${size} bytes by its manifest, more than the ${maxBytes} allowed: refused without downloading it (raise the limit if the filter is really that big)`);
     }
-    const blob = await this.#send(session, operation, "GET", this.#url(session, `blobs/${layerDigest}`), {});
-    if (blob.status !== 200) throw await this.#httpError(session, operation, blob);
+    const blob = await this.#send(session, step.operation, "GET", this.#url(session, `blobs/${layerDigest}`), {});
+    if (blob.status !== 200) throw await this.#httpError(session, step.operation, blob);
     const hash = createHash("sha256");
-    const wasm = await readLimited(blob, options.maxBytes, (n) => refuse(`the registry's answer is ${n} bytes or more, more than the ${options.maxBytes} allowed (the manifest said ${size}): refused`), hash);
+    const wasm = await readLimited(blob, maxBytes, (n) => refuse(`the registry's answer is ${n} bytes or more, more than the ${maxBytes} allowed (the manifest said ${size}): refused`), hash);
     if (wasm.length !== size) throw refuse(`the registry sent ${wasm.length} bytes where the manifest says ${size}: refused; the blob in the registry is damaged`);
     const received = `sha256:${hash.digest("hex")}`;
     if (received !== layerDigest) throw refuse(`digest mismatch: the bytes received have ${received}, the manifest says ${layerDigest}: refused; the blob in the registry or something between is corrupt`);
     return { wasm, layerDigest, manifestDigest };
   }
 
-  #session(ref: OciReference, actions: Session["actions"], options: ConnectOptions): Session {
+  #session(ref: OciReference, actions: Session["actions"], options: ConnectOptions, signal?: AbortSignal): Session {
     // Docker Hub's name is docker.io, its API lives at registry-1.docker.io.
     const host = ref.registry === "docker.io" ? "registry-1.docker.io" : ref.registry;
     const plainHttp = options.plainHttp ?? false;
-    return { ref, origin: `${plainHttp ? "http" : "https"}://${host}`, actions, credentials: options.credentials, plainHttp };
+    return { ref, origin: `${plainHttp ? "http" : "https"}://${host}`, actions, credentials: options.credentials, plainHttp, ...(signal ? { signal } : {}) };
   }
 
   #url(session: Session, path: string): string {
@@ -386,7 +406,7 @@ export class RegistryClient {
     for (let hop = 0; ; hop++) {
       let response: Response;
       try {
-        response = await fetch(current, { method, headers: sendHeaders, body: body as Uint8Array<ArrayBuffer> | undefined, redirect: "manual" });
+        response = await fetch(current, { method, headers: sendHeaders, body: body as Uint8Array<ArrayBuffer> | undefined, redirect: "manual", ...(session.signal ? { signal: session.signal } : {}) });
       } catch (e) {
         throw new RegistryError(session.ref, operation, null, [], unreachable(session, current, e));
       }

@@ -57,6 +57,7 @@ export async function startLocalControl(options: LocalControlOptions): Promise<L
   const review = (token: string) => mesh!.reviewToken(token);
   // The dashboard reads the control plane it is served by: created once that exists.
   let board: Dashboard | null = null;
+  let synced = false;
   const routes: Record<string, FetchHandler> = {
     [ENROLLMENT_PATH]: enrollmentHandler({
       authority: {
@@ -86,6 +87,7 @@ export async function startLocalControl(options: LocalControlOptions): Promise<L
       throw new Error(`pull secret ${namespace}/${name}: local mode has no Secrets; use a registry without authentication, a file:// or a marketplace:// url`);
     },
     authenticate: authenticator(review),
+    synced: () => synced,
     routes,
     address: options.address ?? "127.0.0.1",
     port: options.port ?? 15012,
@@ -112,6 +114,8 @@ export async function startLocalControl(options: LocalControlOptions): Promise<L
   };
   board = dashboard(localDashboardSource(control));
   await mesh.reload();
+  plane.flush();
+  synced = true;
   mesh.watch();
   return control;
 }
