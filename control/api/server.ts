@@ -120,6 +120,7 @@ export async function startApiServer(options: ApiOptions): Promise<ApiServer> {
       sent: null,
       acked: null,
       rejected: null,
+      unavailable: [],
       connectedAt: Date.now(),
       send: (frame) => {
         if (res.destroyed || res.writableEnded) return false;
@@ -138,12 +139,16 @@ export async function startApiServer(options: ApiOptions): Promise<ApiServer> {
   };
 
   const ack = async (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const body = (await readJson(req)) as { namespace?: unknown; pod?: unknown; version?: unknown; accepted?: unknown; error?: unknown };
+    const body = (await readJson(req)) as { namespace?: unknown; pod?: unknown; version?: unknown; accepted?: unknown; error?: unknown; unavailable?: unknown };
     if (typeof body.namespace !== "string" || typeof body.pod !== "string" || typeof body.version !== "string" || typeof body.accepted !== "boolean") {
       throw new ApiError(400, "an acknowledgement is {namespace, pod, version, accepted, error?}");
     }
     await caller(req, body.namespace, body.pod);
-    const known = hub.ack({ namespace: body.namespace, pod: body.pod }, body.version, body.accepted, typeof body.error === "string" ? body.error : undefined);
+    const unavailable = Array.isArray(body.unavailable)
+      ? body.unavailable.slice(0, 64).flatMap((u: { filter?: unknown; reason?: unknown }) =>
+          typeof u?.filter === "string" && typeof u.reason === "string" ? [{ filter: u.filter.slice(0, 300), reason: u.reason.slice(0, 1000) }] : [])
+      : [];
+    const known = hub.ack({ namespace: body.namespace, pod: body.pod }, body.version, body.accepted, typeof body.error === "string" ? body.error : undefined, unavailable);
     sendJson(res, known ? 200 : 409, known ? { ok: true } : { error: "this proxy has no open configuration stream; reconnect first" });
   };
 

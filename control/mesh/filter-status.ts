@@ -14,11 +14,14 @@ export function wasmFilterStatus(world: MeshWorld, distribution: FilterDistribut
   const generation = (filter.metadata as { generation?: number }).generation ?? 0;
   let selected = 0;
   let running = 0;
+  const failing: string[] = [];
   for (const s of sidecars) {
     const pod = world.pods.get(s.pod);
     if (!pod || !targets(world, filter.metadata.namespace, filter.spec, pod)) continue;
     selected++;
     if (s.running !== null && s.running === s.sent && s.filters.includes(key)) running++;
+    const cannot = s.unavailable?.find((u) => u.filter === key);
+    if (cannot) failing.push(`${s.pod}: ${cannot.reason}`);
   }
   const sha256 = state?.sha256 ?? undefined;
   return {
@@ -29,8 +32,8 @@ export function wasmFilterStatus(world: MeshWorld, distribution: FilterDistribut
         {
           type: "Ready",
           ok: selected > 0 && running === selected && sha256 !== undefined,
-          reason: selected === 0 ? "NoProxiesSelected" : running === selected ? "Running" : "Updating",
-          message: `${running} of ${selected} selected proxies run ${sha256 ? `sha256:${sha256}` : "no module yet"}`,
+          reason: selected === 0 ? "NoProxiesSelected" : running === selected ? "Running" : failing.length > 0 ? "LoadFailed" : "Updating",
+          message: `${running} of ${selected} selected proxies run ${sha256 ? `sha256:${sha256}` : "no module yet"}${failing.length > 0 ? `; ${failing.length} cannot load it (${failing.slice(0, 3).join("; ")}), so its failStrategy applies there` : ""}`,
         },
       ],
       filter.status?.conditions,

@@ -22,6 +22,8 @@ export interface ProxySession extends ProxyKey {
   send(frame: Uint8Array): boolean;
   sent: { version: string; filters: readonly string[] } | null;
   acked: { version: string; filters: readonly string[] } | null;
+  /** Filters of the acknowledged version the proxy could not load ("namespace/name" and why). */
+  unavailable: readonly { filter: string; reason: string }[];
   rejected: { version: string; error: string } | null;
   connectedAt: number;
 }
@@ -74,13 +76,16 @@ export class PushHub {
     for (const s of this.sessions) this.push(s);
   }
 
-  ack(proxy: ProxyKey, version: string, accepted: boolean, error: string | undefined): boolean {
+  ack(proxy: ProxyKey, version: string, accepted: boolean, error: string | undefined, unavailable: readonly { filter: string; reason: string }[] = []): boolean {
     let found = false;
     for (const s of this.sessions) {
       if (s.namespace !== proxy.namespace || s.pod !== proxy.pod) continue;
       found = true;
       if (accepted) {
-        s.acked = { version, filters: s.sent?.version === version ? s.sent.filters : [] };
+        // A filter the proxy could not load is in its configuration but runs nowhere.
+        const missing = new Set(unavailable.map((u) => u.filter));
+        s.acked = { version, filters: s.sent?.version === version ? s.sent.filters.filter((f) => !missing.has(f)) : [] };
+        s.unavailable = unavailable;
         s.rejected = null;
       } else {
         s.rejected = { version, error: error ?? "no reason given" };

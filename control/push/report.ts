@@ -8,6 +8,8 @@ export interface ProxyReportEntry {
   sent: string | null;
   running: string | null;
   rejected?: { version: string; error: string };
+  /** Filters in what it runs that it could not load, and why. */
+  unavailable?: readonly { filter: string; reason: string }[];
   /** namespace/name of the WasmFilters in what it runs. */
   filters: readonly string[];
   connectedAt: string;
@@ -20,6 +22,7 @@ export function reportOf(sessions: readonly ProxySession[]): ProxyReportEntry[] 
       sent: s.sent?.version ?? null,
       running: s.acked?.version ?? null,
       ...(s.rejected ? { rejected: s.rejected } : {}),
+      ...(s.unavailable.length > 0 ? { unavailable: s.unavailable } : {}),
       filters: s.acked?.filters ?? [],
       connectedAt: new Date(s.connectedAt).toISOString(),
     }))

@@ -66,7 +66,8 @@ export async function statusCommand(argv: string[]): Promise<number> {
   if (proxies.length === 0) {
     process.stdout.write(`no sidecars connected${reports.length === 0 ? ` (no report in ${namespace}/${PROXY_REPORT}: is the control plane running there?)` : ""}\n`);
   } else {
-    const state = (p: (typeof proxies)[number]) => (p.rejected ? `rejected ${p.rejected.version}: ${p.rejected.error}` : p.running === null ? "applying" : p.running === p.sent ? "running" : "updating");
+    const cannotLoad = (p: (typeof proxies)[number]) => (p.unavailable?.length ? `; cannot load ${p.unavailable.map((u) => `${u.filter} (${u.reason})`).join(", ")}` : "");
+    const state = (p: (typeof proxies)[number]) => (p.rejected ? `rejected ${p.rejected.version}: ${p.rejected.error}` : p.running === null ? "applying" : p.running === p.sent ? `running${cannotLoad(p)}` : "updating");
     const rows = proxies.map((p) => [p.pod, p.running ?? "-", state(p), p.filters.map((f) => `${f}@${digests.get(f)?.slice(0, 12) ?? "?"}`).join(",") || "-", p.replica]);
     process.stdout.write(table([["SIDECAR", "VERSION", "STATE", "FILTERS", "CONTROL PLANE"], ...rows]));
   }

@@ -16,6 +16,14 @@ export interface ControlClientOptions {
   log: Logger;
   /** Applies a pushed configuration; a rejection is reported to the control plane. */
   apply: (push: ConfigPush) => Promise<void>;
+  /** The filters of what runs now that could not be loaded (their requests get the failStrategy), reported with each acknowledgement. */
+  unavailable?: () => UnavailableFilter[];
+}
+
+/** A filter in an applied configuration that the proxy could not load, and why. */
+export interface UnavailableFilter {
+  filter: string;
+  reason: string;
 }
 
 const MIN_BACKOFF_MS = 250;
@@ -94,7 +102,15 @@ export class ControlClient {
       error = (e as Error).message;
       log.error("configuration from the control plane rejected: keeping the last good one", { version: push.version, error, kept: this.applied });
     }
-    const ack = { namespace: this.options.namespace, pod: this.options.pod, version: push.version, accepted: error === null, ...(error === null ? {} : { error }) };
+    const unavailable = error === null ? (this.options.unavailable?.() ?? []) : [];
+    const ack = {
+      namespace: this.options.namespace,
+      pod: this.options.pod,
+      version: push.version,
+      accepted: error === null,
+      ...(error === null ? {} : { error }),
+      ...(unavailable.length > 0 ? { unavailable } : {}),
+    };
     await postJson(this.options.endpoint, "/v1/proxies/ack", ack).catch((e: Error) => {
       log.warn("cannot acknowledge a configuration; the control plane will see it on reconnect", { version: push.version, error: e.message });
     });

@@ -102,7 +102,8 @@ export async function startManagedProxy(options: ManagedProxyOptions): Promise<M
     if (!current) throw new Error("the proxy is stopping");
     await install(push, current);
   };
-  const client = new ControlClient({ endpoint, namespace: options.namespace, pod: options.pod, log, apply });
+  const unavailable = () => sidecar.filters.status().flatMap((f) => (f.ready ? [] : [{ filter: f.filter, reason: f.reason ?? "not loaded" }]));
+  const client = new ControlClient({ endpoint, namespace: options.namespace, pod: options.pod, log, apply, unavailable });
   client.start();
   return {
     sidecar,

@@ -557,6 +557,12 @@ spec:
     assert.match(unavailable?.reason ?? "", new RegExp(`cannot fetch module sha256 ${filter.sha256} from the control plane`));
     const ready = await status("shop", "rewrite");
     assert.equal(ready.sha256, filter.sha256);
+    // Its acknowledgement said it could not load the module: status does not count it as running.
+    const loadFailed = await until("Ready to report the sidecar that cannot load the module", async () => {
+      const c = await condition("shop", "rewrite", "Ready");
+      return c?.reason === "LoadFailed" ? c : null;
+    }, 30_000);
+    assert.match(loadFailed.message, new RegExp(`1 cannot load it \\(shop/web-late: .*cannot fetch module sha256 ${filter.sha256}`));
     await late.stop();
     sidecars.splice(sidecars.indexOf(late), 1);
 
