@@ -102,17 +102,26 @@ export class ControlClient {
       error = (e as Error).message;
       log.error("configuration from the control plane rejected: keeping the last good one", { version: push.version, error, kept: this.applied });
     }
+    await this.acknowledge(push.version, error);
+  }
+
+  /** Tells the control plane again what runs, after a filter that could not be loaded was loaded. */
+  async reacknowledge(): Promise<void> {
+    if (this.applied !== null) await this.acknowledge(this.applied, null);
+  }
+
+  private async acknowledge(version: string, error: string | null): Promise<void> {
     const unavailable = error === null ? (this.options.unavailable?.() ?? []) : [];
     const ack = {
       namespace: this.options.namespace,
       pod: this.options.pod,
-      version: push.version,
+      version,
       accepted: error === null,
       ...(error === null ? {} : { error }),
       ...(unavailable.length > 0 ? { unavailable } : {}),
     };
     await postJson(this.options.endpoint, "/v1/proxies/ack", ack).catch((e: Error) => {
-      log.warn("cannot acknowledge a configuration; the control plane will see it on reconnect", { version: push.version, error: e.message });
+      this.options.log.warn("cannot acknowledge a configuration; the control plane will see it on reconnect", { version, error: e.message });
     });
   }
 }

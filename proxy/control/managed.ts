@@ -18,6 +18,10 @@ import { ControlClient, type ConfigPush } from "./client.ts";
 import { controlPlaneFilters } from "./filter-cache.ts";
 import type { ControlEndpoint } from "./http.ts";
 
+// A filter that could not be loaded is tried again after 2 s, 4 s, ... at most every minute.
+const FILTER_RETRY_FIRST_MS = 2_000;
+const FILTER_RETRY_MAX_MS = 60_000;
+
 export interface ManagedProxyOptions {
   controlPlane: string;
   namespace: string;
@@ -96,13 +100,35 @@ export async function startManagedProxy(options: ManagedProxyOptions): Promise<M
     });
     return identity;
   })();
+  const unavailable = () => sidecar.filters.status().flatMap((f) => (f.ready ? [] : [{ filter: f.filter, reason: f.reason ?? "not loaded" }]));
+  // A filter whose module could not be fetched (the control plane restarted and cannot pull it
+  // yet) is fetched again with backoff; once it loads, the control plane is told.
+  let retry: ReturnType<typeof setTimeout> | null = null;
+  let retryMs = FILTER_RETRY_FIRST_MS;
+  const retryUnavailable = () => {
+    if (retry) clearTimeout(retry);
+    retry = null;
+    if (stopped || unavailable().length === 0) {
+      retryMs = FILTER_RETRY_FIRST_MS;
+      return;
+    }
+    retry = setTimeout(async () => {
+      retry = null;
+      retryMs = Math.min(retryMs * 2, FILTER_RETRY_MAX_MS);
+      const before = unavailable().length;
+      if (last && identity) await install(last, identity).catch((e: Error) => log.warn("cannot apply the configuration again to load its filters", { error: e.message }));
+      if (unavailable().length < before) await client.reacknowledge();
+      retryUnavailable();
+    }, retryMs);
+  };
   const apply = async (push: ConfigPush) => {
     last = push;
     const current = identity ?? (await enrolled);
     if (!current) throw new Error("the proxy is stopping");
     await install(push, current);
+    retryMs = FILTER_RETRY_FIRST_MS;
+    retryUnavailable();
   };
-  const unavailable = () => sidecar.filters.status().flatMap((f) => (f.ready ? [] : [{ filter: f.filter, reason: f.reason ?? "not loaded" }]));
   const client = new ControlClient({ endpoint, namespace: options.namespace, pod: options.pod, log, apply, unavailable });
   client.start();
   return {
@@ -110,6 +136,7 @@ export async function startManagedProxy(options: ManagedProxyOptions): Promise<M
     client,
     async stop() {
       stopped = true;
+      if (retry) clearTimeout(retry);
       renewal?.stop();
       await client.stop();
       await sidecar.drain();

@@ -42,7 +42,8 @@ export class FilterRuntime {
       configs.map(async (config, index) => {
         const key = JSON.stringify(config);
         const kept = this.current.get(key);
-        if (kept) {
+        // One that could not be loaded is tried again: its module may be reachable now.
+        if (kept && !kept.unavailable) {
           next.set(key, kept);
           return;
         }
