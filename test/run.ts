@@ -1,22 +1,24 @@
 // `npm test`: type check, then every suite on Node, and the data-plane suites again on Deno
 // and on Bun. Ends with one line that counts everything: "N passed, N failed".
 import { spawn } from "node:child_process";
-import { readdirSync, existsSync } from "node:fs";
+import { readdirSync, existsSync, rmSync } from "node:fs";
 import process from "node:process";
 import path from "node:path";
+import { ARTIFACTS } from "./hostile/artifacts.ts";
 
 const root = path.resolve(import.meta.dirname ?? ".", "..");
 const bin = (name: string) => path.join(root, "node_modules", ".bin", name);
 
-// Suites directly in test/ exercise the data plane and must pass on all three runtimes;
-// the control plane runs on Node (docs/runtimes.md), so test/control/ runs on Node only.
+// Suites directly in test/ and in test/hostile/ exercise the data plane and must pass on all
+// three runtimes; the control plane runs on Node (docs/runtimes.md), so test/control/ runs on
+// Node only.
 const only = process.argv.slice(2);
 const suitesIn = (dir: string) =>
   readdirSync(path.join(root, dir))
     .filter((f) => f.endsWith(".test.ts"))
     .map((f) => `${dir}/${f}`)
     .filter((f) => only.length === 0 || only.some((o) => f.includes(o)));
-const dataPlane = suitesIn("test");
+const dataPlane = [...suitesIn("test"), ...suitesIn("test/hostile")];
 const controlPlane = existsSync(path.join(root, "test", "control")) ? suitesIn("test/control") : [];
 
 interface Step {
@@ -71,6 +73,12 @@ const steps: Step[] = [
     args: ["test", ...dataPlane.map((f) => `./${f}`)],
     count: (o) => ({ passed: last(o, /^\s*(\d+) pass$/gm), failed: last(o, /^\s*(\d+) fail$/gm) }),
   },
+  {
+    name: "reliability report (docs/reliability.md)",
+    command: bin("node"),
+    args: ["test/hostile/report.ts"],
+    count: () => ({ passed: 0, failed: 0 }),
+  },
 ];
 
 function run(step: Step): Promise<{ code: number; output: string }> {
@@ -92,6 +100,8 @@ function run(step: Step): Promise<{ code: number; output: string }> {
   });
 }
 
+// A full run starts the reliability report afresh, so a runtime that fails to start shows as not run.
+if (only.length === 0) rmSync(ARTIFACTS, { recursive: true, force: true });
 let passed = 0;
 let failed = 0;
 const failures: string[] = [];

@@ -181,6 +181,8 @@ export const Identity = v.object({
 export const Limits = v.object({
   maxRequestHeadBytes: v.optional(atLeast(256), 65536),
   maxHeaderCount: v.optional(atLeast(1), 100),
+  // 0: no limit. Bodies are streamed, so their size costs no memory; a limit is policy.
+  maxRequestBodyBytes: v.optional(atLeast(0), 0),
   maxConcurrentStreams: v.optional(atLeast(1), 256),
   headerTimeoutMs: v.optional(positiveMs, 10000),
   idleTimeoutMs: v.optional(positiveMs, 300000),

@@ -5,13 +5,15 @@ import { Buffer } from "node:buffer";
 import type { Conn } from "../runtime/types.ts";
 import type { ServerExchange } from "../http/exchange.ts";
 import { findHeadEnd, parseRequestHead, ProtocolError, type HeadLimits, type RequestHead } from "./head.ts";
-import { BodyDecoder, encodeLastChunk, type BodySink } from "./framing.ts";
+import { BodyDecoder, bodyTooLarge, encodeLastChunk, type BodySink } from "./framing.ts";
 import { encodeResponseHead, reasonPhrase } from "./encode.ts";
 import { diagnosticHeaderValue } from "../http/headers.ts";
 import type { Deadlines } from "./deadlines.ts";
 import { sniffPreface } from "../http2/downstream.ts";
 
 export interface DownstreamOptions extends HeadLimits {
+  /** Largest request body accepted (413 past it); 0 = no limit. */
+  maxBodyBytes: number;
   headerTimeoutMs: number;
   idleTimeoutMs: number;
   deadlines: Deadlines;
@@ -198,6 +200,8 @@ export class Http1Downstream {
   private exchange: Http1Exchange | null = null;
   private decoder: BodyDecoder | null = null;
   private handedOver = false;
+  /** Our side has ended: nothing more is read (close()). */
+  private closing = false;
   private sniffing: boolean;
   /** Deadline for the current wait (head, or idle between requests); 0 = none. */
   deadline = 0;
@@ -216,19 +220,36 @@ export class Http1Downstream {
 
   /** Called by the deadline sweeper. */
   expire(): void {
-    if (this.exchange) return;
-    if (this.buf && this.buf.length > 0) this.fail(new ProtocolError("timed out waiting for the request head", 408));
-    else this.conn.end();
+    if (this.closing) {
+      this.conn.destroy();
+    } else if (!this.exchange) {
+      if (this.buf && this.buf.length > 0) this.fail(new ProtocolError("timed out waiting for the request head", 408));
+      else this.close();
+    }
   }
 
   /** Stop taking new requests: close once the current exchange (if any) is done. */
   drain(): void {
     this.draining = true;
-    if (!this.exchange) this.conn.end();
+    if (!this.exchange) this.close();
+  }
+
+  /**
+   * Ends our side and reads no more requests. A half-closed peer can go on sending: what it
+   * sends is dropped, never parsed (after a refused request, or a response that came before
+   * its request's body, those bytes are whatever the client wants them to be), and the
+   * connection is destroyed if the peer has not closed by the header timeout.
+   */
+  private close(): void {
+    this.closing = true;
+    this.buf = null;
+    this.decoder = null;
+    this.deadline = Date.now() + this.options.headerTimeoutMs;
+    this.conn.end();
   }
 
   private onData(chunk: Buffer): void {
-    if (this.handedOver) return;
+    if (this.handedOver || this.closing) return;
     this.buf = this.buf && this.buf.length > 0 ? Buffer.concat([this.buf, chunk]) : chunk;
     if (this.sniffing) {
       const seen = sniffPreface(this.buf);
@@ -258,6 +279,8 @@ export class Http1Downstream {
           this.fail(e as Error);
           return;
         }
+        // The body's sink may have answered already (a filter's 413, a local reply), closing the connection.
+        if (this.closing) return;
         this.buf = end >= this.buf.length ? null : this.buf.subarray(end);
         if (this.decoder.done) this.decoder = null;
         continue;
@@ -274,6 +297,7 @@ export class Http1Downstream {
         headEnd = findHeadEnd(this.buf, 0, options);
         if (headEnd === -1) return;
         head = parseRequestHead(this.buf, 0, headEnd, options);
+        if (options.maxBodyBytes > 0 && head.contentLength > options.maxBodyBytes) throw bodyTooLarge(options.maxBodyBytes);
       } catch (e) {
         this.fail(e as Error);
         return;
@@ -293,8 +317,12 @@ export class Http1Downstream {
       this.decoder = null;
     } else {
       const mode = head.chunked ? "chunked" : head.contentLength > 0 ? "length" : "none";
+      const limit = this.options.maxBodyBytes;
       const decoder = new BodyDecoder(mode, head.contentLength, {
         data: (chunk) => {
+          // A chunked body's size shows only as it arrives; throwing here stops the decoder
+          // before the chunk goes on, and process() answers 413.
+          if (limit > 0 && decoder.received > limit) throw bodyTooLarge(limit);
           exchange.requestBytes += chunk.length;
           exchange.body.data(chunk);
         },
@@ -316,7 +344,7 @@ export class Http1Downstream {
     }
     this.exchange = null;
     if (exchange.closeAfter || this.draining) {
-      this.conn.end();
+      this.close();
       return;
     }
     this.deadline = Date.now() + this.options.idleTimeoutMs;
@@ -352,9 +380,7 @@ export class Http1Downstream {
       ]),
     );
     this.conn.write(body);
-    this.conn.end();
-    this.buf = null;
-    this.decoder = null;
+    this.close();
     if (exchange) {
       this.exchange = null;
       exchange.finished = true;
@@ -373,7 +399,7 @@ export class Http1Downstream {
         return;
       }
     }
-    if (!this.exchange) this.conn.end();
+    if (!this.exchange) this.close();
   }
 
   private onClose(): void {

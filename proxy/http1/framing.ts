@@ -2,7 +2,7 @@
 // until the connection closes. It hands out decoded data and tells exactly where the
 // message ends, so the next message on a kept-alive connection starts at the right byte.
 import { Buffer } from "node:buffer";
-import { ProtocolError } from "./head.ts";
+import { ProtocolError, parseFieldLine } from "./head.ts";
 
 export interface BodySink {
   data(chunk: Buffer): void;
@@ -24,6 +24,9 @@ const ChunkState = {
 
 const MAX_CHUNK_SIZE_DIGITS = 13; // 2^52 > 16^13: large enough, never loses precision
 const MAX_TRAILER_BYTES = 16384;
+// Fields that frame or route a message may not come after it (RFC 9110 section 6.5.1): a
+// peer that merges trailers into the head would read the message differently from us.
+const NOT_IN_TRAILERS = new Set(["content-length", "transfer-encoding", "host", "trailer"]);
 
 function hexValue(c: number): number {
   if (c >= 48 && c <= 57) return c - 48;
@@ -33,6 +36,11 @@ function hexValue(c: number): number {
 }
 
 export type BodyMode = "none" | "length" | "chunked" | "close";
+
+/** The error for a request body over limits.maxRequestBodyBytes, for HTTP/1.1 and HTTP/2 alike. */
+export function bodyTooLarge(limit: number): ProtocolError {
+  return new ProtocolError(`request body exceeds ${limit} bytes (limits.maxRequestBodyBytes)`, 413);
+}
 
 export class BodyDecoder {
   readonly mode: BodyMode;
@@ -177,9 +185,9 @@ export class BodyDecoder {
           if (line === "") {
             this.finish();
           } else {
-            const colon = line.indexOf(":");
-            if (colon <= 0 || /[\0\n]/.test(line)) throw new ProtocolError("malformed trailer field");
-            (this.trailers ??= []).push(line.slice(0, colon), line.slice(colon + 1).trim());
+            const [name, value] = parseFieldLine(line);
+            if (NOT_IN_TRAILERS.has(name.toLowerCase())) throw new ProtocolError(`${name} is not allowed in trailers`);
+            (this.trailers ??= []).push(name, value);
             this.state = ChunkState.TRAILER;
           }
           break;

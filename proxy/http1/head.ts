@@ -50,9 +50,13 @@ export interface HeadLimits {
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const FORBIDDEN_IN_VALUE = /[\0\r\n]/;
+// RFC 9110 section 5.5: a field value is visible characters, obs-text, SP and HTAB; any
+// other control character (NUL, CR, LF, VT, ...) is refused, not passed on to a peer that
+// may read it differently.
+const FORBIDDEN_IN_VALUE = /[\0-\x08\x0a-\x1f\x7f]/;
 const TARGET = /^[\x21-\x7e]+$/;
 const CRLFCRLF = "\r\n\r\n";
+const BARE_LINE_BREAK = "bare CR or LF in message head (lines end with CRLF)";
 
 /**
  * Finds the end of a head in `buf` from `start`. Returns the offset just past the blank
@@ -64,10 +68,38 @@ export function findHeadEnd(buf: Buffer, start: number, limits: HeadLimits): num
     if (buf.length - start > limits.maxHeadBytes) {
       throw new ProtocolError(`message head exceeds ${limits.maxHeadBytes} bytes`, 431);
     }
+    // A head with bare LF line ends never shows CRLFCRLF: refuse it now, not at the timeout.
+    for (let lf = buf.indexOf(10, start); lf !== -1; lf = buf.indexOf(10, lf + 1)) {
+      if (lf === start || buf[lf - 1] !== 13) throw new ProtocolError(BARE_LINE_BREAK);
+    }
     return -1;
   }
   if (at + 4 - start > limits.maxHeadBytes) throw new ProtocolError(`message head exceeds ${limits.maxHeadBytes} bytes`, 431);
   return at + 4;
+}
+
+/** Whether c is optional whitespace around a field value (RFC 9110 section 5.6.3: SP, HTAB only). */
+function isOws(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
+/** Splits one `name: value` line (a header or a trailer field) and checks both parts. */
+export function parseFieldLine(line: string): [name: string, value: string] {
+  const colon = line.indexOf(":");
+  if (colon <= 0) {
+    if (isOws(line.charCodeAt(0))) throw new ProtocolError("obsolete line folding in header field");
+    throw new ProtocolError(`malformed header field line ${JSON.stringify(line.slice(0, 64))}`);
+  }
+  const name = line.slice(0, colon);
+  if (!TOKEN.test(name)) throw new ProtocolError(`invalid header field name ${JSON.stringify(name)}`);
+  // Not String.trim(): it also strips VT, FF and NBSP, which would turn "\vchunked" into chunked.
+  let from = colon + 1;
+  let to = line.length;
+  while (from < to && isOws(line.charCodeAt(from))) from++;
+  while (to > from && isOws(line.charCodeAt(to - 1))) to--;
+  const value = line.slice(from, to);
+  if (FORBIDDEN_IN_VALUE.test(value)) throw new ProtocolError(`invalid character in header field ${name}`);
+  return [name, value];
 }
 
 function parseFields(lines: string[], limits: HeadLimits, minor: number): Framing & { host: string; expect: string; hostCount: number } {
@@ -83,16 +115,7 @@ function parseFields(lines: string[], limits: HeadLimits, minor: number): Framin
   let hostCount = 0;
   let expect = "";
   for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
-    const colon = line.indexOf(":");
-    if (colon <= 0) {
-      if (line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) throw new ProtocolError("obsolete line folding in header field");
-      throw new ProtocolError(`malformed header field line ${i}`);
-    }
-    const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) throw new ProtocolError(`invalid header field name ${JSON.stringify(name)}`);
-    const value = line.slice(colon + 1).trim();
-    if (FORBIDDEN_IN_VALUE.test(value)) throw new ProtocolError(`invalid character in header field ${name}`);
+    const [name, value] = parseFieldLine(lines[i]);
     headers.push(name, value);
     switch (name.length) {
       case 4:
@@ -156,7 +179,7 @@ function splitLines(buf: Buffer, start: number, end: number): string[] {
   const text = buf.toString("latin1", start, end - 4);
   const lines = text.split("\r\n");
   for (const line of lines) {
-    if (line.includes("\n") || line.includes("\r")) throw new ProtocolError("bare CR or LF in message head");
+    if (line.includes("\n") || line.includes("\r")) throw new ProtocolError(BARE_LINE_BREAK);
   }
   return lines;
 }
@@ -189,9 +212,13 @@ export function parseRequestHead(buf: Buffer, start: number, end: number, limits
       // the authority in the target wins over Host (RFC 9112 section 3.2.2).
       const m = /^https?:\/\/([^/?#]+)([^#]*)$/i.exec(target);
       if (!m) throw new ProtocolError("invalid request target");
+      // userinfo is deprecated and a way to make one authority read as another (RFC 9110 section 4.2.4).
+      if (m[1].includes("@")) throw new ProtocolError("userinfo in the request target");
       host = m[1];
       target = m[2] || "/";
       if (!target.startsWith("/")) target = `/${target}`;
+      // The Host field is replaced too, so the upstream sees the authority the request was routed by.
+      replaceHost(fields.headers, host);
     }
   }
   return {
@@ -202,6 +229,16 @@ export function parseRequestHead(buf: Buffer, start: number, end: number, limits
     host: host.toLowerCase(),
     expectContinue: fields.expect === "100-continue",
   };
+}
+
+function replaceHost(headers: string[], host: string): void {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i].length === 4 && headers[i].toLowerCase() === "host") {
+      headers[i + 1] = host;
+      return;
+    }
+  }
+  headers.push("host", host);
 }
 
 export function parseResponseHead(buf: Buffer, start: number, end: number, limits: HeadLimits): ResponseHead {

@@ -4,9 +4,11 @@
 import http2 from "node:http2";
 import type { Buffer } from "node:buffer";
 import type { ServerExchange } from "../http/exchange.ts";
-import type { BodySink } from "../http1/framing.ts";
+import { bodyTooLarge, type BodySink } from "../http1/framing.ts";
+import { ProtocolError } from "../http1/head.ts";
 import type { Conn, TlsInfo } from "../runtime/types.ts";
 import { flatten, toHttp2 } from "./headers.ts";
+import { diagnosticHeaderValue } from "../http/headers.ts";
 
 /** The client preface that opens HTTP/2 with prior knowledge (h2c). */
 export const PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -20,9 +22,49 @@ export function sniffPreface(buf: Buffer): "h2" | "more" | "no" {
 
 export interface Http2DownstreamOptions {
   maxConcurrentStreams: number;
+  /** Bytes of a request's header list, counted as RFC 9113 section 6.5.2 does (431 past it). */
   maxHeaderListSize: number;
+  /** Fields in a request's header list, pseudo-headers not counted (431 past it). */
+  maxHeaderCount: number;
+  /** Largest request body accepted (413 past it); 0 = no limit. */
+  maxBodyBytes: number;
   onExchange: (exchange: ServerExchange) => void;
   onClose: () => void;
+}
+
+/**
+ * Why a request is refused before it is forwarded, or null. Not every runtime's node:http2
+ * enforces the header list size it advertises, so it is checked here.
+ */
+function refusal(headers: http2.IncomingHttpHeaders, options: Http2DownstreamOptions): ProtocolError | null {
+  // Extended CONNECT tunnels are not supported, as over HTTP/1.1.
+  if (headers[":method"] === "CONNECT") return new ProtocolError("CONNECT is not supported", 405);
+  let size = 0;
+  let fields = 0;
+  for (const name in headers) {
+    const value = headers[name];
+    for (const v of Array.isArray(value) ? value : [value]) {
+      if (v === undefined) continue;
+      size += name.length + String(v).length + 32;
+      // Pseudo-headers stand for the request line, which HTTP/1.1's count leaves out too.
+      if (name.charCodeAt(0) !== 58 /* : */) fields++;
+    }
+  }
+  if (size > options.maxHeaderListSize) return new ProtocolError(`header list exceeds ${options.maxHeaderListSize} bytes`, 431);
+  if (fields > options.maxHeaderCount) return new ProtocolError(`more than ${options.maxHeaderCount} header fields`, 431);
+  const length = headers["content-length"];
+  if (options.maxBodyBytes > 0 && length !== undefined && Number(length) > options.maxBodyBytes) return bodyTooLarge(options.maxBodyBytes);
+  return null;
+}
+
+/** Answers a stream with a local error, the way HTTP/1.1 answers a refused request. */
+function refuse(stream: http2.ServerHttp2Stream, error: ProtocolError): void {
+  stream.on("error", () => {}); // the client may reset it meanwhile
+  // Whatever body is still coming is read and dropped: a stream closes only once both sides ended.
+  stream.resume();
+  if (stream.destroyed) return;
+  stream.respond({ ":status": error.status, "content-type": "text/plain", "x-weft-error": diagnosticHeaderValue(error.message) });
+  stream.end(`${error.message}\n`);
 }
 
 class Http2Exchange implements ServerExchange {
@@ -47,9 +89,11 @@ class Http2Exchange implements ServerExchange {
   private responseHasBody = false;
   private trailers: string[] | null = null;
   private readonly stream: http2.ServerHttp2Stream;
+  private readonly maxBodyBytes: number;
 
-  constructor(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, peer: Conn) {
+  constructor(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, peer: Conn, maxBodyBytes: number) {
     this.stream = stream;
+    this.maxBodyBytes = maxBodyBytes;
     this.method = String(headers[":method"] ?? "GET");
     this.target = String(headers[":path"] ?? "/");
     this.authority = String(headers[":authority"] ?? headers.host ?? "").toLowerCase();
@@ -79,13 +123,32 @@ class Http2Exchange implements ServerExchange {
       return;
     }
     let trailers: string[] | null = null;
-    this.stream.on("data", (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       this.requestBytes += chunk.length;
+      if (this.maxBodyBytes > 0 && this.requestBytes > this.maxBodyBytes) {
+        this.stream.off("data", onData);
+        this.refuseBody();
+        return;
+      }
       sink.data(chunk);
-    });
+    };
+    this.stream.on("data", onData);
     this.stream.on("trailers", (t: http2.IncomingHttpHeaders) => (trailers = flatten(t)));
     this.stream.on("end", () => sink.end(trailers));
   }
+  /** The request body grew past maxBodyBytes: answer 413 if still possible, and abort the exchange. */
+  private refuseBody(): void {
+    // A complete response needs nothing more; the rest of the body is dropped.
+    if (this.finished) return;
+    if (this.stream.headersSent) {
+      this.reset();
+    } else {
+      this.finished = true;
+      refuse(this.stream, bodyTooLarge(this.maxBodyBytes));
+    }
+    this.onAbort();
+  }
+
   pauseRequestBody(): void {
     this.stream.pause();
   }
@@ -148,7 +211,11 @@ export class Http2Downstream {
     const server = http2.createServer({
       settings: { maxConcurrentStreams: options.maxConcurrentStreams, maxHeaderListSize: options.maxHeaderListSize },
     });
-    server.on("stream", (stream, headers, flags) => options.onExchange(new Http2Exchange(stream, headers, flags, conn)));
+    server.on("stream", (stream, headers, flags) => {
+      const refused = refusal(headers, options);
+      if (refused) refuse(stream, refused);
+      else options.onExchange(new Http2Exchange(stream, headers, flags, conn, options.maxBodyBytes));
+    });
     this.session = new Promise((resolve) => server.once("session", resolve));
     void this.session.then((session) => {
       session.on("error", () => {});

@@ -17,8 +17,11 @@ export function flatten(headers: IncomingHttpHeaders): string[] {
   return out;
 }
 
-/** An outgoing header object from a flat list; names lower-cased, repeated ones kept. */
-export function toHttp2(headers: string[], into: OutgoingHttpHeaders = {}): OutgoingHttpHeaders {
+/** An outgoing header object from a flat list (after `pseudo`); names lower-cased, repeated ones kept. */
+export function toHttp2(headers: string[], pseudo: OutgoingHttpHeaders = {}): OutgoingHttpHeaders {
+  // No prototype: a field named "constructor" or "__proto__" is then a field like any other,
+  // not an inherited property to append to or a prototype to set.
+  const into: OutgoingHttpHeaders = Object.assign(Object.create(null), pseudo);
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i].toLowerCase();
     if (CONNECTION_SPECIFIC.has(name)) continue;

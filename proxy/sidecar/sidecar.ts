@@ -245,6 +245,8 @@ export class Sidecar {
       tracked = new Http2Downstream(conn, leftover, {
         maxConcurrentStreams: limits.maxConcurrentStreams,
         maxHeaderListSize: limits.maxRequestHeadBytes,
+        maxHeaderCount: limits.maxHeaderCount,
+        maxBodyBytes: limits.maxRequestBodyBytes,
         onExchange,
         onClose: onClosed,
       });
@@ -259,6 +261,7 @@ export class Sidecar {
     tracked = new Http1Downstream(conn, {
       maxHeadBytes: limits.maxRequestHeadBytes,
       maxHeaderCount: limits.maxHeaderCount,
+      maxBodyBytes: limits.maxRequestBodyBytes,
       headerTimeoutMs: limits.headerTimeoutMs,
       idleTimeoutMs: limits.idleTimeoutMs,
       deadlines: this.deadlines,

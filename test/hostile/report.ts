@@ -1,0 +1,172 @@
+// Writes docs/reliability.md from the artifacts the reliability suites left (artifacts.ts):
+// cases by kind and category, and how each runtime did. `npm test` runs it last; by hand:
+// node_modules/.bin/node test/hostile/report.ts. A new kind of row (a fault-injection suite's
+// "fault" rows with { "requests sent": n, "requests failed": m }) needs no change here to be
+// counted; an entry in KINDS gives its section an introduction.
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import process from "node:process";
+import { readArtifacts, type Artifact, type Row } from "./artifacts.ts";
+
+const OUT = path.resolve(import.meta.dirname ?? ".", "..", "..", "docs", "reliability.md");
+
+const RUNTIMES: [name: string, title: string][] = [["node", "Node.js"], ["deno", "Deno"], ["bun", "Bun"]];
+
+/** Sections of the report in this order, then any other kind of row by name. */
+const KINDS: Record<string, { title: string; about: string }> = {
+  "hostile input": {
+    title: "Hostile input",
+    about:
+      "Malformed and malicious input sent to the real thing. Each case asserts the exact error it gets, then that well-behaved clients " +
+      "are still served and that nothing refused got through. For HTTP/1.1 (raw sockets, [test/hostile/http1.test.ts](../test/hostile/http1.test.ts)) " +
+      "and HTTP/2 (frames built by hand, [test/hostile/http2.test.ts](../test/hostile/http2.test.ts)) the target is a sidecar in front of an upstream " +
+      "that records what reaches it; the answer is a status and its `x-weft-error`, or a GOAWAY or RST_STREAM and its error code; the limits " +
+      "involved are `limits` in [proxy-config.md](proxy-config.md).",
+  },
+  property: {
+    title: "Property tests",
+    about:
+      "Generated inputs ([fast-check](https://fast-check.dev), [test/hostile/properties.test.ts](../test/hostile/properties.test.ts)) for the proxy's own " +
+      "parsers and codecs: what should round-trip does, and arbitrary input ends in the parser's own error, never a crash. " +
+      "`runs` counts generated inputs; a failure prints the seed that replays it.",
+  },
+  fault: {
+    title: "Faults under load",
+    about:
+      "A fault injected while an open-loop load ([test/support/open-loop.ts](../test/support/open-loop.ts)) runs on loopback: requests leave on their own " +
+      "schedule whatever happened to earlier ones, bounded in count and time. `requests failed` must be 0 wherever the design says no request fails; " +
+      "the one exception, an endpoint killed under the default retry budget, asserts its bound. `requests dropped` are requests the load generator " +
+      "could not send on time because its own process stalled (not the proxy's). Data-plane faults: [test/hostile/faults.test.ts](../test/hostile/faults.test.ts); " +
+      "control-plane faults on a real API server: [test/control/faults.test.ts](../test/control/faults.test.ts).",
+  },
+  security: {
+    title: "Security",
+    about:
+      "Who may call the control plane, and where secrets must never appear: the CA key, keys, pull-secret passwords and tokens are searched for in logs, " +
+      "`/config_dump`, status, `weft status` and every answer ([test/control/security.test.ts](../test/control/security.test.ts)). What a filter may do is in " +
+      "the Security category of hostile input; AccessPolicy and STRICT mTLS are in [test/access-policy.test.ts](../test/access-policy.test.ts).",
+  },
+};
+
+/** The control plane runs on Node only (docs/runtimes.md): its suites have no Deno or Bun rows by design. */
+const nodeOnly = (suites: Iterable<string>) => [...suites].every((s) => s.startsWith("control-"));
+
+interface Cell {
+  passed: number;
+  total: number;
+  counts: Record<string, number>;
+}
+
+/** Results of one category: per runtime, and each case's outcome per runtime. */
+interface Category {
+  suites: Set<string>;
+  cells: Map<string, Cell>;
+  cases: Map<string, Map<string, Row["outcome"]>>;
+}
+
+function entry<K, V>(map: Map<K, V>, key: K, make: () => V): V {
+  let value = map.get(key);
+  if (value === undefined) map.set(key, (value = make()));
+  return value;
+}
+
+const emptyCell = (): Cell => ({ passed: 0, total: 0, counts: {} });
+
+function add(into: Cell, from: Cell): Cell {
+  into.passed += from.passed;
+  into.total += from.total;
+  for (const [name, n] of Object.entries(from.counts)) into.counts[name] = (into.counts[name] ?? 0) + n;
+  return into;
+}
+
+function group(artifacts: Artifact[]): Map<string, Map<string, Category>> {
+  const kinds = new Map<string, Map<string, Category>>();
+  for (const artifact of artifacts) {
+    for (const row of artifact.rows) {
+      const category = entry(entry(kinds, row.kind, () => new Map()), row.category, () => ({ suites: new Set(), cells: new Map(), cases: new Map() }));
+      category.suites.add(artifact.suite);
+      add(entry(category.cells, artifact.runtime, emptyCell), { passed: row.outcome === "passed" ? 1 : 0, total: 1, counts: row.counts ?? {} });
+      entry(category.cases, row.name, () => new Map()).set(artifact.runtime, row.outcome);
+    }
+  }
+  return kinds;
+}
+
+function cellText(cell: Cell | undefined, withCounts = true, onlyNode = false): string {
+  if (!cell) return onlyNode ? "Node only" : "not run";
+  const result = cell.passed === cell.total ? `${cell.total}/${cell.total} passed` : `**${cell.total - cell.passed} of ${cell.total} failed**`;
+  const counts = withCounts ? Object.entries(cell.counts).map(([name, n]) => `${n} ${name}`) : [];
+  return [result, ...counts].join(", ");
+}
+
+/** Several categories' cells added up; undefined when the runtime ran none of them. */
+function sum(cells: (Cell | undefined)[]): Cell | undefined {
+  const present = cells.filter((c): c is Cell => c !== undefined);
+  return present.length ? present.reduce(add, emptyCell()) : undefined;
+}
+
+/** Text for a table cell: a "|" would end it. */
+const cellSafe = (text: string) => text.replaceAll("|", "\\|");
+
+const OUTCOME_MARK: Record<Row["outcome"], string> = { passed: "✓", failed: "✗" };
+
+function render(artifacts: Artifact[]): string {
+  const kinds = group(artifacts);
+  const order = [...Object.keys(KINDS).filter((k) => kinds.has(k)), ...[...kinds.keys()].filter((k) => !KINDS[k]).sort()];
+  const versions = RUNTIMES.map(([name, title]) => {
+    const version = artifacts.find((a) => a.runtime === name)?.version;
+    return version ? `${title} ${version}` : `${title} (not run)`;
+  });
+  const runtimeHeader = RUNTIMES.map(([, title]) => title).join(" | ");
+  const lines = [
+    "# Reliability",
+    "",
+    "What weft was shown to withstand, generated from the last run of the reliability suites: do not edit by hand.",
+    "To regenerate it, run `npm test` (its last step writes this file), or run the suites on each runtime and then",
+    "`node_modules/.bin/node test/hostile/report.ts`; each suite's rows come from its last run on each runtime",
+    "(`test/.artifacts/reliability/<suite>-<runtime>.json`).",
+    "",
+    `Runtimes: ${versions.join(", ")}.`,
+    "",
+    `| kind | cases | ${runtimeHeader} |`,
+    `|---|---|${RUNTIMES.map(() => "---").join("|")}|`,
+  ];
+  for (const kind of order) {
+    const categories = [...kinds.get(kind)!.values()];
+    const cases = categories.reduce((n, c) => n + c.cases.size, 0);
+    // Outcomes only: a category's counts mean something within it, not summed with another's.
+    const onlyNode = categories.every((c) => nodeOnly(c.suites));
+    const cells = RUNTIMES.map(([runtime]) => cellText(sum(categories.map((c) => c.cells.get(runtime))), false, onlyNode));
+    lines.push(`| ${KINDS[kind]?.title ?? kind} | ${cases} | ${cells.join(" | ")} |`);
+  }
+  for (const kind of order) {
+    const categories = kinds.get(kind)!;
+    lines.push("", `## ${KINDS[kind]?.title ?? kind}`, "");
+    if (KINDS[kind]) lines.push(KINDS[kind].about, "");
+    lines.push(`| category | suite | cases | ${runtimeHeader} |`, `|---|---|---|${RUNTIMES.map(() => "---").join("|")}|`);
+    for (const [name, category] of categories) {
+      const cells = RUNTIMES.map(([runtime]) => cellText(category.cells.get(runtime), true, nodeOnly(category.suites)));
+      lines.push(`| ${cellSafe(name)} | ${[...category.suites].join(", ")} | ${category.cases.size} | ${cells.join(" | ")} |`);
+    }
+    for (const [name, category] of categories) {
+      lines.push("", `<details><summary>${name}: ${category.cases.size} cases</summary>`, "", `| case | ${runtimeHeader} |`, `|---|${RUNTIMES.map(() => "---").join("|")}|`);
+      for (const [caseName, outcomes] of category.cases) {
+        const marks = RUNTIMES.map(([runtime]) => {
+          const outcome = outcomes.get(runtime);
+          return outcome ? OUTCOME_MARK[outcome] : "–";
+        });
+        lines.push(`| ${cellSafe(caseName)} | ${marks.join(" | ")} |`);
+      }
+      lines.push("", "</details>");
+    }
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+const artifacts = readArtifacts();
+if (artifacts.length === 0) {
+  process.stdout.write("no reliability artifacts in test/.artifacts/reliability: run the suites first; docs/reliability.md left as it was\n");
+} else {
+  writeFileSync(OUT, render(artifacts));
+  process.stdout.write(`wrote ${path.relative(process.cwd(), OUT)} from ${artifacts.length} artifacts\n`);
+}
