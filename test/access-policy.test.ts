@@ -1,6 +1,6 @@
 // AccessPolicy as the inbound sidecar enforces it: callers judged by the SPIFFE ID of their
 // mTLS certificate, the method and the normalized path, before any filter or the app.
-import { describe, it, before, after } from "node:test";
+import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startUpstream, type Upstream } from "./support/upstream.ts";
 import { startProxy, type RunningProxy } from "./support/proxy.ts";
@@ -8,6 +8,10 @@ import { request, rawExchange } from "./support/client.ts";
 import { createCa, issueWorkload, type TestCa } from "./support/pki.ts";
 import { normalizePath } from "../proxy/inbound/authorization.ts";
 import type { Authorization } from "../proxy/config/authorization.ts";
+import { Recorder } from "./hostile/record.ts";
+
+// Recorded in docs/reliability.md (Security) as well as asserted.
+const rec = new Recorder("access-policy");
 
 const FRONTEND = "spiffe://cluster.local/ns/shop/sa/frontend";
 const CATALOG = "spiffe://cluster.local/ns/shop/sa/catalog";
@@ -55,7 +59,7 @@ describe("AccessPolicy enforcement on the inbound listener", () => {
     await app.close();
   });
 
-  it("default deny: only the allowed principal reaches the app; others get 403 naming the reason", async () => {
+  rec.case("security", "AccessPolicy and STRICT mTLS", "default deny: only the allowed principal reaches the app; others get 403 naming the reason", async () => {
     await serve({ defaultDeny: true, policies: [{ name: "shop/frontend-only", action: "ALLOW", rules: [{ from: [{ principals: [FRONTEND], namespaces: [] }], to: [] }] }] });
     const before = app.received.length;
     assert.equal((await call(FRONTEND)).status, 200);
@@ -72,7 +76,7 @@ describe("AccessPolicy enforcement on the inbound listener", () => {
     );
   });
 
-  it("DENY wins over ALLOW and judges the normalized path, by whole segments", async () => {
+  rec.case("security", "AccessPolicy and STRICT mTLS", "DENY wins over ALLOW and judges the normalized path, by whole segments", async () => {
     await serve({
       defaultDeny: false,
       policies: [
@@ -94,7 +98,7 @@ describe("AccessPolicy enforcement on the inbound listener", () => {
     assert.equal((await call(CATALOG, "/stock")).status, 200, "without defaultDeny, what no DENY matches is allowed");
   });
 
-  it("matches methods and namespaces, and principal prefixes", async () => {
+  rec.case("security", "AccessPolicy and STRICT mTLS", "matches methods and namespaces, and principal prefixes", async () => {
     await serve({
       defaultDeny: true,
       policies: [
@@ -106,14 +110,14 @@ describe("AccessPolicy enforcement on the inbound listener", () => {
     assert.equal((await call(CATALOG, "/stock/1", "GET")).status, 403, "Exact is exact");
   });
 
-  it("STRICT with policies: plaintext is refused at the handshake, mesh peers are judged", async () => {
+  rec.case("security", "AccessPolicy and STRICT mTLS", "STRICT with policies: plaintext is refused at the handshake, mesh peers are judged", async () => {
     await serve({ defaultDeny: true, policies: [{ name: "shop/frontend-only", action: "ALLOW", rules: [{ from: [{ principals: [FRONTEND], namespaces: [] }], to: [] }] }] }, "STRICT");
     assert.doesNotMatch(await plaintext().catch((e: Error) => e.message), /^HTTP\/1\.1 200/);
     assert.equal((await call(FRONTEND)).status, 200);
     assert.equal((await call(CATALOG)).status, 403);
   });
 
-  it("normalizes paths the way the policy judges them", () => {
+  rec.case("security", "AccessPolicy and STRICT mTLS", "normalizes paths the way the policy judges them", () => {
     assert.equal(normalizePath("/a/b/../c?q=/admin"), "/a/c");
     assert.equal(normalizePath("/%7Euser/%41"), "/~user/A");
     assert.equal(normalizePath("/a%2fb"), null);

@@ -44,7 +44,8 @@ const KINDS: Record<string, { title: string; about: string }> = {
     about:
       "Who may call the control plane, and where secrets must never appear: the CA key, keys, pull-secret passwords and tokens are searched for in logs, " +
       "`/config_dump`, status, `weft status` and every answer ([test/control/security.test.ts](../test/control/security.test.ts)). What a filter may do is in " +
-      "the Security category of hostile input; AccessPolicy and STRICT mTLS are in [test/access-policy.test.ts](../test/access-policy.test.ts).",
+      "the Security category of hostile input. AccessPolicy (default deny, DENY before ALLOW, methods, normalized paths) and STRICT mTLS are enforced by " +
+      "the inbound sidecar on every runtime ([test/access-policy.test.ts](../test/access-policy.test.ts)).",
   },
 };
 
