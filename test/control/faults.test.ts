@@ -24,7 +24,7 @@ import process from "node:process";
 import { KubeConfig, Watch } from "@kubernetes/client-node";
 import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
-import { serviceYaml } from "../support/service.ts";
+import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml } from "../support/service.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import { openLoop, expectOk, type LoadReply, type LoadResult } from "../support/open-loop.ts";
 import { request } from "../support/client.ts";
@@ -227,44 +227,13 @@ describe("control plane faults and hostile resources on a real API server", () =
     await applyCrds(k8s);
     const [admin, outbound, inbound] = (await freePorts(3)) as [number, number, number];
     await apply(`
-apiVersion: v1
-kind: Namespace
-metadata: { name: weft-system }
----
-apiVersion: v1
-kind: Namespace
-metadata: { name: shop }
----
-apiVersion: v1
-kind: Namespace
-metadata: { name: hostile }
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: { name: web, namespace: shop }
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: { name: inventory, namespace: shop }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: inventory-0, namespace: shop, labels: { app: inventory }, annotations: { weft.dev/status: '{"version":"test"}' } }
-spec:
-  serviceAccountName: inventory
-  containers: [{ name: app, image: example.com/inventory:1, ports: [{ containerPort: ${inventoryApp.port} }] }]
----
-${["web-0", "web-late"]
-  .map(
-    (name) => `apiVersion: v1
-kind: Pod
-metadata: { name: ${name}, namespace: shop, labels: { app: web } }
-spec:
-  serviceAccountName: web
-  containers: [{ name: app, image: example.com/web:1, ports: [{ containerPort: 8080 }] }]
-`,
-  )
-  .join("---\n")}---
+${namespaceYaml("weft-system")}---
+${namespaceYaml("shop")}---
+${namespaceYaml("hostile")}---
+${serviceAccountYaml("shop", "web")}---
+${serviceAccountYaml("shop", "inventory")}---
+${podYaml({ namespace: "shop", name: "inventory-0", app: "inventory", serviceAccount: "inventory", port: inventoryApp.port, inMesh: true })}---
+${["web-0", "web-late"].map((name) => podYaml({ namespace: "shop", name, app: "web", serviceAccount: "web", port: 8080 })).join("---\n")}---
 # The endpoint is the inventory sidecar's inbound listener, where weft init would redirect to.
 ${serviceYaml({ namespace: "shop", name: "inventory", targetPort: inventoryApp.port, address: HOST, endpointPort: inbound, pod: "inventory-0" })}---
 apiVersion: weft.dev/v1alpha1

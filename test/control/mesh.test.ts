@@ -14,7 +14,8 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
 import { gatewayApiCrd } from "../k8s/gateway-api.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
-import { serviceYaml } from "../support/service.ts";
+import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml } from "../support/service.ts";
+import { until } from "../support/control-process.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
 import { request } from "../support/client.ts";
@@ -46,21 +47,6 @@ function hostAddress(): string {
   throw new Error("this machine has no non-loopback IPv4 address; the control plane test needs one for EndpointSlices (which refuse 127.0.0.0/8)");
 }
 const HOST = hostAddress();
-
-async function until<T>(what: string, check: () => Promise<T | undefined | null | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
-    await sleep(100);
-  }
-}
 
 describe("control plane on a real API server", () => {
   let k8s: Cluster;
@@ -152,40 +138,12 @@ describe("control plane on a real API server", () => {
     await kubectl(["wait", "--for=condition=Established", "crd/wasmfilters.weft.dev", "--timeout=30s"]);
     const [serverAdmin, serverOutbound, serverInbound] = (await freePorts(3)) as [number, number, number];
     await apply(`
-apiVersion: v1
-kind: Namespace
-metadata: { name: weft-system }
----
-apiVersion: v1
-kind: Namespace
-metadata: { name: shop, labels: { weft.dev/inject: enabled } }
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: { name: web, namespace: shop }
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: { name: inventory, namespace: shop }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: inventory-0, namespace: shop, labels: { app: inventory }, annotations: { weft.dev/status: '{"version":"test"}' } }
-spec:
-  serviceAccountName: inventory
-  containers: [{ name: app, image: example.com/inventory:1, ports: [{ containerPort: ${meshApp.port} }] }]
----
-${Object.keys(RUNTIMES)
-  .map(
-    (runtime) => `apiVersion: v1
-kind: Pod
-metadata: { name: web-${runtime}, namespace: shop, labels: { app: web } }
-spec:
-  serviceAccountName: web
-  containers: [{ name: app, image: example.com/web:1, ports: [{ containerPort: 8080 }] }]
-`,
-  )
-  .join("---\n")}---
+${namespaceYaml("weft-system")}---
+${namespaceYaml("shop", { "weft.dev/inject": "enabled" })}---
+${serviceAccountYaml("shop", "web")}---
+${serviceAccountYaml("shop", "inventory")}---
+${podYaml({ namespace: "shop", name: "inventory-0", app: "inventory", serviceAccount: "inventory", port: meshApp.port, inMesh: true })}---
+${Object.keys(RUNTIMES).map((runtime) => podYaml({ namespace: "shop", name: `web-${runtime}`, app: "web", serviceAccount: "web", port: 8080 })).join("---\n")}---
 ${serviceYaml({ namespace: "shop", name: "catalog", targetPort: catalog.port, address: HOST })}---
 ${serviceYaml({ namespace: "shop", name: "catalog-v2", targetPort: catalogV2.port, address: HOST })}---
 # In a pod, weft init redirects the app port to the sidecar's inbound listener; here the

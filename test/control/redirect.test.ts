@@ -17,7 +17,7 @@ import path from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
-import { serviceYaml } from "../support/service.ts";
+import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml } from "../support/service.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
 import { RegistryClient } from "../../control/distribution/registry.ts";
@@ -132,25 +132,10 @@ describe("an app in a pod's network namespace, injected by the webhook, reaches 
 
     // The inventory workload's sidecar runs on this side of the veth, its app on loopback.
     const [invAdmin, invOutbound, invInbound] = (await freePorts(3)) as [number, number, number];
-    await k8s.kubectl(["apply", "-f", "-"], `apiVersion: v1
-kind: Namespace
-metadata: { name: shop, labels: { weft.dev/inject: enabled } }
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: { name: web, namespace: shop }
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: { name: inventory, namespace: shop }
-`);
-    await k8s.kubectl(["apply", "-f", "-"], `apiVersion: v1
-kind: Pod
-metadata: { name: inventory-0, namespace: shop, labels: { app: inventory } }
-spec:
-  serviceAccountName: inventory
-  containers: [{ name: app, image: example.com/inventory:1, ports: [{ containerPort: ${inventory.port} }] }]
----
+    await k8s.kubectl(["apply", "-f", "-"], `${namespaceYaml("shop", { "weft.dev/inject": "enabled" })}---
+${serviceAccountYaml("shop", "web")}---
+${serviceAccountYaml("shop", "inventory")}`);
+    await k8s.kubectl(["apply", "-f", "-"], `${podYaml({ namespace: "shop", name: "inventory-0", app: "inventory", serviceAccount: "inventory", port: inventory.port })}---
 # On a node, weft init in the inventory pod redirects the app port to its sidecar; here the
 # endpoint names that sidecar's inbound listener directly.
 ${serviceYaml({ namespace: "shop", name: "inventory", targetPort: inventory.port, address: HOST_IP, endpointPort: invInbound, pod: "inventory-0", clusterIP: "10.0.0.77" })}---

@@ -27,6 +27,7 @@ import { builtFilter } from "../../sdk/build/cache.ts";
 import { RegistryClient } from "../../control/distribution/registry.ts";
 import { ENROLLMENT_PATH } from "../../control/ca/enrollment.ts";
 import { WEBHOOK_PATH } from "../../control/inject/manifest.ts";
+import { namespaceYaml, podYaml, serviceAccountYaml } from "../support/service.ts";
 import { Recorder } from "../hostile/record.ts";
 
 const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
@@ -137,29 +138,11 @@ describe("control plane secrets and unauthenticated callers on a real API server
     filter = { sha256: built.sha256, url: `oci://${registry.host}/filters/private:v1` };
     await applyCrds(k8s);
     await kubectl(["apply", "-f", "-"], `
-apiVersion: v1
-kind: Namespace
-metadata: { name: weft-system }
----
-apiVersion: v1
-kind: Namespace
-metadata: { name: shop }
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: { name: web, namespace: shop }
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: { name: other, namespace: shop }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: web-0, namespace: shop, labels: { app: web } }
-spec:
-  serviceAccountName: web
-  containers: [{ name: app, image: example.com/web:1, ports: [{ containerPort: 8080 }] }]
----
+${namespaceYaml("weft-system")}---
+${namespaceYaml("shop")}---
+${serviceAccountYaml("shop", "web")}---
+${serviceAccountYaml("shop", "other")}---
+${podYaml({ namespace: "shop", name: "web-0", app: "web", serviceAccount: "web", port: 8080 })}---
 apiVersion: v1
 kind: Secret
 metadata: { name: regcred, namespace: shop }

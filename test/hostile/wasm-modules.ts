@@ -4,7 +4,7 @@
 // and symbolic references — a host function to call by name, a string to place in a data
 // segment — that `filterModule` resolves into one module. The ABI functions the corpus
 // calls are known by name with their signatures; any other import is declared in `imports`.
-import { u32, wasm, custom } from "../fixtures/meter/handmade.ts";
+import { s64, u32, wasm, custom } from "../fixtures/meter/handmade.ts";
 import type { FilterPhaseName } from "../../proxy/filters/message.ts";
 
 export const I32 = 0x7f;
@@ -18,16 +18,6 @@ type Ref =
   | { assemblyScript: string }; // push i32 pointer of an AssemblyScript string (UTF-16, length at pointer - 4)
 
 export type Code = (number | Ref)[];
-
-function sleb(v: bigint): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = Number(v & 0x7fn);
-    v >>= 7n;
-    if ((v === 0n && !(b & 0x40)) || (v === -1n && b & 0x40)) return [...out, b];
-    out.push(b | 0x80);
-  }
-}
 
 const name = (s: string) => {
   const bytes = new TextEncoder().encode(s);
@@ -58,8 +48,8 @@ export const op = {
   i32Load: [0x28, 2, 0],
   i32Store: [0x36, 2, 0],
   memoryGrow: [0x40, 0],
-  i32: (v: number) => [0x41, ...sleb(BigInt(v))],
-  i64: (v: number | bigint) => [0x42, ...sleb(BigInt(v))],
+  i32: (v: number) => [0x41, ...s64(BigInt(v))],
+  i64: (v: number | bigint) => [0x42, ...s64(BigInt(v))],
   i32Ne: [0x47],
   i64Eqz: [0x50],
   i32Add: [0x6a],

@@ -1,6 +1,6 @@
-// A Service and its EndpointSlice as YAML, for suites and benchmarks that run the control
-// plane against a real API server without a kube-controller-manager or kubelet: the
-// endpoints are written by hand. EndpointSlices refuse loopback addresses, so `address` is
+// Kubernetes objects as YAML, for suites and benchmarks that run the control plane against a
+// real API server without a kube-controller-manager or kubelet: pods are only their specs and
+// the endpoints are written by hand. EndpointSlices refuse loopback addresses, so `address` is
 // one of this machine's others.
 
 export interface ServiceSpec {
@@ -33,5 +33,43 @@ metadata:
 addressType: IPv4
 ports: [{ name: http, port: ${s.endpointPort ?? s.targetPort}, protocol: TCP }]
 endpoints: [{ addresses: ["${s.address}"], conditions: { ready: true }${targetRef} }]
+`;
+}
+
+const flow = (labels: Record<string, string>) => `{ ${Object.entries(labels).map(([k, v]) => `${k}: ${v}`).join(", ")} }`;
+
+export function namespaceYaml(name: string, labels: Record<string, string> = {}): string {
+  return `apiVersion: v1
+kind: Namespace
+metadata: { name: ${name}${Object.keys(labels).length ? `, labels: ${flow(labels)}` : ""} }
+`;
+}
+
+export function serviceAccountYaml(namespace: string, name: string): string {
+  return `apiVersion: v1
+kind: ServiceAccount
+metadata: { name: ${name}, namespace: ${namespace} }
+`;
+}
+
+export interface PodSpec {
+  namespace: string;
+  name: string;
+  app: string;
+  serviceAccount: string;
+  /** The app's container port. */
+  port: number;
+  /** Marked as injected (the injector's status annotation): peers call it over mTLS. */
+  inMesh?: boolean;
+}
+
+export function podYaml(p: PodSpec): string {
+  const annotations = p.inMesh ? `, annotations: { weft.dev/status: '{"version":"test"}' }` : "";
+  return `apiVersion: v1
+kind: Pod
+metadata: { name: ${p.name}, namespace: ${p.namespace}, labels: { app: ${p.app} }${annotations} }
+spec:
+  serviceAccountName: ${p.serviceAccount}
+  containers: [{ name: app, image: example.com/${p.app}:1, ports: [{ containerPort: ${p.port} }] }]
 `;
 }
