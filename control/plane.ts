@@ -56,6 +56,7 @@ export async function startPlane(options: PlaneOptions): Promise<Plane> {
   const flush = () => {
     if (pending) clearTimeout(pending);
     pending = null;
+    if (stopping) return;
     shapes = new Map();
     distribution.sync(world.wasmFilters.values());
     hub.refresh();

@@ -112,6 +112,9 @@ export async function startApiServer(options: ApiOptions): Promise<ApiServer> {
     // Before authentication: until the pods are read, every proxy would get a 404.
     if (options.synced && !options.synced()) throw new ApiError(503, "the control plane is still reading the mesh's resources; the proxy retries");
     await caller(req, namespace, pod);
+    // The proxy may have gone, or the server closed, while its token was reviewed: its close
+    // event has fired already, and a session set up now would never be cleaned up.
+    if (res.destroyed || req.socket.destroyed) return;
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
     res.flushHeaders();
     const session: ProxySession = {
@@ -130,6 +133,8 @@ export async function startApiServer(options: ApiOptions): Promise<ApiServer> {
     };
     // Comments keep idle connections (and middleboxes) from timing the stream out.
     const keepAlive = setInterval(() => res.write(": keep-alive\n\n"), options.keepAliveMs ?? 15_000);
+    // The stream's socket keeps the process alive while it is open; the timer must not.
+    keepAlive.unref();
     req.socket.setNoDelay(true);
     res.on("close", () => {
       clearInterval(keepAlive);
