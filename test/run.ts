@@ -81,6 +81,8 @@ const steps: Step[] = [
   },
 ];
 
+const STEP_LIMIT_MS = 30 * 60_000;
+
 function run(step: Step): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
     if (!existsSync(step.command)) {
@@ -96,7 +98,17 @@ function run(step: Step): Promise<{ code: number; output: string }> {
     };
     child.stdout.on("data", take);
     child.stderr.on("data", take);
-    child.on("close", (code) => resolve({ code: code ?? 1, output }));
+    // A suite whose process never exits (a handle left open after its last test) would hold
+    // the run until CI's own limit; every step takes minutes, so this is a hang.
+    const timer = setTimeout(() => {
+      take(Buffer.from(`\n=== ${step.name}: still running after ${STEP_LIMIT_MS / 60_000} min; stopping it. A suite's process did not exit: look for a timer or socket left open after its last test.\n`));
+      child.kill("SIGTERM");
+      setTimeout(() => child.kill("SIGKILL"), 5000).unref();
+    }, STEP_LIMIT_MS);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 1, output });
+    });
   });
 }
 
