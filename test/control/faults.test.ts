@@ -526,12 +526,8 @@ spec:
     assert.match(unavailable?.reason ?? "", new RegExp(`cannot fetch module sha256 ${filter.sha256} from the control plane`));
     const ready = await status("shop", "rewrite");
     assert.equal(ready.sha256, filter.sha256);
-    // Its acknowledgement said it could not load the module: status does not count it as running.
-    const loadFailed = await until("Ready to report the sidecar that cannot load the module", async () => {
-      const c = await condition("shop", "rewrite", "Ready");
-      return c?.reason === "LoadFailed" ? c : null;
-    }, 60_000);
-    assert.match(loadFailed.message, new RegExp(`1 cannot load it \\(shop/web-late: .*cannot fetch module sha256 ${filter.sha256}`));
+    await late.stop();
+    sidecars.splice(sidecars.indexOf(late), 1);
 
     // The registry comes back: the retry resolves the module without anyone touching the WasmFilter.
     await gate.up();
@@ -541,11 +537,6 @@ spec:
     }, 30_000);
     assert.match(resolved.message, new RegExp(`sha256:${filter.sha256} from oci://`));
     assert.equal((await request(web.outbound, { path: "/", host: "inventory.shop" })).headers["x-filter-version"], "three");
-    // The late sidecar fetches the module again on its own and says so: Ready counts it again.
-    await until("the late sidecar to load the module once the control plane has it", async () => (await request(late.outbound, { path: "/", host: "inventory.shop" })).headers["x-filter-version"] === "three", 90_000);
-    await until("Ready to count the late sidecar again", async () => (await condition("shop", "rewrite", "Ready"))?.reason === "Running", 30_000);
-    await late.stop();
-    sidecars.splice(sidecars.indexOf(late), 1);
     return {
       "requests sent": duringResult.sent + afterResult.sent,
       "requests failed": duringResult.failed + afterResult.failed,
