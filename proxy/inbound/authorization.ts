@@ -1,6 +1,7 @@
 // Enforces a listener's AccessPolicies: DENY policies first, then ALLOW policies, then the
 // default (refuse only under defaultDeny). Compiled once per configuration, checked per request.
 import type { AccessRule, Authorization } from "../config/authorization.ts";
+import { pathPrefixMatcher } from "../routing/router.ts";
 
 export interface AccessRequest {
   /** The peer's SPIFFE ID from its mTLS certificate; "" for a plaintext caller. */
@@ -55,11 +56,7 @@ function compileRule(rule: AccessRule): Predicate {
   });
   const operations = rule.to.map((o) => {
     const methods = new Set(o.methods);
-    const paths = o.paths.map((p) => {
-      // Whole segments, as Gateway API path prefixes: "/api" matches "/api/x", not "/apix".
-      const prefix = p.value.endsWith("/") ? p.value.slice(0, -1) : p.value;
-      return p.type === "Exact" ? (path: string) => path === p.value : (path: string) => prefix === "" || path === prefix || path.startsWith(`${prefix}/`);
-    });
+    const paths = o.paths.map((p) => (p.type === "Exact" ? (path: string) => path === p.value : pathPrefixMatcher(p.value)));
     return (r: AccessRequest, path: string) => (methods.size === 0 || methods.has(r.method)) && (paths.length === 0 || paths.some((m) => m(path)));
   });
   return (r, path) => (sources.length === 0 || sources.some((s) => s(r))) && (operations.length === 0 || operations.some((o) => o(r, path)));

@@ -23,14 +23,20 @@ export interface CompiledRoute {
   readonly totalWeight: number;
 }
 
+/** Gateway API's PathPrefix: whole path segments ("/api" matches "/api" and "/api/x", not "/apix"). */
+export function pathPrefixMatcher(value: string): (path: string) => boolean {
+  const prefix = value.endsWith("/") ? value.slice(0, -1) : value;
+  if (prefix === "") return () => true;
+  return (path) => path === prefix || path.startsWith(`${prefix}/`);
+}
+
 function compileMatch(match: RouteMatch): Predicate {
   const checks: Predicate[] = [];
   const path = match.path;
   if (path?.type === "Exact") checks.push((r) => r.path === path.value);
   else if (path?.type === "PathPrefix") {
-    // Gateway API: the prefix matches whole path segments ("/api" matches "/api/x", not "/apix").
-    const prefix = path.value.endsWith("/") ? path.value.slice(0, -1) : path.value;
-    if (prefix !== "") checks.push((r) => r.path === prefix || r.path.startsWith(`${prefix}/`));
+    const matches = pathPrefixMatcher(path.value);
+    if (path.value !== "/") checks.push((r) => matches(r.path));
   } else if (path?.type === "RegularExpression") {
     const re = new RegExp(`^(?:${path.value})$`);
     checks.push((r) => re.test(r.path));
