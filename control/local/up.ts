@@ -7,13 +7,14 @@ import path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { createLogger } from "../../proxy/log.ts";
+import { currentRuntime, type RuntimeName } from "../../proxy/runtime/current.ts";
+import { labelsMatch } from "../mesh/world.ts";
 import { startLocalControl, type LocalControl } from "./control.ts";
 import type { LocalInstance } from "./mesh.ts";
 import { Supervised } from "./processes.ts";
 
 const ROOT = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), "..", "..");
-const RUNTIMES = ["node", "deno", "bun"] as const;
-type Runtime = (typeof RUNTIMES)[number];
+const RUNTIMES: readonly RuntimeName[] = ["node", "deno", "bun"];
 
 const USAGE = `usage: weft up [DIR] [--port 15012] [--base-port 16000] [--runtime node|deno|bun] [--state DIR/.weft]
 
@@ -24,20 +25,21 @@ the shop demo in examples/shop. Logs go to STATE/logs; Ctrl-C stops everything.
 
 /** The program for "node", "deno" or "bun": this one, the project's own, or the one on PATH. */
 function runtimeBinary(name: string): string {
-  const current = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ? "deno" : process.versions.bun ? "bun" : "node";
-  if (name === current) return process.execPath;
+  if (name === currentRuntime().name) return process.execPath;
   const local = path.join(ROOT, "node_modules", ".bin", name);
   return existsSync(local) ? local : name;
 }
 
-function weftCommand(runtime: Runtime): { command: string; args: string[] } {
+function weftCommand(runtime: RuntimeName): { command: string; args: string[] } {
   const entry = process.argv[1] ?? path.join(ROOT, "bin", "weft.ts");
   return { command: runtimeBinary(runtime), args: runtime === "deno" ? ["run", "-A", entry] : [entry] };
 }
 
+/** What a replica's processes are started from: a change restarts them. */
+const fingerprintOf = (i: LocalInstance) => JSON.stringify([i.spec, i.ports, i.labels, i.dir]);
+
 interface Running {
   instance: LocalInstance;
-  /** What the processes were started from: a change restarts them. */
   fingerprint: string;
   sidecar: Supervised;
   app: Supervised;
@@ -71,7 +73,7 @@ export async function upCommand(argv: string[]): Promise<number> {
     process.stderr.write(`weft up: ${dir} does not exist; give a directory of YAML resources (or nothing, for the demo)\n`);
     return 2;
   }
-  const runtime = (values.runtime ?? "node") as Runtime;
+  const runtime = (values.runtime ?? "node") as RuntimeName;
   if (!RUNTIMES.includes(runtime)) {
     process.stderr.write(`weft up: --runtime must be node, deno or bun, not "${values.runtime}"\n`);
     return 2;
@@ -146,7 +148,7 @@ export async function upCommand(argv: string[]): Promise<number> {
     const app = new Supervised(
       {
         name: key,
-        command: RUNTIMES.includes(program as Runtime) ? runtimeBinary(program!) : program!,
+        command: RUNTIMES.includes(program as RuntimeName) ? runtimeBinary(program!) : program!,
         args,
         cwd: i.dir,
         env: {
@@ -163,7 +165,7 @@ export async function upCommand(argv: string[]): Promise<number> {
       },
       events,
     );
-    return { instance: i, fingerprint: JSON.stringify([i.spec, i.ports, i.labels, i.dir]), sidecar, app };
+    return { instance: i, fingerprint: fingerprintOf(i), sidecar, app };
   };
 
   let reconciling = Promise.resolve();
@@ -172,7 +174,7 @@ export async function upCommand(argv: string[]): Promise<number> {
       const wanted = new Map(control.mesh.instances().map((i) => [`${i.namespace}/${i.pod}`, i]));
       for (const [key, r] of running) {
         const next = wanted.get(key);
-        if (next && JSON.stringify([next.spec, next.ports, next.labels, next.dir]) === r.fingerprint) continue;
+        if (next && fingerprintOf(next) === r.fingerprint) continue;
         say(`  stopping ${key}${next ? " (its LocalWorkload changed)" : ""}`);
         running.delete(key);
         await Promise.all([r.app.stop(), r.sidecar.stop()]);
@@ -237,12 +239,12 @@ function summary(control: LocalControl, instances: LocalInstance[], logDir: stri
   const lines = ["", `weft up: ${instances.length} workloads running, each with a sidecar; mTLS between them.`, ""];
   const world = control.plane.world;
   for (const s of [...world.services.values()].sort((a, b) => a.name.localeCompare(b.name))) {
-    const first = instances.find((i) => i.namespace === s.namespace && Object.entries(s.selector).every(([k, v]) => i.labels[k] === v));
+    const first = instances.find((i) => i.namespace === s.namespace && labelsMatch(s.selector, i.labels));
     if (first) lines.push(`  ${`${s.name}.${s.namespace}`.padEnd(24)} http://127.0.0.1:${first.ports.inbound}/   (through ${first.pod}'s sidecar)`);
   }
   const caller = instances[0];
   if (caller) {
-    lines.push("", `  a Service as ${caller.pod}'s app calls it (its sidecar is its HTTP proxy):`, `    curl -x http://127.0.0.1:${caller.ports.outbound} http://${[...world.services.values()].sort((a, b) => a.name.localeCompare(b.name)).find((s) => s.namespace === caller.namespace && !Object.entries(s.selector).every(([k, v]) => caller.labels[k] === v))?.name ?? "SERVICE"}.${caller.namespace}/`);
+    lines.push("", `  a Service as ${caller.pod}'s app calls it (its sidecar is its HTTP proxy):`, `    curl -x http://127.0.0.1:${caller.ports.outbound} http://${[...world.services.values()].sort((a, b) => a.name.localeCompare(b.name)).find((s) => s.namespace === caller.namespace && !labelsMatch(s.selector, caller.labels))?.name ?? "SERVICE"}.${caller.namespace}/`);
   }
   lines.push("", `  dashboard                ${control.url}/dashboard/`, `  logs                     ${path.relative(process.cwd(), logDir)}/`, "", "Edit and save the YAML: it is applied at once. Ctrl-C stops everything.", "");
   return lines.join("\n");
