@@ -14,7 +14,7 @@
 import { after, before, describe } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import http from "node:http";
 import https from "node:https";
 import net from "node:net";
@@ -28,7 +28,7 @@ import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml } from "../supp
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import { openLoop, expectOk, type LoadReply, type LoadResult } from "../support/open-loop.ts";
 import { request } from "../support/client.ts";
-import { applyCrds, hostAddress, restartApiserver, startControl, startSidecar, until, writeMeshRoot, type ControlProcess, type RestartedApiserver, type SidecarProcess } from "../support/control-process.ts";
+import { applyCrds, hostAddress, restartApiserver, startControl, startSidecar, until, writeMeshRoot, writeProxyToken, type ControlProcess, type RestartedApiserver, type SidecarProcess } from "../support/control-process.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
 import { RegistryClient, PULL_TIMEOUT_MS } from "../../control/distribution/registry.ts";
 import { startManagedProxy, type ManagedProxy } from "../../proxy/control/managed.ts";
@@ -247,9 +247,7 @@ spec:
     response:
       set: [{ name: x-filter-version, value: one }]
 `);
-    for (const sa of ["web", "inventory"]) {
-      await writeFile(path.join(scratch, `${sa}.token`), (await kubectl(["create", "token", sa, "-n", "shop", "--audience", "weft", "--duration", "1h"])).trim());
-    }
+    for (const sa of ["web", "inventory"]) await writeProxyToken(k8s, "shop", sa, path.join(scratch, `${sa}.token`));
     await startPlane();
     // The hostile registries' WasmFilters go in first: the trickling and hanging ones need the
     // pull deadline to pass, which the cases before theirs give them (a restart of the control
@@ -360,7 +358,7 @@ spec:
 `,
 ).join("---\n")}`);
     const tokenFile = path.join(scratch, "fleet.token");
-    await writeFile(tokenFile, (await kubectl(["create", "token", "fleet", "-n", "fleet", "--audience", "weft", "--duration", "1h"])).trim());
+    await writeProxyToken(k8s, "fleet", "fleet", tokenFile);
     // Real sidecars (certificate, configuration stream, filter fetched by digest and loaded),
     // in this process: fifty Node processes would not fit this machine.
     const quiet = process.env.WEFT_LOG_LEVEL;

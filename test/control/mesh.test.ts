@@ -15,7 +15,7 @@ import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
 import { gatewayApiCrd } from "../k8s/gateway-api.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
 import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml } from "../support/service.ts";
-import { until } from "../support/control-process.ts";
+import { until, writeProxyToken } from "../support/control-process.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
 import { request } from "../support/client.ts";
@@ -160,9 +160,7 @@ spec:
     response:
       set: [{ name: x-filter-version, value: one }]
 `);
-    for (const sa of ["web", "inventory"]) {
-      await writeFile(path.join(scratch, `${sa}.token`), (await kubectl(["create", "token", sa, "-n", "shop", "--audience", "weft", "--duration", "1h"])).trim());
-    }
+    for (const sa of ["web", "inventory"]) await writeProxyToken(k8s, "shop", sa, path.join(scratch, `${sa}.token`));
 
     await start();
     for (const runtime of Object.keys(RUNTIMES) as RuntimeName[]) {

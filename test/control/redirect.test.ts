@@ -18,6 +18,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
 import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml } from "../support/service.ts";
+import { writeProxyToken } from "../support/control-process.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
 import { RegistryClient } from "../../control/distribution/registry.ts";
@@ -159,7 +160,7 @@ spec:
     await mkdir(tokens, { recursive: true, mode: 0o755 });
     for (const sa of ["web", "inventory"]) {
       const file = path.join(tokens, sa);
-      await writeFile(file, (await k8s.kubectl(["create", "token", sa, "-n", "shop", "--audience", "weft", "--duration", "1h"])).trim());
+      await writeProxyToken(k8s, "shop", sa, file);
       await chmod(file, 0o644);
     }
     const caFile = path.join(tokens, "ca.crt");

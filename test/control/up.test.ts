@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { cp, readFile, writeFile, mkdtemp, rm } from "node:fs/promises";
-import http from "node:http";
+import { request, type Reply } from "../support/client.ts";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
@@ -16,27 +16,13 @@ const FRONTEND_ID = "spiffe://cluster.local/ns/shop/sa/frontend";
 const CATALOG_ID = "spiffe://cluster.local/ns/shop/sa/catalog";
 
 interface Ports { app: number; admin: number; outbound: number; inbound: number }
-interface Reply { status: number; headers: http.IncomingHttpHeaders; body: string }
 
 /** One request; `proxy` sends it absolute-form through a sidecar's outbound port, as the apps do. */
 function get(url: string, options: { headers?: Record<string, string>; proxy?: number } = {}): Promise<Reply> {
   const target = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      options.proxy
-        ? { host: "127.0.0.1", port: options.proxy, path: target.href, headers: { ...options.headers, host: target.host }, agent: false }
-        : { host: target.hostname, port: target.port, path: target.pathname, headers: options.headers, agent: false },
-      (res) => {
-        let body = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => (body += c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      },
-    );
-    req.setTimeout(10_000, () => req.destroy(new Error(`${url}: no answer in 10 s`)));
-    req.on("error", reject);
-    req.end();
-  });
+  return options.proxy
+    ? request(options.proxy, { host: target.host, path: target.href, timeoutMs: 10_000, ...(options.headers ? { headers: options.headers } : {}) })
+    : request(Number(target.port), { path: target.pathname, timeoutMs: 10_000, ...(options.headers ? { headers: options.headers } : {}) });
 }
 
 const metrics = async (admin: number) => (await get(`http://127.0.0.1:${admin}/metrics`)).body.split("\n").filter((l) => l.startsWith("istio_requests_total{"));

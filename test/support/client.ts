@@ -18,6 +18,8 @@ export interface RequestOptions {
   /** Send the body with chunked framing (no Content-Length). */
   chunked?: boolean;
   agent?: http.Agent | false;
+  /** Give up a connection silent for this long (default: wait). */
+  timeoutMs?: number;
 }
 
 export function request(port: number, options: RequestOptions = {}): Promise<Reply> {
@@ -36,6 +38,10 @@ export function request(port: number, options: RequestOptions = {}): Promise<Rep
         res.on("error", reject);
       },
     );
+    if (options.timeoutMs !== undefined) {
+      const ms = options.timeoutMs;
+      req.setTimeout(ms, () => req.destroy(new Error(`${options.host ?? "127.0.0.1"}:${port}${options.path ?? "/"}: no answer in ${ms} ms`)));
+    }
     req.on("error", reject);
     if (options.body !== undefined) req.write(options.body);
     req.end();

@@ -41,6 +41,11 @@ export async function until<T>(what: string, check: () => Promise<T | undefined 
 }
 
 /** Installs weft's CRDs (deploy/crds) and waits until the API server serves them. */
+/** A token for a sidecar of this ServiceAccount, as the injected projected token is (audience weft), written to `file`. */
+export async function writeProxyToken(k8s: Cluster, namespace: string, serviceAccount: string, file: string): Promise<void> {
+  await writeFile(file, (await k8s.kubectl(["create", "token", serviceAccount, "-n", namespace, "--audience", "weft", "--duration", "1h"])).trim());
+}
+
 export async function applyCrds(k8s: Cluster): Promise<void> {
   const dir = path.join(root, "deploy", "crds");
   for (const file of readdirSync(dir)) await k8s.kubectl(["apply", "-f", path.join(dir, file)]);
