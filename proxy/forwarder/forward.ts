@@ -8,7 +8,7 @@ import type { Authorization } from "../config/authorization.ts";
 import type { NodeInfo, Route } from "../config/schema.ts";
 import type { Router, CompiledRoute } from "../routing/router.ts";
 import { pickBackend } from "../routing/router.ts";
-import { applyHeaderModifier, diagnosticHeaderValue, forwardableHeaders, removeHeader, setHeader } from "../http/headers.ts";
+import { applyHeaderModifier, diagnosticHeaderValue, dropUnderscoredNames, forwardableHeaders, removeHeader, setHeader } from "../http/headers.ts";
 import { headerValue, type ResponseHead } from "../http1/head.ts";
 import type { UpstreamCluster, UpstreamEndpoint } from "../upstream/cluster.ts";
 import { UpstreamFailure, type Ticket } from "../upstream/cluster.ts";
@@ -285,15 +285,8 @@ class Forwarding {
     const ex = this.exchange;
     const head = this.head;
     const headers = forwardableHeaders(head.headers, ex.connectionTokens, ex.upgrade !== "");
+    dropUnderscoredNames(headers);
     if (ex.upgrade) headers.push("connection", "upgrade");
-    // A body of known length keeps its Content-Length (end-to-end); any other is chunked.
-    // A body a filter has read is sent whole, with its (possibly new) length.
-    const buffered = this.bufferedBodyLength >= 0;
-    const chunked = !buffered && ex.hasRequestBody && ex.requestContentLength === -1;
-    if (chunked) headers.push("transfer-encoding", "chunked");
-    if (buffered) setHeader(headers, "content-length", String(this.bufferedBodyLength));
-    if (head.authority !== ex.authority) setHeader(headers, "host", head.authority);
-    else if (!headerValue(headers, "host")) headers.push("host", head.authority);
     if (!headerValue(headers, "x-request-id")) headers.push("x-request-id", this.requestId);
     const forwardedFor = headerValue(headers, "x-forwarded-for");
     removeHeader(headers, "x-forwarded-for");
@@ -307,6 +300,21 @@ class Forwarding {
     else removeHeader(headers, "tracestate");
     this.ctx.decorate(headers, ex);
     if (config.requestHeaders) applyHeaderModifier(headers, config.requestHeaders);
+    // Framing and Host come last and from what this proxy read and routed by, never from a
+    // header as the client, a filter or a route's modifier wrote it: a body of known length
+    // gets exactly that Content-Length, any other is chunked, a body a filter has read is
+    // sent whole with its (possibly new) length, and there is one Host.
+    const buffered = this.bufferedBodyLength >= 0;
+    const chunked = !buffered && ex.hasRequestBody && ex.requestContentLength === -1;
+    const sentLength = headerValue(head.headers, "content-length") !== undefined;
+    removeHeader(headers, "content-length");
+    removeHeader(headers, "transfer-encoding");
+    if (chunked) headers.push("transfer-encoding", "chunked");
+    else if (buffered) headers.push("content-length", String(this.bufferedBodyLength));
+    else if (ex.hasRequestBody) headers.push("content-length", String(ex.requestContentLength));
+    else if (sentLength) headers.push("content-length", "0");
+    removeHeader(headers, "host");
+    headers.unshift("host", head.authority);
     return {
       method: head.method,
       target: head.path,
@@ -524,6 +532,11 @@ class Forwarding {
       return;
     }
     this.clearTryTimer();
+    if (head.status === 101 && !ex.upgrade) {
+      // Nothing was asked to switch: the client gets a 502, not a connection that just closes.
+      this.attemptFailed(null, `${endpoint.key} switched protocols without an upgrade request`);
+      return;
+    }
     if (head.status >= 500 && this.canRetry({ kind: "status", status: head.status })) {
       this.cluster!.record(endpoint, "5xx");
       this.endAttempt();
@@ -556,10 +569,6 @@ class Forwarding {
       }
     }
     if (head.status === 101) {
-      if (!ex.upgrade) {
-        this.attemptFailed(null, `${endpoint.key} switched protocols without an upgrade request`);
-        return;
-      }
       ex.sendHead(101, head.reason, headers, -1, false);
       const up = upstream.takeTunnel();
       this.upstream = null;

@@ -7,15 +7,21 @@ const HOP_BY_HOP = new Set([
   "te", "trailer", "transfer-encoding", "upgrade",
 ]);
 
+// What frames and routes a message: a peer may not name these in Connection to have them
+// dropped, or the next hop would frame or route the message differently from this one (a
+// body read as the next request). They are kept; the proxy sets the framing itself anyway.
+const NOT_NOMINATABLE = new Set(["content-length", "host"]);
+
 /**
- * Copies headers without hop-by-hop fields and those named in Connection. `keep` names
- * fields to keep anyway (Upgrade and Connection for an upgrade request; "te: trailers" for gRPC).
+ * Copies headers without hop-by-hop fields and those named in Connection (except the ones
+ * that frame or route the message). `keepUpgrade` keeps Upgrade for an upgrade request;
+ * "te: trailers" is kept for gRPC.
  */
 export function forwardableHeaders(headers: string[], connectionTokens: string[], keepUpgrade: boolean): string[] {
   const out: string[] = [];
   for (let i = 0; i < headers.length; i += 2) {
     const lower = headers[i].toLowerCase();
-    if (HOP_BY_HOP.has(lower) || (connectionTokens.length > 0 && connectionTokens.includes(lower))) {
+    if (HOP_BY_HOP.has(lower) || (connectionTokens.length > 0 && connectionTokens.includes(lower) && !NOT_NOMINATABLE.has(lower))) {
       if (keepUpgrade && lower === "upgrade") out.push(headers[i], headers[i + 1]);
       else if (lower === "te" && headers[i + 1].toLowerCase() === "trailers") out.push(headers[i], headers[i + 1]);
       continue;
@@ -23,6 +29,17 @@ export function forwardableHeaders(headers: string[], connectionTokens: string[]
     out.push(headers[i], headers[i + 1]);
   }
   return out;
+}
+
+/**
+ * Drops request fields whose names contain "_", as nginx does by default: CGI-style servers
+ * read `Transfer_Encoding` as Transfer-Encoding and `X_Forwarded_For` as X-Forwarded-For, so
+ * such a field would reach the app as a framing header or a spoof of one the proxy sets.
+ */
+export function dropUnderscoredNames(headers: string[]): void {
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if (headers[i].includes("_")) headers.splice(i, 2);
+  }
 }
 
 /**

@@ -291,6 +291,15 @@ export class Http1Downstream {
         if (this.buf.length > options.maxHeadBytes) this.conn.pause();
         return;
       }
+      // RFC 9112 section 2.2: empty lines before a request line are ignored (some clients
+      // send CRLF after a POST body). Only whole CRLFs: a bare CR or LF stays an error.
+      let skip = 0;
+      while (this.buf[skip] === 13 && this.buf[skip + 1] === 10) skip += 2;
+      if (skip > 0) {
+        this.buf = skip >= this.buf.length ? null : this.buf.subarray(skip);
+        continue;
+      }
+      if (this.buf.length === 1 && this.buf[0] === 13) return;
       let headEnd: number;
       let head: RequestHead;
       try {
@@ -313,8 +322,11 @@ export class Http1Downstream {
     this.exchange = exchange;
     this.deadline = 0;
     if (head.upgrade) {
-      // After an upgrade the bytes are the new protocol's: the tunnel takes them over.
+      // After an upgrade the bytes are the new protocol's: the tunnel takes them over. If the
+      // upstream declines, they are still not HTTP/1.1 requests: the connection closes after
+      // the response, and they are never parsed.
       this.decoder = null;
+      exchange.closeAfter = true;
     } else {
       const mode = head.chunked ? "chunked" : head.contentLength > 0 ? "length" : "none";
       const limit = this.options.maxBodyBytes;

@@ -20,6 +20,8 @@ const ChunkState = {
   TRAILER: 6,
   TRAILER_LF: 7,
   DONE: 8,
+  /** Whitespace after the size, allowed only before a ";" extension (RFC 9112 section 7.1.1: BWS). */
+  SIZE_BWS: 9,
 } as const;
 
 const MAX_CHUNK_SIZE_DIGITS = 13; // 2^52 > 16^13: large enough, never loses precision
@@ -125,18 +127,28 @@ export class BodyDecoder {
           } else if (c === 13) {
             this.state = ChunkState.SIZE_LF;
             i++;
-          } else if (c === 59 /* ; */ || c === 32 || c === 9) {
+          } else if (c === 59 /* ; */) {
             this.state = ChunkState.EXT;
+            i++;
+          } else if (c === 32 || c === 9) {
+            this.state = ChunkState.SIZE_BWS;
             i++;
           } else {
             throw new ProtocolError("invalid chunk size");
           }
           break;
         }
+        case ChunkState.SIZE_BWS:
+          // "5 junk" is not an extension: a parser that stops at the space reads another size.
+          if (c === 59 /* ; */) this.state = ChunkState.EXT;
+          else if (c === 13) this.state = ChunkState.SIZE_LF;
+          else if (c !== 32 && c !== 9) throw new ProtocolError("invalid chunk size (only \";\" may follow whitespace after it)");
+          i++;
+          break;
         case ChunkState.EXT:
-          // Chunk extensions are ignored but may not smuggle line breaks.
+          // Chunk extensions are ignored but may not smuggle line breaks or control characters.
           if (c === 13) this.state = ChunkState.SIZE_LF;
-          else if (c === 10 || c === 0) throw new ProtocolError("invalid chunk extension");
+          else if ((c < 32 && c !== 9) || c === 127) throw new ProtocolError("invalid chunk extension");
           i++;
           break;
         case ChunkState.SIZE_LF:

@@ -1,6 +1,7 @@
 // Parses HTTP/1.1 message heads (RFC 9112) strictly: whatever two parsers could read two
 // ways (the root of request smuggling) is refused rather than guessed at.
 import type { Buffer } from "node:buffer";
+import { authorityProblem } from "../http/authority.ts";
 
 export class ProtocolError extends Error {
   readonly status: number;
@@ -109,6 +110,7 @@ function parseFields(lines: string[], limits: HeadLimits, minor: number): Framin
   const headers: string[] = [];
   let contentLength = -1;
   let transferEncoding = "";
+  let transferEncodingSeen = false;
   let connection = "";
   let upgrade = "";
   let host = "";
@@ -143,13 +145,16 @@ function parseFields(lines: string[], limits: HeadLimits, minor: number): Framin
         break;
       case 17:
         if (name.toLowerCase() === "transfer-encoding") {
-          transferEncoding = transferEncoding ? `${transferEncoding},${value}` : value;
+          transferEncoding = transferEncodingSeen ? `${transferEncoding},${value}` : value;
+          transferEncodingSeen = true;
         }
         break;
     }
   }
   let chunked = false;
-  if (transferEncoding) {
+  if (transferEncodingSeen) {
+    // An empty one is no coding at all to us, and chunked to a lenient parser in front of us.
+    if (transferEncoding.replace(/[\s,]/g, "") === "") throw new ProtocolError("empty Transfer-Encoding field");
     if (minor === 0) throw new ProtocolError("Transfer-Encoding in an HTTP/1.0 message");
     // Only plain "chunked" is accepted: other codings would need decoding we do not do, and
     // variants (", chunked", "chunked, identity", odd case) are classic smuggling vectors.
@@ -221,8 +226,16 @@ export function parseRequestHead(buf: Buffer, start: number, end: number, limits
       replaceHost(fields.headers, host);
     }
   }
+  // HTTP/1.0 may omit Host, but a mesh routes by it: there is nothing to route such a request by.
+  if (host === "" && fields.hostCount === 0) throw new ProtocolError("HTTP/1.0 request without Host (the sidecar routes by Host: send one)");
+  const problem = authorityProblem(host);
+  if (problem) throw new ProtocolError(problem);
   return {
     ...fields,
+    // An upgrade that carries a body is declined (the body would have to be read before the
+    // switch), and so is h2c: a tunnel speaking HTTP/2 to the app would carry requests this
+    // proxy never sees, past access policies and filters ("h2c smuggling").
+    upgrade: fields.upgrade && !fields.chunked && fields.contentLength <= 0 && !/(^|,)\s*h2c\b/.test(fields.upgrade) ? fields.upgrade : "",
     method,
     target,
     minor,
@@ -254,7 +267,9 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, limit
     // A malformed upstream response is the upstream's fault: report it as a bad gateway.
     throw new ProtocolError((e as Error).message, 502);
   }
-  return { ...fields, status: Number(m[2]), reason: m[3] ?? "", minor };
+  const status = Number(m[2]);
+  if (status < 100 || status > 599) throw new ProtocolError(`invalid status code ${m[2]} (expected 100-599)`, 502);
+  return { ...fields, status, reason: m[3] ?? "", minor };
 }
 
 /** Case-insensitive lookup of the first value of a header in a flat header list. */

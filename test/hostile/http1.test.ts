@@ -18,6 +18,9 @@ const smuggling = (fields: string, body = `0\r\n\r\nGET ${SMUGGLED}-inner HTTP/1
 /** A head with the given extra field lines; its path marks it as one that must not get through. */
 const withFields = (fields: string, version = "HTTP/1.1") => `GET ${SMUGGLED} ${version}\r\nHost: app\r\n${fields}\r\n`;
 
+/** A request routed by `host` (the Host field's whole value). */
+const withHost = (host: string, version = "HTTP/1.1") => `GET ${SMUGGLED} ${version}\r\nHost: ${host}\r\n\r\n`;
+
 /** A chunked request whose body (from the first chunk on) is `chunks`. */
 const chunked = (chunks: string) => `POST ${SMUGGLED} HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n${chunks}`;
 
@@ -48,6 +51,9 @@ const refusals: Record<string, Refusal[]> = {
     { name: "a vertical tab before chunked", bytes: smuggling("Transfer-Encoding: \x0bchunked\r\n"), status: 400, reason: /invalid character in header field Transfer-Encoding/ },
     { name: "a no-break space after chunked", bytes: smuggling("Transfer-Encoding: chunked\xa0\r\n"), status: 501, reason: /unsupported Transfer-Encoding/ },
     { name: "chunked folded onto a continuation line", bytes: smuggling("Transfer-Encoding:\r\n chunked\r\n"), status: 400, reason: /obsolete line folding/ },
+    { name: "an empty Transfer-Encoding beside a Content-Length", bytes: smuggling("Transfer-Encoding:\r\nContent-Length: 5\r\n"), status: 400, reason: /empty Transfer-Encoding field/ },
+    { name: "an all-space Transfer-Encoding", bytes: smuggling("Transfer-Encoding:    \r\n"), status: 400, reason: /empty Transfer-Encoding field/ },
+    { name: "a Transfer-Encoding of commas only", bytes: smuggling("Transfer-Encoding: , ,\r\n"), status: 400, reason: /empty Transfer-Encoding field/ },
     { name: "Transfer-Encoding in an HTTP/1.0 request", bytes: `POST ${SMUGGLED} HTTP/1.0\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, status: 400, reason: /Transfer-Encoding in an HTTP\/1\.0 message/ },
   ],
   "Line breaks and control characters": [
@@ -69,6 +75,8 @@ const refusals: Record<string, Refusal[]> = {
     { name: "a chunk longer than its size", bytes: chunked("3\r\nhello\r\n0\r\n\r\n"), status: 400, reason: /chunk data not followed by CRLF/ },
     { name: "a chunk size line ended by a bare LF", bytes: chunked("5\nhello\r\n0\r\n\r\n"), status: 400, reason: /invalid chunk size/ },
     { name: "a bare LF in a chunk extension", bytes: chunked("5;a=b\nc\r\nhello\r\n0\r\n\r\n"), status: 400, reason: /invalid chunk extension/ },
+    { name: "junk after whitespace after a chunk size (not a ; extension)", bytes: chunked("5 x\r\nhello\r\n0\r\n\r\n"), status: 400, reason: /invalid chunk size/ },
+    { name: "a control character in a chunk extension", bytes: chunked("5;a\x01b\r\nhello\r\n0\r\n\r\n"), status: 400, reason: /invalid chunk extension/ },
     { name: "Content-Length in the trailers", bytes: chunked("5\r\nhello\r\n0\r\nContent-Length: 44\r\n\r\n"), status: 400, reason: /Content-Length is not allowed in trailers/ },
     { name: "Transfer-Encoding in the trailers", bytes: chunked("5\r\nhello\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n"), status: 400, reason: /Transfer-Encoding is not allowed in trailers/ },
     { name: "a trailer line without a colon", bytes: chunked("5\r\nhello\r\n0\r\nnot a field\r\n\r\n"), status: 400, reason: /malformed header field line/ },
@@ -86,6 +94,16 @@ const refusals: Record<string, Refusal[]> = {
   "Hosts and request targets": [
     { name: "HTTP/1.1 without Host", bytes: `GET ${SMUGGLED} HTTP/1.1\r\n\r\n`, status: 400, reason: /HTTP\/1\.1 request without Host/ },
     { name: "two Host fields", bytes: withFields("Host: other\r\n"), status: 400, reason: /more than one Host field/ },
+    { name: "an empty Host", bytes: withHost(""), status: 400, reason: /empty authority \(Host\)/ },
+    { name: "HTTP/1.0 without Host", bytes: `GET ${SMUGGLED} HTTP/1.0\r\n\r\n`, status: 400, reason: /HTTP\/1\.0 request without Host/ },
+    { name: "a Host with userinfo", bytes: withHost("evil@app"), status: 400, reason: /invalid authority "evil@app"/ },
+    { name: "a Host with a space in it", bytes: withHost("app other"), status: 400, reason: /invalid authority "app other"/ },
+    { name: "a Host with a path", bytes: withHost("app/admin"), status: 400, reason: /invalid authority "app\/admin"/ },
+    { name: "a Host that is a list", bytes: withHost("app,other"), status: 400, reason: /invalid authority "app,other"/ },
+    { name: "a Host with a port past 65535", bytes: withHost("app:99999"), status: 400, reason: /invalid port in authority "app:99999"/ },
+    { name: "a Host with a port that is not a number", bytes: withHost("app:http"), status: 400, reason: /invalid port in authority "app:http"/ },
+    { name: "a Host with an empty port", bytes: withHost("app:"), status: 400, reason: /invalid port in authority "app:"/ },
+    { name: "absolute-form whose authority is a list", bytes: `GET http://app,other${SMUGGLED} HTTP/1.1\r\nHost: app\r\n\r\n`, status: 400, reason: /invalid authority "app,other"/ },
     { name: "absolute-form with userinfo", bytes: `GET http://app@internal.test${SMUGGLED} HTTP/1.1\r\nHost: app\r\n\r\n`, status: 400, reason: /userinfo in the request target/ },
     { name: "absolute-form with a scheme other than http(s)", bytes: `GET ftp://app${SMUGGLED} HTTP/1.1\r\nHost: app\r\n\r\n`, status: 400, reason: /invalid request target/ },
     { name: "authority-form with GET", bytes: `GET app:80 HTTP/1.1\r\nHost: app\r\n\r\n`, status: 400, reason: /invalid request target/ },
@@ -115,11 +133,11 @@ type AddCase = (name: string, body: (target: Target) => Promise<void>) => void;
 /** Cases that check more than a refusal, by category; each runs after its category's refusals. */
 const beyondRefusals: Record<string, (add: AddCase) => void> = {
   "Hosts and request targets": (add) => {
-    add("HTTP/1.0 without Host is served by a catch-all route, with an empty Host upstream", async ({ port }) => {
-      const reply = await sendRaw(port, "GET /echo HTTP/1.0\r\n\r\n");
+    add("HTTP/1.0 with Host is served, and the proxy closes after the response", async ({ port }) => {
+      const reply = await sendRaw(port, "GET /echo HTTP/1.0\r\nHost: app\r\n\r\n");
       assert.deepEqual(reply.statuses, [200]);
       assert.ok(reply.closed, "HTTP/1.0 without keep-alive: the proxy closes after the response");
-      assert.equal(echoed(reply).headers.host, "");
+      assert.equal(echoed(reply).headers.host, "app");
     });
     add("absolute-form: the target's authority replaces Host, so the upstream sees what was routed", async ({ port }) => {
       const reply = await sendRaw(port, "GET http://other.test:9090/echo?q=1 HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n");
@@ -144,6 +162,15 @@ const beyondRefusals: Record<string, (add: AddCase) => void> = {
       assert.deepEqual(reply.statuses, [200, 200]);
       assert.equal(echoed(reply).body, inner);
       assert.deepEqual(upstream.received.slice(seen).map((r) => r.url), ["/echo", "/after"]);
+    });
+    add("empty lines before a request line, and between pipelined requests, are ignored (RFC 9112 section 2.2)", async ({ port, upstream }) => {
+      const seen = upstream.received.length;
+      const reply = await sendRaw(port, "\r\n\r\nGET /one HTTP/1.1\r\nHost: app\r\n\r\n\r\nGET /two HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n");
+      assert.deepEqual(reply.statuses, [200, 200]);
+      assert.deepEqual(upstream.received.slice(seen).map((r) => r.url), ["/one", "/two"]);
+    });
+    add("a bare LF before a request line is still refused", async ({ port }) => {
+      assertRefused(await sendRaw(port, `\nGET ${SMUGGLED} HTTP/1.1\r\nHost: app\r\n\r\n`), 400, /bare CR or LF/);
     });
     add("requests pipelined after Connection: close are not served", async ({ port }) => {
       const reply = await sendRaw(port, `GET /one HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\nGET ${SMUGGLED} HTTP/1.1\r\nHost: app\r\n\r\n`);
