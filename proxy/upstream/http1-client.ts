@@ -27,6 +27,7 @@ export class UpstreamHttp1 implements UpstreamExchange {
   private chunkedRequest = false;
   private pendingHead: Buffer | null = null;
   private tunnel = false;
+  private trailers: string[] | null = null;
   /** Whether this connection still counts against its cluster's connection limit. */
   slotHeld = true;
   /** Called once when the connection has closed, whatever state it was in. */
@@ -151,9 +152,13 @@ export class UpstreamHttp1 implements UpstreamExchange {
   private process(): void {
     while (this.buf && this.buf.length > 0 && this.handler && !this.tunnel) {
       if (this.decoder) {
-        const end = this.decoder.push(this.buf, 0);
+        const decoder = this.decoder;
+        const end = decoder.push(this.buf, 0);
         this.buf = end >= this.buf.length ? null : this.buf.subarray(end);
-        if (this.decoder?.done) this.decoder = null;
+        if (decoder.done && this.decoder === decoder) {
+          this.decoder = null;
+          this.responseComplete();
+        }
         continue;
       }
       if (this.headReceived) {
@@ -180,19 +185,37 @@ export class UpstreamHttp1 implements UpstreamExchange {
       const noBody = this.requestMethod === "HEAD" || head.status === 204 || head.status === 304;
       const mode = noBody ? "none" : head.chunked ? "chunked" : head.contentLength >= 0 ? "length" : "close";
       if (mode === "close") this.reusable = false;
+      // A response that may not have a body but whose head announces one (a HEAD's length,
+      // a 204 with Transfer-Encoding) may be followed by that body, in this read or a later
+      // one: the connection is never given to another request, which would read it as its response.
+      if (noBody && (head.chunked || head.contentLength > 0)) this.reusable = false;
       const decoder = new BodyDecoder(mode, head.contentLength, {
         data: (chunk) => this.handler?.data(chunk),
-        end: (trailers) => {
-          const h = this.handler;
-          this.responseDone = true;
-          this.maybeRelease();
-          h?.end(trailers);
-        },
+        end: (trailers) => (this.trailers = trailers),
       });
       handler.head(head);
-      if (decoder.done) decoder.finishEmpty();
+      if (decoder.done) this.responseComplete();
       else this.decoder = decoder;
     }
+  }
+
+  /**
+   * The response's last byte has been read. Bytes after it mean the server framed the
+   * response differently from us (extra bytes after a Content-Length body, a body after
+   * HEAD, 204 or 304): they are dropped, and the connection is not reused, or the next
+   * request on it would get them as its response.
+   */
+  private responseComplete(): void {
+    if (this.buf && this.buf.length > 0) {
+      this.reusable = false;
+      this.buf = null;
+    }
+    const handler = this.handler;
+    const trailers = this.trailers;
+    this.trailers = null;
+    this.responseDone = true;
+    this.maybeRelease();
+    handler?.end(trailers);
   }
 
   private maybeRelease(): void {
