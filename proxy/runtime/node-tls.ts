@@ -13,7 +13,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
 import type { Buffer } from "node:buffer";
-import type { ClientTlsOptions, Conn, ConnectOptions, ListenOptions, Server, ServerTlsOptions, TlsInfo } from "./types.ts";
+import type { ClientTlsOptions, Conn, ConnectOptions, ListenOptions, Server, ServerTlsOptions, TlsInfo, TlsRefusal } from "./types.ts";
 import { listening, wrapSocket } from "./node.ts";
 import { currentRuntime, type RuntimeName } from "./current.ts";
 
@@ -138,14 +138,19 @@ export async function listenTls(options: ListenOptions, tlsOptions: ServerTlsOpt
     });
     server.on("secureConnection", (socket: tls.TLSSocket) => onConnection(wrapSocket(socket, tlsInfoOf(socket))));
     // Failed handshakes (no/untrusted/expired client certificate, garbage): the socket is
-    // already destroyed; nothing reaches the proxy.
-    server.on("tlsClientError", () => {});
+    // already destroyed and nothing reaches the proxy, but the sidecar counts them.
+    server.on("tlsClientError", (error: Error & { code?: string }, socket?: tls.TLSSocket) => {
+      // Node and Deno verify the client's chain and then hang up: the verdict is on the socket.
+      const verdict = socket?.authorizationError;
+      const detail = `${verdict ? `${String(verdict)}: ` : ""}${error.code ?? ""} ${error.message}`.trim();
+      next.onRefused?.(refusalOf(detail), detail);
+    });
     return server;
   };
   // The tls.Server never listens: the net.Server below peeks at each connection and hands TLS
   // ones to whichever tls.Server is current, so an update swaps the whole configuration for new
   // connections at once, and handshakes already under way finish with the one they started on.
-  const state = { tls: makeTlsServer(tlsOptions), mode: tlsOptions.mode };
+  const state: SniffState = { tls: makeTlsServer(tlsOptions), mode: tlsOptions.mode, onRefused: tlsOptions.onRefused };
   const listener = net.createServer({ noDelay: true }, (socket) => sniff(socket, state, onConnection));
   await listening(listener, options);
   const address = listener.address();
@@ -157,11 +162,27 @@ export async function listenTls(options: ListenOptions, tlsOptions: ServerTlsOpt
       const server = makeTlsServer(next); // throws on bad input: the current one stays
       state.tls = server;
       state.mode = next.mode;
+      state.onRefused = next.onRefused;
     },
   };
 }
 
-function sniff(socket: net.Socket, state: { tls: tls.Server; mode: ServerTlsOptions["mode"] }, onConnection: (c: Conn) => void): void {
+interface SniffState {
+  tls: tls.Server;
+  mode: ServerTlsOptions["mode"];
+  onRefused: ServerTlsOptions["onRefused"];
+}
+
+/** The reason for a failed handshake, from the runtime's words for it (their codes and messages differ). */
+function refusalOf(text: string): TlsRefusal {
+  if (/did not return a certificate|DID_NOT_RETURN_A_CERTIFICATE|no certificate/i.test(text)) return "no_certificate";
+  if (/not yet valid|NOT_YET_VALID/i.test(text)) return "certificate_not_yet_valid";
+  if (/expired/i.test(text)) return "certificate_expired";
+  if (/certificate|unknown ca|verify|ISSUER|SELF_SIGNED/i.test(text)) return "untrusted_certificate";
+  return "handshake";
+}
+
+function sniff(socket: net.Socket, state: SniffState, onConnection: (c: Conn) => void): void {
   // Errors before the hand-over (reset during the peek) must not crash the process; for TLS
   // connections the TLSSocket reports errors, this listener stays as a safety net.
   const ignore = () => {};
@@ -169,6 +190,7 @@ function sniff(socket: net.Socket, state: { tls: tls.Server; mode: ServerTlsOpti
   const plaintext = () => {
     if (state.mode === "STRICT") {
       socket.destroy(); // STRICT: mTLS only
+      state.onRefused?.("plaintext", "a connection that does not start with a TLS handshake");
       return;
     }
     socket.off("error", ignore);

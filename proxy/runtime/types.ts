@@ -10,7 +10,12 @@ export interface ServerTlsOptions {
   /** STRICT: only TLS with a client certificate; PERMISSIVE: TLS or plaintext on one port. */
   mode: "STRICT" | "PERMISSIVE";
   alpn: string[];
+  /** Told of every connection refused before a request could be read (a failed handshake, plaintext to STRICT). */
+  onRefused?: (reason: TlsRefusal, detail: string) => void;
 }
+
+/** Why a server refused a connection at the TLS layer. */
+export type TlsRefusal = "plaintext" | "no_certificate" | "certificate_expired" | "certificate_not_yet_valid" | "untrusted_certificate" | "handshake";
 
 export interface ClientTlsOptions {
   certificateChain: string;

@@ -2,7 +2,7 @@
 // applies new configurations atomically (requests in flight finish on the version they
 // started with), and drains gracefully.
 import type { Cluster, Identity, Listener, ProxyConfig } from "../config/schema.ts";
-import type { ClientTlsOptions, Conn, Runtime, Server, ServerTlsOptions } from "../runtime/types.ts";
+import type { ClientTlsOptions, Conn, Runtime, Server, ServerTlsOptions, TlsRefusal } from "../runtime/types.ts";
 import type { ProxyTelemetry } from "../telemetry/telemetry.ts";
 import type { Logger } from "../log.ts";
 import type { ForwardContext } from "../forwarder/forward.ts";
@@ -121,7 +121,11 @@ export class Sidecar {
 
   private serverTls(listener: Listener, identity: Identity | undefined): ServerTlsOptions | undefined {
     if (listener.tls === "DISABLE" || !identity) return undefined;
-    return { ...identity, mode: listener.tls, alpn: listener.http2 ? ["h2", "http/1.1"] : ["http/1.1"] };
+    const onRefused = (reason: TlsRefusal, detail: string) => {
+      this.telemetry.tlsRefused(listener.name, reason);
+      this.log.debug("connection refused at the TLS layer", { listener: listener.name, reason, detail });
+    };
+    return { ...identity, mode: listener.tls, alpn: listener.http2 ? ["h2", "http/1.1"] : ["http/1.1"], onRefused };
   }
 
   private clientTls = (cluster: Cluster): ClientTlsOptions | undefined => {

@@ -139,6 +139,7 @@ export class ProxyMetrics {
   #active = { inbound: 0, outbound: 0 };
   #defaultMetrics: boolean;
   #upstreamErrors: Counter<"cluster" | "reason">;
+  #tlsRefused: Counter<"listener" | "reason">;
   #configInfo: Gauge<"version">;
 
   constructor(node: NodeInfo, options: MetricsOptions = {}) {
@@ -221,6 +222,12 @@ export class ProxyMetrics {
       labelNames: ["cluster", "reason"],
       registers: [registry],
     });
+    this.#tlsRefused = new Counter({
+      name: "weft_tls_refused_total",
+      help: "Downstream connections refused before any request, by listener and reason (plaintext, no_certificate, certificate_expired, certificate_not_yet_valid, untrusted_certificate, handshake).",
+      labelNames: ["listener", "reason"],
+      registers: [registry],
+    });
     const active = this.#active;
     new Gauge({
       name: "weft_active_connections",
@@ -263,6 +270,10 @@ export class ProxyMetrics {
 
   upstreamError(cluster: string, reason: string): void {
     this.#upstreamErrors.inc({ cluster, reason });
+  }
+
+  tlsRefused(listener: string, reason: string): void {
+    this.#tlsRefused.inc({ listener, reason });
   }
 
   request(r: RequestRecord): void {

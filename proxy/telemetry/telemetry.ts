@@ -145,6 +145,9 @@ export function createTelemetry(node: NodeInfo, accessLog: AccessLogMode, option
     upstreamError(cluster, reason): void {
       metrics.upstreamError(cluster, reason);
     },
+    tlsRefused(listener, reason): void {
+      metrics.tlsRefused(listener, reason);
+    },
     metricsText: () => metrics.metricsText(),
     setConfigVersion: (version: string) => metrics.setConfigVersion(version),
     setNode: (node: NodeInfo) => metrics.setNode(node),

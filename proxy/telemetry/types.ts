@@ -105,4 +105,6 @@ export interface Telemetry {
   connectionOpened(direction: Direction, info?: ConnectionInfo): void;
   connectionClosed(direction: Direction, info?: ConnectionInfo): void;
   upstreamError(cluster: string, reason: "connect" | "reset" | "timeout" | "tls" | "protocol" | "overflow"): void;
+  /** A downstream connection refused at the TLS layer, before any request (see TlsRefusal). */
+  tlsRefused(listener: string, reason: string): void;
 }

@@ -18,6 +18,7 @@ import { request } from "../support/client.ts";
 import { createCa, issueWorkload, type TestCa, type WorkloadCertificate } from "../support/pki.ts";
 import type { ProxyConfigInput } from "../../proxy/config/schema.ts";
 import { Recorder } from "./record.ts";
+import { currentRuntime } from "../../proxy/runtime/current.ts";
 
 const CLIENT_ID = "spiffe://cluster.local/ns/shop/sa/frontend";
 const SERVER_ID = "spiffe://cluster.local/ns/shop/sa/catalog";
@@ -100,6 +101,27 @@ function assertNothingReachedAnApp(): void {
   assert.deepEqual(app.received.filter((r) => r.url.startsWith(REFUSED)).map((r) => r.url), [], "a refused peer's request reached the app");
   assert.deepEqual(badServers.map((s) => s.answered), badServers.map(() => 0), "a server with a refused certificate was sent a request");
 }
+
+/** The server sidecar's count of connections refused at the TLS layer, by reason. */
+async function refusedByReason(): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${server.admin}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^weft_tls_refused_total\{[^}]*reason="([a-z_]+)"[^}]*\} (\d+)$/gm)) out[m[1]] = (out[m[1]] ?? 0) + Number(m[2]);
+  return out;
+}
+
+/** Runs `body`; what the server sidecar added to weft_tls_refused_total meanwhile, by reason. */
+async function refusalsDuring(body: () => Promise<void>): Promise<Record<string, number>> {
+  const before = await refusedByReason();
+  await body();
+  const after = await refusedByReason();
+  return Object.fromEntries(Object.keys(after).filter((k) => after[k] !== (before[k] ?? 0)).map((k) => [k, after[k] - (before[k] ?? 0)]));
+}
+
+// Deno (rustls) reports an expired or future client certificate as UNABLE_TO_VERIFY_LEAF_SIGNATURE.
+const onDeno = currentRuntime().name === "deno";
+const expiredReason = onDeno ? "untrusted_certificate" : "certificate_expired";
+const notYetValidReason = onDeno ? "untrusted_certificate" : "certificate_not_yet_valid";
 
 /** Every case ends with the mesh serving and nothing of the refused peer delivered. */
 function tlsCase(name: string, body: () => Promise<void>): void {
@@ -204,33 +226,45 @@ describe("hostile TLS peers", () => {
   });
 
   describe("callers the STRICT inbound listener refuses", () => {
-    tlsCase("a client without a certificate: alert certificate required", async () => {
-      const tls13 = await tlsCaller({ minVersion: "TLSv1.3" });
-      assert.equal(tls13.data, "");
-      assert.match(tls13.error, /ALERT_CERTIFICATE_REQUIRED/);
-      const tls12 = await tlsCaller({ maxVersion: "TLSv1.2" });
-      assert.equal(tls12.secured, false);
-      assert.match(tls12.error, /ALERT_HANDSHAKE_FAILURE/);
+    tlsCase("a client without a certificate: alert certificate required, counted as no_certificate", async () => {
+      const counted = await refusalsDuring(async () => {
+        const tls13 = await tlsCaller({ minVersion: "TLSv1.3" });
+        assert.equal(tls13.data, "");
+        assert.match(tls13.error, /ALERT_CERTIFICATE_REQUIRED/);
+        const tls12 = await tlsCaller({ maxVersion: "TLSv1.2" });
+        assert.equal(tls12.secured, false);
+        assert.match(tls12.error, /ALERT_HANDSHAKE_FAILURE/);
+      });
+      assert.deepEqual(counted, { no_certificate: 2 });
     });
-    tlsCase("a client certificate that has expired", async () => {
-      await assertCertificateRefused(await issueWorkload(ca, { spiffeId: CLIENT_ID, ...expiredDates() }));
+    tlsCase(`a client certificate that has expired, counted as ${expiredReason}`, async () => {
+      const counted = await refusalsDuring(async () => assertCertificateRefused(await issueWorkload(ca, { spiffeId: CLIENT_ID, ...expiredDates() })));
+      assert.deepEqual(counted, { [expiredReason]: 2 });
     });
-    tlsCase("a client certificate that is not yet valid", async () => {
-      await assertCertificateRefused(await issueWorkload(ca, { spiffeId: CLIENT_ID, ...futureDates() }));
+    tlsCase(`a client certificate that is not yet valid, counted as ${notYetValidReason}`, async () => {
+      const counted = await refusalsDuring(async () => assertCertificateRefused(await issueWorkload(ca, { spiffeId: CLIENT_ID, ...futureDates() })));
+      assert.deepEqual(counted, { [notYetValidReason]: 2 });
     });
-    tlsCase("a client certificate from an untrusted CA", async () => {
-      await assertCertificateRefused(await issueWorkload(rogue, { spiffeId: CLIENT_ID }));
+    tlsCase("a client certificate from an untrusted CA, counted as untrusted_certificate", async () => {
+      const counted = await refusalsDuring(async () => assertCertificateRefused(await issueWorkload(rogue, { spiffeId: CLIENT_ID })));
+      assert.deepEqual(counted, { untrusted_certificate: 2 });
     });
-    tlsCase("plaintext HTTP/1.1 to the STRICT port", async () => {
-      const outcome = await plaintextCaller(`GET ${REFUSED} HTTP/1.1\r\nHost: catalog\r\n\r\n`);
-      assert.equal(outcome.closed, true, "the STRICT port must close a plaintext connection");
-      assert.equal(outcome.data.length, 0, `a plaintext caller must get nothing back: ${JSON.stringify(outcome.data.toString("latin1"))}`);
+    tlsCase("plaintext HTTP/1.1 to the STRICT port, counted as plaintext", async () => {
+      const counted = await refusalsDuring(async () => {
+        const outcome = await plaintextCaller(`GET ${REFUSED} HTTP/1.1\r\nHost: catalog\r\n\r\n`);
+        assert.equal(outcome.closed, true, "the STRICT port must close a plaintext connection");
+        assert.equal(outcome.data.length, 0, `a plaintext caller must get nothing back: ${JSON.stringify(outcome.data.toString("latin1"))}`);
+      });
+      assert.deepEqual(counted, { plaintext: 1 });
     });
-    tlsCase("plaintext HTTP/2 (prior knowledge) to the STRICT port", async () => {
-      const preface = Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]);
-      const outcome = await plaintextCaller(preface);
-      assert.equal(outcome.closed, true, "the STRICT port must close a plaintext connection");
-      assert.equal(outcome.data.length, 0, "a plaintext caller must get nothing back (no SETTINGS)");
+    tlsCase("plaintext HTTP/2 (prior knowledge) to the STRICT port, counted as plaintext", async () => {
+      const counted = await refusalsDuring(async () => {
+        const preface = Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]);
+        const outcome = await plaintextCaller(preface);
+        assert.equal(outcome.closed, true, "the STRICT port must close a plaintext connection");
+        assert.equal(outcome.data.length, 0, "a plaintext caller must get nothing back (no SETTINGS)");
+      });
+      assert.deepEqual(counted, { plaintext: 1 });
     });
     tlsCase("a sidecar whose own certificate has expired: its peer refuses it, it answers 503", async () => {
       const stale = await sidecarWith(await issueWorkload(ca, { spiffeId: CLIENT_ID, ...expiredDates() }));
