@@ -186,6 +186,8 @@ export const Limits = v.object({
   maxConcurrentStreams: v.optional(atLeast(1), 256),
   headerTimeoutMs: v.optional(positiveMs, 10000),
   idleTimeoutMs: v.optional(positiveMs, 300000),
+  // A request body that stops arriving for this long is refused (408), as nginx's client_body_timeout; 0 = none.
+  bodyIdleTimeoutMs: v.optional(positiveMs, 60000),
   drainTimeoutMs: v.optional(positiveMs, 20000),
 });
 

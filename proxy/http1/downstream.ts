@@ -16,6 +16,8 @@ export interface DownstreamOptions extends HeadLimits {
   maxBodyBytes: number;
   headerTimeoutMs: number;
   idleTimeoutMs: number;
+  /** A request body with no bytes for this long gets 408 (the connection closes); 0 = no limit. */
+  bodyIdleTimeoutMs: number;
   deadlines: Deadlines;
   onExchange: (exchange: ServerExchange) => void;
   onProtocolError: (conn: Conn, error: Error) => void;
@@ -99,8 +101,10 @@ class Http1Exchange implements ServerExchange {
   }
   pauseRequestBody(): void {
     this.owner.conn.pause();
+    this.owner.bodyPaused = true;
   }
   resumeRequestBody(): void {
+    this.owner.bodyPaused = false;
     this.owner.conn.resume();
   }
 
@@ -203,8 +207,10 @@ export class Http1Downstream {
   /** Our side has ended: nothing more is read (close()). */
   private closing = false;
   private sniffing: boolean;
-  /** Deadline for the current wait (head, or idle between requests); 0 = none. */
+  /** Deadline for the current wait (head, idle between requests, or the next body bytes); 0 = none. */
   deadline = 0;
+  /** The forwarder stopped reading the body (back-pressure): a quiet client is then not stalling. */
+  bodyPaused = false;
 
   constructor(conn: Conn, options: DownstreamOptions) {
     this.conn = conn;
@@ -225,6 +231,10 @@ export class Http1Downstream {
     } else if (!this.exchange) {
       if (this.buf && this.buf.length > 0) this.fail(new ProtocolError("timed out waiting for the request head", 408));
       else this.close();
+    } else if (this.decoder && !this.bodyPaused) {
+      this.fail(new ProtocolError(`no request body bytes for ${this.options.bodyIdleTimeoutMs} ms (limits.bodyIdleTimeoutMs)`, 408));
+    } else if (this.decoder) {
+      this.armBodyDeadline();
     }
   }
 
@@ -282,7 +292,12 @@ export class Http1Downstream {
         // The body's sink may have answered already (a filter's 413, a local reply), closing the connection.
         if (this.closing) return;
         this.buf = end >= this.buf.length ? null : this.buf.subarray(end);
-        if (this.decoder.done) this.decoder = null;
+        if (this.decoder.done) {
+          this.decoder = null;
+          if (this.exchange) this.deadline = 0;
+        } else {
+          this.armBodyDeadline();
+        }
         continue;
       }
       if (this.exchange) {
@@ -341,9 +356,18 @@ export class Http1Downstream {
         end: (trailers) => exchange.body.end(trailers),
       });
       if (decoder.done) decoder.finishEmpty();
-      else this.decoder = decoder;
+      else {
+        this.decoder = decoder;
+        this.armBodyDeadline();
+      }
     }
     this.options.onExchange(exchange);
+  }
+
+  /** The next body bytes are due within bodyIdleTimeoutMs (a slow-body client holds nothing longer). */
+  private armBodyDeadline(): void {
+    const ms = this.options.bodyIdleTimeoutMs;
+    this.deadline = ms > 0 ? Date.now() + ms : 0;
   }
 
   /** The current exchange finished its response. */

@@ -268,6 +268,7 @@ export class Sidecar {
       maxBodyBytes: limits.maxRequestBodyBytes,
       headerTimeoutMs: limits.headerTimeoutMs,
       idleTimeoutMs: limits.idleTimeoutMs,
+      bodyIdleTimeoutMs: limits.bodyIdleTimeoutMs,
       deadlines: this.deadlines,
       onExchange,
       onProtocolError: (c, error) => this.log.warn("downstream protocol error", { listener: name, peer: `${c.remoteAddress}:${c.remotePort}`, error: error.message }),

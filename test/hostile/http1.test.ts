@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { SMUGGLED, assertServing, hostileCorpus, type Target } from "./corpus.ts";
 import { sendRaw, assertRefused, parseResponses, type RawReply } from "./wire.ts";
 
-const LIMITS = { maxRequestHeadBytes: 8192, maxHeaderCount: 50, maxRequestBodyBytes: 65536, headerTimeoutMs: 1000, idleTimeoutMs: 1500 };
+const LIMITS = { maxRequestHeadBytes: 8192, maxHeaderCount: 50, maxRequestBodyBytes: 65536, headerTimeoutMs: 1000, idleTimeoutMs: 1500, bodyIdleTimeoutMs: 1000 };
 
 /** A request the upstream must never see, whose body is itself a request that must not get through either. */
 const smuggling = (fields: string, body = `0\r\n\r\nGET ${SMUGGLED}-inner HTTP/1.1\r\nHost: app\r\n\r\n`) =>
@@ -212,6 +212,18 @@ const beyondRefusals: Record<string, (add: AddCase) => void> = {
       const attack = slowloris(port, 10, 50);
       await assertServing(port);
       for (const reply of await attack) assertRefused(reply, 408, /timed out waiting for the request head/);
+    });
+    add("a request body that stops arriving gets 408 after bodyIdleTimeoutMs, and the upstream request is abandoned", async ({ port, upstream }) => {
+      const seen = upstream.received.length;
+      const reply = await sendRaw(port, "POST /echo?slow-body HTTP/1.1\r\nHost: app\r\nContent-Length: 10\r\n\r\nab");
+      assertRefused(reply, 408, /no request body bytes for 1000 ms \(limits\.bodyIdleTimeoutMs\)/);
+      assert.deepEqual(upstream.received.slice(seen).map((r) => r.url), [], "the upstream never got a complete request");
+    });
+    add("a request body trickled slower in all than bodyIdleTimeoutMs, but never idle that long, is served", async ({ port }) => {
+      const parts = ["POST /echo HTTP/1.1\r\nHost: app\r\nConnection: close\r\nContent-Length: 6\r\n\r\n", ..."abcdef"];
+      const reply = await sendRaw(port, parts, { gapMs: 400, waitMs: 10_000 });
+      assert.deepEqual(reply.statuses, [200]);
+      assert.equal(JSON.parse(reply.responses[0].body).body, "abcdef");
     });
     add("a connection that never sends a byte is closed after headerTimeoutMs", async ({ port }) => {
       const reply = await sendRaw(port, []);
