@@ -3,7 +3,7 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startUpstream, type Upstream } from "./support/upstream.ts";
 import { startProxy, type RunningProxy } from "./support/proxy.ts";
-import { request } from "./support/client.ts";
+import { request, rawExchange } from "./support/client.ts";
 
 const cluster = (name: string, port: number) => ({ name, service: `${name}.test.svc.cluster.local`, endpoints: [{ address: "127.0.0.1", port }] });
 
@@ -86,6 +86,15 @@ describe("routing", () => {
     const miss = await via("/", { host: "nowhere" });
     assert.equal(miss.status, 404);
     assert.match(String(miss.headers["x-weft-error"]), /no route for host "nowhere"/);
+  });
+
+  it("routes an absolute-form request (explicit HTTP proxy) by the target's authority, not by Host, and sends that authority upstream", async () => {
+    const reply = await rawExchange(proxy.outbound, "GET http://a.other.test:8080/echo HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n");
+    assert.match(reply, /^HTTP\/1\.1 200 /);
+    assert.match(reply, /\r\nx-upstream: other\r\n/i, "routed by the Host field instead of the target's authority");
+    assert.match(reply, /"host":"a\.other\.test:8080"/);
+    const byHost = await rawExchange(proxy.outbound, "GET http://shop/exact HTTP/1.1\r\nHost: a.other.test\r\nConnection: close\r\n\r\n");
+    assert.match(byHost, /\r\nx-upstream: exact\r\n/i);
   });
 
   it("splits traffic by weight within statistical bounds", async () => {
