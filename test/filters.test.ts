@@ -180,13 +180,14 @@ describe("failing filters", () => {
     assert.match(metrics, /weft_filter_failures_total\{filter="test\/fragile",phase="on_request_headers",kind="memory"\} 2/);
   });
 
-  it("an endless loop does not stop other requests: they are served while it is cut off", async () => {
+  // Filter calls run on the proxy's one thread: the requests behind a looping call wait for its
+  // deadline (quarantine, so that they need not, is issue 17's work).
+  it("an endless loop is cut off at its deadline with a 500, and the requests queued behind it are served after it", async () => {
     const proxy = await proxyWith([filter("looper", built.basic!, { limits: { callTimeoutMs: 200 } })]);
-    const started = Date.now();
     const [loop, ...others] = await Promise.all([request(proxy.outbound, { path: "/loop" }), ...Array.from({ length: 5 }, () => echo(proxy))]);
     assert.equal(loop.status, 500);
+    assert.match(String(loop.headers["x-weft-error"]), /200 ms|deadline/);
     for (const o of others) assert.equal(o.reply.status, 200);
-    assert.ok(Date.now() - started < 5000, "the loop was cut off at its deadline");
   });
 
   it("FailOpen skips the failed filter and drops its partial changes", async () => {

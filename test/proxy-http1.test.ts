@@ -67,10 +67,50 @@ describe("HTTP/1.1 through the outbound listener", () => {
     assert.equal(b.headers["transfer-encoding"], "chunked");
   });
 
-  it("moves a large response with back-pressure intact", async () => {
-    const reply = await request(proxy.outbound, { path: "/bytes/8000000" });
-    assert.equal(reply.status, 200);
-    assert.equal(reply.body.length, 8_000_000);
+  it("moves a large response with back-pressure intact: a client that stops reading stops the upstream", async () => {
+    // The upstream writes 64 MiB as fast as its socket takes them; the client reads nothing
+    // for a while. With back-pressure the proxy stops reading, so the upstream can only fill
+    // the socket buffers between them; without it the proxy would buffer the whole body.
+    const total = 64 * 1024 * 1024;
+    const chunk = Buffer.alloc(64 * 1024, 120);
+    let written = 0;
+    const source = http.createServer((_req, res) => {
+      res.writeHead(200, { "content-length": String(total) });
+      const more = () => {
+        while (written < total) {
+          written += chunk.length;
+          if (!res.write(chunk)) return void res.once("drain", more);
+        }
+        res.end();
+      };
+      more();
+    });
+    await new Promise<void>((resolve) => source.listen(0, "127.0.0.1", () => resolve()));
+    const relay = await startProxy(simpleConfig([(source.address() as net.AddressInfo).port]));
+    try {
+      const client = net.connect(relay.outbound, "127.0.0.1");
+      let received = 0;
+      const done = new Promise<void>((resolve, reject) => {
+        client.on("data", (d: Buffer) => {
+          received += d.length;
+          if (received >= total) resolve();
+        });
+        client.on("error", reject);
+      });
+      client.write("GET /big HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n");
+      client.pause();
+      await new Promise((r) => setTimeout(r, 1500));
+      const whilePaused = written;
+      assert.ok(whilePaused < 24 * 1024 * 1024, `the upstream wrote ${whilePaused} bytes to a client that read ${received}: the proxy kept reading`);
+      client.resume();
+      await done;
+      client.destroy();
+      assert.equal(written, total);
+      assert.ok(received >= total, `${received} of ${total} bytes arrived`);
+    } finally {
+      await relay.stop();
+      await new Promise<void>((resolve) => source.close(() => resolve()));
+    }
   });
 
   it("passes chunked responses and their trailers", async () => {

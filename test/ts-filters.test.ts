@@ -133,10 +133,12 @@ describe("a misbehaving full-TypeScript filter", () => {
     for (const kind of ["error", "deadline", "memory"]) assert.match(metrics, new RegExp(`weft_filter_failures_total\\{filter="test/ts-gate",phase="on_request_headers",kind="${kind}"\\}`));
   });
 
-  it("an endless loop does not stop other requests: they are served while it is cut off", async () => {
+  // Filter calls run on the proxy's one thread: the requests behind a looping call wait for its deadline.
+  it("an endless loop is cut off at its deadline with a 500, and the requests queued behind it are served after it", async () => {
     const proxy = await proxyWith({ limits: { callTimeoutMs: 200 } });
     const [loop, ...others] = await Promise.all([request(proxy.outbound, { path: "/echo", headers: { "x-do": "loop" } }), ...Array.from({ length: 5 }, () => echo(proxy))]);
     assert.equal(loop.status, 500);
+    assert.match(String(loop.headers["x-weft-error"]), /200 ms|deadline/);
     for (const o of others) assert.equal(o.reply.status, 200);
   });
 });
