@@ -18,7 +18,7 @@ import { StatusWriter } from "./kubernetes/status.ts";
 import { watchMesh, type MeshWatch } from "./kubernetes/watch.ts";
 import { LeaderElection } from "./kubernetes/leader.ts";
 import { CaBundlePublisher } from "./kubernetes/ca-bundle.ts";
-import { ProxyReportWriter } from "./kubernetes/proxy-report.ts";
+import { ProxyReportWriter, REPORT_HEARTBEAT_MS } from "./kubernetes/proxy-report.ts";
 import { apiMessage } from "./kubernetes/errors.ts";
 
 export interface ControllerOptions {
@@ -137,6 +137,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       const own = reportOf(hub.connected);
       if (report) await report.write(own);
       if (!leading()) return;
+      await report?.pruneStale();
       const now = new Date().toISOString();
       // Every replica's sidecars (from their reports), this replica's own first: a sidecar
       // that moved between replicas counts once.
@@ -146,6 +147,10 @@ export async function startController(options: ControllerOptions): Promise<Contr
     });
     return writing;
   };
+
+  // The report is rewritten every heartbeat even when nothing changed: that is how readers tell a live replica from a killed one.
+  const heartbeat = report ? setInterval(() => void writeStatus(), REPORT_HEARTBEAT_MS) : null;
+  heartbeat?.unref();
 
   const watch: MeshWatch = watchMesh(kubeConfig, world, log, plane.schedule);
   void watch.synced.then(() => {
@@ -164,6 +169,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     async stop() {
       stopping = true;
       if (statusPending) clearTimeout(statusPending);
+      if (heartbeat) clearInterval(heartbeat);
       await election?.stop();
       await watch.stop();
       await plane.stop();

@@ -1,8 +1,9 @@
 // What every connected sidecar runs, where `weft status` (and anyone with kubectl) can read
 // it: the ConfigMap weft-proxies in the control plane's namespace. Each replica owns one key
-// (its identity) and writes it with a merge patch, only when what its sidecars run changed, so
-// replicas never overwrite each other; a replica that stops removes its key. Reading it needs
-// nothing but Kubernetes RBAC on that ConfigMap.
+// (its identity) and writes it with a merge patch when what its sidecars run changed, and at
+// least every REPORT_HEARTBEAT_MS, so replicas never overwrite each other; a replica that stops
+// removes its key. One that is killed cannot: its key goes stale, readers ignore it, and the
+// leader removes it. Reading it needs nothing but Kubernetes RBAC on that ConfigMap.
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "../../proxy/log.ts";
 import type { ProxyReportEntry } from "../push/report.ts";
@@ -17,6 +18,17 @@ export interface ProxyReport {
   proxies: ProxyReportEntry[];
 }
 
+/** A replica rewrites its key at least this often, changed or not. */
+export const REPORT_HEARTBEAT_MS = 60_000;
+/** A key not rewritten for this long belongs to a replica that is gone (killed, or its node lost). */
+export const REPORT_STALE_MS = 3 * REPORT_HEARTBEAT_MS;
+
+/** Whether `report` is from a replica that stopped writing without removing it. */
+export function isStale(report: ProxyReport, now = Date.now()): boolean {
+  const at = Date.parse(report.updatedAt);
+  return !Number.isFinite(at) || now - at > REPORT_STALE_MS;
+}
+
 // ConfigMap keys allow letters, digits, '-', '_' and '.'.
 const keyFor = (replica: string) => `${replica.replace(/[^A-Za-z0-9_.-]/g, "-")}.json`;
 
@@ -26,6 +38,7 @@ export class ProxyReportWriter {
   private readonly replica: string;
   private readonly log: Logger;
   private written = "";
+  private writtenAt = 0;
 
   constructor(kubeConfig: KubeConfig, namespace: string, replica: string, log: Logger) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
@@ -36,25 +49,50 @@ export class ProxyReportWriter {
 
   async write(entries: ProxyReportEntry[]): Promise<void> {
     const proxies = JSON.stringify(entries);
-    if (proxies === this.written) return;
+    // Rewritten unchanged once a heartbeat: updatedAt is how readers know this replica is alive.
+    if (proxies === this.written && Date.now() - this.writtenAt < REPORT_HEARTBEAT_MS) return;
     const report: ProxyReport = { replica: this.replica, updatedAt: new Date().toISOString(), proxies: entries };
     try {
       await this.patch({ [keyFor(this.replica)]: JSON.stringify(report) });
       this.written = proxies;
+      this.writtenAt = Date.now();
     } catch (e) {
       this.log.warn("cannot write the proxy report (weft status reads it)", { configMap: `${this.namespace}/${PROXY_REPORT}`, error: apiMessage(e) });
     }
   }
 
-  /** The other replicas' sidecars, newest report first (a sidecar that moved is in two). */
+  /** The other live replicas' sidecars, newest report first (a sidecar that moved is in two). */
   async others(): Promise<ProxyReportEntry[]> {
+    return (await this.otherReports())
+      .filter(([, r]) => !isStale(r))
+      .sort(([, a], [, b]) => b.updatedAt.localeCompare(a.updatedAt))
+      .flatMap(([, r]) => r.proxies);
+  }
+
+  /** Removes the keys of replicas that stopped without removing them (the leader does this). */
+  async pruneStale(): Promise<void> {
+    const stale = (await this.otherReports()).filter(([, r]) => isStale(r));
+    if (stale.length === 0) return;
+    try {
+      await this.patch(Object.fromEntries(stale.map(([key]) => [key, null])));
+      for (const [key, r] of stale) this.log.info("removed the proxy report of a control plane replica that stopped reporting", { configMap: `${this.namespace}/${PROXY_REPORT}`, key, replica: r.replica, updatedAt: r.updatedAt });
+    } catch (e) {
+      this.log.warn("cannot remove stale proxy reports", { configMap: `${this.namespace}/${PROXY_REPORT}`, error: apiMessage(e) });
+    }
+  }
+
+  private async otherReports(): Promise<[string, ProxyReport][]> {
     const map = await this.core.readNamespacedConfigMap({ namespace: this.namespace, name: PROXY_REPORT }).catch(() => null);
     const own = keyFor(this.replica);
-    return Object.entries(map?.data ?? {})
-      .filter(([key]) => key !== own)
-      .map(([, text]) => JSON.parse(text) as ProxyReport)
-      .sort((a, b) => b.updatedAt.localeCompare(a.updatedAt))
-      .flatMap((r) => r.proxies);
+    return Object.entries(map?.data ?? {}).flatMap(([key, text]): [string, ProxyReport][] => {
+      if (key === own) return [];
+      try {
+        return [[key, JSON.parse(text) as ProxyReport]];
+      } catch {
+        // Not a report (hand-edited): gone as stale, since it has no updatedAt.
+        return [[key, { replica: key, updatedAt: "", proxies: [] }]];
+      }
+    });
   }
 
   /** Removes this replica's key (its sidecars reconnect to another replica). */

@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { apiMessage, apiStatus } from "../kubernetes/errors.ts";
 import { loadKubeConfig } from "../kubernetes/kubeconfig.ts";
-import { PROXY_REPORT, type ProxyReport } from "../kubernetes/proxy-report.ts";
+import { isStale, PROXY_REPORT, type ProxyReport } from "../kubernetes/proxy-report.ts";
 import { GROUP, VERSION } from "../resources/meta.ts";
 import type { WasmFilter } from "../resources/wasm-filter.ts";
 
@@ -50,7 +50,8 @@ export async function statusCommand(argv: string[]): Promise<number> {
         if (apiStatus(e) === 404) return null;
         throw e;
       });
-    reports = Object.values(map?.data ?? {}).map((text) => JSON.parse(text) as ProxyReport);
+    // A killed replica's report stays until the leader removes it: its sidecars have moved on.
+    reports = Object.values(map?.data ?? {}).map((text) => JSON.parse(text) as ProxyReport).filter((r) => !isStale(r));
     const list = (await kubeConfig.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group: GROUP, version: VERSION, plural: "wasmfilters" })) as { items: WasmFilter[] };
     filters = list.items;
   } catch (e) {

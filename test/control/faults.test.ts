@@ -28,11 +28,12 @@ import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml } from "../supp
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import { openLoop, expectOk, type LoadReply, type LoadResult } from "../support/open-loop.ts";
 import { request } from "../support/client.ts";
-import { applyCrds, hostAddress, restartApiserver, startControl, startSidecar, until, writeMeshRoot, writeProxyToken, type ControlProcess, type RestartedApiserver, type SidecarProcess } from "../support/control-process.ts";
+import { applyCrds, weftStatus, hostAddress, restartApiserver, startControl, startSidecar, until, writeMeshRoot, writeProxyToken, type ControlProcess, type RestartedApiserver, type SidecarProcess } from "../support/control-process.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
 import { RegistryClient, PULL_TIMEOUT_MS } from "../../control/distribution/registry.ts";
 import { startManagedProxy, type ManagedProxy } from "../../proxy/control/managed.ts";
 import { Recorder } from "../hostile/record.ts";
+import { REPORT_STALE_MS, type ProxyReport } from "../../control/kubernetes/proxy-report.ts";
 
 const HOST = hostAddress();
 /** Each fault runs under COUNT requests at RATE per second: 6 s. */
@@ -467,6 +468,21 @@ spec:
     const result = await run.done;
     assertNoneFailed(result, `while the control plane (pid ${killed}) was killed and restarted`);
     return counts(result);
+  });
+
+  rec.case("fault", "control plane killed", "a killed replica's stale weft-proxies report is left out of weft status and removed by the leader", async () => {
+    // A SIGKILLed replica cannot remove its key; once it is REPORT_STALE_MS old, it is a ghost.
+    const ghost = { replica: "ghost", updatedAt: new Date(Date.now() - 2 * REPORT_STALE_MS).toISOString(), proxies: [{ pod: "shop/ghost-0", sent: "v0", running: "v0", rejected: null, filters: [] }] };
+    await kubectl(["patch", "configmap", "weft-proxies", "-n", "weft-system", "--type=merge", "-p", JSON.stringify({ data: { "ghost.json": JSON.stringify(ghost) } })]);
+    const status = JSON.parse(await weftStatus(k8s, ["--json"])) as { replicas: ProxyReport[] };
+    assert.deepEqual(status.replicas.filter((r) => r.replica === "ghost"), [], "weft status listed a stale replica's sidecars");
+    assert.ok(status.replicas.some((r) => r.proxies.some((p) => p.pod === "shop/web-0")), "weft status lists the live replica's sidecars");
+    // Any change makes the leader write status, and prune.
+    await kubectl(["annotate", "pod", "web-late", "-n", "shop", "--overwrite", `weft.dev/test-touch=${Date.now()}`]);
+    await until("the leader to remove the stale report", async () => {
+      const data = (JSON.parse(await kubectl(["get", "configmap", "weft-proxies", "-n", "weft-system", "-o", "json"])) as { data?: Record<string, string> }).data ?? {};
+      return data["ghost.json"] === undefined ? true : null;
+    }, 30_000);
   });
 
   rec.case("fault", "API server restarted", "the API server SIGKILLed and restarted under load fails no request; the informers recover and a later change reaches the sidecars", async () => {

@@ -6,7 +6,7 @@
 // plane restart that leaves the proxy serving.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { networkInterfaces, tmpdir } from "node:os";
 import path from "node:path";
@@ -15,7 +15,7 @@ import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
 import { gatewayApiCrd } from "../k8s/gateway-api.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
 import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml } from "../support/service.ts";
-import { until, writeProxyToken } from "../support/control-process.ts";
+import { until, weftStatus, writeProxyToken } from "../support/control-process.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
 import { request } from "../support/client.ts";
@@ -260,12 +260,8 @@ spec:
   });
 
   it("weft status lists every sidecar with the version it runs and its filters, and the WasmFilter", async () => {
-    const weftStatus = () =>
-      new Promise<string>((resolve, reject) =>
-        execFile(bin("node"), ["bin/weft.ts", "status", "--kubeconfig", k8s.kubeconfig], { cwd: root, encoding: "utf8" }, (e, stdout, stderr) => (e ? reject(new Error(stderr || e.message)) : resolve(stdout))),
-      );
     const out = await until("weft status to show the four sidecars running", async () => {
-      const text = await weftStatus();
+      const text = await weftStatus(k8s);
       return (text.match(/ running /g) ?? []).length === 4 ? text : null;
     });
     const sha = filters.v1!.sha256.slice(0, 12);

@@ -13,7 +13,7 @@
 // Every case is a row of docs/reliability.md (test/hostile/record.ts). Node only.
 import { after, before, describe } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import https from "node:https";
@@ -22,7 +22,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
-import { applyCrds, startControl, startSidecar, until, writeMeshRoot, type ControlProcess, type SidecarProcess } from "../support/control-process.ts";
+import { applyCrds, startControl, startSidecar, until, weftStatus, writeMeshRoot, type ControlProcess, type SidecarProcess } from "../support/control-process.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
 import { RegistryClient } from "../../control/distribution/registry.ts";
 import { ENROLLMENT_PATH } from "../../control/ca/enrollment.ts";
@@ -30,7 +30,6 @@ import { WEBHOOK_PATH } from "../../control/inject/manifest.ts";
 import { namespaceYaml, podYaml, serviceAccountYaml } from "../support/service.ts";
 import { Recorder } from "../hostile/record.ts";
 
-const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
 const rec = new Recorder("control-security");
 
 interface Answer {
@@ -342,16 +341,14 @@ spec: { selector: { matchLabels: { app: none } }, url: "${filter.url}", pullSecr
     };
     const dump = await web.dump();
     assert.equal((dump.identity as { privateKey?: string }).privateKey, "[redacted]");
-    const weftStatus = await new Promise<string>((resolve, reject) =>
-      execFile(path.join(root, "node_modules", ".bin", "node"), ["bin/weft.ts", "status", "--json", "--kubeconfig", k8s.kubeconfig], { cwd: root, encoding: "utf8" }, (e, stdout, stderr) => (e ? reject(new Error(stderr || e.message)) : resolve(stdout + stderr))),
-    );
+    const statusJson = await weftStatus(k8s, ["--json"], true);
     const places: Record<string, string> = {
       "the control plane's log": control.output(),
       "the sidecar's log": web.output(),
       "the sidecar's /config_dump": JSON.stringify(dump),
       "WasmFilter status": await kubectl(["get", "wasmfilters", "-A", "-o", "json"]),
       "the weft-proxies report": await kubectl(["get", "configmap", "weft-proxies", "-n", "weft-system", "-o", "json"]),
-      "weft status --json": weftStatus,
+      "weft status --json": statusJson,
       "the control plane's answers": answers.map((a) => `${JSON.stringify(a.headers)}\n${a.body}`).join("\n"),
     };
     for (const [place, text] of Object.entries(places)) assert.ok(text.length > 100, `${place} has something to look at: ${text}`);

@@ -2,7 +2,7 @@
 // `weft proxy --control-plane` — against a test API server (test/k8s/cluster.ts), for suites
 // that kill, restart and inspect them from outside: test/control/faults.test.ts and
 // security.test.ts. Also restarts the API server itself (same etcd, same port, same flags).
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readFileSync, readdirSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { request } from "node:https";
@@ -42,6 +42,15 @@ export async function until<T>(what: string, check: () => Promise<T | undefined 
 
 /** Installs weft's CRDs (deploy/crds) and waits until the API server serves them. */
 /** A token for a sidecar of this ServiceAccount, as the injected projected token is (audience weft), written to `file`. */
+/** Runs `weft status ARGS` against the test cluster; its stdout (stderr too with `withStderr`). */
+export function weftStatus(k8s: Cluster, args: string[] = [], withStderr = false): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile(path.join(root, "node_modules", ".bin", "node"), ["bin/weft.ts", "status", ...args, "--kubeconfig", k8s.kubeconfig], { cwd: root, encoding: "utf8" }, (e, stdout, stderr) =>
+      e ? reject(new Error(stderr || e.message)) : resolve(withStderr ? stdout + stderr : stdout),
+    ),
+  );
+}
+
 export async function writeProxyToken(k8s: Cluster, namespace: string, serviceAccount: string, file: string): Promise<void> {
   await writeFile(file, (await k8s.kubectl(["create", "token", serviceAccount, "-n", namespace, "--audience", "weft", "--duration", "1h"])).trim());
 }
