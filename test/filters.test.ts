@@ -4,7 +4,7 @@
 // (test/fixtures/filters/abi.ts), one with plain @extism/as-pdk.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,8 +21,27 @@ let upstream: Upstream;
 let scratch: string;
 const cleanups: (() => Promise<void>)[] = [];
 
+// Traps on the first call it gets in a proxy (its counter is shared by the filter's instances
+// and survives a trap), and tells the upstream how many calls its instance has had: FailReload's
+// retry must succeed, and on a fresh instance. Written out beside a copy of the ABI; a fixed
+// folder, so that the compiled module is cached like the fixtures'.
+const TRAP_ONCE = `import { counter, set } from "./abi";
+let calls = 0;
+export function on_request_headers(): i32 {
+  calls++;
+  if (counter("calls", 1) == 1) unreachable();
+  set("x-instance-calls", calls.toString());
+  return 0;
+}
+`;
+
 before(async () => {
   for (const name of ["basic", "body", "no-phase", "foreign-import", "as-pdk"]) built[name] = await compileAssemblyScript(join(fixtures, `${name}.ts`));
+  const generated = join(tmpdir(), "weft-filters-generated");
+  await mkdir(generated, { recursive: true });
+  await copyFile(join(fixtures, "abi.ts"), join(generated, "abi.ts"));
+  await writeFile(join(generated, "trap-once.ts"), TRAP_ONCE);
+  built["trap-once"] = await compileAssemblyScript(join(generated, "trap-once.ts"));
   upstream = await startUpstream("app");
   scratch = await mkdtemp(join(tmpdir(), "weft-filters-"));
 });
@@ -196,6 +215,17 @@ describe("failing filters", () => {
     assert.equal(reply.status, 200);
     const seen = upstream.received.find((r) => r.headers["x-request-id"] === "fail-open")!;
     assert.equal(seen.headers["x-filter-tag"], undefined);
+  });
+
+  it("FailReload calls a fresh instance once more: a filter that trapped once serves the request from a new instance", async () => {
+    const proxy = await proxyWith([filter("once", built["trap-once"]!, { failStrategy: "FailReload" })]);
+    const first = await echo(proxy);
+    assert.equal(first.reply.status, 200, `the call after the trap was not made, or failed: ${first.reply.body}`);
+    assert.equal(first.seen!.headers["x-instance-calls"], "1", "the second call ran on a fresh instance, not on the one that trapped");
+    const metrics = await (await fetch(`http://127.0.0.1:${proxy.admin}/metrics`)).text();
+    assert.doesNotMatch(metrics, /weft_filter_failures_total\{filter="test\/once"/, "a retry that succeeds is no failure");
+    const second = await echo(proxy);
+    assert.equal(second.seen!.headers["x-instance-calls"], "2", "the fresh instance is kept");
   });
 
   it("FailReload calls a fresh instance once more, then fails closed", async () => {

@@ -1,5 +1,7 @@
 // `npm test`: type check, then every suite on Node, and the data-plane suites again on Deno
-// and on Bun. Ends with one line that counts everything: "N passed, N failed".
+// and on Bun. Ends with one line that counts everything: "N passed, N failed", in test cases
+// (each `it` or `test`, counted alike on the three runtimes); a step that crashed, hung or
+// failed without a failed case to show for it counts as at least one failure.
 import { spawn } from "node:child_process";
 import { readdirSync, existsSync, rmSync } from "node:fs";
 import process from "node:process";
@@ -21,32 +23,185 @@ const suitesIn = (dir: string) =>
 const dataPlane = [...suitesIn("test"), ...suitesIn("test/hostile")];
 const controlPlane = existsSync(path.join(root, "test", "control")) ? suitesIn("test/control") : [];
 
-interface Step {
+/** Test cases (node:test's `it`/`test` leaves, never the `describe` around them) as a runner reported them. */
+export interface Counts {
+  passed: number;
+  failed: number;
+  skipped: number;
+  /** The runner printed its closing summary; a run that ends without one crashed or was stopped. */
+  finished: boolean;
+}
+
+export interface Step {
   name: string;
   command: string;
   args: string[];
-  count: (output: string) => { passed: number; failed: number };
+  /** For steps that run tests: what the output says. Other steps count only as failed or not. */
+  count?: (output: string) => Counts;
 }
 
+const plain = (output: string) => output.replace(/\x1b\[[0-9;]*m/g, "");
+
+/** The number after the last match of `re`, or undefined when it never matched. */
 const last = (output: string, re: RegExp) => {
   const all = [...output.matchAll(re)];
-  return all.length ? Number(all[all.length - 1][1]) : 0;
+  return all.length ? Number(all[all.length - 1][1]) : undefined;
 };
+
+type Outcome = "passed" | "failed" | "skipped";
+/** One line of a runner's tree output: a test or suite opening, or one's outcome. */
+type TreeLine = { open: string; indent: number } | { name: string; indent: number; outcome: Outcome } | "failure" | "end" | undefined;
+
+/**
+ * Counts the leaves of a runner's tree output (Deno's, and Node's spec reporter): a result
+ * line that closes an opening with results inside is a suite, any other result line is a test
+ * case. A suite that failed with no failed case inside failed on its own (a hook) and counts
+ * once. `cutOff`: cases opened and never closed, which were running if the output stopped there.
+ */
+export function countLeaves(output: string, parse: (line: string) => TreeLine): Omit<Counts, "finished"> & { cutOff: number } {
+  const counts = { passed: 0, failed: 0, skipped: 0, cutOff: 0 };
+  const open: { name: string; indent: number; parent: boolean; failedBefore: number }[] = [];
+  const cutOff = (entry: (typeof open)[number]) => {
+    if (!entry.parent) counts.cutOff++;
+  };
+  for (const line of plain(output).split("\n")) {
+    const parsed = parse(line);
+    if (parsed === "end") break;
+    if (parsed === "failure") {
+      counts.failed++;
+      continue;
+    }
+    if (!parsed) continue;
+    const indent = parsed.indent;
+    while (open.length && open[open.length - 1].indent > indent) cutOff(open.pop()!);
+    const top = open[open.length - 1];
+    if ("open" in parsed) {
+      if (top && top.indent === indent) cutOff(open.pop()!);
+      if (open.length) open[open.length - 1].parent = true;
+      open.push({ name: parsed.open, indent, parent: false, failedBefore: counts.failed });
+      continue;
+    }
+    if (top && top.indent === indent && top.name === parsed.name) {
+      open.pop();
+      if (open.length) open[open.length - 1].parent = true;
+      if (!top.parent) counts[parsed.outcome]++;
+      else if (parsed.outcome === "failed" && counts.failed === top.failedBefore) counts.failed++;
+      continue;
+    }
+    if (top && top.indent === indent) cutOff(open.pop()!);
+    if (open.length) open[open.length - 1].parent = true;
+    counts[parsed.outcome]++;
+  }
+  for (const entry of open) cutOff(entry);
+  return counts;
+}
+
+// Deno prints "name ..." when a test with steps (or captured output) starts, "name ... ok (2ms)"
+// when it ends, and the tests' captured output between "------- output -------" markers.
+function denoLine(): (line: string) => TreeLine {
+  let captured = false;
+  return (line: string): TreeLine => {
+    if (/^-{3,} (?:pre-test |post-test )?output end -{3,}$/.test(line)) return void (captured = false);
+    if (/^-{3,} (?:pre-test |post-test )?output -{3,}$/.test(line)) return void (captured = true);
+    if (captured) return undefined;
+    // The ERRORS and FAILURES sections repeat names; the summary follows them.
+    if (/^ (?:ERRORS|FAILURES) $/.test(line) || /^(?:ok|FAILED) \| /.test(line)) return "end";
+    if (/^Uncaught error from .* FAILED$/.test(line)) return "failure";
+    if (/^The following tests were pending:$/.test(line)) return "end";
+    const result = /^( *)(.*) \.\.\. (ok|FAILED|ignored|cancelled)(?: \(due to [^()]*\))?(?: \([^()]*\))?$/.exec(line);
+    if (result) {
+      const outcome: Outcome = result[3] === "ok" ? "passed" : result[3] === "ignored" ? "skipped" : "failed";
+      return { name: result[2], indent: result[1].length, outcome };
+    }
+    const opening = /^( *)(.*) \.\.\.$/.exec(line);
+    return opening ? { open: opening[2], indent: opening[1].length } : undefined;
+  };
+}
+
+// Node's spec reporter: "▶ suite", then its tests, then "✔ suite (2ms)"; a cancelled test has no time.
+function nodeLine(line: string): TreeLine {
+  if (/^ℹ tests \d+$/.test(line) || /^✖ failing tests:$/.test(line)) return "end";
+  const opening = /^( *)▶ (.*)$/.exec(line);
+  if (opening) return { open: opening[2], indent: opening[1].length };
+  const result = /^( *)(✔|✖|﹣) (.*?)(?: \([\d.]+ms\))?(?: # .*)?$/.exec(line);
+  if (!result) return undefined;
+  return { name: result[3], indent: result[1].length, outcome: result[2] === "✔" ? "passed" : result[2] === "✖" ? "failed" : "skipped" };
+}
+
+/**
+ * Node's own summary counts test cases; a cancelled one (timed out, or its suite's hook
+ * failed) did not pass and counts as failed. Without the summary (the run was stopped), the tree.
+ */
+export function nodeCounts(output: string): Counts {
+  const o = plain(output);
+  const pass = last(o, /^ℹ pass (\d+)$/gm);
+  if (pass === undefined) {
+    const { passed, failed, skipped, cutOff } = countLeaves(o, nodeLine);
+    return { passed, failed: failed + cutOff, skipped, finished: false };
+  }
+  const n = (re: RegExp) => last(o, re) ?? 0;
+  return {
+    passed: pass,
+    failed: n(/^ℹ fail (\d+)$/gm) + n(/^ℹ cancelled (\d+)$/gm),
+    skipped: n(/^ℹ skipped (\d+)$/gm) + n(/^ℹ todo (\d+)$/gm),
+    finished: true,
+  };
+}
+
+/**
+ * Deno's summary counts top-level tests and, apart, "steps": every describe and it inside them,
+ * so "2 passed (5 steps)" may be 4 cases or 5. The cases are the leaves of its tree.
+ */
+export function denoCounts(output: string): Counts {
+  const { passed, failed, skipped, cutOff } = countLeaves(output, denoLine());
+  const finished = /^(?:ok|FAILED) \| /m.test(plain(output));
+  // A case still open when Deno stopped without its summary was the one running (a process.exit).
+  return { passed, failed: finished ? failed : failed + cutOff, skipped, finished };
+}
+
+/**
+ * Bun's summary counts test cases; "N error(s)" are failures outside any case (a hook, a
+ * module that threw) that it does not count as failed. Without the summary, its per-case lines.
+ */
+export function bunCounts(output: string): Counts {
+  const o = plain(output);
+  const pass = last(o, /^ *(\d+) pass$/gm);
+  const n = (re: RegExp) => last(o, re) ?? 0;
+  if (pass !== undefined) {
+    return {
+      passed: pass,
+      failed: n(/^ *(\d+) fail$/gm) + n(/^ *(\d+) errors?$/gm),
+      skipped: n(/^ *(\d+) skip$/gm) + n(/^ *(\d+) todo$/gm),
+      finished: true,
+    };
+  }
+  const lines = (re: RegExp) => o.match(re)?.length ?? 0;
+  return {
+    passed: lines(/^\(pass\) /gm),
+    failed: lines(/^\(fail\) /gm) + lines(/^# Unhandled error between tests$/gm),
+    skipped: lines(/^\((?:skip|todo)\) /gm),
+    finished: false,
+  };
+}
 
 const steps: Step[] = [
   {
     name: "typecheck (tsc --noEmit, strict)",
     command: bin("tsc"),
     args: ["--noEmit", "-p", "tsconfig.json"],
-    count: () => ({ passed: 0, failed: 0 }),
   },
-  {
-    name: "Node.js",
-    command: bin("node"),
-    args: ["--test", "--test-reporter=spec", "--test-concurrency=1", ...dataPlane],
-    count: (o) => ({ passed: last(o, /ℹ pass (\d+)/g), failed: last(o, /ℹ fail (\d+)/g) }),
-  },
-  // Without files, node --test would look for suites everywhere.
+  // With no files, each runner would look for suites everywhere: a filter that matches none
+  // of a group's suites leaves its steps out.
+  ...(dataPlane.length === 0
+    ? []
+    : [
+        {
+          name: "Node.js",
+          command: bin("node"),
+          args: ["--test", "--test-reporter=spec", "--test-concurrency=1", ...dataPlane],
+          count: nodeCounts,
+        },
+      ]),
   ...(controlPlane.length === 0
     ? []
     : [
@@ -54,44 +209,58 @@ const steps: Step[] = [
           name: "Node.js, control plane",
           command: bin("node"),
           args: ["--test", "--test-reporter=spec", "--test-concurrency=1", ...controlPlane],
-          count: (o: string) => ({ passed: last(o, /ℹ pass (\d+)/g), failed: last(o, /ℹ fail (\d+)/g) }),
+          count: nodeCounts,
         },
       ]),
-  {
-    name: "Deno",
-    command: bin("deno"),
-    args: ["test", "-A", "--no-check", ...dataPlane],
-    count: (o) => {
-      const m = /(\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \((\d+) steps?\))?/.exec(o.split("\n").reverse().find((l) => / passed .*\| \d+ failed/.test(l)) ?? "");
-      if (!m) return { passed: 0, failed: 0 };
-      return { passed: Number(m[2] ?? m[1]), failed: Number(m[4] ?? m[3]) };
-    },
-  },
-  {
-    name: "Bun",
-    command: bin("bun"),
-    args: ["test", ...dataPlane.map((f) => `./${f}`)],
-    count: (o) => ({ passed: last(o, /^\s*(\d+) pass$/gm), failed: last(o, /^\s*(\d+) fail$/gm) }),
-  },
+  ...(dataPlane.length === 0
+    ? []
+    : [
+        {
+          name: "Deno",
+          command: bin("deno"),
+          args: ["test", "-A", "--no-check", ...dataPlane],
+          count: denoCounts,
+        },
+        {
+          name: "Bun",
+          command: bin("bun"),
+          args: ["test", ...dataPlane.map((f) => `./${f}`)],
+          count: bunCounts,
+        },
+      ]),
   {
     name: "reliability report (docs/reliability.md)",
     command: bin("node"),
     args: ["test/hostile/report.ts"],
-    count: () => ({ passed: 0, failed: 0 }),
   },
 ];
 
-const STEP_LIMIT_MS = 30 * 60_000;
+// Every step takes minutes; one still running after this is a hang. WEFT_STEP_LIMIT_MS is for
+// trying the runner itself.
+const STEP_LIMIT_MS = Number(process.env.WEFT_STEP_LIMIT_MS) || 30 * 60_000;
+const STEP_LIMIT = STEP_LIMIT_MS % 60_000 === 0 ? `${STEP_LIMIT_MS / 60_000} min` : `${STEP_LIMIT_MS / 1000} s`;
 
-function run(step: Step): Promise<{ code: number; output: string }> {
+export interface Ended {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Stopped at STEP_LIMIT_MS. */
+  hung: boolean;
+  output: string;
+}
+
+function run(step: Step): Promise<Ended> {
   return new Promise((resolve) => {
     if (!existsSync(step.command)) {
-      resolve({ code: 127, output: `${step.command} is missing: run "npm install" first\n` });
+      resolve({ code: 127, signal: null, hung: false, output: `${step.command} is missing: run "npm install" first\n` });
       return;
     }
     process.stdout.write(`\n=== ${step.name}: ${path.basename(step.command)} ${step.args.join(" ")}\n`);
-    const child = spawn(step.command, step.args, { cwd: root, env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" }, stdio: ["ignore", "pipe", "pipe"] });
+    // No FORCE_COLOR at all: Deno takes any value of it, "0" too, as "use colours".
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1" };
+    delete env.FORCE_COLOR;
+    const child = spawn(step.command, step.args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
+    let hung = false;
     const take = (d: Buffer) => {
       output += d.toString();
       process.stdout.write(d);
@@ -99,32 +268,59 @@ function run(step: Step): Promise<{ code: number; output: string }> {
     child.stdout.on("data", take);
     child.stderr.on("data", take);
     // A suite whose process never exits (a handle left open after its last test) would hold
-    // the run until CI's own limit; every step takes minutes, so this is a hang.
+    // the run until CI's own limit.
     const timer = setTimeout(() => {
-      take(Buffer.from(`\n=== ${step.name}: still running after ${STEP_LIMIT_MS / 60_000} min; stopping it. A suite's process did not exit: look for a timer or socket left open after its last test.\n`));
+      hung = true;
+      take(Buffer.from(`\n=== ${step.name}: still running after ${STEP_LIMIT}; stopping it. A test that never ends, or a suite's process that did not exit: look for a timer or socket left open after its last test.\n`));
       child.kill("SIGTERM");
       setTimeout(() => child.kill("SIGKILL"), 5000).unref();
     }, STEP_LIMIT_MS);
-    child.on("close", (code) => {
+    child.on("close", (code, signal) => {
       clearTimeout(timer);
-      resolve({ code: code ?? 1, output });
+      resolve({ code, signal, hung, output });
     });
   });
 }
 
-// A full run starts the reliability report afresh, so a runtime that fails to start shows as not run.
-if (only.length === 0) rmSync(ARTIFACTS, { recursive: true, force: true });
-let passed = 0;
-let failed = 0;
-const failures: string[] = [];
-for (const step of steps) {
-  const { code, output } = await run(step);
-  const counts = step.count(output);
-  passed += counts.passed;
-  failed += counts.failed;
-  if (code !== 0) failures.push(`${step.name} (exit ${code})`);
-  process.stdout.write(`=== ${step.name}: ${code === 0 ? "ok" : "FAILED"} (${counts.passed} passed, ${counts.failed} failed)\n`);
+/**
+ * What a step counts for. A step that did not end normally counts at least one failure, since
+ * the cases it never reached are not in its counts: hung, killed, ended without its runner's
+ * summary (a crash: Deno stops at a test's process.exit), or failed with no failed case counted.
+ */
+export function judge(step: Step, ended: Ended): { passed: number; failed: number; skipped: number; problems: string[] } {
+  const counts = step.count?.(ended.output) ?? { passed: 0, failed: 0, skipped: 0, finished: true };
+  const problems: string[] = [];
+  if (ended.hung) problems.push(`hung: stopped after ${STEP_LIMIT}`);
+  else if (ended.signal) problems.push(`killed by ${ended.signal}`);
+  else if (!counts.finished) problems.push(`crashed: exit ${ended.code} before the runner's summary`);
+  else if (ended.code !== 0 && counts.failed === 0) problems.push(step.count ? `exit ${ended.code} with no failed test counted` : `exit ${ended.code}`);
+  const failed = problems.length ? Math.max(1, counts.failed) : counts.failed;
+  return { passed: counts.passed, failed, skipped: counts.skipped, problems };
 }
-if (failures.length) process.stdout.write(`\nfailed steps: ${failures.join(", ")}\n`);
-process.stdout.write(`\n${passed} passed, ${failed} failed\n`);
-process.exit(failures.length ? 1 : 0);
+
+// Imported by test/runner.test.ts for its counting; run, it runs the suites.
+if (import.meta.main) {
+  if (steps.every((s) => !s.count)) {
+    process.stdout.write(`no suite matches ${only.join(" ")}\n`);
+    process.exit(1);
+  }
+  // A full run starts the reliability report afresh, so a runtime that fails to start shows as not run.
+  if (only.length === 0) rmSync(ARTIFACTS, { recursive: true, force: true });
+  let passed = 0;
+  let failed = 0;
+  const failures: string[] = [];
+  for (const step of steps) {
+    const ended = await run(step);
+    const counts = judge(step, ended);
+    passed += counts.passed;
+    failed += counts.failed;
+    const ok = ended.code === 0 && counts.failed === 0;
+    if (!ok) failures.push(`${step.name} (${counts.problems[0] ?? `exit ${ended.code}`})`);
+    const skipped = counts.skipped ? `, ${counts.skipped} skipped` : "";
+    const why = counts.problems.length ? `, ${counts.problems.join("; ")}` : "";
+    process.stdout.write(`=== ${step.name}: ${ok ? "ok" : "FAILED"}${why} (${counts.passed} passed, ${counts.failed} failed${skipped})\n`);
+  }
+  if (failures.length) process.stdout.write(`\nfailed steps: ${failures.join(", ")}\n`);
+  process.stdout.write(`\n${passed} passed, ${failed} failed\n`);
+  process.exit(failures.length ? 1 : 0);
+}

@@ -16,10 +16,18 @@ export interface Row {
   counts?: Record<string, number>;
 }
 
+/** A case as registered: its row, once it has run, has the same kind, category and name. */
+export type Case = Pick<Row, "kind" | "category" | "name">;
+
 export interface Artifact {
   suite: string;
   runtime: string;
   version: string;
+  /**
+   * Every case the suite registered on this runtime, run or not, so that the report can show
+   * the ones that never ran (the run crashed or stopped first). Absent in older artifacts.
+   */
+  cases?: Case[];
   rows: Row[];
 }
 

@@ -13,16 +13,16 @@ import path from "node:path";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
 import { startProxy, simpleConfig, type RunningProxy } from "../support/proxy.ts";
 import { request } from "../support/client.ts";
-import { openLoop, expectOk, type LoadReply, type LoadResult, type OpenLoopOptions } from "../support/open-loop.ts";
+import { openLoop, expectOk, assertLoad, type LoadReply, type LoadResult, type OpenLoopOptions } from "../support/open-loop.ts";
 import { createCa, issueWorkload, type TestCa, type WorkloadCertificate } from "../support/pki.ts";
 import { compileAssemblyScript } from "../support/asc.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
 import type { ProxyConfigInput } from "../../proxy/config/schema.ts";
 import { Recorder } from "./record.ts";
 
-// Bun gives a test 5 s unless told otherwise, less than one load plus its set-up takes here;
-// node:test and Deno have no default deadline. The specifier is a variable so that the type
-// checker does not look for Bun's types.
+// Bun gives a hook 5 s unless told otherwise, less than compiling the fixture in before() may
+// take; node:test and Deno have no default deadline (Recorder.case gives each case its own).
+// The specifier is a variable so that the type checker does not look for Bun's types.
 if ("Bun" in globalThis) {
   const runner = "bun:test";
   const { setDefaultTimeout } = (await import(runner)) as { setDefaultTimeout(ms: number): void };
@@ -100,9 +100,15 @@ function underLoad(options: Omit<OpenLoopOptions, "rate" | "count" | "maxInFligh
   return openLoop({ rate: RATE, count: COUNT, maxInFlight: MAX_IN_FLIGHT, ...options });
 }
 
-function assertNoneFailed(result: LoadResult): void {
-  assert.equal(result.failed, 0, `${result.failed} of ${result.sent} requests failed: ${JSON.stringify(result.errors)}`);
-}
+/**
+ * Dropped requests a case may have (LoadResult.dropped: due while MAX_IN_FLIGHT were in flight,
+ * so never sent). A request is dropped only when answers run about half a second (128 requests
+ * at 250 per second) behind. In the last full run (docs/reliability.md) no case dropped any on
+ * any runtime but the one below (issue 17). 100, a tenth of the load, lets a busy machine stall
+ * the process for a moment (about 0.9 s behind at most), and fails a fault that keeps the sidecar
+ * from answering for longer, or a case that sent too little of its load to show what it claims.
+ */
+const MAX_DROPPED = 100;
 
 /** What a row reports: the report adds these up per fault. */
 function counts(result: LoadResult, extra: Record<string, number> = {}): Record<string, number> {
@@ -152,7 +158,7 @@ rec.case("fault", "filter hot swap", "a filter swapped 8 times between two modul
     await push(proxy, config(v));
   }
   const result = await load.done;
-  assertNoneFailed(result);
+  assertLoad(result, { maxFailed: 0, maxDropped: MAX_DROPPED });
   const tags = Array.from({ length: SWAPS + 1 }, (_, v) => `v${v}`);
   assert.deepEqual([...served.keys()].sort(), tags, `every version served requests while it was in force: ${JSON.stringify(Object.fromEntries(served))}`);
   const last = await request(proxy.outbound, { path: "/echo" });
@@ -199,7 +205,7 @@ rec.case("fault", "configuration push storm", "60 configuration versions pushed 
     await push(proxy, config(v));
   }
   const result = await load.done;
-  assertNoneFailed(result);
+  assertLoad(result, { maxFailed: 0, maxDropped: MAX_DROPPED });
   const dump = (await (await fetch(`http://127.0.0.1:${proxy.admin}/config_dump`)).json()) as { version: string };
   assert.equal(dump.version, `storm-${VERSIONS}`);
   for (const u of [a, b, c]) assert.ok(u.received.length > 0, `${u.name} got no request: traffic did not follow the versions`);
@@ -315,7 +321,7 @@ rec.case("fault", "certificate rotation", "leaf certificates and then the CA rot
     beforePrevious = load.due();
   }
   const result = await load.done;
-  assertNoneFailed(result);
+  assertLoad(result, { maxFailed: 0, maxDropped: MAX_DROPPED });
   const handshakes = (await metric(serverSide, "istio_tcp_connections_opened_total", { reporter: "destination" })) - handshakesBefore;
   assert.ok(handshakes >= fresh, `only ${handshakes} new mTLS connections for ${fresh} requests that each needed one`);
   const now = await mtlsGet(serverSide.inbound, client[3], newCa);
@@ -389,7 +395,7 @@ rec.case("fault", "upstream endpoint killed", "one of three endpoints killed mid
   // endpoint while the retry budget allows. Here the budget's floor covers every request the
   // load may have in flight, so all of them may be retried at once.
   const kill = await killOneOfThree({}, { attempts: 2, retryOn: ["connect-failure", "reset"], minRetryConcurrency: MAX_IN_FLIGHT });
-  assertNoneFailed(kill.result);
+  assertLoad(kill.result, { maxFailed: 0, maxDropped: MAX_DROPPED });
   return killCounts(kill);
 });
 
@@ -400,8 +406,7 @@ rec.case("fault", "upstream endpoint killed", "one of three endpoints killed mid
   // the kill already waiting for theirs: failed <= broken attempts - 3. Everything else is served.
   const kill = await killOneOfThree({ maxIdleConnectionsPerEndpoint: 0 }, { attempts: 2, retryOn: ["connect-failure", "reset"] });
   const broken = kill.resets + kill.connectErrors;
-  const { failed, errors } = kill.result;
-  assert.ok(failed <= Math.max(0, broken - 3), `${failed} failed, ${broken} attempts broken by the kill: ${JSON.stringify(errors)}`);
+  assertLoad(kill.result, { maxFailed: Math.max(0, broken - 3), maxDropped: MAX_DROPPED });
   return killCounts(kill);
 });
 
@@ -422,7 +427,12 @@ rec.case("fault", "filter failing under load", "a FailOpen filter that traps or 
     },
   });
   const result = await load.done;
-  assertNoneFailed(result);
+  // Bun: issue 17. Each trap rebuilds the filter's instance synchronously, ~17 ms on Bun, and
+  // a tenth of these requests trap: the sidecar falls behind and stays behind. Runs have dropped
+  // 167 to 844 of the 1000 requests (573 in the last full run), more the busier the machine, so
+  // this bound only records today's behaviour, and the row's counts show each run's drops. It
+  // goes back to MAX_DROPPED with the fix.
+  assertLoad(result, { maxFailed: 0, maxDropped: "Bun" in globalThis ? 900 : MAX_DROPPED });
   const failing = app.received.filter((r) => !r.url.startsWith("/echo"));
   assert.equal(failing.length, answered.trap + answered.loop);
   assert.deepEqual(failing.filter((r) => r.headers["x-filter-tag"] !== undefined), [], "a failed call's changes are dropped");

@@ -5,8 +5,10 @@
 // out together, as a caller's would. Requests use node:http with a keep-alive agent, as an
 // app calls its sidecar. In-flight requests are bounded: a request due while the bound is
 // reached is dropped (not sent, counted apart, as k6 counts dropped iterations), since waiting
-// for a slot would close the loop; a stall of the machine is not a failed request.
+// for a slot would close the loop; a stall of the machine is not a failed request. But a load
+// that dropped much of itself did not test what it claims: assertLoad bounds both.
 import http from "node:http";
+import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 
 export interface LoadRequest {
@@ -48,6 +50,8 @@ export interface LoadResult {
   byStatus: Record<string, number>;
   /** Failed requests by reason: what `check` said, or the error code. */
   errors: Record<string, number>;
+  /** The most a request went out behind its schedule, in ms: how long the process was too busy to send. */
+  lateMs: number;
 }
 
 export interface OpenLoop {
@@ -81,7 +85,7 @@ export function openLoop(options: OpenLoopOptions): OpenLoop {
   const timeoutMs = options.timeoutMs ?? 10000;
   const check = options.check ?? expectOk;
   const agent = new http.Agent({ keepAlive: true, maxSockets: maxInFlight });
-  const result: LoadResult = { sent: 0, ok: 0, failed: 0, dropped: 0, byStatus: {}, errors: {} };
+  const result: LoadResult = { sent: 0, ok: 0, failed: 0, dropped: 0, byStatus: {}, errors: {}, lateMs: 0 };
   let due = 0;
   let inFlight = 0;
   // Requests finish out of order: `finishedBelow` is the first one that has not finished yet.
@@ -161,7 +165,9 @@ export function openLoop(options: OpenLoopOptions): OpenLoop {
     const start = performance.now();
     const requests: Promise<void>[] = [];
     const tick = () => {
-      const now = Math.min(count, Math.floor(((performance.now() - start) * rate) / 1000) + 1);
+      const elapsed = performance.now() - start;
+      const now = Math.min(count, Math.floor((elapsed * rate) / 1000) + 1);
+      if (due < now) result.lateMs = Math.max(result.lateMs, Math.round(elapsed - (due * 1000) / rate));
       while (due < now) requests.push(send(due++));
       wake();
       if (due < count) {
@@ -182,4 +188,29 @@ export function openLoop(options: OpenLoopOptions): OpenLoop {
     settled: (n) => until(() => finishedBelow >= Math.min(n, count)),
     done,
   };
+}
+
+/** How many requests of a load may fail, and how many may be dropped; each test says why its bounds are what they are. */
+export interface LoadBounds {
+  maxFailed: number;
+  maxDropped: number;
+}
+
+/**
+ * Fails, with the numbers, when more requests failed or were dropped than `bounds` allow. A
+ * dropped request was never sent, so it neither passed nor failed: without a bound, a load
+ * that sent a handful of its requests would pass.
+ */
+export function assertLoad(result: LoadResult, bounds: LoadBounds): void {
+  const problems: string[] = [];
+  if (result.failed > bounds.maxFailed) {
+    problems.push(`${result.failed} of ${result.sent} requests sent failed, more than the ${bounds.maxFailed} allowed: ${JSON.stringify(result.errors)}`);
+  }
+  if (result.dropped > bounds.maxDropped) {
+    problems.push(
+      `${result.dropped} of ${result.sent + result.dropped} requests were dropped (due while the in-flight limit was reached, never sent), ` +
+        `more than the ${bounds.maxDropped} allowed; requests went out up to ${result.lateMs} ms late`,
+    );
+  }
+  if (problems.length) assert.fail(`${problems.join("; ")}; replies by status: ${JSON.stringify(result.byStatus)}`);
 }
