@@ -96,6 +96,8 @@ describe("outlier detection", () => {
     // u0 answers 500 three times (round robin alternates), then is ejected.
     assert.equal(statuses.filter((s) => s === 500).length, 3, `statuses: ${statuses}`);
     assert.deepEqual(statuses.slice(-10), Array(10).fill(200));
+    const metrics = await (await fetch(`http://127.0.0.1:${proxy.admin}/metrics`)).text();
+    assert.match(metrics, /^weft_outlier_ejections_total\{cluster="app",reason="consecutive_5xx"\} 1$/m);
     ups[0].failWith = null;
     await new Promise((r) => setTimeout(r, 600));
     const after = [];
@@ -110,6 +112,8 @@ describe("outlier detection", () => {
     const statuses = [];
     for (let i = 0; i < 10; i++) statuses.push((await request(proxy.outbound)).status);
     assert.equal(statuses.filter((s) => s === 503).length, 1, `statuses: ${statuses}`);
+    const metrics = await (await fetch(`http://127.0.0.1:${proxy.admin}/metrics`)).text();
+    assert.match(metrics, /^weft_outlier_ejections_total\{cluster="app",reason="consecutive_connect_failures"\} 1$/m);
   });
 });
 

@@ -140,6 +140,7 @@ export class ProxyMetrics {
   #defaultMetrics: boolean;
   #upstreamErrors: Counter<"cluster" | "reason">;
   #tlsRefused: Counter<"listener" | "reason">;
+  #outlierEjections: Counter<"cluster" | "reason">;
   #configInfo: Gauge<"version">;
 
   constructor(node: NodeInfo, options: MetricsOptions = {}) {
@@ -228,6 +229,12 @@ export class ProxyMetrics {
       labelNames: ["listener", "reason"],
       registers: [registry],
     });
+    this.#outlierEjections = new Counter({
+      name: "weft_outlier_ejections_total",
+      help: "Endpoints ejected by outlier detection, by cluster and reason (consecutive_5xx, consecutive_connect_failures).",
+      labelNames: ["cluster", "reason"],
+      registers: [registry],
+    });
     const active = this.#active;
     new Gauge({
       name: "weft_active_connections",
@@ -270,6 +277,10 @@ export class ProxyMetrics {
 
   upstreamError(cluster: string, reason: string): void {
     this.#upstreamErrors.inc({ cluster, reason });
+  }
+
+  outlierEjected(cluster: string, reason: string): void {
+    this.#outlierEjections.inc({ cluster, reason });
   }
 
   tlsRefused(listener: string, reason: string): void {

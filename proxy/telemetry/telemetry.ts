@@ -148,6 +148,9 @@ export function createTelemetry(node: NodeInfo, accessLog: AccessLogMode, option
     tlsRefused(listener, reason): void {
       metrics.tlsRefused(listener, reason);
     },
+    outlierEjected(cluster, reason): void {
+      metrics.outlierEjected(cluster, reason);
+    },
     metricsText: () => metrics.metricsText(),
     setConfigVersion: (version: string) => metrics.setConfigVersion(version),
     setNode: (node: NodeInfo) => metrics.setNode(node),

@@ -105,6 +105,8 @@ export interface Telemetry {
   connectionOpened(direction: Direction, info?: ConnectionInfo): void;
   connectionClosed(direction: Direction, info?: ConnectionInfo): void;
   upstreamError(cluster: string, reason: "connect" | "reset" | "timeout" | "tls" | "protocol" | "overflow"): void;
+  /** An endpoint ejected by outlier detection (passive health checking). */
+  outlierEjected(cluster: string, reason: string): void;
   /** A downstream connection refused at the TLS layer, before any request (see TlsRefusal). */
   tlsRefused(listener: string, reason: string): void;
 }

@@ -133,9 +133,11 @@ export class UpstreamCluster {
     if (!policy) return;
     const now = Date.now();
     const ejected = this.endpoints.filter((e) => e.outlier.ejectedUntil > now).length;
-    if (recordOutcome(endpoint.outlier, outcome, policy, ejected, this.endpoints.length, now)) {
+    const ejection = recordOutcome(endpoint.outlier, outcome, policy, ejected, this.endpoints.length, now);
+    if (ejection) {
       this.healthy = null;
       this.nextHealthCheck = 0;
+      this.telemetry.outlierEjected(this.config.name, ejection);
     }
   }
 

@@ -15,8 +15,11 @@ export function newOutlierState(): OutlierState {
 
 export type Outcome = "success" | "5xx" | "connect-failure";
 
+/** Why an endpoint was ejected (the reason label of weft_outlier_ejections_total). */
+export type EjectionReason = "consecutive_5xx" | "consecutive_connect_failures";
+
 /**
- * Records an outcome; returns true when the endpoint must be ejected now. `ejectedCount`
+ * Records an outcome; returns why the endpoint must be ejected now, or null. `ejectedCount`
  * and `total` keep ejections within maxEjectionPercent of the cluster.
  */
 export function recordOutcome(
@@ -26,22 +29,25 @@ export function recordOutcome(
   ejectedCount: number,
   total: number,
   now: number,
-): boolean {
+): EjectionReason | null {
   if (outcome === "success") {
     state.consecutive5xx = 0;
     state.consecutiveConnectFailures = 0;
-    return false;
+    return null;
   }
   if (outcome === "5xx") state.consecutive5xx++;
   else state.consecutiveConnectFailures++;
-  const tripped =
-    (policy.consecutive5xx > 0 && state.consecutive5xx >= policy.consecutive5xx) ||
-    (policy.consecutiveConnectFailures > 0 && state.consecutiveConnectFailures >= policy.consecutiveConnectFailures);
-  if (!tripped || state.ejectedUntil > now) return false;
-  if (((ejectedCount + 1) / total) * 100 > policy.maxEjectionPercent) return false;
+  const reason: EjectionReason | null =
+    policy.consecutive5xx > 0 && state.consecutive5xx >= policy.consecutive5xx
+      ? "consecutive_5xx"
+      : policy.consecutiveConnectFailures > 0 && state.consecutiveConnectFailures >= policy.consecutiveConnectFailures
+        ? "consecutive_connect_failures"
+        : null;
+  if (!reason || state.ejectedUntil > now) return null;
+  if (((ejectedCount + 1) / total) * 100 > policy.maxEjectionPercent) return null;
   state.ejections++;
   state.ejectedUntil = now + Math.min(policy.baseEjectionMs * state.ejections, policy.maxEjectionMs);
   state.consecutive5xx = 0;
   state.consecutiveConnectFailures = 0;
-  return true;
+  return reason;
 }
