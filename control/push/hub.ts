@@ -41,6 +41,16 @@ export const versionOf = (config: unknown) => createHash("sha256").update(JSON.s
 /** One server-sent event, encoded once and written as is to every stream that gets it. */
 export const serverEvent = (event: string, data: string) => Buffer.from(`event: ${event}\ndata: ${data}\n\n`);
 
+/**
+ * The filters of a configuration that a proxy runs: a filter it said it could not load is in
+ * its configuration but runs nowhere, until it acknowledges again without it.
+ */
+function runningOf(filters: readonly string[], s: ProxySession): readonly string[] {
+  if (s.unavailable.length === 0) return filters;
+  const missing = new Set(s.unavailable.map((u) => u.filter));
+  return filters.filter((f) => !missing.has(f));
+}
+
 export class PushHub {
   private readonly options: HubOptions;
   private readonly sessions = new Set<ProxySession>();
@@ -82,10 +92,8 @@ export class PushHub {
       if (s.namespace !== proxy.namespace || s.pod !== proxy.pod) continue;
       found = true;
       if (accepted) {
-        // A filter the proxy could not load is in its configuration but runs nowhere.
-        const missing = new Set(unavailable.map((u) => u.filter));
-        s.acked = { version, filters: s.sent?.version === version ? s.sent.filters.filter((f) => !missing.has(f)) : [] };
         s.unavailable = unavailable;
+        s.acked = { version, filters: s.sent?.version === version ? runningOf(s.sent.filters, s) : [] };
         s.rejected = null;
       } else {
         s.rejected = { version, error: error ?? "no reason given" };
@@ -119,7 +127,7 @@ export class PushHub {
     if (s.sent?.version === version) {
       // Same content: after a restart this fills in the filters of what the proxy runs.
       s.sent = { version, filters: computed.filters };
-      if (s.acked?.version === version) s.acked = { version, filters: computed.filters };
+      if (s.acked?.version === version) s.acked = { version, filters: runningOf(computed.filters, s) };
       return;
     }
     if (!s.send(frame)) {

@@ -47,6 +47,12 @@ describe("status of a filter a sidecar could not load", () => {
     assert.equal(ready.reason, "LoadFailed");
     assert.match(ready.message, /1 of 2 selected proxies run .*; 1 cannot load it \(shop\/web-late: cannot fetch module sha256 abc from the control plane: HTTP 404\), so its failStrategy applies there/);
 
+    // Any change recomputes every proxy; the same configuration again must not count the
+    // filter it could not load as running (it did, and LoadFailed flipped back to Running).
+    hub.refresh();
+    assert.deepEqual(sessions[1]!.acked!.filters, [], "a recomputation put the filter it could not load back among what it runs");
+    assert.equal(wasmFilterStatus(world, distribution, filter, reportOf(hub.connected), new Date().toISOString()).ready, "1/2");
+
     // Once it loads the module and acknowledges again, it counts as running.
     hub.ack({ namespace: "shop", pod: "web-late" }, version, true, undefined, []);
     const after = wasmFilterStatus(world, distribution, filter, reportOf(hub.connected), new Date().toISOString());
