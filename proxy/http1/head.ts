@@ -269,6 +269,8 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, limit
   }
   const status = Number(m[2]);
   if (status < 100 || status > 599) throw new ProtocolError(`invalid status code ${m[2]} (expected 100-599)`, 502);
+  // The reason phrase is passed on to the client: the same characters as a field value.
+  if (m[3] !== undefined && FORBIDDEN_IN_VALUE.test(m[3])) throw new ProtocolError("invalid character in the status line's reason phrase", 502);
   return { ...fields, status, reason: m[3] ?? "", minor };
 }
 

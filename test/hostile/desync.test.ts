@@ -116,6 +116,7 @@ describe("hostile HTTP/1.1: desynchronisation", () => {
       "/extra-later": { writes: [ok("ok"), EVIL], delayMs: 50 },
       "/status-099": { writes: ["HTTP/1.1 099 Odd\r\nContent-Length: 2\r\n\r\nhi"] },
       "/status-600": { writes: ["HTTP/1.1 600 Odd\r\nContent-Length: 2\r\n\r\nhi"] },
+      "/reason-with-nul": { writes: ["HTTP/1.1 200 O\x00K\x01\r\nContent-Length: 2\r\n\r\nhi"] },
       "/unrequested-101": { writes: ["HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"] },
       "/declined-upgrade": { writes: [ok("no")] },
     };
@@ -151,6 +152,8 @@ describe("hostile HTTP/1.1: desynchronisation", () => {
       { path: "/extra-later", status: 200, body: "ok", pause: 200 },
       { path: "/status-099", status: 502, error: /invalid status code 099 \(expected 100-599\)/ },
       { path: "/status-600", status: 502, error: /invalid status code 600 \(expected 100-599\)/ },
+      // Found by the fuzzer (docs/fuzzing.md): the reason phrase went to the client as it came.
+      { path: "/reason-with-nul", status: 502, error: /invalid character in the status line's reason phrase/ },
       { path: "/unrequested-101", status: 502, error: /switched protocols without an upgrade request/ },
     ];
     for (const c of cases) {
