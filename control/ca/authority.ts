@@ -137,7 +137,13 @@ function readCsr(csrPem: string): X509.Pkcs10CertificateRequest {
 }
 
 async function checkedPublicKey(csr: X509.Pkcs10CertificateRequest): Promise<X509.PublicKey> {
-  const algorithm = csr.publicKey.algorithm as Partial<EcKeyAlgorithm>;
+  let algorithm: Partial<EcKeyAlgorithm>;
+  try {
+    // The key is decoded on first use, not with the request: malformed key parameters throw here.
+    algorithm = csr.publicKey.algorithm as Partial<EcKeyAlgorithm>;
+  } catch (e) {
+    throw new CsrError(`csr's public key cannot be read: ${(e as Error).message}`);
+  }
   if (algorithm.name !== "ECDSA" || !CSR_CURVES.includes(algorithm.namedCurve ?? "")) {
     throw new CsrError(`csr has a ${algorithm.name}${algorithm.namedCurve ? ` ${algorithm.namedCurve}` : ""} key; use ECDSA ${CSR_CURVES.join(" or ")}`);
   }
@@ -150,6 +156,11 @@ async function checkedPublicKey(csr: X509.Pkcs10CertificateRequest): Promise<X50
   // The self-signature proves the caller holds the private key of the key it wants certified.
   if (!valid) throw new CsrError("csr's signature does not verify with its own public key: it was altered, or signed with another key");
   return csr.publicKey;
+}
+
+/** The key a CSR asks to have certified, once its PEM, structure, key type and self-signature check out; CsrError otherwise. */
+export async function csrPublicKey(csrPem: string): Promise<X509.PublicKey> {
+  return checkedPublicKey(readCsr(csrPem));
 }
 
 interface Leaf {
@@ -222,7 +233,7 @@ export async function openAuthority(options: AuthorityOptions): Promise<Certific
 
     async issueWorkload(csrPem, spiffeId, ttlMs = WORKLOAD_TTL_MS) {
       parseSpiffeId(spiffeId);
-      const publicKey = await checkedPublicKey(readCsr(csrPem));
+      const publicKey = await csrPublicKey(csrPem);
       const { certificate, certificateChain } = await signLeaf(signer, {
         publicKey,
         names: [{ type: "url", value: spiffeId }],

@@ -41,7 +41,8 @@ export interface EnrollmentRefusal {
 
 const SERVICE_ACCOUNT_USER = /^system:serviceaccount:([^:]+):([^:]+)$/;
 
-class Refusal extends Error {
+/** A refused enrollment: the status and reason it is answered with. */
+export class Refusal extends Error {
   readonly status: number;
   readonly reason: string;
   readonly headers: Record<string, string>;
@@ -71,7 +72,8 @@ function tooLarge(limit: number): Refusal {
   return new Refusal(413, "BodyTooLarge", `the body is larger than ${limit} bytes; send {"csr": "<PEM>"} only`);
 }
 
-function csrOf(body: string): string {
+/** The CSR in a request body, or a 400 Refusal saying what the body should be. */
+export function csrOf(body: string): string {
   const shape = 'send a JSON object {"csr": "<PEM certificate request>"}';
   let parsed: unknown;
   try {

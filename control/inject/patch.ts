@@ -61,12 +61,17 @@ export type Injection =
 // reads a null list or map as an absent one, so these do too.
 const Port = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535));
 const Named = v.looseObject({ name: v.string() });
+// valibot's object and record schemas take a list too, and the patch goes to the pod as sent:
+// "add /metadata/annotations" into a list is a patch the API server refuses, so is the pod.
+const map = <T extends v.GenericSchema>(schema: T) => v.pipe(v.unknown(), v.check((x) => !Array.isArray(x), "must be a map, not a list"), schema);
 const PodView = v.looseObject({
   metadata: v.nullish(
-    v.looseObject({
-      labels: v.nullish(v.record(v.string(), v.string())),
-      annotations: v.nullish(v.record(v.string(), v.string('must be a string: quote the value, like weft.dev/inject: "false"'))),
-    }),
+    map(
+      v.looseObject({
+        labels: v.nullish(map(v.record(v.string(), v.string()))),
+        annotations: v.nullish(map(v.record(v.string(), v.string('must be a string: quote the value, like weft.dev/inject: "false"')))),
+      }),
+    ),
   ),
   spec: v.looseObject({
     containers: v.pipe(

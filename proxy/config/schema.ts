@@ -13,9 +13,12 @@ const headerName = v.pipe(
   v.string(),
   v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "must be an HTTP header name (RFC 9110 token)"),
 );
+// What an HTTP/1.1 head carries as one byte per character (RFC 9110 field-value, with obs-text):
+// a control character makes the next hop refuse the request, and a character past U+00FF is cut
+// to its low byte on the wire, so "\u010d\u010a" would end the field line and start another.
 const headerValue = v.pipe(
   v.string(),
-  v.regex(/^[^\r\n\0]*$/, "must not contain CR, LF or NUL"),
+  v.regex(/^[\t\x20-\x7e\x80-\xff]*$/, "must be visible ASCII, space, tab or a character from U+0080 to U+00FF: no control characters, nothing past U+00FF (percent-encode it)"),
 );
 const regexSource = v.pipe(
   v.string(),

@@ -58,6 +58,23 @@ function crossCheck(config: ProxyConfig): string[] {
   return problems;
 }
 
+/** The longest delay setTimeout takes: past it Node, Deno and Bun fire after 1 ms instead. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Caps every duration (a field named `...Ms` or `ms`) at MAX_TIMER_MS, in place: an HTTPRoute
+ * timeout of 1000h, or 1e400 in JSON (Infinity), would otherwise time out every request at
+ * once. 24.8 days is as good as no limit. A filter's own config is left as it is.
+ */
+function capTimers(value: unknown, key = ""): void {
+  if (value === null || typeof value !== "object") return;
+  for (const [k, v] of Object.entries(value)) {
+    const name = Array.isArray(value) ? key : k;
+    if (typeof v === "number" && /(^m|M)s$/.test(name) && v > MAX_TIMER_MS) (value as Record<string, unknown>)[k] = MAX_TIMER_MS;
+    else if (name !== "config") capTimers(v, name);
+  }
+}
+
 export function parseConfig(input: unknown, source = "input"): ProxyConfig {
   const result = v.safeParse(ProxyConfig, input);
   if (!result.success) {
@@ -65,6 +82,7 @@ export function parseConfig(input: unknown, source = "input"): ProxyConfig {
   }
   const problems = crossCheck(result.output);
   if (problems.length) throw new ConfigError(source, problems);
+  capTimers(result.output);
   return result.output;
 }
 
