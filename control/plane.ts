@@ -87,6 +87,17 @@ export async function startPlane(options: PlaneOptions): Promise<Plane> {
     }
     return computed;
   };
+  /** Whether a pod of the caller's ServiceAccount is configured with the module. */
+  const runsModule = (caller: Caller, sha256: string) => {
+    for (const pod of world.pods.values()) {
+      if (pod.namespace !== caller.namespace || pod.serviceAccount !== caller.serviceAccount) continue;
+      const computed = compute({ namespace: pod.namespace, pod: pod.name });
+      if (typeof computed === "string") continue;
+      const config = computed.config as ReturnType<typeof computeProxyConfig>;
+      if (config.filters?.some((f) => f.module.sha256 === sha256)) return true;
+    }
+    return false;
+  };
   const hub = new PushHub({ log, compute, acknowledged: () => options.acknowledged?.() });
 
   const api = await startApiServer({
@@ -95,7 +106,7 @@ export async function startPlane(options: PlaneOptions): Promise<Plane> {
     authenticate: options.authenticate,
     synced: options.synced,
     podServiceAccount: (namespace, pod) => world.pods.get(keyOf(namespace, pod))?.serviceAccount ?? null,
-    module: (sha256) => distribution.module(sha256),
+    module: (sha256, caller) => (runsModule(caller, sha256) ? distribution.module(sha256) : undefined),
     ...(options.routes ? { routes: options.routes } : {}),
     ...(options.tls ? { tls: options.tls } : {}),
     ...(options.address ? { address: options.address } : {}),

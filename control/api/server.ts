@@ -28,7 +28,8 @@ export interface ApiOptions {
   authenticate: (token: string) => Promise<Caller>;
   /** The ServiceAccount a pod runs as, or null for an unknown pod. */
   podServiceAccount: (namespace: string, pod: string) => string | null;
-  module: (sha256: string) => Uint8Array | undefined;
+  /** A module's bytes, for a caller that runs it: another namespace's module (pulled with its pull secret) is not the caller's to read. */
+  module: (sha256: string, caller: Caller) => Uint8Array | undefined;
   /** More routes in the Fetch API's terms: by exact path (the CSR endpoint, the webhook), or by prefix with a key ending in "/*" (the dashboard). */
   routes?: Record<string, FetchHandler>;
   tls?: { cert: string; key: string };
@@ -57,16 +58,49 @@ function sendJson(res: http.ServerResponse, status: number, value: unknown): voi
 }
 
 async function readJson(req: http.IncomingMessage): Promise<unknown> {
-  let text = "";
+  // Decoded once at the end: a character whose UTF-8 bytes arrive in two chunks stays whole.
+  const chunks: Buffer[] = [];
+  let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
-    text += chunk.toString("utf8");
-    if (text.length > MAX_JSON) throw new ApiError(413, `the body is larger than ${MAX_JSON} bytes`);
+    size += chunk.length;
+    if (size > MAX_JSON) throw new ApiError(413, `the body is larger than ${MAX_JSON} bytes`);
+    chunks.push(chunk);
   }
+  return parseJson(Buffer.concat(chunks).toString("utf8"));
+}
+
+/** A request body's JSON; ApiError 400 when it is not JSON. */
+export function parseJson(text: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
     throw new ApiError(400, `the body is not JSON: ${(e as Error).message}`);
   }
+}
+
+/** A proxy's acknowledgement of a configuration (POST /v1/proxies/ack), checked. */
+export interface Ack {
+  namespace: string;
+  pod: string;
+  version: string;
+  accepted: boolean;
+  error?: string;
+  /** Filters the proxy could not load, at most 64, with bounded names and reasons. */
+  unavailable: { filter: string; reason: string }[];
+}
+
+/** The acknowledgement in a body, or ApiError 400: a proxy's body is untrusted until its token is checked. */
+export function parseAck(body: unknown): Ack {
+  // JSON.parse("null") is a body too: reading fields of it would be a 500.
+  const ack = (typeof body === "object" && body !== null ? body : {}) as { namespace?: unknown; pod?: unknown; version?: unknown; accepted?: unknown; error?: unknown; unavailable?: unknown };
+  if (typeof ack.namespace !== "string" || typeof ack.pod !== "string" || typeof ack.version !== "string" || typeof ack.accepted !== "boolean") {
+    throw new ApiError(400, "an acknowledgement is {namespace, pod, version, accepted, error?}");
+  }
+  const unavailable = Array.isArray(ack.unavailable)
+    ? ack.unavailable.slice(0, 64).flatMap((u: { filter?: unknown; reason?: unknown } | null) =>
+        typeof u?.filter === "string" && typeof u.reason === "string" ? [{ filter: u.filter.slice(0, 300), reason: u.reason.slice(0, 1000) }] : [])
+    : [];
+  return { namespace: ack.namespace, pod: ack.pod, version: ack.version, accepted: ack.accepted, ...(typeof ack.error === "string" ? { error: ack.error } : {}), unavailable };
 }
 
 // The body is streamed, not buffered: the handlers read it with a ceiling (api/body.ts), and
@@ -144,16 +178,9 @@ export async function startApiServer(options: ApiOptions): Promise<ApiServer> {
   };
 
   const ack = async (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const body = (await readJson(req)) as { namespace?: unknown; pod?: unknown; version?: unknown; accepted?: unknown; error?: unknown; unavailable?: unknown };
-    if (typeof body.namespace !== "string" || typeof body.pod !== "string" || typeof body.version !== "string" || typeof body.accepted !== "boolean") {
-      throw new ApiError(400, "an acknowledgement is {namespace, pod, version, accepted, error?}");
-    }
+    const body = parseAck(await readJson(req));
     await caller(req, body.namespace, body.pod);
-    const unavailable = Array.isArray(body.unavailable)
-      ? body.unavailable.slice(0, 64).flatMap((u: { filter?: unknown; reason?: unknown }) =>
-          typeof u?.filter === "string" && typeof u.reason === "string" ? [{ filter: u.filter.slice(0, 300), reason: u.reason.slice(0, 1000) }] : [])
-      : [];
-    const known = hub.ack({ namespace: body.namespace, pod: body.pod }, body.version, body.accepted, typeof body.error === "string" ? body.error : undefined, unavailable);
+    const known = hub.ack({ namespace: body.namespace, pod: body.pod }, body.version, body.accepted, body.error, body.unavailable);
     sendJson(res, known ? 200 : 409, known ? { ok: true } : { error: "this proxy has no open configuration stream; reconnect first" });
   };
 
@@ -161,9 +188,10 @@ export async function startApiServer(options: ApiOptions): Promise<ApiServer> {
     const header = req.headers.authorization ?? "";
     const token = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
     if (!token) throw new ApiError(401, "no ServiceAccount token: send Authorization: Bearer <token>");
-    await options.authenticate(token);
-    const bytes = options.module(sha256);
-    if (!bytes) throw new ApiError(404, `no filter module with sha256 ${sha256} is in use`);
+    const who = await options.authenticate(token);
+    const bytes = options.module(sha256, who);
+    // The same answer whether the module exists or is someone else's: its existence is not the caller's to learn either.
+    if (!bytes) throw new ApiError(404, `no filter module with sha256 ${sha256} is in use by a pod of ServiceAccount ${who.namespace}/${who.serviceAccount}`);
     res.writeHead(200, { "content-type": "application/wasm", "content-length": bytes.length, "cache-control": "immutable" });
     res.end(bytes);
   };

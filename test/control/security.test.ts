@@ -237,11 +237,16 @@ spec: { selector: { matchLabels: { app: none } }, url: "${filter.url}", pullSecr
       ["an acknowledgement without a token", await call("POST", "/v1/proxies/ack", { body: ack }), 401, /no ServiceAccount token/],
       ["an acknowledgement for another ServiceAccount's pod", await call("POST", "/v1/proxies/ack", { body: ack, token: tokens.other }), 403, /runs as shop\/web/],
       ["a filter module without a token", await call("GET", `/v1/filters/${filter.sha256}`), 401, /no ServiceAccount token/],
+      // The module was pulled with shop's pull secret for web's pods: a valid token of any other ServiceAccount must not read it.
+      ["a filter module no pod of the caller's ServiceAccount runs", await call("GET", `/v1/filters/${filter.sha256}`, { token: tokens.other }), 404, /no filter module with sha256 [0-9a-f]{64} is in use by a pod of ServiceAccount shop\/other/],
     ];
     for (const [what, answer, status, message] of refusals) {
       assert.equal(answer.status, status, `${what}: ${answer.body}`);
       assert.match((JSON.parse(answer.body) as { error: string }).error, message, what);
     }
+    // The control: the ServiceAccount whose pods run it gets the module.
+    const own = await call("GET", `/v1/filters/${filter.sha256}`, { token: tokens.web });
+    assert.equal(own.status, 200, own.body);
     return { "requests refused": refusals.length };
   });
 
