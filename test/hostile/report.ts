@@ -21,7 +21,8 @@ const KINDS: Record<string, { title: string; about: string }> = {
       "are still served and that nothing refused got through. For HTTP/1.1 (raw sockets, [test/hostile/http1.test.ts](../test/hostile/http1.test.ts)) " +
       "and HTTP/2 (frames built by hand, [test/hostile/http2.test.ts](../test/hostile/http2.test.ts)) the target is a sidecar in front of an upstream " +
       "that records what reaches it; the answer is a status and its `x-weft-error`, or a GOAWAY or RST_STREAM and its error code; the limits " +
-      "involved are `limits` in [proxy-config.md](proxy-config.md).",
+      "involved are `limits` in [proxy-config.md](proxy-config.md). Each class of request smuggling and response desynchronisation " +
+      "([test/hostile/desync.test.ts](../test/hostile/desync.test.ts)) and what weft does about it is listed in [http-framing.md](http-framing.md).",
   },
   property: {
     title: "Property tests",
@@ -29,6 +30,14 @@ const KINDS: Record<string, { title: string; about: string }> = {
       "Generated inputs ([fast-check](https://fast-check.dev), [test/hostile/properties.test.ts](../test/hostile/properties.test.ts)) for the proxy's own " +
       "parsers and codecs: what should round-trip does, and arbitrary input ends in the parser's own error, never a crash. " +
       "`runs` counts generated inputs; a failure prints the seed that replays it.",
+  },
+  "fuzz corpus": {
+    title: "Fuzzing",
+    about:
+      "Coverage-guided fuzzing of every parser that faces a peer ([fuzzing.md](fuzzing.md)): the last campaign (2026-12-07) ran 17,665,874 " +
+      "executions over nine targets and found eight bugs, all fixed and listed there. The inputs the fuzzer kept are replayed here on every " +
+      "runtime, each checked against its target's invariants ([test/hostile/fuzz-replay.test.ts](../test/hostile/fuzz-replay.test.ts)); " +
+      "`inputs` counts them.",
   },
   fault: {
     title: "Faults under load",
