@@ -35,7 +35,7 @@ const KINDS: Record<string, { title: string; about: string }> = {
     title: "Fuzzing",
     about:
       "Coverage-guided fuzzing of every parser that faces a peer ([fuzzing.md](fuzzing.md)): the last campaign (2026-12-07) ran 17,665,874 " +
-      "executions over nine targets and found eight bugs, all fixed and listed there. The inputs the fuzzer kept are replayed here on every " +
+      "executions over nine targets; the bugs it found are fixed and listed there. The inputs the fuzzer kept are replayed here on every " +
       "runtime, each checked against its target's invariants ([test/hostile/fuzz-replay.test.ts](../test/hostile/fuzz-replay.test.ts)); " +
       "`inputs` counts them.",
   },
