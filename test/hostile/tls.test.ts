@@ -237,11 +237,12 @@ describe("hostile TLS peers", () => {
       });
       assert.deepEqual(counted, { no_certificate: 2 });
     });
-    tlsCase(`a client certificate that has expired, counted as ${expiredReason}`, async () => {
+    // Named alike on every runtime, so the report lines the runtimes up; the reason differs on Deno.
+    tlsCase("a client certificate that has expired, counted as certificate_expired (Deno: untrusted_certificate)", async () => {
       const counted = await refusalsDuring(async () => assertCertificateRefused(await issueWorkload(ca, { spiffeId: CLIENT_ID, ...expiredDates() })));
       assert.deepEqual(counted, { [expiredReason]: 2 });
     });
-    tlsCase(`a client certificate that is not yet valid, counted as ${notYetValidReason}`, async () => {
+    tlsCase("a client certificate that is not yet valid, counted as certificate_not_yet_valid (Deno: untrusted_certificate)", async () => {
       const counted = await refusalsDuring(async () => assertCertificateRefused(await issueWorkload(ca, { spiffeId: CLIENT_ID, ...futureDates() })));
       assert.deepEqual(counted, { [notYetValidReason]: 2 });
     });
