@@ -184,50 +184,20 @@ export function bunCounts(output: string): Counts {
   };
 }
 
+/** A runner step over `suites`; none when no suite matched (with no files, each runner would look for suites everywhere). */
+const over = (suites: string[], step: (files: string[]) => Step): Step[] => (suites.length === 0 ? [] : [step(suites)]);
+const nodeStep = (name: string) => (files: string[]): Step => ({ name, command: bin("node"), args: ["--test", "--test-reporter=spec", "--test-concurrency=1", ...files], count: nodeCounts });
+
 const steps: Step[] = [
   {
     name: "typecheck (tsc --noEmit, strict)",
     command: bin("tsc"),
     args: ["--noEmit", "-p", "tsconfig.json"],
   },
-  // With no files, each runner would look for suites everywhere: a filter that matches none
-  // of a group's suites leaves its steps out.
-  ...(dataPlane.length === 0
-    ? []
-    : [
-        {
-          name: "Node.js",
-          command: bin("node"),
-          args: ["--test", "--test-reporter=spec", "--test-concurrency=1", ...dataPlane],
-          count: nodeCounts,
-        },
-      ]),
-  ...(controlPlane.length === 0
-    ? []
-    : [
-        {
-          name: "Node.js, control plane",
-          command: bin("node"),
-          args: ["--test", "--test-reporter=spec", "--test-concurrency=1", ...controlPlane],
-          count: nodeCounts,
-        },
-      ]),
-  ...(dataPlane.length === 0
-    ? []
-    : [
-        {
-          name: "Deno",
-          command: bin("deno"),
-          args: ["test", "-A", "--no-check", ...dataPlane],
-          count: denoCounts,
-        },
-        {
-          name: "Bun",
-          command: bin("bun"),
-          args: ["test", ...dataPlane.map((f) => `./${f}`)],
-          count: bunCounts,
-        },
-      ]),
+  ...over(dataPlane, nodeStep("Node.js")),
+  ...over(controlPlane, nodeStep("Node.js, control plane")),
+  ...over(dataPlane, (files) => ({ name: "Deno", command: bin("deno"), args: ["test", "-A", "--no-check", ...files], count: denoCounts })),
+  ...over(dataPlane, (files) => ({ name: "Bun", command: bin("bun"), args: ["test", ...files.map((f) => `./${f}`)], count: bunCounts })),
   {
     name: "reliability report (docs/reliability.md)",
     command: bin("node"),
