@@ -265,7 +265,7 @@ export class Http1Downstream {
       const seen = sniffPreface(this.buf);
       if (seen === "more") return;
       this.sniffing = false;
-      if (seen === "h2") {
+      if (seen === "h2" || seen === "bad") {
         const { leftover } = this.handOver();
         this.options.onHttp2Preface!(leftover!);
         return;

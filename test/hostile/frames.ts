@@ -89,10 +89,49 @@ export function requestFields(path: string, extra: [string, string][] = []): [st
 export const headers = (stream: number, fields: [string, string][], flags: number = Flag.END_HEADERS | Flag.END_STREAM) =>
   frame(Type.HEADERS, flags, stream, hpack(fields));
 
+export const data = (stream: number, payload: string, flags = 0) => frame(Type.DATA, flags, stream, Buffer.from(payload, "latin1"));
+
+export const goaway = (lastStream: number, code: number) => frame(Type.GOAWAY, 0, 0, Buffer.concat([u32(lastStream), u32(code)]));
+
+/** The :status values of the HPACK static table (RFC 7541 appendix A), by index. */
+const STATIC_STATUS: Record<number, number> = { 8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500 };
+
+/**
+ * The :status of a response's header block (servers put it first): an indexed static entry,
+ * or a literal under the :status name. Anything else, such as a Huffman-coded status, is an
+ * error that says so rather than a guess.
+ */
+function statusOf(block: Buffer): number {
+  let i = 0;
+  // Dynamic table size updates (001xxxxx) may come first.
+  while ((block[i] & 0xe0) === 0x20) {
+    i++;
+    if ((block[i - 1] & 0x1f) === 0x1f) while (block[i++] & 0x80);
+  }
+  const first = block[i];
+  if (first & 0x80) {
+    const status = STATIC_STATUS[first & 0x7f];
+    if (status === undefined) throw new Error(`the response's first field is static entry ${first & 0x7f}, not a :status`);
+    return status;
+  }
+  const name = first & 0x40 ? first & 0x3f : first & 0x0f;
+  const length = block[i + 1];
+  if (STATIC_STATUS[name] === undefined || length & 0x80) throw new Error(`cannot decode the response's first field (0x${block.subarray(i, i + 2).toString("hex")})`);
+  return Number(block.subarray(i + 2, i + 2 + length).toString("latin1"));
+}
+
+/** A HEADERS frame's header block, without its padding and priority fields. */
+function headerBlock(f: Frame): Buffer {
+  const padded = (f.flags & Flag.PADDED) !== 0;
+  const start = (padded ? 1 : 0) + (f.flags & Flag.PRIORITY ? 5 : 0);
+  return f.payload.subarray(start, f.payload.length - (padded ? f.payload[0] : 0));
+}
+
 /** A plaintext (h2c, prior knowledge) connection that records every frame the server sends. */
 export class H2Connection {
   readonly frames: Frame[] = [];
   closed = false;
+  private readonly chunks: Buffer[] = [];
   private readonly socket: net.Socket;
   private pending = Buffer.alloc(0);
   private readonly ready: Promise<void>;
@@ -106,6 +145,7 @@ export class H2Connection {
     });
     this.socket.on("error", () => {}); // a reset is how some servers end a bad connection
     this.socket.on("data", (chunk: Buffer) => {
+      this.chunks.push(chunk);
       this.pending = Buffer.concat([this.pending, chunk]);
       while (this.pending.length >= 9) {
         const length = this.pending.readUIntBE(0, 3);
@@ -189,6 +229,26 @@ export class H2Connection {
   async reset(stream: number, timeoutMs = 5000): Promise<number | null> {
     const f = await this.waitFor((x) => x.type === Type.RST_STREAM && x.stream === stream, timeoutMs);
     return f ? f.payload.readUInt32BE(0) : null;
+  }
+
+  /**
+   * The response on `stream` once it ended: its :status and body. Null when the stream was
+   * reset, the connection closed, or `timeoutMs` passed first.
+   */
+  async response(stream: number, timeoutMs = 5000): Promise<{ status: number; body: string } | null> {
+    const last = (f: Frame) => f.stream === stream && (f.type === Type.RST_STREAM || ((f.type === Type.DATA || f.type === Type.HEADERS) && (f.flags & Flag.END_STREAM) !== 0));
+    const end = await this.waitFor(last, timeoutMs);
+    if (!end || end.type === Type.RST_STREAM) return null;
+    const mine = this.frames.filter((f) => f.stream === stream);
+    const head = mine.find((f) => f.type === Type.HEADERS);
+    if (!head) return null;
+    const body = Buffer.concat(mine.filter((f) => f.type === Type.DATA).map((f) => f.payload)).toString("latin1");
+    return { status: statusOf(headerBlock(head)), body };
+  }
+
+  /** Every byte the server sent, as it came: an HTTP/1.1 answer shows here, not as frames. */
+  get received(): Buffer {
+    return Buffer.concat(this.chunks);
   }
 
   /** Waits until the server closes the connection; false if it still has not after `timeoutMs`. */
