@@ -89,17 +89,42 @@ export function buildBinaries(version = process.env.WEFT_K8S_VERSION ?? DEFAULT_
 }
 
 /** n distinct free TCP ports on 127.0.0.1 (all bound at once, read, released). */
+// Ports a test binds later (a sidecar's listeners, the control plane's) come from below the
+// kernel's ephemeral range (ip_local_port_range, 32768-60999 by default): the kernel never
+// takes those as the local port of an outgoing connection. A port picked with listen(0) comes
+// from that range, and one of the many connections to the API server took it before the test
+// bound it (EADDRINUSE) in about one full run in ten.
+const PORTS_FROM = 20000;
+const handedOut = new Set<number>();
+
+function ephemeralLow(): number {
+  try {
+    return Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, "0.0.0.0", () => s.close(() => resolve(true)));
+  });
+}
+
+/** `n` ports free now, below the ephemeral range, never the same twice in one process. */
 export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () =>
-      new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-        const s = createServer();
-        s.once("error", reject);
-        s.listen(0, "127.0.0.1", () => resolve(s));
-      })),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  const high = ephemeralLow() - 1;
+  const ports: number[] = [];
+  let candidate = PORTS_FROM + Math.floor(Math.random() * (high - PORTS_FROM));
+  for (let tried = 0; ports.length < n; tried++) {
+    if (tried > high - PORTS_FROM) throw new Error(`no free port between ${PORTS_FROM} and ${high}`);
+    candidate = candidate >= high ? PORTS_FROM : candidate + 1;
+    if (handedOut.has(candidate) || !(await canBind(candidate))) continue;
+    handedOut.add(candidate);
+    ports.push(candidate);
+  }
   return ports;
 }
 
