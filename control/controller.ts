@@ -137,7 +137,6 @@ export async function startController(options: ControllerOptions): Promise<Contr
       const own = reportOf(hub.connected);
       if (report) await report.write(own);
       if (!leading()) return;
-      await report?.pruneStale();
       const now = new Date().toISOString();
       // Every replica's sidecars (from their reports), this replica's own first: a sidecar
       // that moved between replicas counts once.

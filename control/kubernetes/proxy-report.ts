@@ -61,17 +61,22 @@ export class ProxyReportWriter {
     }
   }
 
-  /** The other live replicas' sidecars, newest report first (a sidecar that moved is in two). */
+  /**
+   * The other live replicas' sidecars, newest report first (a sidecar that moved is in two).
+   * The leader calls it, and removes meanwhile the keys of replicas that stopped without
+   * removing them, from the same read.
+   */
   async others(): Promise<ProxyReportEntry[]> {
-    return (await this.otherReports())
-      .filter(([, r]) => !isStale(r))
+    const reports = await this.otherReports();
+    const now = Date.now();
+    await this.removeStale(reports.filter(([, r]) => isStale(r, now)));
+    return reports
+      .filter(([, r]) => !isStale(r, now))
       .sort(([, a], [, b]) => b.updatedAt.localeCompare(a.updatedAt))
       .flatMap(([, r]) => r.proxies);
   }
 
-  /** Removes the keys of replicas that stopped without removing them (the leader does this). */
-  async pruneStale(): Promise<void> {
-    const stale = (await this.otherReports()).filter(([, r]) => isStale(r));
+  private async removeStale(stale: [string, ProxyReport][]): Promise<void> {
     if (stale.length === 0) return;
     try {
       await this.patch(Object.fromEntries(stale.map(([key]) => [key, null])));
