@@ -3,6 +3,7 @@
 import net from "node:net";
 import { Buffer } from "node:buffer";
 import assert from "node:assert/strict";
+import { readChunked } from "../support/chunked.ts";
 
 export interface RawResponse {
   status: number;
@@ -44,19 +45,9 @@ export function parseResponses(text: string): RawResponse[] {
       body = text.slice(at, at + length);
       at += length;
     } else if (headers["transfer-encoding"] === "chunked") {
-      for (;;) {
-        const lineEnd = text.indexOf("\r\n", at);
-        if (lineEnd === -1) return out;
-        const size = parseInt(text.slice(at, lineEnd), 16);
-        if (size === 0) {
-          const trailersEnd = text.indexOf("\r\n\r\n", lineEnd);
-          if (trailersEnd === -1) return out;
-          at = trailersEnd + 4;
-          break;
-        }
-        body += text.slice(lineEnd + 2, lineEnd + 2 + size);
-        at = lineEnd + 2 + size + 2;
-      }
+      const chunked = readChunked(text, at);
+      if (chunked === null || chunked === "bad") return out;
+      ({ body, end: at } = chunked);
     } else {
       body = text.slice(at);
       at = text.length;

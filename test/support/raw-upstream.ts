@@ -5,6 +5,7 @@
 import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { Buffer } from "node:buffer";
+import { readChunked } from "./chunked.ts";
 
 export interface WireRequest {
   /** Which accepted connection it came on, from 1. */
@@ -87,21 +88,9 @@ function takeRequest(buf: string): { request: Omit<WireRequest, "connection">; u
   let at = end + 4;
   let body = "";
   if (field("transfer-encoding") === "chunked") {
-    for (;;) {
-      const lineEnd = buf.indexOf("\r\n", at);
-      if (lineEnd === -1) return null;
-      const size = parseInt(buf.slice(at, lineEnd), 16);
-      if (Number.isNaN(size)) return "bad";
-      if (size === 0) {
-        const trailersEnd = buf.indexOf("\r\n\r\n", lineEnd);
-        if (trailersEnd === -1) return null;
-        at = trailersEnd + 4;
-        break;
-      }
-      if (buf.length < lineEnd + 2 + size + 2) return null;
-      body += buf.slice(lineEnd + 2, lineEnd + 2 + size);
-      at = lineEnd + 2 + size + 2;
-    }
+    const chunked = readChunked(buf, at);
+    if (chunked === null || chunked === "bad") return chunked;
+    ({ body, end: at } = chunked);
   } else if (field("content-length") !== undefined) {
     const length = Number(field("content-length"));
     if (!Number.isInteger(length)) return "bad";
