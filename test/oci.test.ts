@@ -266,6 +266,24 @@ describe("weft filter push and RegistryClient.pullWasm against a real registry",
   });
 });
 
+  it("stops a push at its deadline when the registry takes the upload and never answers, naming the step", async () => {
+    // A registry front that starts uploads but never answers the blob's PUT: a stalled uplink.
+    const uploads: string[] = [];
+    const port = await serve((req, res) => {
+      if (req.method === "HEAD") return void res.writeHead(404).end();
+      if (req.method === "POST") return void res.writeHead(202, { location: "/v2/filters/stalled/blobs/uploads/1" }).end();
+      uploads.push(`${req.method} ${req.url}`);
+    });
+    const cli = await weft(["filter", "push", `oci://127.0.0.1:${port}/filters/stalled:1`, filter.path, "--plain-http", "--timeout", "1"]);
+    assert.equal(cli.code, 1, cli.stderr);
+    assert.match(cli.stderr, new RegExp(`^weft filter push: uploading the blob sha256:[0-9a-f]{12} \\(\\d+ bytes\\) in 127\\.0\\.0\\.1:${port}/filters/stalled failed: no complete answer within 1 s: the registry is too slow or does not answer, so the push was stopped`));
+    assert.equal(uploads.length, 1, `the upload was sent once: ${uploads.join(", ")}`);
+    assert.match(uploads[0], /^PUT \/v2\/filters\/stalled\/blobs\/uploads\/1\?digest=sha256%3A[0-9a-f]{64}$/);
+    const bad = await weft(["filter", "push", `oci://127.0.0.1:${port}/filters/stalled:1`, filter.path, "--plain-http", "--timeout", "0"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--timeout 0: give the push's deadline in whole seconds, 1 to 86400 \(default 120\)/);
+  });
+
 describe("a registry with Basic auth (htpasswd)", () => {
   it("refuses a push without credentials with HTTP 401 and says how to give them", async () => {
     const ref = `oci://${basic.host}/filters/header-rewrite`;

@@ -16,6 +16,8 @@ const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const MAX_REDIRECTS = 5;
 /** How long a whole pull (manifest, token, blob) may take unless told otherwise: a 32 MiB module at ~10 Mbit/s. */
 export const PULL_TIMEOUT_MS = 30_000;
+/** How long a whole push may take unless told otherwise: uplinks are slower than downlinks (32 MiB at ~2.5 Mbit/s). */
+export const PUSH_TIMEOUT_MS = 120_000;
 const EXAMPLE = "oci://registry.example.com/filters/my-auth:1.0.0";
 const CREDENTIALS_HELP =
   "give credentials with --username and --password-stdin, or WEFT_REGISTRY_USERNAME and WEFT_REGISTRY_PASSWORD (a WasmFilter: its pullSecret)";
@@ -38,6 +40,8 @@ export interface ConnectOptions {
   credentials?: Credentials;
   /** Talk plain HTTP instead of HTTPS (a local registry); off unless asked for. */
   plainHttp?: boolean;
+  /** The whole push or pull is stopped after this long (default PUSH_TIMEOUT_MS or PULL_TIMEOUT_MS): a registry that trickles or hangs cannot hold it forever. */
+  timeoutMs?: number;
 }
 
 export interface PushOptions extends ConnectOptions {
@@ -48,8 +52,6 @@ export interface PushOptions extends ConnectOptions {
 export interface PullOptions extends ConnectOptions {
   /** The largest .wasm accepted: checked against the manifest's size and as the bytes arrive. */
   maxBytes: number;
-  /** The whole pull is stopped after this long (default PULL_TIMEOUT_MS): a registry that trickles or hangs cannot hold it forever. */
-  timeoutMs?: number;
 }
 
 export interface PushResult {
@@ -164,8 +166,8 @@ interface Session {
   actions: "pull" | "pull,push";
   credentials?: Credentials;
   plainHttp: boolean;
-  /** Aborts every request and body read of the operation (a pull's deadline). */
-  signal?: AbortSignal;
+  /** Aborts every request and body read of the operation (its deadline). */
+  signal: AbortSignal;
 }
 
 /** What a fetch threw, with its causes: runtimes put the useful part ("ECONNREFUSED") in `cause`. */
@@ -243,11 +245,16 @@ export class RegistryClient {
     const where = formatOciReference(ref);
     if (ref.digest) throw new OciReferenceError(`"${where}": push to a tag, not a digest (the digest comes from the content), e.g. ${EXAMPLE}`);
     if (!ref.tag) throw new OciReferenceError(`"${where}" has no tag to push to: add one, e.g. ${EXAMPLE}`);
-    const session = this.#session(ref, "pull,push", options);
+    return this.#withDeadline(ref, "push", options.timeoutMs ?? PUSH_TIMEOUT_MS, (signal, step) => this.#push(this.#session(ref, "pull,push", options, signal), wasm, options.annotations, step));
+  }
+
+  /** `step.operation` says what it is doing, for the deadline's error. */
+  async #push(session: Session, wasm: Uint8Array, given: Record<string, string>, step: { operation: string }): Promise<PushResult> {
+    const { ref } = session;
     const layerDigest = sha256(wasm);
     // No timestamps or host details: the same .wasm and annotations give the same manifest digest.
     const config = encode({ architecture: "wasm", os: "wasip1", layerDigests: [layerDigest] });
-    const annotations = Object.fromEntries(Object.entries(options.annotations).sort(([a], [b]) => (a < b ? -1 : 1)));
+    const annotations = Object.fromEntries(Object.entries(given).sort(([a], [b]) => (a < b ? -1 : 1)));
     const manifest = encode({
       schemaVersion: 2,
       mediaType: MANIFEST_MEDIA_TYPE,
@@ -256,9 +263,9 @@ export class RegistryClient {
       ...(Object.keys(annotations).length ? { annotations } : {}),
     });
     const manifestDigest = sha256(manifest);
-    await this.#putBlob(session, config);
-    await this.#putBlob(session, wasm);
-    const operation = `pushing the manifest ${ref.tag}`;
+    await this.#putBlob(session, config, step);
+    await this.#putBlob(session, wasm, step);
+    const operation = (step.operation = `pushing the manifest ${ref.tag}`);
     const response = await this.#send(session, operation, "PUT", this.#url(session, `manifests/${ref.tag}`), { "content-type": MANIFEST_MEDIA_TYPE }, manifest);
     if (!response.ok) throw await this.#httpError(session, operation, response);
     await response.body?.cancel();
@@ -272,15 +279,19 @@ export class RegistryClient {
   /** Fetches the .wasm of a Wasm OCI artifact, checked against the manifest's size and digest. */
   async pullWasm(reference: string | OciReference, options: PullOptions): Promise<PullResult> {
     const ref = typeof reference === "string" ? parseOciReference(reference) : reference;
-    const timeoutMs = options.timeoutMs ?? PULL_TIMEOUT_MS;
+    return this.#withDeadline(ref, "pull", options.timeoutMs ?? PULL_TIMEOUT_MS, (signal, step) => this.#pull(this.#session(ref, "pull", options, signal), options.maxBytes, step));
+  }
+
+  /** Runs one push or pull under a deadline that aborts every request and body read it makes. */
+  async #withDeadline<T>(ref: OciReference, what: "push" | "pull", timeoutMs: number, run: (signal: AbortSignal, step: { operation: string }) => Promise<T>): Promise<T> {
     const signal = AbortSignal.timeout(timeoutMs);
     const step = { operation: "connecting" };
     try {
-      return await this.#pull(this.#session(ref, "pull", options, signal), options.maxBytes, step);
+      return await run(signal, step);
     } catch (e) {
       // Whatever failed once the deadline passed failed because of it (an aborted request or body read).
       if (!signal.aborted) throw e;
-      throw new RegistryError(ref, step.operation, null, [], `no complete answer within ${timeoutMs / 1000} s: the registry is too slow or does not answer, so the pull was stopped; try again later, or check the registry and the network to it`);
+      throw new RegistryError(ref, step.operation, null, [], `no complete answer within ${timeoutMs / 1000} s: the registry is too slow or does not answer, so the ${what} was stopped; try again later, or check the registry and the network to it`);
     }
   }
 
@@ -334,11 +345,11 @@ export class RegistryClient {
     return { wasm, layerDigest, manifestDigest };
   }
 
-  #session(ref: OciReference, actions: Session["actions"], options: ConnectOptions, signal?: AbortSignal): Session {
+  #session(ref: OciReference, actions: Session["actions"], options: ConnectOptions, signal: AbortSignal): Session {
     // Docker Hub's name is docker.io, its API lives at registry-1.docker.io.
     const host = ref.registry === "docker.io" ? "registry-1.docker.io" : ref.registry;
     const plainHttp = options.plainHttp ?? false;
-    return { ref, origin: `${plainHttp ? "http" : "https"}://${host}`, actions, credentials: options.credentials, plainHttp, ...(signal ? { signal } : {}) };
+    return { ref, origin: `${plainHttp ? "http" : "https"}://${host}`, actions, credentials: options.credentials, plainHttp, signal };
   }
 
   #url(session: Session, path: string): string {
@@ -346,14 +357,14 @@ export class RegistryClient {
   }
 
   /** HEAD first: a blob the registry has (from any earlier push) is not uploaded again. */
-  async #putBlob(session: Session, bytes: Uint8Array): Promise<void> {
+  async #putBlob(session: Session, bytes: Uint8Array, step: { operation: string }): Promise<void> {
     const digest = sha256(bytes);
-    let operation = `checking for the blob ${short(digest)}`;
+    let operation = (step.operation = `checking for the blob ${short(digest)}`);
     const head = await this.#send(session, operation, "HEAD", this.#url(session, `blobs/${digest}`), {});
     if (head.status !== 200 && head.status !== 404) throw await this.#httpError(session, operation, head);
     await head.body?.cancel();
     if (head.status === 200) return;
-    operation = `starting the upload of the blob ${short(digest)}`;
+    operation = step.operation = `starting the upload of the blob ${short(digest)}`;
     const start = await this.#send(session, operation, "POST", this.#url(session, "blobs/uploads/"), {}, new Uint8Array(0));
     if (!start.ok) throw await this.#httpError(session, operation, start);
     await start.body?.cancel();
@@ -362,7 +373,7 @@ export class RegistryClient {
     // Location may be relative or absolute and may carry its own query (upload state): keep it byte for byte.
     const target = new URL(location, start.url || session.origin);
     target.search = `${target.search ? `${target.search}&` : "?"}digest=${encodeURIComponent(digest)}`;
-    operation = `uploading the blob ${short(digest)} (${bytes.length} bytes)`;
+    operation = step.operation = `uploading the blob ${short(digest)} (${bytes.length} bytes)`;
     const put = await this.#send(session, operation, "PUT", target.href, { "content-type": "application/octet-stream" }, bytes);
     if (!put.ok) throw await this.#httpError(session, operation, put);
     await put.body?.cancel();
@@ -406,7 +417,7 @@ export class RegistryClient {
     for (let hop = 0; ; hop++) {
       let response: Response;
       try {
-        response = await fetch(current, { method, headers: sendHeaders, body: body as Uint8Array<ArrayBuffer> | undefined, redirect: "manual", ...(session.signal ? { signal: session.signal } : {}) });
+        response = await fetch(current, { method, headers: sendHeaders, body: body as Uint8Array<ArrayBuffer> | undefined, redirect: "manual", signal: session.signal });
       } catch (e) {
         throw new RegistryError(session.ref, operation, null, [], unreachable(session, current, e));
       }

@@ -19,7 +19,7 @@ export const FILTER_USAGE = `usage: weft filter <command>
                               --engine typescript: full TypeScript with npm packages, run by weft's QuickJS engine
   build [DIR] [--out FILE]    build DIR (default .) to a reproducible .wasm (default DIR/dist/NAME.wasm) and print its sha256
   test [DIR]                  build DIR and run its test/requests.json through weft's filter runtime
-  push oci://REF [DIR|FILE.wasm] [--plain-http] [--username U --password-stdin]
+  push oci://REF [DIR|FILE.wasm] [--plain-http] [--username U --password-stdin] [--timeout SECONDS]
                               publish DIR (built; default .) or FILE.wasm as a Wasm OCI artifact, print its url and sha256
   search [TERM]               list marketplace filters (plugins/index.json) whose name or description has TERM
   add NAME[@VERSION] [--namespace NS] [--app LABEL]

@@ -5,7 +5,7 @@ import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { OciReferenceError, RegistryClient, RegistryError, parseOciReference, type Credentials } from "../../control/distribution/registry.ts";
+import { OciReferenceError, PUSH_TIMEOUT_MS, RegistryClient, RegistryError, parseOciReference, type Credentials } from "../../control/distribution/registry.ts";
 import { buildFilter } from "../build/build.ts";
 import { readManifest, type FilterManifest } from "../../proxy/filters/module.ts";
 
@@ -63,12 +63,19 @@ async function credentials(username: string | undefined, passwordStdin: boolean)
   return { username: user, password };
 }
 
+/** --timeout's value: whole seconds from 1 to a day. */
+function seconds(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 1 || n > 86_400) throw new PushUsageError(`--timeout ${text}: give the push's deadline in whole seconds, 1 to 86400 (default ${PUSH_TIMEOUT_MS / 1000})`);
+  return n * 1000;
+}
+
 export async function pushCommand(args: string[]): Promise<number> {
   try {
     const { values, positionals } = parseArgs({
       args,
       allowPositionals: true,
-      options: { "plain-http": { type: "boolean" }, username: { type: "string" }, "password-stdin": { type: "boolean" } },
+      options: { "plain-http": { type: "boolean" }, username: { type: "string" }, "password-stdin": { type: "boolean" }, timeout: { type: "string" } },
     });
     if (!positionals[0]) throw new PushUsageError(`give the artifact's reference, e.g. ${EXAMPLE}`);
     const ref = parseOciReference(positionals[0]);
@@ -80,7 +87,8 @@ export async function pushCommand(args: string[]): Promise<number> {
     if (!tag) throw new PushUsageError(`${positionals[0]} has no tag and ${from} carries no version: add a tag, e.g. ${positionals[0]}:1.0.0`);
     const annotations: Record<string, string> = { "org.opencontainers.image.title": source.name };
     if (source.version) annotations["org.opencontainers.image.version"] = source.version;
-    const pushed = await new RegistryClient().pushWasm({ ...ref, tag }, source.wasm, { annotations, credentials: creds, plainHttp: values["plain-http"] });
+    const timeoutMs = values.timeout === undefined ? undefined : seconds(values.timeout);
+    const pushed = await new RegistryClient().pushWasm({ ...ref, tag }, source.wasm, { annotations, credentials: creds, plainHttp: values["plain-http"], timeoutMs });
     const wasmSha256 = pushed.layerDigest.slice("sha256:".length);
     out(
       `pushed ${pushed.reference}\nmanifest ${pushed.manifestDigest}\nwasm sha256 ${wasmSha256} (${source.wasm.length} bytes)\n\n` +
