@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { meter, MeterError } from "../proxy/filters/meter.ts";
+import { buildImports, IMPORT_SIGNATURES, type InstanceHost } from "../proxy/filters/imports.ts";
+import { importing, I32, I64, F64 } from "./hostile/wasm-modules.ts";
 import { compileAssemblyScript } from "./support/asc.ts";
 import * as handmade from "./fixtures/meter/handmade.ts";
 
@@ -40,7 +42,7 @@ function refused(bytes: Uint8Array, message: RegExp): void {
 }
 
 test("a call that loops forever throws the tick's exception at its deadline; the instance and a fresh one keep working", () => {
-  const metered = meter(loop, LIMIT);
+  const metered = meter(loop, LIMIT).bytes;
   const module = new WebAssembly.Module(metered as Uint8Array<ArrayBuffer>);
   const imports = WebAssembly.Module.imports(module);
   assert.deepEqual(imports[imports.length - 1], { module: "weft:meter", name: "tick", kind: "function" });
@@ -65,7 +67,7 @@ test("a call that loops forever throws the tick's exception at its deadline; the
 });
 
 test("every function entry and loop iteration takes one unit of fuel", () => {
-  const { exports, host } = instantiate(meter(loop, LIMIT), {}, 100);
+  const { exports, host } = instantiate(meter(loop, LIMIT).bytes, {}, 100);
   const fuel = exports.weft_fuel as unknown as WebAssembly.Global;
   fuel.value = 100;
   assert.equal(exports.count(10_000), 5_000);
@@ -74,7 +76,7 @@ test("every function entry and loop iteration takes one unit of fuel", () => {
 });
 
 test("a start function that never returns is stopped too: instantiation throws", () => {
-  const bytes = meter(handmade.startsForever(), LIMIT);
+  const bytes = meter(handmade.startsForever(), LIMIT).bytes;
   const deadline = performance.now() + 50;
   const tick = () => {
     if (performance.now() > deadline) throw new Deadline("past the deadline");
@@ -86,7 +88,7 @@ test("calls, indirect calls, every element segment form, exports, start, ref.fun
   const env = { env: { base: () => 100, g: new WebAssembly.Global({ value: "i32", mutable: false }, 7) } };
   const bytes = handmade.indices();
   const original = plain(bytes, env);
-  const { exports, host } = instantiate(meter(bytes, LIMIT), env);
+  const { exports, host } = instantiate(meter(bytes, LIMIT).bytes, env);
   const expected = [12, 105, 110, 105, 12, 110, 110, 12];
   for (let slot = 0; slot < expected.length; slot++) {
     assert.equal(exports.dispatch(slot, 5), expected[slot], `table slot ${slot}`);
@@ -111,7 +113,7 @@ test("AssemblyScript calls, function pointers, strings and a start function give
     throw new Error("abort");
   };
   const original = plain(calls, { env: { abort } });
-  const { exports, host } = instantiate(meter(calls, LIMIT), { env: { abort } }, 50);
+  const { exports, host } = instantiate(meter(calls, LIMIT).bytes, { env: { abort } }, 50);
   (exports.weft_fuel as unknown as WebAssembly.Global).value = 50;
   for (const n of [0, 1, 7, 100]) assert.equal(exports.run(n), original.run(n), `run(${n})`);
   assert.equal(exports.textLength(500), original.textLength(500));
@@ -121,7 +123,7 @@ test("AssemblyScript calls, function pointers, strings and a start function give
 test("SIMD, bulk memory and table instructions, multi-value blocks, br_table, typed select and multi-memory memargs are stepped over", () => {
   for (const multiMemory of [false, true]) {
     const bytes = handmade.features({ multiMemory });
-    const metered = meter(bytes, LIMIT);
+    const metered = meter(bytes, LIMIT).bytes;
     // Fresh instances: bulk drops its data segment and grows its table.
     for (const name of ["simd", "bulk", "control", "memarg"]) {
       for (const x of [1, 2, 3, 77, 1000]) assert.equal(instantiate(metered).exports[name](x), plain(bytes)[name](x), `${name}(${x})`);
@@ -134,12 +136,12 @@ test("SIMD, bulk memory and table instructions, multi-value blocks, br_table, ty
 });
 
 test("memory gets the limit as its maximum: memory.grow past it returns -1, and weft_grow holds the last grow's result", () => {
-  const grow = (bytes: Uint8Array) => instantiate(meter(bytes, { maxMemoryPages: 4 })).exports.grow as (pages: number) => number;
+  const grow = (bytes: Uint8Array) => instantiate(meter(bytes, { maxMemoryPages: 4 }).bytes).exports.grow as (pages: number) => number;
   const unbounded = grow(loop); // AssemblyScript, no maximum
   const pages = unbounded(0);
   assert.equal(unbounded(4 - pages), pages);
   assert.equal(unbounded(1), -1);
-  const own = instantiate(meter(handmade.memory(1, 2), { maxMemoryPages: 4 })).exports; // its own maximum is lower: kept
+  const own = instantiate(meter(handmade.memory(1, 2), { maxMemoryPages: 4 }).bytes).exports; // its own maximum is lower: kept
   const lastGrow = own.weft_grow as unknown as WebAssembly.Global;
   assert.equal(lastGrow.value, 0);
   assert.equal((own.grow as (pages: number) => number)(2), -1);
@@ -184,7 +186,7 @@ test("refuses instructions it cannot meter with the instruction, the function an
 test("custom sections other than \"name\" are kept byte for byte; the name section follows the shift", () => {
   const manifest = new TextEncoder().encode(JSON.stringify({ name: "example", version: "1.0.0" }));
   const bytes = handmade.named(manifest);
-  const metered = meter(bytes, LIMIT);
+  const metered = meter(bytes, LIMIT).bytes;
   const module = new WebAssembly.Module(metered as Uint8Array<ArrayBuffer>);
   const sections = WebAssembly.Module.customSections(module, "weft.manifest");
   assert.equal(sections.length, 2);
@@ -196,7 +198,7 @@ test("custom sections other than \"name\" are kept byte for byte; the name secti
   assert.deepEqual(names(module), { module: "example", functions: { 1: "other", 2: "boom" }, locals: { 2: ["why"] } });
 
   // A malformed name section (a subsection longer than the section) is dropped, not refused.
-  const broken = meter(Uint8Array.from([...handmade.oneFunction([0x41, 0x01]), ...handmade.custom("name", [1, 5, 9])]), LIMIT);
+  const broken = meter(Uint8Array.from([...handmade.oneFunction([0x41, 0x01]), ...handmade.custom("name", [1, 5, 9])]), LIMIT).bytes;
   assert.equal(WebAssembly.Module.customSections(new WebAssembly.Module(broken as Uint8Array<ArrayBuffer>), "name").length, 0);
   assert.equal(instantiate(broken).exports.run(), 1);
 });
@@ -263,12 +265,34 @@ test("a module cannot reach the fuel global", () => {
 });
 
 test("an empty module gets the sections metering needs", () => {
-  const metered = meter(handmade.wasm(), LIMIT);
+  const metered = meter(handmade.wasm(), LIMIT).bytes;
   const { exports } = instantiate(metered);
   assert.ok(exports.weft_fuel instanceof WebAssembly.Global);
 });
 
 test("reserved names and a bad limit are refused", () => {
-  assert.throws(() => meter(meter(loop, LIMIT), LIMIT), /imports from "weft:meter"/);
+  assert.throws(() => meter(meter(loop, LIMIT).bytes, LIMIT), /imports from "weft:meter"/);
   assert.throws(() => meter(loop, { maxMemoryPages: 1.5 }), RangeError);
+});
+
+test("the meter reports each function import with its signature, as docs/filter-abi.md writes them", () => {
+    const found = meter(importing("extism:host/user", "weft_metric", [I32, I64, F64], []), LIMIT).functionImports;
+  assert.deepEqual(found, [{ module: "extism:host/user", name: "weft_metric", signature: "(i32, i64, f64)" }]);
+  const multi = meter(importing("extism:host/env", "alloc", [I64], [I64, I32]), LIMIT).functionImports;
+  assert.deepEqual(multi, [{ module: "extism:host/env", name: "alloc", signature: "(i64) -> i64, i32" }]);
+  assert.deepEqual(meter(importing("env", "seed", [], [F64]), LIMIT).functionImports, [{ module: "env", name: "seed", signature: "() -> f64" }]);
+});
+
+test("every import weft provides has a signature, with as many parameters as its host function takes", () => {
+  const provided = buildImports({} as InstanceHost) as Record<string, Record<string, (...args: never[]) => unknown>>;
+  assert.deepEqual(Object.keys(provided).sort(), [...IMPORT_SIGNATURES.keys()].sort());
+  for (const [module, functions] of Object.entries(provided)) {
+    const signatures = IMPORT_SIGNATURES.get(module)!;
+    assert.deepEqual(Object.keys(functions).sort(), [...signatures.keys()].sort(), module);
+    for (const [name, fn] of Object.entries(functions)) {
+      const params = /^\(([^)]*)\)/.exec(signatures.get(name)!)![1];
+      // A host function may ignore trailing parameters it does not use (output_set), never take more.
+      assert.ok(fn.length <= (params ? params.split(", ").length : 0), `${module} ${name} takes ${fn.length} parameters, its signature ${signatures.get(name)}`);
+    }
+  }
 });

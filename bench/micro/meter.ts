@@ -56,12 +56,12 @@ const builds = [
 ];
 for (const { name, wasm } of builds) {
   const ms = measure(() => meter(wasm, LIMIT), 100);
-  const grown = meter(wasm, LIMIT).length / wasm.length - 1;
+  const grown = meter(wasm, LIMIT).bytes.length / wasm.length - 1;
   console.log(JSON.stringify({ benchmark: `instrument a ${name} AssemblyScript module`, kilobytes: Math.round(wasm.length / 1024), milliseconds: Number(ms.toFixed(2)), sizeIncreasePercent: Number((grown * 100).toFixed(1)), runtime }));
 }
 
 const compile = (bytes: Uint8Array) => new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
-const meteredModule = compile(meter(builds[0]!.wasm, LIMIT));
+const meteredModule = compile(meter(builds[0]!.wasm, LIMIT).bytes);
 const plain = instantiate(compile(builds[0]!.wasm));
 const metered = instantiate(meteredModule);
 plain.prepare!(0);

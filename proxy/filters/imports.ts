@@ -9,6 +9,7 @@ import type { FilterState } from "./state.ts";
 import { verifySignature } from "./verify.ts";
 import { getHeader, serializeHeaders, parseHeaderLines, checkHeader, checkHeaderName, headerBytes, MAX_HEADER_BYTES } from "./headers.ts";
 import { removeHeader } from "../http/headers.ts";
+import type { FunctionImport } from "./meter.ts";
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error"] as const;
 export type FilterLogLevelName = (typeof LOG_LEVELS)[number];
@@ -280,8 +281,80 @@ export function buildImports(host: InstanceHost): WebAssembly.Imports {
   };
 }
 
-/** Every import a filter may name, by module (checked when a filter loads). */
-export const PROVIDED_IMPORTS: ReadonlyMap<string, ReadonlySet<string>> = (() => {
-  const shape = buildImports({} as InstanceHost);
-  return new Map(Object.entries(shape).map(([module, fns]) => [module, new Set(Object.keys(fns as object))]));
-})();
+/**
+ * Every import a filter may name, by module, with the signature it must be imported with (as the
+ * meter spells it), checked when a filter loads: a function imported with other types would get
+ * values of the wrong type from the host. Extism's kernel functions have Extism's own signatures,
+ * so modules built with any Extism PDK link. test/filter-meter.test.ts checks this against buildImports.
+ */
+export const IMPORT_SIGNATURES: ReadonlyMap<string, ReadonlyMap<string, string>> = new Map(
+  Object.entries({
+    "extism:host/env": {
+      alloc: "(i64) -> i64",
+      length: "(i64) -> i64",
+      length_unsafe: "(i64) -> i64",
+      free: "(i64)",
+      load_u8: "(i64) -> i32",
+      load_u64: "(i64) -> i64",
+      store_u8: "(i64, i32)",
+      store_u64: "(i64, i64)",
+      input_offset: "() -> i64",
+      input_length: "() -> i64",
+      input_load_u8: "(i64) -> i32",
+      input_load_u64: "(i64) -> i64",
+      output_set: "(i64, i64)",
+      error_set: "(i64)",
+      config_get: "(i64) -> i64",
+      var_get: "(i64) -> i64",
+      var_set: "(i64, i64)",
+      log_trace: "(i64)",
+      log_debug: "(i64)",
+      log_info: "(i64)",
+      log_warn: "(i64)",
+      log_error: "(i64)",
+      get_log_level: "() -> i32",
+      http_request: "(i64, i64) -> i64",
+      http_status_code: "() -> i32",
+    },
+    "extism:host/user": {
+      weft_get: "(i64) -> i64",
+      weft_set: "(i64, i64)",
+      weft_add: "(i64, i64)",
+      weft_remove: "(i64)",
+      weft_headers: "() -> i64",
+      weft_body: "() -> i64",
+      weft_set_body: "(i64)",
+      weft_respond: "(i32, i64, i64)",
+      weft_config: "() -> i64",
+      weft_now_ms: "() -> i64",
+      weft_counter_add: "(i64, i64) -> i64",
+      weft_metric: "(i32, i64, f64)",
+      weft_verify: "(i64, i64, i64, i64) -> i32",
+      weft_read: "(i64, i32)",
+      weft_write: "(i32, i32) -> i64",
+    },
+    // AssemblyScript's runtime imports.
+    env: {
+      abort: "(i32, i32, i32, i32)",
+      seed: "() -> f64",
+    },
+  }).map(([module, fns]) => [module, new Map(Object.entries(fns))]),
+);
+
+const ABI_DOCS = "docs/filter-abi.md lists what a filter may import";
+
+/**
+ * What is wrong with a module's imports, one line each: anything weft does not provide, and any
+ * function imported with another signature than weft's. `others` are its imports that are not
+ * functions (weft provides only functions).
+ */
+export function importProblems(functions: readonly FunctionImport[], others: readonly { module: string; name: string; kind: string }[]): string[] {
+  const problems: string[] = [];
+  for (const f of functions) {
+    const wanted = IMPORT_SIGNATURES.get(f.module)?.get(f.name);
+    if (wanted === undefined) problems.push(`the module imports function "${f.module}" "${f.name}", which weft does not provide (${ABI_DOCS})`);
+    else if (f.signature !== wanted) problems.push(`the module imports "${f.module}" "${f.name}" as ${f.signature}, but weft provides it as ${wanted}: declare it with that signature (docs/filter-abi.md)`);
+  }
+  for (const i of others) problems.push(`the module imports ${i.kind} "${i.module}" "${i.name}", which weft does not provide (${ABI_DOCS})`);
+  return problems;
+}

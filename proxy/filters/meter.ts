@@ -21,6 +21,19 @@ export interface MeterOptions {
   readonly maxMemoryPages: number;
 }
 
+/** A function the module imports, with its type as written in docs/filter-abi.md: "(i64, i64) -> i64", "(i64)", "() -> i32". */
+export interface FunctionImport {
+  readonly module: string;
+  readonly name: string;
+  readonly signature: string;
+}
+
+export interface MeteredModule {
+  readonly bytes: Uint8Array;
+  /** The module's own function imports (not weft's metering import), in order: the engines do not reveal their types. */
+  readonly functionImports: readonly FunctionImport[];
+}
+
 /** The module cannot be metered; the message says what is wrong with it and what to do. */
 export class MeterError extends Error {
   constructor(message: string) {
@@ -49,7 +62,15 @@ const RANK = [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 13, 11, 6];
 const TYPE_SECTION = 1, IMPORT_SECTION = 2, GLOBAL_SECTION = 6, EXPORT_SECTION = 7;
 
 // Value types and block/heap types of the instruction sets weft meters (MVP, SIMD, reference types).
-const VALUE_TYPES = new Set([0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f]);
+const VALUE_TYPE_NAMES: ReadonlyMap<number, string> = new Map([
+  [0x7f, "i32"],
+  [0x7e, "i64"],
+  [0x7d, "f32"],
+  [0x7c, "f64"],
+  [0x7b, "v128"],
+  [0x70, "funcref"],
+  [0x6f, "externref"],
+]);
 // The same as signed LEB128 values, which is how block types and heap types are decoded.
 const BLOCK_TYPES = new Set([-64, -1, -2, -3, -4, -5, -16, -17]);
 const HEAP_TYPES = new Set([-16, -17]);
@@ -253,7 +274,7 @@ function checkHeader(input: Uint8Array): void {
   if (version !== 1 || layer !== 0) throw new MeterError(`unsupported WebAssembly binary version ${hex(version)} (layer ${layer}); weft meters version 1 core modules`);
 }
 
-export function meter(input: Uint8Array, options: MeterOptions): Uint8Array {
+export function meter(input: Uint8Array, options: MeterOptions): MeteredModule {
   const limit = options.maxMemoryPages;
   if (!Number.isInteger(limit) || limit < 0 || limit > 65536) throw new RangeError(`maxMemoryPages must be an integer from 0 to 65536, got ${limit}`);
   checkHeader(input);
@@ -269,6 +290,9 @@ class Metering {
   private readonly body = new Writer(1024);
   private readonly emitted = new Set<number>();
   private typeCount = 0;
+  /** Each type's signature, by type index. */
+  private readonly signatures: string[] = [];
+  private readonly functionImports: FunctionImport[] = [];
   private importedFuncs = 0;
   private importedGlobals = 0;
   private fuelIndex = 0;
@@ -281,7 +305,7 @@ class Metering {
     this.out = new Writer(input.length + (input.length >> 3) + 64);
   }
 
-  run(): Uint8Array {
+  run(): MeteredModule {
     const input = this.input;
     this.out.bytes(input, 0, 8);
     const top = new Reader(input, 8, input.length, "the module");
@@ -310,7 +334,7 @@ class Metering {
       this.rewrite(id, r, at);
     }
     this.addMissing(Infinity);
-    return this.out.buf.slice(0, this.out.len);
+    return { bytes: this.out.buf.slice(0, this.out.len), functionImports: this.functionImports };
   }
 
   /** Adds the sections the metering needs that the module does not have, in their place. */
@@ -376,10 +400,12 @@ class Metering {
     return index < this.importedFuncs ? index : index + 1;
   }
 
-  private valueType(r: Reader, where: string): void {
+  private valueType(r: Reader, where: string): string {
     const at = r.pos;
     const t = r.u8();
-    if (!VALUE_TYPES.has(t)) refuse(`value type ${opcode(t)}`, typeFeature(t), where, at);
+    const name = VALUE_TYPE_NAMES.get(t);
+    if (!name) refuse(`value type ${opcode(t)}`, typeFeature(t), where, at);
+    return name!;
   }
 
   private limits(r: Reader, kind: string, where: string): { flags: number; min: number; max: number | null } {
@@ -398,10 +424,8 @@ class Metering {
       const at = r!.pos;
       const form = r!.u8();
       if (form !== 0x60) refuse(`type form ${opcode(form)}`, form >= 0x4e && form <= 0x5f ? GC : "not a type weft knows", "in the type section", at);
-      for (let results = 0; results < 2; results++) {
-        const n = r!.u32();
-        for (let j = 0; j < n; j++) this.valueType(r!, "in the type section");
-      }
+      const [params, results] = [0, 1].map(() => Array.from({ length: r!.u32() }, () => this.valueType(r!, "in the type section")));
+      this.signatures.push(`(${params.join(", ")})${results.length ? ` -> ${results.join(", ")}` : ""}`);
     }
     r?.done();
     this.typeCount = count;
@@ -416,15 +440,20 @@ class Metering {
     for (let i = 0; i < count; i++) {
       const at = r!.pos;
       const moduleStart = r!.vecBytes();
-      if (equalBytes(this.input, moduleStart, r!.pos, TICK_MODULE)) {
+      const moduleEnd = r!.pos;
+      if (equalBytes(this.input, moduleStart, moduleEnd, TICK_MODULE)) {
         throw new MeterError(`the module imports from "weft:meter" (offset ${hex(at)}), a namespace weft reserves for its metering; rename that import`);
       }
       const nameStart = r!.vecBytes();
       const kindAt = r!.pos;
-      const field = () => `"${new TextDecoder().decode(this.input.subarray(moduleStart, nameStart - 1))}" "${new TextDecoder().decode(this.input.subarray(nameStart, kindAt))}"`;
+      const text = (from: number, to: number) => new TextDecoder().decode(this.input.subarray(from, to));
+      const field = () => `"${text(moduleStart, moduleEnd)}" "${text(nameStart, kindAt)}"`;
       const kind = r!.u8();
       if (kind === 0) {
-        r!.u32();
+        const typeAt = r!.pos;
+        const type = r!.u32();
+        if (type >= this.signatures.length) throw new MeterError(`the module is malformed: import ${field()} has type ${type}, which does not exist, at offset ${hex(typeAt)}`);
+        this.functionImports.push({ module: text(moduleStart, moduleEnd), name: text(nameStart, kindAt), signature: this.signatures[type] });
         this.importedFuncs++;
       } else if (kind === 1) {
         this.tableType(r!, "in the import section");

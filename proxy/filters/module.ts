@@ -4,9 +4,9 @@
 // by digest and memory limit, so a configuration push that keeps a filter recompiles nothing.
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { meter } from "./meter.ts";
+import { meter, type FunctionImport } from "./meter.ts";
 import { PHASES, type FilterPhaseName } from "./message.ts";
-import { PROVIDED_IMPORTS } from "./imports.ts";
+import { importProblems } from "./imports.ts";
 
 export interface FilterManifest {
   readonly name?: string;
@@ -49,7 +49,7 @@ export function readManifest(module: WebAssembly.Module, where: string): FilterM
 }
 
 /** Checks the ABI's shape: its own exported memory, at least one phase, only imports weft provides. */
-function checkAbi(module: WebAssembly.Module, where: string): Set<FilterPhaseName> {
+function checkAbi(module: WebAssembly.Module, functionImports: readonly FunctionImport[], where: string): Set<FilterPhaseName> {
   const exports = WebAssembly.Module.exports(module);
   const phases = new Set<FilterPhaseName>();
   let memory = false;
@@ -64,12 +64,8 @@ function checkAbi(module: WebAssembly.Module, where: string): Set<FilterPhaseNam
       `${where}: the module exports none of the phase functions ${PHASES.join(", ")} (it exports ${names.length ? names.join(", ") : "no functions"}); is it a weft filter? See docs/filter-abi.md`,
     );
   }
-  for (const i of WebAssembly.Module.imports(module)) {
-    if (i.module === "weft:meter") continue;
-    if (!PROVIDED_IMPORTS.get(i.module)?.has(i.name)) {
-      throw new FilterLoadError(`${where}: the module imports ${i.kind} "${i.module}" "${i.name}", which weft does not provide (docs/filter-abi.md lists what a filter may import)`);
-    }
-  }
+  const problems = importProblems(functionImports, WebAssembly.Module.imports(module).filter((i) => i.kind !== "function"));
+  if (problems.length) throw new FilterLoadError(`${where}: ${problems[0]}`);
   return phases;
 }
 
@@ -79,12 +75,15 @@ export async function compileFilter(bytes: Uint8Array, expectedSha256: string, m
     throw new FilterLoadError(`${where}: the module's sha256 is ${sha256} but the configuration expects ${expectedSha256}; it was not loaded`);
   }
   let module: WebAssembly.Module;
+  let functionImports: readonly FunctionImport[];
   try {
-    module = await WebAssembly.compile(meter(bytes, { maxMemoryPages }) as Uint8Array<ArrayBuffer>);
+    const metered = meter(bytes, { maxMemoryPages });
+    functionImports = metered.functionImports;
+    module = await WebAssembly.compile(metered.bytes as Uint8Array<ArrayBuffer>);
   } catch (e) {
     throw new FilterLoadError(`${where}: ${(e as Error).message}`);
   }
-  const phases = checkAbi(module, where);
+  const phases = checkAbi(module, functionImports, where);
   return { sha256, module, phases, manifest: readManifest(module, where), maxMemoryPages };
 }
 

@@ -5,7 +5,8 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { PHASES } from "../../proxy/filters/message.ts";
-import { PROVIDED_IMPORTS } from "../../proxy/filters/imports.ts";
+import { importProblems } from "../../proxy/filters/imports.ts";
+import { meter } from "../../proxy/filters/meter.ts";
 import { MANIFEST_SECTION, validateManifest, type Manifest } from "../manifest/manifest.ts";
 import { compileTypeScriptFilter } from "../typescript/build.ts";
 import { compileFilter } from "./asc.ts";
@@ -44,9 +45,9 @@ function checkAbi(wasm: Uint8Array, dir: string): void {
   const problems: string[] = [];
   const exported = WebAssembly.Module.exports(module).map((e) => e.name);
   if (!PHASES.some((p) => exported.includes(p))) problems.push(`filter.ts exports none of the phase functions ${PHASES.join(", ")}: export at least one, e.g. "export function on_request_headers(): i32"`);
-  for (const i of WebAssembly.Module.imports(module)) {
-    if (!PROVIDED_IMPORTS.get(i.module)?.has(i.name)) problems.push(`the module imports "${i.module}" "${i.name}", which weft does not provide (docs/filter-abi.md lists what a filter may import)`);
-  }
+  // The meter reads the imports' signatures (the engines do not reveal them); the limit does not matter here.
+  const { functionImports } = meter(wasm, { maxMemoryPages: 65536 });
+  problems.push(...importProblems(functionImports, WebAssembly.Module.imports(module).filter((i) => i.kind !== "function")));
   if (problems.length) throw new BuildError(`cannot build ${dir}: it would not load as a weft filter`, problems.map((p) => `${path.join(dir, "filter.ts")}: ${p}`));
 }
 

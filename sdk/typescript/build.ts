@@ -146,7 +146,7 @@ export async function compileTypeScriptFilter(dir: string): Promise<Uint8Array> 
   const source = await bundle(dir);
   const engine = await engineWasm();
   const where = path.join(dir, ENTRY);
-  const module = await WebAssembly.compile(meter(engine, { maxMemoryPages: MEMORY_MIB * 16 }) as Uint8Array<ArrayBuffer>);
+  const module = await WebAssembly.compile(meter(engine, { maxMemoryPages: MEMORY_MIB * 16 }).bytes as Uint8Array<ArrayBuffer>);
   let error = "";
   let instance: WebAssembly.Instance | null = null;
   let fuel: WebAssembly.Global | null = null;

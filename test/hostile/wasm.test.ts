@@ -226,16 +226,6 @@ describe("hostile WebAssembly filters", () => {
         phase: "on_request_headers", kind: "error", error: /on_request_headers returned no value: a phase function is \(\) -> i32/, calm: null,
       },
       {
-        // Imports are checked by name at load; JavaScript host functions take any signature, so
-        // a wrong one shows when the call's result cannot be converted.
-        name: "a host function imported with the wrong signature (weft_write returning i32)",
-        module: filterModule({
-          imports: [{ module: "extism:host/user", name: "weft_write", params: [I32, I32], results: [I32] }],
-          phases: { on_request_headers: [...op.i32(0), ...op.i32(1), ...op.call("weft_write"), ...op.drop, ...proceed] },
-        }),
-        phase: "on_request_headers", kind: "trap", error: /the filter failed: (Cannot convert a BigInt value to a number|Conversion from 'BigInt' to 'number' is not allowed)/, calm: null,
-      },
-      {
         name: "a trap in the start function",
         module: filterModule({ funcs: [{ name: "init", body: op.unreachable }], start: "init", phases: { on_request_headers: proceed } }),
         phase: "on_request_headers", kind: "trap", error: /cannot instantiate the module: .*unreachable/i, calm: null,
@@ -401,6 +391,28 @@ describe("hostile WebAssembly filters", () => {
         reason: new RegExp(`the module imports function "${module.replace(/[/.]/g, "\\$&")}" "${fn.replace(/\./g, "\\.")}", which weft does not provide`),
       });
     }
+    // A provided function imported with other types would get values of the wrong type from the host.
+    const misdeclared: [string, string, number[], number[], string][] = [
+      ["extism:host/user", "weft_respond", [I64, I64, I64], [], "(i64, i64, i64)"],
+      ["extism:host/user", "weft_get", [I32], [I32], "(i32) -> i32"],
+      ["extism:host/user", "weft_write", [I32, I32], [I32], "(i32, i32) -> i32"],
+      ["extism:host/env", "alloc", [I64], [I64, I64], "(i64) -> i64, i64"],
+      ["env", "abort", [F64], [], "(f64)"],
+    ];
+    for (const [module, fn, params, results, signature] of misdeclared) {
+      const wanted = { weft_respond: "(i32, i64, i64)", weft_get: "(i64) -> i64", weft_write: "(i32, i32) -> i64", alloc: "(i64) -> i64", abort: "(i32, i32, i32, i32)" }[fn]!;
+      const escape = (text: string) => text.replace(/[/.()]/g, "\\$&");
+      refusedAtLoad("Security", {
+        name: `${module} ${fn} imported as ${signature} is refused at load`,
+        module: importing(module, fn, params, results),
+        reason: new RegExp(`the module imports "${escape(module)}" "${fn}" as ${escape(signature)}, but weft provides it as ${escape(wanted)}: declare it with that signature`),
+      });
+    }
+    refusedAtLoad("Security", {
+      name: "a provided function's name imported as a global is refused at load",
+      module: filterModule({ imports: [{ module: "extism:host/user", name: "weft_get", kind: "global" }], phases: { on_request_headers: proceed } }),
+      reason: /the module imports global "extism:host\/user" "weft_get", which weft does not provide/,
+    });
     refusedAtLoad("Security", {
       name: "an imported global is refused at load",
       module: filterModule({ imports: [{ module: "env", name: "process_env", kind: "global" }], phases: { on_request_headers: proceed } }),

@@ -42,7 +42,7 @@ export const wasmMeter: FuzzTarget = {
   fuzz(data) {
     let out: Uint8Array;
     try {
-      out = meter(data, LIMIT);
+      out = meter(data, LIMIT).bytes;
     } catch (e) {
       if (!(e instanceof MeterError)) throw e;
       check(!WebAssembly.validate(data as Uint8Array<ArrayBuffer>) || DELIBERATE.test(e.message), () => `a module the engine accepts was refused: ${e.message}`);
