@@ -12,19 +12,21 @@ import { kubernetesSecretStore } from "./ca/secret-store.ts";
 import { kubernetesTokenReviewer } from "./ca/token-review.ts";
 import { WEBHOOK_PATH } from "./inject/manifest.ts";
 import { injectionWebhook } from "./inject/webhook.ts";
-import { CONTROL_NAME } from "./install/manifests.ts";
+import { parseInjectSettings } from "./inject/settings.ts";
+import { API_PORT, CONTROL_NAME } from "./install/manifests.ts";
 import { readMarketplace } from "../sdk/cli/marketplace.ts";
 
 const USAGE = `usage: weft control [--kubeconfig FILE] [--namespace weft-system] [--address 0.0.0.0] [--port 15012]
                     [--serving-hosts NAME|IP,...] [--plain-http] [--trust-domain cluster.local]
-                    [--insecure-registries HOST:PORT,...] [--no-leader-election]
+                    [--insecure-registries HOST:PORT,...] [--no-leader-election] [--image IMAGE]
        weft control --local DIR [--port 15012] [--base-port 16000] [--trust-domain cluster.local]
 
 Runs the control plane (docs/control-plane.md): the configuration API for sidecars, the
 CA that signs their certificates (docs/certificates.md) and the injection webhook
 (docs/injection.md). Its HTTPS certificate comes from its own CA, for the weft-control
 Service's names, 127.0.0.1 and --serving-hosts. Without --kubeconfig it uses
-$KUBECONFIG, ~/.kube/config, or the pod's in-cluster credentials.
+$KUBECONFIG, ~/.kube/config, or the pod's in-cluster credentials. --image is the Node image
+the injector gives pods (docs/images.md; default ghcr.io/weft-dev/weft:<version>).
 
 With --local DIR it runs without Kubernetes (docs/local-mode.md): the resources are the YAML
 files in DIR, watched for changes; it serves plain HTTP on 127.0.0.1 and keeps its CA in
@@ -49,6 +51,7 @@ export async function controlCommand(argv: string[]): Promise<number> {
         "trust-domain": { type: "string" },
         "insecure-registries": { type: "string" },
         "no-leader-election": { type: "boolean" },
+        image: { type: "string" },
         local: { type: "string" },
         "base-port": { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -76,6 +79,12 @@ export async function controlCommand(argv: string[]): Promise<number> {
   const log = createLogger({ component: "control" });
   const namespace = values.namespace ?? process.env.POD_NAMESPACE ?? "weft-system";
   const trustDomain = values["trust-domain"] ?? "cluster.local";
+  // The injected sidecars talk to this control plane, under its trust domain, with its image.
+  const injection = parseInjectSettings({ image: values.image, trustDomain, controlPlane: `https://${CONTROL_NAME}.${namespace}.svc:${API_PORT}` });
+  if (!injection.ok) {
+    process.stderr.write(`weft control: ${injection.problems.join("; ")}\n`);
+    return 2;
+  }
   const identity = `${hostname()}-${process.pid}`;
   const authority = await openAuthority({ store: kubernetesSecretStore({ kubeConfig, namespace }), log });
   const extra = (values["serving-hosts"] ?? "").split(",").filter(Boolean);
@@ -100,7 +109,7 @@ export async function controlCommand(argv: string[]): Promise<number> {
     caBundle: authority.trustBundle(),
     routes: {
       [ENROLLMENT_PATH]: enrollmentHandler({ authority, reviewToken: kubernetesTokenReviewer({ kubeConfig }), trustDomain, log }),
-      [WEBHOOK_PATH]: injectionWebhook({ log }),
+      [WEBHOOK_PATH]: injectionWebhook({ log, settings: injection.value }),
     },
     report: { namespace, replica: identity },
     ...(values["no-leader-election"] ? {} : { leaderElection: { namespace, identity } }),

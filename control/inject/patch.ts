@@ -24,7 +24,7 @@ import {
   type PodAnnotations,
 } from "./annotations.ts";
 import { quantityValue } from "./quantity.ts";
-import { WEFT_VERSION, type InjectSettings } from "./settings.ts";
+import { sidecarImage, WEFT_VERSION, type InjectSettings } from "./settings.ts";
 
 export const INIT_CONTAINER = "weft-init";
 export const PROXY_CONTAINER = "weft-proxy";
@@ -111,16 +111,19 @@ export function injectPod(input: unknown, settings: InjectSettings): Injection {
   if ("problems" in resources) return refused(resources.problems);
   const runtime = wanted[RUNTIME] ?? settings.runtime;
   const command = settings.commands[runtime];
+  const image = sidecarImage(settings, runtime);
+  if ("problem" in image) return refused([image.problem]);
   const excludedInbound = new Set(wanted[EXCLUDE_INBOUND_PORTS] ?? []);
   const inbound = [...new Set(pod.spec.containers.flatMap((c) => (c.ports ?? []).filter((p) => (p.protocol ?? "TCP") === "TCP").map((p) => p.containerPort)))]
     .filter((p) => !excludedInbound.has(p))
     .sort((a, b) => a - b);
   const excludedOutbound = [...new Set(wanted[EXCLUDE_OUTBOUND_PORTS] ?? [])].sort((a, b) => a - b);
 
+  // The init container runs iptables, which only the Node image carries (docs/images.md).
   const init: V1Container = {
     name: INIT_CONTAINER,
     image: settings.image,
-    command,
+    command: settings.commands.node,
     args: [
       "init",
       "--proxy-uid", String(settings.proxyUid),
@@ -144,7 +147,7 @@ export function injectPod(input: unknown, settings: InjectSettings): Injection {
   const ready: V1Probe = { httpGet: { path: "/ready", port: settings.ports.admin } };
   const proxy: V1Container = {
     name: PROXY_CONTAINER,
-    image: settings.image,
+    image: image.image,
     command,
     args: ["proxy"],
     restartPolicy: "Always",

@@ -20,8 +20,19 @@ const BUNDLE = "/opt/weft/weft.mjs";
 
 export const InjectSettings = v.object({
   image: v.optional(
-    v.pipe(v.string(), v.minLength(1), v.description("The image of both injected containers; it holds the bundle and the three runtimes.")),
+    v.pipe(
+      v.string(),
+      v.minLength(1),
+      v.description("The Node image (docs/images.md): the init container's and Node sidecars'. Deno and Bun sidecars run the same name with -deno / -bun after the tag, unless runtimeImages names theirs."),
+    ),
     `ghcr.io/weft-dev/weft:${WEFT_VERSION}`,
+  ),
+  runtimeImages: v.optional(
+    v.pipe(
+      v.object({ deno: v.optional(v.pipe(v.string(), v.minLength(1))), bun: v.optional(v.pipe(v.string(), v.minLength(1))) }),
+      v.description("The Deno and Bun sidecars' images, when they are not the image's name with -deno / -bun after its tag (an image pinned by digest)."),
+    ),
+    {},
   ),
   runtime: v.optional(
     v.pipe(v.picklist(RUNTIMES, `must be one of ${RUNTIMES.join(", ")}`), v.description("The runtime of a pod without the weft.dev/runtime annotation.")),
@@ -88,3 +99,19 @@ export type InjectSettings = v.InferOutput<typeof InjectSettings>;
 export const parseInjectSettings = (input: unknown) => parseResource(InjectSettings, input);
 
 export const DEFAULT_SETTINGS: InjectSettings = v.parse(InjectSettings, {});
+
+/**
+ * The image a runtime's sidecar runs: the Node image itself, or its -deno / -bun variant (the
+ * same repository, the tag suffixed, as `npm run image` tags them). An image pinned by digest has
+ * no tag to derive from, so the variant must be named in runtimeImages.
+ */
+export function sidecarImage(settings: InjectSettings, runtime: Runtime): { image: string } | { problem: string } {
+  if (runtime === "node") return { image: settings.image };
+  const named = settings.runtimeImages[runtime];
+  if (named) return { image: named };
+  const image = settings.image;
+  if (image.includes("@")) return { problem: `the ${runtime} sidecar's image cannot be derived from ${image}, which is pinned by digest: name it in the injector's runtimeImages.${runtime}` };
+  // A tag is what follows the last ":" after the last "/" (a registry's port comes before a "/").
+  const tagged = image.lastIndexOf(":") > image.lastIndexOf("/");
+  return { image: tagged ? `${image}-${runtime}` : `${image}:${WEFT_VERSION}-${runtime}` };
+}

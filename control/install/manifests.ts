@@ -99,7 +99,7 @@ export function installManifests(options: InstallOptions = {}): Record<string, u
                 name: "control",
                 image,
                 command: ["node", "/opt/weft/weft.mjs", "control"],
-                args: [`--namespace=${namespace}`, `--port=${API_PORT}`, `--insecure-registries=${(options.insecureRegistries ?? []).join(",")}`],
+                args: [`--namespace=${namespace}`, `--port=${API_PORT}`, `--image=${image}`, `--insecure-registries=${(options.insecureRegistries ?? []).join(",")}`],
                 env: [
                   { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
                   { name: "NODE_OPTIONS", value: CONTROL_NODE_OPTIONS },

@@ -15,7 +15,7 @@ import { loadAll } from "js-yaml";
 import { ANNOTATIONS } from "../../control/inject/annotations.ts";
 import { injectorWebhookConfiguration } from "../../control/inject/manifest.ts";
 import { injectPod, type AddOperation } from "../../control/inject/patch.ts";
-import { DEFAULT_SETTINGS, WEFT_VERSION } from "../../control/inject/settings.ts";
+import { DEFAULT_SETTINGS, parseInjectSettings, WEFT_VERSION } from "../../control/inject/settings.ts";
 import { injectionWebhook } from "../../control/inject/webhook.ts";
 import { createLogger } from "../../proxy/log.ts";
 import { startCluster, type Cluster } from "../k8s/cluster.ts";
@@ -62,9 +62,31 @@ describe("injectPod (the patch itself)", () => {
   it("follows the runtime and resource annotations", () => {
     const r = injectPod(pod("web", { annotations: { "weft.dev/runtime": "deno", "weft.dev/proxy-cpu": "200m", "weft.dev/proxy-memory": "300Mi", "weft.dev/proxy-memory-limit": "1Gi" } }), DEFAULT_SETTINGS);
     assert.equal(r.outcome, "injected");
-    const proxy = (r.pod as Json).spec.initContainers[1];
+    const [init, proxy] = (r.pod as Json).spec.initContainers;
     assert.deepEqual(proxy.command, ["deno", "run", "--allow-all", "/opt/weft/weft.mjs"]);
+    assert.equal(proxy.image, `ghcr.io/weft-dev/weft:${WEFT_VERSION}-deno`);
+    // iptables is in the Node image only, so the init container stays on Node.
+    assert.equal(init.image, `ghcr.io/weft-dev/weft:${WEFT_VERSION}`);
+    assert.deepEqual(init.command, ["node", "/opt/weft/weft.mjs"]);
     assert.deepEqual(proxy.resources, { requests: { cpu: "200m", memory: "300Mi" }, limits: { memory: "1Gi" } });
+  });
+
+  it("gives each runtime's sidecar its own image, derived from the Node image's tag or named", () => {
+    const image = (settings: unknown, runtime: string) => {
+      const parsed = parseInjectSettings(settings);
+      assert.ok(parsed.ok);
+      const r = injectPod(pod("web", { annotations: { "weft.dev/runtime": runtime } }), parsed.value);
+      if (r.outcome === "injected") return (r.pod as Json).spec.initContainers[1].image;
+      assert.equal(r.outcome, "refused");
+      return r.outcome === "refused" ? r.problems.join("; ") : "";
+    };
+    assert.equal(image({ image: "localhost:5000/weft:dev" }, "bun"), "localhost:5000/weft:dev-bun");
+    assert.equal(image({ image: "localhost:5000/weft:dev" }, "node"), "localhost:5000/weft:dev");
+    // A registry's port is not a tag.
+    assert.equal(image({ image: "localhost:5000/weft" }, "deno"), `localhost:5000/weft:${WEFT_VERSION}-deno`);
+    const pinned = `registry.example/weft@sha256:${"a".repeat(64)}`;
+    assert.equal(image({ image: pinned, runtimeImages: { bun: "registry.example/weft-bun@sha256:b" } }, "bun"), "registry.example/weft-bun@sha256:b");
+    assert.match(image({ image: pinned }, "deno"), /the deno sidecar's image cannot be derived from registry\.example\/weft@sha256:a+, which is pinned by digest: name it in the injector's runtimeImages\.deno/);
   });
 
   it("refuses bad annotations and conflicts, saying what, where and what to do", () => {
