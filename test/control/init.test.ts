@@ -7,41 +7,12 @@
 // iptables are never touched. Needs root, iproute2 (ip netns), iptables, setpriv and curl.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import path from "node:path";
 import { cleanupInput, installInput, natRules, type InitOptions } from "../../control/init/rules.ts";
+import { must, NODE, PodPair, preflight, run, type Got, type Ran } from "../support/netns.ts";
 
-const ROOT = path.resolve(import.meta.dirname, "..", "..");
-const NODE = path.join(ROOT, "node_modules", ".bin", "node");
-const POD = `weft-pod-${process.pid}`;
-const PEER = `weft-peer-${process.pid}`;
-const POD_IP = "10.77.0.2";
-const PEER_IP = "10.77.0.1";
-const POD_IP6 = "fd77::2";
-const PEER_IP6 = "fd77::1";
+const pair = new PodPair("init", 77);
+const { pod: POD, peer: PEER, podIp: POD_IP, peerIp: PEER_IP, podIp6: POD_IP6, peerIp6: PEER_IP6 } = pair;
 const PROXY_UID = 1337;
-
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  missing: boolean;
-}
-function run(command: string, args: string[]): Promise<Ran> {
-  return new Promise((resolve) => {
-    execFile(command, args, { cwd: ROOT, timeout: 15_000 }, (error, stdout, stderr) => {
-      const e = error as (NodeJS.ErrnoException & { code?: unknown }) | null;
-      resolve({ code: e ? (typeof e.code === "number" ? e.code : null) : 0, stdout, stderr, missing: e?.code === "ENOENT" });
-    });
-  });
-}
-async function must(command: string, ...args: string[]): Promise<string> {
-  const r = await run(command, args);
-  if (r.code !== 0) throw new Error(`${command} ${args.join(" ")} failed (exit ${r.code}): ${r.stderr.trim()}`);
-  return r.stdout;
-}
-
-const asUser = (uid: number | undefined) => (uid === undefined ? [] : ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups"]);
 
 /** `weft init ARGS` inside the pod's namespace (never outside it: that would change this machine's rules). */
 const init = (...args: string[]) => run("ip", ["netns", "exec", POD, NODE, "bin/weft.ts", "init", ...args]);
@@ -53,103 +24,19 @@ async function saved(family: "IPv4" | "IPv6"): Promise<string[]> {
 }
 const ruleLines = (lines: string[]) => lines.filter((l) => l.startsWith("-A "));
 
-interface Reply {
-  by: string;
-  host: string;
-}
-/** An HTTP GET with curl from a namespace, as a user; the reply's JSON, or curl's error when the connection failed. */
-async function get(ns: string, url: string, opts: { uid?: number; host?: string } = {}): Promise<Reply | string> {
-  const r = await run("ip", [
-    "netns", "exec", ns, ...asUser(opts.uid),
-    "curl", "-sS", "-g", "--noproxy", "*", "--max-time", "3", ...(opts.host ? ["-H", `Host: ${opts.host}`] : []), url,
-  ]);
-  return r.code === 0 ? (JSON.parse(r.stdout) as Reply) : `curl failed (exit ${r.code}): ${r.stderr.trim()}`;
-}
-const by = async (...args: Parameters<typeof get>) => {
-  const reply = await get(...args);
-  return typeof reply === "string" ? reply : reply.by;
+const get = (...args: Parameters<PodPair["get"]>) => pair.get(...args);
+const by = async (...args: Parameters<PodPair["get"]>) => {
+  const reply: Got = await get(...args);
+  return typeof reply === "object" && "by" in reply ? reply.by : JSON.stringify(reply);
 };
 
-// Each listener answers with its name and the Host it was sent; listens on :: for IPv4 and IPv6.
-const SERVER = `
-const http = require("node:http");
-const listeners = process.argv.slice(1).map((a) => a.split(":"));
-let left = listeners.length;
-for (const [name, port] of listeners) {
-  http.createServer((req, res) => res.end(JSON.stringify({ by: name, host: req.headers.host })))
-    .listen(Number(port), "::", () => { if (--left === 0) console.log("ready"); });
-}`;
-
-const servers: ChildProcess[] = [];
-function startServer(ns: string, uid: number | undefined, listeners: string[]): Promise<void> {
-  const child = spawn("ip", ["netns", "exec", ns, ...asUser(uid), NODE, "-e", SERVER, ...listeners], { stdio: ["ignore", "pipe", "pipe"] });
-  servers.push(child);
-  return new Promise((resolve, reject) => {
-    let output = "";
-    const timer = setTimeout(() => reject(new Error(`${listeners.join(" ")} in ${ns} did not start in 10 s: ${output}`)), 10_000);
-    const take = (d: Buffer) => {
-      output += d.toString();
-      if (output.includes("ready")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on("data", take);
-    child.stderr!.on("data", take);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${listeners.join(" ")} in ${ns} exited with ${code}: ${output}`));
-    });
-  });
-}
-
-/** Fails with what is missing and how to get it: a suite that cannot run must not pass. */
-async function preflight(): Promise<void> {
-  const tools: [string, string[], string][] = [
-    ["ip", ["-V"], "iproute2"],
-    ["iptables-save", ["--version"], "iptables"],
-    ["ip6tables-save", ["--version"], "iptables"],
-    ["setpriv", ["--version"], "util-linux"],
-    ["curl", ["--version"], "curl"],
-  ];
-  const missing = [];
-  for (const [tool, args, pkg] of tools) if ((await run(tool, args)).missing) missing.push(`${tool} (Debian package ${pkg})`);
-  if (missing.length > 0) {
-    throw new Error(`weft init's suite needs ${missing.join(", ")}: apt-get install -y iptables iproute2 util-linux curl (.ci/run installs them)`);
-  }
-  if (process.getuid?.() !== 0) throw new Error("weft init's suite makes network namespaces and iptables rules: run it as root (in a container or VM)");
-}
-
 async function setUp(): Promise<void> {
-  for (const ns of [POD, PEER]) {
-    const r = await run("ip", ["netns", "add", ns]);
-    if (r.code !== 0) throw new Error(`cannot make a network namespace (ip netns add ${ns}): ${r.stderr.trim()}: the suite needs root with CAP_SYS_ADMIN and CAP_NET_ADMIN`);
-  }
-  // The veth pair is made in the pod's namespace with its other end in the peer's: it never exists in the root namespace.
-  await must("ip", "-n", POD, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", PEER);
-  for (const [ns, ip, ip6] of [[POD, POD_IP, POD_IP6], [PEER, PEER_IP, PEER_IP6]]) {
-    await must("ip", "-n", ns, "addr", "add", `${ip}/24`, "dev", "eth0");
-    await must("ip", "-n", ns, "-6", "addr", "add", `${ip6}/64`, "dev", "eth0", "nodad");
-    await must("ip", "-n", ns, "link", "set", "eth0", "up");
-    await must("ip", "-n", ns, "link", "set", "lo", "up");
-  }
+  await pair.setUp();
   await Promise.all([
-    startServer(POD, undefined, ["app:8080", "app:9090"]),
-    startServer(POD, PROXY_UID, ["inbound:15006", "outbound:15001"]),
-    startServer(PEER, undefined, ["peer:80", "peer:5432", "peer:9999"]),
+    pair.startServer(POD, undefined, ["app:8080", "app:9090"]),
+    pair.startServer(POD, PROXY_UID, ["inbound:15006", "outbound:15001"]),
+    pair.startServer(PEER, undefined, ["peer:80", "peer:5432", "peer:9999"]),
   ]);
-}
-
-async function tearDown(): Promise<void> {
-  await Promise.all(
-    servers.map((child) => new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once("exit", () => resolve());
-      child.kill("SIGKILL");
-    })),
-  );
-  // Deleting a namespace deletes its end of the veth pair, and with it the other end.
-  for (const ns of [POD, PEER]) await run("ip", ["netns", "del", ns]);
 }
 
 const DEFAULTS: InitOptions = { proxyUid: PROXY_UID, inboundPort: 15006, outboundPort: 15001, inboundPorts: [8080], outboundPorts: [80, 8080], excludeOutboundPorts: [] };
@@ -157,11 +44,11 @@ const DEFAULTS: InitOptions = { proxyUid: PROXY_UID, inboundPort: 15006, outboun
 describe("weft init in a pod's network namespace", () => {
   let first: Ran;
   before(async () => {
-    await preflight();
+    await preflight("weft init's suite");
     await setUp();
     first = await init("--proxy-uid", "1337", "--inbound-port", "15006", "--outbound-port", "15001", "--include-inbound-ports", "8080");
   });
-  after(tearDown);
+  after(() => pair.tearDown());
 
   it("installs the rules for IPv4 and IPv6, exactly as generated, and says what it did", async () => {
     assert.equal(first.code, 0, first.stderr);
