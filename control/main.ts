@@ -13,12 +13,14 @@ import { kubernetesTokenReviewer } from "./ca/token-review.ts";
 import { WEBHOOK_PATH } from "./inject/manifest.ts";
 import { injectionWebhook } from "./inject/webhook.ts";
 import { parseInjectSettings } from "./inject/settings.ts";
+import { DEFAULT_SETTINGS, isOutboundTraffic, OUTBOUND_TRAFFIC } from "./mesh/proxy-config.ts";
 import { API_PORT, CONTROL_NAME } from "./install/manifests.ts";
 import { readMarketplace } from "../sdk/cli/marketplace.ts";
 
 const USAGE = `usage: weft control [--kubeconfig FILE] [--namespace weft-system] [--address 0.0.0.0] [--port 15012]
                     [--serving-hosts NAME|IP,...] [--plain-http] [--trust-domain cluster.local]
                     [--insecure-registries HOST:PORT,...] [--no-leader-election] [--image IMAGE]
+                    [--outbound-traffic passthrough|refuse]
        weft control --local DIR [--port 15012] [--base-port 16000] [--trust-domain cluster.local]
 
 Runs the control plane (docs/control-plane.md): the configuration API for sidecars, the
@@ -27,6 +29,7 @@ CA that signs their certificates (docs/certificates.md) and the injection webhoo
 Service's names, 127.0.0.1 and --serving-hosts. Without --kubeconfig it uses
 $KUBECONFIG, ~/.kube/config, or the pod's in-cluster credentials. --image is the Node image
 the injector gives pods (docs/images.md; default ghcr.io/weft-dev/weft:<version>).
+--outbound-traffic is what apps' requests for hosts outside the mesh get (docs/egress.md).
 
 With --local DIR it runs without Kubernetes (docs/local-mode.md): the resources are the YAML
 files in DIR, watched for changes; it serves plain HTTP on 127.0.0.1 and keeps its CA in
@@ -52,6 +55,7 @@ export async function controlCommand(argv: string[]): Promise<number> {
         "insecure-registries": { type: "string" },
         "no-leader-election": { type: "boolean" },
         image: { type: "string" },
+        "outbound-traffic": { type: "string" },
         local: { type: "string" },
         "base-port": { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -81,6 +85,11 @@ export async function controlCommand(argv: string[]): Promise<number> {
   const trustDomain = values["trust-domain"] ?? "cluster.local";
   // The injected sidecars talk to this control plane, under its trust domain, with its image.
   const injection = parseInjectSettings({ image: values.image, trustDomain, controlPlane: `https://${CONTROL_NAME}.${namespace}.svc:${API_PORT}` });
+  const outboundTraffic = values["outbound-traffic"] ?? DEFAULT_SETTINGS.outboundTraffic;
+  if (!isOutboundTraffic(outboundTraffic)) {
+    process.stderr.write(`weft control: --outbound-traffic must be ${OUTBOUND_TRAFFIC.join(" or ")}, not "${outboundTraffic}"\n`);
+    return 2;
+  }
   if (!injection.ok) {
     process.stderr.write(`weft control: ${injection.problems.join("; ")}\n`);
     return 2;
@@ -99,7 +108,7 @@ export async function controlCommand(argv: string[]): Promise<number> {
     address: values.address ?? "0.0.0.0",
     port,
     ...(serving ? { tls: { cert: serving.certificateChain, key: serving.privateKey } } : {}),
-    settings: { trustDomain },
+    settings: { trustDomain, outboundTraffic },
     insecureRegistries: (values["insecure-registries"] ?? "").split(",").filter(Boolean),
     // marketplace://NAME@VERSION is the release's OCI artifact in the index shipped with weft.
     marketplace: async (name, version) => {

@@ -3,8 +3,10 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { toYaml } from "../crd/yaml.ts";
 import { installManifests } from "./manifests.ts";
+import { isOutboundTraffic, OUTBOUND_TRAFFIC } from "../mesh/proxy-config.ts";
 
 const USAGE = `usage: weft install [--namespace weft-system] [--image IMAGE] [--replicas N] [--insecure-registries HOST:PORT,...]
+                    [--outbound-traffic passthrough|refuse]
 
 Prints the CRDs, the control plane (Deployment, Service, RBAC) and the injector's webhook:
   weft install | kubectl apply -f -
@@ -20,6 +22,7 @@ export function installCommand(argv: string[]): number {
         image: { type: "string" },
         replicas: { type: "string" },
         "insecure-registries": { type: "string" },
+        "outbound-traffic": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -40,7 +43,13 @@ export function installCommand(argv: string[]): number {
     process.stderr.write(`weft install: --namespace must be a namespace name (lower case letters, digits and '-'), not "${values.namespace}"\n`);
     return 2;
   }
+  const outboundTraffic = values["outbound-traffic"];
+  if (outboundTraffic !== undefined && !isOutboundTraffic(outboundTraffic)) {
+    process.stderr.write(`weft install: --outbound-traffic must be ${OUTBOUND_TRAFFIC.join(" or ")}, not "${outboundTraffic}"\n`);
+    return 2;
+  }
   const manifests = installManifests({
+    ...(outboundTraffic ? { outboundTraffic } : {}),
     ...(values.namespace ? { namespace: values.namespace } : {}),
     ...(values.image ? { image: values.image } : {}),
     ...(replicas !== undefined ? { replicas } : {}),

@@ -6,6 +6,7 @@ import { customResourceDefinition, KINDS } from "../crd/crds.ts";
 import { GROUP } from "../resources/meta.ts";
 import { injectorWebhookConfiguration } from "../inject/manifest.ts";
 import { WEFT_VERSION } from "../inject/settings.ts";
+import { DEFAULT_SETTINGS, type OutboundTraffic } from "../mesh/proxy-config.ts";
 
 export const CONTROL_NAME = "weft-control";
 export const API_PORT = 15012;
@@ -23,6 +24,8 @@ export interface InstallOptions {
   replicas?: number;
   /** Registries spoken to over plain HTTP (host:port). */
   insecureRegistries?: string[];
+  /** What apps' requests for hosts outside the mesh get (default passthrough). */
+  outboundTraffic?: OutboundTraffic;
 }
 
 const labels = { "app.kubernetes.io/name": CONTROL_NAME, "app.kubernetes.io/part-of": "weft" };
@@ -99,7 +102,7 @@ export function installManifests(options: InstallOptions = {}): Record<string, u
                 name: "control",
                 image,
                 command: ["node", "/opt/weft/weft.mjs", "control"],
-                args: [`--namespace=${namespace}`, `--port=${API_PORT}`, `--image=${image}`, `--insecure-registries=${(options.insecureRegistries ?? []).join(",")}`],
+                args: [`--namespace=${namespace}`, `--port=${API_PORT}`, `--image=${image}`, `--insecure-registries=${(options.insecureRegistries ?? []).join(",")}`, `--outbound-traffic=${options.outboundTraffic ?? DEFAULT_SETTINGS.outboundTraffic}`],
                 env: [
                   { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
                   { name: "NODE_OPTIONS", value: CONTROL_NODE_OPTIONS },

@@ -15,9 +15,25 @@ export interface ProxySettings {
   inboundPort: number;
   /** Where sidecars bind their listeners: every address in a pod; loopback in local mode. */
   listenAddress: string;
+  /** What an app's request for a host outside the mesh gets: passed through to that host, or refused (docs/egress.md). */
+  outboundTraffic: OutboundTraffic;
 }
 
-export const DEFAULT_SETTINGS: ProxySettings = { trustDomain: "cluster.local", clusterDomain: "cluster.local", outboundPort: 15001, inboundPort: 15006, listenAddress: "0.0.0.0" };
+export const OUTBOUND_TRAFFIC = ["passthrough", "refuse"] as const;
+export type OutboundTraffic = (typeof OUTBOUND_TRAFFIC)[number];
+export const isOutboundTraffic = (value: string): value is OutboundTraffic => (OUTBOUND_TRAFFIC as readonly string[]).includes(value);
+
+export const DEFAULT_SETTINGS: ProxySettings = {
+  trustDomain: "cluster.local",
+  clusterDomain: "cluster.local",
+  outboundPort: 15001,
+  inboundPort: 15006,
+  listenAddress: "0.0.0.0",
+  outboundTraffic: "passthrough",
+};
+
+/** Istio's name for the cluster of hosts outside the mesh, so dashboards built for Istio's metrics show it. */
+export const PASSTHROUGH_CLUSTER = "PassthroughCluster";
 
 /** What the distribution resolved a WasmFilter to; unresolved filters are left out. */
 export type ResolvedFilters = ReadonlyMap<string, { sha256: string }>;
@@ -211,9 +227,15 @@ export function computeProxyConfig(world: MeshWorld, pod: PodInfo, resolved: Res
       virtualHosts.push(outboundVirtualHost(world, s, port, pod, settings));
     }
   }
+  // Last: "*" matches only hosts no Service's virtual host names.
+  if (settings.outboundTraffic === "passthrough") {
+    clusters.push({ name: PASSTHROUGH_CLUSTER, passthrough: true, endpoints: [] });
+    virtualHosts.push({ name: PASSTHROUGH_CLUSTER, domains: ["*"], routes: [{ name: PASSTHROUGH_CLUSTER, backends: [{ cluster: PASSTHROUGH_CLUSTER }] }] });
+  }
   const own = servicesOf(world, pod)[0];
+  const refused = settings.outboundTraffic === "refuse" ? { noRouteReason: "the mesh refuses hosts outside it (outbound traffic is \"refuse\": weft install --outbound-traffic passthrough lets them through; docs/egress.md)" } : {};
   const listeners: ProxyConfigInput["listeners"] = [
-    { name: "outbound", direction: "Outbound", address: settings.listenAddress, port: settings.outboundPort, virtualHosts },
+    { name: "outbound", direction: "Outbound", address: settings.listenAddress, port: settings.outboundPort, virtualHosts, ...refused },
   ];
   const app = appPort(world, pod);
   if (app !== null) {

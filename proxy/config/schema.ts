@@ -120,6 +120,8 @@ export const Listener = v.object({
   // Also accept HTTP/2: with prior knowledge (h2c) in plaintext, by ALPN "h2" over TLS.
   http2: v.optional(v.boolean(), true),
   virtualHosts: v.array(VirtualHost),
+  // Said in the 404 when no virtual host matches: the control plane explains its outbound traffic policy.
+  noRouteReason: v.optional(v.string()),
   // Inbound: which peers may call the workload (AccessPolicy); checked before any filter runs.
   authorization: v.optional(Authorization),
 });
@@ -165,6 +167,9 @@ export const Cluster = v.object({
   workload: v.optional(v.string(), ""),
   protocol: v.optional(v.picklist(["http1", "http2"]), "http1"),
   endpoints: v.array(Endpoint),
+  // The endpoint is the request's own authority (host[:port], port 80 by default): hosts outside
+  // the mesh, reached as the app asked (Istio's PassthroughCluster). Its connections are not pooled.
+  passthrough: v.optional(v.boolean(), false),
   loadBalancer: v.optional(LoadBalancer, { policy: "RoundRobin" }),
   connectTimeoutMs: v.optional(positiveMs, 5000),
   idleTimeoutMs: v.optional(positiveMs, 60000),

@@ -48,6 +48,12 @@ function crossCheck(config: ProxyConfig): string[] {
   }
   for (const [i, c] of config.clusters.entries()) {
     if (c.tls && !config.identity) problems.push(`clusters[${i}].tls: mTLS to "${c.name}" needs "identity"`);
+    if (c.passthrough) {
+      // Its endpoint is each request's authority, reached in plain HTTP/1.1 as the app asked.
+      if (c.endpoints.length > 0) problems.push(`clusters[${i}].endpoints: a passthrough cluster takes each request's authority as its endpoint; leave endpoints empty`);
+      if (c.tls) problems.push(`clusters[${i}].tls: a passthrough cluster reaches hosts outside the mesh, which have no mesh identity; remove tls`);
+      if (c.protocol !== "http1") problems.push(`clusters[${i}].protocol: a passthrough cluster speaks http1 to each host`);
+    }
   }
   const filters = new Set<string>();
   for (const [i, f] of config.filters.entries()) {

@@ -35,6 +35,8 @@ export interface ContextInputs {
   readonly port: number;
   /** The listener's access policies (inbound only). */
   readonly authorization?: Authorization;
+  /** Why no route matched, said in the 404 (the listener's noRouteReason). */
+  readonly noRouteReason?: string;
 }
 
 /** What the listener (inbound or outbound) contributes to each request. */
@@ -51,6 +53,8 @@ export interface ForwardContext {
   decorate(headers: string[], exchange: ServerExchange): void;
   /** Why the request is refused before anything else runs (access policies), or null. */
   refuse?(exchange: ServerExchange): string | null;
+  /** Why no route matched, said in the 404. */
+  readonly noRouteReason?: string;
 }
 
 // HTTP status of a local reply → gRPC status, as gRPC's HTTP mapping prescribes.
@@ -242,7 +246,7 @@ class Forwarding {
     const head = this.head;
     const route = this.ctx.router.match({ authority: head.authority, method: head.method, path: pathOf(head.path), headers: head.headers });
     if (!route) {
-      this.reply(404, `no route for host "${head.authority}" and path "${pathOf(head.path)}"`, "NR");
+      this.reply(404, `no route for host "${head.authority}" and path "${pathOf(head.path)}"${this.ctx.noRouteReason ? `: ${this.ctx.noRouteReason}` : ""}`, "NR");
       return;
     }
     this.route = route;
@@ -380,7 +384,11 @@ class Forwarding {
     const cluster = this.cluster!;
     const lb = cluster.config.loadBalancer;
     const hashInput = lb.policy === "ConsistentHash" ? headerValue(this.head.headers, lb.header.toLowerCase()) : undefined;
-    const endpoint = cluster.pick(hashInput, this.attempts > 0 ? this.endpoint : null);
+    const endpoint = cluster.config.passthrough ? cluster.passthroughEndpoint(this.head.authority) : cluster.pick(hashInput, this.attempts > 0 ? this.endpoint : null);
+    if (typeof endpoint === "string") {
+      this.reply(403, endpoint, "NR");
+      return;
+    }
     if (!endpoint) {
       this.reply(503, `no endpoints for cluster "${cluster.config.name}"`, "UH");
       return;

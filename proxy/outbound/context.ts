@@ -3,7 +3,7 @@
 import type { ContextInputs, ForwardContext } from "../forwarder/forward.ts";
 import type { DestinationInfo } from "../telemetry/types.ts";
 
-export function outboundContext({ node, ownPrincipal, router, clusters, telemetry, filters, port }: ContextInputs): ForwardContext {
+export function outboundContext({ node, ownPrincipal, router, clusters, telemetry, filters, port, noRouteReason }: ContextInputs): ForwardContext {
   const source = { principal: ownPrincipal, workload: node.workload, namespace: node.namespace };
   const destinations = new Map<string, DestinationInfo>();
   return {
@@ -13,6 +13,7 @@ export function outboundContext({ node, ownPrincipal, router, clusters, telemetr
     telemetry,
     filters,
     port,
+    ...(noRouteReason ? { noRouteReason } : {}),
     describe: (_exchange, cluster) => {
       const name = cluster?.config.name ?? "";
       // Once per cluster and configuration version, not per request.

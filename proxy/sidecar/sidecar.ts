@@ -196,7 +196,7 @@ export class Sidecar {
       const makeContext = l.direction === "Inbound" ? inboundContext : outboundContext;
       const bound = fresh.find((f) => f.config === l);
       const server = bound?.server ?? this.listeners.get(l.name)!.server;
-      const context = makeContext({ node: config.node, ownPrincipal: principal, router, clusters: this.clusters, telemetry: this.telemetry, filters: this.filters.chain, port: server.port, ...(l.authorization ? { authorization: l.authorization } : {}) });
+      const context = makeContext({ node: config.node, ownPrincipal: principal, router, clusters: this.clusters, telemetry: this.telemetry, filters: this.filters.chain, port: server.port, ...(l.authorization ? { authorization: l.authorization } : {}), ...(l.noRouteReason ? { noRouteReason: l.noRouteReason } : {}) });
       if (bound) {
         const old = this.listeners.get(l.name);
         if (old) retired.push(old);

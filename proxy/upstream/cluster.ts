@@ -9,6 +9,7 @@ import { newOutlierState, recordOutcome, type Outcome, type OutlierState } from 
 import { UpstreamHttp1 } from "./http1-client.ts";
 import { Http2Upstream } from "./http2-client.ts";
 import type { UpstreamExchange } from "./exchange.ts";
+import { passthroughTarget, selfAddressProblem } from "./passthrough.ts";
 
 export type FailureReason = "connect" | "tls" | "overflow" | "timeout" | "reset" | "protocol";
 
@@ -124,6 +125,12 @@ export class UpstreamCluster {
     return this.healthy!;
   }
 
+  /** A passthrough cluster's endpoint for one request: its own authority, never pooled (it is not among `endpoints`). */
+  passthroughEndpoint(authority: string): UpstreamEndpoint | string {
+    const target = passthroughTarget(authority);
+    return typeof target === "string" ? target : new UpstreamEndpoint({ ...target, weight: 1, labels: {} });
+  }
+
   pick(hashInput: string | undefined, exclude: UpstreamEndpoint | null): UpstreamEndpoint | undefined {
     return this.balancer.pick(this.healthyEndpoints(Date.now()), hashInput, exclude);
   }
@@ -212,6 +219,15 @@ export class UpstreamCluster {
     if (this.closed) {
       conn.destroy();
       throw new UpstreamFailure("connect", `cluster "${this.config.name}" was removed`);
+    }
+    // A name can resolve to this pod itself, which the literal check before connecting cannot see.
+    const self = this.config.passthrough ? selfAddressProblem(conn.remoteAddress) : null;
+    if (self) {
+      conn.destroy();
+      this.connections--;
+      endpoint.connections--;
+      this.wakeWaiter();
+      throw new UpstreamFailure("connect", `passthrough to ${endpoint.key} refused: it resolved to ${conn.remoteAddress}; ${self}, and a request sent there would come back to this proxy`);
     }
     const upstream = new UpstreamHttp1(conn);
     upstream.onRelease = (c) => this.release(endpoint, c);

@@ -1,0 +1,47 @@
+// Where a passthrough cluster sends a request: to the host and port the app itself named in
+// Host or :authority (docs/egress.md). The proxy runs as the user whose traffic is never
+// redirected, so one place is refused: this pod itself. A request for 127.0.0.1:15001, or the
+// pod's own IP, would reach the proxy's own listener again and loop until connections run out;
+// and the pod's loopback is the app's, not a host outside the mesh.
+import { isIP } from "node:net";
+import { networkInterfaces } from "node:os";
+
+const DEFAULT_PORT = 80;
+// The pod's addresses do not change while it runs; re-read now and then all the same.
+const OWN_ADDRESSES_TTL_MS = 10_000;
+let ownAddresses: { at: number; set: Set<string> } | null = null;
+
+function own(): Set<string> {
+  const now = Date.now();
+  if (!ownAddresses || now - ownAddresses.at > OWN_ADDRESSES_TTL_MS) {
+    const set = new Set<string>();
+    for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) set.add(a.address.toLowerCase());
+    ownAddresses = { at: now, set };
+  }
+  return ownAddresses.set;
+}
+
+/** Why `address` (an IP, or a name for literal checks) is this pod itself, or null. */
+export function selfAddressProblem(address: string): string | null {
+  const a = address.toLowerCase().replace(/^::ffff:(?=\d+\.)/, "");
+  if (a === "localhost" || a.endsWith(".localhost")) return "it names this pod's loopback";
+  if (isIP(a) === 4 && (a.startsWith("127.") || a.startsWith("0."))) return "it is this pod's loopback";
+  if (a === "::1" || a === "::") return "it is this pod's loopback";
+  if (own().has(a)) return "it is this pod's own address";
+  return null;
+}
+
+/** The endpoint a request for `authority` goes to, or why it is refused. */
+export function passthroughTarget(authority: string): { address: string; port: number } | string {
+  let url: URL;
+  try {
+    url = new URL(`http://${authority}`);
+  } catch {
+    return `passthrough to "${authority}" refused: it is not a host[:port]`;
+  }
+  const address = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  const port = url.port ? Number(url.port) : DEFAULT_PORT;
+  const problem = selfAddressProblem(address);
+  if (problem) return `passthrough to ${url.host || authority} refused: ${problem}, and a request sent there would come back to this proxy`;
+  return { address, port };
+}
