@@ -12,6 +12,7 @@ import { startUpstream, type Upstream } from "./support/upstream.ts";
 import { startProxy, simpleConfig, type RunningProxy } from "./support/proxy.ts";
 import { request } from "./support/client.ts";
 import { parseConfig } from "../proxy/config/validate.ts";
+import { adminApp } from "../proxy/admin/server.ts";
 
 const root = path.resolve(import.meta.dirname ?? ".", "..");
 
@@ -73,6 +74,21 @@ describe("admin API and reload in process", () => {
     const missing = await fetch(`${admin}/nope`);
     assert.equal(missing.status, 404);
     assert.match(await missing.text(), /serves \/ready, \/metrics/);
+  });
+
+  it("as a sidecar managed by a control plane, takes no PUT /config and shows its configuration to loopback peers only", async () => {
+    // Its admin port is on the pod's IP then (kubelet probes, metrics): any pod could reach it.
+    const managed = adminApp(proxy.sidecar, "https://weft-control.weft-system.svc:15012");
+    const call = (path: string, address: string, init: RequestInit = {}) => managed.fetch(new Request(`http://pod${path}`, init), { peer: { address } });
+    const put = await call("/config", "127.0.0.1", { method: "PUT", body: JSON.stringify(simpleConfig([b.port], { version: "hijack" })) });
+    assert.equal(put.status, 405);
+    assert.match(await put.text(), /^this sidecar is configured by the control plane at https:\/\/weft-control\.weft-system\.svc:15012 only/);
+    assert.equal(proxy.sidecar.config.version, "test-1", "the configuration stayed");
+    const remote = await call("/config_dump", "10.244.0.7");
+    assert.equal(remote.status, 403);
+    assert.match(await remote.text(), /shown on this pod's loopback only: kubectl port-forward POD 15000/);
+    for (const address of ["127.0.0.1", "::1", "::ffff:127.0.0.1"]) assert.equal((await call("/config_dump", address)).status, 200, address);
+    for (const path of ["/ready", "/metrics"]) assert.equal((await call(path, "10.244.0.7")).status, 200, path);
   });
 
   it("rejects an invalid pushed configuration with every problem and keeps the last good one", async () => {

@@ -12,17 +12,28 @@ export function redact(config: ProxyConfig): unknown {
   return { ...config, identity: { ...config.identity, privateKey: "[redacted]" } };
 }
 
-export function adminApp(sidecar: Sidecar): Hono {
-  const app = new Hono();
+const isLoopback = (address: string) => /^(127\.|::1$|::ffff:127\.)/.test(address);
+
+/** `managedBy`: the control plane that configures the sidecar, or null for one configured by file or PUT. */
+export function adminApp(sidecar: Sidecar, managedBy: string | null): Hono<{ Bindings: { peer: { address: string } } }> {
+  const app = new Hono<{ Bindings: { peer: { address: string } } }>();
   app.get("/ready", (c) => (sidecar.draining ? c.text("draining\n", 503) : sidecar.notReady ? c.text(`${sidecar.notReady}\n`, 503) : c.text("ready\n")));
   app.get("/metrics", async (c) => {
     const text = await sidecar.telemetry.metricsText();
     return c.body(text, 200, { "content-type": sidecar.telemetry.contentType });
   });
   // The configuration in force, and whether each of its filters loaded (with the reason if not).
-  app.get("/config_dump", (c) => c.json({ ...(redact(sidecar.config) as object), filterStatus: sidecar.filters.status() }));
-  // Push: what the control plane (or an operator) uses to replace the configuration.
+  app.get("/config_dump", (c) => {
+    if (managedBy && !isLoopback(c.env.peer.address)) {
+      return c.text(`the configuration is shown on this pod's loopback only: kubectl port-forward POD 15000, then curl localhost:15000/config_dump\n`, 403);
+    }
+    return c.json({ ...(redact(sidecar.config) as object), filterStatus: sidecar.filters.status() });
+  });
+  // Push: what an operator uses to replace the configuration of a sidecar that has no control plane.
   app.put("/config", async (c) => {
+    if (managedBy) {
+      return c.text(`this sidecar is configured by the control plane at ${managedBy} only (what weft status shows must be what it runs): change the mesh's resources instead\n`, 405, { allow: "GET" });
+    }
     let body: unknown;
     try {
       body = await c.req.json();
@@ -42,7 +53,7 @@ export function adminApp(sidecar: Sidecar): Hono {
   return app;
 }
 
-export function startAdmin(sidecar: Sidecar, runtime: Runtime, address: { address: string; port: number }): Promise<Server> {
-  const app = adminApp(sidecar);
-  return runtime.serveHttp(address, (request) => app.fetch(request));
+export function startAdmin(sidecar: Sidecar, runtime: Runtime, address: { address: string; port: number }, managedBy: string | null): Promise<Server> {
+  const app = adminApp(sidecar, managedBy);
+  return runtime.serveHttp(address, (request, peer) => app.fetch(request, { peer }));
 }

@@ -56,6 +56,7 @@ export async function startManagedProxy(options: ManagedProxyOptions): Promise<M
   const sidecar = await Sidecar.start(bootstrap, selectRuntime(), log, telemetry, {
     fetchFilter: controlPlaneFilters(endpoint, options.filterCacheDir ?? path.join(tmpdir(), "weft-filters")),
     notReady: `waiting for the first configuration from the control plane at ${endpoint.base}`,
+    managedBy: endpoint.base,
   });
   // The workload certificate comes first: a configuration is applied only with an identity
   // to serve and call the mesh with, as Envoy waits for its SDS secret.

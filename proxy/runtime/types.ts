@@ -80,7 +80,8 @@ export interface Server {
   updateTls?(tls: ServerTlsOptions): void;
 }
 
-export type FetchHandler = (request: Request) => Response | Promise<Response>;
+/** `peer` is the client's address, for handlers that serve some paths to loopback only. */
+export type FetchHandler = (request: Request, peer: { address: string }) => Response | Promise<Response>;
 
 export interface Runtime {
   readonly name: "node" | "deno" | "bun";

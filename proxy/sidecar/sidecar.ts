@@ -45,6 +45,12 @@ export interface SidecarOptions {
   fetchFilter?: ModuleFetcher;
   /** Start not ready, for this reason, until `notReady` is cleared. */
   notReady?: string;
+  /**
+   * The control plane that configures this sidecar. Its admin port is then reachable from the
+   * network (kubelet probes, metrics scrapes), so it takes no PUT /config, and shows its
+   * configuration to loopback peers only (kubectl exec, kubectl port-forward).
+   */
+  managedBy?: string;
 }
 
 export class Sidecar {
@@ -77,7 +83,7 @@ export class Sidecar {
     const sidecar = new Sidecar(config, runtime, log, telemetry, options);
     try {
       await sidecar.install(config);
-      sidecar.admin = await startAdmin(sidecar, runtime, config.admin);
+      sidecar.admin = await startAdmin(sidecar, runtime, config.admin, options.managedBy ?? null);
     } catch (e) {
       await sidecar.stop();
       throw e;
