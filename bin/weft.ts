@@ -77,6 +77,12 @@ async function main(argv: string[]): Promise<number> {
         bind[listener] = { port };
       }
       const caFile = values["ca-file"] ?? env.WEFT_CA_FILE;
+      const { APP_PROBES_ENV, parseAppProbes } = await import("../proxy/admin/app-health.ts");
+      const appProbes = parseAppProbes(env[APP_PROBES_ENV] ?? "{}");
+      if (typeof appProbes === "string") {
+        process.stderr.write(`weft proxy: ${appProbes}\n`);
+        return 2;
+      }
       const { runManagedProxy } = await import("../proxy/control/managed.ts");
       await runManagedProxy({
         controlPlane,
@@ -88,6 +94,7 @@ async function main(argv: string[]): Promise<number> {
         adminAddress: values["admin-address"] ?? env.WEFT_ADMIN_ADDRESS ?? "0.0.0.0",
         adminPort,
         bind,
+        appProbes,
       });
       return -1;
     }

@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import process from "node:process";
-import { startUpstream, type Upstream } from "./support/upstream.ts";
+import { deadPort, startUpstream, type Upstream } from "./support/upstream.ts";
 import { startProxy, simpleConfig, type RunningProxy } from "./support/proxy.ts";
 import { request } from "./support/client.ts";
 import { parseConfig } from "../proxy/config/validate.ts";
@@ -78,7 +78,7 @@ describe("admin API and reload in process", () => {
 
   it("as a sidecar managed by a control plane, takes no PUT /config and shows its configuration to loopback peers only", async () => {
     // Its admin port is on the pod's IP then (kubelet probes, metrics): any pod could reach it.
-    const managed = adminApp(proxy.sidecar, "https://weft-control.weft-system.svc:15012");
+    const managed = adminApp(proxy.sidecar, { managedBy: "https://weft-control.weft-system.svc:15012", appProbes: {} });
     const call = (path: string, address: string, init: RequestInit = {}) => managed.fetch(new Request(`http://pod${path}`, init), { peer: { address } });
     const put = await call("/config", "127.0.0.1", { method: "PUT", body: JSON.stringify(simpleConfig([b.port], { version: "hijack" })) });
     assert.equal(put.status, 405);
@@ -89,6 +89,45 @@ describe("admin API and reload in process", () => {
     assert.match(await remote.text(), /shown on this pod's loopback only: kubectl port-forward POD 15000/);
     for (const address of ["127.0.0.1", "::1", "::ffff:127.0.0.1"]) assert.equal((await call("/config_dump", address)).status, 200, address);
     for (const path of ["/ready", "/metrics"]) assert.equal((await call(path, "10.244.0.7")).status, 200, path);
+  });
+
+  it("runs the app's rewritten kubelet probes against the app on 127.0.0.1 and answers as the app did", async () => {
+    const closed = await deadPort();
+    const http = (path: string, port = a.port, timeoutSeconds = 1) => ({ kind: "http" as const, port, path, scheme: "HTTP" as const, headers: [{ name: "X-Probe", value: "1" }], timeoutSeconds });
+    const admin = adminApp(proxy.sidecar, {
+      managedBy: "https://weft-control.weft-system.svc:15012",
+      appProbes: {
+        "app/readyz": http("/status/204"),
+        "app/livez": http("/status/500"),
+        "app/startupz": http("/status/302"),
+        "slow/readyz": http("/delay/3000", a.port, 1),
+        "down/readyz": http("/", closed),
+        "tcp/livez": { kind: "tcp", port: a.port, timeoutSeconds: 1 },
+        "tcp-down/livez": { kind: "tcp", port: closed, timeoutSeconds: 1 },
+      },
+    });
+    // From the kubelet, on the pod's IP: these paths are for the network.
+    const probe = async (key: string) => {
+      const res = await admin.fetch(new Request(`http://pod/app-health/${key}`), { peer: { address: "10.244.0.1" } });
+      return { status: res.status, text: await res.text() };
+    };
+    assert.deepEqual(await probe("app/readyz"), { status: 200, text: `the app answered 204 to GET /status/204 on port ${a.port}\n` });
+    assert.equal((await probe("app/livez")).status, 500);
+    // A redirect passes, as the kubelet counts it, and is not handed to the kubelet to follow.
+    assert.equal((await probe("app/startupz")).status, 200);
+    const slow = await probe("slow/readyz");
+    assert.equal(slow.status, 503);
+    assert.match(slow.text, /no answer within 1 s/);
+    const down = await probe("down/readyz");
+    assert.equal(down.status, 503);
+    assert.match(down.text, new RegExp(`GET / on 127\\.0\\.0\\.1:${closed}: .*(ECONNREFUSED|refused)`, "i"));
+    assert.equal((await probe("tcp/livez")).status, 200);
+    assert.equal((await probe("tcp-down/livez")).status, 503);
+    const unknown = await probe("other/readyz");
+    assert.equal(unknown.status, 404);
+    assert.match(unknown.text, /no app probe other\/readyz: the pod's injected probes are app\/readyz, app\/livez/);
+    const seen = a.received.filter((r) => r.url === "/status/204");
+    assert.equal(seen.at(-1)?.headers["x-probe"], "1", "the probe's own headers are sent");
   });
 
   it("rejects an invalid pushed configuration with every problem and keeps the last good one", async () => {

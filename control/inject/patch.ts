@@ -1,13 +1,14 @@
 // Sidecar injection as a pure function: a Pod (or a pod template: metadata and spec) and the
 // injector's settings in; the injected pod and the RFC 6902 JSON Patch that makes it out, or why
 // the pod is left alone, or why it is refused. The admission webhook (webhook.ts) answers with the
-// patch; `weft inject -f` (cli.ts) writes the injected pod. The app's containers are never touched.
+// patch; `weft inject -f` (cli.ts) writes the injected pod.
 //
 // What is injected, as a Kubernetes native sidecar (restartPolicy: Always in initContainers, so it
 // starts before and stops after the app): `weft-init`, which runs `weft init` to redirect the
 // pod's traffic through the proxy, then `weft-proxy`, which runs `weft proxy` configured by the
 // control plane, and two volumes: the projected ServiceAccount token the proxy authenticates with
-// and an emptyDir for /tmp (the root filesystem is read-only).
+// and an emptyDir for /tmp (the root filesystem is read-only). Of the app's containers, only the
+// kubelet probes change: they go through the sidecar (probes.ts), as Istio's do.
 import type { V1Container, V1EnvVar, V1Probe, V1Volume } from "@kubernetes/client-node";
 import * as v from "valibot";
 import { parseResource } from "../resources/parse.ts";
@@ -25,6 +26,8 @@ import {
 } from "./annotations.ts";
 import { quantityValue } from "./quantity.ts";
 import { sidecarImage, WEFT_VERSION, type InjectSettings } from "./settings.ts";
+import { rewriteProbes } from "./probes.ts";
+import { APP_PROBES_ENV } from "../../proxy/admin/app-health.ts";
 
 export const INIT_CONTAINER = "weft-init";
 export const PROXY_CONTAINER = "weft-proxy";
@@ -144,6 +147,7 @@ export function injectPod(input: unknown, settings: InjectSettings): Injection {
       capabilities: { add: ["NET_ADMIN", "NET_RAW"], drop: ["ALL"] },
     },
   };
+  const probes = rewriteProbes(pod.spec.containers as V1Container[], settings.ports.admin);
   const ready: V1Probe = { httpGet: { path: "/ready", port: settings.ports.admin } };
   const proxy: V1Container = {
     name: PROXY_CONTAINER,
@@ -151,7 +155,7 @@ export function injectPod(input: unknown, settings: InjectSettings): Injection {
     command,
     args: ["proxy"],
     restartPolicy: "Always",
-    env: proxyEnv(settings),
+    env: [...proxyEnv(settings), ...(Object.keys(probes.probes).length > 0 ? [{ name: APP_PROBES_ENV, value: JSON.stringify(probes.probes) }] : [])],
     ports: [{ name: "weft-admin", containerPort: settings.ports.admin, protocol: "TCP" }],
     // The kubelet starts the app only once a native sidecar's startup probe passes, so the app
     // never sends a request before the proxy can carry it (Istio's holdApplicationUntilProxyStarts).
@@ -194,6 +198,7 @@ export function injectPod(input: unknown, settings: InjectSettings): Injection {
   } else {
     add("/spec/initContainers", [init, proxy]);
   }
+  for (const { path, value } of probes.replaced) add(path, value);
   if (pod.spec.volumes) for (const volume of volumes) add("/spec/volumes/-", volume);
   else add("/spec/volumes", volumes);
   const statusValue = JSON.stringify(status);

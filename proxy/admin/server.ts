@@ -1,10 +1,12 @@
 // The admin API on :15000 (Hono; not on the request path): readiness, Prometheus metrics,
 // the configuration in force (secrets redacted), and configuration push.
 import { Hono } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Runtime, Server } from "../runtime/types.ts";
 import type { ProxyConfig } from "../config/schema.ts";
 import { ConfigError, parseConfig } from "../config/validate.ts";
 import type { Sidecar } from "../sidecar/sidecar.ts";
+import { APP_HEALTH_PREFIX, runAppProbe, type AppProbes } from "./app-health.ts";
 
 /** The configuration as /config_dump shows it: the private key never leaves the process. */
 export function redact(config: ProxyConfig): unknown {
@@ -14,9 +16,23 @@ export function redact(config: ProxyConfig): unknown {
 
 const isLoopback = (address: string) => /^(127\.|::1$|::ffff:127\.)/.test(address);
 
-/** `managedBy`: the control plane that configures the sidecar, or null for one configured by file or PUT. */
-export function adminApp(sidecar: Sidecar, managedBy: string | null): Hono<{ Bindings: { peer: { address: string } } }> {
+export interface AdminOptions {
+  /** The control plane that configures the sidecar, or null for one configured by file or PUT. */
+  managedBy: string | null;
+  /** The app's kubelet probes the injector pointed here (app-health.ts). */
+  appProbes: AppProbes;
+}
+
+export function adminApp(sidecar: Sidecar, { managedBy, appProbes }: AdminOptions): Hono<{ Bindings: { peer: { address: string } } }> {
   const app = new Hono<{ Bindings: { peer: { address: string } } }>();
+  app.get(`${APP_HEALTH_PREFIX}/:container/:kind`, async (c) => {
+    const key = `${c.req.param("container")}/${c.req.param("kind")}`;
+    const probe = appProbes[key];
+    if (!probe) return c.text(`no app probe ${key}: the pod's injected probes are ${Object.keys(appProbes).join(", ") || "none"}\n`, 404);
+    const { status, detail } = await runAppProbe(probe);
+    // 2xx and 3xx pass as the kubelet counts them; answered 200 so the kubelet follows no redirect of the app's.
+    return c.text(`${detail}\n`, (status < 400 ? 200 : status) as ContentfulStatusCode);
+  });
   app.get("/ready", (c) => (sidecar.draining ? c.text("draining\n", 503) : sidecar.notReady ? c.text(`${sidecar.notReady}\n`, 503) : c.text("ready\n")));
   app.get("/metrics", async (c) => {
     const text = await sidecar.telemetry.metricsText();
@@ -49,11 +65,11 @@ export function adminApp(sidecar: Sidecar, managedBy: string | null): Hono<{ Bin
       return c.json({ error: (e as Error).message, kept: sidecar.config.version }, 500);
     }
   });
-  app.notFound((c) => c.text("not found: the admin API serves /ready, /metrics, /config_dump and PUT /config\n", 404));
+  app.notFound((c) => c.text(`not found: the admin API serves /ready, /metrics, /config_dump, PUT /config and ${APP_HEALTH_PREFIX}/CONTAINER/KIND\n`, 404));
   return app;
 }
 
-export function startAdmin(sidecar: Sidecar, runtime: Runtime, address: { address: string; port: number }, managedBy: string | null): Promise<Server> {
-  const app = adminApp(sidecar, managedBy);
+export function startAdmin(sidecar: Sidecar, runtime: Runtime, address: { address: string; port: number }, options: AdminOptions): Promise<Server> {
+  const app = adminApp(sidecar, options);
   return runtime.serveHttp(address, (request, peer) => app.fetch(request, { peer }));
 }

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { parseConfig } from "../config/validate.ts";
+import type { AppProbes } from "../admin/app-health.ts";
 import type { ProxyConfig } from "../config/schema.ts";
 import { enroll, startRenewal, type EnrolledIdentity, type Renewal } from "../identity/enroll.ts";
 import { createLogger } from "../log.ts";
@@ -35,6 +36,8 @@ export interface ManagedProxyOptions {
   /** Where this proxy binds its listeners, by listener name, over what the control plane says (several proxies on one host: tests, local mode). */
   bind?: Record<string, { address?: string; port?: number }>;
   filterCacheDir?: string;
+  /** The app's kubelet probes (WEFT_APP_PROBES), answered on the admin port. */
+  appProbes?: AppProbes;
 }
 
 export interface ManagedProxy {
@@ -57,6 +60,7 @@ export async function startManagedProxy(options: ManagedProxyOptions): Promise<M
     fetchFilter: controlPlaneFilters(endpoint, options.filterCacheDir ?? path.join(tmpdir(), "weft-filters")),
     notReady: `waiting for the first configuration from the control plane at ${endpoint.base}`,
     managedBy: endpoint.base,
+    appProbes: options.appProbes ?? {},
   });
   // The workload certificate comes first: a configuration is applied only with an identity
   // to serve and call the mesh with, as Envoy waits for its SDS secret.

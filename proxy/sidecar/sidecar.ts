@@ -18,6 +18,7 @@ import { inboundContext } from "../inbound/context.ts";
 import { outboundContext } from "../outbound/context.ts";
 import { formatSpiffeId, verifyPeerIdentity } from "../identity/spiffe.ts";
 import { startAdmin } from "../admin/server.ts";
+import type { AppProbes } from "../admin/app-health.ts";
 import { currentRuntime } from "../runtime/current.ts";
 import { FilterRuntime } from "../filters/runtime.ts";
 import type { ModuleFetcher } from "../filters/module.ts";
@@ -51,6 +52,8 @@ export interface SidecarOptions {
    * configuration to loopback peers only (kubectl exec, kubectl port-forward).
    */
   managedBy?: string;
+  /** The app's kubelet probes, answered on the admin port at /app-health/CONTAINER/KIND. */
+  appProbes?: AppProbes;
 }
 
 export class Sidecar {
@@ -83,7 +86,7 @@ export class Sidecar {
     const sidecar = new Sidecar(config, runtime, log, telemetry, options);
     try {
       await sidecar.install(config);
-      sidecar.admin = await startAdmin(sidecar, runtime, config.admin, options.managedBy ?? null);
+      sidecar.admin = await startAdmin(sidecar, runtime, config.admin, { managedBy: options.managedBy ?? null, appProbes: options.appProbes ?? {} });
     } catch (e) {
       await sidecar.stop();
       throw e;

@@ -17,6 +17,7 @@ import { injectorWebhookConfiguration } from "../../control/inject/manifest.ts";
 import { injectPod, type AddOperation } from "../../control/inject/patch.ts";
 import { DEFAULT_SETTINGS, parseInjectSettings, WEFT_VERSION } from "../../control/inject/settings.ts";
 import { injectionWebhook } from "../../control/inject/webhook.ts";
+import { parseAppProbes } from "../../proxy/admin/app-health.ts";
 import { createLogger } from "../../proxy/log.ts";
 import { startCluster, type Cluster } from "../k8s/cluster.ts";
 import { createCa, issueWorkload } from "../support/pki.ts";
@@ -43,7 +44,7 @@ describe("injectPod (the patch itself)", () => {
     const r = injectPod(input, DEFAULT_SETTINGS);
     assert.equal(r.outcome, "injected");
     const out = r.pod as Json;
-    assert.deepEqual(out.spec.containers, input.spec.containers, "the app's containers are unchanged");
+    assert.deepEqual(out.spec.containers, input.spec.containers, "the app's containers are unchanged (they have no probes)");
     assert.deepEqual(names(out.spec.initContainers), ["weft-init", "weft-proxy", "migrate"]);
     assert.deepEqual(names(out.spec.volumes), ["data", "weft-token", "weft-tmp"]);
     const [init, proxy] = out.spec.initContainers;
@@ -57,6 +58,38 @@ describe("injectPod (the patch itself)", () => {
       "add /spec/initContainers/0", "add /spec/initContainers/1", "add /spec/volumes/-", "add /spec/volumes/-", "add /metadata/annotations/weft.dev~1status",
     ]);
     assert.equal(injectPod(out, DEFAULT_SETTINGS).outcome, "skipped", "an injected pod is left alone");
+  });
+
+  it("points the app's HTTP and TCP probes at the sidecar and hands it the originals; other probes stay", () => {
+    const containers = [
+      {
+        name: "web",
+        image: "x",
+        ports: [{ name: "http", containerPort: 8080 }],
+        readinessProbe: { httpGet: { path: "/healthz", port: "http", httpHeaders: [{ name: "X-Check", value: "1" }] }, periodSeconds: 3, timeoutSeconds: 2 },
+        livenessProbe: { tcpSocket: { port: 8080 }, failureThreshold: 5 },
+        startupProbe: { exec: { command: ["true"] } },
+      },
+      { name: "side", image: "x", readinessProbe: { httpGet: { path: "/", port: 9000, host: "10.0.0.9" } }, livenessProbe: { httpGet: { port: 9443, scheme: "HTTPS" } } },
+    ];
+    const r = injectPod(pod("web", { spec: { containers } }), DEFAULT_SETTINGS);
+    assert.equal(r.outcome, "injected");
+    const out = r.pod as Json;
+    const [web, side] = out.spec.containers;
+    assert.deepEqual(web.readinessProbe, { httpGet: { path: "/app-health/web/readyz", port: 15000, scheme: "HTTP" }, periodSeconds: 3, timeoutSeconds: 2 });
+    assert.deepEqual(web.livenessProbe, { httpGet: { path: "/app-health/web/livez", port: 15000, scheme: "HTTP" }, failureThreshold: 5 });
+    assert.deepEqual(web.startupProbe, containers[0].startupProbe, "an exec probe does not cross the network");
+    assert.deepEqual(side.readinessProbe, containers[1].readinessProbe, "a probe of another host is not this pod's");
+    assert.deepEqual(side.livenessProbe, { httpGet: { path: "/app-health/side/livez", port: 15000, scheme: "HTTP" } });
+    const env = (out.spec.initContainers[1].env as { name: string; value?: string }[]).find((e) => e.name === "WEFT_APP_PROBES");
+    assert.deepEqual(JSON.parse(env!.value!), {
+      "web/readyz": { kind: "http", port: 8080, path: "/healthz", scheme: "HTTP", headers: [{ name: "X-Check", value: "1" }], timeoutSeconds: 2 },
+      "web/livez": { kind: "tcp", port: 8080, timeoutSeconds: 1 },
+      "side/livez": { kind: "http", port: 9443, path: "/", scheme: "HTTPS", headers: [], timeoutSeconds: 1 },
+    });
+    // What the sidecar reads back is what the injector wrote.
+    assert.deepEqual(parseAppProbes(env!.value!), JSON.parse(env!.value!));
+    assert.ok(!(injectPod(pod("plain"), DEFAULT_SETTINGS) as Json).pod.spec.initContainers[1].env.some((e: { name: string }) => e.name === "WEFT_APP_PROBES"), "no probes, no variable");
   });
 
   it("follows the runtime and resource annotations", () => {
