@@ -19,6 +19,7 @@ commands:
   control               run the control plane (docs/control-plane.md); --local DIR without Kubernetes
   up [DIR]              run a whole mesh on this machine, the shop demo without DIR (docs/local-mode.md)
   status                every sidecar's configuration version and filters, and every WasmFilter's status
+  dashboard             open the cluster's dashboard through kubectl port-forward (docs/dashboard.md)
 
 Run with Node.js >= 22.18 (node bin/weft.ts), Deno >= 2 (deno run -A bin/weft.ts) or Bun >= 1.2 (bun bin/weft.ts).
 `;
@@ -109,6 +110,10 @@ async function main(argv: string[]): Promise<number> {
     case "status": {
       const { statusCommand } = await import("../control/status/cli.ts");
       return statusCommand(rest);
+    }
+    case "dashboard": {
+      const { dashboardCommand } = await import("../control/dashboard/cli.ts");
+      return dashboardCommand(rest);
     }
     case "install": {
       const { installCommand } = await import("../control/install/cli.ts");

@@ -51,6 +51,8 @@ export interface Controller {
   synced: Promise<void>;
   /** Whether this replica writes status. */
   leading(): boolean;
+  /** Every replica's sidecars as last read (own first), refreshed each heartbeat and status pass. */
+  sidecars(): readonly ProxyReportEntry[];
   stop(): Promise<void>;
 }
 
@@ -131,18 +133,20 @@ export async function startController(options: ControllerOptions): Promise<Contr
 
   const report = options.report ? new ProxyReportWriter(kubeConfig, options.report.namespace, options.report.replica, log) : null;
   let writing = Promise.resolve();
+  let seen: ProxyReportEntry[] = [];
   const writeStatus = () => {
     writing = writing.then(async () => {
       // Every replica reports its own sidecars; only the leader writes resource status.
       const own = reportOf(hub.connected);
       if (report) await report.write(own);
+      // Every replica's sidecars (from their reports), this replica's own first: a sidecar
+      // that moved between replicas counts once. Every replica reads them: its dashboard shows them.
+      const sidecars = new Map<string, ProxyReportEntry>();
+      for (const entry of [...own, ...(report ? await report.others(leading()) : [])]) if (!sidecars.has(entry.pod)) sidecars.set(entry.pod, entry);
+      seen = [...sidecars.values()];
       if (!leading()) return;
       const now = new Date().toISOString();
-      // Every replica's sidecars (from their reports), this replica's own first: a sidecar
-      // that moved between replicas counts once.
-      const sidecars = new Map<string, ProxyReportEntry>();
-      for (const entry of [...own, ...(report ? await report.others() : [])]) if (!sidecars.has(entry.pod)) sidecars.set(entry.pod, entry);
-      for (const f of world.wasmFilters.values()) await status.writeWasmFilter(f, wasmFilterStatus(world, distribution, f, sidecars.values(), now));
+      for (const f of world.wasmFilters.values()) await status.writeWasmFilter(f, wasmFilterStatus(world, distribution, f, seen, now));
     });
     return writing;
   };
@@ -165,6 +169,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     distribution,
     synced: watch.synced,
     leading,
+    sidecars: () => seen,
     async stop() {
       stopping = true;
       if (statusPending) clearTimeout(statusPending);

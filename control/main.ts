@@ -14,13 +14,17 @@ import { WEBHOOK_PATH } from "./inject/manifest.ts";
 import { injectionWebhook } from "./inject/webhook.ts";
 import { parseInjectSettings } from "./inject/settings.ts";
 import { DEFAULT_SETTINGS, isOutboundTraffic, OUTBOUND_TRAFFIC } from "./mesh/proxy-config.ts";
-import { API_PORT, CONTROL_NAME } from "./install/manifests.ts";
-import { readMarketplace } from "../sdk/cli/marketplace.ts";
+import { API_PORT, CONTROL_NAME, DASHBOARD_PORT } from "./install/manifests.ts";
+import { dashboard } from "./dashboard/app.ts";
+import { clusterDashboardSource } from "./dashboard/cluster-source.ts";
+import { selectRuntime } from "../proxy/runtime/select.ts";
+import { MARKETPLACE_DIR, readMarketplace } from "../sdk/cli/marketplace.ts";
+import { shippedMarketplace } from "./distribution/marketplace.ts";
 
 const USAGE = `usage: weft control [--kubeconfig FILE] [--namespace weft-system] [--address 0.0.0.0] [--port 15012]
                     [--serving-hosts NAME|IP,...] [--plain-http] [--trust-domain cluster.local]
                     [--insecure-registries HOST:PORT,...] [--no-leader-election] [--image IMAGE]
-                    [--outbound-traffic passthrough|refuse]
+                    [--outbound-traffic passthrough|refuse] [--dashboard-port 15014] [--marketplace DIR]
        weft control --local DIR [--port 15012] [--base-port 16000] [--trust-domain cluster.local]
 
 Runs the control plane (docs/control-plane.md): the configuration API for sidecars, the
@@ -30,6 +34,11 @@ Service's names, 127.0.0.1 and --serving-hosts. Without --kubeconfig it uses
 $KUBECONFIG, ~/.kube/config, or the pod's in-cluster credentials. --image is the Node image
 the injector gives pods (docs/images.md; default ghcr.io/weft-dev/weft:<version>).
 --outbound-traffic is what apps' requests for hosts outside the mesh get (docs/egress.md).
+The dashboard is served on 127.0.0.1:--dashboard-port only (0: not at all); weft dashboard
+reaches it with kubectl port-forward (docs/dashboard.md).
+--marketplace is the folder marketplace://NAME@VERSION filters come from: its index.json and
+the modules NAME/VERSION.wasm served without any registry (default: the one shipped with weft,
+/opt/plugins in the image; a release it has no module of is pulled from its OCI artifact).
 
 With --local DIR it runs without Kubernetes (docs/local-mode.md): the resources are the YAML
 files in DIR, watched for changes; it serves plain HTTP on 127.0.0.1 and keeps its CA in
@@ -56,6 +65,8 @@ export async function controlCommand(argv: string[]): Promise<number> {
         "no-leader-election": { type: "boolean" },
         image: { type: "string" },
         "outbound-traffic": { type: "string" },
+        "dashboard-port": { type: "string" },
+        marketplace: { type: "string" },
         local: { type: "string" },
         "base-port": { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -75,6 +86,14 @@ export async function controlCommand(argv: string[]): Promise<number> {
     return 2;
   }
   if (values.local !== undefined) return localControl(values.local, port, values);
+  // A --marketplace folder without an index is a typo: say so now, not in every marketplace filter's status.
+  if (values.marketplace !== undefined) {
+    const problem = await readMarketplace(values.marketplace).then(() => null, (e: Error) => e.message);
+    if (problem) {
+      process.stderr.write(`weft control: --marketplace ${values.marketplace}: ${problem}\n`);
+      return 2;
+    }
+  }
   const kubeConfig = loadKubeConfig(values.kubeconfig);
   if (typeof kubeConfig === "string") {
     process.stderr.write(`weft control: ${kubeConfig}\n`);
@@ -88,6 +107,11 @@ export async function controlCommand(argv: string[]): Promise<number> {
   const outboundTraffic = values["outbound-traffic"] ?? DEFAULT_SETTINGS.outboundTraffic;
   if (!isOutboundTraffic(outboundTraffic)) {
     process.stderr.write(`weft control: --outbound-traffic must be ${OUTBOUND_TRAFFIC.join(" or ")}, not "${outboundTraffic}"\n`);
+    return 2;
+  }
+  const dashboardPort = Number(values["dashboard-port"] ?? DASHBOARD_PORT);
+  if (!Number.isInteger(dashboardPort) || dashboardPort < 0 || dashboardPort > 65535) {
+    process.stderr.write(`weft control: --dashboard-port must be a port number (0: no dashboard), not "${values["dashboard-port"]}"\n`);
     return 2;
   }
   if (!injection.ok) {
@@ -110,11 +134,8 @@ export async function controlCommand(argv: string[]): Promise<number> {
     ...(serving ? { tls: { cert: serving.certificateChain, key: serving.privateKey } } : {}),
     settings: { trustDomain, outboundTraffic },
     insecureRegistries: (values["insecure-registries"] ?? "").split(",").filter(Boolean),
-    // marketplace://NAME@VERSION is the release's OCI artifact in the index shipped with weft.
-    marketplace: async (name, version) => {
-      const index = await readMarketplace();
-      return index.plugins.find((p) => p.name === name)?.versions.find((v) => v.version === version)?.artifact ?? null;
-    },
+    // marketplace://NAME@VERSION is the module the image ships (no registry needed), else the release's OCI artifact.
+    marketplace: shippedMarketplace(values.marketplace ?? MARKETPLACE_DIR),
     caBundle: authority.trustBundle(),
     routes: {
       [ENROLLMENT_PATH]: enrollmentHandler({ authority, reviewToken: kubernetesTokenReviewer({ kubeConfig }), trustDomain, log }),
@@ -124,8 +145,15 @@ export async function controlCommand(argv: string[]): Promise<number> {
     ...(values["no-leader-election"] ? {} : { leaderElection: { namespace, identity } }),
   });
   await controller.synced;
+  // On the pod's loopback only: kubectl port-forward reaches it, so Kubernetes RBAC
+  // (pods/portforward) decides who sees the mesh's topology, not whoever reaches the pod.
+  const board = dashboardPort > 0 ? dashboard(clusterDashboardSource(controller, injection.value.ports.admin)) : null;
+  const boardServer = board ? await selectRuntime().serveHttp({ address: "127.0.0.1", port: dashboardPort }, (request) => board.fetch(request)) : null;
+  if (boardServer) log.info("dashboard on this pod's loopback: weft dashboard opens it", { address: `127.0.0.1:${dashboardPort}` });
   const shutdown = async (signal: string) => {
     log.info("stopping", { signal });
+    board?.stop();
+    await boardServer?.close();
     await controller.stop();
     process.exit(0);
   };

@@ -63,13 +63,13 @@ export class ProxyReportWriter {
 
   /**
    * The other live replicas' sidecars, newest report first (a sidecar that moved is in two).
-   * The leader calls it, and removes meanwhile the keys of replicas that stopped without
-   * removing them, from the same read.
+   * With `removeStale` (the leader), it removes meanwhile the keys of replicas that stopped
+   * without removing them, from the same read.
    */
-  async others(): Promise<ProxyReportEntry[]> {
+  async others(removeStale: boolean): Promise<ProxyReportEntry[]> {
     const reports = await this.otherReports();
     const now = Date.now();
-    await this.removeStale(reports.filter(([, r]) => isStale(r, now)));
+    if (removeStale) await this.removeStale(reports.filter(([, r]) => isStale(r, now)));
     return reports
       .filter(([, r]) => !isStale(r, now))
       .sort(([, a], [, b]) => b.updatedAt.localeCompare(a.updatedAt))

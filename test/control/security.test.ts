@@ -22,7 +22,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
-import { applyCrds, startControl, startSidecar, until, weftStatus, writeMeshRoot, type ControlProcess, type SidecarProcess } from "../support/control-process.ts";
+import { applyCrds, hostAddress, startControl, startSidecar, until, weftStatus, writeMeshRoot, type ControlProcess, type SidecarProcess } from "../support/control-process.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
 import { RegistryClient } from "../../control/distribution/registry.ts";
 import { ENROLLMENT_PATH } from "../../control/ca/enrollment.ts";
@@ -50,6 +50,7 @@ describe("control plane secrets and unauthenticated callers on a real API server
   let control: ControlProcess;
   let web: SidecarProcess;
   let scratch: string;
+  let dashboardPort: number;
   let meshRoot: string;
   let filter: { sha256: string; url: string };
   const puller = { username: "puller", password: `pw-${randomBytes(12).toString("hex")}` };
@@ -189,7 +190,8 @@ spec: { selector: { matchLabels: { app: none } }, url: "${filter.url}", pullSecr
     await writeFile(path.join(scratch, "web.token"), tokens.web);
     const [port] = (await freePorts(1)) as [number];
     // At debug level: whatever the control plane and the sidecar can log, they log here.
-    control = await startControl(k8s, { port, insecureRegistries: [registry.host], env: { WEFT_LOG_LEVEL: "debug" } });
+    [dashboardPort] = (await freePorts(1)) as [number];
+    control = await startControl(k8s, { port, dashboardPort, insecureRegistries: [registry.host], env: { WEFT_LOG_LEVEL: "debug" } });
     meshRoot = await writeMeshRoot(k8s, "weft-system", path.join(scratch, "ca.crt"));
     web = await startSidecar({ controlPlane: control.url, caFile: path.join(scratch, "ca.crt"), namespace: "shop", pod: "web-0", tokenFile: path.join(scratch, "web.token"), tmp: path.join(scratch, "tmp-web-0"), env: { WEFT_LOG_LEVEL: "debug" } });
     await until("the sidecar to run the private filter", async () => (await web.dump()).filterStatus.some((f) => f.filter === "shop/private" && f.ready));
@@ -225,6 +227,20 @@ spec: { selector: { matchLabels: { app: none } }, url: "${filter.url}", pullSecr
     assert.equal(issued.status, 200, issued.body);
     assert.equal((JSON.parse(issued.body) as { spiffeId: string }).spiffeId, "spiffe://cluster.local/ns/shop/sa/web");
     return { "requests refused": refusals.length };
+  });
+
+  rec.case("security", "authentication", "the dashboard is served on the control plane's loopback only, never on its API port", async () => {
+    // What the dashboard shows (the mesh's topology) is for whoever may port-forward to the pod.
+    const state = await until("the dashboard to list the sidecar", async () => {
+      const s = (await (await fetch(`http://127.0.0.1:${dashboardPort}/dashboard/api/state`)).json()) as { proxies: { namespace: string; pod: string; acked: string | null }[] };
+      return s.proxies.some((p) => p.pod === "web-0" && p.acked) ? s : null;
+    });
+    assert.deepEqual(state.proxies.map((p) => `${p.namespace}/${p.pod}`), ["shop/web-0"]);
+    const elsewhere = await fetch(`http://${hostAddress()}:${dashboardPort}/dashboard/`).then((r) => `HTTP ${r.status}`, (e: Error) => `refused: ${String((e.cause as { code?: string })?.code ?? e.message)}`);
+    assert.match(elsewhere, /^refused: ECONNREFUSED/, "not on the machine's other addresses");
+    const api = await call("GET", "/dashboard/");
+    assert.equal(api.status, 404, "not on the API port every pod reaches");
+    return { "addresses tried": 2 };
   });
 
   rec.case("security", "authentication", "the configuration stream, acknowledgements and filter modules refuse callers without the pod's ServiceAccount token", async () => {

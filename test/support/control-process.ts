@@ -95,6 +95,8 @@ export interface ControlProcess {
 
 export interface ControlOptions {
   port: number;
+  /** Its dashboard's loopback port; default none (0), so several control planes can run at once. */
+  dashboardPort?: number;
   namespace?: string;
   insecureRegistries?: string[];
   env?: Record<string, string>;
@@ -108,6 +110,7 @@ export async function startControl(k8s: Cluster, options: ControlOptions): Promi
     "--namespace", options.namespace ?? "weft-system",
     "--address", "127.0.0.1",
     "--port", String(options.port),
+    "--dashboard-port", String(options.dashboardPort ?? 0),
     // One replica: the Lease hand-over is install.test.ts's subject, and a killed leader's Lease
     // would hold status writes back for its 15 s.
     "--no-leader-election",
