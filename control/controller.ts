@@ -8,6 +8,7 @@ import { authenticator } from "./api/authenticate.ts";
 import { kubernetesTokenReviewer } from "./ca/token-review.ts";
 import type { FilterDistribution } from "./distribution/filters.ts";
 import type { Credentials } from "./distribution/registry.ts";
+import type { MarketplaceRelease } from "./distribution/marketplace.ts";
 import type { ProxySettings } from "./mesh/proxy-config.ts";
 import type { MeshWorld } from "./mesh/world.ts";
 import { wasmFilterStatus } from "./mesh/filter-status.ts";
@@ -33,7 +34,7 @@ export interface ControllerOptions {
   /** Audiences a proxy's token must be for. */
   audiences?: string[];
   routes?: Record<string, FetchHandler>;
-  marketplace?: (name: string, version: string) => Promise<string | null>;
+  marketplace?: (name: string, version: string) => Promise<MarketplaceRelease | null>;
   /** With several replicas: the Lease that picks the one that writes status. Without: this one writes. */
   leaderElection?: { namespace: string; identity: string; leaseSeconds?: number };
   /** The mesh's roots, published where sidecars and the API server read them (ca-bundle.ts). */

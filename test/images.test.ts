@@ -197,6 +197,21 @@ describe("the images of npm run image (deploy/image/, docs/images.md)", () => {
       assert.equal(search.code, 0, search.stderr);
       assert.match(search.stdout, /^jwt-auth /m);
     });
+
+    it("ships every marketplace release's module beside the index, each with the digest the index lists", async () => {
+      // What the control plane serves for marketplace:// without a registry (control/distribution/marketplace.ts).
+      const script = `const { createHash } = require("node:crypto"); const { readFileSync } = require("node:fs");
+  const index = JSON.parse(readFileSync("/opt/plugins/index.json", "utf8"));
+  for (const p of index.plugins) for (const v of p.versions) {
+    const sha = createHash("sha256").update(readFileSync("/opt/plugins/" + p.name + "/" + v.version + ".wasm")).digest("hex");
+    console.log(p.name + "@" + v.version + " " + (sha === v.sha256 ? "ok" : "differs: " + sha));
+  }`;
+      const ran = await podmanRun(WEFT, ["node", "-e", script]);
+      assert.equal(ran.code, 0, ran.stderr);
+      const index = JSON.parse(readFileSync(path.join(root, "plugins", "index.json"), "utf8")) as { plugins: { name: string; versions: { version: string }[] }[] };
+      const expected = index.plugins.flatMap((p) => p.versions.map((v) => `${p.name}@${v.version} ok`));
+      assert.deepEqual(ran.stdout.trim().split("\n"), expected);
+    });
   });
 
   describe(`the ${SHOP} image`, { skip: runtime === "node" ? undefined : "Node's run checks the shop's Node image" }, () => {

@@ -6,6 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { sha256Hex } from "../../proxy/filters/module.ts";
+import type { MarketplaceRelease } from "./marketplace.ts";
 import { PULL_TIMEOUT_MS, RegistryClient, failureText, parseOciReference, readLimited, type Credentials } from "./registry.ts";
 
 export interface ResolveOptions {
@@ -17,8 +18,11 @@ export interface ResolveOptions {
   timeoutMs?: number;
   /** Whether file:// urls may be read (local mode only: in a cluster they would read the control plane's disk). */
   allowFiles: boolean;
-  /** name@version -> artifact url, from the marketplace index. */
-  marketplace: (name: string, version: string) => Promise<string | null>;
+  /**
+   * name@version -> where its module is (the artifact's url, or a file:// the control plane
+   * ships) and the digest the index lists (marketplace.ts); null when the index does not list it.
+   */
+  marketplace: (name: string, version: string) => Promise<MarketplaceRelease | null>;
 }
 
 export interface Resolved {
@@ -59,12 +63,7 @@ export class FilterResolver {
       return { bytes: this.bounded(bytes, url), source: url };
     }
     if (scheme === "https") return { bytes: await this.fetchHttps(url), source: url };
-    if (scheme === "marketplace") {
-      const [name, version] = url.slice("marketplace://".length).split("@");
-      const artifact = await this.options.marketplace(name!, version!);
-      if (!artifact) throw new ResolveError(`${url}: the marketplace index has no ${name} ${version} (weft filter search lists what it has)`);
-      return this.fetch(artifact, undefined);
-    }
+    if (scheme === "marketplace") return this.fetchMarketplace(url);
     if (scheme === undefined || scheme === "oci") {
       const ref = parseOciReference(scheme ? url : `oci://${url}`);
       const pulled = await this.registry.pullWasm(ref, {
@@ -76,6 +75,44 @@ export class FilterResolver {
       return { bytes: pulled.wasm, source: `${url} (${pulled.manifestDigest})` };
     }
     throw new ResolveError(`${url}: unsupported scheme "${scheme}://"; use oci://, https://, file:// (local mode) or marketplace://`);
+  }
+
+  /**
+   * A marketplace release, from where the marketplace callback says: a module shipped with
+   * weft (file://, allowed whatever allowFiles says, since the control plane chose the path,
+   * not the WasmFilter), or the release's artifact. With the index's digest the bytes must be
+   * the release's: a damaged copy is refused, never run.
+   */
+  private async fetchMarketplace(url: string): Promise<{ bytes: Uint8Array; source: string }> {
+    const [name, version] = url.slice("marketplace://".length).split("@");
+    const release = await this.options.marketplace(name!, version!);
+    if (!release) throw new ResolveError(`${url}: the marketplace index has no ${name} ${version} (weft filter search lists what it has)`);
+    const { url: from, sha256: listed } = release;
+    const shipped = from.startsWith("file://");
+    let got: { bytes: Uint8Array; source: string };
+    if (shipped) {
+      const file = fileURLToPath(from);
+      const bytes = await readFile(file).catch((e: Error) => {
+        throw new ResolveError(`${url}: cannot read this control plane's own copy, ${file}: ${e.message}`);
+      });
+      got = { bytes: this.bounded(bytes, url), source: `${url}, this control plane's own copy ${file} (no registry involved)` };
+    } else {
+      try {
+        const pulled = await this.fetch(from, undefined);
+        got = { bytes: pulled.bytes, source: `${url}, pulled from ${pulled.source}: this control plane has no copy of it` };
+      } catch (e) {
+        throw new ResolveError(`${url}: this control plane has no copy of it, and the pull of its artifact failed: ${(e as Error).message}; ship it in the image (npm run image) or mirror the marketplace to a registry the cluster reaches (weft filter mirror, docs/filters.md)`);
+      }
+    }
+    const sha256 = sha256Hex(got.bytes);
+    if (listed && sha256 !== listed) {
+      const what = shipped ? `this control plane's own copy ${fileURLToPath(from)}` : `its artifact ${from}`;
+      const fix = shipped
+        ? "the file is damaged or was not built from this release's sources; rebuild the image (npm run image checks every module against the index) or delete the file so that the artifact is pulled"
+        : "the registry serves other bytes under the release's tag; push the release again (weft filter mirror)";
+      throw new ResolveError(`${url}: ${what} has sha256 ${sha256}, not the ${listed} the marketplace index lists for ${name} ${version}, so it is not loaded: ${fix}`);
+    }
+    return got;
   }
 
   private get timeoutMs(): number {

@@ -7,6 +7,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { WEFT_UID, baseTree } from "./base.ts";
 import type { HashMemo } from "./hash.ts";
 import { iptablesTree } from "./iptables.ts";
+import { marketplaceTree } from "./marketplace.ts";
 import { runtimePath, runtimeTree, type RuntimeName } from "./runtime.ts";
 import { Tree } from "./tree.ts";
 import type { RunConfig } from "./oci.ts";
@@ -68,7 +69,8 @@ const RUNTIME_ENV: Record<RuntimeName, string[]> = {
 /**
  * The four images. `bundles`: the folders made by bundle.ts. The weft bundle's chunks find
  * the marketplace index at ../../plugins/index.json from chunks/ (sdk/cli/marketplace.ts,
- * which the control plane reads to resolve marketplace:// URLs), so it goes to /opt/plugins.
+ * which the control plane reads to resolve marketplace:// URLs), so it goes to /opt/plugins; the
+ * Node image adds the built modules there.
  */
 export function imagePlans(bundles: { weft: string; shop: string }): ImagePlan[] {
   const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
@@ -91,7 +93,11 @@ export function imagePlans(bundles: { weft: string; shop: string }): ImagePlan[]
     },
   });
   return [
-    weftImage("node", "", [{ name: "iptables (nft and legacy) for weft init", tree: iptablesTree }]),
+    // The Node image is also the control plane's: it serves the marketplace's modules (marketplace.ts).
+    weftImage("node", "", [
+      { name: "iptables (nft and legacy) for weft init", tree: iptablesTree },
+      { name: "marketplace modules /opt/plugins/NAME/VERSION.wasm", tree: marketplaceTree },
+    ]),
     weftImage("deno", "-deno", []),
     weftImage("bun", "-bun", []),
     {

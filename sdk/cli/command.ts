@@ -24,6 +24,8 @@ export const FILTER_USAGE = `usage: weft filter <command>
   search [TERM]               list marketplace filters (plugins/index.json) whose name or description has TERM
   add NAME[@VERSION] [--namespace NS] [--app LABEL]
                               print a WasmFilter for a marketplace filter, ready for kubectl apply
+  mirror REGISTRY[/PATH] [--plain-http]
+                              push every marketplace release to oci://REGISTRY[/PATH]/plugins/NAME:VERSION
 
 docs: docs/filter-sdk.md (writing filters), docs/filter-abi.md (the ABI), docs/filters.md (running them)
 `;
@@ -87,6 +89,8 @@ export async function filterCommand(argv: string[]): Promise<number> {
       }
       case "push":
         return await pushCommand(rest);
+      case "mirror":
+        return await (await import("./mirror.ts")).mirrorCommand(rest);
       case "search": {
         const { positionals } = parseArgs({ args: rest, allowPositionals: true });
         const term = (positionals[0] ?? "").toLowerCase();

@@ -5,10 +5,19 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { IndexPlugin, IndexVersion, MarketplaceIndex } from "../marketplace/catalog.ts";
 
-const PLUGINS = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "plugins");
+/**
+ * The marketplace folder shipped with weft: plugins/ in a checkout, /opt/plugins in the images
+ * (the bundle's chunks are in /opt/weft/chunks, two levels down). Besides index.json, the Node
+ * image's has the built modules (NAME/VERSION.wasm) the control plane serves.
+ */
+export const MARKETPLACE_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "plugins");
 
-export async function readMarketplace(): Promise<MarketplaceIndex> {
-  return JSON.parse(await readFile(path.join(PLUGINS, "index.json"), "utf8")) as MarketplaceIndex;
+export async function readMarketplace(dir = MARKETPLACE_DIR): Promise<MarketplaceIndex> {
+  const file = path.join(dir, "index.json");
+  const text = await readFile(file, "utf8").catch((e: Error) => {
+    throw new Error(`cannot read the marketplace index ${file}: ${e.message} (it ships with weft; a --marketplace folder needs one too)`);
+  });
+  return JSON.parse(text) as MarketplaceIndex;
 }
 
 /** `name` or `name@version`; the newest version when none is given. */
@@ -31,7 +40,8 @@ export function wasmFilterYaml(plugin: IndexPlugin, version: IndexVersion, targe
     ...(target.namespace ? [`  namespace: ${target.namespace}`] : []),
     "spec:",
     ...(target.app ? ["  selector:", "    matchLabels:", `      app: ${target.app}`] : []),
-    `  url: ${version.artifact}`,
+    // The control plane serves the module it ships, so this works where ghcr.io cannot be reached.
+    `  url: marketplace://${plugin.name}@${version.version} # the module shipped with weft; also ${version.artifact}`,
     `  sha256: "${version.sha256}"`,
     ...(version.phase ? [`  phase: ${version.phase}`] : []),
     ...(version.priority !== undefined ? [`  priority: ${version.priority}`] : []),

@@ -1,0 +1,232 @@
+// marketplace://NAME@VERSION in a cluster that reaches no registry: the control plane (`weft
+// control --marketplace DIR`, a real process on a real kube-apiserver) serves the modules its
+// image ships, from a folder built the way `npm run image` builds /opt/plugins
+// (deploy/image/marketplace.ts), and a real sidecar fetches the module from it by digest and
+// runs it. Every artifact in that folder's index points at a port nobody listens on, so any
+// pull would fail. Also: a shipped module that is not the index's is refused; a release with no
+// shipped copy is pulled from its artifact, and the status says which happened; the image build
+// refuses a module that does not build to the index's digest; `weft filter mirror` pushes every
+// release to a real registry, and a pull by each printed url gets the same bytes. Node only.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
+import { cp, mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import process from "node:process";
+import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
+import { startUpstream, deadPort, type Upstream } from "../support/upstream.ts";
+import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml } from "../support/service.ts";
+import { startRegistry, type TestRegistry } from "../support/registry.ts";
+import { request } from "../support/client.ts";
+import { applyCrds, hostAddress, startSidecar, until, writeMeshRoot, writeProxyToken, type SidecarProcess } from "../support/control-process.ts";
+import { builtFilter } from "../../sdk/build/cache.ts";
+import { RegistryClient } from "../../control/distribution/registry.ts";
+import { marketplaceModules, writeMarketplaceDir } from "../../deploy/image/marketplace.ts";
+import type { MarketplaceIndex } from "../../sdk/marketplace/catalog.ts";
+
+const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
+const node = path.join(root, "node_modules", ".bin", "node");
+const HOST = hostAddress();
+const index = JSON.parse(await readFile(path.join(root, "plugins", "index.json"), "utf8")) as MarketplaceIndex;
+const release = (name: string) => index.plugins.find((p) => p.name === name)!.versions[0]!;
+const REWRITE = release("header-rewrite");
+
+type Condition = { type: string; status: string; reason: string; message: string };
+
+/** `weft control --marketplace DIR` as a process; resolves once its informers have synced. */
+async function startControlWith(k8s: Cluster, port: number, marketplace: string, insecureRegistries: string[]) {
+  const args = ["bin/weft.ts", "control", "--kubeconfig", k8s.kubeconfig, "--namespace", "weft-system", "--address", "127.0.0.1", "--port", String(port), "--no-leader-election", "--marketplace", marketplace, "--insecure-registries", insecureRegistries.join(",")];
+  const child = spawn(node, args, { cwd: root, env: { ...process.env, WEFT_LOG_LEVEL: "info" }, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    await exited;
+  };
+  await until("weft control to sync its informers", async () => {
+    if (child.exitCode !== null) throw new Error(`weft control exited:\n${output}`);
+    return output.includes('"msg":"mesh resources synced"');
+  }, 60_000).catch(async (e: Error) => {
+    await stop();
+    throw new Error(`${e.message}\nweft control output:\n${output}`);
+  });
+  return { url: `https://127.0.0.1:${port}`, output: () => output, stop };
+}
+
+function weft(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(node, ["bin/weft.ts", ...args], { cwd: root, encoding: "utf8" }, (e, stdout, stderr) => resolve({ code: e ? (typeof e.code === "number" ? e.code : 1) : 0, stdout, stderr })),
+  );
+}
+
+describe("marketplace filters in a cluster that reaches no registry", () => {
+  let k8s: Cluster;
+  let registry: TestRegistry;
+  let inventoryApp: Upstream;
+  let control: Awaited<ReturnType<typeof startControlWith>> | null = null;
+  let web: SidecarProcess;
+  let scratch: string;
+  let marketplace: string;
+  const sidecars: SidecarProcess[] = [];
+  const kubectl = (args: string[], input?: string) => k8s.kubectl(args, input);
+  const apply = (yaml: string) => kubectl(["apply", "-f", "-"], yaml);
+  const condition = async (name: string, type: string) =>
+    ((JSON.parse(await kubectl(["get", "wasmfilter", name, "-n", "shop", "-o", "json"])) as { status?: { conditions?: Condition[] } }).status?.conditions ?? []).find((c) => c.type === type);
+  const settled = (name: string) =>
+    until(`WasmFilter ${name} to be resolved or refused`, async () => {
+      const c = await condition(name, "Resolved");
+      return c && c.status !== "Unknown" ? c : null;
+    }, 30_000);
+  const marketplaceFilter = (name: string, url: string, app: string, config = "{}") => `apiVersion: weft.dev/v1alpha1
+kind: WasmFilter
+metadata: { name: ${name}, namespace: shop }
+spec:
+  selector: { matchLabels: { app: ${app} } }
+  url: ${url}
+  config: ${config}
+`;
+
+  before(async () => {
+    scratch = await mkdtemp(path.join(tmpdir(), "weft-marketplace-"));
+    [k8s, registry, inventoryApp] = await Promise.all([startCluster({ controllerManager: false }), startRegistry(), startUpstream("inventory")]);
+
+    // The image's /opt/plugins, built the same way; then every artifact made unreachable.
+    marketplace = path.join(scratch, "marketplace");
+    const shipped = await writeMarketplaceDir(marketplace);
+    assert.ok(shipped.modules.some((m) => m.name === "header-rewrite" && m.sha256 === REWRITE.sha256), "the marketplace folder has header-rewrite's module");
+    const nowhere = `127.0.0.1:${await deadPort()}`;
+    const offline = structuredClone(index);
+    for (const p of offline.plugins) for (const v of p.versions) v.artifact = `oci://${nowhere}/plugins/${p.name}:${v.version}`;
+    // ip-filter ships no module here: it must come from its artifact, in the real registry.
+    offline.plugins.find((p) => p.name === "ip-filter")!.versions[0]!.artifact = `oci://${registry.host}/plugins/ip-filter:1.0.0`;
+    await unlink(path.join(marketplace, "ip-filter", "1.0.0.wasm"));
+    await new RegistryClient().pushWasm(`oci://${registry.host}/plugins/ip-filter:1.0.0`, (await builtFilter("ip-filter")).wasm, { plainHttp: true, annotations: {} });
+    // cors's shipped file is damaged: it holds header-rewrite's bytes.
+    await cp(path.join(marketplace, "header-rewrite", "1.0.0.wasm"), path.join(marketplace, "cors", "1.0.0.wasm"));
+    await writeFile(path.join(marketplace, "index.json"), JSON.stringify(offline, null, 2));
+
+    await applyCrds(k8s);
+    const [admin, outbound, inbound, controlPort] = (await freePorts(4)) as [number, number, number, number];
+    await apply(`
+${namespaceYaml("weft-system")}---
+${namespaceYaml("shop")}---
+${serviceAccountYaml("shop", "web")}---
+${serviceAccountYaml("shop", "inventory")}---
+${podYaml({ namespace: "shop", name: "inventory-0", app: "inventory", serviceAccount: "inventory", port: inventoryApp.port, inMesh: true })}---
+${podYaml({ namespace: "shop", name: "web-0", app: "web", serviceAccount: "web", port: 8080 })}---
+${serviceYaml({ namespace: "shop", name: "inventory", targetPort: inventoryApp.port, address: HOST, endpointPort: inbound, pod: "inventory-0" })}`);
+    for (const sa of ["web", "inventory"]) await writeProxyToken(k8s, "shop", sa, path.join(scratch, `${sa}.token`));
+    control = await startControlWith(k8s, controlPort, marketplace, [registry.host]);
+    await writeMeshRoot(k8s, "weft-system", path.join(scratch, "ca.crt"));
+    const sidecar = async (pod: string, sa: string, ports?: { admin: number; outbound: number; inbound: number }) => {
+      const s = await startSidecar({ controlPlane: control!.url, caFile: path.join(scratch, "ca.crt"), namespace: "shop", pod, tokenFile: path.join(scratch, `${sa}.token`), tmp: path.join(scratch, `tmp-${pod}`), ...(ports ? { ports } : {}) });
+      sidecars.push(s);
+      return s;
+    };
+    await sidecar("inventory-0", "inventory", { admin, outbound, inbound });
+    web = await sidecar("web-0", "web");
+  });
+
+  after(async () => {
+    for (const s of sidecars) await s.stop();
+    await control?.stop();
+    await Promise.all([registry?.stop(), inventoryApp?.close()]);
+    await k8s?.stop();
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+  });
+
+  it("resolves marketplace://header-rewrite from the shipped module, and the sidecar runs it", async (t) => {
+    const started = Date.now();
+    await apply(marketplaceFilter("rewrite", `marketplace://header-rewrite@${REWRITE.version}`, "web", "{ response: { set: [{ name: x-from, value: shipped }] } }"));
+    const resolved = await settled("rewrite");
+    t.diagnostic(`applied to Resolved in ${Date.now() - started} ms`);
+    assert.equal(resolved.status, "True", resolved.message);
+    assert.equal(resolved.reason, "Resolved");
+    assert.equal(resolved.message, `sha256:${REWRITE.sha256} from marketplace://header-rewrite@${REWRITE.version}, this control plane's own copy ${path.join(marketplace, "header-rewrite", `${REWRITE.version}.wasm`)} (no registry involved)`);
+    await until("web's sidecar to run the filter", async () => (await web.dump()).filterStatus.some((f) => f.filter === "shop/rewrite" && f.ready && f.sha256 === REWRITE.sha256));
+    const reply = await request(web.outbound, { path: "/", host: "inventory.shop" });
+    assert.equal(reply.status, 200, reply.body);
+    assert.equal(reply.headers["x-from"], "shipped", "the response went through header-rewrite");
+    const ready = await until("Ready=True", async () => {
+      const c = await condition("rewrite", "Ready");
+      return c?.status === "True" ? c : null;
+    });
+    assert.equal(ready.reason, "Running");
+    t.diagnostic(`applied to a rewritten response in ${Date.now() - started} ms`);
+    assert.ok(!registry.accessLog().some((line) => line.includes("header-rewrite")), "nothing asked a registry for header-rewrite");
+  });
+
+  it("refuses a shipped module whose bytes are not the release the index lists", async () => {
+    const cors = release("cors");
+    await apply(marketplaceFilter("cors", `marketplace://cors@${cors.version}`, "nobody"));
+    const resolved = await settled("cors");
+    assert.equal(resolved.status, "False");
+    assert.equal(resolved.reason, "DigestMismatch");
+    assert.match(resolved.message, new RegExp(`^marketplace://cors@${cors.version}: this control plane's own copy ${path.join(marketplace, "cors", `${cors.version}.wasm`)} has sha256 ${REWRITE.sha256}, not the ${cors.sha256} the marketplace index lists for cors ${cors.version}, so it is not loaded: the file is damaged`));
+    assert.match(resolved.message, /no module of it ever resolved, so it is left out of the configuration/);
+  });
+
+  it("pulls a release with no shipped copy from its artifact, and says so", async () => {
+    const ipFilter = release("ip-filter");
+    await apply(marketplaceFilter("ip-filter", `marketplace://ip-filter@${ipFilter.version}`, "nobody", "{ allow: [10.0.0.0/8] }"));
+    const resolved = await settled("ip-filter");
+    assert.equal(resolved.status, "True", resolved.message);
+    assert.match(resolved.message, new RegExp(`^sha256:${ipFilter.sha256} from marketplace://ip-filter@${ipFilter.version}, pulled from oci://${registry.host}/plugins/ip-filter:1\\.0\\.0 \\(sha256:[0-9a-f]{64}\\): this control plane has no copy of it$`));
+  });
+
+  it("says what failed when a release has no shipped copy and its artifact cannot be pulled", async () => {
+    await unlink(path.join(marketplace, "jwt-auth", "1.0.0.wasm"));
+    await apply(marketplaceFilter("jwt", "marketplace://jwt-auth@1.0.0", "nobody"));
+    const resolved = await settled("jwt");
+    assert.equal(resolved.reason, "PullFailed");
+    assert.match(resolved.message, /^marketplace:\/\/jwt-auth@1\.0\.0: this control plane has no copy of it, and the pull of its artifact failed: .*; ship it in the image \(npm run image\) or mirror the marketplace/);
+  });
+});
+
+describe("the marketplace modules of the image build (deploy/image/marketplace.ts)", () => {
+  it("refuses to ship a module that does not build to the digest the index lists", async () => {
+    const plugins = await mkdtemp(path.join(tmpdir(), "weft-plugins-"));
+    try {
+      await cp(path.join(root, "plugins", "header-rewrite"), path.join(plugins, "header-rewrite"), { recursive: true });
+      const wrong = "0".repeat(64);
+      await writeFile(path.join(plugins, "index.json"), JSON.stringify({ plugins: [{ ...index.plugins.find((p) => p.name === "header-rewrite")!, versions: [{ ...REWRITE, sha256: wrong }] }] }));
+      await assert.rejects(marketplaceModules(plugins), (e: Error) => {
+        assert.match(e.message, new RegExp(`^marketplace module header-rewrite@${REWRITE.version}: .*header-rewrite builds to sha256 ${REWRITE.sha256}, but .*index\\.json lists ${wrong}; the image would ship a different filter`));
+        return true;
+      });
+    } finally {
+      await rm(plugins, { recursive: true, force: true });
+    }
+  });
+
+  it("weft control refuses a --marketplace folder without an index", async () => {
+    const ran = await weft(["control", "--kubeconfig", "/dev/null", "--marketplace", "/nonexistent"]);
+    assert.equal(ran.code, 2, ran.stderr);
+    assert.match(ran.stderr, /--marketplace \/nonexistent: cannot read the marketplace index \/nonexistent\/index\.json/);
+  });
+});
+
+describe("weft filter mirror REGISTRY", () => {
+  let registry: TestRegistry;
+  before(async () => {
+    registry = await startRegistry();
+  });
+  after(async () => registry?.stop());
+
+  it("pushes every release of the index, and a pull by each printed url gets the release's bytes", async () => {
+    const ran = await weft(["filter", "mirror", registry.host, "--plain-http"]);
+    assert.equal(ran.code, 0, ran.stderr);
+    const lines = ran.stdout.split("\n").filter((l) => l.startsWith("oci://"));
+    const releases = index.plugins.flatMap((p) => p.versions.map((v) => ({ name: p.name, ...v })));
+    assert.equal(lines.length, releases.length, ran.stdout);
+    for (const r of releases) {
+      const url = `oci://${registry.host}/plugins/${r.name}:${r.version}`;
+      assert.ok(lines.includes(`${url} sha256 ${r.sha256}`), `${url} is listed:\n${ran.stdout}`);
+      const pulled = await new RegistryClient().pullWasm(url, { plainHttp: true, maxBytes: 32 * 1024 * 1024 });
+      assert.deepEqual(Buffer.from(pulled.wasm), Buffer.from((await builtFilter(r.name)).wasm), `${url} holds ${r.name}'s build`);
+    }
+  });
+});
