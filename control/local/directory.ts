@@ -87,8 +87,12 @@ export function parseFile(text: string, file: string, defaultNamespace = "defaul
       case "LocalWorkload":
         out.workloads.push({ workload: take(parseLocalWorkload(doc), where), dir: path.dirname(file) });
         return;
+      // What only a cluster runs (examples/shop/k8s/): local mode runs LocalWorkloads in their place.
+      case "Deployment":
+      case "ServiceAccount":
+        return;
       default:
-        throw new Error(`${where}: local mode reads Namespace, Service, HTTPRoute, WasmFilter, TrafficPolicy, AccessPolicy and LocalWorkload, not ${String(doc.kind)}`);
+        throw new Error(`${where}: local mode reads Namespace, Service, HTTPRoute, WasmFilter, TrafficPolicy, AccessPolicy and LocalWorkload (and skips a cluster's Deployment and ServiceAccount), not ${String(doc.kind)}`);
     }
   });
   return out;
