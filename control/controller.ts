@@ -1,6 +1,7 @@
 // The control plane in a cluster: informers fill the mesh model, WasmFilters are resolved,
-// every connected proxy gets the configuration computed for its pod, and WasmFilter status
-// says what is resolved and how many selected proxies run it.
+// every connected proxy gets the configuration computed for its pod, and status says what is in
+// force: WasmFilters (resolved, how many selected proxies run it), TrafficPolicies and
+// AccessPolicies (accepted, targets found, in force) and HTTPRoutes (weft's status.parents).
 import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "../proxy/log.ts";
 import type { ApiServer, FetchHandler } from "./api/server.ts";
@@ -12,6 +13,9 @@ import type { MarketplaceRelease } from "./distribution/marketplace.ts";
 import type { ProxySettings } from "./mesh/proxy-config.ts";
 import type { MeshWorld } from "./mesh/world.ts";
 import { wasmFilterStatus } from "./mesh/filter-status.ts";
+import { accessPolicyStatus, trafficPolicyStatus } from "./mesh/policy-status.ts";
+import { httpRouteParentConditions } from "./mesh/route-status.ts";
+import { seenOf } from "./kubernetes/httproute.ts";
 import type { PushHub } from "./push/hub.ts";
 import { reportOf, type ProxyReportEntry } from "./push/report.ts";
 import { startPlane } from "./plane.ts";
@@ -148,6 +152,9 @@ export async function startController(options: ControllerOptions): Promise<Contr
       if (!leading()) return;
       const now = new Date().toISOString();
       for (const f of world.wasmFilters.values()) await status.writeWasmFilter(f, wasmFilterStatus(world, distribution, f, seen, now));
+      for (const p of world.trafficPolicies.values()) await status.writeTrafficPolicy(p, trafficPolicyStatus(world, p, now));
+      for (const p of world.accessPolicies.values()) await status.writeAccessPolicy(p, accessPolicyStatus(world, p, now));
+      for (const r of world.httpRoutes.values()) await status.writeHttpRoute(r.namespace, r.name, httpRouteParentConditions(world, r), seenOf(r).generation, now);
     });
     return writing;
   };

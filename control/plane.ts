@@ -94,7 +94,7 @@ export async function startPlane(options: PlaneOptions): Promise<Plane> {
       const computed = compute({ namespace: pod.namespace, pod: pod.name });
       if (typeof computed === "string") continue;
       const config = computed.config as ReturnType<typeof computeProxyConfig>;
-      if (config.filters?.some((f) => f.module.sha256 === sha256)) return true;
+      if (config.filters?.some((f) => f.module?.sha256 === sha256)) return true;
     }
     return false;
   };

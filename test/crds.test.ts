@@ -286,7 +286,7 @@ describe("weft CRDs on a real kube-apiserver", () => {
       conditions: [
         { type: "Accepted", status: "True", reason: "Valid", message: "spec and config are valid", lastTransitionTime: "2026-01-02T03:04:05Z", observedGeneration: 1 },
         { type: "Resolved", status: "True", reason: "Resolved", message: `resolved to sha256:${validSpec.sha256}`, lastTransitionTime: "2026-01-02T03:04:05Z" },
-        { type: "Ready", status: "True", reason: "Running", message: "2 of 3 selected proxies run it", lastTransitionTime: "2026-01-02T03:04:05Z" },
+        { type: "Ready", status: "False", reason: "Updating", message: "2 of 3 selected pods run it", lastTransitionTime: "2026-01-02T03:04:05Z" },
       ],
       sha256: validSpec.sha256,
       ready: "2/3",
@@ -308,10 +308,10 @@ describe("weft CRDs on a real kube-apiserver", () => {
     );
 
     const table = await kubectl(["get", "wasmfilters", "status", "-n", NS]);
-    assert.match(table, /^NAME\s+PHASE\s+RESOLVED\s+READY\s+AGE\n/);
-    assert.match(table, /\nstatus\s+True\s+2\/3\s+\d+s\n/); // Phase is empty: runs just before routing
+    assert.match(table, /^NAME\s+PHASE\s+ACCEPTED\s+RESOLVED\s+READY\s+REASON\s+AGE\n/);
+    assert.match(table, /\nstatus\s+True\s+True\s+2\/3\s+Updating\s+\d+s\n/); // Phase is empty: runs just before routing
     const wide = await kubectl(["get", "wf", "status", "-n", NS, "-o", "wide"]);
-    assert.match(wide, /^NAME\s+PHASE\s+RESOLVED\s+READY\s+AGE\s+URL\s+DIGEST\n/);
+    assert.match(wide, /^NAME\s+PHASE\s+ACCEPTED\s+RESOLVED\s+READY\s+REASON\s+AGE\s+URL\s+DIGEST\n/);
     assert.match(wide, new RegExp(`oci://registry\\.example\\.com/filters/auth:1\\.0\\.0\\s+${validSpec.sha256}\\n`));
     const all = await kubectl(["get", "weft", "-n", NS, "-o", "name"]);
     for (const kind of ["wasmfilter", "trafficpolicy", "accesspolicy"]) assert.match(all, new RegExp(`^${kind}\\.weft\\.dev/`, "m"));

@@ -45,7 +45,7 @@ function message(extra: string[]): FilterMessage {
 
 async function load(name: string, wasmPath: string, sha256: string, config: unknown): Promise<Filter> {
   const parsed = parseConfig({ listeners: [], clusters: [], filters: [{ name, module: { path: wasmPath, sha256 }, config }] }).filters[0]!;
-  const compiled = await modules.load(parsed.module, parsed.limits.memoryMiB * 16, name);
+  const compiled = await modules.load(parsed.module!, parsed.limits.memoryMiB * 16, name);
   return new Filter(parsed, compiled, "", { log, metrics, state: new FilterState() });
 }
 

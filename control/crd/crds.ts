@@ -1,10 +1,9 @@
 // The three weft CustomResourceDefinitions, built from the valibot schemas in
 // control/resources/. deploy/crds/ holds them as YAML, written by control/crd/generate.ts.
 import type * as v from "valibot";
-import { AccessPolicySpec } from "../resources/access-policy.ts";
-import { PolicyStatus } from "../resources/condition.ts";
+import { AccessPolicySpec, AccessPolicyStatus } from "../resources/access-policy.ts";
 import { GROUP, VERSION } from "../resources/meta.ts";
-import { TrafficPolicySpec } from "../resources/traffic-policy.ts";
+import { TrafficPolicySpec, TrafficPolicyStatus } from "../resources/traffic-policy.ts";
 import { WasmFilterSpec, WasmFilterStatus } from "../resources/wasm-filter.ts";
 import { toStructural, type StructuralSchema } from "./openapi.ts";
 
@@ -34,6 +33,9 @@ const condition = (type: string, description: string): PrinterColumn => ({
   jsonPath: `.status.conditions[?(@.type=="${type}")].status`,
   description,
 });
+// Ready's reason (InForce, or Conflicted, TargetNotFound, NoPodsSelected, ...), so kubectl get
+// says what is wrong without describe.
+const REASON: PrinterColumn = { name: "Reason", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].reason', description: "Why the policy is or is not in force." };
 const AGE: PrinterColumn = { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp", description: "Time since creation." };
 
 export const KINDS: Kind[] = [
@@ -47,8 +49,10 @@ export const KINDS: Kind[] = [
     status: WasmFilterStatus,
     columns: [
       { name: "Phase", type: "string", jsonPath: ".spec.phase", description: "Where in the chain the filter runs (empty: just before routing)." },
+      condition("Accepted", "Whether this generation's spec and config are valid (False: the last accepted one stays in force, or failStrategy applies)."),
       condition("Resolved", "Whether the url was fetched and its digest checked."),
-      { name: "Ready", type: "string", jsonPath: ".status.ready", description: "Proxies running the filter / proxies selected." },
+      { name: "Ready", type: "string", jsonPath: ".status.ready", description: "Selected pods running the filter / selected pods." },
+      { name: "Reason", type: "string", jsonPath: `.status.conditions[?(@.type=="Ready")].reason`, description: "Why Ready is what it is: Running, Updating, LoadFailed, NotInForce, NoPodsSelected, TargetNotFound." },
       AGE,
       { name: "URL", type: "string", jsonPath: ".spec.url", description: "Where the module comes from.", priority: 1 },
       { name: "Digest", type: "string", jsonPath: ".status.sha256", description: "The sha256 the url resolved to.", priority: 1 },
@@ -61,9 +65,12 @@ export const KINDS: Kind[] = [
     shortNames: ["tp"],
     description: "TrafficPolicy sets how clients in the mesh call the Services it targets: timeout, retries, circuit breaking, load balancing and outlier detection.",
     spec: TrafficPolicySpec,
-    status: PolicyStatus,
+    status: TrafficPolicyStatus,
     columns: [
-      condition("Accepted", "Whether the policy is valid and in force."),
+      condition("Accepted", "False when an older TrafficPolicy on the same Service wins (Conflicted)."),
+      condition("ResolvedRefs", "False while a targetRef names a Service that does not exist."),
+      condition("Ready", "Whether the policy is in force for the clients of at least one Service."),
+      REASON,
       AGE,
       { name: "Timeout(ms)", type: "number", jsonPath: ".spec.timeoutMs", description: "Request timeout in milliseconds.", priority: 1 },
       { name: "Retries", type: "integer", jsonPath: ".spec.retry.attempts", description: "Retry attempts.", priority: 1 },
@@ -77,11 +84,14 @@ export const KINDS: Kind[] = [
     shortNames: ["ap"],
     description: "AccessPolicy allows or denies requests to the workloads it selects by the caller's identity (SPIFFE ID, namespace), method and path.",
     spec: AccessPolicySpec,
-    status: PolicyStatus,
+    status: AccessPolicyStatus,
     columns: [
       { name: "Action", type: "string", jsonPath: ".spec.action", description: "ALLOW or DENY." },
       { name: "DefaultDeny", type: "boolean", jsonPath: ".spec.defaultDeny", description: "Whether requests no ALLOW rule allows are refused." },
-      condition("Accepted", "Whether the policy is valid and in force."),
+      condition("Accepted", "Whether the policy is valid."),
+      condition("ResolvedRefs", "False while a targetRef names a Service that does not exist."),
+      condition("Ready", "Whether every pod it selects has a sidecar that enforces it."),
+      REASON,
       AGE,
     ],
   },

@@ -3,18 +3,25 @@
 // digest and served to proxies. A resolution that fails leaves the last good module in
 // place, so a typo in a url or a registry outage changes nothing but the status.
 //
+// The rule (docs/resources.md): a change that cannot be applied never widens access. A spec whose
+// module does not resolve, or whose config the filter's schema refuses, leaves the last good
+// module and config in force. A filter with nothing good yet (new, or never resolved by any
+// control plane) is still sent to the sidecars, as unavailable with the reason: its failStrategy
+// applies to the requests it is attached to, so a FailClose auth filter refuses them rather than
+// let them through unchecked.
+//
 // "The last good module" survives a control plane restart: until a filter resolves, and when it
 // cannot, it keeps the digest its status reports (what a control plane resolved before, so what
-// the sidecars run). Leaving it out instead would push configurations without the filter, and an
-// auth filter left out fails open. A filter no control plane ever resolved stays out until it
-// resolves, pinned or not: its module is on no sidecar and this control plane cannot serve it,
-// so putting it in would only fail the requests it applies to. Pull failures are tried again
-// with backoff, so a registry that comes back is used again without anyone touching the filter.
+// the sidecars run); its last good config does not survive, so a restart with a refused config in
+// the spec sends that config, which the sidecars refuse in turn (failStrategy again). Pull
+// failures are tried again with backoff, so a registry that comes back is used again without
+// anyone touching the filter.
 import { compileFilter } from "../../proxy/filters/module.ts";
 import { checkFilterConfig } from "../../proxy/filters/config-check.ts";
 import type { Logger } from "../../proxy/log.ts";
 import type { WasmFilter } from "../resources/wasm-filter.ts";
-import type { ResolvedFilters } from "../mesh/proxy-config.ts";
+import type { FilterInForce, ResolvedFilters } from "../mesh/proxy-config.ts";
+import type { FilterLimits } from "../../proxy/config/filters.ts";
 import { keyOf } from "../mesh/world.ts";
 import type { Credentials } from "./registry.ts";
 import type { FilterResolver } from "./resolve.ts";
@@ -26,6 +33,8 @@ export interface FilterState {
   resolved: { ok: boolean; reason: string; message: string } | null;
   /** The module in use: this generation's, or the last good one's when this one failed. */
   sha256: string | null;
+  /** The config the module in use runs with, and the generation it was accepted in; null when this control plane accepted none. */
+  applied: { generation: number; config: Record<string, unknown>; limits: FilterLimits } | null;
 }
 
 export interface DistributionOptions {
@@ -51,6 +60,7 @@ export class FilterDistribution {
   private readonly modules = new Map<string, Uint8Array>();
   private readonly states = new Map<string, FilterState>();
   private readonly specs = new Map<string, string>();
+  private readonly filters = new Map<string, WasmFilter>();
   private readonly inFlight = new Set<Promise<void>>();
   /** Digests of filters seen but not resolved yet by this control plane (lastResolved). */
   private readonly assumed = new Map<string, string>();
@@ -66,6 +76,7 @@ export class FilterDistribution {
     for (const f of filters) {
       const key = keyOf(f.metadata.namespace, f.metadata.name);
       seen.add(key);
+      this.filters.set(key, f);
       const spec = specKey(f);
       if (this.specs.get(key) === spec) continue;
       this.specs.set(key, spec);
@@ -77,6 +88,7 @@ export class FilterDistribution {
       if (!seen.has(key)) {
         this.states.delete(key);
         this.specs.delete(key);
+        this.filters.delete(key);
         this.assumed.delete(key);
         this.cancelRetry(key);
       }
@@ -97,12 +109,27 @@ export class FilterDistribution {
     return this.states.get(keyOf(namespace, name));
   }
 
-  /** The module each filter runs, for the configuration computation. */
+  /** What each filter puts in force, for the configuration computation: a module and its config, or why nothing. */
   resolved(): ResolvedFilters {
-    const out = new Map<string, { sha256: string }>();
-    for (const [key, sha256] of this.assumed) out.set(key, { sha256 });
-    for (const [key, s] of this.states) if (s.sha256) out.set(key, { sha256: s.sha256 });
+    const out = new Map<string, FilterInForce>();
+    for (const [key, f] of this.filters) {
+      const state = this.states.get(key);
+      const sha256 = state?.sha256 ?? this.assumed.get(key) ?? null;
+      if (sha256 === null) {
+        out.set(key, { unavailable: state ? this.refusal(state) : "the control plane is still resolving its url" });
+        continue;
+      }
+      // The spec's own config where no other was accepted here (a digest kept from before a restart): sidecars check it too.
+      const applied = state?.applied ?? { config: f.spec.config, limits: f.spec.limits };
+      out.set(key, { sha256, config: applied.config, limits: applied.limits });
+    }
     return out;
+  }
+
+  /** Why a filter has nothing in force: what its state reports as wrong. */
+  private refusal(state: FilterState): string {
+    if (!state.accepted.ok) return `${state.accepted.reason}: ${state.accepted.message}`;
+    return state.resolved && !state.resolved.ok ? `${state.resolved.reason}: ${state.resolved.message}` : "its module has not resolved";
   }
 
   module(sha256: string): Uint8Array | undefined {
@@ -121,9 +148,13 @@ export class FilterDistribution {
     }
   }
 
-  /** What the configuration does with a filter that did not resolve, for its status. */
-  private keeping(f: WasmFilter, keep: string | null): string {
-    if (keep === null) return "no module of it ever resolved, so it is left out of the configuration until one does";
+  /** What the configuration does with a filter whose spec cannot be applied, for its status. */
+  private keeping(f: WasmFilter, keep: string | null, applied: FilterState["applied"]): string {
+    if (keep === null) {
+      const strategy = f.spec.failStrategy;
+      return `nothing of it is in force yet, so its failStrategy ${strategy} applies where it is attached: ${strategy === "FailOpen" ? "those requests skip it" : "those requests are refused (500)"}`;
+    }
+    if (this.modules.has(keep) && applied) return `sidecars keep running sha256:${keep} with its last accepted config (generation ${applied.generation})`;
     if (this.modules.has(keep)) return `sidecars keep running sha256:${keep}, the last module that resolved`;
     return `the configuration keeps it at sha256:${keep}, the module its status reports, which this control plane cannot serve until a pull succeeds: sidecars that run it keep running it, sidecars without it apply its failStrategy ${f.spec.failStrategy}`;
   }
@@ -161,6 +192,7 @@ export class FilterDistribution {
     const previous = this.states.get(key);
     const generation = (f.metadata as { generation?: number }).generation ?? 0;
     const keep = previous ? previous.sha256 : lastResolved(f);
+    const kept = previous?.applied ?? null;
     const settle = (state: FilterState) => {
       // A newer spec may have started resolving meanwhile: only the latest one reports.
       if (this.specs.get(key) !== specKey(f)) return;
@@ -178,9 +210,9 @@ export class FilterDistribution {
     } catch (e) {
       const error = (e as Error).message;
       const reason = /sha256 .* not the/.test(error) ? "DigestMismatch" : "PullFailed";
-      const message = `${error}; ${this.keeping(f, keep)}${reason === "PullFailed" ? "; the pull is tried again with backoff" : ""}`;
+      const message = `${error}; ${this.keeping(f, keep, kept)}${reason === "PullFailed" ? "; the pull is tried again with backoff" : ""}`;
       log.warn("cannot resolve a WasmFilter; proxies keep the module they have", { filter: key, reason, error, kept: keep });
-      settle({ generation, accepted: { ok: true, reason: "Accepted", message: "the spec is valid" }, resolved: { ok: false, reason, message }, sha256: keep });
+      settle({ generation, accepted: { ok: true, reason: "Accepted", message: "the spec is valid" }, resolved: { ok: false, reason, message }, sha256: keep, applied: kept });
       if (reason === "PullFailed" && this.specs.get(key) === specKey(f)) this.retry(key, f, attempt);
       return;
     }
@@ -191,23 +223,31 @@ export class FilterDistribution {
       if (problems.length > 0) {
         settle({
           generation,
-          accepted: { ok: false, reason: "InvalidConfig", message: `config does not match the filter's schema: ${problems.join("; ")}` },
+          accepted: { ok: false, reason: "InvalidConfig", message: `config does not match the filter's schema: ${problems.join("; ")}; ${this.keeping(f, keep, kept)}` },
           resolved: { ok: true, reason: "Resolved", message: `sha256:${sha256} from ${source}` },
           sha256: keep,
+          applied: kept,
         });
         return;
       }
     } catch (e) {
       settle({
         generation,
-        accepted: { ok: false, reason: "InvalidModule", message: (e as Error).message },
+        accepted: { ok: false, reason: "InvalidModule", message: `${(e as Error).message}; ${this.keeping(f, keep, kept)}` },
         resolved: { ok: true, reason: "Resolved", message: `sha256:${sha256} from ${source}` },
         sha256: keep,
+        applied: kept,
       });
       return;
     }
     this.modules.set(sha256, bytes);
     log.info("WasmFilter resolved", { filter: key, sha256, source });
-    settle({ generation, accepted: { ok: true, reason: "Accepted", message: "the spec and config are valid" }, resolved: { ok: true, reason: "Resolved", message: `sha256:${sha256} from ${source}` }, sha256 });
+    settle({
+      generation,
+      accepted: { ok: true, reason: "Accepted", message: "the spec and config are valid" },
+      resolved: { ok: true, reason: "Resolved", message: `sha256:${sha256} from ${source}` },
+      sha256,
+      applied: { generation, config: f.spec.config, limits: f.spec.limits },
+    });
   }
 }

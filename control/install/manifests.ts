@@ -51,6 +51,8 @@ export function installManifests(options: InstallOptions = {}): Record<string, u
         { apiGroups: [GROUP], resources: KINDS.map((k) => k.plural), verbs: watch },
         { apiGroups: [GROUP], resources: KINDS.map((k) => `${k.plural}/status`), verbs: ["get", "patch", "update"] },
         { apiGroups: ["gateway.networking.k8s.io"], resources: ["httproutes"], verbs: watch },
+        // status.parents, weft's entries only (control/mesh/route-status.ts); never the spec.
+        { apiGroups: ["gateway.networking.k8s.io"], resources: ["httproutes/status"], verbs: ["get", "patch", "update"] },
         // The mesh's root, in every namespace labelled for injection (weft-ca-root), and the
         // report of what each sidecar runs (weft-proxies, read by weft status).
         { apiGroups: [""], resources: ["configmaps"], verbs: ["get", "create", "update", "patch"] },

@@ -11,7 +11,29 @@ interface Ref {
   name: string;
   namespace?: string;
   port?: number;
+  sectionName?: string;
   weight?: number;
+}
+
+/** A parentRef as the route wrote it: status.parents[].parentRef must repeat it (route-status.ts). */
+export type ParentRef = Omit<Ref, "weight">;
+
+/**
+ * The model's route plus what its status needs and the model does not: the generation (for
+ * observedGeneration) and each Service parentRef as written, in the order of `parents`.
+ */
+export interface HttpRouteSeen extends HttpRouteInfo {
+  generation: number;
+  parentRefs: ParentRef[];
+}
+
+/** The generation and parentRefs of a route read from the API server; a local-mode route has neither. */
+export function seenOf(route: HttpRouteInfo): { generation: number; parentRefs: ParentRef[] } {
+  const seen = route as Partial<HttpRouteSeen>;
+  return {
+    generation: seen.generation ?? 0,
+    parentRefs: seen.parentRefs ?? route.parents.map((p) => ({ group: "", kind: "Service", namespace: p.namespace, name: p.name, ...(p.port !== undefined ? { port: p.port } : {}) })),
+  };
 }
 
 interface Filter {
@@ -21,7 +43,7 @@ interface Filter {
 }
 
 interface HttpRoute {
-  metadata?: { namespace?: string; name?: string };
+  metadata?: { namespace?: string; name?: string; generation?: number };
   spec?: {
     parentRefs?: Ref[];
     rules?: {
@@ -47,11 +69,10 @@ function modifier(m: Partial<HeaderModifier> | undefined): HeaderModifier | unde
   return { set: m.set ?? [], add: m.add ?? [], remove: m.remove ?? [] };
 }
 
-export function httpRouteInfo(route: HttpRoute): HttpRouteInfo | null {
+export function httpRouteInfo(route: HttpRoute): HttpRouteSeen | null {
   const namespace = route.metadata?.namespace ?? "default";
-  const parents = (route.spec?.parentRefs ?? [])
-    .filter(isService)
-    .map((p) => ({ namespace: p.namespace ?? namespace, name: p.name, ...(p.port !== undefined ? { port: p.port } : {}) }));
+  const parentRefs: ParentRef[] = (route.spec?.parentRefs ?? []).filter(isService).map(({ weight: _, ...ref }) => ref);
+  const parents = parentRefs.map((p) => ({ namespace: p.namespace ?? namespace, name: p.name, ...(p.port !== undefined ? { port: p.port } : {}) }));
   if (parents.length === 0) return null;
   const rules: RouteRule[] = (route.spec?.rules ?? []).map((rule) => {
     const request = rule.filters?.find((f) => f.type === "RequestHeaderModifier")?.requestHeaderModifier;
@@ -69,5 +90,5 @@ export function httpRouteInfo(route: HttpRoute): HttpRouteInfo | null {
       ...(timeout !== undefined ? { timeoutMs: durationMs(timeout) } : {}),
     };
   });
-  return { namespace, name: route.metadata?.name ?? "", parents, rules };
+  return { namespace, name: route.metadata?.name ?? "", parents, rules, generation: route.metadata?.generation ?? 0, parentRefs };
 }

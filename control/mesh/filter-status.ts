@@ -1,46 +1,82 @@
 // A WasmFilter's status from what the control plane knows: whether its spec was accepted, what
-// its url resolved to, and how many of the sidecars it selects run it. The cluster writes it to
+// its url resolved to, and how many of the pods it selects run it. The cluster writes it to
 // the status subresource; local mode shows it on the dashboard.
-import type { FilterDistribution } from "../distribution/filters.ts";
+//
+// READY is "running / selected": selected are the injected pods the filter targets (and any pod
+// whose sidecar is connected), running those whose sidecar acknowledged a configuration with
+// the filter in force. A pod whose sidecar is not connected counts as selected, not running.
+import type { FilterDistribution, FilterState } from "../distribution/filters.ts";
 import type { ProxyReportEntry } from "../push/report.ts";
-import { conditionsFrom } from "../resources/condition.ts";
+import { conditionsFrom, type ConditionInput } from "../resources/condition.ts";
 import type { WasmFilter, WasmFilterStatus } from "../resources/wasm-filter.ts";
 import { keyOf, targets, type MeshWorld } from "./world.ts";
+
+/** Why the filter selects no pod: a target Service that does not exist, or a selector that matches nothing. */
+function noneSelected(world: MeshWorld, filter: WasmFilter): ConditionInput {
+  const ns = filter.metadata.namespace;
+  const missing = (filter.spec.targetRefs ?? []).map((r) => r.name).filter((name) => !world.services.has(keyOf(ns, name)));
+  if (missing.length > 0 && missing.length === filter.spec.targetRefs!.length) {
+    return { type: "Ready", ok: false, reason: "TargetNotFound", message: `it targets Service ${missing.map((m) => `${ns}/${m}`).join(", ")}, which does not exist: fix targetRefs, or create the Service` };
+  }
+  const what = filter.spec.selector ? `its selector ${JSON.stringify(filter.spec.selector.matchLabels)}` : filter.spec.targetRefs ? `the Services it targets (${filter.spec.targetRefs.map((r) => r.name).join(", ")})` : "it";
+  return { type: "Ready", ok: false, reason: "NoPodsSelected", message: `${what} selects no pod with a sidecar in namespace ${ns}` };
+}
+
+/** Which condition says why nothing is in force. */
+function whyNot(state: FilterState | undefined): string {
+  if (state && !state.accepted.ok) return `Accepted is False: ${state.accepted.reason}`;
+  if (state?.resolved && !state.resolved.ok) return `Resolved is False: ${state.resolved.reason}`;
+  return "its url is being resolved";
+}
+
+/** What runs where the filter is in force, for the Ready message. */
+function inForce(state: FilterState | undefined, sha256: string | undefined, generation: number): string {
+  if (!sha256) return "";
+  const config = state?.applied && state.applied.generation !== generation ? ` with its last accepted config (generation ${state.applied.generation}; this generation's is not accepted, see Accepted)` : "";
+  return `sha256:${sha256}${config}`;
+}
 
 /** `sidecars`: one entry per pod, whichever replica of the control plane it is connected to. */
 export function wasmFilterStatus(world: MeshWorld, distribution: FilterDistribution, filter: WasmFilter, sidecars: Iterable<ProxyReportEntry>, now: string): WasmFilterStatus {
   const key = keyOf(filter.metadata.namespace, filter.metadata.name);
   const state = distribution.state(filter.metadata.namespace, filter.metadata.name);
   const generation = (filter.metadata as { generation?: number }).generation ?? 0;
-  let selected = 0;
+  const sha256 = state?.sha256 ?? undefined;
+  const selected = new Set<string>();
+  for (const [name, pod] of world.pods) if (pod.inMesh && targets(world, filter.metadata.namespace, filter.spec, pod)) selected.add(name);
   let running = 0;
   const failing: string[] = [];
   for (const s of sidecars) {
     const pod = world.pods.get(s.pod);
     if (!pod || !targets(world, filter.metadata.namespace, filter.spec, pod)) continue;
-    selected++;
-    if (s.running !== null && s.running === s.sent && s.filters.includes(key)) running++;
+    selected.add(s.pod);
     const cannot = s.unavailable?.find((u) => u.filter === key);
     if (cannot) failing.push(`${s.pod}: ${cannot.reason}`);
+    else if (s.running !== null && s.running === s.sent && s.filters.includes(key)) running++;
   }
-  const sha256 = state?.sha256 ?? undefined;
+  const count = selected.size;
+  const strategy = filter.spec.failStrategy;
+  const applies = `its failStrategy ${strategy} applies there${strategy === "FailOpen" ? " (requests skip it)" : " (requests are refused)"}`;
+  const ready: ConditionInput =
+    count === 0
+      ? noneSelected(world, filter)
+      : failing.length > 0
+        ? { type: "Ready", ok: false, reason: "LoadFailed", message: `${running} of ${count} selected pods run ${inForce(state, sha256, generation) || "it"}; ${failing.length} cannot load it (${failing.slice(0, 3).join("; ")}), so ${applies}` }
+        : !sha256
+          ? { type: "Ready", ok: false, reason: "NotInForce", message: `nothing of it is in force (${whyNot(state)}), so on the ${count} selected pod${count === 1 ? "" : "s"} ${applies}` }
+          : { type: "Ready", ok: running === count, reason: running === count ? "Running" : "Updating", message: `${running} of ${count} selected pods run ${inForce(state, sha256, generation)}${running < count ? `; ${count - running} not yet (a sidecar that is starting, updating or not connected)` : ""}` };
   return {
     conditions: conditionsFrom(
       [
         state ? { type: "Accepted", ...state.accepted } : { type: "Accepted", ok: null, reason: "Pending", message: "not checked yet" },
         state?.resolved ? { type: "Resolved", ...state.resolved } : { type: "Resolved", ok: null, reason: "Pending", message: "resolving the url" },
-        {
-          type: "Ready",
-          ok: selected > 0 && running === selected && sha256 !== undefined,
-          reason: selected === 0 ? "NoProxiesSelected" : running === selected ? "Running" : failing.length > 0 ? "LoadFailed" : "Updating",
-          message: `${running} of ${selected} selected proxies run ${sha256 ? `sha256:${sha256}` : "no module yet"}${failing.length > 0 ? `; ${failing.length} cannot load it (${failing.slice(0, 3).join("; ")}), so its failStrategy applies there` : ""}`,
-        },
+        ready,
       ],
       filter.status?.conditions,
       generation,
       now,
     ),
     ...(sha256 ? { sha256 } : {}),
-    ready: `${running}/${selected}`,
+    ready: `${running}/${count}`,
   };
 }

@@ -4,9 +4,13 @@
 // listener in front of the pod's app, TrafficPolicies on the clusters and routes of the
 // Services they target, and the WasmFilters that select the pod.
 import type { ProxyConfigInput } from "../../proxy/config/schema.ts";
+import type { FilterLimits } from "../../proxy/config/filters.ts";
 import { formatSpiffeId } from "../../proxy/identity/spiffe.ts";
 import type { TrafficPolicy } from "../resources/traffic-policy.ts";
-import { keyOf, servicesOf, targets, type MeshWorld, type PodInfo, type ServiceInfo, type ServicePort } from "./world.ts";
+import { accessPoliciesInForce } from "./access-in-force.ts";
+import { resolveBackend } from "./backends.ts";
+import { trafficPolicyFor } from "./precedence.ts";
+import { keyOf, servicesOf, targets, type MeshWorld, type PodInfo, type RouteRule, type ServiceInfo, type ServicePort } from "./world.ts";
 
 export interface ProxySettings {
   trustDomain: string;
@@ -35,8 +39,10 @@ export const DEFAULT_SETTINGS: ProxySettings = {
 /** Istio's name for the cluster of hosts outside the mesh, so dashboards built for Istio's metrics show it. */
 export const PASSTHROUGH_CLUSTER = "PassthroughCluster";
 
-/** What the distribution resolved a WasmFilter to; unresolved filters are left out. */
-export type ResolvedFilters = ReadonlyMap<string, { sha256: string }>;
+/** What a WasmFilter puts in force: the module and the config it runs with, or why nothing can run (its failStrategy then applies). */
+export type FilterInForce = { sha256: string; config: Record<string, unknown>; limits: FilterLimits } | { unavailable: string };
+/** Every WasmFilter the distribution knows, by namespace/name. */
+export type ResolvedFilters = ReadonlyMap<string, FilterInForce>;
 
 type ClusterInput = ProxyConfigInput["clusters"][number];
 type VirtualHostInput = ProxyConfigInput["listeners"][number]["virtualHosts"][number];
@@ -45,15 +51,8 @@ type FilterInput = NonNullable<ProxyConfigInput["filters"]>[number];
 export const outboundClusterName = (s: ServiceInfo, port: ServicePort, settings: ProxySettings) =>
   `outbound|${port.port}||${s.name}.${s.namespace}.svc.${settings.clusterDomain}`;
 
-function policyFor(world: MeshWorld, s: ServiceInfo): TrafficPolicy | undefined {
-  // The oldest-named policy wins where several target one Service: deterministic, and said in docs/resources.md.
-  let found: TrafficPolicy | undefined;
-  for (const p of world.trafficPolicies.values()) {
-    if (p.metadata.namespace !== s.namespace || !p.spec.targetRefs.some((r) => r.name === s.name)) continue;
-    if (!found || p.metadata.name < found.metadata.name) found = p;
-  }
-  return found;
-}
+// Where several target one Service, the oldest wins (precedence.ts; docs/resources.md), and the others report Conflicted.
+const policyFor = (world: MeshWorld, s: ServiceInfo): TrafficPolicy | undefined => trafficPolicyFor(world, s.namespace, s.name);
 
 function outboundCluster(world: MeshWorld, s: ServiceInfo, port: ServicePort, settings: ProxySettings): ClusterInput {
   const endpoints: ClusterInput["endpoints"] = [];
@@ -118,8 +117,38 @@ function byPrecedence(a: RouteInput, b: RouteInput): number {
   return 0;
 }
 
+/** Invalid backends' clusters by name: shared by every route that names the same missing backend. */
+type InvalidClusters = Map<string, ClusterInput>;
+
+/** The cluster a backend that cannot be resolved is sent to: no endpoints, and `invalid` makes the proxy answer 500 with the problem. */
+function invalidCluster(name: string, problem: string, invalid: InvalidClusters, labels: { service: string; namespace: string; workload: string }): string {
+  if (!invalid.has(name)) invalid.set(name, { name, ...labels, endpoints: [], invalid: problem });
+  return name;
+}
+
+const NO_BACKEND_CLUSTER = "invalid|no-backend";
+
+/**
+ * A rule's backends as the proxy's weighted split. A backendRef that names no Service (or no
+ * such port) keeps its weight and goes to an invalid cluster, so its share of requests gets
+ * 500 and the others are served, as the Gateway API asks; a rule with no backend to send to
+ * (no backendRefs, or every weight 0) answers 500 for all of its requests.
+ */
+function ruleBackends(world: MeshWorld, rule: RouteRule, settings: ProxySettings, invalid: InvalidClusters): RouteInput["backends"] {
+  const backends = rule.backends.map((b) => {
+    const resolved = resolveBackend(world, b);
+    if (resolved.problem === undefined) return { cluster: outboundClusterName(resolved.service, resolved.port, settings), weight: b.weight };
+    const name = `invalid|${b.port}||${b.name}.${b.namespace}.svc.${settings.clusterDomain}`;
+    const labels = { service: `${b.name}.${b.namespace}.svc.${settings.clusterDomain}`, namespace: b.namespace, workload: b.name };
+    return { cluster: invalidCluster(name, `HTTPRoute backend ${resolved.problem}`, invalid, labels), weight: b.weight };
+  });
+  if (backends.some((b) => b.weight > 0)) return backends;
+  const problem = "the HTTPRoute rule has no backend to send to (no backendRefs of kind Service, or every weight is 0)";
+  return [{ cluster: invalidCluster(NO_BACKEND_CLUSTER, problem, invalid, { service: "", namespace: "", workload: "" }), weight: 1 }];
+}
+
 /** The routes of the HTTPRoutes attached to this Service port, or null when none is. */
-function attachedRoutes(world: MeshWorld, s: ServiceInfo, port: ServicePort, settings: ProxySettings, policy: TrafficPolicy | undefined): RouteInput[] | null {
+function attachedRoutes(world: MeshWorld, s: ServiceInfo, port: ServicePort, settings: ProxySettings, policy: TrafficPolicy | undefined, invalid: InvalidClusters): RouteInput[] | null {
   const routes = [...world.httpRoutes.values()]
     .filter((r) => r.parents.some((p) => p.namespace === s.namespace && p.name === s.name && (p.port === undefined || p.port === port.port)))
     .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
@@ -127,13 +156,7 @@ function attachedRoutes(world: MeshWorld, s: ServiceInfo, port: ServicePort, set
   const out: RouteInput[] = [];
   for (const route of routes) {
     route.rules.forEach((rule, index) => {
-      const backends = rule.backends.flatMap((b) => {
-        const target = world.services.get(keyOf(b.namespace, b.name));
-        const targetPort = target?.ports.find((p) => p.port === b.port);
-        return target && targetPort ? [{ cluster: outboundClusterName(target, targetPort, settings), weight: b.weight }] : [];
-      });
-      // A rule whose backends are all unknown Services is left out rather than sent nowhere.
-      if (backends.length === 0) return;
+      const backends = ruleBackends(world, rule, settings, invalid);
       const timeoutMs = rule.timeoutMs ?? policy?.spec.timeoutMs;
       for (const match of rule.matches) {
         out.push({
@@ -151,12 +174,12 @@ function attachedRoutes(world: MeshWorld, s: ServiceInfo, port: ServicePort, set
   return out.sort(byPrecedence);
 }
 
-function outboundVirtualHost(world: MeshWorld, s: ServiceInfo, port: ServicePort, pod: PodInfo, settings: ProxySettings): VirtualHostInput {
+function outboundVirtualHost(world: MeshWorld, s: ServiceInfo, port: ServicePort, pod: PodInfo, settings: ProxySettings, invalid: InvalidClusters): VirtualHostInput {
   const policy = policyFor(world, s);
   return {
     name: `${s.name}.${s.namespace}:${port.port}`,
     domains: domainsOf(s, port, pod, settings),
-    routes: attachedRoutes(world, s, port, settings, policy) ?? [
+    routes: attachedRoutes(world, s, port, settings, policy, invalid) ?? [
       {
         name: "default",
         backends: [{ cluster: outboundClusterName(s, port, settings) }],
@@ -170,19 +193,18 @@ function filtersFor(world: MeshWorld, pod: PodInfo, resolved: ResolvedFilters): 
   const out: FilterInput[] = [];
   for (const f of world.wasmFilters.values()) {
     if (!targets(world, f.metadata.namespace, f.spec, pod)) continue;
-    const module = resolved.get(keyOf(f.metadata.namespace, f.metadata.name));
-    if (!module) continue;
+    // Not known to the distribution yet (it syncs once a burst of changes is over): nothing in force, never left out.
+    const inForce = resolved.get(keyOf(f.metadata.namespace, f.metadata.name)) ?? { unavailable: "the control plane is still resolving its url" };
     const s = f.spec;
     out.push({
       name: f.metadata.name,
       namespace: f.metadata.namespace,
-      module: { sha256: module.sha256 },
+      ...("unavailable" in inForce ? { unavailable: inForce.unavailable } : { module: { sha256: inForce.sha256 }, config: inForce.config, limits: inForce.limits }),
       ...(s.phase ? { phase: s.phase } : {}),
       priority: s.priority,
-      config: s.config,
       failStrategy: s.failStrategy,
       match: s.match,
-      limits: s.limits,
+      ...("unavailable" in inForce ? { limits: s.limits } : {}),
       logLevel: s.logLevel,
     });
   }
@@ -191,13 +213,12 @@ function filtersFor(world: MeshWorld, pod: PodInfo, resolved: ResolvedFilters): 
 
 /** The AccessPolicies selecting the pod, as its inbound listener enforces them; STRICT mTLS if any asks for it. */
 function accessFor(world: MeshWorld, pod: PodInfo): { authorization?: NonNullable<ProxyConfigInput["listeners"][number]["authorization"]>; strict: boolean } {
-  const selecting = [...world.accessPolicies.values()]
-    .filter((p) => targets(world, p.metadata.namespace, p.spec, pod))
-    .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  // As enforced: a policy naming a missing Service keeps its last good version (access-in-force.ts).
+  const selecting = accessPoliciesInForce(world).filter((p) => p.selects(pod));
   if (selecting.length === 0) return { strict: false };
   return {
     authorization: {
-      policies: selecting.map((p) => ({ name: `${p.metadata.namespace}/${p.metadata.name}`, action: p.spec.action, rules: p.spec.rules })),
+      policies: selecting.map((p) => ({ name: p.key, action: p.spec.action, rules: p.spec.rules })),
       defaultDeny: selecting.some((p) => p.spec.defaultDeny),
     },
     strict: selecting.some((p) => p.spec.mtls === "STRICT"),
@@ -221,12 +242,14 @@ export function computeProxyConfig(world: MeshWorld, pod: PodInfo, resolved: Res
   const services = [...world.services.values()].sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
   const clusters: ClusterInput[] = [];
   const virtualHosts: VirtualHostInput[] = [];
+  const invalid: InvalidClusters = new Map();
   for (const s of services) {
     for (const port of s.ports) {
       clusters.push(outboundCluster(world, s, port, settings));
-      virtualHosts.push(outboundVirtualHost(world, s, port, pod, settings));
+      virtualHosts.push(outboundVirtualHost(world, s, port, pod, settings, invalid));
     }
   }
+  clusters.push(...[...invalid.values()].sort((a, b) => (a.name < b.name ? -1 : 1)));
   // Last: "*" matches only hosts no Service's virtual host names.
   if (settings.outboundTraffic === "passthrough") {
     clusters.push({ name: PASSTHROUGH_CLUSTER, passthrough: true, endpoints: [] });

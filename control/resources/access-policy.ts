@@ -3,7 +3,7 @@
 // grants; requests no rule allows are refused only where a policy sets defaultDeny.
 import * as v from "valibot";
 import { AccessAction, AccessRule } from "../../proxy/config/authorization.ts";
-import { PolicyStatus } from "./condition.ts";
+import { conditions } from "./condition.ts";
 import { resource } from "./meta.ts";
 import { parseResource } from "./parse.ts";
 import { oneWayToTarget, targetEntries } from "./targets.ts";
@@ -19,9 +19,18 @@ export const AccessPolicySpec = v.pipe(
   oneWayToTarget(),
 );
 
-export const AccessPolicy = resource("AccessPolicy", AccessPolicySpec, PolicyStatus);
+export const AccessPolicyStatus = v.object({
+  conditions: conditions(
+    "Accepted (the policy is valid), " +
+      "ResolvedRefs (False, reason TargetNotFound, while a targetRef names a Service that does not exist; the message says what is enforced meanwhile) and " +
+      "Ready (True when every pod it selects has a sidecar that enforces it; reason NoPodsSelected when it selects none, PodsWithoutSidecar when some have no sidecar)",
+  ),
+});
+
+export const AccessPolicy = resource("AccessPolicy", AccessPolicySpec, AccessPolicyStatus);
 
 export type AccessPolicy = v.InferOutput<typeof AccessPolicy>;
 export type AccessPolicySpec = v.InferOutput<typeof AccessPolicySpec>;
+export type AccessPolicyStatus = v.InferOutput<typeof AccessPolicyStatus>;
 
 export const parseAccessPolicy = (input: unknown) => parseResource(AccessPolicy, input);

@@ -34,11 +34,8 @@ export function conditions(which: string) {
   ));
 }
 
-/** The status of a policy: only whether the control plane accepted it. */
-export const PolicyStatus = v.object({ conditions: conditions("Accepted (the policy is valid and in force; reason and message say why not)") });
 
 export type Condition = v.InferOutput<typeof Condition>;
-export type PolicyStatus = v.InferOutput<typeof PolicyStatus>;
 
 /** A condition as computed (ok null: Unknown), before it gets its timestamps. */
 export interface ConditionInput {

@@ -4,7 +4,7 @@
 // included, so the controller copies it into each client's cluster and route unchanged.
 import * as v from "valibot";
 import { Cluster, Route } from "../../proxy/config/schema.ts";
-import { PolicyStatus } from "./condition.ts";
+import { conditions } from "./condition.ts";
 import { resource } from "./meta.ts";
 import { parseResource } from "./parse.ts";
 import { ServiceRefs } from "./targets.ts";
@@ -18,9 +18,18 @@ export const TrafficPolicySpec = v.object({
   outlierDetection: v.optional(v.pipe(Cluster.entries.outlierDetection.wrapped, v.description("Ejects endpoints that keep failing for a growing time. Unset: no ejection."))),
 });
 
-export const TrafficPolicy = resource("TrafficPolicy", TrafficPolicySpec, PolicyStatus);
+export const TrafficPolicyStatus = v.object({
+  conditions: conditions(
+    "Accepted (False, reason Conflicted, where an older TrafficPolicy targets the same Service and wins there; the message names it), " +
+      "ResolvedRefs (False, reason TargetNotFound, while a targetRef names a Service that does not exist) and " +
+      "Ready (True when the policy is in force for the clients of at least one Service; the message names them)",
+  ),
+});
+
+export const TrafficPolicy = resource("TrafficPolicy", TrafficPolicySpec, TrafficPolicyStatus);
 
 export type TrafficPolicy = v.InferOutput<typeof TrafficPolicy>;
 export type TrafficPolicySpec = v.InferOutput<typeof TrafficPolicySpec>;
+export type TrafficPolicyStatus = v.InferOutput<typeof TrafficPolicyStatus>;
 
 export const parseTrafficPolicy = (input: unknown) => parseResource(TrafficPolicy, input);

@@ -3,7 +3,7 @@
 // logLevel) are the proxy's own schemas from proxy/config/filters.ts, defaults included, so a
 // resource means exactly what the proxy will run.
 import * as v from "valibot";
-import { FilterConfig } from "../../proxy/config/filters.ts";
+import { FilterConfig, Sha256 } from "../../proxy/config/filters.ts";
 import { conditions } from "./condition.ts";
 import { resource } from "./meta.ts";
 import { parseResource } from "./parse.ts";
@@ -29,7 +29,7 @@ export const WasmFilterSpec = v.pipe(
       v.regex(FILTER_URL, "must be oci://REGISTRY/REPO:TAG, https://..., file://... or marketplace://NAME@VERSION (no scheme means oci://)"),
       v.description("Where the filter's .wasm comes from: oci://registry/repo:tag (the default scheme: registry/repo:tag means the same), https://..., file://... (local mode only), or marketplace://NAME@VERSION for a filter from weft's marketplace (e.g. marketplace://rate-limit@1.0.0)."),
     ),
-    sha256: v.optional(v.pipe(proxy.module.entries.sha256, v.description("The expected sha256 of the .wasm, 64 lower-case hex digits. A module with another digest is never loaded; the Resolved condition says so."))),
+    sha256: v.optional(v.pipe(Sha256, v.description("The expected sha256 of the .wasm, 64 lower-case hex digits. A module with another digest is never loaded; the Resolved condition says so."))),
     pullPolicy: v.optional(v.pipe(
       v.picklist(["IfNotPresent", "Always"]),
       v.description("IfNotPresent uses a cached module with the same digest; Always resolves the url again on every change. Unset: Always for an oci:// url with the tag latest or no tag, else IfNotPresent (as Kubernetes pulls images)."),
@@ -51,7 +51,7 @@ export const WasmFilterSpec = v.pipe(
 
 export const WasmFilterStatus = v.object({
   conditions: conditions("Accepted (the spec and config are valid), Resolved (the url was fetched and its digest checked; the message names the digest) and Ready (the selected proxies run it)"),
-  sha256: v.optional(v.pipe(proxy.module.entries.sha256, v.description("The digest the url resolved to."))),
+  sha256: v.optional(v.pipe(Sha256, v.description("The digest the url resolved to."))),
   ready: v.optional(v.pipe(
     v.string(),
     v.regex(/^[0-9]+\/[0-9]+$/, "must be RUNNING/SELECTED, like 2/3"),

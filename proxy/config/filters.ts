@@ -5,7 +5,7 @@ import * as v from "valibot";
 
 const method = v.pipe(v.string(), v.regex(/^[A-Z]+$/, "must be an upper-case HTTP method"));
 const port = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535));
-const sha256 = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, "must be a sha256 digest: 64 lower-case hex digits"));
+export const Sha256 = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, "must be a sha256 digest: 64 lower-case hex digits"));
 const kubernetesName = v.pipe(
   v.string(),
   v.regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, "must be a Kubernetes object name (lower case letters, digits, '-' and '.')"),
@@ -41,7 +41,14 @@ export const FilterConfig = v.object({
    * The module, loaded only if its digest is `sha256`: a local file, or without `path` fetched
    * by digest from the control plane that sent the configuration.
    */
-  module: v.object({ path: v.optional(v.pipe(v.string(), v.minLength(1))), sha256 }),
+  module: v.optional(v.object({ path: v.optional(v.pipe(v.string(), v.minLength(1))), sha256: Sha256 })),
+  /**
+   * Instead of a module: why the control plane has nothing it can put in force for this filter
+   * (a config its schema refuses, a module that never resolved). The requests it is attached to
+   * get its failStrategy, as for a module that cannot load: FailClose refuses them, so a filter
+   * that cannot be applied never leaves them unchecked.
+   */
+  unavailable: v.optional(v.pipe(v.string(), v.minLength(1))),
   phase: v.optional(FilterPhase),
   /** Higher runs first within a phase. */
   priority: v.optional(v.pipe(v.number(), v.integer()), 0),

@@ -177,6 +177,10 @@ export const Cluster = v.object({
   circuitBreaker: v.optional(CircuitBreaker, {}),
   outlierDetection: v.optional(OutlierDetection),
   tls: v.optional(UpstreamTls),
+  // A backend the control plane could not resolve (an HTTPRoute backendRef naming a Service that
+  // does not exist): requests routed here get 500 with this reason and no connection is made, so
+  // only this backend's share of a split fails, as the Gateway API asks. Its endpoints are never used.
+  invalid: v.optional(v.pipe(v.string(), v.minLength(1))),
 });
 
 export const Identity = v.object({

@@ -60,6 +60,7 @@ function crossCheck(config: ProxyConfig): string[] {
     const key = `${f.namespace}/${f.name}`;
     if (filters.has(key)) problems.push(`filters[${i}]: filter "${key}" is defined twice`);
     filters.add(key);
+    if (!f.module === !f.unavailable) problems.push(`filters[${i}]: give either module (what to run) or unavailable (why nothing can run, so its failStrategy applies), not ${f.module ? "both" : "neither"}`);
   }
   return problems;
 }

@@ -79,7 +79,7 @@ export class Filter {
     this.compiled = compiled;
     this.unavailable = unavailable;
     this.metrics = deps.metrics;
-    const log = (this.log = deps.log.child({ filter: this.id, sha256: config.module.sha256.slice(0, 12) }));
+    const log = (this.log = deps.log.child({ filter: this.id, sha256: config.module?.sha256.slice(0, 12) ?? "none" }));
     const filterLog = log.child({ source: "filter" });
     const settings = (config.config ?? {}) as Record<string, unknown>;
     this.services = {

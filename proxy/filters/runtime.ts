@@ -52,6 +52,7 @@ export class FilterRuntime {
         let compiled: CompiledFilter | null = null;
         let unavailable = "";
         try {
+          if (!config.module) throw new Error(`${where} is not in force: ${config.unavailable}`);
           compiled = await this.modules.load(config.module, config.limits.memoryMiB * 16, where);
           const problems = checkFilterConfig(compiled.manifest, config.config);
           if (problems.length) {
@@ -83,7 +84,7 @@ export class FilterRuntime {
   status(): FilterStatus[] {
     return this.chain.filters.map((f) => ({
       filter: f.id,
-      sha256: f.config.module.sha256,
+      sha256: f.config.module?.sha256 ?? "",
       ready: f.compiled !== null,
       ...(f.unavailable ? { reason: f.unavailable } : {}),
       ...(f.compiled?.manifest ? { manifest: { name: f.compiled.manifest.name, version: f.compiled.manifest.version } } : {}),

@@ -258,6 +258,10 @@ class Forwarding {
       return;
     }
     this.cluster = cluster;
+    if (cluster.config.invalid !== undefined) {
+      this.reply(500, `route "${route.name}" sends this share of its requests to an invalid backend: ${cluster.config.invalid}`, "NR");
+      return;
+    }
     const retry = config.retry;
     this.keepForReplay = !!(retry && retry.attempts > 0) || !!config.mirror;
     this.bufferLimit = retry?.bufferBytes ?? 65536;

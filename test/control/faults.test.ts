@@ -331,7 +331,7 @@ spec:
     return { "resources refused": refusals.length };
   });
 
-  rec.case("hostile input", "resources", "a module whose sha256 is not the pinned one is refused as DigestMismatch and never reaches a sidecar", async () => {
+  rec.case("hostile input", "resources", "a module whose sha256 is not the pinned one is refused as DigestMismatch and never reaches a sidecar; the requests the FailClose filter is attached to are refused, not let through", async () => {
     const wrong = "0".repeat(64);
     await apply(`apiVersion: weft.dev/v1alpha1
 kind: WasmFilter
@@ -347,10 +347,15 @@ spec:
     });
     assert.equal(resolved.reason, "DigestMismatch");
     assert.match(resolved.message, new RegExp(`has sha256 ${filter.sha256}, not the ${wrong} the WasmFilter pins`));
-    assert.match(resolved.message, /no module of it ever resolved, so it is left out of the configuration/);
-    const dump = await web.dump();
-    assert.deepEqual(dump.filterStatus.map((f) => f.filter), ["shop/rewrite"], "web's sidecar runs only the good filter");
+    assert.match(resolved.message, /nothing of it is in force yet, so its failStrategy FailClose applies where it is attached: those requests are refused \(500\)$/);
+    const mismatch = await until("web's sidecar to have the filter, unavailable", async () => (await web.dump()).filterStatus.find((f) => f.filter === "shop/mismatch"));
+    assert.equal(mismatch.ready, false, "its module never reached the sidecar");
+    assert.match(mismatch.reason ?? "", /is not in force: DigestMismatch/);
+    const refused = await request(web.outbound, { path: "/", host: "inventory.shop" });
+    assert.equal(refused.status, 500, "FailClose: refused, never let through without the filter");
+    assert.match(String(refused.headers["x-weft-error"]), /filter shop\/mismatch failed: .*is not in force: DigestMismatch/);
     await kubectl(["delete", "wasmfilter", "mismatch", "-n", "shop"]);
+    await until("web's requests to pass again", async () => (await request(web.outbound, { path: "/", host: "inventory.shop" })).status === 200);
     return { "resources refused": 1 };
   });
 

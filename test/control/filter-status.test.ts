@@ -45,7 +45,7 @@ describe("status of a filter a sidecar could not load", () => {
     const ready = status.conditions!.find((c) => c.type === "Ready")!;
     assert.equal(status.ready, "1/2");
     assert.equal(ready.reason, "LoadFailed");
-    assert.match(ready.message, /1 of 2 selected proxies run .*; 1 cannot load it \(shop\/web-late: cannot fetch module sha256 abc from the control plane: HTTP 404\), so its failStrategy applies there/);
+    assert.match(ready.message, /1 of 2 selected pods run .*; 1 cannot load it \(shop\/web-late: cannot fetch module sha256 abc from the control plane: HTTP 404\), so its failStrategy FailClose applies there \(requests are refused\)/);
 
     // Any change recomputes every proxy; the same configuration again must not count the
     // filter it could not load as running (it did, and LoadFailed flipped back to Running).

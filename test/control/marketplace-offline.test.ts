@@ -6,20 +6,22 @@
 // pull would fail. Also: a shipped module that is not the index's is refused; a release with no
 // shipped copy is pulled from its artifact, and the status says which happened; the image build
 // refuses a module that does not build to the index's digest; `weft filter mirror` pushes every
-// release to a real registry, and a pull by each printed url gets the same bytes. Node only.
+// release to a real registry, and a pull by each printed url gets the same bytes. And the rule a
+// WasmFilter's status reports (docs/resources.md): a bad edit keeps the last accepted config in
+// force, a new filter that cannot be applied gets its failStrategy (never left out), READY counts
+// the selected pods, and `weft filter add` prints a filter that works as printed. Node only.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { cp, mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import process from "node:process";
 import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
 import { startUpstream, deadPort, type Upstream } from "../support/upstream.ts";
 import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml } from "../support/service.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import { request } from "../support/client.ts";
-import { applyCrds, hostAddress, startSidecar, until, writeMeshRoot, writeProxyToken, type SidecarProcess } from "../support/control-process.ts";
+import { applyCrds, hostAddress, startControl, startSidecar, until, writeMeshRoot, writeProxyToken, type ControlProcess, type SidecarProcess } from "../support/control-process.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
 import { RegistryClient } from "../../control/distribution/registry.ts";
 import { marketplaceModules, writeMarketplaceDir } from "../../deploy/image/marketplace.ts";
@@ -34,28 +36,6 @@ const REWRITE = release("header-rewrite");
 
 type Condition = { type: string; status: string; reason: string; message: string };
 
-/** `weft control --marketplace DIR` as a process; resolves once its informers have synced. */
-async function startControlWith(k8s: Cluster, port: number, marketplace: string, insecureRegistries: string[]) {
-  const args = ["bin/weft.ts", "control", "--kubeconfig", k8s.kubeconfig, "--namespace", "weft-system", "--address", "127.0.0.1", "--port", String(port), "--no-leader-election", "--marketplace", marketplace, "--insecure-registries", insecureRegistries.join(",")];
-  const child = spawn(node, args, { cwd: root, env: { ...process.env, WEFT_LOG_LEVEL: "info" }, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-    await exited;
-  };
-  await until("weft control to sync its informers", async () => {
-    if (child.exitCode !== null) throw new Error(`weft control exited:\n${output}`);
-    return output.includes('"msg":"mesh resources synced"');
-  }, 60_000).catch(async (e: Error) => {
-    await stop();
-    throw new Error(`${e.message}\nweft control output:\n${output}`);
-  });
-  return { url: `https://127.0.0.1:${port}`, output: () => output, stop };
-}
-
 function weft(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) =>
     execFile(node, ["bin/weft.ts", ...args], { cwd: root, encoding: "utf8" }, (e, stdout, stderr) => resolve({ code: e ? (typeof e.code === "number" ? e.code : 1) : 0, stdout, stderr })),
@@ -66,7 +46,7 @@ describe("marketplace filters in a cluster that reaches no registry", () => {
   let k8s: Cluster;
   let registry: TestRegistry;
   let inventoryApp: Upstream;
-  let control: Awaited<ReturnType<typeof startControlWith>> | null = null;
+  let control: ControlProcess | null = null;
   let web: SidecarProcess;
   let scratch: string;
   let marketplace: string;
@@ -119,7 +99,7 @@ ${podYaml({ namespace: "shop", name: "inventory-0", app: "inventory", serviceAcc
 ${podYaml({ namespace: "shop", name: "web-0", app: "web", serviceAccount: "web", port: 8080 })}---
 ${serviceYaml({ namespace: "shop", name: "inventory", targetPort: inventoryApp.port, address: HOST, endpointPort: inbound, pod: "inventory-0" })}`);
     for (const sa of ["web", "inventory"]) await writeProxyToken(k8s, "shop", sa, path.join(scratch, `${sa}.token`));
-    control = await startControlWith(k8s, controlPort, marketplace, [registry.host]);
+    control = await startControl(k8s, { port: controlPort, marketplace, insecureRegistries: [registry.host] });
     await writeMeshRoot(k8s, "weft-system", path.join(scratch, "ca.crt"));
     const sidecar = async (pod: string, sa: string, ports?: { admin: number; outbound: number; inbound: number }) => {
       const s = await startSidecar({ controlPlane: control!.url, caFile: path.join(scratch, "ca.crt"), namespace: "shop", pod, tokenFile: path.join(scratch, `${sa}.token`), tmp: path.join(scratch, `tmp-${pod}`), ...(ports ? { ports } : {}) });
@@ -159,6 +139,108 @@ ${serviceYaml({ namespace: "shop", name: "inventory", targetPort: inventoryApp.p
     assert.ok(!registry.accessLog().some((line) => line.includes("header-rewrite")), "nothing asked a registry for header-rewrite");
   });
 
+  const get = async (kind: string, name: string) => (await kubectl(["get", kind, name, "-n", "shop"])).split("\n")[1] ?? "";
+  const conditionWhen = (name: string, type: string, check: (c: Condition) => boolean) => {
+    let last: Condition | undefined;
+    return until(`WasmFilter ${name}'s ${type}`, async () => {
+      last = await condition(name, type);
+      return last && check(last) ? last : null;
+    }, 30_000).catch((e: Error) => {
+      throw new Error(`${e.message}; it was ${JSON.stringify(last)}`);
+    });
+  };
+
+  it("a bad edit to a running FailClose filter keeps its last accepted config in force, and its status says so", async () => {
+    const reply = () => request(web.outbound, { path: "/", host: "inventory.shop" });
+    assert.equal((await reply()).headers["x-from"], "shipped");
+    // A set entry without its value: header-rewrite's schema refuses it.
+    await kubectl(["patch", "wasmfilter", "rewrite", "-n", "shop", "--type", "merge", "-p", JSON.stringify({ spec: { config: { response: { set: [{ name: "x-from" }] } } } })]);
+    const accepted = await conditionWhen("rewrite", "Accepted", (c) => c.status === "False");
+    assert.equal(accepted.reason, "InvalidConfig");
+    assert.match(accepted.message, new RegExp(`^config does not match the filter's schema: .*; sidecars keep running sha256:${REWRITE.sha256} with its last accepted config \\(generation 1\\)$`));
+    const ready = await conditionWhen("rewrite", "Ready", (c) => c.message.includes("last accepted"));
+    assert.equal(ready.status, "True");
+    assert.equal(ready.reason, "Running");
+    assert.match(ready.message, /^1 of 1 selected pods run sha256:[0-9a-f]{64} with its last accepted config \(generation 1; this generation's is not accepted, see Accepted\)$/);
+    assert.match(await get("wasmfilter", "rewrite"), /^rewrite\s+False\s+True\s+1\/1\s+Running\s/, "kubectl get shows the refusal and what runs");
+    for (let i = 0; i < 5; i++) {
+      const r = await reply();
+      assert.equal(r.status, 200, r.body);
+      assert.equal(r.headers["x-from"], "shipped", "the last accepted config still runs");
+    }
+    await kubectl(["patch", "wasmfilter", "rewrite", "-n", "shop", "--type", "merge", "-p", JSON.stringify({ spec: { config: { response: { set: [{ name: "x-from", value: "fixed" }] } } } })]);
+    await conditionWhen("rewrite", "Accepted", (c) => c.status === "True");
+    await until("the fixed config to run", async () => (await reply()).headers["x-from"] === "fixed");
+  });
+
+  it("a new FailClose filter whose config is refused is not left out: the requests it is attached to are refused, and status says why", async () => {
+    const guarded = () => request(web.outbound, { path: "/guarded", host: "inventory.shop" });
+    // rate-limit needs requestsPerSecond: this config can never be applied.
+    await apply(`apiVersion: weft.dev/v1alpha1
+kind: WasmFilter
+metadata: { name: guard, namespace: shop }
+spec:
+  selector: { matchLabels: { app: web } }
+  url: marketplace://rate-limit@1.0.0
+  failStrategy: FailClose
+  match: [{ pathPrefixes: [/guarded] }]
+  config: {}
+`);
+    const accepted = await conditionWhen("guard", "Accepted", (c) => c.status === "False");
+    assert.equal(accepted.reason, "InvalidConfig");
+    assert.match(accepted.message, /requestsPerSecond.*; nothing of it is in force yet, so its failStrategy FailClose applies where it is attached: those requests are refused \(500\)$/);
+    const refused = await until("the guarded path to be refused", async () => {
+      const r = await guarded();
+      return r.status === 500 ? r : null;
+    });
+    assert.match(String(refused.headers["x-weft-error"]), /shop\/guard .*is not in force: InvalidConfig: config does not match the filter's schema/);
+    assert.equal((await request(web.outbound, { path: "/", host: "inventory.shop" })).status, 200, "requests it is not attached to pass");
+    const ready = await conditionWhen("guard", "Ready", (c) => c.reason === "NotInForce");
+    assert.equal(ready.status, "False");
+    assert.equal(ready.message, "nothing of it is in force (Accepted is False: InvalidConfig), so on the 1 selected pod its failStrategy FailClose applies there (requests are refused)");
+    assert.match(await get("wasmfilter", "guard"), /^guard\s+False\s+True\s+0\/1\s+NotInForce\s/);
+    // FailOpen is the user's choice to let requests through without the filter.
+    await kubectl(["patch", "wasmfilter", "guard", "-n", "shop", "--type", "merge", "-p", JSON.stringify({ spec: { failStrategy: "FailOpen" } })]);
+    await until("FailOpen to let the guarded path through", async () => (await guarded()).status === 200);
+    await kubectl(["delete", "wasmfilter", "guard", "-n", "shop"]);
+  });
+
+  it("READY counts the selected pods, sidecar or not, and a filter that selects nothing says why", async () => {
+    await apply(`${podYaml({ namespace: "shop", name: "inventory-1", app: "inventory", serviceAccount: "inventory", port: 8080, inMesh: true })}---
+${podYaml({ namespace: "shop", name: "inventory-2", app: "inventory", serviceAccount: "inventory", port: 8080, inMesh: true })}---
+${marketplaceFilter("counted", `marketplace://header-rewrite@${REWRITE.version}`, "inventory", "{ response: { set: [{ name: x-counted, value: counted }] } }")}---
+${marketplaceFilter("unselective", `marketplace://header-rewrite@${REWRITE.version}`, "nobody-at-all")}---
+apiVersion: weft.dev/v1alpha1
+kind: WasmFilter
+metadata: { name: mistargeted, namespace: shop }
+spec: { targetRefs: [{ group: "", kind: Service, name: ledger }], url: "marketplace://header-rewrite@${REWRITE.version}", config: {} }
+`);
+    const counted = await conditionWhen("counted", "Ready", (c) => c.message.startsWith("1 of 3"));
+    assert.equal(counted.status, "False");
+    assert.equal(counted.reason, "Updating");
+    assert.match(counted.message, /^1 of 3 selected pods run sha256:[0-9a-f]{64}; 2 not yet \(a sidecar that is starting, updating or not connected\)$/);
+    assert.match(await get("wasmfilter", "counted"), /^counted\s+True\s+True\s+1\/3\s+Updating\s/);
+    const none = await conditionWhen("unselective", "Ready", (c) => c.reason === "NoPodsSelected");
+    assert.equal(none.message, 'its selector {"app":"nobody-at-all"} selects no pod with a sidecar in namespace shop');
+    const missing = await conditionWhen("mistargeted", "Ready", (c) => c.reason === "TargetNotFound");
+    assert.equal(missing.message, "it targets Service shop/ledger, which does not exist: fix targetRefs, or create the Service");
+    await kubectl(["delete", "wasmfilter", "counted", "unselective", "mistargeted", "-n", "shop"]);
+    await kubectl(["delete", "pod", "inventory-1", "inventory-2", "-n", "shop", "--wait=false"]);
+  });
+
+  it("weft filter add prints a WasmFilter that works as printed", async () => {
+    const added = await weft(["filter", "add", "header-rewrite", "--namespace", "shop", "--app", "web"]);
+    assert.equal(added.code, 0, added.stderr);
+    assert.match(added.stdout, new RegExp(`url: marketplace://header-rewrite@${REWRITE.version}`));
+    await apply(added.stdout);
+    const ready = await conditionWhen("header-rewrite", "Ready", (c) => c.status === "True");
+    assert.equal(ready.reason, "Running");
+    assert.equal((await condition("header-rewrite", "Accepted"))?.status, "True");
+    const r = await request(web.outbound, { path: "/", host: "inventory.shop" });
+    assert.equal(r.headers["x-served-by"], "orders", "the example config runs: it adds x-served-by");
+    await kubectl(["delete", "wasmfilter", "header-rewrite", "-n", "shop"]);
+  });
+
   it("refuses a shipped module whose bytes are not the release the index lists", async () => {
     const cors = release("cors");
     await apply(marketplaceFilter("cors", `marketplace://cors@${cors.version}`, "nobody"));
@@ -166,7 +248,7 @@ ${serviceYaml({ namespace: "shop", name: "inventory", targetPort: inventoryApp.p
     assert.equal(resolved.status, "False");
     assert.equal(resolved.reason, "DigestMismatch");
     assert.match(resolved.message, new RegExp(`^marketplace://cors@${cors.version}: this control plane's own copy ${path.join(marketplace, "cors", `${cors.version}.wasm`)} has sha256 ${REWRITE.sha256}, not the ${cors.sha256} the marketplace index lists for cors ${cors.version}, so it is not loaded: the file is damaged`));
-    assert.match(resolved.message, /no module of it ever resolved, so it is left out of the configuration/);
+    assert.match(resolved.message, /nothing of it is in force yet, so its failStrategy FailClose applies where it is attached: those requests are refused \(500\)/);
   });
 
   it("pulls a release with no shipped copy from its artifact, and says so", async () => {

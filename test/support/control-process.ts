@@ -97,6 +97,8 @@ export interface ControlOptions {
   port: number;
   /** Its dashboard's loopback port; default none (0), so several control planes can run at once. */
   dashboardPort?: number;
+  /** The folder marketplace:// filters come from (--marketplace); default the one shipped with weft. */
+  marketplace?: string;
   namespace?: string;
   insecureRegistries?: string[];
   env?: Record<string, string>;
@@ -115,6 +117,7 @@ export async function startControl(k8s: Cluster, options: ControlOptions): Promi
     // would hold status writes back for its 15 s.
     "--no-leader-election",
     ...(options.insecureRegistries?.length ? ["--insecure-registries", options.insecureRegistries.join(",")] : []),
+    ...(options.marketplace ? ["--marketplace", options.marketplace] : []),
   ];
   const c = run(args, options.env ?? {});
   let gone = false;

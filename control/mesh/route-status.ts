@@ -1,0 +1,71 @@
+// HTTPRoute status as the Gateway API specifies it for a mesh (GAMMA): one entry in
+// status.parents per Service parentRef, written under weft's controllerName, with Accepted
+// (False, NoMatchingParent, when the Service or its port does not exist) and ResolvedRefs
+// (False, BackendNotFound, when a backendRef names a missing Service or port: that backend's
+// share of requests gets 500). status.parents is shared with other controllers (a route may also
+// name Gateways), so only weft's entries are replaced.
+import { isDeepStrictEqual } from "node:util";
+import type { ParentRef } from "../kubernetes/httproute.ts";
+import { seenOf } from "../kubernetes/httproute.ts";
+import { conditionsFrom, type Condition, type ConditionInput } from "../resources/condition.ts";
+import { resolveBackend } from "./backends.ts";
+import { keyOf, type HttpRouteInfo, type MeshWorld } from "./world.ts";
+
+/** Who wrote an entry of status.parents (Gateway API: DOMAIN/PATH). */
+export const CONTROLLER_NAME = "weft.dev/mesh-controller";
+
+export interface RouteParentStatus {
+  parentRef: ParentRef;
+  controllerName: string;
+  conditions: Condition[];
+}
+
+/** One parent's conditions before they get timestamps. */
+export interface ParentConditions {
+  parentRef: ParentRef;
+  conditions: ConditionInput[];
+}
+
+/** What weft reports for each of the route's Service parentRefs. */
+export function httpRouteParentConditions(world: MeshWorld, route: HttpRouteInfo): ParentConditions[] {
+  const problems: string[] = [];
+  route.rules.forEach((rule, i) => {
+    for (const b of rule.backends) {
+      const resolved = resolveBackend(world, b);
+      if (resolved.problem !== undefined) problems.push(`rules[${i}]: ${resolved.problem} (weight ${b.weight} of ${rule.backends.reduce((sum, x) => sum + x.weight, 0)})`);
+    }
+  });
+  const resolvedRefs: ConditionInput = problems.length === 0
+    ? { type: "ResolvedRefs", ok: true, reason: "ResolvedRefs", message: "every backendRef names an existing Service port" }
+    : { type: "ResolvedRefs", ok: false, reason: "BackendNotFound", message: `${problems.join("; ")}: requests for those backends' share get 500, the other backends are served` };
+  const { parentRefs } = seenOf(route);
+  return route.parents.map((parent, i) => {
+    const service = world.services.get(keyOf(parent.namespace, parent.name));
+    const where = `Service ${parent.namespace}/${parent.name}`;
+    let accepted: ConditionInput;
+    if (!service) accepted = { type: "Accepted", ok: false, reason: "NoMatchingParent", message: `${where} does not exist; the route applies once it does` };
+    else if (parent.port !== undefined && !service.ports.some((p) => p.port === parent.port)) {
+      accepted = { type: "Accepted", ok: false, reason: "NoMatchingParent", message: `${where} has no port ${parent.port} (it has ${service.ports.map((p) => p.port).join(", ") || "none"})` };
+    } else {
+      accepted = { type: "Accepted", ok: true, reason: "Accepted", message: `sidecars calling ${where}${parent.port !== undefined ? ` on port ${parent.port}` : ""} follow this route` };
+    }
+    return { parentRef: parentRefs[i]!, conditions: [accepted, resolvedRefs] };
+  });
+}
+
+/**
+ * status.parents with weft's entries replaced by `ours` and everyone else's kept as they are;
+ * lastTransitionTime is kept where a condition's status stays the same.
+ */
+export function mergeParents(current: readonly unknown[] | undefined, ours: ParentConditions[], generation: number, now: string): unknown[] {
+  const entries = (current ?? []) as Partial<RouteParentStatus>[];
+  const mine = entries.filter((e) => e.controllerName === CONTROLLER_NAME);
+  const others = entries.filter((e) => e.controllerName !== CONTROLLER_NAME);
+  const written: RouteParentStatus[] = ours.map((p) => ({
+    parentRef: p.parentRef,
+    controllerName: CONTROLLER_NAME,
+    conditions: conditionsFrom(p.conditions, mine.find((e) => isDeepStrictEqual(e.parentRef, p.parentRef))?.conditions, generation, now),
+  }));
+  // The API server keeps at most 32 entries; others' come first, as they were there before.
+  return [...others, ...written].slice(0, 32);
+}
