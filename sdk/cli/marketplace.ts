@@ -30,7 +30,7 @@ export function findPlugin(index: MarketplaceIndex, ref: string): { plugin: Inde
   return { plugin, version };
 }
 
-/** A WasmFilter for `kubectl apply -f -`; its config is left for the user (see the plugin's README). */
+/** A WasmFilter for `kubectl apply -f -` that works as printed: its config is the filter's example, which fits its schema. */
 export function wasmFilterYaml(plugin: IndexPlugin, version: IndexVersion, target: { namespace?: string; app?: string }): string {
   return [
     "apiVersion: weft.dev/v1alpha1",
@@ -46,7 +46,8 @@ export function wasmFilterYaml(plugin: IndexPlugin, version: IndexVersion, targe
     ...(version.phase ? [`  phase: ${version.phase}`] : []),
     ...(version.priority !== undefined ? [`  priority: ${version.priority}`] : []),
     "  failStrategy: FailClose",
-    `  config: {} # see plugins/${plugin.name}/README.md`,
+    // The README's example, as JSON (which is YAML): values such as "{{request.path}}" keep their quotes.
+    `  config: ${JSON.stringify(version.example ?? {})} # the filter's example config; its README explains every field`,
     "",
   ].join("\n");
 }

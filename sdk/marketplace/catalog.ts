@@ -1,10 +1,13 @@
 // The marketplace index (plugins/index.json): every plugin in plugins/, its versions, and the
 // digest each version builds to. Builds are reproducible, so the index can be checked by
 // rebuilding: a digest that differs means the sources changed without a new version, or the
-// index was edited by hand. Each plugin's README shows the same digest in its WasmFilter.
+// index was edited by hand. Each plugin's README shows the same digest in its WasmFilter, and its
+// config is the example `weft filter add` prints (so what the README shows is what a user gets).
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { loadAll } from "js-yaml";
 import { readManifest } from "../build/build.ts";
+import { validateConfig } from "../manifest/config-schema.ts";
 
 const ARTIFACT_REPOSITORY = "oci://ghcr.io/weft-dev/plugins";
 
@@ -15,6 +18,8 @@ export interface IndexVersion {
   /** The manifest's default phase and priority, which `weft filter add` writes into the WasmFilter. */
   phase?: string;
   priority?: number;
+  /** A config that fits the filter's schema: the one in its README's WasmFilter, which `weft filter add` prints. */
+  example?: Record<string, unknown>;
 }
 
 export interface IndexPlugin {
@@ -60,6 +65,23 @@ interface Current {
   version: IndexVersion;
 }
 
+/** The config of the WasmFilter in a plugin's README (its first yaml block with kind: WasmFilter). */
+async function readmeExample(dir: string, configSchema: unknown): Promise<Record<string, unknown>> {
+  const file = path.join(dir, "README.md");
+  const text = await readFile(file, "utf8");
+  for (const block of text.matchAll(/```yaml\n([\s\S]*?)```/g)) {
+    const docs = loadAll(block[1]!) as { kind?: string; spec?: { config?: unknown } }[];
+    const filter = docs.find((d) => d?.kind === "WasmFilter");
+    if (!filter) continue;
+    const config = filter.spec?.config;
+    if (typeof config !== "object" || config === null || Array.isArray(config)) throw new Error(`${file}: its WasmFilter example has no config object; give one that fits the filter's configSchema`);
+    const problems = validateConfig(configSchema, config);
+    if (problems.length > 0) throw new Error(`${file}: its WasmFilter example's config does not fit the filter's configSchema: ${problems.join("; ")}`);
+    return config as Record<string, unknown>;
+  }
+  throw new Error(`${file}: has no yaml block with a WasmFilter example; add one (weft filter add prints its config)`);
+}
+
 async function current(pluginsDir: string, digestOf: DigestOf): Promise<Current[]> {
   const out: Current[] = [];
   for (const dir of await pluginDirs(pluginsDir)) {
@@ -76,6 +98,7 @@ async function current(pluginsDir: string, digestOf: DigestOf): Promise<Current[
         artifact: `${ARTIFACT_REPOSITORY}/${manifest.name}:${manifest.version}`,
         ...(manifest.phase ? { phase: manifest.phase } : {}),
         ...(manifest.priority !== undefined ? { priority: manifest.priority } : {}),
+        example: await readmeExample(dir, manifest.configSchema ?? {}),
       },
     });
   }
@@ -117,6 +140,8 @@ export async function checkIndex(pluginsDir: string, indexFile: string, digestOf
     if (!listed) problems.push(`${plugin.name} ${plugin.version.version} is not in ${indexFile}`);
     else if (listed.sha256 !== plugin.version.sha256) {
       problems.push(`${plugin.name} ${plugin.version.version}: ${indexFile} says sha256 ${listed.sha256}, but ${plugin.dir} builds to ${plugin.version.sha256} (a changed plugin needs a new version in filter.json)`);
+    } else if (JSON.stringify(listed.example) !== JSON.stringify(plugin.version.example)) {
+      problems.push(`${plugin.name} ${plugin.version.version}: ${indexFile}'s example config is not the one in ${plugin.dir}/README.md`);
     }
     const readme = README_DIGEST.exec(await readFile(path.join(plugin.dir, "README.md"), "utf8"));
     if (readme?.[2] !== plugin.version.sha256) problems.push(`${plugin.dir}/README.md: its WasmFilter shows sha256 ${readme?.[2] ?? "(none)"}, but the plugin builds to ${plugin.version.sha256}`);
