@@ -230,7 +230,8 @@ export async function startApiServer(options: ApiOptions): Promise<ApiServer> {
   });
   const port = (server.address() as AddressInfo).port;
   const host = options.address && options.address !== "0.0.0.0" ? options.address : "127.0.0.1";
-  log.info("control plane API listening", { url: `${scheme}://${host}:${port}` });
+  // The address it listens on, as bound: 0.0.0.0 is every address of the pod, not 127.0.0.1 alone.
+  log.info("control plane API listening", { address: `${options.address ?? "0.0.0.0"}:${port}`, scheme });
   return {
     url: `${scheme}://${host}:${port}`,
     port,

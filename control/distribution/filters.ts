@@ -24,7 +24,7 @@ import type { FilterInForce, ResolvedFilters } from "../mesh/proxy-config.ts";
 import type { FilterLimits } from "../../proxy/config/filters.ts";
 import { keyOf } from "../mesh/world.ts";
 import type { Credentials } from "./registry.ts";
-import type { FilterResolver } from "./resolve.ts";
+import { UnresolvableUrl, type FilterResolver } from "./resolve.ts";
 
 export interface FilterState {
   /** The spec this state was computed from. */
@@ -209,7 +209,8 @@ export class FilterDistribution {
       ({ bytes, sha256, source } = await this.options.resolver.resolve(f.spec.url, f.spec.sha256, credentials));
     } catch (e) {
       const error = (e as Error).message;
-      const reason = /sha256 .* not the/.test(error) ? "DigestMismatch" : "PullFailed";
+      // A url that can never resolve is not retried: only a new spec can fix it.
+      const reason = e instanceof UnresolvableUrl ? "InvalidURL" : /sha256 .* not the/.test(error) ? "DigestMismatch" : "PullFailed";
       const message = `${error}; ${this.keeping(f, keep, kept)}${reason === "PullFailed" ? "; the pull is tried again with backoff" : ""}`;
       log.warn("cannot resolve a WasmFilter; proxies keep the module they have", { filter: key, reason, error, kept: keep });
       settle({ generation, accepted: { ok: true, reason: "Accepted", message: "the spec is valid" }, resolved: { ok: false, reason, message }, sha256: keep, applied: kept });

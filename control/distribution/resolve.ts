@@ -36,6 +36,11 @@ export class ResolveError extends Error {
   override name = "ResolveError";
 }
 
+/** A url that can never resolve, whatever the network does (a file:// in a cluster, a release the index lacks): not worth a retry. */
+export class UnresolvableUrl extends ResolveError {
+  override name = "UnresolvableUrl";
+}
+
 export class FilterResolver {
   private readonly options: ResolveOptions;
   private readonly registry = new RegistryClient();
@@ -56,7 +61,7 @@ export class FilterResolver {
   private async fetch(url: string, credentials: Credentials | undefined): Promise<{ bytes: Uint8Array; source: string }> {
     const scheme = /^([a-z]+):\/\//.exec(url)?.[1];
     if (scheme === "file") {
-      if (!this.options.allowFiles) throw new ResolveError(`${url}: file:// urls are for local mode only; in a cluster publish the module to a registry (weft filter push)`);
+      if (!this.options.allowFiles) throw new UnresolvableUrl(`${url}: file:// urls are for local mode only; in a cluster publish the module to a registry (weft filter push)`);
       const bytes = await readFile(fileURLToPath(url)).catch((e: Error) => {
         throw new ResolveError(`${url}: cannot read it: ${e.message}`);
       });
@@ -74,7 +79,7 @@ export class FilterResolver {
       });
       return { bytes: pulled.wasm, source: `${url} (${pulled.manifestDigest})` };
     }
-    throw new ResolveError(`${url}: unsupported scheme "${scheme}://"; use oci://, https://, file:// (local mode) or marketplace://`);
+    throw new UnresolvableUrl(`${url}: unsupported scheme "${scheme}://"; use oci://, https://, file:// (local mode) or marketplace://`);
   }
 
   /**
@@ -86,7 +91,7 @@ export class FilterResolver {
   private async fetchMarketplace(url: string): Promise<{ bytes: Uint8Array; source: string }> {
     const [name, version] = url.slice("marketplace://".length).split("@");
     const release = await this.options.marketplace(name!, version!);
-    if (!release) throw new ResolveError(`${url}: the marketplace index has no ${name} ${version} (weft filter search lists what it has)`);
+    if (!release) throw new UnresolvableUrl(`${url}: the marketplace index has no ${name} ${version} (weft filter search lists what it has)`);
     const { url: from, sha256: listed } = release;
     const shipped = from.startsWith("file://");
     let got: { bytes: Uint8Array; source: string };

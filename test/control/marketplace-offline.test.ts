@@ -241,6 +241,25 @@ spec: { targetRefs: [{ group: "", kind: Service, name: ledger }], url: "marketpl
     await kubectl(["delete", "wasmfilter", "header-rewrite", "-n", "shop"]);
   });
 
+  it("a url that can never resolve is InvalidURL and not tried again: a release the index lacks, a file:// in a cluster", async () => {
+    await apply(`${marketplaceFilter("unlisted", "marketplace://header-rewrite@9.9.9", "nobody")}---
+${marketplaceFilter("local-file", "file:///etc/passwd", "nobody")}`);
+    for (const [name, message] of [
+      ["unlisted", /^marketplace:\/\/header-rewrite@9\.9\.9: the marketplace index has no header-rewrite 9\.9\.9 \(weft filter search lists what it has\); nothing of it is in force yet/],
+      ["local-file", /^file:\/\/\/etc\/passwd: file:\/\/ urls are for local mode only; in a cluster publish the module to a registry/],
+    ] as const) {
+      const resolved = await settled(name);
+      assert.equal(resolved.reason, "InvalidURL", resolved.message);
+      assert.match(resolved.message, message);
+      assert.doesNotMatch(resolved.message, /tried again/);
+    }
+    // A retry would come after 1-2 s (2 s, jittered): none in 4 s.
+    await new Promise((r) => setTimeout(r, 4000));
+    const attempts = control!.output().split("\n").filter((l) => l.includes("cannot resolve a WasmFilter") && l.includes('"filter":"shop/unlisted"'));
+    assert.equal(attempts.length, 1, attempts.join("\n"));
+    await kubectl(["delete", "wasmfilter", "unlisted", "local-file", "-n", "shop"]);
+  });
+
   it("refuses a shipped module whose bytes are not the release the index lists", async () => {
     const cors = release("cors");
     await apply(marketplaceFilter("cors", `marketplace://cors@${cors.version}`, "nobody"));
