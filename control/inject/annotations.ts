@@ -7,6 +7,8 @@ import { Quantity } from "./quantity.ts";
 import { RUNTIMES } from "./settings.ts";
 
 export const INJECT = "weft.dev/inject";
+/** The namespace label values that turn injection on: Istio's "enabled", and the "true" pods use. */
+export const NAMESPACE_INJECT_VALUES = ["enabled", "true"];
 export const EXCLUDE_INBOUND_PORTS = "weft.dev/exclude-inbound-ports";
 export const EXCLUDE_OUTBOUND_PORTS = "weft.dev/exclude-outbound-ports";
 export const PROXY_CPU = "weft.dev/proxy-cpu";

@@ -1,7 +1,7 @@
 // The MutatingWebhookConfiguration that makes the API server send new Pods to the injector
 // (webhook.ts), as a plain object for `weft install` to write out.
 import { Buffer } from "node:buffer";
-import { INJECT } from "./annotations.ts";
+import { INJECT, NAMESPACE_INJECT_VALUES } from "./annotations.ts";
 
 export const CONFIGURATION_NAME = "weft-sidecar-injector";
 /** The name kubectl shows when the webhook denies a pod: admission webhook "sidecar-injector.weft.dev" denied the request. */
@@ -56,10 +56,10 @@ export function injectorWebhookConfiguration(options: InjectorWebhookOptions): R
         clientConfig,
         rules: [{ operations: ["CREATE"], apiGroups: [""], apiVersions: ["v1"], resources: ["pods"], scope: "Namespaced" }],
         namespaceSelector: {
-          matchLabels: { [INJECT]: "enabled" },
           // as Istio ignores them: a label put there by mistake must not make the cluster's own
           // pods wait for the injector
           matchExpressions: [
+            { key: INJECT, operator: "In", values: NAMESPACE_INJECT_VALUES },
             { key: "kubernetes.io/metadata.name", operator: "NotIn", values: ["kube-system", "kube-public", "kube-node-lease", controlPlaneNamespace] },
           ],
         },

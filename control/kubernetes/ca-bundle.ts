@@ -5,7 +5,7 @@
 import { AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
 import { Buffer } from "node:buffer";
 import type { Logger } from "../../proxy/log.ts";
-import { INJECT } from "../inject/annotations.ts";
+import { INJECT, NAMESPACE_INJECT_VALUES } from "../inject/annotations.ts";
 import { CONFIGURATION_NAME, WEBHOOK_NAME } from "../inject/manifest.ts";
 import { CA_CONFIG_MAP } from "../inject/patch.ts";
 import { apiMessage, apiStatus } from "./errors.ts";
@@ -30,7 +30,7 @@ export class CaBundlePublisher {
   /** Brings every labelled namespace's ConfigMap and the webhook's caBundle up to date. */
   async sync(namespaces: ReadonlyMap<string, Record<string, string>>): Promise<void> {
     for (const [namespace, labels] of namespaces) {
-      if (labels[INJECT] !== "enabled" || this.done.has(namespace)) continue;
+      if (!NAMESPACE_INJECT_VALUES.includes(labels[INJECT] ?? "") || this.done.has(namespace)) continue;
       try {
         await this.configMap(namespace);
         this.done.add(namespace);

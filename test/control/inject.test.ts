@@ -227,8 +227,11 @@ describe("injection on a real kube-apiserver", () => {
     await kubectl(["create", "namespace", "shop"]);
     await kubectl(["label", "namespace", "shop", "weft.dev/inject=enabled"]);
     await kubectl(["create", "namespace", "plain"]);
+    // "true", as a pod's own weft.dev/inject says it, turns a namespace on as "enabled" does.
+    await kubectl(["create", "namespace", "shop-true"]);
+    await kubectl(["label", "namespace", "shop-true", "weft.dev/inject=true"]);
     // pods need the namespace's default ServiceAccount, and the API server a moment to load the webhook
-    for (const ns of ["shop", "plain"]) await poll(`serviceaccount ${ns}/default`, async () => (await kubectl(["get", "sa", "default", "-n", ns, "-o", "name"])) || undefined);
+    for (const ns of ["shop", "plain", "shop-true"]) await poll(`serviceaccount ${ns}/default`, async () => (await kubectl(["get", "sa", "default", "-n", ns, "-o", "name"])) || undefined);
     await poll("the webhook to be called", async () => {
       const dry = JSON.parse(await kubectl(["create", "--dry-run=server", "-n", "shop", "-o", "json", "-f", "-"], JSON.stringify(pod("probe"))));
       return dry.spec.initContainers ? true : undefined;
@@ -248,6 +251,7 @@ describe("injection on a real kube-apiserver", () => {
     assert.deepEqual(app(stored), app(plain), "the app's containers are stored unchanged");
     assert.deepEqual(names(stored.spec.initContainers), ["weft-init", "weft-proxy"]);
     assert.equal(plain.spec.initContainers, undefined, "no injection in an unlabelled namespace");
+    assert.deepEqual(names((await apply("shop-true", pod("web"))).spec.initContainers), ["weft-init", "weft-proxy"], "weft.dev/inject=true injects too");
     assert.equal(plain.metadata.annotations?.["weft.dev/status"], undefined);
 
     const [init, proxy] = stored.spec.initContainers;
