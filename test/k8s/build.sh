@@ -5,6 +5,8 @@
 #   test/k8s/build.sh [K8S_VERSION]        # default below; e.g. test/k8s/build.sh v1.36.3
 #   ETCD_VERSION=v3.6.16 test/k8s/build.sh
 #   WEFT_K8S_CACHE=/some/dir test/k8s/build.sh
+#   K8S_BINARIES="kubelet kube-scheduler kube-proxy" test/k8s/build.sh   # other cmd/ binaries
+#                                          # (test/k8s/build-node.sh does this for the node)
 #
 # Output: ${WEFT_K8S_CACHE:-$HOME/.cache/weft/k8s}/<version>/bin/{kube-apiserver,
 # kube-controller-manager,kubectl,etcd}. Binaries that already exist are not rebuilt, so a
@@ -56,7 +58,10 @@ NICE=(nice -n "${WEFT_BUILD_NICE:-10}")
 mkdir -p "$BIN"
 
 want=()
-for b in kube-apiserver kube-controller-manager kubectl; do
+# K8S_BINARIES: which k8s.io/kubernetes/cmd/ binaries (all build with CGO_ENABLED=0, as
+# upstream's release builds them; kubelet included)
+for b in ${K8S_BINARIES:-kube-apiserver kube-controller-manager kubectl}; do
+  [[ $b =~ ^[a-z-]+$ ]] || die "bad binary name '$b' in K8S_BINARIES"
   [[ -x $BIN/$b ]] || want+=("$b")
 done
 etcd_stamp=$BIN/.etcd-version

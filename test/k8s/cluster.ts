@@ -13,6 +13,8 @@
 //   node test/k8s/cluster.ts up       # start, print KUBECONFIG, run until Ctrl-C
 //   node test/k8s/cluster.ts smoke    # start, prove it works (namespaces, a Deployment's
 //                                     # ReplicaSet and Pods, namespace deletion), stop
+//   node test/k8s/cluster.ts up --node    # the same plus a real node (test/k8s/node.ts):
+//                                     # containerd, kubelet, kube-proxy, kube-scheduler, CoreDNS
 // See docs/k8s-test-env.md.
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from "node:fs";
@@ -42,8 +44,15 @@ export interface ClusterOptions {
   apiserverArgs?: string[];
   /** Keep the temp dir (certificates, logs, etcd data) after stop(). Default: $WEFT_K8S_KEEP set. */
   keep?: boolean;
-  /** How long to wait for readiness. Default 60 s. */
+  /** How long to wait for readiness. Default 60 s (plus the node's own wait with `node`). */
   timeoutMs?: number;
+  /**
+   * Also start a real node (test/k8s/node.ts): root only, one per machine, binaries from
+   * test/k8s/build-node.sh. The apiserver then binds the node network's host address instead of
+   * 127.0.0.1 (so pods reach it) and publishes it as the `kubernetes` Service's endpoint.
+   * `true` or the node's options.
+   */
+  node?: boolean | import("./node.ts").NodeOptions;
 }
 
 export interface Cluster {
@@ -64,6 +73,8 @@ export interface Cluster {
   version: string;
   etcdUrl: string;
   pids: Record<string, number>;
+  /** The node, when started with `node` (images, registry, its own stop is part of stop()). */
+  node?: import("./node.ts").Node;
   /** Run the matching kubectl against this cluster; rejects with stderr on a non-zero exit. */
   kubectl(args: string[], input?: string): Promise<string>;
   /** Resident memory in KiB of each running process (from /proc). */
@@ -128,7 +139,7 @@ export async function freePorts(n: number): Promise<number[]> {
   return ports;
 }
 
-function openssl(dir: string, args: string[]): void {
+export function openssl(dir: string, args: string[]): void {
   try {
     execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
   } catch (e) {
@@ -137,29 +148,38 @@ function openssl(dir: string, args: string[]): void {
   }
 }
 
-/** CA, apiserver serving cert (IP SAN 127.0.0.1), system:masters client cert, SA signing key. */
-function makePki(dir: string, serviceIp: string): void {
-  const days = "30";
-  openssl(dir, ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-keyout", "ca.key", "-out", "ca.crt", "-days", days, "-subj", "/CN=weft-test-kubernetes-ca",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"]);
-  const leaf = (name: string, subj: string, ext: string) => {
-    writeFileSync(path.join(dir, `${name}.ext`), ext);
-    openssl(dir, ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-      "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subj]);
-    openssl(dir, ["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-      "-out", `${name}.crt`, "-days", days, "-sha256", "-extfile", `${name}.ext`]);
-  };
-  leaf("apiserver", "/CN=kube-apiserver",
-    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n" +
-    `subjectAltName=IP:127.0.0.1,IP:${serviceIp},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n`);
-  leaf("admin", "/O=system:masters/CN=weft-test-admin",
+const CERT_DAYS = "30";
+
+/** `<name>.key` + `<name>.crt` in `dir`, signed by the `ca.crt`/`ca.key` there; `ext` is an openssl extfile. */
+export function signLeaf(dir: string, name: string, subj: string, ext: string): void {
+  writeFileSync(path.join(dir, `${name}.ext`), ext);
+  openssl(dir, ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+    "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subj]);
+  openssl(dir, ["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+    "-out", `${name}.crt`, "-days", CERT_DAYS, "-sha256", "-extfile", `${name}.ext`]);
+}
+
+/** A client certificate (`<name>.crt`/`.key`) for user `cn` in groups `orgs`. */
+export function signClient(dir: string, name: string, cn: string, orgs: string[] = []): void {
+  signLeaf(dir, name, `${orgs.map((o) => `/O=${o}`).join("")}/CN=${cn}`,
     "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n");
+}
+
+/** CA, apiserver serving cert (IP SAN 127.0.0.1 + extraIps), system:masters client cert, SA signing key. */
+function makePki(dir: string, serviceIp: string, extraIps: string[] = []): void {
+  openssl(dir, ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+    "-keyout", "ca.key", "-out", "ca.crt", "-days", CERT_DAYS, "-subj", "/CN=weft-test-kubernetes-ca",
+    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"]);
+  signLeaf(dir, "apiserver", "/CN=kube-apiserver",
+    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n" +
+    `subjectAltName=IP:127.0.0.1,IP:${serviceIp},${extraIps.map((ip) => `IP:${ip},`).join("")}DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n`);
+  signClient(dir, "admin", "weft-test-admin", ["system:masters"]);
   openssl(dir, ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "sa.key"]);
   openssl(dir, ["pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub"]);
 }
 
-function kubeconfigYaml(server: string, dir: string): string {
+/** A kubeconfig for the client certificate `<user>.crt`/`.key` in `dir`. */
+export function kubeconfigYaml(server: string, dir: string, user = "admin"): string {
   const b64 = (f: string) => readFileSync(path.join(dir, f)).toString("base64");
   return `apiVersion: v1
 kind: Config
@@ -171,8 +191,8 @@ clusters:
 users:
 - name: weft-test-admin
   user:
-    client-certificate-data: ${b64("admin.crt")}
-    client-key-data: ${b64("admin.key")}
+    client-certificate-data: ${b64(`${user}.crt`)}
+    client-key-data: ${b64(`${user}.key`)}
 contexts:
 - name: weft-test
   context:
@@ -183,15 +203,15 @@ current-context: weft-test
 }
 
 /** The first IP of a CIDR (the `kubernetes` Service's ClusterIP), IPv4 only. */
-function firstIp(cidr: string): string {
+export function firstIp(cidr: string, offset = 1): string {
   const [ip] = cidr.split("/");
-  const n = ip.split(".").reduce((a, o) => a * 256 + Number(o), 0) + 1;
+  const n = ip.split(".").reduce((a, o) => a * 256 + Number(o), 0) + offset;
   return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join(".");
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function tail(file: string, lines = 30): string {
+export function tail(file: string, lines = 30): string {
   try {
     return readFileSync(file, "utf8").split("\n").slice(-lines).join("\n");
   } catch {
@@ -199,7 +219,7 @@ function tail(file: string, lines = 30): string {
   }
 }
 
-interface Proc {
+export interface Proc {
   name: string;
   child: ChildProcess;
   log: string;
@@ -207,7 +227,7 @@ interface Proc {
   exitCode: number | null | undefined;
 }
 
-function startProc(name: string, bin: string, args: string[], dir: string): Proc {
+export function startProc(name: string, bin: string, args: string[], dir: string): Proc {
   const log = path.join(dir, `${name}.log`);
   const fd = openSync(log, "a");
   const child = spawn(bin, args, { cwd: dir, stdio: ["ignore", fd, fd], env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir } });
@@ -227,7 +247,7 @@ function startProc(name: string, bin: string, args: string[], dir: string): Proc
   return p;
 }
 
-async function waitFor(what: string, proc: Proc, deadline: number, check: () => Promise<boolean>): Promise<void> {
+export async function waitFor(what: string, proc: Proc, deadline: number, check: () => Promise<boolean>): Promise<void> {
   for (;;) {
     if (proc.exitCode !== undefined) throw new Error(`${proc.name} exited (${proc.exitCode}) while waiting for ${what}; last log lines:\n${tail(proc.log)}`);
     if (await check().catch(() => false)) return;
@@ -250,9 +270,9 @@ function httpsGet(url: string, tls: { ca: string; cert: string; key: string }): 
   });
 }
 
-const live = new Set<Proc>();
+export const live = new Set<Proc>();
 let exitHookInstalled = false;
-function installExitHook(): void {
+export function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   // last resort if a test forgets stop() or the runner exits: no orphaned apiservers
@@ -261,7 +281,7 @@ function installExitHook(): void {
   });
 }
 
-async function stopProc(p: Proc, graceMs = 10_000): Promise<void> {
+export async function stopProc(p: Proc, graceMs = 10_000): Promise<void> {
   if (p.exitCode === undefined) {
     p.child.kill("SIGTERM");
     const timer = setTimeout(() => p.child.kill("SIGKILL"), graceMs);
@@ -283,12 +303,19 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const deadline = Date.now() + timeoutMs;
   const serviceCidr = opts.serviceCidr ?? "10.0.0.0/24";
   const keep = opts.keep ?? Boolean(process.env.WEFT_K8S_KEEP);
-
+  // A node: its network (a namespace, a veth pair) must exist before the apiserver binds to it.
+  // Loaded only when asked for, so callers without a node never touch node.ts.
+  const nodeMod = opts.node ? await import("./node.ts") : undefined;
+  const nodeOpts = typeof opts.node === "object" ? opts.node : {};
   const dir = mkdtempSync(path.join(os.tmpdir(), "weft-k8s-"));
   const f = (name: string) => path.join(dir, name);
+  let net: import("./node.ts").NodeNetwork | undefined;
   try {
-    makePki(dir, firstIp(serviceCidr));
+    if (nodeMod) net = await nodeMod.prepareNode({ ...nodeOpts, dir, binDir, serviceCidr });
+    makePki(dir, firstIp(serviceCidr), net ? [net.hostIp] : []);
+    net?.makePki(); // the node's certificates, signed by the CA just made
   } catch (e) {
+    await net?.teardown();
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
@@ -305,8 +332,11 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     live.add(p);
     return p;
   };
+  let node: import("./node.ts").Node | undefined;
   const stopAll = async () => {
+    if (node) await node.stop();
     for (const p of [...procs].reverse()) await stopProc(p);
+    await net?.teardown();
     if (!keep) rmSync(dir, { recursive: true, force: true });
   };
 
@@ -329,21 +359,24 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     });
 
     // kube-apiserver with the flags envtest uses.
-    const server = `https://127.0.0.1:${apiPort}`;
+    const apiIp = net?.hostIp ?? "127.0.0.1";
+    const server = `https://${apiIp}:${apiPort}`;
     const apiserver = spawnTracked("kube-apiserver", [
       `--etcd-servers=${etcdUrl}`,
-      "--advertise-address=127.0.0.1", "--bind-address=127.0.0.1", `--secure-port=${apiPort}`,
+      `--advertise-address=${apiIp}`, `--bind-address=${apiIp}`, `--secure-port=${apiPort}`,
       `--cert-dir=${f("apiserver-certs")}`,
       `--tls-cert-file=${f("apiserver.crt")}`, `--tls-private-key-file=${f("apiserver.key")}`,
       `--client-ca-file=${f("ca.crt")}`,
       "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
       `--service-account-key-file=${f("sa.pub")}`, `--service-account-signing-key-file=${f("sa.key")}`,
       `--service-cluster-ip-range=${serviceCidr}`,
-      "--authorization-mode=RBAC",
       "--allow-privileged=true",
-      // the default "lease" reconciler tries to publish 127.0.0.1 as the `kubernetes` Service's
-      // endpoint every 10 s and is refused (loopback addresses are invalid in Endpoints)
-      "--endpoint-reconciler-type=none",
+      ...(net ? net.apiserverArgs : [
+        "--authorization-mode=RBAC",
+        // the default "lease" reconciler tries to publish 127.0.0.1 as the `kubernetes` Service's
+        // endpoint every 10 s and is refused (loopback addresses are invalid in Endpoints)
+        "--endpoint-reconciler-type=none",
+      ]),
       ...(opts.apiserverArgs ?? []),
     ]);
     await waitFor("kube-apiserver /readyz", apiserver, deadline, async () => (await httpsGet(`${server}/readyz`, tlsOpts)).status === 200);
@@ -373,14 +406,19 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       });
     }
 
+    if (nodeMod && net) {
+      node = await nodeMod.startNode(net, { server, kubeconfig, kubectl: (args, input) => runKubectl(bin("kubectl"), kubeconfig, args, input) });
+    }
+
     const byName = Object.fromEntries(procs.map((p) => [p.name, p]));
     let stopped: Promise<void> | undefined;
     return {
+      node,
       server, kubeconfig, ca, clientCert, clientKey, dir, binDir, version, etcdUrl,
       caCertFile: f("ca.crt"), caKeyFile: f("ca.key"),
       pids: Object.fromEntries(procs.map((p) => [p.name, p.child.pid ?? 0])),
       kubectl: (args, input) => runKubectl(bin("kubectl"), kubeconfig, args, input),
-      rss: () => Object.fromEntries(Object.entries(byName).map(([n, p]) => [n, rssKib(p.child.pid)])),
+      rss: () => ({ ...Object.fromEntries(Object.entries(byName).map(([n, p]) => [n, rssKib(p.child.pid)])), ...node?.rss() }),
       stop: () => (stopped ??= stopAll()),
     };
   } catch (e) {
@@ -390,7 +428,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   }
 }
 
-function runKubectl(kubectl: string, kubeconfig: string, args: string[], input?: string): Promise<string> {
+export function runKubectl(kubectl: string, kubeconfig: string, args: string[], input?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = execFile(kubectl, [`--kubeconfig=${kubeconfig}`, ...args], { encoding: "utf8", timeout: 60_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`kubectl ${args.join(" ")}: ${stderr.trim() || err.message}`));
@@ -400,7 +438,7 @@ function runKubectl(kubectl: string, kubeconfig: string, args: string[], input?:
   });
 }
 
-function rssKib(pid: number | undefined): number {
+export function rssKib(pid: number | undefined): number {
   if (!pid) return 0;
   try {
     const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -412,7 +450,7 @@ function rssKib(pid: number | undefined): number {
 
 // ---- CLI -------------------------------------------------------------------------------
 
-const poll = async <T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> => {
+export const poll = async <T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> => {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn().catch(() => undefined);
@@ -456,15 +494,21 @@ export async function smoke(k8s: Cluster, say: (s: string) => void = () => {}): 
   say("namespace smoke deleted (the namespace controller emptied and finalized it)");
 }
 
-if (import.meta.main ?? process.argv[1] === new URL(import.meta.url).pathname) {
+// Not a top-level await: node.ts imports this module, and a dynamic import of it (startCluster
+// with `node`) would wait forever for this module's evaluation to finish.
+if (import.meta.main ?? process.argv[1] === new URL(import.meta.url).pathname) void cli();
+
+async function cli(): Promise<void> {
   const cmd = process.argv[2] ?? "up";
+  const withNode = process.argv.slice(3).includes("--node");
   const say = (s: string) => process.stderr.write(`[k8s] ${s}\n`);
-  if (cmd !== "up" && cmd !== "smoke") {
-    process.stderr.write("usage: node test/k8s/cluster.ts up|smoke   (binaries from test/k8s/build.sh)\n");
+  if ((cmd !== "up" && cmd !== "smoke") || process.argv.slice(3).some((a) => a !== "--node")) {
+    process.stderr.write("usage: node test/k8s/cluster.ts up|smoke [--node]   (binaries from test/k8s/build.sh, and build-node.sh for --node)\n");
     process.exit(2);
   }
   const t0 = Date.now();
-  const k8s = await startCluster({ build: true });
+  const k8s = await startCluster({ build: true, node: withNode ? { build: true } : undefined });
+  if (k8s.node) say(`node ${k8s.node.name} Ready (${k8s.node.ip}); registry ${k8s.node.registry}; images ${k8s.node.images.busybox}, ${k8s.node.images.pause}`);
   say(`Kubernetes ${k8s.version} ready in ${((Date.now() - t0) / 1000).toFixed(1)} s at ${k8s.server} (pids ${JSON.stringify(k8s.pids)})`);
   const shutdown = async (code: number) => {
     say("stopping...");
