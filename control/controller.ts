@@ -23,7 +23,7 @@ import { StatusWriter } from "./kubernetes/status.ts";
 import { watchMesh, type MeshWatch } from "./kubernetes/watch.ts";
 import { LeaderElection } from "./kubernetes/leader.ts";
 import { CaBundlePublisher } from "./kubernetes/ca-bundle.ts";
-import { ProxyReportWriter, REPORT_HEARTBEAT_MS } from "./kubernetes/proxy-report.ts";
+import { PEER_REPORT_POLL_MS, ProxyReportWriter, REPORT_HEARTBEAT_MS } from "./kubernetes/proxy-report.ts";
 import { apiMessage } from "./kubernetes/errors.ts";
 
 export interface ControllerOptions {
@@ -162,6 +162,11 @@ export async function startController(options: ControllerOptions): Promise<Contr
   // The report is rewritten every heartbeat even when nothing changed: that is how readers tell a live replica from a killed one.
   const heartbeat = report ? setInterval(() => void writeStatus(), REPORT_HEARTBEAT_MS) : null;
   heartbeat?.unref();
+  // The other replicas report their sidecars' acknowledgements as they come; the leader reads
+  // them this often, so a sidecar on another replica shows in status within seconds, not at the
+  // next heartbeat (status must not say Updating for a minute about a sidecar that runs it).
+  const peers = report ? setInterval(() => void (leading() && writeStatus()), PEER_REPORT_POLL_MS) : null;
+  peers?.unref();
 
   const watch: MeshWatch = watchMesh(kubeConfig, world, log, plane.schedule);
   void watch.synced.then(() => {
@@ -182,6 +187,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
       stopping = true;
       if (statusPending) clearTimeout(statusPending);
       if (heartbeat) clearInterval(heartbeat);
+      if (peers) clearInterval(peers);
       await election?.stop();
       await watch.stop();
       await plane.stop();

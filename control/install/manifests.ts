@@ -125,7 +125,11 @@ export function installManifests(options: InstallOptions = {}): Record<string, u
       apiVersion: "v1",
       kind: "Service",
       metadata: meta(CONTROL_NAME),
-      spec: { selector: labels, ports: [{ name: "https", port: API_PORT, targetPort: API_PORT }] },
+      // A sidecar's configuration stream and its acknowledgements are separate requests: each pod's
+      // must reach the same replica, which holds its stream (another answers an ack with 409 and
+      // status never learns the sidecar runs the version). ClientIP affinity keeps a pod on one
+      // replica; when that replica goes, the stream and the acks move together.
+      spec: { selector: labels, sessionAffinity: "ClientIP", ports: [{ name: "https", port: API_PORT, targetPort: API_PORT }] },
     },
     injectorWebhookConfiguration({ controlPlaneNamespace: namespace, target: { service: { namespace, name: CONTROL_NAME, port: API_PORT } } }),
   ];

@@ -42,14 +42,21 @@ export class CaBundlePublisher {
     if (!this.webhookDone) await this.webhook();
   }
 
-  private async configMap(namespace: string): Promise<void> {
+  private async configMap(namespace: string, attempt = 0): Promise<void> {
     const body = { metadata: { name: CA_CONFIG_MAP, namespace, labels: { "app.kubernetes.io/part-of": "weft" } }, data: { "ca.crt": this.bundle } };
     const existing = await this.core.readNamespacedConfigMap({ namespace, name: CA_CONFIG_MAP }).catch((e: unknown) => {
       if (apiStatus(e) === 404) return null;
       throw e;
     });
-    if (!existing) await this.core.createNamespacedConfigMap({ namespace, body });
-    else if (existing.data?.["ca.crt"] !== this.bundle) await this.core.replaceNamespacedConfigMap({ namespace, name: CA_CONFIG_MAP, body: { ...existing, data: body.data } });
+    try {
+      if (!existing) await this.core.createNamespacedConfigMap({ namespace, body });
+      else if (existing.data?.["ca.crt"] !== this.bundle) await this.core.replaceNamespacedConfigMap({ namespace, name: CA_CONFIG_MAP, body: { ...existing, data: body.data } });
+    } catch (e) {
+      // Another replica wrote it between the read and the write (all replicas publish the same
+      // root): read again and see whether anything is left to do.
+      if (apiStatus(e) !== 409 || attempt > 0) throw e;
+      await this.configMap(namespace, attempt + 1);
+    }
   }
 
   private async webhook(): Promise<void> {

@@ -1,0 +1,157 @@
+// weft in real pods on a real node (test/k8s/node.ts: kubelet, containerd, runc, kube-proxy,
+// CoreDNS): the images `npm run image` builds, pushed to the node's registry; `weft install
+// --image` brings up the control plane (2 replicas, one leader); the shop's plain manifests
+// (`kubectl apply -k examples/shop`) in the labelled namespace are injected by the webhook, their
+// init containers redirect the pods' traffic, and the native sidecars enroll, get their
+// configuration and filters, and carry the shop's calls over mTLS. Then what `weft up` shows is
+// checked the cluster's way: the SPIFFE ID the catalog sees, the rate limit's 429, the 90/10
+// canary, the AccessPolicy's 403, WasmFilter READY and `weft status`. Node only; needs root.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import process from "node:process";
+import { startCluster, type Cluster } from "../k8s/cluster.ts";
+import { gatewayApiCrd } from "../k8s/gateway-api.ts";
+import { until } from "../support/control-process.ts";
+import { buildImages } from "../../deploy/image/build.ts";
+import { VERSION } from "../../deploy/image/images.ts";
+import { pushImage } from "../../deploy/image/push.ts";
+
+const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
+const NODE = path.join(root, "node_modules", ".bin", "node");
+const SHOP = path.join(root, "examples", "shop");
+
+interface PodJson {
+  metadata: { name: string; labels: Record<string, string> };
+  status: {
+    phase: string;
+    initContainerStatuses?: { name: string; ready: boolean; started?: boolean; state: { terminated?: { exitCode: number; reason: string } } }[];
+    containerStatuses?: { name: string; ready: boolean; restartCount: number }[];
+  };
+}
+
+function weft(args: string[], kubeconfig: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(NODE, ["bin/weft.ts", ...args], { cwd: root, encoding: "utf8", env: { ...process.env, KUBECONFIG: kubeconfig } }, (e, stdout, stderr) =>
+      resolve({ code: e ? (typeof e.code === "number" ? e.code : 1) : 0, stdout, stderr }),
+    ),
+  );
+}
+
+describe("weft in real pods on a real node", { timeout: 20 * 60_000 }, () => {
+  let k8s: Cluster;
+  let scratch: string;
+  const kubectl = (args: string[], input?: string) => k8s.kubectl(args, input);
+  const pods = async (ns: string) => (JSON.parse(await kubectl(["get", "pods", "-n", ns, "-o", "json"])) as { items: PodJson[] }).items;
+  /** Runs `script` with Node in the app container of `deployment` (the shop's image has no shell): its calls go out through that pod's sidecar. */
+  const inPod = (deployment: string, container: string, script: string) => kubectl(["exec", "-n", "shop", `deploy/${deployment}`, "-c", container, "--", "node", "-e", script]);
+
+  before(async () => {
+    if (process.getuid?.() !== 0) throw new Error("weft's real-pod suite runs a real node (network namespace, iptables, cgroups): run it as root");
+    scratch = await mkdtemp(path.join(tmpdir(), "weft-real-pods-"));
+    const [cluster, built] = await Promise.all([startCluster({ node: true }), buildImages()]);
+    k8s = cluster;
+    const node = k8s.node!;
+    for (const ref of [`weft:${VERSION}`, `weft-shop:${VERSION}`]) await pushImage(built.layout, ref, { registry: node.registry, insecure: true });
+    await kubectl(["apply", "-f", await gatewayApiCrd("httproutes")]);
+
+    const install = await weft(["install", "--image", node.image(`weft:${VERSION}`)], k8s.kubeconfig);
+    assert.equal(install.code, 0, install.stderr);
+    await kubectl(["apply", "-f", "-"], install.stdout);
+    await kubectl(["rollout", "status", "deployment/weft-control", "-n", "weft-system", "--timeout=180s"]);
+
+    // The shop as a user applies it, with the image from the node's registry (an overlay's images:).
+    const overlay = path.join(scratch, "shop");
+    await mkdir(overlay);
+    await writeFile(path.join(overlay, "kustomization.yaml"), `resources: [${path.relative(overlay, SHOP)}]
+images:
+  - name: ghcr.io/weft-dev/weft-shop
+    newName: ${node.image("weft-shop")}
+    newTag: "${VERSION}"
+`);
+    await kubectl(["apply", "-k", overlay]);
+    for (const d of ["frontend", "catalog-v1", "catalog-v2", "inventory"]) await kubectl(["rollout", "status", `deployment/${d}`, "-n", "shop", "--timeout=240s"]);
+  });
+
+  after(async () => {
+    await k8s?.stop();
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+  });
+
+  it("weft install --image brings the control plane to Ready: 2 replicas, one leader", async () => {
+    const deployment = JSON.parse(await kubectl(["get", "deployment", "weft-control", "-n", "weft-system", "-o", "json"])) as { status: { readyReplicas?: number; availableReplicas?: number } };
+    assert.equal(deployment.status.readyReplicas, 2);
+    const replicas = (await pods("weft-system")).map((p) => p.metadata.name);
+    assert.equal(replicas.length, 2);
+    const lease = JSON.parse(await kubectl(["get", "lease", "weft-control", "-n", "weft-system", "-o", "json"])) as { spec: { holderIdentity: string } };
+    assert.ok(replicas.some((name) => lease.spec.holderIdentity.startsWith(name)), `the Lease holder ${lease.spec.holderIdentity} is one of ${replicas.join(", ")}`);
+  });
+
+  it("every shop pod is Running 2/2 (app and native sidecar), its init container completed", async () => {
+    const shop = await pods("shop");
+    assert.equal(shop.length, 4, shop.map((p) => p.metadata.name).join(", "));
+    for (const p of shop) {
+      const name = p.metadata.name;
+      assert.equal(p.status.phase, "Running", name);
+      const init = p.status.initContainerStatuses ?? [];
+      assert.deepEqual(init.map((c) => c.name), ["weft-init", "weft-proxy"], name);
+      assert.equal(init[0]!.state.terminated?.exitCode, 0, `${name}: weft-init ${JSON.stringify(init[0]!.state)}`);
+      assert.equal(init[0]!.state.terminated?.reason, "Completed", name);
+      assert.ok(init[1]!.started && init[1]!.ready, `${name}: the sidecar is started and ready`);
+      assert.ok((p.status.containerStatuses ?? []).every((c) => c.ready), `${name}: the app is ready`);
+    }
+    const table = await kubectl(["get", "pods", "-n", "shop"]);
+    for (const line of table.trim().split("\n").slice(1)) assert.match(line, /\s2\/2\s+Running\s/, line);
+  });
+
+  it("the frontend reaches catalog and inventory over mTLS through the sidecars; the catalog sees the frontend's SPIFFE ID", async () => {
+    const page = JSON.parse(await inPod("catalog-v1", "catalog", `fetch("http://frontend.shop/", { headers: { "x-user": "page" } }).then(async (r) => console.log(await r.text()))`)) as {
+      catalogVersion: string;
+      greeting: string | null;
+      catalogSawCaller: string;
+      products: { inStock: number | null }[];
+    };
+    assert.equal(page.catalogSawCaller, "spiffe://cluster.local/ns/shop/sa/frontend");
+    assert.equal(page.greeting, "hello from the catalog", "the greeting filter runs in the catalog's sidecar");
+    assert.ok(page.products.length > 0 && page.products.every((p) => typeof p.inStock === "number"), JSON.stringify(page.products));
+  });
+
+  it("the rate limit answers 429, the canary splits 90/10, and the AccessPolicy refuses the catalog with 403", async () => {
+    const codes = (await inPod("catalog-v1", "catalog", `(async () => { const c = []; for (let i = 0; i < 15; i++) c.push((await fetch("http://frontend.shop/", { headers: { "x-user": "bob" } })).status); console.log(c.join(" ")); })()`)).trim().split(" ");
+    assert.deepEqual(codes.slice(0, 10), Array(10).fill("200"), `the burst of 10 passes: ${codes.join(" ")}`);
+    assert.ok(codes.slice(10).includes("429"), `then 429: ${codes.join(" ")}`);
+
+    const CALLS = 500;
+    // One shopper each, so the rate limit does not count them together; 10 at a time.
+    const split = JSON.parse(await inPod("catalog-v1", "catalog", `(async () => {
+      const seen = {}; let next = 0;
+      const worker = async () => { for (let i = next++; i < ${CALLS}; i = next++) { const r = await fetch("http://frontend.shop/", { headers: { "x-user": "u" + i } }); const v = r.status === 200 ? (await r.json()).catalogVersion : "status " + r.status; seen[v] = (seen[v] ?? 0) + 1; } };
+      await Promise.all(Array.from({ length: 10 }, worker)); console.log(JSON.stringify(seen));
+    })()`)) as Record<string, number>;
+    assert.equal((split.v1 ?? 0) + (split.v2 ?? 0), CALLS, JSON.stringify(split));
+    // 10 % of 500 is 50, one standard deviation sqrt(500 * 0.1 * 0.9) = 6.7: within 5 of them.
+    const sd = Math.sqrt(CALLS * 0.1 * 0.9);
+    assert.ok(Math.abs(split.v2! - CALLS * 0.1) <= 5 * sd, `v2 got ${split.v2} of ${CALLS}, not 10 % within 5 standard deviations`);
+
+    const refused = JSON.parse(await inPod("catalog-v1", "catalog", `fetch("http://inventory.shop/stock/tea").then((r) => console.log(JSON.stringify({ status: r.status, error: r.headers.get("x-weft-error") })))`)) as { status: number; error: string };
+    assert.equal(refused.status, 403);
+    assert.match(refused.error, /spiffe:\/\/cluster\.local\/ns\/shop\/sa\/catalog/);
+  });
+
+  it("kubectl get wasmfilters shows READY equal to the running pods each selects, and weft status lists every sidecar", async () => {
+    let last = "";
+    const table = await until("the WasmFilters to be Ready", async () => {
+      last = await kubectl(["get", "wasmfilters", "-n", "shop"]);
+      return /greeting\s.*\s2\/2\s+Running/.test(last) && /rate-limit\s.*\s1\/1\s+Running/.test(last) ? last : null;
+    }, 60_000).catch(async (e: Error) => {
+      throw new Error(`${e.message}:\n${last}\n${await kubectl(["get", "wasmfilters", "-n", "shop", "-o", "jsonpath={range .items[*]}{.metadata.name}: {.status.conditions}{\"\\n\"}{end}"])}`);
+    });
+    assert.match(table, /greeting\s+True\s+True\s+2\/2\s+Running/);
+    const status = await weft(["status", "--kubeconfig", k8s.kubeconfig], k8s.kubeconfig);
+    assert.equal(status.code, 0, status.stderr);
+    for (const p of await pods("shop")) assert.ok(status.stdout.includes(`shop/${p.metadata.name}`), `weft status lists ${p.metadata.name}:\n${status.stdout}`);
+  });
+});
