@@ -8,7 +8,7 @@
 // canary, the AccessPolicy's 403, WasmFilter READY and `weft status`. Node only; needs root.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -153,5 +153,67 @@ images:
     const status = await weft(["status", "--kubeconfig", k8s.kubeconfig], k8s.kubeconfig);
     assert.equal(status.code, 0, status.stderr);
     for (const p of await pods("shop")) assert.ok(status.stdout.includes(`shop/${p.metadata.name}`), `weft status lists ${p.metadata.name}:\n${status.stdout}`);
+  });
+
+  it("weft dashboard opens the cluster's dashboard through kubectl port-forward, with every sidecar", async () => {
+    const child = spawn(NODE, ["bin/weft.ts", "dashboard", "--port", "0", "--kubeconfig", k8s.kubeconfig], { cwd: root, env: { ...process.env, PATH: `${k8s.binDir}:${process.env.PATH}` }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    try {
+      const url = await until("weft dashboard to print its address", async () => /dashboard {2}(http:\/\/127\.0\.0\.1:\d+\/dashboard\/)/.exec(out)?.[1], 30_000);
+      const state = await until("the dashboard to list the shop's sidecars", async () => {
+        const s = (await (await fetch(`${url}api/state`)).json()) as { proxies: { namespace: string; pod: string; scrape: { state: string } }[] };
+        return s.proxies.filter((p) => p.namespace === "shop").length === 4 && s.proxies.every((p) => p.scrape.state === "ok") ? s : null;
+      }, 60_000);
+      assert.deepEqual(state.proxies.filter((p) => p.namespace === "shop").map((p) => p.pod).sort(), (await pods("shop")).map((p) => p.metadata.name).sort());
+    } finally {
+      child.kill("SIGTERM");
+    }
+  });
+
+  it("a meshed pod reaches, on port 80, a server in a pod without a sidecar and a host-network server: outbound traffic passes through", async () => {
+    const busybox = k8s.node!.images.busybox;
+    await kubectl(["apply", "-f", "-"], `apiVersion: v1
+kind: Namespace
+metadata: { name: outside }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: plain, namespace: outside }
+spec:
+  terminationGracePeriodSeconds: 1
+  containers: [{ name: web, image: ${busybox}, command: [sh, -c, "mkdir -p /www && echo plain pod > /www/index.html && exec httpd -f -p 80 -h /www"] }]
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: host-web, namespace: outside }
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers: [{ name: web, image: ${busybox}, command: [sh, -c, "mkdir -p /www && echo host network > /www/index.html && exec httpd -f -p 80 -h /www"] }]
+`);
+    await kubectl(["wait", "--for=condition=Ready", "pod/plain", "pod/host-web", "-n", "outside", "--timeout=60s"]);
+    const ip = async (name: string) => (await kubectl(["get", "pod", name, "-n", "outside", "-o", "jsonpath={.status.podIP}"])).trim();
+    for (const [name, body] of [["plain", "plain pod"], ["host-web", "host network"]] as const) {
+      const got = JSON.parse(await inPod("catalog-v1", "catalog", `fetch("http://${await ip(name)}/").then(async (r) => console.log(JSON.stringify({ status: r.status, body: (await r.text()).trim() })))`)) as { status: number; body: string };
+      assert.deepEqual(got, { status: 200, body }, name);
+    }
+    // Through the sidecar, not around it: its access log names the passthrough cluster.
+    const log = await kubectl(["logs", "-n", "shop", "deploy/catalog-v1", "-c", "weft-proxy"]);
+    assert.match(log, new RegExp(`"upstream_cluster":"PassthroughCluster"`));
+  });
+
+  it("with weft install --outbound-traffic refuse, the meshed pod gets a 404 naming the option", async () => {
+    const install = await weft(["install", "--image", k8s.node!.image(`weft:${VERSION}`), "--outbound-traffic", "refuse"], k8s.kubeconfig);
+    assert.equal(install.code, 0, install.stderr);
+    await kubectl(["apply", "-f", "-"], install.stdout);
+    await kubectl(["rollout", "status", "deployment/weft-control", "-n", "weft-system", "--timeout=180s"]);
+    const target = (await kubectl(["get", "pod", "plain", "-n", "outside", "-o", "jsonpath={.status.podIP}"])).trim();
+    const refused = await until("the sidecar to refuse hosts outside the mesh", async () => {
+      const r = JSON.parse(await inPod("catalog-v1", "catalog", `fetch("http://${target}/").then(async (r) => console.log(JSON.stringify({ status: r.status, body: await r.text() })))`)) as { status: number; body: string };
+      return r.status === 404 ? r : null;
+    }, 90_000);
+    assert.match(refused.body, /the mesh refuses hosts outside it \(outbound traffic is "refuse": weft install --outbound-traffic passthrough lets them through; docs\/egress\.md\)/);
   });
 });
