@@ -13,7 +13,7 @@ import { startCluster, type Cluster } from "./k8s/cluster.ts";
 import { rule } from "../control/crd/cel.ts";
 import { KINDS, objectSchema } from "../control/crd/crds.ts";
 import { ROOT, generatedFiles, staleFiles } from "../control/crd/generate.ts";
-import { toStructural } from "../control/crd/openapi.ts";
+import { toStructural, type StructuralSchema } from "../control/crd/openapi.ts";
 import { toYaml } from "../control/crd/yaml.ts";
 import { parseAccessPolicy } from "../control/resources/access-policy.ts";
 import type { Parsed } from "../control/resources/parse.ts";
@@ -100,6 +100,41 @@ describe("valibot -> structural OpenAPI", () => {
       ],
     ];
     for (const [schema, message] of refused) assert.throws(() => toStructural(schema), message);
+  });
+});
+
+/** The path of every property of the schema (kubectl explain's FIELD) that has no description. */
+function undescribed(s: StructuralSchema, at: string): string[] {
+  const out: string[] = [];
+  for (const [name, field] of Object.entries(s.properties ?? {})) {
+    const path = `${at}.${name}`;
+    if (!field.description?.trim()) out.push(path);
+    out.push(...undescribed(field, path));
+  }
+  if (s.items) out.push(...undescribed(s.items, `${at}[]`));
+  if (s.additionalProperties) out.push(...undescribed(s.additionalProperties, `${at}.*`));
+  return out;
+}
+
+describe("CRD descriptions", () => {
+  it("describe every field of every kind, spec and status, nested objects and list items included", () => {
+    // metadata is ObjectMeta, which the API server describes (a CRD may not say more than its type)
+    const missing = KINDS.flatMap((k) => undescribed(objectSchema(k), k.kind.toLowerCase())).filter((p) => !p.endsWith(".metadata"));
+    assert.deepEqual(missing, [], `fields kubectl explain would show as <no description>: give them a v.description`);
+  });
+
+  it("give the unit of every number that has one", () => {
+    const unit: [RegExp, RegExp][] = [[/Ms$/, /millisecond/], [/MiB$/, /MiB/], [/Bytes$/, /bytes/], [/Percent$/, /percent/]];
+    const numbers = (s: StructuralSchema, at: string): [string, StructuralSchema][] =>
+      Object.entries(s.properties ?? {}).flatMap(([name, f]) => [
+        ...(f.type === "number" || f.type === "integer" ? [[`${at}.${name}`, f] as [string, StructuralSchema]] : []),
+        ...numbers(f, `${at}.${name}`),
+        ...(f.items ? numbers(f.items, `${at}.${name}[]`) : []),
+      ]);
+    const wrong = KINDS.flatMap((k) => numbers(objectSchema(k), k.kind.toLowerCase()))
+      .filter(([path, f]) => unit.some(([name, says]) => name.test(path) && !says.test(f.description ?? "")))
+      .map(([path]) => path);
+    assert.deepEqual(wrong, []);
   });
 });
 
@@ -246,6 +281,19 @@ describe("weft CRDs on a real kube-apiserver", () => {
       const found = problems(parse[kind](object));
       assert.ok(found.some((p) => p.startsWith(`${field}: `)), `${what}: weft's parser should name ${field}, said ${JSON.stringify(found)}`);
     }));
+  });
+
+  it("kubectl explain describes the fields, with their units", async () => {
+    const memory = await kubectl(["explain", "wasmfilter.spec.limits.memoryMiB"]);
+    assert.match(memory, /FIELD: memoryMiB <integer>/);
+    assert.match(memory, /Ceiling of one filter instance's linear memory, in MiB/);
+    assert.doesNotMatch(memory, /<no description>/);
+    for (const field of ["wasmfilter.spec", "wasmfilter.status", "wasmfilter.spec.match", "wasmfilter.spec.limits", "trafficpolicy.spec.retry", "accesspolicy.spec.rules"]) {
+      const out = await kubectl(["explain", field]);
+      assert.doesNotMatch(out, /<no description>/, field);
+    }
+    const retry = await kubectl(["explain", "trafficpolicy.spec.retry", "--recursive=false"]);
+    assert.match(retry, /perTryTimeoutMs\t*<number>\n\s+How long each try may take, in milliseconds/);
   });
 
   it("agrees with weft's parser on which filter urls are valid", async () => {

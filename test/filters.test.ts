@@ -145,6 +145,43 @@ describe("filter chain", () => {
     assert.equal((JSON.parse(post.body) as { headers: Record<string, string> }).headers["x-filter-chain"], "test/posts-only");
   });
 
+  it("attaches by the port the request was for: outbound the Service's (the authority's), inbound the app's, never the listener's", async () => {
+    const chain = (reply: { status: number; body: string }) => {
+      assert.equal(reply.status, 200, reply.body);
+      return (JSON.parse(reply.body) as { headers: Record<string, string> }).headers["x-filter-chain"];
+    };
+    const proxy = await startProxy(simpleConfig([upstream.port], {
+      listeners: [
+        { name: "outbound", direction: "Outbound", address: "127.0.0.1", port: 0, virtualHosts: [{ name: "all", domains: ["*"], routes: [{ backends: [{ cluster: "app" }] }] }] },
+        // as the control plane writes an injected pod's: one route, to the app's port
+        { name: "inbound", direction: "Inbound", address: "127.0.0.1", port: 0, virtualHosts: [{ name: "inbound", domains: ["*"], routes: [{ backends: [{ cluster: "inbound-app" }] }] }] },
+      ],
+      clusters: [
+        { name: "app", endpoints: [{ address: "127.0.0.1", port: upstream.port }] },
+        { name: "inbound-app", endpoints: [{ address: "127.0.0.1", port: upstream.port }] },
+      ],
+      filters: [
+        filter("service-80", built.basic!, { match: [{ ports: [80] }] }),
+        filter("service-8080", built.basic!, { match: [{ ports: [8080] }] }),
+        filter("app-port", built.basic!, { match: [{ direction: "Inbound", ports: [upstream.port] }] }),
+      ],
+    }));
+    cleanups.push(() => proxy.stop());
+    const listeners = await startProxy(simpleConfig([upstream.port], { filters: [filter("listener-port", built.basic!, { match: [{ ports: [proxy.outbound, proxy.inbound] }] })] }));
+    cleanups.push(() => listeners.stop());
+
+    // outbound: the port in Host, 80 when it has none
+    assert.equal(chain(await request(proxy.outbound, { path: "/echo", host: "orders.shop:8080" })), "test/service-8080");
+    assert.equal(chain(await request(proxy.outbound, { path: "/echo", host: "orders.shop" })), "test/service-80");
+    assert.equal(chain(await request(proxy.outbound, { path: "/echo", host: "[fd00::1]:8080" })), "test/service-8080");
+    // inbound: the app's port, whatever Service port the caller named in Host
+    for (const host of ["orders.shop:8080", "orders.shop", `127.0.0.1:${proxy.inbound}`]) {
+      assert.equal(chain(await request(proxy.inbound, { path: "/echo", host })), "test/app-port", host);
+    }
+    // the listener's own port means nothing to match.ports
+    assert.equal(chain(await request(listeners.outbound, { path: "/echo", host: "orders.shop:8080" })), undefined);
+  });
+
   it("a local reply stops the chain: later filters do not run", async () => {
     const proxy = await proxyWith([filter("first", built.basic!, { priority: 5 }), filter("second", built.basic!)]);
     const reply = await request(proxy.outbound, { path: "/deny" });

@@ -105,6 +105,7 @@ export function objectSchema(k: Kind): StructuralSchema {
     properties: {
       apiVersion: { type: "string", description: `${GROUP}/${VERSION}` },
       kind: { type: "string", description: k.kind },
+      // nothing but type: the API server refuses more, and kubectl explain describes ObjectMeta itself
       metadata: { type: "object" },
       spec: toStructural(k.spec, "spec"),
       status: toStructural(k.status, "status"),

@@ -17,15 +17,16 @@ export const AccessPolicySpec = v.pipe(
     mtls: v.optional(v.pipe(v.picklist(["STRICT", "PERMISSIVE"]), v.description("STRICT: the selected workloads accept only mesh peers over mTLS and refuse plaintext callers. Unset or PERMISSIVE: plaintext callers are served too (they have no identity, so principal and namespace rules never match them)."))),
   }),
   oneWayToTarget(),
+  v.description("Which workloads the policy applies to (selector or targetRefs, or neither for the whole namespace) and who may call them."),
 );
 
-export const AccessPolicyStatus = v.object({
+export const AccessPolicyStatus = v.pipe(v.object({
   conditions: conditions(
     "Accepted (the policy is valid), " +
       "ResolvedRefs (False, reason TargetNotFound, while a targetRef names a Service that does not exist; the message says what is enforced meanwhile) and " +
       "Ready (True when every pod it selects has a sidecar that enforces it; reason NoPodsSelected when it selects none, PodsWithoutSidecar when some have no sidecar)",
   ),
-});
+}), v.description("Written by the control plane: whether the policy is valid, its targets exist, and every selected pod enforces it."));
 
 export const AccessPolicy = resource("AccessPolicy", AccessPolicySpec, AccessPolicyStatus);
 

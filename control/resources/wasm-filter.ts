@@ -47,17 +47,18 @@ export const WasmFilterSpec = v.pipe(
     logLevel: v.pipe(proxy.logLevel, v.description("The filter's own log level.")),
   }),
   oneWayToTarget(),
+  v.description("The filter's module, the workloads and requests it applies to, where in the chain it runs, its limits and its config."),
 );
 
-export const WasmFilterStatus = v.object({
+export const WasmFilterStatus = v.pipe(v.object({
   conditions: conditions("Accepted (the spec and config are valid), Resolved (the url was fetched and its digest checked; the message names the digest) and Ready (the selected proxies run it)"),
   sha256: v.optional(v.pipe(Sha256, v.description("The digest the url resolved to."))),
   ready: v.optional(v.pipe(
     v.string(),
     v.regex(/^[0-9]+\/[0-9]+$/, "must be RUNNING/SELECTED, like 2/3"),
-    v.description("Proxies running this filter / proxies it selects, as kubectl get shows it."),
+    v.description("Selected pods running this filter / selected pods (those with a sidecar that it targets), as kubectl get shows it."),
   )),
-});
+}), v.description("Written by the control plane: whether the spec is valid, the module resolved, and the selected proxies run it."));
 
 export const WasmFilter = resource("WasmFilter", WasmFilterSpec, WasmFilterStatus);
 

@@ -1,31 +1,62 @@
 // `weft status`: every sidecar connected to the control plane with the configuration version
 // it runs and the filters in it (from the replicas' reports, control/kubernetes/proxy-report.ts),
-// then every WasmFilter with its conditions, as the API server has them. Needs read access to
-// the weft-proxies ConfigMap and to WasmFilters; nothing else.
+// then every WasmFilter, TrafficPolicy, AccessPolicy and HTTPRoute (Service parents) with the
+// status the control plane wrote, as the API server has them. Needs read access to the
+// weft-proxies ConfigMap, to weft's kinds and to HTTPRoutes; a kind it cannot list is named,
+// not fatal.
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
 import { apiMessage, apiStatus } from "../kubernetes/errors.ts";
 import { loadKubeConfig } from "../kubernetes/kubeconfig.ts";
 import { isStale, PROXY_REPORT, type ProxyReport } from "../kubernetes/proxy-report.ts";
+import type { AccessPolicy } from "../resources/access-policy.ts";
 import { GROUP, VERSION } from "../resources/meta.ts";
+import type { TrafficPolicy } from "../resources/traffic-policy.ts";
 import type { WasmFilter } from "../resources/wasm-filter.ts";
+import {
+  ACCESSPOLICY_HEADER, accessPolicyRow, HTTPROUTE_HEADER, httpRouteRows, isMeshRoute, nameOf, TRAFFICPOLICY_HEADER, trafficPolicyRow, WASMFILTER_HEADER, wasmFilterRow,
+  type HttpRouteObject,
+} from "./rows.ts";
+import { table } from "./table.ts";
 
-const USAGE = `usage: weft status [--kubeconfig FILE] [--namespace weft-system] [--json]
+const USAGE = `usage: weft status [--kubeconfig FILE] [--namespace weft-system] [-o wide|json]
 
 Shows every sidecar connected to the control plane (its configuration version, whether it
-runs it, the WasmFilters in it) and every WasmFilter with its status.
+runs it, the WasmFilters in it), then every WasmFilter, TrafficPolicy, AccessPolicy and
+HTTPRoute with its status; PROBLEM is the first condition that is not True.
+
+Lines fit the terminal (120 columns when the output is not one): long messages are cut
+with "…".
+  -o wide    print every message whole, however long the line
+  -o json    everything, with each resource's whole status (--json means the same)
 `;
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join("   ")).join("\n") + "\n";
+/** Line width when stdout is not a terminal (a pipe, a file, a CI log). */
+const DEFAULT_WIDTH = 120;
+
+type Listed<T> = { items: T[] } | { error: string };
+
+/** A kind's objects in every namespace; a kind not installed (404) has none, a refusal is said. */
+async function listAll<T>(kubeConfig: KubeConfig, group: string, version: string, plural: string): Promise<Listed<T>> {
+  try {
+    const list = (await kubeConfig.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group, version, plural })) as { items: T[] };
+    return { items: list.items };
+  } catch (e) {
+    if (apiStatus(e) === 404) return { items: [] };
+    return { error: `cannot list ${plural}: ${apiMessage(e)}` };
+  }
 }
+
+const sorted = <T extends { metadata: { namespace?: string; name: string } }>(items: T[]) => items.slice().sort((a, b) => nameOf(a).localeCompare(nameOf(b)));
 
 export async function statusCommand(argv: string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ args: argv, options: { kubeconfig: { type: "string" }, namespace: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } } }));
+    ({ values } = parseArgs({
+      args: argv,
+      options: { kubeconfig: { type: "string" }, namespace: { type: "string" }, output: { type: "string", short: "o" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+    }));
   } catch (e) {
     process.stderr.write(`weft status: ${(e as Error).message}\n\n${USAGE}`);
     return 2;
@@ -33,6 +64,11 @@ export async function statusCommand(argv: string[]): Promise<number> {
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
+  }
+  const output = values.json ? "json" : (values.output ?? "");
+  if (!["", "wide", "json"].includes(output)) {
+    process.stderr.write(`weft status: -o ${output}: use -o wide or -o json\n\n${USAGE}`);
+    return 2;
   }
   const kubeConfig = loadKubeConfig(values.kubeconfig);
   if (typeof kubeConfig === "string") {
@@ -53,15 +89,30 @@ export async function statusCommand(argv: string[]): Promise<number> {
     // A killed replica's report stays until the leader removes it: its sidecars have moved on.
     reports = Object.values(map?.data ?? {}).map((text) => JSON.parse(text) as ProxyReport).filter((r) => !isStale(r));
     const list = (await kubeConfig.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group: GROUP, version: VERSION, plural: "wasmfilters" })) as { items: WasmFilter[] };
-    filters = list.items;
+    filters = sorted(list.items);
   } catch (e) {
     process.stderr.write(`weft status: ${apiMessage(e)}\n`);
     return 1;
   }
-  if (values.json) {
-    process.stdout.write(`${JSON.stringify({ replicas: reports, wasmFilters: filters.map((f) => ({ name: `${f.metadata.namespace}/${f.metadata.name}`, status: f.status ?? null })) }, null, 2)}\n`);
+  const [traffic, access, routes] = await Promise.all([
+    listAll<TrafficPolicy>(kubeConfig, GROUP, VERSION, "trafficpolicies"),
+    listAll<AccessPolicy>(kubeConfig, GROUP, VERSION, "accesspolicies"),
+    listAll<HttpRouteObject>(kubeConfig, "gateway.networking.k8s.io", "v1", "httproutes"),
+  ]);
+  const meshRoutes = "items" in routes ? { items: sorted(routes.items.filter(isMeshRoute)) } : routes;
+  if (output === "json") {
+    const entries = <T extends { metadata: { namespace?: string; name: string }; status?: unknown }>(l: Listed<T>) => ("items" in l ? sorted(l.items).map((o) => ({ name: nameOf(o), status: o.status ?? null })) : { error: l.error });
+    const json = {
+      replicas: reports,
+      wasmFilters: filters.map((f) => ({ name: nameOf(f), status: f.status ?? null })),
+      trafficPolicies: entries(traffic),
+      accessPolicies: entries(access),
+      httpRoutes: entries(meshRoutes),
+    };
+    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
     return 0;
   }
+  const width = output === "wide" ? undefined : (process.stdout.isTTY && process.stdout.columns) || DEFAULT_WIDTH;
   const digests = new Map(filters.map((f) => [`${f.metadata.namespace}/${f.metadata.name}`, f.status?.sha256]));
   const proxies = reports.flatMap((r) => r.proxies.map((p) => ({ ...p, replica: r.replica }))).sort((a, b) => a.pod.localeCompare(b.pod));
   if (proxies.length === 0) {
@@ -70,15 +121,17 @@ export async function statusCommand(argv: string[]): Promise<number> {
     const cannotLoad = (p: (typeof proxies)[number]) => (p.unavailable?.length ? `; cannot load ${p.unavailable.map((u) => `${u.filter} (${u.reason})`).join(", ")}` : "");
     const state = (p: (typeof proxies)[number]) => (p.rejected ? `rejected ${p.rejected.version}: ${p.rejected.error}` : p.running === null ? "applying" : p.running === p.sent ? `running${cannotLoad(p)}` : "updating");
     const rows = proxies.map((p) => [p.pod, p.running ?? "-", state(p), p.filters.map((f) => `${f}@${digests.get(f)?.slice(0, 12) ?? "?"}`).join(",") || "-", p.replica]);
-    process.stdout.write(table([["SIDECAR", "VERSION", "STATE", "FILTERS", "CONTROL PLANE"], ...rows]));
+    process.stdout.write(table([["SIDECAR", "VERSION", "STATE", "FILTERS", "CONTROL PLANE"], ...rows], { width, shrink: [2, 3] }));
   }
-  if (filters.length > 0) {
-    const condition = (f: WasmFilter, type: string) => f.status?.conditions?.find((c) => c.type === type);
-    const rows = filters.map((f) => {
-      const problem = ["Accepted", "Resolved", "Ready"].map((t) => condition(f, t)).find((c) => c && c.status !== "True");
-      return [`${f.metadata.namespace}/${f.metadata.name}`, condition(f, "Resolved")?.status ?? "-", f.status?.ready ?? "-", f.status?.sha256?.slice(0, 12) ?? "-", problem ? `${problem.type}: ${problem.reason}: ${problem.message}` : ""];
-    });
-    process.stdout.write(`\n${table([["WASMFILTER", "RESOLVED", "READY", "SHA256", "PROBLEM"], ...rows])}`);
-  }
+  const section = (header: string[], rows: string[][], shrink: number[]) => {
+    if (rows.length > 0) process.stdout.write(`\n${table([header, ...rows], { width, shrink })}`);
+  };
+  const failed = (l: Listed<unknown>) => ("error" in l ? [l.error] : []);
+  section(WASMFILTER_HEADER, filters.map(wasmFilterRow), [4]);
+  section(TRAFFICPOLICY_HEADER, "items" in traffic ? sorted(traffic.items).map(trafficPolicyRow) : [], [1, 5]);
+  section(ACCESSPOLICY_HEADER, "items" in access ? sorted(access.items).map(accessPolicyRow) : [], [2, 6]);
+  section(HTTPROUTE_HEADER, "items" in meshRoutes ? meshRoutes.items.flatMap(httpRouteRows) : [], [1, 4]);
+  const errors = [...failed(traffic), ...failed(access), ...failed(meshRoutes)];
+  if (errors.length) process.stdout.write(`\n${errors.join("\n")}\n`);
   return 0;
 }

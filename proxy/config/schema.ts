@@ -8,6 +8,8 @@ import { FilterConfig } from "./filters.ts";
 const port = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535));
 const positiveMs = v.pipe(v.number(), v.minValue(0));
 const atLeast = (min: number) => v.pipe(v.number(), v.integer(), v.minValue(min));
+// What kubectl explain shows for the fields a TrafficPolicy shares with this schema.
+const described = <TSchema extends v.GenericSchema>(schema: TSchema, description: string) => v.pipe(schema, v.description(description));
 const percent = v.pipe(v.number(), v.minValue(0), v.maxValue(100));
 const headerName = v.pipe(
   v.string(),
@@ -64,21 +66,24 @@ export const BackendRef = v.object({
 export const RetryOn = v.picklist(["connect-failure", "reset", "5xx", "gateway-error", "retriable-status-codes"]);
 
 export const RetryPolicy = v.object({
-  attempts: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(10)),
-  perTryTimeoutMs: v.optional(positiveMs),
-  retryOn: v.optional(v.array(RetryOn), ["connect-failure", "reset", "gateway-error"]),
-  retriableStatusCodes: v.optional(v.array(v.pipe(v.number(), v.integer())), []),
-  backoffBaseMs: v.optional(positiveMs, 25),
-  backoffMaxMs: v.optional(positiveMs, 250),
+  attempts: described(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(10)), "Retries after the first try (0-10)."),
+  perTryTimeoutMs: v.optional(described(positiveMs, "How long each try may take, in milliseconds; unset: only the request's timeoutMs limits it.")),
+  retryOn: v.optional(described(
+    v.array(RetryOn),
+    "Which failures are retried: connect-failure, reset (the connection broke before a response), 5xx, gateway-error (502, 503, 504), retriable-status-codes (those in retriableStatusCodes).",
+  ), ["connect-failure", "reset", "gateway-error"]),
+  retriableStatusCodes: v.optional(described(v.array(v.pipe(v.number(), v.integer())), "HTTP status codes retried when retryOn has retriable-status-codes."), []),
+  backoffBaseMs: v.optional(described(positiveMs, "Backoff before a retry, in milliseconds: a random wait up to this, doubling with each further retry."), 25),
+  backoffMaxMs: v.optional(described(positiveMs, "Ceiling of the backoff between tries, in milliseconds."), 250),
   // Retries in flight may be at most this percentage of the cluster's active requests, or
   // minRetryConcurrency, whichever is larger (Envoy's retry budget), so retries cannot
   // multiply load on a struggling service.
-  budgetPercent: v.optional(percent, 20),
-  minRetryConcurrency: v.optional(atLeast(0), 3),
+  budgetPercent: v.optional(described(percent, "Retry budget: retries in flight may be at most this percent (0-100) of the requests in flight to the Service, or minRetryConcurrency, whichever is larger."), 20),
+  minRetryConcurrency: v.optional(described(atLeast(0), "Retries always allowed in flight at once, whatever budgetPercent says."), 3),
   // Non-idempotent methods (POST, PATCH) are retried only when the user says so.
-  retryNonIdempotent: v.optional(v.boolean(), false),
+  retryNonIdempotent: v.optional(described(v.boolean(), "Also retry methods that are not idempotent (POST, PATCH, ...); false: only GET, HEAD, OPTIONS, TRACE, PUT and DELETE are retried."), false),
   // A request body larger than this is streamed and then cannot be retried.
-  bufferBytes: v.optional(atLeast(0), 65536),
+  bufferBytes: v.optional(described(atLeast(0), "Largest request body kept for a retry, in bytes; a request with a larger body is not retried."), 65536),
 });
 
 export const FaultPolicy = v.object({
@@ -133,24 +138,27 @@ export const Endpoint = v.object({
   labels: v.optional(v.record(v.string(), v.string()), {}),
 });
 
+const lbPolicy = <const TPolicy extends "RoundRobin" | "LeastRequest" | "ConsistentHash">(policy: TPolicy) =>
+  described(v.literal(policy), "RoundRobin: each endpoint in turn; LeastRequest: the one of two random endpoints with fewer requests in flight; ConsistentHash: by the value of a request header, so equal values go to the same endpoint.");
+
 export const LoadBalancer = v.variant("policy", [
-  v.object({ policy: v.literal("RoundRobin") }),
-  v.object({ policy: v.literal("LeastRequest") }),
-  v.object({ policy: v.literal("ConsistentHash"), header: headerName }),
+  v.object({ policy: lbPolicy("RoundRobin") }),
+  v.object({ policy: lbPolicy("LeastRequest") }),
+  v.object({ policy: lbPolicy("ConsistentHash"), header: described(headerName, "With ConsistentHash: the request header whose value picks the endpoint, e.g. x-user-id.") }),
 ]);
 
 export const OutlierDetection = v.object({
-  consecutive5xx: v.optional(atLeast(0), 5),
-  consecutiveConnectFailures: v.optional(atLeast(0), 3),
-  baseEjectionMs: v.optional(positiveMs, 30000),
-  maxEjectionMs: v.optional(positiveMs, 300000),
-  maxEjectionPercent: v.optional(percent, 50),
+  consecutive5xx: v.optional(described(atLeast(0), "Eject an endpoint after this many 5xx responses in a row (0: never for 5xx)."), 5),
+  consecutiveConnectFailures: v.optional(described(atLeast(0), "Eject an endpoint after this many failed connection attempts in a row (0: never for these)."), 3),
+  baseEjectionMs: v.optional(described(positiveMs, "How long an ejection lasts, in milliseconds, times the number of times the endpoint has been ejected."), 30000),
+  maxEjectionMs: v.optional(described(positiveMs, "Longest ejection, in milliseconds."), 300000),
+  maxEjectionPercent: v.optional(described(percent, "At most this percent (0-100) of the Service's endpoints are ejected at once."), 50),
 });
 
 export const CircuitBreaker = v.object({
-  maxConnections: v.optional(atLeast(1), 1024),
-  maxPendingRequests: v.optional(atLeast(0), 1024),
-  maxRequests: v.optional(atLeast(1), 1024),
+  maxConnections: v.optional(described(atLeast(1), "Most connections open to the Service's endpoints at once."), 1024),
+  maxPendingRequests: v.optional(described(atLeast(0), "Most requests waiting for a connection; more fail at once with 503."), 1024),
+  maxRequests: v.optional(described(atLeast(1), "Most requests in flight to the Service at once; more fail at once with 503."), 1024),
 });
 
 export const UpstreamTls = v.object({

@@ -19,6 +19,7 @@ import { tunnel } from "./tunnel.ts";
 import { mirror } from "./mirror.ts";
 import type { FilterChain } from "../filters/chain.ts";
 import { anyHandles, runPhase } from "../filters/chain.ts";
+import { authorityPort } from "../filters/request-port.ts";
 import type { Filter } from "../filters/filter.ts";
 import type { FilterMessage, LocalReply, RequestMessage } from "../filters/message.ts";
 
@@ -31,8 +32,11 @@ export interface ContextInputs {
   readonly clusters: ReadonlyMap<string, UpstreamCluster>;
   readonly telemetry: Telemetry;
   readonly filters: FilterChain;
-  /** The port the listener is bound to, for filters attached by port. */
-  readonly port: number;
+  /**
+   * For filters attached by port (match.ports): the port every request on this listener is
+   * delivered to (inbound: the app's), or null to take the port of each request's authority.
+   */
+  readonly port: number | null;
   /** The listener's access policies (inbound only). */
   readonly authorization?: Authorization;
   /** Why no route matched, said in the 404 (the listener's noRouteReason). */
@@ -46,7 +50,8 @@ export interface ForwardContext {
   readonly clusters: ReadonlyMap<string, UpstreamCluster>;
   readonly telemetry: Telemetry;
   readonly filters: FilterChain;
-  readonly port: number;
+  /** As ContextInputs.port. */
+  readonly port: number | null;
   /** Who sent the request and who it is for, for metrics and logs. */
   describe(exchange: ServerExchange, cluster: UpstreamCluster | null): { source: PeerInfo; destination: DestinationInfo };
   /** Direction-specific request headers (client-certificate details, spoofing protection). */
@@ -184,7 +189,7 @@ class Forwarding {
     }
     const chain = this.ctx.filters;
     if (chain.filters.length > 0) {
-      this.filters = chain.select({ direction: this.ctx.direction === "inbound" ? "Inbound" : "Outbound", port: this.ctx.port, method: ex.method, path: pathOf(ex.target) });
+      this.filters = chain.select({ direction: this.ctx.direction === "inbound" ? "Inbound" : "Outbound", port: this.ctx.port ?? authorityPort(ex.authority), method: ex.method, path: pathOf(ex.target) });
     }
     if (this.filters.length > 0) {
       this.runRequestFilters();

@@ -22,6 +22,7 @@ import type { AppProbes } from "../admin/app-health.ts";
 import { currentRuntime } from "../runtime/current.ts";
 import { FilterRuntime } from "../filters/runtime.ts";
 import type { ModuleFetcher } from "../filters/module.ts";
+import { deliveredPort } from "../filters/request-port.ts";
 
 /** A downstream connection of either protocol, as drain and shutdown see it. */
 interface DownstreamConnection {
@@ -204,8 +205,7 @@ export class Sidecar {
       const router = new Router(l.virtualHosts);
       const makeContext = l.direction === "Inbound" ? inboundContext : outboundContext;
       const bound = fresh.find((f) => f.config === l);
-      const server = bound?.server ?? this.listeners.get(l.name)!.server;
-      const context = makeContext({ node: config.node, ownPrincipal: principal, router, clusters: this.clusters, telemetry: this.telemetry, filters: this.filters.chain, port: server.port, ...(l.authorization ? { authorization: l.authorization } : {}), ...(l.noRouteReason ? { noRouteReason: l.noRouteReason } : {}) });
+      const context = makeContext({ node: config.node, ownPrincipal: principal, router, clusters: this.clusters, telemetry: this.telemetry, filters: this.filters.chain, port: l.direction === "Inbound" ? deliveredPort(l, config.clusters) : null, ...(l.authorization ? { authorization: l.authorization } : {}), ...(l.noRouteReason ? { noRouteReason: l.noRouteReason } : {}) });
       if (bound) {
         const old = this.listeners.get(l.name);
         if (old) retired.push(old);
