@@ -148,7 +148,9 @@ export async function startController(options: ControllerOptions): Promise<Contr
       // that moved between replicas counts once. Every replica reads them: its dashboard shows them.
       const sidecars = new Map<string, ProxyReportEntry>();
       for (const entry of [...own, ...(report ? await report.others(leading()) : [])]) if (!sidecars.has(entry.pod)) sidecars.set(entry.pod, entry);
-      seen = [...sidecars.values()];
+      // A deleted pod's sidecar can linger in a killed replica's report until it goes stale: only
+      // pods that exist count, so status and the dashboard never show a sidecar that is gone.
+      seen = [...sidecars.values()].filter((s) => world.pods.has(s.pod));
       if (!leading()) return;
       const now = new Date().toISOString();
       for (const f of world.wasmFilters.values()) await status.writeWasmFilter(f, wasmFilterStatus(world, distribution, f, seen, now));

@@ -36,6 +36,15 @@ export const DEFAULT_SETTINGS: ProxySettings = {
   outboundTraffic: "passthrough",
 };
 
+/**
+ * The retries of a route no TrafficPolicy sets them for, as Istio's default: two more attempts, on
+ * another endpoint, when the connection fails or resets, or the upstream answers 502, 503 or 504.
+ * A rollout needs them: a terminating pod's sidecar answers 503 once its app is gone, before
+ * every client has seen the endpoint leave. Non-idempotent requests (POST, PATCH) are never
+ * retried unless a TrafficPolicy says so. A TrafficPolicy's retry (attempts: 0 for none) wins.
+ */
+export const DEFAULT_RETRY = { attempts: 2, retryOn: ["connect-failure", "reset", "gateway-error"] } as const satisfies RetryInput;
+
 /** Istio's name for the cluster of hosts outside the mesh, so dashboards built for Istio's metrics show it. */
 export const PASSTHROUGH_CLUSTER = "PassthroughCluster";
 
@@ -45,6 +54,7 @@ export type FilterInForce = { sha256: string; config: Record<string, unknown>; l
 export type ResolvedFilters = ReadonlyMap<string, FilterInForce>;
 
 type ClusterInput = ProxyConfigInput["clusters"][number];
+type RetryInput = NonNullable<ProxyConfigInput["listeners"][number]["virtualHosts"][number]["routes"][number]["retry"]>;
 type VirtualHostInput = ProxyConfigInput["listeners"][number]["virtualHosts"][number];
 type FilterInput = NonNullable<ProxyConfigInput["filters"]>[number];
 
@@ -164,7 +174,7 @@ function attachedRoutes(world: MeshWorld, s: ServiceInfo, port: ServicePort, set
           match,
           backends,
           ...(timeoutMs !== undefined ? { timeoutMs } : {}),
-          ...(policy?.spec.retry ? { retry: policy.spec.retry } : {}),
+          retry: policy?.spec.retry ?? DEFAULT_RETRY,
           ...(rule.requestHeaders ? { requestHeaders: rule.requestHeaders } : {}),
           ...(rule.responseHeaders ? { responseHeaders: rule.responseHeaders } : {}),
         });
@@ -183,7 +193,8 @@ function outboundVirtualHost(world: MeshWorld, s: ServiceInfo, port: ServicePort
       {
         name: "default",
         backends: [{ cluster: outboundClusterName(s, port, settings) }],
-        ...(policy ? { timeoutMs: policy.spec.timeoutMs, ...(policy.spec.retry ? { retry: policy.spec.retry } : {}) } : {}),
+        ...(policy ? { timeoutMs: policy.spec.timeoutMs } : {}),
+        retry: policy?.spec.retry ?? DEFAULT_RETRY,
       },
     ],
   };

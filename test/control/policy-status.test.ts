@@ -283,6 +283,13 @@ spec:
     assert.equal(generation, 2);
     assert.deepEqual(list.map((p) => p.controllerName).sort(), ["example.net/gateway-controller", "weft.dev/mesh-controller"]);
     assert.equal(list.find((p) => p.controllerName === "example.net/gateway-controller")?.conditions[0]?.message, "by the edge gateway");
+    // Back to one good backend, so that what follows sees every request of / answered.
+    await kubectl(["patch", "httproute", "ledger-main", "-n", "shop", "--type=merge", "-p", JSON.stringify({ spec: { rules: [{ backendRefs: [{ name: "ledger", port: 80 }] }] } })]);
+    await weftParent("ledger-main", "ResolvedRefs", "True");
+    await until("/ to be served by ledger alone", async () => {
+      for (let i = 0; i < 10; i++) if ((await call("/")).status !== 200) return null;
+      return true;
+    });
   });
 
   it("an HTTPRoute whose parent Service does not exist: Accepted=False NoMatchingParent", async () => {

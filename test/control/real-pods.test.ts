@@ -8,21 +8,15 @@
 // canary, the AccessPolicy's 403, WasmFilter READY and `weft status`. Node only; needs root.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { spawn } from "node:child_process";
 import path from "node:path";
 import process from "node:process";
-import { startCluster, type Cluster } from "../k8s/cluster.ts";
-import { gatewayApiCrd } from "../k8s/gateway-api.ts";
+import type { Cluster } from "../k8s/cluster.ts";
 import { until } from "../support/control-process.ts";
-import { buildImages } from "../../deploy/image/build.ts";
-import { VERSION } from "../../deploy/image/images.ts";
-import { pushImage } from "../../deploy/image/push.ts";
+import { applyShop, startRealMesh, type RealMesh } from "../support/real-mesh.ts";
 
 const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
 const NODE = path.join(root, "node_modules", ".bin", "node");
-const SHOP = path.join(root, "examples", "shop");
 
 interface PodJson {
   metadata: { name: string; labels: Record<string, string> };
@@ -33,52 +27,23 @@ interface PodJson {
   };
 }
 
-function weft(args: string[], kubeconfig: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) =>
-    execFile(NODE, ["bin/weft.ts", ...args], { cwd: root, encoding: "utf8", env: { ...process.env, KUBECONFIG: kubeconfig } }, (e, stdout, stderr) =>
-      resolve({ code: e ? (typeof e.code === "number" ? e.code : 1) : 0, stdout, stderr }),
-    ),
-  );
-}
-
 describe("weft in real pods on a real node", { timeout: 20 * 60_000 }, () => {
+  let mesh: RealMesh;
   let k8s: Cluster;
-  let scratch: string;
   const kubectl = (args: string[], input?: string) => k8s.kubectl(args, input);
   const pods = async (ns: string) => (JSON.parse(await kubectl(["get", "pods", "-n", ns, "-o", "json"])) as { items: PodJson[] }).items;
   /** Runs `script` with Node in the app container of `deployment` (the shop's image has no shell): its calls go out through that pod's sidecar. */
   const inPod = (deployment: string, container: string, script: string) => kubectl(["exec", "-n", "shop", `deploy/${deployment}`, "-c", container, "--", "node", "-e", script]);
 
   before(async () => {
-    if (process.getuid?.() !== 0) throw new Error("weft's real-pod suite runs a real node (network namespace, iptables, cgroups): run it as root");
-    scratch = await mkdtemp(path.join(tmpdir(), "weft-real-pods-"));
-    const [cluster, built] = await Promise.all([startCluster({ node: true }), buildImages()]);
-    k8s = cluster;
-    const node = k8s.node!;
-    for (const ref of [`weft:${VERSION}`, `weft-shop:${VERSION}`]) await pushImage(built.layout, ref, { registry: node.registry, insecure: true });
-    await kubectl(["apply", "-f", await gatewayApiCrd("httproutes")]);
-
-    const install = await weft(["install", "--image", node.image(`weft:${VERSION}`)], k8s.kubeconfig);
-    assert.equal(install.code, 0, install.stderr);
-    await kubectl(["apply", "-f", "-"], install.stdout);
-    await kubectl(["rollout", "status", "deployment/weft-control", "-n", "weft-system", "--timeout=180s"]);
-
-    // The shop as a user applies it, with the image from the node's registry (an overlay's images:).
-    const overlay = path.join(scratch, "shop");
-    await mkdir(overlay);
-    await writeFile(path.join(overlay, "kustomization.yaml"), `resources: [${path.relative(overlay, SHOP)}]
-images:
-  - name: ghcr.io/weft-dev/weft-shop
-    newName: ${node.image("weft-shop")}
-    newTag: "${VERSION}"
-`);
-    await kubectl(["apply", "-k", overlay]);
-    for (const d of ["frontend", "catalog-v1", "catalog-v2", "inventory"]) await kubectl(["rollout", "status", `deployment/${d}`, "-n", "shop", "--timeout=240s"]);
+    mesh = await startRealMesh();
+    k8s = mesh.k8s;
+    await mesh.install();
+    await applyShop(mesh);
   });
 
   after(async () => {
-    await k8s?.stop();
-    if (scratch) await rm(scratch, { recursive: true, force: true });
+    await mesh?.stop();
   });
 
   it("weft install --image brings the control plane to Ready: 2 replicas, one leader", async () => {
@@ -150,7 +115,7 @@ images:
       throw new Error(`${e.message}:\n${last}\n${await kubectl(["get", "wasmfilters", "-n", "shop", "-o", "jsonpath={range .items[*]}{.metadata.name}: {.status.conditions}{\"\\n\"}{end}"])}`);
     });
     assert.match(table, /greeting\s+True\s+True\s+2\/2\s+Running/);
-    const status = await weft(["status", "--kubeconfig", k8s.kubeconfig], k8s.kubeconfig);
+    const status = await mesh.weft(["status"]);
     assert.equal(status.code, 0, status.stderr);
     for (const p of await pods("shop")) assert.ok(status.stdout.includes(`shop/${p.metadata.name}`), `weft status lists ${p.metadata.name}:\n${status.stdout}`);
   });
@@ -162,11 +127,17 @@ images:
     child.stderr.on("data", (d: Buffer) => (out += d.toString()));
     try {
       const url = await until("weft dashboard to print its address", async () => /dashboard {2}(http:\/\/127\.0\.0\.1:\d+\/dashboard\/)/.exec(out)?.[1], 30_000);
-      const state = await until("the dashboard to list the shop's sidecars", async () => {
+      // Every running shop pod, and no pod that is gone (a rollout, a finished load generator).
+      let shown: string[] = [];
+      let running: string[] = [];
+      await until("the dashboard to list the shop's running sidecars", async () => {
         const s = (await (await fetch(`${url}api/state`)).json()) as { proxies: { namespace: string; pod: string; scrape: { state: string } }[] };
-        return s.proxies.filter((p) => p.namespace === "shop").length === 4 && s.proxies.every((p) => p.scrape.state === "ok") ? s : null;
-      }, 60_000);
-      assert.deepEqual(state.proxies.filter((p) => p.namespace === "shop").map((p) => p.pod).sort(), (await pods("shop")).map((p) => p.metadata.name).sort());
+        shown = s.proxies.filter((p) => p.namespace === "shop").map((p) => p.pod).sort();
+        running = (await pods("shop")).filter((p) => p.status.phase === "Running").map((p) => p.metadata.name).sort();
+        return JSON.stringify(shown) === JSON.stringify(running) && s.proxies.every((p) => p.scrape.state === "ok") ? s : null;
+      }, 60_000).catch((e: Error) => {
+        throw new Error(`${e.message}: the dashboard shows ${shown.join(", ")}; running: ${running.join(", ")}`);
+      });
     } finally {
       child.kill("SIGTERM");
     }
@@ -205,10 +176,7 @@ spec:
   });
 
   it("with weft install --outbound-traffic refuse, the meshed pod gets a 404 naming the option", async () => {
-    const install = await weft(["install", "--image", k8s.node!.image(`weft:${VERSION}`), "--outbound-traffic", "refuse"], k8s.kubeconfig);
-    assert.equal(install.code, 0, install.stderr);
-    await kubectl(["apply", "-f", "-"], install.stdout);
-    await kubectl(["rollout", "status", "deployment/weft-control", "-n", "weft-system", "--timeout=180s"]);
+    await mesh.install(["--outbound-traffic", "refuse"]);
     const target = (await kubectl(["get", "pod", "plain", "-n", "outside", "-o", "jsonpath={.status.podIP}"])).trim();
     const refused = await until("the sidecar to refuse hosts outside the mesh", async () => {
       const r = JSON.parse(await inPod("catalog-v1", "catalog", `fetch("http://${target}/").then(async (r) => console.log(JSON.stringify({ status: r.status, body: await r.text() })))`)) as { status: number; body: string };
