@@ -112,18 +112,24 @@ export class FilterDistribution {
   /** What each filter puts in force, for the configuration computation: a module and its config, or why nothing. */
   resolved(): ResolvedFilters {
     const out = new Map<string, FilterInForce>();
-    for (const [key, f] of this.filters) {
-      const state = this.states.get(key);
-      const sha256 = state?.sha256 ?? this.assumed.get(key) ?? null;
-      if (sha256 === null) {
-        out.set(key, { unavailable: state ? this.refusal(state) : "the control plane is still resolving its url" });
-        continue;
-      }
-      // The spec's own config where no other was accepted here (a digest kept from before a restart): sidecars check it too.
-      const applied = state?.applied ?? { config: f.spec.config, limits: f.spec.limits };
-      out.set(key, { sha256, config: applied.config, limits: applied.limits });
-    }
+    for (const key of this.filters.keys()) out.set(key, this.inForceOf(key)!);
     return out;
+  }
+
+  /** What one filter puts in force (undefined: a filter the distribution has not seen). */
+  inForce(namespace: string, name: string): FilterInForce | undefined {
+    return this.inForceOf(keyOf(namespace, name));
+  }
+
+  private inForceOf(key: string): FilterInForce | undefined {
+    const f = this.filters.get(key);
+    if (!f) return undefined;
+    const state = this.states.get(key);
+    const sha256 = state?.sha256 ?? this.assumed.get(key) ?? null;
+    if (sha256 === null) return { unavailable: state ? this.refusal(state) : "the control plane is still resolving its url" };
+    // The spec's own config where no other was accepted here (a digest kept from before a restart): sidecars check it too.
+    const applied = state?.applied ?? { config: f.spec.config, limits: f.spec.limits };
+    return { sha256, config: applied.config, limits: applied.limits };
   }
 
   /** Why a filter has nothing in force: what its state reports as wrong. */

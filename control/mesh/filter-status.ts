@@ -30,7 +30,7 @@ function whyNot(state: FilterState | undefined): string {
 }
 
 /** What runs where the filter is in force, for the Ready message. */
-function inForce(state: FilterState | undefined, sha256: string | undefined, generation: number): string {
+function whatRuns(state: FilterState | undefined, sha256: string | undefined, generation: number): string {
   if (!sha256) return "";
   const config = state?.applied && state.applied.generation !== generation ? ` with its last accepted config (generation ${state.applied.generation}; this generation's is not accepted, see Accepted)` : "";
   return `sha256:${sha256}${config}`;
@@ -41,7 +41,9 @@ export function wasmFilterStatus(world: MeshWorld, distribution: FilterDistribut
   const key = keyOf(filter.metadata.namespace, filter.metadata.name);
   const state = distribution.state(filter.metadata.namespace, filter.metadata.name);
   const generation = (filter.metadata as { generation?: number }).generation ?? 0;
-  const sha256 = state?.sha256 ?? undefined;
+  // What the sidecars are sent: a module (this control plane's, or the digest kept from status), or nothing.
+  const inForce = distribution.inForce(filter.metadata.namespace, filter.metadata.name);
+  const sha256 = inForce && "sha256" in inForce ? inForce.sha256 : undefined;
   const selected = new Set<string>();
   for (const [name, pod] of world.pods) if (pod.inMesh && targets(world, filter.metadata.namespace, filter.spec, pod)) selected.add(name);
   let running = 0;
@@ -60,11 +62,12 @@ export function wasmFilterStatus(world: MeshWorld, distribution: FilterDistribut
   const ready: ConditionInput =
     count === 0
       ? noneSelected(world, filter)
-      : failing.length > 0
-        ? { type: "Ready", ok: false, reason: "LoadFailed", message: `${running} of ${count} selected pods run ${inForce(state, sha256, generation) || "it"}; ${failing.length} cannot load it (${failing.slice(0, 3).join("; ")}), so ${applies}` }
-        : !sha256
-          ? { type: "Ready", ok: false, reason: "NotInForce", message: `nothing of it is in force (${whyNot(state)}), so on the ${count} selected pod${count === 1 ? "" : "s"} ${applies}` }
-          : { type: "Ready", ok: running === count, reason: running === count ? "Running" : "Updating", message: `${running} of ${count} selected pods run ${inForce(state, sha256, generation)}${running < count ? `; ${count - running} not yet (a sidecar that is starting, updating or not connected)` : ""}` };
+      : !sha256
+        ? // The sidecars report it unavailable too: that is this, not a load failure of theirs.
+          { type: "Ready", ok: false, reason: "NotInForce", message: `nothing of it is in force (${whyNot(state)}), so on the ${count} selected pod${count === 1 ? "" : "s"} ${applies}` }
+        : failing.length > 0
+          ? { type: "Ready", ok: false, reason: "LoadFailed", message: `${running} of ${count} selected pods run ${whatRuns(state, sha256, generation)}; ${failing.length} cannot load it (${failing.slice(0, 3).join("; ")}), so ${applies}` }
+          : { type: "Ready", ok: running === count, reason: running === count ? "Running" : "Updating", message: `${running} of ${count} selected pods run ${whatRuns(state, sha256, generation)}${running < count ? `; ${count - running} not yet (a sidecar that is starting, updating or not connected)` : ""}` };
   return {
     conditions: conditionsFrom(
       [

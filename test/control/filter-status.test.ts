@@ -15,11 +15,18 @@ import { parseWasmFilter } from "../../control/resources/wasm-filter.ts";
 const log = createLogger({}, "error");
 
 describe("status of a filter a sidecar could not load", () => {
-  it("counts it as not running and says LoadFailed with the pod and reason", () => {
+  it("counts it as not running and says LoadFailed with the pod and reason", async () => {
     const world = emptyWorld();
     const pod = (name: string): PodInfo => ({ namespace: "shop", name, labels: { app: "web" }, serviceAccount: "web", ip: "10.0.0.1", inMesh: true, containerPorts: [] });
     for (const name of ["web-0", "web-late"]) world.pods.set(keyOf("shop", name), pod(name));
-    const parsed = parseWasmFilter({ apiVersion: "weft.dev/v1alpha1", kind: "WasmFilter", metadata: { name: "rewrite", namespace: "shop" }, spec: { selector: { matchLabels: { app: "web" } }, url: "oci://registry.example/f:1" } });
+    // A module in force (the digest its status reports, kept while no registry answers) that one sidecar cannot fetch.
+    const parsed = parseWasmFilter({
+      apiVersion: "weft.dev/v1alpha1",
+      kind: "WasmFilter",
+      metadata: { name: "rewrite", namespace: "shop" },
+      spec: { selector: { matchLabels: { app: "web" } }, url: "oci://127.0.0.1:1/f:1" },
+      status: { sha256: "a".repeat(64) },
+    });
     assert.ok(parsed.ok);
     const filter = parsed.value;
     world.wasmFilters.set(keyOf("shop", "rewrite"), filter);
@@ -39,6 +46,9 @@ describe("status of a filter a sidecar could not load", () => {
       credentials: async () => ({ username: "", password: "" }),
       changed: () => {},
     });
+    distribution.sync([filter]);
+    await distribution.settled();
+    distribution.stop();
     const report = reportOf(hub.connected);
     assert.deepEqual(report.find((r) => r.pod === "shop/web-late")?.unavailable, [{ filter: "shop/rewrite", reason: "cannot fetch module sha256 abc from the control plane: HTTP 404" }]);
     const status = wasmFilterStatus(world, distribution, filter, report, new Date().toISOString());
