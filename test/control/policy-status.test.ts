@@ -7,24 +7,18 @@
 // controllers' status.parents entries are kept. Each asserts what kubectl get prints too.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, writeFile } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { KubeConfig } from "@kubernetes/client-node";
 import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
-import { gatewayApiCrd } from "../k8s/gateway-api.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
 import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml } from "../support/service.ts";
-import { hostAddress, startSidecar, until, writeProxyToken, type SidecarProcess } from "../support/control-process.ts";
+import { applyCrds, hostAddress, startSidecar, until, writeProxyToken, type SidecarProcess } from "../support/control-process.ts";
+import { startMeshControl } from "../support/mesh-control.ts";
 import { request } from "../support/client.ts";
-import { startController, type Controller } from "../../control/controller.ts";
-import { openAuthority } from "../../control/ca/authority.ts";
-import { directoryStore } from "../../control/ca/dir-store.ts";
-import { ENROLLMENT_PATH, enrollmentHandler } from "../../control/ca/enrollment.ts";
-import { kubernetesTokenReviewer } from "../../control/ca/token-review.ts";
+import type { Controller } from "../../control/controller.ts";
 import { createLogger } from "../../proxy/log.ts";
 
-const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
 const HOST = hostAddress();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -79,15 +73,8 @@ describe("TrafficPolicy, AccessPolicy and HTTPRoute status", () => {
   before(async () => {
     const scratch = await mkdtemp(path.join(tmpdir(), "weft-policy-status-"));
     [k8s, ledger, inventoryApp] = await Promise.all([startCluster({ controllerManager: false }), startUpstream("ledger", 0, HOST), startUpstream("inventory")]);
-    const [apiPort, admin, outbound, inbound] = (await freePorts(4)) as [number, number, number, number];
-    const authority = await openAuthority({ store: directoryStore(path.join(scratch, "ca")) });
-    const cert = await authority.issueServing([], ["127.0.0.1"], 3600_000);
-    const caFile = path.join(scratch, "ca.crt");
-    await writeFile(caFile, authority.trustBundle());
-
-    for (const file of await readdir(path.join(root, "deploy", "crds"))) await kubectl(["apply", "-f", path.join(root, "deploy", "crds", file)]);
-    await kubectl(["apply", "-f", await gatewayApiCrd("httproutes")]);
-    for (const crd of ["trafficpolicies.weft.dev", "accesspolicies.weft.dev", "httproutes.gateway.networking.k8s.io"]) await kubectl(["wait", "--for=condition=Established", `crd/${crd}`, "--timeout=30s"]);
+    const [admin, outbound, inbound] = (await freePorts(3)) as [number, number, number];
+    await applyCrds(k8s, { httpRoutes: true });
     await apply(`
 ${namespaceYaml("weft-system")}---
 ${namespaceYaml("shop", { "weft.dev/inject": "enabled" })}---
@@ -102,19 +89,9 @@ ${serviceYaml({ namespace: "shop", name: "inventory", targetPort: inventoryApp.p
     await kubectl(["patch", "service", "inventory", "-n", "shop", "--type=merge", "-p", JSON.stringify({ spec: { selector: { app: "inventory" } } })]);
     for (const sa of ["web", "inventory"]) await writeProxyToken(k8s, "shop", sa, path.join(scratch, `${sa}.token`));
 
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromFile(k8s.kubeconfig);
-    controller = await startController({
-      kubeConfig,
-      log,
-      address: "127.0.0.1",
-      port: apiPort,
-      tls: { cert: cert.certificateChain, key: cert.privateKey },
-      caBundle: authority.trustBundle(),
-      routes: { [ENROLLMENT_PATH]: enrollmentHandler({ authority, reviewToken: kubernetesTokenReviewer({ kubeConfig }), log }) },
-    });
-    await controller.synced;
-    const controlPlane = `https://127.0.0.1:${apiPort}`;
+    const control = await startMeshControl(k8s, scratch, { log });
+    controller = control.controller;
+    const { url: controlPlane, caFile } = control;
     [web, inventory] = await Promise.all([
       startSidecar({ controlPlane, caFile, namespace: "shop", pod: "web-0", tokenFile: path.join(scratch, "web.token"), tmp: path.join(scratch, "web") }),
       startSidecar({ controlPlane, caFile, namespace: "shop", pod: "inventory-0", tokenFile: path.join(scratch, "inventory.token"), tmp: path.join(scratch, "inventory"), ports: { admin, outbound, inbound } }),

@@ -14,19 +14,15 @@ import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { chmod, chown, mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { KubeConfig } from "@kubernetes/client-node";
 import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
 import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml } from "../support/service.ts";
 import { writeProxyToken } from "../support/control-process.ts";
+import { startMeshControl } from "../support/mesh-control.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
 import { RegistryClient } from "../../control/distribution/registry.ts";
-import { startController, type Controller } from "../../control/controller.ts";
-import { openAuthority } from "../../control/ca/authority.ts";
-import { directoryStore } from "../../control/ca/dir-store.ts";
-import { ENROLLMENT_PATH, enrollmentHandler } from "../../control/ca/enrollment.ts";
-import { kubernetesTokenReviewer } from "../../control/ca/token-review.ts";
+import type { Controller } from "../../control/controller.ts";
 import { injectorWebhookConfiguration, WEBHOOK_PATH } from "../../control/inject/manifest.ts";
 import { injectionWebhook } from "../../control/inject/webhook.ts";
 import { createLogger } from "../../proxy/log.ts";
@@ -108,26 +104,11 @@ describe("an app in a pod's network namespace, injected by the webhook, reaches 
     await new RegistryClient().pushWasm(filterUrl, filter.wasm, { plainHttp: true, annotations: {} });
     for (const file of ["weft.dev_wasmfilters.yaml", "weft.dev_trafficpolicies.yaml", "weft.dev_accesspolicies.yaml"]) await k8s.kubectl(["apply", "-f", path.join(ROOT, "deploy", "crds", file)]);
 
-    // The control plane as weft control runs it: its CA, HTTPS, enrollment and the webhook.
-    const authority = await openAuthority({ store: directoryStore(path.join(scratch, "ca")) });
-    const serving = await authority.issueServing([], ["127.0.0.1", HOST_IP], 3600_000);
-    const [apiPort] = (await freePorts(1)) as [number];
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromFile(k8s.kubeconfig);
-    controller = await startController({
-      kubeConfig,
-      log,
-      address: "0.0.0.0",
-      port: apiPort,
-      tls: { cert: serving.certificateChain, key: serving.privateKey },
-      caBundle: authority.trustBundle(),
-      insecureRegistries: [registry.host],
-      routes: {
-        [ENROLLMENT_PATH]: enrollmentHandler({ authority, reviewToken: kubernetesTokenReviewer({ kubeConfig }), log }),
-        [WEBHOOK_PATH]: injectionWebhook({ log }),
-      },
-    });
-    await controller.synced;
+    // The control plane as weft control runs it: its CA, HTTPS, enrollment and the webhook; on
+    // every address, for the pod on the other side of the veth.
+    const control = await startMeshControl(k8s, scratch, { log, address: "0.0.0.0", servingIps: [HOST_IP], insecureRegistries: [registry.host], routes: { [WEBHOOK_PATH]: injectionWebhook({ log }) } });
+    controller = control.controller;
+    const { authority, port: apiPort } = control;
     const webhook = injectorWebhookConfiguration({ caBundle: authority.trustBundle(), target: { url: `https://127.0.0.1:${apiPort}${WEBHOOK_PATH}` } });
     await k8s.kubectl(["apply", "-f", "-"], JSON.stringify(webhook));
 

@@ -4,17 +4,13 @@
 // -o json give the whole text.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { readdir } from "node:fs/promises";
-import path from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
-import { gatewayApiCrd } from "../k8s/gateway-api.ts";
 import { namespaceYaml, serviceYaml } from "../support/service.ts";
-import { until, weftStatus } from "../support/control-process.ts";
+import { applyCrds, until, weftStatus } from "../support/control-process.ts";
 import { startController, type Controller } from "../../control/controller.ts";
 import { createLogger } from "../../proxy/log.ts";
 
-const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // a sidecar's refusal as long as the ones the issue saw (400+ characters on one line)
 const LONG_ERROR = `filters[0].config.response.set[0].value: is required; ${"the configuration names a header without a value, ".repeat(8)}end`;
@@ -28,9 +24,7 @@ describe("weft status", () => {
 
   before(async () => {
     k8s = await startCluster({ controllerManager: false });
-    for (const file of await readdir(path.join(root, "deploy", "crds"))) await kubectl(["apply", "-f", path.join(root, "deploy", "crds", file)]);
-    await kubectl(["apply", "-f", await gatewayApiCrd("httproutes")]);
-    for (const crd of ["wasmfilters.weft.dev", "trafficpolicies.weft.dev", "accesspolicies.weft.dev", "httproutes.gateway.networking.k8s.io"]) await kubectl(["wait", "--for=condition=Established", `crd/${crd}`, "--timeout=30s"]);
+    await applyCrds(k8s, { httpRoutes: true });
     await apply(`${namespaceYaml("weft-system")}---\n${namespaceYaml("shop")}---\n${serviceYaml({ namespace: "shop", name: "ledger", targetPort: 8080, address: "10.0.0.7" })}`);
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(k8s.kubeconfig);

@@ -11,6 +11,7 @@ import path from "node:path";
 import process from "node:process";
 import type { Cluster } from "../k8s/cluster.ts";
 import { freePorts } from "../k8s/cluster.ts";
+import { gatewayApiCrd } from "../k8s/gateway-api.ts";
 
 const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
 const node = path.join(root, "node_modules", ".bin", "node");
@@ -55,10 +56,16 @@ export async function writeProxyToken(k8s: Cluster, namespace: string, serviceAc
   await writeFile(file, (await k8s.kubectl(["create", "token", serviceAccount, "-n", namespace, "--audience", "weft", "--duration", "1h"])).trim());
 }
 
-export async function applyCrds(k8s: Cluster): Promise<void> {
+/** weft's CRDs, and with `httpRoutes` the Gateway API's HTTPRoute CRD, each Established. */
+export async function applyCrds(k8s: Cluster, options: { httpRoutes?: boolean } = {}): Promise<void> {
   const dir = path.join(root, "deploy", "crds");
   for (const file of readdirSync(dir)) await k8s.kubectl(["apply", "-f", path.join(dir, file)]);
-  for (const plural of ["wasmfilters", "trafficpolicies", "accesspolicies"]) await k8s.kubectl(["wait", "--for=condition=Established", `crd/${plural}.weft.dev`, "--timeout=30s"]);
+  const crds = ["wasmfilters", "trafficpolicies", "accesspolicies"].map((plural) => `${plural}.weft.dev`);
+  if (options.httpRoutes) {
+    await k8s.kubectl(["apply", "-f", await gatewayApiCrd("httproutes")]);
+    crds.push("httproutes.gateway.networking.k8s.io");
+  }
+  for (const crd of crds) await k8s.kubectl(["wait", "--for=condition=Established", `crd/${crd}`, "--timeout=30s"]);
 }
 
 interface Child {
