@@ -85,9 +85,12 @@ describe("weft in real pods on a real node", { timeout: 20 * 60_000 }, () => {
   });
 
   it("the rate limit answers 429, the canary splits 90/10, and the AccessPolicy refuses the catalog with 403", async () => {
-    const codes = (await inPod("catalog-v1", "catalog", `(async () => { const c = []; for (let i = 0; i < 15; i++) c.push((await fetch("http://frontend.shop/", { headers: { "x-user": "bob" } })).status); console.log(c.join(" ")); })()`)).trim().split(" ");
-    assert.deepEqual(codes.slice(0, 10), Array(10).fill("200"), `the burst of 10 passes: ${codes.join(" ")}`);
-    assert.ok(codes.slice(10).includes("429"), `then 429: ${codes.join(" ")}`);
+    // 15 at once, so that the bucket (burst 10, 5 tokens/s) barely refills however slow the machine.
+    const codes = (await inPod("catalog-v1", "catalog", `Promise.all(Array.from({ length: 15 }, () => fetch("http://frontend.shop/", { headers: { "x-user": "bob" } }).then((r) => r.status))).then((c) => console.log(c.join(" ")))`)).trim().split(" ");
+    const count = (code: string) => codes.filter((c) => c === code).length;
+    assert.equal(count("200") + count("429"), 15, `only 200 and 429: ${codes.join(" ")}`);
+    assert.ok(count("200") >= 10, `the burst of 10 passes: ${codes.join(" ")}`);
+    assert.ok(count("429") >= 3, `the rest is limited: ${codes.join(" ")}`);
 
     const CALLS = 500;
     // One shopper each, so the rate limit does not count them together; 10 at a time.
