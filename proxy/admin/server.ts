@@ -7,14 +7,13 @@ import type { ProxyConfig } from "../config/schema.ts";
 import { ConfigError, parseConfig } from "../config/validate.ts";
 import type { Sidecar } from "../sidecar/sidecar.ts";
 import { APP_HEALTH_PREFIX, runAppProbe, type AppProbes } from "./app-health.ts";
+import { isLoopbackIp } from "../http/loopback.ts";
 
 /** The configuration as /config_dump shows it: the private key never leaves the process. */
 export function redact(config: ProxyConfig): unknown {
   if (!config.identity) return config;
   return { ...config, identity: { ...config.identity, privateKey: "[redacted]" } };
 }
-
-const isLoopback = (address: string) => /^(127\.|::1$|::ffff:127\.)/.test(address);
 
 export interface AdminOptions {
   /** The control plane that configures the sidecar, or null for one configured by file or PUT. */
@@ -40,7 +39,7 @@ export function adminApp(sidecar: Sidecar, { managedBy, appProbes }: AdminOption
   });
   // The configuration in force, and whether each of its filters loaded (with the reason if not).
   app.get("/config_dump", (c) => {
-    if (managedBy && !isLoopback(c.env.peer.address)) {
+    if (managedBy && !isLoopbackIp(c.env.peer.address)) {
       return c.text(`the configuration is shown on this pod's loopback only: kubectl port-forward POD 15000, then curl localhost:15000/config_dump\n`, 403);
     }
     return c.json({ ...(redact(sidecar.config) as object), filterStatus: sidecar.filters.status() });

@@ -5,6 +5,7 @@
 // and the pod's loopback is the app's, not a host outside the mesh.
 import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
+import { isLoopbackIp, plainIp } from "../http/loopback.ts";
 
 const DEFAULT_PORT = 80;
 // The pod's addresses do not change while it runs; re-read now and then all the same.
@@ -23,10 +24,10 @@ function own(): Set<string> {
 
 /** Why `address` (an IP, or a name for literal checks) is this pod itself, or null. */
 export function selfAddressProblem(address: string): string | null {
-  const a = address.toLowerCase().replace(/^::ffff:(?=\d+\.)/, "");
+  const a = plainIp(address);
   if (a === "localhost" || a.endsWith(".localhost")) return "it names this pod's loopback";
-  if (isIP(a) === 4 && (a.startsWith("127.") || a.startsWith("0."))) return "it is this pod's loopback";
-  if (a === "::1" || a === "::") return "it is this pod's loopback";
+  // 0.0.0.0/8 and :: (unspecified) reach this host too.
+  if (isLoopbackIp(a) || (isIP(a) === 4 && a.startsWith("0.")) || a === "::") return "it is this pod's loopback";
   if (own().has(a)) return "it is this pod's own address";
   return null;
 }
