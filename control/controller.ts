@@ -164,10 +164,11 @@ export async function startController(options: ControllerOptions): Promise<Contr
   // The report is rewritten every heartbeat even when nothing changed: that is how readers tell a live replica from a killed one.
   const heartbeat = report ? setInterval(() => void writeStatus(), REPORT_HEARTBEAT_MS) : null;
   heartbeat?.unref();
-  // The other replicas report their sidecars' acknowledgements as they come; the leader reads
-  // them this often, so a sidecar on another replica shows in status within seconds, not at the
-  // next heartbeat (status must not say Updating for a minute about a sidecar that runs it).
-  const peers = report ? setInterval(() => void (leading() && writeStatus()), PEER_REPORT_POLL_MS) : null;
+  // The other replicas report their sidecars' acknowledgements as they come; every replica reads
+  // them this often, so a sidecar on another replica shows within seconds, not at the next
+  // heartbeat: in the leader's status (which must not say Updating for a minute about a sidecar
+  // that runs it) and on any replica's dashboard. Only the leader writes status.
+  const peers = report ? setInterval(() => void writeStatus(), PEER_REPORT_POLL_MS) : null;
   peers?.unref();
 
   const watch: MeshWatch = watchMesh(kubeConfig, world, log, plane.schedule);

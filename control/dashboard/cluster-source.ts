@@ -1,9 +1,8 @@
 // What the dashboard shows in a cluster: every replica's sidecars (from their reports), each
 // scraped at its pod's IP on the admin port, where /metrics answers the network (the rest of
 // the admin API answers the pod's loopback only), and every WasmFilter's status as the leader
-// computes it.
+// wrote it: what kubectl shows.
 import type { Controller } from "../controller.ts";
-import { wasmFilterStatus } from "../mesh/filter-status.ts";
 import type { DashboardSource } from "./model.ts";
 import { filterView, proxyView } from "./views.ts";
 
@@ -16,10 +15,6 @@ export function clusterDashboardSource(controller: Controller, adminPort: number
         const view = proxyView(entry, pod?.labels.app, distribution);
         return { ...view, ...(pod?.ip ? { adminUrl: `http://${pod.ip.includes(":") ? `[${pod.ip}]` : pod.ip}:${adminPort}` } : {}) };
       }),
-    filters: () => {
-      const now = new Date().toISOString();
-      const sidecars = controller.sidecars();
-      return [...world.wasmFilters.values()].map((f) => filterView(f, wasmFilterStatus(world, distribution, f, sidecars, now)));
-    },
+    filters: () => [...world.wasmFilters.values()].map((f) => filterView(f, f.status)),
   };
 }

@@ -22,7 +22,7 @@ export interface ProxyReport {
 export const REPORT_HEARTBEAT_MS = 60_000;
 /** A key not rewritten for this long belongs to a replica that is gone (killed, or its node lost). */
 export const REPORT_STALE_MS = 3 * REPORT_HEARTBEAT_MS;
-/** How often the leader reads the other replicas' reports (one GET of this ConfigMap). */
+/** How often each replica reads the other replicas' reports (one GET of this ConfigMap). */
 export const PEER_REPORT_POLL_MS = 3_000;
 
 /** Whether `report` is from a replica that stopped writing without removing it. */
