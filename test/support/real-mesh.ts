@@ -3,7 +3,7 @@
 // the image from that registry (a kustomize overlay's images:). For test/control/real-pods.test.ts
 // and bench/k8s/pods.ts. Root only: the node needs network namespaces, iptables and cgroups.
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import process from "node:process";
@@ -33,7 +33,6 @@ export interface RealMesh {
 
 export async function startRealMesh(): Promise<RealMesh> {
   if (process.getuid?.() !== 0) throw new Error("weft on a real node needs root (network namespaces, iptables, cgroups): run it as root");
-  const scratch = await mkdtemp(path.join(tmpdir(), "weft-real-mesh-"));
   const [k8s, built] = await Promise.all([startCluster({ node: true }), buildImages()]);
   const node = k8s.node!;
   for (const ref of [`weft:${VERSION}`, `weft-shop:${VERSION}`]) await pushImage(built.layout, ref, { registry: node.registry, insecure: true });
@@ -59,10 +58,7 @@ export async function startRealMesh(): Promise<RealMesh> {
     weftImage,
     shopImage: node.image(`weft-shop:${VERSION}`),
     install,
-    async stop() {
-      await k8s.stop();
-      await rm(scratch, { recursive: true, force: true });
-    },
+    stop: () => k8s.stop(),
   };
 }
 
@@ -70,7 +66,6 @@ export async function startRealMesh(): Promise<RealMesh> {
 export async function applyShop(mesh: RealMesh): Promise<void> {
   const overlay = await mkdtemp(path.join(tmpdir(), "weft-shop-overlay-"));
   try {
-    await mkdir(overlay, { recursive: true });
     await writeFile(path.join(overlay, "kustomization.yaml"), `resources: [${path.relative(overlay, SHOP)}]
 images:
   - name: ghcr.io/weft-dev/weft-shop
