@@ -1,7 +1,8 @@
 // `weft proxy --config FILE`: runs a sidecar from a configuration file, reloads it when the
-// file changes or on SIGHUP, and drains on SIGTERM/SIGINT.
+// file changes or on SIGHUP, and drains when stopped (the CLI stops it on SIGTERM/SIGINT).
 import { readFile, stat } from "node:fs/promises";
 import process from "node:process";
+import type { Running } from "../bin/cli/command.ts";
 import { parseConfigText } from "./config/validate.ts";
 import { selectRuntime } from "./runtime/select.ts";
 import { createLogger } from "./log.ts";
@@ -10,7 +11,7 @@ import { createTelemetry } from "./telemetry/telemetry.ts";
 
 const POLL_MS = 1000;
 
-export async function runProxy(configPath: string): Promise<void> {
+export async function startProxy(configPath: string): Promise<Running> {
   const log = createLogger({ component: "proxy" });
   const load = async () => parseConfigText(await readFile(configPath, "utf8"), configPath);
   const config = await load();
@@ -40,16 +41,12 @@ export async function runProxy(configPath: string): Promise<void> {
     }
   }, POLL_MS);
   process.on("SIGHUP", () => void reload("SIGHUP"));
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    clearInterval(poller);
-    log.info("shutting down", { signal });
-    await sidecar.drain();
-    log.info("stopped", { signal });
-    process.exit(0);
+  return {
+    async stop(signal) {
+      clearInterval(poller);
+      log.info("shutting down", { signal });
+      await sidecar.drain();
+      log.info("stopped", { signal });
+    },
   };
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
-  process.on("SIGINT", () => void shutdown("SIGINT"));
 }

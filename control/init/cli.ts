@@ -1,88 +1,38 @@
-// `weft init`: redirects the pod's TCP traffic through the proxy, as the injected weft-init
-// container does before anything else in the pod starts. Reads the flags, then installs the
-// rules of rules.ts with one `iptables-restore --noflush` per address family (IPv4 and IPv6) and
-// prints what it installed, which is what `kubectl logs POD -c weft-init` shows.
+// `weft init` (its command line: bin/commands/init.ts): redirects the pod's TCP traffic through
+// the proxy, as the injected weft-init container does before anything else in the pod starts.
+// Installs the rules of rules.ts with one `iptables-restore --noflush` per address family (IPv4
+// and IPv6) and prints what it installed, which is what `kubectl logs POD -c weft-init` shows.
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import process from "node:process";
-import { parseArgs } from "node:util";
-import { DEFAULT_OUTBOUND_PORTS, cleanupInput, installInput, optionProblems, type Family, type InitOptions } from "./rules.ts";
-
-const USAGE = `usage: weft init --include-inbound-ports PORTS [options]
-       weft init --cleanup
-
-Redirects the pod's TCP traffic through the weft proxy with iptables rules in the nat table
-(chains WEFT_*), for IPv4 and IPv6. Needs root with NET_ADMIN in the pod's network namespace.
-Running it again replaces weft's rules. See docs/injection.md, "Traffic redirection".
-
-  --include-inbound-ports PORTS      the app's ports ("8080,9090"; "" for none): TCP coming in to
-                                     them goes to the inbound port
-  --include-outbound-ports PORTS|*   destination ports whose outgoing TCP goes to the outbound
-                                     port (default ${DEFAULT_OUTBOUND_PORTS.join(",")}; * for every port)
-  --exclude-outbound-ports PORTS     destination ports never redirected outbound
-  --proxy-uid UID                    the proxy's user, never redirected (default 1337)
-  --inbound-port PORT                the proxy's inbound listener (default 15006)
-  --outbound-port PORT               the proxy's outbound listener (default 15001)
-  --dry-run                          print the iptables-restore input and change nothing
-  --cleanup                          remove weft's rules and chains
-`;
+import { UsageError } from "../../bin/cli/command.ts";
+import type { InitValues } from "../../bin/commands/init.ts";
+import { cleanupInput, installInput, optionProblems, type Family, type InitOptions } from "./rules.ts";
 
 const FAMILIES: { family: Family; save: string; restore: string }[] = [
   { family: "IPv4", save: "iptables-save", restore: "iptables-restore" },
   { family: "IPv6", save: "ip6tables-save", restore: "ip6tables-restore" },
 ];
 
-export async function initCommand(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        "proxy-uid": { type: "string", default: "1337" },
-        "inbound-port": { type: "string", default: "15006" },
-        "outbound-port": { type: "string", default: "15001" },
-        "include-inbound-ports": { type: "string" },
-        "include-outbound-ports": { type: "string", default: DEFAULT_OUTBOUND_PORTS.join(",") },
-        "exclude-outbound-ports": { type: "string", default: "" },
-        "dry-run": { type: "boolean", default: false },
-        cleanup: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (e) {
-    return usageError([(e as Error).message]);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-
+/** Installs the rules the flags ask for (or removes them, or prints them with --dry-run). */
+export async function init(values: InitValues): Promise<number> {
   if (values.cleanup) {
-    if (values["dry-run"]) return usageError(["--cleanup and --dry-run do not go together: --dry-run prints the rules that would be installed"]);
+    if (values["dry-run"]) throw new UsageError("--cleanup and --dry-run do not go together: --dry-run prints the rules that would be installed");
     return apply("removed weft's rules and chains", cleanupInput);
   }
-
-  const problems: string[] = [];
-  type Flag = "proxy-uid" | "inbound-port" | "outbound-port" | "include-inbound-ports" | "include-outbound-ports" | "exclude-outbound-ports";
-  const flag = <T>(name: Flag, parse: (text: string) => T | Problem): T => {
-    const parsed = parse(values[name] ?? "");
-    if (isProblem(parsed)) problems.push(`--${name}: ${parsed.problem}`);
-    return parsed as T;
-  };
   if (values["include-inbound-ports"] === undefined) {
-    problems.push('--include-inbound-ports is required: the app\'s ports, like --include-inbound-ports 8080 ("" redirects no inbound traffic)');
+    throw new UsageError('--include-inbound-ports is required: the app\'s ports, like --include-inbound-ports 8080 ("" redirects no inbound traffic)');
   }
   const options: InitOptions = {
-    proxyUid: flag("proxy-uid", (t) => (/^\d+$/.test(t) && Number(t) < 2 ** 32 - 1 ? Number(t) : { problem: `"${t}" is not a user ID (a number, like 1337)` })),
-    inboundPort: flag("inbound-port", port),
-    outboundPort: flag("outbound-port", port),
-    inboundPorts: flag("include-inbound-ports", portList),
-    outboundPorts: flag("include-outbound-ports", (t) => (t.trim() === "*" ? "*" : portList(t))),
-    excludeOutboundPorts: flag("exclude-outbound-ports", portList),
+    proxyUid: values["proxy-uid"],
+    inboundPort: values["inbound-port"],
+    outboundPort: values["outbound-port"],
+    inboundPorts: values["include-inbound-ports"],
+    outboundPorts: values["include-outbound-ports"],
+    excludeOutboundPorts: values["exclude-outbound-ports"],
   };
-  if (problems.length > 0) return usageError(problems);
   const conflicts = optionProblems(options);
-  if (conflicts.length > 0) return usageError(conflicts);
+  if (conflicts.length > 0) throw new UsageError(...conflicts);
 
   if (values["dry-run"]) {
     for (const { family, restore } of FAMILIES) {
@@ -125,31 +75,6 @@ function summary(o: InitOptions): string {
     `inbound TCP to ports ${list(o.inboundPorts)} goes to ${o.inboundPort}; outbound TCP to ${outbound} goes to ${o.outboundPort}, ` +
     `except from UID ${o.proxyUid} and over loopback`
   );
-}
-
-interface Problem {
-  problem: string;
-}
-const isProblem = (x: unknown): x is Problem => typeof x === "object" && x !== null && "problem" in x;
-
-function port(text: string): number | Problem {
-  const n = Number(text.trim());
-  return /^\s*\d+\s*$/.test(text) && n >= 1 && n <= 65535 ? n : { problem: `"${text}" is not a port (1-65535)` };
-}
-
-function portList(text: string): number[] | Problem {
-  const ports: number[] = [];
-  for (const item of text.split(",").filter((x) => x.trim() !== "")) {
-    const p = port(item);
-    if (isProblem(p)) return { problem: `${p.problem}: give comma-separated ports, like 80,8080` };
-    ports.push(p);
-  }
-  return ports;
-}
-
-function usageError(problems: string[]): number {
-  process.stderr.write(`${problems.map((p) => `weft init: ${p}\n`).join("")}\n${USAGE}`);
-  return 2;
 }
 
 function fail(message: string): number {

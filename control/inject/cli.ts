@@ -1,23 +1,17 @@
-// `weft inject -f FILE|-`: manual injection. Reads Kubernetes YAML (any number of documents,
-// `kind: List` too), injects every Pod and every pod template (Deployment, StatefulSet,
-// DaemonSet, ReplicaSet, ReplicationController, Job, CronJob) exactly as the webhook would, and
-// writes all documents to stdout, the others unchanged. A bad annotation anywhere fails the whole
-// run and writes nothing, so `weft inject -f x.yaml | kubectl apply -f -` never applies half.
+// `weft inject -f FILE|-` (its command line: bin/commands/inject.ts): manual injection. Reads
+// Kubernetes YAML (any number of documents, `kind: List` too), injects every Pod and every pod
+// template (Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob)
+// exactly as the webhook would, and writes all documents to stdout, the others unchanged. A bad
+// annotation anywhere fails the whole run and writes nothing, so
+// `weft inject -f x.yaml | kubectl apply -f -` never applies half.
 import { Buffer } from "node:buffer";
 import { readFile } from "node:fs/promises";
 import process from "node:process";
-import { parseArgs } from "node:util";
 import { Schema, YAML11_SCHEMA, dump, loadAll, timestampTag } from "js-yaml";
+import { UsageError } from "../../bin/cli/command.ts";
+import type { InjectValues } from "../../bin/commands/inject.ts";
 import { injectPod } from "./patch.ts";
 import { parseInjectSettings, type InjectSettings } from "./settings.ts";
-
-const USAGE = `usage: weft inject -f FILE|- [--image IMAGE] [--control-plane URL] [--trust-domain DOMAIN]
-
-Adds the weft sidecar to every Pod and pod template in FILE (- reads stdin) and writes the
-result to stdout: weft inject -f deploy.yaml | kubectl apply -f -
-Pods annotated weft.dev/inject: "false", already injected, or with hostNetwork are left as they
-are (said on stderr). See docs/injection.md.
-`;
 
 // Read scalars as kubectl does (YAML 1.1: 0644 is octal, yes/on are booleans), except that
 // timestamps stay strings, as kubectl keeps them.
@@ -38,37 +32,14 @@ const TEMPLATES: Record<string, string[]> = {
 type Doc = Record<string, unknown>;
 const isObject = (x: unknown): x is Doc => typeof x === "object" && x !== null && !Array.isArray(x);
 
-export async function injectCommand(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        filename: { type: "string", short: "f" },
-        image: { type: "string" },
-        "control-plane": { type: "string" },
-        "trust-domain": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (e) {
-    process.stderr.write(`weft inject: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  if (!values.filename) {
-    process.stderr.write(`weft inject: -f FILE is required (- reads stdin)\n\n${USAGE}`);
-    return 2;
-  }
+/** Injects the file or stdin `values.filename` names and writes the result to stdout; 1 when any pod cannot be injected. */
+export async function injectFile(values: InjectValues): Promise<number> {
+  if (values.filename === undefined) throw new UsageError("-f FILE is required (- reads stdin)");
   const settings = parseInjectSettings({ image: values.image, controlPlane: values["control-plane"], trustDomain: values["trust-domain"] });
   if (!settings.ok) {
     // "trustDomain: must be ..." -> "--trust-domain: must be ..."
     const flag = (problem: string) => problem.replace(/^[a-zA-Z]+/, (field) => `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
-    process.stderr.write(settings.problems.map((p) => `weft inject: ${flag(p)}\n`).join(""));
-    return 2;
+    throw new UsageError(...settings.problems.map(flag));
   }
 
   const name = values.filename === "-" ? "stdin" : values.filename;

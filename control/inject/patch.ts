@@ -34,7 +34,7 @@ export const PROXY_CONTAINER = "weft-proxy";
 export const TOKEN_VOLUME = "weft-token";
 export const TMP_VOLUME = "weft-tmp";
 const TOKEN_DIR = "/var/run/secrets/weft";
-/** Where the proxy reads its token (bin/weft.ts's default for WEFT_TOKEN_FILE). */
+/** Where the proxy reads its token (weft proxy's default for --token-file and WEFT_TOKEN_FILE, bin/commands/proxy.ts). */
 const TOKEN_FILE = `${TOKEN_DIR}/token`;
 /** The ConfigMap the control plane keeps in every injected namespace with the mesh's root (control/kubernetes/ca-bundle.ts). */
 export const CA_CONFIG_MAP = "weft-ca-root";

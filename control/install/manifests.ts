@@ -7,11 +7,8 @@ import { GROUP } from "../resources/meta.ts";
 import { injectorWebhookConfiguration } from "../inject/manifest.ts";
 import { WEFT_VERSION } from "../inject/settings.ts";
 import { DEFAULT_SETTINGS, type OutboundTraffic } from "../mesh/proxy-config.ts";
+import { API_PORT, CONTROL_NAME } from "./names.ts";
 
-export const CONTROL_NAME = "weft-control";
-export const API_PORT = 15012;
-/** The dashboard's port, on the control plane pod's loopback only (weft dashboard port-forwards to it). */
-export const DASHBOARD_PORT = 15014;
 /**
  * Node's young generation grows to 16 MB semi-spaces by default; a configuration push to
  * thousands of sidecars fills it with short-lived buffers. 2 MB semi-spaces measured 180 MB

@@ -1,27 +1,21 @@
-// `weft up [DIR]`: the whole mesh on this machine. The control plane in local mode reads DIR,
-// every LocalWorkload replica gets a sidecar (with a certificate from the local CA) and its app;
-// what changes in DIR is applied as it is saved, and Ctrl-C stops everything.
+// `weft up [DIR]` (its command line: bin/commands/up.ts): the whole mesh on this machine. The
+// control plane in local mode reads DIR, every LocalWorkload replica gets a sidecar (with a
+// certificate from the local CA) and its app; what changes in DIR is applied as it is saved, and
+// Ctrl-C stops everything.
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import process from "node:process";
-import { parseArgs } from "node:util";
 import { createLogger } from "../../proxy/log.ts";
-import { currentRuntime, type RuntimeName } from "../../proxy/runtime/current.ts";
+import { currentRuntime, RUNTIME_NAMES, type RuntimeName } from "../../proxy/runtime/current.ts";
+import { UsageError, type Running } from "../../bin/cli/command.ts";
+import type { UpValues } from "../../bin/commands/up.ts";
 import { labelsMatch } from "../mesh/world.ts";
 import { startLocalControl, type LocalControl } from "./control.ts";
 import type { LocalInstance } from "./mesh.ts";
 import { Supervised } from "./processes.ts";
 
 const ROOT = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), "..", "..");
-const RUNTIMES: readonly RuntimeName[] = ["node", "deno", "bun"];
-
-const USAGE = `usage: weft up [DIR] [--port 15012] [--base-port 16000] [--runtime node|deno|bun] [--state DIR/.weft]
-
-Runs the mesh described by the YAML in DIR on this machine (docs/local-mode.md): the control
-plane in local mode, a sidecar per LocalWorkload replica and the workload itself. Without DIR,
-the shop demo in examples/shop. Logs go to STATE/logs; Ctrl-C stops everything.
-`;
 
 /** The program for "node", "deno" or "bun": this one, the project's own, or the one on PATH. */
 function runtimeBinary(name: string): string {
@@ -38,55 +32,17 @@ function weftCommand(runtime: RuntimeName): { command: string; args: string[] } 
 /** What a replica's processes are started from: a change restarts them. */
 const fingerprintOf = (i: LocalInstance) => JSON.stringify([i.spec, i.ports, i.labels, i.dir]);
 
-interface Running {
+interface Replica {
   instance: LocalInstance;
   fingerprint: string;
   sidecar: Supervised;
   app: Supervised;
 }
 
-export async function upCommand(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        port: { type: "string" },
-        "base-port": { type: "string" },
-        runtime: { type: "string" },
-        state: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    process.stderr.write(`weft up: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  const dir = path.resolve(positionals[0] ?? path.join(ROOT, "examples", "shop"));
-  if (!existsSync(dir)) {
-    process.stderr.write(`weft up: ${dir} does not exist; give a directory of YAML resources (or nothing, for the demo)\n`);
-    return 2;
-  }
-  const runtime = (values.runtime ?? "node") as RuntimeName;
-  if (!RUNTIMES.includes(runtime)) {
-    process.stderr.write(`weft up: --runtime must be node, deno or bun, not "${values.runtime}"\n`);
-    return 2;
-  }
-  const ports: Record<string, number> = {};
-  for (const [flag, fallback] of [["port", 15012], ["base-port", 16000]] as const) {
-    const n = Number(values[flag] ?? fallback);
-    if (!Number.isInteger(n) || n < 1 || n > 65535) {
-      process.stderr.write(`weft up: --${flag} must be a port number, not "${values[flag]}"\n`);
-      return 2;
-    }
-    ports[flag] = n;
-  }
+/** Runs the mesh in `given` (the shop demo when absent) until the returned Running is stopped. */
+export async function up(values: UpValues, [given]: string[]): Promise<number | Running> {
+  const dir = path.resolve(given ?? path.join(ROOT, "examples", "shop"));
+  if (!existsSync(dir)) throw new UsageError(`${dir} does not exist; give a directory of YAML resources (or nothing, for the demo)`);
   const stateDir = path.resolve(values.state ?? path.join(dir, ".weft"));
   const logDir = path.join(stateDir, "logs");
   const tokenDir = path.join(stateDir, "tokens");
@@ -104,8 +60,8 @@ export async function upCommand(argv: string[]): Promise<number> {
       dir,
       stateDir,
       log,
-      port: ports.port!,
-      basePort: ports["base-port"]!,
+      port: values.port,
+      basePort: values["base-port"],
       progress: (e) => say(e.state === "building" ? `  building filter ${e.filter} ...` : e.state === "built" ? `  built filter ${e.filter} (${((e.ms ?? 0) / 1000).toFixed(1)} s)` : `  filter ${e.filter} failed to build: ${e.error}`),
     });
   } catch (e) {
@@ -119,15 +75,15 @@ export async function upCommand(argv: string[]): Promise<number> {
   };
   const logTimer = setInterval(() => void flushControlLog(), 1000);
 
-  const running = new Map<string, Running>();
-  const weft = weftCommand(runtime);
+  const running = new Map<string, Replica>();
+  const weft = weftCommand(values.runtime);
   const events = {
     exited: (name: string, code: number | null, signal: string | null, restartInMs: number) =>
       say(`  ${name} exited (${signal ?? `code ${code}`}); restarting in ${(restartInMs / 1000).toFixed(1)} s (log: ${path.relative(process.cwd(), path.join(logDir, `${name.replace("/", "_")}.log`))})`),
     failed: (name: string, error: Error) => say(`  ${name}: ${error.message}`),
   };
 
-  const start = async (i: LocalInstance): Promise<Running> => {
+  const start = async (i: LocalInstance): Promise<Replica> => {
     const key = `${i.namespace}/${i.pod}`;
     const tokenFile = path.join(tokenDir, `${i.namespace}_${i.pod}`);
     await writeFile(tokenFile, i.token, { mode: 0o600 });
@@ -148,7 +104,7 @@ export async function upCommand(argv: string[]): Promise<number> {
     const app = new Supervised(
       {
         name: key,
-        command: RUNTIMES.includes(program as RuntimeName) ? runtimeBinary(program!) : program!,
+        command: (RUNTIME_NAMES as readonly string[]).includes(program!) ? runtimeBinary(program!) : program!,
         args,
         cwd: i.dir,
         env: {
@@ -216,22 +172,17 @@ export async function upCommand(argv: string[]): Promise<number> {
   }
   say(summary(control, [...running.values()].map((r) => r.instance), logDir));
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    say(`\nweft up: ${signal}, stopping ${running.size} workloads and their sidecars`);
-    await reconciling;
-    await Promise.all([...running.values()].flatMap((r) => [r.app.stop(), r.sidecar.stop()]));
-    await control.stop();
-    clearInterval(logTimer);
-    await flushControlLog();
-    say("weft up: stopped");
-    process.exit(0);
+  return {
+    async stop(signal) {
+      say(`\nweft up: ${signal === "SIGINT" ? "Ctrl-C" : signal}, stopping ${running.size} workloads and their sidecars`);
+      await reconciling;
+      await Promise.all([...running.values()].flatMap((r) => [r.app.stop(), r.sidecar.stop()]));
+      await control.stop();
+      clearInterval(logTimer);
+      await flushControlLog();
+      say("weft up: stopped");
+    },
   };
-  process.on("SIGINT", () => void stop("Ctrl-C"));
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  return -1;
 }
 
 /** What to try: each Service's address at a sidecar, the dashboard, where the logs are. */

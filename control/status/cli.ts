@@ -5,7 +5,6 @@
 // weft-proxies ConfigMap, to weft's kinds and to HTTPRoutes; a kind it cannot list is named,
 // not fatal.
 import process from "node:process";
-import { parseArgs } from "node:util";
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
 import { apiMessage, apiStatus } from "../kubernetes/errors.ts";
 import { loadKubeConfig } from "../kubernetes/kubeconfig.ts";
@@ -19,18 +18,8 @@ import {
   type HttpRouteObject,
 } from "./rows.ts";
 import { table } from "./table.ts";
-
-const USAGE = `usage: weft status [--kubeconfig FILE] [--namespace weft-system] [-o wide|json]
-
-Shows every sidecar connected to the control plane (its configuration version, whether it
-runs it, the WasmFilters in it), then every WasmFilter, TrafficPolicy, AccessPolicy and
-HTTPRoute with its status; PROBLEM is the first condition that is not True.
-
-Lines fit the terminal (120 columns when the output is not one): long messages are cut
-with "…".
-  -o wide    print every message whole, however long the line
-  -o json    everything, with each resource's whole status (--json means the same)
-`;
+import { UsageError } from "../../bin/cli/command.ts";
+import type { StatusValues } from "../../bin/commands/status.ts";
 
 /** Line width when stdout is not a terminal (a pipe, a file, a CI log). */
 const DEFAULT_WIDTH = 120;
@@ -50,32 +39,12 @@ async function listAll<T>(kubeConfig: KubeConfig, group: string, version: string
 
 const sorted = <T extends { metadata: { namespace?: string; name: string } }>(items: T[]) => items.slice().sort((a, b) => nameOf(a).localeCompare(nameOf(b)));
 
-export async function statusCommand(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { kubeconfig: { type: "string" }, namespace: { type: "string" }, output: { type: "string", short: "o" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
-    }));
-  } catch (e) {
-    process.stderr.write(`weft status: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+/** Prints the status (`weft status`, bin/commands/status.ts); 1 when the API server could not be read. */
+export async function showStatus(values: StatusValues): Promise<number> {
   const output = values.json ? "json" : (values.output ?? "");
-  if (!["", "wide", "json"].includes(output)) {
-    process.stderr.write(`weft status: -o ${output}: use -o wide or -o json\n\n${USAGE}`);
-    return 2;
-  }
   const kubeConfig = loadKubeConfig(values.kubeconfig);
-  if (typeof kubeConfig === "string") {
-    process.stderr.write(`weft status: ${kubeConfig}\n`);
-    return 2;
-  }
-  const namespace = values.namespace ?? "weft-system";
+  if (typeof kubeConfig === "string") throw new UsageError(kubeConfig);
+  const { namespace } = values;
   let reports: ProxyReport[];
   let filters: WasmFilter[];
   try {

@@ -6,7 +6,6 @@
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import process from "node:process";
 import { parseConfig } from "../config/validate.ts";
 import type { AppProbes } from "../admin/app-health.ts";
 import type { ProxyConfig } from "../config/schema.ts";
@@ -147,18 +146,4 @@ export async function startManagedProxy(options: ManagedProxyOptions): Promise<M
       await sidecar.drain();
     },
   };
-}
-
-/** The process entry point: options from flags and the injected environment. */
-export async function runManagedProxy(options: ManagedProxyOptions): Promise<void> {
-  const proxy = await startManagedProxy(options);
-  let stopping = false;
-  const shutdown = async () => {
-    if (stopping) return;
-    stopping = true;
-    await proxy.stop();
-    process.exit(0);
-  };
-  process.on("SIGTERM", () => void shutdown());
-  process.on("SIGINT", () => void shutdown());
 }

@@ -2,7 +2,8 @@
 // runtimes' node: APIs behave differently (each such place says why).
 import process from "node:process";
 
-export type RuntimeName = "node" | "deno" | "bun";
+export const RUNTIME_NAMES = ["node", "deno", "bun"] as const;
+export type RuntimeName = (typeof RUNTIME_NAMES)[number];
 
 export function currentRuntime(): { name: RuntimeName; version: string } {
   const g = globalThis as { Bun?: { version: string }; Deno?: { version: { deno: string } } };

@@ -1,29 +1,20 @@
-// `weft filter mirror REGISTRY`: copies every marketplace release to a registry of your own, as
-// oci://REGISTRY/plugins/NAME:VERSION, for clusters that should pull filters from there rather
-// than run the copies the control plane ships. Each module is the one shipped with weft
-// (MARKETPLACE/NAME/VERSION.wasm, in the Node image) or, in a checkout, built from plugins/NAME,
-// and is pushed only if its sha256 is the one the index lists.
+// `weft filter mirror REGISTRY` (its command line: bin/commands/filter/mirror.ts): copies every
+// marketplace release to a registry of your own, as oci://REGISTRY/plugins/NAME:VERSION, for
+// clusters that should pull filters from there rather than run the copies the control plane
+// ships. Each module is the one shipped with weft (MARKETPLACE/NAME/VERSION.wasm, in the Node
+// image) or, in a checkout, built from plugins/NAME, and is pushed only if its sha256 is the one
+// the index lists.
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import process from "node:process";
-import { parseArgs } from "node:util";
+import { UsageError } from "../../bin/cli/command.ts";
+import type { MirrorValues } from "../../bin/commands/filter/mirror.ts";
 import { OciReferenceError, RegistryClient, parseOciReference, type Credentials } from "../../control/distribution/registry.ts";
 import { shippedModulePath } from "../../control/distribution/marketplace.ts";
 import { sha256Hex } from "../../proxy/filters/module.ts";
 import { MARKETPLACE_DIR, readMarketplace } from "./marketplace.ts";
 
-const USAGE = `usage: weft filter mirror REGISTRY[/PATH] [--plain-http] [--marketplace DIR] [--timeout SECONDS]
-
-Pushes every release in the marketplace index to oci://REGISTRY[/PATH]/plugins/NAME:VERSION and
-prints each url with its sha256 (checked against the index before the push). Credentials:
-WEFT_REGISTRY_USERNAME and WEFT_REGISTRY_PASSWORD. --plain-http for a registry without TLS.
---marketplace: the folder with index.json and NAME/VERSION.wasm (default: the one shipped with weft).
-`;
-
 const out = (text: string) => process.stdout.write(text);
-const err = (text: string) => process.stderr.write(text);
-
-class MirrorUsageError extends Error {}
 
 /** The release's module: the shipped copy, else a build of its sources when they are at that version. */
 async function moduleOf(dir: string, name: string, version: string): Promise<Uint8Array> {
@@ -43,25 +34,13 @@ function credentials(): Credentials | undefined {
   const username = process.env.WEFT_REGISTRY_USERNAME;
   const password = process.env.WEFT_REGISTRY_PASSWORD;
   if (username === undefined && password === undefined) return undefined;
-  if (!username || password === undefined) throw new MirrorUsageError("set both WEFT_REGISTRY_USERNAME and WEFT_REGISTRY_PASSWORD, or neither for an anonymous push");
+  if (!username || password === undefined) throw new UsageError("set both WEFT_REGISTRY_USERNAME and WEFT_REGISTRY_PASSWORD, or neither for an anonymous push");
   return { username, password };
 }
 
-export async function mirrorCommand(args: string[]): Promise<number> {
+/** Pushes every release to oci://`target`/plugins/NAME:VERSION; 1 when one could not be pushed (nothing more is). */
+export async function mirror(values: MirrorValues, target: string): Promise<number> {
   try {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: { "plain-http": { type: "boolean" }, marketplace: { type: "string" }, timeout: { type: "string" }, help: { type: "boolean", short: "h" } },
-    });
-    if (values.help) {
-      out(USAGE);
-      return 0;
-    }
-    const target = positionals[0]?.replace(/^oci:\/\//, "").replace(/\/+$/, "");
-    if (!target) throw new MirrorUsageError(`give the registry to mirror to, e.g. "weft filter mirror registry.example.com:5000" or "weft filter mirror ghcr.io/acme"`);
-    const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
-    if (timeout !== undefined && !(Number.isInteger(timeout) && timeout >= 1 && timeout <= 86_400)) throw new MirrorUsageError(`--timeout ${values.timeout}: give each push's deadline in whole seconds, 1 to 86400`);
     const dir = values.marketplace ?? MARKETPLACE_DIR;
     const index = await readMarketplace(dir);
     const creds = credentials();
@@ -76,15 +55,16 @@ export async function mirrorCommand(args: string[]): Promise<number> {
         // OCI tags cannot hold "+", so build metadata becomes "_" (as weft filter push does).
         const ref = parseOciReference(`oci://${target}/plugins/${plugin.name}:${release.version.replaceAll("+", "_")}`);
         const annotations = { "org.opencontainers.image.title": plugin.name, "org.opencontainers.image.version": release.version };
-        const pushed = await client.pushWasm(ref, wasm, { annotations, plainHttp: values["plain-http"] ?? false, ...(creds ? { credentials: creds } : {}), ...(timeout ? { timeoutMs: timeout * 1000 } : {}) });
+        const pushed = await client.pushWasm(ref, wasm, { annotations, plainHttp: values["plain-http"], ...(creds ? { credentials: creds } : {}), ...(values.timeout ? { timeoutMs: values.timeout } : {}) });
         out(`${pushed.reference} sha256 ${sha256}\n`);
       }
     }
     out(`\nA WasmFilter uses a mirrored release with its url and the sha256 above, e.g.\n  url: oci://${target}/plugins/NAME:VERSION\n  sha256: "<the sha256 printed for it>"\n`);
     return 0;
   } catch (e) {
-    const usage = e instanceof OciReferenceError || e instanceof MirrorUsageError || String((e as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS");
-    err(`weft filter mirror: ${(e as Error).message}\n${usage ? `\n${USAGE}` : ""}`);
-    return usage ? 2 : 1;
+    if (e instanceof OciReferenceError) throw new UsageError(e.message);
+    if (e instanceof UsageError) throw e;
+    process.stderr.write(`weft filter mirror: ${(e as Error).message}\n`);
+    return 1;
   }
 }

@@ -1,0 +1,55 @@
+// `weft init`: the pod's traffic redirection through the sidecar, as the injected weft-init
+// container runs it.
+import { lazy } from "../cli/command.ts";
+import type { Option, Values } from "../cli/options.ts";
+import { flag, port, ports } from "../cli/options.ts";
+import { DEFAULT_OUTBOUND_PORTS } from "../../control/init/rules.ts";
+
+export const usage = `usage: weft init --include-inbound-ports PORTS [options]
+       weft init --cleanup
+
+Redirects the pod's TCP traffic through the weft proxy with iptables rules in the nat table
+(chains WEFT_*), for IPv4 and IPv6. Needs root with NET_ADMIN in the pod's network namespace.
+Running it again replaces weft's rules. See docs/injection.md, "Traffic redirection".
+
+  --include-inbound-ports PORTS      the app's ports ("8080,9090"; "" for none): TCP coming in to
+                                     them goes to the inbound port
+  --include-outbound-ports PORTS|*   destination ports whose outgoing TCP goes to the outbound
+                                     port (default ${DEFAULT_OUTBOUND_PORTS.join(",")}; * for every port)
+  --exclude-outbound-ports PORTS     destination ports never redirected outbound
+  --proxy-uid UID                    the proxy's user, never redirected (default 1337)
+  --inbound-port PORT                the proxy's inbound listener (default 15006)
+  --outbound-port PORT               the proxy's outbound listener (default 15001)
+  --dry-run                          print the iptables-restore input and change nothing
+  --cleanup                          remove weft's rules and chains
+`;
+
+const uid: Option<number> & { default: number } = {
+  type: "string",
+  default: 1337,
+  parse: (t, name) => {
+    if (!/^\d+$/.test(t) || Number(t) >= 2 ** 32 - 1) throw new Error(`${name}: "${t}" is not a user ID (a number, like 1337)`);
+    return Number(t);
+  },
+};
+
+const outboundPorts: Option<number[] | "*"> & { default: number[] } = {
+  type: "string",
+  default: DEFAULT_OUTBOUND_PORTS,
+  parse: (t, name) => (t.trim() === "*" ? "*" : ports().parse(t, name)),
+};
+
+export const options = {
+  "proxy-uid": uid,
+  "inbound-port": port({ min: 1, default: 15006 }),
+  "outbound-port": port({ min: 1, default: 15001 }),
+  "include-inbound-ports": ports(),
+  "include-outbound-ports": outboundPorts,
+  "exclude-outbound-ports": ports({ default: [] }),
+  "dry-run": flag(),
+  cleanup: flag(),
+};
+
+export type InitValues = Values<typeof options>;
+
+export const run = lazy(async () => (await import("../../control/init/cli.ts")).init);

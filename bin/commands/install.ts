@@ -1,0 +1,22 @@
+// `weft install`: the manifests that install weft in a cluster.
+import { lazy } from "../cli/command.ts";
+import { list, text, type Values } from "../cli/options.ts";
+
+export const usage = `usage: weft install [--namespace weft-system] [--image IMAGE] [--replicas N] [--insecure-registries HOST:PORT,...]
+                    [--outbound-traffic passthrough|refuse]
+
+Prints the CRDs, the control plane (Deployment, Service, RBAC) and the injector's webhook:
+  weft install | kubectl apply -f -
+`;
+
+export const options = {
+  namespace: text(),
+  image: text(),
+  replicas: text(),
+  "insecure-registries": list(),
+  "outbound-traffic": text(),
+};
+
+export type InstallValues = Values<typeof options>;
+
+export const run = lazy(async () => (await import("../../control/install/cli.ts")).printInstall);
