@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // AccessPolicy as the inbound sidecar enforces it: callers judged by the SPIFFE ID of their
 // mTLS certificate, the method and the normalized path, before any filter or the app.
 import { describe, before, after } from "node:test";

@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // The distributed form of weft (`npm run build`: dist/weft.mjs and the chunks it loads on demand) runs a sidecar on the
 // runtime running this test.
 import { describe, it, before, after } from "node:test";

@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // The sidecar's requests to the control plane give up a silent peer: a control plane that
 // vanished without closing its connections must not hold an enrollment, an acknowledgement
 // or the configuration stream forever.

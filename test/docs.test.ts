@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // Every configuration shown in docs/examples is one the proxy accepts, so copied examples work.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";

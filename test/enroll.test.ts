@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // The proxy's certificate enrollment (proxy/identity/enroll.ts) against the real enrollment
 // handler and a real CA (control/ca/, root in a directory), served over real HTTPS with a
 // serving certificate from that CA: a fresh key and CSR, the control plane's CA bundle as the

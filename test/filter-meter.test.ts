@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // Metering filter modules (proxy/filters/meter.ts): a filter that loops forever is stopped by
 // its host's tick, everything the function-index shift touches still works, memory gets its
 // ceiling, and modules weft cannot meter are refused with the reason. Runs on Node, Deno and Bun.

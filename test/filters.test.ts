@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // WebAssembly filters in a running proxy, with real HTTP clients and upstreams: the ABI's
 // host functions, chain order, per-route attachment, body phases, hot swap, and what a
 // broken filter does (and does not) take down. Fixtures are written against the raw ABI

@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // gRPC through the sidecar with a real @grpc/grpc-js client and server: HTTP/2 both ways,
 // metadata, status and trailers, streaming in each direction, and the proxy's own errors
 // as gRPC statuses.

@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // SPIFFE identity helpers: ID parsing/formatting, extraction from certificates issued in the
 // test, and the verifyPeer callback for outbound mTLS. Runs on Node, Deno and Bun.
 import { test } from "node:test";

@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // The container images of `npm run image` (deploy/image/, docs/images.md), run for real by
 // podman (with Debian's runc) as the cluster runs them: as user 1337 on a read-only root
 // filesystem with /tmp writable. Each runtime's run of the suites checks its own image: Node's

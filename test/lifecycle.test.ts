@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // The sidecar as an operator runs it: `weft proxy --config FILE`, the admin API, reloads
 // under traffic, rejected configurations, and graceful drain on SIGTERM.
 import { describe, it, before, after } from "node:test";

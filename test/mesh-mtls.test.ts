@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // Two sidecars as in a mesh: the client's outbound listener originates mTLS to the
 // server's inbound listener, which verifies the caller's SPIFFE ID and tells the app.
 import { describe, it, before, after } from "node:test";

@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // Wasm OCI artifacts against a real registry (Debian's docker-registry, test/support/registry.ts):
 // `weft filter push` run as the real CLI, and the RegistryClient the control plane pulls with.
 // Media types and annotations as stored, reproducible manifest digests, pulls by tag and by

@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // The marketplace filters (plugins/*) through a running proxy, with real HTTP clients (node:http
 // and fetch) and a real upstream: jwt-auth with tokens signed by keys generated here, rate-limit
 // per header and per client address (the client socket bound to 127.0.0.2, 127.0.0.3, ...),

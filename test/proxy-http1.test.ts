@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // HTTP/1.1 through the sidecar with real clients and servers: keep-alive, bodies in both
 // framings, trailers, 100-continue, upgrades, heads without bodies, and refused requests.
 import { describe, it, before, after } from "node:test";

@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // HTTP/2 downstream: h2c with prior knowledge on a plaintext listener and ALPN h2 on an
 // mTLS listener, with real node:http2 and curl clients.
 import { describe, it, before, after } from "node:test";

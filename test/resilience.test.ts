@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // Load balancing, outlier ejection, timeouts, retries and circuit breaking against real
 // upstream servers, some of them slow, failing or gone.
 import { describe, it, after } from "node:test";

@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // Route matching, weighted splits, header edits, fault injection and mirroring.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";

@@ -1,27 +1,84 @@
-// `npm test`: type check, then every suite on Node, and the data-plane suites again on Deno
-// and on Bun. Ends with one line that counts everything: "N passed, N failed", in test cases
-// (each `it` or `test`, counted alike on the three runtimes); a step that crashed, hung or
-// failed without a failed case to show for it counts as at least one failure.
+// `npm test`: installs and builds what the suites need (test/setup.ts), type checks, then runs
+// every suite on the runtimes it declares: Node, then Deno, then Bun. Ends with one line that
+// counts everything: "N passed, N failed", in test cases (each `it` or `test`, counted alike on
+// the three runtimes); a step that crashed, hung or failed without a failed case to show for it
+// counts as at least one failure.
+//
+//   node test/run.ts [--runtime node|deno|bun]... [FRAGMENT...]
+//
+// A FRAGMENT picks the suites whose path contains it, --runtime the runtimes to run them on
+// (default: every runtime each declares); setup then builds only what the picked suites need.
 import { spawn } from "node:child_process";
-import { readdirSync, existsSync, rmSync } from "node:fs";
+import { readdirSync, readFileSync, existsSync, rmSync } from "node:fs";
 import process from "node:process";
 import path from "node:path";
 import { ARTIFACTS } from "./hostile/artifacts.ts";
+import { isNeed, NEEDS, setUp, type Need } from "./setup.ts";
 
 const root = path.resolve(import.meta.dirname ?? ".", "..");
 const bin = (name: string) => path.join(root, "node_modules", ".bin", name);
 
-// Suites directly in test/ and in test/hostile/ exercise the data plane and must pass on all
-// three runtimes; the control plane runs on Node (docs/runtimes.md), so test/control/ runs on
-// Node only.
-const only = process.argv.slice(2);
-const suitesIn = (dir: string) =>
-  readdirSync(path.join(root, dir))
-    .filter((f) => f.endsWith(".test.ts"))
-    .map((f) => `${dir}/${f}`)
-    .filter((f) => only.length === 0 || only.some((o) => f.includes(o)));
-const dataPlane = [...suitesIn("test"), ...suitesIn("test/hostile")];
-const controlPlane = existsSync(path.join(root, "test", "control")) ? suitesIn("test/control") : [];
+// The suites are the *.test.ts in these folders (test/k8s/'s are run by hand). Each declares on
+// its first line the runtimes it runs on and, on the second, anything slow to build it needs
+// (test/setup.ts's NEEDS):
+//   // runtimes: node deno bun
+//   // needs: k8s helm
+// The data plane runs on all three runtimes; the control plane on Node only (docs/runtimes.md).
+const SUITE_DIRS = ["test", "test/hostile", "test/control"];
+const RUNTIMES = ["node", "deno", "bun"] as const;
+type Runtime = (typeof RUNTIMES)[number];
+const isRuntime = (name: string): name is Runtime => (RUNTIMES as readonly string[]).includes(name);
+
+interface Suite {
+  file: string;
+  runtimes: readonly Runtime[];
+  needs: readonly Need[];
+}
+
+const words = (line: string, re: RegExp) => re.exec(line)?.[1]?.trim().split(/\s+/).filter(Boolean);
+
+/** Every suite as it declares itself, and one line for each suite whose declaration is missing or wrong. */
+function readSuites(): { suites: Suite[]; problems: string[] } {
+  const suites: Suite[] = [];
+  const problems: string[] = [];
+  for (const dir of SUITE_DIRS) {
+    for (const name of readdirSync(path.join(root, dir)).filter((f) => f.endsWith(".test.ts"))) {
+      const file = `${dir}/${name}`;
+      const [first = "", second = ""] = readFileSync(path.join(root, file), "utf8").split("\n", 2);
+      const runtimes = words(first, /^\/\/ runtimes:(.*)$/);
+      if (!runtimes?.length) {
+        problems.push(`${file}: its first line must say which runtimes the suite runs on, as "// runtimes: node deno bun" (any of ${RUNTIMES.join(", ")}; CONTRIBUTING.md)`);
+        continue;
+      }
+      const needs = words(second, /^\/\/ needs:(.*)$/) ?? [];
+      const wrong = [
+        ...runtimes.filter((r) => !isRuntime(r)).map((r) => `unknown runtime "${r}" on its "// runtimes:" line (the runtimes are ${RUNTIMES.join(", ")})`),
+        ...needs.filter((n) => !isNeed(n)).map((n) => `unknown need "${n}" on its "// needs:" line (the needs are ${NEEDS.join(", ")}: test/setup.ts)`),
+      ];
+      if (wrong.length) problems.push(`${file}: ${wrong.join("; ")}`);
+      else suites.push({ file, runtimes: runtimes as Runtime[], needs: needs as Need[] });
+    }
+  }
+  return { suites, problems };
+}
+
+const USAGE = "usage: node test/run.ts [--runtime node|deno|bun]... [FRAGMENT...]";
+
+/** The command line: suite path fragments and the runtimes asked for (all when none is), or what is wrong with it. */
+function parseArgs(args: readonly string[]): { fragments: string[]; runtimes: ReadonlySet<Runtime> } | string {
+  const fragments: string[] = [];
+  const runtimes = new Set<Runtime>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--runtime" || arg.startsWith("--runtime=")) {
+      const value = arg === "--runtime" ? args[++i] : arg.slice("--runtime=".length);
+      if (!value || !isRuntime(value)) return `--runtime takes one of ${RUNTIMES.join(", ")}, not ${value ? `"${value}"` : "nothing"}`;
+      runtimes.add(value);
+    } else if (arg.startsWith("-")) return `unknown option ${arg}`;
+    else fragments.push(arg);
+  }
+  return { fragments, runtimes: runtimes.size ? runtimes : new Set(RUNTIMES) };
+}
 
 /** Test cases (node:test's `it`/`test` leaves, never the `describe` around them) as a runner reported them. */
 export interface Counts {
@@ -188,24 +245,31 @@ export function bunCounts(output: string): Counts {
 const over = (suites: string[], step: (files: string[]) => Step): Step[] => (suites.length === 0 ? [] : [step(suites)]);
 const nodeStep = (name: string) => (files: string[]): Step => ({ name, command: bin("node"), args: ["--test", "--test-reporter=spec", "--test-concurrency=1", ...files], count: nodeCounts });
 
-const steps: Step[] = [
-  {
-    name: "typecheck (tsc --noEmit, strict)",
-    command: bin("tsc"),
-    args: ["--noEmit", "-p", "tsconfig.json"],
-  },
-  ...over(dataPlane, nodeStep("Node.js")),
-  ...over(controlPlane, nodeStep("Node.js, control plane")),
-  ...over(dataPlane, (files) => ({ name: "Deno", command: bin("deno"), args: ["test", "-A", "--no-check", ...files], count: denoCounts })),
-  // Bun alone stops a test after 5 s by default, so a slow machine failed tests that pass on Node
-  // and Deno; 60 s is Recorder.case's own default (CASE_TIMEOUT_MS, test/hostile/record.ts).
-  ...over(dataPlane, (files) => ({ name: "Bun", command: bin("bun"), args: ["test", "--timeout", "60000", ...files.map((f) => `./${f}`)], count: bunCounts })),
-  {
-    name: "reliability report (docs/reliability.md)",
-    command: bin("node"),
-    args: ["test/hostile/report.ts"],
-  },
-];
+/** The steps that run `suites` on `runtimes`, between the type check and the reliability report. */
+function plan(suites: readonly Suite[], runtimes: ReadonlySet<Runtime>): Step[] {
+  const on = (runtime: Runtime, only?: (s: Suite) => boolean) =>
+    runtimes.has(runtime) ? suites.filter((s) => s.runtimes.includes(runtime) && (only?.(s) ?? true)).map((s) => s.file) : [];
+  return [
+    {
+      name: "typecheck (tsc --noEmit, strict)",
+      command: bin("tsc"),
+      args: ["--noEmit", "-p", "tsconfig.json"],
+    },
+    // Node's suites in two steps, each with its own time limit: those that run on the other
+    // runtimes too, then the Node-only ones (the control plane's).
+    ...over(on("node", (s) => s.runtimes.length > 1), nodeStep("Node.js")),
+    ...over(on("node", (s) => s.runtimes.length === 1), nodeStep("Node.js, Node-only suites")),
+    ...over(on("deno"), (files) => ({ name: "Deno", command: bin("deno"), args: ["test", "-A", "--no-check", ...files], count: denoCounts })),
+    // Bun alone stops a test after 5 s by default, so a slow machine failed tests that pass on Node
+    // and Deno; 60 s is Recorder.case's own default (CASE_TIMEOUT_MS, test/hostile/record.ts).
+    ...over(on("bun"), (files) => ({ name: "Bun", command: bin("bun"), args: ["test", "--timeout", "60000", ...files.map((f) => `./${f}`)], count: bunCounts })),
+    {
+      name: "reliability report (docs/reliability.md)",
+      command: bin("node"),
+      args: ["test/hostile/report.ts"],
+    },
+  ];
+}
 
 // Every step takes minutes; one still running after this is a hang. WEFT_STEP_LIMIT_MS is for
 // trying the runner itself.
@@ -270,18 +334,42 @@ export function judge(step: Step, ended: Ended): { passed: number; failed: numbe
   return { passed: counts.passed, failed, skipped: counts.skipped, problems };
 }
 
+const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
+
 // Imported by test/runner.test.ts for its counting; run, it runs the suites.
 if (import.meta.main) {
-  if (steps.every((s) => !s.count)) {
-    process.stdout.write(`no suite matches ${only.join(" ")}\n`);
+  const args = parseArgs(process.argv.slice(2));
+  if (typeof args === "string") {
+    process.stderr.write(`${args}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  const { suites, problems } = readSuites();
+  if (problems.length) {
+    process.stderr.write(`suites that do not declare their runtimes as test/run.ts reads them:\n${problems.map((p) => `  ${p}\n`).join("")}`);
     process.exit(1);
   }
+  const { fragments, runtimes } = args;
+  const picked = suites.filter((s) => (fragments.length === 0 || fragments.some((f) => s.file.includes(f))) && s.runtimes.some((r) => runtimes.has(r)));
+  if (picked.length === 0) {
+    process.stdout.write(`no suite matches ${fragments.join(" ")} on ${[...runtimes].join(", ")}\n`);
+    process.exit(1);
+  }
+  const needs = new Set(picked.flatMap((s) => s.needs));
+  process.stdout.write(`\n=== setup (test/setup.ts): Debian packages${[...needs].map((n) => `, ${n}`).join("")}\n`);
+  const started = Date.now();
+  try {
+    await setUp(needs);
+  } catch (e) {
+    process.stdout.write(`=== setup: FAILED, so no suite ran: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+  process.stdout.write(`=== setup: ok (${seconds(started)})\n`);
   // A full run starts the reliability report afresh, so a runtime that fails to start shows as not run.
-  if (only.length === 0) rmSync(ARTIFACTS, { recursive: true, force: true });
+  if (fragments.length === 0 && runtimes.size === RUNTIMES.length) rmSync(ARTIFACTS, { recursive: true, force: true });
   let passed = 0;
   let failed = 0;
   const failures: string[] = [];
-  for (const step of steps) {
+  for (const step of plan(picked, runtimes)) {
     const ended = await run(step);
     const counts = judge(step, ended);
     passed += counts.passed;

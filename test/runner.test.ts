@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // The test tooling itself: what test/run.ts counts from each runtime's output (samples are
 // real output, shortened), how the reliability report shows cases a runtime did not run, the
 // open-loop drop bound, and Recorder.case's deadline. A runner that counts wrong reports more

@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // The filter SDK's tooling: reproducible builds that carry their manifest, build errors that
 // point at the file and line, manifest/config/sample validation, the scaffold, and the
 // marketplace index. (Running filters is covered where the proxy runs them.)

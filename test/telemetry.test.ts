@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // Telemetry: Istio-named Prometheus metrics read back from prom-client's real exposition,
 // JSON access-log lines, W3C trace context, and OTLP/HTTP export to a real HTTP server.
 // Runs on Node (node --test), Deno (deno test -A) and Bun (bun test).

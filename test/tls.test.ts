@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // mTLS through the runtime adapter (proxy/runtime/node.ts -> node-tls.ts) with real TLS peers and
 // certificates issued in the test. Runs unchanged on Node, Deno and Bun.
 import { test } from "node:test";

@@ -1,3 +1,5 @@
+// runtimes: node deno bun
+// needs: ts-engine
 // Full-TypeScript filters (filter.json's "engine": "typescript"; sdk/typescript): the fixture
 // test/fixtures/ts-filter, which bundles an npm package (cookie), built once (cached like the
 // AssemblyScript builds) and run through a running proxy with real HTTP clients; what a

@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // The client side of an upstream HTTP/1.1 connection, against a real server: reuse after
 // a response that was read with back-pressure.
 import { describe, it, before, after } from "node:test";

@@ -1,3 +1,5 @@
+// runtimes: node
+// needs: k8s
 // The mesh CA (control/ca/) against a real kube-apiserver (test/k8s/cluster.ts): the root kept
 // in a Secret and shared by every instance (a create race included), a user-supplied
 // intermediate (cert-manager's Secret shape, made here with openssl), and POST

@@ -1,3 +1,4 @@
+// runtimes: node
 // The control plane's dashboard: the Prometheus text reader, the p99 computation and the
 // traffic graph's counting rules on their own, then the whole dashboard end to end — two real
 // sidecar processes (`weft proxy --config`) talking mTLS, one running a marketplace filter,

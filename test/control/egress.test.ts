@@ -1,3 +1,4 @@
+// runtimes: node
 // Hosts outside the mesh (docs/egress.md), in a pod made of network namespaces
 // (test/support/netns.ts): `weft init` redirects the app's port-80 and 8080 traffic to a real weft
 // proxy (UID 1337, on Node, Deno and Bun in turn) whose configuration the control plane computed

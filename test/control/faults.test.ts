@@ -1,3 +1,5 @@
+// runtimes: node
+// needs: k8s
 // The control plane under faults and hostile resources, on a real kube-apiserver with a real
 // OCI registry, the control plane and the sidecars as the processes a cluster runs
 // (`weft control`, `weft proxy --control-plane`):

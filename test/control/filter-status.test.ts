@@ -1,3 +1,4 @@
+// runtimes: node
 // A sidecar that acknowledges a configuration but could not load one of its filters: the hub
 // keeps the filter out of what it runs, and the WasmFilter's Ready condition says LoadFailed
 // with the pod and the reason (the sidecar answers that filter's requests with its failStrategy).

@@ -1,3 +1,4 @@
+// runtimes: node
 // `weft init` (control/init/): the rules installed for real, by `weft init` run as a child
 // process inside a network namespace made for the test ("pod"), joined by a veth pair to a second
 // one ("peer"); then real TCP connections and HTTP requests (curl) from both sides, as root, as

@@ -1,3 +1,5 @@
+// runtimes: node
+// needs: k8s
 // Sidecar injection (control/inject/): the webhook on a real kube-apiserver (test/k8s/cluster.ts,
 // binaries from test/k8s/build.sh) serving over real TLS, registered with the
 // MutatingWebhookConfiguration weft renders; `weft inject -f` as a real child process whose

@@ -1,3 +1,5 @@
+// runtimes: node
+// needs: k8s helm
 // `weft install | kubectl apply -f -` on a real API server: everything applies (twice, the
 // second time unchanged), the API server then refuses invalid WasmFilters with a readable
 // message, and the control plane, running with nothing but its own ServiceAccount's token,

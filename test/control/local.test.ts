@@ -1,3 +1,4 @@
+// runtimes: node
 // Local mode's reading of a directory: the same schemas as the cluster, errors that name the
 // file, document and field, and a broken file that keeps its last good contents.
 import { describe, it } from "node:test";

@@ -1,3 +1,5 @@
+// runtimes: node
+// needs: k8s
 // marketplace://NAME@VERSION in a cluster that reaches no registry: the control plane (`weft
 // control --marketplace DIR`, a real process on a real kube-apiserver) serves the modules its
 // image ships, from a folder built the way `npm run image` builds /opt/plugins

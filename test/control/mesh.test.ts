@@ -1,3 +1,5 @@
+// runtimes: node
+// needs: k8s
 // The control plane end to end on a real kube-apiserver: resources applied with kubectl, a
 // filter pulled from a real OCI registry, a real sidecar process that authenticates with a
 // real ServiceAccount token (TokenReview), gets its configuration and the filter over the

@@ -1,3 +1,5 @@
+// runtimes: node
+// needs: k8s
 // TrafficPolicy, AccessPolicy and HTTPRoute status on a real API server, with real sidecars
 // where traffic is involved (issue 14, items 3 and 4): conflicting TrafficPolicies are reported
 // on the loser and the oldest is in force; a policy naming a missing Service says so, and an

@@ -1,3 +1,5 @@
+// runtimes: node
+// needs: k8s
 // The whole way for an app that knows nothing of the mesh: a Pod applied to a real
 // kube-apiserver is injected by the control plane's webhook; the injected weft-init runs in a
 // network namespace made for the test (the "pod"), and the injected sidecar runs there as its

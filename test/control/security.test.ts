@@ -1,3 +1,5 @@
+// runtimes: node
+// needs: k8s
 // The control plane's secrets and its unauthenticated surface, on a real kube-apiserver with a
 // real registry behind htpasswd, `weft control` and a sidecar as processes (logging at debug):
 //

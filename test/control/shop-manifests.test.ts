@@ -1,3 +1,5 @@
+// runtimes: node
+// needs: k8s
 // The shop demo as plain Kubernetes objects (examples/shop/Kustomization, examples/shop/k8s/):
 // `kubectl apply -k examples/shop` on a real API server with weft's CRDs and Gateway API's
 // HTTPRoute CRD, as a user does once weft is installed. Checks that every object is created as

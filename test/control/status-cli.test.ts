@@ -1,3 +1,5 @@
+// runtimes: node
+// needs: k8s
 // `weft status` on a real API server with the control plane writing status (issue 14): it lists
 // TrafficPolicies, AccessPolicies and HTTPRoutes with their conditions next to the sidecars and
 // WasmFilters, every line fits 120 columns (a long message is cut with "…"), and -o wide and

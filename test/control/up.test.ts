@@ -1,3 +1,4 @@
+// runtimes: node
 // `weft up` on the shop demo, end to end: the real CLI, the local control plane, four sidecars
 // and four apps as processes. It proves mTLS between sidecars, the canary split, the rate
 // limit, the access policy, per-edge metrics, a filter change applied while traffic flows

@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // Desynchronisation: a client or an upstream making the proxy and the next hop disagree on
 // where a message ends, so that one peer's bytes become another request or another client's
 // response. Each case asserts the invariants a mesh owes its callers: the upstream sees

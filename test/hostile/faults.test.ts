@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // Faults under load on the data plane. While an open-loop load (test/support/open-loop.ts)
 // runs through real sidecars on loopback, one fault is injected — a filter swapped for
 // another module, a storm of configuration pushes, certificates and then the CA rotated on

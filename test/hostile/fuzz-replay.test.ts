@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // Replays the fuzzing corpus (test/fuzz/corpus/<target>/, kept by `npm run fuzz`) on every
 // runtime: each input the fuzzer kept for reaching new code must still meet its target's
 // invariants, so a regression in a peer-facing parser shows up in npm test without fuzzing.

@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // Hostile HTTP/1.1 input on raw sockets: ambiguous framing (request smuggling), obfuscated
 // Transfer-Encoding, stray line breaks and control characters, broken chunked bodies, size
 // limits, odd targets and methods, pipelining and slow clients. Each case asserts the exact

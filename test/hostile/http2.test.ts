@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // Hostile HTTP/2 input: malformed frames (built by hand, frames.ts), malformed requests,
 // limits, and the floods behind the HTTP/2 CVEs (rapid reset, CONTINUATION, control frames
 // to a client that never reads). Each case asserts the error the proxy answers with (GOAWAY

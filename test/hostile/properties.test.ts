@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // Property tests (fast-check) for the proxy's own parsers and codecs: they round-trip what
 // they should, and on arbitrary input they fail only with their own error type, never with a
 // crash. Runs are bounded (RUNS) so each runtime gets through the file in seconds; a failure

@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // Hostile TLS peers, one recorded case each, against two real sidecars: a server sidecar
 // whose inbound listener is STRICT (mTLS only) and a client sidecar whose outbound clusters
 // originate mTLS. Callers with certificates that are expired, not yet valid, from another CA

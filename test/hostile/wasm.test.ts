@@ -1,3 +1,4 @@
+// runtimes: node deno bun
 // Hostile WebAssembly filters, one recorded case each: files that are not modules or not weft
 // filters, traps, endless loops and memory bombs in every phase, output past the filter's
 // limits, headers a filter must not set, and (Security) a filter reaching for a file system,

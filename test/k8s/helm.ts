@@ -1,6 +1,7 @@
 // A real helm for the chart's test, built from the Go module proxy (helm.sh/helm/v3 installs
 // with `go install`) and cached by version in ~/.cache/weft/helm, as test/k8s/build.sh does
-// for the Kubernetes binaries. Run it directly to build ahead of the tests (.ci/run does):
+// for the Kubernetes binaries. `npm test` builds it first for the suites that need it
+// (test/setup.ts); to build it ahead:
 //   node_modules/.bin/node test/k8s/helm.ts
 import { execFile } from "node:child_process";
 import { access, constants, mkdir } from "node:fs/promises";

@@ -4,7 +4,7 @@ import { parseConfig } from "../../proxy/config/validate.ts";
 import type { ProxyConfig, ProxyConfigInput } from "../../proxy/config/schema.ts";
 import { Sidecar } from "../../proxy/sidecar/sidecar.ts";
 import { selectRuntime } from "../../proxy/runtime/select.ts";
-import { createLogger } from "../../proxy/log.ts";
+import { createLogger, type Level } from "../../proxy/log.ts";
 import { createTelemetry } from "../../proxy/telemetry/telemetry.ts";
 
 export interface RunningProxy {
@@ -17,13 +17,14 @@ export interface RunningProxy {
   stop(): Promise<void>;
 }
 
-const quiet = createLogger({}, "error");
+// Errors only, unless WEFT_LOG_LEVEL asks for more (CONTRIBUTING.md, "A proxy's log").
+const log = createLogger({}, (process.env.WEFT_LOG_LEVEL as Level | undefined) ?? "error");
 
 export async function startProxy(input: ProxyConfigInput): Promise<RunningProxy> {
   const config: ProxyConfig = parseConfig({ admin: { port: 0 }, accessLog: "off", ...input }, "test");
   const accessLog: string[] = [];
   const telemetry = createTelemetry(config.node, config.accessLog, { accessLogSink: (chunk: string) => void accessLog.push(...chunk.trimEnd().split("\n")) });
-  const sidecar = await Sidecar.start(config, selectRuntime(), quiet, telemetry);
+  const sidecar = await Sidecar.start(config, selectRuntime(), log, telemetry);
   const portOf = (direction: "Inbound" | "Outbound") => {
     const l = sidecar.config.listeners.find((x) => x.direction === direction);
     return l ? sidecar.listenerPort(l.name) : 0;
