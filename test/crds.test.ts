@@ -1,3 +1,5 @@
+// runtimes: node deno bun
+// needs: k8s
 // The weft CRDs, generated from the valibot schemas in control/resources/, on a real
 // kube-apiserver (test/k8s/cluster.ts, binaries from test/k8s/build.sh): valid resources are
 // stored with their defaults, invalid ones are refused naming the field, and weft's own parser
@@ -288,7 +290,7 @@ describe("weft CRDs on a real kube-apiserver", () => {
     assert.match(memory, /FIELD: memoryMiB <integer>/);
     assert.match(memory, /Ceiling of one filter instance's linear memory, in MiB/);
     assert.doesNotMatch(memory, /<no description>/);
-    for (const field of ["wasmfilter.spec", "wasmfilter.status", "wasmfilter.spec.match", "wasmfilter.spec.limits", "trafficpolicy.spec.retry", "accesspolicy.spec.rules"]) {
+    for (const field of ["wasmfilter.spec", "wasmfilter.status", "wasmfilter.spec.match", "wasmfilter.spec.limits", "trafficpolicy.spec.retry", "accesspolicy.spec.rules", "wasmfilter.status.inForce", "accesspolicy.status.inForce"]) {
       const out = await kubectl(["explain", field]);
       assert.doesNotMatch(out, /<no description>/, field);
     }
@@ -338,6 +340,8 @@ describe("weft CRDs on a real kube-apiserver", () => {
       ],
       sha256: validSpec.sha256,
       ready: "2/3",
+      // any JSON object, as spec.config: the API server keeps it as written
+      inForce: { generation: 1, config: { response: { set: [{ name: "x-a", value: "1" }] }, n: 1.5, on: true }, limits: { memoryMiB: 16, callTimeoutMs: 5, bodyBytes: 65536 } },
     };
     const get = async () => JSON.parse(await kubectl(["get", "wf", "status", "-n", NS, "-o", "json"]));
     // through the main resource, status is ignored
@@ -359,8 +363,9 @@ describe("weft CRDs on a real kube-apiserver", () => {
     assert.match(table, /^NAME\s+PHASE\s+ACCEPTED\s+RESOLVED\s+READY\s+REASON\s+AGE\n/);
     assert.match(table, /\nstatus\s+True\s+True\s+2\/3\s+Updating\s+\d+s\n/); // Phase is empty: runs just before routing
     const wide = await kubectl(["get", "wf", "status", "-n", NS, "-o", "wide"]);
-    assert.match(wide, /^NAME\s+PHASE\s+ACCEPTED\s+RESOLVED\s+READY\s+REASON\s+AGE\s+URL\s+DIGEST\n/);
-    assert.match(wide, new RegExp(`oci://registry\\.example\\.com/filters/auth:1\\.0\\.0\\s+${validSpec.sha256}\\n`));
+    assert.match(wide, /^NAME\s+PHASE\s+ACCEPTED\s+RESOLVED\s+READY\s+REASON\s+AGE\s+URL\s+DIGEST\s+GENERATION\s+INFORCE\n/);
+    // the spec's generation (2: the priority patch) and the one status.inForce names (1)
+    assert.match(wide, new RegExp(`oci://registry\\.example\\.com/filters/auth:1\\.0\\.0\\s+${validSpec.sha256}\\s+2\\s+1\\n`));
     const all = await kubectl(["get", "weft", "-n", NS, "-o", "name"]);
     for (const kind of ["wasmfilter", "trafficpolicy", "accesspolicy"]) assert.match(all, new RegExp(`^${kind}\\.weft\\.dev/`, "m"));
   });

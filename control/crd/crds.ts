@@ -37,6 +37,9 @@ const condition = (type: string, description: string): PrinterColumn => ({
 // says what is wrong without describe.
 const REASON: PrinterColumn = { name: "Reason", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].reason', description: "Why the policy is or is not in force." };
 const AGE: PrinterColumn = { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp", description: "Time since creation." };
+// With -o wide, the generation written and the one in force, which differ while an edit cannot be applied.
+const GENERATION: PrinterColumn = { name: "Generation", type: "integer", jsonPath: ".metadata.generation", description: "The generation of the spec.", priority: 1 };
+const inForce = (description: string): PrinterColumn => ({ name: "InForce", type: "integer", jsonPath: ".status.inForce.generation", description, priority: 1 });
 
 export const KINDS: Kind[] = [
   {
@@ -56,6 +59,8 @@ export const KINDS: Kind[] = [
       AGE,
       { name: "URL", type: "string", jsonPath: ".spec.url", description: "Where the module comes from.", priority: 1 },
       { name: "Digest", type: "string", jsonPath: ".status.sha256", description: "The sha256 the url resolved to.", priority: 1 },
+      GENERATION,
+      inForce("The generation whose config the sidecars run: an earlier one while this one's is not accepted."),
     ],
   },
   {
@@ -93,6 +98,8 @@ export const KINDS: Kind[] = [
       condition("Ready", "Whether every pod it selects has a sidecar that enforces it."),
       REASON,
       AGE,
+      GENERATION,
+      inForce("The generation enforced while a targetRef names a Service that does not exist: the last whose Services all existed."),
     ],
   },
 ];

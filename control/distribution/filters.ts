@@ -10,18 +10,17 @@
 // applies to the requests it is attached to, so a FailClose auth filter refuses them rather than
 // let them through unchecked.
 //
-// "The last good module" survives a control plane restart: until a filter resolves, and when it
-// cannot, it keeps the digest its status reports (what a control plane resolved before, so what
-// the sidecars run); its last good config does not survive, so a restart with a refused config in
-// the spec sends that config, which the sidecars refuse in turn (failStrategy again). Pull
-// failures are tried again with backoff, so a registry that comes back is used again without
-// anyone touching the filter.
+// The last good module and config survive a control plane restart and a change of leader: the
+// leader writes them to the filter's status (status.sha256, status.inForce), and a control plane
+// that has not resolved a filter itself, or cannot, keeps what its status reports (what a control
+// plane accepted before, so what the sidecars run). A restart with a refused config in the spec
+// therefore still sends the last accepted one. Pull failures are tried again with backoff, so a
+// registry that comes back is used again without anyone touching the filter.
 import { compileFilter } from "../../proxy/filters/module.ts";
 import { checkFilterConfig } from "../../proxy/filters/config-check.ts";
 import type { Logger } from "../../proxy/log.ts";
-import type { WasmFilter } from "../resources/wasm-filter.ts";
+import type { WasmFilter, WasmFilterInForce } from "../resources/wasm-filter.ts";
 import type { FilterInForce, ResolvedFilters } from "../mesh/proxy-config.ts";
-import type { FilterLimits } from "../../proxy/config/filters.ts";
 import { keyOf } from "../mesh/world.ts";
 import type { Credentials } from "./registry.ts";
 import { UnresolvableUrl, type FilterResolver } from "./resolve.ts";
@@ -33,8 +32,8 @@ export interface FilterState {
   resolved: { ok: boolean; reason: string; message: string } | null;
   /** The module in use: this generation's, or the last good one's when this one failed. */
   sha256: string | null;
-  /** The config the module in use runs with, and the generation it was accepted in; null when this control plane accepted none. */
-  applied: { generation: number; config: Record<string, unknown>; limits: FilterLimits } | null;
+  /** The config the module in use runs with, and the generation it was accepted in (this control plane's, or its status's); null when none was accepted. */
+  applied: WasmFilterInForce | null;
 }
 
 export interface DistributionOptions {
@@ -52,6 +51,8 @@ const RETRY_MAX_MS = 300_000;
 
 /** The digest sidecars run before this control plane resolved the filter: the one its status reports. */
 const lastResolved = (f: WasmFilter): string | null => f.status?.sha256 ?? null;
+/** The config sidecars run the module of its status with before this control plane accepted one: the one its status reports. */
+const lastAccepted = (f: WasmFilter): WasmFilterInForce | null => f.status?.inForce ?? null;
 
 const specKey = (f: WasmFilter) => JSON.stringify([f.spec.url, f.spec.sha256, f.spec.pullSecret, f.spec.config, f.spec.limits.memoryMiB]);
 
@@ -121,14 +122,22 @@ export class FilterDistribution {
     return this.inForceOf(keyOf(namespace, name));
   }
 
+  /** The config a filter's module runs with and the generation it was accepted in: this control plane's, else its status's; null when none is known. */
+  applied(namespace: string, name: string): WasmFilterInForce | null {
+    const key = keyOf(namespace, name);
+    const f = this.filters.get(key);
+    return f ? (this.states.get(key)?.applied ?? lastAccepted(f)) : null;
+  }
+
   private inForceOf(key: string): FilterInForce | undefined {
     const f = this.filters.get(key);
     if (!f) return undefined;
     const state = this.states.get(key);
     const sha256 = state?.sha256 ?? this.assumed.get(key) ?? null;
     if (sha256 === null) return { unavailable: state ? this.refusal(state) : "the control plane is still resolving its url" };
-    // The spec's own config where no other was accepted here (a digest kept from before a restart): sidecars check it too.
-    const applied = state?.applied ?? { config: f.spec.config, limits: f.spec.limits };
+    // The spec's own config where none was accepted (a digest kept from a status written before
+    // weft kept status.inForce): sidecars check it too.
+    const applied = this.applied(f.metadata.namespace, f.metadata.name) ?? { config: f.spec.config, limits: f.spec.limits };
     return { sha256, config: applied.config, limits: applied.limits };
   }
 
@@ -198,7 +207,7 @@ export class FilterDistribution {
     const previous = this.states.get(key);
     const generation = (f.metadata as { generation?: number }).generation ?? 0;
     const keep = previous ? previous.sha256 : lastResolved(f);
-    const kept = previous?.applied ?? null;
+    const kept = previous ? previous.applied : lastAccepted(f);
     const settle = (state: FilterState) => {
       // A newer spec may have started resolving meanwhile: only the latest one reports.
       if (this.specs.get(key) !== specKey(f)) return;
@@ -226,6 +235,9 @@ export class FilterDistribution {
     const where = `WasmFilter ${key}`;
     try {
       const compiled = await compileFilter(bytes, sha256, f.spec.limits.memoryMiB * 16, where);
+      // The module in force, fetched again (a restarted control plane): served to sidecars even
+      // when this generation's config is refused, as it would be had this control plane kept it.
+      if (sha256 === keep) this.modules.set(sha256, bytes);
       const problems = checkFilterConfig(compiled.manifest, f.spec.config);
       if (problems.length > 0) {
         settle({

@@ -61,9 +61,11 @@ export class StatusWriter {
     const next = essence(status);
     if (this.written.get(key) === next || (!this.written.has(key) && essence(resource.status) === next)) return;
     try {
+      // Replaced whole, not merged: a merge patch would keep a field, or a key of status.inForce's
+      // config, that the new status no longer has.
       await this.api.patchNamespacedCustomObjectStatus(
-        { group: GROUP, version: VERSION, namespace, plural, name, body: { status } },
-        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+        { group: GROUP, version: VERSION, namespace, plural, name, body: [{ op: "add", path: "/status", value: status }] },
+        setHeaderOptions("Content-Type", PatchStrategy.JsonPatch),
       );
       this.written.set(key, next);
     } catch (e) {

@@ -6,7 +6,12 @@
 // selected then, rather than dropping a DENY or a defaultDeny from pods it protected. Without a
 // last good version (a new policy) the Services that exist are enforced and the missing one
 // selects nothing: an ALLOW policy then grants nothing, and nothing was protected before.
-import type { AccessPolicy, AccessPolicySpec } from "../resources/access-policy.ts";
+//
+// The last good version is kept in memory and, by the leader, in the policy's status
+// (status.inForce, policy-status.ts). A control plane that has no memory of it (it restarted, or
+// took over as leader, while the Service was missing) reads it there, so it keeps enforcing what
+// the sidecars enforced before.
+import type { AccessPolicy, AccessPolicyInForce, AccessPolicySpec } from "../resources/access-policy.ts";
 import { keyOf, labelsMatch, targets, type MeshWorld, type PodInfo } from "./world.ts";
 
 /** One AccessPolicy as enforced. */
@@ -15,25 +20,20 @@ export interface AccessInForce {
   key: string;
   namespace: string;
   name: string;
-  /** The spec enforced: the current one, or the last good one while a targetRef is missing. */
-  spec: AccessPolicySpec;
+  /** What is enforced: the current spec, or the last good version while a targetRef is missing. */
+  spec: Pick<AccessPolicySpec, "action" | "rules" | "defaultDeny" | "mtls">;
   /** The targetRefs that name no Service now, in the order written. */
   missing: string[];
-  /** The generation enforced instead of the current one (a targetRef is missing and an earlier generation resolved), else null. */
+  /** The generation whose last good version is enforced while a targetRef is missing, else null. */
   keptGeneration: number | null;
+  /** The last good version, for status.inForce: null for a policy without targetRefs, or one that never resolved. */
+  lastGood: AccessPolicyInForce | null;
   selects(pod: PodInfo): boolean;
 }
 
-interface LastGood {
-  generation: number;
-  spec: AccessPolicySpec;
-  /** The selectors of the Services its targetRefs named when they all existed. */
-  selectors: Record<string, string>[];
-}
-
-// Per world (one control plane, or one test), per policy key. In memory: a control plane that
-// restarts while a targetRef is missing has no last good version (docs/resources.md says so).
-const remembered = new WeakMap<MeshWorld, Map<string, LastGood>>();
+// Per world (one control plane, or one test), per policy key: the last good version, with the
+// selectors of the Services its targetRefs named when they all existed.
+const remembered = new WeakMap<MeshWorld, Map<string, AccessPolicyInForce>>();
 
 const generationOf = (p: AccessPolicy) => (typeof p.metadata.generation === "number" ? p.metadata.generation : 0);
 
@@ -49,23 +49,27 @@ export function accessPoliciesInForce(world: MeshWorld): AccessInForce[] {
     const refs = p.spec.targetRefs ?? [];
     const missing = refs.filter((r) => !world.services.has(keyOf(namespace, r.name))).map((r) => r.name);
     const base = { key, namespace, name, missing };
+    const asWritten = { ...base, spec: p.spec, keptGeneration: null, selects: (pod: PodInfo) => targets(world, namespace, p.spec, pod) };
     if (missing.length === 0) {
+      let good: AccessPolicyInForce | null = null;
       if (refs.length > 0) {
         // A Service without a selector picks no pods (its endpoints are managed by hand): nothing to remember for it.
         const selectors = refs.map((r) => world.services.get(keyOf(namespace, r.name))!.selector).filter((s) => Object.keys(s).length > 0);
-        memory.set(key, { generation: generationOf(p), spec: p.spec, selectors });
+        const { action, rules, defaultDeny, mtls } = p.spec;
+        good = { generation: generationOf(p), action, rules, defaultDeny, ...(mtls ? { mtls } : {}), selectors };
+        memory.set(key, good);
       } else {
         memory.delete(key);
       }
-      out.push({ ...base, spec: p.spec, keptGeneration: null, selects: (pod) => targets(world, namespace, p.spec, pod) });
+      out.push({ ...asWritten, lastGood: good });
       continue;
     }
-    const last = memory.get(key);
+    const last = memory.get(key) ?? p.status?.inForce;
     if (last) {
-      out.push({ ...base, spec: last.spec, keptGeneration: last.generation, selects: (pod) => pod.namespace === namespace && last.selectors.some((s) => labelsMatch(s, pod.labels)) });
+      out.push({ ...base, spec: last, keptGeneration: last.generation, lastGood: last, selects: (pod) => pod.namespace === namespace && last.selectors.some((s) => labelsMatch(s, pod.labels)) });
     } else {
       // targets() already leaves a missing Service out: it picks no pod.
-      out.push({ ...base, spec: p.spec, keptGeneration: null, selects: (pod) => targets(world, namespace, p.spec, pod) });
+      out.push({ ...asWritten, lastGood: null });
     }
   }
   return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));

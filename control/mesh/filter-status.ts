@@ -1,6 +1,7 @@
 // A WasmFilter's status from what the control plane knows: whether its spec was accepted, what
-// its url resolved to, and how many of the pods it selects run it. The cluster writes it to
-// the status subresource; local mode shows it on the dashboard.
+// its url resolved to, how many of the pods it selects run it, and the config they run it with
+// (status.inForce, which a control plane that starts reads back). The cluster writes it to the
+// status subresource; local mode shows it on the dashboard.
 //
 // READY is "running / selected": selected are the injected pods the filter targets (and any pod
 // whose sidecar is connected), running those whose sidecar acknowledged a configuration with
@@ -8,7 +9,7 @@
 import type { FilterDistribution, FilterState } from "../distribution/filters.ts";
 import type { ProxyReportEntry } from "../push/report.ts";
 import { conditionsFrom, type ConditionInput } from "../resources/condition.ts";
-import type { WasmFilter, WasmFilterStatus } from "../resources/wasm-filter.ts";
+import type { WasmFilter, WasmFilterInForce, WasmFilterStatus } from "../resources/wasm-filter.ts";
 import { keyOf, targets, type MeshWorld } from "./world.ts";
 
 /** Why the filter selects no pod: a target Service that does not exist, or a selector that matches nothing. */
@@ -30,9 +31,9 @@ function whyNot(state: FilterState | undefined): string {
 }
 
 /** What runs where the filter is in force, for the Ready message. */
-function whatRuns(state: FilterState | undefined, sha256: string | undefined, generation: number): string {
+function whatRuns(applied: WasmFilterInForce | null, sha256: string | undefined, generation: number): string {
   if (!sha256) return "";
-  const config = state?.applied && state.applied.generation !== generation ? ` with its last accepted config (generation ${state.applied.generation}; this generation's is not accepted, see Accepted)` : "";
+  const config = applied && applied.generation !== generation ? ` with its last accepted config (generation ${applied.generation}; this generation's is not accepted, see Accepted)` : "";
   return `sha256:${sha256}${config}`;
 }
 
@@ -44,6 +45,8 @@ export function wasmFilterStatus(world: MeshWorld, distribution: FilterDistribut
   // What the sidecars are sent: a module (this control plane's, or the digest kept from status), or nothing.
   const inForce = distribution.inForce(filter.metadata.namespace, filter.metadata.name);
   const sha256 = inForce && "sha256" in inForce ? inForce.sha256 : undefined;
+  // Written to status with the digest, so that a control plane that starts keeps both (filters.ts).
+  const applied = sha256 ? distribution.applied(filter.metadata.namespace, filter.metadata.name) : null;
   const selected = new Set<string>();
   for (const [name, pod] of world.pods) if (pod.inMesh && targets(world, filter.metadata.namespace, filter.spec, pod)) selected.add(name);
   let running = 0;
@@ -66,8 +69,8 @@ export function wasmFilterStatus(world: MeshWorld, distribution: FilterDistribut
         ? // The sidecars report it unavailable too: that is this, not a load failure of theirs.
           { type: "Ready", ok: false, reason: "NotInForce", message: `nothing of it is in force (${whyNot(state)}), so on the ${count} selected pod${count === 1 ? "" : "s"} ${applies}` }
         : failing.length > 0
-          ? { type: "Ready", ok: false, reason: "LoadFailed", message: `${running} of ${count} selected pods run ${whatRuns(state, sha256, generation)}; ${failing.length} cannot load it (${failing.slice(0, 3).join("; ")}), so ${applies}` }
-          : { type: "Ready", ok: running === count, reason: running === count ? "Running" : "Updating", message: `${running} of ${count} selected pods run ${whatRuns(state, sha256, generation)}${running < count ? `; ${count - running} not yet (a sidecar that is starting, updating or not connected)` : ""}` };
+          ? { type: "Ready", ok: false, reason: "LoadFailed", message: `${running} of ${count} selected pods run ${whatRuns(applied, sha256, generation)}; ${failing.length} cannot load it (${failing.slice(0, 3).join("; ")}), so ${applies}` }
+          : { type: "Ready", ok: running === count, reason: running === count ? "Running" : "Updating", message: `${running} of ${count} selected pods run ${whatRuns(applied, sha256, generation)}${running < count ? `; ${count - running} not yet (a sidecar that is starting, updating or not connected)` : ""}` };
   return {
     conditions: conditionsFrom(
       [
@@ -81,5 +84,6 @@ export function wasmFilterStatus(world: MeshWorld, distribution: FilterDistribut
     ),
     ...(sha256 ? { sha256 } : {}),
     ready: `${running}/${count}`,
+    ...(applied ? { inForce: applied } : {}),
   };
 }

@@ -1,7 +1,8 @@
 // TrafficPolicy and AccessPolicy status from what the control plane knows: Accepted (False,
 // Conflicted, on the TrafficPolicy that loses a Service to an older one), ResolvedRefs (False,
 // TargetNotFound, while a targetRef names a Service that does not exist) and Ready (whether the
-// policy is in force anywhere). The cluster writes it to the status subresource.
+// policy is in force anywhere), and for an AccessPolicy with targetRefs its last good version
+// (status.inForce). The cluster writes it to the status subresource.
 import { conditionsFrom, type ConditionInput } from "../resources/condition.ts";
 import type { AccessPolicy, AccessPolicyStatus } from "../resources/access-policy.ts";
 import type { TrafficPolicy, TrafficPolicyStatus } from "../resources/traffic-policy.ts";
@@ -62,11 +63,15 @@ export function accessPolicyStatus(world: MeshWorld, policy: AccessPolicy, now: 
   if (missing.length === 0) {
     resolved = { type: "ResolvedRefs", ok: true, reason: "ResolvedRefs", message: policy.spec.targetRefs ? "every targetRef names an existing Service" : policy.spec.selector ? "selects pods by label" : "applies to every workload in the namespace" };
   } else if (enforced?.keptGeneration != null) {
+    // The same generation when the Service was deleted rather than the policy edited.
+    const kept = enforced.keptGeneration === generationOf(policy.metadata)
+      ? `the sidecars keep enforcing this generation (${enforced.keptGeneration}) on the pods its Services selected when they all existed`
+      : `this generation is not in force; the sidecars keep enforcing generation ${enforced.keptGeneration}, the last whose Services all existed, on the pods those Services selected`;
     resolved = {
       type: "ResolvedRefs",
       ok: false,
       reason: "TargetNotFound",
-      message: `${doNotExist(namespace, missing)}: this generation is not in force; the sidecars keep enforcing generation ${enforced.keptGeneration}, the last whose Services all existed, on the pods those Services selected (a change that cannot be applied never widens access)`,
+      message: `${doNotExist(namespace, missing)}: ${kept} (a change that cannot be applied never widens access)`,
     };
   } else {
     resolved = {
@@ -92,5 +97,7 @@ export function accessPolicyStatus(world: MeshWorld, policy: AccessPolicy, now: 
       generationOf(policy.metadata),
       now,
     ),
+    // What a control plane that starts enforces while a targetRef is missing (access-in-force.ts).
+    ...(enforced?.lastGood ? { inForce: enforced.lastGood } : {}),
   };
 }

@@ -3,13 +3,16 @@
 // logLevel) are the proxy's own schemas from proxy/config/filters.ts, defaults included, so a
 // resource means exactly what the proxy will run.
 import * as v from "valibot";
-import { FilterConfig, Sha256 } from "../../proxy/config/filters.ts";
+import { FilterConfig, FilterLimits, Sha256 } from "../../proxy/config/filters.ts";
 import { conditions } from "./condition.ts";
 import { resource } from "./meta.ts";
 import { parseResource } from "./parse.ts";
 import { oneWayToTarget, targetEntries } from "./targets.ts";
 
 const proxy = FilterConfig.entries;
+
+/** A filter's config: any JSON object (the CRD keeps its fields as written). */
+const JsonObject = v.record(v.string(), v.unknown());
 
 // oci://, https://, file:// (local mode), marketplace://NAME@VERSION (a filter from plugins/,
 // pinned to a release), or a bare registry/repository[:tag|@digest], which means oci://.
@@ -38,7 +41,7 @@ export const WasmFilterSpec = v.pipe(
     phase: v.pipe(proxy.phase, v.description("Where in the chain the filter runs: Authn, Authz or Stats; unset: after those three, just before routing.")),
     priority: v.pipe(proxy.priority, v.description("Order within a phase: higher runs first; ties are broken by namespace/name, so the order is always the same.")),
     config: v.optional(
-      v.pipe(v.record(v.string(), v.unknown()), v.description("Handed to the filter as JSON. Checked against the JSON Schema the filter ships, if it ships one; a rejected config shows in the Accepted condition.")),
+      v.pipe(JsonObject, v.description("Handed to the filter as JSON. Checked against the JSON Schema the filter ships, if it ships one; a rejected config shows in the Accepted condition.")),
       {},
     ),
     failStrategy: v.pipe(proxy.failStrategy, v.description("What a request gets when the filter fails (traps, runs out of memory or time): FailClose answers 500, FailOpen skips the filter, FailReload calls a new instance once more, then answers 500.")),
@@ -58,12 +61,22 @@ export const WasmFilterStatus = v.pipe(v.object({
     v.regex(/^[0-9]+\/[0-9]+$/, "must be RUNNING/SELECTED, like 2/3"),
     v.description("Selected pods running this filter / selected pods (those with a sidecar that it targets), as kubectl get shows it."),
   )),
-}), v.description("Written by the control plane: whether the spec is valid, the module resolved, and the selected proxies run it."));
+  inForce: v.optional(v.pipe(
+    v.object({
+      generation: v.pipe(v.number(), v.integer(), v.minValue(0), v.description("The metadata.generation the config and limits were accepted in: this one, or an earlier one while this one's are not accepted.")),
+      config: v.pipe(JsonObject, v.description("The config the sidecars run the module (sha256) with.")),
+      limits: v.pipe(FilterLimits, v.description("The limits the sidecars run it with.")),
+    }),
+    v.description("The last accepted config and limits, which the sidecars run. A control plane that starts (a restart, a new leader) keeps them in force until it accepts others, so an edit that is refused never reaches the sidecars. Unset while nothing of the filter is in force."),
+  )),
+}), v.description("Written by the control plane: whether the spec is valid, the module resolved and the selected proxies run it, and the config they run it with."));
 
 export const WasmFilter = resource("WasmFilter", WasmFilterSpec, WasmFilterStatus);
 
 export type WasmFilter = v.InferOutput<typeof WasmFilter>;
 export type WasmFilterSpec = v.InferOutput<typeof WasmFilterSpec>;
 export type WasmFilterStatus = v.InferOutput<typeof WasmFilterStatus>;
+/** The config and limits the sidecars run a filter's module with, and the generation they were accepted in (status.inForce). */
+export type WasmFilterInForce = NonNullable<WasmFilterStatus["inForce"]>;
 
 export const parseWasmFilter = (input: unknown) => parseResource(WasmFilter, input);
