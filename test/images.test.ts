@@ -179,6 +179,15 @@ describe("the images of npm run image (deploy/image/, docs/images.md)", () => {
       assert.match(legacy.stdout, /^ip6tables-restore v[\d.]+ \(legacy\)/);
     });
 
+    it("does not open Node's inspector on SIGUSR1, for the sidecar and the control plane alike", async () => {
+      // Without --disable-sigusr1 Node prints "Debugger listening on ws://127.0.0.1:9229/..." and serves it.
+      const script = `process.kill(process.pid, "SIGUSR1"); setTimeout(() => fetch("http://127.0.0.1:9229/json/list").then(() => console.log("inspector open"), () => console.log("no inspector")), 500);`;
+      const ran = await podmanRun(WEFT, ["node", "-e", script]);
+      assert.equal(ran.code, 0, ran.stderr);
+      assert.equal(ran.stdout.trim(), "no inspector");
+      assert.doesNotMatch(ran.stderr, /Debugger listening/);
+    });
+
     it("runs weft init as the injected init container does (root, NET_ADMIN and NET_RAW only): the rules are in the container's nat table", async () => {
       // No shell in the image: node runs weft init, then iptables-save shows what it installed.
       const script = `const { execFileSync } = require("node:child_process");

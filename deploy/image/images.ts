@@ -59,7 +59,9 @@ const START: Record<RuntimeName, string[]> = {
 };
 // Each runtime's writes go to /tmp (the injected pod's emptyDir), since the root filesystem is read-only.
 const RUNTIME_ENV: Record<RuntimeName, string[]> = {
-  node: [],
+  // SIGUSR1 would open Node's inspector on the pod's loopback: whoever can signal the sidecar
+  // could then run code next to its mTLS key. Profile a sidecar with --cpu-prof instead.
+  node: ["NODE_OPTIONS=--disable-sigusr1"],
   // Deno keeps its module and code caches in DENO_DIR, and checks for updates unless told not to.
   deno: ["DENO_DIR=/tmp/deno", "DENO_NO_UPDATE_CHECK=1"],
   // Bun caches transpiled files of 50 KB and more under ~/.bun; 0 turns that off.
