@@ -26,13 +26,13 @@ export interface AccessInForce {
   missing: string[];
   /** The generation whose last good version is enforced while a targetRef is missing, else null. */
   keptGeneration: number | null;
-  /** The last good version, for status.inForce: null for a policy without targetRefs, or one that never resolved. */
+  /** The last good version, for status.inForce: null for a policy that never resolved. */
   lastGood: AccessPolicyInForce | null;
   selects(pod: PodInfo): boolean;
 }
 
 // Per world (one control plane, or one test), per policy key: the last good version, with the
-// selectors of the Services its targetRefs named when they all existed.
+// selectors of the pods it was enforced on.
 const remembered = new WeakMap<MeshWorld, Map<string, AccessPolicyInForce>>();
 
 const generationOf = (p: AccessPolicy) => (typeof p.metadata.generation === "number" ? p.metadata.generation : 0);
@@ -51,16 +51,15 @@ export function accessPoliciesInForce(world: MeshWorld): AccessInForce[] {
     const base = { key, namespace, name, missing };
     const asWritten = { ...base, spec: p.spec, keptGeneration: null, selects: (pod: PodInfo) => targets(world, namespace, p.spec, pod) };
     if (missing.length === 0) {
-      let good: AccessPolicyInForce | null = null;
-      if (refs.length > 0) {
-        // A Service without a selector picks no pods (its endpoints are managed by hand): nothing to remember for it.
-        const selectors = refs.map((r) => world.services.get(keyOf(namespace, r.name))!.selector).filter((s) => Object.keys(s).length > 0);
-        const { action, rules, defaultDeny, mtls } = p.spec;
-        good = { generation: generationOf(p), action, rules, defaultDeny, ...(mtls ? { mtls } : {}), selectors };
-        memory.set(key, good);
-      } else {
-        memory.delete(key);
-      }
+      // Remembered with the pods it is for, so that an edit naming a missing Service keeps it in
+      // force there: the selectors of its Services (one without a selector picks no pods, its
+      // endpoints are managed by hand), else its own selector, else the whole namespace ({}).
+      const selectors = refs.length > 0 && !p.spec.selector
+        ? refs.map((r) => world.services.get(keyOf(namespace, r.name))!.selector).filter((s) => Object.keys(s).length > 0)
+        : [p.spec.selector?.matchLabels ?? {}];
+      const { action, rules, defaultDeny, mtls } = p.spec;
+      const good: AccessPolicyInForce = { generation: generationOf(p), action, rules, defaultDeny, ...(mtls ? { mtls } : {}), selectors };
+      memory.set(key, good);
       out.push({ ...asWritten, lastGood: good });
       continue;
     }

@@ -66,7 +66,7 @@ export function accessPolicyStatus(world: MeshWorld, policy: AccessPolicy, now: 
     // The same generation when the Service was deleted rather than the policy edited.
     const kept = enforced.keptGeneration === generationOf(policy.metadata)
       ? `the sidecars keep enforcing this generation (${enforced.keptGeneration}) on the pods its Services selected when they all existed`
-      : `this generation is not in force; the sidecars keep enforcing generation ${enforced.keptGeneration}, the last whose Services all existed, on the pods those Services selected`;
+      : `this generation is not in force; the sidecars keep enforcing generation ${enforced.keptGeneration}, the last that could be applied, on the pods it applied to`;
     resolved = {
       type: "ResolvedRefs",
       ok: false,

@@ -31,14 +31,14 @@ export const AccessPolicyStatus = v.pipe(v.object({
   ),
   inForce: v.optional(v.pipe(
     v.object({
-      generation: v.pipe(v.number(), v.integer(), v.minValue(0), v.description("The metadata.generation enforced: the last whose targetRefs all named existing Services.")),
+      generation: v.pipe(v.number(), v.integer(), v.minValue(0), v.description("The metadata.generation enforced: the last whose targetRefs all named existing Services (or that had none).")),
       ...enforcement,
       selectors: v.pipe(
         v.array(v.record(v.string(), v.string())),
-        v.description("The selectors of the Services its targetRefs named in that generation: it is enforced on the pods with all the labels of any one of them."),
+        v.description("The pods it is enforced on, in that generation: those with all the labels of any one of these selectors (its Services' selectors, or its own selector; {} for the whole namespace)."),
       ),
     }),
-    v.description("For a policy with targetRefs: the last good version, which the sidecars keep enforcing while a targetRef names a Service that does not exist. A control plane that starts (a restart, a new leader) reads it here, so a DENY or a defaultDeny is never dropped from the pods it protected."),
+    v.description("The last good version, which the sidecars keep enforcing while a targetRef names a Service that does not exist (after an edit, or the Service was deleted). A control plane that starts (a restart, a new leader) reads it here, so a DENY or a defaultDeny is never dropped from the pods it protected."),
   )),
 }), v.description("Written by the control plane: whether the policy is valid, its targets exist and every selected pod enforces it, and the version it enforces."));
 
@@ -47,7 +47,7 @@ export const AccessPolicy = resource("AccessPolicy", AccessPolicySpec, AccessPol
 export type AccessPolicy = v.InferOutput<typeof AccessPolicy>;
 export type AccessPolicySpec = v.InferOutput<typeof AccessPolicySpec>;
 export type AccessPolicyStatus = v.InferOutput<typeof AccessPolicyStatus>;
-/** A version of the policy as enforced on the pods of the Services it named (status.inForce). */
+/** A version of the policy as enforced, with the selectors of the pods it was enforced on (status.inForce). */
 export type AccessPolicyInForce = NonNullable<AccessPolicyStatus["inForce"]>;
 
 export const parseAccessPolicy = (input: unknown) => parseResource(AccessPolicy, input);

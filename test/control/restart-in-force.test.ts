@@ -3,8 +3,9 @@
 // What a control plane that restarts keeps in force (issue 14; docs/resources.md, the rule: a
 // change that cannot be applied never widens access): a WasmFilter whose spec now holds a config
 // its schema refuses keeps its last accepted config, FailOpen and FailClose alike, and an
-// AccessPolicy whose targetRef Service is gone keeps its last good DENY, both read back from
-// their status (status.inForce). `weft control` is a real process on a real kube-apiserver,
+// AccessPolicy whose targetRef Service is gone, or that is edited from a label selector to a
+// targetRef naming no Service, keeps its last good DENY, all read back from their status
+// (status.inForce). `weft control` is a real process on a real kube-apiserver,
 // killed (SIGKILL) and started again on the same port; real sidecars keep running through it and
 // one starts after it. Each test first sees a change made while the control plane was down reach
 // a sidecar, so what the sidecars enforce afterwards is what the restarted control plane
@@ -262,5 +263,40 @@ spec: { targetRefs: [{ kind: Service, name: ${target} }], action: DENY, rules: [
     const table = await kubectl(["get", "accesspolicies", "-n", "shop", "-o", "wide"]);
     assert.match(table, /^NAME\s+ACTION\s+DEFAULTDENY\s+ACCEPTED\s+RESOLVEDREFS\s+READY\s+REASON\s+AGE\s+GENERATION\s+INFORCE$/m, table);
     for (const p of policies) assert.match(table, new RegExp(`^${p.name}\\s+DENY\\s+false\\s+True\\s+False\\s+True\\s+InForce\\s+\\S+\\s+1\\s+1$`, "m"), table);
+  });
+
+  it("an AccessPolicy edited from a label selector to a targetRef naming a missing Service keeps its DENY on the pods its selector picked, across a restart", async () => {
+    await apply(`apiVersion: weft.dev/v1alpha1
+kind: AccessPolicy
+metadata: { name: deny-metrics, namespace: shop }
+spec: { selector: { matchLabels: { app: inventory } }, action: DENY, rules: [{ to: [{ paths: [{ value: /metrics-private }] }] }] }
+`);
+    const refused = async () => {
+      const r = await request(inventory.inbound, { path: "/metrics-private" });
+      return r.status === 403 && /access policy shop\/deny-metrics denies/.test(String(r.headers["x-weft-error"]));
+    };
+    await until("deny-metrics to be enforced by inventory-0's sidecar", refused);
+    const o = await until("deny-metrics's status.inForce", async () => {
+      const s = await stored("accesspolicy", "deny-metrics");
+      return s.status?.inForce ? s : null;
+    });
+    const lastGood = { generation: 1, action: "DENY", rules: [{ from: [], to: [{ methods: [], paths: [{ type: "PathPrefix", value: "/metrics-private" }] }] }], defaultDeny: false, selectors: [{ app: "inventory" }] };
+    assert.deepEqual(o.status!.inForce, lastGood);
+
+    // A typo'd Service name: generation 2 cannot say which pods it is for.
+    await kubectl(["patch", "accesspolicy", "deny-metrics", "-n", "shop", "--type", "json", "-p", JSON.stringify([{ op: "remove", path: "/spec/selector" }, { op: "add", path: "/spec/targetRefs", value: [{ kind: "Service", name: "inventroy" }] }])]);
+    const resolved = await conditionWhen("accesspolicy", "deny-metrics", "ResolvedRefs", (c) => c.reason === "TargetNotFound");
+    assert.equal(resolved.message, "Service shop/inventroy does not exist: this generation is not in force; the sidecars keep enforcing generation 1, the last that could be applied, on the pods it applied to (a change that cannot be applied never widens access)");
+    for (let i = 0; i < 3; i++) assert.ok(await refused(), "generation 1's DENY is still enforced");
+
+    // A Service created while the control plane is down shows when the sidecar has the restarted one's configuration.
+    await restart(() => apply(`apiVersion: v1
+kind: Service
+metadata: { name: inventory-c, namespace: shop }
+spec: { selector: { app: inventory }, ports: [{ name: http, port: 80, targetPort: ${inventoryApp.port} }] }
+`));
+    await until("inventory-0's sidecar to get the configuration of the restarted control plane (with inventory-c, created while it was down)", async () => hasVirtualHost(await inventory.dump(), "inventory-c.shop:80"), 60_000);
+    for (let i = 0; i < 5; i++) assert.ok(await refused(), "after the restart, generation 1's DENY is still enforced");
+    assert.deepEqual((await stored("accesspolicy", "deny-metrics")).status!.inForce, lastGood);
   });
 });
