@@ -23,7 +23,7 @@ import { StatusWriter } from "./kubernetes/status.ts";
 import { watchMesh, type MeshWatch } from "./kubernetes/watch.ts";
 import { LeaderElection } from "./kubernetes/leader.ts";
 import { CaBundlePublisher } from "./kubernetes/ca-bundle.ts";
-import { PEER_REPORT_POLL_MS, ProxyReportWriter, REPORT_HEARTBEAT_MS } from "./kubernetes/proxy-report.ts";
+import { latestPerPod, PEER_REPORT_POLL_MS, ProxyReportWriter, REPORT_HEARTBEAT_MS } from "./kubernetes/proxy-report.ts";
 import { apiMessage } from "./kubernetes/errors.ts";
 
 export interface ControllerOptions {
@@ -144,13 +144,11 @@ export async function startController(options: ControllerOptions): Promise<Contr
       // Every replica reports its own sidecars; only the leader writes resource status.
       const own = reportOf(hub.connected);
       if (report) await report.write(own);
-      // Every replica's sidecars (from their reports), this replica's own first: a sidecar
-      // that moved between replicas counts once. Every replica reads them: its dashboard shows them.
-      const sidecars = new Map<string, ProxyReportEntry>();
-      for (const entry of [...own, ...(report ? await report.others(leading()) : [])]) if (!sidecars.has(entry.pod)) sidecars.set(entry.pod, entry);
+      // Every replica's sidecars (from their reports), each once. Every replica reads them: its dashboard shows them.
+      const sidecars = latestPerPod([...own, ...(report ? await report.others(leading()) : [])]);
       // A deleted pod's sidecar can linger in a killed replica's report until it goes stale: only
       // pods that exist count, so status and the dashboard never show a sidecar that is gone.
-      seen = [...sidecars.values()].filter((s) => world.pods.has(s.pod));
+      seen = sidecars.filter((s) => world.pods.has(s.pod));
       if (!leading()) return;
       const now = new Date().toISOString();
       for (const f of world.wasmFilters.values()) await status.writeWasmFilter(f, wasmFilterStatus(world, distribution, f, seen, now));

@@ -31,6 +31,19 @@ export function isStale(report: ProxyReport, now = Date.now()): boolean {
   return !Number.isFinite(at) || now - at > REPORT_STALE_MS;
 }
 
+/**
+ * One entry per sidecar. A sidecar that moved between replicas is in two reports until the one
+ * it left goes stale (a killed replica cannot remove its key): its latest connection is the one.
+ */
+export function latestPerPod<T extends { pod: string; connectedAt?: string }>(entries: Iterable<T>): T[] {
+  const byPod = new Map<string, T>();
+  for (const e of entries) {
+    const seen = byPod.get(e.pod);
+    if (!seen || (e.connectedAt ?? "") > (seen.connectedAt ?? "")) byPod.set(e.pod, e);
+  }
+  return [...byPod.values()];
+}
+
 // ConfigMap keys allow letters, digits, '-', '_' and '.'.
 const keyFor = (replica: string) => `${replica.replace(/[^A-Za-z0-9_.-]/g, "-")}.json`;
 
@@ -64,7 +77,7 @@ export class ProxyReportWriter {
   }
 
   /**
-   * The other live replicas' sidecars, newest report first (a sidecar that moved is in two).
+   * The other live replicas' sidecars (a sidecar that moved is in two: latestPerPod).
    * With `removeStale` (the leader), it removes meanwhile the keys of replicas that stopped
    * without removing them, from the same read.
    */
@@ -72,10 +85,7 @@ export class ProxyReportWriter {
     const reports = await this.otherReports();
     const now = Date.now();
     if (removeStale) await this.removeStale(reports.filter(([, r]) => isStale(r, now)));
-    return reports
-      .filter(([, r]) => !isStale(r, now))
-      .sort(([, a], [, b]) => b.updatedAt.localeCompare(a.updatedAt))
-      .flatMap(([, r]) => r.proxies);
+    return reports.filter(([, r]) => !isStale(r, now)).flatMap(([, r]) => r.proxies);
   }
 
   private async removeStale(stale: [string, ProxyReport][]): Promise<void> {

@@ -2,13 +2,14 @@
 // it runs and the filters in it (from the replicas' reports, control/kubernetes/proxy-report.ts),
 // then every WasmFilter, TrafficPolicy, AccessPolicy and HTTPRoute (Service parents) with the
 // status the control plane wrote, as the API server has them. Needs read access to the
-// weft-proxies ConfigMap, to weft's kinds and to HTTPRoutes; a kind it cannot list is named,
-// not fatal.
+// weft-proxies ConfigMap, to weft's kinds, to HTTPRoutes and to the pods of the sidecars'
+// namespaces; a kind it cannot list is named, not fatal.
 import process from "node:process";
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
 import { apiMessage, apiStatus } from "../kubernetes/errors.ts";
 import { loadKubeConfig } from "../kubernetes/kubeconfig.ts";
-import { isStale, PROXY_REPORT, type ProxyReport } from "../kubernetes/proxy-report.ts";
+import { isStale, latestPerPod, PROXY_REPORT, type ProxyReport } from "../kubernetes/proxy-report.ts";
+import type { ProxyReportEntry } from "../push/report.ts";
 import type { AccessPolicy } from "../resources/access-policy.ts";
 import { GROUP, VERSION } from "../resources/meta.ts";
 import type { TrafficPolicy } from "../resources/traffic-policy.ts";
@@ -25,6 +26,13 @@ import type { StatusValues } from "../../bin/commands/status.ts";
 const DEFAULT_WIDTH = 120;
 
 type Listed<T> = { items: T[] } | { error: string };
+
+/** namespace/name of the pods that exist in `namespaces`. */
+async function existingPods(kubeConfig: KubeConfig, namespaces: Set<string>): Promise<Set<string>> {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const lists = await Promise.all([...namespaces].map(async (namespace) => ({ namespace, pods: await core.listNamespacedPod({ namespace }) })));
+  return new Set(lists.flatMap(({ namespace, pods }) => pods.items.map((p) => `${namespace}/${p.metadata?.name}`)));
+}
 
 /** A kind's objects in every namespace; a kind not installed (404) has none, a refusal is said. */
 async function listAll<T>(kubeConfig: KubeConfig, group: string, version: string, plural: string): Promise<Listed<T>> {
@@ -46,6 +54,7 @@ export async function showStatus(values: StatusValues): Promise<number> {
   if (typeof kubeConfig === "string") throw new UsageError(kubeConfig);
   const { namespace } = values;
   let reports: ProxyReport[];
+  let proxies: (ProxyReportEntry & { replica: string })[];
   let filters: WasmFilter[];
   try {
     const map = await kubeConfig
@@ -57,6 +66,11 @@ export async function showStatus(values: StatusValues): Promise<number> {
       });
     // A killed replica's report stays until the leader removes it: its sidecars have moved on.
     reports = Object.values(map?.data ?? {}).map((text) => JSON.parse(text) as ProxyReport).filter((r) => !isStale(r));
+    // A killed replica's key lists sidecars for up to REPORT_STALE_MS: the ones that moved show
+    // where they are now (latestPerPod), the ones of pods deleted meanwhile not at all.
+    const entries = latestPerPod(reports.flatMap((r) => r.proxies.map((p) => ({ ...p, replica: r.replica }))));
+    const existing = await existingPods(kubeConfig, new Set(entries.map((e) => e.pod.slice(0, e.pod.indexOf("/")))));
+    proxies = entries.filter((e) => existing.has(e.pod)).sort((a, b) => a.pod.localeCompare(b.pod));
     const list = (await kubeConfig.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group: GROUP, version: VERSION, plural: "wasmfilters" })) as { items: WasmFilter[] };
     filters = sorted(list.items);
   } catch (e) {
@@ -83,7 +97,6 @@ export async function showStatus(values: StatusValues): Promise<number> {
   }
   const width = output === "wide" ? undefined : (process.stdout.isTTY && process.stdout.columns) || DEFAULT_WIDTH;
   const digests = new Map(filters.map((f) => [`${f.metadata.namespace}/${f.metadata.name}`, f.status?.sha256]));
-  const proxies = reports.flatMap((r) => r.proxies.map((p) => ({ ...p, replica: r.replica }))).sort((a, b) => a.pod.localeCompare(b.pod));
   if (proxies.length === 0) {
     process.stdout.write(`no sidecars connected${reports.length === 0 ? ` (no report in ${namespace}/${PROXY_REPORT}: is the control plane running there?)` : ""}\n`);
   } else {

@@ -3,12 +3,13 @@
 // `weft status` on a real API server with the control plane writing status (issue 14): it lists
 // TrafficPolicies, AccessPolicies and HTTPRoutes with their conditions next to the sidecars and
 // WasmFilters, every line fits 120 columns (a long message is cut with "…"), and -o wide and
-// -o json give the whole text.
+// -o json give the whole text. A sidecar a killed replica still lists shows once, where it is now,
+// and not at all once its pod is gone.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { KubeConfig } from "@kubernetes/client-node";
 import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
-import { namespaceYaml, serviceYaml } from "../support/service.ts";
+import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml } from "../support/service.ts";
 import { applyCrds, until, weftStatus } from "../support/control-process.ts";
 import { startController, type Controller } from "../../control/controller.ts";
 import { createLogger } from "../../proxy/log.ts";
@@ -62,8 +63,12 @@ spec:
   rules: [{ backendRefs: [{ name: ledger, port: 80, weight: 90 }, { name: ledger-v3, port: 80, weight: 10 }] }]
 `);
     // what a replica reports of a sidecar that refused a configuration (proxy-report.ts)
-    const report = { replica: "replica-a", updatedAt: new Date().toISOString(), proxies: [{ pod: "shop/web-0", sent: "v2", running: "v1", rejected: { version: "v2", error: LONG_ERROR }, filters: [] }] };
-    await apply(JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "weft-proxies", namespace: "weft-system" }, data: { "replica-a.json": JSON.stringify(report) } }));
+    const now = Date.now();
+    const report = { replica: "replica-a", updatedAt: new Date(now).toISOString(), proxies: [{ pod: "shop/web-0", sent: "v2", running: "v1", rejected: { version: "v2", error: LONG_ERROR }, filters: [], connectedAt: new Date(now - 5_000).toISOString() }] };
+    // and what a replica killed a minute ago still lists (its key is not stale yet): web-0 before
+    // it reconnected to replica-a, and the sidecar of a pod deleted since
+    const killed = { replica: "replica-b", updatedAt: new Date(now - 60_000).toISOString(), proxies: ["shop/web-0", "shop/gone-0"].map((pod) => ({ pod, sent: "v1", running: "v1", filters: [], connectedAt: new Date(now - 600_000).toISOString() })) };
+    await apply(`${serviceAccountYaml("shop", "web")}---\n${podYaml({ namespace: "shop", name: "web-0", app: "web", serviceAccount: "web", port: 8080 })}---\n${JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "weft-proxies", namespace: "weft-system" }, data: { "replica-a.json": JSON.stringify(report), "replica-b.json": JSON.stringify(killed) } })}`);
   });
 
   after(async () => {
@@ -79,6 +84,8 @@ spec:
     for (const l of out.split("\n")) assert.ok(l.length <= 120, `a line of ${l.length} characters:\n${l}`);
 
     assert.match(line(out, "shop/web-0"), /^shop\/web-0\s+v1\s+rejected v2: filters\[0\]\.config\.response\.set\[0\]\.value: is required; the.*…\s+-\s+replica-a$/);
+    assert.equal(out.split("\n").filter((l) => l.startsWith("shop/web-0 ")).length, 1, `a sidecar that moved between replicas is listed once, where it is now:\n${out}`);
+    assert.doesNotMatch(out, /shop\/gone-0/, "the sidecar of a deleted pod is not listed");
     assert.match(out, /^TRAFFICPOLICY\s+TARGETS\s+ACCEPTED\s+RESOLVEDREFS\s+READY\s+PROBLEM$/m);
     assert.match(line(out, "shop/a-ledger-new"), /^shop\/a-ledger-new\s+ledger\s+False\s+True\s+False\s+Accepted: Conflicted: TrafficPolicy shop\/ledger-old.*…$/);
     assert.match(line(out, "shop/ledger-old"), /^shop\/ledger-old\s+ledger\s+True\s+True\s+True$/);
