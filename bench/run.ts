@@ -169,7 +169,7 @@ function preflight(): Bins {
 function cpusAllowed(): number[] {
   const status = readFileSync("/proc/self/status", "utf8");
   const m = /^Cpus_allowed_list:\s*(.+)$/m.exec(status);
-  if (!m || !m[1]) return Array.from({ length: availableParallelism() }, (_, i) => i);
+  if (!m?.[1]) return Array.from({ length: availableParallelism() }, (_, i) => i);
   const out: number[] = [];
   for (const part of m[1].trim().split(",")) {
     const [a, b] = part.split("-").map(Number);

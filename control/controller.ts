@@ -3,12 +3,12 @@
 // force: WasmFilters (resolved, how many selected proxies run it), TrafficPolicies and
 // AccessPolicies (accepted, targets found, in force) and HTTPRoutes (weft's status.parents).
 import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
-import type { Logger } from "../proxy/log.ts";
+import type { Logger } from "../shared/log.ts";
 import type { ApiServer, FetchHandler } from "./api/server.ts";
 import { authenticator } from "./api/authenticate.ts";
 import { kubernetesTokenReviewer } from "./ca/token-review.ts";
 import type { FilterDistribution } from "./distribution/filters.ts";
-import type { Credentials } from "./distribution/registry.ts";
+import type { Credentials } from "../shared/oci-registry.ts";
 import type { MarketplaceRelease } from "./distribution/marketplace.ts";
 import type { ProxySettings } from "./mesh/proxy-config.ts";
 import type { MeshWorld } from "./mesh/world.ts";

@@ -3,7 +3,7 @@
 // from a folder of YAML, without Kubernetes.
 import { hostname } from "node:os";
 import process from "node:process";
-import { createLogger } from "../proxy/log.ts";
+import { createLogger } from "../shared/log.ts";
 import { startController } from "./controller.ts";
 import { loadKubeConfig } from "./kubernetes/kubeconfig.ts";
 import { openAuthority } from "./ca/authority.ts";
@@ -20,11 +20,29 @@ import { clusterDashboardSource } from "./dashboard/cluster-source.ts";
 import { selectRuntime } from "../proxy/runtime/select.ts";
 import { MARKETPLACE_DIR, readMarketplace } from "../sdk/cli/marketplace.ts";
 import { shippedMarketplace } from "./distribution/marketplace.ts";
-import { UsageError, type Running } from "../bin/cli/command.ts";
-import type { ControlValues } from "../bin/commands/control.ts";
+import { UsageError, type Running } from "../shared/command.ts";
 
 const YEAR_MS = 365 * 24 * 3600 * 1000;
 const IP = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:]*)$/i;
+
+/** What `weft control`'s flags give (bin/commands/control.ts declares them, and checks at compile time that they fit this). */
+export interface ControlValues {
+  kubeconfig?: string;
+  namespace: string;
+  address: string;
+  port: number;
+  "serving-hosts": string[];
+  "plain-http": boolean;
+  "trust-domain"?: string;
+  "insecure-registries": string[];
+  "no-leader-election": boolean;
+  image?: string;
+  "outbound-traffic"?: string;
+  "dashboard-port": number;
+  marketplace?: string;
+  local?: string;
+  "base-port"?: number;
+}
 
 /** The control plane, as `weft control` (bin/commands/control.ts) asks: in a cluster, or with `local` from a folder. */
 export async function startControl(values: ControlValues): Promise<Running> {

@@ -2,10 +2,10 @@
 // distribution, the configuration computed per workload shape and pushed to connected proxies,
 // and the API they connect to. The sources differ (Kubernetes informers, or a directory of
 // YAML); they fill `world` and call `schedule()`.
-import type { Logger } from "../proxy/log.ts";
+import type { Logger } from "../shared/log.ts";
 import { startApiServer, type ApiServer, type Caller, type FetchHandler } from "./api/server.ts";
 import { FilterDistribution } from "./distribution/filters.ts";
-import type { Credentials } from "./distribution/registry.ts";
+import type { Credentials } from "../shared/oci-registry.ts";
 import { FilterResolver, type ResolveOptions } from "./distribution/resolve.ts";
 import { computeProxyConfig, DEFAULT_SETTINGS, type ProxySettings } from "./mesh/proxy-config.ts";
 import { emptyWorld, keyOf, type MeshWorld } from "./mesh/world.ts";

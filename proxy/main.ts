@@ -2,10 +2,10 @@
 // file changes or on SIGHUP, and drains when stopped (the CLI stops it on SIGTERM/SIGINT).
 import { readFile, stat } from "node:fs/promises";
 import process from "node:process";
-import type { Running } from "../bin/cli/command.ts";
+import type { Running } from "../shared/command.ts";
 import { parseConfigText } from "./config/validate.ts";
 import { selectRuntime } from "./runtime/select.ts";
-import { createLogger } from "./log.ts";
+import { createLogger } from "../shared/log.ts";
 import { Sidecar } from "./sidecar/sidecar.ts";
 import { createTelemetry } from "./telemetry/telemetry.ts";
 

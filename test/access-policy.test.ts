@@ -68,7 +68,7 @@ describe("AccessPolicy enforcement on the inbound listener", () => {
     const refused = await call(CATALOG);
     assert.equal(refused.status, 403);
     assert.match(String(refused.headers["x-weft-error"]), /no access policy allows peer spiffe:\/\/cluster\.local\/ns\/shop\/sa\/catalog GET \/stock \(default deny\)/);
-    assert.match(await plaintext(), /^HTTP\/1\.1 403 [^]*a plaintext caller \(no mesh identity\)/);
+    assert.match(await plaintext(), /^HTTP\/1\.1 403 [\s\S]*a plaintext caller \(no mesh identity\)/);
     assert.equal(app.received.length, before + 1, "refused requests never reached the app");
     const metrics = await (await fetch(`http://127.0.0.1:${server.admin}/metrics`)).text();
     assert.ok(

@@ -22,7 +22,7 @@ import { ControlHttpError, type ControlEndpoint } from "../proxy/control/http.ts
 import { enroll, startRenewal, type EnrolledIdentity } from "../proxy/identity/enroll.ts";
 import { spiffeIdFromCertificate, verifyPeerIdentity } from "../proxy/identity/spiffe.ts";
 import { x509 } from "../proxy/identity/x509.ts";
-import { createLogger } from "../proxy/log.ts";
+import { createLogger } from "../shared/log.ts";
 import { selectRuntime } from "../proxy/runtime/select.ts";
 import type { Conn } from "../proxy/runtime/types.ts";
 import { createCa } from "./support/pki.ts";

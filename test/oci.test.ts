@@ -24,7 +24,7 @@ import {
   WASM_LAYER_MEDIA_TYPE,
   OciReferenceError,
   parseOciReference,
-} from "../control/distribution/registry.ts";
+} from "../shared/oci-registry.ts";
 import { appendCustomSection } from "../sdk/build/custom-section.ts";
 import { builtFilter } from "../sdk/build/cache.ts";
 import { startRegistry, type TestRegistry } from "./support/registry.ts";

@@ -1,8 +1,9 @@
-// `npm test`: installs and builds what the suites need (test/setup.ts), type checks, then runs
-// every suite on the runtimes it declares: Node, then Deno, then Bun. Ends with one line that
-// counts everything: "N passed, N failed", in test cases (each `it` or `test`, counted alike on
-// the three runtimes); a step that crashed, hung or failed without a failed case to show for it
-// counts as at least one failure.
+// `npm test`: installs and builds what the suites need (test/setup.ts), checks which part imports
+// which (test/boundaries.ts), formatting and lint (Biome) and types, then runs every suite on the
+// runtimes it declares: Node, then Deno, then Bun. Ends with one line that counts everything:
+// "N passed, N failed", in test cases (each `it` or `test`, counted alike on the three runtimes);
+// a step that crashed, hung or failed without a failed case to show for it counts as at least one
+// failure.
 //
 //   node test/run.ts [--runtime node|deno|bun]... [FRAGMENT...]
 //
@@ -245,11 +246,22 @@ export function bunCounts(output: string): Counts {
 const over = (suites: string[], step: (files: string[]) => Step): Step[] => (suites.length === 0 ? [] : [step(suites)]);
 const nodeStep = (name: string) => (files: string[]): Step => ({ name, command: bin("node"), args: ["--test", "--test-reporter=spec", "--test-concurrency=1", ...files], count: nodeCounts });
 
-/** The steps that run `suites` on `runtimes`, between the type check and the reliability report. */
+/** The steps that run `suites` on `runtimes`, between the static checks and the reliability report. */
 function plan(suites: readonly Suite[], runtimes: ReadonlySet<Runtime>): Step[] {
   const on = (runtime: Runtime, only?: (s: Suite) => boolean) =>
     runtimes.has(runtime) ? suites.filter((s) => s.runtimes.includes(runtime) && (only?.(s) ?? true)).map((s) => s.file) : [];
   return [
+    {
+      name: "import boundaries (test/boundaries.ts)",
+      command: bin("node"),
+      args: ["test/boundaries.ts"],
+    },
+    // Formatting and lint at once, writing nothing: `npm run format` fixes what the first reports.
+    {
+      name: "format and lint (biome ci)",
+      command: bin("biome"),
+      args: ["ci", "--colors=off", "--error-on-warnings", "--max-diagnostics=50"],
+    },
     {
       name: "typecheck (tsc --noEmit, strict)",
       command: bin("tsc"),

@@ -10,7 +10,7 @@ import path from "node:path";
 import { buildFilter } from "../sdk/build/build.ts";
 import { BuildError } from "../sdk/build/error.ts";
 import { MANIFEST_SECTION, validateManifest } from "../sdk/manifest/manifest.ts";
-import { validateConfig } from "../sdk/manifest/config-schema.ts";
+import { validateConfig } from "../shared/filter-config-schema.ts";
 import { scaffoldFilter } from "../sdk/cli/new.ts";
 import { loadFixtures, validateFixtures } from "../sdk/cli/fixtures.ts";
 import { checkIndex } from "../sdk/marketplace/catalog.ts";

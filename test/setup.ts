@@ -31,7 +31,9 @@ const executable = (file: string) => {
 const onPath = (command: string): Check => () => (process.env.PATH ?? "").split(path.delimiter).some((dir) => dir && executable(path.join(dir, command)));
 const isExecutable = (file: string): Check => () => executable(file);
 const isFile = (file: string): Check => () => existsSync(file);
-const dpkgInstalled = (pkg: string): Check => () => spawnSync("dpkg-query", ["-W", "-f=${Status}", pkg], { encoding: "utf8" }).stdout === "install ok installed";
+// biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format, not a template
+const DPKG_STATUS = "-f=${Status}";
+const dpkgInstalled = (pkg: string): Check => () => spawnSync("dpkg-query", ["-W", DPKG_STATUS, pkg], { encoding: "utf8" }).stdout === "install ok installed";
 
 // Debian packages the tests use as real peers, each with what shows it is installed.
 const DEBIAN: [pkg: string, installed: Check][] = [
@@ -148,6 +150,7 @@ async function tsEngine(): Promise<void> {
   await step("building weft's TypeScript filter engine (sdk/typescript/engine: about 1 min cold, then cached in ~/.cache/weft/ts-engine)", node, [
     "--input-type=module",
     "-e",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a script for node -e, with a template literal of its own
     'import("./sdk/typescript/engine.ts").then((m) => m.engineWasm()).catch((e) => { process.stderr.write(`${e.message}\\n`); process.exit(1); })',
   ]);
 }

@@ -84,7 +84,10 @@ function rawAttempt(port: number, options: tls.ConnectionOptions): Promise<{ dat
   });
 }
 
-/** A refused mesh client: connect may reject, or (TLS 1.3: the server checks the client certificate after the client's Finished) resolve and then close without echo. */
+/**
+ * A refused mesh client: connect may reject, or (TLS 1.3: the server checks the client certificate
+ * after the client's Finished) resolve and then close without echo.
+ */
 async function assertRefused(port: number, options: ClientTlsOptions, accepted: Accepted) {
   let outcome: string;
   try {

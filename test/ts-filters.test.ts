@@ -26,7 +26,7 @@ import { compileFilter } from "../proxy/filters/module.ts";
 import { FilterInstance } from "../proxy/filters/instance.ts";
 import { FilterState } from "../proxy/filters/state.ts";
 import type { FilterMessage } from "../proxy/filters/message.ts";
-import { createLogger } from "../proxy/log.ts";
+import { createLogger } from "../shared/log.ts";
 
 const root = path.resolve(import.meta.dirname ?? ".", "..");
 const fixture = path.join(root, "test", "fixtures", "ts-filter");

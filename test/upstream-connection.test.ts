@@ -3,7 +3,7 @@
 // a response that was read with back-pressure.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Buffer } from "node:buffer";
+import type { Buffer } from "node:buffer";
 import { startUpstream, type Upstream } from "./support/upstream.ts";
 import { selectRuntime } from "../proxy/runtime/select.ts";
 import { UpstreamHttp1 } from "../proxy/upstream/http1-client.ts";

@@ -13,7 +13,7 @@ import { startCluster, freePorts } from "../../test/k8s/cluster.ts";
 import { startRegistry } from "../../test/support/registry.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
 import { serviceYaml } from "../../test/support/service.ts";
-import { RegistryClient } from "../../control/distribution/registry.ts";
+import { RegistryClient } from "../../shared/oci-registry.ts";
 import { CLK_TCK } from "../lib/proc.ts";
 import { CONTROL_NODE_OPTIONS } from "../../control/install/manifests.ts";
 

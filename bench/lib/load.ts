@@ -52,7 +52,7 @@ export async function runWrk(opts: {
   ];
   const out = await run("taskset", args, (opts.seconds + 30) * 1000);
   const m = /WRK_JSON (\{.*\})/.exec(out);
-  if (!m || !m[1]) throw new Error(`wrk printed no summary: ${out.slice(-800)}`);
+  if (!m?.[1]) throw new Error(`wrk printed no summary: ${out.slice(-800)}`);
   const j = JSON.parse(m[1]) as {
     requests: number;
     duration_us: number;

@@ -220,7 +220,7 @@ export function cpuBusy(): Map<string, { busy: number; total: number }> {
   const out = new Map<string, { busy: number; total: number }>();
   for (const line of readFileSync("/proc/stat", "utf8").split("\n")) {
     const m = /^(cpu\d+)\s+(.*)$/.exec(line);
-    if (!m || !m[1] || m[2] === undefined) continue;
+    if (!m?.[1] || m[2] === undefined) continue;
     const v = m[2].trim().split(/\s+/).map(Number);
     const idle = (v[3] ?? 0) + (v[4] ?? 0);
     const total = v.slice(0, 8).reduce((a, b) => a + b, 0);

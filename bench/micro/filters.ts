@@ -2,7 +2,7 @@
 // Filter/instance code the request path uses), with a request carrying ~1 KB of headers.
 //   node bench/micro/filters.ts; deno run -A bench/micro/filters.ts; bun bench/micro/filters.ts
 // Prints one JSON line per case: median and p99 microseconds per call over batches.
-import { createLogger } from "../../proxy/log.ts";
+import { createLogger } from "../../shared/log.ts";
 import { Filter } from "../../proxy/filters/filter.ts";
 import { FilterMetrics } from "../../proxy/filters/metrics.ts";
 import { FilterModuleCache } from "../../proxy/filters/module.ts";

@@ -1,17 +1,10 @@
 // What a weft command is to the runner (runner.ts). Each module of bin/commands is one: it
 // exports its usage text, its options and run; a command with subcommands (weft filter) exports
 // its usage text alone, and the registry lists its subcommands under its name ("filter push").
+// A run returns a Running or throws a UsageError (shared/command.ts, since the implementations
+// it loads live in the parts below bin/, which may not import it).
+import type { Running } from "../../shared/command.ts";
 import type { Options, Values } from "./options.ts";
-
-export type StopSignal = "SIGTERM" | "SIGINT";
-
-/** What a long-running command (a server) gives back: the runner stops it on SIGTERM or SIGINT. */
-export interface Running {
-  /** Stops it gracefully (drains); called once, on the first signal. The process then exits 0, or with `ended`'s code. */
-  stop(signal: StopSignal): Promise<void>;
-  /** For one that may also end by itself (weft dashboard, when kubectl exits): its exit code, once it has ended. */
-  readonly ended?: Promise<number>;
-}
 
 export interface Command<O extends Options = Options> {
   /** Printed for --help (to stdout) and after a usage error (to stderr). */
@@ -38,13 +31,3 @@ export const lazy =
   <V>(load: () => Promise<(values: V, positionals: string[]) => Promise<number | Running> | number | Running>) =>
   async (values: V, positionals: string[]): Promise<number | Running> =>
     (await load())(values, positionals);
-
-/** The command line was wrong (exit 2): each problem names the flag, value or argument, and what to give instead. */
-export class UsageError extends Error {
-  readonly problems: readonly string[];
-  constructor(...problems: string[]) {
-    super(problems.join("; "));
-    this.name = "UsageError";
-    this.problems = problems;
-  }
-}

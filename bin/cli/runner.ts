@@ -8,7 +8,8 @@
 // dependency for the three runtimes and the bundle, for the few value kinds of options.ts).
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { UsageError, type Command, type Group, type Registry, type Running, type StopSignal } from "./command.ts";
+import { UsageError, type Running, type StopSignal } from "../../shared/command.ts";
+import type { Command, Group, Registry } from "./command.ts";
 import type { Options, Values } from "./options.ts";
 
 const HELP = ["--help", "-h", "help"];

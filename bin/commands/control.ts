@@ -47,6 +47,4 @@ export const options = {
   "base-port": port({ min: 1 }),
 };
 
-export type ControlValues = Values<typeof options>;
-
-export const run = lazy(async () => (await import("../../control/main.ts")).startControl);
+export const run = lazy<Values<typeof options>>(async () => (await import("../../control/main.ts")).startControl);

@@ -17,6 +17,4 @@ export const options = {
   context: text(),
 };
 
-export type DashboardValues = Values<typeof options>;
-
-export const run = lazy(async () => (await import("../../control/dashboard/cli.ts")).forwardDashboard);
+export const run = lazy<Values<typeof options>>(async () => (await import("../../control/dashboard/cli.ts")).forwardDashboard);

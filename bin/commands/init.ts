@@ -50,6 +50,4 @@ export const options = {
   cleanup: flag(),
 };
 
-export type InitValues = Values<typeof options>;
-
-export const run = lazy(async () => (await import("../../control/init/cli.ts")).init);
+export const run = lazy<Values<typeof options>>(async () => (await import("../../control/init/cli.ts")).init);

@@ -17,6 +17,4 @@ export const options = {
   "trust-domain": text(),
 };
 
-export type InjectValues = Values<typeof options>;
-
-export const run = lazy(async () => (await import("../../control/inject/cli.ts")).injectFile);
+export const run = lazy<Values<typeof options>>(async () => (await import("../../control/inject/cli.ts")).injectFile);

@@ -17,6 +17,4 @@ export const options = {
   "outbound-traffic": text(),
 };
 
-export type InstallValues = Values<typeof options>;
-
-export const run = lazy(async () => (await import("../../control/install/cli.ts")).printInstall);
+export const run = lazy<Values<typeof options>>(async () => (await import("../../control/install/cli.ts")).printInstall);

@@ -1,7 +1,7 @@
 // `weft proxy`: the sidecar, from a configuration file or from the control plane. The injected
 // sidecar gives its settings in the environment rather than as flags.
 import process from "node:process";
-import { UsageError, type Running } from "../cli/command.ts";
+import { UsageError, type Running } from "../../shared/command.ts";
 import { path, port, text, type Values } from "../cli/options.ts";
 
 export const usage = `usage: weft proxy --config FILE

@@ -31,6 +31,4 @@ export const options = {
   json: flag(),
 };
 
-export type StatusValues = Values<typeof options>;
-
-export const run = lazy(async () => (await import("../../control/status/cli.ts")).showStatus);
+export const run = lazy<Values<typeof options>>(async () => (await import("../../control/status/cli.ts")).showStatus);

@@ -19,6 +19,4 @@ export const options = {
   state: path(),
 };
 
-export type UpValues = Values<typeof options>;
-
-export const run = lazy(async () => (await import("../../control/local/up.ts")).up);
+export const run = lazy<Values<typeof options>>(async () => (await import("../../control/local/up.ts")).up);

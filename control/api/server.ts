@@ -11,7 +11,7 @@ import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
-import type { Logger } from "../../proxy/log.ts";
+import type { Logger } from "../../shared/log.ts";
 import type { PushHub, ProxySession } from "../push/hub.ts";
 
 export type FetchHandler = (request: Request) => Promise<Response>;
@@ -30,7 +30,10 @@ export interface ApiOptions {
   podServiceAccount: (namespace: string, pod: string) => string | null;
   /** A module's bytes, for a caller that runs it: another namespace's module (pulled with its pull secret) is not the caller's to read. */
   module: (sha256: string, caller: Caller) => Uint8Array | undefined;
-  /** More routes in the Fetch API's terms: by exact path (the CSR endpoint, the webhook), or by prefix with a key ending in "/*" (the dashboard). */
+  /**
+   * More routes in the Fetch API's terms: by exact path (the CSR endpoint, the webhook), or by
+   * prefix with a key ending in "/*" (the dashboard).
+   */
   routes?: Record<string, FetchHandler>;
   tls?: { cert: string; key: string };
   address?: string;

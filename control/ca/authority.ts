@@ -6,7 +6,7 @@
 import type * as X509 from "@peculiar/x509";
 import { x509 } from "../../proxy/identity/x509.ts";
 import { parseSpiffeId } from "../../proxy/identity/spiffe.ts";
-import { createLogger, type Logger } from "../../proxy/log.ts";
+import { createLogger, type Logger } from "../../shared/log.ts";
 import { CaMaterialError, loadSigner, type CaMaterial, type Signer } from "./material.ts";
 
 export { CaMaterialError, type CaMaterial } from "./material.ts";

@@ -4,7 +4,7 @@
 // spiffe://<trust domain>/ns/<namespace>/sa/<service account>. A Fetch API handler, so it
 // mounts in Hono or behind a node:http adapter. Tokens, keys and CSRs are never logged.
 import { formatSpiffeId, DEFAULT_TRUST_DOMAIN } from "../../proxy/identity/spiffe.ts";
-import { createLogger, type Logger } from "../../proxy/log.ts";
+import { createLogger, type Logger } from "../../shared/log.ts";
 import { CaMaterialError, CsrError, WORKLOAD_TTL_MS, type CertificateAuthority } from "./authority.ts";
 import type { TokenReviewer } from "./token-review.ts";
 import { readBoundedText } from "../api/body.ts";

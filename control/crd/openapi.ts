@@ -221,7 +221,7 @@ function regexSource(re: RegExp, at: string): string {
   if (re.flags.replace("u", "") !== "") throw new SchemaError(at, `regex ${re} has flags`, "RE2 patterns have no flags: spell out the cases, e.g. [A-Za-z]");
   if (/\(\?<?[=!]|\\[1-9]|\\k</.test(re.source)) throw new SchemaError(at, `regex ${re} uses lookaround or a backreference`, "the API server's RE2 has neither: rewrite it");
   // RegExp.source writes "/" as "\/"; RE2 reads both, people read the first more easily
-  return re.source.replace(/\\(.)/g, (escape, c: string) => (c === "/" ? "/" : escape));
+  return re.source.replace(/\\(.)/g, (escaped, c: string) => (c === "/" ? "/" : escaped));
 }
 
 const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");

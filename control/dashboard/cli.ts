@@ -4,10 +4,17 @@
 // namespace) may look, and nobody else.
 import { spawn } from "node:child_process";
 import process from "node:process";
-import type { Running } from "../../bin/cli/command.ts";
-import type { DashboardValues } from "../../bin/commands/dashboard.ts";
+import type { Running } from "../../shared/command.ts";
 import { CONTROL_NAME, DASHBOARD_PORT } from "../install/names.ts";
 import { DASHBOARD_PATH } from "./app.ts";
+
+/** What `weft dashboard`'s flags give (bin/commands/dashboard.ts declares them, and checks at compile time that they fit this). */
+export interface DashboardValues {
+  namespace: string;
+  port: number;
+  kubeconfig?: string;
+  context?: string;
+}
 
 /** Runs kubectl port-forward until stopped (exit 0) or until kubectl ends (its exit code). */
 export function forwardDashboard(values: DashboardValues): Running {

@@ -18,11 +18,11 @@
 // registry that comes back is used again without anyone touching the filter.
 import { compileFilter } from "../../proxy/filters/module.ts";
 import { checkFilterConfig } from "../../proxy/filters/config-check.ts";
-import type { Logger } from "../../proxy/log.ts";
+import type { Logger } from "../../shared/log.ts";
 import type { WasmFilter, WasmFilterInForce } from "../resources/wasm-filter.ts";
 import type { FilterInForce, ResolvedFilters } from "../mesh/proxy-config.ts";
 import { keyOf } from "../mesh/world.ts";
-import type { Credentials } from "./registry.ts";
+import type { Credentials } from "../../shared/oci-registry.ts";
 import { UnresolvableUrl, type FilterResolver } from "./resolve.ts";
 
 export interface FilterState {
@@ -32,7 +32,10 @@ export interface FilterState {
   resolved: { ok: boolean; reason: string; message: string } | null;
   /** The module in use: this generation's, or the last good one's when this one failed. */
   sha256: string | null;
-  /** The config the module in use runs with, and the generation it was accepted in (this control plane's, or its status's); null when none was accepted. */
+  /**
+   * The config the module in use runs with, and the generation it was accepted in (this control
+   * plane's, or its status's); null when none was accepted.
+   */
   applied: WasmFilterInForce | null;
 }
 
@@ -122,7 +125,10 @@ export class FilterDistribution {
     return this.inForceOf(keyOf(namespace, name));
   }
 
-  /** The config a filter's module runs with and the generation it was accepted in: this control plane's, else its status's; null when none is known. */
+  /**
+   * The config a filter's module runs with and the generation it was accepted in: this control
+   * plane's, else its status's; null when none is known.
+   */
   applied(namespace: string, name: string): WasmFilterInForce | null {
     const key = keyOf(namespace, name);
     const f = this.filters.get(key);

@@ -8,19 +8,13 @@
 // it fetched against the index, so a damaged shipped file or a registry serving other bytes is
 // refused instead of run.
 import { stat } from "node:fs/promises";
-import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { readMarketplace } from "../../sdk/cli/marketplace.ts";
+import { readMarketplace, shippedModulePath } from "../../sdk/cli/marketplace.ts";
 
 /** Where a marketplace release's module is, and its digest by the index (null: the index gives none). */
 export interface MarketplaceRelease {
   url: string;
   sha256: string | null;
-}
-
-/** Where the module of NAME@VERSION is shipped inside the marketplace folder `dir`. */
-export function shippedModulePath(dir: string, name: string, version: string): string {
-  return path.join(dir, name, `${version}.wasm`);
 }
 
 /**

@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { sha256Hex } from "../../proxy/filters/module.ts";
 import type { MarketplaceRelease } from "./marketplace.ts";
-import { PULL_TIMEOUT_MS, RegistryClient, failureText, parseOciReference, readLimited, type Credentials } from "./registry.ts";
+import { PULL_TIMEOUT_MS, RegistryClient, failureText, parseOciReference, readLimited, type Credentials } from "../../shared/oci-registry.ts";
 
 export interface ResolveOptions {
   /** Registries (host[:port]) spoken to over plain HTTP, like Docker's insecure-registries. */

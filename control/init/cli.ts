@@ -5,14 +5,25 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import process from "node:process";
-import { UsageError } from "../../bin/cli/command.ts";
-import type { InitValues } from "../../bin/commands/init.ts";
+import { UsageError } from "../../shared/command.ts";
 import { cleanupInput, installInput, optionProblems, type Family, type InitOptions } from "./rules.ts";
 
 const FAMILIES: { family: Family; save: string; restore: string }[] = [
   { family: "IPv4", save: "iptables-save", restore: "iptables-restore" },
   { family: "IPv6", save: "ip6tables-save", restore: "ip6tables-restore" },
 ];
+
+/** What `weft init`'s flags give (bin/commands/init.ts declares them, and checks at compile time that they fit this). */
+export interface InitValues {
+  "proxy-uid": number;
+  "inbound-port": number;
+  "outbound-port": number;
+  "include-inbound-ports"?: number[];
+  "include-outbound-ports": number[] | "*";
+  "exclude-outbound-ports": number[];
+  "dry-run": boolean;
+  cleanup: boolean;
+}
 
 /** Installs the rules the flags ask for (or removes them, or prints them with --dry-run). */
 export async function init(values: InitValues): Promise<number> {

@@ -41,7 +41,10 @@ const PodAnnotations = v.looseObject({
 
 export type PodAnnotations = v.InferOutput<typeof PodAnnotations>;
 
-/** The weft annotations of a pod, checked; a problem reads `pod annotation weft.dev/runtime="python": must be one of "node", "deno", "bun"`. */
+/**
+ * The weft annotations of a pod, checked; a problem reads `pod annotation
+ * weft.dev/runtime="python": must be one of "node", "deno", "bun"`.
+ */
 export function readAnnotations(annotations: Record<string, string>): Parsed<PodAnnotations> {
   const result = v.safeParse(PodAnnotations, annotations);
   if (result.success) return { ok: true, value: result.output };

@@ -8,8 +8,7 @@ import { Buffer } from "node:buffer";
 import { readFile } from "node:fs/promises";
 import process from "node:process";
 import { Schema, YAML11_SCHEMA, dump, loadAll, timestampTag } from "js-yaml";
-import { UsageError } from "../../bin/cli/command.ts";
-import type { InjectValues } from "../../bin/commands/inject.ts";
+import { UsageError } from "../../shared/command.ts";
 import { injectPod } from "./patch.ts";
 import { parseInjectSettings, type InjectSettings } from "./settings.ts";
 
@@ -31,6 +30,14 @@ const TEMPLATES: Record<string, string[]> = {
 
 type Doc = Record<string, unknown>;
 const isObject = (x: unknown): x is Doc => typeof x === "object" && x !== null && !Array.isArray(x);
+
+/** What `weft inject`'s flags give (bin/commands/inject.ts declares them, and checks at compile time that they fit this). */
+export interface InjectValues {
+  filename?: string;
+  image?: string;
+  "control-plane"?: string;
+  "trust-domain"?: string;
+}
 
 /** Injects the file or stdin `values.filename` names and writes the result to stdout; 1 when any pod cannot be injected. */
 export async function injectFile(values: InjectValues): Promise<number> {

@@ -6,7 +6,7 @@
 // annotation is bad.
 import { Buffer } from "node:buffer";
 import * as v from "valibot";
-import { createLogger, type Logger } from "../../proxy/log.ts";
+import { createLogger, type Logger } from "../../shared/log.ts";
 import { parseResource } from "../resources/parse.ts";
 import { injectPod } from "./patch.ts";
 import { DEFAULT_SETTINGS, type InjectSettings } from "./settings.ts";

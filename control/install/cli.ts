@@ -1,11 +1,19 @@
 // `weft install` (its command line: bin/commands/install.ts): the manifests for
 // `kubectl apply -f -`, as multi-document YAML.
 import process from "node:process";
-import { UsageError } from "../../bin/cli/command.ts";
-import type { InstallValues } from "../../bin/commands/install.ts";
+import { UsageError } from "../../shared/command.ts";
 import { toYaml } from "../crd/yaml.ts";
 import { installManifests } from "./manifests.ts";
 import { isOutboundTraffic, OUTBOUND_TRAFFIC } from "../mesh/proxy-config.ts";
+
+/** What `weft install`'s flags give (bin/commands/install.ts declares them, and checks at compile time that they fit this). */
+export interface InstallValues {
+  namespace?: string;
+  image?: string;
+  replicas?: string;
+  "insecure-registries": string[];
+  "outbound-traffic"?: string;
+}
 
 export function printInstall(values: InstallValues): number {
   const replicas = values.replicas === undefined ? undefined : Number(values.replicas);

@@ -4,7 +4,7 @@
 // the API server trusts the control plane too. Both are rewritten when they differ.
 import { AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
 import { Buffer } from "node:buffer";
-import type { Logger } from "../../proxy/log.ts";
+import type { Logger } from "../../shared/log.ts";
 import { INJECT, NAMESPACE_INJECT_VALUES } from "../inject/annotations.ts";
 import { CONFIGURATION_NAME, WEBHOOK_NAME } from "../inject/manifest.ts";
 import { CA_CONFIG_MAP } from "../inject/patch.ts";

@@ -3,7 +3,7 @@
 // taken over only once its holder has not renewed it for a whole lease duration, and every
 // write names the resourceVersion it read, so two replicas cannot both win.
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
-import type { Logger } from "../../proxy/log.ts";
+import type { Logger } from "../../shared/log.ts";
 import { apiMessage, apiStatus } from "./errors.ts";
 
 export interface LeaderOptions {

@@ -5,7 +5,7 @@
 // removes its key. One that is killed cannot: its key goes stale, readers ignore it, and the
 // leader removes it. Reading it needs nothing but Kubernetes RBAC on that ConfigMap.
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
-import type { Logger } from "../../proxy/log.ts";
+import type { Logger } from "../../shared/log.ts";
 import type { ProxyReportEntry } from "../push/report.ts";
 import { apiMessage, apiStatus } from "./errors.ts";
 

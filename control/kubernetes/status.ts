@@ -3,7 +3,7 @@
 // (WasmFilter, TrafficPolicy, AccessPolicy) whole, and weft's entries of an HTTPRoute's
 // status.parents, a list other controllers write too.
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
-import type { Logger } from "../../proxy/log.ts";
+import type { Logger } from "../../shared/log.ts";
 import { apiMessage, apiStatus } from "./errors.ts";
 import { GROUP, VERSION } from "../resources/meta.ts";
 import type { AccessPolicy, AccessPolicyStatus } from "../resources/access-policy.ts";

@@ -2,7 +2,7 @@
 // the configuration depends on. An informer that loses its watch is restarted after a pause,
 // and the model keeps what it had meanwhile, so proxies keep their configuration.
 import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, makeInformer, type KubeConfig, type KubernetesListObject, type KubernetesObject } from "@kubernetes/client-node";
-import type { Logger } from "../../proxy/log.ts";
+import type { Logger } from "../../shared/log.ts";
 import { parseAccessPolicy } from "../resources/access-policy.ts";
 import { GROUP, VERSION } from "../resources/meta.ts";
 import type { Parsed } from "../resources/parse.ts";

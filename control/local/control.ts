@@ -3,7 +3,7 @@
 // sidecar authenticates with a token this process handed it. The configuration computation,
 // filter distribution and push are the cluster's own (control/plane.ts).
 import path from "node:path";
-import type { Logger } from "../../proxy/log.ts";
+import type { Logger } from "../../shared/log.ts";
 import { authenticator } from "../api/authenticate.ts";
 import type { FetchHandler } from "../api/server.ts";
 import { openAuthority } from "../ca/authority.ts";

@@ -5,7 +5,7 @@
 // directly, where a pod would have had iptables send them.
 import { randomBytes } from "node:crypto";
 import { watch, type FSWatcher } from "node:fs";
-import type { Logger } from "../../proxy/log.ts";
+import type { Logger } from "../../shared/log.ts";
 import type { TokenReviewer } from "../ca/token-review.ts";
 import { keyOf, labelsMatch, type EndpointSliceInfo, type MeshWorld, type PodInfo } from "../mesh/world.ts";
 import { readDirectory, type DirectoryRead } from "./directory.ts";

@@ -6,10 +6,9 @@ import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import process from "node:process";
-import { createLogger } from "../../proxy/log.ts";
+import { createLogger } from "../../shared/log.ts";
 import { currentRuntime, RUNTIME_NAMES, type RuntimeName } from "../../proxy/runtime/current.ts";
-import { UsageError, type Running } from "../../bin/cli/command.ts";
-import type { UpValues } from "../../bin/commands/up.ts";
+import { UsageError, type Running } from "../../shared/command.ts";
 import { labelsMatch } from "../mesh/world.ts";
 import { startLocalControl, type LocalControl } from "./control.ts";
 import type { LocalInstance } from "./mesh.ts";
@@ -37,6 +36,14 @@ interface Replica {
   fingerprint: string;
   sidecar: Supervised;
   app: Supervised;
+}
+
+/** What `weft up`'s flags give (bin/commands/up.ts declares them, and checks at compile time that they fit this). */
+export interface UpValues {
+  port?: number;
+  "base-port"?: number;
+  runtime: RuntimeName;
+  state?: string;
 }
 
 /** Runs the mesh in `given` (the shop demo when absent) until the returned Running is stopped. */

@@ -49,7 +49,10 @@ export interface PodInfo {
   inMesh: boolean;
   /** The app's container ports, in the order the pod lists them. */
   containerPorts: { name?: string; port: number }[];
-  /** Where the sidecar reaches the app when not on the pod's loopback at the Service's target port (local mode: processes share one host). */
+  /**
+   * Where the sidecar reaches the app when not on the pod's loopback at the Service's target port
+   * (local mode: processes share one host).
+   */
   app?: { address: string; port: number };
 }
 

@@ -4,7 +4,7 @@
 // that reconnects with the current version gets nothing to apply.
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import type { Logger } from "../../proxy/log.ts";
+import type { Logger } from "../../shared/log.ts";
 
 export interface ProxyKey {
   namespace: string;

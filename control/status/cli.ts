@@ -19,8 +19,7 @@ import {
   type HttpRouteObject,
 } from "./rows.ts";
 import { table } from "./table.ts";
-import { UsageError } from "../../bin/cli/command.ts";
-import type { StatusValues } from "../../bin/commands/status.ts";
+import { UsageError } from "../../shared/command.ts";
 
 /** Line width when stdout is not a terminal (a pipe, a file, a CI log). */
 const DEFAULT_WIDTH = 120;
@@ -46,6 +45,14 @@ async function listAll<T>(kubeConfig: KubeConfig, group: string, version: string
 }
 
 const sorted = <T extends { metadata: { namespace?: string; name: string } }>(items: T[]) => items.slice().sort((a, b) => nameOf(a).localeCompare(nameOf(b)));
+
+/** What `weft status`'s flags give (bin/commands/status.ts declares them, and checks at compile time that they fit this). */
+export interface StatusValues {
+  kubeconfig?: string;
+  namespace: string;
+  output?: "wide" | "json";
+  json: boolean;
+}
 
 /** Prints the status (`weft status`, bin/commands/status.ts); 1 when the API server could not be read. */
 export async function showStatus(values: StatusValues): Promise<number> {

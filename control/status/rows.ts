@@ -31,7 +31,7 @@ const statusOf = (conditions: readonly Condition[] | undefined, type: string) =>
 /** The first of `types` that is not True, as "Type: Reason: message"; "" when all are True. */
 function problem(conditions: readonly Condition[] | undefined, types: string[], generation: unknown): string {
   if (!conditions?.length) return NO_STATUS;
-  const bad = types.map((t) => find(conditions, t)).find((c) => !c || c.status !== "True");
+  const bad = types.map((t) => find(conditions, t)).find((c) => c?.status !== "True");
   if (bad) return `${bad.type}: ${bad.reason}: ${bad.message}`;
   const stale = conditions.find((c) => typeof generation === "number" && c.observedGeneration !== undefined && c.observedGeneration < generation);
   return stale ? `status is for generation ${stale.observedGeneration}, the spec is at ${String(generation)}: the control plane has not caught up` : "";

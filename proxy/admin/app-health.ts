@@ -51,7 +51,10 @@ export interface ProbeResult {
   detail: string;
 }
 
-/** Runs one probe against the app on 127.0.0.1: the app's own status for HTTP (the kubelet counts 200-399 as success), 200 or 503 for TCP. */
+/**
+ * Runs one probe against the app on 127.0.0.1: the app's own status for HTTP (the kubelet counts
+ * 200-399 as success), 200 or 503 for TCP.
+ */
 export function runAppProbe(probe: AppProbe): Promise<ProbeResult> {
   const timeoutMs = probe.timeoutSeconds * 1000;
   if (probe.kind === "tcp") {

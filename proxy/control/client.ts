@@ -1,7 +1,7 @@
 // The proxy's side of the configuration stream: it subscribes to the control plane, applies
 // each version it is sent and acknowledges it, or rejects it and keeps the last good one.
 // While the control plane is away the proxy keeps serving and reconnects with backoff.
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../shared/log.ts";
 import { postJson, readEventStream, type ControlEndpoint } from "./http.ts";
 
 export interface ConfigPush {

@@ -10,7 +10,7 @@ import { parseConfig } from "../config/validate.ts";
 import type { AppProbes } from "../admin/app-health.ts";
 import type { ProxyConfig } from "../config/schema.ts";
 import { enroll, startRenewal, type EnrolledIdentity, type Renewal } from "../identity/enroll.ts";
-import { createLogger } from "../log.ts";
+import { createLogger } from "../../shared/log.ts";
 import { selectRuntime } from "../runtime/select.ts";
 import { Sidecar } from "../sidecar/sidecar.ts";
 import { createTelemetry } from "../telemetry/telemetry.ts";
@@ -32,7 +32,10 @@ export interface ManagedProxyOptions {
   caFile?: string;
   adminAddress: string;
   adminPort: number;
-  /** Where this proxy binds its listeners, by listener name, over what the control plane says (several proxies on one host: tests, local mode). */
+  /**
+   * Where this proxy binds its listeners, by listener name, over what the control plane says
+   * (several proxies on one host: tests, local mode).
+   */
   bind?: Record<string, { address?: string; port?: number }>;
   filterCacheDir?: string;
   /** The app's kubelet probes (WEFT_APP_PROBES), answered on the admin port. */

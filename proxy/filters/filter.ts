@@ -3,7 +3,7 @@
 // starts a fresh instance and calls once more. After any failure the instance is dropped,
 // since a trapped module's memory may be half-updated.
 import type { FilterConfig } from "../config/filters.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../shared/log.ts";
 import { diagnosticHeaderValue } from "../http/headers.ts";
 import { FilterFault } from "./fault.ts";
 import { FilterInstance, type InstanceServices } from "./instance.ts";

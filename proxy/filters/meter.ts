@@ -382,6 +382,7 @@ class Metering {
       case 10:
         this.code(r!, w);
         break;
+      // biome-ignore lint/suspicious/noFallthroughSwitchClause: refuse() throws (it returns never)
       case 13:
         refuse("a tag section", "exception handling", "in the module", at);
       default: // function, data, data count: nothing in them changes

@@ -5,7 +5,7 @@
 // attached to get its failStrategy.
 import type { Registry } from "prom-client";
 import type { FilterConfig } from "../config/filters.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../shared/log.ts";
 import { FilterChain } from "./chain.ts";
 import { Filter } from "./filter.ts";
 import { FilterMetrics } from "./metrics.ts";

@@ -7,7 +7,7 @@ import { Buffer } from "node:buffer";
 import type * as X509 from "@peculiar/x509";
 import type { Identity } from "../config/schema.ts";
 import { postJson, type ControlEndpoint } from "../control/http.ts";
-import { createLogger, type Logger } from "../log.ts";
+import { createLogger, type Logger } from "../../shared/log.ts";
 import { spiffeIdFromCertificate } from "./spiffe.ts";
 import { x509 } from "./x509.ts";
 

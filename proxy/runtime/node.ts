@@ -22,7 +22,7 @@ export function wrapSocket(socket: net.Socket, tls: TlsInfo | null): Conn {
     failure = e;
   };
   const onClose = () => conn.onClose(failure);
-  // EventEmitter takes listeners of any arguments; each of these knows its own event.
+  // biome-ignore lint/suspicious/noExplicitAny: EventEmitter takes listeners of any arguments; each of these knows its own event.
   const listeners: [string, (...args: any[]) => void][] = [
     ["data", onData],
     ["end", onEnd],

@@ -4,7 +4,7 @@
 import type { Cluster, Identity, Listener, ProxyConfig } from "../config/schema.ts";
 import type { ClientTlsOptions, Conn, Runtime, Server, ServerTlsOptions, TlsRefusal } from "../runtime/types.ts";
 import type { ProxyTelemetry } from "../telemetry/telemetry.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../shared/log.ts";
 import type { ForwardContext } from "../forwarder/forward.ts";
 import { forward } from "../forwarder/forward.ts";
 import { Router } from "../routing/router.ts";

@@ -3,7 +3,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import process from "node:process";
-import { createLogger } from "../../proxy/log.ts";
+import { createLogger } from "../../shared/log.ts";
 import { buildFilter } from "../build/build.ts";
 import { BuildError } from "../build/error.ts";
 import { loadFixtures } from "./fixtures.ts";

@@ -14,7 +14,7 @@ import type { FilterMessage, LocalReply } from "../../proxy/filters/message.ts";
 import { FilterMetrics } from "../../proxy/filters/metrics.ts";
 import { compileFilter, sha256Hex, type CompiledFilter } from "../../proxy/filters/module.ts";
 import { FilterState } from "../../proxy/filters/state.ts";
-import type { Logger } from "../../proxy/log.ts";
+import type { Logger } from "../../shared/log.ts";
 import type { FilterFixture } from "./fixtures.ts";
 
 export interface FixtureResult {

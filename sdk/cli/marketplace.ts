@@ -1,5 +1,6 @@
-// The marketplace as `weft filter search/add` see it: the index shipped with weft
-// (plugins/index.json) and a WasmFilter that attaches a listed filter.
+// The marketplace folder shipped with weft as `weft filter search/add/mirror` and the control
+// plane read it: its index (plugins/index.json), where a release's module is shipped beside it,
+// and a WasmFilter that attaches a listed filter.
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,6 +12,11 @@ import type { IndexPlugin, IndexVersion, MarketplaceIndex } from "../marketplace
  * image's has the built modules (NAME/VERSION.wasm) the control plane serves.
  */
 export const MARKETPLACE_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "plugins");
+
+/** Where the module of NAME@VERSION is shipped inside the marketplace folder `dir`. */
+export function shippedModulePath(dir: string, name: string, version: string): string {
+  return path.join(dir, name, `${version}.wasm`);
+}
 
 export async function readMarketplace(dir = MARKETPLACE_DIR): Promise<MarketplaceIndex> {
   const file = path.join(dir, "index.json");

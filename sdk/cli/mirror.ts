@@ -7,12 +7,10 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import process from "node:process";
-import { UsageError } from "../../bin/cli/command.ts";
-import type { MirrorValues } from "../../bin/commands/filter/mirror.ts";
-import { OciReferenceError, RegistryClient, parseOciReference, type Credentials } from "../../control/distribution/registry.ts";
-import { shippedModulePath } from "../../control/distribution/marketplace.ts";
+import { UsageError } from "../../shared/command.ts";
+import { OciReferenceError, RegistryClient, parseOciReference, type Credentials } from "../../shared/oci-registry.ts";
 import { sha256Hex } from "../../proxy/filters/module.ts";
-import { MARKETPLACE_DIR, readMarketplace } from "./marketplace.ts";
+import { MARKETPLACE_DIR, readMarketplace, shippedModulePath } from "./marketplace.ts";
 
 const out = (text: string) => process.stdout.write(text);
 
@@ -36,6 +34,13 @@ function credentials(): Credentials | undefined {
   if (username === undefined && password === undefined) return undefined;
   if (!username || password === undefined) throw new UsageError("set both WEFT_REGISTRY_USERNAME and WEFT_REGISTRY_PASSWORD, or neither for an anonymous push");
   return { username, password };
+}
+
+/** What `weft filter mirror`'s flags give (bin/commands/filter/mirror.ts declares them, and checks at compile time that they fit this). */
+export interface MirrorValues {
+  "plain-http": boolean;
+  marketplace?: string;
+  timeout?: number;
 }
 
 /** Pushes every release to oci://`target`/plugins/NAME:VERSION; 1 when one could not be pushed (nothing more is). */

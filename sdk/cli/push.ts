@@ -5,9 +5,8 @@ import { Buffer } from "node:buffer";
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import process from "node:process";
-import { UsageError } from "../../bin/cli/command.ts";
-import type { PushValues } from "../../bin/commands/filter/push.ts";
-import { OciReferenceError, RegistryClient, RegistryError, parseOciReference, type Credentials } from "../../control/distribution/registry.ts";
+import { UsageError } from "../../shared/command.ts";
+import { OciReferenceError, RegistryClient, RegistryError, parseOciReference, type Credentials } from "../../shared/oci-registry.ts";
 import { buildFilter } from "../build/build.ts";
 import { readManifest, type FilterManifest } from "../../proxy/filters/module.ts";
 
@@ -57,6 +56,14 @@ async function credentials(username: string | undefined, passwordStdin: boolean)
   if (user === undefined) throw new UsageError("a password needs a username: give --username U or WEFT_REGISTRY_USERNAME");
   if (password === undefined) throw new UsageError(`--username ${user} needs a password: pipe it to --password-stdin or set WEFT_REGISTRY_PASSWORD`);
   return { username: user, password };
+}
+
+/** What `weft filter push`'s flags give (bin/commands/filter/push.ts declares them, and checks at compile time that they fit this). */
+export interface PushValues {
+  "plain-http": boolean;
+  username?: string;
+  "password-stdin": boolean;
+  timeout: number;
 }
 
 /** Pushes `from` (a filter folder or a .wasm) to `reference`; 1 when the registry failed. */

@@ -3,7 +3,7 @@
 // ("configschema") is not silently dropped.
 import * as v from "valibot";
 import { FilterPhase } from "../../proxy/config/filters.ts";
-import { checkSchema } from "./config-schema.ts";
+import { checkSchema } from "../../shared/filter-config-schema.ts";
 
 export const MANIFEST_SECTION = "weft.manifest";
 

@@ -7,7 +7,7 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { loadAll } from "js-yaml";
 import { readManifest } from "../build/build.ts";
-import { validateConfig } from "../manifest/config-schema.ts";
+import { validateConfig } from "../../shared/filter-config-schema.ts";
 
 const ARTIFACT_REPOSITORY = "oci://ghcr.io/weft-dev/plugins";
 

@@ -19,7 +19,7 @@ import { directoryStore } from "../../control/ca/dir-store.ts";
 import { enrollmentHandler, ENROLLMENT_PATH } from "../../control/ca/enrollment.ts";
 import { kubernetesSecretStore } from "../../control/ca/secret-store.ts";
 import { kubernetesTokenReviewer } from "../../control/ca/token-review.ts";
-import { createLogger } from "../../proxy/log.ts";
+import { createLogger } from "../../shared/log.ts";
 
 const NS = "weft-system";
 const API_AUDIENCE = "https://kubernetes.default.svc.cluster.local"; // the cluster's --service-account-issuer

@@ -21,7 +21,7 @@ import { histogramQuantile } from "../../control/dashboard/quantile.ts";
 import { isTrafficMetric, trafficOf } from "../../control/dashboard/traffic.ts";
 import { TrafficWindow } from "../../control/dashboard/window.ts";
 import { PushHub } from "../../control/push/hub.ts";
-import { createLogger } from "../../proxy/log.ts";
+import { createLogger } from "../../shared/log.ts";
 import { ISTIO_BUCKETS, ProxyMetrics } from "../../proxy/telemetry/metrics.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
 import { request } from "../support/client.ts";
@@ -418,6 +418,7 @@ describe("the dashboard in a browser, over real sidecars", { timeout: 120_000 },
       const n = (v: string | undefined) => (v === undefined || v === "" ? null : Number(v));
       return { total: n(d.requestsTotal), rps: n(d.rps), errorRate: n(d.errorRate), p99: n(d.p99Ms), window: n(d.windowSeconds), reporters: d.reporters, label: el.querySelector("text")?.textContent };
     });
+  // biome-ignore lint/performance/useDomNodeTextContent: Playwright's Locator.innerText(), the text as the page shows it
   const cell = (row: string, field: string) => page.locator(`${row} [data-field="${field}"]`).innerText();
 
   it("draws who calls whom with the rate, error rate and p99 of the traffic sent, and keeps up without a reload", async () => {

@@ -33,7 +33,7 @@ import { openLoop, expectOk, assertLoad, type LoadReply, type LoadResult } from 
 import { request } from "../support/client.ts";
 import { applyCrds, weftStatus, hostAddress, restartApiserver, startControl, startSidecar, until, writeMeshRoot, writeProxyToken, type ControlProcess, type RestartedApiserver, type SidecarProcess } from "../support/control-process.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
-import { RegistryClient, PULL_TIMEOUT_MS } from "../../control/distribution/registry.ts";
+import { RegistryClient, PULL_TIMEOUT_MS } from "../../shared/oci-registry.ts";
 import { startManagedProxy, type ManagedProxy } from "../../proxy/control/managed.ts";
 import { Recorder } from "../hostile/record.ts";
 import { REPORT_STALE_MS, type ProxyReport } from "../../control/kubernetes/proxy-report.ts";

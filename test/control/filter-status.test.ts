@@ -4,7 +4,7 @@
 // with the pod and the reason (the sidecar answers that filter's requests with its failStrategy).
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createLogger } from "../../proxy/log.ts";
+import { createLogger } from "../../shared/log.ts";
 import { FilterDistribution } from "../../control/distribution/filters.ts";
 import { FilterResolver } from "../../control/distribution/resolve.ts";
 import { wasmFilterStatus } from "../../control/mesh/filter-status.ts";

@@ -20,7 +20,7 @@ import { injectPod, type AddOperation } from "../../control/inject/patch.ts";
 import { DEFAULT_SETTINGS, parseInjectSettings, WEFT_VERSION } from "../../control/inject/settings.ts";
 import { injectionWebhook } from "../../control/inject/webhook.ts";
 import { parseAppProbes } from "../../proxy/admin/app-health.ts";
-import { createLogger } from "../../proxy/log.ts";
+import { createLogger } from "../../shared/log.ts";
 import { startCluster, type Cluster } from "../k8s/cluster.ts";
 import { createCa, issueWorkload } from "../support/pki.ts";
 

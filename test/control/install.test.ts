@@ -13,7 +13,7 @@ import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
 import { helmBinary } from "../k8s/helm.ts";
 import { loadAll } from "js-yaml";
 import { startController, type Controller } from "../../control/controller.ts";
-import { createLogger } from "../../proxy/log.ts";
+import { createLogger } from "../../shared/log.ts";
 
 const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
 const weft = (args: string[]) =>

@@ -21,13 +21,13 @@ import { until, weftStatus, writeProxyToken } from "../support/control-process.t
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
 import { request } from "../support/client.ts";
-import { RegistryClient } from "../../control/distribution/registry.ts";
+import { RegistryClient } from "../../shared/oci-registry.ts";
 import { startController, type Controller } from "../../control/controller.ts";
 import { openAuthority, type CertificateAuthority } from "../../control/ca/authority.ts";
 import { directoryStore } from "../../control/ca/dir-store.ts";
 import { ENROLLMENT_PATH, enrollmentHandler } from "../../control/ca/enrollment.ts";
 import { kubernetesTokenReviewer } from "../../control/ca/token-review.ts";
-import { createLogger } from "../../proxy/log.ts";
+import { createLogger } from "../../shared/log.ts";
 
 const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
 const bin = (name: string) => path.join(root, "node_modules", ".bin", name);
@@ -284,7 +284,7 @@ spec:
       while (!stop && sent < 2000) {
         sent++;
         const r = await viaProxy().catch(() => null);
-        if (!r || r.status !== 200) failed++;
+        if (r?.status !== 200) failed++;
         else seen.add(String(r.headers["x-filter-version"]));
       }
     })();

@@ -19,7 +19,7 @@ import { applyCrds, hostAddress, startSidecar, until, writeProxyToken, type Side
 import { startMeshControl } from "../support/mesh-control.ts";
 import { request } from "../support/client.ts";
 import type { Controller } from "../../control/controller.ts";
-import { createLogger } from "../../proxy/log.ts";
+import { createLogger } from "../../shared/log.ts";
 
 const HOST = hostAddress();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

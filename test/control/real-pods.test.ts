@@ -39,7 +39,10 @@ describe("weft in real pods on a real node", { timeout: 20 * 60_000 }, () => {
   let k8s: Cluster;
   const kubectl = (args: string[], input?: string) => k8s.kubectl(args, input);
   const pods = async (ns: string) => (JSON.parse(await kubectl(["get", "pods", "-n", ns, "-o", "json"])) as { items: PodJson[] }).items;
-  /** Runs `script` with Node in the app container of `deployment` (the shop's image has no shell): its calls go out through that pod's sidecar. */
+  /**
+   * Runs `script` with Node in the app container of `deployment` (the shop's image has no shell):
+   * its calls go out through that pod's sidecar.
+   */
   const inPod = (deployment: string, container: string, script: string) => kubectl(["exec", "-n", "shop", `deploy/${deployment}`, "-c", container, "--", "node", "-e", script]);
 
   before(async () => {
@@ -202,7 +205,7 @@ spec:
     }
     // Through the sidecar, not around it: its access log names the passthrough cluster.
     const log = await kubectl(["logs", "-n", "shop", "deploy/catalog-v1", "-c", "weft-proxy"]);
-    assert.match(log, new RegExp(`"upstream_cluster":"PassthroughCluster"`));
+    assert.match(log, /"upstream_cluster":"PassthroughCluster"/);
   });
 
   it("with weft install --outbound-traffic refuse, the meshed pod gets a 404 naming the option", async () => {

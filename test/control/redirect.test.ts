@@ -23,11 +23,11 @@ import { writeProxyToken } from "../support/control-process.ts";
 import { startMeshControl } from "../support/mesh-control.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
-import { RegistryClient } from "../../control/distribution/registry.ts";
+import { RegistryClient } from "../../shared/oci-registry.ts";
 import type { Controller } from "../../control/controller.ts";
 import { injectorWebhookConfiguration, WEBHOOK_PATH } from "../../control/inject/manifest.ts";
 import { injectionWebhook } from "../../control/inject/webhook.ts";
-import { createLogger } from "../../proxy/log.ts";
+import { createLogger } from "../../shared/log.ts";
 
 const ROOT = path.resolve(import.meta.dirname ?? ".", "..", "..");
 const NODE = path.join(ROOT, "node_modules", ".bin", "node");
@@ -63,7 +63,7 @@ async function preflight(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("this suite makes a network namespace and iptables rules in it: run it as root (in a container or VM)");
 }
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
 
 describe("an app in a pod's network namespace, injected by the webhook, reaches a Service over mTLS through its sidecar", () => {
   let k8s: Cluster;

@@ -22,7 +22,7 @@ import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import { request } from "../support/client.ts";
 import { applyCrds, hostAddress, startControl, startSidecar, until, writeMeshRoot, writeProxyToken, type ControlProcess, type SidecarProcess } from "../support/control-process.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
-import { RegistryClient } from "../../control/distribution/registry.ts";
+import { RegistryClient } from "../../shared/oci-registry.ts";
 
 const HOST = hostAddress();
 

@@ -26,7 +26,7 @@ import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import { applyCrds, hostAddress, startControl, startSidecar, until, weftStatus, writeMeshRoot, type ControlProcess, type SidecarProcess } from "../support/control-process.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
-import { RegistryClient } from "../../control/distribution/registry.ts";
+import { RegistryClient } from "../../shared/oci-registry.ts";
 import { ENROLLMENT_PATH } from "../../control/ca/enrollment.ts";
 import { WEBHOOK_PATH } from "../../control/inject/manifest.ts";
 import { namespaceYaml, podYaml, serviceAccountYaml } from "../support/service.ts";

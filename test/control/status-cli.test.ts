@@ -12,7 +12,7 @@ import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
 import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml } from "../support/service.ts";
 import { applyCrds, until, weftStatus } from "../support/control-process.ts";
 import { startController, type Controller } from "../../control/controller.ts";
-import { createLogger } from "../../proxy/log.ts";
+import { createLogger } from "../../shared/log.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // a sidecar's refusal as long as the ones the issue saw (400+ characters on one line)

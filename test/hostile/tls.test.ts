@@ -291,9 +291,9 @@ describe("hostile TLS peers", () => {
   });
 
   describe("servers the outbound cluster refuses", () => {
-    const escape = (id: string) => id.replace(/[/.]/g, "\\$&");
+    const escapeRe = (id: string) => id.replace(/[/.]/g, "\\$&");
     const refused: { name: string; host: string; error: RegExp }[] = [
-      { name: "a server with the wrong SPIFFE ID", host: "impostor", error: new RegExp(`server identity rejected: peer SPIFFE ID ${escape(SERVER_ID)} is not the expected identity \\(${escape(STRANGER_ID)}\\)`) },
+      { name: "a server with the wrong SPIFFE ID", host: "impostor", error: new RegExp(`server identity rejected: peer SPIFFE ID ${escapeRe(SERVER_ID)} is not the expected identity \\(${escapeRe(STRANGER_ID)}\\)`) },
       { name: "a server certificate without a SPIFFE ID", host: "no-spiffe-id", error: /server identity rejected: peer certificate has no usable SPIFFE ID: the certificate has no spiffe:\/\/ URI SAN/ },
       // Deno (rustls) reports an expired or future leaf as UNABLE_TO_VERIFY_LEAF_SIGNATURE.
       { name: "a server certificate that has expired", host: "expired", error: /failed: (CERT_HAS_EXPIRED: certificate has expired|UNABLE_TO_VERIFY_LEAF_SIGNATURE)/ },

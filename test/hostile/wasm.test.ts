@@ -143,7 +143,10 @@ interface Misbehaviour {
   check?: (reply: Reply) => void;
 }
 
-/** A filter that fails when asked to (HOSTILE): FailClose's 500 names the fault, the metric counts it, the next request gets a fresh instance. */
+/**
+ * A filter that fails when asked to (HOSTILE): FailClose's 500 names the fault, the metric counts
+ * it, the next request gets a fresh instance.
+ */
 function misbehaves(category: string, m: Misbehaviour): void {
   rec.case("hostile input", category, m.name, () =>
     withFilter(m.module, { prefixes: [m.path ?? "/hostile"], filter: m.limits ? { limits: m.limits } : {} }, async (proxy) => {
@@ -402,11 +405,11 @@ describe("hostile WebAssembly filters", () => {
     ];
     for (const [module, fn, params, results, signature] of misdeclared) {
       const wanted = { weft_respond: "(i32, i64, i64)", weft_get: "(i64) -> i64", weft_write: "(i32, i32) -> i64", alloc: "(i64) -> i64", abort: "(i32, i32, i32, i32)" }[fn]!;
-      const escape = (text: string) => text.replace(/[/.()]/g, "\\$&");
+      const escapeRe = (text: string) => text.replace(/[/.()]/g, "\\$&");
       refusedAtLoad("Security", {
         name: `${module} ${fn} imported as ${signature} is refused at load`,
         module: importing(module, fn, params, results),
-        reason: new RegExp(`the module imports "${escape(module)}" "${fn}" as ${escape(signature)}, but weft provides it as ${escape(wanted)}: declare it with that signature`),
+        reason: new RegExp(`the module imports "${escapeRe(module)}" "${fn}" as ${escapeRe(signature)}, but weft provides it as ${escapeRe(wanted)}: declare it with that signature`),
       });
     }
     refusedAtLoad("Security", {

@@ -1,5 +1,5 @@
 // A real HTTP/2 client (node:http2) for tests.
-import http2 from "node:http2";
+import type http2 from "node:http2";
 import { Buffer } from "node:buffer";
 
 export interface H2Reply {

@@ -12,7 +12,7 @@ import { openAuthority, type CertificateAuthority } from "../../control/ca/autho
 import { directoryStore } from "../../control/ca/dir-store.ts";
 import { ENROLLMENT_PATH, enrollmentHandler } from "../../control/ca/enrollment.ts";
 import { kubernetesTokenReviewer } from "../../control/ca/token-review.ts";
-import { createLogger, type Logger } from "../../proxy/log.ts";
+import { createLogger, type Logger } from "../../shared/log.ts";
 
 export interface MeshControl {
   controller: Controller;

@@ -4,7 +4,7 @@ import { parseConfig } from "../../proxy/config/validate.ts";
 import type { ProxyConfig, ProxyConfigInput } from "../../proxy/config/schema.ts";
 import { Sidecar } from "../../proxy/sidecar/sidecar.ts";
 import { selectRuntime } from "../../proxy/runtime/select.ts";
-import { createLogger, type Level } from "../../proxy/log.ts";
+import { createLogger, type Level } from "../../shared/log.ts";
 import { createTelemetry } from "../../proxy/telemetry/telemetry.ts";
 
 export interface RunningProxy {

@@ -1,5 +1,5 @@
 // `weft filter add NAME[@VERSION]`: a WasmFilter for a marketplace filter.
-import { UsageError } from "../../cli/command.ts";
+import { UsageError } from "../../../shared/command.ts";
 import { text, type Values } from "../../cli/options.ts";
 
 export const usage = `usage: weft filter add NAME[@VERSION] [--namespace NS] [--app LABEL]

@@ -1,5 +1,5 @@
 // `weft filter mirror REGISTRY[/PATH]`: every marketplace release, copied to a registry of your own.
-import { UsageError } from "../../cli/command.ts";
+import { UsageError } from "../../../shared/command.ts";
 import { duration, flag, path, type Values } from "../../cli/options.ts";
 
 export const usage = `usage: weft filter mirror REGISTRY[/PATH] [--plain-http] [--marketplace DIR] [--timeout SECONDS]
@@ -19,9 +19,7 @@ export const options = {
   timeout: duration("each push's deadline", 86_400),
 };
 
-export type MirrorValues = Values<typeof options>;
-
-export async function run(o: MirrorValues, [registry]: string[]): Promise<number> {
+export async function run(o: Values<typeof options>, [registry]: string[]): Promise<number> {
   const target = registry?.replace(/^oci:\/\//, "").replace(/\/+$/, "");
   if (!target) throw new UsageError(`give the registry to mirror to, e.g. "weft filter mirror registry.example.com:5000" or "weft filter mirror ghcr.io/acme"`);
   const { mirror } = await import("../../../sdk/cli/mirror.ts");

@@ -1,5 +1,5 @@
 // `weft filter new NAME`: a folder with a working filter to start from.
-import { UsageError } from "../../cli/command.ts";
+import { UsageError } from "../../../shared/command.ts";
 import { choice, path, type Values } from "../../cli/options.ts";
 import type { Engine } from "../../../sdk/cli/new.ts";
 

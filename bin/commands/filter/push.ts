@@ -1,7 +1,7 @@
 // `weft filter push oci://REF [DIR|FILE.wasm]`: a filter published as a Wasm OCI artifact.
-import { UsageError } from "../../cli/command.ts";
+import { UsageError } from "../../../shared/command.ts";
 import { duration, flag, text, type Values } from "../../cli/options.ts";
-import { PUSH_TIMEOUT_MS } from "../../../control/distribution/registry.ts";
+import { PUSH_TIMEOUT_MS } from "../../../shared/oci-registry.ts";
 
 export const usage = `usage: weft filter push oci://REF [DIR|FILE.wasm] [--plain-http] [--username U --password-stdin] [--timeout SECONDS]
 
@@ -21,9 +21,7 @@ export const options = {
   timeout: duration("the push's deadline", 86_400, { default: PUSH_TIMEOUT_MS }),
 };
 
-export type PushValues = Values<typeof options>;
-
-export async function run(o: PushValues, [ref, from = "."]: string[]): Promise<number> {
+export async function run(o: Values<typeof options>, [ref, from = "."]: string[]): Promise<number> {
   if (!ref) throw new UsageError(`give the artifact's reference, e.g. "weft filter push oci://localhost:5000/filters/my-auth --plain-http" in the filter's folder`);
   const [{ push }, { reportingBuildErrors }] = await Promise.all([import("../../../sdk/cli/push.ts"), import("../../../sdk/cli/command.ts")]);
   return reportingBuildErrors(() => push(o, ref, from));

@@ -40,7 +40,10 @@ export interface ConnectOptions {
   credentials?: Credentials;
   /** Talk plain HTTP instead of HTTPS (a local registry); off unless asked for. */
   plainHttp?: boolean;
-  /** The whole push or pull is stopped after this long (default PUSH_TIMEOUT_MS or PULL_TIMEOUT_MS): a registry that trickles or hangs cannot hold it forever. */
+  /**
+   * The whole push or pull is stopped after this long (default PUSH_TIMEOUT_MS or PULL_TIMEOUT_MS):
+   * a registry that trickles or hangs cannot hold it forever.
+   */
   timeoutMs?: number;
 }
 
