@@ -78,7 +78,9 @@ if (opt.help) {
   --load-cpu N            core for the load generators and the upstream (default 0)
   --keep-workdir          keep the generated configs, certificates and logs
   --no-write              print the table but write nothing to bench/results/
-scenario ids: ${allScenarios().map((s) => s.id).join(", ")}`);
+scenario ids: ${allScenarios()
+    .map((s) => s.id)
+    .join(", ")}`);
   process.exit(0);
 }
 
@@ -159,7 +161,9 @@ function preflight(): Bins {
   const allowed = new Set(cpusAllowed());
   for (const c of [settings.proxyCpu, settings.loadCpu]) {
     if (!allowed.has(Number(c))) {
-      fail(`core ${c} is not available to this process (cores: ${[...allowed].join(",")}); the benchmark needs 2 cores, see --proxy-cpu/--load-cpu`);
+      fail(
+        `core ${c} is not available to this process (cores: ${[...allowed].join(",")}); the benchmark needs 2 cores, see --proxy-cpu/--load-cpu`,
+      );
     }
   }
   if (settings.proxyCpu === settings.loadCpu) fail("--proxy-cpu and --load-cpu must differ");
@@ -249,7 +253,12 @@ function vegetaVersion(bin: string): string {
 
 class StartError extends Error {}
 
-async function visit(ctx: Ctx, s: Scenario, roundNo: number, wrkScript: string): Promise<{ round: RoundResult; pinning: Record<string, string>; processes: ScenarioResult["processes"]; logs?: Record<string, string> }> {
+async function visit(
+  ctx: Ctx,
+  s: Scenario,
+  roundNo: number,
+  wrkScript: string,
+): Promise<{ round: RoundResult; pinning: Record<string, string>; processes: ScenarioResult["processes"]; logs?: Record<string, string> }> {
   const r: RoundResult = { round: roundNo, status: "failed" };
   const t0 = Date.now();
   let procs: Managed[] = [];
@@ -279,7 +288,14 @@ async function visit(ctx: Ctx, s: Scenario, roundNo: number, wrkScript: string):
 
     try {
       log(`  warm-up ${settings.warmupSeconds}s`);
-      const warm = await runWrk({ wrk: ctx.bins.wrk, cpus: ctx.loadCpu, url: running.url, connections: settings.connections, seconds: settings.warmupSeconds, script: wrkScript });
+      const warm = await runWrk({
+        wrk: ctx.bins.wrk,
+        cpus: ctx.loadCpu,
+        url: running.url,
+        connections: settings.connections,
+        seconds: settings.warmupSeconds,
+        script: wrkScript,
+      });
       assertAlive(procs, "warm-up");
       try {
         await checkBody(running.url);
@@ -321,12 +337,16 @@ async function visit(ctx: Ctx, s: Scenario, roundNo: number, wrkScript: string):
         foreignVcpu: round(fv, 3),
         waitedForQuietMs: q1.waitedMs,
       };
-      log(`    ${r.throughput.rps} req/s, proxy ${r.throughput.proxyVcpu} vCPU, cores busy load ${r.throughput.coreBusy.load} proxy ${r.throughput.coreBusy.proxy}, ${errs} errors${fv >= DISTURBED ? `, DISTURBED (other processes used ${round(fv, 2)} vCPU)` : ""}`);
+      log(
+        `    ${r.throughput.rps} req/s, proxy ${r.throughput.proxyVcpu} vCPU, cores busy load ${r.throughput.coreBusy.load} proxy ${r.throughput.coreBusy.proxy}, ${errs} errors${fv >= DISTURBED ? `, DISTURBED (other processes used ${round(fv, 2)} vCPU)` : ""}`,
+      );
       if (w.requests === 0) throw new Error("no request completed in the throughput phase");
       await sleep(500);
 
       const q2 = await quiet();
-      log(`  latency at ${settings.latencyRate} req/s for ${settings.latencySeconds}s (open loop, after ${settings.latencyWarmupSeconds}s unrecorded)`);
+      log(
+        `  latency at ${settings.latencyRate} req/s for ${settings.latencySeconds}s (open loop, after ${settings.latencyWarmupSeconds}s unrecorded)`,
+      );
       const l: LatencyResult = await runVegeta({
         vegeta: ctx.bins.vegeta,
         cpus: ctx.loadCpu,
@@ -361,9 +381,11 @@ async function visit(ctx: Ctx, s: Scenario, roundNo: number, wrkScript: string):
           vcpuPer1kRps: round(sum(l.cpu.map((c) => c.vcpu)) / per1k, 4),
         };
       }
-      log(`    p50 ${r.latency.p50Ms} ms, p99 ${r.latency.p99Ms} ms, p99.9 ${r.latency.p999Ms} ms, ${l.errors} errors` +
-        (r.cpuAtRate ? `, ${r.cpuAtRate.vcpuPer1kRps} vCPU per 1k req/s` : "") +
-        (l.foreignVcpu >= DISTURBED ? `, DISTURBED (other processes used ${round(l.foreignVcpu, 2)} vCPU)` : ""));
+      log(
+        `    p50 ${r.latency.p50Ms} ms, p99 ${r.latency.p99Ms} ms, p99.9 ${r.latency.p999Ms} ms, ${l.errors} errors` +
+          (r.cpuAtRate ? `, ${r.cpuAtRate.vcpuPer1kRps} vCPU per 1k req/s` : "") +
+          (l.foreignVcpu >= DISTURBED ? `, DISTURBED (other processes used ${round(l.foreignVcpu, 2)} vCPU)` : ""),
+      );
     } finally {
       clearInterval(sampler);
     }
@@ -416,7 +438,9 @@ async function quiet(): Promise<{ waitedMs: number }> {
   const q = await waitQuiet(Math.max(0, Math.min(settings.quietWaitSeconds * 1000, quietBudgetMs)));
   quietBudgetMs -= Math.max(0, q.waitedMs - 500);
   if (q.waitedMs > 1000) {
-    log(`    (waited ${round(q.waitedMs / 1000, 1)} s for other processes to go quiet${q.quiet ? "" : `; still ${round(q.foreignVcpu, 2)} vCPU busy, measuring anyway`})`);
+    log(
+      `    (waited ${round(q.waitedMs / 1000, 1)} s for other processes to go quiet${q.quiet ? "" : `; still ${round(q.foreignVcpu, 2)} vCPU busy, measuring anyway`})`,
+    );
   }
   return { waitedMs: q.waitedMs };
 }
@@ -432,7 +456,13 @@ function median(xs: number[]): number {
 }
 
 /** Medians over the undisturbed rounds (or all successful ones, flagged, if none was). */
-function aggregate(s: Scenario, rounds: RoundResult[], pinning: Record<string, string>, processes: ScenarioResult["processes"], logs?: Record<string, string>): ScenarioResult {
+function aggregate(
+  s: Scenario,
+  rounds: RoundResult[],
+  pinning: Record<string, string>,
+  processes: ScenarioResult["processes"],
+  logs?: Record<string, string>,
+): ScenarioResult {
   const ok = rounds.filter((r) => r.status === "ok");
   const retried = rounds.filter((r) => r.retried);
   const clean = ok.filter((r) => !disturbed(r));
@@ -541,7 +571,12 @@ async function main(): Promise<void> {
   }
 
   const only = opt.only ? new Set(opt.only.split(",").map((s) => s.trim())) : null;
-  const skip = new Set((opt.skip ?? "").split(",").map((s) => s.trim()).filter((s) => s !== ""));
+  const skip = new Set(
+    (opt.skip ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== ""),
+  );
   const known = new Set(allScenarios().map((s) => s.id));
   for (const id of [...(only ?? []), ...skip]) if (!known.has(id)) fail(`unknown scenario id ${id}; known: ${[...known].join(", ")}`);
   const scenarios = allScenarios()
@@ -550,15 +585,21 @@ async function main(): Promise<void> {
 
   const busyPorts = portsInUse(Object.values(PORTS));
   if (busyPorts.length > 0) {
-    fail(`ports ${busyPorts.join(", ")} are already in use (the benchmark needs ${Object.values(PORTS).join(", ")} on 127.0.0.1); stop whatever listens there (\`ss -ltnp\`) and retry`);
+    fail(
+      `ports ${busyPorts.join(", ")} are already in use (the benchmark needs ${Object.values(PORTS).join(", ")} on 127.0.0.1); stop whatever listens there (\`ss -ltnp\`) and retry`,
+    );
   }
   // weft runs as it ships: the esbuild bundle (no type stripping at start-up).
   execFileSync("npm", ["run", "--silent", "build"], { cwd: repo, stdio: ["ignore", "ignore", "inherit"] });
   const dir = mkdtempSync(join(tmpdir(), "weft-bench-"));
   const info = machineInfo(bins);
   const startedAt = new Date();
-  log(`weft bench (${settings.mode}): ${scenarios.length} scenarios; proxies on cpu ${settings.proxyCpu}, load + upstream on cpu ${settings.loadCpu}`);
-  log(`  ${info.machine.cpuModel}, kernel ${info.machine.kernel}; node ${info.versions.node}, deno ${info.versions.deno}, bun ${info.versions.bun}, nginx ${info.versions.nginx}, haproxy ${info.versions.haproxy}`);
+  log(
+    `weft bench (${settings.mode}): ${scenarios.length} scenarios; proxies on cpu ${settings.proxyCpu}, load + upstream on cpu ${settings.loadCpu}`,
+  );
+  log(
+    `  ${info.machine.cpuModel}, kernel ${info.machine.kernel}; node ${info.versions.node}, deno ${info.versions.deno}, bun ${info.versions.bun}, nginx ${info.versions.nginx}, haproxy ${info.versions.haproxy}`,
+  );
   log(`  work dir ${dir}`);
 
   const ctx: Ctx = {
@@ -580,7 +621,10 @@ async function main(): Promise<void> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   const rounds = new Map<string, RoundResult[]>(scenarios.map((s) => [s.id, []]));
-  const meta = new Map<string, { pinning: Record<string, string>; processes: ScenarioResult["processes"]; logs?: Record<string, string> }>();
+  const meta = new Map<
+    string,
+    { pinning: Record<string, string>; processes: ScenarioResult["processes"]; logs?: Record<string, string> }
+  >();
   const gaveUp = new Set<string>();
   try {
     upstream = startUpstream(ctx);
@@ -602,7 +646,11 @@ async function main(): Promise<void> {
         list.push(v.round);
         rounds.set(s.id, list);
         const prev = meta.get(s.id);
-        meta.set(s.id, { pinning: v.round.status === "ok" || !prev ? v.pinning : prev.pinning, processes: v.processes, logs: v.logs ?? prev?.logs });
+        meta.set(s.id, {
+          pinning: v.round.status === "ok" || !prev ? v.pinning : prev.pinning,
+          processes: v.processes,
+          logs: v.logs ?? prev?.logs,
+        });
         // A scenario that cannot even start (weft not there yet, a runtime refusing a feature)
         // will not start in the next round either.
         if (v.round.startFailed) gaveUp.add(s.id);
@@ -645,7 +693,10 @@ async function main(): Promise<void> {
   if (!opt["no-write"]) {
     const outDir = join(here, "results");
     mkdirSync(outDir, { recursive: true });
-    const stamp = startedAt.toISOString().replace(/[:.]/g, "-").replace(/-\d{3}Z$/, "Z");
+    const stamp = startedAt
+      .toISOString()
+      .replace(/[:.]/g, "-")
+      .replace(/-\d{3}Z$/, "Z");
     const jsonPath = join(outDir, `${stamp}${quick ? "-quick" : ""}.json`);
     writeFileSync(jsonPath, `${JSON.stringify(bench, null, 2)}\n`);
     writeFileSync(join(outDir, "latest.md"), md.replaceAll("{{json}}", relative(outDir, jsonPath)));
@@ -658,7 +709,10 @@ async function main(): Promise<void> {
 /** Ratios to nginx (same group) and to the same runtime without filters, and latency added over direct. */
 function derive(results: ScenarioResult[]): void {
   const direct = results.find((r) => r.id === "direct" && r.status === "ok");
-  const nginx = { plain: results.find((r) => r.id === "nginx" && r.status === "ok"), mtls: results.find((r) => r.id === "nginx-mtls" && r.status === "ok") };
+  const nginx = {
+    plain: results.find((r) => r.id === "nginx" && r.status === "ok"),
+    mtls: results.find((r) => r.id === "nginx-mtls" && r.status === "ok"),
+  };
   for (const r of results) {
     if (r.status !== "ok") continue;
     const ref = nginx[r.group];

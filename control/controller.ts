@@ -66,8 +66,11 @@ async function pullSecret(core: CoreV1Api, namespace: string, name: string): Pro
     throw new Error(`cannot read pull secret ${namespace}/${name}: ${apiMessage(e)}`);
   });
   const json = secret.data?.[".dockerconfigjson"];
-  if (!json) throw new Error(`pull secret ${namespace}/${name} has no .dockerconfigjson (make it with kubectl create secret docker-registry)`);
-  const config = JSON.parse(Buffer.from(json, "base64").toString("utf8")) as { auths?: Record<string, { username?: string; password?: string; auth?: string }> };
+  if (!json)
+    throw new Error(`pull secret ${namespace}/${name} has no .dockerconfigjson (make it with kubectl create secret docker-registry)`);
+  const config = JSON.parse(Buffer.from(json, "base64").toString("utf8")) as {
+    auths?: Record<string, { username?: string; password?: string; auth?: string }>;
+  };
   // One registry per pull secret is what WasmFilters use; the first entry with credentials wins.
   for (const entry of Object.values(config.auths ?? {})) {
     if (entry.username && entry.password) return { username: entry.username, password: entry.password };
@@ -154,7 +157,8 @@ export async function startController(options: ControllerOptions): Promise<Contr
       for (const f of world.wasmFilters.values()) await status.writeWasmFilter(f, wasmFilterStatus(world, distribution, f, seen, now));
       for (const p of world.trafficPolicies.values()) await status.writeTrafficPolicy(p, trafficPolicyStatus(world, p, now));
       for (const p of world.accessPolicies.values()) await status.writeAccessPolicy(p, accessPolicyStatus(world, p, now));
-      for (const r of world.httpRoutes.values()) await status.writeHttpRoute(r.namespace, r.name, httpRouteParentConditions(world, r), seenOf(r).generation, now);
+      for (const r of world.httpRoutes.values())
+        await status.writeHttpRoute(r.namespace, r.name, httpRouteParentConditions(world, r), seenOf(r).generation, now);
     });
     return writing;
   };

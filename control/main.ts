@@ -49,7 +49,10 @@ export async function startControl(values: ControlValues): Promise<Running> {
   if (values.local !== undefined) return startLocal(values.local, values);
   // A --marketplace folder without an index is a typo: say so now, not in every marketplace filter's status.
   if (values.marketplace !== undefined) {
-    const problem = await readMarketplace(values.marketplace).then(() => null, (e: Error) => e.message);
+    const problem = await readMarketplace(values.marketplace).then(
+      () => null,
+      (e: Error) => e.message,
+    );
     if (problem) throw new UsageError(`--marketplace ${values.marketplace}: ${problem}`);
   }
   const kubeConfig = loadKubeConfig(values.kubeconfig);
@@ -58,9 +61,14 @@ export async function startControl(values: ControlValues): Promise<Running> {
   const { namespace, port } = values;
   const trustDomain = values["trust-domain"] ?? "cluster.local";
   // The injected sidecars talk to this control plane, under its trust domain, with its image.
-  const injection = parseInjectSettings({ image: values.image, trustDomain, controlPlane: `https://${CONTROL_NAME}.${namespace}.svc:${API_PORT}` });
+  const injection = parseInjectSettings({
+    image: values.image,
+    trustDomain,
+    controlPlane: `https://${CONTROL_NAME}.${namespace}.svc:${API_PORT}`,
+  });
   const outboundTraffic = values["outbound-traffic"] ?? DEFAULT_SETTINGS.outboundTraffic;
-  if (!isOutboundTraffic(outboundTraffic)) throw new UsageError(`--outbound-traffic must be ${OUTBOUND_TRAFFIC.join(" or ")}, not "${outboundTraffic}"`);
+  if (!isOutboundTraffic(outboundTraffic))
+    throw new UsageError(`--outbound-traffic must be ${OUTBOUND_TRAFFIC.join(" or ")}, not "${outboundTraffic}"`);
   if (!injection.ok) throw new UsageError(...injection.problems);
   const dashboardPort = values["dashboard-port"];
   const identity = `${hostname()}-${process.pid}`;
@@ -70,7 +78,11 @@ export async function startControl(values: ControlValues): Promise<Running> {
   const service = `${CONTROL_NAME}.${namespace}`;
   const serving = values["plain-http"]
     ? null
-    : await authority.issueServing([CONTROL_NAME, service, `${service}.svc`, `${service}.svc.cluster.local`, ...extra.filter((h) => !IP.test(h))], ["127.0.0.1", ...extra.filter((h) => IP.test(h))], YEAR_MS);
+    : await authority.issueServing(
+        [CONTROL_NAME, service, `${service}.svc`, `${service}.svc.cluster.local`, ...extra.filter((h) => !IP.test(h))],
+        ["127.0.0.1", ...extra.filter((h) => IP.test(h))],
+        YEAR_MS,
+      );
   const controller = await startController({
     kubeConfig,
     log,
@@ -93,7 +105,9 @@ export async function startControl(values: ControlValues): Promise<Running> {
   // On the pod's loopback only: kubectl port-forward reaches it, so Kubernetes RBAC
   // (pods/portforward) decides who sees the mesh's topology, not whoever reaches the pod.
   const board = dashboardPort > 0 ? dashboard(clusterDashboardSource(controller, injection.value.ports.admin)) : null;
-  const boardServer = board ? await selectRuntime().serveHttp({ address: "127.0.0.1", port: dashboardPort }, (request) => board.fetch(request)) : null;
+  const boardServer = board
+    ? await selectRuntime().serveHttp({ address: "127.0.0.1", port: dashboardPort }, (request) => board.fetch(request))
+    : null;
   if (boardServer) log.info("dashboard on this pod's loopback: weft dashboard opens it", { address: `127.0.0.1:${dashboardPort}` });
   return {
     async stop(signal) {
@@ -116,7 +130,11 @@ async function startLocal(dir: string, values: ControlValues): Promise<Running> 
     ...(values["trust-domain"] ? { trustDomain: values["trust-domain"] } : {}),
     insecureRegistries: values["insecure-registries"],
   });
-  log.info("local control plane ready", { url: control.url, dir, workloads: control.mesh.instances().map((i) => ({ pod: `${i.namespace}/${i.pod}`, ports: i.ports })) });
+  log.info("local control plane ready", {
+    url: control.url,
+    dir,
+    workloads: control.mesh.instances().map((i) => ({ pod: `${i.namespace}/${i.pod}`, ports: i.ports })),
+  });
   return {
     async stop(signal) {
       log.info("stopping", { signal });

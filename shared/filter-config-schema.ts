@@ -65,31 +65,41 @@ export function checkSchema(schema: unknown, path = "configSchema"): string[] {
   const problems: string[] = [];
   const s = schema as Schema;
   for (const key of Object.keys(schema)) {
-    if (!(KEYWORDS as readonly string[]).includes(key)) problems.push(`${child(path, key)}: "${key}" is not supported; a configSchema may use ${KEYWORDS.join(", ")}`);
+    if (!(KEYWORDS as readonly string[]).includes(key))
+      problems.push(`${child(path, key)}: "${key}" is not supported; a configSchema may use ${KEYWORDS.join(", ")}`);
   }
   if (s.type !== undefined) {
     const types = Array.isArray(s.type) ? s.type : [s.type];
-    if (types.length === 0 || !types.every((t) => (TYPES as readonly unknown[]).includes(t))) problems.push(`${path}.type: must be one of ${TYPES.join(", ")} or an array of them`);
+    if (types.length === 0 || !types.every((t) => (TYPES as readonly unknown[]).includes(t)))
+      problems.push(`${path}.type: must be one of ${TYPES.join(", ")} or an array of them`);
   }
   // Annotations: they document a field and never change what is accepted.
-  for (const key of ["title", "description"] as const) if (s[key] !== undefined && typeof s[key] !== "string") problems.push(`${path}.${key}: must be a string`);
+  for (const key of ["title", "description"] as const)
+    if (s[key] !== undefined && typeof s[key] !== "string") problems.push(`${path}.${key}: must be a string`);
   if (s.properties !== undefined) {
     if (!isObject(s.properties)) problems.push(`${path}.properties: must be an object of schemas`);
     else for (const [key, sub] of Object.entries(s.properties)) problems.push(...checkSchema(sub, child(`${path}.properties`, key)));
   }
-  if (s.required !== undefined && !(Array.isArray(s.required) && s.required.every((r) => typeof r === "string"))) problems.push(`${path}.required: must be an array of property names`);
+  if (s.required !== undefined && !(Array.isArray(s.required) && s.required.every((r) => typeof r === "string")))
+    problems.push(`${path}.required: must be an array of property names`);
   else if (Array.isArray(s.required) && s.additionalProperties === false) {
-    for (const name of s.required as string[]) if (!isObject(s.properties) || !Object.hasOwn(s.properties, name)) problems.push(`${path}.required: "${name}" is not in properties, and additionalProperties is false`);
+    for (const name of s.required as string[])
+      if (!isObject(s.properties) || !Object.hasOwn(s.properties, name))
+        problems.push(`${path}.required: "${name}" is not in properties, and additionalProperties is false`);
   }
-  if (s.additionalProperties !== undefined && typeof s.additionalProperties !== "boolean") problems.push(`${path}.additionalProperties: must be true or false (schemas are not supported here)`);
+  if (s.additionalProperties !== undefined && typeof s.additionalProperties !== "boolean")
+    problems.push(`${path}.additionalProperties: must be true or false (schemas are not supported here)`);
   if (s.items !== undefined) problems.push(...checkSchema(s.items, `${path}.items`));
   if (s.enum !== undefined && !(Array.isArray(s.enum) && s.enum.length > 0)) problems.push(`${path}.enum: must be a non-empty array`);
-  for (const key of ["minimum", "maximum"] as const) if (s[key] !== undefined && typeof s[key] !== "number") problems.push(`${path}.${key}: must be a number`);
+  for (const key of ["minimum", "maximum"] as const)
+    if (s[key] !== undefined && typeof s[key] !== "number") problems.push(`${path}.${key}: must be a number`);
   // JSON Schema 2020-12: the bound itself, not draft 4's boolean modifier of minimum/maximum.
   for (const key of ["exclusiveMinimum", "exclusiveMaximum"] as const) {
-    if (s[key] !== undefined && typeof s[key] !== "number") problems.push(`${path}.${key}: must be a number (the bound itself, as in JSON Schema 2020-12), got ${jsonType(s[key])}`);
+    if (s[key] !== undefined && typeof s[key] !== "number")
+      problems.push(`${path}.${key}: must be a number (the bound itself, as in JSON Schema 2020-12), got ${jsonType(s[key])}`);
   }
-  for (const key of ["minLength", "maxLength", "minItems", "maxItems"] as const) if (s[key] !== undefined && !isCount(s[key])) problems.push(`${path}.${key}: must be a non-negative integer`);
+  for (const key of ["minLength", "maxLength", "minItems", "maxItems"] as const)
+    if (s[key] !== undefined && !isCount(s[key])) problems.push(`${path}.${key}: must be a non-negative integer`);
   if (s.pattern !== undefined) {
     if (typeof s.pattern !== "string") problems.push(`${path}.pattern: must be a string`);
     else {
@@ -117,23 +127,31 @@ function validate(s: Schema, value: unknown, path: string): string[] {
   if (typeof value === "number") {
     if (typeof s.minimum === "number" && value < s.minimum) problems.push(`${path}: must be at least ${s.minimum}, got ${value}`);
     if (typeof s.maximum === "number" && value > s.maximum) problems.push(`${path}: must be at most ${s.maximum}, got ${value}`);
-    if (typeof s.exclusiveMinimum === "number" && value <= s.exclusiveMinimum) problems.push(`${path}: must be greater than ${s.exclusiveMinimum}, got ${value}`);
-    if (typeof s.exclusiveMaximum === "number" && value >= s.exclusiveMaximum) problems.push(`${path}: must be less than ${s.exclusiveMaximum}, got ${value}`);
+    if (typeof s.exclusiveMinimum === "number" && value <= s.exclusiveMinimum)
+      problems.push(`${path}: must be greater than ${s.exclusiveMinimum}, got ${value}`);
+    if (typeof s.exclusiveMaximum === "number" && value >= s.exclusiveMaximum)
+      problems.push(`${path}: must be less than ${s.exclusiveMaximum}, got ${value}`);
   }
   if (typeof value === "string") {
     const length = [...value].length; // characters, not UTF-16 units
-    if (typeof s.minLength === "number" && length < s.minLength) problems.push(`${path}: must be at least ${s.minLength} characters long, got ${length}`);
-    if (typeof s.maxLength === "number" && length > s.maxLength) problems.push(`${path}: must be at most ${s.maxLength} characters long, got ${length}`);
-    if (typeof s.pattern === "string" && !new RegExp(s.pattern, "u").test(value)) problems.push(`${path}: must match /${s.pattern}/, got ${JSON.stringify(value)}`);
+    if (typeof s.minLength === "number" && length < s.minLength)
+      problems.push(`${path}: must be at least ${s.minLength} characters long, got ${length}`);
+    if (typeof s.maxLength === "number" && length > s.maxLength)
+      problems.push(`${path}: must be at most ${s.maxLength} characters long, got ${length}`);
+    if (typeof s.pattern === "string" && !new RegExp(s.pattern, "u").test(value))
+      problems.push(`${path}: must match /${s.pattern}/, got ${JSON.stringify(value)}`);
   }
   if (Array.isArray(value)) {
-    if (typeof s.minItems === "number" && value.length < s.minItems) problems.push(`${path}: must have at least ${s.minItems} items, got ${value.length}`);
-    if (typeof s.maxItems === "number" && value.length > s.maxItems) problems.push(`${path}: must have at most ${s.maxItems} items, got ${value.length}`);
+    if (typeof s.minItems === "number" && value.length < s.minItems)
+      problems.push(`${path}: must have at least ${s.minItems} items, got ${value.length}`);
+    if (typeof s.maxItems === "number" && value.length > s.maxItems)
+      problems.push(`${path}: must have at most ${s.maxItems} items, got ${value.length}`);
     if (isObject(s.items)) value.forEach((item, i) => problems.push(...validate(s.items as Schema, item, child(path, i))));
   }
   if (isObject(value)) {
     const properties = isObject(s.properties) ? (s.properties as Record<string, Schema>) : {};
-    if (Array.isArray(s.required)) for (const name of s.required as string[]) if (!Object.hasOwn(value, name)) problems.push(`${child(path, name)}: is required`);
+    if (Array.isArray(s.required))
+      for (const name of s.required as string[]) if (!Object.hasOwn(value, name)) problems.push(`${child(path, name)}: is required`);
     for (const [key, item] of Object.entries(value)) {
       if (Object.hasOwn(properties, key)) problems.push(...validate(properties[key]!, item, child(path, key)));
       else if (s.additionalProperties === false) {

@@ -104,7 +104,9 @@ const DIGEST = /^sha256:[0-9a-f]{64}$/;
 /** Parses oci://host[:port]/repo/path[:tag][@sha256:...]. */
 export function parseOciReference(text: string): OciReference {
   const bad = (why: string): never => {
-    throw new OciReferenceError(`"${text}" is not an OCI reference: ${why}; a good one looks like ${EXAMPLE} (or ...@sha256:<64 hex digits>)`);
+    throw new OciReferenceError(
+      `"${text}" is not an OCI reference: ${why}; a good one looks like ${EXAMPLE} (or ...@sha256:<64 hex digits>)`,
+    );
   };
   if (!text.startsWith("oci://")) bad(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? "the scheme must be oci://" : "it must start with oci://");
   const rest = text.slice("oci://".length);
@@ -132,7 +134,8 @@ export function parseOciReference(text: string): OciReference {
   }
   if (repository === "") bad("the repository is missing after the registry");
   for (const part of repository.split("/")) {
-    if (!PATH_COMPONENT.test(part)) bad(`"${part}" in the repository "${repository}" must be lower-case letters and digits, joined by ".", "_", "__" or "-"`);
+    if (!PATH_COMPONENT.test(part))
+      bad(`"${part}" in the repository "${repository}" must be lower-case letters and digits, joined by ".", "_", "__" or "-"`);
   }
   if (repository.length > 255) bad("the repository is longer than 255 characters");
   return { registry, repository, tag, digest };
@@ -156,7 +159,8 @@ function parseChallenge(header: string | null): Challenge | null {
   const m = header ? /^\s*([A-Za-z]+)\s*(.*)$/.exec(header) : null;
   if (!m) return null;
   const params: Record<string, string> = {};
-  for (const p of m[2].matchAll(/([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g)) params[p[1].toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, "$1") : p[3];
+  for (const p of m[2].matchAll(/([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g))
+    params[p[1].toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, "$1") : p[3];
   return { scheme: m[1].toLowerCase(), params };
 }
 
@@ -176,7 +180,11 @@ interface Session {
 /** What a fetch threw, with its causes: runtimes put the useful part ("ECONNREFUSED") in `cause`. */
 export function failureText(error: unknown): string {
   const parts: string[] = [];
-  for (let e = error as { message?: string; code?: string; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+  for (
+    let e = error as { message?: string; code?: string; cause?: unknown } | undefined, depth = 0;
+    e && depth < 5;
+    e = e.cause as typeof e, depth++
+  ) {
     if (e.code) parts.push(e.code);
     if (e.message) parts.push(e.message.replace(/\s+/g, " ").trim());
   }
@@ -187,11 +195,13 @@ export function failureText(error: unknown): string {
 function unreachable(session: Session, url: string, error: unknown): string {
   const text = failureText(error);
   const { host } = new URL(url);
-  if (/ECONNREFUSED|connection refused/i.test(text)) return `nothing answers at ${url} (connection refused): is the registry running, and is ${host} its host and port?`;
+  if (/ECONNREFUSED|connection refused/i.test(text))
+    return `nothing answers at ${url} (connection refused): is the registry running, and is ${host} its host and port?`;
   if (/WRONG_VERSION_NUMBER|wrong version number|InvalidContentType|EPROTO|speak TLS|packet length too long/i.test(text)) {
     return `${url} did not answer in TLS: the server seems to give HTTP responses to an HTTPS client, as a local registry serving plain HTTP does; if so, add --plain-http`;
   }
-  if (/ENOTFOUND|EAI_AGAIN|dns error|failed to lookup/i.test(text)) return `the host of ${url} could not be resolved (${text}): check the registry's name`;
+  if (/ENOTFOUND|EAI_AGAIN|dns error|failed to lookup/i.test(text))
+    return `the host of ${url} could not be resolved (${text}): check the registry's name`;
   if (/certificate|CERT_|self[- ]signed|UnknownIssuer/i.test(text)) {
     return `the TLS certificate of ${host} was not accepted (${text}): trust its CA (NODE_EXTRA_CA_CERTS on Node and Bun, DENO_CERT on Deno)${session.plainHttp ? "" : ", or if it serves plain HTTP, add --plain-http"}`;
   }
@@ -246,9 +256,12 @@ export class RegistryClient {
   async pushWasm(reference: string | OciReference, wasm: Uint8Array, options: PushOptions): Promise<PushResult> {
     const ref = typeof reference === "string" ? parseOciReference(reference) : reference;
     const where = formatOciReference(ref);
-    if (ref.digest) throw new OciReferenceError(`"${where}": push to a tag, not a digest (the digest comes from the content), e.g. ${EXAMPLE}`);
+    if (ref.digest)
+      throw new OciReferenceError(`"${where}": push to a tag, not a digest (the digest comes from the content), e.g. ${EXAMPLE}`);
     if (!ref.tag) throw new OciReferenceError(`"${where}" has no tag to push to: add one, e.g. ${EXAMPLE}`);
-    return this.#withDeadline(ref, "push", options.timeoutMs ?? PUSH_TIMEOUT_MS, (signal, step) => this.#push(this.#session(ref, "pull,push", options, signal), wasm, options.annotations, step));
+    return this.#withDeadline(ref, "push", options.timeoutMs ?? PUSH_TIMEOUT_MS, (signal, step) =>
+      this.#push(this.#session(ref, "pull,push", options, signal), wasm, options.annotations, step),
+    );
   }
 
   /** `step.operation` says what it is doing, for the deadline's error. */
@@ -269,12 +282,25 @@ export class RegistryClient {
     await this.#putBlob(session, config, step);
     await this.#putBlob(session, wasm, step);
     const operation = (step.operation = `pushing the manifest ${ref.tag}`);
-    const response = await this.#send(session, operation, "PUT", this.#url(session, `manifests/${ref.tag}`), { "content-type": MANIFEST_MEDIA_TYPE }, manifest);
+    const response = await this.#send(
+      session,
+      operation,
+      "PUT",
+      this.#url(session, `manifests/${ref.tag}`),
+      { "content-type": MANIFEST_MEDIA_TYPE },
+      manifest,
+    );
     if (!response.ok) throw await this.#httpError(session, operation, response);
     await response.body?.cancel();
     const stored = response.headers.get("docker-content-digest");
     if (stored && stored !== manifestDigest) {
-      throw new RegistryError(ref, operation, response.status, [], `the registry stored the manifest as ${stored}, not as the ${manifestDigest} that was sent: it rewrote the manifest, so a pull by digest would not find it; use another registry`);
+      throw new RegistryError(
+        ref,
+        operation,
+        response.status,
+        [],
+        `the registry stored the manifest as ${stored}, not as the ${manifestDigest} that was sent: it rewrote the manifest, so a pull by digest would not find it; use another registry`,
+      );
     }
     return { manifestDigest, layerDigest, reference: formatOciReference({ ...ref, digest: null }) };
   }
@@ -282,11 +308,18 @@ export class RegistryClient {
   /** Fetches the .wasm of a Wasm OCI artifact, checked against the manifest's size and digest. */
   async pullWasm(reference: string | OciReference, options: PullOptions): Promise<PullResult> {
     const ref = typeof reference === "string" ? parseOciReference(reference) : reference;
-    return this.#withDeadline(ref, "pull", options.timeoutMs ?? PULL_TIMEOUT_MS, (signal, step) => this.#pull(this.#session(ref, "pull", options, signal), options.maxBytes, step));
+    return this.#withDeadline(ref, "pull", options.timeoutMs ?? PULL_TIMEOUT_MS, (signal, step) =>
+      this.#pull(this.#session(ref, "pull", options, signal), options.maxBytes, step),
+    );
   }
 
   /** Runs one push or pull under a deadline that aborts every request and body read it makes. */
-  async #withDeadline<T>(ref: OciReference, what: "push" | "pull", timeoutMs: number, run: (signal: AbortSignal, step: { operation: string }) => Promise<T>): Promise<T> {
+  async #withDeadline<T>(
+    ref: OciReference,
+    what: "push" | "pull",
+    timeoutMs: number,
+    run: (signal: AbortSignal, step: { operation: string }) => Promise<T>,
+  ): Promise<T> {
     const signal = AbortSignal.timeout(timeoutMs);
     const step = { operation: "connecting" };
     try {
@@ -294,7 +327,13 @@ export class RegistryClient {
     } catch (e) {
       // Whatever failed once the deadline passed failed because of it (an aborted request or body read).
       if (!signal.aborted) throw e;
-      throw new RegistryError(ref, step.operation, null, [], `no complete answer within ${timeoutMs / 1000} s: the registry is too slow or does not answer, so the ${what} was stopped; try again later, or check the registry and the network to it`);
+      throw new RegistryError(
+        ref,
+        step.operation,
+        null,
+        [],
+        `no complete answer within ${timeoutMs / 1000} s: the registry is too slow or does not answer, so the ${what} was stopped; try again later, or check the registry and the network to it`,
+      );
     }
   }
 
@@ -305,13 +344,26 @@ export class RegistryClient {
     // As `docker pull`: no tag means latest.
     const target = ref.digest ?? ref.tag ?? "latest";
     step.operation = `getting the manifest ${target}`;
-    const response = await this.#send(session, step.operation, "GET", this.#url(session, `manifests/${target}`), { accept: MANIFEST_MEDIA_TYPE });
-    if (response.status === 404) throw await this.#httpError(session, step.operation, response, `${where} does not exist: check the repository and ${ref.digest ? "digest" : "tag"} (weft filter push publishes one)`);
+    const response = await this.#send(session, step.operation, "GET", this.#url(session, `manifests/${target}`), {
+      accept: MANIFEST_MEDIA_TYPE,
+    });
+    if (response.status === 404)
+      throw await this.#httpError(
+        session,
+        step.operation,
+        response,
+        `${where} does not exist: check the repository and ${ref.digest ? "digest" : "tag"} (weft filter push publishes one)`,
+      );
     if (response.status !== 200) throw await this.#httpError(session, step.operation, response);
     const refuse = (detail: string) => new RegistryError(ref, step.operation, null, [], detail);
-    const body = await readLimited(response, MAX_MANIFEST_BYTES, (n) => refuse(`the manifest is ${n} bytes, more than the ${MAX_MANIFEST_BYTES} a manifest may have: ${where} is not a Wasm filter artifact`));
+    const body = await readLimited(response, MAX_MANIFEST_BYTES, (n) =>
+      refuse(`the manifest is ${n} bytes, more than the ${MAX_MANIFEST_BYTES} a manifest may have: ${where} is not a Wasm filter artifact`),
+    );
     const manifestDigest = sha256(body);
-    if (ref.digest && manifestDigest !== ref.digest) throw refuse(`the registry sent a manifest whose digest is ${manifestDigest}, not the ${ref.digest} asked for: refused; the registry or something between serves corrupt data`);
+    if (ref.digest && manifestDigest !== ref.digest)
+      throw refuse(
+        `the registry sent a manifest whose digest is ${manifestDigest}, not the ${ref.digest} asked for: refused; the registry or something between serves corrupt data`,
+      );
     let manifest: { mediaType?: unknown; config?: { mediaType?: unknown }; layers?: unknown };
     try {
       manifest = JSON.parse(new TextDecoder().decode(body)) as typeof manifest;
@@ -320,31 +372,54 @@ export class RegistryClient {
     }
     const mediaType = manifest.mediaType ?? response.headers.get("content-type");
     if (mediaType !== MANIFEST_MEDIA_TYPE || !Array.isArray(manifest.layers)) {
-      throw refuse(`it is a ${String(mediaType)}, not an OCI image manifest (${MANIFEST_MEDIA_TYPE}) with layers: ${where} is not a Wasm filter artifact`);
+      throw refuse(
+        `it is a ${String(mediaType)}, not an OCI image manifest (${MANIFEST_MEDIA_TYPE}) with layers: ${where} is not a Wasm filter artifact`,
+      );
     }
     const layers = manifest.layers as { mediaType?: unknown; digest?: unknown; size?: unknown }[];
     const wasmLayers = layers.filter((l) => l?.mediaType === WASM_LAYER_MEDIA_TYPE);
     if (wasmLayers.length !== 1) {
       const types = [`config ${String(manifest.config?.mediaType)}`, ...layers.map((l) => `layer ${String(l?.mediaType)}`)].join(", ");
-      throw refuse(`${where} has ${wasmLayers.length === 0 ? "no" : wasmLayers.length} ${WASM_LAYER_MEDIA_TYPE} layer${wasmLayers.length > 1 ? "s" : ""} (it has ${types}), so it is not a Wasm filter artifact: a Wasm filter artifact has exactly one; push one with weft filter push`);
+      throw refuse(
+        `${where} has ${wasmLayers.length === 0 ? "no" : wasmLayers.length} ${WASM_LAYER_MEDIA_TYPE} layer${wasmLayers.length > 1 ? "s" : ""} (it has ${types}), so it is not a Wasm filter artifact: a Wasm filter artifact has exactly one; push one with weft filter push`,
+      );
     }
     const layer = wasmLayers[0];
-    if (typeof layer.digest !== "string" || !DIGEST.test(layer.digest) || typeof layer.size !== "number" || !Number.isSafeInteger(layer.size) || layer.size < 0) {
-      throw refuse(`its wasm layer's digest ${JSON.stringify(layer.digest)} or size ${JSON.stringify(layer.size)} is not a sha256 digest and a byte count`);
+    if (
+      typeof layer.digest !== "string" ||
+      !DIGEST.test(layer.digest) ||
+      typeof layer.size !== "number" ||
+      !Number.isSafeInteger(layer.size) ||
+      layer.size < 0
+    ) {
+      throw refuse(
+        `its wasm layer's digest ${JSON.stringify(layer.digest)} or size ${JSON.stringify(layer.size)} is not a sha256 digest and a byte count`,
+      );
     }
     const layerDigest = layer.digest;
     const size = layer.size;
     step.operation = `getting the blob ${short(layerDigest)}`;
     if (size > maxBytes) {
-      throw refuse(`the .wasm is ${size} bytes by its manifest, more than the ${maxBytes} allowed: refused without downloading it (raise the limit if the filter is really that big)`);
+      throw refuse(
+        `the .wasm is ${size} bytes by its manifest, more than the ${maxBytes} allowed: refused without downloading it (raise the limit if the filter is really that big)`,
+      );
     }
     const blob = await this.#send(session, step.operation, "GET", this.#url(session, `blobs/${layerDigest}`), {});
     if (blob.status !== 200) throw await this.#httpError(session, step.operation, blob);
     const hash = createHash("sha256");
-    const wasm = await readLimited(blob, maxBytes, (n) => refuse(`the registry's answer is ${n} bytes or more, more than the ${maxBytes} allowed (the manifest said ${size}): refused`), hash);
-    if (wasm.length !== size) throw refuse(`the registry sent ${wasm.length} bytes where the manifest says ${size}: refused; the blob in the registry is damaged`);
+    const wasm = await readLimited(
+      blob,
+      maxBytes,
+      (n) => refuse(`the registry's answer is ${n} bytes or more, more than the ${maxBytes} allowed (the manifest said ${size}): refused`),
+      hash,
+    );
+    if (wasm.length !== size)
+      throw refuse(`the registry sent ${wasm.length} bytes where the manifest says ${size}: refused; the blob in the registry is damaged`);
     const received = `sha256:${hash.digest("hex")}`;
-    if (received !== layerDigest) throw refuse(`digest mismatch: the bytes received have ${received}, the manifest says ${layerDigest}: refused; the blob in the registry or something between is corrupt`);
+    if (received !== layerDigest)
+      throw refuse(
+        `digest mismatch: the bytes received have ${received}, the manifest says ${layerDigest}: refused; the blob in the registry or something between is corrupt`,
+      );
     return { wasm, layerDigest, manifestDigest };
   }
 
@@ -372,7 +447,14 @@ export class RegistryClient {
     if (!start.ok) throw await this.#httpError(session, operation, start);
     await start.body?.cancel();
     const location = start.headers.get("location");
-    if (!location) throw new RegistryError(session.ref, operation, start.status, [], "the registry accepted the upload but gave no Location to send it to: it does not follow the OCI distribution spec");
+    if (!location)
+      throw new RegistryError(
+        session.ref,
+        operation,
+        start.status,
+        [],
+        "the registry accepted the upload but gave no Location to send it to: it does not follow the OCI distribution spec",
+      );
     // Location may be relative or absolute and may carry its own query (upload state): keep it byte for byte.
     const target = new URL(location, start.url || session.origin);
     target.search = `${target.search ? `${target.search}&` : "?"}digest=${encodeURIComponent(digest)}`;
@@ -383,7 +465,9 @@ export class RegistryClient {
   }
 
   #tokenKey(session: Session): string {
-    const who = session.credentials ? createHash("sha256").update(`${session.credentials.username}\0${session.credentials.password}`).digest("hex") : "anonymous";
+    const who = session.credentials
+      ? createHash("sha256").update(`${session.credentials.username}\0${session.credentials.password}`).digest("hex")
+      : "anonymous";
     return `${session.origin}\0${session.ref.repository}\0${session.actions}\0${who}`;
   }
 
@@ -396,7 +480,14 @@ export class RegistryClient {
   }
 
   /** One request to the registry: authenticates on a 401 (once) and follows redirects of GET and HEAD. */
-  async #send(session: Session, operation: string, method: string, url: string, headers: Record<string, string>, body?: Uint8Array): Promise<Response> {
+  async #send(
+    session: Session,
+    operation: string,
+    method: string,
+    url: string,
+    headers: Record<string, string>,
+    body?: Uint8Array,
+  ): Promise<Response> {
     for (let attempt = 0; ; attempt++) {
       const sent = new URL(url).origin === session.origin ? this.#authorization(session) : undefined;
       const response = await this.#fetch(session, operation, method, url, sent ? { ...headers, authorization: sent } : headers, body);
@@ -414,24 +505,45 @@ export class RegistryClient {
     }
   }
 
-  async #fetch(session: Session, operation: string, method: string, url: string, headers: Record<string, string>, body?: Uint8Array): Promise<Response> {
+  async #fetch(
+    session: Session,
+    operation: string,
+    method: string,
+    url: string,
+    headers: Record<string, string>,
+    body?: Uint8Array,
+  ): Promise<Response> {
     let current = url;
     let sendHeaders = headers;
     for (let hop = 0; ; hop++) {
       let response: Response;
       try {
-        response = await fetch(current, { method, headers: sendHeaders, body: body as Uint8Array<ArrayBuffer> | undefined, redirect: "manual", signal: session.signal });
+        response = await fetch(current, {
+          method,
+          headers: sendHeaders,
+          body: body as Uint8Array<ArrayBuffer> | undefined,
+          redirect: "manual",
+          signal: session.signal,
+        });
       } catch (e) {
         throw new RegistryError(session.ref, operation, null, [], unreachable(session, current, e));
       }
       const location = response.headers.get("location");
       if (response.status < 300 || response.status > 399 || !location || (method !== "GET" && method !== "HEAD")) return response;
-      if (hop === MAX_REDIRECTS) throw new RegistryError(session.ref, operation, response.status, [], `more than ${MAX_REDIRECTS} redirects from ${url}: the registry is misconfigured`);
+      if (hop === MAX_REDIRECTS)
+        throw new RegistryError(
+          session.ref,
+          operation,
+          response.status,
+          [],
+          `more than ${MAX_REDIRECTS} redirects from ${url}: the registry is misconfigured`,
+        );
       await response.body?.cancel();
       const next = new URL(location, current);
       // Blobs are often served from storage elsewhere by a presigned URL, which must not get
       // the registry's credentials (and refuses requests that carry them).
-      if (next.origin !== new URL(current).origin) sendHeaders = Object.fromEntries(Object.entries(sendHeaders).filter(([k]) => k !== "authorization"));
+      if (next.origin !== new URL(current).origin)
+        sendHeaders = Object.fromEntries(Object.entries(sendHeaders).filter(([k]) => k !== "authorization"));
       current = next.href;
     }
   }
@@ -444,18 +556,35 @@ export class RegistryClient {
     try {
       url = new URL(params.realm);
     } catch {
-      throw new RegistryError(session.ref, operation, 401, [], `the registry's WWW-Authenticate realm "${params.realm}" is not a URL: the registry is misconfigured`);
+      throw new RegistryError(
+        session.ref,
+        operation,
+        401,
+        [],
+        `the registry's WWW-Authenticate realm "${params.realm}" is not a URL: the registry is misconfigured`,
+      );
     }
     if (params.service) url.searchParams.set("service", params.service);
     url.searchParams.set("scope", scope);
     const c = session.credentials;
-    const headers: Record<string, string> = c ? { authorization: `Basic ${Buffer.from(`${c.username}:${c.password}`).toString("base64")}` } : {};
+    const headers: Record<string, string> = c
+      ? { authorization: `Basic ${Buffer.from(`${c.username}:${c.password}`).toString("base64")}` }
+      : {};
     const response = await this.#fetch(session, operation, "GET", url.href, headers);
     if (response.status !== 200) {
-      const advice = response.status === 401 || response.status === 403 ? (c ? `the token server refused the credentials of "${c.username}": check them` : `the registry needs credentials: ${CREDENTIALS_HELP}`) : undefined;
+      const advice =
+        response.status === 401 || response.status === 403
+          ? c
+            ? `the token server refused the credentials of "${c.username}": check them`
+            : `the registry needs credentials: ${CREDENTIALS_HELP}`
+          : undefined;
       throw await this.#httpError(session, operation, response, advice);
     }
-    const body = await readLimited(response, MAX_MANIFEST_BYTES, (n) => new RegistryError(session.ref, operation, 200, [], `the token server's answer is ${n} bytes: too big`));
+    const body = await readLimited(
+      response,
+      MAX_MANIFEST_BYTES,
+      (n) => new RegistryError(session.ref, operation, 200, [], `the token server's answer is ${n} bytes: too big`),
+    );
     let answer: { token?: unknown; access_token?: unknown };
     try {
       answer = JSON.parse(new TextDecoder().decode(body)) as typeof answer;
@@ -463,7 +592,14 @@ export class RegistryClient {
       answer = {};
     }
     const token = typeof answer.token === "string" && answer.token ? answer.token : answer.access_token;
-    if (typeof token !== "string" || !token) throw new RegistryError(session.ref, operation, 200, [], `the token server's answer is not JSON with a "token" or "access_token": it does not follow the Docker token spec`);
+    if (typeof token !== "string" || !token)
+      throw new RegistryError(
+        session.ref,
+        operation,
+        200,
+        [],
+        `the token server's answer is not JSON with a "token" or "access_token": it does not follow the Docker token spec`,
+      );
     return token;
   }
 
@@ -483,7 +619,10 @@ export class RegistryClient {
       // Not the OCI error JSON (a proxy's HTML page, an empty HEAD answer).
     }
     const codes = errors.map((e) => String(e?.code ?? "")).filter(Boolean);
-    const detail = errors.map((e) => [e?.code, e?.message].filter(Boolean).join(": ")).filter(Boolean).join("; ");
+    const detail = errors
+      .map((e) => [e?.code, e?.message].filter(Boolean).join(": "))
+      .filter(Boolean)
+      .join("; ");
     const c = session.credentials;
     const status = response.status;
     const hint =
@@ -502,6 +641,12 @@ export class RegistryClient {
                 ? "the registry failed: try again later, or look at its logs"
                 : undefined);
     const statusText = `HTTP ${status}${response.statusText ? ` ${response.statusText}` : ""}`;
-    return new RegistryError(session.ref, operation, status, codes, `${statusText}${detail ? ` (${detail})` : ""}${hint ? `: ${hint}` : ""}`);
+    return new RegistryError(
+      session.ref,
+      operation,
+      status,
+      codes,
+      `${statusText}${detail ? ` (${detail})` : ""}${hint ? `: ${hint}` : ""}`,
+    );
   }
 }

@@ -28,8 +28,12 @@ function weft(args: string[], env: Record<string, string> = {}): Promise<Ran> {
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(WEFT_|POD_)/.test(name)));
   const argv = "Deno" in globalThis ? ["run", "-A", "bin/weft.ts", ...args] : ["bin/weft.ts", ...args];
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, argv, { cwd: root, env: { ...inherited, ...env }, encoding: "utf8", timeout: 30_000 }, (_error, stdout, stderr) =>
-      resolve({ code: child.exitCode, stdout, stderr }));
+    const child = execFile(
+      process.execPath,
+      argv,
+      { cwd: root, env: { ...inherited, ...env }, encoding: "utf8", timeout: 30_000 },
+      (_error, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }),
+    );
   });
 }
 
@@ -60,7 +64,9 @@ const isPort = (option: Command["options"][string]) => {
 };
 
 const names = Object.keys(registry.commands).filter((name) => onNode || name === "proxy");
-const loaded = new Map<string, Command | Group>(await Promise.all(names.map(async (name) => [name, await registry.commands[name]!()] as const)));
+const loaded = new Map<string, Command | Group>(
+  await Promise.all(names.map(async (name) => [name, await registry.commands[name]!()] as const)),
+);
 
 describe("weft", () => {
   it("--help, -h and help print the usage to stdout and exit 0", async () => {
@@ -73,7 +79,8 @@ describe("weft", () => {
   });
 
   it("its usage names every command", () => {
-    for (const name of Object.keys(registry.commands).filter((n) => !n.includes(" "))) assert.match(registry.usage, new RegExp(`^  ${name}\\b`, "m"), name);
+    for (const name of Object.keys(registry.commands).filter((n) => !n.includes(" ")))
+      assert.match(registry.usage, new RegExp(`^  ${name}\\b`, "m"), name);
   });
 
   it('"weft help COMMAND" is "weft COMMAND --help"', async () => {
@@ -90,7 +97,9 @@ for (const [name, command] of loaded) {
     });
 
     if (!("run" in command)) {
-      const subcommands = Object.keys(registry.commands).filter((n) => n.startsWith(`${name} `)).map((n) => n.slice(name.length + 1));
+      const subcommands = Object.keys(registry.commands)
+        .filter((n) => n.startsWith(`${name} `))
+        .map((n) => n.slice(name.length + 1));
       it("without a subcommand, or with an unknown one, says so with its usage on stderr and exits 2", async () => {
         assertUsageError(await weft(words), `weft ${name}`, /give a command/, command.usage);
         assertUsageError(await weft([...words, "bogus"]), `weft ${name}`, /unknown command "bogus"/, command.usage);
@@ -105,10 +114,18 @@ for (const [name, command] of loaded) {
       assertUsageError(await weft([...words, "--bogus"]), `weft ${name}`, /'--bogus'/, command.usage);
     });
 
-    const ports = Object.entries(command.options).filter(([, option]) => isPort(option)).map(([flag]) => flag);
+    const ports = Object.entries(command.options)
+      .filter(([, option]) => isPort(option))
+      .map(([flag]) => flag);
     if (ports.length > 0) {
       it(`a bad port (${ports.map((p) => `--${p}`).join(", ")}) is refused with what a port is, and exits 2`, async () => {
-        for (const flag of ports) assertUsageError(await weft([...words, `--${flag}`, "70000"]), `weft ${name}`, new RegExp(`--${flag}: "70000" is not a port \\([01]-65535\\)`), command.usage);
+        for (const flag of ports)
+          assertUsageError(
+            await weft([...words, `--${flag}`, "70000"]),
+            `weft ${name}`,
+            new RegExp(`--${flag}: "70000" is not a port \\([01]-65535\\)`),
+            command.usage,
+          );
       });
     }
 
@@ -123,7 +140,9 @@ for (const [name, command] of loaded) {
 describe("weft proxy's settings from the environment (the injected sidecar's)", () => {
   it("a bad port in WEFT_ADMIN_PORT names the variable and exits 2", async () => {
     const usage = (loaded.get("proxy") as Command).usage;
-    const ran = await weft(["proxy", "--control-plane", "http://127.0.0.1:1", "--namespace", "shop", "--pod", "web-0"], { WEFT_ADMIN_PORT: "http" });
+    const ran = await weft(["proxy", "--control-plane", "http://127.0.0.1:1", "--namespace", "shop", "--pod", "web-0"], {
+      WEFT_ADMIN_PORT: "http",
+    });
     assertUsageError(ran, "weft proxy", /WEFT_ADMIN_PORT: "http" is not a port \(0-65535\)/, usage);
   });
 });

@@ -33,7 +33,10 @@ describe("control plane requests and a silent peer", () => {
     const peer = await silentPeer();
     peers.push(peer);
     const endpoint = { base: peer.base, token: async () => "t", idleTimeoutMs: 300 };
-    await assert.rejects(getBytes(endpoint, "/v1/filters/x"), /GET http:\/\/127\.0\.0\.1:\d+\/v1\/filters\/x: nothing received for 0\.3 s; the control plane is gone or hung/);
+    await assert.rejects(
+      getBytes(endpoint, "/v1/filters/x"),
+      /GET http:\/\/127\.0\.0\.1:\d+\/v1\/filters\/x: nothing received for 0\.3 s; the control plane is gone or hung/,
+    );
     await assert.rejects(postJson(endpoint, "/v1/proxies/ack", {}), /nothing received for 0\.3 s/);
   });
 
@@ -42,7 +45,12 @@ describe("control plane requests and a silent peer", () => {
     peers.push(peer);
     const events: string[] = [];
     const started = Date.now();
-    await readEventStream({ base: peer.base, token: async () => "t", idleTimeoutMs: 300 }, "/v1/proxies/config", async (e) => void events.push(e.event), new AbortController().signal).catch(() => {});
+    await readEventStream(
+      { base: peer.base, token: async () => "t", idleTimeoutMs: 300 },
+      "/v1/proxies/config",
+      async (e) => void events.push(e.event),
+      new AbortController().signal,
+    ).catch(() => {});
     assert.deepEqual(events, ["config"], "the event before the silence was delivered");
     assert.ok(Date.now() - started < 10_000, "the silent stream was given up (not held until TCP gives up)");
   });

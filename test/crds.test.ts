@@ -61,15 +61,32 @@ describe("valibot -> structural OpenAPI", () => {
     ]);
     assert.deepEqual(toStructural(lb, "lb"), {
       type: "object",
-      properties: { policy: { type: "string", enum: ["RoundRobin", "ConsistentHash"] }, header: { type: "string" }, seed: { type: "number" } },
+      properties: {
+        policy: { type: "string", enum: ["RoundRobin", "ConsistentHash"] },
+        header: { type: "string" },
+        seed: { type: "number" },
+      },
       required: ["policy"],
-      "x-kubernetes-validations": [{ rule: 'self.policy != "ConsistentHash" || (has(self.header) && has(self.seed))', message: "header, seed are required when policy is ConsistentHash" }],
+      "x-kubernetes-validations": [
+        {
+          rule: 'self.policy != "ConsistentHash" || (has(self.header) && has(self.seed))',
+          message: "header, seed are required when policy is ConsistentHash",
+        },
+      ],
     });
   });
 
   it("pairs rule() with x-kubernetes-validations and copies x-kubernetes-* metadata", () => {
-    const both = rule<{ a?: number; b?: number }>("!(has(self.a) && has(self.b))", "a or b, not both", (x) => x.a === undefined || x.b === undefined);
-    const schema = v.pipe(v.object({ a: v.optional(v.number()), b: v.optional(v.number()) }), both, v.metadata({ "x-kubernetes-map-type": "atomic" }));
+    const both = rule<{ a?: number; b?: number }>(
+      "!(has(self.a) && has(self.b))",
+      "a or b, not both",
+      (x) => x.a === undefined || x.b === undefined,
+    );
+    const schema = v.pipe(
+      v.object({ a: v.optional(v.number()), b: v.optional(v.number()) }),
+      both,
+      v.metadata({ "x-kubernetes-map-type": "atomic" }),
+    );
     assert.deepEqual(toStructural(schema), {
       type: "object",
       properties: { a: { type: "number" }, b: { type: "number" } },
@@ -83,8 +100,24 @@ describe("valibot -> structural OpenAPI", () => {
     const refused: [v.GenericSchema, RegExp][] = [
       [v.object({ x: v.strictObject({}) }), /x as a Kubernetes structural schema: v\.strictObject.*use v\.object/],
       [v.object({ x: v.union([v.string(), v.number()]) }), /x .*v\.union of non-literal.*use v\.variant/],
-      [v.object({ x: v.pipe(v.string(), v.check((s) => s !== "")) }), /x .*v\.check .*use rule\(\)/],
-      [v.object({ x: v.pipe(v.string(), v.transform((s) => s.length)) }), /x .*transformation "transform".*stores the input as written/],
+      [
+        v.object({
+          x: v.pipe(
+            v.string(),
+            v.check((s) => s !== ""),
+          ),
+        }),
+        /x .*v\.check .*use rule\(\)/,
+      ],
+      [
+        v.object({
+          x: v.pipe(
+            v.string(),
+            v.transform((s) => s.length),
+          ),
+        }),
+        /x .*transformation "transform".*stores the input as written/,
+      ],
       [v.object({ x: v.nullable(v.string()) }), /x .*v\.nullable.*use v\.optional/],
       [v.object({ x: v.array(v.pipe(v.string(), v.regex(/^(?!a)/))) }), /x\[\] .*lookaround/],
       [v.object({ x: v.pipe(v.string(), v.regex(/^a$/i)) }), /x .*has flags/],
@@ -126,7 +159,12 @@ describe("CRD descriptions", () => {
   });
 
   it("give the unit of every number that has one", () => {
-    const unit: [RegExp, RegExp][] = [[/Ms$/, /millisecond/], [/MiB$/, /MiB/], [/Bytes$/, /bytes/], [/Percent$/, /percent/]];
+    const unit: [RegExp, RegExp][] = [
+      [/Ms$/, /millisecond/],
+      [/MiB$/, /MiB/],
+      [/Bytes$/, /bytes/],
+      [/Percent$/, /percent/],
+    ];
     const numbers = (s: StructuralSchema, at: string): [string, StructuralSchema][] =>
       Object.entries(s.properties ?? {}).flatMap(([name, f]) => [
         ...(f.type === "number" || f.type === "integer" ? [[`${at}.${name}`, f] as [string, StructuralSchema]] : []),
@@ -142,34 +180,45 @@ describe("CRD descriptions", () => {
 
 describe("YAML emitter", () => {
   it("writes block YAML, quoting every string that could read back as something else", () => {
-    const yaml = toYaml({ a: "plain text", b: ["5xx", "", "true", "No", "a: b", "#c", "x\ny", "trail ", 1.5, false, null], c: [{ d: 1, e: [] }, [2]], f: {}, g: undefined });
-    assert.equal(yaml, [
-      "a: plain text",
-      "b:",
-      '  - "5xx"',
-      '  - ""',
-      '  - "true"',
-      '  - "No"',
-      '  - "a: b"',
-      '  - "#c"',
-      '  - "x\\ny"',
-      '  - "trail "',
-      "  - 1.5",
-      "  - false",
-      "  - null",
-      "c:",
-      "  - d: 1",
-      "    e: []",
-      "  - - 2",
-      "f: {}",
-      "",
-    ].join("\n"));
+    const yaml = toYaml({
+      a: "plain text",
+      b: ["5xx", "", "true", "No", "a: b", "#c", "x\ny", "trail ", 1.5, false, null],
+      c: [{ d: 1, e: [] }, [2]],
+      f: {},
+      g: undefined,
+    });
+    assert.equal(
+      yaml,
+      [
+        "a: plain text",
+        "b:",
+        '  - "5xx"',
+        '  - ""',
+        '  - "true"',
+        '  - "No"',
+        '  - "a: b"',
+        '  - "#c"',
+        '  - "x\\ny"',
+        '  - "trail "',
+        "  - 1.5",
+        "  - false",
+        "  - null",
+        "c:",
+        "  - d: 1",
+        "    e: []",
+        "  - - 2",
+        "f: {}",
+        "",
+      ].join("\n"),
+    );
   });
 });
 
 const run = (file: string, args: string[], cwd: string) =>
   new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(file, args, { cwd, encoding: "utf8" }, (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }));
+    execFile(file, args, { cwd, encoding: "utf8" }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+    );
   });
 
 describe("generate.ts --check", () => {
@@ -194,7 +243,12 @@ describe("generate.ts --check", () => {
 });
 
 const NS = "shop";
-const wasmFilter = (name: string, spec: Record<string, unknown>) => ({ apiVersion: "weft.dev/v1alpha1", kind: "WasmFilter", metadata: { name, namespace: NS }, spec });
+const wasmFilter = (name: string, spec: Record<string, unknown>) => ({
+  apiVersion: "weft.dev/v1alpha1",
+  kind: "WasmFilter",
+  metadata: { name, namespace: NS },
+  spec,
+});
 const validSpec = { url: "oci://registry.example.com/filters/auth:1.0.0", sha256: "a".repeat(64) };
 
 describe("weft CRDs on a real kube-apiserver", () => {
@@ -235,7 +289,11 @@ describe("weft CRDs on a real kube-apiserver", () => {
     const doc = readFileSync(path.join(ROOT, "docs", "resources.md"), "utf8");
     const examples = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]).filter((y) => y.includes("apiVersion: weft.dev/"));
     assert.equal(examples.length, 5);
-    const parsers: Record<string, (x: unknown) => Parsed<{ spec: unknown }>> = { WasmFilter: parseWasmFilter, TrafficPolicy: parseTrafficPolicy, AccessPolicy: parseAccessPolicy };
+    const parsers: Record<string, (x: unknown) => Parsed<{ spec: unknown }>> = {
+      WasmFilter: parseWasmFilter,
+      TrafficPolicy: parseTrafficPolicy,
+      AccessPolicy: parseAccessPolicy,
+    };
     for (const yaml of examples) {
       const stored = JSON.parse(await kubectl(["apply", "-o", "json", "-f", "-"], yaml));
       const parsed = parsers[stored.kind](stored);
@@ -256,33 +314,82 @@ describe("weft CRDs on a real kube-apiserver", () => {
 
   it("refuses invalid resources naming the field, and weft's parser refuses them too", async () => {
     const cases: [string, unknown, RegExp, string][] = [
-      ["bad enum", wasmFilter("bad-enum", { ...validSpec, failStrategy: "Never" }), /spec\.failStrategy: Unsupported value: "Never": supported values: "FailClose", "FailOpen", "FailReload"/, "spec.failStrategy"],
-      ["bad sha256", wasmFilter("bad-digest", { ...validSpec, sha256: "abc" }), /spec\.sha256: Invalid value: "abc": spec\.sha256 in body should match '\^\[0-9a-f\]\{64\}\$'/, "spec.sha256"],
-      ["wrong type", wasmFilter("wrong-type", { ...validSpec, priority: "high" }), /spec\.priority: Invalid value: "string": spec\.priority in body must be of type integer/, "spec.priority"],
-      ["http url", wasmFilter("http-url", { url: "http://example.com/f.wasm" }), /spec\.url: Invalid value: "http:\/\/example\.com\/f\.wasm": must be oci:\/\/REGISTRY\/REPO:TAG, https:\/\/\.\.\., file:\/\/\.\.\. or marketplace:\/\/NAME@VERSION/, "spec.url"],
+      [
+        "bad enum",
+        wasmFilter("bad-enum", { ...validSpec, failStrategy: "Never" }),
+        /spec\.failStrategy: Unsupported value: "Never": supported values: "FailClose", "FailOpen", "FailReload"/,
+        "spec.failStrategy",
+      ],
+      [
+        "bad sha256",
+        wasmFilter("bad-digest", { ...validSpec, sha256: "abc" }),
+        /spec\.sha256: Invalid value: "abc": spec\.sha256 in body should match '\^\[0-9a-f\]\{64\}\$'/,
+        "spec.sha256",
+      ],
+      [
+        "wrong type",
+        wasmFilter("wrong-type", { ...validSpec, priority: "high" }),
+        /spec\.priority: Invalid value: "string": spec\.priority in body must be of type integer/,
+        "spec.priority",
+      ],
+      [
+        "http url",
+        wasmFilter("http-url", { url: "http://example.com/f.wasm" }),
+        /spec\.url: Invalid value: "http:\/\/example\.com\/f\.wasm": must be oci:\/\/REGISTRY\/REPO:TAG, https:\/\/\.\.\., file:\/\/\.\.\. or marketplace:\/\/NAME@VERSION/,
+        "spec.url",
+      ],
       ["missing url", wasmFilter("no-url", {}), /spec\.url: Required value/, "spec.url"],
-      ["nested bound", wasmFilter("big-port", { ...validSpec, match: [{ ports: [70000] }] }), /spec\.match\[0\]\.ports\[0\]: Invalid value: 70000: spec\.match\[0\]\.ports\[0\] in body should be less than or equal to 65535/, "spec.match[0].ports[0]"],
-      ["both targets", wasmFilter("both", { ...validSpec, selector: { matchLabels: { app: "web" } }, targetRefs: [{ kind: "Service", name: "web" }] }), /spec: Invalid value: set selector or targetRefs, not both/, "spec"],
+      [
+        "nested bound",
+        wasmFilter("big-port", { ...validSpec, match: [{ ports: [70000] }] }),
+        /spec\.match\[0\]\.ports\[0\]: Invalid value: 70000: spec\.match\[0\]\.ports\[0\] in body should be less than or equal to 65535/,
+        "spec.match[0].ports[0]",
+      ],
+      [
+        "both targets",
+        wasmFilter("both", { ...validSpec, selector: { matchLabels: { app: "web" } }, targetRefs: [{ kind: "Service", name: "web" }] }),
+        /spec: Invalid value: set selector or targetRefs, not both/,
+        "spec",
+      ],
       [
         "ConsistentHash without header",
-        { apiVersion: "weft.dev/v1alpha1", kind: "TrafficPolicy", metadata: { name: "hash", namespace: NS }, spec: { targetRefs: [{ kind: "Service", name: "web" }], loadBalancer: { policy: "ConsistentHash" } } },
+        {
+          apiVersion: "weft.dev/v1alpha1",
+          kind: "TrafficPolicy",
+          metadata: { name: "hash", namespace: NS },
+          spec: { targetRefs: [{ kind: "Service", name: "web" }], loadBalancer: { policy: "ConsistentHash" } },
+        },
         /spec\.loadBalancer: Invalid value: header is required when policy is ConsistentHash/,
         "spec.loadBalancer.header",
       ],
       [
         "bad principal",
-        { apiVersion: "weft.dev/v1alpha1", kind: "AccessPolicy", metadata: { name: "who", namespace: NS }, spec: { rules: [{ from: [{ principals: ["web"] }] }] } },
+        {
+          apiVersion: "weft.dev/v1alpha1",
+          kind: "AccessPolicy",
+          metadata: { name: "who", namespace: NS },
+          spec: { rules: [{ from: [{ principals: ["web"] }] }] },
+        },
         /spec\.rules\[0\]\.from\[0\]\.principals\[0\]: Invalid value: "web"/,
         "spec.rules[0].from[0].principals[0]",
       ],
     ];
-    const parse: Record<string, (x: unknown) => Parsed<unknown>> = { WasmFilter: parseWasmFilter, TrafficPolicy: parseTrafficPolicy, AccessPolicy: parseAccessPolicy };
-    await Promise.all(cases.map(async ([what, object, message, field]) => {
-      assert.match(await refusal(object), message, what);
-      const kind = (object as { kind: string }).kind;
-      const found = problems(parse[kind](object));
-      assert.ok(found.some((p) => p.startsWith(`${field}: `)), `${what}: weft's parser should name ${field}, said ${JSON.stringify(found)}`);
-    }));
+    const parse: Record<string, (x: unknown) => Parsed<unknown>> = {
+      WasmFilter: parseWasmFilter,
+      TrafficPolicy: parseTrafficPolicy,
+      AccessPolicy: parseAccessPolicy,
+    };
+    await Promise.all(
+      cases.map(async ([what, object, message, field]) => {
+        assert.match(await refusal(object), message, what);
+        const kind = (object as { kind: string }).kind;
+        const found = problems(parse[kind](object));
+        assert.ok(
+          found.some((p) => p.startsWith(`${field}: `)),
+          `${what}: weft's parser should name ${field}, said ${JSON.stringify(found)}`,
+        );
+      }),
+    );
   });
 
   it("kubectl explain describes the fields, with their units", async () => {
@@ -290,7 +397,16 @@ describe("weft CRDs on a real kube-apiserver", () => {
     assert.match(memory, /FIELD: memoryMiB <integer>/);
     assert.match(memory, /Ceiling of one filter instance's linear memory, in MiB/);
     assert.doesNotMatch(memory, /<no description>/);
-    for (const field of ["wasmfilter.spec", "wasmfilter.status", "wasmfilter.spec.match", "wasmfilter.spec.limits", "trafficpolicy.spec.retry", "accesspolicy.spec.rules", "wasmfilter.status.inForce", "accesspolicy.status.inForce"]) {
+    for (const field of [
+      "wasmfilter.spec",
+      "wasmfilter.status",
+      "wasmfilter.spec.match",
+      "wasmfilter.spec.limits",
+      "trafficpolicy.spec.retry",
+      "accesspolicy.spec.rules",
+      "wasmfilter.status.inForce",
+      "accesspolicy.status.inForce",
+    ]) {
       const out = await kubectl(["explain", field]);
       assert.doesNotMatch(out, /<no description>/, field);
     }
@@ -311,12 +427,17 @@ describe("weft CRDs on a real kube-apiserver", () => {
       ["http://filters.example.com/auth.wasm", false],
       ["auth.wasm", false],
     ];
-    await Promise.all(urls.map(async ([url, valid], i) => {
-      const object = wasmFilter(`url-${i}`, { url });
-      const server = await kubectl(["apply", "--dry-run=server", "-f", "-"], JSON.stringify(object)).then(() => true, () => false);
-      assert.equal(server, valid, `the API server on ${url}`);
-      assert.equal(parseWasmFilter(object).ok, valid, `weft's parser on ${url}`);
-    }));
+    await Promise.all(
+      urls.map(async ([url, valid], i) => {
+        const object = wasmFilter(`url-${i}`, { url });
+        const server = await kubectl(["apply", "--dry-run=server", "-f", "-"], JSON.stringify(object)).then(
+          () => true,
+          () => false,
+        );
+        assert.equal(server, valid, `the API server on ${url}`);
+        assert.equal(parseWasmFilter(object).ok, valid, `weft's parser on ${url}`);
+      }),
+    );
   });
 
   it("refuses an unknown field under kubectl's strict validation and prunes it otherwise, as weft's parser drops it", async () => {
@@ -334,14 +455,37 @@ describe("weft CRDs on a real kube-apiserver", () => {
     await kubectl(["apply", "-f", "-"], JSON.stringify(wasmFilter("status", validSpec)));
     const status = {
       conditions: [
-        { type: "Accepted", status: "True", reason: "Valid", message: "spec and config are valid", lastTransitionTime: "2026-01-02T03:04:05Z", observedGeneration: 1 },
-        { type: "Resolved", status: "True", reason: "Resolved", message: `resolved to sha256:${validSpec.sha256}`, lastTransitionTime: "2026-01-02T03:04:05Z" },
-        { type: "Ready", status: "False", reason: "Updating", message: "2 of 3 selected pods run it", lastTransitionTime: "2026-01-02T03:04:05Z" },
+        {
+          type: "Accepted",
+          status: "True",
+          reason: "Valid",
+          message: "spec and config are valid",
+          lastTransitionTime: "2026-01-02T03:04:05Z",
+          observedGeneration: 1,
+        },
+        {
+          type: "Resolved",
+          status: "True",
+          reason: "Resolved",
+          message: `resolved to sha256:${validSpec.sha256}`,
+          lastTransitionTime: "2026-01-02T03:04:05Z",
+        },
+        {
+          type: "Ready",
+          status: "False",
+          reason: "Updating",
+          message: "2 of 3 selected pods run it",
+          lastTransitionTime: "2026-01-02T03:04:05Z",
+        },
       ],
       sha256: validSpec.sha256,
       ready: "2/3",
       // any JSON object, as spec.config: the API server keeps it as written
-      inForce: { generation: 1, config: { response: { set: [{ name: "x-a", value: "1" }] }, n: 1.5, on: true }, limits: { memoryMiB: 16, callTimeoutMs: 5, bodyBytes: 65536 } },
+      inForce: {
+        generation: 1,
+        config: { response: { set: [{ name: "x-a", value: "1" }] }, n: 1.5, on: true },
+        limits: { memoryMiB: 16, callTimeoutMs: 5, bodyBytes: 65536 },
+      },
     };
     const get = async () => JSON.parse(await kubectl(["get", "wf", "status", "-n", NS, "-o", "json"]));
     // through the main resource, status is ignored

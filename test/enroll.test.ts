@@ -32,7 +32,10 @@ if ("Bun" in globalThis) (await import("bun:test" as string)).setDefaultTimeout(
 
 const WEB = "spiffe://cluster.local/ns/shop/sa/web";
 const CATALOG = "spiffe://cluster.local/ns/shop/sa/catalog";
-const USERS: Record<string, string> = { "token-web": "system:serviceaccount:shop:web", "token-catalog": "system:serviceaccount:shop:catalog" };
+const USERS: Record<string, string> = {
+  "token-web": "system:serviceaccount:shop:web",
+  "token-catalog": "system:serviceaccount:shop:catalog",
+};
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Enroller {
@@ -54,7 +57,9 @@ async function serveEnrollment(ca: CertificateAuthority, ttlMs: number): Promise
       throw new Error("the API server is unreachable (test)");
     }
     const username = USERS[token];
-    return username ? { authenticated: true, username } : { authenticated: false, reason: "InvalidToken", message: "the token is not valid (test reviewer)" };
+    return username
+      ? { authenticated: true, username }
+      : { authenticated: false, reason: "InvalidToken", message: "the token is not valid (test reviewer)" };
   };
   const handler = enrollmentHandler({ authority: ca, reviewToken, ttlMs, log: createLogger({}, "error", () => {}) });
   const server = https.createServer({ cert: serving.certificateChain, key: serving.privateKey }, async (req, res) => {
@@ -63,7 +68,13 @@ async function serveEnrollment(ca: CertificateAuthority, ttlMs: number): Promise
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const headers = new Headers();
     for (const [name, value] of Object.entries(req.headers)) if (typeof value === "string") headers.set(name, value);
-    const response = await handler(new Request(`https://127.0.0.1${req.url}`, { method: req.method, headers, body: req.method === "POST" ? Buffer.concat(chunks) : undefined }));
+    const response = await handler(
+      new Request(`https://127.0.0.1${req.url}`, {
+        method: req.method,
+        headers,
+        body: req.method === "POST" ? Buffer.concat(chunks) : undefined,
+      }),
+    );
     res.writeHead(response.status, Object.fromEntries(response.headers));
     res.end(Buffer.from(await response.arrayBuffer()));
   });
@@ -140,11 +151,20 @@ describe("proxy enrollment with the mesh CA over HTTPS", () => {
     const after = Date.now();
     // Issued between `before` and `after` for 24 h; X.509 times drop the milliseconds.
     const notAfter = identity.notAfter.getTime();
-    assert.ok(notAfter > before + 24 * 3600_000 - 1000 && notAfter <= after + 24 * 3600_000, `notAfter ${identity.notAfter.toISOString()}, requested ${new Date(before).toISOString()}`);
+    assert.ok(
+      notAfter > before + 24 * 3600_000 - 1000 && notAfter <= after + 24 * 3600_000,
+      `notAfter ${identity.notAfter.toISOString()}, requested ${new Date(before).toISOString()}`,
+    );
     // The key is P-256 and is the certificate's (the leaf's SPKI is the private key's public half).
     const leaf = new x509.X509Certificate(identity.certificateChain);
     assert.deepEqual(leaf.publicKey.algorithm, { name: "ECDSA", namedCurve: "P-256" });
-    const key = await crypto.subtle.importKey("pkcs8", x509.PemConverter.decodeFirst(identity.privateKey), { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
+    const key = await crypto.subtle.importKey(
+      "pkcs8",
+      x509.PemConverter.decodeFirst(identity.privateKey),
+      { name: "ECDSA", namedCurve: "P-256" },
+      false,
+      ["sign"],
+    );
     const message = new TextEncoder().encode("proof");
     const signature = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, key, message);
     assert.ok(await crypto.subtle.verify({ name: "ECDSA", hash: "SHA-256" }, await leaf.publicKey.export(), signature, message));
@@ -163,7 +183,10 @@ describe("proxy enrollment with the mesh CA over HTTPS", () => {
   it("trusts only the CA bundle it was given: another CA's bundle fails the handshake and sends nothing", async () => {
     const other = await createCa({ commonName: "not the mesh CA" });
     const seen = daily.requests;
-    await assert.rejects(enroll({ endpoint: { ...endpoint, ca: other.certificate } }), /UNABLE_TO_VERIFY_LEAF_SIGNATURE|unable to verify|certificate/i);
+    await assert.rejects(
+      enroll({ endpoint: { ...endpoint, ca: other.certificate } }),
+      /UNABLE_TO_VERIFY_LEAF_SIGNATURE|unable to verify|certificate/i,
+    );
     assert.equal(daily.requests, seen, "the request reached the server");
   });
 
@@ -192,7 +215,12 @@ describe("proxy enrollment with the mesh CA over HTTPS", () => {
       const start = Date.now();
       const remaining = first.notAfter.getTime() - start;
       const renewed: { at: number; identity: EnrolledIdentity }[] = [];
-      const renewal = startRenewal({ endpoint: shortEndpoint, current: first, onRenewed: (identity) => void renewed.push({ at: Date.now(), identity }), log: createLogger({}, "error", () => {}) });
+      const renewal = startRenewal({
+        endpoint: shortEndpoint,
+        current: first,
+        onRenewed: (identity) => void renewed.push({ at: Date.now(), identity }),
+        log: createLogger({}, "error", () => {}),
+      });
       try {
         assert.equal(await mtlsPeer(server, first), WEB, "the first certificate works while it is valid");
         while (renewed.length === 0 && Date.now() < first.notAfter.getTime()) await sleep(20);
@@ -249,7 +277,12 @@ describe("proxy enrollment with the mesh CA over HTTPS", () => {
       const shortEndpoint = { ...endpoint, base: short.base };
       const first = await enroll({ endpoint: shortEndpoint });
       const seen = short.requests;
-      const renewal = startRenewal({ endpoint: shortEndpoint, current: first, onRenewed: () => assert.fail("renewed after stop()"), random: () => 0 });
+      const renewal = startRenewal({
+        endpoint: shortEndpoint,
+        current: first,
+        onRenewed: () => assert.fail("renewed after stop()"),
+        random: () => 0,
+      });
       renewal.stop();
       await sleep(0.6 * (first.notAfter.getTime() - Date.now()));
       assert.equal(short.requests, seen);

@@ -30,7 +30,10 @@ function instantiate(bytes: Uint8Array, imports: WebAssembly.Imports = {}, refil
     if (performance.now() > host.deadline) throw new Deadline("past the deadline");
     if (host.fuel) host.fuel.value = refill;
   };
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>), { ...imports, "weft:meter": { tick } });
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>), {
+    ...imports,
+    "weft:meter": { tick },
+  });
   host.fuel = instance.exports.weft_fuel as WebAssembly.Global;
   return { exports: instance.exports as Exports, host };
 }
@@ -39,7 +42,11 @@ const plain = (bytes: Uint8Array, imports: WebAssembly.Imports = {}) =>
   new WebAssembly.Instance(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>), imports).exports as Exports;
 
 function refused(bytes: Uint8Array, message: RegExp): void {
-  assert.throws(() => meter(bytes, LIMIT), (e: Error) => e instanceof MeterError && message.test(e.message), `expected a MeterError matching ${message}`);
+  assert.throws(
+    () => meter(bytes, LIMIT),
+    (e: Error) => e instanceof MeterError && message.test(e.message),
+    `expected a MeterError matching ${message}`,
+  );
 }
 
 test("a call that loops forever throws the tick's exception at its deadline; the instance and a fresh one keep working", () => {
@@ -82,7 +89,10 @@ test("a start function that never returns is stopped too: instantiation throws",
   const tick = () => {
     if (performance.now() > deadline) throw new Deadline("past the deadline");
   };
-  assert.throws(() => new WebAssembly.Instance(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>), { "weft:meter": { tick } }), Deadline);
+  assert.throws(
+    () => new WebAssembly.Instance(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>), { "weft:meter": { tick } }),
+    Deadline,
+  );
 });
 
 test("calls, indirect calls, every element segment form, exports, start, ref.func and globals survive the index shift", () => {
@@ -155,7 +165,10 @@ test("memory gets the limit as its maximum: memory.grow past it returns -1, and 
 });
 
 test("refuses memories weft cannot limit: too large at start, imported, 64-bit", () => {
-  refused(handmade.memory(20), /^filter needs 20 pages \(1\.25 MiB\) of memory at start, its limit is 16 pages \(1 MiB\); raise limits\.memoryMiB/);
+  refused(
+    handmade.memory(20),
+    /^filter needs 20 pages \(1\.25 MiB\) of memory at start, its limit is 16 pages \(1 MiB\); raise limits\.memoryMiB/,
+  );
   refused(handmade.importedMemory(), /imports its memory \("env" "memory"\); weft filters define and export their own memory/);
   refused(handmade.memory(1, undefined, 0x04), /filter uses a 64-bit memory \(memory64\)/);
 });
@@ -163,16 +176,25 @@ test("refuses memories weft cannot limit: too large at start, imported, 64-bit",
 test("refuses what is not a module, a truncated one, and components, saying so", () => {
   const random = Uint8Array.from({ length: 256 }, (_, i) => (i * 151 + 89) & 0xff);
   refused(random, /^not a WebAssembly module \(file starts with ([0-9a-f]{2} ){7}[0-9a-f]{2}, "/);
-  refused(new TextEncoder().encode("(module (func))"), /^not a WebAssembly module \(file starts with 28 6d 6f 64 75 6c 65 20, "\(module "\)/);
+  refused(
+    new TextEncoder().encode("(module (func))"),
+    /^not a WebAssembly module \(file starts with 28 6d 6f 64 75 6c 65 20, "\(module "\)/,
+  );
   refused(new Uint8Array(0), /^not a WebAssembly module \(the file is empty\)/);
-  refused(calls.subarray(0, Math.floor(calls.length * 0.6)), /^the module is truncated: section \d+ \(\w+\) at offset 0x[0-9a-f]+ declares \d+ bytes but only \d+ remain/);
+  refused(
+    calls.subarray(0, Math.floor(calls.length * 0.6)),
+    /^the module is truncated: section \d+ \(\w+\) at offset 0x[0-9a-f]+ declares \d+ bytes but only \d+ remain/,
+  );
   refused(calls.subarray(0, 6), /^the module is truncated: it is 6 bytes long/);
   refused(Uint8Array.of(0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00), /WebAssembly component .* transpile the component/);
 });
 
 test("refuses instructions it cannot meter with the instruction, the function and the offset", () => {
   // (func (result i32) (try (do nop)) (i32.const 1)): legacy exception handling
-  refused(handmade.oneFunction([0x06, 0x40, 0x01, 0x0b, 0x41, 0x01]), /^filter uses instruction 0x06 \(exception handling\) at function 0, offset 0x21, which weft cannot meter; build without that feature$/);
+  refused(
+    handmade.oneFunction([0x06, 0x40, 0x01, 0x0b, 0x41, 0x01]),
+    /^filter uses instruction 0x06 \(exception handling\) at function 0, offset 0x21, which weft cannot meter; build without that feature$/,
+  );
   // (func (result i32) (try_table) (i32.const 1)): exception handling as standardized
   refused(handmade.oneFunction([0x1f, 0x40, 0x00, 0x0b, 0x41, 0x01]), /instruction 0x1f \(exception handling\) at function 0/);
   // (i32.atomic.load (i32.const 0))
@@ -184,7 +206,7 @@ test("refuses instructions it cannot meter with the instruction, the function an
   refused(handmade.oneFunction([0x27]), /instruction 0x27 \(not an instruction weft knows\)/);
 });
 
-test("custom sections other than \"name\" are kept byte for byte; the name section follows the shift", () => {
+test('custom sections other than "name" are kept byte for byte; the name section follows the shift', () => {
   const manifest = new TextEncoder().encode(JSON.stringify({ name: "example", version: "1.0.0" }));
   const bytes = handmade.named(manifest);
   const metered = meter(bytes, LIMIT).bytes;
@@ -261,7 +283,10 @@ test("damaged modules are refused with a MeterError, never another exception", (
 test("a module cannot reach the fuel global", () => {
   // (func (result i32) (global.set 0 (i32.const 0x7fffffff)) (i32.const 1)) with no globals:
   // global 0 would be the fuel once metered, refilled by the filter itself.
-  refused(handmade.oneFunction([0x41, 0xff, 0xff, 0xff, 0xff, 0x07, 0x24, 0x00, 0x41, 0x01]), /refers to global 0, which does not exist, at function 0/);
+  refused(
+    handmade.oneFunction([0x41, 0xff, 0xff, 0xff, 0xff, 0x07, 0x24, 0x00, 0x41, 0x01]),
+    /refers to global 0, which does not exist, at function 0/,
+  );
   refused(handmade.oneFunction([0x23, 0x00]), /refers to global 0, which does not exist/);
 });
 
@@ -277,11 +302,13 @@ test("reserved names and a bad limit are refused", () => {
 });
 
 test("the meter reports each function import with its signature, as docs/filter-abi.md writes them", () => {
-    const found = meter(importing("extism:host/user", "weft_metric", [I32, I64, F64], []), LIMIT).functionImports;
+  const found = meter(importing("extism:host/user", "weft_metric", [I32, I64, F64], []), LIMIT).functionImports;
   assert.deepEqual(found, [{ module: "extism:host/user", name: "weft_metric", signature: "(i32, i64, f64)" }]);
   const multi = meter(importing("extism:host/env", "alloc", [I64], [I64, I32]), LIMIT).functionImports;
   assert.deepEqual(multi, [{ module: "extism:host/env", name: "alloc", signature: "(i64) -> i64, i32" }]);
-  assert.deepEqual(meter(importing("env", "seed", [], [F64]), LIMIT).functionImports, [{ module: "env", name: "seed", signature: "() -> f64" }]);
+  assert.deepEqual(meter(importing("env", "seed", [], [F64]), LIMIT).functionImports, [
+    { module: "env", name: "seed", signature: "() -> f64" },
+  ]);
 });
 
 test("every import weft provides has a signature, with as many parameters as its host function takes", () => {
@@ -293,7 +320,10 @@ test("every import weft provides has a signature, with as many parameters as its
     for (const [name, fn] of Object.entries(functions)) {
       const params = /^\(([^)]*)\)/.exec(signatures.get(name)!)![1];
       // A host function may ignore trailing parameters it does not use (output_set), never take more.
-      assert.ok(fn.length <= (params ? params.split(", ").length : 0), `${module} ${name} takes ${fn.length} parameters, its signature ${signatures.get(name)}`);
+      assert.ok(
+        fn.length <= (params ? params.split(", ").length : 0),
+        `${module} ${name} takes ${fn.length} parameters, its signature ${signatures.get(name)}`,
+      );
     }
   }
 });

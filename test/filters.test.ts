@@ -37,7 +37,8 @@ export function on_request_headers(): i32 {
 `;
 
 before(async () => {
-  for (const name of ["basic", "body", "no-phase", "foreign-import", "as-pdk"]) built[name] = await compileAssemblyScript(join(fixtures, `${name}.ts`));
+  for (const name of ["basic", "body", "no-phase", "foreign-import", "as-pdk"])
+    built[name] = await compileAssemblyScript(join(fixtures, `${name}.ts`));
   const generated = join(tmpdir(), "weft-filters-generated");
   await mkdir(generated, { recursive: true });
   await copyFile(join(fixtures, "abi.ts"), join(generated, "abi.ts"));
@@ -65,10 +66,18 @@ async function proxyWith(filters: FilterInput[]): Promise<RunningProxy> {
 
 async function echo(proxy: RunningProxy, path = "/echo", headers: Record<string, string> = {}) {
   const reply = await request(proxy.outbound, { path, headers });
-  return { reply, seen: reply.status === 200 && reply.headers["content-type"] === "application/json" ? (JSON.parse(reply.body) as { url: string; headers: Record<string, string>; body: string }) : null };
+  return {
+    reply,
+    seen:
+      reply.status === 200 && reply.headers["content-type"] === "application/json"
+        ? (JSON.parse(reply.body) as { url: string; headers: Record<string, string>; body: string })
+        : null,
+  };
 }
 
-async function configDump(proxy: RunningProxy): Promise<{ version: string; filterStatus: { filter: string; ready: boolean; reason?: string }[] }> {
+async function configDump(
+  proxy: RunningProxy,
+): Promise<{ version: string; filterStatus: { filter: string; ready: boolean; reason?: string }[] }> {
   return (await (await fetch(`http://127.0.0.1:${proxy.admin}/config_dump`)).json()) as never;
 }
 
@@ -151,24 +160,42 @@ describe("filter chain", () => {
       assert.equal(reply.status, 200, reply.body);
       return (JSON.parse(reply.body) as { headers: Record<string, string> }).headers["x-filter-chain"];
     };
-    const proxy = await startProxy(simpleConfig([upstream.port], {
-      listeners: [
-        { name: "outbound", direction: "Outbound", address: "127.0.0.1", port: 0, virtualHosts: [{ name: "all", domains: ["*"], routes: [{ backends: [{ cluster: "app" }] }] }] },
-        // as the control plane writes an injected pod's: one route, to the app's port
-        { name: "inbound", direction: "Inbound", address: "127.0.0.1", port: 0, virtualHosts: [{ name: "inbound", domains: ["*"], routes: [{ backends: [{ cluster: "inbound-app" }] }] }] },
-      ],
-      clusters: [
-        { name: "app", endpoints: [{ address: "127.0.0.1", port: upstream.port }] },
-        { name: "inbound-app", endpoints: [{ address: "127.0.0.1", port: upstream.port }] },
-      ],
-      filters: [
-        filter("service-80", built.basic!, { match: [{ ports: [80] }] }),
-        filter("service-8080", built.basic!, { match: [{ ports: [8080] }] }),
-        filter("app-port", built.basic!, { match: [{ direction: "Inbound", ports: [upstream.port] }] }),
-      ],
-    }));
+    const proxy = await startProxy(
+      simpleConfig([upstream.port], {
+        listeners: [
+          {
+            name: "outbound",
+            direction: "Outbound",
+            address: "127.0.0.1",
+            port: 0,
+            virtualHosts: [{ name: "all", domains: ["*"], routes: [{ backends: [{ cluster: "app" }] }] }],
+          },
+          // as the control plane writes an injected pod's: one route, to the app's port
+          {
+            name: "inbound",
+            direction: "Inbound",
+            address: "127.0.0.1",
+            port: 0,
+            virtualHosts: [{ name: "inbound", domains: ["*"], routes: [{ backends: [{ cluster: "inbound-app" }] }] }],
+          },
+        ],
+        clusters: [
+          { name: "app", endpoints: [{ address: "127.0.0.1", port: upstream.port }] },
+          { name: "inbound-app", endpoints: [{ address: "127.0.0.1", port: upstream.port }] },
+        ],
+        filters: [
+          filter("service-80", built.basic!, { match: [{ ports: [80] }] }),
+          filter("service-8080", built.basic!, { match: [{ ports: [8080] }] }),
+          filter("app-port", built.basic!, { match: [{ direction: "Inbound", ports: [upstream.port] }] }),
+        ],
+      }),
+    );
     cleanups.push(() => proxy.stop());
-    const listeners = await startProxy(simpleConfig([upstream.port], { filters: [filter("listener-port", built.basic!, { match: [{ ports: [proxy.outbound, proxy.inbound] }] })] }));
+    const listeners = await startProxy(
+      simpleConfig([upstream.port], {
+        filters: [filter("listener-port", built.basic!, { match: [{ ports: [proxy.outbound, proxy.inbound] }] })],
+      }),
+    );
     cleanups.push(() => listeners.stop());
 
     // outbound: the port in Host, 80 when it has none
@@ -241,7 +268,10 @@ describe("failing filters", () => {
   // deadline (quarantine, so that they need not, is issue 17's work).
   it("an endless loop is cut off at its deadline with a 500, and the requests queued behind it are served after it", async () => {
     const proxy = await proxyWith([filter("looper", built.basic!, { limits: { callTimeoutMs: 200 } })]);
-    const [loop, ...others] = await Promise.all([request(proxy.outbound, { path: "/loop" }), ...Array.from({ length: 5 }, () => echo(proxy))]);
+    const [loop, ...others] = await Promise.all([
+      request(proxy.outbound, { path: "/loop" }),
+      ...Array.from({ length: 5 }, () => echo(proxy)),
+    ]);
     assert.equal(loop.status, 500);
     assert.match(String(loop.headers["x-weft-error"]), /200 ms|deadline/);
     for (const o of others) assert.equal(o.reply.status, 200);
@@ -283,11 +313,18 @@ describe("loading filters", () => {
     const { createHash } = await import("node:crypto");
     const garbageSha = createHash("sha256").update("this is not wasm").digest("hex");
     const proxy = await proxyWith([
-      filter("wrong-digest", built.basic!, { module: { path: built.basic!.path, sha256: "0".repeat(64) }, match: [{ pathPrefixes: ["/a"] }] }),
+      filter("wrong-digest", built.basic!, {
+        module: { path: built.basic!.path, sha256: "0".repeat(64) },
+        match: [{ pathPrefixes: ["/a"] }],
+      }),
       filter("not-wasm", built.basic!, { module: { path: garbage, sha256: garbageSha }, match: [{ pathPrefixes: ["/b"] }] }),
       filter("no-phase", built["no-phase"]!, { match: [{ pathPrefixes: ["/c"] }] }),
       filter("foreign", built["foreign-import"]!, { match: [{ pathPrefixes: ["/d"] }] }),
-      filter("missing", built.basic!, { module: { path: join(scratch, "nope.wasm"), sha256: built.basic!.sha256 }, match: [{ pathPrefixes: ["/e"] }], failStrategy: "FailOpen" }),
+      filter("missing", built.basic!, {
+        module: { path: join(scratch, "nope.wasm"), sha256: built.basic!.sha256 },
+        match: [{ pathPrefixes: ["/e"] }],
+        failStrategy: "FailOpen",
+      }),
     ]);
     const status = (await configDump(proxy)).filterStatus;
     const reason = (name: string) => status.find((s) => s.filter === `test/${name}`)!.reason ?? "";

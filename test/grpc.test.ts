@@ -49,7 +49,14 @@ function proxyConfig(upstreamPort: number) {
         virtualHosts: [{ name: "echo", domains: ["echo", "echo.test.svc.cluster.local"], routes: [{ backends: [{ cluster: "echo" }] }] }],
       },
     ],
-    clusters: [{ name: "echo", protocol: "http2" as const, service: "echo.test.svc.cluster.local", endpoints: [{ address: "127.0.0.1", port: upstreamPort }] }],
+    clusters: [
+      {
+        name: "echo",
+        protocol: "http2" as const,
+        service: "echo.test.svc.cluster.local",
+        endpoints: [{ address: "127.0.0.1", port: upstreamPort }],
+      },
+    ],
   };
 }
 
@@ -67,7 +74,8 @@ describe("gRPC through the sidecar", () => {
         trailer.set("x-trailer", "t1");
         done(null, { text: `echo ${call.request.text} (${call.metadata.get("x-caller")[0] ?? "?"})` }, trailer);
       },
-      fail: (_call: grpc.ServerUnaryCall<Msg, Msg>, done: grpc.sendUnaryData<Msg>) => done({ code: grpc.status.NOT_FOUND, details: "no such thing: ünïcode" }),
+      fail: (_call: grpc.ServerUnaryCall<Msg, Msg>, done: grpc.sendUnaryData<Msg>) =>
+        done({ code: grpc.status.NOT_FOUND, details: "no such thing: ünïcode" }),
       serverStream: (call: grpc.ServerWritableStream<Msg, Msg>) => {
         for (let i = 0; i < 5; i++) call.write({ text: `${call.request.text}-${i}` });
         call.end();
@@ -87,7 +95,9 @@ describe("gRPC through the sidecar", () => {
     );
     if (IS_BUN) return;
     proxy = await startProxy(proxyConfig(serverPort));
-    client = new EchoClient(`127.0.0.1:${proxy.outbound}`, grpc.credentials.createInsecure(), { "grpc.default_authority": "echo" }) as Client;
+    client = new EchoClient(`127.0.0.1:${proxy.outbound}`, grpc.credentials.createInsecure(), {
+      "grpc.default_authority": "echo",
+    }) as Client;
   });
   after(async () => {
     client?.close();
@@ -97,7 +107,10 @@ describe("gRPC through the sidecar", () => {
 
   if (IS_BUN) {
     it("refuses an HTTP/2 upstream cluster on Bun at start-up, saying why and what to do", async () => {
-      await assert.rejects(startProxy(proxyConfig(serverPort)), /cluster "echo" speaks HTTP\/2 to its upstream.*Bun.*Run this sidecar on Node\.js or Deno/s);
+      await assert.rejects(
+        startProxy(proxyConfig(serverPort)),
+        /cluster "echo" speaks HTTP\/2 to its upstream.*Bun.*Run this sidecar on Node\.js or Deno/s,
+      );
     });
     return;
   }
@@ -144,7 +157,9 @@ describe("gRPC through the sidecar", () => {
     assert.deepEqual(fromServer, ["s-0", "s-1", "s-2", "s-3", "s-4"]);
 
     const fromClient = await new Promise<string>((resolve, reject) => {
-      const call = client.clientStream((e: grpc.ServiceError | null, m?: Msg) => (e ? reject(e) : resolve(m!.text))) as grpc.ClientWritableStream<Msg>;
+      const call = client.clientStream((e: grpc.ServiceError | null, m?: Msg) =>
+        e ? reject(e) : resolve(m!.text),
+      ) as grpc.ClientWritableStream<Msg>;
       for (const t of ["a", "b", "c"]) call.write({ text: t });
       call.end();
     });
@@ -171,16 +186,24 @@ describe("gRPC through the sidecar", () => {
   });
 
   it("answers its own errors as gRPC statuses (unknown host, upstream down)", async () => {
-    const stray = new EchoClient(`127.0.0.1:${proxy!.outbound}`, grpc.credentials.createInsecure(), { "grpc.default_authority": "nowhere" }) as Client;
-    const miss = await new Promise<grpc.ServiceError | null>((resolve) => stray.unary({ text: "x" }, (e: grpc.ServiceError | null) => resolve(e)));
+    const stray = new EchoClient(`127.0.0.1:${proxy!.outbound}`, grpc.credentials.createInsecure(), {
+      "grpc.default_authority": "nowhere",
+    }) as Client;
+    const miss = await new Promise<grpc.ServiceError | null>((resolve) =>
+      stray.unary({ text: "x" }, (e: grpc.ServiceError | null) => resolve(e)),
+    );
     stray.close();
     assert.equal(miss?.code, grpc.status.UNIMPLEMENTED);
     assert.match(miss?.details ?? "", /no route for host "nowhere"/);
 
     const down = await startProxy(proxyConfig(await deadPort()));
-    const lost = new EchoClient(`127.0.0.1:${down.outbound}`, grpc.credentials.createInsecure(), { "grpc.default_authority": "echo" }) as Client;
+    const lost = new EchoClient(`127.0.0.1:${down.outbound}`, grpc.credentials.createInsecure(), {
+      "grpc.default_authority": "echo",
+    }) as Client;
     try {
-      const failed = await new Promise<grpc.ServiceError | null>((resolve) => lost.unary({ text: "x" }, (e: grpc.ServiceError | null) => resolve(e)));
+      const failed = await new Promise<grpc.ServiceError | null>((resolve) =>
+        lost.unary({ text: "x" }, (e: grpc.ServiceError | null) => resolve(e)),
+      );
       assert.equal(failed?.code, grpc.status.UNAVAILABLE);
       assert.match(failed?.details ?? "", /cannot connect/);
     } finally {
@@ -190,38 +213,67 @@ describe("gRPC through the sidecar", () => {
   });
 });
 
-describe("gRPC between two sidecars over mTLS (ALPN h2)", { skip: IS_BUN ? "Bun refuses HTTP/2 upstream clusters (asserted above)" : undefined }, () => {
+describe("gRPC between two sidecars over mTLS (ALPN h2)", {
+  skip: IS_BUN ? "Bun refuses HTTP/2 upstream clusters (asserted above)" : undefined,
+}, () => {
   it("carries a call from the client's sidecar to the server's and back", async () => {
     const { createCa, issueWorkload } = await import("./support/pki.ts");
     const ca = await createCa();
     const serverCert = await issueWorkload(ca, { spiffeId: "spiffe://cluster.local/ns/test/sa/echo" });
     const clientCert = await issueWorkload(ca, { spiffeId: "spiffe://cluster.local/ns/test/sa/caller" });
-    const identity = (c: typeof serverCert) => ({ certificateChain: c.certificateChain, privateKey: c.privateKey, trustBundle: ca.certificate });
+    const identity = (c: typeof serverCert) => ({
+      certificateChain: c.certificateChain,
+      privateKey: c.privateKey,
+      trustBundle: ca.certificate,
+    });
     const server = new grpc.Server();
     server.addService(EchoService, {
-      unary: (call: grpc.ServerUnaryCall<Msg, Msg>, done: grpc.sendUnaryData<Msg>) => done(null, { text: String(call.metadata.get("x-forwarded-client-cert")[0]) }),
+      unary: (call: grpc.ServerUnaryCall<Msg, Msg>, done: grpc.sendUnaryData<Msg>) =>
+        done(null, { text: String(call.metadata.get("x-forwarded-client-cert")[0]) }),
       fail: () => {},
       serverStream: () => {},
       clientStream: () => {},
       bidi: () => {},
     });
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    );
     const serverSide = await startProxy({
       version: "echo-sidecar",
       node: { namespace: "test", serviceAccount: "echo" },
       identity: identity(serverCert),
-      listeners: [{ name: "inbound", direction: "Inbound", address: "127.0.0.1", port: 0, tls: "STRICT", virtualHosts: [{ name: "app", domains: ["*"], routes: [{ backends: [{ cluster: "app" }] }] }] }],
+      listeners: [
+        {
+          name: "inbound",
+          direction: "Inbound",
+          address: "127.0.0.1",
+          port: 0,
+          tls: "STRICT",
+          virtualHosts: [{ name: "app", domains: ["*"], routes: [{ backends: [{ cluster: "app" }] }] }],
+        },
+      ],
       clusters: [{ name: "app", protocol: "http2", endpoints: [{ address: "127.0.0.1", port }] }],
     });
     const clientSide = await startProxy({
       ...proxyConfig(serverSide.inbound),
       node: { namespace: "test", serviceAccount: "caller" },
       identity: identity(clientCert),
-      clusters: [{ name: "echo", protocol: "http2", endpoints: [{ address: "127.0.0.1", port: serverSide.inbound }], tls: { identities: ["spiffe://cluster.local/ns/test/sa/echo"] } }],
+      clusters: [
+        {
+          name: "echo",
+          protocol: "http2",
+          endpoints: [{ address: "127.0.0.1", port: serverSide.inbound }],
+          tls: { identities: ["spiffe://cluster.local/ns/test/sa/echo"] },
+        },
+      ],
     });
-    const client = new EchoClient(`127.0.0.1:${clientSide.outbound}`, grpc.credentials.createInsecure(), { "grpc.default_authority": "echo" }) as Client;
+    const client = new EchoClient(`127.0.0.1:${clientSide.outbound}`, grpc.credentials.createInsecure(), {
+      "grpc.default_authority": "echo",
+    }) as Client;
     try {
-      const reply = await new Promise<Msg>((resolve, reject) => client.unary({ text: "x" }, (e: grpc.ServiceError | null, m?: Msg) => (e ? reject(e) : resolve(m!))));
+      const reply = await new Promise<Msg>((resolve, reject) =>
+        client.unary({ text: "x" }, (e: grpc.ServiceError | null, m?: Msg) => (e ? reject(e) : resolve(m!))),
+      );
       assert.equal(reply.text, "By=spiffe://cluster.local/ns/test/sa/echo;URI=spiffe://cluster.local/ns/test/sa/caller");
     } finally {
       client.close();

@@ -20,7 +20,13 @@ const ID = "spiffe://cluster.local/ns/payments/sa/api";
 const ca = await createCa();
 
 test("parses a workload SPIFFE ID", () => {
-  assert.deepEqual(parseSpiffeId(ID), { id: ID, trustDomain: "cluster.local", path: "/ns/payments/sa/api", namespace: "payments", serviceAccount: "api" });
+  assert.deepEqual(parseSpiffeId(ID), {
+    id: ID,
+    trustDomain: "cluster.local",
+    path: "/ns/payments/sa/api",
+    namespace: "payments",
+    serviceAccount: "api",
+  });
   assert.deepEqual(parseWorkloadId("spiffe://example.org/ns/a-b/sa/c.d_e"), {
     id: "spiffe://example.org/ns/a-b/sa/c.d_e",
     trustDomain: "example.org",
@@ -31,7 +37,10 @@ test("parses a workload SPIFFE ID", () => {
   // Valid SPIFFE IDs that are not workload IDs.
   assert.equal(parseSpiffeId("spiffe://cluster.local").namespace, null);
   assert.equal(parseSpiffeId("spiffe://cluster.local/gateway/x").serviceAccount, null);
-  assert.throws(() => parseWorkloadId("spiffe://cluster.local/gateway/x"), /path must be \/ns\/<namespace>\/sa\/<serviceaccount>, got "\/gateway\/x"/);
+  assert.throws(
+    () => parseWorkloadId("spiffe://cluster.local/gateway/x"),
+    /path must be \/ns\/<namespace>\/sa\/<serviceaccount>, got "\/gateway\/x"/,
+  );
 });
 
 test("rejects invalid SPIFFE IDs with the reason", () => {
@@ -53,7 +62,11 @@ test("rejects invalid SPIFFE IDs with the reason", () => {
     [`spiffe://cluster.local/${"a".repeat(2048)}`, /longer than 2048/],
   ];
   for (const [id, reason] of cases) {
-    assert.throws(() => parseSpiffeId(id), (e: Error) => e instanceof SpiffeError && reason.test(e.message), `expected ${reason} for ${JSON.stringify(id.slice(0, 60))}`);
+    assert.throws(
+      () => parseSpiffeId(id),
+      (e: Error) => e instanceof SpiffeError && reason.test(e.message),
+      `expected ${reason} for ${JSON.stringify(id.slice(0, 60))}`,
+    );
     assert.equal(isSpiffeId(id), false);
   }
   assert.equal(isSpiffeId(ID), true);
@@ -82,7 +95,10 @@ test("extraction errors say what the certificate holds", async () => {
   const noSan = await issueWorkload(ca, { commonName: "legacy" });
   assert.throws(() => spiffeIdFromCertificate(noSan.der), /subject "CN=legacy, O=weft"\) has no subjectAltName extension/);
   const dnsOnly = await issueWorkload(ca, { dns: ["api.example.org"], uris: ["https://example.org/x"] });
-  assert.throws(() => spiffeIdFromCertificate(dnsOnly.der), /no spiffe:\/\/ URI SAN \(subjectAltName: URI:https:\/\/example\.org\/x, DNS:api\.example\.org\)/);
+  assert.throws(
+    () => spiffeIdFromCertificate(dnsOnly.der),
+    /no spiffe:\/\/ URI SAN \(subjectAltName: URI:https:\/\/example\.org\/x, DNS:api\.example\.org\)/,
+  );
   const two = await issueWorkload(ca, { spiffeId: ID, uris: ["spiffe://cluster.local/ns/other/sa/x"] });
   assert.throws(() => spiffeIdFromCertificate(two.der), /has 2 spiffe:\/\/ URI SANs, exactly one is allowed/);
   const bad = await issueWorkload(ca, { spiffeId: "spiffe://Cluster.local/ns/a/sa/b" });
@@ -107,7 +123,9 @@ test("verifyPeerIdentity accepts an expected identity and explains a mismatch", 
 });
 
 test("extraction is cached by certificate bytes (cost printed for the report)", async () => {
-  const certs = await Promise.all(Array.from({ length: 20 }, (_, i) => issueWorkload(ca, { spiffeId: `spiffe://cluster.local/ns/n${i}/sa/s${i}` })));
+  const certs = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => issueWorkload(ca, { spiffeId: `spiffe://cluster.local/ns/n${i}/sa/s${i}` })),
+  );
   clearSpiffeCache();
   // Warm the JIT on other certificates, then time first sight vs. repeat.
   for (let i = 0; i < 10; i++) spiffeIdFromCertificate(certs[i].der);

@@ -38,7 +38,9 @@ function needTools(): void {
     try {
       accessSync(tool, constants.X_OK);
     } catch {
-      throw new Error(`${tool} is missing: the image tests run the images with podman (runtime runc) and load them with skopeo; install them with "${INSTALL}" (.ci/run does)`);
+      throw new Error(
+        `${tool} is missing: the image tests run the images with podman (runtime runc) and load them with skopeo; install them with "${INSTALL}" (.ci/run does)`,
+      );
     }
   }
 }
@@ -52,7 +54,11 @@ interface Ran {
 function exec(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Ran> {
   return new Promise((resolve) =>
     execFile(command, args, { cwd: root, env, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 }, (e, stdout, stderr) =>
-      resolve({ code: e ? (typeof e.code === "number" ? e.code : 1) : 0, stdout, stderr: stderr || (e && typeof e.code !== "number" ? e.message : "") }),
+      resolve({
+        code: e ? (typeof e.code === "number" ? e.code : 1) : 0,
+        stdout,
+        stderr: stderr || (e && typeof e.code !== "number" ? e.message : ""),
+      }),
     ),
   );
 }
@@ -74,7 +80,17 @@ let serial = 0;
 function podmanRun(image: string, command: string[], options: { user?: string; flags?: string[] } = {}): Promise<Ran> {
   const name = `weft-images-test-${process.pid}-${serial++}`;
   containers.push(name);
-  return exec("podman", [...RUN, "--rm", "--name", name, "--user", options.user ?? String(WEFT_UID), ...(options.flags ?? []), `localhost/${image}`, ...command]);
+  return exec("podman", [
+    ...RUN,
+    "--rm",
+    "--name",
+    name,
+    "--user",
+    options.user ?? String(WEFT_UID),
+    ...(options.flags ?? []),
+    `localhost/${image}`,
+    ...command,
+  ]);
 }
 
 /** podman run -d: a container that keeps running until after() removes it. */
@@ -102,14 +118,17 @@ async function waitFor(what: string, name: string, check: () => Promise<boolean>
   for (const deadline = Date.now() + 20_000; ; ) {
     if (await check().catch(() => false)) return;
     const running = (await exec("podman", ["inspect", "--format", "{{.State.Running}}", name])).stdout.trim() === "true";
-    if (!running || Date.now() > deadline) throw new Error(`${what} ${running ? "within 20 s" : "before it exited"}; the container's output:\n${await logsOf(name)}`);
+    if (!running || Date.now() > deadline)
+      throw new Error(`${what} ${running ? "within 20 s" : "before it exited"}; the container's output:\n${await logsOf(name)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
 /** The bundles' input keys (deploy/image/bundle.ts): equal when both builds bundled the same sources. */
 const bundleKeys = (cacheDir: string) =>
-  ["weft", "shop"].map((b) => (JSON.parse(readFileSync(path.join(cacheDir, "bundles", `${b}.json`), "utf8")) as { key: string }).key).join(" ");
+  ["weft", "shop"]
+    .map((b) => (JSON.parse(readFileSync(path.join(cacheDir, "bundles", `${b}.json`), "utf8")) as { key: string }).key)
+    .join(" ");
 
 describe("the images of npm run image (deploy/image/, docs/images.md)", () => {
   let layout = "";
@@ -151,8 +170,16 @@ describe("the images of npm run image (deploy/image/, docs/images.md)", () => {
         // mkdtemp's folder is the test user's alone; the proxy in the container runs as 1337.
         chmodSync(dir, 0o755);
         chmodSync(path.join(dir, "proxy.json"), 0o644);
-        container = await podmanStart(WEFT, [...START, `${BUNDLE_DIR}/weft.mjs`, "proxy", "--config", "/config/proxy.json"], ["--network", "host", "-v", `${dir}:/config:ro`]);
-        await waitFor("the proxy in the image did not answer /ready", container, async () => (await fetch(`http://127.0.0.1:${ports.admin}/ready`)).status === 200);
+        container = await podmanStart(
+          WEFT,
+          [...START, `${BUNDLE_DIR}/weft.mjs`, "proxy", "--config", "/config/proxy.json"],
+          ["--network", "host", "-v", `${dir}:/config:ro`],
+        );
+        await waitFor(
+          "the proxy in the image did not answer /ready",
+          container,
+          async () => (await fetch(`http://127.0.0.1:${ports.admin}/ready`)).status === 200,
+        );
       });
       after(async () => {
         await exec("podman", ["rm", "-f", "--ignore", container]);
@@ -169,7 +196,9 @@ describe("the images of npm run image (deploy/image/, docs/images.md)", () => {
     });
   });
 
-  describe(`the weft:${VERSION} image's other uses: init container and control plane`, { skip: runtime === "node" ? undefined : "Node's run checks the Node image's init and control-plane uses" }, () => {
+  describe(`the weft:${VERSION} image's other uses: init container and control plane`, {
+    skip: runtime === "node" ? undefined : "Node's run checks the Node image's init and control-plane uses",
+  }, () => {
     it("has iptables-restore, nft backend by default and legacy beside it", async () => {
       const nft = await podmanRun(WEFT, ["iptables-restore", "--version"]);
       assert.equal(nft.code, 0, nft.stderr);
@@ -193,7 +222,10 @@ describe("the images of npm run image (deploy/image/, docs/images.md)", () => {
       const script = `const { execFileSync } = require("node:child_process");
   execFileSync("node", ["${BUNDLE_DIR}/weft.mjs", "init", "--include-inbound-ports", "8080"], { stdio: ["ignore", "ignore", "inherit"] });
   process.stdout.write(execFileSync("iptables-save", ["-t", "nat"]));`;
-      const ran = await podmanRun(WEFT, ["node", "-e", script], { user: "0", flags: ["--cap-drop", "ALL", "--cap-add", "NET_ADMIN,NET_RAW"] });
+      const ran = await podmanRun(WEFT, ["node", "-e", script], {
+        user: "0",
+        flags: ["--cap-drop", "ALL", "--cap-add", "NET_ADMIN,NET_RAW"],
+      });
       assert.equal(ran.code, 0, ran.stderr);
       assert.match(ran.stdout, /^-A WEFT_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006$/m);
       assert.match(ran.stdout, /^-A WEFT_OUTPUT -m owner --uid-owner 1337 -j RETURN$/m);
@@ -218,7 +250,9 @@ describe("the images of npm run image (deploy/image/, docs/images.md)", () => {
   }`;
       const ran = await podmanRun(WEFT, ["node", "-e", script]);
       assert.equal(ran.code, 0, ran.stderr);
-      const index = JSON.parse(readFileSync(path.join(root, "plugins", "index.json"), "utf8")) as { plugins: { name: string; versions: { version: string }[] }[] };
+      const index = JSON.parse(readFileSync(path.join(root, "plugins", "index.json"), "utf8")) as {
+        plugins: { name: string; versions: { version: string }[] }[];
+      };
       const expected = index.plugins.flatMap((p) => p.versions.map((v) => `${p.name}@${v.version} ok`));
       assert.deepEqual(ran.stdout.trim().split("\n"), expected);
     });
@@ -229,7 +263,11 @@ describe("the images of npm run image (deploy/image/, docs/images.md)", () => {
       const port = await deadPort();
       const container = await podmanStart(SHOP, ["node", `${SHOP_DIR}/catalog.mjs`], ["--user", "65534", "-p", `127.0.0.1:${port}:8080`]);
       let reply = { status: 0, body: "" };
-      await waitFor("the catalog in the image did not answer on its published port", container, async () => (reply = await request(port, { path: "/products" })).status === 200);
+      await waitFor(
+        "the catalog in the image did not answer on its published port",
+        container,
+        async () => (reply = await request(port, { path: "/products" })).status === 200,
+      );
       assert.equal(JSON.parse(reply.body).version, "v1");
       const inspect = await exec("podman", ["image", "inspect", `localhost/${SHOP}`, "--format", "{{.Config.User}}"]);
       assert.equal(inspect.stdout.trim(), "65534:65534");
@@ -268,7 +306,10 @@ describe("the images of npm run image (deploy/image/, docs/images.md)", () => {
         await buildImages(["--push", registry.host, "--insecure"]);
         for (const ref of [`weft:${VERSION}`, `weft:${VERSION}-deno`, `weft:${VERSION}-bun`, SHOP]) {
           const [repository, tag] = ref.split(":");
-          const reply = await fetch(`http://${registry.host}/v2/${repository}/manifests/${tag}`, { method: "HEAD", headers: { accept: "application/vnd.oci.image.manifest.v1+json" } });
+          const reply = await fetch(`http://${registry.host}/v2/${repository}/manifests/${tag}`, {
+            method: "HEAD",
+            headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+          });
           assert.equal(reply.status, 200, `${ref} is not in the registry`);
           assert.equal(reply.headers.get("docker-content-digest"), await digestOf(layout, ref));
         }

@@ -17,7 +17,22 @@ export interface Specifier {
 type Token = { kind: "name" | "punct" | "string" | "other"; text: string; line: number };
 
 // After these words an expression starts, so a "/" begins a regular expression, not a division.
-const BEFORE_EXPRESSION = new Set(["return", "typeof", "case", "do", "else", "in", "of", "new", "delete", "void", "throw", "instanceof", "yield", "await"]);
+const BEFORE_EXPRESSION = new Set([
+  "return",
+  "typeof",
+  "case",
+  "do",
+  "else",
+  "in",
+  "of",
+  "new",
+  "delete",
+  "void",
+  "throw",
+  "instanceof",
+  "yield",
+  "await",
+]);
 
 function tokens(source: string): Token[] {
   const out: Token[] = [];

@@ -80,21 +80,33 @@ describe("admin API and reload in process", () => {
   it("as a sidecar managed by a control plane, takes no PUT /config and shows its configuration to loopback peers only", async () => {
     // Its admin port is on the pod's IP then (kubelet probes, metrics): any pod could reach it.
     const managed = adminApp(proxy.sidecar, { managedBy: "https://weft-control.weft-system.svc:15012", appProbes: {} });
-    const call = (path: string, address: string, init: RequestInit = {}) => managed.fetch(new Request(`http://pod${path}`, init), { peer: { address } });
+    const call = (path: string, address: string, init: RequestInit = {}) =>
+      managed.fetch(new Request(`http://pod${path}`, init), { peer: { address } });
     const put = await call("/config", "127.0.0.1", { method: "PUT", body: JSON.stringify(simpleConfig([b.port], { version: "hijack" })) });
     assert.equal(put.status, 405);
-    assert.match(await put.text(), /^this sidecar is configured by the control plane at https:\/\/weft-control\.weft-system\.svc:15012 only/);
+    assert.match(
+      await put.text(),
+      /^this sidecar is configured by the control plane at https:\/\/weft-control\.weft-system\.svc:15012 only/,
+    );
     assert.equal(proxy.sidecar.config.version, "test-1", "the configuration stayed");
     const remote = await call("/config_dump", "10.244.0.7");
     assert.equal(remote.status, 403);
     assert.match(await remote.text(), /shown on this pod's loopback only: kubectl port-forward POD 15000/);
-    for (const address of ["127.0.0.1", "::1", "::ffff:127.0.0.1"]) assert.equal((await call("/config_dump", address)).status, 200, address);
+    for (const address of ["127.0.0.1", "::1", "::ffff:127.0.0.1"])
+      assert.equal((await call("/config_dump", address)).status, 200, address);
     for (const path of ["/ready", "/metrics"]) assert.equal((await call(path, "10.244.0.7")).status, 200, path);
   });
 
   it("runs the app's rewritten kubelet probes against the app on 127.0.0.1 and answers as the app did", async () => {
     const closed = await deadPort();
-    const http = (path: string, port = a.port, timeoutSeconds = 1) => ({ kind: "http" as const, port, path, scheme: "HTTP" as const, headers: [{ name: "X-Probe", value: "1" }], timeoutSeconds });
+    const http = (path: string, port = a.port, timeoutSeconds = 1) => ({
+      kind: "http" as const,
+      port,
+      path,
+      scheme: "HTTP" as const,
+      headers: [{ name: "X-Probe", value: "1" }],
+      timeoutSeconds,
+    });
     const admin = adminApp(proxy.sidecar, {
       managedBy: "https://weft-control.weft-system.svc:15012",
       appProbes: {
@@ -132,14 +144,19 @@ describe("admin API and reload in process", () => {
   });
 
   it("rejects an invalid pushed configuration with every problem and keeps the last good one", async () => {
-    const bad = simpleConfig([a.port], { version: "bad" }) as { listeners: { virtualHosts: { routes: { backends: { cluster: string }[] }[] }[] }[] };
+    const bad = simpleConfig([a.port], { version: "bad" }) as {
+      listeners: { virtualHosts: { routes: { backends: { cluster: string }[] }[] }[] }[];
+    };
     bad.listeners[0].virtualHosts[0].routes[0].backends[0].cluster = "nope";
     (bad.listeners[0] as unknown as { port: number }).port = 70000;
     const res = await fetch(`http://127.0.0.1:${proxy.admin}/config`, { method: "PUT", body: JSON.stringify(bad) });
     assert.equal(res.status, 400);
     const body = (await res.json()) as { problems: string[]; kept: string };
     assert.equal(body.kept, "test-1");
-    assert.ok(body.problems.some((p) => p.startsWith("listeners[0].port:")), JSON.stringify(body.problems));
+    assert.ok(
+      body.problems.some((p) => p.startsWith("listeners[0].port:")),
+      JSON.stringify(body.problems),
+    );
     assert.equal((await request(proxy.outbound)).status, 200);
   });
 
@@ -202,7 +219,10 @@ describe("weft proxy --config FILE (the command)", () => {
     writeConfig("file-1");
     // The command runs on the runtime running this test.
     const exec = process.execPath;
-    const args = "Deno" in globalThis ? ["run", "-A", "bin/weft.ts", "proxy", "--config", configPath] : ["bin/weft.ts", "proxy", "--config", configPath];
+    const args =
+      "Deno" in globalThis
+        ? ["run", "-A", "bin/weft.ts", "proxy", "--config", configPath]
+        : ["bin/weft.ts", "proxy", "--config", configPath];
     child = spawn(exec, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     child.stdout!.on("data", (d) => (output += d));
     child.stderr!.on("data", (d) => (output += d));
@@ -222,7 +242,10 @@ describe("weft proxy --config FILE (the command)", () => {
   it("serves traffic, writes JSON logs and one access-log line per request", async () => {
     const reply = await request(ports.outbound, { path: "/echo", headers: { "x-request-id": "cli-1" } });
     assert.equal(reply.status, 200);
-    await waitFor(() => output.includes('"x_request_id":"cli-1"') || output.includes('"request_id":"cli-1"'), "no access-log line for the request");
+    await waitFor(
+      () => output.includes('"x_request_id":"cli-1"') || output.includes('"request_id":"cli-1"'),
+      "no access-log line for the request",
+    );
     const lines = output.split("\n").filter((l) => l.startsWith("{"));
     for (const line of lines) JSON.parse(line);
     assert.ok(lines.some((l) => JSON.parse(l).msg === "sidecar started"));
@@ -230,7 +253,10 @@ describe("weft proxy --config FILE (the command)", () => {
 
   it("reloads when the file changes and keeps the last good configuration on a bad one", async () => {
     writeConfig("file-2");
-    await waitFor(async () => ((await (await fetch(`http://127.0.0.1:${ports.admin}/config_dump`)).json()) as { version: string }).version === "file-2", "file-2 was not applied");
+    await waitFor(
+      async () => ((await (await fetch(`http://127.0.0.1:${ports.admin}/config_dump`)).json()) as { version: string }).version === "file-2",
+      "file-2 was not applied",
+    );
     writeFileSync(configPath, "{ not json");
     await waitFor(() => output.includes("configuration rejected"), "the bad file was not reported");
     assert.match(output, /not valid JSON/);

@@ -50,7 +50,9 @@ describe("mTLS between two sidecars", () => {
           direction: "Outbound",
           address: "127.0.0.1",
           port: 0,
-          virtualHosts: [{ name: "catalog", domains: ["catalog", "catalog.shop.svc.cluster.local"], routes: [{ backends: [{ cluster: "catalog" }] }] }],
+          virtualHosts: [
+            { name: "catalog", domains: ["catalog", "catalog.shop.svc.cluster.local"], routes: [{ backends: [{ cluster: "catalog" }] }] },
+          ],
         },
       ],
       clusters: [
@@ -81,7 +83,11 @@ describe("mTLS between two sidecars", () => {
   it("carries a request over mTLS and gives the app the caller's SPIFFE ID", async () => {
     const client = await clientProxy(serverSide.inbound, SERVER_ID);
     try {
-      const reply = await request(client.outbound, { host: "catalog", path: "/echo", headers: { "x-forwarded-client-cert": "By=forged;URI=spiffe://evil/ns/x/sa/y" } });
+      const reply = await request(client.outbound, {
+        host: "catalog",
+        path: "/echo",
+        headers: { "x-forwarded-client-cert": "By=forged;URI=spiffe://evil/ns/x/sa/y" },
+      });
       assert.equal(reply.status, 200);
       const seen = JSON.parse(reply.body);
       assert.equal(seen.headers["x-forwarded-client-cert"], `By=${SERVER_ID};URI=${CLIENT_ID}`);
@@ -97,13 +103,22 @@ describe("mTLS between two sidecars", () => {
     try {
       assert.equal((await request(client.outbound, { host: "catalog" })).status, 200);
       const serverMetrics = await (await fetch(`http://127.0.0.1:${serverSide.admin}/metrics`)).text();
-      const line = serverMetrics.split("\n").find((l) => l.startsWith("istio_requests_total{") && l.includes(`source_principal="${CLIENT_ID}"`));
+      const line = serverMetrics
+        .split("\n")
+        .find((l) => l.startsWith("istio_requests_total{") && l.includes(`source_principal="${CLIENT_ID}"`));
       assert.ok(line, `no inbound istio_requests_total for ${CLIENT_ID}:\n${serverMetrics.slice(0, 2000)}`);
       assert.match(line, /reporter="destination"/);
       assert.match(line, /connection_security_policy="mutual_tls"/);
       const clientMetrics = await (await fetch(`http://127.0.0.1:${client.admin}/metrics`)).text();
       assert.ok(
-        clientMetrics.split("\n").some((l) => l.startsWith("istio_requests_total{") && l.includes('reporter="source"') && l.includes(`destination_principal="${SERVER_ID}"`)),
+        clientMetrics
+          .split("\n")
+          .some(
+            (l) =>
+              l.startsWith("istio_requests_total{") &&
+              l.includes('reporter="source"') &&
+              l.includes(`destination_principal="${SERVER_ID}"`),
+          ),
         "outbound metrics name the destination principal",
       );
     } finally {
@@ -128,7 +143,15 @@ describe("mTLS between two sidecars", () => {
     const client = await startProxy({
       version: "client-x",
       identity: { certificateChain: foreign.certificateChain, privateKey: foreign.privateKey, trustBundle: ca.certificate },
-      listeners: [{ name: "outbound", direction: "Outbound", address: "127.0.0.1", port: 0, virtualHosts: [{ name: "c", domains: ["*"], routes: [{ backends: [{ cluster: "catalog" }] }] }] }],
+      listeners: [
+        {
+          name: "outbound",
+          direction: "Outbound",
+          address: "127.0.0.1",
+          port: 0,
+          virtualHosts: [{ name: "c", domains: ["*"], routes: [{ backends: [{ cluster: "catalog" }] }] }],
+        },
+      ],
       clusters: [{ name: "catalog", endpoints: [{ address: "127.0.0.1", port: serverSide.inbound }], tls: { identities: [SERVER_ID] } }],
     });
     try {
@@ -166,10 +189,20 @@ describe("mTLS between two sidecars", () => {
     assert.equal(serverSide.sidecar.listenerPort("inbound"), port, "the listener kept its socket");
     const tls = await import("node:tls");
     const served = await new Promise<Uint8Array>((resolve, reject) => {
-      const socket = tls.connect({ host: "127.0.0.1", port, cert: clientCert.certificateChain, key: clientCert.privateKey, ca: ca.certificate, checkServerIdentity: () => undefined }, () => {
-        resolve(new Uint8Array(socket.getPeerCertificate(true).raw));
-        socket.destroy();
-      });
+      const socket = tls.connect(
+        {
+          host: "127.0.0.1",
+          port,
+          cert: clientCert.certificateChain,
+          key: clientCert.privateKey,
+          ca: ca.certificate,
+          checkServerIdentity: () => undefined,
+        },
+        () => {
+          resolve(new Uint8Array(socket.getPeerCertificate(true).raw));
+          socket.destroy();
+        },
+      );
       socket.on("error", reject);
     });
     assert.deepEqual(served, new Uint8Array(rotated.der), "new handshakes present the rotated certificate");

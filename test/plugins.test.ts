@@ -60,11 +60,21 @@ interface Send {
 function send(port: number, options: Send = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: "127.0.0.1", port, method: options.method ?? "GET", path: options.path ?? "/echo", headers: options.headers ?? {}, agent: false, localAddress: options.from },
+      {
+        host: "127.0.0.1",
+        port,
+        method: options.method ?? "GET",
+        path: options.path ?? "/echo",
+        headers: options.headers ?? {},
+        agent: false,
+        localAddress: options.from,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString(), trailers: {} }));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString(), trailers: {} }),
+        );
         res.on("error", reject);
       },
     );
@@ -102,7 +112,16 @@ describe("jwt-auth", () => {
   let rsa: Signer;
   let ec: Signer;
   let stranger: Signer;
-  const claims = (extra: Record<string, unknown> = {}) => ({ iss: ISSUER, aud: "orders", sub: "alice", exp: nowSeconds() + 600, iat: nowSeconds(), groups: ["admin", "dev"], tier: 3, ...extra });
+  const claims = (extra: Record<string, unknown> = {}) => ({
+    iss: ISSUER,
+    aud: "orders",
+    sub: "alice",
+    exp: nowSeconds() + 600,
+    iat: nowSeconds(),
+    groups: ["admin", "dev"],
+    tier: 3,
+    ...extra,
+  });
   const config = () => ({
     issuer: ISSUER,
     audiences: ["orders", "billing"],
@@ -128,7 +147,9 @@ describe("jwt-auth", () => {
       [ec, { aud: ["billing", "other"], sub: "bob" }],
     ] as const) {
       const id = tag("jwt-accepted");
-      const reply = await send(proxy.outbound, { headers: { authorization: `Bearer ${s.token(claims(extra))}`, "x-user": "mallory", "x-tier": "99", "x-request-id": id } });
+      const reply = await send(proxy.outbound, {
+        headers: { authorization: `Bearer ${s.token(claims(extra))}`, "x-user": "mallory", "x-tier": "99", "x-request-id": id },
+      });
       const seen = echoed(reply);
       assert.ok(seenUpstream(id), "the upstream saw it, by its request id");
       assert.equal(seen.headers["x-user"], "sub" in extra ? extra.sub : "alice", s.alg);
@@ -137,7 +158,9 @@ describe("jwt-auth", () => {
       assert.equal(seen.headers.authorization, undefined, `${s.alg}: the token is not forwarded by default`);
     }
     // fetch as a client, and a lower-case "bearer" scheme.
-    const viaFetch = await fetch(`http://127.0.0.1:${proxy.outbound}/echo`, { headers: { authorization: `bearer ${ec.token(claims({ sub: "carol" }))}` } });
+    const viaFetch = await fetch(`http://127.0.0.1:${proxy.outbound}/echo`, {
+      headers: { authorization: `bearer ${ec.token(claims({ sub: "carol" }))}` },
+    });
     assert.equal(viaFetch.status, 200);
     assert.equal(((await viaFetch.json()) as Received).headers["x-user"], "carol");
     assert.match(await metrics(proxy), /weft_filter_jwt_accepted\{filter="test\/jwt-auth"\} 3/);
@@ -167,16 +190,56 @@ describe("jwt-auth", () => {
       ["no Authorization header", {}, "Bearer"],
       ["another scheme", { authorization: "Basic YWxpY2U6c2VjcmV0" }, "Bearer"],
       ["not a JWT", { authorization: "Bearer not.a-jwt" }, invalid("the token is not a well-formed JWT")],
-      ["signed by another key with the same kid", { authorization: `Bearer ${stranger.token(claims())}` }, invalid("the token's signature does not match any configured key")],
-      ["payload changed after signing", { authorization: `Bearer ${tampered}` }, invalid("the token's signature does not match any configured key")],
-      ["ES256 signature in DER, not r||s", { authorization: `Bearer ${ec.derToken(claims())}` }, invalid("the token's signature does not match any configured key")],
-      ["RS256 token whose header claims ES256", { authorization: `Bearer ${rsa.token(claims(), { alg: "ES256", kid: "ec-1" })}` }, invalid("the token's signature does not match any configured key")],
-      ["alg none, unsigned", { authorization: `Bearer ${b64url('{"alg":"none","typ":"JWT"}')}.${b64url(JSON.stringify(claims()))}.` }, invalid("the token's signing algorithm is not accepted")],
-      ["expired an hour ago (past the 60 s skew)", { authorization: `Bearer ${rsa.token(claims({ exp: nowSeconds() - 3600 }))}` }, invalid("the token has expired")],
-      ["not valid for another hour", { authorization: `Bearer ${rsa.token(claims({ nbf: nowSeconds() + 3600 }))}` }, invalid("the token is not valid yet")],
-      ["another issuer", { authorization: `Bearer ${rsa.token(claims({ iss: "https://evil.test" }))}` }, invalid("the token's issuer is not accepted")],
-      ["another audience", { authorization: `Bearer ${ec.token(claims({ aud: ["payments"] }))}` }, invalid("the token is not meant for this audience")],
-      ["no audience", { authorization: `Bearer ${ec.token(claims({ aud: undefined }))}` }, invalid("the token is not meant for this audience")],
+      [
+        "signed by another key with the same kid",
+        { authorization: `Bearer ${stranger.token(claims())}` },
+        invalid("the token's signature does not match any configured key"),
+      ],
+      [
+        "payload changed after signing",
+        { authorization: `Bearer ${tampered}` },
+        invalid("the token's signature does not match any configured key"),
+      ],
+      [
+        "ES256 signature in DER, not r||s",
+        { authorization: `Bearer ${ec.derToken(claims())}` },
+        invalid("the token's signature does not match any configured key"),
+      ],
+      [
+        "RS256 token whose header claims ES256",
+        { authorization: `Bearer ${rsa.token(claims(), { alg: "ES256", kid: "ec-1" })}` },
+        invalid("the token's signature does not match any configured key"),
+      ],
+      [
+        "alg none, unsigned",
+        { authorization: `Bearer ${b64url('{"alg":"none","typ":"JWT"}')}.${b64url(JSON.stringify(claims()))}.` },
+        invalid("the token's signing algorithm is not accepted"),
+      ],
+      [
+        "expired an hour ago (past the 60 s skew)",
+        { authorization: `Bearer ${rsa.token(claims({ exp: nowSeconds() - 3600 }))}` },
+        invalid("the token has expired"),
+      ],
+      [
+        "not valid for another hour",
+        { authorization: `Bearer ${rsa.token(claims({ nbf: nowSeconds() + 3600 }))}` },
+        invalid("the token is not valid yet"),
+      ],
+      [
+        "another issuer",
+        { authorization: `Bearer ${rsa.token(claims({ iss: "https://evil.test" }))}` },
+        invalid("the token's issuer is not accepted"),
+      ],
+      [
+        "another audience",
+        { authorization: `Bearer ${ec.token(claims({ aud: ["payments"] }))}` },
+        invalid("the token is not meant for this audience"),
+      ],
+      [
+        "no audience",
+        { authorization: `Bearer ${ec.token(claims({ aud: undefined }))}` },
+        invalid("the token is not meant for this audience"),
+      ],
     ];
     for (const [what, headers, challenge] of cases) {
       const id = tag("jwt-refused");
@@ -186,7 +249,9 @@ describe("jwt-auth", () => {
       assert.equal(seenUpstream(id), undefined, `${what}: the upstream never saw it`);
     }
     // The same checks through fetch: a browser-like client sees the challenge too.
-    const viaFetch = await fetch(`http://127.0.0.1:${proxy.outbound}/echo`, { headers: { authorization: `Bearer ${rsa.token(claims({ exp: nowSeconds() - 3600 }))}` } });
+    const viaFetch = await fetch(`http://127.0.0.1:${proxy.outbound}/echo`, {
+      headers: { authorization: `Bearer ${rsa.token(claims({ exp: nowSeconds() - 3600 }))}` },
+    });
     assert.equal(viaFetch.status, 401);
     assert.equal(viaFetch.headers.get("www-authenticate"), invalid("the token has expired"));
     await viaFetch.text();
@@ -197,8 +262,15 @@ describe("jwt-auth", () => {
 describe("rate-limit", () => {
   it("keyed by a header: a burst of 3, then 429 with Retry-After and RateLimit-*; each header value has its own bucket", async () => {
     // One token per 20 s: nothing refills while the test runs.
-    const proxy = await proxyWith([plugin("rate-limit", { requestsPerSecond: 0.05, burst: 3, keyBy: "header", header: "x-api-key" }, { phase: "Authz" })]);
-    for (let i = 1; i <= 3; i++) assert.equal((await send(proxy.outbound, { headers: { "x-api-key": "alice" } })).status, 200, `alice's request ${i} is within the burst`);
+    const proxy = await proxyWith([
+      plugin("rate-limit", { requestsPerSecond: 0.05, burst: 3, keyBy: "header", header: "x-api-key" }, { phase: "Authz" }),
+    ]);
+    for (let i = 1; i <= 3; i++)
+      assert.equal(
+        (await send(proxy.outbound, { headers: { "x-api-key": "alice" } })).status,
+        200,
+        `alice's request ${i} is within the burst`,
+      );
     const id = tag("limited");
     const limited = await send(proxy.outbound, { headers: { "x-api-key": "alice", "x-request-id": id } });
     assert.equal(limited.status, 429);
@@ -214,7 +286,10 @@ describe("rate-limit", () => {
     assert.equal((await send(proxy.outbound)).status, 200, "no header: the client address's bucket");
     // Concurrent requests share alice's empty bucket: all limited.
     const burst = await Promise.all(Array.from({ length: 4 }, () => send(proxy.outbound, { headers: { "x-api-key": "alice" } })));
-    assert.deepEqual(burst.map((r) => r.status), [429, 429, 429, 429]);
+    assert.deepEqual(
+      burst.map((r) => r.status),
+      [429, 429, 429, 429],
+    );
     assert.match(await metrics(proxy), /weft_filter_rate_limited\{filter="test\/rate-limit"\} 5/);
   });
 
@@ -296,7 +371,11 @@ describe("header-rewrite", () => {
     await viaFetch.text();
     assert.equal(viaFetch.status, 404);
     assert.equal(viaFetch.headers.get("x-upstream-status"), "status 404");
-    assert.equal(viaFetch.headers.get("x-status"), null, "this response has no content-type: a set whose variable has no value sets nothing");
+    assert.equal(
+      viaFetch.headers.get("x-status"),
+      null,
+      "this response has no content-type: a set whose variable has no value sets nothing",
+    );
     assert.equal(viaFetch.headers.get("x-served-for"), "fetch /status/404");
     assert.equal(viaFetch.headers.get("x-upstream"), null);
   });
@@ -316,7 +395,11 @@ describe("header-rewrite", () => {
     let ca: TestCa;
     let clientCert: WorkloadCertificate;
     let serverCert: WorkloadCertificate;
-    const identity = (cert: WorkloadCertificate) => ({ certificateChain: cert.certificateChain, privateKey: cert.privateKey, trustBundle: ca.certificate });
+    const identity = (cert: WorkloadCertificate) => ({
+      certificateChain: cert.certificateChain,
+      privateKey: cert.privateKey,
+      trustBundle: ca.certificate,
+    });
 
     before(async () => {
       ca = await createCa();
@@ -330,17 +413,45 @@ describe("header-rewrite", () => {
         node: { workload: "orders", namespace: "shop", serviceAccount: "orders" },
         identity: identity(serverCert),
         listeners: [
-          { name: "inbound", direction: "Inbound", address: "127.0.0.1", port: 0, tls: "PERMISSIVE", virtualHosts: [{ name: "app", domains: ["*"], routes: [{ backends: [{ cluster: "local-app" }] }] }] },
+          {
+            name: "inbound",
+            direction: "Inbound",
+            address: "127.0.0.1",
+            port: 0,
+            tls: "PERMISSIVE",
+            virtualHosts: [{ name: "app", domains: ["*"], routes: [{ backends: [{ cluster: "local-app" }] }] }],
+          },
         ],
         clusters: [{ name: "local-app", endpoints: [{ address: "127.0.0.1", port: upstream.port }] }],
-        filters: [plugin("header-rewrite", { request: { set: [{ name: "x-caller", value: "{{source.principal}}" }, { name: "x-direction", value: "{{direction}}" }] } }, { match: [{ direction: "Inbound" }] })],
+        filters: [
+          plugin(
+            "header-rewrite",
+            {
+              request: {
+                set: [
+                  { name: "x-caller", value: "{{source.principal}}" },
+                  { name: "x-direction", value: "{{direction}}" },
+                ],
+              },
+            },
+            { match: [{ direction: "Inbound" }] },
+          ),
+        ],
       });
       cleanups.push(() => server.stop());
       const client = await startProxy({
         version: "client-1",
         node: { workload: "frontend", namespace: "shop", serviceAccount: "frontend" },
         identity: identity(clientCert),
-        listeners: [{ name: "outbound", direction: "Outbound", address: "127.0.0.1", port: 0, virtualHosts: [{ name: "orders", domains: ["*"], routes: [{ backends: [{ cluster: "orders" }] }] }] }],
+        listeners: [
+          {
+            name: "outbound",
+            direction: "Outbound",
+            address: "127.0.0.1",
+            port: 0,
+            virtualHosts: [{ name: "orders", domains: ["*"], routes: [{ backends: [{ cluster: "orders" }] }] }],
+          },
+        ],
         clusters: [{ name: "orders", endpoints: [{ address: "127.0.0.1", port: server.inbound }], tls: { identities: [SERVER_ID] } }],
       });
       cleanups.push(() => client.stop());
@@ -364,13 +475,25 @@ describe("cors", () => {
     maxAgeSeconds: 600,
     allowCredentials: true,
   };
-  const preflight = (origin: string) => ({ origin, "access-control-request-method": "PUT", "access-control-request-headers": "authorization, content-type" });
-  const varies = (vary: string | string[] | null | undefined) => String(vary ?? "").toLowerCase().split(/\s*,\s*/).includes("origin");
+  const preflight = (origin: string) => ({
+    origin,
+    "access-control-request-method": "PUT",
+    "access-control-request-headers": "authorization, content-type",
+  });
+  const varies = (vary: string | string[] | null | undefined) =>
+    String(vary ?? "")
+      .toLowerCase()
+      .split(/\s*,\s*/)
+      .includes("origin");
 
   it("answers a browser-style preflight locally (node:http and fetch) with the configured Access-Control-Allow-*", async () => {
     const proxy = await proxyWith([plugin("cors", config)]);
     const id = tag("preflight");
-    const reply = await send(proxy.outbound, { method: "OPTIONS", path: "/echo/orders/7", headers: { ...preflight(ALLOWED), "x-request-id": id } });
+    const reply = await send(proxy.outbound, {
+      method: "OPTIONS",
+      path: "/echo/orders/7",
+      headers: { ...preflight(ALLOWED), "x-request-id": id },
+    });
     assert.equal(reply.status, 204);
     assert.equal(reply.body, "");
     assert.equal(reply.headers["access-control-allow-origin"], ALLOWED);
@@ -381,7 +504,10 @@ describe("cors", () => {
     assert.ok(varies(reply.headers.vary), `vary: ${reply.headers.vary}`);
     assert.equal(seenUpstream(id), undefined, "answered by the sidecar");
 
-    const viaFetch = await fetch(`http://127.0.0.1:${proxy.outbound}/echo/orders/7`, { method: "OPTIONS", headers: preflight("https://api.shop.example.com") });
+    const viaFetch = await fetch(`http://127.0.0.1:${proxy.outbound}/echo/orders/7`, {
+      method: "OPTIONS",
+      headers: preflight("https://api.shop.example.com"),
+    });
     assert.equal(viaFetch.status, 204);
     assert.equal(viaFetch.headers.get("access-control-allow-origin"), "https://api.shop.example.com", "a subdomain pattern");
     assert.equal(viaFetch.headers.get("access-control-allow-headers"), "authorization, content-type");
@@ -405,7 +531,12 @@ describe("cors", () => {
     const sub = await send(proxy.outbound, { method: "POST", headers: { origin: "https://a.b.shop.example.com" } });
     assert.equal(sub.headers["access-control-allow-origin"], "https://a.b.shop.example.com");
 
-    for (const origin of ["https://evil.example.com", "https://shop.example.com.evil.test", "http://shop.example.com", "https://xshop.example.com"]) {
+    for (const origin of [
+      "https://evil.example.com",
+      "https://shop.example.com.evil.test",
+      "http://shop.example.com",
+      "https://xshop.example.com",
+    ]) {
       const other = await fetch(`http://127.0.0.1:${proxy.outbound}/echo`, { headers: { origin } });
       await other.text();
       assert.equal(other.status, 200, `${origin}: the request is served`);
@@ -430,7 +561,10 @@ describe("cors", () => {
     await pre.text();
     assert.equal(pre.status, 204);
     assert.equal(pre.headers.get("access-control-allow-headers"), "authorization, content-type");
-    const actual = await fetch(`http://127.0.0.1:${proxy.outbound}/echo`, { method: "PUT", headers: { origin: ALLOWED, authorization: `Bearer ${rsa.token({ sub: "alice" })}` } });
+    const actual = await fetch(`http://127.0.0.1:${proxy.outbound}/echo`, {
+      method: "PUT",
+      headers: { origin: ALLOWED, authorization: `Bearer ${rsa.token({ sub: "alice" })}` },
+    });
     await actual.text();
     assert.equal(actual.status, 200);
     assert.equal(actual.headers.get("access-control-allow-origin"), ALLOWED);
@@ -441,7 +575,10 @@ describe("cors", () => {
 
   it("allowOrigins * without credentials answers *", async () => {
     const proxy = await proxyWith([plugin("cors", { allowOrigins: ["*"], allowHeaders: ["*"] })]);
-    const pre = await fetch(`http://127.0.0.1:${proxy.outbound}/`, { method: "OPTIONS", headers: { origin: "https://anyone.test", "access-control-request-method": "GET", "access-control-request-headers": "x-custom" } });
+    const pre = await fetch(`http://127.0.0.1:${proxy.outbound}/`, {
+      method: "OPTIONS",
+      headers: { origin: "https://anyone.test", "access-control-request-method": "GET", "access-control-request-headers": "x-custom" },
+    });
     await pre.text();
     assert.equal(pre.status, 204);
     assert.equal(pre.headers.get("access-control-allow-origin"), "*");
@@ -502,12 +639,27 @@ describe("a chain of three: jwt-auth, header-rewrite, rate-limit", () => {
     // by the x-user header that jwt-auth derives from the token.
     const proxy = await proxyWith([
       plugin("rate-limit", { requestsPerSecond: 0.05, burst: 2, keyBy: "header", header: "x-user" }, { phase: "Authz" }),
-      plugin("header-rewrite", { request: { set: [{ name: "x-seen-user", value: "{{request.header.x-user}}" }] }, response: { add: [{ name: "x-chain", value: "rewritten" }] } }, { name: "a-rewrite", phase: "Authn", priority: 0 }),
-      plugin("jwt-auth", { jwks: { keys: [rsa.jwk] }, claimsToHeaders: [{ claim: "sub", header: "x-user" }] }, { phase: "Authn", priority: 10 }),
+      plugin(
+        "header-rewrite",
+        {
+          request: { set: [{ name: "x-seen-user", value: "{{request.header.x-user}}" }] },
+          response: { add: [{ name: "x-chain", value: "rewritten" }] },
+        },
+        { name: "a-rewrite", phase: "Authn", priority: 0 },
+      ),
+      plugin(
+        "jwt-auth",
+        { jwks: { keys: [rsa.jwk] }, claimsToHeaders: [{ claim: "sub", header: "x-user" }] },
+        { phase: "Authn", priority: 10 },
+      ),
     ]);
     assert.deepEqual(
       (await configDump(proxy)).filterStatus.map((s) => [s.filter, s.ready]),
-      [["test/jwt-auth", true], ["test/a-rewrite", true], ["test/rate-limit", true]],
+      [
+        ["test/jwt-auth", true],
+        ["test/a-rewrite", true],
+        ["test/rate-limit", true],
+      ],
       "/config_dump lists the chain in the order it runs",
     );
     // Refused by jwt-auth, five times, each claiming to be alice: no token of alice's is taken.
@@ -520,12 +672,20 @@ describe("a chain of three: jwt-auth, header-rewrite, rate-limit", () => {
     assert.equal(seen.headers["x-user"], "alice");
     assert.equal(seen.headers["x-seen-user"], "alice", "a-rewrite ran after jwt-auth (priority), though its name sorts first");
     assert.equal(first.headers["x-chain"], "rewritten");
-    assert.equal((await send(proxy.outbound, { headers: { authorization: `Bearer ${token("alice")}` } })).status, 200, "alice's second token: the 401s took none");
+    assert.equal(
+      (await send(proxy.outbound, { headers: { authorization: `Bearer ${token("alice")}` } })).status,
+      200,
+      "alice's second token: the 401s took none",
+    );
     const limited = await send(proxy.outbound, { headers: { authorization: `Bearer ${token("alice")}` } });
     assert.equal(limited.status, 429, "alice's burst of 2 is spent");
     assert.equal(limited.headers["ratelimit-limit"], "2");
     // bob comes from the same address: only a rate-limit running after jwt-auth keys him apart.
-    assert.equal((await send(proxy.outbound, { headers: { authorization: `Bearer ${token("bob")}` } })).status, 200, "bob has his own bucket");
+    assert.equal(
+      (await send(proxy.outbound, { headers: { authorization: `Bearer ${token("bob")}` } })).status,
+      200,
+      "bob has his own bucket",
+    );
     // An unauthenticated request is refused by jwt-auth even with alice's bucket empty: 401, not 429.
     assert.equal((await send(proxy.outbound)).status, 401);
   });
@@ -557,13 +717,25 @@ describe("hostile config", () => {
     assert.match(limited.body, /test\/rate-limit/);
     assert.match(String(limited.headers["x-weft-error"]), /test\/rate-limit.*config\.requestsPerSecond/);
     assert.equal(seenUpstream(id), undefined);
-    assert.equal((await send(proxy.outbound, { path: "/cors", method: "OPTIONS", headers: { origin: "https://a.test", "access-control-request-method": "GET" } })).status, 500);
+    assert.equal(
+      (
+        await send(proxy.outbound, {
+          path: "/cors",
+          method: "OPTIONS",
+          headers: { origin: "https://a.test", "access-control-request-method": "GET" },
+        })
+      ).status,
+      500,
+    );
     assert.equal((await send(proxy.outbound, { path: "/jwt/echo" })).status, 200, "FailOpen: served without the filter");
     const ip = await send(proxy.outbound, { path: "/ip" });
     assert.equal(ip.status, 500);
     assert.match(ip.body, /config\.allow\[0\] "10\.0\.0\.0\/99" is not an IP address or CIDR range/);
     const other = await send(proxy.outbound, { path: "/echo" });
     assert.equal(other.status, 200, "routes the broken filters are not attached to keep working");
-    assert.match(await metrics(proxy), /weft_filter_failures_total\{filter="test\/rate-limit",phase="on_request_headers",kind="unavailable"\} 1/);
+    assert.match(
+      await metrics(proxy),
+      /weft_filter_failures_total\{filter="test\/rate-limit",phase="on_request_headers",kind="unavailable"\} 1/,
+    );
   });
 });

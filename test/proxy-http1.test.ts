@@ -36,7 +36,9 @@ describe("HTTP/1.1 through the outbound listener", () => {
 
   it("propagates W3C trace context with the proxy's own span as parent", async () => {
     const incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    const seen = JSON.parse((await request(proxy.outbound, { path: "/echo", headers: { traceparent: incoming, tracestate: "vendor=1" } })).body);
+    const seen = JSON.parse(
+      (await request(proxy.outbound, { path: "/echo", headers: { traceparent: incoming, tracestate: "vendor=1" } })).body,
+    );
     const [version, traceId, spanId, flags] = String(seen.headers.traceparent).split("-");
     assert.deepEqual([version, traceId, flags], ["00", "4bf92f3577b34da6a3ce929d0e0e4736", "01"]);
     assert.notEqual(spanId, "00f067aa0ba902b7");
@@ -102,7 +104,10 @@ describe("HTTP/1.1 through the outbound listener", () => {
       client.pause();
       await new Promise((r) => setTimeout(r, 1500));
       const whilePaused = written;
-      assert.ok(whilePaused < 24 * 1024 * 1024, `the upstream wrote ${whilePaused} bytes to a client that read ${received}: the proxy kept reading`);
+      assert.ok(
+        whilePaused < 24 * 1024 * 1024,
+        `the upstream wrote ${whilePaused} bytes to a client that read ${received}: the proxy kept reading`,
+      );
       client.resume();
       await done;
       client.destroy();
@@ -123,11 +128,14 @@ describe("HTTP/1.1 through the outbound listener", () => {
 
   it("passes request trailers", async () => {
     const seen = await new Promise<Record<string, string>>((resolve, reject) => {
-      const req = http.request({ port: proxy.outbound, host: "127.0.0.1", method: "POST", path: "/echo", headers: { trailer: "x-sum" } }, (res) => {
-        let text = "";
-        res.on("data", (d) => (text += d));
-        res.on("end", () => resolve(JSON.parse(text).trailers));
-      });
+      const req = http.request(
+        { port: proxy.outbound, host: "127.0.0.1", method: "POST", path: "/echo", headers: { trailer: "x-sum" } },
+        (res) => {
+          let text = "";
+          res.on("data", (d) => (text += d));
+          res.on("end", () => resolve(JSON.parse(text).trailers));
+        },
+      );
       req.on("error", reject);
       req.write("data");
       req.addTrailers({ "x-sum": "42" });
@@ -139,11 +147,20 @@ describe("HTTP/1.1 through the outbound listener", () => {
   it("relays 100 Continue so the client sends its body", async () => {
     const result = await new Promise<{ continued: boolean; body: string }>((resolve, reject) => {
       let continued = false;
-      const req = http.request({ port: proxy.outbound, host: "127.0.0.1", method: "POST", path: "/echo", headers: { expect: "100-continue", "content-length": "5" } }, (res) => {
-        let text = "";
-        res.on("data", (d) => (text += d));
-        res.on("end", () => resolve({ continued, body: JSON.parse(text).body }));
-      });
+      const req = http.request(
+        {
+          port: proxy.outbound,
+          host: "127.0.0.1",
+          method: "POST",
+          path: "/echo",
+          headers: { expect: "100-continue", "content-length": "5" },
+        },
+        (res) => {
+          let text = "";
+          res.on("data", (d) => (text += d));
+          res.on("end", () => resolve({ continued, body: JSON.parse(text).body }));
+        },
+      );
       req.on("error", reject);
       req.on("continue", () => {
         continued = true;
@@ -192,13 +209,19 @@ describe("HTTP/1.1 through the outbound listener", () => {
   });
 
   it("routes absolute-form requests (explicit HTTP proxy) by their authority", async () => {
-    const out = await rawExchange(proxy.outbound, "GET http://catalog.test:9090/echo HTTP/1.1\r\nHost: ignored\r\nConnection: close\r\n\r\n");
+    const out = await rawExchange(
+      proxy.outbound,
+      "GET http://catalog.test:9090/echo HTTP/1.1\r\nHost: ignored\r\nConnection: close\r\n\r\n",
+    );
     assert.match(out, /^HTTP\/1\.1 200 /);
     assert.match(out, /"url":"\/echo"/);
   });
 
   it("refuses ambiguous framing (Content-Length with Transfer-Encoding) with 400 and a reason", async () => {
-    const out = await rawExchange(proxy.outbound, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+    const out = await rawExchange(
+      proxy.outbound,
+      "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    );
     assert.match(out, /^HTTP\/1\.1 400 /);
     assert.match(out, /x-weft-error: both Content-Length and Transfer-Encoding/);
   });
@@ -240,8 +263,11 @@ describe("HTTP/1.1 through the outbound listener", () => {
   it("works with curl", async () => {
     const { execFile } = await import("node:child_process");
     const out = await new Promise<string>((resolve, reject) =>
-      execFile("curl", ["-sS", "-H", "Host: app", "--data-binary", "from-curl", `http://127.0.0.1:${proxy.outbound}/echo`], (e, stdout, stderr) =>
-        e ? reject(new Error(`curl failed (is curl installed? apt-get install curl): ${stderr}`)) : resolve(stdout),
+      execFile(
+        "curl",
+        ["-sS", "-H", "Host: app", "--data-binary", "from-curl", `http://127.0.0.1:${proxy.outbound}/echo`],
+        (e, stdout, stderr) =>
+          e ? reject(new Error(`curl failed (is curl installed? apt-get install curl): ${stderr}`)) : resolve(stdout),
       ),
     );
     assert.equal(JSON.parse(out).body, "from-curl");

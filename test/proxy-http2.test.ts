@@ -41,7 +41,10 @@ describe("HTTP/2 downstream", () => {
 
   it("streams request bodies, with and without content-length", async () => {
     const body = "y".repeat(200_000);
-    const a = JSON.parse((await h2request(session, { ":method": "POST", ":path": "/echo", ":authority": "app", "content-length": String(body.length) }, body)).body);
+    const a = JSON.parse(
+      (await h2request(session, { ":method": "POST", ":path": "/echo", ":authority": "app", "content-length": String(body.length) }, body))
+        .body,
+    );
     assert.equal(a.body.length, body.length);
     const b = JSON.parse((await h2request(session, { ":method": "POST", ":path": "/echo", ":authority": "app" }, body)).body);
     assert.equal(b.body.length, body.length);
@@ -55,7 +58,9 @@ describe("HTTP/2 downstream", () => {
   });
 
   it("multiplexes concurrent streams on one connection", async () => {
-    const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => h2request(session, { ":method": "GET", ":path": `/echo?i=${i}`, ":authority": "app" })));
+    const replies = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => h2request(session, { ":method": "GET", ":path": `/echo?i=${i}`, ":authority": "app" })),
+    );
     replies.forEach((r, i) => assert.equal(JSON.parse(r.body).url, `/echo?i=${i}`));
   });
 
@@ -73,8 +78,10 @@ describe("HTTP/2 downstream", () => {
 
   it("works with curl --http2-prior-knowledge", async () => {
     const out = await new Promise<string>((resolve, reject) =>
-      execFile("curl", ["-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", `http://127.0.0.1:${proxy.outbound}/`], (e, stdout, stderr) =>
-        e ? reject(new Error(`curl failed: ${stderr}`)) : resolve(stdout),
+      execFile(
+        "curl",
+        ["-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", `http://127.0.0.1:${proxy.outbound}/`],
+        (e, stdout, stderr) => (e ? reject(new Error(`curl failed: ${stderr}`)) : resolve(stdout)),
       ),
     );
     assert.equal(out, "2 200");
@@ -91,7 +98,16 @@ describe("HTTP/2 over mTLS (ALPN h2) on an inbound listener", () => {
       version: "h2-tls",
       node: { namespace: "shop", serviceAccount: "catalog" },
       identity: { certificateChain: server.certificateChain, privateKey: server.privateKey, trustBundle: ca.certificate },
-      listeners: [{ name: "inbound", direction: "Inbound", address: "127.0.0.1", port: 0, tls: "STRICT", virtualHosts: [{ name: "app", domains: ["*"], routes: [{ backends: [{ cluster: "app" }] }] }] }],
+      listeners: [
+        {
+          name: "inbound",
+          direction: "Inbound",
+          address: "127.0.0.1",
+          port: 0,
+          tls: "STRICT",
+          virtualHosts: [{ name: "app", domains: ["*"], routes: [{ backends: [{ cluster: "app" }] }] }],
+        },
+      ],
       clusters: [{ name: "app", endpoints: [{ address: "127.0.0.1", port: app.port }] }],
     });
     const session = http2.connect(`https://127.0.0.1:${proxy.inbound}`, {
@@ -108,7 +124,10 @@ describe("HTTP/2 over mTLS (ALPN h2) on an inbound listener", () => {
       assert.equal(alpn, "h2");
       const reply = await h2request(session, { ":method": "GET", ":path": "/echo", ":authority": "catalog" });
       assert.equal(reply.status, 200);
-      assert.equal(JSON.parse(reply.body).headers["x-forwarded-client-cert"], "By=spiffe://cluster.local/ns/shop/sa/catalog;URI=spiffe://cluster.local/ns/shop/sa/frontend");
+      assert.equal(
+        JSON.parse(reply.body).headers["x-forwarded-client-cert"],
+        "By=spiffe://cluster.local/ns/shop/sa/catalog;URI=spiffe://cluster.local/ns/shop/sa/frontend",
+      );
     } finally {
       session.close();
       await proxy.stop();

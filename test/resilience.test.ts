@@ -21,7 +21,11 @@ async function upstreams(n: number): Promise<Upstream[]> {
   return list;
 }
 
-async function proxyFor(ports: number[], cluster: Record<string, unknown> = {}, route: Record<string, unknown> = {}): Promise<RunningProxy> {
+async function proxyFor(
+  ports: number[],
+  cluster: Record<string, unknown> = {},
+  route: Record<string, unknown> = {},
+): Promise<RunningProxy> {
   const config = simpleConfig(ports, {}, route);
   Object.assign((config.clusters as Record<string, unknown>[])[0], cluster);
   const proxy = await startProxy(config);
@@ -60,7 +64,10 @@ describe("load balancing", () => {
 
   it("least-request avoids the endpoint that is busy", async () => {
     const ups = await upstreams(2);
-    const proxy = await proxyFor(ups.map((u) => u.port), { loadBalancer: { policy: "LeastRequest" } });
+    const proxy = await proxyFor(
+      ups.map((u) => u.port),
+      { loadBalancer: { policy: "LeastRequest" } },
+    );
     // Occupy one endpoint with a slow request, then send fast ones: power-of-two-choices
     // over two endpoints always compares both, so every fast request goes to the idle one.
     const slow = [request(proxy.outbound, { path: "/delay/400" })];
@@ -75,11 +82,15 @@ describe("load balancing", () => {
 
   it("consistent hash sends the same header value to the same endpoint", async () => {
     const ups = await upstreams(4);
-    const proxy = await proxyFor(ups.map((u) => u.port), { loadBalancer: { policy: "ConsistentHash", header: "x-user" } });
+    const proxy = await proxyFor(
+      ups.map((u) => u.port),
+      { loadBalancer: { policy: "ConsistentHash", header: "x-user" } },
+    );
     const owners = new Set<string>();
     for (let user = 0; user < 20; user++) {
       const seen = new Set<string>();
-      for (let i = 0; i < 5; i++) seen.add(String((await request(proxy.outbound, { headers: { "x-user": `user-${user}` } })).headers["x-upstream"]));
+      for (let i = 0; i < 5; i++)
+        seen.add(String((await request(proxy.outbound, { headers: { "x-user": `user-${user}` } })).headers["x-upstream"]));
       assert.equal(seen.size, 1, `user-${user} went to ${[...seen]}`);
       owners.add([...seen][0]);
     }
@@ -91,7 +102,10 @@ describe("outlier detection", () => {
   it("ejects an endpoint after consecutive 5xx and brings it back later", async () => {
     const ups = await upstreams(2);
     ups[0].failWith = 500;
-    const proxy = await proxyFor(ups.map((u) => u.port), { outlierDetection: { consecutive5xx: 3, baseEjectionMs: 500, maxEjectionPercent: 50 } });
+    const proxy = await proxyFor(
+      ups.map((u) => u.port),
+      { outlierDetection: { consecutive5xx: 3, baseEjectionMs: 500, maxEjectionPercent: 50 } },
+    );
     const statuses = [];
     for (let i = 0; i < 20; i++) statuses.push((await request(proxy.outbound)).status);
     // u0 answers 500 three times (round robin alternates), then is ejected.
@@ -137,7 +151,11 @@ describe("timeouts and retries", () => {
   it("retries 5xx when asked, and reports exhaustion", async () => {
     const ups = await upstreams(2);
     ups[0].failWith = 503;
-    const proxy = await proxyFor(ups.map((u) => u.port), {}, { retry: { attempts: 1, retryOn: ["5xx"] } });
+    const proxy = await proxyFor(
+      ups.map((u) => u.port),
+      {},
+      { retry: { attempts: 1, retryOn: ["5xx"] } },
+    );
     for (let i = 0; i < 6; i++) assert.equal((await request(proxy.outbound)).status, 200);
     ups[1].failWith = 503;
     const reply = await request(proxy.outbound);
@@ -147,7 +165,11 @@ describe("timeouts and retries", () => {
   it("retries a connection reset on another endpoint", async () => {
     const ups = await upstreams(2);
     ups[0].resetAll = true;
-    const proxy = await proxyFor(ups.map((u) => u.port), {}, { retry: { attempts: 1, retryOn: ["reset"] } });
+    const proxy = await proxyFor(
+      ups.map((u) => u.port),
+      {},
+      { retry: { attempts: 1, retryOn: ["reset"] } },
+    );
     for (let i = 0; i < 6; i++) {
       const reply = await request(proxy.outbound);
       assert.equal(reply.status, 200);
@@ -163,7 +185,11 @@ describe("timeouts and retries", () => {
     const ups = await upstreams(2);
     ups[0].failWith = 503;
     // A budget of 0 % with no floor allows no retry at all: the 503s come through.
-    const proxy = await proxyFor(ups.map((u) => u.port), {}, { retry: { attempts: 1, retryOn: ["5xx"], budgetPercent: 0, minRetryConcurrency: 0 } });
+    const proxy = await proxyFor(
+      ups.map((u) => u.port),
+      {},
+      { retry: { attempts: 1, retryOn: ["5xx"], budgetPercent: 0, minRetryConcurrency: 0 } },
+    );
     const statuses = [];
     for (let i = 0; i < 6; i++) statuses.push((await request(proxy.outbound)).status);
     assert.equal(statuses.filter((s) => s === 503).length, 3, `statuses: ${statuses}`);
@@ -172,11 +198,19 @@ describe("timeouts and retries", () => {
   it("does not retry a POST unless the route allows it", async () => {
     const ups = await upstreams(2);
     ups[0].failWith = 503;
-    const strict = await proxyFor(ups.map((u) => u.port), {}, { retry: { attempts: 1, retryOn: ["5xx"] } });
+    const strict = await proxyFor(
+      ups.map((u) => u.port),
+      {},
+      { retry: { attempts: 1, retryOn: ["5xx"] } },
+    );
     const statuses = [];
     for (let i = 0; i < 4; i++) statuses.push((await request(strict.outbound, { method: "POST", body: "x" })).status);
     assert.ok(statuses.includes(503), `POSTs were retried: ${statuses}`);
-    const lenient = await proxyFor(ups.map((u) => u.port), {}, { retry: { attempts: 1, retryOn: ["5xx"], retryNonIdempotent: true } });
+    const lenient = await proxyFor(
+      ups.map((u) => u.port),
+      {},
+      { retry: { attempts: 1, retryOn: ["5xx"], retryNonIdempotent: true } },
+    );
     for (let i = 0; i < 4; i++) {
       const reply = await request(lenient.outbound, { method: "POST", path: "/echo", body: "payload" });
       assert.equal(reply.status, 200);
@@ -186,7 +220,11 @@ describe("timeouts and retries", () => {
 
   it("gives up a slow try after the per-try timeout and retries elsewhere", async () => {
     const ups = await upstreams(2);
-    const proxy = await proxyFor(ups.map((u) => u.port), {}, { retry: { attempts: 1, perTryTimeoutMs: 100, retryOn: ["gateway-error"] } });
+    const proxy = await proxyFor(
+      ups.map((u) => u.port),
+      {},
+      { retry: { attempts: 1, perTryTimeoutMs: 100, retryOn: ["gateway-error"] } },
+    );
     // /delay/300 is slow on both: the retry also times out, and the answer is 504 after 2 tries.
     const reply = await request(proxy.outbound, { path: "/delay/300" });
     assert.equal(reply.status, 504);

@@ -6,14 +6,19 @@ import { startUpstream, type Upstream } from "./support/upstream.ts";
 import { startProxy, type RunningProxy } from "./support/proxy.ts";
 import { request, rawExchange } from "./support/client.ts";
 
-const cluster = (name: string, port: number) => ({ name, service: `${name}.test.svc.cluster.local`, endpoints: [{ address: "127.0.0.1", port }] });
+const cluster = (name: string, port: number) => ({
+  name,
+  service: `${name}.test.svc.cluster.local`,
+  endpoints: [{ address: "127.0.0.1", port }],
+});
 
 describe("routing", () => {
   const up: Record<string, Upstream> = {};
   let proxy: RunningProxy;
 
   before(async () => {
-    for (const name of ["exact", "prefix", "regex", "header", "method", "v1", "v2", "fallback", "shadow", "other"]) up[name] = await startUpstream(name);
+    for (const name of ["exact", "prefix", "regex", "header", "method", "v1", "v2", "fallback", "shadow", "other"])
+      up[name] = await startUpstream(name);
     proxy = await startProxy({
       version: "routing-1",
       listeners: [
@@ -46,9 +51,24 @@ describe("routing", () => {
                   requestHeaders: { set: [{ name: "x-set", value: "s" }], add: [{ name: "x-add", value: "a" }], remove: ["x-drop"] },
                   responseHeaders: { set: [{ name: "x-served-by", value: "weft" }], remove: ["x-upstream"] },
                 },
-                { name: "abort", match: { path: { type: "PathPrefix", value: "/abort" } }, backends: [{ cluster: "fallback" }], fault: { abort: { percent: 100, status: 418 } } },
-                { name: "delay", match: { path: { type: "PathPrefix", value: "/delay" } }, backends: [{ cluster: "fallback" }], fault: { delay: { percent: 100, ms: 150 } } },
-                { name: "mirror", match: { path: { type: "PathPrefix", value: "/mirror" } }, backends: [{ cluster: "fallback" }], mirror: { cluster: "shadow" } },
+                {
+                  name: "abort",
+                  match: { path: { type: "PathPrefix", value: "/abort" } },
+                  backends: [{ cluster: "fallback" }],
+                  fault: { abort: { percent: 100, status: 418 } },
+                },
+                {
+                  name: "delay",
+                  match: { path: { type: "PathPrefix", value: "/delay" } },
+                  backends: [{ cluster: "fallback" }],
+                  fault: { delay: { percent: 100, ms: 150 } },
+                },
+                {
+                  name: "mirror",
+                  match: { path: { type: "PathPrefix", value: "/mirror" } },
+                  backends: [{ cluster: "fallback" }],
+                  mirror: { cluster: "shadow" },
+                },
                 { name: "prefix", match: { path: { type: "PathPrefix", value: "/api" } }, backends: [{ cluster: "prefix" }] },
                 { name: "rest", backends: [{ cluster: "fallback" }] },
               ],
@@ -90,7 +110,10 @@ describe("routing", () => {
   });
 
   it("routes an absolute-form request (explicit HTTP proxy) by the target's authority, not by Host, and sends that authority upstream", async () => {
-    const reply = await rawExchange(proxy.outbound, "GET http://a.other.test:8080/echo HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n");
+    const reply = await rawExchange(
+      proxy.outbound,
+      "GET http://a.other.test:8080/echo HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n",
+    );
     assert.match(reply, /^HTTP\/1\.1 200 /);
     assert.match(reply, /\r\nx-upstream: other\r\n/i, "routed by the Host field instead of the target's authority");
     assert.match(reply, /"host":"a\.other\.test:8080"/);

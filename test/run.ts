@@ -48,13 +48,19 @@ function readSuites(): { suites: Suite[]; problems: string[] } {
       const [first = "", second = ""] = readFileSync(path.join(root, file), "utf8").split("\n", 2);
       const runtimes = words(first, /^\/\/ runtimes:(.*)$/);
       if (!runtimes?.length) {
-        problems.push(`${file}: its first line must say which runtimes the suite runs on, as "// runtimes: node deno bun" (any of ${RUNTIMES.join(", ")}; CONTRIBUTING.md)`);
+        problems.push(
+          `${file}: its first line must say which runtimes the suite runs on, as "// runtimes: node deno bun" (any of ${RUNTIMES.join(", ")}; CONTRIBUTING.md)`,
+        );
         continue;
       }
       const needs = words(second, /^\/\/ needs:(.*)$/) ?? [];
       const wrong = [
-        ...runtimes.filter((r) => !isRuntime(r)).map((r) => `unknown runtime "${r}" on its "// runtimes:" line (the runtimes are ${RUNTIMES.join(", ")})`),
-        ...needs.filter((n) => !isNeed(n)).map((n) => `unknown need "${n}" on its "// needs:" line (the needs are ${NEEDS.join(", ")}: test/setup.ts)`),
+        ...runtimes
+          .filter((r) => !isRuntime(r))
+          .map((r) => `unknown runtime "${r}" on its "// runtimes:" line (the runtimes are ${RUNTIMES.join(", ")})`),
+        ...needs
+          .filter((n) => !isNeed(n))
+          .map((n) => `unknown need "${n}" on its "// needs:" line (the needs are ${NEEDS.join(", ")}: test/setup.ts)`),
       ];
       if (wrong.length) problems.push(`${file}: ${wrong.join("; ")}`);
       else suites.push({ file, runtimes: runtimes as Runtime[], needs: needs as Need[] });
@@ -244,7 +250,14 @@ export function bunCounts(output: string): Counts {
 
 /** A runner step over `suites`; none when no suite matched (with no files, each runner would look for suites everywhere). */
 const over = (suites: string[], step: (files: string[]) => Step): Step[] => (suites.length === 0 ? [] : [step(suites)]);
-const nodeStep = (name: string) => (files: string[]): Step => ({ name, command: bin("node"), args: ["--test", "--test-reporter=spec", "--test-concurrency=1", ...files], count: nodeCounts });
+const nodeStep =
+  (name: string) =>
+  (files: string[]): Step => ({
+    name,
+    command: bin("node"),
+    args: ["--test", "--test-reporter=spec", "--test-concurrency=1", ...files],
+    count: nodeCounts,
+  });
 
 /** The steps that run `suites` on `runtimes`, between the static checks and the reliability report. */
 function plan(suites: readonly Suite[], runtimes: ReadonlySet<Runtime>): Step[] {
@@ -269,12 +282,28 @@ function plan(suites: readonly Suite[], runtimes: ReadonlySet<Runtime>): Step[] 
     },
     // Node's suites in two steps, each with its own time limit: those that run on the other
     // runtimes too, then the Node-only ones (the control plane's).
-    ...over(on("node", (s) => s.runtimes.length > 1), nodeStep("Node.js")),
-    ...over(on("node", (s) => s.runtimes.length === 1), nodeStep("Node.js, Node-only suites")),
-    ...over(on("deno"), (files) => ({ name: "Deno", command: bin("deno"), args: ["test", "-A", "--no-check", ...files], count: denoCounts })),
+    ...over(
+      on("node", (s) => s.runtimes.length > 1),
+      nodeStep("Node.js"),
+    ),
+    ...over(
+      on("node", (s) => s.runtimes.length === 1),
+      nodeStep("Node.js, Node-only suites"),
+    ),
+    ...over(on("deno"), (files) => ({
+      name: "Deno",
+      command: bin("deno"),
+      args: ["test", "-A", "--no-check", ...files],
+      count: denoCounts,
+    })),
     // Bun alone stops a test after 5 s by default, so a slow machine failed tests that pass on Node
     // and Deno; 60 s is Recorder.case's own default (CASE_TIMEOUT_MS, test/hostile/record.ts).
-    ...over(on("bun"), (files) => ({ name: "Bun", command: bin("bun"), args: ["test", "--timeout", "60000", ...files.map((f) => `./${f}`)], count: bunCounts })),
+    ...over(on("bun"), (files) => ({
+      name: "Bun",
+      command: bin("bun"),
+      args: ["test", "--timeout", "60000", ...files.map((f) => `./${f}`)],
+      count: bunCounts,
+    })),
     {
       name: "reliability report (docs/reliability.md)",
       command: bin("node"),
@@ -319,7 +348,11 @@ function run(step: Step): Promise<Ended> {
     // the run until CI's own limit.
     const timer = setTimeout(() => {
       hung = true;
-      take(Buffer.from(`\n=== ${step.name}: still running after ${STEP_LIMIT}; stopping it. A test that never ends, or a suite's process that did not exit: look for a timer or socket left open after its last test.\n`));
+      take(
+        Buffer.from(
+          `\n=== ${step.name}: still running after ${STEP_LIMIT}; stopping it. A test that never ends, or a suite's process that did not exit: look for a timer or socket left open after its last test.\n`,
+        ),
+      );
       child.kill("SIGTERM");
       setTimeout(() => child.kill("SIGKILL"), 5000).unref();
     }, STEP_LIMIT_MS);
@@ -341,7 +374,8 @@ export function judge(step: Step, ended: Ended): { passed: number; failed: numbe
   if (ended.hung) problems.push(`hung: stopped after ${STEP_LIMIT}`);
   else if (ended.signal) problems.push(`killed by ${ended.signal}`);
   else if (!counts.finished) problems.push(`crashed: exit ${ended.code} before the runner's summary`);
-  else if (ended.code !== 0 && counts.failed === 0) problems.push(step.count ? `exit ${ended.code} with no failed test counted` : `exit ${ended.code}`);
+  else if (ended.code !== 0 && counts.failed === 0)
+    problems.push(step.count ? `exit ${ended.code} with no failed test counted` : `exit ${ended.code}`);
   const failed = problems.length ? Math.max(1, counts.failed) : counts.failed;
   return { passed: counts.passed, failed, skipped: counts.skipped, problems };
 }
@@ -357,11 +391,15 @@ if (import.meta.main) {
   }
   const { suites, problems } = readSuites();
   if (problems.length) {
-    process.stderr.write(`suites that do not declare their runtimes as test/run.ts reads them:\n${problems.map((p) => `  ${p}\n`).join("")}`);
+    process.stderr.write(
+      `suites that do not declare their runtimes as test/run.ts reads them:\n${problems.map((p) => `  ${p}\n`).join("")}`,
+    );
     process.exit(1);
   }
   const { fragments, runtimes } = args;
-  const picked = suites.filter((s) => (fragments.length === 0 || fragments.some((f) => s.file.includes(f))) && s.runtimes.some((r) => runtimes.has(r)));
+  const picked = suites.filter(
+    (s) => (fragments.length === 0 || fragments.some((f) => s.file.includes(f))) && s.runtimes.some((r) => runtimes.has(r)),
+  );
   if (picked.length === 0) {
     process.stdout.write(`no suite matches ${fragments.join(" ")} on ${[...runtimes].join(", ")}\n`);
     process.exit(1);

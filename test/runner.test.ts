@@ -12,7 +12,10 @@ import { assertLoad, type LoadResult } from "./support/open-loop.ts";
 
 /** What test/run.ts makes of a step that printed `output` and exited with `code`. */
 function judged(count: (output: string) => Counts, output: string, ended: Partial<Ended> = {}) {
-  const { passed, failed, skipped, problems } = judge({ name: "step", command: "", args: [], count }, { code: 0, signal: null, hung: false, output, ...ended });
+  const { passed, failed, skipped, problems } = judge(
+    { name: "step", command: "", args: [], count },
+    { code: 0, signal: null, hung: false, output, ...ended },
+  );
   return { passed, failed, skipped, problems: problems.length };
 }
 
@@ -114,16 +117,20 @@ C => ./crash-exit.test.ts:2:1
 
   it("counts a suite whose hook failed: Node's cancelled cases, Deno's failed suites, Bun's errors", () => {
     // describe("H") { before throws; h1; h2 }, describe("A") { after throws; a1 }.
-    const node = "▶ H\n  ✖ h1\n  ✖ h2\n✖ H (1.96ms)\n▶ A\n  ✔ a1 (0.46ms)\n✖ A (1.31ms)\nℹ tests 3\nℹ suites 2\nℹ pass 1\nℹ fail 0\nℹ cancelled 2\nℹ skipped 0\nℹ todo 0\n";
-    const deno = "running 2 tests from ./hook.test.ts\nH ... FAILED (6ms)\nA ...\n  a1 ... ok (1ms)\nA ... FAILED (5ms)\n\n ERRORS \n\nH => ./hook.test.ts:2:1\n\nFAILED | 0 passed (1 step) | 2 failed (106ms)\n";
-    const bun = "# Unhandled error between tests\nerror: before failed\n(pass) H > h1 [1.35ms]\n(pass) H > h2 [0.05ms]\n(pass) A > a1 [24.94ms]\n# Unhandled error between tests\nerror: after failed\n\n 3 pass\n 0 fail\n 2 errors\n";
+    const node =
+      "▶ H\n  ✖ h1\n  ✖ h2\n✖ H (1.96ms)\n▶ A\n  ✔ a1 (0.46ms)\n✖ A (1.31ms)\nℹ tests 3\nℹ suites 2\nℹ pass 1\nℹ fail 0\nℹ cancelled 2\nℹ skipped 0\nℹ todo 0\n";
+    const deno =
+      "running 2 tests from ./hook.test.ts\nH ... FAILED (6ms)\nA ...\n  a1 ... ok (1ms)\nA ... FAILED (5ms)\n\n ERRORS \n\nH => ./hook.test.ts:2:1\n\nFAILED | 0 passed (1 step) | 2 failed (106ms)\n";
+    const bun =
+      "# Unhandled error between tests\nerror: before failed\n(pass) H > h1 [1.35ms]\n(pass) H > h2 [0.05ms]\n(pass) A > a1 [24.94ms]\n# Unhandled error between tests\nerror: after failed\n\n 3 pass\n 0 fail\n 2 errors\n";
     assert.deepEqual(judged(nodeCounts, node, { code: 1 }), { passed: 1, failed: 2, skipped: 0, problems: 0 });
     assert.deepEqual(judged(denoCounts, deno, { code: 1 }), { passed: 1, failed: 2, skipped: 0, problems: 0 });
     assert.deepEqual(judged(bunCounts, bun, { code: 1 }), { passed: 3, failed: 2, skipped: 0, problems: 0 });
   });
 
   it("counts Node's cancelled cases (a timeout) as failed", () => {
-    const output = "▶ T\n  ✖ hangs (201.04ms)\n  ✔ slow but ok (301.82ms)\n✖ T (509.48ms)\nℹ tests 2\nℹ pass 1\nℹ fail 0\nℹ cancelled 1\nℹ skipped 0\nℹ todo 0\n";
+    const output =
+      "▶ T\n  ✖ hangs (201.04ms)\n  ✔ slow but ok (301.82ms)\n✖ T (509.48ms)\nℹ tests 2\nℹ pass 1\nℹ fail 0\nℹ cancelled 1\nℹ skipped 0\nℹ todo 0\n";
     assert.deepEqual(judged(nodeCounts, output, { code: 1 }), { passed: 1, failed: 1, skipped: 0, problems: 0 });
   });
 
@@ -134,7 +141,12 @@ C => ./crash-exit.test.ts:2:1
 
   it("counts a hung, killed or failing step with nothing counted as at least one failure", () => {
     const half = "▶ X\n  ✔ a (1ms)\n  ✔ b (1ms)\n";
-    assert.deepEqual(judged(nodeCounts, half, { code: null, signal: "SIGTERM", hung: true }), { passed: 2, failed: 1, skipped: 0, problems: 1 });
+    assert.deepEqual(judged(nodeCounts, half, { code: null, signal: "SIGTERM", hung: true }), {
+      passed: 2,
+      failed: 1,
+      skipped: 0,
+      problems: 1,
+    });
     assert.deepEqual(judged(nodeCounts, half, { code: null, signal: "SIGKILL" }), { passed: 2, failed: 1, skipped: 0, problems: 1 });
     assert.deepEqual(judged(bunCounts, NESTED.bun.replace(" 1 fail", " 0 fail").replace("(fail)", "(pass)"), { code: 1 }).failed, 1);
     assert.deepEqual(judged(denoCounts, "", { code: 1 }), { passed: 0, failed: 1, skipped: 0, problems: 1 });
@@ -151,16 +163,33 @@ describe("the reliability report shows the cases a runtime did not run", () => {
       { suite: "s", runtime: "deno", version: "2", cases, rows: [row("one")] },
       { suite: "s", runtime: "bun", version: "1", rows: [row("one"), row("two")] },
     ]);
-    assert.match(text, /\| Faults under load \| 3 \| 2 passed, \*\*1 failed\*\*, 0 not run \| 1 passed, 0 failed, \*\*2 not run\*\* \| 2 passed, 0 failed, \*\*1 not run\*\* \|/);
+    assert.match(
+      text,
+      /\| Faults under load \| 3 \| 2 passed, \*\*1 failed\*\*, 0 not run \| 1 passed, 0 failed, \*\*2 not run\*\* \| 2 passed, 0 failed, \*\*1 not run\*\* \|/,
+    );
     assert.match(text, /\| three \| ✗ \| not run \| not run \|/);
   });
 });
 
 describe("open-loop load bounds", () => {
-  const result = (failed: number, dropped: number): LoadResult => ({ sent: 1000 - dropped, ok: 1000 - dropped - failed, failed, dropped, byStatus: {}, errors: {}, lateMs: 40 });
+  const result = (failed: number, dropped: number): LoadResult => ({
+    sent: 1000 - dropped,
+    ok: 1000 - dropped - failed,
+    failed,
+    dropped,
+    byStatus: {},
+    errors: {},
+    lateMs: 40,
+  });
   it("fails on dropped requests beyond the bound, with the numbers", () => {
-    assert.throws(() => assertLoad(result(0, 573), { maxFailed: 0, maxDropped: 10 }), /573 of 1000 requests were dropped .* more than the 10 allowed/);
-    assert.throws(() => assertLoad(result(3, 0), { maxFailed: 2, maxDropped: 0 }), /3 of 1000 requests sent failed, more than the 2 allowed/);
+    assert.throws(
+      () => assertLoad(result(0, 573), { maxFailed: 0, maxDropped: 10 }),
+      /573 of 1000 requests were dropped .* more than the 10 allowed/,
+    );
+    assert.throws(
+      () => assertLoad(result(3, 0), { maxFailed: 2, maxDropped: 0 }),
+      /3 of 1000 requests sent failed, more than the 2 allowed/,
+    );
     assertLoad(result(2, 10), { maxFailed: 2, maxDropped: 10 });
   });
 });
@@ -174,7 +203,9 @@ describe("Recorder.case's deadline", () => {
     assert.equal(await guarded(() => 7, 50), 7);
   });
 
-  it("fails a case during which an error no one caught was thrown, on Deno too", { skip: "Deno" in globalThis ? undefined : "Node and Bun fail such a test themselves" }, async () => {
+  it("fails a case during which an error no one caught was thrown, on Deno too", {
+    skip: "Deno" in globalThis ? undefined : "Node and Bun fail such a test themselves",
+  }, async () => {
     await assert.rejects(
       guarded(async () => {
         setTimeout(() => {

@@ -32,7 +32,10 @@ after(async () => {
 async function filterDir(name: string, code: string, manifest: Record<string, unknown> = {}): Promise<string> {
   const dir = path.join(scratch, name);
   await mkdir(dir, { recursive: true });
-  await writeFile(path.join(dir, "filter.json"), JSON.stringify({ name, version: "0.1.0", description: "a test filter", abi: 1, ...manifest }));
+  await writeFile(
+    path.join(dir, "filter.json"),
+    JSON.stringify({ name, version: "0.1.0", description: "a test filter", abi: 1, ...manifest }),
+  );
   await writeFile(path.join(dir, "filter.ts"), code);
   return dir;
 }
@@ -50,7 +53,12 @@ describe("weft filter new and build", () => {
   it("scaffolds a filter that builds, with its manifest in a weft.manifest section", async () => {
     const dir = path.join(scratch, "my-auth");
     const files = await scaffoldFilter(dir, "my-auth");
-    assert.deepEqual(files.map((f) => path.relative(dir, f)).sort(), ["README.md", "filter.json", "filter.ts", path.join("test", "requests.json")]);
+    assert.deepEqual(files.map((f) => path.relative(dir, f)).sort(), [
+      "README.md",
+      "filter.json",
+      "filter.ts",
+      path.join("test", "requests.json"),
+    ]);
     const built = await buildFilter(dir);
     assert.match(built.sha256, /^[0-9a-f]{64}$/);
     const module = new WebAssembly.Module(built.wasm as Uint8Array<ArrayBuffer>);
@@ -60,11 +68,14 @@ describe("weft filter new and build", () => {
     assert.deepEqual(manifest, built.manifest);
     assert.equal(manifest.name, "my-auth");
     assert.deepEqual(
-      WebAssembly.Module.exports(module).map((e) => e.name).sort(),
+      WebAssembly.Module.exports(module)
+        .map((e) => e.name)
+        .sort(),
       ["memory", "on_request_headers"],
     );
     // Its samples are valid and their configs match the schema it ships.
-    for (const f of await loadFixtures(path.join(dir, "test", "requests.json"))) assert.deepEqual(validateConfig(manifest.configSchema, f.config ?? {}), [], f.name);
+    for (const f of await loadFixtures(path.join(dir, "test", "requests.json")))
+      assert.deepEqual(validateConfig(manifest.configSchema, f.config ?? {}), [], f.name);
     assert.match(await readFile(path.join(dir, "README.md"), "utf8"), /kind: WasmFilter/);
   });
 
@@ -87,7 +98,10 @@ describe("weft filter new and build", () => {
   });
 
   it("reports a compile error with its file, line and column", async () => {
-    const dir = await filterDir("broken", 'import { Continue, request } from "@weft/sdk";\n\nexport function on_request_headers(): i32 {\n  request.setHeader("x-a", 42);\n  return Continue;\n}\n');
+    const dir = await filterDir(
+      "broken",
+      'import { Continue, request } from "@weft/sdk";\n\nexport function on_request_headers(): i32 {\n  request.setHeader("x-a", 42);\n  return Continue;\n}\n',
+    );
     const error = await buildError(dir);
     assert.equal(error.diagnostics.length, 1);
     assert.match(error.diagnostics[0]!, new RegExp(`^${path.join(dir, "filter.ts").replace(/[\\.]/g, "\\$&")}:4:\\d+: error AS\\d+: `));
@@ -95,21 +109,38 @@ describe("weft filter new and build", () => {
   });
 
   it("builds only from the filter's folder and the SDK", async () => {
-    const dir = await filterDir("outside", 'import { x } from "../secret";\nimport { y } from "@extism/as-pdk";\nexport function on_request_headers(): i32 { return x + y; }\n');
+    const dir = await filterDir(
+      "outside",
+      'import { x } from "../secret";\nimport { y } from "@extism/as-pdk";\nexport function on_request_headers(): i32 { return x + y; }\n',
+    );
     await writeFile(path.join(scratch, "secret.ts"), "export const x = 1;\n");
     const error = await buildError(dir);
-    assert.ok(error.diagnostics.some((d) => /filter\.ts:1:\d+: .*secret.* not found/.test(d)), error.message);
-    assert.ok(error.diagnostics.some((d) => /filter\.ts:2:\d+: .*as-pdk.* not found/.test(d)), error.message);
+    assert.ok(
+      error.diagnostics.some((d) => /filter\.ts:1:\d+: .*secret.* not found/.test(d)),
+      error.message,
+    );
+    assert.ok(
+      error.diagnostics.some((d) => /filter\.ts:2:\d+: .*as-pdk.* not found/.test(d)),
+      error.message,
+    );
   });
 
   it("refuses a module that would not load as a filter", async () => {
     const dir = await filterDir("no-phase", "export function on_request(): i32 { return 0; }\n");
     const error = await buildError(dir);
-    assert.match(error.message, /exports none of the phase functions on_request_headers, on_request_body, on_response_headers, on_response_body/);
+    assert.match(
+      error.message,
+      /exports none of the phase functions on_request_headers, on_request_body, on_response_headers, on_response_body/,
+    );
   });
 
   it("refuses a bad manifest with every problem, and accepts the typescript engine", async () => {
-    const bad = await filterDir("bad-manifest", "", { version: "1.0", abi: 2, phase: "Routing", configSchema: { type: "object", properties: { rate: { type: "float" } }, oneOf: [] } });
+    const bad = await filterDir("bad-manifest", "", {
+      version: "1.0",
+      abi: 2,
+      phase: "Routing",
+      configSchema: { type: "object", properties: { rate: { type: "float" } }, oneOf: [] },
+    });
     const error = await buildError(bad);
     assert.deepEqual(
       error.diagnostics.map((d) => d.slice(d.indexOf("filter.json: ") + 13)),
@@ -152,18 +183,32 @@ describe("manifest and config validation", () => {
         "x-extra": { type: ["string", "null"] },
       },
     };
-    assert.deepEqual(validateConfig(schema, { requestsPerSecond: 5, burst: 10, keyBy: "header", header: "x-k", origins: ["a"], "x-extra": null }), []);
-    assert.deepEqual(validateConfig(schema, { requestsPerSecond: "10", burst: 1.5, keyBy: "ip", header: "X_KEY_LONG", origins: ["a", 2, "c"], "x-extra": 1, burts: 3 }), [
-      "config.requestsPerSecond: expected number, got string",
-      "config.burst: expected integer, got number",
-      'config.keyBy: must be one of "clientIp", "header", got "ip"',
-      "config.header: must be at most 5 characters long, got 10",
-      'config.header: must match /^[a-z-]+$/, got "X_KEY_LONG"',
-      "config.origins: must have at most 2 items, got 3",
-      "config.origins[1]: expected string, got number",
-      'config["x-extra"]: expected string or null, got number',
-      "config.burts: is not a known field (known: requestsPerSecond, burst, keyBy, header, origins, x-extra)",
-    ]);
+    assert.deepEqual(
+      validateConfig(schema, { requestsPerSecond: 5, burst: 10, keyBy: "header", header: "x-k", origins: ["a"], "x-extra": null }),
+      [],
+    );
+    assert.deepEqual(
+      validateConfig(schema, {
+        requestsPerSecond: "10",
+        burst: 1.5,
+        keyBy: "ip",
+        header: "X_KEY_LONG",
+        origins: ["a", 2, "c"],
+        "x-extra": 1,
+        burts: 3,
+      }),
+      [
+        "config.requestsPerSecond: expected number, got string",
+        "config.burst: expected integer, got number",
+        'config.keyBy: must be one of "clientIp", "header", got "ip"',
+        "config.header: must be at most 5 characters long, got 10",
+        'config.header: must match /^[a-z-]+$/, got "X_KEY_LONG"',
+        "config.origins: must have at most 2 items, got 3",
+        "config.origins[1]: expected string, got number",
+        'config["x-extra"]: expected string or null, got number',
+        "config.burts: is not a known field (known: requestsPerSecond, burst, keyBy, header, origins, x-extra)",
+      ],
+    );
     assert.deepEqual(validateConfig(schema, { burst: 0, origins: [] }), [
       "config.requestsPerSecond: is required",
       "config.burst: must be at least 1, got 0",
@@ -199,7 +244,9 @@ describe("manifest and config validation", () => {
       { name: "same", request: { method: "GET", path: "/" }, expect: { status: 403, headers: { "retry-after": "1", "x-gone": null } } },
       { name: "neither", request: { method: "GET", path: "/" }, expect: {} },
     ]);
-    assert.deepEqual(!duplicate.ok && duplicate.problems, ['[2].expect: give either "status" (the filter answers locally) or "continue": true']);
+    assert.deepEqual(!duplicate.ok && duplicate.problems, [
+      '[2].expect: give either "status" (the filter answers locally) or "continue": true',
+    ]);
   });
 });
 

@@ -28,12 +28,24 @@ const executable = (file: string) => {
     return false;
   }
 };
-const onPath = (command: string): Check => () => (process.env.PATH ?? "").split(path.delimiter).some((dir) => dir && executable(path.join(dir, command)));
-const isExecutable = (file: string): Check => () => executable(file);
-const isFile = (file: string): Check => () => existsSync(file);
+const onPath =
+  (command: string): Check =>
+  () =>
+    (process.env.PATH ?? "").split(path.delimiter).some((dir) => dir && executable(path.join(dir, command)));
+const isExecutable =
+  (file: string): Check =>
+  () =>
+    executable(file);
+const isFile =
+  (file: string): Check =>
+  () =>
+    existsSync(file);
 // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format, not a template
 const DPKG_STATUS = "-f=${Status}";
-const dpkgInstalled = (pkg: string): Check => () => spawnSync("dpkg-query", ["-W", DPKG_STATUS, pkg], { encoding: "utf8" }).stdout === "install ok installed";
+const dpkgInstalled =
+  (pkg: string): Check =>
+  () =>
+    spawnSync("dpkg-query", ["-W", DPKG_STATUS, pkg], { encoding: "utf8" }).stdout === "install ok installed";
 
 // Debian packages the tests use as real peers, each with what shows it is installed.
 const DEBIAN: [pkg: string, installed: Check][] = [
@@ -87,7 +99,12 @@ const QUIET_MS = 5000;
  * says what is being built and how long that takes cold, its output follows live, and a line
  * every minute shows it is still going. Rejects, with its output shown, when it fails.
  */
-function step(what: string, command: string, args: string[], options: { announce?: boolean; env?: Record<string, string> } = {}): Promise<void> {
+function step(
+  what: string,
+  command: string,
+  args: string[],
+  options: { announce?: boolean; env?: Record<string, string> } = {},
+): Promise<void> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd: root, env: { ...process.env, ...options.env }, stdio: ["ignore", "ignore", "pipe"] });
@@ -127,18 +144,28 @@ async function debianPackages(): Promise<void> {
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) {
     // Only root can install them; the suites that use them fail and say what is missing.
-    say(`missing Debian packages ${missing.join(" ")}: the suites that use them will fail. Install them with: sudo apt-get update && sudo apt-get install -y ${missing.join(" ")}`);
+    say(
+      `missing Debian packages ${missing.join(" ")}: the suites that use them will fail. Install them with: sudo apt-get update && sudo apt-get install -y ${missing.join(" ")}`,
+    );
     return;
   }
   await step(`apt-get update, for the missing Debian packages ${missing.join(" ")}`, "apt-get", ["update", "-qq"], { announce: true });
-  await step(`installing ${missing.join(" ")} (apt-get: a few minutes on a fresh machine)`, "apt-get", ["install", "-y", "-qq", ...missing], { announce: true, env: { DEBIAN_FRONTEND: "noninteractive" } });
+  await step(
+    `installing ${missing.join(" ")} (apt-get: a few minutes on a fresh machine)`,
+    "apt-get",
+    ["install", "-y", "-qq", ...missing],
+    { announce: true, env: { DEBIAN_FRONTEND: "noninteractive" } },
+  );
 }
 
 async function tsEngine(): Promise<void> {
   // The engine needs Rust's wasm32 target (Rust itself comes with the machine, by rustup in
   // ~/.cargo/bin, which a non-login shell may not have on its PATH). Without rustup, the engine's
   // build below fails and says how to get Rust.
-  const rustup = [...(process.env.PATH ?? "").split(path.delimiter), path.join(process.env.CARGO_HOME ?? path.join(homedir(), ".cargo"), "bin")]
+  const rustup = [
+    ...(process.env.PATH ?? "").split(path.delimiter),
+    path.join(process.env.CARGO_HOME ?? path.join(homedir(), ".cargo"), "bin"),
+  ]
     .map((dir) => path.join(dir, "rustup"))
     .find(executable);
   const target = "wasm32-unknown-unknown";
@@ -147,12 +174,16 @@ async function tsEngine(): Promise<void> {
   }
   // Built once per version of its sources, ~1 min on a cold machine, and cached in
   // ~/.cache/weft/ts-engine, so that the suites (test/ts-filters.test.ts) find it built.
-  await step("building weft's TypeScript filter engine (sdk/typescript/engine: about 1 min cold, then cached in ~/.cache/weft/ts-engine)", node, [
-    "--input-type=module",
-    "-e",
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: a script for node -e, with a template literal of its own
-    'import("./sdk/typescript/engine.ts").then((m) => m.engineWasm()).catch((e) => { process.stderr.write(`${e.message}\\n`); process.exit(1); })',
-  ]);
+  await step(
+    "building weft's TypeScript filter engine (sdk/typescript/engine: about 1 min cold, then cached in ~/.cache/weft/ts-engine)",
+    node,
+    [
+      "--input-type=module",
+      "-e",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a script for node -e, with a template literal of its own
+      'import("./sdk/typescript/engine.ts").then((m) => m.engineWasm()).catch((e) => { process.stderr.write(`${e.message}\\n`); process.exit(1); })',
+    ],
+  );
 }
 
 // WEFT_K8S_VERSION picks another Kubernetes version, as test/k8s/cluster.ts does.
@@ -167,15 +198,26 @@ export async function setUp(needs: ReadonlySet<Need>): Promise<void> {
   // in ~/.cache/weft/k8s: ~6 min on a cold machine, instant once cached (docs/k8s-test-env.md).
   // build-node.sh would build them too, but first on its own they get their own progress line.
   if (needs.has("k8s") || needs.has("k8s-node")) {
-    await step("building etcd, kube-apiserver, kube-controller-manager and kubectl (test/k8s/build.sh: about 6 min cold, then cached in ~/.cache/weft/k8s)", path.join(root, "test/k8s/build.sh"), k8sVersion);
+    await step(
+      "building etcd, kube-apiserver, kube-controller-manager and kubectl (test/k8s/build.sh: about 6 min cold, then cached in ~/.cache/weft/k8s)",
+      path.join(root, "test/k8s/build.sh"),
+      k8sVersion,
+    );
   }
   // The real node's binaries (kubelet, kube-scheduler, kube-proxy, containerd, CoreDNS) and its test
   // images, cached the same way: ~19 min on a cold machine, 43 s with a warm Go cache.
   if (needs.has("k8s-node")) {
-    await step("building the real node: kubelet, kube-scheduler, kube-proxy, containerd, CoreDNS and its test images (test/k8s/build-node.sh: about 19 min cold, 43 s with a warm Go cache)", path.join(root, "test/k8s/build-node.sh"), k8sVersion);
+    await step(
+      "building the real node: kubelet, kube-scheduler, kube-proxy, containerd, CoreDNS and its test images (test/k8s/build-node.sh: about 19 min cold, 43 s with a warm Go cache)",
+      path.join(root, "test/k8s/build-node.sh"),
+      k8sVersion,
+    );
   }
   // helm for the chart's test (test/control/install.test.ts), from the Go module proxy, cached.
-  if (needs.has("helm")) await step("building helm (test/k8s/helm.ts, go install: a few minutes cold, then cached in ~/.cache/weft/helm)", node, [path.join(root, "test/k8s/helm.ts")]);
+  if (needs.has("helm"))
+    await step("building helm (test/k8s/helm.ts, go install: a few minutes cold, then cached in ~/.cache/weft/helm)", node, [
+      path.join(root, "test/k8s/helm.ts"),
+    ]);
 }
 
 if (import.meta.main) {

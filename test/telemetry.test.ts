@@ -60,7 +60,13 @@ function inbound(over: Partial<RequestRecord> = {}): RequestRecord {
     path: "/productpage",
     route: "inbound",
     source: { principal: GATEWAY_PRINCIPAL, workload: "ingress", namespace: "istio-system" },
-    destination: { service: "productpage", namespace: "default", workload: "productpage-v1", principal: LOCAL_PRINCIPAL, cluster: "inbound|9080" },
+    destination: {
+      service: "productpage",
+      namespace: "default",
+      workload: "productpage-v1",
+      principal: LOCAL_PRINCIPAL,
+      cluster: "inbound|9080",
+    },
     upstreamAddress: "127.0.0.1:9080",
     ...over,
   });
@@ -107,7 +113,10 @@ function one(samples: Sample[], name: string, labels: Record<string, string>): S
   return found[0]!;
 }
 
-function telemetry(options: TelemetryOptions = {}, accessLog: "stdout" | "off" = "stdout"): { t: ProxyTelemetry; lines: string[]; writes: string[] } {
+function telemetry(
+  options: TelemetryOptions = {},
+  accessLog: "stdout" | "off" = "stdout",
+): { t: ProxyTelemetry; lines: string[]; writes: string[] } {
   const lines: string[] = [];
   const writes: string[] = [];
   const t = createTelemetry(NODE, accessLog, {
@@ -129,7 +138,16 @@ test("metrics: istio_requests_total and histograms carry Istio's labels and valu
     for (let i = 0; i < 3; i++) t.request(outbound({ status: 503, responseFlag: "UF", durationMs: 700, responseBytes: 0 }));
     for (let i = 0; i < 5; i++) t.request(inbound({ durationMs: 0.2, requestBytes: 42, responseBytes: 5000 }));
     t.request(inbound({ mtls: false, source: { principal: "", workload: "", namespace: "" } }));
-    t.request(outbound({ grpc: true, grpcStatus: 14, status: 200, protocol: "HTTP/2", destination: { service: "ratings", namespace: "shop", workload: "ratings-v2", principal: "", cluster: "ratings" }, mtls: false }));
+    t.request(
+      outbound({
+        grpc: true,
+        grpcStatus: 14,
+        status: 200,
+        protocol: "HTTP/2",
+        destination: { service: "ratings", namespace: "shop", workload: "ratings-v2", principal: "", cluster: "ratings" },
+        mtls: false,
+      }),
+    );
 
     const text = await t.metricsText();
     assert.equal(t.contentType, "text/plain; version=0.0.4; charset=utf-8");
@@ -195,7 +213,10 @@ test("metrics: istio_requests_total and histograms carry Istio's labels and valu
     // Histograms: cumulative buckets with Istio's bounds, _sum and _count, the same labels.
     const okSel = { reporter: "source", response_code: "200", request_protocol: "http" };
     const buckets = find(samples, "istio_request_duration_milliseconds_bucket", okSel);
-    assert.deepEqual(buckets.map((b) => b.labels.le), [...ISTIO_BUCKETS.map(String), "+Inf"]);
+    assert.deepEqual(
+      buckets.map((b) => b.labels.le),
+      [...ISTIO_BUCKETS.map(String), "+Inf"],
+    );
     const le = (name: string, sel: Record<string, string>, bound: string) => one(samples, name + "_bucket", { ...sel, le: bound }).value;
     assert.equal(le("istio_request_duration_milliseconds", okSel, "1"), 0);
     assert.equal(le("istio_request_duration_milliseconds", okSel, "5"), 7);
@@ -249,13 +270,19 @@ test("metrics: connections, upstream errors, config version, and separate regist
     assert.equal(one(samples, "istio_tcp_connections_opened_total", { reporter: "source" }).value, 1);
     assert.equal(one(samples, "weft_upstream_errors_total", { cluster: "reviews", reason: "connect" }).value, 2);
     assert.equal(one(samples, "weft_upstream_errors_total", { cluster: "ratings", reason: "timeout" }).value, 1);
-    assert.deepEqual(find(samples, "weft_config_info", {}).map((s) => [s.labels.version, s.value]), [["v2", 1]]);
+    assert.deepEqual(
+      find(samples, "weft_config_info", {}).map((s) => [s.labels.version, s.value]),
+      [["v2", 1]],
+    );
 
     // The second proxy in the same process saw nothing.
     const other = parseExposition(await b.t.metricsText()).samples;
     assert.equal(find(other, "istio_requests_total", {}).length, 0);
     assert.equal(find(other, "weft_upstream_errors_total", {}).length, 0);
-    assert.deepEqual(find(other, "weft_config_info", {}).map((s) => s.labels.version), ["0"]);
+    assert.deepEqual(
+      find(other, "weft_config_info", {}).map((s) => s.labels.version),
+      ["0"],
+    );
   } finally {
     await a.t.close();
     await b.t.close();
@@ -278,7 +305,17 @@ test("access log: one JSON line per request with the documented fields, batched 
   const { t, lines, writes } = telemetry({ accessLogFlushMs: 20 });
   const tr = t.startTrace("inbound", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", undefined);
   for (let i = 0; i < 50; i++) t.request(inbound({ trace: tr, traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" }));
-  t.request(outbound({ path: '/q?"a"=\\b\n\u2028é', userAgent: "", status: 0, responseFlag: "UH", upstreamAddress: "", attempts: 3, grpcStatus: 2 }));
+  t.request(
+    outbound({
+      path: '/q?"a"=\\b\n\u2028é',
+      userAgent: "",
+      status: 0,
+      responseFlag: "UH",
+      upstreamAddress: "",
+      attempts: 3,
+      grpcStatus: 2,
+    }),
+  );
   assert.equal(writes.length, 0, "lines wait for the flush interval");
   await new Promise((r) => setTimeout(r, 60));
   assert.equal(writes.length, 1, "51 lines, one write");
@@ -368,7 +405,10 @@ test("traceparent: parsing and validation", () => {
   assert.equal(parseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03")?.sampled, true);
   assert.equal(parseTraceparent(` ${good} `)?.traceId, "4bf92f3577b34da6a3ce929d0e0e4736");
   // A future version may append fields after a dash.
-  assert.equal(parseTraceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-abcd")?.traceId, "4bf92f3577b34da6a3ce929d0e0e4736");
+  assert.equal(
+    parseTraceparent("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-abcd")?.traceId,
+    "4bf92f3577b34da6a3ce929d0e0e4736",
+  );
   for (const bad of [
     undefined,
     "",
@@ -386,7 +426,10 @@ test("traceparent: parsing and validation", () => {
   ]) {
     assert.equal(parseTraceparent(bad), undefined, `should reject ${bad}`);
   }
-  assert.equal(formatTraceparent("4bf92f3577b34da6a3ce929d0e0e4736", "1111111111111111", false), "00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-00");
+  assert.equal(
+    formatTraceparent("4bf92f3577b34da6a3ce929d0e0e4736", "1111111111111111", false),
+    "00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-00",
+  );
 });
 
 test("traceparent: the proxy continues a valid trace, starts one when absent or invalid", () => {
@@ -428,13 +471,22 @@ test("traceparent: the proxy continues a valid trace, starts one when absent or 
 });
 
 /** A real HTTP server standing in for an OpenTelemetry collector's OTLP/HTTP receiver. */
-async function collector(): Promise<{ url: string; requests: { path: string; contentType: string; tenant: string; body: any }[]; close(): Promise<void> }> {
+async function collector(): Promise<{
+  url: string;
+  requests: { path: string; contentType: string; tenant: string; body: any }[];
+  close(): Promise<void>;
+}> {
   const requests: { path: string; contentType: string; tenant: string; body: any }[] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      requests.push({ path: req.url ?? "", contentType: String(req.headers["content-type"]), tenant: String(req.headers["x-tenant"]), body: JSON.parse(Buffer.concat(chunks).toString("utf8")) });
+      requests.push({
+        path: req.url ?? "",
+        contentType: String(req.headers["content-type"]),
+        tenant: String(req.headers["x-tenant"]),
+        body: JSON.parse(Buffer.concat(chunks).toString("utf8")),
+      });
       res.writeHead(200, { "content-type": "application/json" });
       res.end("{}");
     });
@@ -444,20 +496,29 @@ async function collector(): Promise<{ url: string; requests: { path: string; con
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
-    close: () => new Promise<void>((r) => { server.closeAllConnections?.(); server.close(() => r()); }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections?.();
+        server.close(() => r());
+      }),
   };
 }
 
 function attrs(list: { key: string; value: Record<string, unknown> }[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const { key, value } of list) out[key] = value.stringValue ?? (value.intValue !== undefined ? Number(value.intValue) : value.boolValue ?? value.doubleValue);
+  for (const { key, value } of list)
+    out[key] = value.stringValue ?? (value.intValue !== undefined ? Number(value.intValue) : (value.boolValue ?? value.doubleValue));
   return out;
 }
 
 test("tracing: spans are exported over OTLP/HTTP JSON when OTEL_EXPORTER_OTLP_ENDPOINT is set", async () => {
   const otlp = await collector();
   const { t } = telemetry({
-    env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url + "/", OTEL_SERVICE_NAME: "productpage.default", OTEL_EXPORTER_OTLP_HEADERS: "x-tenant=a%20b" },
+    env: {
+      OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url + "/",
+      OTEL_SERVICE_NAME: "productpage.default",
+      OTEL_EXPORTER_OTLP_HEADERS: "x-tenant=a%20b",
+    },
   });
   try {
     assert.ok(t.otlp);
@@ -465,7 +526,17 @@ test("tracing: spans are exported over OTLP/HTTP JSON when OTEL_EXPORTER_OTLP_EN
     const start = Date.now();
     const tr = t.startTrace("inbound", incoming, "rojo=00f067aa0ba902b7", start);
     assert.equal(tr.traceId, "4bf92f3577b34da6a3ce929d0e0e4736");
-    t.request(inbound({ trace: tr, traceparent: incoming, startTime: start, durationMs: 12.5, status: 503, responseFlag: "UF", path: "/productpage?u=1" }));
+    t.request(
+      inbound({
+        trace: tr,
+        traceparent: incoming,
+        startTime: start,
+        durationMs: 12.5,
+        status: 503,
+        responseFlag: "UF",
+        path: "/productpage?u=1",
+      }),
+    );
     const out = t.startTrace("outbound", undefined, undefined, start);
     t.request(outbound({ trace: out, startTime: start, durationMs: 2 }));
     // Sampled out by the caller: nothing recorded, flags forwarded as-is.

@@ -23,7 +23,12 @@ const rogueCa = await createCa({ commonName: "rogue CA" });
 const server = await issueWorkload(ca, { spiffeId: SERVER_ID });
 const client = await issueWorkload(ca, { spiffeId: CLIENT_ID });
 
-function serverTls(cert: WorkloadCertificate, mode: ServerTlsOptions["mode"] = "STRICT", trust: TestCa = ca, alpn = ["h2", "http/1.1"]): ServerTlsOptions {
+function serverTls(
+  cert: WorkloadCertificate,
+  mode: ServerTlsOptions["mode"] = "STRICT",
+  trust: TestCa = ca,
+  alpn = ["h2", "http/1.1"],
+): ServerTlsOptions {
   return { certificateChain: cert.certificateChain, privateKey: cert.privateKey, trustBundle: trust.certificate, mode, alpn };
 }
 
@@ -77,7 +82,9 @@ function rawAttempt(port: number, options: tls.ConnectionOptions): Promise<{ dat
   return new Promise((resolve) => {
     let data = "";
     let error: string | undefined;
-    const s = tls.connect({ host: "127.0.0.1", port, ca: ca.certificate, checkServerIdentity: () => undefined, ...options }, () => s.write("ping"));
+    const s = tls.connect({ host: "127.0.0.1", port, ca: ca.certificate, checkServerIdentity: () => undefined, ...options }, () =>
+      s.write("ping"),
+    );
     s.on("data", (d) => (data += d));
     s.on("error", (e) => (error = `${(e as { code?: string }).code ?? ""} ${e.message}`));
     s.on("close", () => resolve({ data, error }));
@@ -129,8 +136,16 @@ test("STRICT refuses a client without a certificate, from another CA, expired or
     assert.match(none.error ?? "", /certificate|alert|handshake|reset|hang up/i);
 
     const rogue = await issueWorkload(rogueCa, { spiffeId: CLIENT_ID });
-    const expired = await issueWorkload(ca, { spiffeId: CLIENT_ID, notBefore: new Date(Date.now() - 48 * HOUR), notAfter: new Date(Date.now() - 24 * HOUR) });
-    const future = await issueWorkload(ca, { spiffeId: CLIENT_ID, notBefore: new Date(Date.now() + 24 * HOUR), notAfter: new Date(Date.now() + 48 * HOUR) });
+    const expired = await issueWorkload(ca, {
+      spiffeId: CLIENT_ID,
+      notBefore: new Date(Date.now() - 48 * HOUR),
+      notAfter: new Date(Date.now() - 24 * HOUR),
+    });
+    const future = await issueWorkload(ca, {
+      spiffeId: CLIENT_ID,
+      notBefore: new Date(Date.now() + 24 * HOUR),
+      notAfter: new Date(Date.now() + 48 * HOUR),
+    });
     for (const bad of [rogue, expired, future]) await assertRefused(srv.server.port, clientTls(bad), srv);
 
     // Plaintext on a STRICT port never reaches the proxy.
@@ -189,7 +204,12 @@ test("client verifies the server by SPIFFE ID, not hostname, and trusts only the
   try {
     const port = srv.server.port;
     // Right identity, a servername that matches nothing in the certificate: accepted.
-    const ok = await nodeRuntime.connect({ address: "127.0.0.1", port, timeoutMs: 3000, tls: clientTls(client, [SERVER_ID], { servername: "not-in-the-cert.example" }) });
+    const ok = await nodeRuntime.connect({
+      address: "127.0.0.1",
+      port,
+      timeoutMs: 3000,
+      tls: clientTls(client, [SERVER_ID], { servername: "not-in-the-cert.example" }),
+    });
     assert.equal((await exchange(ok, "x")).data, "x");
 
     const wrong = `spiffe://${TD}/ns/default/sa/someone-else`;
@@ -204,7 +224,12 @@ test("client verifies the server by SPIFFE ID, not hostname, and trusts only the
     );
     // A server from another CA is refused by chain verification (trust bundle only).
     await assert.rejects(
-      nodeRuntime.connect({ address: "127.0.0.1", port, timeoutMs: 3000, tls: clientTls(client, [SERVER_ID], { trustBundle: rogueCa.certificate }) }),
+      nodeRuntime.connect({
+        address: "127.0.0.1",
+        port,
+        timeoutMs: 3000,
+        tls: clientTls(client, [SERVER_ID], { trustBundle: rogueCa.certificate }),
+      }),
       /TLS connect to 127\.0\.0\.1:\d+ failed: .*(self[- ]signed|unable to (get|verify)|certificate)/i,
     );
   } finally {
@@ -213,7 +238,11 @@ test("client verifies the server by SPIFFE ID, not hostname, and trusts only the
 });
 
 test("client refuses an expired server certificate and accepts a chain through an intermediate", async () => {
-  const expired = await issueWorkload(ca, { spiffeId: SERVER_ID, notBefore: new Date(Date.now() - 48 * HOUR), notAfter: new Date(Date.now() - HOUR) });
+  const expired = await issueWorkload(ca, {
+    spiffeId: SERVER_ID,
+    notBefore: new Date(Date.now() - 48 * HOUR),
+    notAfter: new Date(Date.now() - HOUR),
+  });
   const old = await echoServer(serverTls(expired));
   try {
     await assert.rejects(
@@ -238,20 +267,40 @@ test("client refuses an expired server certificate and accepts a chain through a
 
 test("client sends servername as SNI and offers its ALPN list", async () => {
   const seen: { servername: string | false | undefined; alpn: string | false | null }[] = [];
-  const raw = tls.createServer({ key: server.privateKey, cert: server.certificateChain, ca: ca.certificate, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ["http/1.1"] }, (s) => {
-    seen.push({ servername: (s as tls.TLSSocket & { servername?: string | false }).servername, alpn: s.alpnProtocol });
-    s.end();
-  });
+  const raw = tls.createServer(
+    {
+      key: server.privateKey,
+      cert: server.certificateChain,
+      ca: ca.certificate,
+      requestCert: true,
+      rejectUnauthorized: true,
+      ALPNProtocols: ["http/1.1"],
+    },
+    (s) => {
+      seen.push({ servername: (s as tls.TLSSocket & { servername?: string | false }).servername, alpn: s.alpnProtocol });
+      s.end();
+    },
+  );
   await new Promise<void>((r) => raw.listen(0, "127.0.0.1", () => r()));
   try {
     const port = (raw.address() as net.AddressInfo).port;
-    const conn = await nodeRuntime.connect({ address: "127.0.0.1", port, timeoutMs: 3000, tls: clientTls(client, [SERVER_ID], { servername: "outbound.weft.test" }) });
+    const conn = await nodeRuntime.connect({
+      address: "127.0.0.1",
+      port,
+      timeoutMs: 3000,
+      tls: clientTls(client, [SERVER_ID], { servername: "outbound.weft.test" }),
+    });
     assert.equal(conn.tls?.alpn, "http/1.1");
     await exchange(conn, "");
     assert.deepEqual(seen, [{ servername: "outbound.weft.test", alpn: "http/1.1" }]);
 
     // No ALPN offered: none negotiated.
-    const bare = await nodeRuntime.connect({ address: "127.0.0.1", port, timeoutMs: 3000, tls: clientTls(client, [SERVER_ID], { alpn: [] }) });
+    const bare = await nodeRuntime.connect({
+      address: "127.0.0.1",
+      port,
+      timeoutMs: 3000,
+      tls: clientTls(client, [SERVER_ID], { alpn: [] }),
+    });
     assert.equal(bare.tls?.alpn, null);
     bare.destroy();
   } finally {
@@ -267,11 +316,14 @@ test("client connect times out when the handshake never completes", async () => 
   try {
     const port = (silent.address() as net.AddressInfo).port;
     const started = Date.now();
-    await assert.rejects(nodeRuntime.connect({ address: "127.0.0.1", port, timeoutMs: 300, tls: clientTls(client) }), (e: Error & { code?: string }) => {
-      assert.equal(e.code, "ETIMEDOUT");
-      assert.match(e.message, /timed out after 300 ms/);
-      return true;
-    });
+    await assert.rejects(
+      nodeRuntime.connect({ address: "127.0.0.1", port, timeoutMs: 300, tls: clientTls(client) }),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, "ETIMEDOUT");
+        assert.match(e.message, /timed out after 300 ms/);
+        return true;
+      },
+    );
     assert.ok(Date.now() - started < 2000);
   } finally {
     for (const s of held) s.destroy();
@@ -299,22 +351,38 @@ test("updateTls rotates certificate and trust bundle for new handshakes; the lis
     const server2 = await issueWorkload(ca2, { spiffeId: SERVER_ID });
     const client2 = await issueWorkload(ca2, { spiffeId: CLIENT_ID });
     srv.server.updateTls!(serverTls(server2, "STRICT", ca2));
-    const rotated = await nodeRuntime.connect({ address: "127.0.0.1", port, timeoutMs: 3000, tls: clientTls(client2, [SERVER_ID], { trustBundle: ca2.certificate }) });
+    const rotated = await nodeRuntime.connect({
+      address: "127.0.0.1",
+      port,
+      timeoutMs: 3000,
+      tls: clientTls(client2, [SERVER_ID], { trustBundle: ca2.certificate }),
+    });
     assert.deepEqual(Buffer.from(rotated.tls!.peerCertificate!), Buffer.from(server2.der));
     assert.equal((await exchange(rotated, "ca2")).data, "ca2");
     // A client of the old CA is refused by the server (its certificate is no longer trusted) ...
     srv.conns.length = 0;
     await assertRefused(port, clientTls(client, [SERVER_ID], { trustBundle: ca2.certificate }), srv);
     // ... and, still trusting only the old CA, refuses the server's new certificate itself.
-    await assert.rejects(nodeRuntime.connect({ address: "127.0.0.1", port, timeoutMs: 3000, tls: clientTls(client) }), /TLS connect to .* failed/);
+    await assert.rejects(
+      nodeRuntime.connect({ address: "127.0.0.1", port, timeoutMs: 3000, tls: clientTls(client) }),
+      /TLS connect to .* failed/,
+    );
 
     // 3. The connection opened before both rotations still works.
     assert.equal((await exchange(before, "still here")).data, "still here");
 
     // 4. Bad updates are refused and change nothing.
-    assert.throws(() => srv.server.updateTls!({ ...serverTls(server2, "STRICT", ca2), privateKey: client2.privateKey }), /privateKey does not match/);
+    assert.throws(
+      () => srv.server.updateTls!({ ...serverTls(server2, "STRICT", ca2), privateKey: client2.privateKey }),
+      /privateKey does not match/,
+    );
     assert.throws(() => srv.server.updateTls!({ ...serverTls(server2, "STRICT", ca2), trustBundle: "" }), /trustBundle must be PEM/);
-    const stillOk = await nodeRuntime.connect({ address: "127.0.0.1", port, timeoutMs: 3000, tls: clientTls(client2, [SERVER_ID], { trustBundle: ca2.certificate }) });
+    const stillOk = await nodeRuntime.connect({
+      address: "127.0.0.1",
+      port,
+      timeoutMs: 3000,
+      tls: clientTls(client2, [SERVER_ID], { trustBundle: ca2.certificate }),
+    });
     assert.equal((await exchange(stillOk, "ok")).data, "ok");
   } finally {
     await srv.server.close();
@@ -360,10 +428,19 @@ test("bad TLS material is refused at start-up with a clear message", async () =>
   const listen = (t: ServerTlsOptions) => nodeRuntime.listen({ address: "127.0.0.1", port: 0, tls: t }, () => {});
   await assert.rejects(listen({ ...serverTls(server), certificateChain: "" }), /server TLS: certificateChain must be PEM/);
   await assert.rejects(listen({ ...serverTls(server), trustBundle: "nope" }), /server TLS: trustBundle must be PEM/);
-  await assert.rejects(listen({ ...serverTls(server), privateKey: client.privateKey }), /server TLS: privateKey does not match the first certificate/);
+  await assert.rejects(
+    listen({ ...serverTls(server), privateKey: client.privateKey }),
+    /server TLS: privateKey does not match the first certificate/,
+  );
   const garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-  await assert.rejects(listen({ ...serverTls(server), trustBundle: ca.certificate + garbage }), /server TLS trustBundle: certificate #2 does not parse/);
-  await assert.rejects(listen({ ...serverTls(server), certificateChain: garbage }), /server TLS certificateChain: certificate #1 does not parse/);
+  await assert.rejects(
+    listen({ ...serverTls(server), trustBundle: ca.certificate + garbage }),
+    /server TLS trustBundle: certificate #2 does not parse/,
+  );
+  await assert.rejects(
+    listen({ ...serverTls(server), certificateChain: garbage }),
+    /server TLS certificateChain: certificate #1 does not parse/,
+  );
   await assert.rejects(
     listen({ ...serverTls(server), privateKey: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n" }),
     /server TLS: privateKey does not parse/,
@@ -377,12 +454,21 @@ test("bad TLS material is refused at start-up with a clear message", async () =>
 
 test("a runtime gap makes the adapter refuse at start-up, naming runtime, feature and workaround", () => {
   const runtime = currentRuntime();
-  const gap: TlsGap = { runtime: runtime.name, side: "server", modes: ["PERMISSIVE"], feature: "re-emitting a peeked socket into tls.Server", workaround: "use STRICT mode" };
-  assert.throws(() => assertTlsSupported("server", "PERMISSIVE", [gap]), (e: Error) => {
-    assert.ok(e.message.includes(`on ${runtime.name} ${runtime.version}`), e.message);
-    assert.ok(e.message.includes(gap.feature) && e.message.includes(gap.workaround), e.message);
-    return true;
-  });
+  const gap: TlsGap = {
+    runtime: runtime.name,
+    side: "server",
+    modes: ["PERMISSIVE"],
+    feature: "re-emitting a peeked socket into tls.Server",
+    workaround: "use STRICT mode",
+  };
+  assert.throws(
+    () => assertTlsSupported("server", "PERMISSIVE", [gap]),
+    (e: Error) => {
+      assert.ok(e.message.includes(`on ${runtime.name} ${runtime.version}`), e.message);
+      assert.ok(e.message.includes(gap.feature) && e.message.includes(gap.workaround), e.message);
+      return true;
+    },
+  );
   assert.doesNotThrow(() => assertTlsSupported("server", "STRICT", [gap]));
   assert.doesNotThrow(() => assertTlsSupported("client", undefined, [gap]));
   // The real table: no gaps on the supported runtimes, so nothing is refused.

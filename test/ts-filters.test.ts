@@ -133,13 +133,17 @@ describe("a misbehaving full-TypeScript filter", () => {
       assert.equal(after.reply.status, 200, `after ${what}`);
     }
     const metrics = await (await fetch(`http://127.0.0.1:${proxy.admin}/metrics`)).text();
-    for (const kind of ["error", "deadline", "memory"]) assert.match(metrics, new RegExp(`weft_filter_failures_total\\{filter="test/ts-gate",phase="on_request_headers",kind="${kind}"\\}`));
+    for (const kind of ["error", "deadline", "memory"])
+      assert.match(metrics, new RegExp(`weft_filter_failures_total\\{filter="test/ts-gate",phase="on_request_headers",kind="${kind}"\\}`));
   });
 
   // Filter calls run on the proxy's one thread: the requests behind a looping call wait for its deadline.
   it("an endless loop is cut off at its deadline with a 500, and the requests queued behind it are served after it", async () => {
     const proxy = await proxyWith({ limits: { callTimeoutMs: 200 } });
-    const [loop, ...others] = await Promise.all([request(proxy.outbound, { path: "/echo", headers: { "x-do": "loop" } }), ...Array.from({ length: 5 }, () => echo(proxy))]);
+    const [loop, ...others] = await Promise.all([
+      request(proxy.outbound, { path: "/echo", headers: { "x-do": "loop" } }),
+      ...Array.from({ length: 5 }, () => echo(proxy)),
+    ]);
     assert.equal(loop.status, 500);
     assert.match(String(loop.headers["x-weft-error"]), /200 ms|deadline/);
     for (const o of others) assert.equal(o.reply.status, 200);
@@ -150,7 +154,16 @@ describe("instances of a full-TypeScript filter", () => {
   it("draw their own Math.random, and console.log is the filter's log", async () => {
     const compiled = await compileFilter(built.wasm, built.sha256, 256, "ts-gate");
     const lines: string[] = [];
-    const services = { filterId: "test/ts-gate", state: new FilterState(), config: {}, configJson: "{}", logLevel: "info" as const, callTimeoutMs: 1000, log: (level: string, m: string) => void lines.push(`${level} ${m}`), metric() {} };
+    const services = {
+      filterId: "test/ts-gate",
+      state: new FilterState(),
+      config: {},
+      configJson: "{}",
+      logLevel: "info" as const,
+      callTimeoutMs: 1000,
+      log: (level: string, m: string) => void lines.push(`${level} ${m}`),
+      metric() {},
+    };
     const draw = () => {
       const message: FilterMessage = {
         phase: "on_request_headers",
@@ -172,33 +185,67 @@ describe("weft filter new --engine typescript, build and test", () => {
   it("scaffolds a full-TypeScript filter whose samples pass", async () => {
     const dir = path.join(scratch, "my-ts");
     const files = await scaffoldFilter(dir, "my-ts", "typescript");
-    assert.deepEqual(files.map((f) => path.relative(dir, f)).sort(), ["README.md", "filter.json", "filter.ts", "package.json", path.join("test", "requests.json"), "tsconfig.json"]);
+    assert.deepEqual(files.map((f) => path.relative(dir, f)).sort(), [
+      "README.md",
+      "filter.json",
+      "filter.ts",
+      "package.json",
+      path.join("test", "requests.json"),
+      "tsconfig.json",
+    ]);
     const filter = await buildFilter(dir);
     assert.equal(filter.manifest.engine, "typescript");
     const results = await testFilter(filter.wasm, await loadFixtures(path.join(dir, "test", "requests.json")), createLogger({}, "error"));
-    assert.deepEqual(results.map((r) => r.problems), [[], [], []]);
+    assert.deepEqual(
+      results.map((r) => r.problems),
+      [[], [], []],
+    );
   });
 
   it("builds the same bytes again (from the cache when another runtime built it already)", async () => {
     const again = await buildFilter(fixture);
     assert.equal(again.sha256, built.sha256);
-    const exports = WebAssembly.Module.exports(new WebAssembly.Module(again.wasm as Uint8Array<ArrayBuffer>)).map((e) => e.name).sort();
+    const exports = WebAssembly.Module.exports(new WebAssembly.Module(again.wasm as Uint8Array<ArrayBuffer>))
+      .map((e) => e.name)
+      .sort();
     assert.deepEqual(exports, ["memory", "on_request_headers", "on_response_headers"], "only the phases the filter defines");
   });
 
   it("refuses, naming the file and what to do: a Node built-in, top-level code that needs a request, no phase, a throw at load", async () => {
     const cases: [string, string, RegExp][] = [
-      ["node-builtin", 'import { readFileSync } from "node:fs";\nexport function on_request_headers() { return readFileSync("/etc/passwd").length; }\n', /filter\.ts:1:\d+: error: Could not resolve "node:fs".*Node's built-in modules do not exist in a filter/],
-      ["top-level", 'import { request } from "@weft/sdk-ts";\nconst ua = request.header("user-agent");\nexport function on_request_headers() { return ua ? 0 : 1; }\n', /the top-level code called weft_get, .*runs once, when the filter is built/],
-      ["camel-case", "export function onRequestHeaders() { return 0; }\n", /exports none of the phase functions on_request_headers, .* \(it exports onRequestHeaders\)/],
-      ["throws", 'throw new RangeError("bad table");\nexport function on_request_headers() { return 0; }\n', /top-level code failed when it was evaluated[\s\S]*filter\.ts: RangeError: bad table/],
+      [
+        "node-builtin",
+        'import { readFileSync } from "node:fs";\nexport function on_request_headers() { return readFileSync("/etc/passwd").length; }\n',
+        /filter\.ts:1:\d+: error: Could not resolve "node:fs".*Node's built-in modules do not exist in a filter/,
+      ],
+      [
+        "top-level",
+        'import { request } from "@weft/sdk-ts";\nconst ua = request.header("user-agent");\nexport function on_request_headers() { return ua ? 0 : 1; }\n',
+        /the top-level code called weft_get, .*runs once, when the filter is built/,
+      ],
+      [
+        "camel-case",
+        "export function onRequestHeaders() { return 0; }\n",
+        /exports none of the phase functions on_request_headers, .* \(it exports onRequestHeaders\)/,
+      ],
+      [
+        "throws",
+        'throw new RangeError("bad table");\nexport function on_request_headers() { return 0; }\n',
+        /top-level code failed when it was evaluated[\s\S]*filter\.ts: RangeError: bad table/,
+      ],
     ];
     for (const [name, code, message] of cases) {
       const dir = path.join(scratch, name);
       await mkdir(dir, { recursive: true });
-      await writeFile(path.join(dir, "filter.json"), JSON.stringify({ name, version: "0.1.0", description: "a test filter", abi: 1, engine: "typescript" }));
+      await writeFile(
+        path.join(dir, "filter.json"),
+        JSON.stringify({ name, version: "0.1.0", description: "a test filter", abi: 1, engine: "typescript" }),
+      );
       await writeFile(path.join(dir, "filter.ts"), code);
-      const error = await buildFilter(dir).then(() => null, (e: unknown) => e);
+      const error = await buildFilter(dir).then(
+        () => null,
+        (e: unknown) => e,
+      );
       assert.ok(error instanceof BuildError, `${name}: expected a BuildError, got ${String(error)}`);
       assert.match(error.message, message, name);
     }
@@ -207,6 +254,9 @@ describe("weft filter new --engine typescript, build and test", () => {
   it("says how to install the engine's toolchain when it is missing", async () => {
     const empty = path.join(scratch, "no-tools");
     await mkdir(empty, { recursive: true });
-    await assert.rejects(engineWasm({ cacheDir: empty, env: { PATH: empty, HOME: empty } }), /cargo \(Rust\) is not installed\. Install it with rustup:\n {2}curl .*sh\.rustup\.rs/);
+    await assert.rejects(
+      engineWasm({ cacheDir: empty, env: { PATH: empty, HOME: empty } }),
+      /cargo \(Rust\) is not installed\. Install it with rustup:\n {2}curl .*sh\.rustup\.rs/,
+    );
   });
 });

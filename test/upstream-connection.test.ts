@@ -11,12 +11,15 @@ import { UpstreamHttp1 } from "../proxy/upstream/http1-client.ts";
 function exchange(upstream: UpstreamHttp1, path: string, onData: (chunk: Buffer) => void = () => {}): Promise<number> {
   return new Promise((resolve, reject) => {
     let status = 0;
-    upstream.start({ method: "GET", target: path, authority: "app", headers: ["host", "app"], chunked: false, hasBody: false }, {
-      head: (h) => (status = h.status),
-      data: onData,
-      end: () => resolve(status),
-      error: reject,
-    });
+    upstream.start(
+      { method: "GET", target: path, authority: "app", headers: ["host", "app"], chunked: false, hasBody: false },
+      {
+        head: (h) => (status = h.status),
+        data: onData,
+        end: () => resolve(status),
+        error: reject,
+      },
+    );
   });
 }
 

@@ -17,7 +17,15 @@ const say = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
 function ack(pod: string, version: string): void {
   const body = JSON.stringify({ namespace, pod, version, accepted: true });
-  const req = http.request(`${base}/v1/proxies/ack`, { method: "POST", agent, headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => res.resume());
+  const req = http.request(
+    `${base}/v1/proxies/ack`,
+    {
+      method: "POST",
+      agent,
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+    },
+    (res) => res.resume(),
+  );
   req.on("error", (e) => say({ pod, error: `ack: ${e.message}` }));
   req.end(body);
 }
@@ -26,33 +34,40 @@ let connected = 0;
 const opened = new Set<number>();
 function open(i: number): void {
   const pod = `${prefix}${i}`;
-  const req = http.get(`${base}/v1/proxies/config?namespace=${namespace}&pod=${pod}`, { headers: { authorization: `Bearer ${token}` } }, (res) => {
-    if (res.statusCode !== 200) {
-      say({ pod, error: `HTTP ${res.statusCode}` });
-      res.resume();
-      retry(i);
-      return;
-    }
-    if (!opened.has(i)) {
-      opened.add(i);
-      if (++connected === count) say({ connected });
-    }
-    res.setEncoding("utf8");
-    let buffer = "";
-    res.on("data", (chunk: string) => {
-      buffer += chunk;
-      let end: number;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const data = block.split("\n").find((l) => l.startsWith("data: "))?.slice(6);
-        if (!block.startsWith("event: config") || !data) continue;
-        const { version } = JSON.parse(data) as { version: string };
-        say({ pod, version, marker: marker.exec(data)?.[1] ?? null, at: Date.now() });
-        ack(pod, version);
+  const req = http.get(
+    `${base}/v1/proxies/config?namespace=${namespace}&pod=${pod}`,
+    { headers: { authorization: `Bearer ${token}` } },
+    (res) => {
+      if (res.statusCode !== 200) {
+        say({ pod, error: `HTTP ${res.statusCode}` });
+        res.resume();
+        retry(i);
+        return;
       }
-    });
-  });
+      if (!opened.has(i)) {
+        opened.add(i);
+        if (++connected === count) say({ connected });
+      }
+      res.setEncoding("utf8");
+      let buffer = "";
+      res.on("data", (chunk: string) => {
+        buffer += chunk;
+        let end: number;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = block
+            .split("\n")
+            .find((l) => l.startsWith("data: "))
+            ?.slice(6);
+          if (!block.startsWith("event: config") || !data) continue;
+          const { version } = JSON.parse(data) as { version: string };
+          say({ pod, version, marker: marker.exec(data)?.[1] ?? null, at: Date.now() });
+          ack(pod, version);
+        }
+      });
+    },
+  );
   req.on("error", (e) => {
     say({ pod, error: e.message });
     retry(i);

@@ -19,7 +19,9 @@ import { CONTROL_NODE_OPTIONS } from "../../control/install/manifests.ts";
 
 const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
 const node = path.join(root, "node_modules", ".bin", "node");
-const { values: opt } = parseArgs({ options: { sizes: { type: "string", default: "100,1000,2000" }, "no-write": { type: "boolean", default: false } } });
+const { values: opt } = parseArgs({
+  options: { sizes: { type: "string", default: "100,1000,2000" }, "no-write": { type: "boolean", default: false } },
+});
 const sizes = opt.sizes.split(",").map(Number);
 const CHANGES = 3;
 const SERVICES = 20;
@@ -44,15 +46,30 @@ const results: unknown[] = [];
 const children: ChildProcess[] = [];
 try {
   const kubectl = (args: string[], input?: string) => k8s.kubectl(args, input);
-  for (const f of ["weft.dev_wasmfilters.yaml", "weft.dev_trafficpolicies.yaml", "weft.dev_accesspolicies.yaml"]) await kubectl(["apply", "-f", path.join(root, "deploy", "crds", f)]);
+  for (const f of ["weft.dev_wasmfilters.yaml", "weft.dev_trafficpolicies.yaml", "weft.dev_accesspolicies.yaml"])
+    await kubectl(["apply", "-f", path.join(root, "deploy", "crds", f)]);
   await kubectl(["wait", "--for=condition=Established", "crd/wasmfilters.weft.dev", "--timeout=30s"]);
   const filter = await builtFilter("header-rewrite");
   const url = `oci://${registry.host}/filters/header-rewrite:1.0.0`;
   await new RegistryClient().pushWasm(url, filter.wasm, { plainHttp: true, annotations: {} });
-  const host = Object.values(networkInterfaces()).flat().find((a) => a?.family === "IPv4" && !a.internal)?.address ?? "10.0.0.10";
-  const services = Array.from({ length: SERVICES }, (_, i) => serviceYaml({ namespace: "scale", name: `svc-${i}`, targetPort: 8080, address: host }));
-  await kubectl(["apply", "-f", "-"], ["apiVersion: v1\nkind: Namespace\nmetadata: { name: scale }\n", "apiVersion: v1\nkind: ServiceAccount\nmetadata: { name: sim, namespace: scale }\n", ...services].join("---\n"));
-  await kubectl(["apply", "-f", "-"], `apiVersion: weft.dev/v1alpha1
+  const host =
+    Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a?.family === "IPv4" && !a.internal)?.address ?? "10.0.0.10";
+  const services = Array.from({ length: SERVICES }, (_, i) =>
+    serviceYaml({ namespace: "scale", name: `svc-${i}`, targetPort: 8080, address: host }),
+  );
+  await kubectl(
+    ["apply", "-f", "-"],
+    [
+      "apiVersion: v1\nkind: Namespace\nmetadata: { name: scale }\n",
+      "apiVersion: v1\nkind: ServiceAccount\nmetadata: { name: sim, namespace: scale }\n",
+      ...services,
+    ].join("---\n"),
+  );
+  await kubectl(
+    ["apply", "-f", "-"],
+    `apiVersion: weft.dev/v1alpha1
 kind: WasmFilter
 metadata: { name: bench, namespace: scale }
 spec:
@@ -60,7 +77,8 @@ spec:
   url: ${url}
   sha256: "${filter.sha256}"
   config: { response: { set: [{ name: x-marker, value: m0 }] } }
-`);
+`,
+  );
   const tokenFile = path.join(scratch, "token");
   writeFileSync(tokenFile, (await kubectl(["create", "token", "sim", "-n", "scale", "--audience", "weft", "--duration", "2h"])).trim());
 
@@ -69,28 +87,59 @@ spec:
   for (const size of sizes) {
     // Pods are only objects here (no kubelet): what the control plane needs to know a sidecar.
     while (pods < size) {
-      const chunk = Array.from({ length: Math.min(250, size - pods) }, (_, i) => `apiVersion: v1
+      const chunk = Array.from(
+        { length: Math.min(250, size - pods) },
+        (_, i) => `apiVersion: v1
 kind: Pod
 metadata: { name: sim-${pods + i}, namespace: scale, labels: { app: sim }, annotations: { weft.dev/status: '{"version":"bench"}' } }
-spec: { serviceAccountName: sim, containers: [{ name: app, image: example.com/app:1 }] }`);
+spec: { serviceAccountName: sim, containers: [{ name: app, image: example.com/app:1 }] }`,
+      );
       await kubectl(["apply", "-f", "-"], chunk.join("\n---\n"));
       pods += chunk.length;
     }
     log(`size ${size}: ${pods} pods`);
     const [port] = (await freePorts(1)) as [number];
-    const control: ChildProcess = spawn(node, ["dist/weft.mjs", "control", "--kubeconfig", k8s.kubeconfig, "--namespace", "scale", "--plain-http", "--address", "127.0.0.1", "--port", String(port), "--insecure-registries", registry.host, "--no-leader-election"], {
-      cwd: root,
-      // As weft install's Deployment runs it.
-      env: { ...process.env, WEFT_LOG_LEVEL: "warn", NODE_ENV: "production", NODE_OPTIONS: CONTROL_NODE_OPTIONS },
-      stdio: ["ignore", "ignore", "inherit"],
-    });
+    const control: ChildProcess = spawn(
+      node,
+      [
+        "dist/weft.mjs",
+        "control",
+        "--kubeconfig",
+        k8s.kubeconfig,
+        "--namespace",
+        "scale",
+        "--plain-http",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--insecure-registries",
+        registry.host,
+        "--no-leader-election",
+      ],
+      {
+        cwd: root,
+        // As weft install's Deployment runs it.
+        env: { ...process.env, WEFT_LOG_LEVEL: "warn", NODE_ENV: "production", NODE_OPTIONS: CONTROL_NODE_OPTIONS },
+        stdio: ["ignore", "ignore", "inherit"],
+      },
+    );
     children.push(control);
     const base = `http://127.0.0.1:${port}`;
     for (let i = 0; i < 300; i++) {
-      if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) break;
+      if (
+        await fetch(`${base}/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        break;
       await sleep(100);
     }
-    const fleet = spawn(node, ["bench/control/fleet.ts", base, tokenFile, "scale", "sim-", String(size), '"x-marker","value":"(m\\d+)"'], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+    const fleet = spawn(node, ["bench/control/fleet.ts", base, tokenFile, "scale", "sim-", String(size), '"x-marker","value":"(m\\d+)"'], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     children.push(fleet);
     const latest = new Map<string, { marker: string | null; at: number }>();
     let connected = false;
@@ -113,7 +162,8 @@ spec: { serviceAccountName: sim, containers: [{ name: app, image: example.com/ap
     };
     for (let i = 0; i < 600 && !connected; i++) await sleep(100);
     const initial = `m${change}`;
-    if (!(await waitAll(initial, 60_000))) throw new Error(`size ${size}: not every simulated sidecar got the initial configuration (${errors.slice(0, 3).join("; ")})`);
+    if (!(await waitAll(initial, 60_000)))
+      throw new Error(`size ${size}: not every simulated sidecar got the initial configuration (${errors.slice(0, 3).join("; ")})`);
     const idle = procStats(control.pid!);
     const runs: { allMs: number; p50Ms: number; p99Ms: number }[] = [];
     let peak = idle.rssMB;
@@ -121,7 +171,16 @@ spec: { serviceAccountName: sim, containers: [{ name: app, image: example.com/ap
     for (let c = 0; c < CHANGES; c++) {
       const marker = `m${++change}`;
       const t0 = Date.now();
-      await kubectl(["patch", "wasmfilter", "bench", "-n", "scale", "--type=merge", "-p", JSON.stringify({ spec: { config: { response: { set: [{ name: "x-marker", value: marker }] } } } })]);
+      await kubectl([
+        "patch",
+        "wasmfilter",
+        "bench",
+        "-n",
+        "scale",
+        "--type=merge",
+        "-p",
+        JSON.stringify({ spec: { config: { response: { set: [{ name: "x-marker", value: marker }] } } } }),
+      ]);
       const sampler = setInterval(() => (peak = Math.max(peak, procStats(control.pid!).rssMB)), 50);
       const ok = await waitAll(marker, 60_000);
       clearInterval(sampler);
@@ -161,8 +220,19 @@ const md = [
   "",
   "| sidecars | all received (median of 3 changes), ms | p99, ms | p50, ms | control plane RSS idle / peak, MB | control plane CPU per change, s |",
   "|--:|--:|--:|--:|--:|--:|",
-  ...(results as { sidecars: number; medianAllMs: number; medianP99Ms: number; changes: { p50Ms: number }[]; controlRssIdleMB: number; controlRssPeakMB: number; controlCpuSecondsPerChange: number }[]).map(
-    (r) => `| ${r.sidecars} | ${r.medianAllMs} | ${r.medianP99Ms} | ${[...r.changes.map((c) => c.p50Ms)].sort((a, b) => a - b)[1]} | ${r.controlRssIdleMB} / ${r.controlRssPeakMB} | ${r.controlCpuSecondsPerChange} |`,
+  ...(
+    results as {
+      sidecars: number;
+      medianAllMs: number;
+      medianP99Ms: number;
+      changes: { p50Ms: number }[];
+      controlRssIdleMB: number;
+      controlRssPeakMB: number;
+      controlCpuSecondsPerChange: number;
+    }[]
+  ).map(
+    (r) =>
+      `| ${r.sidecars} | ${r.medianAllMs} | ${r.medianP99Ms} | ${[...r.changes.map((c) => c.p50Ms)].sort((a, b) => a - b)[1]} | ${r.controlRssIdleMB} / ${r.controlRssPeakMB} | ${r.controlCpuSecondsPerChange} |`,
   ),
   "",
   "Targets (issue 4): every one of 2,000 sidecars acknowledges within 2 s at p99; the control plane stays under 300 MB.",

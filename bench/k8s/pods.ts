@@ -16,13 +16,15 @@ const pod = (mesh: RealMesh, namespace: string, name: string) =>
     metadata: { name, namespace, labels: { app: "bench" } },
     spec: {
       terminationGracePeriodSeconds: 1,
-      containers: [{
-        name: "catalog",
-        image: mesh.shopImage,
-        command: ["node", "/opt/shop/catalog.mjs"],
-        ports: [{ containerPort: 8080 }],
-        readinessProbe: { httpGet: { path: "/products", port: 8080 }, periodSeconds: 1 },
-      }],
+      containers: [
+        {
+          name: "catalog",
+          image: mesh.shopImage,
+          command: ["node", "/opt/shop/catalog.mjs"],
+          ports: [{ containerPort: 8080 }],
+          readinessProbe: { httpGet: { path: "/products", port: 8080 }, periodSeconds: 1 },
+        },
+      ],
     },
   });
 
@@ -31,7 +33,15 @@ async function startToReady(mesh: RealMesh, namespace: string, name: string): Pr
   await mesh.kubectl(["apply", "-f", "-"], pod(mesh, namespace, name));
   const started = performance.now();
   for (;;) {
-    const ready = await mesh.kubectl(["get", "pod", name, "-n", namespace, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`]);
+    const ready = await mesh.kubectl([
+      "get",
+      "pod",
+      name,
+      "-n",
+      namespace,
+      "-o",
+      `jsonpath={.status.conditions[?(@.type=="Ready")].status}`,
+    ]);
     if (ready.trim() === "True") return performance.now() - started;
     if (performance.now() - started > 120_000) throw new Error(`pod ${namespace}/${name} not Ready in 120 s`);
     await new Promise((r) => setTimeout(r, 100));
@@ -53,11 +63,18 @@ try {
     times["without sidecar"]!.push(await startToReady(mesh, "bench-plain", `p${i}`));
     times["with sidecar"]!.push(await startToReady(mesh, "bench-mesh", `m${i}`));
   }
-  for (const [what, xs] of Object.entries(times)) console.log(`${what}: median ${(median(xs) / 1000).toFixed(2)} s, min ${(Math.min(...xs) / 1000).toFixed(2)} s, max ${(Math.max(...xs) / 1000).toFixed(2)} s (${xs.length} pods)`);
+  for (const [what, xs] of Object.entries(times))
+    console.log(
+      `${what}: median ${(median(xs) / 1000).toFixed(2)} s, min ${(Math.min(...xs) / 1000).toFixed(2)} s, max ${(Math.max(...xs) / 1000).toFixed(2)} s (${xs.length} pods)`,
+    );
   // Idle: nothing calls them; let start-up garbage go first.
   await new Promise((r) => setTimeout(r, 10_000));
-  const rss = Object.entries(await sidecarRss()).filter(([p]) => p.startsWith("bench-mesh/")).map(([, kib]) => kib / 1024);
-  console.log(`idle sidecar RSS: median ${median(rss).toFixed(0)} MiB, min ${Math.min(...rss).toFixed(0)}, max ${Math.max(...rss).toFixed(0)} (${rss.length} sidecars)`);
+  const rss = Object.entries(await sidecarRss())
+    .filter(([p]) => p.startsWith("bench-mesh/"))
+    .map(([, kib]) => kib / 1024);
+  console.log(
+    `idle sidecar RSS: median ${median(rss).toFixed(0)} MiB, min ${Math.min(...rss).toFixed(0)}, max ${Math.max(...rss).toFixed(0)} (${rss.length} sidecars)`,
+  );
 } finally {
   await mesh.stop();
 }

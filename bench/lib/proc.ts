@@ -38,12 +38,7 @@ export function track(child: ChildProcess): void {
   child.on("exit", () => helpers.delete(child));
 }
 
-export function startPinned(
-  role: string,
-  cpus: string,
-  command: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
-): Managed {
+export function startPinned(role: string, cpus: string, command: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Managed {
   const [bin, ...args] = command;
   if (!bin) throw new Error(`${role}: empty command`);
   // taskset execs the program, so the child's pid is the program's own; threads and child
@@ -273,21 +268,14 @@ export function httpGet(url: string, timeoutMs = 2000): Promise<HttpResult> {
  * Polls until `check` passes, the deadline passes, or one of the processes exits; throws with
  * the last error and the processes' log tails.
  */
-export async function waitUntil(
-  what: string,
-  check: () => Promise<void>,
-  procs: Managed[],
-  timeoutMs: number,
-): Promise<void> {
+export async function waitUntil(what: string, check: () => Promise<void>, procs: Managed[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = "";
   for (;;) {
     for (const p of procs) {
       const e = p.exited();
       if (e) {
-        throw new Error(
-          `${p.role} exited (code ${e.code}, signal ${e.signal}) before ${what}: ${summarizeLog(p.logTail())}`,
-        );
+        throw new Error(`${p.role} exited (code ${e.code}, signal ${e.signal}) before ${what}: ${summarizeLog(p.logTail())}`);
       }
     }
     try {
@@ -305,7 +293,10 @@ export async function waitUntil(
 }
 
 export function summarizeLog(tail: string): string {
-  const lines = tail.trim().split("\n").filter((l) => l.trim() !== "");
+  const lines = tail
+    .trim()
+    .split("\n")
+    .filter((l) => l.trim() !== "");
   const text = lines.slice(-6).join(" / ");
   return text === "" ? "(no output)" : text.slice(-1500);
 }
@@ -314,9 +305,7 @@ export function assertAlive(procs: Managed[], during: string): void {
   for (const p of procs) {
     const e = p.exited();
     if (e) {
-      throw new Error(
-        `${p.role} exited (code ${e.code}, signal ${e.signal}) during ${during}: ${summarizeLog(p.logTail())}`,
-      );
+      throw new Error(`${p.role} exited (code ${e.code}, signal ${e.signal}) during ${during}: ${summarizeLog(p.logTail())}`);
     }
   }
 }

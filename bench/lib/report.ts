@@ -2,7 +2,10 @@
 import type { LatencyResult } from "./load.ts";
 
 /** The latency figures a result keeps, as the load generator measured them. */
-type LatencyFigures = Pick<LatencyResult, "achievedRps" | "samples" | "errors" | "errorExamples" | "p50Ms" | "p90Ms" | "p99Ms" | "p999Ms" | "maxMs">;
+type LatencyFigures = Pick<
+  LatencyResult,
+  "achievedRps" | "samples" | "errors" | "errorExamples" | "p50Ms" | "p90Ms" | "p99Ms" | "p999Ms" | "maxMs"
+>;
 
 export interface RoundResult {
   round: number;
@@ -178,9 +181,13 @@ function table(results: ScenarioResult[], mtls: boolean, rate: number): string[]
     const eff = direct ? "—" : f(r.cpuEfficiencyVsNginx, 2);
     const busy = direct || !t ? "—" : `${Math.round(t.coreBusy.proxy * 100)}%`;
     const usPerReq = direct || !t ? "—" : f(t.proxyCpuUsPerRequest, 1);
-    const added =
-      r.addedP99Ms === undefined ? "—" : mtls ? `${f(r.addedP99Ms, 3)} (${f(r.addedP99MsPerSidecar, 3)})` : f(r.addedP99Ms, 3);
-    const cpu = r.cpuAtRate ? perSidecar(r.cpuAtRate.perProcess.map((p) => p.vcpuPer1kRps), 3) : "—";
+    const added = r.addedP99Ms === undefined ? "—" : mtls ? `${f(r.addedP99Ms, 3)} (${f(r.addedP99MsPerSidecar, 3)})` : f(r.addedP99Ms, 3);
+    const cpu = r.cpuAtRate
+      ? perSidecar(
+          r.cpuAtRate.perProcess.map((p) => p.vcpuPer1kRps),
+          3,
+        )
+      : "—";
     const rss = r.rss
       ? r.rss.perProcess.length > 1
         ? `${r.rss.perProcess.map((p) => f(p.peakMB, 1)).join(" + ")} / ${r.rss.perProcess.map((p) => f(p.afterMB, 1)).join(" + ")}`
@@ -241,7 +248,10 @@ function targets(b: BenchResult): Target[] {
     status:
       cpuList.length > 0
         ? cpuList.some((s) => (s.cpuAtRate?.vcpuPer1kRpsPerSidecar ?? 1) <= 0.1)
-          ? `met on ${cpuList.filter((s) => (s.cpuAtRate?.vcpuPer1kRpsPerSidecar ?? 1) <= 0.1).map((s) => s.runtime).join(", ")}`
+          ? `met on ${cpuList
+              .filter((s) => (s.cpuAtRate?.vcpuPer1kRpsPerSidecar ?? 1) <= 0.1)
+              .map((s) => s.runtime)
+              .join(", ")}`
           : "not met"
         : "not measured",
   });
@@ -249,15 +259,21 @@ function targets(b: BenchResult): Target[] {
   out.push({
     what: `added p99 latency per sidecar at ${b.settings.latencyRate} req/s`,
     goal: "<= 1 ms",
-    measured: lat.length > 0 ? lat.map((s) => `${s.runtime}${s.group === "mtls" ? "+mTLS" : ""} ${f(s.addedP99MsPerSidecar, 3)}`).join(", ") : "–",
+    measured:
+      lat.length > 0 ? lat.map((s) => `${s.runtime}${s.group === "mtls" ? "+mTLS" : ""} ${f(s.addedP99MsPerSidecar, 3)}`).join(", ") : "–",
     status:
       (lat.length > 0
         ? lat.every((s) => (s.addedP99MsPerSidecar ?? 99) <= 1)
           ? "met"
-          : `not met on ${lat.filter((s) => (s.addedP99MsPerSidecar ?? 99) > 1).map((s) => `${s.runtime}${s.group === "mtls" ? "+mTLS" : ""}`).join(", ")}`
+          : `not met on ${lat
+              .filter((s) => (s.addedP99MsPerSidecar ?? 99) > 1)
+              .map((s) => `${s.runtime}${s.group === "mtls" ? "+mTLS" : ""}`)
+              .join(", ")}`
         : "not measured") + (lat.length > 0 && directDisturbed ? " (unreliable: the direct baseline was disturbed)" : ""),
   });
-  const chains = ["node", "deno", "bun"].map((rt) => ok(`weft-${rt}-filters3`)).filter((s): s is ScenarioResult => s?.throughputVsNoFilters !== undefined);
+  const chains = ["node", "deno", "bun"]
+    .map((rt) => ok(`weft-${rt}-filters3`))
+    .filter((s): s is ScenarioResult => s?.throughputVsNoFilters !== undefined);
   out.push({
     what: "throughput with a chain of three filters, vs none (issue 3)",
     goal: ">= 0.90x (the chain costs <= 10%)",
@@ -266,7 +282,10 @@ function targets(b: BenchResult): Target[] {
       chains.length > 0
         ? chains.every((s) => (s.throughputVsNoFilters ?? 0) >= 0.9)
           ? "met"
-          : `not met on ${chains.filter((s) => (s.throughputVsNoFilters ?? 0) < 0.9).map((s) => s.runtime).join(", ")}`
+          : `not met on ${chains
+              .filter((s) => (s.throughputVsNoFilters ?? 0) < 0.9)
+              .map((s) => s.runtime)
+              .join(", ")}`
         : "not measured",
   });
   out.push({
@@ -319,12 +338,16 @@ export function renderMarkdown(b: BenchResult): string {
   if (withFilters.length > 0) {
     lines.push("## WebAssembly filters on the proxy");
     lines.push("");
-    lines.push("One filter: `header-rewrite`; three: `ip-filter`, `rate-limit`, `header-rewrite` (bench/lib/scenarios.ts), every request passing all of them.");
+    lines.push(
+      "One filter: `header-rewrite`; three: `ip-filter`, `rate-limit`, `header-rewrite` (bench/lib/scenarios.ts), every request passing all of them.",
+    );
     lines.push("");
     lines.push("| scenario | req/s | vs the same runtime without filters | vs nginx | proxy CPU µs/req |");
     lines.push("|---|--:|--:|--:|--:|");
     for (const r of withFilters) {
-      lines.push(`| ${r.label}${r.disturbed ? " ⚠" : ""} | ${int(r.throughput?.rps)} | ${f(r.throughputVsNoFilters, 2)} | ${f(r.throughputVsNginx, 2)} | ${f(r.throughput?.proxyCpuUsPerRequest, 1)} |`);
+      lines.push(
+        `| ${r.label}${r.disturbed ? " ⚠" : ""} | ${int(r.throughput?.rps)} | ${f(r.throughputVsNoFilters, 2)} | ${f(r.throughputVsNginx, 2)} | ${f(r.throughput?.proxyCpuUsPerRequest, 1)} |`,
+      );
     }
     lines.push("");
   }

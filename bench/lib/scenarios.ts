@@ -87,10 +87,21 @@ export function makeCerts(dir: string, openssl: string): Certs {
   const o = (args: string[]) => execFileSync(openssl, args, { cwd: d, stdio: ["ignore", "pipe", "pipe"] });
   o(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "ca.key"]);
   o([
-    "req", "-x509", "-new", "-key", "ca.key", "-days", "7", "-subj", "/O=weft-bench/CN=weft bench CA",
-    "-addext", "basicConstraints=critical,CA:TRUE",
-    "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-    "-out", "ca.crt",
+    "req",
+    "-x509",
+    "-new",
+    "-key",
+    "ca.key",
+    "-days",
+    "7",
+    "-subj",
+    "/O=weft-bench/CN=weft bench CA",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+    "-out",
+    "ca.crt",
   ]);
   const leaf = (name: string) => {
     o(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", `${name}.key`]);
@@ -106,8 +117,22 @@ export function makeCerts(dir: string, openssl: string): Certs {
       ].join("\n"),
     );
     o([
-      "x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-set_serial",
-      String(Date.now() + name.length), "-days", "7", "-extfile", `${name}.ext`, "-out", `${name}.crt`,
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-set_serial",
+      String(Date.now() + name.length),
+      "-days",
+      "7",
+      "-extfile",
+      `${name}.ext`,
+      "-out",
+      `${name}.crt`,
     ]);
     const pem = join(d, `${name}.pem`);
     writeFileSync(pem, readFileSync(join(d, `${name}.crt`), "utf8") + readFileSync(join(d, `${name}.key`), "utf8"));
@@ -247,9 +272,7 @@ const upstreamCluster = {
   endpoints: [{ address: "127.0.0.1", port: PORTS.upstream }],
 };
 
-const catchAll = (cluster: string) => [
-  { name: cluster, domains: ["*"], routes: [{ backends: [{ cluster }] }] },
-];
+const catchAll = (cluster: string) => [{ name: cluster, domains: ["*"], routes: [{ backends: [{ cluster }] }] }];
 
 function identity(certs: Certs, who: "client" | "server") {
   return {
@@ -424,7 +447,14 @@ function weftScenarios(runtime: Runtime): Scenario[] {
         async start(ctx) {
           checkEntry(ctx);
           const config = await weftFilterConfig(ctx, count);
-          const { m, ready } = await startWeft(ctx, runtime, `weft (${runtime}, ${count} filters)`, `weft-${runtime}-filters${count}`, config, PORTS.weftAdminA);
+          const { m, ready } = await startWeft(
+            ctx,
+            runtime,
+            `weft (${runtime}, ${count} filters)`,
+            `weft-${runtime}-filters${count}`,
+            config,
+            PORTS.weftAdminA,
+          );
           return started([m], `http://127.0.0.1:${PORTS.weftOutbound}/`, { [m.role]: `cpu ${ctx.proxyCpu}` }, [ready]);
         },
       }),

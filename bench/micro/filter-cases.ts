@@ -36,7 +36,10 @@ async function benchFilter(name: string, dir: string, scratch: string): Promise<
 export async function benchFilters(): Promise<BenchFilter[]> {
   const scratch = await mkdtemp(path.join(tmpdir(), "weft-bench-filters-"));
   const cases: BenchFilter[] = [];
-  for (const name of (await readdir(PLUGINS, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort()) {
+  for (const name of (await readdir(PLUGINS, { withFileTypes: true }))
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort()) {
     cases.push(await benchFilter(name, path.join(PLUGINS, name), scratch));
   }
   for (const engine of ["assemblyscript", "typescript"] as const) {

@@ -57,7 +57,15 @@ const builds = [
 for (const { name, wasm } of builds) {
   const ms = measure(() => meter(wasm, LIMIT), 100);
   const grown = meter(wasm, LIMIT).bytes.length / wasm.length - 1;
-  console.log(JSON.stringify({ benchmark: `instrument a ${name} AssemblyScript module`, kilobytes: Math.round(wasm.length / 1024), milliseconds: Number(ms.toFixed(2)), sizeIncreasePercent: Number((grown * 100).toFixed(1)), runtime }));
+  console.log(
+    JSON.stringify({
+      benchmark: `instrument a ${name} AssemblyScript module`,
+      kilobytes: Math.round(wasm.length / 1024),
+      milliseconds: Number(ms.toFixed(2)),
+      sizeIncreasePercent: Number((grown * 100).toFixed(1)),
+      runtime,
+    }),
+  );
 }
 
 const compile = (bytes: Uint8Array) => new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
@@ -81,11 +89,22 @@ for (const [label, fn, n] of cases) {
     cost.push(time(() => metered[fn]!(n)));
   }
   const [b, c] = [median(base.slice(10)), median(cost.slice(10))];
-  console.log(JSON.stringify({ benchmark: `metered vs unmetered, ${label}`, unmeteredMs: Number(b.toFixed(2)), meteredMs: Number(c.toFixed(2)), slowdownPercent: Number(((c / b - 1) * 100).toFixed(1)), runtime }));
+  console.log(
+    JSON.stringify({
+      benchmark: `metered vs unmetered, ${label}`,
+      unmeteredMs: Number(b.toFixed(2)),
+      meteredMs: Number(c.toFixed(2)),
+      slowdownPercent: Number(((c / b - 1) * 100).toFixed(1)),
+      runtime,
+    }),
+  );
 }
 
 // How late a 5 ms deadline is enforced: from the deadline to the exception reaching the caller.
-for (const [label, fn, n] of [["an empty loop", "spin", 0], ["string-heavy code", "strings", 1e9]] as const) {
+for (const [label, fn, n] of [
+  ["an empty loop", "spin", 0],
+  ["string-heavy code", "strings", 1e9],
+] as const) {
   const late: number[] = [];
   for (let i = 0; i < 40; i++) {
     const deadline = { at: Infinity };
@@ -100,5 +119,12 @@ for (const [label, fn, n] of [["an empty loop", "spin", 0], ["string-heavy code"
   }
   const sorted = late.slice(10).sort((a, b) => a - b); // the first calls also compile the code they reach
   const us = (q: number) => Math.round(sorted[Math.floor(sorted.length * q)]! * 1000);
-  console.log(JSON.stringify({ benchmark: `5 ms deadline in ${label}: stopped this late`, medianMicroseconds: us(0.5), p90Microseconds: us(0.9), runtime }));
+  console.log(
+    JSON.stringify({
+      benchmark: `5 ms deadline in ${label}: stopped this late`,
+      medianMicroseconds: us(0.5),
+      p90Microseconds: us(0.9),
+      runtime,
+    }),
+  );
 }

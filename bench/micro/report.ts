@@ -25,7 +25,10 @@ const results: Record<string, Line[]> = {};
 for (const [runtime, [command, ...args]] of Object.entries(RUNTIMES)) {
   process.stderr.write(`filters micro-benchmark on ${runtime}...\n`);
   const out = execFileSync(command!, args, { cwd: root, encoding: "utf8", maxBuffer: 16 << 20, timeout: 600_000 });
-  results[runtime] = out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Line);
+  results[runtime] = out
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as Line);
 }
 
 const names = results.node!.map((l) => l.benchmark);

@@ -4,9 +4,13 @@
 import { createTelemetry } from "../../proxy/telemetry/telemetry.ts";
 import type { RequestRecord } from "../../proxy/telemetry/types.ts";
 
-const t = createTelemetry({ id: "bench", workload: "bench", namespace: "bench", serviceAccount: "bench", trustDomain: "cluster.local", service: "" }, "stdout", {
-  accessLogSink: () => {},
-});
+const t = createTelemetry(
+  { id: "bench", workload: "bench", namespace: "bench", serviceAccount: "bench", trustDomain: "cluster.local", service: "" },
+  "stdout",
+  {
+    accessLogSink: () => {},
+  },
+);
 const records: RequestRecord[] = Array.from({ length: 64 }, (_, i) => ({
   direction: i % 2 ? "inbound" : "outbound",
   startTime: Date.now(),
@@ -23,7 +27,13 @@ const records: RequestRecord[] = Array.from({ length: 64 }, (_, i) => ({
   userAgent: "bench",
   route: "default",
   source: { principal: "spiffe://cluster.local/ns/bench/sa/a", workload: "a", namespace: "bench" },
-  destination: { service: "reviews", namespace: "bench", workload: "reviews", principal: "spiffe://cluster.local/ns/bench/sa/b", cluster: "reviews" },
+  destination: {
+    service: "reviews",
+    namespace: "bench",
+    workload: "reviews",
+    principal: "spiffe://cluster.local/ns/bench/sa/b",
+    cluster: "reviews",
+  },
   upstreamAddress: "127.0.0.1:80",
   attempts: 1,
   responseFlag: "",
@@ -42,5 +52,7 @@ function run(n: number): number {
 
 run(50_000);
 const us = run(200_000);
-console.log(JSON.stringify({ benchmark: "telemetry per request (startTrace + metrics + access log)", microseconds: Number(us.toFixed(2)) }));
+console.log(
+  JSON.stringify({ benchmark: "telemetry per request (startTrace + metrics + access log)", microseconds: Number(us.toFixed(2)) }),
+);
 await t.close();

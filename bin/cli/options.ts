@@ -37,7 +37,12 @@ const either = (words: readonly string[]) => (words.length > 1 ? `${words.slice(
 export const text = <S extends Settings<string> = object>(settings?: S) => option((t) => t, settings);
 
 /** A flag without a value: true when given. */
-export const flag = (settings: { readonly short?: string } = {}): Option<boolean> & { readonly default: boolean } => ({ type: "boolean", default: false, parse: () => true, ...settings });
+export const flag = (settings: { readonly short?: string } = {}): Option<boolean> & { readonly default: boolean } => ({
+  type: "boolean",
+  default: false,
+  parse: () => true,
+  ...settings,
+});
 
 /** A file or folder: any text but an empty one (an unset shell variable, as in --config "$FILE"). */
 export const path = <S extends Settings<string> = object>(settings?: S) =>
@@ -58,13 +63,20 @@ export const port = <S extends Settings<number> = object>(settings?: S & { reado
 /** Comma-separated ports ("80,8080"; "" for none), each from 1 to 65535. */
 export const ports = <S extends Settings<number[]> = object>(settings?: S) => {
   const one = port({ min: 1 });
-  return option((t, name) => t.split(",").filter((item) => item.trim() !== "").map((item) => {
-    try {
-      return one.parse(item, name);
-    } catch (e) {
-      throw new Error(`${(e as Error).message}: give comma-separated ports, like 80,8080`);
-    }
-  }), settings);
+  return option(
+    (t, name) =>
+      t
+        .split(",")
+        .filter((item) => item.trim() !== "")
+        .map((item) => {
+          try {
+            return one.parse(item, name);
+          } catch (e) {
+            throw new Error(`${(e as Error).message}: give comma-separated ports, like 80,8080`);
+          }
+        }),
+    settings,
+  );
 };
 
 /**

@@ -40,7 +40,9 @@ async function dispatch(program: string, registry: Registry, argv: string[]): Pr
       }
       if (word === undefined) throw new UsageError("give a command");
       const name = [...words, word].join(" ");
-      const load: (() => Promise<Command | Group>) | undefined = Object.hasOwn(registry.commands, name) ? registry.commands[name] : undefined;
+      const load: (() => Promise<Command | Group>) | undefined = Object.hasOwn(registry.commands, name)
+        ? registry.commands[name]
+        : undefined;
       if (!load) throw new UsageError(`unknown command "${word}"`);
       at = await load();
       words.push(word);
@@ -71,7 +73,12 @@ function read(command: Command, args: string[]): { values: Values<Options>; posi
   try {
     parsed = parseArgs({
       args,
-      options: { ...Object.fromEntries(Object.entries(command.options).map(([flag, o]) => [flag, o.short ? { type: o.type, short: o.short } : { type: o.type }])), help: { type: "boolean", short: "h" } },
+      options: {
+        ...Object.fromEntries(
+          Object.entries(command.options).map(([flag, o]) => [flag, o.short ? { type: o.type, short: o.short } : { type: o.type }]),
+        ),
+        help: { type: "boolean", short: "h" },
+      },
       allowPositionals: names.length > 0,
     });
   } catch (e) {
@@ -80,7 +87,8 @@ function read(command: Command, args: string[]): { values: Values<Options>; posi
   }
   if (parsed.values.help) return "help";
   const problems: string[] = [];
-  if (parsed.positionals.length > names.length) problems.push(`unexpected argument "${parsed.positionals[names.length]}": it takes ${names.join(" ")}`);
+  if (parsed.positionals.length > names.length)
+    problems.push(`unexpected argument "${parsed.positionals[names.length]}": it takes ${names.join(" ")}`);
   const values: Values<Options> = {};
   for (const [flag, option] of Object.entries(command.options)) {
     const given = parsed.values[flag];

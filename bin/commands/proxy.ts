@@ -40,8 +40,12 @@ export async function run(o: Values<typeof options>): Promise<Running> {
     return startProxy(o.config);
   }
   const controlPlane = o["control-plane"];
-  if (!controlPlane) throw new UsageError("give --config FILE (a JSON proxy configuration, docs/proxy-config.md) or --control-plane URL (docs/control-plane.md)");
-  if (!o.namespace || !o.pod) throw new UsageError("with --control-plane, give --namespace and --pod (or POD_NAMESPACE and POD_NAME, as the injected sidecar has)");
+  if (!controlPlane)
+    throw new UsageError(
+      "give --config FILE (a JSON proxy configuration, docs/proxy-config.md) or --control-plane URL (docs/control-plane.md)",
+    );
+  if (!o.namespace || !o.pod)
+    throw new UsageError("with --control-plane, give --namespace and --pod (or POD_NAMESPACE and POD_NAME, as the injected sidecar has)");
   const { APP_PROBES_ENV, parseAppProbes } = await import("../../proxy/admin/app-health.ts");
   const appProbes = parseAppProbes(process.env[APP_PROBES_ENV] ?? "{}");
   if (typeof appProbes === "string") throw new UsageError(appProbes);

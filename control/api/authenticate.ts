@@ -15,7 +15,11 @@ export function authenticator(review: TokenReviewer): (token: string) => Promise
     const caller = review(token).then((r) => {
       if (!r.authenticated) throw new ApiError(401, r.message);
       const sa = SERVICE_ACCOUNT_USER.exec(r.username);
-      if (!sa) throw new ApiError(403, `the token is for ${r.username}, not a ServiceAccount: proxies authenticate with their pod's ServiceAccount token`);
+      if (!sa)
+        throw new ApiError(
+          403,
+          `the token is for ${r.username}, not a ServiceAccount: proxies authenticate with their pod's ServiceAccount token`,
+        );
       return { namespace: sa[1]!, serviceAccount: sa[2]! };
     });
     caller.catch(() => cache.delete(token));

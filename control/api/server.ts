@@ -95,15 +95,39 @@ export interface Ack {
 /** The acknowledgement in a body, or ApiError 400: a proxy's body is untrusted until its token is checked. */
 export function parseAck(body: unknown): Ack {
   // JSON.parse("null") is a body too: reading fields of it would be a 500.
-  const ack = (typeof body === "object" && body !== null ? body : {}) as { namespace?: unknown; pod?: unknown; version?: unknown; accepted?: unknown; error?: unknown; unavailable?: unknown };
-  if (typeof ack.namespace !== "string" || typeof ack.pod !== "string" || typeof ack.version !== "string" || typeof ack.accepted !== "boolean") {
+  const ack = (typeof body === "object" && body !== null ? body : {}) as {
+    namespace?: unknown;
+    pod?: unknown;
+    version?: unknown;
+    accepted?: unknown;
+    error?: unknown;
+    unavailable?: unknown;
+  };
+  if (
+    typeof ack.namespace !== "string" ||
+    typeof ack.pod !== "string" ||
+    typeof ack.version !== "string" ||
+    typeof ack.accepted !== "boolean"
+  ) {
     throw new ApiError(400, "an acknowledgement is {namespace, pod, version, accepted, error?}");
   }
   const unavailable = Array.isArray(ack.unavailable)
-    ? ack.unavailable.slice(0, 64).flatMap((u: { filter?: unknown; reason?: unknown } | null) =>
-        typeof u?.filter === "string" && typeof u.reason === "string" ? [{ filter: u.filter.slice(0, 300), reason: u.reason.slice(0, 1000) }] : [])
+    ? ack.unavailable
+        .slice(0, 64)
+        .flatMap((u: { filter?: unknown; reason?: unknown } | null) =>
+          typeof u?.filter === "string" && typeof u.reason === "string"
+            ? [{ filter: u.filter.slice(0, 300), reason: u.reason.slice(0, 1000) }]
+            : [],
+        )
     : [];
-  return { namespace: ack.namespace, pod: ack.pod, version: ack.version, accepted: ack.accepted, ...(typeof ack.error === "string" ? { error: ack.error } : {}), unavailable };
+  return {
+    namespace: ack.namespace,
+    pod: ack.pod,
+    version: ack.version,
+    accepted: ack.accepted,
+    ...(typeof ack.error === "string" ? { error: ack.error } : {}),
+    unavailable,
+  };
 }
 
 // The body is streamed, not buffered: the handlers read it with a ceiling (api/body.ts), and
@@ -132,12 +156,20 @@ export async function startApiServer(options: ApiOptions): Promise<ApiServer> {
   const caller = async (req: http.IncomingMessage, namespace: string, pod: string): Promise<Caller> => {
     const header = req.headers.authorization ?? "";
     const token = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
-    if (!token) throw new ApiError(401, "no ServiceAccount token: send Authorization: Bearer <token> (the injected sidecar reads it from its projected token volume)");
+    if (!token)
+      throw new ApiError(
+        401,
+        "no ServiceAccount token: send Authorization: Bearer <token> (the injected sidecar reads it from its projected token volume)",
+      );
     const who = await options.authenticate(token);
     const account = options.podServiceAccount(namespace, pod);
-    if (account === null) throw new ApiError(404, `no pod ${namespace}/${pod} is known to the control plane (it may not be created yet; the proxy retries)`);
+    if (account === null)
+      throw new ApiError(404, `no pod ${namespace}/${pod} is known to the control plane (it may not be created yet; the proxy retries)`);
     if (who.namespace !== namespace || who.serviceAccount !== account) {
-      throw new ApiError(403, `the token is for ServiceAccount ${who.namespace}/${who.serviceAccount}, but pod ${namespace}/${pod} runs as ${namespace}/${account}`);
+      throw new ApiError(
+        403,
+        `the token is for ServiceAccount ${who.namespace}/${who.serviceAccount}, but pod ${namespace}/${pod} runs as ${namespace}/${account}`,
+      );
     }
     return who;
   };
@@ -147,7 +179,8 @@ export async function startApiServer(options: ApiOptions): Promise<ApiServer> {
     const pod = url.searchParams.get("pod") ?? "";
     if (!namespace || !pod) throw new ApiError(400, "give namespace and pod as query parameters");
     // Before authentication: until the pods are read, every proxy would get a 404.
-    if (options.synced && !options.synced()) throw new ApiError(503, "the control plane is still reading the mesh's resources; the proxy retries");
+    if (options.synced && !options.synced())
+      throw new ApiError(503, "the control plane is still reading the mesh's resources; the proxy retries");
     await caller(req, namespace, pod);
     // The proxy may have gone, or the server closed, while its token was reviewed: its close
     // event has fired already, and a session set up now would never be cleaned up.
@@ -194,12 +227,18 @@ export async function startApiServer(options: ApiOptions): Promise<ApiServer> {
     const who = await options.authenticate(token);
     const bytes = options.module(sha256, who);
     // The same answer whether the module exists or is someone else's: its existence is not the caller's to learn either.
-    if (!bytes) throw new ApiError(404, `no filter module with sha256 ${sha256} is in use by a pod of ServiceAccount ${who.namespace}/${who.serviceAccount}`);
+    if (!bytes)
+      throw new ApiError(
+        404,
+        `no filter module with sha256 ${sha256} is in use by a pod of ServiceAccount ${who.namespace}/${who.serviceAccount}`,
+      );
     res.writeHead(200, { "content-type": "application/wasm", "content-length": bytes.length, "cache-control": "immutable" });
     res.end(bytes);
   };
 
-  const prefixes = Object.entries(options.routes ?? {}).filter(([key]) => key.endsWith("/*")).map(([key, handler]) => [key.slice(0, -1), handler] as const);
+  const prefixes = Object.entries(options.routes ?? {})
+    .filter(([key]) => key.endsWith("/*"))
+    .map(([key, handler]) => [key.slice(0, -1), handler] as const);
   const prefixRoute = (path: string) => prefixes.find(([prefix]) => path.startsWith(prefix) || `${path}/` === prefix)?.[1];
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -217,7 +256,14 @@ export async function startApiServer(options: ApiOptions): Promise<ApiServer> {
       const module = /^\/v1\/filters\/([0-9a-f]{64})$/.exec(url.pathname);
       if (req.method === "GET" && module) return await filter(req, res, module[1]!);
       if (req.method === "GET" && (url.pathname === "/healthz" || url.pathname === "/readyz")) return sendJson(res, 200, { ok: true });
-      throw new ApiError(404, `no ${req.method} ${url.pathname} here: the API serves /v1/proxies/config, /v1/proxies/ack, /v1/filters/SHA256${Object.keys(options.routes ?? {}).map((r) => `, ${r}`).join("")}`);
+      throw new ApiError(
+        404,
+        `no ${req.method} ${url.pathname} here: the API serves /v1/proxies/config, /v1/proxies/ack, /v1/filters/SHA256${Object.keys(
+          options.routes ?? {},
+        )
+          .map((r) => `, ${r}`)
+          .join("")}`,
+      );
     } catch (e) {
       const status = e instanceof ApiError ? e.status : 500;
       if (status === 500) log.error("API request failed", { path: url.pathname, error: (e as Error).message });

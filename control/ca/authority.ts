@@ -118,7 +118,8 @@ async function generateRoot(): Promise<CaMaterial> {
 
 function readCsr(csrPem: string): X509.Pkcs10CertificateRequest {
   if (typeof csrPem !== "string" || csrPem.length === 0) throw new CsrError("csr is empty: send a PEM PKCS#10 certificate request");
-  if (csrPem.length > MAX_CSR_PEM_LENGTH) throw new CsrError(`csr is ${csrPem.length} characters, more than the ${MAX_CSR_PEM_LENGTH} a certificate request needs`);
+  if (csrPem.length > MAX_CSR_PEM_LENGTH)
+    throw new CsrError(`csr is ${csrPem.length} characters, more than the ${MAX_CSR_PEM_LENGTH} a certificate request needs`);
   let blocks: ReturnType<typeof x509.PemConverter.decodeWithHeaders>;
   try {
     blocks = x509.PemConverter.decodeWithHeaders(csrPem);
@@ -127,7 +128,9 @@ function readCsr(csrPem: string): X509.Pkcs10CertificateRequest {
   }
   const requests = blocks.filter((b) => b.type === "CERTIFICATE REQUEST");
   if (requests.length !== 1) {
-    throw new CsrError(`csr must hold exactly one PEM "CERTIFICATE REQUEST" block, found ${requests.length}${blocks.length ? ` (blocks: ${blocks.map((b) => b.type).join(", ")})` : ""}`);
+    throw new CsrError(
+      `csr must hold exactly one PEM "CERTIFICATE REQUEST" block, found ${requests.length}${blocks.length ? ` (blocks: ${blocks.map((b) => b.type).join(", ")})` : ""}`,
+    );
   }
   try {
     return new x509.Pkcs10CertificateRequest(requests[0].rawData);
@@ -145,7 +148,9 @@ async function checkedPublicKey(csr: X509.Pkcs10CertificateRequest): Promise<X50
     throw new CsrError(`csr's public key cannot be read: ${(e as Error).message}`);
   }
   if (algorithm.name !== "ECDSA" || !CSR_CURVES.includes(algorithm.namedCurve ?? "")) {
-    throw new CsrError(`csr has a ${algorithm.name}${algorithm.namedCurve ? ` ${algorithm.namedCurve}` : ""} key; use ECDSA ${CSR_CURVES.join(" or ")}`);
+    throw new CsrError(
+      `csr has a ${algorithm.name}${algorithm.namedCurve ? ` ${algorithm.namedCurve}` : ""} key; use ECDSA ${CSR_CURVES.join(" or ")}`,
+    );
   }
   let valid: boolean;
   try {
@@ -177,7 +182,10 @@ async function signLeaf(signer: Signer, leaf: Leaf): Promise<{ certificate: X509
   const now = Date.now();
   // A leaf never outlives the certificate that signs it.
   const notAfter = new Date(Math.min(now + leaf.ttlMs, signer.certificate.notAfter.getTime()));
-  if (notAfter.getTime() <= now) throw new CaMaterialError(`the CA certificate "${signer.certificate.subject}" expired at ${signer.certificate.notAfter.toISOString()}; replace it`);
+  if (notAfter.getTime() <= now)
+    throw new CaMaterialError(
+      `the CA certificate "${signer.certificate.subject}" expired at ${signer.certificate.notAfter.toISOString()}; replace it`,
+    );
   const issuerKeyId = signer.certificate.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
   const certificate = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
@@ -195,7 +203,9 @@ async function signLeaf(signer: Signer, leaf: Leaf): Promise<{ certificate: X509
       new x509.ExtendedKeyUsageExtension(leaf.extendedKeyUsage),
       new x509.SubjectAlternativeNameExtension(leaf.names, !leaf.subject),
       await x509.SubjectKeyIdentifierExtension.create(leaf.publicKey),
-      issuerKeyId ? new x509.AuthorityKeyIdentifierExtension(issuerKeyId) : await x509.AuthorityKeyIdentifierExtension.create(signer.certificate.publicKey),
+      issuerKeyId
+        ? new x509.AuthorityKeyIdentifierExtension(issuerKeyId)
+        : await x509.AuthorityKeyIdentifierExtension.create(signer.certificate.publicKey),
     ],
   });
   return { certificate, certificateChain: certificate.toString("pem") + "\n" + signer.chainPem };
@@ -208,7 +218,9 @@ export async function openAuthority(options: AuthorityOptions): Promise<Certific
   let material = await store.load();
   if (!material) {
     if (options.generate === false) {
-      throw new CaMaterialError(`${store.location} does not exist: create it with the CA to use (docs/certificates.md), or let weft generate a root`);
+      throw new CaMaterialError(
+        `${store.location} does not exist: create it with the CA to use (docs/certificates.md), or let weft generate a root`,
+      );
     }
     const generated = await generateRoot();
     material = await store.create(generated);
@@ -241,21 +253,34 @@ export async function openAuthority(options: AuthorityOptions): Promise<Certific
         extendedKeyUsage: [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
         ttlMs,
       });
-      return { certificateChain, trustBundle: signer.trustBundlePem, notAfter: certificate.notAfter, serialNumber: certificate.serialNumber };
+      return {
+        certificateChain,
+        trustBundle: signer.trustBundlePem,
+        notAfter: certificate.notAfter,
+        serialNumber: certificate.serialNumber,
+      };
     },
 
     async issueServing(dnsNames, ipAddresses, ttlMs) {
-      if (dnsNames.length + ipAddresses.length === 0) throw new RangeError("a serving certificate needs at least one DNS name or IP address");
+      if (dnsNames.length + ipAddresses.length === 0)
+        throw new RangeError("a serving certificate needs at least one DNS name or IP address");
       const keys = (await crypto.subtle.generateKey(P256, true, ["sign", "verify"])) as CryptoKeyPair;
       const { certificate, certificateChain } = await signLeaf(signer, {
         publicKey: keys.publicKey,
         subject: `CN=${dnsNames[0] ?? ipAddresses[0]}, O=weft`,
-        names: [...dnsNames.map((value) => ({ type: "dns" as const, value })), ...ipAddresses.map((value) => ({ type: "ip" as const, value }))],
+        names: [
+          ...dnsNames.map((value) => ({ type: "dns" as const, value })),
+          ...ipAddresses.map((value) => ({ type: "ip" as const, value })),
+        ],
         keyUsage: x509.KeyUsageFlags.digitalSignature,
         extendedKeyUsage: [x509.ExtendedKeyUsage.serverAuth],
         ttlMs,
       });
-      return { certificateChain, privateKey: pem(await crypto.subtle.exportKey("pkcs8", keys.privateKey), "PRIVATE KEY"), notAfter: certificate.notAfter };
+      return {
+        certificateChain,
+        privateKey: pem(await crypto.subtle.exportKey("pkcs8", keys.privateKey), "PRIVATE KEY"),
+        notAfter: certificate.notAfter,
+      };
     },
   };
 }

@@ -25,7 +25,9 @@ export function directoryStore(dir: string): CaStore {
     const [certPem, keyPem, caPem] = await Promise.all(["tls.crt", "tls.key", "ca.crt"].map((f) => readOptional(path.join(dir, f))));
     if (certPem === undefined && keyPem === undefined) return null;
     if (certPem === undefined || keyPem === undefined) {
-      throw new Error(`${location} has ${certPem === undefined ? "tls.key but no tls.crt" : "tls.crt but no tls.key"}: add the missing file, or remove the directory to have a new root generated`);
+      throw new Error(
+        `${location} has ${certPem === undefined ? "tls.key but no tls.crt" : "tls.crt but no tls.key"}: add the missing file, or remove the directory to have a new root generated`,
+      );
     }
     return { certPem, keyPem, ...(caPem !== undefined ? { caPem } : {}) };
   };

@@ -55,15 +55,23 @@ export class Refusal extends Error {
 }
 
 function json(status: number, body: EnrollmentResponse | EnrollmentRefusal, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", "cache-control": "no-store", ...headers } });
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", "cache-control": "no-store", ...headers },
+  });
 }
 
 function bearerToken(request: Request): string {
   const header = request.headers.get("authorization");
-  if (!header) throw new Refusal(401, "NoToken", "no token: send the ServiceAccount token as \"Authorization: Bearer <token>\"", { "www-authenticate": "Bearer" });
+  if (!header)
+    throw new Refusal(401, "NoToken", 'no token: send the ServiceAccount token as "Authorization: Bearer <token>"', {
+      "www-authenticate": "Bearer",
+    });
   const match = /^Bearer +(\S+) *$/i.exec(header);
   if (!match) {
-    throw new Refusal(401, "InvalidToken", "the Authorization header is not \"Bearer <token>\"", { "www-authenticate": 'Bearer error="invalid_request"' });
+    throw new Refusal(401, "InvalidToken", 'the Authorization header is not "Bearer <token>"', {
+      "www-authenticate": 'Bearer error="invalid_request"',
+    });
   }
   return match[1];
 }
@@ -81,9 +89,15 @@ export function csrOf(body: string): string {
   } catch (e) {
     throw new Refusal(400, "MalformedBody", `the body is not JSON (${(e as Error).message}): ${shape}`);
   }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Refusal(400, "MalformedBody", `the body is not a JSON object: ${shape}`);
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw new Refusal(400, "MalformedBody", `the body is not a JSON object: ${shape}`);
   const csr = (parsed as { csr?: unknown }).csr;
-  if (typeof csr !== "string") throw new Refusal(400, "MalformedBody", `the body has no "csr" string${csr === undefined ? "" : ` (it is ${Array.isArray(csr) ? "an array" : typeof csr})`}: ${shape}`);
+  if (typeof csr !== "string")
+    throw new Refusal(
+      400,
+      "MalformedBody",
+      `the body has no "csr" string${csr === undefined ? "" : ` (it is ${Array.isArray(csr) ? "an array" : typeof csr})`}: ${shape}`,
+    );
   return csr;
 }
 
@@ -94,7 +108,8 @@ export function enrollmentHandler(options: EnrollmentOptions): (request: Request
   const log = options.log ?? createLogger({ component: "ca" });
 
   const enroll = async (request: Request): Promise<EnrollmentResponse> => {
-    if (request.method !== "POST") throw new Refusal(405, "MethodNotAllowed", `${request.method} is not allowed: POST a certificate request`, { allow: "POST" });
+    if (request.method !== "POST")
+      throw new Refusal(405, "MethodNotAllowed", `${request.method} is not allowed: POST a certificate request`, { allow: "POST" });
     const token = bearerToken(request);
     // An oversized body declared up front is refused before a TokenReview is spent on it.
     if (Number(request.headers.get("content-length") ?? "0") > limit) throw tooLarge(limit);
@@ -102,12 +117,19 @@ export function enrollmentHandler(options: EnrollmentOptions): (request: Request
     try {
       review = await options.reviewToken(token);
     } catch (e) {
-      throw new Refusal(503, "TokenReviewUnavailable", `the token could not be checked, try again: ${(e as Error).message}`, { "retry-after": "5" });
+      throw new Refusal(503, "TokenReviewUnavailable", `the token could not be checked, try again: ${(e as Error).message}`, {
+        "retry-after": "5",
+      });
     }
-    if (!review.authenticated) throw new Refusal(401, review.reason, review.message, { "www-authenticate": 'Bearer error="invalid_token"' });
+    if (!review.authenticated)
+      throw new Refusal(401, review.reason, review.message, { "www-authenticate": 'Bearer error="invalid_token"' });
     const account = SERVICE_ACCOUNT_USER.exec(review.username);
     if (!account) {
-      throw new Refusal(403, "NotServiceAccount", `the token belongs to ${JSON.stringify(review.username)}, which is not a ServiceAccount: only a workload's ServiceAccount token can enroll`);
+      throw new Refusal(
+        403,
+        "NotServiceAccount",
+        `the token belongs to ${JSON.stringify(review.username)}, which is not a ServiceAccount: only a workload's ServiceAccount token can enroll`,
+      );
     }
     const spiffeId = formatSpiffeId({ trustDomain, namespace: account[1], serviceAccount: account[2] });
     const body = await readBoundedText(request, limit);
@@ -116,7 +138,12 @@ export function enrollmentHandler(options: EnrollmentOptions): (request: Request
     try {
       const issued = await options.authority.issueWorkload(csr, spiffeId, ttlMs);
       log.info("issued workload certificate", { spiffeId, serialNumber: issued.serialNumber, notAfter: issued.notAfter.toISOString() });
-      return { spiffeId, certificateChain: issued.certificateChain, trustBundle: issued.trustBundle, notAfter: issued.notAfter.toISOString() };
+      return {
+        spiffeId,
+        certificateChain: issued.certificateChain,
+        trustBundle: issued.trustBundle,
+        notAfter: issued.notAfter.toISOString(),
+      };
     } catch (e) {
       if (e instanceof CsrError) throw new Refusal(400, "InvalidCsr", e.message);
       if (e instanceof CaMaterialError) throw new Refusal(503, "CaUnavailable", e.message);

@@ -55,8 +55,10 @@ interface KeyKind {
 function keyKind(key: KeyObject, where: string): KeyKind {
   if (key.asymmetricKeyType === "ec") {
     const curve = key.asymmetricKeyDetails?.namedCurve;
-    if (curve === "prime256v1") return { importParams: { name: "ECDSA", namedCurve: "P-256" }, signing: { name: "ECDSA", hash: "SHA-256" } as EcdsaParams };
-    if (curve === "secp384r1") return { importParams: { name: "ECDSA", namedCurve: "P-384" }, signing: { name: "ECDSA", hash: "SHA-384" } as EcdsaParams };
+    if (curve === "prime256v1")
+      return { importParams: { name: "ECDSA", namedCurve: "P-256" }, signing: { name: "ECDSA", hash: "SHA-256" } as EcdsaParams };
+    if (curve === "secp384r1")
+      return { importParams: { name: "ECDSA", namedCurve: "P-384" }, signing: { name: "ECDSA", hash: "SHA-384" } as EcdsaParams };
     throw new CaMaterialError(`${where}: tls.key is an EC key on curve ${curve}; use P-256 or P-384`);
   }
   if (key.asymmetricKeyType === "rsa") {
@@ -98,13 +100,21 @@ async function isSelfSigned(c: X509.X509Certificate): Promise<boolean> {
 }
 
 /** Walks from `start` up through `pool` to one of `anchors`: null when it gets there, else why not. */
-async function chainProblem(start: X509.X509Certificate, pool: X509.X509Certificate[], anchors: X509.X509Certificate[]): Promise<string | null> {
+async function chainProblem(
+  start: X509.X509Certificate,
+  pool: X509.X509Certificate[],
+  anchors: X509.X509Certificate[],
+): Promise<string | null> {
   let current = start;
   for (let depth = 0; depth < MAX_CHAIN_DEPTH; depth++) {
     if (anchors.some((a) => sameCertificate(a, current))) return null;
     let next: X509.X509Certificate | undefined;
     for (const candidate of [...anchors, ...pool]) {
-      if (candidate.subject === current.issuer && !sameCertificate(candidate, current) && (await current.verify({ publicKey: candidate.publicKey, signatureOnly: true }))) {
+      if (
+        candidate.subject === current.issuer &&
+        !sameCertificate(candidate, current) &&
+        (await current.verify({ publicKey: candidate.publicKey, signatureOnly: true }))
+      ) {
         next = candidate;
         break;
       }
@@ -123,11 +133,15 @@ export async function loadSigner(material: CaMaterial, where: string): Promise<S
   const certificate = chain[0];
   const constraints = certificate.getExtension(x509.BasicConstraintsExtension);
   if (!constraints?.ca) {
-    throw new CaMaterialError(`${where}: tls.crt's first certificate ("${certificate.subject}") is not a CA (basicConstraints CA:TRUE is missing); put the CA certificate first`);
+    throw new CaMaterialError(
+      `${where}: tls.crt's first certificate ("${certificate.subject}") is not a CA (basicConstraints CA:TRUE is missing); put the CA certificate first`,
+    );
   }
   const usage = certificate.getExtension(x509.KeyUsagesExtension);
   if (usage && !(usage.usages & x509.KeyUsageFlags.keyCertSign)) {
-    throw new CaMaterialError(`${where}: tls.crt's first certificate ("${certificate.subject}") may not sign certificates (keyUsage lacks keyCertSign)`);
+    throw new CaMaterialError(
+      `${where}: tls.crt's first certificate ("${certificate.subject}") may not sign certificates (keyUsage lacks keyCertSign)`,
+    );
   }
   if (now < certificate.notBefore || now > certificate.notAfter) {
     throw new CaMaterialError(
@@ -147,11 +161,16 @@ export async function loadSigner(material: CaMaterial, where: string): Promise<S
     anchors = [];
     for (const c of chain) if (await isSelfSigned(c)) anchors.push(c);
     if (anchors.length === 0) {
-      throw new CaMaterialError(`${where}: tls.crt's first certificate ("${certificate.subject}") is an intermediate (issuer "${certificate.issuer}") and there is no ca.crt; add the root certificate as ca.crt`);
+      throw new CaMaterialError(
+        `${where}: tls.crt's first certificate ("${certificate.subject}") is an intermediate (issuer "${certificate.issuer}") and there is no ca.crt; add the root certificate as ca.crt`,
+      );
     }
   }
   const broken = await chainProblem(certificate, chain.slice(1), anchors);
-  if (broken) throw new CaMaterialError(`${where}: tls.crt does not chain up to ${material.caPem?.trim() ? "ca.crt" : "a root in tls.crt"}: ${broken}`);
+  if (broken)
+    throw new CaMaterialError(
+      `${where}: tls.crt does not chain up to ${material.caPem?.trim() ? "ca.crt" : "a root in tls.crt"}: ${broken}`,
+    );
 
   return {
     certificate,

@@ -22,11 +22,24 @@ export interface KubernetesTokenReviewerOptions {
 // The API server's wording (k8s.io/apiserver, go-jose), classified so that the caller learns
 // which of the usual mistakes it made; the server's own text is passed on as well.
 function classify(error: string, audiences: string[]): TokenReview & { authenticated: false } {
-  if (/expired/i.test(error)) return { authenticated: false, reason: "TokenExpired", message: `the token has expired (${error}); the kubelet refreshes projected tokens, re-read the file` };
+  if (/expired/i.test(error))
+    return {
+      authenticated: false,
+      reason: "TokenExpired",
+      message: `the token has expired (${error}); the kubelet refreshes projected tokens, re-read the file`,
+    };
   if (/audience/i.test(error)) {
-    return { authenticated: false, reason: "WrongAudience", message: `the token is not for audience ${audiences.map((a) => JSON.stringify(a)).join(" or ")} (${error}); mount a projected ServiceAccount token with that audience` };
+    return {
+      authenticated: false,
+      reason: "WrongAudience",
+      message: `the token is not for audience ${audiences.map((a) => JSON.stringify(a)).join(" or ")} (${error}); mount a projected ServiceAccount token with that audience`,
+    };
   }
-  return { authenticated: false, reason: "InvalidToken", message: `the token is not valid (${error || "the API server did not authenticate it"})` };
+  return {
+    authenticated: false,
+    reason: "InvalidToken",
+    message: `the token is not valid (${error || "the API server did not authenticate it"})`,
+  };
 }
 
 export function kubernetesTokenReviewer(options: KubernetesTokenReviewerOptions): TokenReviewer {
@@ -41,7 +54,8 @@ export function kubernetesTokenReviewer(options: KubernetesTokenReviewerOptions)
     }
     if (!status?.authenticated || !status.user?.username) return classify(status?.error ?? "", audiences);
     // The API server answers with the audiences the token is valid for among those asked.
-    if (status.audiences && !status.audiences.some((a) => audiences.includes(a))) return classify("token audiences do not match", audiences);
+    if (status.audiences && !status.audiences.some((a) => audiences.includes(a)))
+      return classify("token audiences do not match", audiences);
     return { authenticated: true, username: status.user.username };
   };
 }

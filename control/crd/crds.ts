@@ -35,11 +35,28 @@ const condition = (type: string, description: string): PrinterColumn => ({
 });
 // Ready's reason (InForce, or Conflicted, TargetNotFound, NoPodsSelected, ...), so kubectl get
 // says what is wrong without describe.
-const REASON: PrinterColumn = { name: "Reason", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].reason', description: "Why the policy is or is not in force." };
+const REASON: PrinterColumn = {
+  name: "Reason",
+  type: "string",
+  jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+  description: "Why the policy is or is not in force.",
+};
 const AGE: PrinterColumn = { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp", description: "Time since creation." };
 // With -o wide, the generation written and the one in force, which differ while an edit cannot be applied.
-const GENERATION: PrinterColumn = { name: "Generation", type: "integer", jsonPath: ".metadata.generation", description: "The generation of the spec.", priority: 1 };
-const inForce = (description: string): PrinterColumn => ({ name: "InForce", type: "integer", jsonPath: ".status.inForce.generation", description, priority: 1 });
+const GENERATION: PrinterColumn = {
+  name: "Generation",
+  type: "integer",
+  jsonPath: ".metadata.generation",
+  description: "The generation of the spec.",
+  priority: 1,
+};
+const inForce = (description: string): PrinterColumn => ({
+  name: "InForce",
+  type: "integer",
+  jsonPath: ".status.inForce.generation",
+  description,
+  priority: 1,
+});
 
 export const KINDS: Kind[] = [
   {
@@ -47,15 +64,29 @@ export const KINDS: Kind[] = [
     plural: "wasmfilters",
     singular: "wasmfilter",
     shortNames: ["wf"],
-    description: "WasmFilter attaches a WebAssembly filter to the workloads it selects: where the module comes from, where in the chain it runs, for which requests, with what limits and configuration.",
+    description:
+      "WasmFilter attaches a WebAssembly filter to the workloads it selects: where the module comes from, where in the chain it runs, for which requests, with what limits and configuration.",
     spec: WasmFilterSpec,
     status: WasmFilterStatus,
     columns: [
-      { name: "Phase", type: "string", jsonPath: ".spec.phase", description: "Where in the chain the filter runs (empty: just before routing)." },
-      condition("Accepted", "Whether this generation's spec and config are valid (False: the last accepted one stays in force, or failStrategy applies)."),
+      {
+        name: "Phase",
+        type: "string",
+        jsonPath: ".spec.phase",
+        description: "Where in the chain the filter runs (empty: just before routing).",
+      },
+      condition(
+        "Accepted",
+        "Whether this generation's spec and config are valid (False: the last accepted one stays in force, or failStrategy applies).",
+      ),
       condition("Resolved", "Whether the url was fetched and its digest checked."),
       { name: "Ready", type: "string", jsonPath: ".status.ready", description: "Selected pods running the filter / selected pods." },
-      { name: "Reason", type: "string", jsonPath: `.status.conditions[?(@.type=="Ready")].reason`, description: "Why Ready is what it is: Running, Updating, LoadFailed, NotInForce, NoPodsSelected, TargetNotFound." },
+      {
+        name: "Reason",
+        type: "string",
+        jsonPath: `.status.conditions[?(@.type=="Ready")].reason`,
+        description: "Why Ready is what it is: Running, Updating, LoadFailed, NotInForce, NoPodsSelected, TargetNotFound.",
+      },
       AGE,
       { name: "URL", type: "string", jsonPath: ".spec.url", description: "Where the module comes from.", priority: 1 },
       { name: "Digest", type: "string", jsonPath: ".status.sha256", description: "The sha256 the url resolved to.", priority: 1 },
@@ -68,7 +99,8 @@ export const KINDS: Kind[] = [
     plural: "trafficpolicies",
     singular: "trafficpolicy",
     shortNames: ["tp"],
-    description: "TrafficPolicy sets how clients in the mesh call the Services it targets: timeout, retries, circuit breaking, load balancing and outlier detection.",
+    description:
+      "TrafficPolicy sets how clients in the mesh call the Services it targets: timeout, retries, circuit breaking, load balancing and outlier detection.",
     spec: TrafficPolicySpec,
     status: TrafficPolicyStatus,
     columns: [
@@ -79,7 +111,13 @@ export const KINDS: Kind[] = [
       AGE,
       { name: "Timeout(ms)", type: "number", jsonPath: ".spec.timeoutMs", description: "Request timeout in milliseconds.", priority: 1 },
       { name: "Retries", type: "integer", jsonPath: ".spec.retry.attempts", description: "Retry attempts.", priority: 1 },
-      { name: "LoadBalancer", type: "string", jsonPath: ".spec.loadBalancer.policy", description: "How an endpoint is picked.", priority: 1 },
+      {
+        name: "LoadBalancer",
+        type: "string",
+        jsonPath: ".spec.loadBalancer.policy",
+        description: "How an endpoint is picked.",
+        priority: 1,
+      },
     ],
   },
   {
@@ -87,12 +125,18 @@ export const KINDS: Kind[] = [
     plural: "accesspolicies",
     singular: "accesspolicy",
     shortNames: ["ap"],
-    description: "AccessPolicy allows or denies requests to the workloads it selects by the caller's identity (SPIFFE ID, namespace), method and path.",
+    description:
+      "AccessPolicy allows or denies requests to the workloads it selects by the caller's identity (SPIFFE ID, namespace), method and path.",
     spec: AccessPolicySpec,
     status: AccessPolicyStatus,
     columns: [
       { name: "Action", type: "string", jsonPath: ".spec.action", description: "ALLOW or DENY." },
-      { name: "DefaultDeny", type: "boolean", jsonPath: ".spec.defaultDeny", description: "Whether requests no ALLOW rule allows are refused." },
+      {
+        name: "DefaultDeny",
+        type: "boolean",
+        jsonPath: ".spec.defaultDeny",
+        description: "Whether requests no ALLOW rule allows are refused.",
+      },
       condition("Accepted", "Whether the policy is valid."),
       condition("ResolvedRefs", "False while a targetRef names a Service that does not exist."),
       condition("Ready", "Whether every pod it selects has a sidecar that enforces it."),
@@ -128,16 +172,25 @@ export function customResourceDefinition(k: Kind) {
     metadata: { name: `${k.plural}.${GROUP}`, labels: { "app.kubernetes.io/part-of": "weft" } },
     spec: {
       group: GROUP,
-      names: { kind: k.kind, listKind: `${k.kind}List`, plural: k.plural, singular: k.singular, shortNames: k.shortNames, categories: ["weft"] },
+      names: {
+        kind: k.kind,
+        listKind: `${k.kind}List`,
+        plural: k.plural,
+        singular: k.singular,
+        shortNames: k.shortNames,
+        categories: ["weft"],
+      },
       scope: "Namespaced",
-      versions: [{
-        name: VERSION,
-        served: true,
-        storage: true,
-        subresources: { status: {} },
-        additionalPrinterColumns: k.columns,
-        schema: { openAPIV3Schema: objectSchema(k) },
-      }],
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: k.columns,
+          schema: { openAPIV3Schema: objectSchema(k) },
+        },
+      ],
     },
   };
 }

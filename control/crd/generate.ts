@@ -16,7 +16,8 @@ import { LOCAL_WORKLOAD_KIND } from "../local/workload.ts";
 export const ROOT = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), "..", "..");
 const DOCS = "docs/resources.md";
 const LOCAL_DOCS = "docs/local-mode.md";
-const HEADER = "# Generated from control/resources/*.ts by control/crd/generate.ts: do not edit; run\n# node_modules/.bin/node control/crd/generate.ts\n";
+const HEADER =
+  "# Generated from control/resources/*.ts by control/crd/generate.ts: do not edit; run\n# node_modules/.bin/node control/crd/generate.ts\n";
 
 /** Repository-relative path -> the content the schemas give it. */
 export function generatedFiles(root = ROOT): Map<string, string> {
@@ -43,7 +44,9 @@ if (import.meta.main ?? process.argv[1] === new URL(import.meta.url).pathname) {
   if (process.argv.includes("--check")) {
     const stale = staleFiles();
     if (stale.length) {
-      process.stderr.write(`out of date with control/resources/*.ts and control/install/manifests.ts: ${stale.join(", ")}\nrun node_modules/.bin/node control/crd/generate.ts and commit the result\n`);
+      process.stderr.write(
+        `out of date with control/resources/*.ts and control/install/manifests.ts: ${stale.join(", ")}\nrun node_modules/.bin/node control/crd/generate.ts and commit the result\n`,
+      );
       process.exit(1);
     }
     process.stdout.write("deploy/crds, deploy/helm and docs/resources.md match the schemas\n");

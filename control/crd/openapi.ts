@@ -93,9 +93,17 @@ function convert(s: Piece, at: string): StructuralSchema {
       return node;
     }
     case "strict_object":
-      throw new SchemaError(at, "v.strictObject", "the API server prunes unknown fields (or refuses them under kubectl's strict field validation), a schema cannot demand it: use v.object");
+      throw new SchemaError(
+        at,
+        "v.strictObject",
+        "the API server prunes unknown fields (or refuses them under kubectl's strict field validation), a schema cannot demand it: use v.object",
+      );
     case "object_with_rest":
-      throw new SchemaError(at, "v.objectWithRest", "a structural schema cannot have both properties and additionalProperties: use v.object, or v.record for a map");
+      throw new SchemaError(
+        at,
+        "v.objectWithRest",
+        "a structural schema cannot have both properties and additionalProperties: use v.object, or v.record for a map",
+      );
     case "nullable":
     case "nullish":
     case "undefinedable":
@@ -103,7 +111,11 @@ function convert(s: Piece, at: string): StructuralSchema {
     case "lazy":
       throw new SchemaError(at, "v.lazy", "a CRD schema cannot be recursive: give the nesting a fixed depth");
     default:
-      throw new SchemaError(at, `valibot schema "${s.type}" has no OpenAPI equivalent`, "use object, array, record, string, number, boolean, picklist, literal, variant, optional or unknown");
+      throw new SchemaError(
+        at,
+        `valibot schema "${s.type}" has no OpenAPI equivalent`,
+        "use object, array, record, string, number, boolean, picklist, literal, variant, optional or unknown",
+      );
   }
 }
 
@@ -113,8 +125,18 @@ function pipe(items: Piece[], at: string): StructuralSchema {
   for (const a of actions) {
     if (a.kind === "metadata") metadata(node, a, at);
     else if (a.kind === "validation") validation(node, a, at);
-    else if (a.kind === "transformation") throw new SchemaError(at, `valibot transformation "${a.type}"`, "the API server stores the input as written: transform it in the controller, not in the schema");
-    else throw new SchemaError(at, `a valibot ${a.kind} "${a.type}" after the first item of a pipe`, "pipe one schema, then validations and metadata");
+    else if (a.kind === "transformation")
+      throw new SchemaError(
+        at,
+        `valibot transformation "${a.type}"`,
+        "the API server stores the input as written: transform it in the controller, not in the schema",
+      );
+    else
+      throw new SchemaError(
+        at,
+        `a valibot ${a.kind} "${a.type}" after the first item of a pipe`,
+        "pipe one schema, then validations and metadata",
+      );
   }
   return node;
 }
@@ -130,7 +152,8 @@ function metadata(node: StructuralSchema, a: Piece, at: string): void {
     case "metadata":
       // the way to set list semantics (x-kubernetes-list-type, ...), which valibot has no word for
       for (const [key, value] of Object.entries(a.metadata as Record<string, unknown>)) {
-        if (!key.startsWith("x-kubernetes-")) throw new SchemaError(at, `v.metadata key "${key}"`, "only x-kubernetes-* extensions are copied into the CRD");
+        if (!key.startsWith("x-kubernetes-"))
+          throw new SchemaError(at, `v.metadata key "${key}"`, "only x-kubernetes-* extensions are copied into the CRD");
         node[key as `x-kubernetes-${string}`] = json(value, at);
       }
       return;
@@ -139,10 +162,21 @@ function metadata(node: StructuralSchema, a: Piece, at: string): void {
   }
 }
 
-type Keyword = "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" | "multipleOf" | "minLength" | "maxLength" | "minItems" | "maxItems" | "format";
+type Keyword =
+  | "minimum"
+  | "maximum"
+  | "exclusiveMinimum"
+  | "exclusiveMaximum"
+  | "multipleOf"
+  | "minLength"
+  | "maxLength"
+  | "minItems"
+  | "maxItems"
+  | "format";
 
 function set(node: StructuralSchema, key: Keyword, value: number | boolean | string, at: string): void {
-  if (node[key] !== undefined && node[key] !== value) throw new SchemaError(at, `two different ${key} constraints (${node[key]} and ${value})`, "keep one");
+  if (node[key] !== undefined && node[key] !== value)
+    throw new SchemaError(at, `two different ${key} constraints (${node[key]} and ${value})`, "keep one");
   (node as Record<Keyword, unknown>)[key] = value;
 }
 
@@ -186,7 +220,13 @@ function validation(node: StructuralSchema, a: Piece, at: string): void {
       // The API server reports a failed `pattern` by printing the pattern. A pattern with its
       // own message on a bounded string outside any list becomes a CEL rule that prints the
       // message instead (in a list of unbounded length its estimated cost exceeds the budget).
-      if (typeof a.message === "string" && node.type === "string" && node.maxLength !== undefined && !at.includes("[]") && !source.includes("'")) {
+      if (
+        typeof a.message === "string" &&
+        node.type === "string" &&
+        node.maxLength !== undefined &&
+        !at.includes("[]") &&
+        !source.includes("'")
+      ) {
         (node["x-kubernetes-validations"] ??= []).push({ rule: `self.matches(r'${source}')`, message: a.message });
         return;
       }
@@ -200,12 +240,20 @@ function validation(node: StructuralSchema, a: Piece, at: string): void {
       return set(node, "format", "date-time", at);
     case "check":
       if (!isRule(a)) {
-        throw new SchemaError(at, "v.check runs a function the API server cannot run", "use rule() from control/crd/cel.ts to pair it with a CEL expression");
+        throw new SchemaError(
+          at,
+          "v.check runs a function the API server cannot run",
+          "use rule() from control/crd/cel.ts to pair it with a CEL expression",
+        );
       }
       (node["x-kubernetes-validations"] ??= []).push({ rule: a.kubernetes.rule, message: a.kubernetes.message });
       return;
     default:
-      throw new SchemaError(at, `valibot action "${a.type}" has no OpenAPI equivalent here`, "express it with v.regex, a bound, or rule() from control/crd/cel.ts");
+      throw new SchemaError(
+        at,
+        `valibot action "${a.type}" has no OpenAPI equivalent here`,
+        "express it with v.regex, a bound, or rule() from control/crd/cel.ts",
+      );
   }
 }
 
@@ -218,8 +266,10 @@ function pattern(node: StructuralSchema, source: string): void {
 
 // The API server matches patterns with Go's RE2: no lookaround, no backreferences, no flags.
 function regexSource(re: RegExp, at: string): string {
-  if (re.flags.replace("u", "") !== "") throw new SchemaError(at, `regex ${re} has flags`, "RE2 patterns have no flags: spell out the cases, e.g. [A-Za-z]");
-  if (/\(\?<?[=!]|\\[1-9]|\\k</.test(re.source)) throw new SchemaError(at, `regex ${re} uses lookaround or a backreference`, "the API server's RE2 has neither: rewrite it");
+  if (re.flags.replace("u", "") !== "")
+    throw new SchemaError(at, `regex ${re} has flags`, "RE2 patterns have no flags: spell out the cases, e.g. [A-Za-z]");
+  if (/\(\?<?[=!]|\\[1-9]|\\k</.test(re.source))
+    throw new SchemaError(at, `regex ${re} uses lookaround or a backreference`, "the API server's RE2 has neither: rewrite it");
   // RegExp.source writes "/" as "\/"; RE2 reads both, people read the first more easily
   return re.source.replace(/\\(.)/g, (escaped, c: string) => (c === "/" ? "/" : escaped));
 }
@@ -229,16 +279,34 @@ const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 function enumOf(values: unknown[], at: string): StructuralSchema {
   const types = new Set<string>(values.map((x) => typeof x));
   if (types.size !== 1 || !["string", "number", "boolean"].some((t) => types.has(t))) {
-    throw new SchemaError(at, `an enum of ${[...types].join(" and ")} values`, "an enum holds strings, numbers or booleans, one kind at a time");
+    throw new SchemaError(
+      at,
+      `an enum of ${[...types].join(" and ")} values`,
+      "an enum holds strings, numbers or booleans, one kind at a time",
+    );
   }
   const scalars = values as Scalar[];
-  const type = types.has("string") ? "string" : types.has("boolean") ? "boolean" : scalars.every((x) => Number.isInteger(x)) ? "integer" : "number";
+  const type = types.has("string")
+    ? "string"
+    : types.has("boolean")
+      ? "boolean"
+      : scalars.every((x) => Number.isInteger(x))
+        ? "integer"
+        : "number";
   return { type, enum: [...scalars] };
 }
 
 function union(options: Piece[], at: string): StructuralSchema {
-  if (options.every((o) => o.type === "literal" && !o.pipe)) return enumOf(options.map((o) => o.literal), at);
-  throw new SchemaError(at, "v.union of non-literal schemas (structural schemas forbid type-changing oneOf)", "use v.variant (objects told apart by a literal key) or v.picklist");
+  if (options.every((o) => o.type === "literal" && !o.pipe))
+    return enumOf(
+      options.map((o) => o.literal),
+      at,
+    );
+  throw new SchemaError(
+    at,
+    "v.union of non-literal schemas (structural schemas forbid type-changing oneOf)",
+    "use v.variant (objects told apart by a literal key) or v.picklist",
+  );
 }
 
 const isOptional = (s: Piece) => s.type === "optional" || s.type === "exact_optional";
@@ -254,16 +322,28 @@ function object(entries: Record<string, Piece>, at: string): StructuralSchema {
 }
 
 function record(key: Piece, value: Piece, at: string): StructuralSchema {
-  if (key.type !== "string" || key.pipe) throw new SchemaError(at, "a v.record whose keys are checked", "map keys can only be checked by a CEL rule: use v.record(v.string(), ...) with rule()");
-  if ((value.type === "unknown" || value.type === "any") && !value.pipe) return { type: "object", "x-kubernetes-preserve-unknown-fields": true };
+  if (key.type !== "string" || key.pipe)
+    throw new SchemaError(
+      at,
+      "a v.record whose keys are checked",
+      "map keys can only be checked by a CEL rule: use v.record(v.string(), ...) with rule()",
+    );
+  if ((value.type === "unknown" || value.type === "any") && !value.pipe)
+    return { type: "object", "x-kubernetes-preserve-unknown-fields": true };
   return { type: "object", additionalProperties: convert(value, `${at}.*`) };
 }
 
-const CEL_RESERVED = new Set("true false null in as break const continue else for function if import let loop package namespace return var void while".split(" "));
+const CEL_RESERVED = new Set(
+  "true false null in as break const continue else for function if import let loop package namespace return var void while".split(" "),
+);
 
 function celField(name: string, at: string): string {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || CEL_RESERVED.has(name)) {
-    throw new SchemaError(child(at, name), `field name "${name}" in a generated CEL rule`, "use a plain identifier that is not a CEL keyword");
+    throw new SchemaError(
+      child(at, name),
+      `field name "${name}" in a generated CEL rule`,
+      "use a plain identifier that is not a CEL keyword",
+    );
   }
   return `self.${name}`;
 }
@@ -280,17 +360,27 @@ function variant(key: string, options: Piece[], at: string): StructuralSchema {
   const shapes: { values: Scalar[]; required: string[] }[] = [];
   let discriminatorDescription: string | undefined;
   for (const option of options) {
-    if (option.type !== "object" || option.pipe) throw new SchemaError(at, `a v.variant option of type "${option.type}"`, "variant options must be plain v.object schemas");
+    if (option.type !== "object" || option.pipe)
+      throw new SchemaError(at, `a v.variant option of type "${option.type}"`, "variant options must be plain v.object schemas");
     const node = object(option.entries as Record<string, Piece>, at);
     const discriminator = node.properties![key];
-    if (!discriminator?.enum) throw new SchemaError(child(at, key), "a variant option whose key is not a literal or picklist", `give every option a literal "${key}"`);
+    if (!discriminator?.enum)
+      throw new SchemaError(
+        child(at, key),
+        "a variant option whose key is not a literal or picklist",
+        `give every option a literal "${key}"`,
+      );
     values.push(...discriminator.enum);
     discriminatorDescription ??= discriminator.description;
     shapes.push({ values: discriminator.enum, required: node.required ?? [] });
     for (const [name, prop] of Object.entries(node.properties!)) {
       if (name === key) continue;
       if (properties[name] && JSON.stringify(properties[name]) !== JSON.stringify(prop)) {
-        throw new SchemaError(child(at, name), `the options of the variant on "${key}" define "${name}" differently`, "use one definition in every option");
+        throw new SchemaError(
+          child(at, name),
+          `the options of the variant on "${key}" define "${name}" differently`,
+          "use one definition in every option",
+        );
       }
       properties[name] = prop;
       seen.set(name, (seen.get(name) ?? 0) + 1);
@@ -298,7 +388,11 @@ function variant(key: string, options: Piece[], at: string): StructuralSchema {
   }
   for (const [name, prop] of Object.entries(properties)) {
     if (prop.default !== undefined && seen.get(name) !== options.length) {
-      throw new SchemaError(child(at, name), `a default in only some options of the variant on "${key}"`, "the API server would apply it to every option: move the default into the controller or into every option");
+      throw new SchemaError(
+        child(at, name),
+        `a default in only some options of the variant on "${key}"`,
+        "the API server would apply it to every option: move the default into the controller or into every option",
+      );
     }
   }
   const common = shapes.map((o) => o.required).reduce((a, b) => a.filter((x) => b.includes(x)));
@@ -311,10 +405,12 @@ function variant(key: string, options: Piece[], at: string): StructuralSchema {
     const literals = o.values.map((x) => JSON.stringify(x));
     const has = extra.map((x) => `has(${celField(x, at)})`);
     const when = literals.length === 1 ? `${celField(key, at)} != ${literals[0]}` : `!(${celField(key, at)} in [${literals.join(", ")}])`;
-    return [{
-      rule: `${when} || ${has.length > 1 ? `(${has.join(" && ")})` : has[0]}`,
-      message: `${extra.join(", ")} ${extra.length > 1 ? "are" : "is"} required when ${key} is ${o.values.join(" or ")}`,
-    }];
+    return [
+      {
+        rule: `${when} || ${has.length > 1 ? `(${has.join(" && ")})` : has[0]}`,
+        message: `${extra.join(", ")} ${extra.length > 1 ? "are" : "is"} required when ${key} is ${o.values.join(" or ")}`,
+      },
+    ];
   });
   if (rules.length) node["x-kubernetes-validations"] = rules;
   return node;
@@ -329,6 +425,7 @@ function isJson(x: unknown): boolean {
 }
 
 function json<T>(value: T, at: string): T {
-  if (!isJson(value)) throw new SchemaError(at, `the value ${String(value)} is not plain JSON`, "defaults and extensions must be JSON values");
+  if (!isJson(value))
+    throw new SchemaError(at, `the value ${String(value)} is not plain JSON`, "defaults and extensions must be JSON values");
   return structuredClone(value);
 }

@@ -30,7 +30,8 @@ export interface Dashboard {
 
 const SECURITY_HEADERS = {
   // Everything is served from here; nothing inline runs but the page's own style.
-  "content-security-policy": "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "content-security-policy":
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   "x-content-type-options": "nosniff",
   "referrer-policy": "no-referrer",
   "cache-control": "no-store",
@@ -65,7 +66,11 @@ export function dashboard(source: DashboardSource, options: DashboardOptions = {
       else workloadOf.set(id, { namespace: p.namespace, name: p.workload });
     }
     for (const id of shared) workloadOf.delete(id);
-    const { nodes, edges } = graphOf({ windows: scraper.windows(), workloadOf, sidecars: proxies.map((p) => ({ namespace: p.namespace, name: p.workload })) });
+    const { nodes, edges } = graphOf({
+      windows: scraper.windows(),
+      workloadOf,
+      sidecars: proxies.map((p) => ({ namespace: p.namespace, name: p.workload })),
+    });
     return {
       generatedAt: new Date().toISOString(),
       proxies: proxies.map((p) => {
@@ -83,7 +88,9 @@ export function dashboard(source: DashboardSource, options: DashboardOptions = {
   app.get("/", async (c) => c.html(renderPage(await state(), DASHBOARD_PATH, windowMs / 1000), 200, SECURITY_HEADERS));
   app.get("/api/state", async (c) => c.json(await state(), 200, SECURITY_HEADERS));
   app.get("/app.js", (c) => c.body(script, 200, { ...SECURITY_HEADERS, "content-type": "text/javascript; charset=utf-8" }));
-  app.notFound((c) => c.text(`not found: the dashboard serves ${DASHBOARD_PATH}/, ${DASHBOARD_PATH}/api/state and ${DASHBOARD_PATH}/app.js\n`, 404));
+  app.notFound((c) =>
+    c.text(`not found: the dashboard serves ${DASHBOARD_PATH}/, ${DASHBOARD_PATH}/api/state and ${DASHBOARD_PATH}/app.js\n`, 404),
+  );
   app.onError((e, c) => c.json({ error: `the dashboard could not be built: ${e.message}` }, 500));
   return { fetch: async (request) => app.fetch(request), stop: () => scraper.stop() };
 }

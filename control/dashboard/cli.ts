@@ -22,7 +22,13 @@ export function forwardDashboard(values: DashboardValues): Running {
   const args = [
     ...(values.kubeconfig ? ["--kubeconfig", values.kubeconfig] : []),
     ...(values.context ? ["--context", values.context] : []),
-    "port-forward", "--namespace", namespace, "--address", "127.0.0.1", `deployment/${CONTROL_NAME}`, `${port === 0 ? "" : port}:${DASHBOARD_PORT}`,
+    "port-forward",
+    "--namespace",
+    namespace,
+    "--address",
+    "127.0.0.1",
+    `deployment/${CONTROL_NAME}`,
+    `${port === 0 ? "" : port}:${DASHBOARD_PORT}`,
   ];
   const child = spawn("kubectl", args, { stdio: ["ignore", "pipe", "pipe"] });
   let said = "";
@@ -39,12 +45,19 @@ export function forwardDashboard(values: DashboardValues): Running {
   child.stderr.on("data", (chunk: Buffer) => process.stderr.write(chunk));
   const ended = new Promise<number>((resolve) => {
     child.once("error", (e: NodeJS.ErrnoException) => {
-      process.stderr.write(e.code === "ENOENT" ? "weft dashboard: kubectl is not on PATH: install it (https://kubernetes.io/docs/tasks/tools/) or put it on PATH\n" : `weft dashboard: cannot run kubectl: ${e.message}\n`);
+      process.stderr.write(
+        e.code === "ENOENT"
+          ? "weft dashboard: kubectl is not on PATH: install it (https://kubernetes.io/docs/tasks/tools/) or put it on PATH\n"
+          : `weft dashboard: cannot run kubectl: ${e.message}\n`,
+      );
       resolve(1);
     });
     child.once("exit", (code, signal) => {
       if (signal === "SIGTERM" && open) return resolve(0);
-      if (!open) process.stderr.write(`weft dashboard: kubectl port-forward to ${namespace}/deployment/${CONTROL_NAME} stopped (exit ${code ?? signal}): is weft installed in ${namespace} (weft install | kubectl apply -f -), and may you port-forward there?\n`);
+      if (!open)
+        process.stderr.write(
+          `weft dashboard: kubectl port-forward to ${namespace}/deployment/${CONTROL_NAME} stopped (exit ${code ?? signal}): is weft installed in ${namespace} (weft install | kubectl apply -f -), and may you port-forward there?\n`,
+        );
       resolve(code ?? 1);
     });
   });

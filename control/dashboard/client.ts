@@ -2,7 +2,18 @@
 // render functions the server used. It is sent as their source text, so it is type-checked
 // with the rest (tsconfig has the DOM library) and needs no bundler or framework.
 import type { DashboardState } from "./model.ts";
-import { escapeHtml, formatExpiry, formatMs, formatRate, formatShare, layoutGraph, proxyState, renderFilters, renderGraph, renderProxies } from "./render.ts";
+import {
+  escapeHtml,
+  formatExpiry,
+  formatMs,
+  formatRate,
+  formatShare,
+  layoutGraph,
+  proxyState,
+  renderFilters,
+  renderGraph,
+  renderProxies,
+} from "./render.ts";
 
 /** Runs in the browser only. */
 function startPolling(stateUrl: string, intervalMs: number): void {
@@ -37,7 +48,18 @@ function startPolling(stateUrl: string, intervalMs: number): void {
 
 /** The script for the page at `stateUrl`'s dashboard. */
 export function clientScript(stateUrl: string, intervalMs: number): string {
-  const functions = [escapeHtml, formatRate, formatShare, formatMs, formatExpiry, proxyState, layoutGraph, renderGraph, renderProxies, renderFilters];
+  const functions = [
+    escapeHtml,
+    formatRate,
+    formatShare,
+    formatMs,
+    formatExpiry,
+    proxyState,
+    layoutGraph,
+    renderGraph,
+    renderProxies,
+    renderFilters,
+  ];
   // Called as an expression, not by name: a bundler may rename the declaration.
   return `"use strict";\n(() => {\n${functions.map(String).join("\n\n")}\n\n(${String(startPolling)})(${JSON.stringify(stateUrl)}, ${intervalMs});\n})();\n`;
 }

@@ -64,7 +64,8 @@ interface Accumulated {
 export function graphOf(input: GraphInput): { nodes: NodeView[]; edges: EdgeView[] } {
   const windows = [...input.windows];
   const selfReported = new Set<string>();
-  for (const w of windows) for (const s of w.series) if (s.key.reporter === "source" && s.key.sourcePrincipal !== UNKNOWN) selfReported.add(s.key.sourcePrincipal);
+  for (const w of windows)
+    for (const s of w.series) if (s.key.reporter === "source" && s.key.sourcePrincipal !== UNKNOWN) selfReported.add(s.key.sourcePrincipal);
 
   const edges = new Map<string, Accumulated>();
   for (const w of windows) {
@@ -74,7 +75,16 @@ export function graphOf(input: GraphInput): { nodes: NodeView[]; edges: EdgeView
       const edgeId = `${nodeId(source)}->${nodeId(destination)}`;
       let e = edges.get(edgeId);
       if (e === undefined) {
-        e = { source, destination, services: new Set(), reporters: new Set(), total: 0, increase: { requests: 0, errors: 0, buckets: new Map() }, rate: null, windowSeconds: null };
+        e = {
+          source,
+          destination,
+          services: new Set(),
+          reporters: new Set(),
+          total: 0,
+          increase: { requests: 0, errors: 0, buckets: new Map() },
+          rate: null,
+          windowSeconds: null,
+        };
         edges.set(edgeId, e);
       }
       e.services.add(s.key.destinationService);
@@ -110,7 +120,13 @@ export function graphOf(input: GraphInput): { nodes: NodeView[]; edges: EdgeView
       requestsTotal: e.total,
       requestsPerSecond: e.rate,
       errorRate: requests > 0 ? e.increase.errors / requests : null,
-      p99Ms: requests > 0 ? histogramQuantile(0.99, [...e.increase.buckets].map(([le, count]) => ({ le, count }))) : null,
+      p99Ms:
+        requests > 0
+          ? histogramQuantile(
+              0.99,
+              [...e.increase.buckets].map(([le, count]) => ({ le, count })),
+            )
+          : null,
       windowSeconds: e.windowSeconds,
     });
   }

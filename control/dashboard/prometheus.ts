@@ -82,7 +82,8 @@ export function parseExposition(text: string, keep: (name: string) => boolean = 
     }
     // The value, then an optional timestamp (ignored: the scrape time is what counts here).
     const fields = line.slice(at).trim().split(/\s+/);
-    if (fields.length < 1 || fields.length > 2 || fields[0] === "") throw new ExpositionError(i + 1, "expected a value and an optional timestamp", line);
+    if (fields.length < 1 || fields.length > 2 || fields[0] === "")
+      throw new ExpositionError(i + 1, "expected a value and an optional timestamp", line);
     const value = parseValue(fields[0]!);
     if (value === null) throw new ExpositionError(i + 1, `${JSON.stringify(fields[0])} is not a number`, line);
     samples.push({ name, labels, value });

@@ -21,7 +21,8 @@ export function histogramQuantile(q: number, buckets: readonly Bucket[]): number
   if (sorted.length < 2 || sorted[sorted.length - 1]!.le !== Infinity) return null;
   // Counts taken from different moments (deltas of live counters) can dip; Prometheus evens
   // them out the same way.
-  for (let i = 1; i < sorted.length; i++) if (sorted[i]!.count < sorted[i - 1]!.count) sorted[i] = { ...sorted[i]!, count: sorted[i - 1]!.count };
+  for (let i = 1; i < sorted.length; i++)
+    if (sorted[i]!.count < sorted[i - 1]!.count) sorted[i] = { ...sorted[i]!, count: sorted[i - 1]!.count };
   const total = sorted[sorted.length - 1]!.count;
   if (!(total > 0)) return null;
   const rank = q * total;

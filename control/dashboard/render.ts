@@ -30,7 +30,12 @@ export function formatExpiry(notAfter: string, now: string): string {
   const ms = Date.parse(notAfter) - Date.parse(now);
   if (Number.isNaN(ms)) return "unknown";
   const abs = Math.abs(ms);
-  const span = abs >= 48 * 3600000 ? Math.floor(abs / 86400000) + " d" : abs >= 3600000 ? Math.floor(abs / 3600000) + " h" : Math.floor(abs / 60000) + " min";
+  const span =
+    abs >= 48 * 3600000
+      ? Math.floor(abs / 86400000) + " d"
+      : abs >= 3600000
+        ? Math.floor(abs / 3600000) + " h"
+        : Math.floor(abs / 60000) + " min";
   return ms >= 0 ? "in " + span : "expired " + span + " ago";
 }
 
@@ -146,9 +151,15 @@ export function renderProxies(state: DashboardState): string {
     const status = proxyState(p);
     const config =
       status === "rejected" && p.rejected
-        ? `<span class="bad">rejected ${escapeHtml(p.rejected.version)}: ${escapeHtml(p.rejected.error)}</span>` + (p.acked ? ` (runs ${escapeHtml(p.acked)})` : "")
+        ? `<span class="bad">rejected ${escapeHtml(p.rejected.version)}: ${escapeHtml(p.rejected.error)}</span>` +
+          (p.acked ? ` (runs ${escapeHtml(p.acked)})` : "")
         : escapeHtml(status);
-    const filters = p.filters.length === 0 ? "–" : p.filters.map((f) => `<code title="${escapeHtml(f.sha256)}">${escapeHtml(f.name)}@${escapeHtml(f.sha256.slice(0, 12))}</code>`).join(" ");
+    const filters =
+      p.filters.length === 0
+        ? "–"
+        : p.filters
+            .map((f) => `<code title="${escapeHtml(f.sha256)}">${escapeHtml(f.name)}@${escapeHtml(f.sha256.slice(0, 12))}</code>`)
+            .join(" ");
     const cert = p.certificate
       ? `<span title="${escapeHtml(p.certificate.spiffeId)}">${escapeHtml(formatExpiry(p.certificate.notAfter, state.generatedAt))}</span> <small>${escapeHtml(p.certificate.notAfter)}</small>`
       : "–";
@@ -190,5 +201,9 @@ export function renderFilters(state: DashboardState): string {
       `<td data-field="conditions">${conditions || "–"}</td></tr>`
     );
   });
-  return "<table><thead><tr><th>WasmFilter</th><th>URL</th><th>Ready</th><th>Resolved digest</th><th>Conditions</th></tr></thead><tbody>" + rows.join("") + "</tbody></table>";
+  return (
+    "<table><thead><tr><th>WasmFilter</th><th>URL</th><th>Ready</th><th>Resolved digest</th><th>Conditions</th></tr></thead><tbody>" +
+    rows.join("") +
+    "</tbody></table>"
+  );
 }

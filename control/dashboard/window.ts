@@ -32,7 +32,8 @@ function grow(into: Counters, cur: Counters, prev: Counters): void {
   const reset = cur.requests < prev.requests;
   into.requests += reset ? cur.requests : cur.requests - prev.requests;
   into.errors += reset ? cur.errors : cur.errors - prev.errors;
-  for (const [le, count] of cur.buckets) into.buckets.set(le, (into.buckets.get(le) ?? 0) + (reset ? count : count - (prev.buckets.get(le) ?? 0)));
+  for (const [le, count] of cur.buckets)
+    into.buckets.set(le, (into.buckets.get(le) ?? 0) + (reset ? count : count - (prev.buckets.get(le) ?? 0)));
 }
 
 /** `a - b`, for series b may not have (they started from 0). */

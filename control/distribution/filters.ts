@@ -164,7 +164,10 @@ export class FilterDistribution {
     } catch (e) {
       // A JSON parser's error quotes the text it could not parse, here a Secret's content,
       // which would end up in the WasmFilter's status and the log.
-      if (e instanceof SyntaxError) throw new Error(`pull secret ${namespace}/${name}: its .dockerconfigjson is not JSON (kubectl create secret docker-registry makes one that is)`);
+      if (e instanceof SyntaxError)
+        throw new Error(
+          `pull secret ${namespace}/${name}: its .dockerconfigjson is not JSON (kubectl create secret docker-registry makes one that is)`,
+        );
       throw e;
     }
   }
@@ -175,7 +178,8 @@ export class FilterDistribution {
       const strategy = f.spec.failStrategy;
       return `nothing of it is in force yet, so its failStrategy ${strategy} applies where it is attached: ${strategy === "FailOpen" ? "those requests skip it" : "those requests are refused (500)"}`;
     }
-    if (this.modules.has(keep) && applied) return `sidecars keep running sha256:${keep} with its last accepted config (generation ${applied.generation})`;
+    if (this.modules.has(keep) && applied)
+      return `sidecars keep running sha256:${keep} with its last accepted config (generation ${applied.generation})`;
     if (this.modules.has(keep)) return `sidecars keep running sha256:${keep}, the last module that resolved`;
     return `the configuration keeps it at sha256:${keep}, the module its status reports, which this control plane cannot serve until a pull succeeds: sidecars that run it keep running it, sidecars without it apply its failStrategy ${f.spec.failStrategy}`;
   }
@@ -234,7 +238,13 @@ export class FilterDistribution {
       const reason = e instanceof UnresolvableUrl ? "InvalidURL" : /sha256 .* not the/.test(error) ? "DigestMismatch" : "PullFailed";
       const message = `${error}; ${this.keeping(f, keep, kept)}${reason === "PullFailed" ? "; the pull is tried again with backoff" : ""}`;
       log.warn("cannot resolve a WasmFilter; proxies keep the module they have", { filter: key, reason, error, kept: keep });
-      settle({ generation, accepted: { ok: true, reason: "Accepted", message: "the spec is valid" }, resolved: { ok: false, reason, message }, sha256: keep, applied: kept });
+      settle({
+        generation,
+        accepted: { ok: true, reason: "Accepted", message: "the spec is valid" },
+        resolved: { ok: false, reason, message },
+        sha256: keep,
+        applied: kept,
+      });
       if (reason === "PullFailed" && this.specs.get(key) === specKey(f)) this.retry(key, f, attempt);
       return;
     }
@@ -248,7 +258,11 @@ export class FilterDistribution {
       if (problems.length > 0) {
         settle({
           generation,
-          accepted: { ok: false, reason: "InvalidConfig", message: `config does not match the filter's schema: ${problems.join("; ")}; ${this.keeping(f, keep, kept)}` },
+          accepted: {
+            ok: false,
+            reason: "InvalidConfig",
+            message: `config does not match the filter's schema: ${problems.join("; ")}; ${this.keeping(f, keep, kept)}`,
+          },
           resolved: { ok: true, reason: "Resolved", message: `sha256:${sha256} from ${source}` },
           sha256: keep,
           applied: kept,

@@ -29,7 +29,10 @@ export function shippedMarketplace(dir: string): (name: string, version: string)
     const release = index.plugins.find((p) => p.name === name)?.versions.find((v) => v.version === version);
     if (!release) return null;
     const file = shippedModulePath(dir, name, version);
-    const shipped = await stat(file).then((s) => s.isFile(), () => false);
+    const shipped = await stat(file).then(
+      (s) => s.isFile(),
+      () => false,
+    );
     return { url: shipped ? pathToFileURL(file).href : release.artifact, sha256: release.sha256 };
   };
 }

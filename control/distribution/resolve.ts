@@ -7,7 +7,14 @@ import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { sha256Hex } from "../../proxy/filters/module.ts";
 import type { MarketplaceRelease } from "./marketplace.ts";
-import { PULL_TIMEOUT_MS, RegistryClient, failureText, parseOciReference, readLimited, type Credentials } from "../../shared/oci-registry.ts";
+import {
+  PULL_TIMEOUT_MS,
+  RegistryClient,
+  failureText,
+  parseOciReference,
+  readLimited,
+  type Credentials,
+} from "../../shared/oci-registry.ts";
 
 export interface ResolveOptions {
   /** Registries (host[:port]) spoken to over plain HTTP, like Docker's insecure-registries. */
@@ -53,7 +60,9 @@ export class FilterResolver {
     const got = await this.fetch(url, credentials);
     const sha256 = sha256Hex(got.bytes);
     if (expected && sha256 !== expected) {
-      throw new ResolveError(`${url} has sha256 ${sha256}, not the ${expected} the WasmFilter pins; it is not loaded (fix sha256 if the new module is intended)`);
+      throw new ResolveError(
+        `${url} has sha256 ${sha256}, not the ${expected} the WasmFilter pins; it is not loaded (fix sha256 if the new module is intended)`,
+      );
     }
     return { bytes: got.bytes, sha256, source: got.source };
   }
@@ -61,7 +70,10 @@ export class FilterResolver {
   private async fetch(url: string, credentials: Credentials | undefined): Promise<{ bytes: Uint8Array; source: string }> {
     const scheme = /^([a-z]+):\/\//.exec(url)?.[1];
     if (scheme === "file") {
-      if (!this.options.allowFiles) throw new UnresolvableUrl(`${url}: file:// urls are for local mode only; in a cluster publish the module to a registry (weft filter push)`);
+      if (!this.options.allowFiles)
+        throw new UnresolvableUrl(
+          `${url}: file:// urls are for local mode only; in a cluster publish the module to a registry (weft filter push)`,
+        );
       const bytes = await readFile(fileURLToPath(url)).catch((e: Error) => {
         throw new ResolveError(`${url}: cannot read it: ${e.message}`);
       });
@@ -91,7 +103,8 @@ export class FilterResolver {
   private async fetchMarketplace(url: string): Promise<{ bytes: Uint8Array; source: string }> {
     const [name, version] = url.slice("marketplace://".length).split("@");
     const release = await this.options.marketplace(name!, version!);
-    if (!release) throw new UnresolvableUrl(`${url}: the marketplace index has no ${name} ${version} (weft filter search lists what it has)`);
+    if (!release)
+      throw new UnresolvableUrl(`${url}: the marketplace index has no ${name} ${version} (weft filter search lists what it has)`);
     const { url: from, sha256: listed } = release;
     const shipped = from.startsWith("file://");
     let got: { bytes: Uint8Array; source: string };
@@ -106,7 +119,9 @@ export class FilterResolver {
         const pulled = await this.fetch(from, undefined);
         got = { bytes: pulled.bytes, source: `${url}, pulled from ${pulled.source}: this control plane has no copy of it` };
       } catch (e) {
-        throw new ResolveError(`${url}: this control plane has no copy of it, and the pull of its artifact failed: ${(e as Error).message}; ship it in the image (npm run image) or mirror the marketplace to a registry the cluster reaches (weft filter mirror, docs/filters.md)`);
+        throw new ResolveError(
+          `${url}: this control plane has no copy of it, and the pull of its artifact failed: ${(e as Error).message}; ship it in the image (npm run image) or mirror the marketplace to a registry the cluster reaches (weft filter mirror, docs/filters.md)`,
+        );
       }
     }
     const sha256 = sha256Hex(got.bytes);
@@ -115,7 +130,9 @@ export class FilterResolver {
       const fix = shipped
         ? "the file is damaged or was not built from this release's sources; rebuild the image (npm run image checks every module against the index) or delete the file so that the artifact is pulled"
         : "the registry serves other bytes under the release's tag; push the release again (weft filter mirror)";
-      throw new ResolveError(`${url}: ${what} has sha256 ${sha256}, not the ${listed} the marketplace index lists for ${name} ${version}, so it is not loaded: ${fix}`);
+      throw new ResolveError(
+        `${url}: ${what} has sha256 ${sha256}, not the ${listed} the marketplace index lists for ${name} ${version}, so it is not loaded: ${fix}`,
+      );
     }
     return got;
   }
@@ -134,16 +151,24 @@ export class FilterResolver {
         throw new ResolveError(`${url}: HTTP ${res.status} ${res.statusText}`);
       }
       // Read with the limit as the bytes arrive: a missing or lying Content-Length cannot make it buffer more.
-      return await readLimited(res, maxBytes, (n) => new ResolveError(`${url}: ${n} bytes or more, more than the ${maxBytes} a filter may have`));
+      return await readLimited(
+        res,
+        maxBytes,
+        (n) => new ResolveError(`${url}: ${n} bytes or more, more than the ${maxBytes} a filter may have`),
+      );
     } catch (e) {
-      if (signal.aborted) throw new ResolveError(`${url}: no complete answer within ${this.timeoutMs / 1000} s: the server is too slow or does not answer, so the fetch was stopped; try again later, or check the server`);
+      if (signal.aborted)
+        throw new ResolveError(
+          `${url}: no complete answer within ${this.timeoutMs / 1000} s: the server is too slow or does not answer, so the fetch was stopped; try again later, or check the server`,
+        );
       if (e instanceof ResolveError) throw e;
       throw new ResolveError(`${url}: cannot fetch it: ${failureText(e)}`);
     }
   }
 
   private bounded(bytes: Uint8Array, url: string): Uint8Array {
-    if (bytes.length > this.options.maxBytes) throw new ResolveError(`${url}: ${bytes.length} bytes, more than the ${this.options.maxBytes} a filter may have`);
+    if (bytes.length > this.options.maxBytes)
+      throw new ResolveError(`${url}: ${bytes.length} bytes, more than the ${this.options.maxBytes} a filter may have`);
     return bytes;
   }
 }

@@ -28,11 +28,14 @@ export interface InitValues {
 /** Installs the rules the flags ask for (or removes them, or prints them with --dry-run). */
 export async function init(values: InitValues): Promise<number> {
   if (values.cleanup) {
-    if (values["dry-run"]) throw new UsageError("--cleanup and --dry-run do not go together: --dry-run prints the rules that would be installed");
+    if (values["dry-run"])
+      throw new UsageError("--cleanup and --dry-run do not go together: --dry-run prints the rules that would be installed");
     return apply("removed weft's rules and chains", cleanupInput);
   }
   if (values["include-inbound-ports"] === undefined) {
-    throw new UsageError('--include-inbound-ports is required: the app\'s ports, like --include-inbound-ports 8080 ("" redirects no inbound traffic)');
+    throw new UsageError(
+      '--include-inbound-ports is required: the app\'s ports, like --include-inbound-ports 8080 ("" redirects no inbound traffic)',
+    );
   }
   const options: InitOptions = {
     proxyUid: values["proxy-uid"],
@@ -47,7 +50,9 @@ export async function init(values: InitValues): Promise<number> {
 
   if (values["dry-run"]) {
     for (const { family, restore } of FAMILIES) {
-      process.stdout.write(`# ${family}: the input of ${restore} --noflush on a pod without weft's rules\n${installInput(options, family, "")}`);
+      process.stdout.write(
+        `# ${family}: the input of ${restore} --noflush on a pod without weft's rules\n${installInput(options, family, "")}`,
+      );
     }
     return 0;
   }
@@ -102,13 +107,18 @@ function run(command: string, args: string[], input?: string): Promise<{ stdout:
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", (e: NodeJS.ErrnoException) => {
-      const fix = e.code === "ENOENT" ? ": install iptables (Debian: apt-get install iptables) and put it on PATH; the image that runs weft-init needs it too" : "";
+      const fix =
+        e.code === "ENOENT"
+          ? ": install iptables (Debian: apt-get install iptables) and put it on PATH; the image that runs weft-init needs it too"
+          : "";
       resolve({ stdout, failure: `cannot run ${command}: ${e.message}${fix}` });
     });
     child.on("close", (code) => {
       if (code === 0) resolve({ stdout });
       else {
-        const hint = /permission denied|not permitted/i.test(stderr) ? " (weft init needs root with NET_ADMIN and NET_RAW in the pod's network namespace)" : "";
+        const hint = /permission denied|not permitted/i.test(stderr)
+          ? " (weft init needs root with NET_ADMIN and NET_RAW in the pod's network namespace)"
+          : "";
         resolve({ stdout, failure: `${command} ${args.join(" ")} failed with exit code ${code}${hint}: ${stderr.trim()}` });
       }
     });

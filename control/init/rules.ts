@@ -39,9 +39,14 @@ export function optionProblems(o: InitOptions): string[] {
   if (o.inboundPort === o.outboundPort) {
     problems.push(`--inbound-port and --outbound-port are both ${o.inboundPort}: the proxy's two listeners need two ports`);
   }
-  for (const [port, listener] of [[o.inboundPort, "inbound"], [o.outboundPort, "outbound"]] as const) {
+  for (const [port, listener] of [
+    [o.inboundPort, "inbound"],
+    [o.outboundPort, "outbound"],
+  ] as const) {
     if (o.inboundPorts.includes(port)) {
-      problems.push(`--include-inbound-ports: ${port} is the proxy's ${listener} port, and redirecting it would loop: list only the app's ports`);
+      problems.push(
+        `--include-inbound-ports: ${port} is the proxy's ${listener} port, and redirecting it would loop: list only the app's ports`,
+      );
     }
   }
   return problems;
@@ -56,7 +61,10 @@ export function natRules(o: InitOptions, family: Family): string[] {
   const outbound =
     o.outboundPorts === "*"
       ? [...[...excluded].sort((a, b) => a - b).map((p) => `-A WEFT_OUTPUT ${dport(p)} -j RETURN`), "-A WEFT_OUTPUT -j WEFT_REDIRECT"]
-      : [...new Set(o.outboundPorts)].filter((p) => !excluded.has(p)).sort((a, b) => a - b).map((p) => `-A WEFT_OUTPUT ${dport(p)} -j WEFT_REDIRECT`);
+      : [...new Set(o.outboundPorts)]
+          .filter((p) => !excluded.has(p))
+          .sort((a, b) => a - b)
+          .map((p) => `-A WEFT_OUTPUT ${dport(p)} -j WEFT_REDIRECT`);
   return [
     "-A PREROUTING -p tcp -j WEFT_INBOUND",
     "-A OUTPUT -p tcp -j WEFT_OUTPUT",

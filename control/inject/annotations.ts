@@ -18,14 +18,29 @@ export const RUNTIME = "weft.dev/runtime";
 /** Written by the injector: what it injected. A pod that has it is never injected again. */
 export const STATUS = "weft.dev/status";
 
-export const ANNOTATIONS = [INJECT, EXCLUDE_INBOUND_PORTS, EXCLUDE_OUTBOUND_PORTS, PROXY_CPU, PROXY_MEMORY, PROXY_MEMORY_LIMIT, RUNTIME, STATUS] as const;
+export const ANNOTATIONS = [
+  INJECT,
+  EXCLUDE_INBOUND_PORTS,
+  EXCLUDE_OUTBOUND_PORTS,
+  PROXY_CPU,
+  PROXY_MEMORY,
+  PROXY_MEMORY_LIMIT,
+  RUNTIME,
+  STATUS,
+] as const;
 
 const quoted = (values: readonly string[]) => values.map((x) => `"${x}"`).join(", ");
 
 const Ports = v.pipe(
   v.string(),
   v.regex(/^\s*(\d+\s*(,\s*\d+\s*)*)?$/, 'must be a comma-separated list of port numbers, like "8081,9090"'),
-  v.transform((s) => s.split(",").map((p) => p.trim()).filter(Boolean).map(Number)),
+  v.transform((s) =>
+    s
+      .split(",")
+      .map((p) => p.trim())
+      .filter(Boolean)
+      .map(Number),
+  ),
   v.check((ports) => ports.every((p) => p >= 1 && p <= 65535), "must list ports between 1 and 65535"),
 );
 

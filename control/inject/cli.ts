@@ -45,7 +45,8 @@ export async function injectFile(values: InjectValues): Promise<number> {
   const settings = parseInjectSettings({ image: values.image, controlPlane: values["control-plane"], trustDomain: values["trust-domain"] });
   if (!settings.ok) {
     // "trustDomain: must be ..." -> "--trust-domain: must be ..."
-    const flag = (problem: string) => problem.replace(/^[a-zA-Z]+/, (field) => `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+    const flag = (problem: string) =>
+      problem.replace(/^[a-zA-Z]+/, (field) => `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
     throw new UsageError(...settings.problems.map(flag));
   }
 

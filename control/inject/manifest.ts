@@ -60,7 +60,11 @@ export function injectorWebhookConfiguration(options: InjectorWebhookOptions): R
           // pods wait for the injector
           matchExpressions: [
             { key: INJECT, operator: "In", values: NAMESPACE_INJECT_VALUES },
-            { key: "kubernetes.io/metadata.name", operator: "NotIn", values: ["kube-system", "kube-public", "kube-node-lease", controlPlaneNamespace] },
+            {
+              key: "kubernetes.io/metadata.name",
+              operator: "NotIn",
+              values: ["kube-system", "kube-public", "kube-node-lease", controlPlaneNamespace],
+            },
           ],
         },
         // The opt-out annotation cannot be selected (patch.ts honours it); the label of the same

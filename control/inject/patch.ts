@@ -66,7 +66,12 @@ const Port = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535));
 const Named = v.looseObject({ name: v.string() });
 // valibot's object and record schemas take a list too, and the patch goes to the pod as sent:
 // "add /metadata/annotations" into a list is a patch the API server refuses, so is the pod.
-const map = <T extends v.GenericSchema>(schema: T) => v.pipe(v.unknown(), v.check((x) => !Array.isArray(x), "must be a map, not a list"), schema);
+const map = <T extends v.GenericSchema>(schema: T) =>
+  v.pipe(
+    v.unknown(),
+    v.check((x) => !Array.isArray(x), "must be a map, not a list"),
+    schema,
+  );
 const PodView = v.looseObject({
   metadata: v.nullish(
     map(
@@ -78,7 +83,12 @@ const PodView = v.looseObject({
   ),
   spec: v.looseObject({
     containers: v.pipe(
-      v.array(v.looseObject({ name: v.string(), ports: v.nullish(v.array(v.looseObject({ containerPort: Port, protocol: v.nullish(v.string()) }))) })),
+      v.array(
+        v.looseObject({
+          name: v.string(),
+          ports: v.nullish(v.array(v.looseObject({ containerPort: Port, protocol: v.nullish(v.string()) }))),
+        }),
+      ),
       v.minLength(1, "a pod needs at least one container"),
     ),
     initContainers: v.nullish(v.array(Named)),
@@ -105,7 +115,10 @@ export function injectPod(input: unknown, settings: InjectSettings): Injection {
   if (wanted[INJECT] === "false" || pod.metadata?.labels?.[INJECT] === "false") return skipped(`${INJECT} is "false"`);
   if (annotations[STATUS] !== undefined) return skipped(`already injected (${STATUS}: ${annotations[STATUS]})`);
   if (pod.spec.hostNetwork) {
-    return skipped("hostNetwork is true: the pod shares its node's network, and redirecting it to a sidecar would capture the node's traffic too", true);
+    return skipped(
+      "hostNetwork is true: the pod shares its node's network, and redirecting it to a sidecar would capture the node's traffic too",
+      true,
+    );
   }
   const conflicts = [...nameConflicts(pod), ...portConflicts(pod, settings)];
   if (conflicts.length > 0) return refused(conflicts);
@@ -117,7 +130,11 @@ export function injectPod(input: unknown, settings: InjectSettings): Injection {
   const image = sidecarImage(settings, runtime);
   if ("problem" in image) return refused([image.problem]);
   const excludedInbound = new Set(wanted[EXCLUDE_INBOUND_PORTS] ?? []);
-  const inbound = [...new Set(pod.spec.containers.flatMap((c) => (c.ports ?? []).filter((p) => (p.protocol ?? "TCP") === "TCP").map((p) => p.containerPort)))]
+  const inbound = [
+    ...new Set(
+      pod.spec.containers.flatMap((c) => (c.ports ?? []).filter((p) => (p.protocol ?? "TCP") === "TCP").map((p) => p.containerPort)),
+    ),
+  ]
     .filter((p) => !excludedInbound.has(p))
     .sort((a, b) => a - b);
   const excludedOutbound = [...new Set(wanted[EXCLUDE_OUTBOUND_PORTS] ?? [])].sort((a, b) => a - b);
@@ -129,10 +146,14 @@ export function injectPod(input: unknown, settings: InjectSettings): Injection {
     command: settings.commands.node,
     args: [
       "init",
-      "--proxy-uid", String(settings.proxyUid),
-      "--inbound-port", String(settings.ports.inbound),
-      "--outbound-port", String(settings.ports.outbound),
-      "--include-inbound-ports", inbound.join(","),
+      "--proxy-uid",
+      String(settings.proxyUid),
+      "--inbound-port",
+      String(settings.ports.inbound),
+      "--outbound-port",
+      String(settings.ports.outbound),
+      "--include-inbound-ports",
+      inbound.join(","),
       ...(excludedOutbound.length > 0 ? ["--exclude-outbound-ports", excludedOutbound.join(",")] : []),
     ],
     resources,
@@ -155,7 +176,10 @@ export function injectPod(input: unknown, settings: InjectSettings): Injection {
     command,
     args: ["proxy"],
     restartPolicy: "Always",
-    env: [...proxyEnv(settings), ...(Object.keys(probes.probes).length > 0 ? [{ name: APP_PROBES_ENV, value: JSON.stringify(probes.probes) }] : [])],
+    env: [
+      ...proxyEnv(settings),
+      ...(Object.keys(probes.probes).length > 0 ? [{ name: APP_PROBES_ENV, value: JSON.stringify(probes.probes) }] : []),
+    ],
     ports: [{ name: "weft-admin", containerPort: settings.ports.admin, protocol: "TCP" }],
     // The kubelet starts the app only once a native sidecar's startup probe passes, so the app
     // never sends a request before the proxy can carry it (Istio's holdApplicationUntilProxyStarts).
@@ -180,14 +204,20 @@ export function injectPod(input: unknown, settings: InjectSettings): Injection {
       name: TOKEN_VOLUME,
       projected: {
         sources: [
-          { serviceAccountToken: { audience: settings.token.audience, expirationSeconds: settings.token.expirationSeconds, path: "token" } },
+          {
+            serviceAccountToken: { audience: settings.token.audience, expirationSeconds: settings.token.expirationSeconds, path: "token" },
+          },
           { configMap: { name: CA_CONFIG_MAP, items: [{ key: "ca.crt", path: "ca.crt" }] } },
         ],
       },
     },
     { name: TMP_VOLUME, emptyDir: {} },
   ];
-  const status: InjectionStatus = { version: WEFT_VERSION, initContainers: [INIT_CONTAINER, PROXY_CONTAINER], volumes: volumes.map((x) => x.name) };
+  const status: InjectionStatus = {
+    version: WEFT_VERSION,
+    initContainers: [INIT_CONTAINER, PROXY_CONTAINER],
+    volumes: volumes.map((x) => x.name),
+  };
 
   const patch: AddOperation[] = [];
   const add = (path: string, value: unknown) => patch.push({ op: "add", path, value });
@@ -236,7 +266,8 @@ function nameConflicts(pod: PodView): string[] {
       );
     }
   };
-  const ours = (list: { name: string }[] | null | undefined, names: string[]) => (list ?? []).map((x) => x.name).filter((n) => names.includes(n));
+  const ours = (list: { name: string }[] | null | undefined, names: string[]) =>
+    (list ?? []).map((x) => x.name).filter((n) => names.includes(n));
   taken("a container", ours([...pod.spec.containers, ...(pod.spec.initContainers ?? [])], [INIT_CONTAINER, PROXY_CONTAINER]));
   taken("a volume", ours(pod.spec.volumes, [TOKEN_VOLUME, TMP_VOLUME]));
   return problems;
@@ -262,16 +293,22 @@ type Resources = { requests: Record<string, string>; limits: Record<string, stri
 function proxyResources(wanted: PodAnnotations, settings: InjectSettings): Resources | { problems: string[] } {
   const { requests: r, limits: l } = settings.resources;
   const setting = (value: string) => ({ value, source: "the injector's setting" });
-  const annotated = (annotation: string, value: string | undefined, fallback: string) => (value === undefined ? setting(fallback) : { value, source: `annotation ${annotation}` });
+  const annotated = (annotation: string, value: string | undefined, fallback: string) =>
+    value === undefined ? setting(fallback) : { value, source: `annotation ${annotation}` };
   const requests = { cpu: annotated(PROXY_CPU, wanted[PROXY_CPU], r.cpu), memory: annotated(PROXY_MEMORY, wanted[PROXY_MEMORY], r.memory) };
-  const limits = { cpu: l.cpu === undefined ? undefined : setting(l.cpu), memory: annotated(PROXY_MEMORY_LIMIT, wanted[PROXY_MEMORY_LIMIT], l.memory) };
+  const limits = {
+    cpu: l.cpu === undefined ? undefined : setting(l.cpu),
+    memory: annotated(PROXY_MEMORY_LIMIT, wanted[PROXY_MEMORY_LIMIT], l.memory),
+  };
   const problems: string[] = [];
   for (const resource of ["cpu", "memory"] as const) {
     const request = requests[resource];
     const limit = limits[resource];
     if (limit && quantityValue(request.value) > quantityValue(limit.value)) {
       const fix = resource === "memory" ? `raise ${PROXY_MEMORY_LIMIT} too` : "lower the request";
-      problems.push(`the proxy's ${resource} request ${request.value} (${request.source}) is above its ${resource} limit ${limit.value} (${limit.source}): ${fix}`);
+      problems.push(
+        `the proxy's ${resource} request ${request.value} (${request.source}) is above its ${resource} limit ${limit.value} (${limit.source}): ${fix}`,
+      );
     }
   }
   if (problems.length > 0) return { problems };
@@ -288,7 +325,10 @@ const pointerToken = (key: string) => key.replaceAll("~", "~0").replaceAll("/", 
 function applyPatch(document: Record<string, unknown>, patch: AddOperation[]): Record<string, unknown> {
   const root = structuredClone(document);
   for (const { path, value } of patch) {
-    const tokens = path.slice(1).split("/").map((t) => t.replaceAll("~1", "/").replaceAll("~0", "~"));
+    const tokens = path
+      .slice(1)
+      .split("/")
+      .map((t) => t.replaceAll("~1", "/").replaceAll("~0", "~"));
     const last = tokens.pop()!;
     let parent = root as Record<string, unknown> | unknown[];
     for (const token of tokens) parent = (parent as Record<string, unknown>)[token] as Record<string, unknown> | unknown[];

@@ -8,13 +8,26 @@ import * as v from "valibot";
 const QUANTITY = /^(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/;
 
 const MULTIPLIER: Record<string, number> = {
-  "": 1, n: 1e-9, u: 1e-6, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
-  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+  "": 1,
+  n: 1e-9,
+  u: 1e-6,
+  m: 1e-3,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
 };
 
 /** A quantity as a string; `example` completes the error message ("like 64Mi"). */
-export const Quantity = (example: string) =>
-  v.pipe(v.string(), v.regex(QUANTITY, `must be a Kubernetes quantity, like "${example}"`));
+export const Quantity = (example: string) => v.pipe(v.string(), v.regex(QUANTITY, `must be a Kubernetes quantity, like "${example}"`));
 
 /** The value of a quantity that passed `Quantity` (in cores or bytes), precise enough to compare two. */
 export function quantityValue(quantity: string): number {

@@ -23,19 +23,26 @@ export const InjectSettings = v.object({
     v.pipe(
       v.string(),
       v.minLength(1),
-      v.description("The Node image (docs/images.md): the init container's and Node sidecars'. Deno and Bun sidecars run the same name with -deno / -bun after the tag, unless runtimeImages names theirs."),
+      v.description(
+        "The Node image (docs/images.md): the init container's and Node sidecars'. Deno and Bun sidecars run the same name with -deno / -bun after the tag, unless runtimeImages names theirs.",
+      ),
     ),
     `ghcr.io/weft-dev/weft:${WEFT_VERSION}`,
   ),
   runtimeImages: v.optional(
     v.pipe(
       v.object({ deno: v.optional(v.pipe(v.string(), v.minLength(1))), bun: v.optional(v.pipe(v.string(), v.minLength(1))) }),
-      v.description("The Deno and Bun sidecars' images, when they are not the image's name with -deno / -bun after its tag (an image pinned by digest)."),
+      v.description(
+        "The Deno and Bun sidecars' images, when they are not the image's name with -deno / -bun after its tag (an image pinned by digest).",
+      ),
     ),
     {},
   ),
   runtime: v.optional(
-    v.pipe(v.picklist(RUNTIMES, `must be one of ${RUNTIMES.join(", ")}`), v.description("The runtime of a pod without the weft.dev/runtime annotation.")),
+    v.pipe(
+      v.picklist(RUNTIMES, `must be one of ${RUNTIMES.join(", ")}`),
+      v.description("The runtime of a pod without the weft.dev/runtime annotation."),
+    ),
     "node",
   ),
   commands: v.optional(
@@ -50,7 +57,12 @@ export const InjectSettings = v.object({
     {},
   ),
   controlPlane: v.optional(
-    v.pipe(v.string(), v.url("must be a URL"), v.startsWith("https://", "must be an https:// URL"), v.description("The control plane the proxies connect to.")),
+    v.pipe(
+      v.string(),
+      v.url("must be a URL"),
+      v.startsWith("https://", "must be an https:// URL"),
+      v.description("The control plane the proxies connect to."),
+    ),
     "https://weft-control.weft-system.svc:15012",
   ),
   trustDomain: v.optional(
@@ -68,18 +80,22 @@ export const InjectSettings = v.object({
         // No CPU limit by default: a throttled sidecar adds latency to every request of its pod.
         limits: v.optional(v.object({ cpu: v.optional(Quantity("1")), memory: v.optional(Quantity("256Mi"), "256Mi") }), {}),
       }),
-      v.description("The proxy's requests and limits; the weft.dev/proxy-cpu, proxy-memory and proxy-memory-limit annotations override them per pod."),
+      v.description(
+        "The proxy's requests and limits; the weft.dev/proxy-cpu, proxy-memory and proxy-memory-limit annotations override them per pod.",
+      ),
     ),
     {},
   ),
   proxyUid: v.optional(
-    v.pipe(v.number(), v.integer(), v.minValue(1), v.description("The proxy's user ID; `weft init` lets this user's traffic out unredirected.")),
+    v.pipe(
+      v.number(),
+      v.integer(),
+      v.minValue(1),
+      v.description("The proxy's user ID; `weft init` lets this user's traffic out unredirected."),
+    ),
     1337,
   ),
-  ports: v.optional(
-    v.object({ admin: v.optional(Port, 15000), outbound: v.optional(Port, 15001), inbound: v.optional(Port, 15006) }),
-    {},
-  ),
+  ports: v.optional(v.object({ admin: v.optional(Port, 15000), outbound: v.optional(Port, 15001), inbound: v.optional(Port, 15006) }), {}),
   token: v.optional(
     v.pipe(
       v.object({
@@ -110,7 +126,10 @@ export function sidecarImage(settings: InjectSettings, runtime: Runtime): { imag
   const named = settings.runtimeImages[runtime];
   if (named) return { image: named };
   const image = settings.image;
-  if (image.includes("@")) return { problem: `the ${runtime} sidecar's image cannot be derived from ${image}, which is pinned by digest: name it in the injector's runtimeImages.${runtime}` };
+  if (image.includes("@"))
+    return {
+      problem: `the ${runtime} sidecar's image cannot be derived from ${image}, which is pinned by digest: name it in the injector's runtimeImages.${runtime}`,
+    };
   // A tag is what follows the last ":" after the last "/" (a registry's port comes before a "/").
   const tagged = image.lastIndexOf(":") > image.lastIndexOf("/");
   return { image: tagged ? `${image}-${runtime}` : `${image}:${WEFT_VERSION}-${runtime}` };

@@ -44,7 +44,11 @@ export interface AdmissionAnswer {
 }
 
 /** The answer to an AdmissionReview body: a pure function of the text, so it can be checked on any input. */
-const fail = (status: number, error: string): AdmissionAnswer => ({ status, json: { error }, log: { level: "warn", message: "refused an admission request", fields: { status, error } } });
+const fail = (status: number, error: string): AdmissionAnswer => ({
+  status,
+  json: { error },
+  log: { level: "warn", message: "refused an admission request", fields: { status, error } },
+});
 
 export function reviewAdmission(body: string, settings: InjectSettings): AdmissionAnswer {
   let json: unknown;
@@ -65,19 +69,29 @@ export function reviewAdmission(body: string, settings: InjectSettings): Admissi
   const { group, version, kind } = review.kind;
   // The webhook's rules send only Pod CREATEs; anything else passes untouched.
   if (group !== "" || version !== "v1" || kind !== "Pod" || review.operation !== "CREATE") return answer({ allowed: true }, null);
-  if (review.object === undefined || review.object === null) return fail(400, "request.object is missing: a Pod CREATE review carries the Pod");
+  if (review.object === undefined || review.object === null)
+    return fail(400, "request.object is missing: a Pod CREATE review carries the Pod");
 
   const meta = (review.object as { metadata?: { name?: string; generateName?: string } }).metadata;
   const pod = `${review.namespace ?? ""}/${review.name || meta?.name || `${meta?.generateName ?? ""}*`}`;
   const injection = injectPod(review.object, settings);
   switch (injection.outcome) {
     case "injected":
-      return answer({ allowed: true, patchType: "JSONPatch", patch: Buffer.from(JSON.stringify(injection.patch)).toString("base64") }, { level: "info", message: "injected the sidecar", fields: { pod } });
+      return answer(
+        { allowed: true, patchType: "JSONPatch", patch: Buffer.from(JSON.stringify(injection.patch)).toString("base64") },
+        { level: "info", message: "injected the sidecar", fields: { pod } },
+      );
     case "skipped":
-      return answer({ allowed: true, ...(injection.warn ? { warnings: [`weft: sidecar not injected: ${injection.reason}`] } : {}) }, { level: "info", message: "not injected", fields: { pod, reason: injection.reason } });
+      return answer(
+        { allowed: true, ...(injection.warn ? { warnings: [`weft: sidecar not injected: ${injection.reason}`] } : {}) },
+        { level: "info", message: "not injected", fields: { pod, reason: injection.reason } },
+      );
     case "refused": {
       const message = `weft cannot inject the sidecar: ${injection.problems.join("; ")}`;
-      return answer({ allowed: false, status: { status: "Failure", code: 400, reason: "BadRequest", message } }, { level: "warn", message: "denied a pod", fields: { pod, problems: injection.problems } });
+      return answer(
+        { allowed: false, status: { status: "Failure", code: 400, reason: "BadRequest", message } },
+        { level: "warn", message: "denied a pod", fields: { pod, problems: injection.problems } },
+      );
     }
   }
 }

@@ -17,12 +17,14 @@ export interface InstallValues {
 
 export function printInstall(values: InstallValues): number {
   const replicas = values.replicas === undefined ? undefined : Number(values.replicas);
-  if (replicas !== undefined && (!Number.isInteger(replicas) || replicas < 1)) throw new UsageError(`--replicas must be a whole number >= 1, not "${values.replicas}"`);
+  if (replicas !== undefined && (!Number.isInteger(replicas) || replicas < 1))
+    throw new UsageError(`--replicas must be a whole number >= 1, not "${values.replicas}"`);
   if (values.namespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(values.namespace)) {
     throw new UsageError(`--namespace must be a namespace name (lower case letters, digits and '-'), not "${values.namespace}"`);
   }
   const outboundTraffic = values["outbound-traffic"];
-  if (outboundTraffic !== undefined && !isOutboundTraffic(outboundTraffic)) throw new UsageError(`--outbound-traffic must be ${OUTBOUND_TRAFFIC.join(" or ")}, not "${outboundTraffic}"`);
+  if (outboundTraffic !== undefined && !isOutboundTraffic(outboundTraffic))
+    throw new UsageError(`--outbound-traffic must be ${OUTBOUND_TRAFFIC.join(" or ")}, not "${outboundTraffic}"`);
   const manifests = installManifests({
     ...(outboundTraffic ? { outboundTraffic } : {}),
     ...(values.namespace ? { namespace: values.namespace } : {}),

@@ -20,13 +20,40 @@ const PLACEHOLDERS: [string | RegExp, string][] = [
 ];
 
 export function helmChart(): Map<string, string> {
-  const objects = installManifests({ namespace: "__NAMESPACE__", image: "__IMAGE__", replicas: 987654321, insecureRegistries: ["__INSECURE__"], outboundTraffic: "__OUTBOUND_TRAFFIC__" as OutboundTraffic });
-  const templated = (o: Record<string, unknown>) => PLACEHOLDERS.reduce((text, [from, to]) => text.replaceAll(from instanceof RegExp ? new RegExp(from, "g") : from, to), toYaml(o));
+  const objects = installManifests({
+    namespace: "__NAMESPACE__",
+    image: "__IMAGE__",
+    replicas: 987654321,
+    insecureRegistries: ["__INSECURE__"],
+    outboundTraffic: "__OUTBOUND_TRAFFIC__" as OutboundTraffic,
+  });
+  const templated = (o: Record<string, unknown>) =>
+    PLACEHOLDERS.reduce((text, [from, to]) => text.replaceAll(from instanceof RegExp ? new RegExp(from, "g") : from, to), toYaml(o));
   const crds = objects.filter((o) => o.kind === "CustomResourceDefinition");
   const rest = objects.filter((o) => o.kind !== "CustomResourceDefinition" && o.kind !== "Namespace");
   const files = new Map<string, string>();
-  files.set(`${CHART_DIR}/Chart.yaml`, HEADER + toYaml({ apiVersion: "v2", name: "weft", description: pkg.description, type: "application", version: pkg.version, appVersion: pkg.version }));
-  files.set(`${CHART_DIR}/values.yaml`, HEADER + toYaml({ image: `ghcr.io/weft-dev/weft:${pkg.version}`, replicas: 2, insecureRegistries: [], outboundTraffic: DEFAULT_SETTINGS.outboundTraffic }));
+  files.set(
+    `${CHART_DIR}/Chart.yaml`,
+    HEADER +
+      toYaml({
+        apiVersion: "v2",
+        name: "weft",
+        description: pkg.description,
+        type: "application",
+        version: pkg.version,
+        appVersion: pkg.version,
+      }),
+  );
+  files.set(
+    `${CHART_DIR}/values.yaml`,
+    HEADER +
+      toYaml({
+        image: `ghcr.io/weft-dev/weft:${pkg.version}`,
+        replicas: 2,
+        insecureRegistries: [],
+        outboundTraffic: DEFAULT_SETTINGS.outboundTraffic,
+      }),
+  );
   for (const crd of crds) files.set(`${CHART_DIR}/crds/${(crd.metadata as { name: string }).name}.yaml`, HEADER + toYaml(crd));
   files.set(`${CHART_DIR}/templates/weft.yaml`, HEADER + rest.map(templated).join("---\n"));
   return files;

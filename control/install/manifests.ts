@@ -58,7 +58,12 @@ export function installManifests(options: InstallOptions = {}): Record<string, u
         // Proxies and certificate requests authenticate with ServiceAccount tokens.
         { apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"] },
         // Its own webhook only: the control plane writes the caBundle of its CA.
-        { apiGroups: ["admissionregistration.k8s.io"], resources: ["mutatingwebhookconfigurations"], resourceNames: ["weft-sidecar-injector"], verbs: ["get", "patch"] },
+        {
+          apiGroups: ["admissionregistration.k8s.io"],
+          resources: ["mutatingwebhookconfigurations"],
+          resourceNames: ["weft-sidecar-injector"],
+          verbs: ["get", "patch"],
+        },
       ],
     },
     {
@@ -103,7 +108,13 @@ export function installManifests(options: InstallOptions = {}): Record<string, u
                 name: "control",
                 image,
                 command: ["node", "/opt/weft/weft.mjs", "control"],
-                args: [`--namespace=${namespace}`, `--port=${API_PORT}`, `--image=${image}`, `--insecure-registries=${(options.insecureRegistries ?? []).join(",")}`, `--outbound-traffic=${options.outboundTraffic ?? DEFAULT_SETTINGS.outboundTraffic}`],
+                args: [
+                  `--namespace=${namespace}`,
+                  `--port=${API_PORT}`,
+                  `--image=${image}`,
+                  `--insecure-registries=${(options.insecureRegistries ?? []).join(",")}`,
+                  `--outbound-traffic=${options.outboundTraffic ?? DEFAULT_SETTINGS.outboundTraffic}`,
+                ],
                 env: [
                   { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
                   { name: "NODE_OPTIONS", value: CONTROL_NODE_OPTIONS },
@@ -128,6 +139,9 @@ export function installManifests(options: InstallOptions = {}): Record<string, u
       // replica; when that replica goes, the stream and the acks move together.
       spec: { selector: labels, sessionAffinity: "ClientIP", ports: [{ name: "https", port: API_PORT, targetPort: API_PORT }] },
     },
-    injectorWebhookConfiguration({ controlPlaneNamespace: namespace, target: { service: { namespace, name: CONTROL_NAME, port: API_PORT } } }),
+    injectorWebhookConfiguration({
+      controlPlaneNamespace: namespace,
+      target: { service: { namespace, name: CONTROL_NAME, port: API_PORT } },
+    }),
   ];
 }

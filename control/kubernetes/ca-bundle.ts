@@ -35,7 +35,11 @@ export class CaBundlePublisher {
         await this.configMap(namespace);
         this.done.add(namespace);
       } catch (e) {
-        this.log.warn("cannot write the mesh's root certificate into a namespace; its sidecars cannot start until it is there", { namespace, configMap: CA_CONFIG_MAP, error: apiMessage(e) });
+        this.log.warn("cannot write the mesh's root certificate into a namespace; its sidecars cannot start until it is there", {
+          namespace,
+          configMap: CA_CONFIG_MAP,
+          error: apiMessage(e),
+        });
       }
     }
     for (const namespace of this.done) if (!namespaces.has(namespace)) this.done.delete(namespace);
@@ -43,14 +47,18 @@ export class CaBundlePublisher {
   }
 
   private async configMap(namespace: string, attempt = 0): Promise<void> {
-    const body = { metadata: { name: CA_CONFIG_MAP, namespace, labels: { "app.kubernetes.io/part-of": "weft" } }, data: { "ca.crt": this.bundle } };
+    const body = {
+      metadata: { name: CA_CONFIG_MAP, namespace, labels: { "app.kubernetes.io/part-of": "weft" } },
+      data: { "ca.crt": this.bundle },
+    };
     const existing = await this.core.readNamespacedConfigMap({ namespace, name: CA_CONFIG_MAP }).catch((e: unknown) => {
       if (apiStatus(e) === 404) return null;
       throw e;
     });
     try {
       if (!existing) await this.core.createNamespacedConfigMap({ namespace, body });
-      else if (existing.data?.["ca.crt"] !== this.bundle) await this.core.replaceNamespacedConfigMap({ namespace, name: CA_CONFIG_MAP, body: { ...existing, data: body.data } });
+      else if (existing.data?.["ca.crt"] !== this.bundle)
+        await this.core.replaceNamespacedConfigMap({ namespace, name: CA_CONFIG_MAP, body: { ...existing, data: body.data } });
     } catch (e) {
       // Another replica wrote it between the read and the write (all replicas publish the same
       // root): read again and see whether anything is left to do.
@@ -62,17 +70,26 @@ export class CaBundlePublisher {
   private async webhook(): Promise<void> {
     const patch = { webhooks: [{ name: WEBHOOK_NAME, clientConfig: { caBundle: Buffer.from(this.bundle).toString("base64") } }] };
     try {
-      await this.admission.patchMutatingWebhookConfiguration({ name: CONFIGURATION_NAME, body: patch }, setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch));
+      await this.admission.patchMutatingWebhookConfiguration(
+        { name: CONFIGURATION_NAME, body: patch },
+        setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch),
+      );
       this.webhookDone = true;
       this.log.info("wrote the mesh's root into the injector's webhook configuration", { webhook: CONFIGURATION_NAME });
     } catch (e) {
       // Not installed (a control plane run outside a cluster): nothing to trust it for yet.
       if (apiStatus(e) === 404) {
-        if (!this.saidNoWebhook) this.log.info("no injector webhook configuration to write the CA bundle into (weft install makes one)", { webhook: CONFIGURATION_NAME });
+        if (!this.saidNoWebhook)
+          this.log.info("no injector webhook configuration to write the CA bundle into (weft install makes one)", {
+            webhook: CONFIGURATION_NAME,
+          });
         this.saidNoWebhook = true;
         return;
       }
-      this.log.warn("cannot write the CA bundle into the injector's webhook configuration", { webhook: CONFIGURATION_NAME, error: apiMessage(e) });
+      this.log.warn("cannot write the CA bundle into the injector's webhook configuration", {
+        webhook: CONFIGURATION_NAME,
+        error: apiMessage(e),
+      });
     }
   }
 }

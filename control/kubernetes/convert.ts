@@ -15,7 +15,12 @@ export function serviceInfo(s: V1Service): ServiceInfo {
       .map((p) => ({
         name: p.name ?? "",
         port: p.port,
-        targetPort: p.targetPort === undefined ? p.port : typeof p.targetPort === "number" || /^\d+$/.test(String(p.targetPort)) ? Number(p.targetPort) : String(p.targetPort),
+        targetPort:
+          p.targetPort === undefined
+            ? p.port
+            : typeof p.targetPort === "number" || /^\d+$/.test(String(p.targetPort))
+              ? Number(p.targetPort)
+              : String(p.targetPort),
         ...(p.appProtocol ? { appProtocol: p.appProtocol } : {}),
       })),
     selector: s.spec?.selector ?? {},
@@ -29,14 +34,18 @@ export function endpointSliceInfo(e: V1EndpointSlice): EndpointSliceInfo | null 
     namespace: e.metadata?.namespace ?? "default",
     name: e.metadata?.name ?? "",
     service,
-    ports: (e.ports ?? []).filter((p) => (p.protocol ?? "TCP") === "TCP" && p.port !== undefined).map((p) => ({ name: p.name ?? "", port: p.port! })),
+    ports: (e.ports ?? [])
+      .filter((p) => (p.protocol ?? "TCP") === "TCP" && p.port !== undefined)
+      .map((p) => ({ name: p.name ?? "", port: p.port! })),
     // Serving but terminating endpoints are left out, as kube-proxy does for new connections.
     endpoints: (e.endpoints ?? [])
       .filter((ep) => ep.conditions?.ready !== false)
       .flatMap((ep) =>
         ep.addresses.slice(0, 1).map((address) => ({
           address,
-          ...(ep.targetRef?.kind === "Pod" && ep.targetRef.name ? { pod: { namespace: ep.targetRef.namespace ?? e.metadata?.namespace ?? "default", name: ep.targetRef.name } } : {}),
+          ...(ep.targetRef?.kind === "Pod" && ep.targetRef.name
+            ? { pod: { namespace: ep.targetRef.namespace ?? e.metadata?.namespace ?? "default", name: ep.targetRef.name } }
+            : {}),
         })),
       ),
   };
@@ -51,6 +60,10 @@ export function podInfo(p: V1Pod): PodInfo {
     serviceAccount: p.spec?.serviceAccountName ?? "default",
     ip: p.status?.podIP ?? "",
     inMesh: p.metadata?.annotations?.[INJECTED_ANNOTATION] !== undefined,
-    containerPorts: app.flatMap((c) => (c.ports ?? []).filter((port) => (port.protocol ?? "TCP") === "TCP").map((port) => ({ ...(port.name ? { name: port.name } : {}), port: port.containerPort }))),
+    containerPorts: app.flatMap((c) =>
+      (c.ports ?? [])
+        .filter((port) => (port.protocol ?? "TCP") === "TCP")
+        .map((port) => ({ ...(port.name ? { name: port.name } : {}), port: port.containerPort })),
+    ),
   };
 }

@@ -32,7 +32,15 @@ export function seenOf(route: HttpRouteInfo): { generation: number; parentRefs: 
   const seen = route as Partial<HttpRouteSeen>;
   return {
     generation: seen.generation ?? 0,
-    parentRefs: seen.parentRefs ?? route.parents.map((p) => ({ group: "", kind: "Service", namespace: p.namespace, name: p.name, ...(p.port !== undefined ? { port: p.port } : {}) })),
+    parentRefs:
+      seen.parentRefs ??
+      route.parents.map((p) => ({
+        group: "",
+        kind: "Service",
+        namespace: p.namespace,
+        name: p.name,
+        ...(p.port !== undefined ? { port: p.port } : {}),
+      })),
   };
 }
 
@@ -60,7 +68,8 @@ const isService = (r: Ref) => (r.group ?? "") === "" && (r.kind ?? "Service") ==
 /** Gateway API durations: 1h, 30m, 10s, 500ms and sums of them such as 1m30s. */
 export function durationMs(text: string): number {
   let total = 0;
-  for (const [, n, unit] of text.matchAll(/(\d+)(h|ms|m|s)/g)) total += Number(n) * { h: 3_600_000, m: 60_000, s: 1000, ms: 1 }[unit as "h" | "m" | "s" | "ms"];
+  for (const [, n, unit] of text.matchAll(/(\d+)(h|ms|m|s)/g))
+    total += Number(n) * { h: 3_600_000, m: 60_000, s: 1000, ms: 1 }[unit as "h" | "m" | "s" | "ms"];
   return total;
 }
 
@@ -72,7 +81,11 @@ function modifier(m: Partial<HeaderModifier> | undefined): HeaderModifier | unde
 export function httpRouteInfo(route: HttpRoute): HttpRouteSeen | null {
   const namespace = route.metadata?.namespace ?? "default";
   const parentRefs: ParentRef[] = (route.spec?.parentRefs ?? []).filter(isService).map(({ weight: _, ...ref }) => ref);
-  const parents = parentRefs.map((p) => ({ namespace: p.namespace ?? namespace, name: p.name, ...(p.port !== undefined ? { port: p.port } : {}) }));
+  const parents = parentRefs.map((p) => ({
+    namespace: p.namespace ?? namespace,
+    name: p.name,
+    ...(p.port !== undefined ? { port: p.port } : {}),
+  }));
   if (parents.length === 0) return null;
   const rules: RouteRule[] = (route.spec?.rules ?? []).map((rule) => {
     const request = rule.filters?.find((f) => f.type === "RequestHeaderModifier")?.requestHeaderModifier;
@@ -80,11 +93,19 @@ export function httpRouteInfo(route: HttpRoute): HttpRouteSeen | null {
     const timeout = rule.timeouts?.request;
     return {
       matches: (rule.matches?.length ? rule.matches : [{}]).map((m) => ({
-        ...(m.path ? { path: { type: (m.path.type ?? "PathPrefix") as "Exact" | "PathPrefix" | "RegularExpression", value: m.path.value ?? "/" } } : {}),
-        headers: (m.headers ?? []).map((h) => ({ name: h.name, type: (h.type ?? "Exact") as "Exact" | "RegularExpression", value: h.value })),
+        ...(m.path
+          ? { path: { type: (m.path.type ?? "PathPrefix") as "Exact" | "PathPrefix" | "RegularExpression", value: m.path.value ?? "/" } }
+          : {}),
+        headers: (m.headers ?? []).map((h) => ({
+          name: h.name,
+          type: (h.type ?? "Exact") as "Exact" | "RegularExpression",
+          value: h.value,
+        })),
         ...(m.method ? { method: m.method } : {}),
       })),
-      backends: (rule.backendRefs ?? []).filter(isService).map((b) => ({ namespace: b.namespace ?? namespace, name: b.name, port: b.port ?? 80, weight: b.weight ?? 1 })),
+      backends: (rule.backendRefs ?? [])
+        .filter(isService)
+        .map((b) => ({ namespace: b.namespace ?? namespace, name: b.name, port: b.port ?? 80, weight: b.weight ?? 1 })),
       ...(request ? { requestHeaders: modifier(request)! } : {}),
       ...(response ? { responseHeaders: modifier(response)! } : {}),
       ...(timeout !== undefined ? { timeoutMs: durationMs(timeout) } : {}),

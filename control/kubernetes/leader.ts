@@ -42,7 +42,9 @@ export class LeaderElection {
     if (this.timer) clearTimeout(this.timer);
     if (this.leading) {
       // Handing over at once rather than making the next leader wait out the lease.
-      await this.write((lease) => ({ ...lease, spec: { ...lease.spec, holderIdentity: "", renewTime: new V1MicroTime(0) } })).catch(() => {});
+      await this.write((lease) => ({ ...lease, spec: { ...lease.spec, holderIdentity: "", renewTime: new V1MicroTime(0) } })).catch(
+        () => {},
+      );
       this.set(false);
     }
   }
@@ -50,7 +52,10 @@ export class LeaderElection {
   private set(leading: boolean): void {
     if (leading === this.leading) return;
     this.leading = leading;
-    this.options.log.info(leading ? "leading: this replica writes status" : "not leading: another replica writes status", { identity: this.options.identity, lease: `${this.options.namespace}/${this.name}` });
+    this.options.log.info(leading ? "leading: this replica writes status" : "not leading: another replica writes status", {
+      identity: this.options.identity,
+      lease: `${this.options.namespace}/${this.name}`,
+    });
     this.options.changed(leading);
   }
 
@@ -76,7 +81,10 @@ export class LeaderElection {
       if (!lease) {
         await this.api.createNamespacedLease({
           namespace: this.options.namespace,
-          body: { metadata: { name: this.name, namespace: this.options.namespace }, spec: { holderIdentity: me, leaseDurationSeconds: this.leaseSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 } },
+          body: {
+            metadata: { name: this.name, namespace: this.options.namespace },
+            spec: { holderIdentity: me, leaseDurationSeconds: this.leaseSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
+          },
         });
         this.set(true);
       } else {

@@ -72,7 +72,10 @@ export class ProxyReportWriter {
       this.written = proxies;
       this.writtenAt = Date.now();
     } catch (e) {
-      this.log.warn("cannot write the proxy report (weft status reads it)", { configMap: `${this.namespace}/${PROXY_REPORT}`, error: apiMessage(e) });
+      this.log.warn("cannot write the proxy report (weft status reads it)", {
+        configMap: `${this.namespace}/${PROXY_REPORT}`,
+        error: apiMessage(e),
+      });
     }
   }
 
@@ -92,7 +95,13 @@ export class ProxyReportWriter {
     if (stale.length === 0) return;
     try {
       await this.patch(Object.fromEntries(stale.map(([key]) => [key, null])));
-      for (const [key, r] of stale) this.log.info("removed the proxy report of a control plane replica that stopped reporting", { configMap: `${this.namespace}/${PROXY_REPORT}`, key, replica: r.replica, updatedAt: r.updatedAt });
+      for (const [key, r] of stale)
+        this.log.info("removed the proxy report of a control plane replica that stopped reporting", {
+          configMap: `${this.namespace}/${PROXY_REPORT}`,
+          key,
+          replica: r.replica,
+          updatedAt: r.updatedAt,
+        });
     } catch (e) {
       this.log.warn("cannot remove stale proxy reports", { configMap: `${this.namespace}/${PROXY_REPORT}`, error: apiMessage(e) });
     }
@@ -120,16 +129,28 @@ export class ProxyReportWriter {
   private async patch(data: Record<string, string | null>): Promise<void> {
     const body = { data };
     try {
-      await this.core.patchNamespacedConfigMap({ namespace: this.namespace, name: PROXY_REPORT, body }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+      await this.core.patchNamespacedConfigMap(
+        { namespace: this.namespace, name: PROXY_REPORT, body },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
     } catch (e) {
       if (apiStatus(e) !== 404) throw e;
       const initial = Object.fromEntries(Object.entries(data).filter((entry): entry is [string, string] => entry[1] !== null));
       await this.core
-        .createNamespacedConfigMap({ namespace: this.namespace, body: { metadata: { name: PROXY_REPORT, namespace: this.namespace, labels: { "app.kubernetes.io/part-of": "weft" } }, data: initial } })
+        .createNamespacedConfigMap({
+          namespace: this.namespace,
+          body: {
+            metadata: { name: PROXY_REPORT, namespace: this.namespace, labels: { "app.kubernetes.io/part-of": "weft" } },
+            data: initial,
+          },
+        })
         .catch(async (error: unknown) => {
           // Another replica made it first: patch it as planned.
           if (apiStatus(error) !== 409) throw error;
-          await this.core.patchNamespacedConfigMap({ namespace: this.namespace, name: PROXY_REPORT, body }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+          await this.core.patchNamespacedConfigMap(
+            { namespace: this.namespace, name: PROXY_REPORT, body },
+            setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+          );
         });
     }
   }

@@ -18,7 +18,8 @@ import { mergeParents, type ParentConditions } from "../mesh/route-status.ts";
 export function essence(status: unknown): string {
   return JSON.stringify(status, (key, value: unknown) => {
     if (key === "lastTransitionTime") return undefined;
-    if (value && typeof value === "object" && !Array.isArray(value)) return Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    if (value && typeof value === "object" && !Array.isArray(value))
+      return Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     return value;
   });
 }
@@ -71,7 +72,10 @@ export class StatusWriter {
     } catch (e) {
       // Deleted meanwhile: nothing to report.
       if (apiStatus(e) === 404) return;
-      this.log.warn(`cannot write ${kind} status; will retry on the next change`, { resource: `${namespace}/${name}`, error: apiMessage(e) });
+      this.log.warn(`cannot write ${kind} status; will retry on the next change`, {
+        resource: `${namespace}/${name}`,
+        error: apiMessage(e),
+      });
     }
   }
 
@@ -87,11 +91,19 @@ export class StatusWriter {
     if (this.written.get(key) === next) return;
     for (let attempt = 1; ; attempt++) {
       try {
-        const current = (await this.api.getNamespacedCustomObjectStatus({ ...GATEWAY, namespace, name })) as { metadata?: { resourceVersion?: string }; status?: { parents?: unknown[] } };
+        const current = (await this.api.getNamespacedCustomObjectStatus({ ...GATEWAY, namespace, name })) as {
+          metadata?: { resourceVersion?: string };
+          status?: { parents?: unknown[] };
+        };
         const parents = mergeParents(current.status?.parents, ours, generation, now);
         if (essence(parents) !== essence(current.status?.parents ?? [])) {
           await this.api.patchNamespacedCustomObjectStatus(
-            { ...GATEWAY, namespace, name, body: { metadata: { resourceVersion: current.metadata?.resourceVersion }, status: { parents } } },
+            {
+              ...GATEWAY,
+              namespace,
+              name,
+              body: { metadata: { resourceVersion: current.metadata?.resourceVersion }, status: { parents } },
+            },
             setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
           );
         }
@@ -101,7 +113,10 @@ export class StatusWriter {
         const code = apiStatus(e);
         if (code === 404) return;
         if (code === 409 && attempt < CONFLICT_RETRIES) continue;
-        this.log.warn("cannot write HTTPRoute status; will retry on the next change", { resource: `${namespace}/${name}`, error: apiMessage(e) });
+        this.log.warn("cannot write HTTPRoute status; will retry on the next change", {
+          resource: `${namespace}/${name}`,
+          error: apiMessage(e),
+        });
         return;
       }
     }

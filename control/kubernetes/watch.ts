@@ -1,7 +1,15 @@
 // Keeps the mesh model in step with the API server: one informer (list, then watch) per kind
 // the configuration depends on. An informer that loses its watch is restarted after a pause,
 // and the model keeps what it had meanwhile, so proxies keep their configuration.
-import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, makeInformer, type KubeConfig, type KubernetesListObject, type KubernetesObject } from "@kubernetes/client-node";
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  DiscoveryV1Api,
+  makeInformer,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from "@kubernetes/client-node";
 import type { Logger } from "../../shared/log.ts";
 import { parseAccessPolicy } from "../resources/access-policy.ts";
 import { GROUP, VERSION } from "../resources/meta.ts";
@@ -14,7 +22,6 @@ import { httpRouteInfo } from "./httproute.ts";
 import { apiMessage, apiStatus } from "./errors.ts";
 
 const RESTART_MS = 3000;
-
 
 interface Watched<T extends KubernetesObject, V> {
   kind: string;
@@ -46,14 +53,34 @@ export function watchMesh(kc: KubeConfig, world: MeshWorld, log: Logger, changed
   const core = kc.makeApiClient(CoreV1Api);
   const discovery = kc.makeApiClient(DiscoveryV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
-  const customList = (group: string, version: string, plural: string) => () => custom.listClusterCustomObject({ group, version, plural }) as Promise<KubernetesListObject<KubernetesObject>>;
+  const customList = (group: string, version: string, plural: string) => () =>
+    custom.listClusterCustomObject({ group, version, plural }) as Promise<KubernetesListObject<KubernetesObject>>;
   const weft = (plural: string) => customList(GROUP, VERSION, plural);
   const key = (o: KubernetesObject) => keyOf(o.metadata?.namespace ?? "default", o.metadata?.name ?? "");
 
   const kinds: Watched<KubernetesObject, unknown>[] = [
-    { kind: "Namespace", path: "/api/v1/namespaces", list: () => core.listNamespace(), convert: (o) => o.metadata?.labels ?? {}, map: world.namespaces, keyOf: (o) => o.metadata?.name ?? "" },
-    { kind: "Service", path: "/api/v1/services", list: () => core.listServiceForAllNamespaces(), convert: (o) => serviceInfo(o), map: world.services },
-    { kind: "EndpointSlice", path: "/apis/discovery.k8s.io/v1/endpointslices", list: () => discovery.listEndpointSliceForAllNamespaces(), convert: (o) => endpointSliceInfo(o as never), map: world.endpointSlices },
+    {
+      kind: "Namespace",
+      path: "/api/v1/namespaces",
+      list: () => core.listNamespace(),
+      convert: (o) => o.metadata?.labels ?? {},
+      map: world.namespaces,
+      keyOf: (o) => o.metadata?.name ?? "",
+    },
+    {
+      kind: "Service",
+      path: "/api/v1/services",
+      list: () => core.listServiceForAllNamespaces(),
+      convert: (o) => serviceInfo(o),
+      map: world.services,
+    },
+    {
+      kind: "EndpointSlice",
+      path: "/apis/discovery.k8s.io/v1/endpointslices",
+      list: () => discovery.listEndpointSliceForAllNamespaces(),
+      convert: (o) => endpointSliceInfo(o as never),
+      map: world.endpointSlices,
+    },
     { kind: "Pod", path: "/api/v1/pods", list: () => core.listPodForAllNamespaces(), convert: (o) => podInfo(o), map: world.pods },
     {
       kind: "HTTPRoute",
@@ -63,9 +90,27 @@ export function watchMesh(kc: KubeConfig, world: MeshWorld, log: Logger, changed
       map: world.httpRoutes,
       optional: true,
     },
-    { kind: "WasmFilter", path: `/apis/${GROUP}/${VERSION}/wasmfilters`, list: weft("wasmfilters"), convert: (o) => parsed(log, "WasmFilter", parseWasmFilter(o), key(o)), map: world.wasmFilters },
-    { kind: "TrafficPolicy", path: `/apis/${GROUP}/${VERSION}/trafficpolicies`, list: weft("trafficpolicies"), convert: (o) => parsed(log, "TrafficPolicy", parseTrafficPolicy(o), key(o)), map: world.trafficPolicies },
-    { kind: "AccessPolicy", path: `/apis/${GROUP}/${VERSION}/accesspolicies`, list: weft("accesspolicies"), convert: (o) => parsed(log, "AccessPolicy", parseAccessPolicy(o), key(o)), map: world.accessPolicies },
+    {
+      kind: "WasmFilter",
+      path: `/apis/${GROUP}/${VERSION}/wasmfilters`,
+      list: weft("wasmfilters"),
+      convert: (o) => parsed(log, "WasmFilter", parseWasmFilter(o), key(o)),
+      map: world.wasmFilters,
+    },
+    {
+      kind: "TrafficPolicy",
+      path: `/apis/${GROUP}/${VERSION}/trafficpolicies`,
+      list: weft("trafficpolicies"),
+      convert: (o) => parsed(log, "TrafficPolicy", parseTrafficPolicy(o), key(o)),
+      map: world.trafficPolicies,
+    },
+    {
+      kind: "AccessPolicy",
+      path: `/apis/${GROUP}/${VERSION}/accesspolicies`,
+      list: weft("accesspolicies"),
+      convert: (o) => parsed(log, "AccessPolicy", parseAccessPolicy(o), key(o)),
+      map: world.accessPolicies,
+    },
   ] as Watched<KubernetesObject, unknown>[];
 
   let stopped = false;

@@ -84,7 +84,9 @@ export async function startLocalControl(options: LocalControlOptions): Promise<L
       marketplace: localMarketplace(options.progress),
     },
     credentials: async (namespace, name) => {
-      throw new Error(`pull secret ${namespace}/${name}: local mode has no Secrets; use a registry without authentication, a file:// or a marketplace:// url`);
+      throw new Error(
+        `pull secret ${namespace}/${name}: local mode has no Secrets; use a registry without authentication, a file:// or a marketplace:// url`,
+      );
     },
     authenticate: authenticator(review),
     synced: () => synced,
@@ -103,7 +105,8 @@ export async function startLocalControl(options: LocalControlOptions): Promise<L
       const now = new Date().toISOString();
       const sidecars = reportOf(plane.hub.connected);
       const out = new Map<string, WasmFilterStatus>();
-      for (const f of plane.world.wasmFilters.values()) out.set(keyOf(f.metadata.namespace, f.metadata.name), wasmFilterStatus(plane.world, plane.distribution, f, sidecars, now));
+      for (const f of plane.world.wasmFilters.values())
+        out.set(keyOf(f.metadata.namespace, f.metadata.name), wasmFilterStatus(plane.world, plane.distribution, f, sidecars, now));
       return out;
     },
     async stop() {

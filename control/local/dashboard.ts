@@ -15,7 +15,13 @@ export function localDashboardSource(control: LocalControl): DashboardSource {
       return reportOf(plane.hub.connected).map((entry) => {
         const instance = instances.get(entry.pod);
         const view = proxyView(entry, instance?.labels.app ?? instance?.workload, plane.distribution);
-        const spiffeId = instance ? formatSpiffeId({ trustDomain: plane.settings.trustDomain, namespace: view.namespace, serviceAccount: instance.spec.serviceAccount }) : null;
+        const spiffeId = instance
+          ? formatSpiffeId({
+              trustDomain: plane.settings.trustDomain,
+              namespace: view.namespace,
+              serviceAccount: instance.spec.serviceAccount,
+            })
+          : null;
         const certificate = spiffeId ? control.certificates.get(spiffeId) : undefined;
         return {
           ...view,

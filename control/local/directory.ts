@@ -53,10 +53,12 @@ export function parseFile(text: string, file: string, defaultNamespace = "defaul
   const docs = loadAll(text, { schema: KUBECTL_YAML, filename: file }) as unknown[];
   docs.forEach((raw, index) => {
     if (raw === null || raw === undefined) return;
-    if (typeof raw !== "object" || Array.isArray(raw)) throw new Error(`${file}: document ${index + 1} is not a Kubernetes object (apiVersion, kind, metadata, ...)`);
+    if (typeof raw !== "object" || Array.isArray(raw))
+      throw new Error(`${file}: document ${index + 1} is not a Kubernetes object (apiVersion, kind, metadata, ...)`);
     const doc = { ...(raw as Doc) };
     // Namespaced objects without a namespace go where kubectl would put them: the default one.
-    if (doc.kind !== "Namespace") doc.metadata = { ...doc.metadata, namespace: (doc.metadata?.namespace as string | undefined) ?? defaultNamespace };
+    if (doc.kind !== "Namespace")
+      doc.metadata = { ...doc.metadata, namespace: (doc.metadata?.namespace as string | undefined) ?? defaultNamespace };
     const where = `${file}: document ${index + 1} (${String(doc.kind)} ${String(doc.metadata?.namespace ?? "")}/${String(doc.metadata?.name ?? "?")})`;
     switch (doc.kind) {
       case "Namespace":
@@ -69,9 +71,11 @@ export function parseFile(text: string, file: string, defaultNamespace = "defaul
         out.services.push(serviceInfo(doc as V1Service));
         return;
       case "HTTPRoute": {
-        if (typeof doc.apiVersion !== "string" || !doc.apiVersion.startsWith("gateway.networking.k8s.io/")) throw new Error(`${where}: apiVersion must be gateway.networking.k8s.io/v1`);
+        if (typeof doc.apiVersion !== "string" || !doc.apiVersion.startsWith("gateway.networking.k8s.io/"))
+          throw new Error(`${where}: apiVersion must be gateway.networking.k8s.io/v1`);
         const route = httpRouteInfo(doc as Parameters<typeof httpRouteInfo>[0]);
-        if (!route) throw new Error(`${where}: no parentRef names a Service; in the mesh an HTTPRoute attaches to Services (kind: Service)`);
+        if (!route)
+          throw new Error(`${where}: no parentRef names a Service; in the mesh an HTTPRoute attaches to Services (kind: Service)`);
         out.httpRoutes.push(route);
         return;
       }
@@ -92,7 +96,9 @@ export function parseFile(text: string, file: string, defaultNamespace = "defaul
       case "ServiceAccount":
         return;
       default:
-        throw new Error(`${where}: local mode reads Namespace, Service, HTTPRoute, WasmFilter, TrafficPolicy, AccessPolicy and LocalWorkload (and skips a cluster's Deployment and ServiceAccount), not ${String(doc.kind)}`);
+        throw new Error(
+          `${where}: local mode reads Namespace, Service, HTTPRoute, WasmFilter, TrafficPolicy, AccessPolicy and LocalWorkload (and skips a cluster's Deployment and ServiceAccount), not ${String(doc.kind)}`,
+        );
     }
   });
   return out;

@@ -12,7 +12,9 @@ const PLUGINS = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.
 /** Progress of one build, for weft up's display. */
 export type BuildProgress = (event: { filter: string; state: "building" | "built" | "failed"; ms?: number; error?: string }) => void;
 
-export function localMarketplace(progress: BuildProgress = () => {}): (name: string, version: string) => Promise<MarketplaceRelease | null> {
+export function localMarketplace(
+  progress: BuildProgress = () => {},
+): (name: string, version: string) => Promise<MarketplaceRelease | null> {
   return async (name, version) => {
     const dir = path.join(PLUGINS, name);
     const manifest = await readManifest(dir).catch(() => null);

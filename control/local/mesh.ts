@@ -115,7 +115,17 @@ export class LocalMesh {
 
   private apply(read: DirectoryRead): void {
     const { world } = this.options;
-    for (const map of [world.namespaces, world.services, world.endpointSlices, world.pods, world.httpRoutes, world.wasmFilters, world.trafficPolicies, world.accessPolicies]) map.clear();
+    for (const map of [
+      world.namespaces,
+      world.services,
+      world.endpointSlices,
+      world.pods,
+      world.httpRoutes,
+      world.wasmFilters,
+      world.trafficPolicies,
+      world.accessPolicies,
+    ])
+      map.clear();
     const seen = new Set<string>();
     for (const contents of read.files.values()) {
       for (const [name, labels] of contents.namespaces) world.namespaces.set(name, labels);

@@ -69,7 +69,14 @@ export async function up(values: UpValues, [given]: string[]): Promise<number | 
       log,
       port: values.port,
       basePort: values["base-port"],
-      progress: (e) => say(e.state === "building" ? `  building filter ${e.filter} ...` : e.state === "built" ? `  built filter ${e.filter} (${((e.ms ?? 0) / 1000).toFixed(1)} s)` : `  filter ${e.filter} failed to build: ${e.error}`),
+      progress: (e) =>
+        say(
+          e.state === "building"
+            ? `  building filter ${e.filter} ...`
+            : e.state === "built"
+              ? `  built filter ${e.filter} (${((e.ms ?? 0) / 1000).toFixed(1)} s)`
+              : `  filter ${e.filter} failed to build: ${e.error}`,
+        ),
     });
   } catch (e) {
     process.stderr.write(`weft up: cannot start the control plane: ${(e as Error).message}\n`);
@@ -86,7 +93,9 @@ export async function up(values: UpValues, [given]: string[]): Promise<number | 
   const weft = weftCommand(values.runtime);
   const events = {
     exited: (name: string, code: number | null, signal: string | null, restartInMs: number) =>
-      say(`  ${name} exited (${signal ?? `code ${code}`}); restarting in ${(restartInMs / 1000).toFixed(1)} s (log: ${path.relative(process.cwd(), path.join(logDir, `${name.replace("/", "_")}.log`))})`),
+      say(
+        `  ${name} exited (${signal ?? `code ${code}`}); restarting in ${(restartInMs / 1000).toFixed(1)} s (log: ${path.relative(process.cwd(), path.join(logDir, `${name.replace("/", "_")}.log`))})`,
+      ),
     failed: (name: string, error: Error) => say(`  ${name}: ${error.message}`),
   };
 
@@ -99,8 +108,26 @@ export async function up(values: UpValues, [given]: string[]): Promise<number | 
       {
         name: `${key} sidecar`,
         ...weft,
-        args: [...weft.args, "proxy", "--control-plane", control.url, "--namespace", i.namespace, "--pod", i.pod, "--token-file", tokenFile,
-          "--admin-address", "127.0.0.1", "--admin-port", String(i.ports.admin), "--outbound-port", String(i.ports.outbound), "--inbound-port", String(i.ports.inbound)],
+        args: [
+          ...weft.args,
+          "proxy",
+          "--control-plane",
+          control.url,
+          "--namespace",
+          i.namespace,
+          "--pod",
+          i.pod,
+          "--token-file",
+          tokenFile,
+          "--admin-address",
+          "127.0.0.1",
+          "--admin-port",
+          String(i.ports.admin),
+          "--outbound-port",
+          String(i.ports.outbound),
+          "--inbound-port",
+          String(i.ports.inbound),
+        ],
         cwd: dir,
         env: process.env as Record<string, string>,
         logFile: path.join(logDir, `${base}.sidecar.log`),
@@ -115,7 +142,7 @@ export async function up(values: UpValues, [given]: string[]): Promise<number | 
         args,
         cwd: i.dir,
         env: {
-          ...process.env as Record<string, string>,
+          ...(process.env as Record<string, string>),
           ...i.spec.env,
           HOST: "127.0.0.1",
           PORT: String(i.ports.app),
@@ -144,10 +171,29 @@ export async function up(values: UpValues, [given]: string[]): Promise<number | 
       }
       for (const [key, i] of wanted) {
         if (running.has(key)) continue;
-        say(`  starting ${key}: app on 127.0.0.1:${i.ports.app}, sidecar inbound :${i.ports.inbound}, outbound :${i.ports.outbound}, admin :${i.ports.admin}`);
+        say(
+          `  starting ${key}: app on 127.0.0.1:${i.ports.app}, sidecar inbound :${i.ports.inbound}, outbound :${i.ports.outbound}, admin :${i.ports.admin}`,
+        );
         running.set(key, await start(i));
       }
-      await writeFile(path.join(stateDir, "up.json"), JSON.stringify({ controlPlane: control.url, dashboard: `${control.url}/dashboard/`, workloads: [...running.values()].map((r) => ({ namespace: r.instance.namespace, pod: r.instance.pod, workload: r.instance.workload, labels: r.instance.labels, ports: r.instance.ports })) }, null, 2));
+      await writeFile(
+        path.join(stateDir, "up.json"),
+        JSON.stringify(
+          {
+            controlPlane: control.url,
+            dashboard: `${control.url}/dashboard/`,
+            workloads: [...running.values()].map((r) => ({
+              namespace: r.instance.namespace,
+              pod: r.instance.pod,
+              workload: r.instance.workload,
+              labels: r.instance.labels,
+              ports: r.instance.ports,
+            })),
+          },
+          null,
+          2,
+        ),
+      );
     });
     return reconciling;
   };
@@ -159,7 +205,14 @@ export async function up(values: UpValues, [given]: string[]): Promise<number | 
   const deadline = Date.now() + 60_000;
   let ready = 0;
   while (Date.now() < deadline) {
-    const checks = await Promise.all([...running.values()].map((r) => fetch(`http://127.0.0.1:${r.instance.ports.admin}/ready`).then((res) => res.ok, () => false)));
+    const checks = await Promise.all(
+      [...running.values()].map((r) =>
+        fetch(`http://127.0.0.1:${r.instance.ports.admin}/ready`).then(
+          (res) => res.ok,
+          () => false,
+        ),
+      ),
+    );
     const now = checks.filter(Boolean).length;
     if (now !== ready) say(`  sidecars ready: ${now}/${checks.length}`);
     ready = now;
@@ -169,15 +222,30 @@ export async function up(values: UpValues, [given]: string[]): Promise<number | 
   // Then every WasmFilter resolved (built) and running in the sidecars it selects.
   let filtersSaid = "";
   while (Date.now() < deadline) {
-    const statuses = [...control.filterStatus()].sort(([a], [b]) => a.localeCompare(b)).map(([key, st]) => ({ key, ready: st.ready, resolved: st.conditions?.find((c) => c.type === "Resolved"), isReady: st.conditions?.some((c) => c.type === "Ready" && c.status === "True") }));
-    const line = statuses.map((st) => `${st.key} ${st.ready}${st.resolved?.status === "False" ? ` (${st.resolved.message})` : ""}`).join(", ");
+    const statuses = [...control.filterStatus()]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([key, st]) => ({
+        key,
+        ready: st.ready,
+        resolved: st.conditions?.find((c) => c.type === "Resolved"),
+        isReady: st.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+      }));
+    const line = statuses
+      .map((st) => `${st.key} ${st.ready}${st.resolved?.status === "False" ? ` (${st.resolved.message})` : ""}`)
+      .join(", ");
     if (line !== filtersSaid && line) say(`  filters running (in proxies / selected): ${line}`);
     filtersSaid = line;
     const settled = statuses.every((st) => st.isReady || st.resolved?.status === "False");
     if (settled) break;
     await new Promise((r) => setTimeout(r, 250));
   }
-  say(summary(control, [...running.values()].map((r) => r.instance), logDir));
+  say(
+    summary(
+      control,
+      [...running.values()].map((r) => r.instance),
+      logDir,
+    ),
+  );
 
   return {
     async stop(signal) {
@@ -198,12 +266,24 @@ function summary(control: LocalControl, instances: LocalInstance[], logDir: stri
   const world = control.plane.world;
   for (const s of [...world.services.values()].sort((a, b) => a.name.localeCompare(b.name))) {
     const first = instances.find((i) => i.namespace === s.namespace && labelsMatch(s.selector, i.labels));
-    if (first) lines.push(`  ${`${s.name}.${s.namespace}`.padEnd(24)} http://127.0.0.1:${first.ports.inbound}/   (through ${first.pod}'s sidecar)`);
+    if (first)
+      lines.push(`  ${`${s.name}.${s.namespace}`.padEnd(24)} http://127.0.0.1:${first.ports.inbound}/   (through ${first.pod}'s sidecar)`);
   }
   const caller = instances[0];
   if (caller) {
-    lines.push("", `  a Service as ${caller.pod}'s app calls it (its sidecar is its HTTP proxy):`, `    curl -x http://127.0.0.1:${caller.ports.outbound} http://${[...world.services.values()].sort((a, b) => a.name.localeCompare(b.name)).find((s) => s.namespace === caller.namespace && !labelsMatch(s.selector, caller.labels))?.name ?? "SERVICE"}.${caller.namespace}/`);
+    lines.push(
+      "",
+      `  a Service as ${caller.pod}'s app calls it (its sidecar is its HTTP proxy):`,
+      `    curl -x http://127.0.0.1:${caller.ports.outbound} http://${[...world.services.values()].sort((a, b) => a.name.localeCompare(b.name)).find((s) => s.namespace === caller.namespace && !labelsMatch(s.selector, caller.labels))?.name ?? "SERVICE"}.${caller.namespace}/`,
+    );
   }
-  lines.push("", `  dashboard                ${control.url}/dashboard/`, `  logs                     ${path.relative(process.cwd(), logDir)}/`, "", "Edit and save the YAML: it is applied at once. Ctrl-C stops everything.", "");
+  lines.push(
+    "",
+    `  dashboard                ${control.url}/dashboard/`,
+    `  logs                     ${path.relative(process.cwd(), logDir)}/`,
+    "",
+    "Edit and save the YAML: it is applied at once. Ctrl-C stops everything.",
+    "",
+  );
   return lines.join("\n");
 }

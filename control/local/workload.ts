@@ -10,17 +10,30 @@ export const LocalWorkloadSpec = v.object({
   command: v.pipe(
     v.array(v.pipe(v.string(), v.minLength(1))),
     v.minLength(1, "give the program and its arguments, e.g. [node, catalog.ts]"),
-    v.description("The program and its arguments. Relative paths are resolved against the directory of the YAML file; \"node\", \"deno\" and \"bun\" are the ones weft runs on."),
+    v.description(
+      'The program and its arguments. Relative paths are resolved against the directory of the YAML file; "node", "deno" and "bun" are the ones weft runs on.',
+    ),
   ),
-  port: v.optional(v.pipe(
-    v.number(),
-    v.integer(),
-    v.minValue(1),
-    v.maxValue(65535),
-    v.description("The port the app listens on. Unset: weft picks one and passes it as $PORT (needed for more than one replica)."),
-  )),
-  serviceAccount: v.optional(v.pipe(FilterConfig.entries.name, v.description("The identity of the workload: spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT.")), "default"),
-  replicas: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(16), v.description("How many copies to run, each with its own sidecar.")), 1),
+  port: v.optional(
+    v.pipe(
+      v.number(),
+      v.integer(),
+      v.minValue(1),
+      v.maxValue(65535),
+      v.description("The port the app listens on. Unset: weft picks one and passes it as $PORT (needed for more than one replica)."),
+    ),
+  ),
+  serviceAccount: v.optional(
+    v.pipe(
+      FilterConfig.entries.name,
+      v.description("The identity of the workload: spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT."),
+    ),
+    "default",
+  ),
+  replicas: v.optional(
+    v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(16), v.description("How many copies to run, each with its own sidecar.")),
+    1,
+  ),
   env: v.optional(v.pipe(v.record(v.string(), v.string()), v.description("More environment variables for the app.")), {}),
 });
 

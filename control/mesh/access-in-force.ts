@@ -54,9 +54,10 @@ export function accessPoliciesInForce(world: MeshWorld): AccessInForce[] {
       // Remembered with the pods it is for, so that an edit naming a missing Service keeps it in
       // force there: the selectors of its Services (one without a selector picks no pods, its
       // endpoints are managed by hand), else its own selector, else the whole namespace ({}).
-      const selectors = refs.length > 0 && !p.spec.selector
-        ? refs.map((r) => world.services.get(keyOf(namespace, r.name))!.selector).filter((s) => Object.keys(s).length > 0)
-        : [p.spec.selector?.matchLabels ?? {}];
+      const selectors =
+        refs.length > 0 && !p.spec.selector
+          ? refs.map((r) => world.services.get(keyOf(namespace, r.name))!.selector).filter((s) => Object.keys(s).length > 0)
+          : [p.spec.selector?.matchLabels ?? {}];
       const { action, rules, defaultDeny, mtls } = p.spec;
       const good: AccessPolicyInForce = { generation: generationOf(p), action, rules, defaultDeny, ...(mtls ? { mtls } : {}), selectors };
       memory.set(key, good);
@@ -65,7 +66,13 @@ export function accessPoliciesInForce(world: MeshWorld): AccessInForce[] {
     }
     const last = memory.get(key) ?? p.status?.inForce;
     if (last) {
-      out.push({ ...base, spec: last, keptGeneration: last.generation, lastGood: last, selects: (pod) => pod.namespace === namespace && last.selectors.some((s) => labelsMatch(s, pod.labels)) });
+      out.push({
+        ...base,
+        spec: last,
+        keptGeneration: last.generation,
+        lastGood: last,
+        selects: (pod) => pod.namespace === namespace && last.selectors.some((s) => labelsMatch(s, pod.labels)),
+      });
     } else {
       // targets() already leaves a missing Service out: it picks no pod.
       out.push({ ...asWritten, lastGood: null });

@@ -9,6 +9,9 @@ export function resolveBackend(world: MeshWorld, b: RouteBackend): ResolvedBacke
   const service = world.services.get(keyOf(b.namespace, b.name));
   if (!service) return { problem: `Service ${b.namespace}/${b.name} does not exist` };
   const port = service.ports.find((p) => p.port === b.port);
-  if (!port) return { problem: `Service ${b.namespace}/${b.name} has no port ${b.port} (it has ${service.ports.map((p) => p.port).join(", ") || "none"})` };
+  if (!port)
+    return {
+      problem: `Service ${b.namespace}/${b.name} has no port ${b.port} (it has ${service.ports.map((p) => p.port).join(", ") || "none"})`,
+    };
   return { service, port };
 }

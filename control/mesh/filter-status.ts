@@ -17,9 +17,18 @@ function noneSelected(world: MeshWorld, filter: WasmFilter): ConditionInput {
   const ns = filter.metadata.namespace;
   const missing = (filter.spec.targetRefs ?? []).map((r) => r.name).filter((name) => !world.services.has(keyOf(ns, name)));
   if (missing.length > 0 && missing.length === filter.spec.targetRefs!.length) {
-    return { type: "Ready", ok: false, reason: "TargetNotFound", message: `it targets Service ${missing.map((m) => `${ns}/${m}`).join(", ")}, which does not exist: fix targetRefs, or create the Service` };
+    return {
+      type: "Ready",
+      ok: false,
+      reason: "TargetNotFound",
+      message: `it targets Service ${missing.map((m) => `${ns}/${m}`).join(", ")}, which does not exist: fix targetRefs, or create the Service`,
+    };
   }
-  const what = filter.spec.selector ? `its selector ${JSON.stringify(filter.spec.selector.matchLabels)}` : filter.spec.targetRefs ? `the Services it targets (${filter.spec.targetRefs.map((r) => r.name).join(", ")})` : "it";
+  const what = filter.spec.selector
+    ? `its selector ${JSON.stringify(filter.spec.selector.matchLabels)}`
+    : filter.spec.targetRefs
+      ? `the Services it targets (${filter.spec.targetRefs.map((r) => r.name).join(", ")})`
+      : "it";
   return { type: "Ready", ok: false, reason: "NoPodsSelected", message: `${what} selects no pod with a sidecar in namespace ${ns}` };
 }
 
@@ -33,12 +42,21 @@ function whyNot(state: FilterState | undefined): string {
 /** What runs where the filter is in force, for the Ready message. */
 function whatRuns(applied: WasmFilterInForce | null, sha256: string | undefined, generation: number): string {
   if (!sha256) return "";
-  const config = applied && applied.generation !== generation ? ` with its last accepted config (generation ${applied.generation}; this generation's is not accepted, see Accepted)` : "";
+  const config =
+    applied && applied.generation !== generation
+      ? ` with its last accepted config (generation ${applied.generation}; this generation's is not accepted, see Accepted)`
+      : "";
   return `sha256:${sha256}${config}`;
 }
 
 /** `sidecars`: one entry per pod, whichever replica of the control plane it is connected to. */
-export function wasmFilterStatus(world: MeshWorld, distribution: FilterDistribution, filter: WasmFilter, sidecars: Iterable<ProxyReportEntry>, now: string): WasmFilterStatus {
+export function wasmFilterStatus(
+  world: MeshWorld,
+  distribution: FilterDistribution,
+  filter: WasmFilter,
+  sidecars: Iterable<ProxyReportEntry>,
+  now: string,
+): WasmFilterStatus {
   const key = keyOf(filter.metadata.namespace, filter.metadata.name);
   const state = distribution.state(filter.metadata.namespace, filter.metadata.name);
   const generation = (filter.metadata as { generation?: number }).generation ?? 0;
@@ -67,15 +85,32 @@ export function wasmFilterStatus(world: MeshWorld, distribution: FilterDistribut
       ? noneSelected(world, filter)
       : !sha256
         ? // The sidecars report it unavailable too: that is this, not a load failure of theirs.
-          { type: "Ready", ok: false, reason: "NotInForce", message: `nothing of it is in force (${whyNot(state)}), so on the ${count} selected pod${count === 1 ? "" : "s"} ${applies}` }
+          {
+            type: "Ready",
+            ok: false,
+            reason: "NotInForce",
+            message: `nothing of it is in force (${whyNot(state)}), so on the ${count} selected pod${count === 1 ? "" : "s"} ${applies}`,
+          }
         : failing.length > 0
-          ? { type: "Ready", ok: false, reason: "LoadFailed", message: `${running} of ${count} selected pods run ${whatRuns(applied, sha256, generation)}; ${failing.length} cannot load it (${failing.slice(0, 3).join("; ")}), so ${applies}` }
-          : { type: "Ready", ok: running === count, reason: running === count ? "Running" : "Updating", message: `${running} of ${count} selected pods run ${whatRuns(applied, sha256, generation)}${running < count ? `; ${count - running} not yet (a sidecar that is starting, updating or not connected)` : ""}` };
+          ? {
+              type: "Ready",
+              ok: false,
+              reason: "LoadFailed",
+              message: `${running} of ${count} selected pods run ${whatRuns(applied, sha256, generation)}; ${failing.length} cannot load it (${failing.slice(0, 3).join("; ")}), so ${applies}`,
+            }
+          : {
+              type: "Ready",
+              ok: running === count,
+              reason: running === count ? "Running" : "Updating",
+              message: `${running} of ${count} selected pods run ${whatRuns(applied, sha256, generation)}${running < count ? `; ${count - running} not yet (a sidecar that is starting, updating or not connected)` : ""}`,
+            };
   return {
     conditions: conditionsFrom(
       [
         state ? { type: "Accepted", ...state.accepted } : { type: "Accepted", ok: null, reason: "Pending", message: "not checked yet" },
-        state?.resolved ? { type: "Resolved", ...state.resolved } : { type: "Resolved", ok: null, reason: "Pending", message: "resolving the url" },
+        state?.resolved
+          ? { type: "Resolved", ...state.resolved }
+          : { type: "Resolved", ok: null, reason: "Pending", message: "resolving the url" },
         ready,
       ],
       filter.status?.conditions,

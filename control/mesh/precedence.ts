@@ -30,4 +30,5 @@ export function trafficPoliciesOf(world: MeshWorld, namespace: string, name: str
 }
 
 /** The TrafficPolicy in force for the Service namespace/name, if any targets it. */
-export const trafficPolicyFor = (world: MeshWorld, namespace: string, name: string): TrafficPolicy | undefined => trafficPoliciesOf(world, namespace, name)[0];
+export const trafficPolicyFor = (world: MeshWorld, namespace: string, name: string): TrafficPolicy | undefined =>
+  trafficPoliciesOf(world, namespace, name)[0];

@@ -76,7 +76,8 @@ function outboundCluster(world: MeshWorld, s: ServiceInfo, port: ServicePort, se
     for (const e of slice.endpoints) {
       endpoints.push({ address: e.address, port: target });
       const pod = e.pod ? world.pods.get(keyOf(e.pod.namespace, e.pod.name)) : undefined;
-      if (pod?.inMesh) identities.add(formatSpiffeId({ trustDomain: settings.trustDomain, namespace: pod.namespace, serviceAccount: pod.serviceAccount }));
+      if (pod?.inMesh)
+        identities.add(formatSpiffeId({ trustDomain: settings.trustDomain, namespace: pod.namespace, serviceAccount: pod.serviceAccount }));
       else allInMesh = false;
     }
   }
@@ -131,7 +132,12 @@ function byPrecedence(a: RouteInput, b: RouteInput): number {
 type InvalidClusters = Map<string, ClusterInput>;
 
 /** The cluster a backend that cannot be resolved is sent to: no endpoints, and `invalid` makes the proxy answer 500 with the problem. */
-function invalidCluster(name: string, problem: string, invalid: InvalidClusters, labels: { service: string; namespace: string; workload: string }): string {
+function invalidCluster(
+  name: string,
+  problem: string,
+  invalid: InvalidClusters,
+  labels: { service: string; namespace: string; workload: string },
+): string {
   if (!invalid.has(name)) invalid.set(name, { name, ...labels, endpoints: [], invalid: problem });
   return name;
 }
@@ -147,7 +153,8 @@ const NO_BACKEND_CLUSTER = "invalid|no-backend";
 function ruleBackends(world: MeshWorld, rule: RouteRule, settings: ProxySettings, invalid: InvalidClusters): RouteInput["backends"] {
   const backends = rule.backends.map((b) => {
     const resolved = resolveBackend(world, b);
-    if (resolved.problem === undefined) return { cluster: outboundClusterName(resolved.service, resolved.port, settings), weight: b.weight };
+    if (resolved.problem === undefined)
+      return { cluster: outboundClusterName(resolved.service, resolved.port, settings), weight: b.weight };
     const name = `invalid|${b.port}||${b.name}.${b.namespace}.svc.${settings.clusterDomain}`;
     const labels = { service: `${b.name}.${b.namespace}.svc.${settings.clusterDomain}`, namespace: b.namespace, workload: b.name };
     return { cluster: invalidCluster(name, `HTTPRoute backend ${resolved.problem}`, invalid, labels), weight: b.weight };
@@ -158,9 +165,18 @@ function ruleBackends(world: MeshWorld, rule: RouteRule, settings: ProxySettings
 }
 
 /** The routes of the HTTPRoutes attached to this Service port, or null when none is. */
-function attachedRoutes(world: MeshWorld, s: ServiceInfo, port: ServicePort, settings: ProxySettings, policy: TrafficPolicy | undefined, invalid: InvalidClusters): RouteInput[] | null {
+function attachedRoutes(
+  world: MeshWorld,
+  s: ServiceInfo,
+  port: ServicePort,
+  settings: ProxySettings,
+  policy: TrafficPolicy | undefined,
+  invalid: InvalidClusters,
+): RouteInput[] | null {
   const routes = [...world.httpRoutes.values()]
-    .filter((r) => r.parents.some((p) => p.namespace === s.namespace && p.name === s.name && (p.port === undefined || p.port === port.port)))
+    .filter((r) =>
+      r.parents.some((p) => p.namespace === s.namespace && p.name === s.name && (p.port === undefined || p.port === port.port)),
+    )
     .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
   if (routes.length === 0) return null;
   const out: RouteInput[] = [];
@@ -184,7 +200,14 @@ function attachedRoutes(world: MeshWorld, s: ServiceInfo, port: ServicePort, set
   return out.sort(byPrecedence);
 }
 
-function outboundVirtualHost(world: MeshWorld, s: ServiceInfo, port: ServicePort, pod: PodInfo, settings: ProxySettings, invalid: InvalidClusters): VirtualHostInput {
+function outboundVirtualHost(
+  world: MeshWorld,
+  s: ServiceInfo,
+  port: ServicePort,
+  pod: PodInfo,
+  settings: ProxySettings,
+  invalid: InvalidClusters,
+): VirtualHostInput {
   const policy = policyFor(world, s);
   return {
     name: `${s.name}.${s.namespace}:${port.port}`,
@@ -205,12 +228,16 @@ function filtersFor(world: MeshWorld, pod: PodInfo, resolved: ResolvedFilters): 
   for (const f of world.wasmFilters.values()) {
     if (!targets(world, f.metadata.namespace, f.spec, pod)) continue;
     // Not known to the distribution yet (it syncs once a burst of changes is over): nothing in force, never left out.
-    const inForce = resolved.get(keyOf(f.metadata.namespace, f.metadata.name)) ?? { unavailable: "the control plane is still resolving its url" };
+    const inForce = resolved.get(keyOf(f.metadata.namespace, f.metadata.name)) ?? {
+      unavailable: "the control plane is still resolving its url",
+    };
     const s = f.spec;
     out.push({
       name: f.metadata.name,
       namespace: f.metadata.namespace,
-      ...("unavailable" in inForce ? { unavailable: inForce.unavailable } : { module: { sha256: inForce.sha256 }, config: inForce.config, limits: inForce.limits }),
+      ...("unavailable" in inForce
+        ? { unavailable: inForce.unavailable }
+        : { module: { sha256: inForce.sha256 }, config: inForce.config, limits: inForce.limits }),
       ...(s.phase ? { phase: s.phase } : {}),
       priority: s.priority,
       failStrategy: s.failStrategy,
@@ -223,7 +250,10 @@ function filtersFor(world: MeshWorld, pod: PodInfo, resolved: ResolvedFilters): 
 }
 
 /** The AccessPolicies selecting the pod, as its inbound listener enforces them; STRICT mTLS if any asks for it. */
-function accessFor(world: MeshWorld, pod: PodInfo): { authorization?: NonNullable<ProxyConfigInput["listeners"][number]["authorization"]>; strict: boolean } {
+function accessFor(
+  world: MeshWorld,
+  pod: PodInfo,
+): { authorization?: NonNullable<ProxyConfigInput["listeners"][number]["authorization"]>; strict: boolean } {
   // As enforced: a policy naming a missing Service keeps its last good version (access-in-force.ts).
   const selecting = accessPoliciesInForce(world).filter((p) => p.selects(pod));
   if (selecting.length === 0) return { strict: false };
@@ -249,7 +279,12 @@ function appPort(world: MeshWorld, pod: PodInfo): number | null {
   return pod.containerPorts[0]?.port ?? null;
 }
 
-export function computeProxyConfig(world: MeshWorld, pod: PodInfo, resolved: ResolvedFilters, settings: ProxySettings = DEFAULT_SETTINGS): ProxyConfigInput {
+export function computeProxyConfig(
+  world: MeshWorld,
+  pod: PodInfo,
+  resolved: ResolvedFilters,
+  settings: ProxySettings = DEFAULT_SETTINGS,
+): ProxyConfigInput {
   const services = [...world.services.values()].sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
   const clusters: ClusterInput[] = [];
   const virtualHosts: VirtualHostInput[] = [];
@@ -264,10 +299,20 @@ export function computeProxyConfig(world: MeshWorld, pod: PodInfo, resolved: Res
   // Last: "*" matches only hosts no Service's virtual host names.
   if (settings.outboundTraffic === "passthrough") {
     clusters.push({ name: PASSTHROUGH_CLUSTER, passthrough: true, endpoints: [] });
-    virtualHosts.push({ name: PASSTHROUGH_CLUSTER, domains: ["*"], routes: [{ name: PASSTHROUGH_CLUSTER, backends: [{ cluster: PASSTHROUGH_CLUSTER }] }] });
+    virtualHosts.push({
+      name: PASSTHROUGH_CLUSTER,
+      domains: ["*"],
+      routes: [{ name: PASSTHROUGH_CLUSTER, backends: [{ cluster: PASSTHROUGH_CLUSTER }] }],
+    });
   }
   const own = servicesOf(world, pod)[0];
-  const refused = settings.outboundTraffic === "refuse" ? { noRouteReason: "the mesh refuses hosts outside it (outbound traffic is \"refuse\": weft install --outbound-traffic passthrough lets them through; docs/egress.md)" } : {};
+  const refused =
+    settings.outboundTraffic === "refuse"
+      ? {
+          noRouteReason:
+            'the mesh refuses hosts outside it (outbound traffic is "refuse": weft install --outbound-traffic passthrough lets them through; docs/egress.md)',
+        }
+      : {};
   const listeners: ProxyConfigInput["listeners"] = [
     { name: "outbound", direction: "Outbound", address: settings.listenAddress, port: settings.outboundPort, virtualHosts, ...refused },
   ];

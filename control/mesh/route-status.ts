@@ -32,22 +32,45 @@ export function httpRouteParentConditions(world: MeshWorld, route: HttpRouteInfo
   route.rules.forEach((rule, i) => {
     for (const b of rule.backends) {
       const resolved = resolveBackend(world, b);
-      if (resolved.problem !== undefined) problems.push(`rules[${i}]: ${resolved.problem} (weight ${b.weight} of ${rule.backends.reduce((sum, x) => sum + x.weight, 0)})`);
+      if (resolved.problem !== undefined)
+        problems.push(`rules[${i}]: ${resolved.problem} (weight ${b.weight} of ${rule.backends.reduce((sum, x) => sum + x.weight, 0)})`);
     }
   });
-  const resolvedRefs: ConditionInput = problems.length === 0
-    ? { type: "ResolvedRefs", ok: true, reason: "ResolvedRefs", message: "every backendRef names an existing Service port" }
-    : { type: "ResolvedRefs", ok: false, reason: "BackendNotFound", message: `${problems.join("; ")}: requests for those backends' share get 500, the other backends are served` };
+  const resolvedRefs: ConditionInput =
+    problems.length === 0
+      ? { type: "ResolvedRefs", ok: true, reason: "ResolvedRefs", message: "every backendRef names an existing Service port" }
+      : {
+          type: "ResolvedRefs",
+          ok: false,
+          reason: "BackendNotFound",
+          message: `${problems.join("; ")}: requests for those backends' share get 500, the other backends are served`,
+        };
   const { parentRefs } = seenOf(route);
   return route.parents.map((parent, i) => {
     const service = world.services.get(keyOf(parent.namespace, parent.name));
     const where = `Service ${parent.namespace}/${parent.name}`;
     let accepted: ConditionInput;
-    if (!service) accepted = { type: "Accepted", ok: false, reason: "NoMatchingParent", message: `${where} does not exist; the route applies once it does` };
+    if (!service)
+      accepted = {
+        type: "Accepted",
+        ok: false,
+        reason: "NoMatchingParent",
+        message: `${where} does not exist; the route applies once it does`,
+      };
     else if (parent.port !== undefined && !service.ports.some((p) => p.port === parent.port)) {
-      accepted = { type: "Accepted", ok: false, reason: "NoMatchingParent", message: `${where} has no port ${parent.port} (it has ${service.ports.map((p) => p.port).join(", ") || "none"})` };
+      accepted = {
+        type: "Accepted",
+        ok: false,
+        reason: "NoMatchingParent",
+        message: `${where} has no port ${parent.port} (it has ${service.ports.map((p) => p.port).join(", ") || "none"})`,
+      };
     } else {
-      accepted = { type: "Accepted", ok: true, reason: "Accepted", message: `sidecars calling ${where}${parent.port !== undefined ? ` on port ${parent.port}` : ""} follow this route` };
+      accepted = {
+        type: "Accepted",
+        ok: true,
+        reason: "Accepted",
+        message: `sidecars calling ${where}${parent.port !== undefined ? ` on port ${parent.port}` : ""} follow this route`,
+      };
     }
     return { parentRef: parentRefs[i]!, conditions: [accepted, resolvedRefs] };
   });
@@ -57,7 +80,12 @@ export function httpRouteParentConditions(world: MeshWorld, route: HttpRouteInfo
  * status.parents with weft's entries replaced by `ours` and everyone else's kept as they are;
  * lastTransitionTime is kept where a condition's status stays the same.
  */
-export function mergeParents(current: readonly unknown[] | undefined, ours: ParentConditions[], generation: number, now: string): unknown[] {
+export function mergeParents(
+  current: readonly unknown[] | undefined,
+  ours: ParentConditions[],
+  generation: number,
+  now: string,
+): unknown[] {
   const entries = (current ?? []) as Partial<RouteParentStatus>[];
   const mine = entries.filter((e) => e.controllerName === CONTROLLER_NAME);
   const others = entries.filter((e) => e.controllerName !== CONTROLLER_NAME);

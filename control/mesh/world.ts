@@ -125,7 +125,12 @@ export function servicesOf(world: MeshWorld, pod: PodInfo): ServiceInfo[] {
 }
 
 /** Whether a resource's selector / targetRefs / neither picks the pod (targets.ts). */
-export function targets(world: MeshWorld, namespace: string, spec: { selector?: { matchLabels: Record<string, string> }; targetRefs?: { name: string }[] }, pod: PodInfo): boolean {
+export function targets(
+  world: MeshWorld,
+  namespace: string,
+  spec: { selector?: { matchLabels: Record<string, string> }; targetRefs?: { name: string }[] },
+  pod: PodInfo,
+): boolean {
   if (namespace !== pod.namespace) return false;
   if (spec.selector) return labelsMatch(spec.selector.matchLabels, pod.labels);
   if (spec.targetRefs) {

@@ -86,7 +86,13 @@ export class PushHub {
     for (const s of this.sessions) this.push(s);
   }
 
-  ack(proxy: ProxyKey, version: string, accepted: boolean, error: string | undefined, unavailable: readonly { filter: string; reason: string }[] = []): boolean {
+  ack(
+    proxy: ProxyKey,
+    version: string,
+    accepted: boolean,
+    error: string | undefined,
+    unavailable: readonly { filter: string; reason: string }[] = [],
+  ): boolean {
     let found = false;
     for (const s of this.sessions) {
       if (s.namespace !== proxy.namespace || s.pod !== proxy.pod) continue;
@@ -97,7 +103,11 @@ export class PushHub {
         s.rejected = null;
       } else {
         s.rejected = { version, error: error ?? "no reason given" };
-        this.options.log.warn("a proxy rejected its configuration; it keeps the last good one", { proxy: `${s.namespace}/${s.pod}`, version, error });
+        this.options.log.warn("a proxy rejected its configuration; it keeps the last good one", {
+          proxy: `${s.namespace}/${s.pod}`,
+          version,
+          error,
+        });
       }
     }
     if (found) this.options.acknowledged();

@@ -6,12 +6,17 @@ import * as v from "valibot";
 export const Condition = v.object({
   type: v.pipe(
     v.string(),
-    v.regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/, "must be a condition type such as Ready"),
+    v.regex(
+      /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/,
+      "must be a condition type such as Ready",
+    ),
     v.maxLength(316),
     v.description("The aspect this condition reports, in CamelCase, e.g. Ready."),
   ),
   status: v.pipe(v.picklist(["True", "False", "Unknown"]), v.description("True, False or Unknown.")),
-  observedGeneration: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.description("The metadata.generation the condition was computed from."))),
+  observedGeneration: v.optional(
+    v.pipe(v.number(), v.integer(), v.minValue(0), v.description("The metadata.generation the condition was computed from.")),
+  ),
   lastTransitionTime: v.pipe(v.string(), v.isoTimestamp(), v.description("When status last changed (RFC 3339).")),
   reason: v.pipe(
     v.string(),
@@ -25,15 +30,16 @@ export const Condition = v.object({
 
 /** The `conditions` field of a status; `which` says what types the kind reports. */
 export function conditions(which: string) {
-  return v.optional(v.pipe(
-    v.array(Condition),
-    v.maxLength(8),
-    // one entry per type, merged by type in server-side apply (as upstream types declare it)
-    v.metadata({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] }),
-    v.description(`The state of this resource as the control plane sees it: ${which}.`),
-  ));
+  return v.optional(
+    v.pipe(
+      v.array(Condition),
+      v.maxLength(8),
+      // one entry per type, merged by type in server-side apply (as upstream types declare it)
+      v.metadata({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] }),
+      v.description(`The state of this resource as the control plane sees it: ${which}.`),
+    ),
+  );
 }
-
 
 export type Condition = v.InferOutput<typeof Condition>;
 
@@ -46,7 +52,12 @@ export interface ConditionInput {
 }
 
 /** Keeps lastTransitionTime where a condition's status stays the same, as metav1.Condition asks. */
-export function conditionsFrom(inputs: ConditionInput[], previous: readonly Condition[] | undefined, generation: number, now: string): Condition[] {
+export function conditionsFrom(
+  inputs: ConditionInput[],
+  previous: readonly Condition[] | undefined,
+  generation: number,
+  now: string,
+): Condition[] {
   return inputs.map((c) => {
     const status = c.ok === null ? "Unknown" : c.ok ? "True" : "False";
     const before = previous?.find((p) => p.type === c.type);

@@ -17,7 +17,11 @@ const ObjectMeta = v.looseObject({
 });
 
 /** A whole resource as `kubectl get -o json` returns it; status is optional (the controller writes it). */
-export function resource<const TKind extends string, TSpec extends v.GenericSchema, TStatus extends v.GenericSchema>(kind: TKind, spec: TSpec, status: TStatus) {
+export function resource<const TKind extends string, TSpec extends v.GenericSchema, TStatus extends v.GenericSchema>(
+  kind: TKind,
+  spec: TSpec,
+  status: TStatus,
+) {
   return v.object({
     apiVersion: v.literal(API_VERSION),
     kind: v.literal(kind),

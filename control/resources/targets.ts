@@ -19,8 +19,17 @@ export const WorkloadSelector = v.object({
 
 /** The two ways to target, as object entries; pair them with `oneWayToTarget`. */
 export const targetEntries = {
-  selector: v.optional(v.pipe(WorkloadSelector, v.description("The pods in this namespace to apply to, by label. Leave out both selector and targetRefs to apply to every workload in the namespace."))),
-  targetRefs: v.optional(v.pipe(ServiceRefs, v.description("The Services whose pods to apply to (at most 16). Not together with selector."))),
+  selector: v.optional(
+    v.pipe(
+      WorkloadSelector,
+      v.description(
+        "The pods in this namespace to apply to, by label. Leave out both selector and targetRefs to apply to every workload in the namespace.",
+      ),
+    ),
+  ),
+  targetRefs: v.optional(
+    v.pipe(ServiceRefs, v.description("The Services whose pods to apply to (at most 16). Not together with selector.")),
+  ),
 };
 
 export function oneWayToTarget<TSpec extends { selector?: unknown; targetRefs?: unknown }>() {

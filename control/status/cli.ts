@@ -15,7 +15,16 @@ import { GROUP, VERSION } from "../resources/meta.ts";
 import type { TrafficPolicy } from "../resources/traffic-policy.ts";
 import type { WasmFilter } from "../resources/wasm-filter.ts";
 import {
-  ACCESSPOLICY_HEADER, accessPolicyRow, HTTPROUTE_HEADER, httpRouteRows, isMeshRoute, nameOf, TRAFFICPOLICY_HEADER, trafficPolicyRow, WASMFILTER_HEADER, wasmFilterRow,
+  ACCESSPOLICY_HEADER,
+  accessPolicyRow,
+  HTTPROUTE_HEADER,
+  httpRouteRows,
+  isMeshRoute,
+  nameOf,
+  TRAFFICPOLICY_HEADER,
+  trafficPolicyRow,
+  WASMFILTER_HEADER,
+  wasmFilterRow,
   type HttpRouteObject,
 } from "./rows.ts";
 import { table } from "./table.ts";
@@ -29,7 +38,9 @@ type Listed<T> = { items: T[] } | { error: string };
 /** namespace/name of the pods that exist in `namespaces`. */
 async function existingPods(kubeConfig: KubeConfig, namespaces: Set<string>): Promise<Set<string>> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
-  const lists = await Promise.all([...namespaces].map(async (namespace) => ({ namespace, pods: await core.listNamespacedPod({ namespace }) })));
+  const lists = await Promise.all(
+    [...namespaces].map(async (namespace) => ({ namespace, pods: await core.listNamespacedPod({ namespace }) })),
+  );
   return new Set(lists.flatMap(({ namespace, pods }) => pods.items.map((p) => `${namespace}/${p.metadata?.name}`)));
 }
 
@@ -44,7 +55,8 @@ async function listAll<T>(kubeConfig: KubeConfig, group: string, version: string
   }
 }
 
-const sorted = <T extends { metadata: { namespace?: string; name: string } }>(items: T[]) => items.slice().sort((a, b) => nameOf(a).localeCompare(nameOf(b)));
+const sorted = <T extends { metadata: { namespace?: string; name: string } }>(items: T[]) =>
+  items.slice().sort((a, b) => nameOf(a).localeCompare(nameOf(b)));
 
 /** What `weft status`'s flags give (bin/commands/status.ts declares them, and checks at compile time that they fit this). */
 export interface StatusValues {
@@ -72,13 +84,17 @@ export async function showStatus(values: StatusValues): Promise<number> {
         throw e;
       });
     // A killed replica's report stays until the leader removes it: its sidecars have moved on.
-    reports = Object.values(map?.data ?? {}).map((text) => JSON.parse(text) as ProxyReport).filter((r) => !isStale(r));
+    reports = Object.values(map?.data ?? {})
+      .map((text) => JSON.parse(text) as ProxyReport)
+      .filter((r) => !isStale(r));
     // A killed replica's key lists sidecars for up to REPORT_STALE_MS: the ones that moved show
     // where they are now (latestPerPod), the ones of pods deleted meanwhile not at all.
     const entries = latestPerPod(reports.flatMap((r) => r.proxies.map((p) => ({ ...p, replica: r.replica }))));
     const existing = await existingPods(kubeConfig, new Set(entries.map((e) => e.pod.slice(0, e.pod.indexOf("/")))));
     proxies = entries.filter((e) => existing.has(e.pod)).sort((a, b) => a.pod.localeCompare(b.pod));
-    const list = (await kubeConfig.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group: GROUP, version: VERSION, plural: "wasmfilters" })) as { items: WasmFilter[] };
+    const list = (await kubeConfig
+      .makeApiClient(CustomObjectsApi)
+      .listClusterCustomObject({ group: GROUP, version: VERSION, plural: "wasmfilters" })) as { items: WasmFilter[] };
     filters = sorted(list.items);
   } catch (e) {
     process.stderr.write(`weft status: ${apiMessage(e)}\n`);
@@ -91,7 +107,8 @@ export async function showStatus(values: StatusValues): Promise<number> {
   ]);
   const meshRoutes = "items" in routes ? { items: sorted(routes.items.filter(isMeshRoute)) } : routes;
   if (output === "json") {
-    const entries = <T extends { metadata: { namespace?: string; name: string }; status?: unknown }>(l: Listed<T>) => ("items" in l ? sorted(l.items).map((o) => ({ name: nameOf(o), status: o.status ?? null })) : { error: l.error });
+    const entries = <T extends { metadata: { namespace?: string; name: string }; status?: unknown }>(l: Listed<T>) =>
+      "items" in l ? sorted(l.items).map((o) => ({ name: nameOf(o), status: o.status ?? null })) : { error: l.error };
     const json = {
       replicas: reports,
       wasmFilters: filters.map((f) => ({ name: nameOf(f), status: f.status ?? null })),
@@ -105,11 +122,27 @@ export async function showStatus(values: StatusValues): Promise<number> {
   const width = output === "wide" ? undefined : (process.stdout.isTTY && process.stdout.columns) || DEFAULT_WIDTH;
   const digests = new Map(filters.map((f) => [`${f.metadata.namespace}/${f.metadata.name}`, f.status?.sha256]));
   if (proxies.length === 0) {
-    process.stdout.write(`no sidecars connected${reports.length === 0 ? ` (no report in ${namespace}/${PROXY_REPORT}: is the control plane running there?)` : ""}\n`);
+    process.stdout.write(
+      `no sidecars connected${reports.length === 0 ? ` (no report in ${namespace}/${PROXY_REPORT}: is the control plane running there?)` : ""}\n`,
+    );
   } else {
-    const cannotLoad = (p: (typeof proxies)[number]) => (p.unavailable?.length ? `; cannot load ${p.unavailable.map((u) => `${u.filter} (${u.reason})`).join(", ")}` : "");
-    const state = (p: (typeof proxies)[number]) => (p.rejected ? `rejected ${p.rejected.version}: ${p.rejected.error}` : p.running === null ? "applying" : p.running === p.sent ? `running${cannotLoad(p)}` : "updating");
-    const rows = proxies.map((p) => [p.pod, p.running ?? "-", state(p), p.filters.map((f) => `${f}@${digests.get(f)?.slice(0, 12) ?? "?"}`).join(",") || "-", p.replica]);
+    const cannotLoad = (p: (typeof proxies)[number]) =>
+      p.unavailable?.length ? `; cannot load ${p.unavailable.map((u) => `${u.filter} (${u.reason})`).join(", ")}` : "";
+    const state = (p: (typeof proxies)[number]) =>
+      p.rejected
+        ? `rejected ${p.rejected.version}: ${p.rejected.error}`
+        : p.running === null
+          ? "applying"
+          : p.running === p.sent
+            ? `running${cannotLoad(p)}`
+            : "updating";
+    const rows = proxies.map((p) => [
+      p.pod,
+      p.running ?? "-",
+      state(p),
+      p.filters.map((f) => `${f}@${digests.get(f)?.slice(0, 12) ?? "?"}`).join(",") || "-",
+      p.replica,
+    ]);
     process.stdout.write(table([["SIDECAR", "VERSION", "STATE", "FILTERS", "CONTROL PLANE"], ...rows], { width, shrink: [2, 3] }));
   }
   const section = (header: string[], rows: string[][], shrink: number[]) => {

@@ -32,10 +32,17 @@ export function table(rows: string[][], options: TableOptions = {}): string {
       over -= take;
     }
   }
-  return rows
-    .map((r) => r.map((cell, i) => {
-      const text = width === undefined ? cell : cut(cell, widths[i]!);
-      return i === r.length - 1 ? text : text.padEnd(widths[i]!);
-    }).join(GAP).trimEnd())
-    .join("\n") + "\n";
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((cell, i) => {
+            const text = width === undefined ? cell : cut(cell, widths[i]!);
+            return i === r.length - 1 ? text : text.padEnd(widths[i]!);
+          })
+          .join(GAP)
+          .trimEnd(),
+      )
+      .join("\n") + "\n"
+  );
 }

@@ -53,7 +53,10 @@ export function baseTree(): Tree {
     .dir("/sys")
     .dir("/dev");
   for (const [file, pkg] of FROM_DEBIAN) {
-    if (!existsSync(file)) throw new Error(`${file} is missing on this machine: the images copy it from Debian's ${pkg}; install it with "apt-get install ${pkg}"`);
+    if (!existsSync(file))
+      throw new Error(
+        `${file} is missing on this machine: the images copy it from Debian's ${pkg}; install it with "apt-get install ${pkg}"`,
+      );
     tree.file(file, file, { mode: 0o644 });
   }
   return tree;

@@ -46,7 +46,10 @@ export async function buildImages(options: { cacheDir?: string; log?: (line: str
       const tree = await trees.get(layerPlan)!;
       const layer = await buildLayer(layerPlan.name, tree.minus(lower), cacheDir, blobsDir(layout), memo);
       lower.push(tree);
-      if (!seen.has(layer.digest)) log(`layer ${layer.name}: ${layer.cached ? "cached" : "built"} ${layer.digest.slice(7, 19)} ${mb(layer.tarSize)} (${mb(layer.size)} gzip)`);
+      if (!seen.has(layer.digest))
+        log(
+          `layer ${layer.name}: ${layer.cached ? "cached" : "built"} ${layer.digest.slice(7, 19)} ${mb(layer.tarSize)} (${mb(layer.size)} gzip)`,
+        );
       seen.add(layer.digest);
       layers.push(layer);
     }

@@ -39,7 +39,10 @@ async function inputsKey(command: string, inputs: string[], memo: HashMemo): Pro
 async function cachedBundle(name: string, command: string, cacheDir: string, memo: HashMemo): Promise<Bundle> {
   const dir = path.join(cacheDir, "bundles");
   const recordFile = path.join(dir, `${name}.json`);
-  const last = await readFile(recordFile, "utf8").then((t) => JSON.parse(t) as BundleRecord, () => null);
+  const last = await readFile(recordFile, "utf8").then(
+    (t) => JSON.parse(t) as BundleRecord,
+    () => null,
+  );
   if (last && last.command === command && (await stat(path.join(dir, `${name}-${last.key}`)).catch(() => null))) {
     if ((await inputsKey(command, last.inputs, memo)) === last.key) return { dir: path.join(dir, `${name}-${last.key}`), cached: true };
   }
@@ -49,12 +52,24 @@ async function cachedBundle(name: string, command: string, cacheDir: string, mem
   const out = path.join(work, "out");
   const meta = path.join(work, "meta.json");
   await new Promise<void>((resolve, reject) =>
-    execFile("sh", ["-c", `${command} --outdir=${JSON.stringify(out)} --metafile=${JSON.stringify(meta)} --log-level=warning`], { cwd: ROOT, env: { ...process.env, PATH: `${path.dirname(ESBUILD)}:${process.env.PATH}` } }, (e, _stdout, stderr) =>
-      e ? reject(new Error(`bundling ${name} failed: ${stderr.trim() || e.message}\n(the command was: ${command}; run "npm install" if esbuild is missing)`)) : resolve(),
+    execFile(
+      "sh",
+      ["-c", `${command} --outdir=${JSON.stringify(out)} --metafile=${JSON.stringify(meta)} --log-level=warning`],
+      { cwd: ROOT, env: { ...process.env, PATH: `${path.dirname(ESBUILD)}:${process.env.PATH}` } },
+      (e, _stdout, stderr) =>
+        e
+          ? reject(
+              new Error(
+                `bundling ${name} failed: ${stderr.trim() || e.message}\n(the command was: ${command}; run "npm install" if esbuild is missing)`,
+              ),
+            )
+          : resolve(),
     ),
   );
   // Inputs as esbuild names them, relative to the repository; "(disabled):..." and the like are not files.
-  const inputs = Object.keys((JSON.parse(await readFile(meta, "utf8")) as { inputs: object }).inputs).filter((f) => !f.includes(":")).sort();
+  const inputs = Object.keys((JSON.parse(await readFile(meta, "utf8")) as { inputs: object }).inputs)
+    .filter((f) => !f.includes(":"))
+    .sort();
   const key = await inputsKey(command, inputs, memo);
   const final = path.join(dir, `${name}-${key}`);
   await rm(final, { recursive: true, force: true });
@@ -70,7 +85,10 @@ async function buildScript(): Promise<string> {
   const pkg = JSON.parse(await readFile(path.join(ROOT, "package.json"), "utf8")) as { scripts?: { build?: string } };
   const script = pkg.scripts?.build ?? "";
   const esbuild = /(?:^|&&\s*)(esbuild\s.*)$/.exec(script);
-  if (!esbuild) throw new Error(`package.json's "build" script is not an esbuild command ("${script}"): deploy/image/bundle.ts reads its flags; update it to the new build`);
+  if (!esbuild)
+    throw new Error(
+      `package.json's "build" script is not an esbuild command ("${script}"): deploy/image/bundle.ts reads its flags; update it to the new build`,
+    );
   return esbuild[1]!;
 }
 
@@ -82,5 +100,10 @@ export async function weftBundle(cacheDir: string, memo: HashMemo): Promise<Bund
 /** The shop's apps, one self-contained .mjs each: catalog.mjs, frontend.mjs, inventory.mjs. */
 export async function shopBundle(cacheDir: string, apps: string[], memo: HashMemo): Promise<Bundle> {
   const entries = apps.map((a) => `examples/shop/${a}.ts`).join(" ");
-  return cachedBundle("shop", `esbuild ${entries} --bundle --platform=node --format=esm --target=node22 --out-extension:.js=.mjs`, cacheDir, memo);
+  return cachedBundle(
+    "shop",
+    `esbuild ${entries} --bundle --platform=node --format=esm --target=node22 --out-extension:.js=.mjs`,
+    cacheDir,
+    memo,
+  );
 }

@@ -21,7 +21,12 @@ async function main(): Promise<number> {
   try {
     ({ values } = parseArgs({
       args: process.argv.slice(2),
-      options: { push: { type: "string" }, insecure: { type: "boolean", default: false }, quiet: { type: "boolean", default: false }, help: { type: "boolean", short: "h" } },
+      options: {
+        push: { type: "string" },
+        insecure: { type: "boolean", default: false },
+        quiet: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h" },
+      },
     }));
   } catch (e) {
     process.stderr.write(`npm run image: ${(e as Error).message}\n\n${USAGE}`);
@@ -41,7 +46,9 @@ async function main(): Promise<number> {
     say(`  ${image.ref.padEnd(20)} ${image.manifest.digest}  ${mb(tar)} (${mb(gz)} compressed)`);
   }
   // Not "podman pull oci:...": podman 4.3 names an image pulled from a layout after the layout's folder.
-  say(`\nrun one:   skopeo copy oci:${layout}:${images[0]!.ref} containers-storage:localhost/${images[0]!.ref} && podman run --rm localhost/${images[0]!.ref}`);
+  say(
+    `\nrun one:   skopeo copy oci:${layout}:${images[0]!.ref} containers-storage:localhost/${images[0]!.ref} && podman run --rm localhost/${images[0]!.ref}`,
+  );
   if (values.quiet) process.stdout.write(`${layout}\n`);
   if (values.push) {
     for (const image of images) {

@@ -29,7 +29,10 @@ export class HashMemo {
 
   static async load(file: string): Promise<HashMemo> {
     const memo = new HashMemo(file);
-    const saved = await readFile(file, "utf8").then((t) => JSON.parse(t) as Record<string, { stamp: string; sha256: string; libraries?: string[] }>, () => ({}));
+    const saved = await readFile(file, "utf8").then(
+      (t) => JSON.parse(t) as Record<string, { stamp: string; sha256: string; libraries?: string[] }>,
+      () => ({}),
+    );
     for (const [path, entry] of Object.entries(saved)) memo.#known.set(path, entry);
     return memo;
   }

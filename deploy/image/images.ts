@@ -77,10 +77,16 @@ const RUNTIME_ENV: Record<RuntimeName, string[]> = {
 export function imagePlans(bundles: { weft: string; shop: string }): ImagePlan[] {
   const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
   const base: LayerPlan = { name: "base: /etc, CA certificates", tree: async () => baseTree() };
-  const runtime = (name: RuntimeName): LayerPlan => ({ name: `${name} runtime and its libraries`, tree: (memo) => runtimeTree(name, memo) });
+  const runtime = (name: RuntimeName): LayerPlan => ({
+    name: `${name} runtime and its libraries`,
+    tree: (memo) => runtimeTree(name, memo),
+  });
   const weft: LayerPlan = {
     name: "weft bundle (npm run build)",
-    tree: async () => (await filesTree(bundles.weft, BUNDLE_DIR)).file("/opt/plugins/index.json", path.join(root, "plugins", "index.json"), { mode: 0o644 }),
+    tree: async () =>
+      (await filesTree(bundles.weft, BUNDLE_DIR)).file("/opt/plugins/index.json", path.join(root, "plugins", "index.json"), {
+        mode: 0o644,
+      }),
   };
   const weftImage = (name: RuntimeName, suffix: string, extra: LayerPlan[]): ImagePlan => ({
     ref: `weft:${VERSION}${suffix}`,

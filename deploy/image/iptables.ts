@@ -23,7 +23,10 @@ const COMMANDS = ["iptables", "iptables-save", "iptables-restore", "ip6tables", 
 
 export async function iptablesTree(memo: HashMemo): Promise<Tree> {
   for (const file of [NFT, LEGACY, MODULES]) {
-    if (!existsSync(file)) throw new Error(`${file} is missing on this machine: the weft image copies Debian's iptables; install it with "apt-get install iptables"`);
+    if (!existsSync(file))
+      throw new Error(
+        `${file} is missing on this machine: the weft image copies Debian's iptables; install it with "apt-get install iptables"`,
+      );
   }
   const tree = new Tree();
   const binaries = [NFT, LEGACY];

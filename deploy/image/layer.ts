@@ -17,7 +17,17 @@ import type { Tree } from "./tree.ts";
 
 /** Bumped when the way layers are made changes, so cached layers made the old way are not reused. */
 const FORMAT = "weft-layer-1";
-const TAR_FLAGS = ["--format=gnu", "--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner", "--no-acls", "--no-xattrs", "--no-selinux"];
+const TAR_FLAGS = [
+  "--format=gnu",
+  "--sort=name",
+  "--mtime=@0",
+  "--owner=0",
+  "--group=0",
+  "--numeric-owner",
+  "--no-acls",
+  "--no-xattrs",
+  "--no-selinux",
+];
 
 export interface Layer {
   /** What the layer is, for the image history and the build's log. */
@@ -42,7 +52,10 @@ const toolVersions = () => (tools ??= Promise.all(["tar", "gzip", "strip"].map(t
 export async function buildLayer(name: string, tree: Tree, cacheDir: string, blobsDir: string, memo: HashMemo): Promise<Layer> {
   const key = sha256(`${FORMAT}\n${await toolVersions()}\n${await tree.describe(memo)}`);
   const record = path.join(cacheDir, "layers", `${key}.json`);
-  const known = await readFile(record, "utf8").then((t) => JSON.parse(t) as Layer, () => null);
+  const known = await readFile(record, "utf8").then(
+    (t) => JSON.parse(t) as Layer,
+    () => null,
+  );
   if (known && (await stat(path.join(blobsDir, known.digest.slice("sha256:".length))).catch(() => null))?.size === known.size) {
     return { ...known, name, cached: true };
   }
@@ -116,8 +129,14 @@ async function archive(root: string, work: string, blobsDir: string): Promise<Om
     new Promise<void>((resolve, reject) => {
       let stderr = "";
       child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-      child.on("error", (e: NodeJS.ErrnoException) => reject(new ToolError(e.code === "ENOENT" ? `${name} is missing: install it with "apt-get install ${name}"` : `${name}: ${e.message}`)));
-      child.on("close", (code) => (code === 0 ? resolve() : reject(new ToolError(`${name} failed (exit ${code}) while archiving a layer: ${stderr.trim()}`))));
+      child.on("error", (e: NodeJS.ErrnoException) =>
+        reject(
+          new ToolError(e.code === "ENOENT" ? `${name} is missing: install it with "apt-get install ${name}"` : `${name}: ${e.message}`),
+        ),
+      );
+      child.on("close", (code) =>
+        code === 0 ? resolve() : reject(new ToolError(`${name} failed (exit ${code}) while archiving a layer: ${stderr.trim()}`)),
+      );
     });
   const tarMeter = meter();
   const gzMeter = meter();

@@ -8,7 +8,8 @@ async function ldd(binaries: string[]): Promise<Map<string, string[]>> {
   // ldd exits 1 when one of the files is static ("not a dynamic executable"); its output still lists the rest.
   const output = await new Promise<string>((resolve, reject) =>
     execFile("ldd", binaries, { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 }, (e, stdout, stderr) => {
-      if ((e as NodeJS.ErrnoException | null)?.code === "ENOENT") reject(new Error('ldd is missing: install it with "apt-get install libc-bin"'));
+      if ((e as NodeJS.ErrnoException | null)?.code === "ENOENT")
+        reject(new Error('ldd is missing: install it with "apt-get install libc-bin"'));
       else if (e && !stdout) reject(new Error(`ldd ${binaries.join(" ")} failed: ${stderr.trim() || e.message}`));
       else resolve(stdout);
     }),
@@ -22,7 +23,10 @@ async function ldd(binaries: string[]): Promise<Map<string, string[]>> {
       continue;
     }
     const missing = /^\s*(\S+) => not found/.exec(line);
-    if (missing) throw new Error(`${current} needs ${missing[1]}, which this machine does not have: install the Debian package with it (apt-file search ${missing[1]})`);
+    if (missing)
+      throw new Error(
+        `${current} needs ${missing[1]}, which this machine does not have: install the Debian package with it (apt-file search ${missing[1]})`,
+      );
     // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)", or the loader: "/lib64/ld-linux-x86-64.so.2 (0x...)".
     // linux-vdso.so.1 has no file: the kernel maps it into every process.
     const resolved = /=> (\/\S+) \(/.exec(line) ?? /^\s+(\/\S+) \(/.exec(line);

@@ -55,7 +55,13 @@ export async function marketplaceModules(pluginsDir = path.join(ROOT, "plugins")
             `then "node sdk/marketplace/index.ts" to update the index ("node sdk/marketplace/index.ts --check" shows every difference)`,
         );
       }
-      modules.push({ name: plugin.name, version: release.version, sha256: built.sha256, file: built.path, at: path.join(plugin.name, `${release.version}.wasm`) });
+      modules.push({
+        name: plugin.name,
+        version: release.version,
+        sha256: built.sha256,
+        file: built.path,
+        at: path.join(plugin.name, `${release.version}.wasm`),
+      });
     }
   }
   return { modules, notShipped };

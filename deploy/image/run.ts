@@ -21,9 +21,17 @@ export function run(command: string, args: string[], options: { cwd?: string; en
       const name = command.split("/").pop()!;
       if (code === "ENOENT") {
         const pkg = PACKAGES[name];
-        return reject(new ToolError(`${command} is missing: the image build needs it${pkg ? `; install it with "apt-get install ${pkg}" (.ci/run does)` : ""}`));
+        return reject(
+          new ToolError(
+            `${command} is missing: the image build needs it${pkg ? `; install it with "apt-get install ${pkg}" (.ci/run does)` : ""}`,
+          ),
+        );
       }
-      reject(new ToolError(`${command} ${args.join(" ")} failed (exit ${error.code ?? error.signal}): ${(stderr || stdout || error.message).trim()}`));
+      reject(
+        new ToolError(
+          `${command} ${args.join(" ")} failed (exit ${error.code ?? error.signal}): ${(stderr || stdout || error.message).trim()}`,
+        ),
+      );
     });
   });
 }

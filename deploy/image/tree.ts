@@ -85,7 +85,12 @@ export class Tree {
     const lines: string[] = [];
     for (const at of [...this.entries.keys()].sort()) {
       const e = this.entries.get(at)!;
-      if (e.kind === "file") lines.push(`${at} file ${e.mode.toString(8)} ${e.strip ? "stripped " : ""}${await memo.sha256File(e.source).catch(() => { throw new Error(`${e.source} (for ${at} in the image) is missing on this machine`); })}`);
+      if (e.kind === "file")
+        lines.push(
+          `${at} file ${e.mode.toString(8)} ${e.strip ? "stripped " : ""}${await memo.sha256File(e.source).catch(() => {
+            throw new Error(`${e.source} (for ${at} in the image) is missing on this machine`);
+          })}`,
+        );
       else if (e.kind === "data") lines.push(`${at} data ${e.mode.toString(8)} ${JSON.stringify(e.data)}`);
       else if (e.kind === "link") lines.push(`${at} link ${e.target}`);
       else lines.push(`${at} dir ${e.mode.toString(8)}`);

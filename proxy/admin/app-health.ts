@@ -42,7 +42,9 @@ export function parseAppProbes(text: string): AppProbes | string {
     return `${APP_PROBES_ENV} is not JSON (${(e as Error).message}): inject the pod again`;
   }
   const result = v.safeParse(AppProbes, json);
-  return result.success ? result.output : `${APP_PROBES_ENV}: ${result.issues.map((i) => `${v.getDotPath(i) ?? ""}: ${i.message}`).join("; ")}: inject the pod again`;
+  return result.success
+    ? result.output
+    : `${APP_PROBES_ENV}: ${result.issues.map((i) => `${v.getDotPath(i) ?? ""}: ${i.message}`).join("; ")}: inject the pod again`;
 }
 
 /** What the probe found: the status to answer the kubelet with, and why. */
@@ -66,7 +68,10 @@ export function runAppProbe(probe: AppProbe): Promise<ProbeResult> {
         resolve(result);
       };
       // Our own timer, as for HTTP below: not every runtime's socket emits an idle "timeout".
-      const timer = setTimeout(() => done({ status: 503, detail: `no connection to 127.0.0.1:${probe.port} within ${probe.timeoutSeconds} s` }), timeoutMs);
+      const timer = setTimeout(
+        () => done({ status: 503, detail: `no connection to 127.0.0.1:${probe.port} within ${probe.timeoutSeconds} s` }),
+        timeoutMs,
+      );
       socket.once("connect", () => done({ status: 200, detail: `127.0.0.1:${probe.port} accepted a connection` }));
       socket.once("error", (e) => done({ status: 503, detail: `127.0.0.1:${probe.port}: ${e.message}` }));
     });
@@ -89,10 +94,18 @@ export function runAppProbe(probe: AppProbe): Promise<ProbeResult> {
       request.destroy();
     }, timeoutMs);
     // As the kubelet: a self-signed certificate is fine, only the answer counts.
-    const request = client.request({ host: "127.0.0.1", port: probe.port, path: probe.path, method: "GET", headers, rejectUnauthorized: false }, (response) => {
-      response.resume();
-      response.once("end", () => done({ status: response.statusCode ?? 503, detail: `the app answered ${response.statusCode} to GET ${probe.path} on port ${probe.port}` }));
-    });
+    const request = client.request(
+      { host: "127.0.0.1", port: probe.port, path: probe.path, method: "GET", headers, rejectUnauthorized: false },
+      (response) => {
+        response.resume();
+        response.once("end", () =>
+          done({
+            status: response.statusCode ?? 503,
+            detail: `the app answered ${response.statusCode} to GET ${probe.path} on port ${probe.port}`,
+          }),
+        );
+      },
+    );
     request.once("error", (e) => done({ status: 503, detail: `GET ${probe.path} on 127.0.0.1:${probe.port}: ${e.message}` }));
     request.end();
   });

@@ -32,7 +32,9 @@ export function adminApp(sidecar: Sidecar, { managedBy, appProbes }: AdminOption
     // 2xx and 3xx pass as the kubelet counts them; answered 200 so the kubelet follows no redirect of the app's.
     return c.text(`${detail}\n`, (status < 400 ? 200 : status) as ContentfulStatusCode);
   });
-  app.get("/ready", (c) => (sidecar.draining ? c.text("draining\n", 503) : sidecar.notReady ? c.text(`${sidecar.notReady}\n`, 503) : c.text("ready\n")));
+  app.get("/ready", (c) =>
+    sidecar.draining ? c.text("draining\n", 503) : sidecar.notReady ? c.text(`${sidecar.notReady}\n`, 503) : c.text("ready\n"),
+  );
   app.get("/metrics", async (c) => {
     const text = await sidecar.telemetry.metricsText();
     return c.body(text, 200, { "content-type": sidecar.telemetry.contentType });
@@ -40,14 +42,21 @@ export function adminApp(sidecar: Sidecar, { managedBy, appProbes }: AdminOption
   // The configuration in force, and whether each of its filters loaded (with the reason if not).
   app.get("/config_dump", (c) => {
     if (managedBy && !isLoopbackIp(c.env.peer.address)) {
-      return c.text(`the configuration is shown on this pod's loopback only: kubectl port-forward POD 15000, then curl localhost:15000/config_dump\n`, 403);
+      return c.text(
+        `the configuration is shown on this pod's loopback only: kubectl port-forward POD 15000, then curl localhost:15000/config_dump\n`,
+        403,
+      );
     }
     return c.json({ ...(redact(sidecar.config) as object), filterStatus: sidecar.filters.status() });
   });
   // Push: what an operator uses to replace the configuration of a sidecar that has no control plane.
   app.put("/config", async (c) => {
     if (managedBy) {
-      return c.text(`this sidecar is configured by the control plane at ${managedBy} only (what weft status shows must be what it runs): change the mesh's resources instead\n`, 405, { allow: "GET" });
+      return c.text(
+        `this sidecar is configured by the control plane at ${managedBy} only (what weft status shows must be what it runs): change the mesh's resources instead\n`,
+        405,
+        { allow: "GET" },
+      );
     }
     let body: unknown;
     try {
@@ -64,11 +73,18 @@ export function adminApp(sidecar: Sidecar, { managedBy, appProbes }: AdminOption
       return c.json({ error: (e as Error).message, kept: sidecar.config.version }, 500);
     }
   });
-  app.notFound((c) => c.text(`not found: the admin API serves /ready, /metrics, /config_dump, PUT /config and ${APP_HEALTH_PREFIX}/CONTAINER/KIND\n`, 404));
+  app.notFound((c) =>
+    c.text(`not found: the admin API serves /ready, /metrics, /config_dump, PUT /config and ${APP_HEALTH_PREFIX}/CONTAINER/KIND\n`, 404),
+  );
   return app;
 }
 
-export function startAdmin(sidecar: Sidecar, runtime: Runtime, address: { address: string; port: number }, options: AdminOptions): Promise<Server> {
+export function startAdmin(
+  sidecar: Sidecar,
+  runtime: Runtime,
+  address: { address: string; port: number },
+  options: AdminOptions,
+): Promise<Server> {
   const app = adminApp(sidecar, options);
   return runtime.serveHttp(address, (request, peer) => app.fetch(request, { peer }));
 }

@@ -5,21 +5,40 @@ import * as v from "valibot";
 import { FilterMatch } from "./filters.ts";
 
 export const Source = v.object({
-  principals: v.optional(v.pipe(
-    v.array(v.pipe(
-      v.string(),
-      v.regex(/^spiffe:\/\/[a-z0-9._-]+(\/[^\s*]*)?\*?$/, "must be a SPIFFE ID such as spiffe://cluster.local/ns/shop/sa/web, optionally ending in * to match a prefix"),
-    )),
-    v.description("Peer identities (SPIFFE IDs from the peer's mTLS certificate), e.g. spiffe://cluster.local/ns/shop/sa/web; a trailing * matches a prefix. Any one matches."),
-  ), []),
-  namespaces: v.optional(v.pipe(
-    v.array(v.pipe(v.string(), v.maxLength(63), v.regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name"))),
-    v.description("Namespaces of the peer's identity. Any one matches."),
-  ), []),
+  principals: v.optional(
+    v.pipe(
+      v.array(
+        v.pipe(
+          v.string(),
+          v.regex(
+            /^spiffe:\/\/[a-z0-9._-]+(\/[^\s*]*)?\*?$/,
+            "must be a SPIFFE ID such as spiffe://cluster.local/ns/shop/sa/web, optionally ending in * to match a prefix",
+          ),
+        ),
+      ),
+      v.description(
+        "Peer identities (SPIFFE IDs from the peer's mTLS certificate), e.g. spiffe://cluster.local/ns/shop/sa/web; a trailing * matches a prefix. Any one matches.",
+      ),
+    ),
+    [],
+  ),
+  namespaces: v.optional(
+    v.pipe(
+      v.array(v.pipe(v.string(), v.maxLength(63), v.regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name"))),
+      v.description("Namespaces of the peer's identity. Any one matches."),
+    ),
+    [],
+  ),
 });
 
 export const AccessPathMatch = v.object({
-  type: v.optional(v.pipe(v.picklist(["Exact", "PathPrefix"]), v.description("Exact or PathPrefix (whole segments: /api matches /api and /api/x, not /apix).")), "PathPrefix"),
+  type: v.optional(
+    v.pipe(
+      v.picklist(["Exact", "PathPrefix"]),
+      v.description("Exact or PathPrefix (whole segments: /api matches /api and /api/x, not /apix)."),
+    ),
+    "PathPrefix",
+  ),
   value: v.pipe(v.string(), v.startsWith("/"), v.maxLength(1024), v.description("The path, starting with /.")),
 });
 
@@ -29,7 +48,10 @@ export const Operation = v.object({
 });
 
 export const AccessRule = v.object({
-  from: v.optional(v.pipe(v.array(Source), v.description("Who is calling: any entry matches; none: anyone. Within an entry every field set must match.")), []),
+  from: v.optional(
+    v.pipe(v.array(Source), v.description("Who is calling: any entry matches; none: anyone. Within an entry every field set must match.")),
+    [],
+  ),
   to: v.optional(v.pipe(v.array(Operation), v.description("What is called: any entry matches; none: anything.")), []),
 });
 

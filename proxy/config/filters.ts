@@ -18,36 +18,67 @@ export const FilterLogLevel = v.picklist(["trace", "debug", "info", "warn", "err
 
 /** One way of attaching a filter to requests; a filter with no match entries sees every request. */
 export const FilterMatch = v.object({
-  direction: v.optional(v.pipe(
-    v.picklist(["Inbound", "Outbound"]),
-    v.description("Inbound: requests to the selected workloads; Outbound: requests they make. Unset: both."),
-  )),
+  direction: v.optional(
+    v.pipe(
+      v.picklist(["Inbound", "Outbound"]),
+      v.description("Inbound: requests to the selected workloads; Outbound: requests they make. Unset: both."),
+    ),
+  ),
   // The port the request was for, not the sidecar's listener port (15001/15006), which is the
   // same for every request and which a user never writes.
-  ports: v.optional(v.pipe(
-    v.array(port),
-    v.description("Ports the request was for, never the sidecar's own (15001, 15006). Inbound: the workload's port the sidecar delivers it to (e.g. the containerPort 8080), however the caller named the pod. Outbound: the port of the Service or host called, from the Host header (80 when it names none). Any one matches; none: any port."),
-  ), []),
-  pathPrefixes: v.optional(v.pipe(
-    v.array(v.pipe(v.string(), v.startsWith("/"))),
-    v.description("Path prefixes, each starting with /, compared character by character (/api matches /api, /api/x and /apix). Any one matches; none: any path."),
-  ), []),
+  ports: v.optional(
+    v.pipe(
+      v.array(port),
+      v.description(
+        "Ports the request was for, never the sidecar's own (15001, 15006). Inbound: the workload's port the sidecar delivers it to (e.g. the containerPort 8080), however the caller named the pod. Outbound: the port of the Service or host called, from the Host header (80 when it names none). Any one matches; none: any port.",
+      ),
+    ),
+    [],
+  ),
+  pathPrefixes: v.optional(
+    v.pipe(
+      v.array(v.pipe(v.string(), v.startsWith("/"))),
+      v.description(
+        "Path prefixes, each starting with /, compared character by character (/api matches /api, /api/x and /apix). Any one matches; none: any path.",
+      ),
+    ),
+    [],
+  ),
   methods: v.optional(v.pipe(v.array(method), v.description("HTTP methods in upper case. Any one matches; none: any method.")), []),
 });
 
 export const FilterLimits = v.object({
-  memoryMiB: v.optional(v.pipe(
-    v.number(), v.integer(), v.minValue(1), v.maxValue(4096),
-    v.description("Ceiling of one filter instance's linear memory, in MiB (1-4096). A filter that needs more gets its failStrategy."),
-  ), 16),
-  callTimeoutMs: v.optional(v.pipe(
-    v.number(), v.minValue(0.1), v.maxValue(10000),
-    v.description("Deadline of one call into the filter (one phase of one request), in milliseconds (0.1-10000); a filter still running then gets its failStrategy."),
-  ), 5),
-  bodyBytes: v.optional(v.pipe(
-    v.number(), v.integer(), v.minValue(0), v.maxValue(64 * 1024 * 1024),
-    v.description("Largest body buffered for the filter's body phase, in bytes (at most 64 MiB)."),
-  ), 65536),
+  memoryMiB: v.optional(
+    v.pipe(
+      v.number(),
+      v.integer(),
+      v.minValue(1),
+      v.maxValue(4096),
+      v.description("Ceiling of one filter instance's linear memory, in MiB (1-4096). A filter that needs more gets its failStrategy."),
+    ),
+    16,
+  ),
+  callTimeoutMs: v.optional(
+    v.pipe(
+      v.number(),
+      v.minValue(0.1),
+      v.maxValue(10000),
+      v.description(
+        "Deadline of one call into the filter (one phase of one request), in milliseconds (0.1-10000); a filter still running then gets its failStrategy.",
+      ),
+    ),
+    5,
+  ),
+  bodyBytes: v.optional(
+    v.pipe(
+      v.number(),
+      v.integer(),
+      v.minValue(0),
+      v.maxValue(64 * 1024 * 1024),
+      v.description("Largest body buffered for the filter's body phase, in bytes (at most 64 MiB)."),
+    ),
+    65536,
+  ),
 });
 
 export const FilterConfig = v.object({

@@ -11,16 +11,16 @@ const atLeast = (min: number) => v.pipe(v.number(), v.integer(), v.minValue(min)
 // What kubectl explain shows for the fields a TrafficPolicy shares with this schema.
 const described = <TSchema extends v.GenericSchema>(schema: TSchema, description: string) => v.pipe(schema, v.description(description));
 const percent = v.pipe(v.number(), v.minValue(0), v.maxValue(100));
-const headerName = v.pipe(
-  v.string(),
-  v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "must be an HTTP header name (RFC 9110 token)"),
-);
+const headerName = v.pipe(v.string(), v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "must be an HTTP header name (RFC 9110 token)"));
 // What an HTTP/1.1 head carries as one byte per character (RFC 9110 field-value, with obs-text):
 // a control character makes the next hop refuse the request, and a character past U+00FF is cut
 // to its low byte on the wire, so "\u010d\u010a" would end the field line and start another.
 const headerValue = v.pipe(
   v.string(),
-  v.regex(/^[\t\x20-\x7e\x80-\xff]*$/, "must be visible ASCII, space, tab or a character from U+0080 to U+00FF: no control characters, nothing past U+00FF (percent-encode it)"),
+  v.regex(
+    /^[\t\x20-\x7e\x80-\xff]*$/,
+    "must be visible ASCII, space, tab or a character from U+0080 to U+00FF: no control characters, nothing past U+00FF (percent-encode it)",
+  ),
 );
 const regexSource = v.pipe(
   v.string(),
@@ -67,23 +67,49 @@ export const RetryOn = v.picklist(["connect-failure", "reset", "5xx", "gateway-e
 
 export const RetryPolicy = v.object({
   attempts: described(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(10)), "Retries after the first try (0-10)."),
-  perTryTimeoutMs: v.optional(described(positiveMs, "How long each try may take, in milliseconds; unset: only the request's timeoutMs limits it.")),
-  retryOn: v.optional(described(
-    v.array(RetryOn),
-    "Which failures are retried: connect-failure, reset (the connection broke before a response), 5xx, gateway-error (502, 503, 504), retriable-status-codes (those in retriableStatusCodes).",
-  ), ["connect-failure", "reset", "gateway-error"]),
-  retriableStatusCodes: v.optional(described(v.array(v.pipe(v.number(), v.integer())), "HTTP status codes retried when retryOn has retriable-status-codes."), []),
-  backoffBaseMs: v.optional(described(positiveMs, "Backoff before a retry, in milliseconds: a random wait up to this, doubling with each further retry."), 25),
+  perTryTimeoutMs: v.optional(
+    described(positiveMs, "How long each try may take, in milliseconds; unset: only the request's timeoutMs limits it."),
+  ),
+  retryOn: v.optional(
+    described(
+      v.array(RetryOn),
+      "Which failures are retried: connect-failure, reset (the connection broke before a response), 5xx, gateway-error (502, 503, 504), retriable-status-codes (those in retriableStatusCodes).",
+    ),
+    ["connect-failure", "reset", "gateway-error"],
+  ),
+  retriableStatusCodes: v.optional(
+    described(v.array(v.pipe(v.number(), v.integer())), "HTTP status codes retried when retryOn has retriable-status-codes."),
+    [],
+  ),
+  backoffBaseMs: v.optional(
+    described(positiveMs, "Backoff before a retry, in milliseconds: a random wait up to this, doubling with each further retry."),
+    25,
+  ),
   backoffMaxMs: v.optional(described(positiveMs, "Ceiling of the backoff between tries, in milliseconds."), 250),
   // Retries in flight may be at most this percentage of the cluster's active requests, or
   // minRetryConcurrency, whichever is larger (Envoy's retry budget), so retries cannot
   // multiply load on a struggling service.
-  budgetPercent: v.optional(described(percent, "Retry budget: retries in flight may be at most this percent (0-100) of the requests in flight to the Service, or minRetryConcurrency, whichever is larger."), 20),
+  budgetPercent: v.optional(
+    described(
+      percent,
+      "Retry budget: retries in flight may be at most this percent (0-100) of the requests in flight to the Service, or minRetryConcurrency, whichever is larger.",
+    ),
+    20,
+  ),
   minRetryConcurrency: v.optional(described(atLeast(0), "Retries always allowed in flight at once, whatever budgetPercent says."), 3),
   // Non-idempotent methods (POST, PATCH) are retried only when the user says so.
-  retryNonIdempotent: v.optional(described(v.boolean(), "Also retry methods that are not idempotent (POST, PATCH, ...); false: only GET, HEAD, OPTIONS, TRACE, PUT and DELETE are retried."), false),
+  retryNonIdempotent: v.optional(
+    described(
+      v.boolean(),
+      "Also retry methods that are not idempotent (POST, PATCH, ...); false: only GET, HEAD, OPTIONS, TRACE, PUT and DELETE are retried.",
+    ),
+    false,
+  ),
   // A request body larger than this is streamed and then cannot be retried.
-  bufferBytes: v.optional(described(atLeast(0), "Largest request body kept for a retry, in bytes; a request with a larger body is not retried."), 65536),
+  bufferBytes: v.optional(
+    described(atLeast(0), "Largest request body kept for a retry, in bytes; a request with a larger body is not retried."),
+    65536,
+  ),
 });
 
 export const FaultPolicy = v.object({
@@ -139,18 +165,30 @@ export const Endpoint = v.object({
 });
 
 const lbPolicy = <const TPolicy extends "RoundRobin" | "LeastRequest" | "ConsistentHash">(policy: TPolicy) =>
-  described(v.literal(policy), "RoundRobin: each endpoint in turn; LeastRequest: the one of two random endpoints with fewer requests in flight; ConsistentHash: by the value of a request header, so equal values go to the same endpoint.");
+  described(
+    v.literal(policy),
+    "RoundRobin: each endpoint in turn; LeastRequest: the one of two random endpoints with fewer requests in flight; ConsistentHash: by the value of a request header, so equal values go to the same endpoint.",
+  );
 
 export const LoadBalancer = v.variant("policy", [
   v.object({ policy: lbPolicy("RoundRobin") }),
   v.object({ policy: lbPolicy("LeastRequest") }),
-  v.object({ policy: lbPolicy("ConsistentHash"), header: described(headerName, "With ConsistentHash: the request header whose value picks the endpoint, e.g. x-user-id.") }),
+  v.object({
+    policy: lbPolicy("ConsistentHash"),
+    header: described(headerName, "With ConsistentHash: the request header whose value picks the endpoint, e.g. x-user-id."),
+  }),
 ]);
 
 export const OutlierDetection = v.object({
   consecutive5xx: v.optional(described(atLeast(0), "Eject an endpoint after this many 5xx responses in a row (0: never for 5xx)."), 5),
-  consecutiveConnectFailures: v.optional(described(atLeast(0), "Eject an endpoint after this many failed connection attempts in a row (0: never for these)."), 3),
-  baseEjectionMs: v.optional(described(positiveMs, "How long an ejection lasts, in milliseconds, times the number of times the endpoint has been ejected."), 30000),
+  consecutiveConnectFailures: v.optional(
+    described(atLeast(0), "Eject an endpoint after this many failed connection attempts in a row (0: never for these)."),
+    3,
+  ),
+  baseEjectionMs: v.optional(
+    described(positiveMs, "How long an ejection lasts, in milliseconds, times the number of times the endpoint has been ejected."),
+    30000,
+  ),
   maxEjectionMs: v.optional(described(positiveMs, "Longest ejection, in milliseconds."), 300000),
   maxEjectionPercent: v.optional(described(percent, "At most this percent (0-100) of the Service's endpoints are ejected at once."), 50),
 });

@@ -50,8 +50,12 @@ function crossCheck(config: ProxyConfig): string[] {
     if (c.tls && !config.identity) problems.push(`clusters[${i}].tls: mTLS to "${c.name}" needs "identity"`);
     if (c.passthrough) {
       // Its endpoint is each request's authority, reached in plain HTTP/1.1 as the app asked.
-      if (c.endpoints.length > 0) problems.push(`clusters[${i}].endpoints: a passthrough cluster takes each request's authority as its endpoint; leave endpoints empty`);
-      if (c.tls) problems.push(`clusters[${i}].tls: a passthrough cluster reaches hosts outside the mesh, which have no mesh identity; remove tls`);
+      if (c.endpoints.length > 0)
+        problems.push(
+          `clusters[${i}].endpoints: a passthrough cluster takes each request's authority as its endpoint; leave endpoints empty`,
+        );
+      if (c.tls)
+        problems.push(`clusters[${i}].tls: a passthrough cluster reaches hosts outside the mesh, which have no mesh identity; remove tls`);
       if (c.protocol !== "http1") problems.push(`clusters[${i}].protocol: a passthrough cluster speaks http1 to each host`);
     }
   }
@@ -60,7 +64,10 @@ function crossCheck(config: ProxyConfig): string[] {
     const key = `${f.namespace}/${f.name}`;
     if (filters.has(key)) problems.push(`filters[${i}]: filter "${key}" is defined twice`);
     filters.add(key);
-    if (!f.module === !f.unavailable) problems.push(`filters[${i}]: give either module (what to run) or unavailable (why nothing can run, so its failStrategy applies), not ${f.module ? "both" : "neither"}`);
+    if (!f.module === !f.unavailable)
+      problems.push(
+        `filters[${i}]: give either module (what to run) or unavailable (why nothing can run, so its failStrategy applies), not ${f.module ? "both" : "neither"}`,
+      );
   }
   return problems;
 }
@@ -85,7 +92,10 @@ function capTimers(value: unknown, key = ""): void {
 export function parseConfig(input: unknown, source = "input"): ProxyConfig {
   const result = v.safeParse(ProxyConfig, input);
   if (!result.success) {
-    throw new ConfigError(source, result.issues.map((i) => `${issuePath(i)}: ${i.message}`));
+    throw new ConfigError(
+      source,
+      result.issues.map((i) => `${issuePath(i)}: ${i.message}`),
+    );
   }
   const problems = crossCheck(result.output);
   if (problems.length) throw new ConfigError(source, problems);

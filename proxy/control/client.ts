@@ -63,7 +63,8 @@ export class ControlClient {
         log.info("connecting to the control plane", { controlPlane: endpoint.base });
         await readEventStream(endpoint, `/v1/proxies/config?${this.query}`, (e) => this.onEvent(e.event, e.data), this.stopped.signal);
         backoff = MIN_BACKOFF_MS;
-        if (!this.stopped.signal.aborted) log.warn("the control plane closed the configuration stream; reconnecting", { controlPlane: endpoint.base });
+        if (!this.stopped.signal.aborted)
+          log.warn("the control plane closed the configuration stream; reconnecting", { controlPlane: endpoint.base });
       } catch (e) {
         log.warn("cannot reach the control plane; serving with the last configuration and retrying", {
           controlPlane: endpoint.base,
@@ -100,7 +101,11 @@ export class ControlClient {
       log.info("configuration from the control plane applied", { version: push.version });
     } catch (e) {
       error = (e as Error).message;
-      log.error("configuration from the control plane rejected: keeping the last good one", { version: push.version, error, kept: this.applied });
+      log.error("configuration from the control plane rejected: keeping the last good one", {
+        version: push.version,
+        error,
+        kept: this.applied,
+      });
     }
     await this.acknowledge(push.version, error);
   }
@@ -121,7 +126,10 @@ export class ControlClient {
       ...(unavailable.length > 0 ? { unavailable } : {}),
     };
     await postJson(this.options.endpoint, "/v1/proxies/ack", ack).catch((e: Error) => {
-      this.options.log.warn("cannot acknowledge a configuration; the control plane will see it on reconnect", { version, error: e.message });
+      this.options.log.warn("cannot acknowledge a configuration; the control plane will see it on reconnect", {
+        version,
+        error: e.message,
+      });
     });
   }
 }

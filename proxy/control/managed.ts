@@ -76,7 +76,10 @@ export async function startManagedProxy(options: ManagedProxyOptions): Promise<M
     const listeners = (pushed.listeners ?? []).map((l) => ({ ...l, ...options.bind?.[l.name] }));
     const node = { ...pushed.node, id: `${options.pod}.${options.namespace}` };
     const { certificateChain, privateKey, trustBundle } = current;
-    const next: ProxyConfig = parseConfig({ ...pushed, version, node, admin, listeners, identity: { certificateChain, privateKey, trustBundle } }, `control plane version ${version}`);
+    const next: ProxyConfig = parseConfig(
+      { ...pushed, version, node, admin, listeners, identity: { certificateChain, privateKey, trustBundle } },
+      `control plane version ${version}`,
+    );
     await sidecar.apply(next);
     sidecar.notReady = null;
   };
@@ -107,7 +110,8 @@ export async function startManagedProxy(options: ManagedProxyOptions): Promise<M
     });
     return identity;
   })();
-  const unavailable = () => sidecar.filters.status().flatMap((f) => (f.ready ? [] : [{ filter: f.filter, reason: f.reason ?? "not loaded" }]));
+  const unavailable = () =>
+    sidecar.filters.status().flatMap((f) => (f.ready ? [] : [{ filter: f.filter, reason: f.reason ?? "not loaded" }]));
   // A filter whose module could not be fetched (the control plane restarted and cannot pull it
   // yet) is fetched again with backoff; once it loads, the control plane is told.
   let retry: ReturnType<typeof setTimeout> | null = null;
@@ -123,7 +127,10 @@ export async function startManagedProxy(options: ManagedProxyOptions): Promise<M
       retry = null;
       retryMs = Math.min(retryMs * 2, FILTER_RETRY_MAX_MS);
       const before = unavailable().length;
-      if (last && identity) await install(last, identity).catch((e: Error) => log.warn("cannot apply the configuration again to load its filters", { error: e.message }));
+      if (last && identity)
+        await install(last, identity).catch((e: Error) =>
+          log.warn("cannot apply the configuration again to load its filters", { error: e.message }),
+        );
       if (unavailable().length < before) await client.reacknowledge();
       retryUnavailable();
     }, retryMs);

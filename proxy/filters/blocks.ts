@@ -22,7 +22,10 @@ export class Blocks {
     const offset = this.top;
     const end = offset + length;
     if (end > this.ceiling) {
-      throw new FilterFault("memory", `the filter's blocks would take ${end} bytes in one call, over its memory limit of ${this.ceiling} bytes`);
+      throw new FilterFault(
+        "memory",
+        `the filter's blocks would take ${end} bytes in one call, over its memory limit of ${this.ceiling} bytes`,
+      );
     }
     if (end > this.bytes.length) this.grow(end);
     // Aligned to 8 so that load_u64/store_u64 loops stay inside one block; an empty block
@@ -76,7 +79,8 @@ export class Blocks {
   }
 
   private check(offset: number, size: number): void {
-    if (offset < 8 || offset + size > this.top) throw new FilterFault("trap", `memory access at ${offset} (${size} bytes) is outside every block`);
+    if (offset < 8 || offset + size > this.top)
+      throw new FilterFault("trap", `memory access at ${offset} (${size} bytes) is outside every block`);
   }
 
   loadU8(offset: number): number {

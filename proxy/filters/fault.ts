@@ -16,7 +16,11 @@ export const MAX_FAULT_MESSAGE = 1024;
 export class FilterFault extends Error {
   readonly kind: FaultKind;
   constructor(kind: FaultKind, message: string) {
-    super(message.length > MAX_FAULT_MESSAGE ? `${message.slice(0, MAX_FAULT_MESSAGE)}... (${message.length - MAX_FAULT_MESSAGE} more characters)` : message);
+    super(
+      message.length > MAX_FAULT_MESSAGE
+        ? `${message.slice(0, MAX_FAULT_MESSAGE)}... (${message.length - MAX_FAULT_MESSAGE} more characters)`
+        : message,
+    );
     this.name = "FilterFault";
     this.kind = kind;
   }

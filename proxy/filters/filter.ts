@@ -40,11 +40,23 @@ function compileAhead(compiled: CompiledFilter, services: InstanceServices): voi
   warmedModules.add(compiled.module);
   const started = performance.now();
   try {
-    const instance = new FilterInstance(compiled, { ...services, state: new FilterState(), callTimeoutMs: WARM_CALL_TIMEOUT_MS, log: () => {}, metric: () => {} });
+    const instance = new FilterInstance(compiled, {
+      ...services,
+      state: new FilterState(),
+      callTimeoutMs: WARM_CALL_TIMEOUT_MS,
+      log: () => {},
+      metric: () => {},
+    });
     for (let round = 0; round < WARM_ROUNDS && performance.now() - started < WARM_BUDGET_MS; round++) {
       const message: FilterMessage = {
         phase: "on_request_headers",
-        request: { method: "GET", path: "/", authority: "localhost", scheme: "http", headers: ["host", "localhost", "user-agent", "weft-warm-up", "accept", "*/*"] },
+        request: {
+          method: "GET",
+          path: "/",
+          authority: "localhost",
+          scheme: "http",
+          headers: ["host", "localhost", "user-agent", "weft-warm-up", "accept", "*/*"],
+        },
         response: null,
         body: null,
         attributes: { direction: "inbound", sourceAddress: "127.0.0.1", sourcePrincipal: "", requestId: "weft-warm-up" },
@@ -89,7 +101,8 @@ export class Filter {
       configJson: JSON.stringify(config.config ?? {}),
       logLevel: config.logLevel,
       callTimeoutMs: config.limits.callTimeoutMs,
-      log: (level: FilterLogLevelName, message: string) => filterLog[level === "trace" ? "debug" : level](message, level === "trace" ? { trace: true } : undefined),
+      log: (level: FilterLogLevelName, message: string) =>
+        filterLog[level === "trace" ? "debug" : level](message, level === "trace" ? { trace: true } : undefined),
       metric: (kind, name, value) => {
         const problem = deps.metrics.record(this.id, kind, name, value);
         if (problem) log.warn("filter metric refused", { problem });
@@ -132,7 +145,13 @@ export class Filter {
     }
     this.log.error("filter failed; answering 500 (FailClose)", { phase, kind: fault.kind, error: fault.message });
     const text = `filter ${this.id} failed: ${fault.message}`;
-    return { reply: { status: 500, headers: ["content-type", "text/plain; charset=utf-8", "x-weft-error", diagnosticHeaderValue(text)], body: new TextEncoder().encode(`${text}\n`) } };
+    return {
+      reply: {
+        status: 500,
+        headers: ["content-type", "text/plain; charset=utf-8", "x-weft-error", diagnosticHeaderValue(text)],
+        body: new TextEncoder().encode(`${text}\n`),
+      },
+    };
   }
 
   private attempt(phase: FilterPhaseName, message: FilterMessage): FilterFault | null {

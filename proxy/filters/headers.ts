@@ -6,7 +6,18 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // character past U+00FF would be truncated to a byte on the way out, possibly CR or LF.
 const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 // Framing and hop-by-hop fields belong to the proxy; the authority is set with ":authority".
-const FORBIDDEN = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "content-length", "host", "http2-settings"]);
+const FORBIDDEN = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "content-length",
+  "host",
+  "http2-settings",
+]);
 
 // The most header bytes a filter may leave on a message, counted as on the HTTP/1.1 wire
 // ("name: value\r\n"): the proxy's default limit for a request head. Past it a filter
@@ -25,7 +36,8 @@ export function getHeader(headers: readonly string[], lowerName: string): string
   let found: string | null = null;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
-    if (name.length === lowerName.length && name.toLowerCase() === lowerName) found = found === null ? headers[i + 1]! : `${found}, ${headers[i + 1]}`;
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName)
+      found = found === null ? headers[i + 1]! : `${found}, ${headers[i + 1]}`;
   }
   return found;
 }
@@ -43,7 +55,8 @@ export function serializeHeaders(headers: readonly string[]): string {
  */
 export function checkHeaderName(name: string): string | null {
   if (!TOKEN.test(name)) return `"${name}" is not a valid header name`;
-  if (FORBIDDEN.has(name.toLowerCase())) return `"${name}" is managed by the proxy and cannot be set or removed by a filter${name.toLowerCase() === "host" ? ' (set ":authority")' : ""}`;
+  if (FORBIDDEN.has(name.toLowerCase()))
+    return `"${name}" is managed by the proxy and cannot be set or removed by a filter${name.toLowerCase() === "host" ? ' (set ":authority")' : ""}`;
   return null;
 }
 
@@ -51,7 +64,8 @@ export function checkHeaderName(name: string): string | null {
 export function checkHeader(name: string, value: string): string | null {
   const problem = checkHeaderName(name);
   if (problem) return problem;
-  if (!VALUE.test(value)) return `the value of "${name}" holds a control character or one past U+00FF (${JSON.stringify(value)}): header values are visible ASCII, tab and space; percent-encode anything else`;
+  if (!VALUE.test(value))
+    return `the value of "${name}" holds a control character or one past U+00FF (${JSON.stringify(value)}): header values are visible ASCII, tab and space; percent-encode anything else`;
   return null;
 }
 

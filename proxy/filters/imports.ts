@@ -71,7 +71,8 @@ function headerTarget(message: FilterMessage, fn: string, name: string, writing:
     name = name.slice(9);
   }
   if (side === "request") {
-    if (writing && responsePhase) throw new FilterFault("trap", `${fn}: request headers cannot change in a response phase (the request has been sent)`);
+    if (writing && responsePhase)
+      throw new FilterFault("trap", `${fn}: request headers cannot change in a response phase (the request has been sent)`);
     return { headers: message.request.headers, name };
   }
   if (!message.response && writing) throw new FilterFault("trap", `${fn}: there is no response yet in a request phase`);
@@ -112,14 +113,19 @@ function assign(message: FilterMessage, name: string, value: string, add: boolea
   if (name.startsWith(":")) {
     if (add) throw new FilterFault("trap", `weft_add: "${name}" is a pseudo-header; use weft_set`);
     if (responsePhase) {
-      if (name !== ":status" || !message.response) throw new FilterFault("trap", `weft_set: only :status can be set in a response phase, not "${name}"`);
+      if (name !== ":status" || !message.response)
+        throw new FilterFault("trap", `weft_set: only :status can be set in a response phase, not "${name}"`);
       const status = Number(value);
-      if (!Number.isInteger(status) || status < 200 || status > 599) throw new FilterFault("trap", `weft_set: ":status" must be 200-599, not "${value}"`);
+      if (!Number.isInteger(status) || status < 200 || status > 599)
+        throw new FilterFault("trap", `weft_set: ":status" must be 200-599, not "${value}"`);
       // The proxy frames the client's response by the upstream's status: one that has no body
       // (204, 304) cannot become one that has, nor the other way round, or the client would
       // read a body as the next response (or the next response as a body).
       if (BODYLESS.has(status) !== BODYLESS.has(message.response.status)) {
-        throw new FilterFault("trap", `weft_set: ":status" cannot change from ${message.response.status} to ${status}: one of them has no body (204, 304); answer with weft_respond instead`);
+        throw new FilterFault(
+          "trap",
+          `weft_set: ":status" cannot change from ${message.response.status} to ${status}: one of them has no body (204, 304); answer with weft_respond instead`,
+        );
       }
       message.response.status = status;
       return;
@@ -127,17 +133,25 @@ function assign(message: FilterMessage, name: string, value: string, add: boolea
     if (name === ":path") {
       // A request target is visible ASCII (RFC 9112 section 3.2): a character past U+007F
       // would go on the wire as a raw byte (past U+00FF truncated, possibly to CR or LF).
-      if (!PATH.test(value)) throw new FilterFault("trap", `weft_set: ":path" must start with "/" and hold only visible ASCII (percent-encode the rest), not ${JSON.stringify(value)}`);
+      if (!PATH.test(value))
+        throw new FilterFault(
+          "trap",
+          `weft_set: ":path" must start with "/" and hold only visible ASCII (percent-encode the rest), not ${JSON.stringify(value)}`,
+        );
       message.request.path = value;
     } else if (name === ":authority") {
-      if (!/^[A-Za-z0-9.\-:[\]_]+$/.test(value)) throw new FilterFault("trap", `weft_set: ":authority" must be a host[:port], not "${value}"`);
+      if (!/^[A-Za-z0-9.\-:[\]_]+$/.test(value))
+        throw new FilterFault("trap", `weft_set: ":authority" must be a host[:port], not "${value}"`);
       message.request.authority = value.toLowerCase();
     } else if (name === ":method") {
       if (!/^[A-Z]+$/.test(value)) throw new FilterFault("trap", `weft_set: ":method" must be an upper-case method, not "${value}"`);
       // The response to HEAD has no body, and the client's response is framed by the method
       // the client sent: a GET sent upstream for a HEAD would put a body where none belongs.
       if ((value === "HEAD") !== (message.request.method === "HEAD")) {
-        throw new FilterFault("trap", `weft_set: ":method" cannot change from ${message.request.method} to ${value}: the response to HEAD has no body; answer with weft_respond instead`);
+        throw new FilterFault(
+          "trap",
+          `weft_set: ":method" cannot change from ${message.request.method} to ${value}: the response to HEAD has no body; answer with weft_respond instead`,
+        );
       }
       message.request.method = value;
     } else throw new FilterFault("trap", `weft_set: "${name}" cannot be set`);
@@ -152,7 +166,11 @@ function assign(message: FilterMessage, name: string, value: string, add: boolea
   headers!.push(header, value);
   // A failed call's changes are dropped (FailOpen, FailReload) or the request answered (FailClose).
   const after = headerBytes(headers!);
-  if (after > MAX_HEADER_BYTES && after > before) throw new FilterFault("trap", `${fn}: the headers would take ${after} bytes, over the ${MAX_HEADER_BYTES} a filter may leave on a message`);
+  if (after > MAX_HEADER_BYTES && after > before)
+    throw new FilterFault(
+      "trap",
+      `${fn}: the headers would take ${after} bytes, over the ${MAX_HEADER_BYTES} a filter may leave on a message`,
+    );
 }
 
 const PATH = /^\/[\x21-\x7e]*$/;
@@ -224,7 +242,9 @@ export function buildImports(host: InstanceHost): WebAssembly.Imports {
       },
       weft_headers: () => {
         const message = current(host, "weft_headers");
-        return put(serializeHeaders(isResponsePhase(message.phase) && message.response ? message.response.headers : message.request.headers));
+        return put(
+          serializeHeaders(isResponsePhase(message.phase) && message.response ? message.response.headers : message.request.headers),
+        );
       },
       weft_body: () => {
         const body = current(host, "weft_body").body;
@@ -237,11 +257,16 @@ export function buildImports(host: InstanceHost): WebAssembly.Imports {
       },
       weft_respond: (status: number, headers: bigint, body: bigint) => {
         const message = current(host, "weft_respond");
-        if (!Number.isInteger(status) || status < 200 || status > 599) throw new FilterFault("trap", `weft_respond: status ${status} is not 200-599`);
+        if (!Number.isInteger(status) || status < 200 || status > 599)
+          throw new FilterFault("trap", `weft_respond: status ${status} is not 200-599`);
         const parsed = headers === 0n ? [] : parseHeaderLines(str(headers));
         if (typeof parsed === "string") throw new FilterFault("trap", `weft_respond: ${parsed}`);
         const bytes = headerBytes(parsed);
-        if (bytes > MAX_HEADER_BYTES) throw new FilterFault("trap", `weft_respond: the headers would take ${bytes} bytes, over the ${MAX_HEADER_BYTES} a filter may leave on a message`);
+        if (bytes > MAX_HEADER_BYTES)
+          throw new FilterFault(
+            "trap",
+            `weft_respond: the headers would take ${bytes} bytes, over the ${MAX_HEADER_BYTES} a filter may leave on a message`,
+          );
         message.reply = { status, headers: parsed, body: body === 0n ? new Uint8Array(0) : blocks.read(Number(body)).slice() };
       },
       weft_config: () => put(host.configJson),
@@ -262,12 +287,14 @@ export function buildImports(host: InstanceHost): WebAssembly.Imports {
       weft_read: (offset: bigint, pointer: number) => {
         const bytes = blocks.read(Number(offset));
         const memory = new Uint8Array(host.memory().buffer);
-        if (pointer < 0 || pointer + bytes.length > memory.length) throw new FilterFault("trap", `weft_read: ${bytes.length} bytes at ${pointer} do not fit the filter's memory`);
+        if (pointer < 0 || pointer + bytes.length > memory.length)
+          throw new FilterFault("trap", `weft_read: ${bytes.length} bytes at ${pointer} do not fit the filter's memory`);
         memory.set(bytes, pointer);
       },
       weft_write: (pointer: number, length: number) => {
         const memory = new Uint8Array(host.memory().buffer);
-        if (pointer < 0 || length < 0 || pointer + length > memory.length) throw new FilterFault("trap", `weft_write: ${length} bytes at ${pointer} are outside the filter's memory`);
+        if (pointer < 0 || length < 0 || pointer + length > memory.length)
+          throw new FilterFault("trap", `weft_write: ${length} bytes at ${pointer} are outside the filter's memory`);
         return big(blocks.write(memory.subarray(pointer, pointer + length)));
       },
     },
@@ -348,13 +375,21 @@ const ABI_DOCS = "docs/filter-abi.md lists what a filter may import";
  * function imported with another signature than weft's. `others` are its imports that are not
  * functions (weft provides only functions).
  */
-export function importProblems(functions: readonly FunctionImport[], others: readonly { module: string; name: string; kind: string }[]): string[] {
+export function importProblems(
+  functions: readonly FunctionImport[],
+  others: readonly { module: string; name: string; kind: string }[],
+): string[] {
   const problems: string[] = [];
   for (const f of functions) {
     const wanted = IMPORT_SIGNATURES.get(f.module)?.get(f.name);
-    if (wanted === undefined) problems.push(`the module imports function "${f.module}" "${f.name}", which weft does not provide (${ABI_DOCS})`);
-    else if (f.signature !== wanted) problems.push(`the module imports "${f.module}" "${f.name}" as ${f.signature}, but weft provides it as ${wanted}: declare it with that signature (docs/filter-abi.md)`);
+    if (wanted === undefined)
+      problems.push(`the module imports function "${f.module}" "${f.name}", which weft does not provide (${ABI_DOCS})`);
+    else if (f.signature !== wanted)
+      problems.push(
+        `the module imports "${f.module}" "${f.name}" as ${f.signature}, but weft provides it as ${wanted}: declare it with that signature (docs/filter-abi.md)`,
+      );
   }
-  for (const i of others) problems.push(`the module imports ${i.kind} "${i.module}" "${i.name}", which weft does not provide (${ABI_DOCS})`);
+  for (const i of others)
+    problems.push(`the module imports ${i.kind} "${i.module}" "${i.name}", which weft does not provide (${ABI_DOCS})`);
   return problems;
 }

@@ -98,7 +98,10 @@ export class FilterInstance implements InstanceHost {
 
   private tick(): void {
     if (performance.now() > this.deadline) {
-      throw new FilterFault("deadline", `the call ran past its deadline of ${this.allowedMs} ms (limits.callTimeoutMs${this.allowedMs !== this.services.callTimeoutMs ? "; a phase's first call may take longer while it compiles" : ""}) and was stopped`);
+      throw new FilterFault(
+        "deadline",
+        `the call ran past its deadline of ${this.allowedMs} ms (limits.callTimeoutMs${this.allowedMs !== this.services.callTimeoutMs ? "; a phase's first call may take longer while it compiles" : ""}) and was stopped`,
+      );
     }
     // During the start function the exports (and so the fuel) are not reachable yet: tick
     // then runs at every check until the start function returns or its deadline passes.
@@ -121,7 +124,11 @@ export class FilterInstance implements InstanceHost {
       const code: unknown = fn();
       // JavaScript calls an export whatever its signature: a phase declared with another
       // result than i32 would otherwise fail as "returned 0" (an i64 0n) or "returned undefined".
-      if (typeof code !== "number") throw new FilterFault("error", `${phase} returned ${typeof code === "undefined" ? "no value" : `a ${typeof code}`}: a phase function is () -> i32 (docs/filter-abi.md)`);
+      if (typeof code !== "number")
+        throw new FilterFault(
+          "error",
+          `${phase} returned ${typeof code === "undefined" ? "no value" : `a ${typeof code}`}: a phase function is () -> i32 (docs/filter-abi.md)`,
+        );
       if (code !== 0) throw new FilterFault("error", this.error ? `${phase} failed: ${this.error}` : `${phase} returned ${code}`);
     } catch (e) {
       throw this.describe(e);
@@ -134,13 +141,17 @@ export class FilterInstance implements InstanceHost {
   private describe(e: unknown): FilterFault {
     if (e instanceof FilterFault) return e;
     const message = (e as Error)?.message ?? String(e);
-    if (e instanceof RangeError && /stack/i.test(message)) return new FilterFault("trap", `the filter exhausted the call stack (${message})`);
+    if (e instanceof RangeError && /stack/i.test(message))
+      return new FilterFault("trap", `the filter exhausted the call stack (${message})`);
     if (e instanceof WebAssembly.RuntimeError) {
       // An allocator gives up (AssemblyScript's traps with "unreachable") once memory.grow is
       // refused at the ceiling; the metering records the last grow's result in weft_grow.
       if (this.grow.value === -1) {
         const mib = this.memory().buffer.byteLength / (1 << 20);
-        return new FilterFault("memory", `the filter ran out of memory: it asked for more than its limit of ${this.compiled.maxMemoryPages / 16} MiB (limits.memoryMiB; it had ${mib} MiB) and trapped: ${message}`);
+        return new FilterFault(
+          "memory",
+          `the filter ran out of memory: it asked for more than its limit of ${this.compiled.maxMemoryPages / 16} MiB (limits.memoryMiB; it had ${mib} MiB) and trapped: ${message}`,
+        );
       }
       return new FilterFault("trap", `the filter trapped: ${message}`);
     }

@@ -55,11 +55,29 @@ const TICK_MODULE = new TextEncoder().encode("weft:meter");
 const TICK_NAME = new TextEncoder().encode("tick");
 const NAME = new TextEncoder().encode("name");
 
-const SECTION_NAMES = ["custom", "type", "import", "function", "table", "memory", "global", "export", "start", "element", "code", "data", "data count", "tag"];
+const SECTION_NAMES = [
+  "custom",
+  "type",
+  "import",
+  "function",
+  "table",
+  "memory",
+  "global",
+  "export",
+  "start",
+  "element",
+  "code",
+  "data",
+  "data count",
+  "tag",
+];
 // Position of each section id in the order the binary format requires (the tag section sits
 // between memory and global, data count between element and code).
 const RANK = [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 13, 11, 6];
-const TYPE_SECTION = 1, IMPORT_SECTION = 2, GLOBAL_SECTION = 6, EXPORT_SECTION = 7;
+const TYPE_SECTION = 1,
+  IMPORT_SECTION = 2,
+  GLOBAL_SECTION = 6,
+  EXPORT_SECTION = 7;
 
 // Value types and block/heap types of the instruction sets weft meters (MVP, SIMD, reference types).
 const VALUE_TYPE_NAMES: ReadonlyMap<number, string> = new Map([
@@ -77,21 +95,62 @@ const HEAP_TYPES = new Set([-16, -17]);
 const GC = "typed function references or GC";
 
 // What follows each one-byte opcode in a function body; 0 marks an opcode weft refuses.
-const NONE = 1, BLOCK = 2, LOOP = 3, INDEX = 4, INDEX2 = 5, BR_TABLE = 6, FUNC = 7, MEMARG = 8;
-const S32 = 9, S64 = 10, BYTES4 = 11, BYTES8 = 12, SELECT_T = 13, REF_NULL = 14, PREFIX_FC = 15, PREFIX_FD = 16, GLOBAL = 17;
+const NONE = 1,
+  BLOCK = 2,
+  LOOP = 3,
+  INDEX = 4,
+  INDEX2 = 5,
+  BR_TABLE = 6,
+  FUNC = 7,
+  MEMARG = 8;
+const S32 = 9,
+  S64 = 10,
+  BYTES4 = 11,
+  BYTES8 = 12,
+  SELECT_T = 13,
+  REF_NULL = 14,
+  PREFIX_FC = 15,
+  PREFIX_FD = 16,
+  GLOBAL = 17;
 const IMMEDIATES = new Uint8Array(256);
 for (const [kind, from, to] of [
-  [NONE, 0x00, 0x01], [BLOCK, 0x02, 0x02], [LOOP, 0x03, 0x03], [BLOCK, 0x04, 0x04], [NONE, 0x05, 0x05], [NONE, 0x0b, 0x0b],
-  [INDEX, 0x0c, 0x0d], [BR_TABLE, 0x0e, 0x0e], [NONE, 0x0f, 0x0f], [FUNC, 0x10, 0x10], [INDEX2, 0x11, 0x11],
-  [FUNC, 0x12, 0x12], [INDEX2, 0x13, 0x13], // return_call, return_call_indirect
-  [NONE, 0x1a, 0x1b], [SELECT_T, 0x1c, 0x1c], [INDEX, 0x20, 0x22], [GLOBAL, 0x23, 0x24], [INDEX, 0x25, 0x26],
-  [MEMARG, 0x28, 0x3e], [INDEX, 0x3f, 0x40],
-  [S32, 0x41, 0x41], [S64, 0x42, 0x42], [BYTES4, 0x43, 0x43], [BYTES8, 0x44, 0x44], [NONE, 0x45, 0xc4], // numeric and sign extension
-  [REF_NULL, 0xd0, 0xd0], [NONE, 0xd1, 0xd1], [FUNC, 0xd2, 0xd2], [PREFIX_FC, 0xfc, 0xfc], [PREFIX_FD, 0xfd, 0xfd],
-]) IMMEDIATES.fill(kind, from, to + 1);
+  [NONE, 0x00, 0x01],
+  [BLOCK, 0x02, 0x02],
+  [LOOP, 0x03, 0x03],
+  [BLOCK, 0x04, 0x04],
+  [NONE, 0x05, 0x05],
+  [NONE, 0x0b, 0x0b],
+  [INDEX, 0x0c, 0x0d],
+  [BR_TABLE, 0x0e, 0x0e],
+  [NONE, 0x0f, 0x0f],
+  [FUNC, 0x10, 0x10],
+  [INDEX2, 0x11, 0x11],
+  [FUNC, 0x12, 0x12],
+  [INDEX2, 0x13, 0x13], // return_call, return_call_indirect
+  [NONE, 0x1a, 0x1b],
+  [SELECT_T, 0x1c, 0x1c],
+  [INDEX, 0x20, 0x22],
+  [GLOBAL, 0x23, 0x24],
+  [INDEX, 0x25, 0x26],
+  [MEMARG, 0x28, 0x3e],
+  [INDEX, 0x3f, 0x40],
+  [S32, 0x41, 0x41],
+  [S64, 0x42, 0x42],
+  [BYTES4, 0x43, 0x43],
+  [BYTES8, 0x44, 0x44],
+  [NONE, 0x45, 0xc4], // numeric and sign extension
+  [REF_NULL, 0xd0, 0xd0],
+  [NONE, 0xd1, 0xd1],
+  [FUNC, 0xd2, 0xd2],
+  [PREFIX_FC, 0xfc, 0xfc],
+  [PREFIX_FD, 0xfd, 0xfd],
+])
+  IMMEDIATES.fill(kind, from, to + 1);
 
 // SIMD opcodes below the last one (0x113, relaxed SIMD) that are not assigned.
-const SIMD_GAPS = new Set([0x9a, 0xa2, 0xa5, 0xa6, 0xaf, 0xb0, 0xb2, 0xb3, 0xb4, 0xbb, 0xc2, 0xc5, 0xc6, 0xcf, 0xd0, 0xd2, 0xd3, 0xd4, 0xe2, 0xee]);
+const SIMD_GAPS = new Set([
+  0x9a, 0xa2, 0xa5, 0xa6, 0xaf, 0xb0, 0xb2, 0xb3, 0xb4, 0xbb, 0xc2, 0xc5, 0xc6, 0xcf, 0xd0, 0xd2, 0xd3, 0xd4, 0xe2, 0xee,
+]);
 
 /** The proposal a type byte belongs to, for a type weft refuses. */
 function typeFeature(t: number): string {
@@ -129,7 +188,9 @@ class Reader {
   }
 
   overrun(): never {
-    throw new MeterError(`the module is truncated or malformed: ${this.what} ends in the middle of an item (offset ${hex(this.pos)}); rebuild the filter, or check that the file was copied whole`);
+    throw new MeterError(
+      `the module is truncated or malformed: ${this.what} ends in the middle of an item (offset ${hex(this.pos)}); rebuild the filter, or check that the file was copied whole`,
+    );
   }
 
   u8(): number {
@@ -146,7 +207,10 @@ class Reader {
     let value = 0;
     for (let shift = 0; ; shift += 7) {
       const b = this.u8();
-      if (shift === 28 && b > 0x0f) throw new MeterError(`the module is malformed: ${this.what} has an integer that does not fit 32 bits at offset ${hex(this.pos - 1)}`);
+      if (shift === 28 && b > 0x0f)
+        throw new MeterError(
+          `the module is malformed: ${this.what} has an integer that does not fit 32 bits at offset ${hex(this.pos - 1)}`,
+        );
       value |= (b & 0x7f) << shift;
       if (b < 0x80) return value >>> 0;
     }
@@ -184,7 +248,10 @@ class Reader {
   }
 
   done(): void {
-    if (this.pos !== this.end) throw new MeterError(`the module is malformed: ${this.what} has ${this.end - this.pos} bytes left over at offset ${hex(this.pos)}; rebuild the filter`);
+    if (this.pos !== this.end)
+      throw new MeterError(
+        `the module is malformed: ${this.what} has ${this.end - this.pos} bytes left over at offset ${hex(this.pos)}; rebuild the filter`,
+      );
   }
 }
 
@@ -263,7 +330,8 @@ function checkHeader(input: Uint8Array): void {
       `not a WebAssembly module (file starts with ${[...head].map((b) => b.toString(16).padStart(2, "0")).join(" ")}, "${text}"); a WebAssembly binary starts with 00 61 73 6d ("\\0asm"): point the filter at the compiled .wasm file`,
     );
   }
-  if (input.length < 8) throw new MeterError(`the module is truncated: it is ${input.length} bytes long, shorter than the 8-byte WebAssembly header`);
+  if (input.length < 8)
+    throw new MeterError(`the module is truncated: it is ${input.length} bytes long, shorter than the 8-byte WebAssembly header`);
   const version = input[4] | (input[5] << 8);
   const layer = input[6] | (input[7] << 8);
   if (layer === 1) {
@@ -271,12 +339,14 @@ function checkHeader(input: Uint8Array): void {
       `this is a WebAssembly component (component model, version ${hex(version)}), not a core module; weft runs core modules only: transpile the component (e.g. jco transpile) or build the filter as a core module (docs/filter-abi.md)`,
     );
   }
-  if (version !== 1 || layer !== 0) throw new MeterError(`unsupported WebAssembly binary version ${hex(version)} (layer ${layer}); weft meters version 1 core modules`);
+  if (version !== 1 || layer !== 0)
+    throw new MeterError(`unsupported WebAssembly binary version ${hex(version)} (layer ${layer}); weft meters version 1 core modules`);
 }
 
 export function meter(input: Uint8Array, options: MeterOptions): MeteredModule {
   const limit = options.maxMemoryPages;
-  if (!Number.isInteger(limit) || limit < 0 || limit > 65536) throw new RangeError(`maxMemoryPages must be an integer from 0 to 65536, got ${limit}`);
+  if (!Number.isInteger(limit) || limit < 0 || limit > 65536)
+    throw new RangeError(`maxMemoryPages must be an integer from 0 to 65536, got ${limit}`);
   checkHeader(input);
   return new Metering(input, limit).run();
 }
@@ -316,10 +386,15 @@ class Metering {
       top.what = `the header of the section at offset ${hex(at)}`;
       const size = top.u32();
       top.what = "the module";
-      if (id >= SECTION_NAMES.length) throw new MeterError(`the module has an unknown section id ${id} at offset ${hex(at)}; it was built for a newer WebAssembly than weft meters`);
+      if (id >= SECTION_NAMES.length)
+        throw new MeterError(
+          `the module has an unknown section id ${id} at offset ${hex(at)}; it was built for a newer WebAssembly than weft meters`,
+        );
       const name = `section ${id} (${SECTION_NAMES[id]})`;
       if (top.pos + size > input.length) {
-        throw new MeterError(`the module is truncated: ${name} at offset ${hex(at)} declares ${size} bytes but only ${input.length - top.pos} remain; check that the file was copied whole`);
+        throw new MeterError(
+          `the module is truncated: ${name} at offset ${hex(at)} declares ${size} bytes but only ${input.length - top.pos} remain; check that the file was copied whole`,
+        );
       }
       const r = new Reader(input, top.pos, top.pos + size, name);
       top.pos += size;
@@ -394,7 +469,8 @@ class Metering {
 
   /** The fuel global takes the first index past the module's own: a module must not reach it. */
   private global(index: number, where: string, at: number): void {
-    if (index >= this.fuelIndex) throw new MeterError(`the module is malformed: it refers to global ${index}, which does not exist, ${where}, offset ${hex(at)}`);
+    if (index >= this.fuelIndex)
+      throw new MeterError(`the module is malformed: it refers to global ${index}, which does not exist, ${where}, offset ${hex(at)}`);
   }
 
   private func(index: number): number {
@@ -424,7 +500,8 @@ class Metering {
     for (let i = 0; i < count; i++) {
       const at = r!.pos;
       const form = r!.u8();
-      if (form !== 0x60) refuse(`type form ${opcode(form)}`, form >= 0x4e && form <= 0x5f ? GC : "not a type weft knows", "in the type section", at);
+      if (form !== 0x60)
+        refuse(`type form ${opcode(form)}`, form >= 0x4e && form <= 0x5f ? GC : "not a type weft knows", "in the type section", at);
       const [params, results] = [0, 1].map(() => Array.from({ length: r!.u32() }, () => this.valueType(r!, "in the type section")));
       this.signatures.push(`(${params.join(", ")})${results.length ? ` -> ${results.join(", ")}` : ""}`);
     }
@@ -443,7 +520,9 @@ class Metering {
       const moduleStart = r!.vecBytes();
       const moduleEnd = r!.pos;
       if (equalBytes(this.input, moduleStart, moduleEnd, TICK_MODULE)) {
-        throw new MeterError(`the module imports from "weft:meter" (offset ${hex(at)}), a namespace weft reserves for its metering; rename that import`);
+        throw new MeterError(
+          `the module imports from "weft:meter" (offset ${hex(at)}), a namespace weft reserves for its metering; rename that import`,
+        );
       }
       const nameStart = r!.vecBytes();
       const kindAt = r!.pos;
@@ -453,8 +532,15 @@ class Metering {
       if (kind === 0) {
         const typeAt = r!.pos;
         const type = r!.u32();
-        if (type >= this.signatures.length) throw new MeterError(`the module is malformed: import ${field()} has type ${type}, which does not exist, at offset ${hex(typeAt)}`);
-        this.functionImports.push({ module: text(moduleStart, moduleEnd), name: text(nameStart, kindAt), signature: this.signatures[type] });
+        if (type >= this.signatures.length)
+          throw new MeterError(
+            `the module is malformed: import ${field()} has type ${type}, which does not exist, at offset ${hex(typeAt)}`,
+          );
+        this.functionImports.push({
+          module: text(moduleStart, moduleEnd),
+          name: text(nameStart, kindAt),
+          signature: this.signatures[type],
+        });
         this.importedFuncs++;
       } else if (kind === 1) {
         this.tableType(r!, "in the import section");
@@ -498,7 +584,10 @@ class Metering {
 
   private memories(r: Reader, w: Writer): void {
     const count = r.u32();
-    if (count > 1) throw new MeterError(`the module defines ${count} memories; weft limits a filter to one memory (limits.memoryMiB): build without multiple memories`);
+    if (count > 1)
+      throw new MeterError(
+        `the module defines ${count} memories; weft limits a filter to one memory (limits.memoryMiB): build without multiple memories`,
+      );
     w.u32(count);
     for (let i = 0; i < count; i++) {
       const { flags, min, max } = this.limits(r, "memory", "in the memory section");
@@ -552,7 +641,9 @@ class Metering {
       for (const reserved of [FUEL_EXPORT, GROW_EXPORT]) {
         if (equalBytes(this.input, nameStart, r!.pos, reserved)) {
           const name = new TextDecoder().decode(reserved);
-          throw new MeterError(`the module already exports "${name}" (offset ${hex(start)}), a name weft's metering reserves; rename that export`);
+          throw new MeterError(
+            `the module already exports "${name}" (offset ${hex(start)}), a name weft's metering reserves; rename that export`,
+          );
         }
       }
       const kind = r!.u8();
@@ -738,9 +829,12 @@ class Metering {
 
   private simd(r: Reader, where: string, at: number): void {
     const sub = r.u32();
-    if (sub <= 0x0b || sub === 0x5c || sub === 0x5d) this.memarg(r); // loads, stores, load*_zero
-    else if (sub === 0x0c || sub === 0x0d) r.skip(16); // v128.const, i8x16.shuffle
-    else if (sub >= 0x15 && sub <= 0x22) r.skip(1); // extract_lane, replace_lane
+    if (sub <= 0x0b || sub === 0x5c || sub === 0x5d)
+      this.memarg(r); // loads, stores, load*_zero
+    else if (sub === 0x0c || sub === 0x0d)
+      r.skip(16); // v128.const, i8x16.shuffle
+    else if (sub >= 0x15 && sub <= 0x22)
+      r.skip(1); // extract_lane, replace_lane
     else if (sub >= 0x54 && sub <= 0x5b) {
       this.memarg(r); // load*_lane, store*_lane
       r.skip(1);

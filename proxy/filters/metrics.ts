@@ -32,7 +32,8 @@ export class FilterMetrics {
   record(filter: string, kind: number, name: string, value: number): string | null {
     if (kind !== 0 && kind !== 1) return `weft_metric kind ${kind} is not 0 (counter) or 1 (gauge)`;
     if (!NAME.test(name)) return `metric name "${name}" must match ${NAME.source}`;
-    if (!Number.isFinite(value) || (kind === 0 && value < 0)) return `metric "${name}": ${value} is not a valid ${kind === 0 ? "counter increment" : "gauge value"}`;
+    if (!Number.isFinite(value) || (kind === 0 && value < 0))
+      return `metric "${name}": ${value} is not a valid ${kind === 0 ? "counter increment" : "gauge value"}`;
     let names = this.namesPerFilter.get(filter);
     if (!names) this.namesPerFilter.set(filter, (names = new Set()));
     if (!names.has(name)) {
@@ -42,7 +43,12 @@ export class FilterMetrics {
     const fullName = `weft_filter_${name}`;
     let entry = this.custom.get(fullName);
     if (!entry) {
-      const options = { name: fullName, help: `Defined by filters (weft_metric "${name}").`, labelNames: ["filter"] as const, registers: [this.registry] };
+      const options = {
+        name: fullName,
+        help: `Defined by filters (weft_metric "${name}").`,
+        labelNames: ["filter"] as const,
+        registers: [this.registry],
+      };
       entry = { kind: kind as MetricKind, metric: kind === 0 ? new Counter(options) : new Gauge(options) };
       this.custom.set(fullName, entry);
     }

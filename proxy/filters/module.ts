@@ -44,7 +44,9 @@ export function readManifest(module: WebAssembly.Module, where: string): FilterM
     if (typeof manifest !== "object" || manifest === null || Array.isArray(manifest)) throw new Error("not a JSON object");
     return manifest as FilterManifest;
   } catch (e) {
-    throw new FilterLoadError(`${where}: its weft.manifest section is not a JSON object (${(e as Error).message}); rebuild it with "weft filter build"`);
+    throw new FilterLoadError(
+      `${where}: its weft.manifest section is not a JSON object (${(e as Error).message}); rebuild it with "weft filter build"`,
+    );
   }
 }
 
@@ -64,15 +66,25 @@ function checkAbi(module: WebAssembly.Module, functionImports: readonly Function
       `${where}: the module exports none of the phase functions ${PHASES.join(", ")} (it exports ${names.length ? names.join(", ") : "no functions"}); is it a weft filter? See docs/filter-abi.md`,
     );
   }
-  const problems = importProblems(functionImports, WebAssembly.Module.imports(module).filter((i) => i.kind !== "function"));
+  const problems = importProblems(
+    functionImports,
+    WebAssembly.Module.imports(module).filter((i) => i.kind !== "function"),
+  );
   if (problems.length) throw new FilterLoadError(`${where}: ${problems[0]}`);
   return phases;
 }
 
-export async function compileFilter(bytes: Uint8Array, expectedSha256: string, maxMemoryPages: number, where: string): Promise<CompiledFilter> {
+export async function compileFilter(
+  bytes: Uint8Array,
+  expectedSha256: string,
+  maxMemoryPages: number,
+  where: string,
+): Promise<CompiledFilter> {
   const sha256 = sha256Hex(bytes);
   if (sha256 !== expectedSha256) {
-    throw new FilterLoadError(`${where}: the module's sha256 is ${sha256} but the configuration expects ${expectedSha256}; it was not loaded`);
+    throw new FilterLoadError(
+      `${where}: the module's sha256 is ${sha256} but the configuration expects ${expectedSha256}; it was not loaded`,
+    );
   }
   let module: WebAssembly.Module;
   let functionImports: readonly FunctionImport[];
@@ -119,7 +131,9 @@ export class FilterModuleCache {
       });
     }
     if (!this.fetchByDigest) {
-      throw new FilterLoadError(`${where}: module has no path and this proxy has no control plane to fetch sha256 ${sha256} from; give module.path`);
+      throw new FilterLoadError(
+        `${where}: module has no path and this proxy has no control plane to fetch sha256 ${sha256} from; give module.path`,
+      );
     }
     return this.fetchByDigest(sha256).catch((e: Error) => {
       throw new FilterLoadError(`${where}: cannot fetch module sha256 ${sha256} from the control plane: ${e.message}`);

@@ -62,7 +62,12 @@ export class FilterRuntime {
         } catch (e) {
           unavailable = (e as Error).message;
         }
-        if (unavailable) this.log.error("filter unavailable; requests it is attached to get its failStrategy", { filter: id, failStrategy: config.failStrategy, reason: unavailable });
+        if (unavailable)
+          this.log.error("filter unavailable; requests it is attached to get its failStrategy", {
+            filter: id,
+            failStrategy: config.failStrategy,
+            reason: unavailable,
+          });
         let state = this.states.get(id);
         if (!state) this.states.set(id, (state = new FilterState()));
         const filter = new Filter(config, compiled, unavailable, { log: this.log, metrics: this.metrics, state });

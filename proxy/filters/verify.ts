@@ -20,7 +20,9 @@ function publicKey(key: string): KeyObject {
   let found = publicKeys.get(key);
   if (!found) {
     const trimmed = key.trim();
-    found = trimmed.startsWith("{") ? createPublicKey({ key: JSON.parse(trimmed) as Record<string, string>, format: "jwk" }) : createPublicKey(trimmed);
+    found = trimmed.startsWith("{")
+      ? createPublicKey({ key: JSON.parse(trimmed) as Record<string, string>, format: "jwk" })
+      : createPublicKey(trimmed);
     if (publicKeys.size >= MAX_CACHED_KEYS) publicKeys.delete(publicKeys.keys().next().value!);
     publicKeys.set(key, found);
   }
@@ -40,7 +42,12 @@ function hmacSecret(key: string): Uint8Array {
  * 1 when `signature` is a valid signature of `data` by `key` with `alg`, 0 when it is not,
  * -1 (with the reason) when the key or algorithm cannot be used.
  */
-export function verifySignature(alg: string, key: string, data: Uint8Array, signature: Uint8Array): { result: VerifyResult; problem?: string } {
+export function verifySignature(
+  alg: string,
+  key: string,
+  data: Uint8Array,
+  signature: Uint8Array,
+): { result: VerifyResult; problem?: string } {
   try {
     if (alg === "HS256") {
       const expected = createHmac("sha256", hmacSecret(key)).update(data).digest();
@@ -48,7 +55,12 @@ export function verifySignature(alg: string, key: string, data: Uint8Array, sign
     }
     const spec = ALGORITHMS[alg];
     if (!spec) return { result: -1, problem: `algorithm "${alg}" is not supported (use RS256, ES256, HS256 or EdDSA)` };
-    const ok = verify(spec.hash, data, spec.dsaEncoding ? { key: publicKey(key), dsaEncoding: spec.dsaEncoding } : publicKey(key), signature);
+    const ok = verify(
+      spec.hash,
+      data,
+      spec.dsaEncoding ? { key: publicKey(key), dsaEncoding: spec.dsaEncoding } : publicKey(key),
+      signature,
+    );
     return { result: ok ? 1 : 0 };
   } catch (e) {
     return { result: -1, problem: `cannot verify with this ${alg} key: ${(e as Error).message}` };

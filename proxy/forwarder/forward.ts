@@ -8,7 +8,14 @@ import type { Authorization } from "../config/authorization.ts";
 import type { NodeInfo, Route } from "../config/schema.ts";
 import type { Router, CompiledRoute } from "../routing/router.ts";
 import { pickBackend } from "../routing/router.ts";
-import { applyHeaderModifier, diagnosticHeaderValue, dropUnderscoredNames, forwardableHeaders, removeHeader, setHeader } from "../http/headers.ts";
+import {
+  applyHeaderModifier,
+  diagnosticHeaderValue,
+  dropUnderscoredNames,
+  forwardableHeaders,
+  removeHeader,
+  setHeader,
+} from "../http/headers.ts";
 import { headerValue, type ResponseHead } from "../http1/head.ts";
 import type { UpstreamCluster, UpstreamEndpoint } from "../upstream/cluster.ts";
 import { UpstreamFailure, type Ticket } from "../upstream/cluster.ts";
@@ -80,13 +87,29 @@ export function localReply(exchange: ServerExchange, status: number, message: st
   const contentType = headerValue(exchange.headers, "content-type") ?? "";
   if (exchange.protocol === "HTTP/2" && contentType.startsWith("application/grpc")) {
     // gRPC clients read errors from grpc-status: answer "trailers-only".
-    const headers = ["content-type", "application/grpc", "grpc-status", String(grpcStatusOf(status)), "grpc-message", encodeURIComponent(message), "x-weft-error", diagnosticHeaderValue(message), ...extraHeaders];
+    const headers = [
+      "content-type",
+      "application/grpc",
+      "grpc-status",
+      String(grpcStatusOf(status)),
+      "grpc-message",
+      encodeURIComponent(message),
+      "x-weft-error",
+      diagnosticHeaderValue(message),
+      ...extraHeaders,
+    ];
     exchange.sendHead(200, "", headers, 0, false);
     exchange.sendEnd(null);
     return;
   }
   const body = Buffer.from(`${message}\n`);
-  exchange.sendHead(status, "", ["content-type", "text/plain; charset=utf-8", "x-weft-error", diagnosticHeaderValue(message), ...extraHeaders], body.length, exchange.method !== "HEAD");
+  exchange.sendHead(
+    status,
+    "",
+    ["content-type", "text/plain; charset=utf-8", "x-weft-error", diagnosticHeaderValue(message), ...extraHeaders],
+    body.length,
+    exchange.method !== "HEAD",
+  );
   if (exchange.method !== "HEAD") exchange.sendData(body);
   exchange.sendEnd(null);
 }
@@ -174,7 +197,13 @@ class Forwarding {
   constructor(exchange: ServerExchange, ctx: ForwardContext) {
     this.exchange = exchange;
     this.ctx = ctx;
-    this.head = { method: exchange.method, path: exchange.target, authority: exchange.authority, scheme: exchange.peerTls ? "https" : "http", headers: exchange.headers };
+    this.head = {
+      method: exchange.method,
+      path: exchange.target,
+      authority: exchange.authority,
+      scheme: exchange.peerTls ? "https" : "http",
+      headers: exchange.headers,
+    };
   }
 
   start(): void {
@@ -189,7 +218,12 @@ class Forwarding {
     }
     const chain = this.ctx.filters;
     if (chain.filters.length > 0) {
-      this.filters = chain.select({ direction: this.ctx.direction === "inbound" ? "Inbound" : "Outbound", port: this.ctx.port ?? authorityPort(ex.authority), method: ex.method, path: pathOf(ex.target) });
+      this.filters = chain.select({
+        direction: this.ctx.direction === "inbound" ? "Inbound" : "Outbound",
+        port: this.ctx.port ?? authorityPort(ex.authority),
+        method: ex.method,
+        path: pathOf(ex.target),
+      });
     }
     if (this.filters.length > 0) {
       this.runRequestFilters();
@@ -207,7 +241,12 @@ class Forwarding {
       request: this.head,
       response: null,
       body: null,
-      attributes: { direction: this.ctx.direction, sourceAddress: ex.peerAddress, sourcePrincipal: this.ctx.describe(ex, null).source.principal, requestId: this.requestId },
+      attributes: {
+        direction: this.ctx.direction,
+        sourceAddress: ex.peerAddress,
+        sourcePrincipal: this.ctx.describe(ex, null).source.principal,
+        requestId: this.requestId,
+      },
       reply: null,
     });
     const reply = runPhase(this.filters, "on_request_headers", message);
@@ -223,7 +262,11 @@ class Forwarding {
     ex.readRequestBody({
       data: (chunk) => {
         if (this.done || buffer.add(chunk)) return;
-        this.reply(413, `the request body is larger than ${buffer.limit} bytes, the body buffer of the filters attached to this request (limits.bodyBytes)`, "");
+        this.reply(
+          413,
+          `the request body is larger than ${buffer.limit} bytes, the body buffer of the filters attached to this request (limits.bodyBytes)`,
+          "",
+        );
       },
       end: (trailers) => {
         if (this.done) return;
@@ -251,7 +294,11 @@ class Forwarding {
     const head = this.head;
     const route = this.ctx.router.match({ authority: head.authority, method: head.method, path: pathOf(head.path), headers: head.headers });
     if (!route) {
-      this.reply(404, `no route for host "${head.authority}" and path "${pathOf(head.path)}"${this.ctx.noRouteReason ? `: ${this.ctx.noRouteReason}` : ""}`, "NR");
+      this.reply(
+        404,
+        `no route for host "${head.authority}" and path "${pathOf(head.path)}"${this.ctx.noRouteReason ? `: ${this.ctx.noRouteReason}` : ""}`,
+        "NR",
+      );
       return;
     }
     this.route = route;
@@ -280,7 +327,11 @@ class Forwarding {
     }
     if (cluster.activeRequests >= cluster.config.circuitBreaker.maxRequests) {
       this.ctx.telemetry.upstreamError(cluster.config.name, "overflow");
-      this.reply(503, `circuit breaker: cluster "${cluster.config.name}" has ${cluster.activeRequests} requests in flight (maxRequests)`, "UO");
+      this.reply(
+        503,
+        `circuit breaker: cluster "${cluster.config.name}" has ${cluster.activeRequests} requests in flight (maxRequests)`,
+        "UO",
+      );
       return;
     }
     cluster.activeRequests++;
@@ -306,7 +357,12 @@ class Forwarding {
     headers.push("x-forwarded-for", forwardedFor ? `${forwardedFor}, ${ex.peerAddress}` : ex.peerAddress);
     if (!headerValue(headers, "x-forwarded-proto")) headers.push("x-forwarded-proto", ex.peerTls ? "https" : "http");
     // The upstream's parent span is this proxy's span: same trace, new span id.
-    const trace = this.ctx.telemetry.startTrace(this.ctx.direction, headerValue(headers, "traceparent"), headerValue(headers, "tracestate"), ex.startTime);
+    const trace = this.ctx.telemetry.startTrace(
+      this.ctx.direction,
+      headerValue(headers, "traceparent"),
+      headerValue(headers, "tracestate"),
+      ex.startTime,
+    );
     this.trace = trace;
     setHeader(headers, "traceparent", trace.traceparent);
     if (trace.tracestate) setHeader(headers, "tracestate", trace.tracestate);
@@ -393,7 +449,9 @@ class Forwarding {
     const cluster = this.cluster!;
     const lb = cluster.config.loadBalancer;
     const hashInput = lb.policy === "ConsistentHash" ? headerValue(this.head.headers, lb.header.toLowerCase()) : undefined;
-    const endpoint = cluster.config.passthrough ? cluster.passthroughEndpoint(this.head.authority) : cluster.pick(hashInput, this.attempts > 0 ? this.endpoint : null);
+    const endpoint = cluster.config.passthrough
+      ? cluster.passthroughEndpoint(this.head.authority)
+      : cluster.pick(hashInput, this.attempts > 0 ? this.endpoint : null);
     if (typeof endpoint === "string") {
       this.reply(403, endpoint, "NR");
       return;
@@ -463,7 +521,10 @@ class Forwarding {
         if (beforeResponse && !reused && upstream.tls) {
           this.cluster!.record(endpoint, "connect-failure");
           this.ctx.telemetry.upstreamError(this.cluster!.config.name, "tls");
-          this.attemptFailed({ kind: "connect" }, `${endpoint.key} closed a new mTLS connection before answering (was our certificate refused?): ${error.message}`);
+          this.attemptFailed(
+            { kind: "connect" },
+            `${endpoint.key} closed a new mTLS connection before answering (was our certificate refused?): ${error.message}`,
+          );
           return;
         }
         if (beforeResponse) this.cluster!.record(endpoint, "5xx");
@@ -533,10 +594,13 @@ class Forwarding {
     const cluster = this.cluster!;
     const policy = this.route!.config.retry!;
     cluster.retriesActive++;
-    setTimeout(() => {
-      cluster.retriesActive--;
-      this.attempt();
-    }, backoffMs(policy, this.attempts));
+    setTimeout(
+      () => {
+        cluster.retriesActive--;
+        this.attempt();
+      },
+      backoffMs(policy, this.attempts),
+    );
   }
 
   // ---- response ----
@@ -545,7 +609,8 @@ class Forwarding {
     if (this.upstream !== upstream || this.done) return;
     const ex = this.exchange;
     if (head.status < 200 && head.status !== 101) {
-      if (head.status === 100 || head.status === 103) ex.sendInterim(head.status, forwardableHeaders(head.headers, head.connectionTokens, false));
+      if (head.status === 100 || head.status === 103)
+        ex.sendInterim(head.status, forwardableHeaders(head.headers, head.connectionTokens, false));
       return;
     }
     this.clearTryTimer();
@@ -613,7 +678,11 @@ class Forwarding {
     if (buffer) {
       if (!buffer.add(chunk)) {
         this.endAttempt();
-        this.reply(502, `the response body is larger than ${buffer.limit} bytes, the body buffer of the filters attached to this request (limits.bodyBytes)`, "");
+        this.reply(
+          502,
+          `the response body is larger than ${buffer.limit} bytes, the body buffer of the filters attached to this request (limits.bodyBytes)`,
+          "",
+        );
       }
       return;
     }

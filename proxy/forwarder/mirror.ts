@@ -21,17 +21,17 @@ export function mirror(cluster: UpstreamCluster, request: UpstreamRequestHead, b
   const done = () => {
     endpoint.active--;
   };
-  cluster.acquire(endpoint, { cancelled: false }).then(
-    (upstream) => {
-      upstream.start({ ...request, headers, authority }, {
+  cluster.acquire(endpoint, { cancelled: false }).then((upstream) => {
+    upstream.start(
+      { ...request, headers, authority },
+      {
         head: () => {},
         data: () => {},
         end: done,
         error: done,
-      });
-      for (const chunk of body) upstream.writeBody(chunk);
-      if (request.hasBody) upstream.endBody(trailers);
-    },
-    done,
-  );
+      },
+    );
+    for (const chunk of body) upstream.writeBody(chunk);
+    if (request.hasBody) upstream.endBody(trailers);
+  }, done);
 }

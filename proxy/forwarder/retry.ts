@@ -7,11 +7,7 @@ export function isIdempotent(method: string): boolean {
   return IDEMPOTENT.has(method);
 }
 
-export type AttemptFailure =
-  | { kind: "connect" }
-  | { kind: "reset" }
-  | { kind: "timeout" }
-  | { kind: "status"; status: number };
+export type AttemptFailure = { kind: "connect" } | { kind: "reset" } | { kind: "timeout" } | { kind: "status"; status: number };
 
 export function retriable(policy: RetryPolicy, failure: AttemptFailure): boolean {
   const on = policy.retryOn;

@@ -3,8 +3,15 @@ import type { HeaderModifier } from "../config/schema.ts";
 
 // RFC 9110 section 7.6.1 plus the de-facto ones; never forwarded across a hop.
 const HOP_BY_HOP = new Set([
-  "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
-  "te", "trailer", "transfer-encoding", "upgrade",
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
 ]);
 
 // What frames and routes a message: a peer may not name these in Connection to have them

@@ -411,8 +411,14 @@ export class Http1Downstream {
     const body = `${error.message}\n`;
     this.conn.write(
       encodeResponseHead(status, reasonPhrase(status), [
-        "content-type", "text/plain", "content-length", String(Buffer.byteLength(body)), "connection", "close",
-        "x-weft-error", diagnosticHeaderValue(error.message),
+        "content-type",
+        "text/plain",
+        "content-length",
+        String(Buffer.byteLength(body)),
+        "connection",
+        "close",
+        "x-weft-error",
+        diagnosticHeaderValue(error.message),
       ]),
     );
     this.conn.write(body);

@@ -2,12 +2,29 @@
 import { Buffer } from "node:buffer";
 
 const REASONS: Record<number, string> = {
-  100: "Continue", 101: "Switching Protocols", 200: "OK", 201: "Created", 204: "No Content",
-  301: "Moved Permanently", 302: "Found", 304: "Not Modified", 400: "Bad Request", 401: "Unauthorized",
-  403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-  413: "Content Too Large", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
-  500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable",
-  504: "Gateway Timeout", 505: "HTTP Version Not Supported",
+  100: "Continue",
+  101: "Switching Protocols",
+  200: "OK",
+  201: "Created",
+  204: "No Content",
+  301: "Moved Permanently",
+  302: "Found",
+  304: "Not Modified",
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  413: "Content Too Large",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+  505: "HTTP Version Not Supported",
 };
 
 export function reasonPhrase(status: number): string {

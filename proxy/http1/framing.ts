@@ -142,7 +142,7 @@ export class BodyDecoder {
           // "5 junk" is not an extension: a parser that stops at the space reads another size.
           if (c === 59 /* ; */) this.state = ChunkState.EXT;
           else if (c === 13) this.state = ChunkState.SIZE_LF;
-          else if (c !== 32 && c !== 9) throw new ProtocolError("invalid chunk size (only \";\" may follow whitespace after it)");
+          else if (c !== 32 && c !== 9) throw new ProtocolError('invalid chunk size (only ";" may follow whitespace after it)');
           i++;
           break;
         case ChunkState.EXT:

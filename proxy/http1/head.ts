@@ -164,7 +164,13 @@ function parseFields(lines: string[], limits: HeadLimits, minor: number): Framin
     if (contentLength !== -1) throw new ProtocolError("both Content-Length and Transfer-Encoding");
     chunked = true;
   }
-  const connectionTokens = connection ? connection.toLowerCase().split(",").map((t) => t.trim()).filter(Boolean) : [];
+  const connectionTokens = connection
+    ? connection
+        .toLowerCase()
+        .split(",")
+        .map((t) => t.trim())
+        .filter(Boolean)
+    : [];
   const close = minor === 0 ? !connectionTokens.includes("keep-alive") : connectionTokens.includes("close");
   return {
     headers,
@@ -227,7 +233,8 @@ export function parseRequestHead(buf: Buffer, start: number, end: number, limits
     }
   }
   // HTTP/1.0 may omit Host, but a mesh routes by it: there is nothing to route such a request by.
-  if (host === "" && fields.hostCount === 0) throw new ProtocolError("HTTP/1.0 request without Host (the sidecar routes by Host: send one)");
+  if (host === "" && fields.hostCount === 0)
+    throw new ProtocolError("HTTP/1.0 request without Host (the sidecar routes by Host: send one)");
   const problem = authorityProblem(host);
   if (problem) throw new ProtocolError(problem);
   return {
@@ -270,7 +277,8 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, limit
   const status = Number(m[2]);
   if (status < 100 || status > 599) throw new ProtocolError(`invalid status code ${m[2]} (expected 100-599)`, 502);
   // The reason phrase is passed on to the client: the same characters as a field value.
-  if (m[3] !== undefined && FORBIDDEN_IN_VALUE.test(m[3])) throw new ProtocolError("invalid character in the status line's reason phrase", 502);
+  if (m[3] !== undefined && FORBIDDEN_IN_VALUE.test(m[3]))
+    throw new ProtocolError("invalid character in the status line's reason phrase", 502);
   return { ...fields, status, reason: m[3] ?? "", minor };
 }
 

@@ -52,8 +52,12 @@ function valuesOf(headers: http2.IncomingHttpHeaders, name: string): string[] {
 function declaredLength(headers: http2.IncomingHttpHeaders): number | ProtocolError {
   const values = valuesOf(headers, "content-length");
   if (values.length === 0) return -1;
-  if (values.length > 1) return new ProtocolError(`content-length sent ${values.length} times (${values.map((v) => JSON.stringify(v)).join(", ")}): send it once`);
-  if (!/^\d{1,15}$/.test(values[0])) return new ProtocolError(`invalid content-length ${JSON.stringify(values[0])}: send one decimal number of bytes`);
+  if (values.length > 1)
+    return new ProtocolError(
+      `content-length sent ${values.length} times (${values.map((v) => JSON.stringify(v)).join(", ")}): send it once`,
+    );
+  if (!/^\d{1,15}$/.test(values[0]))
+    return new ProtocolError(`invalid content-length ${JSON.stringify(values[0])}: send one decimal number of bytes`);
   return Number(values[0]);
 }
 
@@ -62,7 +66,12 @@ function declaredLength(headers: http2.IncomingHttpHeaders): number | ProtocolEr
  * enforces the header list size it advertises, or the rules on host and content-length, so
  * they are checked here.
  */
-function refusal(headers: http2.IncomingHttpHeaders, length: number, endStream: boolean, options: Http2DownstreamOptions): ProtocolError | null {
+function refusal(
+  headers: http2.IncomingHttpHeaders,
+  length: number,
+  endStream: boolean,
+  options: Http2DownstreamOptions,
+): ProtocolError | null {
   // Extended CONNECT tunnels are not supported, as over HTTP/1.1.
   if (headers[":method"] === "CONNECT") return new ProtocolError("CONNECT is not supported", 405);
   // Routing reads :authority and the upstream gets it as Host: a different host could route
@@ -70,11 +79,15 @@ function refusal(headers: http2.IncomingHttpHeaders, length: number, endStream: 
   const authority = headers[":authority"];
   const host = valuesOf(headers, "host");
   if (host.length > 1) return new ProtocolError(`host sent ${host.length} times: send it once, or only :authority`);
-  if (!authority && !host[0]) return new ProtocolError("the request has neither :authority nor host: send :authority with the host it is for");
+  if (!authority && !host[0])
+    return new ProtocolError("the request has neither :authority nor host: send :authority with the host it is for");
   if (authority !== undefined && host.length === 1 && authority.toLowerCase() !== host[0].toLowerCase()) {
-    return new ProtocolError(`host ${JSON.stringify(host[0])} differs from :authority ${JSON.stringify(authority)}: send the same in both, or only :authority`);
+    return new ProtocolError(
+      `host ${JSON.stringify(host[0])} differs from :authority ${JSON.stringify(authority)}: send the same in both, or only :authority`,
+    );
   }
-  if (length > 0 && endStream) return new ProtocolError(`content-length ${length} on a request whose headers ended the stream: send the body, or no content-length`);
+  if (length > 0 && endStream)
+    return new ProtocolError(`content-length ${length} on a request whose headers ended the stream: send the body, or no content-length`);
   let size = 0;
   let fields = 0;
   for (const name in headers) {
@@ -128,7 +141,14 @@ class Http2Exchange implements ServerExchange {
   private readonly stream: http2.ServerHttp2Stream;
   private readonly maxBodyBytes: number;
 
-  constructor(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, contentLength: number, endStream: boolean, peer: Conn, maxBodyBytes: number) {
+  constructor(
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    contentLength: number,
+    endStream: boolean,
+    peer: Conn,
+    maxBodyBytes: number,
+  ) {
     this.stream = stream;
     this.maxBodyBytes = maxBodyBytes;
     this.method = String(headers[":method"] ?? "GET");
@@ -175,7 +195,10 @@ class Http2Exchange implements ServerExchange {
     };
     const onEnd = () => {
       if (declared >= 0 && this.requestBytes < declared) {
-        stop(new ProtocolError(`the request body ended after ${this.requestBytes} bytes, short of its content-length ${declared}`), NGHTTP2_PROTOCOL_ERROR);
+        stop(
+          new ProtocolError(`the request body ended after ${this.requestBytes} bytes, short of its content-length ${declared}`),
+          NGHTTP2_PROTOCOL_ERROR,
+        );
       } else {
         sink.end(trailers);
       }
@@ -267,7 +290,11 @@ export class Http2Downstream {
     // events carry this connection's peer without any lookup.
     const server = http2.createServer({
       // maxFrameSize as FrameGuard enforces it.
-      settings: { maxConcurrentStreams: options.maxConcurrentStreams, maxHeaderListSize: options.maxHeaderListSize, maxFrameSize: MAX_FRAME_SIZE },
+      settings: {
+        maxConcurrentStreams: options.maxConcurrentStreams,
+        maxHeaderListSize: options.maxHeaderListSize,
+        maxFrameSize: MAX_FRAME_SIZE,
+      },
     });
     server.on("stream", (stream, headers, flags) => {
       const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;

@@ -28,7 +28,18 @@ const PING = 6;
 const GOAWAY = 7;
 const WINDOW_UPDATE = 8;
 const CONTINUATION = 9;
-const TYPE_NAMES = ["DATA", "HEADERS", "PRIORITY", "RST_STREAM", "SETTINGS", "PUSH_PROMISE", "PING", "GOAWAY", "WINDOW_UPDATE", "CONTINUATION"];
+const TYPE_NAMES = [
+  "DATA",
+  "HEADERS",
+  "PRIORITY",
+  "RST_STREAM",
+  "SETTINGS",
+  "PUSH_PROMISE",
+  "PING",
+  "GOAWAY",
+  "WINDOW_UPDATE",
+  "CONTINUATION",
+];
 
 const ACK = 0x1;
 const END_HEADERS = 0x4;
@@ -140,7 +151,10 @@ export class FrameGuard extends Duplex {
   }
 
   override _writev(chunks: { chunk: Buffer }[], done: (error?: Error | null) => void): void {
-    this.send(chunks.map((c) => c.chunk), done);
+    this.send(
+      chunks.map((c) => c.chunk),
+      done,
+    );
   }
 
   override _final(done: (error?: Error | null) => void): void {
@@ -271,7 +285,8 @@ export class FrameGuard extends Duplex {
     if (h.type === PUSH_PROMISE) return { code: PROTOCOL_ERROR, reason: "PUSH_PROMISE from a client" };
     if (h.stream === 0 && STREAM_ONLY.has(h.type)) return { code: PROTOCOL_ERROR, reason: `${name} on stream 0` };
     if (h.stream !== 0 && CONNECTION_ONLY.has(h.type)) return { code: PROTOCOL_ERROR, reason: `${name} on stream ${h.stream}, not 0` };
-    if (h.type === HEADERS && h.stream % 2 === 0) return { code: PROTOCOL_ERROR, reason: `HEADERS on even stream ${h.stream}, which only a server opens` };
+    if (h.type === HEADERS && h.stream % 2 === 0)
+      return { code: PROTOCOL_ERROR, reason: `HEADERS on even stream ${h.stream}, which only a server opens` };
     if (NOT_ON_IDLE.has(h.type) && h.stream !== 0 && (h.stream % 2 === 0 || h.stream > this.lastStream)) {
       return { code: PROTOCOL_ERROR, reason: `${name} on idle stream ${h.stream}` };
     }
@@ -329,7 +344,9 @@ function vetLength(h: FrameHeader): Verdict | null {
     case DATA:
     case HEADERS: {
       const fixed = (h.flags & PADDED ? 1 : 0) + (h.type === HEADERS && h.flags & PRIORITY_FLAG ? 5 : 0);
-      return h.length >= fixed ? null : { code: FRAME_SIZE_ERROR, reason: `a ${name} of ${h.length} bytes, too short for its padding and priority fields` };
+      return h.length >= fixed
+        ? null
+        : { code: FRAME_SIZE_ERROR, reason: `a ${name} of ${h.length} bytes, too short for its padding and priority fields` };
     }
     default:
       return null;
@@ -360,7 +377,9 @@ function vetPayload(h: FrameHeader, payload: Buffer): Verdict | null {
     case HEADERS: {
       if (!(h.flags & PADDED)) return null;
       const room = h.length - 1 - (h.type === HEADERS && h.flags & PRIORITY_FLAG ? 5 : 0);
-      return payload[0] <= room ? null : { code: PROTOCOL_ERROR, reason: `${payload[0]} bytes of padding in a ${typeName(h.type)} of ${h.length}` };
+      return payload[0] <= room
+        ? null
+        : { code: PROTOCOL_ERROR, reason: `${payload[0]} bytes of padding in a ${typeName(h.type)} of ${h.length}` };
     }
     case SETTINGS:
       for (let i = 0; i < payload.length; i += 6) {
@@ -369,7 +388,9 @@ function vetPayload(h: FrameHeader, payload: Buffer): Verdict | null {
       }
       return null;
     case WINDOW_UPDATE:
-      return (payload.readUInt32BE(0) & 0x7fffffff) !== 0 ? null : { code: PROTOCOL_ERROR, reason: "a WINDOW_UPDATE of 0 on the connection" };
+      return (payload.readUInt32BE(0) & 0x7fffffff) !== 0
+        ? null
+        : { code: PROTOCOL_ERROR, reason: "a WINDOW_UPDATE of 0 on the connection" };
     case GOAWAY: {
       // The client is ending the connection over an error: close it as Node.js's node:http2
       // does (GOAWAY NO_ERROR, the streams cut).
@@ -385,6 +406,7 @@ function vetPayload(h: FrameHeader, payload: Buffer): Verdict | null {
 function vetSetting(id: number, value: number): Verdict | null {
   if (id === 2 && value > 1) return { code: PROTOCOL_ERROR, reason: `SETTINGS_ENABLE_PUSH of ${value}, not 0 or 1` };
   if (id === 4 && value > 0x7fffffff) return { code: FLOW_CONTROL_ERROR, reason: `SETTINGS_INITIAL_WINDOW_SIZE of ${value}, past 2^31-1` };
-  if (id === 5 && (value < 16384 || value > 0xffffff)) return { code: PROTOCOL_ERROR, reason: `SETTINGS_MAX_FRAME_SIZE of ${value}, outside 16384 to 2^24-1` };
+  if (id === 5 && (value < 16384 || value > 0xffffff))
+    return { code: PROTOCOL_ERROR, reason: `SETTINGS_MAX_FRAME_SIZE of ${value}, outside 16384 to 2^24-1` };
   return null;
 }

@@ -53,9 +53,14 @@ function certificates(text: string, field: string, where: string): X509.X509Cert
 }
 
 /** Checks the answer before the proxy relies on it: our key, a chain that leads to the bundle, a SPIFFE ID. */
-async function checkAnswer(answer: unknown, publicKey: CryptoKey, where: string): Promise<{ certificateChain: string; trustBundle: string; spiffeId: string; notAfter: Date }> {
+async function checkAnswer(
+  answer: unknown,
+  publicKey: CryptoKey,
+  where: string,
+): Promise<{ certificateChain: string; trustBundle: string; spiffeId: string; notAfter: Date }> {
   const { certificateChain, trustBundle } = (answer ?? {}) as { certificateChain?: unknown; trustBundle?: unknown };
-  if (typeof certificateChain !== "string" || typeof trustBundle !== "string") throw new EnrollmentError(`${where}: the answer lacks certificateChain or trustBundle`);
+  if (typeof certificateChain !== "string" || typeof trustBundle !== "string")
+    throw new EnrollmentError(`${where}: the answer lacks certificateChain or trustBundle`);
   const chain = certificates(certificateChain, "certificateChain", where);
   const roots = certificates(trustBundle, "trustBundle", where);
   const leaf = chain[0];
@@ -66,7 +71,10 @@ async function checkAnswer(answer: unknown, publicKey: CryptoKey, where: string)
     const issuers = i + 1 < chain.length ? [chain[i + 1]] : roots;
     let signed = false;
     for (const issuer of issuers) if (await chain[i].verify({ publicKey: issuer.publicKey, signatureOnly: true })) signed = true;
-    if (!signed) throw new EnrollmentError(`${where}: "${chain[i].subject || "the leaf"}" in certificateChain is not signed by ${i + 1 < chain.length ? "the next certificate" : "the trust bundle"}`);
+    if (!signed)
+      throw new EnrollmentError(
+        `${where}: "${chain[i].subject || "the leaf"}" in certificateChain is not signed by ${i + 1 < chain.length ? "the next certificate" : "the trust bundle"}`,
+      );
   }
   let spiffeId: string;
   try {
@@ -94,7 +102,11 @@ export async function enroll(options: EnrollOptions): Promise<EnrolledIdentity> 
     signingAlgorithm: SIGNING,
     extensions: options.spiffeId ? [new x509.SubjectAlternativeNameExtension([{ type: "url", value: options.spiffeId }])] : [],
   });
-  const answer = await withTimeout(postJson(options.endpoint, ENROLLMENT_PATH, { csr: csr.toString("pem") }), options.timeoutMs ?? DEFAULT_TIMEOUT_MS, where);
+  const answer = await withTimeout(
+    postJson(options.endpoint, ENROLLMENT_PATH, { csr: csr.toString("pem") }),
+    options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    where,
+  );
   const checked = await checkAnswer(answer, keys.publicKey, where);
   return { ...checked, privateKey: pem(await crypto.subtle.exportKey("pkcs8", keys.privateKey), "PRIVATE KEY") };
 }
@@ -138,7 +150,8 @@ export function startRenewal(options: RenewalOptions): Renewal {
   const schedule = (ms: number) => {
     if (!stopped) timer = setTimeout(attempt, Math.min(Math.max(0, ms), MAX_TIMER_MS));
   };
-  const renewalDelay = (identity: EnrolledIdentity) => (identity.notAfter.getTime() - Date.now()) * (RENEW_FROM + (RENEW_TO - RENEW_FROM) * random());
+  const renewalDelay = (identity: EnrolledIdentity) =>
+    (identity.notAfter.getTime() - Date.now()) * (RENEW_FROM + (RENEW_TO - RENEW_FROM) * random());
 
   const attempt = async () => {
     try {

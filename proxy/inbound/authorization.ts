@@ -57,9 +57,11 @@ function compileRule(rule: AccessRule): Predicate {
   const operations = rule.to.map((o) => {
     const methods = new Set(o.methods);
     const paths = o.paths.map((p) => (p.type === "Exact" ? (path: string) => path === p.value : pathPrefixMatcher(p.value)));
-    return (r: AccessRequest, path: string) => (methods.size === 0 || methods.has(r.method)) && (paths.length === 0 || paths.some((m) => m(path)));
+    return (r: AccessRequest, path: string) =>
+      (methods.size === 0 || methods.has(r.method)) && (paths.length === 0 || paths.some((m) => m(path)));
   });
-  return (r, path) => (sources.length === 0 || sources.some((s) => s(r))) && (operations.length === 0 || operations.some((o) => o(r, path)));
+  return (r, path) =>
+    (sources.length === 0 || sources.some((s) => s(r))) && (operations.length === 0 || operations.some((o) => o(r, path)));
 }
 
 export function compileAuthorization(authorization: Authorization | undefined): AccessCheck | null {
@@ -70,7 +72,8 @@ export function compileAuthorization(authorization: Authorization | undefined): 
   const who = (r: AccessRequest) => (r.principal ? `peer ${r.principal}` : "a plaintext caller (no mesh identity)");
   return (r) => {
     const path = normalizePath(r.target);
-    if (path === null) return `the path ${JSON.stringify(r.target.slice(0, 200))} has an encoded "/" or a "\\", which access policies refuse because the app may read it as another path`;
+    if (path === null)
+      return `the path ${JSON.stringify(r.target.slice(0, 200))} has an encoded "/" or a "\\", which access policies refuse because the app may read it as another path`;
     for (const p of deny) if (p.rules.some((m) => m(r, path))) return `access policy ${p.name} denies ${who(r)} ${r.method} ${path}`;
     for (const p of allow) if (p.rules.some((m) => m(r, path))) return null;
     return authorization.defaultDeny ? `no access policy allows ${who(r)} ${r.method} ${path} (default deny)` : null;

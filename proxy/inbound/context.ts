@@ -9,7 +9,16 @@ import { removeHeader } from "../http/headers.ts";
 import { peerOf } from "../identity/peer.ts";
 import { compileAuthorization } from "./authorization.ts";
 
-export function inboundContext({ node, ownPrincipal, router, clusters, telemetry, filters, port, authorization }: ContextInputs): ForwardContext {
+export function inboundContext({
+  node,
+  ownPrincipal,
+  router,
+  clusters,
+  telemetry,
+  filters,
+  port,
+  authorization,
+}: ContextInputs): ForwardContext {
   const check = compileAuthorization(authorization);
   const destination = {
     service: node.service,

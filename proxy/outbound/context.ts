@@ -3,7 +3,16 @@
 import type { ContextInputs, ForwardContext } from "../forwarder/forward.ts";
 import type { DestinationInfo } from "../telemetry/types.ts";
 
-export function outboundContext({ node, ownPrincipal, router, clusters, telemetry, filters, port, noRouteReason }: ContextInputs): ForwardContext {
+export function outboundContext({
+  node,
+  ownPrincipal,
+  router,
+  clusters,
+  telemetry,
+  filters,
+  port,
+  noRouteReason,
+}: ContextInputs): ForwardContext {
   const source = { principal: ownPrincipal, workload: node.workload, namespace: node.namespace };
   const destinations = new Map<string, DestinationInfo>();
   return {

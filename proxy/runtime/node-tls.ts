@@ -39,7 +39,9 @@ export const TLS_GAPS: readonly TlsGap[] = [];
 /** Throws when the running runtime has a gap for this side/mode. */
 export function assertTlsSupported(side: "server" | "client", mode?: ServerTlsOptions["mode"], gaps: readonly TlsGap[] = TLS_GAPS): void {
   const runtime = currentRuntime();
-  const gap = gaps.find((g) => g.runtime === runtime.name && g.side === side && (!g.modes || (mode !== undefined && g.modes.includes(mode))));
+  const gap = gaps.find(
+    (g) => g.runtime === runtime.name && g.side === side && (!g.modes || (mode !== undefined && g.modes.includes(mode))),
+  );
   if (gap) {
     throw new Error(
       `weft: mTLS ${side}${mode ? ` (${mode})` : ""} is not supported on ${runtime.name} ${runtime.version}: ` +
@@ -69,8 +71,10 @@ function parseCertificates(pem: string, what: string): X509Certificate[] {
  */
 function checkMaterial(side: "server" | "client", options: ServerTlsOptions | ClientTlsOptions): tls.SecureContextOptions {
   const what = side === "server" ? "server TLS" : "client TLS";
-  if (!options.certificateChain?.includes(PEM_CERT)) throw new Error(`${what}: certificateChain must be PEM with at least one CERTIFICATE block`);
-  if (!PEM_KEY.test(options.privateKey ?? "")) throw new Error(`${what}: privateKey must be a PEM private key (PKCS#8 "PRIVATE KEY", or "EC/RSA PRIVATE KEY")`);
+  if (!options.certificateChain?.includes(PEM_CERT))
+    throw new Error(`${what}: certificateChain must be PEM with at least one CERTIFICATE block`);
+  if (!PEM_KEY.test(options.privateKey ?? ""))
+    throw new Error(`${what}: privateKey must be a PEM private key (PKCS#8 "PRIVATE KEY", or "EC/RSA PRIVATE KEY")`);
   if (!options.trustBundle?.includes(PEM_CERT)) throw new Error(`${what}: trustBundle must be PEM with at least one CA CERTIFICATE block`);
   const [leaf] = parseCertificates(options.certificateChain, `${what} certificateChain`);
   parseCertificates(options.trustBundle, `${what} trustBundle`);
@@ -80,7 +84,8 @@ function checkMaterial(side: "server" | "client", options: ServerTlsOptions | Cl
   } catch (e) {
     throw new Error(`${what}: privateKey does not parse: ${(e as Error).message}`);
   }
-  if (!leaf.checkPrivateKey(key)) throw new Error(`${what}: privateKey does not match the first certificate of certificateChain (the leaf)`);
+  if (!leaf.checkPrivateKey(key))
+    throw new Error(`${what}: privateKey does not match the first certificate of certificateChain (the leaf)`);
   const material: tls.SecureContextOptions = {
     cert: options.certificateChain,
     key: options.privateKey,
@@ -121,7 +126,6 @@ const TLS_HANDSHAKE = 0x16;
  * server-speaks-first protocol; the proxy's own idle timeouts apply from then on), STRICT closes it.
  */
 export const PEEK_TIMEOUT_MS = 5000;
-
 
 export async function listenTls(options: ListenOptions, tlsOptions: ServerTlsOptions, onConnection: (c: Conn) => void): Promise<Server> {
   // Everything is validated before the port opens, and again before an update takes effect.
@@ -216,7 +220,8 @@ function sniff(socket: net.Socket, state: SniffState, onConnection: (c: Conn) =>
 export async function connectTls(options: ConnectOptions, tlsOptions: ClientTlsOptions): Promise<Conn> {
   assertTlsSupported("client");
   const material = checkMaterial("client", tlsOptions);
-  if (typeof tlsOptions.verifyPeer !== "function") throw new Error("client TLS: verifyPeer is required (servers are verified by SPIFFE ID, not hostname)");
+  if (typeof tlsOptions.verifyPeer !== "function")
+    throw new Error("client TLS: verifyPeer is required (servers are verified by SPIFFE ID, not hostname)");
   const target = `${options.address}:${options.port}`;
   return new Promise((resolve, reject) => {
     let peerCertificate: Uint8Array | null = null;
@@ -251,12 +256,20 @@ export async function connectTls(options: ConnectOptions, tlsOptions: ClientTlsO
       },
     });
     const timer = setTimeout(() => {
-      fail(Object.assign(new Error(`TLS connect to ${target} timed out after ${options.timeoutMs} ms (TCP connect and handshake)`), { code: "ETIMEDOUT" }));
+      fail(
+        Object.assign(new Error(`TLS connect to ${target} timed out after ${options.timeoutMs} ms (TCP connect and handshake)`), {
+          code: "ETIMEDOUT",
+        }),
+      );
     }, options.timeoutMs);
     const onError = (e: Error & { code?: string }) => {
       // The runtime reports our checkServerIdentity error; rethrow our own object, whatever it kept.
       if (identityError) return fail(identityError);
-      fail(Object.assign(new Error(`TLS connect to ${target} failed: ${e.code ? `${e.code}: ` : ""}${e.message}`, { cause: e }), { code: e.code }));
+      fail(
+        Object.assign(new Error(`TLS connect to ${target} failed: ${e.code ? `${e.code}: ` : ""}${e.message}`, { cause: e }), {
+          code: e.code,
+        }),
+      );
     };
     socket.once("error", onError);
     socket.once("secureConnect", () => {

@@ -124,7 +124,10 @@ export const nodeRuntime: Runtime = {
         const body = req.method === "GET" || req.method === "HEAD" ? undefined : Buffer.concat(chunks);
         const headers = new Headers();
         for (const [name, value] of Object.entries(req.headers)) if (typeof value === "string") headers.set(name, value);
-        const response = await handler(new Request(`http://${req.headers.host ?? "localhost"}${req.url}`, { method: req.method, headers, body }), { address: req.socket.remoteAddress ?? "" });
+        const response = await handler(
+          new Request(`http://${req.headers.host ?? "localhost"}${req.url}`, { method: req.method, headers, body }),
+          { address: req.socket.remoteAddress ?? "" },
+        );
         res.writeHead(response.status, Object.fromEntries(response.headers));
         res.end(Buffer.from(await response.arrayBuffer()));
       } catch (e) {

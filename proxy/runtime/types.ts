@@ -15,7 +15,13 @@ export interface ServerTlsOptions {
 }
 
 /** Why a server refused a connection at the TLS layer. */
-export type TlsRefusal = "plaintext" | "no_certificate" | "certificate_expired" | "certificate_not_yet_valid" | "untrusted_certificate" | "handshake";
+export type TlsRefusal =
+  | "plaintext"
+  | "no_certificate"
+  | "certificate_expired"
+  | "certificate_not_yet_valid"
+  | "untrusted_certificate"
+  | "handshake";
 
 export interface ClientTlsOptions {
   certificateChain: string;

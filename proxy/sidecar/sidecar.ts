@@ -83,11 +83,20 @@ export class Sidecar {
     this.notReady = options.notReady ?? null;
   }
 
-  static async start(config: ProxyConfig, runtime: Runtime, log: Logger, telemetry: ProxyTelemetry, options: SidecarOptions = {}): Promise<Sidecar> {
+  static async start(
+    config: ProxyConfig,
+    runtime: Runtime,
+    log: Logger,
+    telemetry: ProxyTelemetry,
+    options: SidecarOptions = {},
+  ): Promise<Sidecar> {
     const sidecar = new Sidecar(config, runtime, log, telemetry, options);
     try {
       await sidecar.install(config);
-      sidecar.admin = await startAdmin(sidecar, runtime, config.admin, { managedBy: options.managedBy ?? null, appProbes: options.appProbes ?? {} });
+      sidecar.admin = await startAdmin(sidecar, runtime, config.admin, {
+        managedBy: options.managedBy ?? null,
+        appProbes: options.appProbes ?? {},
+      });
     } catch (e) {
       await sidecar.stop();
       throw e;
@@ -205,7 +214,17 @@ export class Sidecar {
       const router = new Router(l.virtualHosts);
       const makeContext = l.direction === "Inbound" ? inboundContext : outboundContext;
       const bound = fresh.find((f) => f.config === l);
-      const context = makeContext({ node: config.node, ownPrincipal: principal, router, clusters: this.clusters, telemetry: this.telemetry, filters: this.filters.chain, port: l.direction === "Inbound" ? deliveredPort(l, config.clusters) : null, ...(l.authorization ? { authorization: l.authorization } : {}), ...(l.noRouteReason ? { noRouteReason: l.noRouteReason } : {}) });
+      const context = makeContext({
+        node: config.node,
+        ownPrincipal: principal,
+        router,
+        clusters: this.clusters,
+        telemetry: this.telemetry,
+        filters: this.filters.chain,
+        port: l.direction === "Inbound" ? deliveredPort(l, config.clusters) : null,
+        ...(l.authorization ? { authorization: l.authorization } : {}),
+        ...(l.noRouteReason ? { noRouteReason: l.noRouteReason } : {}),
+      });
       if (bound) {
         const old = this.listeners.get(l.name);
         if (old) retired.push(old);
@@ -280,7 +299,8 @@ export class Sidecar {
       bodyIdleTimeoutMs: limits.bodyIdleTimeoutMs,
       deadlines: this.deadlines,
       onExchange,
-      onProtocolError: (c, error) => this.log.warn("downstream protocol error", { listener: name, peer: `${c.remoteAddress}:${c.remotePort}`, error: error.message }),
+      onProtocolError: (c, error) =>
+        this.log.warn("downstream protocol error", { listener: name, peer: `${c.remoteAddress}:${c.remotePort}`, error: error.message }),
       onHttp2Preface: (this.listeners.get(name)?.config ?? bound).http2 ? toHttp2 : undefined,
     });
     connections.add(tracked);

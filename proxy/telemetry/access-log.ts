@@ -65,28 +65,50 @@ export function formatAccessLogLine(r: RequestRecord): string {
   const traceparent = r.trace !== undefined ? r.trace.traceparent : r.traceparent;
   const traceId = r.trace !== undefined ? r.trace.traceId : traceparent === "" ? "" : traceIdOf(traceparent);
   return (
-    '{"start_time":"' + iso(r.startTime) +
-    '","direction":"' + r.direction +
-    '","method":' + str(r.method) +
-    ',"path":' + str(r.path) +
-    ',"protocol":"' + r.protocol +
-    '","response_code":' + r.status +
-    ',"response_flags":"' + (r.responseFlag === "" ? "-" : r.responseFlag) +
-    '","bytes_received":' + r.requestBytes +
-    ',"bytes_sent":' + r.responseBytes +
-    ',"duration":' + Math.round(r.durationMs * 1000) / 1000 +
-    ',"upstream_host":' + strOrNull(r.upstreamAddress) +
-    ',"upstream_cluster":' + strOrNull(r.destination.cluster) +
-    ',"route_name":' + strOrNull(r.route) +
-    ',"request_id":' + strOrNull(r.requestId) +
-    ',"authority":' + str(r.authority) +
-    ',"user_agent":' + strOrNull(r.userAgent) +
-    ',"downstream_peer_principal":' + strOrNull(r.source.principal) +
-    ',"upstream_peer_principal":' + strOrNull(r.direction === "outbound" && r.mtls ? r.destination.principal : "") +
-    ',"mtls":' + r.mtls +
-    ',"traceparent":' + strOrNull(traceparent) +
-    ',"trace_id":' + strOrNull(traceId) +
-    ',"attempts":' + r.attempts +
+    '{"start_time":"' +
+    iso(r.startTime) +
+    '","direction":"' +
+    r.direction +
+    '","method":' +
+    str(r.method) +
+    ',"path":' +
+    str(r.path) +
+    ',"protocol":"' +
+    r.protocol +
+    '","response_code":' +
+    r.status +
+    ',"response_flags":"' +
+    (r.responseFlag === "" ? "-" : r.responseFlag) +
+    '","bytes_received":' +
+    r.requestBytes +
+    ',"bytes_sent":' +
+    r.responseBytes +
+    ',"duration":' +
+    Math.round(r.durationMs * 1000) / 1000 +
+    ',"upstream_host":' +
+    strOrNull(r.upstreamAddress) +
+    ',"upstream_cluster":' +
+    strOrNull(r.destination.cluster) +
+    ',"route_name":' +
+    strOrNull(r.route) +
+    ',"request_id":' +
+    strOrNull(r.requestId) +
+    ',"authority":' +
+    str(r.authority) +
+    ',"user_agent":' +
+    strOrNull(r.userAgent) +
+    ',"downstream_peer_principal":' +
+    strOrNull(r.source.principal) +
+    ',"upstream_peer_principal":' +
+    strOrNull(r.direction === "outbound" && r.mtls ? r.destination.principal : "") +
+    ',"mtls":' +
+    r.mtls +
+    ',"traceparent":' +
+    strOrNull(traceparent) +
+    ',"trace_id":' +
+    strOrNull(traceId) +
+    ',"attempts":' +
+    r.attempts +
     (r.grpcStatus !== undefined ? ',"grpc_status":' + r.grpcStatus : "") +
     "}"
   );

@@ -196,9 +196,15 @@ export class ProxyMetrics {
           return { name, help, type: "histogram", aggregator: "sum", values };
         },
       });
-    histogram("istio_request_duration_milliseconds", "Request duration in milliseconds (Istio standard metric).", (s) => [s.duration, s.durationSum]);
+    histogram("istio_request_duration_milliseconds", "Request duration in milliseconds (Istio standard metric).", (s) => [
+      s.duration,
+      s.durationSum,
+    ]);
     histogram("istio_request_bytes", "Request body sizes in bytes (Istio standard metric).", (s) => [s.requestBytes, s.requestBytesSum]);
-    histogram("istio_response_bytes", "Response body sizes in bytes (Istio standard metric).", (s) => [s.responseBytes, s.responseBytesSum]);
+    histogram("istio_response_bytes", "Response body sizes in bytes (Istio standard metric).", (s) => [
+      s.responseBytes,
+      s.responseBytesSum,
+    ]);
     for (const [name, field] of [
       ["istio_tcp_connections_opened_total", "opened"],
       ["istio_tcp_connections_closed_total", "closed"],
@@ -261,7 +267,14 @@ export class ProxyMetrics {
    */
   setNode(node: NodeInfo): void {
     const n = this.#node;
-    if (n.workload === node.workload && n.namespace === node.namespace && n.serviceAccount === node.serviceAccount && n.trustDomain === node.trustDomain && n.service === node.service) return;
+    if (
+      n.workload === node.workload &&
+      n.namespace === node.namespace &&
+      n.serviceAccount === node.serviceAccount &&
+      n.trustDomain === node.trustDomain &&
+      n.service === node.service
+    )
+      return;
     this.#node = node;
     this.#localPrincipal = `spiffe://${node.trustDomain}/ns/${node.namespace}/sa/${node.serviceAccount}`;
     this.#localApp = canonicalName(node);
@@ -294,10 +307,25 @@ export class ProxyMetrics {
     const peer = inbound ? r.source : r.destination;
     const d = r.destination;
     const key =
-      (inbound ? "i" : "o") + SEP +
-      peer.workload + SEP + peer.namespace + SEP + peer.principal + SEP +
-      d.service + SEP + d.namespace + SEP + r.status + SEP + r.responseFlag + SEP +
-      (r.mtls ? "1" : "0") + (r.grpc === true ? "g" : "h") + (r.grpcStatus === undefined ? "" : r.grpcStatus);
+      (inbound ? "i" : "o") +
+      SEP +
+      peer.workload +
+      SEP +
+      peer.namespace +
+      SEP +
+      peer.principal +
+      SEP +
+      d.service +
+      SEP +
+      d.namespace +
+      SEP +
+      r.status +
+      SEP +
+      r.responseFlag +
+      SEP +
+      (r.mtls ? "1" : "0") +
+      (r.grpc === true ? "g" : "h") +
+      (r.grpcStatus === undefined ? "" : r.grpcStatus);
     let s = this.#http.get(key);
     if (s === undefined) s = this.#newHttpSeries(key, r);
     s.count++;
@@ -316,7 +344,15 @@ export class ProxyMetrics {
       const overflow = this.#http.get("overflow");
       if (overflow !== undefined) return overflow;
       const labels = this.#httpLabels(r);
-      for (const k of ["source_workload", "source_principal", "destination_workload", "destination_principal", "destination_service", "destination_service_name", "response_code"] as const) {
+      for (const k of [
+        "source_workload",
+        "source_principal",
+        "destination_workload",
+        "destination_principal",
+        "destination_service",
+        "destination_service_name",
+        "response_code",
+      ] as const) {
         labels[k] = "overflow";
       }
       const s = new HttpSeries(labels, this.#buckets.length);
@@ -392,7 +428,9 @@ export class ProxyMetrics {
 
   #httpLabels(r: RequestRecord): IstioLabels {
     const inbound = r.direction === "inbound";
-    const peer = inbound ? r.source : { workload: r.destination.workload, namespace: r.destination.namespace, principal: r.destination.principal };
+    const peer = inbound
+      ? r.source
+      : { workload: r.destination.workload, namespace: r.destination.namespace, principal: r.destination.principal };
     const sides = this.#sides(r.direction, peer, r.mtls, r.destination.service, r.destination.namespace);
     return {
       ...sides,
@@ -407,8 +445,15 @@ export class ProxyMetrics {
   #tcpSeries(direction: Direction, info: ConnectionInfo | undefined): TcpSeries {
     const p = info?.peer;
     const key =
-      direction + SEP + (p ? p.workload + SEP + p.namespace + SEP + p.principal : "") + SEP +
-      (info?.service ?? "") + SEP + (info?.serviceNamespace ?? "") + SEP + (info?.mtls ? "1" : "0");
+      direction +
+      SEP +
+      (p ? p.workload + SEP + p.namespace + SEP + p.principal : "") +
+      SEP +
+      (info?.service ?? "") +
+      SEP +
+      (info?.serviceNamespace ?? "") +
+      SEP +
+      (info?.mtls ? "1" : "0");
     let s = this.#tcp.get(key);
     if (s === undefined) {
       if (this.#tcp.size >= this.#maxSeries) return this.#tcpSeries(direction, undefined);

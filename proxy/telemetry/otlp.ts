@@ -296,7 +296,11 @@ function valueJson(v: AttributeValue): string {
     case "boolean":
       return '{"boolValue":' + v + "}";
     case "number":
-      return Number.isInteger(v) ? '{"intValue":"' + v + '"}' : Number.isFinite(v) ? '{"doubleValue":' + v + "}" : '{"stringValue":"' + v + '"}';
+      return Number.isInteger(v)
+        ? '{"intValue":"' + v + '"}'
+        : Number.isFinite(v)
+          ? '{"doubleValue":' + v + "}"
+          : '{"stringValue":"' + v + '"}';
   }
   if (Array.isArray(v)) {
     const parts: string[] = [];
@@ -321,31 +325,57 @@ function attributesJson(a: Attributes | undefined): string {
 
 function spanJson(s: FinishedSpan): string {
   let j =
-    '{"traceId":"' + s.traceId +
-    '","spanId":"' + s.spanId +
+    '{"traceId":"' +
+    s.traceId +
+    '","spanId":"' +
+    s.spanId +
     (s.parentSpanId ? '","parentSpanId":"' + s.parentSpanId : "") +
-    '","name":' + q(s.name) +
-    ',"kind":' + (s.kind + 1) + // api SpanKind INTERNAL=0.. → OTLP SPAN_KIND_INTERNAL=1..
-    ',"startTimeUnixNano":"' + nanos(s.startMs) +
-    '","endTimeUnixNano":"' + nanos(s.endMs) +
-    '","attributes":' + attributesJson(s.attributes);
+    '","name":' +
+    q(s.name) +
+    ',"kind":' +
+    (s.kind + 1) + // api SpanKind INTERNAL=0.. → OTLP SPAN_KIND_INTERNAL=1..
+    ',"startTimeUnixNano":"' +
+    nanos(s.startMs) +
+    '","endTimeUnixNano":"' +
+    nanos(s.endMs) +
+    '","attributes":' +
+    attributesJson(s.attributes);
   if (s.traceState) j += ',"traceState":' + q(s.traceState);
   if (s.events.length > 0) {
-    j += ',"events":[' + s.events.map((e) => '{"name":' + q(e.name) + ',"timeUnixNano":"' + nanos(e.timeMs) + '","attributes":' + attributesJson(e.attributes) + "}").join(",") + "]";
+    j +=
+      ',"events":[' +
+      s.events
+        .map((e) => '{"name":' + q(e.name) + ',"timeUnixNano":"' + nanos(e.timeMs) + '","attributes":' + attributesJson(e.attributes) + "}")
+        .join(",") +
+      "]";
   }
   if (s.links.length > 0) {
-    j += ',"links":[' + s.links.map((l) => '{"traceId":"' + l.context.traceId + '","spanId":"' + l.context.spanId + '","attributes":' + attributesJson(l.attributes) + "}").join(",") + "]";
+    j +=
+      ',"links":[' +
+      s.links
+        .map(
+          (l) =>
+            '{"traceId":"' + l.context.traceId + '","spanId":"' + l.context.spanId + '","attributes":' + attributesJson(l.attributes) + "}",
+        )
+        .join(",") +
+      "]";
   }
   const st = s.status;
-  j += st.code === SpanStatusCode.UNSET ? ',"status":{}' : ',"status":{"code":' + st.code + (st.message ? ',"message":' + q(st.message) : "") + "}";
+  j +=
+    st.code === SpanStatusCode.UNSET
+      ? ',"status":{}'
+      : ',"status":{"code":' + st.code + (st.message ? ',"message":' + q(st.message) : "") + "}";
   return j + "}";
 }
 
 /** An OTLP/JSON ExportTraceServiceRequest. */
 export function encodeOtlpJson(resource: Attributes, spans: FinishedSpan[]): string {
   return (
-    '{"resourceSpans":[{"resource":{"attributes":' + attributesJson(resource) +
-    '},"scopeSpans":[{"scope":{"name":"weft"},"spans":[' + spans.map(spanJson).join(",") + "]}]}]}"
+    '{"resourceSpans":[{"resource":{"attributes":' +
+    attributesJson(resource) +
+    '},"scopeSpans":[{"scope":{"name":"weft"},"spans":[' +
+    spans.map(spanJson).join(",") +
+    "]}]}]}"
   );
 }
 

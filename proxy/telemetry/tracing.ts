@@ -205,10 +205,16 @@ export class ProxyTracer {
       if (parent === undefined) return new Trace(newTraceId(), newSpanId(), "", this.#rootSampler(), "", undefined);
       return new Trace(parent.traceId, newSpanId(), parent.parentId, parent.sampled, tracestate ?? "", undefined);
     }
-    return this.#startSpan(tracer, direction, parent, parent === undefined ? "" : tracestate ?? "", startTime);
+    return this.#startSpan(tracer, direction, parent, parent === undefined ? "" : (tracestate ?? ""), startTime);
   }
 
-  #startSpan(tracer: Tracer, direction: Direction, parent: TraceParent | undefined, tracestate: string, startTime: number | undefined): RequestTrace {
+  #startSpan(
+    tracer: Tracer,
+    direction: Direction,
+    parent: TraceParent | undefined,
+    tracestate: string,
+    startTime: number | undefined,
+  ): RequestTrace {
     let ctx = ROOT_CONTEXT;
     let traceId: string;
     let sampled: boolean;
@@ -228,11 +234,7 @@ export class ProxyTracer {
       // The proxy's root sampling decision is final: no span for a sampled-out new trace.
       if (!sampled) return new Trace(traceId, newSpanId(), "", false, "", undefined);
     }
-    const span = tracer.startSpan(
-      "HTTP",
-      { kind: direction === "inbound" ? SpanKind.SERVER : SpanKind.CLIENT, startTime },
-      ctx,
-    );
+    const span = tracer.startSpan("HTTP", { kind: direction === "inbound" ? SpanKind.SERVER : SpanKind.CLIENT, startTime }, ctx);
     const sc = span.spanContext();
     const parentSpanId = parent === undefined ? "" : parent.parentId;
     if (span.isRecording()) {
@@ -310,7 +312,12 @@ class PassThroughTraceState {
     return new PassThroughTraceState(`${key}=${value}` + (this.#raw ? "," + this.#raw : ""));
   }
   unset(key: string): PassThroughTraceState {
-    return new PassThroughTraceState(this.#raw.split(",").filter((e) => e.trim().split("=")[0] !== key).join(","));
+    return new PassThroughTraceState(
+      this.#raw
+        .split(",")
+        .filter((e) => e.trim().split("=")[0] !== key)
+        .join(","),
+    );
   }
   get(key: string): string | undefined {
     for (const e of this.#raw.split(",")) {

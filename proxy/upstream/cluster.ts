@@ -162,7 +162,10 @@ export class UpstreamCluster {
     if (this.waiters.length >= limits.maxPendingRequests) {
       this.telemetry.upstreamError(this.config.name, "overflow");
       return Promise.reject(
-        new UpstreamFailure("overflow", `circuit breaker: cluster "${this.config.name}" has ${limits.maxConnections} connections (maxConnections) and ${this.waiters.length} pending requests (maxPendingRequests)`),
+        new UpstreamFailure(
+          "overflow",
+          `circuit breaker: cluster "${this.config.name}" has ${limits.maxConnections} connections (maxConnections) and ${this.waiters.length} pending requests (maxPendingRequests)`,
+        ),
       );
     }
     // Someone else's idle connection is a slot we can take over.
@@ -194,7 +197,12 @@ export class UpstreamCluster {
   }
 
   private open(endpoint: UpstreamEndpoint): Promise<Conn> {
-    return this.runtime.connect({ address: endpoint.address, port: endpoint.port, timeoutMs: this.config.connectTimeoutMs, tls: this.tlsFor(this.config) });
+    return this.runtime.connect({
+      address: endpoint.address,
+      port: endpoint.port,
+      timeoutMs: this.config.connectTimeoutMs,
+      tls: this.tlsFor(this.config),
+    });
   }
 
   private connectFailure(endpoint: UpstreamEndpoint, e: Error): UpstreamFailure {
@@ -227,7 +235,10 @@ export class UpstreamCluster {
       this.connections--;
       endpoint.connections--;
       this.wakeWaiter();
-      throw new UpstreamFailure("connect", `passthrough to ${endpoint.key} refused: it resolved to ${conn.remoteAddress}; ${self}, and a request sent there would come back to this proxy`);
+      throw new UpstreamFailure(
+        "connect",
+        `passthrough to ${endpoint.key} refused: it resolved to ${conn.remoteAddress}; ${self}, and a request sent there would come back to this proxy`,
+      );
     }
     const upstream = new UpstreamHttp1(conn);
     upstream.onRelease = (c) => this.release(endpoint, c);

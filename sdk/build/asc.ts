@@ -46,7 +46,10 @@ export async function compileFilter(dir: string): Promise<Uint8Array> {
       try {
         const text = await readFile(file, "utf8");
         // asc names sources by their path without node_modules/...: "~lib/@weft/sdk/json.ts".
-        sources.set(sdk ? `~lib/${SDK_SPECIFIER}/${sdk[1]}` : name.replaceAll("\\", "/"), { file: sdk ? file : path.join(dir, name), text });
+        sources.set(sdk ? `~lib/${SDK_SPECIFIER}/${sdk[1]}` : name.replaceAll("\\", "/"), {
+          file: sdk ? file : path.join(dir, name),
+          text,
+        });
         return text;
       } catch {
         return null;
@@ -70,8 +73,12 @@ export async function compileFilter(dir: string): Promise<Uint8Array> {
     },
   });
   if (result.error || !output) {
-    if (!sources.has(ENTRY)) throw new BuildError(`cannot build ${dir}: ${path.join(dir, ENTRY)} is missing (a filter's code is its filter.ts)`, []);
-    throw new BuildError(`cannot build ${dir}: ${diagnostics.length ? `${diagnostics.length} error(s) in its AssemblyScript` : (result.error?.message ?? "no output")}`, diagnostics.length ? diagnostics : log.trim().split("\n"));
+    if (!sources.has(ENTRY))
+      throw new BuildError(`cannot build ${dir}: ${path.join(dir, ENTRY)} is missing (a filter's code is its filter.ts)`, []);
+    throw new BuildError(
+      `cannot build ${dir}: ${diagnostics.length ? `${diagnostics.length} error(s) in its AssemblyScript` : (result.error?.message ?? "no output")}`,
+      diagnostics.length ? diagnostics : log.trim().split("\n"),
+    );
   }
   return output;
 }

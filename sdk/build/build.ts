@@ -35,7 +35,11 @@ export async function readManifest(dir: string): Promise<Manifest> {
     throw new BuildError(`cannot build ${dir}: ${file} is not JSON: ${(e as Error).message}`, []);
   }
   const check = validateManifest(parsed);
-  if (!check.ok) throw new BuildError(`cannot build ${dir}: ${file} is not a valid manifest`, check.problems.map((p) => `${file}: ${p}`));
+  if (!check.ok)
+    throw new BuildError(
+      `cannot build ${dir}: ${file} is not a valid manifest`,
+      check.problems.map((p) => `${file}: ${p}`),
+    );
   return check.manifest;
 }
 
@@ -44,11 +48,23 @@ function checkAbi(wasm: Uint8Array, dir: string): void {
   const module = new WebAssembly.Module(wasm as Uint8Array<ArrayBuffer>);
   const problems: string[] = [];
   const exported = WebAssembly.Module.exports(module).map((e) => e.name);
-  if (!PHASES.some((p) => exported.includes(p))) problems.push(`filter.ts exports none of the phase functions ${PHASES.join(", ")}: export at least one, e.g. "export function on_request_headers(): i32"`);
+  if (!PHASES.some((p) => exported.includes(p)))
+    problems.push(
+      `filter.ts exports none of the phase functions ${PHASES.join(", ")}: export at least one, e.g. "export function on_request_headers(): i32"`,
+    );
   // The meter reads the imports' signatures (the engines do not reveal them); the limit does not matter here.
   const { functionImports } = meter(wasm, { maxMemoryPages: 65536 });
-  problems.push(...importProblems(functionImports, WebAssembly.Module.imports(module).filter((i) => i.kind !== "function")));
-  if (problems.length) throw new BuildError(`cannot build ${dir}: it would not load as a weft filter`, problems.map((p) => `${path.join(dir, "filter.ts")}: ${p}`));
+  problems.push(
+    ...importProblems(
+      functionImports,
+      WebAssembly.Module.imports(module).filter((i) => i.kind !== "function"),
+    ),
+  );
+  if (problems.length)
+    throw new BuildError(
+      `cannot build ${dir}: it would not load as a weft filter`,
+      problems.map((p) => `${path.join(dir, "filter.ts")}: ${p}`),
+    );
 }
 
 export async function buildFilter(dir: string): Promise<BuiltFilter> {

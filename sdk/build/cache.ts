@@ -19,15 +19,24 @@ async function hashTree(hash: ReturnType<typeof createHash>, dir: string, base: 
   for (const e of entries) {
     const file = path.join(dir, e.name);
     if (e.isDirectory()) await hashTree(hash, file, base);
-    else hash.update(`${path.relative(base, file)}\0`).update(await readFile(file)).update("\0");
+    else
+      hash
+        .update(`${path.relative(base, file)}\0`)
+        .update(await readFile(file))
+        .update("\0");
   }
 }
 
 /** Builds `plugins/<name>`, or the filter folder at a path (anything with a "/"). */
-export async function builtFilter(dirOrPluginName: string, cacheDir = defaultCacheDir): Promise<{ path: string; sha256: string; wasm: Uint8Array }> {
+export async function builtFilter(
+  dirOrPluginName: string,
+  cacheDir = defaultCacheDir,
+): Promise<{ path: string; sha256: string; wasm: Uint8Array }> {
   const dir = dirOrPluginName.includes("/") ? path.resolve(dirOrPluginName) : path.join(root, "plugins", dirOrPluginName);
   const hash = createHash("sha256");
-  const { version } = JSON.parse(await readFile(path.join(root, "node_modules", "assemblyscript", "package.json"), "utf8")) as { version: string };
+  const { version } = JSON.parse(await readFile(path.join(root, "node_modules", "assemblyscript", "package.json"), "utf8")) as {
+    version: string;
+  };
   hash.update(`asc ${version}\0`);
   for (const input of BUILD_INPUTS) await hashTree(hash, input, root);
   await hashTree(hash, dir, dir);

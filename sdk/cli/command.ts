@@ -52,7 +52,9 @@ export async function test(dir: string): Promise<number> {
       out(`FAIL  ${r.name}\n${r.problems.map((p) => `      ${p}\n`).join("")}`);
     }
   }
-  out(`${results.length - failed} passed, ${failed} failed (${built.manifest.name} ${built.manifest.version}, sha256 ${built.sha256.slice(0, 12)})\n`);
+  out(
+    `${results.length - failed} passed, ${failed} failed (${built.manifest.name} ${built.manifest.version}, sha256 ${built.sha256.slice(0, 12)})\n`,
+  );
   return failed === 0 ? 0 : 1;
 }
 

@@ -25,10 +25,18 @@ export interface FixtureResult {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-function compareHeaders(what: string, headers: readonly string[], expected: Record<string, string | null> | undefined, problems: string[]): void {
+function compareHeaders(
+  what: string,
+  headers: readonly string[],
+  expected: Record<string, string | null> | undefined,
+  problems: string[],
+): void {
   for (const [name, value] of Object.entries(expected ?? {})) {
     const actual = getHeader(headers, name.toLowerCase());
-    if (actual !== value) problems.push(`${what} header "${name}": expected ${value === null ? "none" : JSON.stringify(value)}, got ${actual === null ? "none" : JSON.stringify(actual)}`);
+    if (actual !== value)
+      problems.push(
+        `${what} header "${name}": expected ${value === null ? "none" : JSON.stringify(value)}, got ${actual === null ? "none" : JSON.stringify(actual)}`,
+      );
   }
 }
 
@@ -46,7 +54,12 @@ function runFixture(filter: Filter, fixture: FilterFixture): string[] {
     request: { method: request.method, path: request.path, authority: getHeader(headers, "host") ?? "localhost", scheme: "http", headers },
     response: null,
     body: null,
-    attributes: { direction: "inbound", sourceAddress: request.source?.address ?? "127.0.0.1", sourcePrincipal: request.source?.principal ?? "", requestId: `fixture-${fixture.name}` },
+    attributes: {
+      direction: "inbound",
+      sourceAddress: request.source?.address ?? "127.0.0.1",
+      sourcePrincipal: request.source?.principal ?? "",
+      requestId: `fixture-${fixture.name}`,
+    },
     reply: null,
   };
   let reply = runPhase([filter], "on_request_headers", message);
@@ -95,7 +108,13 @@ export async function testFilter(wasm: Uint8Array, fixtures: readonly FilterFixt
         results.push({ name: fixture.name, problems: problems.map((p) => `config does not match the filter's schema: ${p}`) });
         continue;
       }
-      const config = v.parse(FilterConfig, { name: "under-test", namespace: "test", module: { path: "(in memory)", sha256 }, config: settings, limits: { callTimeoutMs: 100 } });
+      const config = v.parse(FilterConfig, {
+        name: "under-test",
+        namespace: "test",
+        module: { path: "(in memory)", sha256 },
+        config: settings,
+        limits: { callTimeoutMs: 100 },
+      });
       filter = new Filter(config, compiled, "", { log, metrics, state });
       filters.set(key, filter);
     }

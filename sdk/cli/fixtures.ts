@@ -4,7 +4,12 @@ import { readFile } from "node:fs/promises";
 import * as v from "valibot";
 
 const HeaderName = v.pipe(v.string(), v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "must be a header name"));
-const Status = v.pipe(v.number("must be a number"), v.integer("must be an integer"), v.minValue(200, "must be 200-599"), v.maxValue(599, "must be 200-599"));
+const Status = v.pipe(
+  v.number("must be a number"),
+  v.integer("must be an integer"),
+  v.minValue(200, "must be 200-599"),
+  v.maxValue(599, "must be 200-599"),
+);
 
 const Fixture = v.pipe(
   v.strictObject({
@@ -31,8 +36,14 @@ const Fixture = v.pipe(
       responseHeaders: v.optional(v.record(HeaderName, v.nullable(v.string("must be a string or null")))),
     }),
   }),
-  v.check((f) => (f.expect.status === undefined) !== (f.expect.continue === undefined), 'expect: give either "status" (the filter answers locally) or "continue": true'),
-  v.check((f) => f.expect.responseHeaders === undefined || f.expect.continue === true, 'expect.responseHeaders: only with "continue": true (a local reply has no response phases)'),
+  v.check(
+    (f) => (f.expect.status === undefined) !== (f.expect.continue === undefined),
+    'expect: give either "status" (the filter answers locally) or "continue": true',
+  ),
+  v.check(
+    (f) => f.expect.responseHeaders === undefined || f.expect.continue === true,
+    'expect.responseHeaders: only with "continue": true (a local reply has no response phases)',
+  ),
 );
 
 export type FilterFixture = v.InferOutput<typeof Fixture>;
@@ -79,7 +90,9 @@ export async function loadFixtures(file: string): Promise<FilterFixture[]> {
   try {
     parsed = JSON.parse(await readFile(file, "utf8"));
   } catch (e) {
-    throw new FixtureError(file, [(e as NodeJS.ErrnoException).code === "ENOENT" ? "does not exist" : `is not JSON: ${(e as Error).message}`]);
+    throw new FixtureError(file, [
+      (e as NodeJS.ErrnoException).code === "ENOENT" ? "does not exist" : `is not JSON: ${(e as Error).message}`,
+    ]);
   }
   const check = validateFixtures(parsed);
   if (!check.ok) throw new FixtureError(file, check.problems);

@@ -32,7 +32,8 @@ export function findPlugin(index: MarketplaceIndex, ref: string): { plugin: Inde
   const plugin = index.plugins.find((p) => p.name === name);
   if (!plugin) throw new Error(`no marketplace filter named "${name}"; the marketplace has ${index.plugins.map((p) => p.name).join(", ")}`);
   const version = wanted ? plugin.versions.find((v) => v.version === wanted) : plugin.versions[0];
-  if (!version) throw new Error(`marketplace filter "${name}" has no version ${wanted}; it has ${plugin.versions.map((v) => v.version).join(", ")}`);
+  if (!version)
+    throw new Error(`marketplace filter "${name}" has no version ${wanted}; it has ${plugin.versions.map((v) => v.version).join(", ")}`);
   return { plugin, version };
 }
 

@@ -17,11 +17,22 @@ const out = (text: string) => process.stdout.write(text);
 /** The release's module: the shipped copy, else a build of its sources when they are at that version. */
 async function moduleOf(dir: string, name: string, version: string): Promise<Uint8Array> {
   const shipped = shippedModulePath(dir, name, version);
-  if (await stat(shipped).then((s) => s.isFile(), () => false)) return readFile(shipped);
+  if (
+    await stat(shipped).then(
+      (s) => s.isFile(),
+      () => false,
+    )
+  )
+    return readFile(shipped);
   const sources = path.join(dir, name);
-  const manifest = await readFile(path.join(sources, "filter.json"), "utf8").then((t) => JSON.parse(t) as { version?: string }, () => null);
+  const manifest = await readFile(path.join(sources, "filter.json"), "utf8").then(
+    (t) => JSON.parse(t) as { version?: string },
+    () => null,
+  );
   if (manifest?.version !== version) {
-    throw new Error(`${name}@${version}: there is no ${shipped}, and ${manifest ? `the sources in ${sources} are version ${manifest.version}` : `no sources in ${sources}`}; run the mirror from the Node image (which ships every module) or a checkout at that release`);
+    throw new Error(
+      `${name}@${version}: there is no ${shipped}, and ${manifest ? `the sources in ${sources} are version ${manifest.version}` : `no sources in ${sources}`}; run the mirror from the Node image (which ships every module) or a checkout at that release`,
+    );
   }
   // Only a checkout has the SDK to build with; loaded here so that the image's CLI never needs it.
   const { builtFilter } = await import("../build/cache.ts");
@@ -32,7 +43,8 @@ function credentials(): Credentials | undefined {
   const username = process.env.WEFT_REGISTRY_USERNAME;
   const password = process.env.WEFT_REGISTRY_PASSWORD;
   if (username === undefined && password === undefined) return undefined;
-  if (!username || password === undefined) throw new UsageError("set both WEFT_REGISTRY_USERNAME and WEFT_REGISTRY_PASSWORD, or neither for an anonymous push");
+  if (!username || password === undefined)
+    throw new UsageError("set both WEFT_REGISTRY_USERNAME and WEFT_REGISTRY_PASSWORD, or neither for an anonymous push");
   return { username, password };
 }
 
@@ -55,16 +67,25 @@ export async function mirror(values: MirrorValues, target: string): Promise<numb
         const wasm = await moduleOf(dir, plugin.name, release.version);
         const sha256 = sha256Hex(wasm);
         if (sha256 !== release.sha256) {
-          throw new Error(`${plugin.name}@${release.version}: its module has sha256 ${sha256}, not the ${release.sha256} the index lists; nothing more is pushed (a damaged image or changed sources: rebuild, or check with "node sdk/marketplace/index.ts --check")`);
+          throw new Error(
+            `${plugin.name}@${release.version}: its module has sha256 ${sha256}, not the ${release.sha256} the index lists; nothing more is pushed (a damaged image or changed sources: rebuild, or check with "node sdk/marketplace/index.ts --check")`,
+          );
         }
         // OCI tags cannot hold "+", so build metadata becomes "_" (as weft filter push does).
         const ref = parseOciReference(`oci://${target}/plugins/${plugin.name}:${release.version.replaceAll("+", "_")}`);
         const annotations = { "org.opencontainers.image.title": plugin.name, "org.opencontainers.image.version": release.version };
-        const pushed = await client.pushWasm(ref, wasm, { annotations, plainHttp: values["plain-http"], ...(creds ? { credentials: creds } : {}), ...(values.timeout ? { timeoutMs: values.timeout } : {}) });
+        const pushed = await client.pushWasm(ref, wasm, {
+          annotations,
+          plainHttp: values["plain-http"],
+          ...(creds ? { credentials: creds } : {}),
+          ...(values.timeout ? { timeoutMs: values.timeout } : {}),
+        });
         out(`${pushed.reference} sha256 ${sha256}\n`);
       }
     }
-    out(`\nA WasmFilter uses a mirrored release with its url and the sha256 above, e.g.\n  url: oci://${target}/plugins/NAME:VERSION\n  sha256: "<the sha256 printed for it>"\n`);
+    out(
+      `\nA WasmFilter uses a mirrored release with its url and the sha256 above, e.g.\n  url: oci://${target}/plugins/NAME:VERSION\n  sha256: "<the sha256 printed for it>"\n`,
+    );
     return 0;
   } catch (e) {
     if (e instanceof OciReferenceError) throw new UsageError(e.message);

@@ -27,7 +27,8 @@ async function readSource(source: string): Promise<Source> {
     return { wasm: built.wasm, name: built.manifest.name, version: built.manifest.version };
   }
   const wasm = await readFile(source);
-  if (!WebAssembly.validate(wasm)) throw new UsageError(`${source} is not a WebAssembly module: give a filter folder or a .wasm made by "weft filter build"`);
+  if (!WebAssembly.validate(wasm))
+    throw new UsageError(`${source} is not a WebAssembly module: give a filter folder or a .wasm made by "weft filter build"`);
   let manifest: FilterManifest | null;
   try {
     manifest = readManifest(new WebAssembly.Module(wasm), source);
@@ -45,7 +46,9 @@ async function readStdin(): Promise<string> {
   const chunks: Uint8Array[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Uint8Array);
   // As `docker login --password-stdin`: the line's end is not part of the password.
-  return Buffer.concat(chunks).toString("utf8").replace(/[\r\n]+$/, "");
+  return Buffer.concat(chunks)
+    .toString("utf8")
+    .replace(/[\r\n]+$/, "");
 }
 
 /** --username / WEFT_REGISTRY_USERNAME with --password-stdin / WEFT_REGISTRY_PASSWORD; none means anonymous. */
@@ -54,7 +57,8 @@ async function credentials(username: string | undefined, passwordStdin: boolean)
   const password = passwordStdin ? await readStdin() : process.env.WEFT_REGISTRY_PASSWORD || undefined;
   if (user === undefined && password === undefined) return undefined;
   if (user === undefined) throw new UsageError("a password needs a username: give --username U or WEFT_REGISTRY_USERNAME");
-  if (password === undefined) throw new UsageError(`--username ${user} needs a password: pipe it to --password-stdin or set WEFT_REGISTRY_PASSWORD`);
+  if (password === undefined)
+    throw new UsageError(`--username ${user} needs a password: pipe it to --password-stdin or set WEFT_REGISTRY_PASSWORD`);
   return { username: user, password };
 }
 
@@ -77,7 +81,12 @@ export async function push(values: PushValues, reference: string, from: string):
     if (!tag) throw new UsageError(`${reference} has no tag and ${from} carries no version: add a tag, e.g. ${reference}:1.0.0`);
     const annotations: Record<string, string> = { "org.opencontainers.image.title": source.name };
     if (source.version) annotations["org.opencontainers.image.version"] = source.version;
-    const pushed = await new RegistryClient().pushWasm({ ...ref, tag }, source.wasm, { annotations, credentials: creds, plainHttp: values["plain-http"], timeoutMs: values.timeout });
+    const pushed = await new RegistryClient().pushWasm({ ...ref, tag }, source.wasm, {
+      annotations,
+      credentials: creds,
+      plainHttp: values["plain-http"],
+      timeoutMs: values.timeout,
+    });
     const wasmSha256 = pushed.layerDigest.slice("sha256:".length);
     out(
       `pushed ${pushed.reference}\nmanifest ${pushed.manifestDigest}\nwasm sha256 ${wasmSha256} (${source.wasm.length} bytes)\n\n` +

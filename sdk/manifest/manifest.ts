@@ -13,7 +13,10 @@ const Manifest = v.strictObject({
   // It names the OCI repository and the marketplace entry.
   name: v.pipe(
     v.string("must be a string"),
-    v.regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "must be lower-case letters, digits and '-', at most 63, starting and ending with a letter or digit (like rate-limit)"),
+    v.regex(
+      /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/,
+      "must be lower-case letters, digits and '-', at most 63, starting and ending with a letter or digit (like rate-limit)",
+    ),
   ),
   version: v.pipe(v.string("must be a string"), v.regex(SEMVER, 'must be a semantic version such as "1.0.0"')),
   description: v.pipe(v.string("must be a string"), v.nonEmpty("must say in a sentence what the filter does")),
@@ -38,7 +41,8 @@ function describe(issue: v.BaseIssue<unknown>): string {
 
 /** Checks a manifest (parsed filter.json); problems read "version: must be a semantic version ...". */
 export function validateManifest(input: unknown): ManifestCheck {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) return { ok: false, problems: ["the manifest must be a JSON object"] };
+  if (typeof input !== "object" || input === null || Array.isArray(input))
+    return { ok: false, problems: ["the manifest must be a JSON object"] };
   const result = v.safeParse(Manifest, input, { abortEarly: false });
   const problems = result.success ? [] : result.issues.map(describe);
   const schema = (input as { configSchema?: unknown }).configSchema;

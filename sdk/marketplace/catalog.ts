@@ -55,7 +55,10 @@ function compareVersions(a: string, b: string): number {
 
 async function pluginDirs(pluginsDir: string): Promise<string[]> {
   const entries = await readdir(pluginsDir, { withFileTypes: true });
-  return entries.filter((e) => e.isDirectory()).map((e) => path.join(pluginsDir, e.name)).sort();
+  return entries
+    .filter((e) => e.isDirectory())
+    .map((e) => path.join(pluginsDir, e.name))
+    .sort();
 }
 
 interface Current {
@@ -74,9 +77,11 @@ async function readmeExample(dir: string, configSchema: unknown): Promise<Record
     const filter = docs.find((d) => d?.kind === "WasmFilter");
     if (!filter) continue;
     const config = filter.spec?.config;
-    if (typeof config !== "object" || config === null || Array.isArray(config)) throw new Error(`${file}: its WasmFilter example has no config object; give one that fits the filter's configSchema`);
+    if (typeof config !== "object" || config === null || Array.isArray(config))
+      throw new Error(`${file}: its WasmFilter example has no config object; give one that fits the filter's configSchema`);
     const problems = validateConfig(configSchema, config);
-    if (problems.length > 0) throw new Error(`${file}: its WasmFilter example's config does not fit the filter's configSchema: ${problems.join("; ")}`);
+    if (problems.length > 0)
+      throw new Error(`${file}: its WasmFilter example's config does not fit the filter's configSchema: ${problems.join("; ")}`);
     return config as Record<string, unknown>;
   }
   throw new Error(`${file}: has no yaml block with a WasmFilter example; add one (weft filter add prints its config)`);
@@ -86,7 +91,10 @@ async function current(pluginsDir: string, digestOf: DigestOf): Promise<Current[
   const out: Current[] = [];
   for (const dir of await pluginDirs(pluginsDir)) {
     const manifest = await readManifest(dir);
-    if (manifest.name !== path.basename(dir)) throw new Error(`${dir}/filter.json: name is "${manifest.name}" but the folder is ${path.basename(dir)}; a plugin's folder is named after it`);
+    if (manifest.name !== path.basename(dir))
+      throw new Error(
+        `${dir}/filter.json: name is "${manifest.name}" but the folder is ${path.basename(dir)}; a plugin's folder is named after it`,
+      );
     const { sha256 } = await digestOf(dir);
     out.push({
       dir,
@@ -109,8 +117,13 @@ async function current(pluginsDir: string, digestOf: DigestOf): Promise<Current[
 function indexFor(plugins: Current[], previous: MarketplaceIndex | null): MarketplaceIndex {
   return {
     plugins: plugins.map((plugin) => {
-      const older = previous?.plugins.find((p) => p.name === plugin.name)?.versions.filter((v) => v.version !== plugin.version.version) ?? [];
-      return { name: plugin.name, description: plugin.description, versions: [plugin.version, ...older].sort((a, b) => compareVersions(a.version, b.version)) };
+      const older =
+        previous?.plugins.find((p) => p.name === plugin.name)?.versions.filter((v) => v.version !== plugin.version.version) ?? [];
+      return {
+        name: plugin.name,
+        description: plugin.description,
+        versions: [plugin.version, ...older].sort((a, b) => compareVersions(a.version, b.version)),
+      };
     }),
   };
 }
@@ -118,7 +131,10 @@ function indexFor(plugins: Current[], previous: MarketplaceIndex | null): Market
 /** Builds every plugin, writes the index and the digest in each plugin's README. */
 export async function writeIndex(pluginsDir: string, indexFile: string, digestOf: DigestOf): Promise<MarketplaceIndex> {
   const plugins = await current(pluginsDir, digestOf);
-  const previous = await readFile(indexFile, "utf8").then((t) => JSON.parse(t) as MarketplaceIndex, () => null);
+  const previous = await readFile(indexFile, "utf8").then(
+    (t) => JSON.parse(t) as MarketplaceIndex,
+    () => null,
+  );
   const index = indexFor(plugins, previous);
   for (const plugin of plugins) {
     const file = path.join(plugin.dir, "README.md");
@@ -139,13 +155,20 @@ export async function checkIndex(pluginsDir: string, indexFile: string, digestOf
     const listed = index.plugins.find((p) => p.name === plugin.name)?.versions.find((v) => v.version === plugin.version.version);
     if (!listed) problems.push(`${plugin.name} ${plugin.version.version} is not in ${indexFile}`);
     else if (listed.sha256 !== plugin.version.sha256) {
-      problems.push(`${plugin.name} ${plugin.version.version}: ${indexFile} says sha256 ${listed.sha256}, but ${plugin.dir} builds to ${plugin.version.sha256} (a changed plugin needs a new version in filter.json)`);
+      problems.push(
+        `${plugin.name} ${plugin.version.version}: ${indexFile} says sha256 ${listed.sha256}, but ${plugin.dir} builds to ${plugin.version.sha256} (a changed plugin needs a new version in filter.json)`,
+      );
     } else if (JSON.stringify(listed.example) !== JSON.stringify(plugin.version.example)) {
       problems.push(`${plugin.name} ${plugin.version.version}: ${indexFile}'s example config is not the one in ${plugin.dir}/README.md`);
     }
     const readme = README_DIGEST.exec(await readFile(path.join(plugin.dir, "README.md"), "utf8"));
-    if (readme?.[2] !== plugin.version.sha256) problems.push(`${plugin.dir}/README.md: its WasmFilter shows sha256 ${readme?.[2] ?? "(none)"}, but the plugin builds to ${plugin.version.sha256}`);
+    if (readme?.[2] !== plugin.version.sha256)
+      problems.push(
+        `${plugin.dir}/README.md: its WasmFilter shows sha256 ${readme?.[2] ?? "(none)"}, but the plugin builds to ${plugin.version.sha256}`,
+      );
   }
-  for (const p of index.plugins) if (!plugins.some((c) => c.name === p.name)) problems.push(`${p.name} is in ${indexFile} but ${path.join(pluginsDir, p.name)} does not exist`);
+  for (const p of index.plugins)
+    if (!plugins.some((c) => c.name === p.name))
+      problems.push(`${p.name} is in ${indexFile} but ${path.join(pluginsDir, p.name)} does not exist`);
   return problems;
 }

@@ -12,7 +12,11 @@ const indexFile = fileURLToPath(new URL("../../plugins/index.json", import.meta.
 if (process.argv.includes("--check")) {
   const problems = await checkIndex(pluginsDir, indexFile, buildFilter);
   for (const p of problems) process.stderr.write(`${p}\n`);
-  process.stdout.write(problems.length ? `plugins/index.json is out of date; run "node sdk/marketplace/index.ts" and commit the result\n` : "plugins/index.json matches every plugin's build\n");
+  process.stdout.write(
+    problems.length
+      ? `plugins/index.json is out of date; run "node sdk/marketplace/index.ts" and commit the result\n`
+      : "plugins/index.json matches every plugin's build\n",
+  );
   process.exit(problems.length ? 1 : 0);
 } else {
   const index = await writeIndex(pluginsDir, indexFile, buildFilter);

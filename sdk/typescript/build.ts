@@ -39,7 +39,27 @@ const TICK_FUEL = 20_000;
 // What the engine may call while the bundle is evaluated: memory blocks, its error message,
 // logs and the clock. Everything else needs a request, a config or the proxy's state, which
 // do not exist when the filter is built.
-const AT_BUILD = new Set(["alloc", "length", "length_unsafe", "free", "load_u8", "load_u64", "store_u8", "store_u64", "error_set", "get_log_level", "log_trace", "log_debug", "log_info", "log_warn", "log_error", "weft_read", "weft_write", "weft_now_ms", "seed"]);
+const AT_BUILD = new Set([
+  "alloc",
+  "length",
+  "length_unsafe",
+  "free",
+  "load_u8",
+  "load_u64",
+  "store_u8",
+  "store_u64",
+  "error_set",
+  "get_log_level",
+  "log_trace",
+  "log_debug",
+  "log_info",
+  "log_warn",
+  "log_error",
+  "weft_read",
+  "weft_write",
+  "weft_now_ms",
+  "seed",
+]);
 
 interface Esbuild {
   build(options: Record<string, unknown>): Promise<{ outputFiles?: { contents: Uint8Array }[] }>;
@@ -59,7 +79,9 @@ async function loadEsbuild(): Promise<Esbuild> {
   try {
     return (await import(name)) as Esbuild;
   } catch (e) {
-    throw new Error(`cannot build a TypeScript filter: the esbuild package is not installed beside weft (${(e as Error).message}); install it with "npm install esbuild@0.28.2"`);
+    throw new Error(
+      `cannot build a TypeScript filter: the esbuild package is not installed beside weft (${(e as Error).message}); install it with "npm install esbuild@0.28.2"`,
+    );
   }
 }
 
@@ -100,7 +122,9 @@ async function bundle(dir: string): Promise<Uint8Array> {
     throw new BuildError(
       `cannot build ${dir}: ${errors.length} error(s) in its TypeScript or its packages`,
       errors.map((m) => {
-        const at = m.location ? `${path.join(dir, m.location.file)}:${m.location.line}:${m.location.column + 1}: ` : `${path.join(dir, ENTRY)}: `;
+        const at = m.location
+          ? `${path.join(dir, m.location.file)}:${m.location.line}:${m.location.column + 1}: `
+          : `${path.join(dir, ENTRY)}: `;
         const builtIn = m.notes.some((n) => n.text.includes("built into node"));
         return `${at}error: ${m.text}${builtIn ? " (Node's built-in modules do not exist in a filter: use a package that does without them)" : ""}`;
       }),
@@ -112,7 +136,12 @@ async function bundle(dir: string): Promise<Uint8Array> {
 }
 
 /** The engine's host while the bundle is evaluated: the ABI's imports, limited to AT_BUILD. */
-function buildHost(dir: string, engine: WebAssembly.Module, memory: () => WebAssembly.Memory, setError: (message: string) => void): WebAssembly.Imports {
+function buildHost(
+  dir: string,
+  engine: WebAssembly.Module,
+  memory: () => WebAssembly.Memory,
+  setError: (message: string) => void,
+): WebAssembly.Imports {
   const host: InstanceHost = {
     blocks: new Blocks(MEMORY_MIB << 20),
     message: null,
@@ -121,7 +150,8 @@ function buildHost(dir: string, engine: WebAssembly.Module, memory: () => WebAss
     config: {},
     filterId: dir,
     logLevel: 0,
-    log: (level: FilterLogLevelName, message: string) => process.stderr.write(`${path.join(dir, ENTRY)} (${level}, while it was built): ${message}\n`),
+    log: (level: FilterLogLevelName, message: string) =>
+      process.stderr.write(`${path.join(dir, ENTRY)} (${level}, while it was built): ${message}\n`),
     metric: () => {},
     memory,
     setError,
@@ -132,7 +162,10 @@ function buildHost(dir: string, engine: WebAssembly.Module, memory: () => WebAss
   for (const { module, name } of WebAssembly.Module.imports(engine)) {
     if (module === "weft:meter" || AT_BUILD.has(name)) continue;
     imports[module]![name] = () => {
-      throw new FilterFault("trap", `the top-level code called ${name}, which needs a request, the config or the proxy's state: top-level code runs once, when the filter is built; do this in a phase function`);
+      throw new FilterFault(
+        "trap",
+        `the top-level code called ${name}, which needs a request, the config or the proxy's state: top-level code runs once, when the filter is built; do this in a phase function`,
+      );
     };
   }
   // A snapshot that does not depend on when or where it was taken.
@@ -151,10 +184,19 @@ export async function compileTypeScriptFilter(dir: string): Promise<Uint8Array> 
   let instance: WebAssembly.Instance | null = null;
   let fuel: WebAssembly.Global | null = null;
   let deadline = Infinity;
-  const imports = buildHost(dir, module, () => instance!.exports.memory as WebAssembly.Memory, (message) => (error = message));
+  const imports = buildHost(
+    dir,
+    module,
+    () => instance!.exports.memory as WebAssembly.Memory,
+    (message) => (error = message),
+  );
   imports["weft:meter"] = {
     tick: () => {
-      if (performance.now() > deadline) throw new BuildError(`cannot build ${dir}: its top-level code ran for more than ${DEADLINE_MS / 1000} s when it was evaluated (it runs once, at build time); does it loop forever?`, []);
+      if (performance.now() > deadline)
+        throw new BuildError(
+          `cannot build ${dir}: its top-level code ran for more than ${DEADLINE_MS / 1000} s when it was evaluated (it runs once, at build time); does it loop forever?`,
+          [],
+        );
       if (fuel) fuel.value = TICK_FUEL;
     },
   };
@@ -171,14 +213,29 @@ export async function compileTypeScriptFilter(dir: string): Promise<Uint8Array> 
   } catch (e) {
     if (e instanceof BuildError) throw e;
     if ((instance.exports.weft_grow as WebAssembly.Global).value === -1) {
-      throw new BuildError(`cannot build ${dir}: its top-level code ran out of memory when it was evaluated (the limit then is ${MEMORY_MIB} MiB, where every instance would start)`, []);
+      throw new BuildError(
+        `cannot build ${dir}: its top-level code ran out of memory when it was evaluated (the limit then is ${MEMORY_MIB} MiB, where every instance would start)`,
+        [],
+      );
     }
-    throw new BuildError(`cannot build ${dir}: its top-level code failed when it was evaluated (it runs once, at build time)`, [`${where}: ${(e as Error).message}`]);
+    throw new BuildError(`cannot build ${dir}: its top-level code failed when it was evaluated (it runs once, at build time)`, [
+      `${where}: ${(e as Error).message}`,
+    ]);
   }
-  if (mask < 0) throw new BuildError(`cannot build ${dir}: its top-level code failed when it was evaluated (it runs once, at build time)`, error.split("\n").map((line, i) => (i === 0 ? `${where}: ${line}` : `  ${line.trim()}`)));
+  if (mask < 0)
+    throw new BuildError(
+      `cannot build ${dir}: its top-level code failed when it was evaluated (it runs once, at build time)`,
+      error.split("\n").map((line, i) => (i === 0 ? `${where}: ${line}` : `  ${line.trim()}`)),
+    );
   if (mask === 0) {
-    throw new BuildError(`cannot build ${dir}: it would not load as a weft filter`, [`${where}: filter.ts exports none of the phase functions ${PHASES.join(", ")} (it exports ${error}): export at least one, e.g. "export function on_request_headers(): number"`]);
+    throw new BuildError(`cannot build ${dir}: it would not load as a weft filter`, [
+      `${where}: filter.ts exports none of the phase functions ${PHASES.join(", ")} (it exports ${error}): export at least one, e.g. "export function on_request_headers(): number"`,
+    ]);
   }
   // Bit i of the mask is PHASES[i]: the engine lists the phases in the ABI's order too.
-  return snapshot(engine, new Uint8Array(memory.buffer), PHASES.filter((_, i) => mask & (1 << i)));
+  return snapshot(
+    engine,
+    new Uint8Array(memory.buffer),
+    PHASES.filter((_, i) => mask & (1 << i)),
+  );
 }

@@ -37,7 +37,11 @@ async function sourceHash(): Promise<string> {
       // An in-tree `cargo build` leaves target/: it is output, not source.
       if (e.isDirectory()) {
         if (e.name !== "target") await walk(file);
-      } else hash.update(`${path.relative(CRATE, file)}\0`).update(await readFile(file)).update("\0");
+      } else
+        hash
+          .update(`${path.relative(CRATE, file)}\0`)
+          .update(await readFile(file))
+          .update("\0");
     }
   };
   await walk(CRATE);
@@ -54,15 +58,26 @@ async function executable(file: string): Promise<boolean> {
 }
 
 /** The first of `names` found on PATH or in `extraDirs`, or null. */
-async function find(names: readonly string[], env: EngineOptions["env"] & object, extraDirs: readonly string[] = []): Promise<string | null> {
+async function find(
+  names: readonly string[],
+  env: EngineOptions["env"] & object,
+  extraDirs: readonly string[] = [],
+): Promise<string | null> {
   const dirs = [...(env.PATH ?? "").split(path.delimiter).filter(Boolean), ...extraDirs];
   for (const name of names) for (const dir of dirs) if (await executable(path.join(dir, name))) return path.join(dir, name);
   return null;
 }
 
-function run(file: string, args: readonly string[], env: Record<string, string | undefined>, cwd?: string): Promise<{ ok: boolean; stdout: string; stderr: string }> {
+function run(
+  file: string,
+  args: readonly string[],
+  env: Record<string, string | undefined>,
+  cwd?: string,
+): Promise<{ ok: boolean; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(file, args, { env, cwd, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => resolve({ ok: !error, stdout: String(stdout), stderr: String(stderr) }));
+    execFile(file, args, { env, cwd, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) =>
+      resolve({ ok: !error, stdout: String(stdout), stderr: String(stderr) }),
+    );
   });
 }
 
@@ -82,38 +97,56 @@ async function findTools(env: Record<string, string | undefined>): Promise<Tools
   // rustup installs into ~/.cargo/bin, which a non-login shell may not have on its PATH.
   const cargo = await find(["cargo"], env, [path.join(cargoHome, "bin")]);
   if (!cargo) {
-    throw new Error(`${MISSING}: cargo (Rust) is not installed. Install it with rustup:\n  curl --proto '=https' -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --target ${TARGET}`);
+    throw new Error(
+      `${MISSING}: cargo (Rust) is not installed. Install it with rustup:\n  curl --proto '=https' -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --target ${TARGET}`,
+    );
   }
   const rustc = path.join(path.dirname(cargo), "rustc");
   const sysroot = await run(rustc, ["--print", "sysroot"], env);
-  if (!sysroot.ok || !(await stat(path.join(sysroot.stdout.trim(), "lib", "rustlib", TARGET)).then(() => true, () => false))) {
+  if (
+    !sysroot.ok ||
+    !(await stat(path.join(sysroot.stdout.trim(), "lib", "rustlib", TARGET)).then(
+      () => true,
+      () => false,
+    ))
+  ) {
     throw new Error(`${MISSING}: Rust's ${TARGET} target is not installed (${rustc}). Add it with:\n  rustup target add ${TARGET}`);
   }
   const clang = await find(["clang"], env);
   if (!clang) {
-    throw new Error(`${MISSING}: clang is not installed (it compiles QuickJS, which is C, to WebAssembly). Install it with:\n  apt-get install clang llvm     # Debian, Ubuntu\n  brew install llvm              # macOS (Apple's clang has no WebAssembly target)`);
+    throw new Error(
+      `${MISSING}: clang is not installed (it compiles QuickJS, which is C, to WebAssembly). Install it with:\n  apt-get install clang llvm     # Debian, Ubuntu\n  brew install llvm              # macOS (Apple's clang has no WebAssembly target)`,
+    );
   }
   // Debian's llvm package links llvm-ar; llvm-N alone only has llvm-ar-N, N being clang's version.
   const major = /version (\d+)/.exec((await run(clang, ["--version"], env)).stdout)?.[1];
   const llvmAr = await find(["llvm-ar", ...(major ? [`llvm-ar-${major}`] : [])], env);
-  if (!llvmAr) throw new Error(`${MISSING}: llvm-ar is not installed (it archives the compiled QuickJS). Install it with:\n  apt-get install llvm           # Debian, Ubuntu\n  brew install llvm              # macOS`);
+  if (!llvmAr)
+    throw new Error(
+      `${MISSING}: llvm-ar is not installed (it archives the compiled QuickJS). Install it with:\n  apt-get install llvm           # Debian, Ubuntu\n  brew install llvm              # macOS`,
+    );
   return { cargo, clang, llvmAr, cargoHome };
 }
 
 async function build(tools: Tools, cacheDir: string, env: Record<string, string | undefined>): Promise<Uint8Array> {
   const targetDir = path.join(cacheDir, "target");
   const { cargo, clang, llvmAr, cargoHome } = tools;
-  const result = await run(cargo, ["build", "--release", "--locked", "--target", TARGET, "--manifest-path", path.join(CRATE, "Cargo.toml")], {
-    ...env,
-    PATH: `${path.dirname(cargo)}${path.delimiter}${env.PATH ?? ""}`,
-    CARGO_TARGET_DIR: targetDir,
-    [`CC_${TARGET.replaceAll("-", "_")}`]: clang,
-    [`AR_${TARGET.replaceAll("-", "_")}`]: llvmAr,
-    // Paths that would otherwise land in the module (C assertions, Rust panic locations).
-    [`CFLAGS_${TARGET.replaceAll("-", "_")}`]: `-ffile-prefix-map=${targetDir}=/target -ffile-prefix-map=${cargoHome}=/cargo`,
-    // (The crate's own files are named relative to it already.)
-    RUSTFLAGS: `--remap-path-prefix=${cargoHome}=/cargo`,
-  }, CRATE);
+  const result = await run(
+    cargo,
+    ["build", "--release", "--locked", "--target", TARGET, "--manifest-path", path.join(CRATE, "Cargo.toml")],
+    {
+      ...env,
+      PATH: `${path.dirname(cargo)}${path.delimiter}${env.PATH ?? ""}`,
+      CARGO_TARGET_DIR: targetDir,
+      [`CC_${TARGET.replaceAll("-", "_")}`]: clang,
+      [`AR_${TARGET.replaceAll("-", "_")}`]: llvmAr,
+      // Paths that would otherwise land in the module (C assertions, Rust panic locations).
+      [`CFLAGS_${TARGET.replaceAll("-", "_")}`]: `-ffile-prefix-map=${targetDir}=/target -ffile-prefix-map=${cargoHome}=/cargo`,
+      // (The crate's own files are named relative to it already.)
+      RUSTFLAGS: `--remap-path-prefix=${cargoHome}=/cargo`,
+    },
+    CRATE,
+  );
   if (!result.ok) {
     const tail = result.stderr.trim().split("\n").slice(-30).join("\n");
     throw new Error(`cannot build weft's TypeScript filter engine: cargo build failed in ${CRATE}:\n${tail}`);

@@ -36,7 +36,9 @@ function parseHeaderLines(text: string | null): Header[] {
 }
 
 function headerLines(headers: readonly Header[] | Readonly<Record<string, string>>): string {
-  const list = Array.isArray(headers) ? (headers as readonly Header[]) : Object.entries(headers).map(([name, value]) => new Header(name, value));
+  const list = Array.isArray(headers)
+    ? (headers as readonly Header[])
+    : Object.entries(headers).map(([name, value]) => new Header(name, value));
   return list.map((h) => `${h.name}: ${h.value}\n`).join("");
 }
 
@@ -60,7 +62,10 @@ export class Request {
 
   /** Every request header, in order (request phases: the proxy lists the current message's). */
   headers(): Header[] {
-    if (inResponsePhase()) throw new Error("request.headers(): the list of request headers is only available in request phases; read one with request.header(name)");
+    if (inResponsePhase())
+      throw new Error(
+        "request.headers(): the list of request headers is only available in request phases; read one with request.header(name)",
+      );
     return parseHeaderLines(native.headers());
   }
 
@@ -181,7 +186,11 @@ export function attribute(name: string): string | null {
 }
 
 /** Answers locally (in a response phase: replaces the upstream's response) once the phase returns Continue. */
-export function respond(status: number, body: string | Uint8Array = "", headers: readonly Header[] | Readonly<Record<string, string>> = []): void {
+export function respond(
+  status: number,
+  body: string | Uint8Array = "",
+  headers: readonly Header[] | Readonly<Record<string, string>> = [],
+): void {
   const lines = headerLines(headers);
   native.respond(status, lines || null, body.length > 0 ? body : null);
 }
@@ -301,5 +310,6 @@ export const jwt = {
    * Checks `signature` over `signingInput` with `key` (a JWK as JSON, or PEM) for RS256, ES256,
    * HS256 or EdDSA: jwt.VALID, jwt.INVALID, or jwt.UNUSABLE_KEY when the key or algorithm cannot be used.
    */
-  verify: (alg: string, key: string, signingInput: string, signature: Uint8Array): number => native.verify(alg, key, signingInput, signature),
+  verify: (alg: string, key: string, signingInput: string, signature: Uint8Array): number =>
+    native.verify(alg, key, signingInput, signature),
 };

@@ -16,14 +16,17 @@ class TextDecoder {
   readonly encoding = "utf-8";
 
   constructor(label = "utf-8") {
-    if (!/^(utf-?8|unicode-1-1-utf-8)$/i.test(label.trim())) throw new RangeError(`TextDecoder: a weft filter decodes only UTF-8, not "${label}"`);
+    if (!/^(utf-?8|unicode-1-1-utf-8)$/i.test(label.trim()))
+      throw new RangeError(`TextDecoder: a weft filter decodes only UTF-8, not "${label}"`);
   }
 
   /** Invalid sequences become U+FFFD and a leading byte order mark is dropped, as on the web. */
   decode(input?: ArrayBuffer | ArrayBufferView): string {
     if (input === undefined) return "";
     if (input instanceof Uint8Array) return native.decode(input);
-    return native.decode(ArrayBuffer.isView(input) ? new Uint8Array(input.buffer, input.byteOffset, input.byteLength) : new Uint8Array(input));
+    return native.decode(
+      ArrayBuffer.isView(input) ? new Uint8Array(input.buffer, input.byteOffset, input.byteLength) : new Uint8Array(input),
+    );
   }
 }
 
@@ -37,7 +40,10 @@ function show(value: unknown): string {
   }
 }
 
-const line = (level: number) => (...values: unknown[]) => native.log(level, values.map(show).join(" "));
+const line =
+  (level: number) =>
+  (...values: unknown[]) =>
+    native.log(level, values.map(show).join(" "));
 const console = { debug: line(1), log: line(2), info: line(2), warn: line(3), error: line(4) };
 
 const global = globalThis as Record<string, unknown>;

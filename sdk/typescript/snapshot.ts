@@ -9,8 +9,16 @@
 // `snapshot` checks these rather than trusting them, since a new engine version could change them.
 import { leb128 } from "../build/custom-section.ts";
 
-const CUSTOM = 0, GLOBAL = 6, EXPORT = 7, START = 8, MEMORY = 5, DATA = 11, DATA_COUNT = 12;
-const I32 = 0x7f, I32_CONST = 0x41, END = 0x0b;
+const CUSTOM = 0,
+  GLOBAL = 6,
+  EXPORT = 7,
+  START = 8,
+  MEMORY = 5,
+  DATA = 11,
+  DATA_COUNT = 12;
+const I32 = 0x7f,
+  I32_CONST = 0x41,
+  END = 0x0b;
 const PAGE = 65536;
 // Zero runs shorter than this stay inside a data segment: a segment's header costs ~6 bytes.
 const SEGMENT_GAP = 64;
@@ -39,7 +47,9 @@ class Reader {
     }
   }
   i32(): number {
-    let value = 0, shift = 0, b: number;
+    let value = 0,
+      shift = 0,
+      b: number;
     do {
       b = this.byte();
       value |= (b & 0x7f) << shift;
@@ -59,7 +69,7 @@ function sleb128(value: number): number[] {
   for (;;) {
     const b = value & 0x7f;
     value >>= 7;
-    if ((value === 0 && !(b & 0x40)) || (value === -1 && b & 0x40)) return bytes.push(b), bytes;
+    if ((value === 0 && !(b & 0x40)) || (value === -1 && b & 0x40)) return (bytes.push(b), bytes);
     bytes.push(b | 0x80);
   }
 }
@@ -100,7 +110,8 @@ function stackTop(globals: Uint8Array): number {
     const value = op === I32_CONST ? r.i32() : NaN;
     if (r.byte() !== END) throw new Error("the engine has a global initialiser the snapshot does not know");
     if (!mutable) continue;
-    if (top !== null || type !== I32 || Number.isNaN(value)) throw new Error("the engine has a mutable global besides its stack pointer, which the snapshot would not carry over");
+    if (top !== null || type !== I32 || Number.isNaN(value))
+      throw new Error("the engine has a mutable global besides its stack pointer, which the snapshot would not carry over");
     top = value;
   }
   if (top === null) throw new Error("the engine has no stack pointer global");

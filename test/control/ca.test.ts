@@ -37,7 +37,21 @@ function certificatesIn(pem: string): string[] {
 /** A P-256 key and a CSR made by openssl that asks for `subject` and `san` (which the CA must ignore). */
 function opensslCsr(dir: string, name: string, subject = "/CN=admin", san = "URI:spiffe://cluster.local/ns/kube-system/sa/admin"): string {
   const key = path.join(dir, `${name}.key`);
-  return openssl(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-subj", subject, "-addext", `subjectAltName=${san}`]);
+  return openssl([
+    "req",
+    "-new",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    key,
+    "-subj",
+    subject,
+    "-addext",
+    `subjectAltName=${san}`,
+  ]);
 }
 
 /** Makes every store's load() wait until all `n` have loaded, so that all find it empty and race to create. */
@@ -78,7 +92,9 @@ describe("mesh CA root in a directory (local mode)", () => {
 
   it("is created once when starts race, and the others use it", async () => {
     const race = raceOf(3);
-    const instances = await Promise.all([0, 1, 2].map(() => openAuthority({ store: race(directoryStore(path.join(dir, "race"))), log: quiet })));
+    const instances = await Promise.all(
+      [0, 1, 2].map(() => openAuthority({ store: race(directoryStore(path.join(dir, "race"))), log: quiet })),
+    );
     assert.equal(instances.filter((i) => i.origin === "generated").length, 1);
     for (const i of instances) assert.equal(i.trustBundle(), instances[0].trustBundle());
     assert.deepEqual(readdirSync(dir).sort(), ["local", "race"], "a staging directory was left behind");
@@ -90,7 +106,8 @@ describe("mesh CA on a real Kubernetes API server", () => {
   let kubeConfig: KubeConfig;
   let dir: string;
   const quiet = createLogger({}, "error", () => {});
-  const secret = async (name: string) => JSON.parse(await k8s.kubectl(["get", "secret", name, "-n", NS, "-o", "json"])) as { type: string; data: Record<string, string> };
+  const secret = async (name: string) =>
+    JSON.parse(await k8s.kubectl(["get", "secret", name, "-n", NS, "-o", "json"])) as { type: string; data: Record<string, string> };
   const decode = (b64: string) => Buffer.from(b64, "base64").toString("utf8");
 
   before(async () => {
@@ -133,7 +150,11 @@ describe("mesh CA on a real Kubernetes API server", () => {
     it("is created once when instances race: the losers get 409 AlreadyExists and use the winner's", async () => {
       // Every instance finds the Secret missing before any creates it, so all but one get the 409.
       const race = raceOf(3);
-      const instances = await Promise.all([0, 1, 2].map(() => openAuthority({ store: race(kubernetesSecretStore({ kubeConfig, namespace: NS, name: "race-ca" })), log: quiet })));
+      const instances = await Promise.all(
+        [0, 1, 2].map(() =>
+          openAuthority({ store: race(kubernetesSecretStore({ kubeConfig, namespace: NS, name: "race-ca" })), log: quiet }),
+        ),
+      );
       assert.equal(instances.filter((i) => i.origin === "generated").length, 1);
       for (const i of instances) assert.equal(i.trustBundle(), instances[0].trustBundle());
       assert.equal(decode((await secret("race-ca")).data["ca.crt"]), instances[0].trustBundle());
@@ -147,13 +168,59 @@ describe("mesh CA on a real Kubernetes API server", () => {
     before(() => {
       // An offline root and an intermediate for the mesh, by openssl; the key in SEC1 ("EC PRIVATE KEY"), as cert-manager writes it.
       const f = (name: string) => path.join(dir, name);
-      openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", f("root.key"), "-out", f("root.crt"),
-        "-days", "30", "-subj", "/O=Example Corp/CN=Example Root CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+      openssl([
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        f("root.key"),
+        "-out",
+        f("root.crt"),
+        "-days",
+        "30",
+        "-subj",
+        "/O=Example Corp/CN=Example Root CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+      ]);
       openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f("intermediate.key")]);
-      openssl(["req", "-new", "-key", f("intermediate.key"), "-subj", "/O=Example Corp/CN=weft mesh intermediate", "-out", f("intermediate.csr")]);
-      writeFileSync(f("intermediate.ext"), "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n");
-      openssl(["x509", "-req", "-in", f("intermediate.csr"), "-CA", f("root.crt"), "-CAkey", f("root.key"), "-CAcreateserial", "-days", "10",
-        "-extfile", f("intermediate.ext"), "-out", f("intermediate.crt")]);
+      openssl([
+        "req",
+        "-new",
+        "-key",
+        f("intermediate.key"),
+        "-subj",
+        "/O=Example Corp/CN=weft mesh intermediate",
+        "-out",
+        f("intermediate.csr"),
+      ]);
+      writeFileSync(
+        f("intermediate.ext"),
+        "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+      );
+      openssl([
+        "x509",
+        "-req",
+        "-in",
+        f("intermediate.csr"),
+        "-CA",
+        f("root.crt"),
+        "-CAkey",
+        f("root.key"),
+        "-CAcreateserial",
+        "-days",
+        "10",
+        "-extfile",
+        f("intermediate.ext"),
+        "-out",
+        f("intermediate.crt"),
+      ]);
       rootPem = readFileSync(f("root.crt"), "utf8");
       intermediatePem = readFileSync(f("intermediate.crt"), "utf8");
       assert.match(readFileSync(f("intermediate.key"), "utf8"), /BEGIN EC PRIVATE KEY/);
@@ -161,9 +228,23 @@ describe("mesh CA on a real Kubernetes API server", () => {
 
     it("signs with the intermediate, hands out leaf + intermediate, and the chain verifies up to the root", async () => {
       // The command docs/certificates.md gives.
-      await k8s.kubectl(["create", "secret", "generic", "mesh-ca", "-n", NS, "--type=kubernetes.io/tls",
-        `--from-file=tls.crt=${path.join(dir, "intermediate.crt")}`, `--from-file=tls.key=${path.join(dir, "intermediate.key")}`, `--from-file=ca.crt=${path.join(dir, "root.crt")}`]);
-      const ca = await openAuthority({ store: kubernetesSecretStore({ kubeConfig, namespace: NS, name: "mesh-ca" }), generate: false, log: quiet });
+      await k8s.kubectl([
+        "create",
+        "secret",
+        "generic",
+        "mesh-ca",
+        "-n",
+        NS,
+        "--type=kubernetes.io/tls",
+        `--from-file=tls.crt=${path.join(dir, "intermediate.crt")}`,
+        `--from-file=tls.key=${path.join(dir, "intermediate.key")}`,
+        `--from-file=ca.crt=${path.join(dir, "root.crt")}`,
+      ]);
+      const ca = await openAuthority({
+        store: kubernetesSecretStore({ kubeConfig, namespace: NS, name: "mesh-ca" }),
+        generate: false,
+        log: quiet,
+      });
       assert.equal(ca.origin, "loaded");
       assert.equal(ca.subject, "O=Example Corp, CN=weft mesh intermediate");
       assert.equal(openssl(["x509", "-noout", "-fingerprint"], ca.trustBundle()), openssl(["x509", "-noout", "-fingerprint"], rootPem));
@@ -175,18 +256,60 @@ describe("mesh CA on a real Kubernetes API server", () => {
       writeFileSync(path.join(dir, "leaf.pem"), chain[0]);
       writeFileSync(path.join(dir, "untrusted.pem"), chain[1]);
       writeFileSync(path.join(dir, "bundle.pem"), issued.trustBundle);
-      assert.match(openssl(["verify", "-CAfile", path.join(dir, "bundle.pem"), "-untrusted", path.join(dir, "untrusted.pem"), path.join(dir, "leaf.pem")]), /leaf\.pem: OK/);
+      assert.match(
+        openssl([
+          "verify",
+          "-CAfile",
+          path.join(dir, "bundle.pem"),
+          "-untrusted",
+          path.join(dir, "untrusted.pem"),
+          path.join(dir, "leaf.pem"),
+        ]),
+        /leaf\.pem: OK/,
+      );
       // Without the intermediate, the root alone does not verify the leaf: the chain is needed.
-      assert.throws(() => openssl(["verify", "-CAfile", path.join(dir, "bundle.pem"), path.join(dir, "leaf.pem")]), /unable to get local issuer certificate/);
+      assert.throws(
+        () => openssl(["verify", "-CAfile", path.join(dir, "bundle.pem"), path.join(dir, "leaf.pem")]),
+        /unable to get local issuer certificate/,
+      );
     });
 
     it("hands out every root in ca.crt (old and new root during a root change)", async () => {
       const next = path.join(dir, "next-root.crt");
-      openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", path.join(dir, "next-root.key"), "-out", next,
-        "-days", "30", "-subj", "/CN=Next Root CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+      openssl([
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        path.join(dir, "next-root.key"),
+        "-out",
+        next,
+        "-days",
+        "30",
+        "-subj",
+        "/CN=Next Root CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+      ]);
       writeFileSync(path.join(dir, "roots.crt"), readFileSync(next, "utf8") + rootPem);
-      await k8s.kubectl(["create", "secret", "generic", "two-roots", "-n", NS, "--type=kubernetes.io/tls",
-        `--from-file=tls.crt=${path.join(dir, "intermediate.crt")}`, `--from-file=tls.key=${path.join(dir, "intermediate.key")}`, `--from-file=ca.crt=${path.join(dir, "roots.crt")}`]);
+      await k8s.kubectl([
+        "create",
+        "secret",
+        "generic",
+        "two-roots",
+        "-n",
+        NS,
+        "--type=kubernetes.io/tls",
+        `--from-file=tls.crt=${path.join(dir, "intermediate.crt")}`,
+        `--from-file=tls.key=${path.join(dir, "intermediate.key")}`,
+        `--from-file=ca.crt=${path.join(dir, "roots.crt")}`,
+      ]);
       const ca = await openAuthority({ store: kubernetesSecretStore({ kubeConfig, namespace: NS, name: "two-roots" }), log: quiet });
       const roots = certificatesIn(ca.trustBundle()).map((c) => openssl(["x509", "-noout", "-subject"], c));
       assert.equal(roots.length, 2);
@@ -200,8 +323,23 @@ describe("mesh CA on a real Kubernetes API server", () => {
       const f = (name: string) => path.join(dir, name);
       openssl(["genrsa", "-traditional", "-out", f("rsa-ca.key"), "2048"]);
       assert.match(readFileSync(f("rsa-ca.key"), "utf8"), /BEGIN RSA PRIVATE KEY/);
-      openssl(["req", "-x509", "-new", "-key", f("rsa-ca.key"), "-out", f("rsa-ca.crt"), "-days", "30", "-subj", "/CN=RSA Root CA",
-        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+      openssl([
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        f("rsa-ca.key"),
+        "-out",
+        f("rsa-ca.crt"),
+        "-days",
+        "30",
+        "-subj",
+        "/CN=RSA Root CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+      ]);
       await k8s.kubectl(["create", "secret", "tls", "rsa-ca", "-n", NS, `--cert=${f("rsa-ca.crt")}`, `--key=${f("rsa-ca.key")}`]);
       const ca = await openAuthority({ store: kubernetesSecretStore({ kubeConfig, namespace: NS, name: "rsa-ca" }), log: quiet });
       const issued = await ca.issueWorkload(opensslCsr(dir, "rsa-signed"), "spiffe://cluster.local/ns/shop/sa/web");
@@ -212,12 +350,40 @@ describe("mesh CA on a real Kubernetes API server", () => {
     });
 
     it("refuses to start with a missing, mismatched or incomplete Secret, saying what to fix", async () => {
-      await assert.rejects(openAuthority({ store: kubernetesSecretStore({ kubeConfig, namespace: NS, name: "absent-ca" }), generate: false, log: quiet }), /Secret weft-system\/absent-ca does not exist: create it/);
-      await k8s.kubectl(["create", "secret", "generic", "wrong-key", "-n", NS, "--type=kubernetes.io/tls",
-        `--from-file=tls.crt=${path.join(dir, "intermediate.crt")}`, `--from-file=tls.key=${path.join(dir, "root.key")}`, `--from-file=ca.crt=${path.join(dir, "root.crt")}`]);
-      await assert.rejects(openAuthority({ store: kubernetesSecretStore({ kubeConfig, namespace: NS, name: "wrong-key" }), log: quiet }), /Secret weft-system\/wrong-key: tls\.key is not the key of tls\.crt's first certificate/);
-      await k8s.kubectl(["create", "secret", "tls", "no-root", "-n", NS, `--cert=${path.join(dir, "intermediate.crt")}`, `--key=${path.join(dir, "intermediate.key")}`]);
-      await assert.rejects(openAuthority({ store: kubernetesSecretStore({ kubeConfig, namespace: NS, name: "no-root" }), log: quiet }), /is an intermediate .* and there is no ca\.crt; add the root certificate as ca\.crt/);
+      await assert.rejects(
+        openAuthority({ store: kubernetesSecretStore({ kubeConfig, namespace: NS, name: "absent-ca" }), generate: false, log: quiet }),
+        /Secret weft-system\/absent-ca does not exist: create it/,
+      );
+      await k8s.kubectl([
+        "create",
+        "secret",
+        "generic",
+        "wrong-key",
+        "-n",
+        NS,
+        "--type=kubernetes.io/tls",
+        `--from-file=tls.crt=${path.join(dir, "intermediate.crt")}`,
+        `--from-file=tls.key=${path.join(dir, "root.key")}`,
+        `--from-file=ca.crt=${path.join(dir, "root.crt")}`,
+      ]);
+      await assert.rejects(
+        openAuthority({ store: kubernetesSecretStore({ kubeConfig, namespace: NS, name: "wrong-key" }), log: quiet }),
+        /Secret weft-system\/wrong-key: tls\.key is not the key of tls\.crt's first certificate/,
+      );
+      await k8s.kubectl([
+        "create",
+        "secret",
+        "tls",
+        "no-root",
+        "-n",
+        NS,
+        `--cert=${path.join(dir, "intermediate.crt")}`,
+        `--key=${path.join(dir, "intermediate.key")}`,
+      ]);
+      await assert.rejects(
+        openAuthority({ store: kubernetesSecretStore({ kubeConfig, namespace: NS, name: "no-root" }), log: quiet }),
+        /is an intermediate .* and there is no ca\.crt; add the root certificate as ca\.crt/,
+      );
     });
   });
 
@@ -228,12 +394,17 @@ describe("mesh CA on a real Kubernetes API server", () => {
     let handler: (request: Request) => Promise<Response>;
 
     const post = (body: unknown, token?: string, h = handler) =>
-      h(new Request(`https://weft-control.weft-system.svc${ENROLLMENT_PATH}`, {
-        method: "POST",
-        headers: { "content-type": "application/json", ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
-        body: typeof body === "string" ? body : JSON.stringify(body),
-      }));
-    const refusal = async (response: Response) => ({ status: response.status, ...((await response.json()) as { error: string; reason: string }) });
+      h(
+        new Request(`https://weft-control.weft-system.svc${ENROLLMENT_PATH}`, {
+          method: "POST",
+          headers: { "content-type": "application/json", ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
+          body: typeof body === "string" ? body : JSON.stringify(body),
+        }),
+      );
+    const refusal = async (response: Response) => ({
+      status: response.status,
+      ...((await response.json()) as { error: string; reason: string }),
+    });
     const token = async (args: string[]) => {
       const t = (await k8s.kubectl(["create", "token", ...args])).trim();
       tokens.push(t);
@@ -242,7 +413,11 @@ describe("mesh CA on a real Kubernetes API server", () => {
 
     before(async () => {
       ca = await openAuthority({ store: kubernetesSecretStore({ kubeConfig, namespace: NS }), log: quiet });
-      handler = enrollmentHandler({ authority: ca, reviewToken: kubernetesTokenReviewer({ kubeConfig }), log: createLogger({}, "debug", (line) => void logs.push(line)) });
+      handler = enrollmentHandler({
+        authority: ca,
+        reviewToken: kubernetesTokenReviewer({ kubeConfig }),
+        log: createLogger({}, "debug", (line) => void logs.push(line)),
+      });
     });
 
     it("issues a 24 h certificate for the token's ServiceAccount, whatever the CSR asks for, that openssl verifies against the trust bundle", async () => {
@@ -254,8 +429,14 @@ describe("mesh CA on a real Kubernetes API server", () => {
       assert.equal(body.trustBundle, ca.trustBundle());
       writeFileSync(path.join(dir, "web.pem"), body.certificateChain);
       writeFileSync(path.join(dir, "web-bundle.pem"), body.trustBundle);
-      assert.match(openssl(["verify", "-CAfile", path.join(dir, "web-bundle.pem"), "-purpose", "sslclient", path.join(dir, "web.pem")]), /web\.pem: OK/);
-      assert.match(openssl(["verify", "-CAfile", path.join(dir, "web-bundle.pem"), "-purpose", "sslserver", path.join(dir, "web.pem")]), /web\.pem: OK/);
+      assert.match(
+        openssl(["verify", "-CAfile", path.join(dir, "web-bundle.pem"), "-purpose", "sslclient", path.join(dir, "web.pem")]),
+        /web\.pem: OK/,
+      );
+      assert.match(
+        openssl(["verify", "-CAfile", path.join(dir, "web-bundle.pem"), "-purpose", "sslserver", path.join(dir, "web.pem")]),
+        /web\.pem: OK/,
+      );
 
       const text = openssl(["x509", "-noout", "-text", "-in", path.join(dir, "web.pem")]);
       const san = /X509v3 Subject Alternative Name: critical\n\s*(.+)\n/.exec(text);
@@ -269,14 +450,20 @@ describe("mesh CA on a real Kubernetes API server", () => {
       assert.equal((notAfter - notBefore) / 1000, DAY_S + SKEW_S, "24 h, plus the 5 min notBefore is set back for clock skew");
       assert.ok(Math.abs(notAfter - Date.parse(body.notAfter)) < 1000);
       // The certificate is for the CSR's key.
-      assert.equal(openssl(["x509", "-noout", "-pubkey", "-in", path.join(dir, "web.pem")]), openssl(["pkey", "-pubout", "-in", path.join(dir, "web.key")]));
+      assert.equal(
+        openssl(["x509", "-noout", "-pubkey", "-in", path.join(dir, "web.pem")]),
+        openssl(["pkey", "-pubout", "-in", path.join(dir, "web.key")]),
+      );
     });
 
     it("refuses a token for another audience, naming the audience it needs (401)", async () => {
       const r = await refusal(await post({ csr: opensslCsr(dir, "x") }, await token(["web", "-n", "shop", "--audience", "other"])));
       assert.equal(r.status, 401);
       assert.equal(r.reason, "WrongAudience");
-      assert.match(r.error, /the token is not for audience "weft" .*token audiences \["other"\] is invalid.*mount a projected ServiceAccount token with that audience/);
+      assert.match(
+        r.error,
+        /the token is not for audience "weft" .*token audiences \["other"\] is invalid.*mount a projected ServiceAccount token with that audience/,
+      );
       // The default token (the API server's audience) is refused the same way.
       assert.equal((await refusal(await post({ csr: opensslCsr(dir, "x") }, await token(["web", "-n", "shop"])))).reason, "WrongAudience");
     });
@@ -291,7 +478,10 @@ describe("mesh CA on a real Kubernetes API server", () => {
       const now = Math.floor(Date.now() / 1000);
       Object.assign(claims, { iat: now - 7200, nbf: now - 7200, exp: now - 3600 });
       const signed = `${header}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
-      const expired = `${signed}.${createSign("RSA-SHA256").update(signed).sign(readFileSync(path.join(k8s.dir, "sa.key"))).toString("base64url")}`;
+      const expired = `${signed}.${createSign("RSA-SHA256")
+        .update(signed)
+        .sign(readFileSync(path.join(k8s.dir, "sa.key")))
+        .toString("base64url")}`;
       tokens.push(expired);
       const r = await refusal(await post({ csr: opensslCsr(dir, "x") }, expired));
       assert.deepEqual([r.status, r.reason], [401, "TokenExpired"]);
@@ -302,23 +492,53 @@ describe("mesh CA on a real Kubernetes API server", () => {
       const csr = opensslCsr(dir, "x");
       const none = await post({ csr });
       assert.equal(none.headers.get("www-authenticate"), "Bearer");
-      assert.deepEqual(await refusal(none), { status: 401, reason: "NoToken", error: 'no token: send the ServiceAccount token as "Authorization: Bearer <token>"' });
-      const basic = await handler(new Request(`https://x${ENROLLMENT_PATH}`, { method: "POST", headers: { authorization: "Basic d2ViOnB3" }, body: JSON.stringify({ csr }) }));
-      assert.deepEqual(await refusal(basic), { status: 401, reason: "InvalidToken", error: 'the Authorization header is not "Bearer <token>"' });
+      assert.deepEqual(await refusal(none), {
+        status: 401,
+        reason: "NoToken",
+        error: 'no token: send the ServiceAccount token as "Authorization: Bearer <token>"',
+      });
+      const basic = await handler(
+        new Request(`https://x${ENROLLMENT_PATH}`, {
+          method: "POST",
+          headers: { authorization: "Basic d2ViOnB3" },
+          body: JSON.stringify({ csr }),
+        }),
+      );
+      assert.deepEqual(await refusal(basic), {
+        status: 401,
+        reason: "InvalidToken",
+        error: 'the Authorization header is not "Bearer <token>"',
+      });
       const garbage = await post({ csr }, "abc.def.ghi");
       assert.equal(garbage.headers.get("www-authenticate"), 'Bearer error="invalid_token"');
-      assert.deepEqual(await refusal(garbage), { status: 401, reason: "InvalidToken", error: "the token is not valid (invalid bearer token)" });
+      assert.deepEqual(await refusal(garbage), {
+        status: 401,
+        reason: "InvalidToken",
+        error: "the token is not valid (invalid bearer token)",
+      });
     });
 
     it("refuses a user that is not a ServiceAccount (403), when the audiences let a user token through at all", async () => {
       // User tokens (here the static token file) are not audience-bound, so the API server
       // authenticates them only for its own audience: with the default ["weft"] they are invalid (401)...
       tokens.push("alice-token");
-      assert.deepEqual(await refusal(await post({ csr: opensslCsr(dir, "x") }, "alice-token")), { status: 401, reason: "InvalidToken", error: "the token is not valid (invalid bearer token)" });
+      assert.deepEqual(await refusal(await post({ csr: opensslCsr(dir, "x") }, "alice-token")), {
+        status: 401,
+        reason: "InvalidToken",
+        error: "the token is not valid (invalid bearer token)",
+      });
       // ...and a control plane that also accepts the API server's audience meets them as users.
-      const lenient = enrollmentHandler({ authority: ca, reviewToken: kubernetesTokenReviewer({ kubeConfig, audiences: ["weft", API_AUDIENCE] }), log: quiet });
+      const lenient = enrollmentHandler({
+        authority: ca,
+        reviewToken: kubernetesTokenReviewer({ kubeConfig, audiences: ["weft", API_AUDIENCE] }),
+        log: quiet,
+      });
       const r = await refusal(await post({ csr: opensslCsr(dir, "x") }, "alice-token", lenient));
-      assert.deepEqual(r, { status: 403, reason: "NotServiceAccount", error: 'the token belongs to "alice", which is not a ServiceAccount: only a workload\'s ServiceAccount token can enroll' });
+      assert.deepEqual(r, {
+        status: 403,
+        reason: "NotServiceAccount",
+        error: 'the token belongs to "alice", which is not a ServiceAccount: only a workload\'s ServiceAccount token can enroll',
+      });
     });
 
     it("refuses malformed bodies and CSRs (400, saying what), and oversized bodies (413)", async () => {
@@ -354,9 +574,19 @@ describe("mesh CA on a real Kubernetes API server", () => {
           controller.close();
         },
       });
-      const r = await handler(new Request(`https://x${ENROLLMENT_PATH}`, { method: "POST", headers: { authorization: `Bearer ${good}` }, body: streamed, duplex: "half" } as RequestInit));
+      const r = await handler(
+        new Request(`https://x${ENROLLMENT_PATH}`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${good}` },
+          body: streamed,
+          duplex: "half",
+        } as RequestInit),
+      );
       assert.equal(r.status, 413);
-      assert.equal((await handler(new Request(`https://x${ENROLLMENT_PATH}`, { headers: { authorization: `Bearer ${good}` } }))).status, 405);
+      assert.equal(
+        (await handler(new Request(`https://x${ENROLLMENT_PATH}`, { headers: { authorization: `Bearer ${good}` } }))).status,
+        405,
+      );
     });
 
     it("answers 503 when it may not review tokens (missing RBAC), with the API server's reason", async () => {
@@ -374,7 +604,10 @@ describe("mesh CA on a real Kubernetes API server", () => {
       const r = await refusal(response);
       assert.equal(r.status, 503);
       assert.equal(r.reason, "TokenReviewUnavailable");
-      assert.match(r.error, /^the token could not be checked, try again: TokenReview failed: HTTP 403: tokenreviews\.authentication\.k8s\.io is forbidden: User "system:serviceaccount:shop:web" cannot create resource "tokenreviews"/);
+      assert.match(
+        r.error,
+        /^the token could not be checked, try again: TokenReview failed: HTTP 403: tokenreviews\.authentication\.k8s\.io is forbidden: User "system:serviceaccount:shop:web" cannot create resource "tokenreviews"/,
+      );
     });
 
     it("never logs a token, a key or a CSR", () => {

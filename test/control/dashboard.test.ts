@@ -46,7 +46,11 @@ describe("Prometheus text format", () => {
       'trailing_comma{a="1",} 4.5',
     ].join("\r\n");
     assert.deepEqual(parseExposition(text), [
-      { name: "istio_requests_total", labels: { reporter: "source", source_workload: 'a"b', path: "C:\\x", note: "two\nlines", empty: "" }, value: 12 },
+      {
+        name: "istio_requests_total",
+        labels: { reporter: "source", source_workload: 'a"b', path: "C:\\x", note: "two\nlines", empty: "" },
+        value: 12,
+      },
       { name: "istio_request_duration_milliseconds_bucket", labels: { le: "+Inf", reporter: "source" }, value: 3 },
       { name: "process_start_time_seconds", labels: {}, value: 1.7e9 },
       { name: "odd_value", labels: {}, value: NaN },
@@ -72,13 +76,40 @@ describe("Prometheus text format", () => {
   });
 
   it("reads the sidecar's own exposition into request counts, 5xx counts and latency buckets", async () => {
-    const metrics = new ProxyMetrics({ id: "p", workload: "frontend", namespace: "shop", serviceAccount: "frontend", trustDomain: "cluster.local", service: "" }, { defaultMetrics: false });
-    const destination = { service: "catalog.shop.svc.cluster.local", namespace: "shop", workload: "catalog", principal: "", cluster: "catalog" };
+    const metrics = new ProxyMetrics(
+      { id: "p", workload: "frontend", namespace: "shop", serviceAccount: "frontend", trustDomain: "cluster.local", service: "" },
+      { defaultMetrics: false },
+    );
+    const destination = {
+      service: "catalog.shop.svc.cluster.local",
+      namespace: "shop",
+      workload: "catalog",
+      principal: "",
+      cluster: "catalog",
+    };
     const source = { principal: "", workload: "frontend", namespace: "shop" };
     const record = (status: number, durationMs: number) =>
       metrics.request({
-        direction: "outbound", startTime: 0, durationMs, method: "GET", authority: "catalog", path: "/", protocol: "HTTP/1.1", status, requestBytes: 0, responseBytes: 0,
-        requestId: "", traceparent: "", userAgent: "", route: "", source, destination, upstreamAddress: "", attempts: 1, responseFlag: "", mtls: false,
+        direction: "outbound",
+        startTime: 0,
+        durationMs,
+        method: "GET",
+        authority: "catalog",
+        path: "/",
+        protocol: "HTTP/1.1",
+        status,
+        requestBytes: 0,
+        responseBytes: 0,
+        requestId: "",
+        traceparent: "",
+        userAgent: "",
+        route: "",
+        source,
+        destination,
+        upstreamAddress: "",
+        attempts: 1,
+        responseFlag: "",
+        mtls: false,
       });
     for (let i = 0; i < 7; i++) record(200, 3);
     for (let i = 0; i < 3; i++) record(503, 300);
@@ -97,23 +128,77 @@ describe("Prometheus text format", () => {
 
 describe("histogram quantile", () => {
   const b = (pairs: [number, number][]) => pairs.map(([le, count]) => ({ le, count }));
-  const near = (actual: number | null, expected: number) => assert.ok(actual !== null && Math.abs(actual - expected) < 1e-9, `${actual} is ${expected}`);
+  const near = (actual: number | null, expected: number) =>
+    assert.ok(actual !== null && Math.abs(actual - expected) < 1e-9, `${actual} is ${expected}`);
   it("interpolates within the bucket the rank falls in, as Prometheus does", () => {
-    const buckets = b([[0.5, 0], [1, 0], [5, 36], [100, 36], [250, 40], [Infinity, 40]]);
+    const buckets = b([
+      [0.5, 0],
+      [1, 0],
+      [5, 36],
+      [100, 36],
+      [250, 40],
+      [Infinity, 40],
+    ]);
     // rank 0.99 * 40 = 39.6: the 4 observations in (100, 250] hold ranks 36..40.
     near(histogramQuantile(0.99, buckets), 235);
     near(histogramQuantile(0.5, buckets), 1 + 4 * (20 / 36));
   });
   it("starts the lowest bucket at 0, answers the highest finite bound past it, and ignores order", () => {
-    assert.equal(histogramQuantile(0.5, b([[Infinity, 10], [10, 10]])), 5);
-    assert.equal(histogramQuantile(0.99, b([[10, 1], [Infinity, 10]])), 10);
+    assert.equal(
+      histogramQuantile(
+        0.5,
+        b([
+          [Infinity, 10],
+          [10, 10],
+        ]),
+      ),
+      5,
+    );
+    assert.equal(
+      histogramQuantile(
+        0.99,
+        b([
+          [10, 1],
+          [Infinity, 10],
+        ]),
+      ),
+      10,
+    );
   });
   it("has no answer without observations or without a +Inf bucket", () => {
-    assert.equal(histogramQuantile(0.99, b([[10, 0], [Infinity, 0]])), null);
-    assert.equal(histogramQuantile(0.99, b([[10, 4], [20, 5]])), null);
+    assert.equal(
+      histogramQuantile(
+        0.99,
+        b([
+          [10, 0],
+          [Infinity, 0],
+        ]),
+      ),
+      null,
+    );
+    assert.equal(
+      histogramQuantile(
+        0.99,
+        b([
+          [10, 4],
+          [20, 5],
+        ]),
+      ),
+      null,
+    );
   });
   it("evens out counts that dip (deltas of live counters)", () => {
-    assert.equal(histogramQuantile(0.5, b([[10, 4], [20, 3], [Infinity, 4]])), 5);
+    assert.equal(
+      histogramQuantile(
+        0.5,
+        b([
+          [10, 4],
+          [20, 3],
+          [Infinity, 4],
+        ]),
+      ),
+      5,
+    );
   });
 });
 
@@ -169,7 +254,14 @@ describe("traffic window and graph", () => {
     const caller = windowOf([asSource(0), asSource(40)]);
     const outside = (n: number) => series("destination", ["unknown", "unknown", "unknown"], 200, n);
     const callee = windowOf([asDestination(0) + outside(0), asDestination(40) + outside(5)]);
-    const both = graphOf({ windows: [caller.summary(1000), callee.summary(1000)], workloadOf: new Map(), sidecars: [{ namespace: "shop", name: "frontend" }, { namespace: "shop", name: "catalog" }] });
+    const both = graphOf({
+      windows: [caller.summary(1000), callee.summary(1000)],
+      workloadOf: new Map(),
+      sidecars: [
+        { namespace: "shop", name: "frontend" },
+        { namespace: "shop", name: "catalog" },
+      ],
+    });
     assert.deepEqual(
       both.edges.map((e) => [e.id, e.requestsTotal, e.reporters.join()]),
       [
@@ -177,28 +269,50 @@ describe("traffic window and graph", () => {
         ["unknown->shop/catalog", 5, "destination"],
       ],
     );
-    assert.deepEqual(both.nodes.map((n) => [n.id, n.sidecar]), [["shop/catalog", true], ["shop/frontend", true], ["unknown", false]]);
+    assert.deepEqual(
+      both.nodes.map((n) => [n.id, n.sidecar]),
+      [
+        ["shop/catalog", true],
+        ["shop/frontend", true],
+        ["unknown", false],
+      ],
+    );
     // The caller's sidecar unreachable: the callee's count stands in, named by the SPIFFE ID.
     const calleeOnly = graph([callee], new Map([[FRONTEND, { namespace: "shop", name: "frontend" }]]));
-    assert.deepEqual(calleeOnly.edges.map((e) => [e.id, e.requestsTotal, e.reporters.join()]), [
-      ["shop/frontend->shop/catalog", 40, "destination"],
-      ["unknown->shop/catalog", 5, "destination"],
-    ]);
+    assert.deepEqual(
+      calleeOnly.edges.map((e) => [e.id, e.requestsTotal, e.reporters.join()]),
+      [
+        ["shop/frontend->shop/catalog", 40, "destination"],
+        ["unknown->shop/catalog", 5, "destination"],
+      ],
+    );
   });
 });
 
 describe("scraping", () => {
-  const proxy: ProxyView = { namespace: "shop", pod: "a", workload: "a", version: "1", acked: "1", rejected: null, filters: [], adminUrl: "http://a.invalid:15000" };
+  const proxy: ProxyView = {
+    namespace: "shop",
+    pod: "a",
+    workload: "a",
+    version: "1",
+    acked: "1",
+    rejected: null,
+    filters: [],
+    adminUrl: "http://a.invalid:15000",
+  };
   it("scrapes only while the state is asked for, and not after stop()", async () => {
     let scrapes = 0;
-    const board = dashboard({ proxies: () => [proxy], filters: () => [] }, {
-      scrapeIntervalMs: 20,
-      idleAfterMs: 150,
-      fetch: async () => {
-        scrapes++;
-        return new Response('istio_requests_total{reporter="source"} 1\n');
+    const board = dashboard(
+      { proxies: () => [proxy], filters: () => [] },
+      {
+        scrapeIntervalMs: 20,
+        idleAfterMs: 150,
+        fetch: async () => {
+          scrapes++;
+          return new Response('istio_requests_total{reporter="source"} 1\n');
+        },
       },
-    });
+    );
     try {
       const state = await (await board.fetch(new Request("http://x/dashboard/api/state"))).json();
       assert.equal(state.proxies[0].scrape.state, "ok", "the first state waits for a scrape");
@@ -268,7 +382,11 @@ describe("the dashboard in a browser, over real sidecars", { timeout: 120_000 },
     children.push(child);
   };
 
-  const identity = (cert: WorkloadCertificate) => ({ certificateChain: cert.certificateChain, privateKey: cert.privateKey, trustBundle: ca.certificate });
+  const identity = (cert: WorkloadCertificate) => ({
+    certificateChain: cert.certificateChain,
+    privateKey: cert.privateKey,
+    trustBundle: ca.certificate,
+  });
   const adminUrl = (port: number) => `http://127.0.0.1:${port}`;
 
   const proxies = (): ProxyView[] => [
@@ -295,7 +413,16 @@ describe("the dashboard in a browser, over real sidecars", { timeout: 120_000 },
       adminUrl: adminUrl(ports.catalogAdmin),
     },
     // Known to the control plane but gone: its metrics cannot be scraped.
-    { namespace: "shop", pod: "reviews-0", workload: "reviews", version: "r-2", acked: "r-1", rejected: { version: "r-2", error: "listener inbound: port 15006 is in use" }, filters: [], adminUrl: adminUrl(ports.reviewsAdmin) },
+    {
+      namespace: "shop",
+      pod: "reviews-0",
+      workload: "reviews",
+      version: "r-2",
+      acked: "r-1",
+      rejected: { version: "r-2", error: "listener inbound: port 15006 is in use" },
+      filters: [],
+      adminUrl: adminUrl(ports.reviewsAdmin),
+    },
   ];
   const filters = (): FilterView[] => [
     {
@@ -317,7 +444,12 @@ describe("the dashboard in a browser, over real sidecars", { timeout: 120_000 },
       ready: "0/1",
       conditions: [
         { type: "Accepted", status: "True", reason: "Accepted", message: "" },
-        { type: "Resolved", status: "False", reason: "DigestMismatch", message: 'the registry served sha256:abc, not the expected one <img src=x onerror="document.title=1">' },
+        {
+          type: "Resolved",
+          status: "False",
+          reason: "DigestMismatch",
+          message: 'the registry served sha256:abc, not the expected one <img src=x onerror="document.title=1">',
+        },
         { type: "Ready", status: "Unknown", reason: "NotResolved", message: "" },
       ],
     },
@@ -341,7 +473,14 @@ describe("the dashboard in a browser, over real sidecars", { timeout: 120_000 },
       identity: identity(certs.catalog),
       listeners: [
         // PERMISSIVE: the sidecar's caller comes over mTLS, an app without a sidecar in plaintext.
-        { name: "inbound", direction: "Inbound", address: "127.0.0.1", port: ports.catalogIn, tls: "PERMISSIVE", virtualHosts: [{ name: "app", domains: ["*"], routes: [{ backends: [{ cluster: "local-app" }] }] }] },
+        {
+          name: "inbound",
+          direction: "Inbound",
+          address: "127.0.0.1",
+          port: ports.catalogIn,
+          tls: "PERMISSIVE",
+          virtualHosts: [{ name: "app", domains: ["*"], routes: [{ backends: [{ cluster: "local-app" }] }] }],
+        },
       ],
       clusters: [{ name: "local-app", endpoints: [{ address: "127.0.0.1", port: app.port }] }],
       filters: [
@@ -362,7 +501,13 @@ describe("the dashboard in a browser, over real sidecars", { timeout: 120_000 },
       accessLog: "off",
       identity: identity(certs.frontend),
       listeners: [
-        { name: "outbound", direction: "Outbound", address: "127.0.0.1", port: ports.frontendOut, virtualHosts: [{ name: "catalog", domains: ["catalog"], routes: [{ backends: [{ cluster: "catalog" }] }] }] },
+        {
+          name: "outbound",
+          direction: "Outbound",
+          address: "127.0.0.1",
+          port: ports.frontendOut,
+          virtualHosts: [{ name: "catalog", domains: ["catalog"], routes: [{ backends: [{ cluster: "catalog" }] }] }],
+        },
       ],
       clusters: [
         {
@@ -375,10 +520,16 @@ describe("the dashboard in a browser, over real sidecars", { timeout: 120_000 },
         },
       ],
     });
-    for (const [name, port] of [["frontend", ports.frontendAdmin], ["catalog", ports.catalogAdmin]] as const) {
+    for (const [name, port] of [
+      ["frontend", ports.frontendAdmin],
+      ["catalog", ports.catalogAdmin],
+    ] as const) {
       await waitFor(async () => (await fetch(`${adminUrl(port)}/ready`)).status === 200, `the ${name} sidecar did not become ready`);
       const dump = (await (await fetch(`${adminUrl(port)}/config_dump`)).json()) as { version: string; filterStatus: { ready: boolean }[] };
-      assert.ok(dump.filterStatus.every((f) => f.ready), `every filter of ${name} is loaded: ${JSON.stringify(dump.filterStatus)}`);
+      assert.ok(
+        dump.filterStatus.every((f) => f.ready),
+        `every filter of ${name} is loaded: ${JSON.stringify(dump.filterStatus)}`,
+      );
       versions[name] = dump.version;
     }
 
@@ -416,7 +567,15 @@ describe("the dashboard in a browser, over real sidecars", { timeout: 120_000 },
     edge(id).evaluate((el) => {
       const d = (el as SVGGElement).dataset;
       const n = (v: string | undefined) => (v === undefined || v === "" ? null : Number(v));
-      return { total: n(d.requestsTotal), rps: n(d.rps), errorRate: n(d.errorRate), p99: n(d.p99Ms), window: n(d.windowSeconds), reporters: d.reporters, label: el.querySelector("text")?.textContent };
+      return {
+        total: n(d.requestsTotal),
+        rps: n(d.rps),
+        errorRate: n(d.errorRate),
+        p99: n(d.p99Ms),
+        window: n(d.windowSeconds),
+        reporters: d.reporters,
+        label: el.querySelector("text")?.textContent,
+      };
     });
   // biome-ignore lint/performance/useDomNodeTextContent: Playwright's Locator.innerText(), the text as the page shows it
   const cell = (row: string, field: string) => page.locator(`${row} [data-field="${field}"]`).innerText();
@@ -429,7 +588,15 @@ describe("the dashboard in a browser, over real sidecars", { timeout: 120_000 },
     const warmUp = await request(ports.frontendOut, { host: "catalog", path: "/" });
     assert.equal(warmUp.status, 200);
     assert.equal(warmUp.headers["x-served-by"], "catalog", "the filter runs on catalog's sidecar");
-    await waitFor(async () => / 1$/m.test((await (await fetch(`${adminUrl(ports.frontendAdmin)}/metrics`)).text()).split("\n").find((l) => l.startsWith("istio_requests_total{")) ?? ""), "frontend's sidecar did not count the first request");
+    await waitFor(
+      async () =>
+        / 1$/m.test(
+          (await (await fetch(`${adminUrl(ports.frontendAdmin)}/metrics`)).text())
+            .split("\n")
+            .find((l) => l.startsWith("istio_requests_total{")) ?? "",
+        ),
+      "frontend's sidecar did not count the first request",
+    );
     await page.goto(`${api.url}/dashboard/`);
     await page.locator('[data-proxy="shop/reviews-0"][data-scrape="unreachable"]').waitFor();
 
@@ -460,12 +627,18 @@ describe("the dashboard in a browser, over real sidecars", { timeout: 120_000 },
     assert.equal(fromFrontend.reporters, "source");
     assert.equal(fromFrontend.errorRate, 10 / 40);
     const { rps, window, p99 } = fromFrontend;
-    assert.ok(rps !== null && window !== null && window > 0 && Math.abs(rps * window - 40) < 1e-6, `${rps} req/s over ${window} s is the 40 requests sent in the window`);
+    assert.ok(
+      rps !== null && window !== null && window > 0 && Math.abs(rps * window - 40) < 1e-6,
+      `${rps} req/s over ${window} s is the 40 requests sent in the window`,
+    );
     // The 4 delayed requests take 120 ms and more, and the highest 1% of 40 is among them: p99
     // is above 100 ms (the bucket bound below 120), and no higher than the bound of the bucket
     // that the slowest request (as the client measured it, proxies included) falls in.
     const ceiling = ISTIO_BUCKETS.find((le) => le >= slowest)!;
-    assert.ok(p99 !== null && p99 > 100 && p99 <= ceiling, `p99 ${p99} ms is in (100, ${ceiling}]: the slowest request took ${slowest.toFixed(1)} ms`);
+    assert.ok(
+      p99 !== null && p99 > 100 && p99 <= ceiling,
+      `p99 ${p99} ms is in (100, ${ceiling}]: the slowest request took ${slowest.toFixed(1)} ms`,
+    );
     assert.match(fromFrontend.label!, new RegExp(`^[0-9.]+ req/s · 25\\.0% err · p99 ${Math.round(p99)} ms$`));
 
     const fromOutside = await shown(FROM_OUTSIDE);
@@ -496,7 +669,10 @@ describe("the dashboard in a browser, over real sidecars", { timeout: 120_000 },
     assert.equal(await cell(catalog, "certificate"), `in 2 d ${notAfter.catalog.toISOString()}`);
     assert.equal(await page.locator(reviews).getAttribute("data-state"), "rejected");
     assert.equal(await cell(reviews, "state"), "rejected r-2: listener inbound: port 15006 is in use (runs r-1)");
-    assert.match(await cell(reviews, "metrics"), new RegExp(`^unreachable GET http://127\\.0\\.0\\.1:${ports.reviewsAdmin}/metrics: fetch failed`));
+    assert.match(
+      await cell(reviews, "metrics"),
+      new RegExp(`^unreachable GET http://127\\.0\\.0\\.1:${ports.reviewsAdmin}/metrics: fetch failed`),
+    );
   });
 
   it("lists every WasmFilter with Ready, the resolved digest and its conditions, as text", async () => {
@@ -508,7 +684,10 @@ describe("the dashboard in a browser, over real sidecars", { timeout: 120_000 },
     assert.equal(await page.locator(`${good} [data-condition="Ready"]`).getAttribute("data-status"), "True");
     assert.equal(await cell(bad, "ready"), "0/1");
     assert.equal(await cell(bad, "sha256"), "–");
-    assert.match(await cell(bad, "conditions"), /Resolved: DigestMismatch the registry served sha256:abc, not the expected one <img src=x onerror="document.title=1">/);
+    assert.match(
+      await cell(bad, "conditions"),
+      /Resolved: DigestMismatch the registry served sha256:abc, not the expected one <img src=x onerror="document.title=1">/,
+    );
     assert.equal(await page.locator("#filters img").count(), 0, "a message from a resource is shown, never run");
     assert.equal(await page.title(), "weft mesh dashboard");
 

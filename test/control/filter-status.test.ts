@@ -18,7 +18,15 @@ const log = createLogger({}, "error");
 describe("status of a filter a sidecar could not load", () => {
   it("counts it as not running and says LoadFailed with the pod and reason", async () => {
     const world = emptyWorld();
-    const pod = (name: string): PodInfo => ({ namespace: "shop", name, labels: { app: "web" }, serviceAccount: "web", ip: "10.0.0.1", inMesh: true, containerPorts: [] });
+    const pod = (name: string): PodInfo => ({
+      namespace: "shop",
+      name,
+      labels: { app: "web" },
+      serviceAccount: "web",
+      ip: "10.0.0.1",
+      inMesh: true,
+      containerPorts: [],
+    });
     for (const name of ["web-0", "web-late"]) world.pods.set(keyOf("shop", name), pod(name));
     // A module in force (the digest its status reports, kept while no registry answers) that one sidecar cannot fetch.
     const parsed = parseWasmFilter({
@@ -33,12 +41,23 @@ describe("status of a filter a sidecar could not load", () => {
     world.wasmFilters.set(keyOf("shop", "rewrite"), filter);
 
     const hub = new PushHub({ log, compute: () => ({ config: { listeners: [] }, filters: ["shop/rewrite"] }), acknowledged: () => {} });
-    const session = (name: string): ProxySession => ({ namespace: "shop", pod: name, send: () => true, sent: null, acked: null, rejected: null, unavailable: [], connectedAt: Date.now() });
+    const session = (name: string): ProxySession => ({
+      namespace: "shop",
+      pod: name,
+      send: () => true,
+      sent: null,
+      acked: null,
+      rejected: null,
+      unavailable: [],
+      connectedAt: Date.now(),
+    });
     const sessions = [session("web-0"), session("web-late")];
     for (const s of sessions) hub.connect(s, null);
     const version = sessions[0]!.sent!.version;
     hub.ack({ namespace: "shop", pod: "web-0" }, version, true, undefined);
-    hub.ack({ namespace: "shop", pod: "web-late" }, version, true, undefined, [{ filter: "shop/rewrite", reason: "cannot fetch module sha256 abc from the control plane: HTTP 404" }]);
+    hub.ack({ namespace: "shop", pod: "web-late" }, version, true, undefined, [
+      { filter: "shop/rewrite", reason: "cannot fetch module sha256 abc from the control plane: HTTP 404" },
+    ]);
     assert.deepEqual(sessions[1]!.acked!.filters, [], "the filter it could not load is not among what it runs");
 
     const distribution = new FilterDistribution({
@@ -51,12 +70,17 @@ describe("status of a filter a sidecar could not load", () => {
     await distribution.settled();
     distribution.stop();
     const report = reportOf(hub.connected);
-    assert.deepEqual(report.find((r) => r.pod === "shop/web-late")?.unavailable, [{ filter: "shop/rewrite", reason: "cannot fetch module sha256 abc from the control plane: HTTP 404" }]);
+    assert.deepEqual(report.find((r) => r.pod === "shop/web-late")?.unavailable, [
+      { filter: "shop/rewrite", reason: "cannot fetch module sha256 abc from the control plane: HTTP 404" },
+    ]);
     const status = wasmFilterStatus(world, distribution, filter, report, new Date().toISOString());
     const ready = status.conditions!.find((c) => c.type === "Ready")!;
     assert.equal(status.ready, "1/2");
     assert.equal(ready.reason, "LoadFailed");
-    assert.match(ready.message, /1 of 2 selected pods run .*; 1 cannot load it \(shop\/web-late: cannot fetch module sha256 abc from the control plane: HTTP 404\), so its failStrategy FailClose applies there \(requests are refused\)/);
+    assert.match(
+      ready.message,
+      /1 of 2 selected pods run .*; 1 cannot load it \(shop\/web-late: cannot fetch module sha256 abc from the control plane: HTTP 404\), so its failStrategy FailClose applies there \(requests are refused\)/,
+    );
 
     // Any change recomputes every proxy; the same configuration again must not count the
     // filter it could not load as running (it did, and LoadFailed flipped back to Running).

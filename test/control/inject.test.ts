@@ -34,7 +34,13 @@ const pod = (name: string, extra: { annotations?: Record<string, string>; labels
   kind: "Pod",
   metadata: { name, ...(extra.annotations ? { annotations: extra.annotations } : {}), ...(extra.labels ? { labels: extra.labels } : {}) },
   spec: {
-    containers: [{ name: "app", image: "registry.k8s.io/pause:3.10", ports: [{ containerPort: 8080 }, { containerPort: 9090, protocol: "TCP" }, { containerPort: 5353, protocol: "UDP" }] }],
+    containers: [
+      {
+        name: "app",
+        image: "registry.k8s.io/pause:3.10",
+        ports: [{ containerPort: 8080 }, { containerPort: 9090, protocol: "TCP" }, { containerPort: 5353, protocol: "UDP" }],
+      },
+    ],
     ...extra.spec,
   },
 });
@@ -42,7 +48,10 @@ const names = (list: { name: string }[] | undefined) => (list ?? []).map((x) => 
 
 describe("injectPod (the patch itself)", () => {
   it("adds weft-init and weft-proxy first, the two volumes and the status, and only that", () => {
-    const input = pod("web", { annotations: { "weft.dev/exclude-inbound-ports": "9090", "weft.dev/exclude-outbound-ports": "6379, 5432" }, spec: { initContainers: [{ name: "migrate", image: "x" }], volumes: [{ name: "data", emptyDir: {} }] } });
+    const input = pod("web", {
+      annotations: { "weft.dev/exclude-inbound-ports": "9090", "weft.dev/exclude-outbound-ports": "6379, 5432" },
+      spec: { initContainers: [{ name: "migrate", image: "x" }], volumes: [{ name: "data", emptyDir: {} }] },
+    });
     const r = injectPod(input, DEFAULT_SETTINGS);
     assert.equal(r.outcome, "injected");
     const out = r.pod as Json;
@@ -51,14 +60,37 @@ describe("injectPod (the patch itself)", () => {
     assert.deepEqual(names(out.spec.volumes), ["data", "weft-token", "weft-tmp"]);
     const [init, proxy] = out.spec.initContainers;
     // only declared TCP ports are redirected inbound, minus the excluded ones
-    assert.deepEqual(init.args, ["init", "--proxy-uid", "1337", "--inbound-port", "15006", "--outbound-port", "15001", "--include-inbound-ports", "8080", "--exclude-outbound-ports", "5432,6379"]);
+    assert.deepEqual(init.args, [
+      "init",
+      "--proxy-uid",
+      "1337",
+      "--inbound-port",
+      "15006",
+      "--outbound-port",
+      "15001",
+      "--include-inbound-ports",
+      "8080",
+      "--exclude-outbound-ports",
+      "5432,6379",
+    ]);
     assert.equal(proxy.restartPolicy, "Always");
     assert.deepEqual(proxy.command, ["node", "/opt/weft/weft.mjs"]);
-    assert.deepEqual(JSON.parse(out.metadata.annotations["weft.dev/status"]), { version: WEFT_VERSION, initContainers: ["weft-init", "weft-proxy"], volumes: ["weft-token", "weft-tmp"] });
+    assert.deepEqual(JSON.parse(out.metadata.annotations["weft.dev/status"]), {
+      version: WEFT_VERSION,
+      initContainers: ["weft-init", "weft-proxy"],
+      volumes: ["weft-token", "weft-tmp"],
+    });
     // a patch of adds only, the status key escaped as a JSON Pointer
-    assert.deepEqual(r.patch.map((op: AddOperation) => `${op.op} ${op.path}`), [
-      "add /spec/initContainers/0", "add /spec/initContainers/1", "add /spec/volumes/-", "add /spec/volumes/-", "add /metadata/annotations/weft.dev~1status",
-    ]);
+    assert.deepEqual(
+      r.patch.map((op: AddOperation) => `${op.op} ${op.path}`),
+      [
+        "add /spec/initContainers/0",
+        "add /spec/initContainers/1",
+        "add /spec/volumes/-",
+        "add /spec/volumes/-",
+        "add /metadata/annotations/weft.dev~1status",
+      ],
+    );
     assert.equal(injectPod(out, DEFAULT_SETTINGS).outcome, "skipped", "an injected pod is left alone");
   });
 
@@ -68,34 +100,69 @@ describe("injectPod (the patch itself)", () => {
         name: "web",
         image: "x",
         ports: [{ name: "http", containerPort: 8080 }],
-        readinessProbe: { httpGet: { path: "/healthz", port: "http", httpHeaders: [{ name: "X-Check", value: "1" }] }, periodSeconds: 3, timeoutSeconds: 2 },
+        readinessProbe: {
+          httpGet: { path: "/healthz", port: "http", httpHeaders: [{ name: "X-Check", value: "1" }] },
+          periodSeconds: 3,
+          timeoutSeconds: 2,
+        },
         livenessProbe: { tcpSocket: { port: 8080 }, failureThreshold: 5 },
         startupProbe: { exec: { command: ["true"] } },
       },
-      { name: "side", image: "x", readinessProbe: { httpGet: { path: "/", port: 9000, host: "10.0.0.9" } }, livenessProbe: { httpGet: { port: 9443, scheme: "HTTPS" } } },
+      {
+        name: "side",
+        image: "x",
+        readinessProbe: { httpGet: { path: "/", port: 9000, host: "10.0.0.9" } },
+        livenessProbe: { httpGet: { port: 9443, scheme: "HTTPS" } },
+      },
     ];
     const r = injectPod(pod("web", { spec: { containers } }), DEFAULT_SETTINGS);
     assert.equal(r.outcome, "injected");
     const out = r.pod as Json;
     const [web, side] = out.spec.containers;
-    assert.deepEqual(web.readinessProbe, { httpGet: { path: "/app-health/web/readyz", port: 15000, scheme: "HTTP" }, periodSeconds: 3, timeoutSeconds: 2 });
+    assert.deepEqual(web.readinessProbe, {
+      httpGet: { path: "/app-health/web/readyz", port: 15000, scheme: "HTTP" },
+      periodSeconds: 3,
+      timeoutSeconds: 2,
+    });
     assert.deepEqual(web.livenessProbe, { httpGet: { path: "/app-health/web/livez", port: 15000, scheme: "HTTP" }, failureThreshold: 5 });
     assert.deepEqual(web.startupProbe, containers[0].startupProbe, "an exec probe does not cross the network");
     assert.deepEqual(side.readinessProbe, containers[1].readinessProbe, "a probe of another host is not this pod's");
     assert.deepEqual(side.livenessProbe, { httpGet: { path: "/app-health/side/livez", port: 15000, scheme: "HTTP" } });
     const env = (out.spec.initContainers[1].env as { name: string; value?: string }[]).find((e) => e.name === "WEFT_APP_PROBES");
     assert.deepEqual(JSON.parse(env!.value!), {
-      "web/readyz": { kind: "http", port: 8080, path: "/healthz", scheme: "HTTP", headers: [{ name: "X-Check", value: "1" }], timeoutSeconds: 2 },
+      "web/readyz": {
+        kind: "http",
+        port: 8080,
+        path: "/healthz",
+        scheme: "HTTP",
+        headers: [{ name: "X-Check", value: "1" }],
+        timeoutSeconds: 2,
+      },
       "web/livez": { kind: "tcp", port: 8080, timeoutSeconds: 1 },
       "side/livez": { kind: "http", port: 9443, path: "/", scheme: "HTTPS", headers: [], timeoutSeconds: 1 },
     });
     // What the sidecar reads back is what the injector wrote.
     assert.deepEqual(parseAppProbes(env!.value!), JSON.parse(env!.value!));
-    assert.ok(!(injectPod(pod("plain"), DEFAULT_SETTINGS) as Json).pod.spec.initContainers[1].env.some((e: { name: string }) => e.name === "WEFT_APP_PROBES"), "no probes, no variable");
+    assert.ok(
+      !(injectPod(pod("plain"), DEFAULT_SETTINGS) as Json).pod.spec.initContainers[1].env.some(
+        (e: { name: string }) => e.name === "WEFT_APP_PROBES",
+      ),
+      "no probes, no variable",
+    );
   });
 
   it("follows the runtime and resource annotations", () => {
-    const r = injectPod(pod("web", { annotations: { "weft.dev/runtime": "deno", "weft.dev/proxy-cpu": "200m", "weft.dev/proxy-memory": "300Mi", "weft.dev/proxy-memory-limit": "1Gi" } }), DEFAULT_SETTINGS);
+    const r = injectPod(
+      pod("web", {
+        annotations: {
+          "weft.dev/runtime": "deno",
+          "weft.dev/proxy-cpu": "200m",
+          "weft.dev/proxy-memory": "300Mi",
+          "weft.dev/proxy-memory-limit": "1Gi",
+        },
+      }),
+      DEFAULT_SETTINGS,
+    );
     assert.equal(r.outcome, "injected");
     const [init, proxy] = (r.pod as Json).spec.initContainers;
     assert.deepEqual(proxy.command, ["deno", "run", "--allow-all", "/opt/weft/weft.mjs"]);
@@ -120,30 +187,64 @@ describe("injectPod (the patch itself)", () => {
     // A registry's port is not a tag.
     assert.equal(image({ image: "localhost:5000/weft" }, "deno"), `localhost:5000/weft:${WEFT_VERSION}-deno`);
     const pinned = `registry.example/weft@sha256:${"a".repeat(64)}`;
-    assert.equal(image({ image: pinned, runtimeImages: { bun: "registry.example/weft-bun@sha256:b" } }, "bun"), "registry.example/weft-bun@sha256:b");
-    assert.match(image({ image: pinned }, "deno"), /the deno sidecar's image cannot be derived from registry\.example\/weft@sha256:a+, which is pinned by digest: name it in the injector's runtimeImages\.deno/);
+    assert.equal(
+      image({ image: pinned, runtimeImages: { bun: "registry.example/weft-bun@sha256:b" } }, "bun"),
+      "registry.example/weft-bun@sha256:b",
+    );
+    assert.match(
+      image({ image: pinned }, "deno"),
+      /the deno sidecar's image cannot be derived from registry\.example\/weft@sha256:a+, which is pinned by digest: name it in the injector's runtimeImages\.deno/,
+    );
   });
 
   it("refuses bad annotations and conflicts, saying what, where and what to do", () => {
     const cases: [Json, RegExp][] = [
-      [pod("a", { annotations: { "weft.dev/runtime": "python" } }), /^pod annotation weft\.dev\/runtime="python": must be one of "node", "deno", "bun"$/],
+      [
+        pod("a", { annotations: { "weft.dev/runtime": "python" } }),
+        /^pod annotation weft\.dev\/runtime="python": must be one of "node", "deno", "bun"$/,
+      ],
       [pod("a", { annotations: { "weft.dev/inject": "no" } }), /^pod annotation weft\.dev\/inject="no": must be "true", "false"$/],
-      [pod("a", { annotations: { "weft.dev/exclude-outbound-ports": "80;443" } }), /^pod annotation weft\.dev\/exclude-outbound-ports="80;443": must be a comma-separated list of port numbers, like "8081,9090"$/],
+      [
+        pod("a", { annotations: { "weft.dev/exclude-outbound-ports": "80;443" } }),
+        /^pod annotation weft\.dev\/exclude-outbound-ports="80;443": must be a comma-separated list of port numbers, like "8081,9090"$/,
+      ],
       [pod("a", { annotations: { "weft.dev/exclude-inbound-ports": "70000" } }), /="70000": must list ports between 1 and 65535$/],
-      [pod("a", { annotations: { "weft.dev/proxy-cpu": "lots" } }), /^pod annotation weft\.dev\/proxy-cpu="lots": must be a Kubernetes quantity, like "100m"$/],
-      [pod("a", { annotations: { "weft.dev/proxy-memory": "1Gi" } }), /memory request 1Gi \(annotation weft\.dev\/proxy-memory\) is above its memory limit 256Mi \(the injector's setting\): raise weft\.dev\/proxy-memory-limit too/],
-      [pod("a", { spec: { containers: [{ name: "app", image: "x", ports: [{ containerPort: 15001 }] }] } }), /container "app" declares port 15001, which the weft proxy uses/],
-      [pod("a", { spec: { initContainers: [{ name: "weft-proxy", image: "x" }] } }), /already has a container named "weft-proxy" but no weft\.dev\/status annotation/],
-      [{ metadata: { annotations: { "weft.dev/inject": false } }, spec: { containers: [{ name: "a" }] } }, /^metadata\.annotations\.weft\.dev\/inject: must be a string: quote the value/],
+      [
+        pod("a", { annotations: { "weft.dev/proxy-cpu": "lots" } }),
+        /^pod annotation weft\.dev\/proxy-cpu="lots": must be a Kubernetes quantity, like "100m"$/,
+      ],
+      [
+        pod("a", { annotations: { "weft.dev/proxy-memory": "1Gi" } }),
+        /memory request 1Gi \(annotation weft\.dev\/proxy-memory\) is above its memory limit 256Mi \(the injector's setting\): raise weft\.dev\/proxy-memory-limit too/,
+      ],
+      [
+        pod("a", { spec: { containers: [{ name: "app", image: "x", ports: [{ containerPort: 15001 }] }] } }),
+        /container "app" declares port 15001, which the weft proxy uses/,
+      ],
+      [
+        pod("a", { spec: { initContainers: [{ name: "weft-proxy", image: "x" }] } }),
+        /already has a container named "weft-proxy" but no weft\.dev\/status annotation/,
+      ],
+      [
+        { metadata: { annotations: { "weft.dev/inject": false } }, spec: { containers: [{ name: "a" }] } },
+        /^metadata\.annotations\.weft\.dev\/inject: must be a string: quote the value/,
+      ],
     ];
     for (const [input, message] of cases) {
       const r = injectPod(input, DEFAULT_SETTINGS);
-      assert.ok(r.outcome === "refused" && r.problems.some((p) => message.test(p)), `${JSON.stringify(input.metadata)}: ${JSON.stringify(r)}`);
+      assert.ok(
+        r.outcome === "refused" && r.problems.some((p) => message.test(p)),
+        `${JSON.stringify(input.metadata)}: ${JSON.stringify(r)}`,
+      );
     }
   });
 
   it("skips opted-out and hostNetwork pods, with a warning for hostNetwork", () => {
-    assert.deepEqual(injectPod(pod("a", { annotations: { "weft.dev/inject": "false" } }), DEFAULT_SETTINGS), { outcome: "skipped", reason: 'weft.dev/inject is "false"', warn: false });
+    assert.deepEqual(injectPod(pod("a", { annotations: { "weft.dev/inject": "false" } }), DEFAULT_SETTINGS), {
+      outcome: "skipped",
+      reason: 'weft.dev/inject is "false"',
+      warn: false,
+    });
     assert.equal(injectPod(pod("a", { labels: { "weft.dev/inject": "false" } }), DEFAULT_SETTINGS).outcome, "skipped");
     const host = injectPod(pod("a", { spec: { hostNetwork: true } }), DEFAULT_SETTINGS);
     assert.ok(host.outcome === "skipped" && host.warn && /hostNetwork/.test(host.reason));
@@ -151,14 +252,17 @@ describe("injectPod (the patch itself)", () => {
 
   it("documents every annotation in docs/injection.md", () => {
     const doc = readFileSync(path.join(ROOT, "docs", "injection.md"), "utf8");
-    for (const annotation of ANNOTATIONS) assert.match(doc, new RegExp(`${annotation.replace(".", "\\.")}: `), `${annotation} has an example`);
+    for (const annotation of ANNOTATIONS)
+      assert.match(doc, new RegExp(`${annotation.replace(".", "\\.")}: `), `${annotation} has an example`);
   });
 });
 
 describe("the webhook handler (Fetch API)", () => {
   const handler = injectionWebhook({ log: quiet, maxBodyBytes: 64 << 10 });
   const post = (body: string, headers: Record<string, string> = {}) =>
-    handler(new Request("https://weft-control/inject", { method: "POST", headers: { "content-type": "application/json", ...headers }, body }));
+    handler(
+      new Request("https://weft-control/inject", { method: "POST", headers: { "content-type": "application/json", ...headers }, body }),
+    );
 
   it("answers a malformed review with 400 naming the problem, and a huge one with 413", async () => {
     let r = await post("{not json");
@@ -176,9 +280,17 @@ describe("the webhook handler (Fetch API)", () => {
   });
 
   it("lets anything but a Pod CREATE pass untouched", async () => {
-    const review = { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", request: { uid: "u-1", kind: { group: "apps", version: "v1", kind: "Deployment" }, operation: "CREATE", object: {} } };
+    const review = {
+      apiVersion: "admission.k8s.io/v1",
+      kind: "AdmissionReview",
+      request: { uid: "u-1", kind: { group: "apps", version: "v1", kind: "Deployment" }, operation: "CREATE", object: {} },
+    };
     const r = await post(JSON.stringify(review));
-    assert.deepEqual(await r.json(), { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response: { uid: "u-1", allowed: true } });
+    assert.deepEqual(await r.json(), {
+      apiVersion: "admission.k8s.io/v1",
+      kind: "AdmissionReview",
+      response: { uid: "u-1", allowed: true },
+    });
   });
 });
 
@@ -192,12 +304,17 @@ describe("injection on a real kube-apiserver", () => {
   /** kubectl with stderr and the exit code (warnings and refusals are on stderr). */
   const kubectlAll = (args: string[], input?: string) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      const child = execFile(path.join(k8s.binDir, "kubectl"), [`--kubeconfig=${k8s.kubeconfig}`, ...args], { encoding: "utf8" }, (err, stdout, stderr) =>
-        resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }));
+      const child = execFile(
+        path.join(k8s.binDir, "kubectl"),
+        [`--kubeconfig=${k8s.kubeconfig}`, ...args],
+        { encoding: "utf8" },
+        (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+      );
       child.stdin?.end(input ?? "");
     });
   const get = async (ns: string, name: string): Promise<Json> => JSON.parse(await kubectl(["get", "pod", name, "-n", ns, "-o", "json"]));
-  const apply = async (ns: string, object: unknown): Promise<Json> => JSON.parse(await kubectl(["apply", "-n", ns, "-o", "json", "-f", "-"], JSON.stringify(object)));
+  const apply = async (ns: string, object: unknown): Promise<Json> =>
+    JSON.parse(await kubectl(["apply", "-n", ns, "-o", "json", "-f", "-"], JSON.stringify(object)));
   const poll = async <T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> => {
     const end = Date.now() + ms;
     for (;;) {
@@ -216,8 +333,16 @@ describe("injection on a real kube-apiserver", () => {
     const handler = injectionWebhook({ log: quiet });
     // node:https in front of the Fetch-API handler, as the control plane will mount it
     server = createServer({ cert: serving.certificate, key: serving.privateKey }, async (req, res) => {
-      const request = new Request(`https://127.0.0.1${req.url}`, { method: req.method, headers: req.headers as Record<string, string>, body: Readable.toWeb(req) as ReadableStream, duplex: "half" } as RequestInit);
-      const review = await request.clone().json().catch(() => ({}));
+      const request = new Request(`https://127.0.0.1${req.url}`, {
+        method: req.method,
+        headers: req.headers as Record<string, string>,
+        body: Readable.toWeb(req) as ReadableStream,
+        duplex: "half",
+      } as RequestInit);
+      const review = await request
+        .clone()
+        .json()
+        .catch(() => ({}));
       seen.push(review.request?.object?.metadata?.name ?? review.request?.object?.metadata?.generateName);
       const response = await handler(request);
       res.writeHead(response.status, Object.fromEntries(response.headers));
@@ -225,7 +350,10 @@ describe("injection on a real kube-apiserver", () => {
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const { port } = server.address() as { port: number };
-    await kubectl(["apply", "-f", "-"], JSON.stringify(injectorWebhookConfiguration({ caBundle: ca.certificate, target: { url: `https://127.0.0.1:${port}/inject` } })));
+    await kubectl(
+      ["apply", "-f", "-"],
+      JSON.stringify(injectorWebhookConfiguration({ caBundle: ca.certificate, target: { url: `https://127.0.0.1:${port}/inject` } })),
+    );
     await kubectl(["create", "namespace", "shop"]);
     await kubectl(["label", "namespace", "shop", "weft.dev/inject=enabled"]);
     await kubectl(["create", "namespace", "plain"]);
@@ -233,9 +361,15 @@ describe("injection on a real kube-apiserver", () => {
     await kubectl(["create", "namespace", "shop-true"]);
     await kubectl(["label", "namespace", "shop-true", "weft.dev/inject=true"]);
     // pods need the namespace's default ServiceAccount, and the API server a moment to load the webhook
-    for (const ns of ["shop", "plain", "shop-true"]) await poll(`serviceaccount ${ns}/default`, async () => (await kubectl(["get", "sa", "default", "-n", ns, "-o", "name"])) || undefined);
+    for (const ns of ["shop", "plain", "shop-true"])
+      await poll(
+        `serviceaccount ${ns}/default`,
+        async () => (await kubectl(["get", "sa", "default", "-n", ns, "-o", "name"])) || undefined,
+      );
     await poll("the webhook to be called", async () => {
-      const dry = JSON.parse(await kubectl(["create", "--dry-run=server", "-n", "shop", "-o", "json", "-f", "-"], JSON.stringify(pod("probe"))));
+      const dry = JSON.parse(
+        await kubectl(["create", "--dry-run=server", "-n", "shop", "-o", "json", "-f", "-"], JSON.stringify(pod("probe"))),
+      );
       return dry.spec.initContainers ? true : undefined;
     });
   });
@@ -253,7 +387,11 @@ describe("injection on a real kube-apiserver", () => {
     assert.deepEqual(app(stored), app(plain), "the app's containers are stored unchanged");
     assert.deepEqual(names(stored.spec.initContainers), ["weft-init", "weft-proxy"]);
     assert.equal(plain.spec.initContainers, undefined, "no injection in an unlabelled namespace");
-    assert.deepEqual(names((await apply("shop-true", pod("web"))).spec.initContainers), ["weft-init", "weft-proxy"], "weft.dev/inject=true injects too");
+    assert.deepEqual(
+      names((await apply("shop-true", pod("web"))).spec.initContainers),
+      ["weft-init", "weft-proxy"],
+      "weft.dev/inject=true injects too",
+    );
     assert.equal(plain.metadata.annotations?.["weft.dev/status"], undefined);
 
     const [init, proxy] = stored.spec.initContainers;
@@ -268,20 +406,30 @@ describe("injection on a real kube-apiserver", () => {
     assert.deepEqual(proxy.resources, { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } });
     const env = Object.fromEntries(proxy.env.map((e: Json) => [e.name, e.value ?? e.valueFrom.fieldRef.fieldPath]));
     assert.deepEqual(env, {
-      POD_NAME: "metadata.name", POD_NAMESPACE: "metadata.namespace", SERVICE_ACCOUNT: "spec.serviceAccountName",
-      WEFT_CONTROL_PLANE: "https://weft-control.weft-system.svc:15012", WEFT_TRUST_DOMAIN: "cluster.local", WEFT_TOKEN_FILE: "/var/run/secrets/weft/token",
-      WEFT_CA_FILE: "/var/run/secrets/weft/ca.crt", WEFT_ADMIN_PORT: "15000", WEFT_OUTBOUND_PORT: "15001", WEFT_INBOUND_PORT: "15006",
+      POD_NAME: "metadata.name",
+      POD_NAMESPACE: "metadata.namespace",
+      SERVICE_ACCOUNT: "spec.serviceAccountName",
+      WEFT_CONTROL_PLANE: "https://weft-control.weft-system.svc:15012",
+      WEFT_TRUST_DOMAIN: "cluster.local",
+      WEFT_TOKEN_FILE: "/var/run/secrets/weft/token",
+      WEFT_CA_FILE: "/var/run/secrets/weft/ca.crt",
+      WEFT_ADMIN_PORT: "15000",
+      WEFT_OUTBOUND_PORT: "15001",
+      WEFT_INBOUND_PORT: "15006",
     });
     const token = stored.spec.volumes.find((x: Json) => x.name === "weft-token");
     assert.deepEqual(token.projected.sources, [
       { serviceAccountToken: { audience: "weft", expirationSeconds: 3600, path: "token" } },
       { configMap: { name: "weft-ca-root", items: [{ key: "ca.crt", path: "ca.crt" }] } },
     ]);
-    assert.deepEqual(proxy.volumeMounts.find((m: Json) => m.name === "weft-token"), { name: "weft-token", mountPath: "/var/run/secrets/weft", readOnly: true });
+    assert.deepEqual(
+      proxy.volumeMounts.find((m: Json) => m.name === "weft-token"),
+      { name: "weft-token", mountPath: "/var/run/secrets/weft", readOnly: true },
+    );
     assert.deepEqual(JSON.parse(stored.metadata.annotations["weft.dev/status"]).initContainers, ["weft-init", "weft-proxy"]);
   });
 
-  it("leaves a Pod annotated weft.dev/inject: \"false\" unchanged, and never calls the webhook for the label", async () => {
+  it('leaves a Pod annotated weft.dev/inject: "false" unchanged, and never calls the webhook for the label', async () => {
     const opted = await apply("shop", pod("opted-out", { annotations: { "weft.dev/inject": "false" } }));
     assert.equal(opted.spec.initContainers, undefined);
     assert.deepEqual(Object.keys(opted.metadata.annotations), ["kubectl.kubernetes.io/last-applied-configuration", "weft.dev/inject"]);
@@ -291,9 +439,15 @@ describe("injection on a real kube-apiserver", () => {
   });
 
   it("refuses a Pod with a bad annotation value through kubectl, with the injector's message", async () => {
-    const r = await kubectlAll(["apply", "-n", "shop", "-f", "-"], JSON.stringify(pod("bad", { annotations: { "weft.dev/runtime": "python" } })));
+    const r = await kubectlAll(
+      ["apply", "-n", "shop", "-f", "-"],
+      JSON.stringify(pod("bad", { annotations: { "weft.dev/runtime": "python" } })),
+    );
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /admission webhook "sidecar-injector\.weft\.dev" denied the request: weft cannot inject the sidecar: pod annotation weft\.dev\/runtime="python": must be one of "node", "deno", "bun"/);
+    assert.match(
+      r.stderr,
+      /admission webhook "sidecar-injector\.weft\.dev" denied the request: weft cannot inject the sidecar: pod annotation weft\.dev\/runtime="python": must be one of "node", "deno", "bun"/,
+    );
     assert.equal((await kubectlAll(["get", "pod", "bad", "-n", "shop"])).code, 1, "nothing was stored");
   });
 
@@ -309,7 +463,11 @@ describe("injection on a real kube-apiserver", () => {
       apiVersion: "apps/v1",
       kind: "Deployment",
       metadata: { name: "catalog" },
-      spec: { replicas: 1, selector: { matchLabels: { app: "catalog" } }, template: { metadata: { labels: { app: "catalog" } }, spec: pod("").spec } },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: "catalog" } },
+        template: { metadata: { labels: { app: "catalog" } }, spec: pod("").spec },
+      },
     };
     await apply("shop", deployment);
     const created = await poll("a Pod of deployment/catalog", async () => {
@@ -322,7 +480,12 @@ describe("injection on a real kube-apiserver", () => {
 
   it("is idempotent: an injected pod spec created again keeps one sidecar", async () => {
     const stored = await get("shop", "web");
-    const again = { apiVersion: "v1", kind: "Pod", metadata: { name: "web-again", annotations: { "weft.dev/status": stored.metadata.annotations["weft.dev/status"] } }, spec: stored.spec };
+    const again = {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "web-again", annotations: { "weft.dev/status": stored.metadata.annotations["weft.dev/status"] } },
+      spec: stored.spec,
+    };
     const created = await apply("shop", again);
     assert.deepEqual(names(created.spec.initContainers), ["weft-init", "weft-proxy"]);
     assert.deepEqual(names(created.spec.volumes), names(stored.spec.volumes));
@@ -368,7 +531,9 @@ describe("injection on a real kube-apiserver", () => {
     writeFileSync(file, input);
     const weft = (args: string[], stdin?: string) =>
       new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-        const child = execFile(NODE, ["bin/weft.ts", ...args], { cwd: ROOT, encoding: "utf8" }, (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }));
+        const child = execFile(NODE, ["bin/weft.ts", ...args], { cwd: ROOT, encoding: "utf8" }, (err, stdout, stderr) =>
+          resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+        );
         child.stdin?.end(stdin ?? "");
       });
 
@@ -376,7 +541,10 @@ describe("injection on a real kube-apiserver", () => {
     assert.equal(first.code, 0, first.stderr);
     const before = loadAll(input) as Json[];
     const after = loadAll(first.stdout) as Json[];
-    assert.deepEqual(after.map((d) => d.kind), ["Deployment", "Service", "Pod", "CronJob"]);
+    assert.deepEqual(
+      after.map((d) => d.kind),
+      ["Deployment", "Service", "Pod", "CronJob"],
+    );
     const templates = [after[0].spec.template, after[2], after[3].spec.jobTemplate.spec.template];
     for (const t of templates) assert.deepEqual(names(t.spec.initContainers).slice(0, 2), ["weft-init", "weft-proxy"]);
     assert.deepEqual(after[2].spec.initContainers[1].resources.requests.memory, "128Mi");
@@ -398,11 +566,17 @@ describe("injection on a real kube-apiserver", () => {
     await kubectl(["create", "namespace", "manual"]);
     const dry = await kubectlAll(["apply", "--dry-run=server", "-n", "manual", "-f", "-"], first.stdout);
     assert.equal(dry.code, 0, dry.stderr);
-    assert.match(dry.stdout, /deployment\.apps\/orders created \(server dry run\)[\s\S]*service\/orders created[\s\S]*pod\/debug created[\s\S]*cronjob\.batch\/report created/);
+    assert.match(
+      dry.stdout,
+      /deployment\.apps\/orders created \(server dry run\)[\s\S]*service\/orders created[\s\S]*pod\/debug created[\s\S]*cronjob\.batch\/report created/,
+    );
 
     const bad = await weft(["inject", "-f", "-"], input.replace("weft.dev/proxy-memory: 128Mi", "weft.dev/runtime: python"));
     assert.equal(bad.code, 1);
     assert.equal(bad.stdout, "", "nothing is written when a document is refused");
-    assert.match(bad.stderr, /stdin: document 3 \(Pod debug\): pod annotation weft\.dev\/runtime="python": must be one of "node", "deno", "bun"/);
+    assert.match(
+      bad.stderr,
+      /stdin: document 3 \(Pod debug\): pod annotation weft\.dev\/runtime="python": must be one of "node", "deno", "bun"/,
+    );
   });
 });

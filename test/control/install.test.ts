@@ -18,7 +18,12 @@ import { createLogger } from "../../shared/log.ts";
 const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
 const weft = (args: string[]) =>
   new Promise<string>((resolve, reject) =>
-    execFile(path.join(root, "node_modules", ".bin", "node"), ["bin/weft.ts", ...args], { cwd: root, encoding: "utf8" }, (e, stdout, stderr) => (e ? reject(new Error(`weft ${args.join(" ")}: ${stderr || e.message}`)) : resolve(stdout))),
+    execFile(
+      path.join(root, "node_modules", ".bin", "node"),
+      ["bin/weft.ts", ...args],
+      { cwd: root, encoding: "utf8" },
+      (e, stdout, stderr) => (e ? reject(new Error(`weft ${args.join(" ")}: ${stderr || e.message}`)) : resolve(stdout)),
+    ),
   );
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -35,7 +40,12 @@ describe("weft install", () => {
 
   it("applies with kubectl, and again with nothing changed", async () => {
     const first = await k8s.kubectl(["apply", "-f", "-"], manifests);
-    for (const kind of ["customresourcedefinition.apiextensions.k8s.io/wasmfilters.weft.dev", "namespace/weft-system", "deployment.apps/weft-control", "mutatingwebhookconfiguration.admissionregistration.k8s.io/weft-sidecar-injector"]) {
+    for (const kind of [
+      "customresourcedefinition.apiextensions.k8s.io/wasmfilters.weft.dev",
+      "namespace/weft-system",
+      "deployment.apps/weft-control",
+      "mutatingwebhookconfiguration.admissionregistration.k8s.io/weft-sidecar-injector",
+    ]) {
       assert.match(first, new RegExp(`${kind.replaceAll(".", "\\.")} created`), first);
     }
     const second = await k8s.kubectl(["apply", "-f", "-"], manifests);
@@ -45,11 +55,25 @@ describe("weft install", () => {
   it("has a Helm chart that renders the same objects as weft install (helm lint and helm template)", async () => {
     const helm = await helmBinary();
     const run = (args: string[]) =>
-      new Promise<string>((resolve, reject) => execFile(helm, args, { cwd: root, encoding: "utf8" }, (e, stdout, stderr) => (e ? reject(new Error(`helm ${args.join(" ")}: ${stderr || e.message}`)) : resolve(stdout))));
+      new Promise<string>((resolve, reject) =>
+        execFile(helm, args, { cwd: root, encoding: "utf8" }, (e, stdout, stderr) =>
+          e ? reject(new Error(`helm ${args.join(" ")}: ${stderr || e.message}`)) : resolve(stdout),
+        ),
+      );
     await run(["lint", "deploy/helm/weft", "--strict"]);
     const values = ["--set", "image=example.com/weft:1", "--set", "replicas=3", "--set", "insecureRegistries={registry.local:5000}"];
     const rendered = await run(["template", "weft", "deploy/helm/weft", "--namespace", "mesh", "--include-crds", ...values]);
-    const cli = await weft(["install", "--namespace", "mesh", "--image", "example.com/weft:1", "--replicas", "3", "--insecure-registries", "registry.local:5000"]);
+    const cli = await weft([
+      "install",
+      "--namespace",
+      "mesh",
+      "--image",
+      "example.com/weft:1",
+      "--replicas",
+      "3",
+      "--insecure-registries",
+      "registry.local:5000",
+    ]);
     const objects = (text: string) =>
       (loadAll(text) as ({ kind: string; metadata: { name: string } } | null)[])
         .filter((o): o is { kind: string; metadata: { name: string } } => o !== null && o.kind !== "Namespace")
@@ -62,26 +86,43 @@ describe("weft install", () => {
   it("refuses an invalid WasmFilter with a message that names each field and the allowed values", async () => {
     await k8s.kubectl(["wait", "--for=condition=Established", "crd/wasmfilters.weft.dev", "--timeout=30s"]);
     const refusal = (spec: string) =>
-      k8s.kubectl(["apply", "-f", "-"], `apiVersion: weft.dev/v1alpha1
+      k8s
+        .kubectl(
+          ["apply", "-f", "-"],
+          `apiVersion: weft.dev/v1alpha1
 kind: WasmFilter
 metadata: { name: bad, namespace: default }
 spec:
 ${spec}
-`).then(
-        () => assert.fail("the API server stored an invalid WasmFilter"),
-        (e: Error) => e.message,
-      );
+`,
+        )
+        .then(
+          () => assert.fail("the API server stored an invalid WasmFilter"),
+          (e: Error) => e.message,
+        );
     // The schema's own checks first; the API server runs the rules (the url's message) only
     // on an object that passed them, so each mistake is shown on its own.
     const strategy = await refusal("  url: oci://registry.example.com/f:1\n  failStrategy: Sometimes");
-    assert.match(strategy, /spec\.failStrategy: Unsupported value: "Sometimes": supported values: "FailClose", "FailOpen", "FailReload"/, strategy);
+    assert.match(
+      strategy,
+      /spec\.failStrategy: Unsupported value: "Sometimes": supported values: "FailClose", "FailOpen", "FailReload"/,
+      strategy,
+    );
     const url = await refusal("  url: http://example.com/filter.wasm");
-    assert.match(url, /spec\.url: Invalid value: "http:\/\/example\.com\/filter\.wasm": must be oci:\/\/REGISTRY\/REPO:TAG, https:\/\/\.\.\., file:\/\/\.\.\. or marketplace:\/\/NAME@VERSION/, url);
+    assert.match(
+      url,
+      /spec\.url: Invalid value: "http:\/\/example\.com\/filter\.wasm": must be oci:\/\/REGISTRY\/REPO:TAG, https:\/\/\.\.\., file:\/\/\.\.\. or marketplace:\/\/NAME@VERSION/,
+      url,
+    );
   });
 
   it("gives the control plane's ServiceAccount exactly what it needs", async () => {
     const as = "--as=system:serviceaccount:weft-system:weft-control";
-    const can = (verb: string, resource: string, ...extra: string[]) => k8s.kubectl(["auth", "can-i", verb, resource, as, ...extra]).then((o) => o.trim(), () => "no");
+    const can = (verb: string, resource: string, ...extra: string[]) =>
+      k8s.kubectl(["auth", "can-i", verb, resource, as, ...extra]).then(
+        (o) => o.trim(),
+        () => "no",
+      );
     assert.equal(await can("watch", "pods", "-A"), "yes");
     assert.equal(await can("watch", "endpointslices.discovery.k8s.io", "-A"), "yes");
     assert.equal(await can("patch", "wasmfilters.weft.dev", "--subresource=status", "-n", "shop"), "yes");
@@ -102,18 +143,27 @@ ${spec}
       contexts: [{ name: "test", cluster: "test", user: "weft-control" }],
       currentContext: "test",
     });
-    await k8s.kubectl(["apply", "-f", "-"], `apiVersion: weft.dev/v1alpha1
+    await k8s.kubectl(
+      ["apply", "-f", "-"],
+      `apiVersion: weft.dev/v1alpha1
 kind: WasmFilter
 metadata: { name: unreachable, namespace: default }
 spec:
   url: oci://127.0.0.1:${(await freePorts(1))[0]}/filters/none:v1
-`);
+`,
+    );
     const ports = (await freePorts(2)) as [number, number];
     const replicas: Controller[] = [];
     try {
       // Two replicas, as weft install runs them: one Lease picks the one that writes status.
       for (const [i, identity] of ["replica-a", "replica-b"].entries()) {
-        const c = await startController({ kubeConfig, log: createLogger({}, "error"), address: "127.0.0.1", port: ports[i]!, leaderElection: { namespace: "weft-system", identity, leaseSeconds: 2 } });
+        const c = await startController({
+          kubeConfig,
+          log: createLogger({}, "error"),
+          address: "127.0.0.1",
+          port: ports[i]!,
+          leaderElection: { namespace: "weft-system", identity, leaseSeconds: 2 },
+        });
         replicas.push(c);
         await c.synced;
       }
@@ -129,7 +179,9 @@ spec:
       assert.ok(first, "one replica leads");
       let resolved: { status: string; reason: string } | undefined;
       for (let i = 0; i < 100 && resolved?.reason !== "PullFailed"; i++) {
-        const filter = JSON.parse(await k8s.kubectl(["get", "wasmfilter", "unreachable", "-n", "default", "-o", "json"])) as { status?: { conditions?: { type: string; status: string; reason: string }[] } };
+        const filter = JSON.parse(await k8s.kubectl(["get", "wasmfilter", "unreachable", "-n", "default", "-o", "json"])) as {
+          status?: { conditions?: { type: string; status: string; reason: string }[] };
+        };
         resolved = filter.status?.conditions?.find((c) => c.type === "Resolved");
         await sleep(100);
       }
@@ -139,7 +191,9 @@ spec:
       replicas.splice(replicas.indexOf(first), 1);
       const [next] = await leaders();
       assert.ok(next?.leading(), "the remaining replica leads");
-      const lease = JSON.parse(await k8s.kubectl(["get", "lease", "weft-control", "-n", "weft-system", "-o", "json"])) as { spec: { leaseTransitions: number } };
+      const lease = JSON.parse(await k8s.kubectl(["get", "lease", "weft-control", "-n", "weft-system", "-o", "json"])) as {
+        spec: { leaseTransitions: number };
+      };
       assert.ok(lease.spec.leaseTransitions >= 1, JSON.stringify(lease.spec));
     } finally {
       for (const r of replicas) await r.stop();

@@ -18,7 +18,8 @@ spec:
 
 describe("local mode: reading a directory of YAML", () => {
   it("reads every kind a user would kubectl apply, plus LocalWorkload", () => {
-    const read = parseFile(`${FILTER}---
+    const read = parseFile(
+      `${FILTER}---
 apiVersion: v1
 kind: Service
 metadata: { name: catalog, namespace: shop }
@@ -28,7 +29,9 @@ apiVersion: weft.dev/v1alpha1
 kind: LocalWorkload
 metadata: { name: catalog }
 spec: { command: [node, catalog.ts], replicas: 2 }
-`, "/x/shop.yaml");
+`,
+      "/x/shop.yaml",
+    );
     assert.equal(read.wasmFilters[0]!.metadata.name, "greeting");
     assert.equal(read.services[0]!.ports[0]!.port, 80);
     assert.equal(read.workloads[0]!.workload.metadata.namespace, "default", "no namespace: default, as kubectl");
@@ -37,12 +40,24 @@ spec: { command: [node, catalog.ts], replicas: 2 }
   });
 
   it("names the file, the document and the field of a mistake", () => {
-    assert.throws(() => parseFile(FILTER.replace("marketplace://header-rewrite@1.0.0", "ftp://x"), "/x/f.yaml"), /\/x\/f\.yaml: document 1 \(WasmFilter shop\/greeting\): spec\.url: must be oci:\/\/REGISTRY\/REPO:TAG/);
-    assert.throws(() => parseFile("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: { name: d }\n", "/x/d.yaml"), /local mode reads Namespace, Service, HTTPRoute, WasmFilter, TrafficPolicy, AccessPolicy and LocalWorkload \(and skips a cluster's Deployment and ServiceAccount\), not StatefulSet/);
+    assert.throws(
+      () => parseFile(FILTER.replace("marketplace://header-rewrite@1.0.0", "ftp://x"), "/x/f.yaml"),
+      /\/x\/f\.yaml: document 1 \(WasmFilter shop\/greeting\): spec\.url: must be oci:\/\/REGISTRY\/REPO:TAG/,
+    );
+    assert.throws(
+      () => parseFile("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: { name: d }\n", "/x/d.yaml"),
+      /local mode reads Namespace, Service, HTTPRoute, WasmFilter, TrafficPolicy, AccessPolicy and LocalWorkload \(and skips a cluster's Deployment and ServiceAccount\), not StatefulSet/,
+    );
     // A folder can hold a cluster's manifests beside local mode's (examples/shop/k8s/): those are skipped, not run.
-    const skipped = parseFile("apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: d }\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: { name: s }\n", "/x/d.yaml");
+    const skipped = parseFile(
+      "apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: d }\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: { name: s }\n",
+      "/x/d.yaml",
+    );
     assert.deepEqual(skipped.workloads, []);
-    assert.throws(() => parseFile("apiVersion: weft.dev/v1alpha1\nkind: LocalWorkload\nmetadata: { name: w }\nspec: { command: [] }\n", "/x/w.yaml"), /spec\.command: give the program and its arguments/);
+    assert.throws(
+      () => parseFile("apiVersion: weft.dev/v1alpha1\nkind: LocalWorkload\nmetadata: { name: w }\nspec: { command: [] }\n", "/x/w.yaml"),
+      /spec\.command: give the program and its arguments/,
+    );
     assert.throws(() => parseFile("kind: [", "/x/bad.yaml"), /bad\.yaml/);
   });
 

@@ -23,7 +23,17 @@ import { startUpstream, deadPort, type Upstream } from "../support/upstream.ts";
 import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml } from "../support/service.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import { request } from "../support/client.ts";
-import { applyCrds, hostAddress, startControl, startSidecar, until, writeMeshRoot, writeProxyToken, type ControlProcess, type SidecarProcess } from "../support/control-process.ts";
+import {
+  applyCrds,
+  hostAddress,
+  startControl,
+  startSidecar,
+  until,
+  writeMeshRoot,
+  writeProxyToken,
+  type ControlProcess,
+  type SidecarProcess,
+} from "../support/control-process.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
 import { RegistryClient } from "../../shared/oci-registry.ts";
 import { marketplaceModules, writeMarketplaceDir } from "../../deploy/image/marketplace.ts";
@@ -40,7 +50,9 @@ type Condition = { type: string; status: string; reason: string; message: string
 
 function weft(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) =>
-    execFile(node, ["bin/weft.ts", ...args], { cwd: root, encoding: "utf8" }, (e, stdout, stderr) => resolve({ code: e ? (typeof e.code === "number" ? e.code : 1) : 0, stdout, stderr })),
+    execFile(node, ["bin/weft.ts", ...args], { cwd: root, encoding: "utf8" }, (e, stdout, stderr) =>
+      resolve({ code: e ? (typeof e.code === "number" ? e.code : 1) : 0, stdout, stderr }),
+    ),
   );
 }
 
@@ -56,12 +68,19 @@ describe("marketplace filters in a cluster that reaches no registry", () => {
   const kubectl = (args: string[], input?: string) => k8s.kubectl(args, input);
   const apply = (yaml: string) => kubectl(["apply", "-f", "-"], yaml);
   const condition = async (name: string, type: string) =>
-    ((JSON.parse(await kubectl(["get", "wasmfilter", name, "-n", "shop", "-o", "json"])) as { status?: { conditions?: Condition[] } }).status?.conditions ?? []).find((c) => c.type === type);
+    (
+      (JSON.parse(await kubectl(["get", "wasmfilter", name, "-n", "shop", "-o", "json"])) as { status?: { conditions?: Condition[] } })
+        .status?.conditions ?? []
+    ).find((c) => c.type === type);
   const settled = (name: string) =>
-    until(`WasmFilter ${name} to be resolved or refused`, async () => {
-      const c = await condition(name, "Resolved");
-      return c && c.status !== "Unknown" ? c : null;
-    }, 30_000);
+    until(
+      `WasmFilter ${name} to be resolved or refused`,
+      async () => {
+        const c = await condition(name, "Resolved");
+        return c && c.status !== "Unknown" ? c : null;
+      },
+      30_000,
+    );
   const marketplaceFilter = (name: string, url: string, app: string, config = "{}") => `apiVersion: weft.dev/v1alpha1
 kind: WasmFilter
 metadata: { name: ${name}, namespace: shop }
@@ -73,19 +92,29 @@ spec:
 
   before(async () => {
     scratch = await mkdtemp(path.join(tmpdir(), "weft-marketplace-"));
-    [k8s, registry, inventoryApp] = await Promise.all([startCluster({ controllerManager: false }), startRegistry(), startUpstream("inventory")]);
+    [k8s, registry, inventoryApp] = await Promise.all([
+      startCluster({ controllerManager: false }),
+      startRegistry(),
+      startUpstream("inventory"),
+    ]);
 
     // The image's /opt/plugins, built the same way; then every artifact made unreachable.
     marketplace = path.join(scratch, "marketplace");
     const shipped = await writeMarketplaceDir(marketplace);
-    assert.ok(shipped.modules.some((m) => m.name === "header-rewrite" && m.sha256 === REWRITE.sha256), "the marketplace folder has header-rewrite's module");
+    assert.ok(
+      shipped.modules.some((m) => m.name === "header-rewrite" && m.sha256 === REWRITE.sha256),
+      "the marketplace folder has header-rewrite's module",
+    );
     const nowhere = `127.0.0.1:${await deadPort()}`;
     const offline = structuredClone(index);
     for (const p of offline.plugins) for (const v of p.versions) v.artifact = `oci://${nowhere}/plugins/${p.name}:${v.version}`;
     // ip-filter ships no module here: it must come from its artifact, in the real registry.
     offline.plugins.find((p) => p.name === "ip-filter")!.versions[0]!.artifact = `oci://${registry.host}/plugins/ip-filter:1.0.0`;
     await unlink(path.join(marketplace, "ip-filter", "1.0.0.wasm"));
-    await new RegistryClient().pushWasm(`oci://${registry.host}/plugins/ip-filter:1.0.0`, (await builtFilter("ip-filter")).wasm, { plainHttp: true, annotations: {} });
+    await new RegistryClient().pushWasm(`oci://${registry.host}/plugins/ip-filter:1.0.0`, (await builtFilter("ip-filter")).wasm, {
+      plainHttp: true,
+      annotations: {},
+    });
     // cors's shipped file is damaged: it holds header-rewrite's bytes.
     await cp(path.join(marketplace, "header-rewrite", "1.0.0.wasm"), path.join(marketplace, "cors", "1.0.0.wasm"));
     await writeFile(path.join(marketplace, "index.json"), JSON.stringify(offline, null, 2));
@@ -104,7 +133,15 @@ ${serviceYaml({ namespace: "shop", name: "inventory", targetPort: inventoryApp.p
     control = await startControl(k8s, { port: controlPort, marketplace, insecureRegistries: [registry.host] });
     await writeMeshRoot(k8s, "weft-system", path.join(scratch, "ca.crt"));
     const sidecar = async (pod: string, sa: string, ports?: { admin: number; outbound: number; inbound: number }) => {
-      const s = await startSidecar({ controlPlane: control!.url, caFile: path.join(scratch, "ca.crt"), namespace: "shop", pod, tokenFile: path.join(scratch, `${sa}.token`), tmp: path.join(scratch, `tmp-${pod}`), ...(ports ? { ports } : {}) });
+      const s = await startSidecar({
+        controlPlane: control!.url,
+        caFile: path.join(scratch, "ca.crt"),
+        namespace: "shop",
+        pod,
+        tokenFile: path.join(scratch, `${sa}.token`),
+        tmp: path.join(scratch, `tmp-${pod}`),
+        ...(ports ? { ports } : {}),
+      });
       sidecars.push(s);
       return s;
     };
@@ -122,13 +159,25 @@ ${serviceYaml({ namespace: "shop", name: "inventory", targetPort: inventoryApp.p
 
   it("resolves marketplace://header-rewrite from the shipped module, and the sidecar runs it", async (t) => {
     const started = Date.now();
-    await apply(marketplaceFilter("rewrite", `marketplace://header-rewrite@${REWRITE.version}`, "web", "{ response: { set: [{ name: x-from, value: shipped }] } }"));
+    await apply(
+      marketplaceFilter(
+        "rewrite",
+        `marketplace://header-rewrite@${REWRITE.version}`,
+        "web",
+        "{ response: { set: [{ name: x-from, value: shipped }] } }",
+      ),
+    );
     const resolved = await settled("rewrite");
     t.diagnostic(`applied to Resolved in ${Date.now() - started} ms`);
     assert.equal(resolved.status, "True", resolved.message);
     assert.equal(resolved.reason, "Resolved");
-    assert.equal(resolved.message, `sha256:${REWRITE.sha256} from marketplace://header-rewrite@${REWRITE.version}, this control plane's own copy ${path.join(marketplace, "header-rewrite", `${REWRITE.version}.wasm`)} (no registry involved)`);
-    await until("web's sidecar to run the filter", async () => (await web.dump()).filterStatus.some((f) => f.filter === "shop/rewrite" && f.ready && f.sha256 === REWRITE.sha256));
+    assert.equal(
+      resolved.message,
+      `sha256:${REWRITE.sha256} from marketplace://header-rewrite@${REWRITE.version}, this control plane's own copy ${path.join(marketplace, "header-rewrite", `${REWRITE.version}.wasm`)} (no registry involved)`,
+    );
+    await until("web's sidecar to run the filter", async () =>
+      (await web.dump()).filterStatus.some((f) => f.filter === "shop/rewrite" && f.ready && f.sha256 === REWRITE.sha256),
+    );
     const reply = await request(web.outbound, { path: "/", host: "inventory.shop" });
     assert.equal(reply.status, 200, reply.body);
     assert.equal(reply.headers["x-from"], "shipped", "the response went through header-rewrite");
@@ -144,10 +193,14 @@ ${serviceYaml({ namespace: "shop", name: "inventory", targetPort: inventoryApp.p
   const get = async (kind: string, name: string) => (await kubectl(["get", kind, name, "-n", "shop"])).split("\n")[1] ?? "";
   const conditionWhen = (name: string, type: string, check: (c: Condition) => boolean) => {
     let last: Condition | undefined;
-    return until(`WasmFilter ${name}'s ${type}`, async () => {
-      last = await condition(name, type);
-      return last && check(last) ? last : null;
-    }, 30_000).catch((e: Error) => {
+    return until(
+      `WasmFilter ${name}'s ${type}`,
+      async () => {
+        last = await condition(name, type);
+        return last && check(last) ? last : null;
+      },
+      30_000,
+    ).catch((e: Error) => {
       throw new Error(`${e.message}; it was ${JSON.stringify(last)}`);
     });
   };
@@ -156,21 +209,53 @@ ${serviceYaml({ namespace: "shop", name: "inventory", targetPort: inventoryApp.p
     const reply = () => request(web.outbound, { path: "/", host: "inventory.shop" });
     assert.equal((await reply()).headers["x-from"], "shipped");
     // A set entry without its value: header-rewrite's schema refuses it.
-    await kubectl(["patch", "wasmfilter", "rewrite", "-n", "shop", "--type", "merge", "-p", JSON.stringify({ spec: { config: { response: { set: [{ name: "x-from" }] } } } })]);
+    await kubectl([
+      "patch",
+      "wasmfilter",
+      "rewrite",
+      "-n",
+      "shop",
+      "--type",
+      "merge",
+      "-p",
+      JSON.stringify({ spec: { config: { response: { set: [{ name: "x-from" }] } } } }),
+    ]);
     const accepted = await conditionWhen("rewrite", "Accepted", (c) => c.status === "False");
     assert.equal(accepted.reason, "InvalidConfig");
-    assert.match(accepted.message, new RegExp(`^config does not match the filter's schema: .*; sidecars keep running sha256:${REWRITE.sha256} with its last accepted config \\(generation 1\\)$`));
+    assert.match(
+      accepted.message,
+      new RegExp(
+        `^config does not match the filter's schema: .*; sidecars keep running sha256:${REWRITE.sha256} with its last accepted config \\(generation 1\\)$`,
+      ),
+    );
     const ready = await conditionWhen("rewrite", "Ready", (c) => c.message.includes("last accepted"));
     assert.equal(ready.status, "True");
     assert.equal(ready.reason, "Running");
-    assert.match(ready.message, /^1 of 1 selected pods run sha256:[0-9a-f]{64} with its last accepted config \(generation 1; this generation's is not accepted, see Accepted\)$/);
-    assert.match(await get("wasmfilter", "rewrite"), /^rewrite\s+False\s+True\s+1\/1\s+Running\s/, "kubectl get shows the refusal and what runs");
+    assert.match(
+      ready.message,
+      /^1 of 1 selected pods run sha256:[0-9a-f]{64} with its last accepted config \(generation 1; this generation's is not accepted, see Accepted\)$/,
+    );
+    assert.match(
+      await get("wasmfilter", "rewrite"),
+      /^rewrite\s+False\s+True\s+1\/1\s+Running\s/,
+      "kubectl get shows the refusal and what runs",
+    );
     for (let i = 0; i < 5; i++) {
       const r = await reply();
       assert.equal(r.status, 200, r.body);
       assert.equal(r.headers["x-from"], "shipped", "the last accepted config still runs");
     }
-    await kubectl(["patch", "wasmfilter", "rewrite", "-n", "shop", "--type", "merge", "-p", JSON.stringify({ spec: { config: { response: { set: [{ name: "x-from", value: "fixed" }] } } } })]);
+    await kubectl([
+      "patch",
+      "wasmfilter",
+      "rewrite",
+      "-n",
+      "shop",
+      "--type",
+      "merge",
+      "-p",
+      JSON.stringify({ spec: { config: { response: { set: [{ name: "x-from", value: "fixed" }] } } } }),
+    ]);
     await conditionWhen("rewrite", "Accepted", (c) => c.status === "True");
     await until("the fixed config to run", async () => (await reply()).headers["x-from"] === "fixed");
   });
@@ -190,19 +275,38 @@ spec:
 `);
     const accepted = await conditionWhen("guard", "Accepted", (c) => c.status === "False");
     assert.equal(accepted.reason, "InvalidConfig");
-    assert.match(accepted.message, /requestsPerSecond.*; nothing of it is in force yet, so its failStrategy FailClose applies where it is attached: those requests are refused \(500\)$/);
+    assert.match(
+      accepted.message,
+      /requestsPerSecond.*; nothing of it is in force yet, so its failStrategy FailClose applies where it is attached: those requests are refused \(500\)$/,
+    );
     const refused = await until("the guarded path to be refused", async () => {
       const r = await guarded();
       return r.status === 500 ? r : null;
     });
-    assert.match(String(refused.headers["x-weft-error"]), /shop\/guard .*is not in force: InvalidConfig: config does not match the filter's schema/);
+    assert.match(
+      String(refused.headers["x-weft-error"]),
+      /shop\/guard .*is not in force: InvalidConfig: config does not match the filter's schema/,
+    );
     assert.equal((await request(web.outbound, { path: "/", host: "inventory.shop" })).status, 200, "requests it is not attached to pass");
     const ready = await conditionWhen("guard", "Ready", (c) => c.reason === "NotInForce");
     assert.equal(ready.status, "False");
-    assert.equal(ready.message, "nothing of it is in force (Accepted is False: InvalidConfig), so on the 1 selected pod its failStrategy FailClose applies there (requests are refused)");
+    assert.equal(
+      ready.message,
+      "nothing of it is in force (Accepted is False: InvalidConfig), so on the 1 selected pod its failStrategy FailClose applies there (requests are refused)",
+    );
     assert.match(await get("wasmfilter", "guard"), /^guard\s+False\s+True\s+0\/1\s+NotInForce\s/);
     // FailOpen is the user's choice to let requests through without the filter.
-    await kubectl(["patch", "wasmfilter", "guard", "-n", "shop", "--type", "merge", "-p", JSON.stringify({ spec: { failStrategy: "FailOpen" } })]);
+    await kubectl([
+      "patch",
+      "wasmfilter",
+      "guard",
+      "-n",
+      "shop",
+      "--type",
+      "merge",
+      "-p",
+      JSON.stringify({ spec: { failStrategy: "FailOpen" } }),
+    ]);
     await until("FailOpen to let the guarded path through", async () => (await guarded()).status === 200);
     await kubectl(["delete", "wasmfilter", "guard", "-n", "shop"]);
   });
@@ -220,7 +324,10 @@ spec: { targetRefs: [{ group: "", kind: Service, name: ledger }], url: "marketpl
     const counted = await conditionWhen("counted", "Ready", (c) => c.message.startsWith("1 of 3"));
     assert.equal(counted.status, "False");
     assert.equal(counted.reason, "Updating");
-    assert.match(counted.message, /^1 of 3 selected pods run sha256:[0-9a-f]{64}; 2 not yet \(a sidecar that is starting, updating or not connected\)$/);
+    assert.match(
+      counted.message,
+      /^1 of 3 selected pods run sha256:[0-9a-f]{64}; 2 not yet \(a sidecar that is starting, updating or not connected\)$/,
+    );
     assert.match(await get("wasmfilter", "counted"), /^counted\s+True\s+True\s+1\/3\s+Updating\s/);
     const none = await conditionWhen("unselective", "Ready", (c) => c.reason === "NoPodsSelected");
     assert.equal(none.message, 'its selector {"app":"nobody-at-all"} selects no pod with a sidecar in namespace shop');
@@ -247,7 +354,10 @@ spec: { targetRefs: [{ group: "", kind: Service, name: ledger }], url: "marketpl
     await apply(`${marketplaceFilter("unlisted", "marketplace://header-rewrite@9.9.9", "nobody")}---
 ${marketplaceFilter("local-file", "file:///etc/passwd", "nobody")}`);
     for (const [name, message] of [
-      ["unlisted", /^marketplace:\/\/header-rewrite@9\.9\.9: the marketplace index has no header-rewrite 9\.9\.9 \(weft filter search lists what it has\); nothing of it is in force yet/],
+      [
+        "unlisted",
+        /^marketplace:\/\/header-rewrite@9\.9\.9: the marketplace index has no header-rewrite 9\.9\.9 \(weft filter search lists what it has\); nothing of it is in force yet/,
+      ],
       ["local-file", /^file:\/\/\/etc\/passwd: file:\/\/ urls are for local mode only; in a cluster publish the module to a registry/],
     ] as const) {
       const resolved = await settled(name);
@@ -257,7 +367,10 @@ ${marketplaceFilter("local-file", "file:///etc/passwd", "nobody")}`);
     }
     // A retry would come after 1-2 s (2 s, jittered): none in 4 s.
     await new Promise((r) => setTimeout(r, 4000));
-    const attempts = control!.output().split("\n").filter((l) => l.includes("cannot resolve a WasmFilter") && l.includes('"filter":"shop/unlisted"'));
+    const attempts = control!
+      .output()
+      .split("\n")
+      .filter((l) => l.includes("cannot resolve a WasmFilter") && l.includes('"filter":"shop/unlisted"'));
     assert.equal(attempts.length, 1, attempts.join("\n"));
     await kubectl(["delete", "wasmfilter", "unlisted", "local-file", "-n", "shop"]);
   });
@@ -268,8 +381,16 @@ ${marketplaceFilter("local-file", "file:///etc/passwd", "nobody")}`);
     const resolved = await settled("cors");
     assert.equal(resolved.status, "False");
     assert.equal(resolved.reason, "DigestMismatch");
-    assert.match(resolved.message, new RegExp(`^marketplace://cors@${cors.version}: this control plane's own copy ${path.join(marketplace, "cors", `${cors.version}.wasm`)} has sha256 ${REWRITE.sha256}, not the ${cors.sha256} the marketplace index lists for cors ${cors.version}, so it is not loaded: the file is damaged`));
-    assert.match(resolved.message, /nothing of it is in force yet, so its failStrategy FailClose applies where it is attached: those requests are refused \(500\)/);
+    assert.match(
+      resolved.message,
+      new RegExp(
+        `^marketplace://cors@${cors.version}: this control plane's own copy ${path.join(marketplace, "cors", `${cors.version}.wasm`)} has sha256 ${REWRITE.sha256}, not the ${cors.sha256} the marketplace index lists for cors ${cors.version}, so it is not loaded: the file is damaged`,
+      ),
+    );
+    assert.match(
+      resolved.message,
+      /nothing of it is in force yet, so its failStrategy FailClose applies where it is attached: those requests are refused \(500\)/,
+    );
   });
 
   it("pulls a release with no shipped copy from its artifact, and says so", async () => {
@@ -277,7 +398,12 @@ ${marketplaceFilter("local-file", "file:///etc/passwd", "nobody")}`);
     await apply(marketplaceFilter("ip-filter", `marketplace://ip-filter@${ipFilter.version}`, "nobody", "{ allow: [10.0.0.0/8] }"));
     const resolved = await settled("ip-filter");
     assert.equal(resolved.status, "True", resolved.message);
-    assert.match(resolved.message, new RegExp(`^sha256:${ipFilter.sha256} from marketplace://ip-filter@${ipFilter.version}, pulled from oci://${registry.host}/plugins/ip-filter:1\\.0\\.0 \\(sha256:[0-9a-f]{64}\\): this control plane has no copy of it$`));
+    assert.match(
+      resolved.message,
+      new RegExp(
+        `^sha256:${ipFilter.sha256} from marketplace://ip-filter@${ipFilter.version}, pulled from oci://${registry.host}/plugins/ip-filter:1\\.0\\.0 \\(sha256:[0-9a-f]{64}\\): this control plane has no copy of it$`,
+      ),
+    );
   });
 
   it("says what failed when a release has no shipped copy and its artifact cannot be pulled", async () => {
@@ -285,7 +411,10 @@ ${marketplaceFilter("local-file", "file:///etc/passwd", "nobody")}`);
     await apply(marketplaceFilter("jwt", "marketplace://jwt-auth@1.0.0", "nobody"));
     const resolved = await settled("jwt");
     assert.equal(resolved.reason, "PullFailed");
-    assert.match(resolved.message, /^marketplace:\/\/jwt-auth@1\.0\.0: this control plane has no copy of it, and the pull of its artifact failed: .*; ship it in the image \(npm run image\) or mirror the marketplace/);
+    assert.match(
+      resolved.message,
+      /^marketplace:\/\/jwt-auth@1\.0\.0: this control plane has no copy of it, and the pull of its artifact failed: .*; ship it in the image \(npm run image\) or mirror the marketplace/,
+    );
   });
 });
 
@@ -295,9 +424,19 @@ describe("the marketplace modules of the image build (deploy/image/marketplace.t
     try {
       await cp(path.join(root, "plugins", "header-rewrite"), path.join(plugins, "header-rewrite"), { recursive: true });
       const wrong = "0".repeat(64);
-      await writeFile(path.join(plugins, "index.json"), JSON.stringify({ plugins: [{ ...index.plugins.find((p) => p.name === "header-rewrite")!, versions: [{ ...REWRITE, sha256: wrong }] }] }));
+      await writeFile(
+        path.join(plugins, "index.json"),
+        JSON.stringify({
+          plugins: [{ ...index.plugins.find((p) => p.name === "header-rewrite")!, versions: [{ ...REWRITE, sha256: wrong }] }],
+        }),
+      );
       await assert.rejects(marketplaceModules(plugins), (e: Error) => {
-        assert.match(e.message, new RegExp(`^marketplace module header-rewrite@${REWRITE.version}: .*header-rewrite builds to sha256 ${REWRITE.sha256}, but .*index\\.json lists ${wrong}; the image would ship a different filter`));
+        assert.match(
+          e.message,
+          new RegExp(
+            `^marketplace module header-rewrite@${REWRITE.version}: .*header-rewrite builds to sha256 ${REWRITE.sha256}, but .*index\\.json lists ${wrong}; the image would ship a different filter`,
+          ),
+        );
         return true;
       });
     } finally {

@@ -46,7 +46,9 @@ function hostAddress(): string {
   for (const list of Object.values(networkInterfaces())) {
     for (const a of list ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
   }
-  throw new Error("this machine has no non-loopback IPv4 address; the control plane test needs one for EndpointSlices (which refuse 127.0.0.0/8)");
+  throw new Error(
+    "this machine has no non-loopback IPv4 address; the control plane test needs one for EndpointSlices (which refuse 127.0.0.0/8)",
+  );
 }
 const HOST = hostAddress();
 
@@ -68,7 +70,10 @@ describe("control plane on a real API server", () => {
 
   const kubectl = (args: string[], input?: string) => k8s.kubectl(args, input);
   const apply = (yaml: string) => kubectl(["apply", "-f", "-"], yaml);
-  const wasmFilter = async () => JSON.parse(await kubectl(["get", "wasmfilter", "rewrite", "-n", "shop", "-o", "json"])) as { status?: { ready?: string; sha256?: string; conditions?: { type: string; status: string; reason: string; message: string }[] } };
+  const wasmFilter = async () =>
+    JSON.parse(await kubectl(["get", "wasmfilter", "rewrite", "-n", "shop", "-o", "json"])) as {
+      status?: { ready?: string; sha256?: string; conditions?: { type: string; status: string; reason: string; message: string }[] };
+    };
   const condition = async (type: string) => (await wasmFilter()).status?.conditions?.find((c) => c.type === type);
   const viaProxy = (runtime: RuntimeName = "node") => request(proxies[runtime].outbound, { path: "/", host: "catalog.shop" });
 
@@ -91,18 +96,36 @@ describe("control plane on a real API server", () => {
     await controller.synced;
   };
 
-  const startProxy = (runtime: RuntimeName, pod: string, tokenFile: string, ports: { admin: number; outbound: number; inbound: number }) => {
+  const startProxy = (
+    runtime: RuntimeName,
+    pod: string,
+    tokenFile: string,
+    ports: { admin: number; outbound: number; inbound: number },
+  ) => {
     const command = RUNTIMES[runtime];
     const child = spawn(
       command[0]!,
       [
-        ...command.slice(1), "proxy",
-        "--control-plane", `https://127.0.0.1:${apiPort}`,
-        "--ca-file", path.join(scratch, "ca.crt"),
-        "--namespace", "shop", "--pod", pod,
-        "--token-file", tokenFile,
-        "--admin-address", "127.0.0.1", "--admin-port", String(ports.admin),
-        "--outbound-port", String(ports.outbound), "--inbound-port", String(ports.inbound),
+        ...command.slice(1),
+        "proxy",
+        "--control-plane",
+        `https://127.0.0.1:${apiPort}`,
+        "--ca-file",
+        path.join(scratch, "ca.crt"),
+        "--namespace",
+        "shop",
+        "--pod",
+        pod,
+        "--token-file",
+        tokenFile,
+        "--admin-address",
+        "127.0.0.1",
+        "--admin-port",
+        String(ports.admin),
+        "--outbound-port",
+        String(ports.outbound),
+        "--inbound-port",
+        String(ports.inbound),
       ],
       { cwd: root, env: { ...process.env, WEFT_FILTER_CACHE: path.join(scratch, `filters-${pod}`) }, stdio: ["ignore", "ignore", "pipe"] },
     );
@@ -129,13 +152,17 @@ describe("control plane on a real API server", () => {
 
     // Two versions of a marketplace filter, published to the registry as a user would.
     const client = new RegistryClient();
-    for (const [tag, plugin] of [["v1", "header-rewrite"], ["v2", "header-rewrite"]] as const) {
+    for (const [tag, plugin] of [
+      ["v1", "header-rewrite"],
+      ["v2", "header-rewrite"],
+    ] as const) {
       const built = await builtFilter(plugin);
       await client.pushWasm(`oci://${registry.host}/filters/header-rewrite:${tag}`, built.wasm, { plainHttp: true, annotations: {} });
       filters[tag] = { sha256: built.sha256, url: `oci://${registry.host}/filters/header-rewrite:${tag}` };
     }
 
-    for (const file of await readdir(path.join(root, "deploy", "crds"))) await kubectl(["apply", "-f", path.join(root, "deploy", "crds", file)]);
+    for (const file of await readdir(path.join(root, "deploy", "crds")))
+      await kubectl(["apply", "-f", path.join(root, "deploy", "crds", file)]);
     await kubectl(["apply", "-f", await gatewayApiCrd("httproutes")]);
     await kubectl(["wait", "--for=condition=Established", "crd/wasmfilters.weft.dev", "--timeout=30s"]);
     const [serverAdmin, serverOutbound, serverInbound] = (await freePorts(3)) as [number, number, number];
@@ -145,7 +172,9 @@ ${namespaceYaml("shop", { "weft.dev/inject": "enabled" })}---
 ${serviceAccountYaml("shop", "web")}---
 ${serviceAccountYaml("shop", "inventory")}---
 ${podYaml({ namespace: "shop", name: "inventory-0", app: "inventory", serviceAccount: "inventory", port: meshApp.port, inMesh: true })}---
-${Object.keys(RUNTIMES).map((runtime) => podYaml({ namespace: "shop", name: `web-${runtime}`, app: "web", serviceAccount: "web", port: 8080 })).join("---\n")}---
+${Object.keys(RUNTIMES)
+  .map((runtime) => podYaml({ namespace: "shop", name: `web-${runtime}`, app: "web", serviceAccount: "web", port: 8080 }))
+  .join("---\n")}---
 ${serviceYaml({ namespace: "shop", name: "catalog", targetPort: catalog.port, address: HOST })}---
 ${serviceYaml({ namespace: "shop", name: "catalog-v2", targetPort: catalogV2.port, address: HOST })}---
 # In a pod, weft init redirects the app port to the sidecar's inbound listener; here the
@@ -167,9 +196,21 @@ spec:
     await start();
     for (const runtime of Object.keys(RUNTIMES) as RuntimeName[]) {
       const [admin, outbound, inbound] = (await freePorts(3)) as [number, number, number];
-      proxies[runtime] = { ...startProxy(runtime, `web-${runtime}`, path.join(scratch, "web.token"), { admin, outbound, inbound }), admin, outbound };
+      proxies[runtime] = {
+        ...startProxy(runtime, `web-${runtime}`, path.join(scratch, "web.token"), { admin, outbound, inbound }),
+        admin,
+        outbound,
+      };
     }
-    server = { ...startProxy("node", "inventory-0", path.join(scratch, "inventory.token"), { admin: serverAdmin, outbound: serverOutbound, inbound: serverInbound }), admin: serverAdmin, inbound: serverInbound };
+    server = {
+      ...startProxy("node", "inventory-0", path.join(scratch, "inventory.token"), {
+        admin: serverAdmin,
+        outbound: serverOutbound,
+        inbound: serverInbound,
+      }),
+      admin: serverAdmin,
+      inbound: serverInbound,
+    };
   });
 
   after(async () => {
@@ -180,25 +221,38 @@ spec:
 
   it("sidecars on Node, Deno and Bun, authenticated by a ServiceAccount token, get their configuration and filter, and route by Service name", async () => {
     for (const [runtime, p] of Object.entries(proxies) as [RuntimeName, (typeof proxies)[RuntimeName]][]) {
-      await until(`the ${runtime} proxy to be ready`, async () => (await fetch(`http://127.0.0.1:${p.admin}/ready`)).status === 200).catch((e: Error) => {
-        throw new Error(`${e.message}\n${runtime} proxy log:\n${p.log}`);
-      });
+      await until(`the ${runtime} proxy to be ready`, async () => (await fetch(`http://127.0.0.1:${p.admin}/ready`)).status === 200).catch(
+        (e: Error) => {
+          throw new Error(`${e.message}\n${runtime} proxy log:\n${p.log}`);
+        },
+      );
       // Ready means a first configuration; the filter arrives once its module has been pulled.
       await until(`the ${runtime} proxy to run the filter`, async () => {
-        const dump = (await (await fetch(`http://127.0.0.1:${p.admin}/config_dump`)).json()) as { filterStatus: { filter: string; ready: boolean }[] };
+        const dump = (await (await fetch(`http://127.0.0.1:${p.admin}/config_dump`)).json()) as {
+          filterStatus: { filter: string; ready: boolean }[];
+        };
         return dump.filterStatus.some((f) => f.filter === "shop/rewrite" && f.ready);
       });
       const reply = await viaProxy(runtime);
       assert.equal(reply.status, 200, `${runtime}: ${reply.body}`);
       assert.equal(reply.body, "hello from catalog\n");
       assert.equal(reply.headers["x-filter-version"], "one", `${runtime}: the WasmFilter's config reached the filter`);
-      const dump = (await (await fetch(`http://127.0.0.1:${p.admin}/config_dump`)).json()) as { filterStatus: { filter: string; sha256: string; ready: boolean }[] };
-      assert.deepEqual(dump.filterStatus.map((f) => [f.filter, f.sha256, f.ready]), [["shop/rewrite", filters.v1!.sha256, true]], runtime);
+      const dump = (await (await fetch(`http://127.0.0.1:${p.admin}/config_dump`)).json()) as {
+        filterStatus: { filter: string; sha256: string; ready: boolean }[];
+      };
+      assert.deepEqual(
+        dump.filterStatus.map((f) => [f.filter, f.sha256, f.ready]),
+        [["shop/rewrite", filters.v1!.sha256, true]],
+        runtime,
+      );
     }
   });
 
   it("carries a call between two sidecars over mTLS with certificates the control plane issued for their ServiceAccounts", async () => {
-    await until("the inventory sidecar to be ready", async () => (await fetch(`http://127.0.0.1:${server.admin}/ready`)).status === 200).catch((e: Error) => {
+    await until(
+      "the inventory sidecar to be ready",
+      async () => (await fetch(`http://127.0.0.1:${server.admin}/ready`)).status === 200,
+    ).catch((e: Error) => {
       throw new Error(`${e.message}\ninventory proxy log:\n${server.log}`);
     });
     for (const runtime of Object.keys(RUNTIMES) as RuntimeName[]) {
@@ -206,12 +260,22 @@ spec:
       assert.equal(reply.status, 200, `${runtime}: ${reply.body}`);
       const seen = JSON.parse(reply.body) as { headers: Record<string, string> };
       // Set by the inbound sidecar from the client certificate it verified.
-      assert.equal(seen.headers["x-forwarded-client-cert"], "By=spiffe://cluster.local/ns/shop/sa/inventory;URI=spiffe://cluster.local/ns/shop/sa/web", runtime);
+      assert.equal(
+        seen.headers["x-forwarded-client-cert"],
+        "By=spiffe://cluster.local/ns/shop/sa/inventory;URI=spiffe://cluster.local/ns/shop/sa/web",
+        runtime,
+      );
     }
-    const dump = (await (await fetch(`http://127.0.0.1:${proxies.node.admin}/config_dump`)).json()) as { clusters: { name: string; tls?: { identities: string[] } }[] };
-    assert.deepEqual(dump.clusters.find((c) => c.name.includes("||inventory.shop."))?.tls?.identities, ["spiffe://cluster.local/ns/shop/sa/inventory"]);
+    const dump = (await (await fetch(`http://127.0.0.1:${proxies.node.admin}/config_dump`)).json()) as {
+      clusters: { name: string; tls?: { identities: string[] } }[];
+    };
+    assert.deepEqual(dump.clusters.find((c) => c.name.includes("||inventory.shop."))?.tls?.identities, [
+      "spiffe://cluster.local/ns/shop/sa/inventory",
+    ]);
     // The mesh's root is where injected sidecars read it.
-    const configMap = JSON.parse(await kubectl(["get", "configmap", "weft-ca-root", "-n", "shop", "-o", "json"])) as { data: Record<string, string> };
+    const configMap = JSON.parse(await kubectl(["get", "configmap", "weft-ca-root", "-n", "shop", "-o", "json"])) as {
+      data: Record<string, string>;
+    };
     assert.equal(configMap.data["ca.crt"], authority.trustBundle());
   });
 
@@ -227,7 +291,12 @@ spec:
     - backendRefs: [{ name: catalog, port: 80, weight: 90 }, { name: catalog-v2, port: 80, weight: 10 }]
       filters: [{ type: RequestHeaderModifier, requestHeaderModifier: { set: [{ name: x-routed-by, value: catalog-canary }] } }]
 `);
-    await until("the route to be in force", async () => (await request(proxies.node.outbound, { path: "/", host: "catalog.shop", headers: { "x-canary": "yes" } })).body === "hello from catalog-v2\n");
+    await until(
+      "the route to be in force",
+      async () =>
+        (await request(proxies.node.outbound, { path: "/", host: "catalog.shop", headers: { "x-canary": "yes" } })).body ===
+        "hello from catalog-v2\n",
+    );
     for (const runtime of Object.keys(RUNTIMES) as RuntimeName[]) {
       const canary = await request(proxies[runtime].outbound, { path: "/", host: "catalog.shop", headers: { "x-canary": "yes" } });
       assert.equal(canary.body, "hello from catalog-v2\n", runtime);
@@ -289,7 +358,16 @@ spec:
       }
     })();
     await sleep(200);
-    await kubectl(["patch", "wasmfilter", "rewrite", "-n", "shop", "--type=merge", "-p", JSON.stringify({ spec: { config: { response: { set: [{ name: "x-filter-version", value: "two" }] } } } })]);
+    await kubectl([
+      "patch",
+      "wasmfilter",
+      "rewrite",
+      "-n",
+      "shop",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { config: { response: { set: [{ name: "x-filter-version", value: "two" }] } } } }),
+    ]);
     await until("the new config to answer", async () => seen.has("two"));
     stop = true;
     await load;
@@ -298,7 +376,16 @@ spec:
   });
 
   it("a wrong sha256 is reported as DigestMismatch and changes nothing else", async () => {
-    await kubectl(["patch", "wasmfilter", "rewrite", "-n", "shop", "--type=merge", "-p", JSON.stringify({ spec: { url: filters.v2!.url, sha256: "0".repeat(64) } })]);
+    await kubectl([
+      "patch",
+      "wasmfilter",
+      "rewrite",
+      "-n",
+      "shop",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { url: filters.v2!.url, sha256: "0".repeat(64) } }),
+    ]);
     const resolved = await until("Resolved=False", async () => {
       const c = await condition("Resolved");
       return c?.status === "False" ? c : null;
@@ -311,7 +398,16 @@ spec:
   });
 
   it("an unreachable registry is reported as PullFailed and changes nothing else", async () => {
-    await kubectl(["patch", "wasmfilter", "rewrite", "-n", "shop", "--type=merge", "-p", JSON.stringify({ spec: { url: `oci://127.0.0.1:${(await freePorts(1))[0]}/filters/none:v1`, sha256: filters.v1!.sha256 } })]);
+    await kubectl([
+      "patch",
+      "wasmfilter",
+      "rewrite",
+      "-n",
+      "shop",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { url: `oci://127.0.0.1:${(await freePorts(1))[0]}/filters/none:v1`, sha256: filters.v1!.sha256 } }),
+    ]);
     const resolved = await until("Resolved=False PullFailed", async () => {
       const c = await condition("Resolved");
       return c?.reason === "PullFailed" ? c : null;
@@ -324,15 +420,29 @@ spec:
     await controller!.stop();
     controller = null;
     for (const runtime of Object.keys(RUNTIMES) as RuntimeName[]) {
-      for (let i = 0; i < 10; i++) assert.equal((await viaProxy(runtime)).status, 200, `${runtime}: served while the control plane is down`);
+      for (let i = 0; i < 10; i++)
+        assert.equal((await viaProxy(runtime)).status, 200, `${runtime}: served while the control plane is down`);
     }
     await start();
     // The proxies reconnect with the version they run; the status comes back as Ready 3/3.
-    await kubectl(["patch", "wasmfilter", "rewrite", "-n", "shop", "--type=merge", "-p", JSON.stringify({ spec: { url: filters.v2!.url, sha256: filters.v2!.sha256 } })]);
-    const status = await until("Ready 3/3 after the restart", async () => {
-      const s = (await wasmFilter()).status;
-      return s?.ready === "3/3" && s.conditions?.find((c) => c.type === "Resolved")?.status === "True" ? s : null;
-    }, 30_000);
+    await kubectl([
+      "patch",
+      "wasmfilter",
+      "rewrite",
+      "-n",
+      "shop",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { url: filters.v2!.url, sha256: filters.v2!.sha256 } }),
+    ]);
+    const status = await until(
+      "Ready 3/3 after the restart",
+      async () => {
+        const s = (await wasmFilter()).status;
+        return s?.ready === "3/3" && s.conditions?.find((c) => c.type === "Resolved")?.status === "True" ? s : null;
+      },
+      30_000,
+    );
     assert.equal(status.sha256, filters.v2!.sha256);
     assert.equal((await viaProxy()).headers["x-filter-version"], "two");
   });

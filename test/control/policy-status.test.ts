@@ -49,8 +49,14 @@ describe("TrafficPolicy, AccessPolicy and HTTPRoute status", () => {
   const kubectl = (args: string[], input?: string) => k8s.kubectl(args, input);
   const apply = (yaml: string) => kubectl(["apply", "-f", "-"], yaml);
   const conditions = async (kind: string, name: string) => {
-    const o = JSON.parse(await kubectl(["get", kind, name, "-n", "shop", "-o", "json"])) as { metadata: { generation: number }; status?: { conditions?: Condition[] } };
-    return { generation: o.metadata.generation, byType: Object.fromEntries((o.status?.conditions ?? []).map((c) => [c.type, c])) as Record<string, Condition> };
+    const o = JSON.parse(await kubectl(["get", kind, name, "-n", "shop", "-o", "json"])) as {
+      metadata: { generation: number };
+      status?: { conditions?: Condition[] };
+    };
+    return {
+      generation: o.metadata.generation,
+      byType: Object.fromEntries((o.status?.conditions ?? []).map((c) => [c.type, c])) as Record<string, Condition>,
+    };
   };
   /** Waits until the condition `type` of kind/name has `status` for the current generation. */
   const condition = (kind: string, name: string, type: string, status: string, reason?: string) =>
@@ -60,7 +66,10 @@ describe("TrafficPolicy, AccessPolicy and HTTPRoute status", () => {
       return c && c.status === status && c.observedGeneration === generation && (!reason || c.reason === reason) ? c : null;
     });
   const parents = async (route: string) => {
-    const o = JSON.parse(await kubectl(["get", "httproute", route, "-n", "shop", "-o", "json"])) as { metadata: { generation: number }; status?: { parents?: ParentStatus[] } };
+    const o = JSON.parse(await kubectl(["get", "httproute", route, "-n", "shop", "-o", "json"])) as {
+      metadata: { generation: number };
+      status?: { parents?: ParentStatus[] };
+    };
     return { generation: o.metadata.generation, parents: o.status?.parents ?? [] };
   };
   const weftParent = (route: string, type: string, status: string, reason?: string) =>
@@ -69,12 +78,21 @@ describe("TrafficPolicy, AccessPolicy and HTTPRoute status", () => {
       const c = list.find((p) => p.controllerName === "weft.dev/mesh-controller")?.conditions.find((x) => x.type === type);
       return c && c.status === status && c.observedGeneration === generation && (!reason || c.reason === reason) ? c : null;
     });
-  const row = (table: string, name: string) => table.split("\n").find((l) => l.startsWith(`${name} `))?.trim().split(/\s+/) ?? [];
+  const row = (table: string, name: string) =>
+    table
+      .split("\n")
+      .find((l) => l.startsWith(`${name} `))
+      ?.trim()
+      .split(/\s+/) ?? [];
   const call = (path: string, host = "ledger.shop") => request(web.outbound, { path, host });
 
   before(async () => {
     const scratch = await mkdtemp(path.join(tmpdir(), "weft-policy-status-"));
-    [k8s, ledger, inventoryApp] = await Promise.all([startCluster({ controllerManager: false }), startUpstream("ledger", 0, HOST), startUpstream("inventory")]);
+    [k8s, ledger, inventoryApp] = await Promise.all([
+      startCluster({ controllerManager: false }),
+      startUpstream("ledger", 0, HOST),
+      startUpstream("inventory"),
+    ]);
     const [admin, outbound, inbound] = (await freePorts(3)) as [number, number, number];
     await applyCrds(k8s, { httpRoutes: true });
     await apply(`
@@ -88,15 +106,39 @@ ${serviceYaml({ namespace: "shop", name: "ledger", targetPort: ledger.port, addr
 ${serviceYaml({ namespace: "shop", name: "inventory", targetPort: inventoryApp.port, address: HOST, endpointPort: inbound, pod: "inventory-0" })}
 `);
     // The Services select their app's pods, as AccessPolicy targetRefs need.
-    await kubectl(["patch", "service", "inventory", "-n", "shop", "--type=merge", "-p", JSON.stringify({ spec: { selector: { app: "inventory" } } })]);
+    await kubectl([
+      "patch",
+      "service",
+      "inventory",
+      "-n",
+      "shop",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { selector: { app: "inventory" } } }),
+    ]);
     for (const sa of ["web", "inventory"]) await writeProxyToken(k8s, "shop", sa, path.join(scratch, `${sa}.token`));
 
     const control = await startMeshControl(k8s, scratch, { log });
     controller = control.controller;
     const { url: controlPlane, caFile } = control;
     [web, inventory] = await Promise.all([
-      startSidecar({ controlPlane, caFile, namespace: "shop", pod: "web-0", tokenFile: path.join(scratch, "web.token"), tmp: path.join(scratch, "web") }),
-      startSidecar({ controlPlane, caFile, namespace: "shop", pod: "inventory-0", tokenFile: path.join(scratch, "inventory.token"), tmp: path.join(scratch, "inventory"), ports: { admin, outbound, inbound } }),
+      startSidecar({
+        controlPlane,
+        caFile,
+        namespace: "shop",
+        pod: "web-0",
+        tokenFile: path.join(scratch, "web.token"),
+        tmp: path.join(scratch, "web"),
+      }),
+      startSidecar({
+        controlPlane,
+        caFile,
+        namespace: "shop",
+        pod: "inventory-0",
+        tokenFile: path.join(scratch, "inventory.token"),
+        tmp: path.join(scratch, "inventory"),
+        ports: { admin, outbound, inbound },
+      }),
     ]);
   });
 
@@ -169,18 +211,44 @@ spec:
     assert.equal((await call("/stock", "inventory.shop")).status, 200);
 
     // A typo in the target: the DENY stays in force on the pods it protected.
-    await kubectl(["patch", "accesspolicy", "no-admin", "-n", "shop", "--type=merge", "-p", JSON.stringify({ spec: { targetRefs: [{ kind: "Service", name: "inventroy" }] } })]);
+    await kubectl([
+      "patch",
+      "accesspolicy",
+      "no-admin",
+      "-n",
+      "shop",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { targetRefs: [{ kind: "Service", name: "inventroy" }] } }),
+    ]);
     const resolved = await condition("accesspolicy", "no-admin", "ResolvedRefs", "False", "TargetNotFound");
-    assert.match(resolved.message, /^Service shop\/inventroy does not exist: this generation is not in force; the sidecars keep enforcing generation 1/);
+    assert.match(
+      resolved.message,
+      /^Service shop\/inventroy does not exist: this generation is not in force; the sidecars keep enforcing generation 1/,
+    );
     for (let i = 0; i < 5; i++) assert.equal((await call("/admin", "inventory.shop")).status, 403, "the last good DENY is still enforced");
     const table = await kubectl(["get", "accesspolicies", "-n", "shop"]);
     assert.match(table, /^NAME\s+ACTION\s+DEFAULTDENY\s+ACCEPTED\s+RESOLVEDREFS\s+READY\s+REASON\s+AGE/m, table);
     assert.deepEqual(row(table, "no-admin").slice(0, 7), ["no-admin", "DENY", "false", "True", "False", "True", "InForce"], table);
 
     // Fixed: the new generation is in force.
-    await kubectl(["patch", "accesspolicy", "no-admin", "-n", "shop", "--type=merge", "-p", JSON.stringify({ spec: { targetRefs: [{ kind: "Service", name: "inventory" }], rules: [{ to: [{ paths: [{ value: "/stock" }] }] }] } })]);
+    await kubectl([
+      "patch",
+      "accesspolicy",
+      "no-admin",
+      "-n",
+      "shop",
+      "--type=merge",
+      "-p",
+      JSON.stringify({
+        spec: { targetRefs: [{ kind: "Service", name: "inventory" }], rules: [{ to: [{ paths: [{ value: "/stock" }] }] }] },
+      }),
+    ]);
     await condition("accesspolicy", "no-admin", "ResolvedRefs", "True");
-    await until("/stock to be refused and /admin served", async () => (await call("/stock", "inventory.shop")).status === 403 && (await call("/admin", "inventory.shop")).status === 200);
+    await until(
+      "/stock to be refused and /admin served",
+      async () => (await call("/stock", "inventory.shop")).status === 403 && (await call("/admin", "inventory.shop")).status === 200,
+    );
 
     // A new ALLOW policy naming a missing Service grants nothing and selects no pod.
     await apply(`apiVersion: weft.dev/v1alpha1
@@ -220,7 +288,10 @@ spec:
     await weftParent("ledger-canary", "Accepted", "True", "Accepted");
     await weftParent("ledger-main", "ResolvedRefs", "True");
     const { parents: list } = await parents("ledger-canary");
-    assert.deepEqual(list.map((p) => [p.controllerName, p.parentRef]), [["weft.dev/mesh-controller", { group: "", kind: "Service", name: "ledger", port: 80 }]]);
+    assert.deepEqual(
+      list.map((p) => [p.controllerName, p.parentRef]),
+      [["weft.dev/mesh-controller", { group: "", kind: "Service", name: "ledger", port: 80 }]],
+    );
 
     await until("the routes to be in force", async () => (await call("/typo")).status === 500);
     const counts: Record<number, number> = {};
@@ -228,7 +299,8 @@ spec:
     for (let i = 0; i < N; i++) {
       const r = await call("/pay");
       counts[r.status] = (counts[r.status] ?? 0) + 1;
-      if (r.status === 500) assert.match(String(r.headers["x-weft-error"]), /invalid backend: HTTPRoute backend Service shop\/ledger-v3 does not exist/);
+      if (r.status === 500)
+        assert.match(String(r.headers["x-weft-error"]), /invalid backend: HTTPRoute backend Service shop\/ledger-v3 does not exist/);
       else assert.equal(r.headers["x-upstream"], "ledger");
     }
     // Half of 200 is 100; the bounds hold with probability > 0.9999 for a fair split.
@@ -243,7 +315,14 @@ spec:
     assert.equal(typo.status, 500, "a rule whose only backend is missing answers 500 for all of its requests");
 
     // The upstream HTTPRoute CRD's columns are Hostnames and Age; custom columns show the status.
-    const table = await kubectl(["get", "httproutes", "-n", "shop", "-o", 'custom-columns=NAME:.metadata.name,ACCEPTED:.status.parents[*].conditions[?(@.type=="Accepted")].reason,REFS:.status.parents[*].conditions[?(@.type=="ResolvedRefs")].reason']);
+    const table = await kubectl([
+      "get",
+      "httproutes",
+      "-n",
+      "shop",
+      "-o",
+      'custom-columns=NAME:.metadata.name,ACCEPTED:.status.parents[*].conditions[?(@.type=="Accepted")].reason,REFS:.status.parents[*].conditions[?(@.type=="ResolvedRefs")].reason',
+    ]);
     assert.deepEqual(row(table, "ledger-canary"), ["ledger-canary", "Accepted", "BackendNotFound"], table);
     assert.deepEqual(row(table, "ledger-main"), ["ledger-main", "Accepted", "ResolvedRefs"], table);
   });
@@ -252,18 +331,66 @@ spec:
     const other = {
       parentRef: { group: "gateway.networking.k8s.io", kind: "Gateway", name: "edge" },
       controllerName: "example.net/gateway-controller",
-      conditions: [{ type: "Accepted", status: "True", reason: "Accepted", message: "by the edge gateway", lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, "Z"), observedGeneration: 1 }],
+      conditions: [
+        {
+          type: "Accepted",
+          status: "True",
+          reason: "Accepted",
+          message: "by the edge gateway",
+          lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+          observedGeneration: 1,
+        },
+      ],
     };
-    await kubectl(["patch", "httproute", "ledger-main", "-n", "shop", "--subresource=status", "--type=json", "-p", JSON.stringify([{ op: "add", path: "/status/parents/-", value: other }])]);
+    await kubectl([
+      "patch",
+      "httproute",
+      "ledger-main",
+      "-n",
+      "shop",
+      "--subresource=status",
+      "--type=json",
+      "-p",
+      JSON.stringify([{ op: "add", path: "/status/parents/-", value: other }]),
+    ]);
     // A change to the route makes weft rewrite its entry for the new generation.
-    await kubectl(["patch", "httproute", "ledger-main", "-n", "shop", "--type=merge", "-p", JSON.stringify({ spec: { rules: [{ backendRefs: [{ name: "ledger", port: 80 }, { name: "ledger-gone", port: 80 }] }] } })]);
+    await kubectl([
+      "patch",
+      "httproute",
+      "ledger-main",
+      "-n",
+      "shop",
+      "--type=merge",
+      "-p",
+      JSON.stringify({
+        spec: {
+          rules: [
+            {
+              backendRefs: [
+                { name: "ledger", port: 80 },
+                { name: "ledger-gone", port: 80 },
+              ],
+            },
+          ],
+        },
+      }),
+    ]);
     await weftParent("ledger-main", "ResolvedRefs", "False", "BackendNotFound");
     const { generation, parents: list } = await parents("ledger-main");
     assert.equal(generation, 2);
     assert.deepEqual(list.map((p) => p.controllerName).sort(), ["example.net/gateway-controller", "weft.dev/mesh-controller"]);
     assert.equal(list.find((p) => p.controllerName === "example.net/gateway-controller")?.conditions[0]?.message, "by the edge gateway");
     // Back to one good backend, so that what follows sees every request of / answered.
-    await kubectl(["patch", "httproute", "ledger-main", "-n", "shop", "--type=merge", "-p", JSON.stringify({ spec: { rules: [{ backendRefs: [{ name: "ledger", port: 80 }] }] } })]);
+    await kubectl([
+      "patch",
+      "httproute",
+      "ledger-main",
+      "-n",
+      "shop",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { rules: [{ backendRefs: [{ name: "ledger", port: 80 }] }] } }),
+    ]);
     await weftParent("ledger-main", "ResolvedRefs", "True");
     await until("/ to be served by ledger alone", async () => {
       for (let i = 0; i < 10; i++) if ((await call("/")).status !== 200) return null;

@@ -29,7 +29,13 @@ interface PodJson {
   metadata: { name: string; labels: Record<string, string> };
   status: {
     phase: string;
-    initContainerStatuses?: { name: string; ready: boolean; started?: boolean; restartCount: number; state: { terminated?: { exitCode: number; reason: string } } }[];
+    initContainerStatuses?: {
+      name: string;
+      ready: boolean;
+      started?: boolean;
+      restartCount: number;
+      state: { terminated?: { exitCode: number; reason: string } };
+    }[];
     containerStatuses?: { name: string; ready: boolean; restartCount: number }[];
   };
 }
@@ -43,7 +49,8 @@ describe("weft in real pods on a real node", { timeout: 20 * 60_000 }, () => {
    * Runs `script` with Node in the app container of `deployment` (the shop's image has no shell):
    * its calls go out through that pod's sidecar.
    */
-  const inPod = (deployment: string, container: string, script: string) => kubectl(["exec", "-n", "shop", `deploy/${deployment}`, "-c", container, "--", "node", "-e", script]);
+  const inPod = (deployment: string, container: string, script: string) =>
+    kubectl(["exec", "-n", "shop", `deploy/${deployment}`, "-c", container, "--", "node", "-e", script]);
 
   before(async () => {
     mesh = await startRealMesh();
@@ -57,12 +64,19 @@ describe("weft in real pods on a real node", { timeout: 20 * 60_000 }, () => {
   });
 
   it("weft install --image brings the control plane to Ready: 2 replicas, one leader", async () => {
-    const deployment = JSON.parse(await kubectl(["get", "deployment", "weft-control", "-n", "weft-system", "-o", "json"])) as { status: { readyReplicas?: number; availableReplicas?: number } };
+    const deployment = JSON.parse(await kubectl(["get", "deployment", "weft-control", "-n", "weft-system", "-o", "json"])) as {
+      status: { readyReplicas?: number; availableReplicas?: number };
+    };
     assert.equal(deployment.status.readyReplicas, 2);
     const replicas = (await pods("weft-system")).map((p) => p.metadata.name);
     assert.equal(replicas.length, 2);
-    const lease = JSON.parse(await kubectl(["get", "lease", "weft-control", "-n", "weft-system", "-o", "json"])) as { spec: { holderIdentity: string } };
-    assert.ok(replicas.some((name) => lease.spec.holderIdentity.startsWith(name)), `the Lease holder ${lease.spec.holderIdentity} is one of ${replicas.join(", ")}`);
+    const lease = JSON.parse(await kubectl(["get", "lease", "weft-control", "-n", "weft-system", "-o", "json"])) as {
+      spec: { holderIdentity: string };
+    };
+    assert.ok(
+      replicas.some((name) => lease.spec.holderIdentity.startsWith(name)),
+      `the Lease holder ${lease.spec.holderIdentity} is one of ${replicas.join(", ")}`,
+    );
   });
 
   it("every shop pod is Running 2/2 (app and native sidecar), its init container completed", async () => {
@@ -72,18 +86,31 @@ describe("weft in real pods on a real node", { timeout: 20 * 60_000 }, () => {
       const name = p.metadata.name;
       assert.equal(p.status.phase, "Running", name);
       const init = p.status.initContainerStatuses ?? [];
-      assert.deepEqual(init.map((c) => c.name), ["weft-init", "weft-proxy"], name);
+      assert.deepEqual(
+        init.map((c) => c.name),
+        ["weft-init", "weft-proxy"],
+        name,
+      );
       assert.equal(init[0]!.state.terminated?.exitCode, 0, `${name}: weft-init ${JSON.stringify(init[0]!.state)}`);
       assert.equal(init[0]!.state.terminated?.reason, "Completed", name);
       assert.ok(init[1]!.started && init[1]!.ready, `${name}: the sidecar is started and ready`);
-      assert.ok((p.status.containerStatuses ?? []).every((c) => c.ready), `${name}: the app is ready`);
+      assert.ok(
+        (p.status.containerStatuses ?? []).every((c) => c.ready),
+        `${name}: the app is ready`,
+      );
     }
     const table = await kubectl(["get", "pods", "-n", "shop"]);
     for (const line of table.trim().split("\n").slice(1)) assert.match(line, /\s2\/2\s+Running\s/, line);
   });
 
   it("the frontend reaches catalog and inventory over mTLS through the sidecars; the catalog sees the frontend's SPIFFE ID", async () => {
-    const page = JSON.parse(await inPod("catalog-v1", "catalog", `fetch("http://frontend.shop/", { headers: { "x-user": "page" } }).then(async (r) => console.log(await r.text()))`)) as {
+    const page = JSON.parse(
+      await inPod(
+        "catalog-v1",
+        "catalog",
+        `fetch("http://frontend.shop/", { headers: { "x-user": "page" } }).then(async (r) => console.log(await r.text()))`,
+      ),
+    ) as {
       catalogVersion: string;
       greeting: string | null;
       catalogSawCaller: string;
@@ -96,7 +123,15 @@ describe("weft in real pods on a real node", { timeout: 20 * 60_000 }, () => {
 
   it("the rate limit answers 429, the canary splits 90/10, and the AccessPolicy refuses the catalog with 403", async () => {
     // 15 at once, so that the bucket (burst 10, 5 tokens/s) barely refills however slow the machine.
-    const codes = (await inPod("catalog-v1", "catalog", `Promise.all(Array.from({ length: 15 }, () => fetch("http://frontend.shop/", { headers: { "x-user": "bob" } }).then((r) => r.status))).then((c) => console.log(c.join(" ")))`)).trim().split(" ");
+    const codes = (
+      await inPod(
+        "catalog-v1",
+        "catalog",
+        `Promise.all(Array.from({ length: 15 }, () => fetch("http://frontend.shop/", { headers: { "x-user": "bob" } }).then((r) => r.status))).then((c) => console.log(c.join(" ")))`,
+      )
+    )
+      .trim()
+      .split(" ");
     const count = (code: string) => codes.filter((c) => c === code).length;
     assert.equal(count("200") + count("429"), 15, `only 200 and 429: ${codes.join(" ")}`);
     assert.ok(count("200") >= 10, `the burst of 10 passes: ${codes.join(" ")}`);
@@ -104,51 +139,90 @@ describe("weft in real pods on a real node", { timeout: 20 * 60_000 }, () => {
 
     const CALLS = 500;
     // One shopper each, so the rate limit does not count them together; 10 at a time.
-    const split = JSON.parse(await inPod("catalog-v1", "catalog", `(async () => {
+    const split = JSON.parse(
+      await inPod(
+        "catalog-v1",
+        "catalog",
+        `(async () => {
       const seen = {}; let next = 0;
       const worker = async () => { for (let i = next++; i < ${CALLS}; i = next++) { const r = await fetch("http://frontend.shop/", { headers: { "x-user": "u" + i } }); const v = r.status === 200 ? (await r.json()).catalogVersion : "status " + r.status; seen[v] = (seen[v] ?? 0) + 1; } };
       await Promise.all(Array.from({ length: 10 }, worker)); console.log(JSON.stringify(seen));
-    })()`)) as Record<string, number>;
+    })()`,
+      ),
+    ) as Record<string, number>;
     assert.equal((split.v1 ?? 0) + (split.v2 ?? 0), CALLS, JSON.stringify(split));
     // 10 % of 500 is 50, one standard deviation sqrt(500 * 0.1 * 0.9) = 6.7: within 5 of them.
     const sd = Math.sqrt(CALLS * 0.1 * 0.9);
     assert.ok(Math.abs(split.v2! - CALLS * 0.1) <= 5 * sd, `v2 got ${split.v2} of ${CALLS}, not 10 % within 5 standard deviations`);
 
-    const refused = JSON.parse(await inPod("catalog-v1", "catalog", `fetch("http://inventory.shop/stock/tea").then((r) => console.log(JSON.stringify({ status: r.status, error: r.headers.get("x-weft-error") })))`)) as { status: number; error: string };
+    const refused = JSON.parse(
+      await inPod(
+        "catalog-v1",
+        "catalog",
+        `fetch("http://inventory.shop/stock/tea").then((r) => console.log(JSON.stringify({ status: r.status, error: r.headers.get("x-weft-error") })))`,
+      ),
+    ) as { status: number; error: string };
     assert.equal(refused.status, 403);
     assert.match(refused.error, /spiffe:\/\/cluster\.local\/ns\/shop\/sa\/catalog/);
   });
 
   it("kubectl get wasmfilters shows READY equal to the running pods each selects, and weft status lists every sidecar", async () => {
     let last = "";
-    const table = await until("the WasmFilters to be Ready", async () => {
-      last = await kubectl(["get", "wasmfilters", "-n", "shop"]);
-      return /greeting\s.*\s2\/2\s+Running/.test(last) && /rate-limit\s.*\s1\/1\s+Running/.test(last) ? last : null;
-    }, 60_000).catch(async (e: Error) => {
-      throw new Error(`${e.message}:\n${last}\n${await kubectl(["get", "wasmfilters", "-n", "shop", "-o", "jsonpath={range .items[*]}{.metadata.name}: {.status.conditions}{\"\\n\"}{end}"])}`);
+    const table = await until(
+      "the WasmFilters to be Ready",
+      async () => {
+        last = await kubectl(["get", "wasmfilters", "-n", "shop"]);
+        return /greeting\s.*\s2\/2\s+Running/.test(last) && /rate-limit\s.*\s1\/1\s+Running/.test(last) ? last : null;
+      },
+      60_000,
+    ).catch(async (e: Error) => {
+      throw new Error(
+        `${e.message}:\n${last}\n${await kubectl(["get", "wasmfilters", "-n", "shop", "-o", 'jsonpath={range .items[*]}{.metadata.name}: {.status.conditions}{"\\n"}{end}'])}`,
+      );
     });
     assert.match(table, /greeting\s+True\s+True\s+2\/2\s+Running/);
     const status = await mesh.weft(["status"]);
     assert.equal(status.code, 0, status.stderr);
-    for (const p of await pods("shop")) assert.ok(status.stdout.includes(`shop/${p.metadata.name}`), `weft status lists ${p.metadata.name}:\n${status.stdout}`);
+    for (const p of await pods("shop"))
+      assert.ok(status.stdout.includes(`shop/${p.metadata.name}`), `weft status lists ${p.metadata.name}:\n${status.stdout}`);
   });
 
   it("weft dashboard opens the cluster's dashboard through kubectl port-forward, with every sidecar", async () => {
-    const child = spawn(NODE, ["bin/weft.ts", "dashboard", "--port", "0", "--kubeconfig", k8s.kubeconfig], { cwd: root, env: { ...process.env, PATH: `${k8s.binDir}:${process.env.PATH}` }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(NODE, ["bin/weft.ts", "dashboard", "--port", "0", "--kubeconfig", k8s.kubeconfig], {
+      cwd: root,
+      env: { ...process.env, PATH: `${k8s.binDir}:${process.env.PATH}` },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr.on("data", (d: Buffer) => (out += d.toString()));
     try {
-      const url = await until("weft dashboard to print its address", async () => /dashboard {2}(http:\/\/127\.0\.0\.1:\d+\/dashboard\/)/.exec(out)?.[1], 30_000);
+      const url = await until(
+        "weft dashboard to print its address",
+        async () => /dashboard {2}(http:\/\/127\.0\.0\.1:\d+\/dashboard\/)/.exec(out)?.[1],
+        30_000,
+      );
       // Every running shop pod, and no pod that is gone (a rollout, a finished load generator).
       let shown: string[] = [];
       let running: string[] = [];
-      await until("the dashboard to list the shop's running sidecars", async () => {
-        const s = (await (await fetch(`${url}api/state`)).json()) as { proxies: { namespace: string; pod: string; scrape: { state: string } }[] };
-        shown = s.proxies.filter((p) => p.namespace === "shop").map((p) => p.pod).sort();
-        running = (await pods("shop")).filter((p) => p.status.phase === "Running").map((p) => p.metadata.name).sort();
-        return JSON.stringify(shown) === JSON.stringify(running) && s.proxies.every((p) => p.scrape.state === "ok") ? s : null;
-      }, 60_000).catch((e: Error) => {
+      await until(
+        "the dashboard to list the shop's running sidecars",
+        async () => {
+          const s = (await (await fetch(`${url}api/state`)).json()) as {
+            proxies: { namespace: string; pod: string; scrape: { state: string } }[];
+          };
+          shown = s.proxies
+            .filter((p) => p.namespace === "shop")
+            .map((p) => p.pod)
+            .sort();
+          running = (await pods("shop"))
+            .filter((p) => p.status.phase === "Running")
+            .map((p) => p.metadata.name)
+            .sort();
+          return JSON.stringify(shown) === JSON.stringify(running) && s.proxies.every((p) => p.scrape.state === "ok") ? s : null;
+        },
+        60_000,
+      ).catch((e: Error) => {
         throw new Error(`${e.message}: the dashboard shows ${shown.join(", ")}; running: ${running.join(", ")}`);
       });
     } finally {
@@ -167,18 +241,29 @@ describe("weft in real pods on a real node", { timeout: 20 * 60_000 }, () => {
     // kill was sent in is counted from the harness's clock, which starts up to 2 s after the
     // generator's).
     const killed = result.disruptions["inventory sidecar killed"]!;
-    const degradedSeconds = Object.entries(result.perSecond).filter(([, what]) => what.degraded).map(([s]) => Number(s));
-    assert.ok(degradedSeconds.every((s) => s >= killed - 2 && s <= killed + 20), `degraded pages only after inventory's sidecar was killed (second ${killed}): ${summary}`);
+    const degradedSeconds = Object.entries(result.perSecond)
+      .filter(([, what]) => what.degraded)
+      .map(([s]) => Number(s));
+    assert.ok(
+      degradedSeconds.every((s) => s >= killed - 2 && s <= killed + 20),
+      `degraded pages only after inventory's sidecar was killed (second ${killed}): ${summary}`,
+    );
     assert.ok(result.degraded <= LOAD_RATE * 10, `inventory's sidecar is back within 10 s: ${summary}`);
     assert.deepEqual(result.oomKilled, [], summary);
     const shop = await pods("shop");
     const inventory = shop.find((p) => p.metadata.name.startsWith("inventory-"))!;
-    assert.equal(inventory.status.initContainerStatuses?.find((c) => c.name === "weft-proxy")?.restartCount, 1, "kubelet restarted the killed sidecar");
+    assert.equal(
+      inventory.status.initContainerStatuses?.find((c) => c.name === "weft-proxy")?.restartCount,
+      1,
+      "kubelet restarted the killed sidecar",
+    );
   });
 
   it("a meshed pod reaches, on port 80, a server in a pod without a sidecar and a host-network server: outbound traffic passes through", async () => {
     const busybox = k8s.node!.images.busybox;
-    await kubectl(["apply", "-f", "-"], `apiVersion: v1
+    await kubectl(
+      ["apply", "-f", "-"],
+      `apiVersion: v1
 kind: Namespace
 metadata: { name: outside }
 ---
@@ -196,11 +281,21 @@ spec:
   hostNetwork: true
   terminationGracePeriodSeconds: 1
   containers: [{ name: web, image: ${busybox}, command: [sh, -c, "mkdir -p /www && echo host network > /www/index.html && exec httpd -f -p 80 -h /www"] }]
-`);
+`,
+    );
     await kubectl(["wait", "--for=condition=Ready", "pod/plain", "pod/host-web", "-n", "outside", "--timeout=60s"]);
     const ip = async (name: string) => (await kubectl(["get", "pod", name, "-n", "outside", "-o", "jsonpath={.status.podIP}"])).trim();
-    for (const [name, body] of [["plain", "plain pod"], ["host-web", "host network"]] as const) {
-      const got = JSON.parse(await inPod("catalog-v1", "catalog", `fetch("http://${await ip(name)}/").then(async (r) => console.log(JSON.stringify({ status: r.status, body: (await r.text()).trim() })))`)) as { status: number; body: string };
+    for (const [name, body] of [
+      ["plain", "plain pod"],
+      ["host-web", "host network"],
+    ] as const) {
+      const got = JSON.parse(
+        await inPod(
+          "catalog-v1",
+          "catalog",
+          `fetch("http://${await ip(name)}/").then(async (r) => console.log(JSON.stringify({ status: r.status, body: (await r.text()).trim() })))`,
+        ),
+      ) as { status: number; body: string };
       assert.deepEqual(got, { status: 200, body }, name);
     }
     // Through the sidecar, not around it: its access log names the passthrough cluster.
@@ -211,10 +306,23 @@ spec:
   it("with weft install --outbound-traffic refuse, the meshed pod gets a 404 naming the option", async () => {
     await mesh.install(["--outbound-traffic", "refuse"]);
     const target = (await kubectl(["get", "pod", "plain", "-n", "outside", "-o", "jsonpath={.status.podIP}"])).trim();
-    const refused = await until("the sidecar to refuse hosts outside the mesh", async () => {
-      const r = JSON.parse(await inPod("catalog-v1", "catalog", `fetch("http://${target}/").then(async (r) => console.log(JSON.stringify({ status: r.status, body: await r.text() })))`)) as { status: number; body: string };
-      return r.status === 404 ? r : null;
-    }, 90_000);
-    assert.match(refused.body, /the mesh refuses hosts outside it \(outbound traffic is "refuse": weft install --outbound-traffic passthrough lets them through; docs\/egress\.md\)/);
+    const refused = await until(
+      "the sidecar to refuse hosts outside the mesh",
+      async () => {
+        const r = JSON.parse(
+          await inPod(
+            "catalog-v1",
+            "catalog",
+            `fetch("http://${target}/").then(async (r) => console.log(JSON.stringify({ status: r.status, body: await r.text() })))`,
+          ),
+        ) as { status: number; body: string };
+        return r.status === 404 ? r : null;
+      },
+      90_000,
+    );
+    assert.match(
+      refused.body,
+      /the mesh refuses hosts outside it \(outbound traffic is "refuse": weft install --outbound-traffic passthrough lets them through; docs\/egress\.md\)/,
+    );
   });
 });

@@ -39,7 +39,11 @@ const HOST_IP = "10.79.0.1";
 const POD_IP = "10.79.0.2";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function run(command: string, args: string[], timeout = 15_000): Promise<{ code: number; stdout: string; stderr: string; missing: boolean }> {
+function run(
+  command: string,
+  args: string[],
+  timeout = 15_000,
+): Promise<{ code: number; stdout: string; stderr: string; missing: boolean }> {
   return new Promise((resolve) =>
     execFile(command, args, { cwd: ROOT, timeout, encoding: "utf8" }, (e, stdout, stderr) => {
       const err = e as (NodeJS.ErrnoException & { code?: unknown }) | null;
@@ -56,11 +60,18 @@ const inPod = (...args: string[]) => ["netns", "exec", POD_NS, ...args];
 
 async function preflight(): Promise<void> {
   const missing: string[] = [];
-  for (const [tool, pkg] of [["ip", "iproute2"], ["iptables-restore", "iptables"], ["setpriv", "util-linux"], ["curl", "curl"]] as const) {
+  for (const [tool, pkg] of [
+    ["ip", "iproute2"],
+    ["iptables-restore", "iptables"],
+    ["setpriv", "util-linux"],
+    ["curl", "curl"],
+  ] as const) {
     if ((await run(tool, ["--version"])).missing && (await run(tool, ["-V"])).missing) missing.push(`${tool} (Debian package ${pkg})`);
   }
-  if (missing.length > 0) throw new Error(`this suite needs ${missing.join(", ")}: apt-get install -y iproute2 iptables util-linux curl (.ci/run installs them)`);
-  if (process.getuid?.() !== 0) throw new Error("this suite makes a network namespace and iptables rules in it: run it as root (in a container or VM)");
+  if (missing.length > 0)
+    throw new Error(`this suite needs ${missing.join(", ")}: apt-get install -y iproute2 iptables util-linux curl (.ci/run installs them)`);
+  if (process.getuid?.() !== 0)
+    throw new Error("this suite makes a network namespace and iptables rules in it: run it as root (in a container or VM)");
 }
 
 type Json = Record<string, any>;
@@ -100,26 +111,45 @@ describe("an app in a pod's network namespace, injected by the webhook, reaches 
     await must("ip", ...inPod("ip", "link", "set", "lo", "up"));
     await must("ip", ...inPod("ip", "route", "add", "default", "via", HOST_IP));
 
-    [k8s, inventory, registry] = await Promise.all([startCluster({ controllerManager: false }), startUpstream("inventory"), startRegistry()]);
+    [k8s, inventory, registry] = await Promise.all([
+      startCluster({ controllerManager: false }),
+      startUpstream("inventory"),
+      startRegistry(),
+    ]);
     const filter = await builtFilter("header-rewrite");
     const filterUrl = `oci://${registry.host}/filters/header-rewrite:1.0.0`;
     await new RegistryClient().pushWasm(filterUrl, filter.wasm, { plainHttp: true, annotations: {} });
-    for (const file of ["weft.dev_wasmfilters.yaml", "weft.dev_trafficpolicies.yaml", "weft.dev_accesspolicies.yaml"]) await k8s.kubectl(["apply", "-f", path.join(ROOT, "deploy", "crds", file)]);
+    for (const file of ["weft.dev_wasmfilters.yaml", "weft.dev_trafficpolicies.yaml", "weft.dev_accesspolicies.yaml"])
+      await k8s.kubectl(["apply", "-f", path.join(ROOT, "deploy", "crds", file)]);
 
     // The control plane as weft control runs it: its CA, HTTPS, enrollment and the webhook; on
     // every address, for the pod on the other side of the veth.
-    const control = await startMeshControl(k8s, scratch, { log, address: "0.0.0.0", servingIps: [HOST_IP], insecureRegistries: [registry.host], routes: { [WEBHOOK_PATH]: injectionWebhook({ log }) } });
+    const control = await startMeshControl(k8s, scratch, {
+      log,
+      address: "0.0.0.0",
+      servingIps: [HOST_IP],
+      insecureRegistries: [registry.host],
+      routes: { [WEBHOOK_PATH]: injectionWebhook({ log }) },
+    });
     controller = control.controller;
     const { authority, port: apiPort } = control;
-    const webhook = injectorWebhookConfiguration({ caBundle: authority.trustBundle(), target: { url: `https://127.0.0.1:${apiPort}${WEBHOOK_PATH}` } });
+    const webhook = injectorWebhookConfiguration({
+      caBundle: authority.trustBundle(),
+      target: { url: `https://127.0.0.1:${apiPort}${WEBHOOK_PATH}` },
+    });
     await k8s.kubectl(["apply", "-f", "-"], JSON.stringify(webhook));
 
     // The inventory workload's sidecar runs on this side of the veth, its app on loopback.
     const [invAdmin, invOutbound, invInbound] = (await freePorts(3)) as [number, number, number];
-    await k8s.kubectl(["apply", "-f", "-"], `${namespaceYaml("shop", { "weft.dev/inject": "enabled" })}---
+    await k8s.kubectl(
+      ["apply", "-f", "-"],
+      `${namespaceYaml("shop", { "weft.dev/inject": "enabled" })}---
 ${serviceAccountYaml("shop", "web")}---
-${serviceAccountYaml("shop", "inventory")}`);
-    await k8s.kubectl(["apply", "-f", "-"], `${podYaml({ namespace: "shop", name: "inventory-0", app: "inventory", serviceAccount: "inventory", port: inventory.port })}---
+${serviceAccountYaml("shop", "inventory")}`,
+    );
+    await k8s.kubectl(
+      ["apply", "-f", "-"],
+      `${podYaml({ namespace: "shop", name: "inventory-0", app: "inventory", serviceAccount: "inventory", port: inventory.port })}---
 # On a node, weft init in the inventory pod redirects the app port to its sidecar; here the
 # endpoint names that sidecar's inbound listener directly.
 ${serviceYaml({ namespace: "shop", name: "inventory", targetPort: inventory.port, address: HOST_IP, endpointPort: invInbound, pod: "inventory-0", clusterIP: "10.0.0.77" })}---
@@ -138,7 +168,8 @@ metadata: { name: web-0, namespace: shop, labels: { app: web } }
 spec:
   serviceAccountName: web
   containers: [{ name: app, image: example.com/web:1, ports: [{ containerPort: 8080 }] }]
-`);
+`,
+    );
     const tokens = path.join(scratch, "tokens");
     await mkdir(tokens, { recursive: true, mode: 0o755 });
     for (const sa of ["web", "inventory"]) {
@@ -150,9 +181,26 @@ spec:
     await writeFile(caFile, authority.trustBundle());
     await chmod(caFile, 0o644);
     spawnLogged("inventory sidecar", NODE, [
-      "bin/weft.ts", "proxy", "--control-plane", `https://127.0.0.1:${apiPort}`, "--ca-file", caFile,
-      "--namespace", "shop", "--pod", "inventory-0", "--token-file", path.join(tokens, "inventory"),
-      "--admin-address", "127.0.0.1", "--admin-port", String(invAdmin), "--outbound-port", String(invOutbound), "--inbound-port", String(invInbound),
+      "bin/weft.ts",
+      "proxy",
+      "--control-plane",
+      `https://127.0.0.1:${apiPort}`,
+      "--ca-file",
+      caFile,
+      "--namespace",
+      "shop",
+      "--pod",
+      "inventory-0",
+      "--token-file",
+      path.join(tokens, "inventory"),
+      "--admin-address",
+      "127.0.0.1",
+      "--admin-port",
+      String(invAdmin),
+      "--outbound-port",
+      String(invOutbound),
+      "--inbound-port",
+      String(invInbound),
     ]);
 
     // The web pod as the API server stored it: what the webhook injected is what runs.
@@ -175,12 +223,28 @@ spec:
     await mkdir(env.WEFT_FILTER_CACHE!, { recursive: true });
     const uid = sidecar.securityContext.runAsUser as number;
     await chown(env.WEFT_FILTER_CACHE!, uid, uid);
-    spawnLogged("web sidecar (in the pod, as its UID)", "ip", inPod("setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", NODE, "bin/weft.ts", ...(sidecar.args as string[])), env);
+    spawnLogged(
+      "web sidecar (in the pod, as its UID)",
+      "ip",
+      inPod("setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", NODE, "bin/weft.ts", ...(sidecar.args as string[])),
+      env,
+    );
     // The web app itself, on its container port, knowing nothing of the mesh.
-    spawnLogged("web app", "ip", inPod(NODE, "-e", `require("node:http").createServer((q, s) => s.end(JSON.stringify({ app: "web", xfcc: q.headers["x-forwarded-client-cert"] ?? null }))).listen(8080)`));
+    spawnLogged(
+      "web app",
+      "ip",
+      inPod(
+        NODE,
+        "-e",
+        `require("node:http").createServer((q, s) => s.end(JSON.stringify({ app: "web", xfcc: q.headers["x-forwarded-client-cert"] ?? null }))).listen(8080)`,
+      ),
+    );
 
     for (let i = 0; i < 300; i++) {
-      const ready = await run("ip", inPod("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", `http://127.0.0.1:${env.WEFT_ADMIN_PORT}/ready`));
+      const ready = await run(
+        "ip",
+        inPod("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", `http://127.0.0.1:${env.WEFT_ADMIN_PORT}/ready`),
+      );
       if (ready.stdout === "200") break;
       await sleep(100);
     }
@@ -211,7 +275,10 @@ spec:
     const seen = JSON.parse(r.stdout) as { url: string; headers: Record<string, string> };
     assert.equal(seen.url, "/echo");
     // The inventory sidecar verified the web sidecar's certificate: its SPIFFE ID is the app's identity.
-    assert.equal(seen.headers["x-forwarded-client-cert"], "By=spiffe://cluster.local/ns/shop/sa/inventory;URI=spiffe://cluster.local/ns/shop/sa/web");
+    assert.equal(
+      seen.headers["x-forwarded-client-cert"],
+      "By=spiffe://cluster.local/ns/shop/sa/inventory;URI=spiffe://cluster.local/ns/shop/sa/web",
+    );
     // The WasmFilter that selects the web pod ran in its sidecar (outbound: the source is the sidecar's own identity).
     assert.equal(seen.headers["x-called-by"], "spiffe://cluster.local/ns/shop/sa/web");
   });

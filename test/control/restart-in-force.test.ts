@@ -20,7 +20,17 @@ import { startUpstream, type Upstream } from "../support/upstream.ts";
 import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml } from "../support/service.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import { request } from "../support/client.ts";
-import { applyCrds, hostAddress, startControl, startSidecar, until, writeMeshRoot, writeProxyToken, type ControlProcess, type SidecarProcess } from "../support/control-process.ts";
+import {
+  applyCrds,
+  hostAddress,
+  startControl,
+  startSidecar,
+  until,
+  writeMeshRoot,
+  writeProxyToken,
+  type ControlProcess,
+  type SidecarProcess,
+} from "../support/control-process.ts";
 import { builtFilter } from "../../sdk/build/cache.ts";
 import { RegistryClient } from "../../shared/oci-registry.ts";
 
@@ -62,16 +72,28 @@ describe("a control plane restart keeps the last good version in force", () => {
   /** Waits until kind/name's condition `type` passes `check` for the current generation; the error shows the last one seen. */
   const conditionWhen = (kind: string, name: string, type: string, check: (c: Condition) => boolean) => {
     let last: Condition | undefined;
-    return until(`${kind} ${name}'s ${type}`, async () => {
-      const o = await stored(kind, name);
-      last = o.status?.conditions?.find((c) => c.type === type);
-      return last && last.observedGeneration === o.metadata.generation && check(last) ? last : null;
-    }, 30_000).catch((e: Error) => {
+    return until(
+      `${kind} ${name}'s ${type}`,
+      async () => {
+        const o = await stored(kind, name);
+        last = o.status?.conditions?.find((c) => c.type === type);
+        return last && last.observedGeneration === o.metadata.generation && check(last) ? last : null;
+      },
+      30_000,
+    ).catch((e: Error) => {
       throw new Error(`${e.message}; it was ${JSON.stringify(last)}`);
     });
   };
   const sidecar = async (pod: string, sa: string, ports?: { admin: number; outbound: number; inbound: number }) => {
-    const s = await startSidecar({ controlPlane: control!.url, caFile: path.join(scratch, "ca.crt"), namespace: "shop", pod, tokenFile: path.join(scratch, `${sa}.token`), tmp: path.join(scratch, `tmp-${pod}`), ...(ports ? { ports } : {}) });
+    const s = await startSidecar({
+      controlPlane: control!.url,
+      caFile: path.join(scratch, "ca.crt"),
+      namespace: "shop",
+      pod,
+      tokenFile: path.join(scratch, `${sa}.token`),
+      tmp: path.join(scratch, `tmp-${pod}`),
+      ...(ports ? { ports } : {}),
+    });
     sidecars.push(s);
     return s;
   };
@@ -85,7 +107,11 @@ describe("a control plane restart keeps the last good version in force", () => {
 
   before(async () => {
     scratch = await mkdtemp(path.join(tmpdir(), "weft-restart-in-force-"));
-    [k8s, registry, inventoryApp] = await Promise.all([startCluster({ controllerManager: false }), startRegistry(), startUpstream("inventory")]);
+    [k8s, registry, inventoryApp] = await Promise.all([
+      startCluster({ controllerManager: false }),
+      startRegistry(),
+      startUpstream("inventory"),
+    ]);
     url = `oci://${registry.host}/filters/header-rewrite:v1`;
     const built = await builtFilter("header-rewrite");
     sha256 = built.sha256;
@@ -125,15 +151,18 @@ ${serviceYaml({ namespace: "shop", name: "inventory", targetPort: inventoryApp.p
     const limits = { memoryMiB: 16, callTimeoutMs: 5, bodyBytes: 65536 };
     const reply = (through: SidecarProcess) => request(through.outbound, { path: "/", host: "inventory.shop" });
     /** The request went through both filters, each with its first (accepted) config. */
-    const bothGood = (r: Awaited<ReturnType<typeof reply>>) => r.status === 200 && r.headers["x-open"] === "good" && r.headers["x-closed"] === "good";
+    const bothGood = (r: Awaited<ReturnType<typeof reply>>) =>
+      r.status === 200 && r.headers["x-open"] === "good" && r.headers["x-closed"] === "good";
 
     for (const f of filters) {
-      await apply(JSON.stringify({
-        apiVersion: "weft.dev/v1alpha1",
-        kind: "WasmFilter",
-        metadata: { name: f.name, namespace: "shop" },
-        spec: { selector: { matchLabels: { app: "web" } }, url, failStrategy: f.failStrategy, config: good(f.header) },
-      }));
+      await apply(
+        JSON.stringify({
+          apiVersion: "weft.dev/v1alpha1",
+          kind: "WasmFilter",
+          metadata: { name: f.name, namespace: "shop" },
+          spec: { selector: { matchLabels: { app: "web" } }, url, failStrategy: f.failStrategy, config: good(f.header) },
+        }),
+      );
     }
     await until("web's sidecar to run both filters", async () => bothGood(await reply(web)), 30_000);
     for (const f of filters) {
@@ -145,12 +174,26 @@ ${serviceYaml({ namespace: "shop", name: "inventory", targetPort: inventoryApp.p
     }
 
     // A set entry without its value: header-rewrite's schema refuses it.
-    for (const f of filters) await kubectl(["patch", "wasmfilter", f.name, "-n", "shop", "--type=merge", "-p", JSON.stringify({ spec: { config: { response: { set: [{ name: f.header }] } } } })]);
+    for (const f of filters)
+      await kubectl([
+        "patch",
+        "wasmfilter",
+        f.name,
+        "-n",
+        "shop",
+        "--type=merge",
+        "-p",
+        JSON.stringify({ spec: { config: { response: { set: [{ name: f.header }] } } } }),
+      ]);
     for (const f of filters) await conditionWhen("wasmfilter", f.name, "Accepted", (c) => c.reason === "InvalidConfig");
     assert.ok(bothGood(await reply(web)), "before the restart, the last accepted configs run");
 
     await restart(() => apply(serviceYaml({ namespace: "shop", name: "witness", targetPort: 8080, address: HOST })));
-    await until("web's sidecar to get the configuration of the restarted control plane (the witness Service, made while it was down)", async () => hasVirtualHost(await web.dump(), "witness.shop:80"), 60_000);
+    await until(
+      "web's sidecar to get the configuration of the restarted control plane (the witness Service, made while it was down)",
+      async () => hasVirtualHost(await web.dump(), "witness.shop:80"),
+      60_000,
+    );
     for (let i = 0; i < 5; i++) {
       const r = await reply(web);
       assert.equal(r.status, 200, r.body);
@@ -161,10 +204,14 @@ ${serviceYaml({ namespace: "shop", name: "inventory", targetPort: inventoryApp.p
     // A pod that starts now gets the module and the last accepted configs from the restarted control plane.
     await apply(podYaml({ namespace: "shop", name: "web-1", app: "web", serviceAccount: "web", port: 8080 }));
     const web1 = await sidecar("web-1", "web");
-    await until("web-1's sidecar to load both filters", async () => {
-      const running = (await web1.dump()).filterStatus.filter((s) => s.ready && s.sha256 === sha256).map((s) => s.filter);
-      return running.includes("shop/open") && running.includes("shop/closed");
-    }, 30_000);
+    await until(
+      "web-1's sidecar to load both filters",
+      async () => {
+        const running = (await web1.dump()).filterStatus.filter((s) => s.ready && s.sha256 === sha256).map((s) => s.filter);
+        return running.includes("shop/open") && running.includes("shop/closed");
+      },
+      30_000,
+    );
     const fresh = await reply(web1);
     assert.equal(fresh.status, 200, fresh.body);
     assert.equal(fresh.headers["x-open"], "good");
@@ -175,13 +222,21 @@ ${serviceYaml({ namespace: "shop", name: "inventory", targetPort: inventoryApp.p
       const ready = await conditionWhen("wasmfilter", f.name, "Ready", (c) => c.message.startsWith("2 of 2"));
       assert.equal(ready.status, "True");
       assert.equal(ready.reason, "Running");
-      assert.equal(ready.message, `2 of 2 selected pods run sha256:${sha256} with its last accepted config (generation 1; this generation's is not accepted, see Accepted)`);
+      assert.equal(
+        ready.message,
+        `2 of 2 selected pods run sha256:${sha256} with its last accepted config (generation 1; this generation's is not accepted, see Accepted)`,
+      );
       const o = await stored("wasmfilter", f.name);
       const accepted = o.status!.conditions!.find((c) => c.type === "Accepted")!;
       assert.equal(o.metadata.generation, 2);
       assert.equal(accepted.status, "False");
       assert.equal(accepted.reason, "InvalidConfig");
-      assert.match(accepted.message, new RegExp(`^config does not match the filter's schema: .*; sidecars keep running sha256:${sha256} with its last accepted config \\(generation 1\\)$`));
+      assert.match(
+        accepted.message,
+        new RegExp(
+          `^config does not match the filter's schema: .*; sidecars keep running sha256:${sha256} with its last accepted config \\(generation 1\\)$`,
+        ),
+      );
       assert.deepEqual(o.status!.inForce, { generation: 1, config: good(f.header), limits });
     }
     const table = await kubectl(["get", "wasmfilters", "-n", "shop", "-o", "wide"]);
@@ -242,8 +297,15 @@ spec: { targetRefs: [{ kind: Service, name: ${target} }], action: DENY, rules: [
     assert.ok(await enforced(), "before the restart, the last good version of deny-admin is enforced");
 
     await restart(() => kubectl(["delete", "service", "inventory-b", "-n", "shop"]));
-    await until("inventory-0's sidecar to get the configuration of the restarted control plane (without inventory-b, deleted while it was down)", async () => !hasVirtualHost(await inventory.dump(), "inventory-b.shop:80"), 60_000);
-    assert.deepEqual(listener(await inventory.dump(), "inbound")?.authorization?.policies.map((p) => p.name), ["shop/deny-admin", "shop/deny-debug"]);
+    await until(
+      "inventory-0's sidecar to get the configuration of the restarted control plane (without inventory-b, deleted while it was down)",
+      async () => !hasVirtualHost(await inventory.dump(), "inventory-b.shop:80"),
+      60_000,
+    );
+    assert.deepEqual(
+      listener(await inventory.dump(), "inbound")?.authorization?.policies.map((p) => p.name),
+      ["shop/deny-admin", "shop/deny-debug"],
+    );
     for (let i = 0; i < 5; i++) assert.ok(await enforced(), "the last good DENYs are enforced, and nothing else is refused");
 
     // deny-debug's TargetNotFound is the restarted control plane's: the one before never saw
@@ -255,14 +317,18 @@ spec: { targetRefs: [{ kind: Service, name: ${target} }], action: DENY, rules: [
       const resolved = o.status!.conditions!.find((c) => c.type === "ResolvedRefs")!;
       assert.equal(resolved.status, "False");
       assert.equal(resolved.reason, "TargetNotFound");
-      assert.equal(resolved.message, `Service shop/${p.service} does not exist: the sidecars keep enforcing this generation (1) on the pods its Services selected when they all existed (a change that cannot be applied never widens access)`);
+      assert.equal(
+        resolved.message,
+        `Service shop/${p.service} does not exist: the sidecars keep enforcing this generation (1) on the pods its Services selected when they all existed (a change that cannot be applied never widens access)`,
+      );
       const ready = o.status!.conditions!.find((c) => c.type === "Ready")!;
       assert.deepEqual([ready.status, ready.reason, ready.message], ["True", "InForce", "enforced by the sidecars of 1 pod"]);
       assert.deepEqual(o.status!.inForce, lastGood(p));
     }
     const table = await kubectl(["get", "accesspolicies", "-n", "shop", "-o", "wide"]);
     assert.match(table, /^NAME\s+ACTION\s+DEFAULTDENY\s+ACCEPTED\s+RESOLVEDREFS\s+READY\s+REASON\s+AGE\s+GENERATION\s+INFORCE$/m, table);
-    for (const p of policies) assert.match(table, new RegExp(`^${p.name}\\s+DENY\\s+false\\s+True\\s+False\\s+True\\s+InForce\\s+\\S+\\s+1\\s+1$`, "m"), table);
+    for (const p of policies)
+      assert.match(table, new RegExp(`^${p.name}\\s+DENY\\s+false\\s+True\\s+False\\s+True\\s+InForce\\s+\\S+\\s+1\\s+1$`, "m"), table);
   });
 
   it("an AccessPolicy edited from a label selector to a targetRef naming a missing Service keeps its DENY on the pods its selector picked, across a restart", async () => {
@@ -280,22 +346,50 @@ spec: { selector: { matchLabels: { app: inventory } }, action: DENY, rules: [{ t
       const s = await stored("accesspolicy", "deny-metrics");
       return s.status?.inForce ? s : null;
     });
-    const lastGood = { generation: 1, action: "DENY", rules: [{ from: [], to: [{ methods: [], paths: [{ type: "PathPrefix", value: "/metrics-private" }] }] }], defaultDeny: false, selectors: [{ app: "inventory" }] };
+    const lastGood = {
+      generation: 1,
+      action: "DENY",
+      rules: [{ from: [], to: [{ methods: [], paths: [{ type: "PathPrefix", value: "/metrics-private" }] }] }],
+      defaultDeny: false,
+      selectors: [{ app: "inventory" }],
+    };
     assert.deepEqual(o.status!.inForce, lastGood);
 
     // A typo'd Service name: generation 2 cannot say which pods it is for.
-    await kubectl(["patch", "accesspolicy", "deny-metrics", "-n", "shop", "--type", "json", "-p", JSON.stringify([{ op: "remove", path: "/spec/selector" }, { op: "add", path: "/spec/targetRefs", value: [{ kind: "Service", name: "inventroy" }] }])]);
+    await kubectl([
+      "patch",
+      "accesspolicy",
+      "deny-metrics",
+      "-n",
+      "shop",
+      "--type",
+      "json",
+      "-p",
+      JSON.stringify([
+        { op: "remove", path: "/spec/selector" },
+        { op: "add", path: "/spec/targetRefs", value: [{ kind: "Service", name: "inventroy" }] },
+      ]),
+    ]);
     const resolved = await conditionWhen("accesspolicy", "deny-metrics", "ResolvedRefs", (c) => c.reason === "TargetNotFound");
-    assert.equal(resolved.message, "Service shop/inventroy does not exist: this generation is not in force; the sidecars keep enforcing generation 1, the last that could be applied, on the pods it applied to (a change that cannot be applied never widens access)");
+    assert.equal(
+      resolved.message,
+      "Service shop/inventroy does not exist: this generation is not in force; the sidecars keep enforcing generation 1, the last that could be applied, on the pods it applied to (a change that cannot be applied never widens access)",
+    );
     for (let i = 0; i < 3; i++) assert.ok(await refused(), "generation 1's DENY is still enforced");
 
     // A Service created while the control plane is down shows when the sidecar has the restarted one's configuration.
-    await restart(() => apply(`apiVersion: v1
+    await restart(() =>
+      apply(`apiVersion: v1
 kind: Service
 metadata: { name: inventory-c, namespace: shop }
 spec: { selector: { app: inventory }, ports: [{ name: http, port: 80, targetPort: ${inventoryApp.port} }] }
-`));
-    await until("inventory-0's sidecar to get the configuration of the restarted control plane (with inventory-c, created while it was down)", async () => hasVirtualHost(await inventory.dump(), "inventory-c.shop:80"), 60_000);
+`),
+    );
+    await until(
+      "inventory-0's sidecar to get the configuration of the restarted control plane (with inventory-c, created while it was down)",
+      async () => hasVirtualHost(await inventory.dump(), "inventory-c.shop:80"),
+      60_000,
+    );
     for (let i = 0; i < 5; i++) assert.ok(await refused(), "after the restart, generation 1's DENY is still enforced");
     assert.deepEqual((await stored("accesspolicy", "deny-metrics")).status!.inForce, lastGood);
   });

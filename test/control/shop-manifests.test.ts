@@ -63,10 +63,16 @@ const readDocs = async (file: string) => docs(await readFile(path.join(SHOP, fil
 /** Every field `expected` has, `actual` has with the same value (the API server adds defaults). */
 function assertContains(actual: unknown, expected: unknown, where: string): void {
   if (expected !== null && typeof expected === "object" && !Array.isArray(expected)) {
-    assert.ok(actual !== null && typeof actual === "object" && !Array.isArray(actual), `${where}: expected an object, got ${JSON.stringify(actual)}`);
+    assert.ok(
+      actual !== null && typeof actual === "object" && !Array.isArray(actual),
+      `${where}: expected an object, got ${JSON.stringify(actual)}`,
+    );
     for (const [k, v] of Object.entries(expected)) assertContains((actual as Record<string, unknown>)[k], v, `${where}.${k}`);
   } else if (Array.isArray(expected)) {
-    assert.ok(Array.isArray(actual) && actual.length === expected.length, `${where}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
+    assert.ok(
+      Array.isArray(actual) && actual.length === expected.length,
+      `${where}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`,
+    );
     expected.forEach((v, i) => assertContains(actual[i], v, `${where}[${i}]`));
   } else {
     assert.deepEqual(actual, expected, where);
@@ -76,8 +82,20 @@ function assertContains(actual: unknown, expected: unknown, where: string): void
 // The workloads as workloads.yaml (local mode) has them: name, labels, ServiceAccount, env.
 const WORKLOADS = [
   { name: "frontend", labels: { app: "frontend" }, serviceAccount: "frontend", script: "frontend", env: undefined },
-  { name: "catalog-v1", labels: { app: "catalog", version: "v1" }, serviceAccount: "catalog", script: "catalog", env: [{ name: "VERSION", value: "v1" }] },
-  { name: "catalog-v2", labels: { app: "catalog", version: "v2" }, serviceAccount: "catalog", script: "catalog", env: [{ name: "VERSION", value: "v2" }] },
+  {
+    name: "catalog-v1",
+    labels: { app: "catalog", version: "v1" },
+    serviceAccount: "catalog",
+    script: "catalog",
+    env: [{ name: "VERSION", value: "v1" }],
+  },
+  {
+    name: "catalog-v2",
+    labels: { app: "catalog", version: "v2" },
+    serviceAccount: "catalog",
+    script: "catalog",
+    env: [{ name: "VERSION", value: "v2" }],
+  },
   { name: "inventory", labels: { app: "inventory" }, serviceAccount: "inventory", script: "inventory", env: undefined },
 ];
 
@@ -112,7 +130,15 @@ describe("the shop as plain Kubernetes manifests (kubectl apply -k examples/shop
     const created = firstApply.trim().split("\n");
     assert.equal(created.length, 17, firstApply);
     for (const line of created) assert.match(line, / created$/, firstApply);
-    for (const name of ["namespace/shop", "serviceaccount/frontend", "deployment.apps/catalog-v2", "service/catalog-v1", "wasmfilter.weft.dev/rate-limit", "httproute.gateway.networking.k8s.io/catalog-canary", "accesspolicy.weft.dev/inventory-callers"]) {
+    for (const name of [
+      "namespace/shop",
+      "serviceaccount/frontend",
+      "deployment.apps/catalog-v2",
+      "service/catalog-v1",
+      "wasmfilter.weft.dev/rate-limit",
+      "httproute.gateway.networking.k8s.io/catalog-canary",
+      "accesspolicy.weft.dev/inventory-callers",
+    ]) {
       assert.ok(created.includes(`${name} created`), `${name} in:\n${firstApply}`);
     }
     // kubectl says "configured" for the custom resources and the HTTPRoute even when nothing
@@ -121,7 +147,14 @@ describe("the shop as plain Kubernetes manifests (kubectl apply -k examples/shop
     // nothing. So: built-in kinds "unchanged", and no object gets a new resourceVersion.
     const versions = async () =>
       (await k8s.kubectl(["get", "namespace", "shop", "-o", "jsonpath={.metadata.resourceVersion} "])) +
-      (await k8s.kubectl(["get", "serviceaccounts,services,deployments,wasmfilters,accesspolicies,httproutes", "-n", "shop", "-o", "jsonpath={range .items[*]}{.kind}/{.metadata.name}={.metadata.resourceVersion} {end}"]));
+      (await k8s.kubectl([
+        "get",
+        "serviceaccounts,services,deployments,wasmfilters,accesspolicies,httproutes",
+        "-n",
+        "shop",
+        "-o",
+        "jsonpath={range .items[*]}{.kind}/{.metadata.name}={.metadata.resourceVersion} {end}",
+      ]));
     const before = await versions();
     const again = await k8s.kubectl(["apply", "-k", SHOP]);
     for (const line of again.trim().split("\n")) assert.match(line, /\.weft\.dev\/|gateway\.networking\.k8s\.io\/| unchanged$/, again);
@@ -163,14 +196,23 @@ describe("the shop as plain Kubernetes manifests (kubectl apply -k examples/shop
       // What the injector does with this pod: the declared port is redirected to the sidecar.
       const injected = injectPod({ metadata: d.spec.template.metadata, spec: pod }, DEFAULT_SETTINGS);
       assert.equal(injected.outcome, "injected", JSON.stringify(injected));
-      const init = (injected as unknown as { pod: { spec: { initContainers: { name: string; args: string[] }[] } } }).pod.spec.initContainers.find((x) => x.name === "weft-init")!;
+      const init = (
+        injected as unknown as { pod: { spec: { initContainers: { name: string; args: string[] }[] } } }
+      ).pod.spec.initContainers.find((x) => x.name === "weft-init")!;
       assert.equal(init.args[init.args.indexOf("--include-inbound-ports") + 1], "8080", `${w.name}: ${init.args.join(" ")}`);
     }
   });
 
   it("has the Services of services.yaml, each selecting the Deployments it should on a declared port", async () => {
-    const deployments = (JSON.parse(await k8s.kubectl(["get", "deployments", "-n", "shop", "-o", "json"])) as { items: Deployment[] }).items;
-    const wanted: Record<string, string[]> = { frontend: ["frontend"], catalog: ["catalog-v1", "catalog-v2"], "catalog-v1": ["catalog-v1"], "catalog-v2": ["catalog-v2"], inventory: ["inventory"] };
+    const deployments = (JSON.parse(await k8s.kubectl(["get", "deployments", "-n", "shop", "-o", "json"])) as { items: Deployment[] })
+      .items;
+    const wanted: Record<string, string[]> = {
+      frontend: ["frontend"],
+      catalog: ["catalog-v1", "catalog-v2"],
+      "catalog-v1": ["catalog-v1"],
+      "catalog-v2": ["catalog-v2"],
+      inventory: ["inventory"],
+    };
     for (const file of await readDocs("services.yaml")) {
       const svc = JSON.parse(await k8s.kubectl(["get", "service", file.metadata.name, "-n", "shop", "-o", "json"])) as Obj;
       assertContains(svc.spec, file.spec, `service ${file.metadata.name}`);
@@ -179,17 +221,26 @@ describe("the shop as plain Kubernetes manifests (kubectl apply -k examples/shop
       assert.deepEqual(selected.map((d) => d.metadata.name).sort(), wanted[file.metadata.name], `service ${file.metadata.name} selects`);
       const targetPort = (svc.spec!.ports as { targetPort: number | string }[])[0]!.targetPort;
       for (const d of selected) {
-        assert.ok(d.spec.template.spec.containers[0]!.ports.some((p) => p.containerPort === targetPort || p.name === targetPort), `${d.metadata.name} declares ${targetPort}`);
+        assert.ok(
+          d.spec.template.spec.containers[0]!.ports.some((p) => p.containerPort === targetPort || p.name === targetPort),
+          `${d.metadata.name} declares ${targetPort}`,
+        );
       }
     }
   });
 
   it("stores the WasmFilters, the canary HTTPRoute and the AccessPolicy that weft up reads", async () => {
-    const kinds: Record<string, string> = { WasmFilter: "wasmfilters.weft.dev", HTTPRoute: "httproutes.gateway.networking.k8s.io", AccessPolicy: "accesspolicies.weft.dev" };
+    const kinds: Record<string, string> = {
+      WasmFilter: "wasmfilters.weft.dev",
+      HTTPRoute: "httproutes.gateway.networking.k8s.io",
+      AccessPolicy: "accesspolicies.weft.dev",
+    };
     const files = (await Promise.all(["filters.yaml", "canary.yaml", "access-policy.yaml"].map(readDocs))).flat();
     assert.deepEqual(files.map((o) => o.kind).sort(), ["AccessPolicy", "HTTPRoute", "WasmFilter", "WasmFilter"]);
     for (const file of files) {
-      const stored = JSON.parse(await k8s.kubectl(["get", kinds[file.kind]!, file.metadata.name, "-n", file.metadata.namespace!, "-o", "json"])) as Obj;
+      const stored = JSON.parse(
+        await k8s.kubectl(["get", kinds[file.kind]!, file.metadata.name, "-n", file.metadata.namespace!, "-o", "json"]),
+      ) as Obj;
       assert.equal(stored.apiVersion, file.apiVersion);
       assertContains(stored.spec, file.spec, key(file));
     }
@@ -203,8 +254,20 @@ describe("the shop as plain Kubernetes manifests (kubectl apply -k examples/shop
       "weft up must read examples/shop without a problem: control/local/directory.ts has to skip the cluster-only objects of examples/shop/k8s/workloads.yaml (Deployment, ServiceAccount)",
     );
     const all = [...local.files.values()];
-    assert.deepEqual(all.flatMap((f) => f.wasmFilters).map((f) => f.metadata.name).sort(), ["greeting", "rate-limit"]);
-    assert.deepEqual(all.flatMap((f) => f.workloads).map((w) => w.workload.metadata.name).sort(), ["catalog-v1", "catalog-v2", "frontend", "inventory"]);
+    assert.deepEqual(
+      all
+        .flatMap((f) => f.wasmFilters)
+        .map((f) => f.metadata.name)
+        .sort(),
+      ["greeting", "rate-limit"],
+    );
+    assert.deepEqual(
+      all
+        .flatMap((f) => f.workloads)
+        .map((w) => w.workload.metadata.name)
+        .sort(),
+      ["catalog-v1", "catalog-v2", "frontend", "inventory"],
+    );
     assert.equal(all.flatMap((f) => f.services).length, 5);
   });
 
@@ -234,13 +297,24 @@ images:
         assert.deepEqual(o, base[i], `${key(o)} is untouched`);
         continue;
       }
-      assert.deepEqual((o as Deployment).spec.template.spec.containers.map((c) => c.image), [image], key(o));
+      assert.deepEqual(
+        (o as Deployment).spec.template.spec.containers.map((c) => c.image),
+        [image],
+        key(o),
+      );
     }
     // The API server takes the change (as a dry run: the stored shop keeps the default image).
     const dry = JSON.parse(await k8s.kubectl(["apply", "-k", overlay, "--dry-run=server", "-o", "json"])) as { items: Obj[] };
     const images = dry.items.filter((o) => o.kind === "Deployment").map((o) => (o as Deployment).spec.template.spec.containers[0]!.image);
     assert.deepEqual(images, [image, image, image, image]);
-    const stored = await k8s.kubectl(["get", "deployments", "-n", "shop", "-o", "jsonpath={.items[*].spec.template.spec.containers[0].image}"]);
+    const stored = await k8s.kubectl([
+      "get",
+      "deployments",
+      "-n",
+      "shop",
+      "-o",
+      "jsonpath={.items[*].spec.template.spec.containers[0].image}",
+    ]);
     assert.deepEqual(stored.trim().split(" "), [IMAGE, IMAGE, IMAGE, IMAGE]);
   });
 });

@@ -16,17 +16,28 @@ const NODE = path.join(ROOT, "node_modules", ".bin", "node");
 const FRONTEND_ID = "spiffe://cluster.local/ns/shop/sa/frontend";
 const CATALOG_ID = "spiffe://cluster.local/ns/shop/sa/catalog";
 
-interface Ports { app: number; admin: number; outbound: number; inbound: number }
+interface Ports {
+  app: number;
+  admin: number;
+  outbound: number;
+  inbound: number;
+}
 
 /** One request; `proxy` sends it absolute-form through a sidecar's outbound port, as the apps do. */
 function get(url: string, options: { headers?: Record<string, string>; proxy?: number } = {}): Promise<Reply> {
   const target = new URL(url);
   return options.proxy
-    ? request(options.proxy, { host: target.host, path: target.href, timeoutMs: 10_000, ...(options.headers ? { headers: options.headers } : {}) })
+    ? request(options.proxy, {
+        host: target.host,
+        path: target.href,
+        timeoutMs: 10_000,
+        ...(options.headers ? { headers: options.headers } : {}),
+      })
     : request(Number(target.port), { path: target.pathname, timeoutMs: 10_000, ...(options.headers ? { headers: options.headers } : {}) });
 }
 
-const metrics = async (admin: number) => (await get(`http://127.0.0.1:${admin}/metrics`)).body.split("\n").filter((l) => l.startsWith("istio_requests_total{"));
+const metrics = async (admin: number) =>
+  (await get(`http://127.0.0.1:${admin}/metrics`)).body.split("\n").filter((l) => l.startsWith("istio_requests_total{"));
 const count = (lines: string[], ...parts: string[]) =>
   lines.filter((l) => parts.every((p) => l.includes(p))).reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
 
@@ -48,7 +59,10 @@ describe("weft up (the shop demo)", () => {
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), "weft-up-"));
     await cp(path.join(ROOT, "examples", "shop"), dir, { recursive: true, filter: (src) => !src.includes(`${path.sep}.weft`) });
-    up = spawn(NODE, [path.join(ROOT, "bin", "weft.ts"), "up", dir, "--port", "25012", "--base-port", "26000"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    up = spawn(NODE, [path.join(ROOT, "bin", "weft.ts"), "up", dir, "--port", "25012", "--base-port", "26000"], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     up.stdout!.on("data", (d: Buffer) => (output += d.toString()));
     up.stderr!.on("data", (d: Buffer) => (output += d.toString()));
     await waitFor("the summary", () => output.includes("workloads running"), 180_000);
@@ -74,12 +88,22 @@ describe("weft up (the shop demo)", () => {
     assert.equal(reply.status, 200, reply.body);
     const page = JSON.parse(reply.body) as { catalogSawCaller: string; products: { id: string; inStock: number }[]; greeting: string };
     assert.equal(page.catalogSawCaller, FRONTEND_ID, "the catalog's sidecar saw the frontend's certificate");
-    assert.deepEqual(page.products.map((p) => p.inStock), [120, 14, 0], "inventory answered the frontend");
+    assert.deepEqual(
+      page.products.map((p) => p.inStock),
+      [120, 14, 0],
+      "inventory answered the frontend",
+    );
     assert.equal(page.greeting, "hello from the catalog", "header-rewrite runs in the catalog's sidecar");
     // The canary sends the catalog call to v1 or v2: between them, one counted it.
     const mtlsFromFrontend = async (...pods: string[]) => {
       let n = 0;
-      for (const pod of pods) n += count(await metrics(ports[pod]!.admin), 'reporter="destination"', `source_principal="${FRONTEND_ID}"`, 'connection_security_policy="mutual_tls"');
+      for (const pod of pods)
+        n += count(
+          await metrics(ports[pod]!.admin),
+          'reporter="destination"',
+          `source_principal="${FRONTEND_ID}"`,
+          'connection_security_policy="mutual_tls"',
+        );
       return n;
     };
     assert.equal(await mtlsFromFrontend("catalog-v1", "catalog-v2"), 1, "the catalog counted one mTLS request from the frontend");
@@ -115,11 +139,19 @@ describe("weft up (the shop demo)", () => {
   it("refuses the catalog's calls to inventory (AccessPolicy), and counts them", async () => {
     const direct = await get("http://inventory.shop/stock/tea", { proxy: ports["catalog-v1"]!.outbound });
     assert.equal(direct.status, 403);
-    assert.match(String(direct.headers["x-weft-error"]), /no access policy allows peer spiffe:\/\/cluster\.local\/ns\/shop\/sa\/catalog GET \/stock\/tea/);
-    const viaApp = JSON.parse((await get(`http://127.0.0.1:${ports["catalog-v1"]!.inbound}/products/tea/stock`)).body) as { askedInventory: number };
+    assert.match(
+      String(direct.headers["x-weft-error"]),
+      /no access policy allows peer spiffe:\/\/cluster\.local\/ns\/shop\/sa\/catalog GET \/stock\/tea/,
+    );
+    const viaApp = JSON.parse((await get(`http://127.0.0.1:${ports["catalog-v1"]!.inbound}/products/tea/stock`)).body) as {
+      askedInventory: number;
+    };
     assert.equal(viaApp.askedInventory, 403);
     // inventory is STRICT: a plaintext caller's connection is closed before any HTTP answer.
-    const plaintext = await get(`http://127.0.0.1:${ports.inventory!.inbound}/stock/tea`).then((r) => `HTTP ${r.status}`, (e: Error & { code?: string }) => e.code ?? e.message);
+    const plaintext = await get(`http://127.0.0.1:${ports.inventory!.inbound}/stock/tea`).then(
+      (r) => `HTTP ${r.status}`,
+      (e: Error & { code?: string }) => e.code ?? e.message,
+    );
     assert.match(plaintext, /^(ECONNRESET|UND_ERR_SOCKET|socket hang up)/, `a plaintext caller got ${plaintext}`);
     assert.ok(count(await metrics(ports.inventory!.admin), `source_principal="${CATALOG_ID}"`, 'response_code="403"') >= 2);
   });
@@ -127,9 +159,20 @@ describe("weft up (the shop demo)", () => {
   it("has metrics for every edge on both of its ends", async () => {
     const source = await metrics(ports.frontend!.admin);
     for (const service of ["catalog", "inventory"]) {
-      assert.ok(count(source, 'reporter="source"', 'source_workload="frontend"', `destination_service_name="${service === "catalog" ? "catalog-v" : service}`) > 0, `frontend -> ${service}`);
+      assert.ok(
+        count(
+          source,
+          'reporter="source"',
+          'source_workload="frontend"',
+          `destination_service_name="${service === "catalog" ? "catalog-v" : service}`,
+        ) > 0,
+        `frontend -> ${service}`,
+      );
     }
-    assert.ok(count(await metrics(ports["catalog-v2"]!.admin), 'reporter="destination"', `source_principal="${FRONTEND_ID}"`) > 0, "frontend -> catalog-v2");
+    assert.ok(
+      count(await metrics(ports["catalog-v2"]!.admin), 'reporter="destination"', `source_principal="${FRONTEND_ID}"`) > 0,
+      "frontend -> catalog-v2",
+    );
   });
 
   it("applies a filter change saved in the directory without a restart or a failed request", async () => {
@@ -143,7 +186,11 @@ describe("weft up (the shop demo)", () => {
       // Bounded: at most 1500 requests, until the new greeting has been seen 50 times.
       while (sent < 1500 && (seen.get("bonjour from the catalog") ?? 0) < 50) {
         sent++;
-        const reply = await get(frontend(), { headers: { "x-user": `load-${sent}` } }).catch((e: Error) => ({ status: 0, body: e.message, headers: {} }));
+        const reply = await get(frontend(), { headers: { "x-user": `load-${sent}` } }).catch((e: Error) => ({
+          status: 0,
+          body: e.message,
+          headers: {},
+        }));
         if (reply.status !== 200) {
           failures++;
           continue;
@@ -161,22 +208,36 @@ describe("weft up (the shop demo)", () => {
     assert.ok((seen.get("hello from the catalog") ?? 0) >= 30);
     assert.equal(seen.get("bonjour from the catalog"), 50, `the new greeting never arrived (saw ${JSON.stringify([...seen])})`);
     assert.doesNotMatch(output, /exited|stopping/, "no process was restarted");
-    assert.ok(count(await metrics(ports.frontend!.admin), 'reporter="destination"') >= before + sent, "the frontend's sidecar kept its counters: same process");
+    assert.ok(
+      count(await metrics(ports.frontend!.admin), 'reporter="destination"') >= before + sent,
+      "the frontend's sidecar kept its counters: same process",
+    );
   });
 
   it("shows the traffic, the sidecars, their certificates and the filters on the dashboard", async () => {
-    const state = async () => JSON.parse((await get("http://127.0.0.1:25012/dashboard/api/state")).body) as {
-      edges: { id: string; requestsTotal: number; errorRate: number | null }[];
-      proxies: { pod: string; version: string; acked: string; certificate?: { spiffeId: string; notAfter: string }; filters: { name: string; sha256: string }[] }[];
-      filters: { name: string; ready: string; sha256?: string }[];
-    };
+    const state = async () =>
+      JSON.parse((await get("http://127.0.0.1:25012/dashboard/api/state")).body) as {
+        edges: { id: string; requestsTotal: number; errorRate: number | null }[];
+        proxies: {
+          pod: string;
+          version: string;
+          acked: string;
+          certificate?: { spiffeId: string; notAfter: string };
+          filters: { name: string; sha256: string }[];
+        }[];
+        filters: { name: string; ready: string; sha256?: string }[];
+      };
     const expected = count(await metrics(ports.frontend!.admin), 'reporter="source"', 'destination_service_name="inventory"');
     let seen = await state();
     // The first ask starts the scraping; the totals arrive with the first scrape.
-    await waitFor("the frontend -> inventory edge", async () => {
-      seen = await state();
-      return seen.edges.find((e) => e.id === "shop/frontend->shop/inventory")?.requestsTotal === expected;
-    }, 20_000);
+    await waitFor(
+      "the frontend -> inventory edge",
+      async () => {
+        seen = await state();
+        return seen.edges.find((e) => e.id === "shop/frontend->shop/inventory")?.requestsTotal === expected;
+      },
+      20_000,
+    );
     assert.ok(seen.edges.some((e) => e.id === "shop/frontend->shop/catalog-v1" && e.requestsTotal > 0));
     assert.equal(seen.proxies.length, 4);
     for (const p of seen.proxies) {
@@ -185,7 +246,10 @@ describe("weft up (the shop demo)", () => {
     }
     assert.deepEqual(seen.filters.map((f) => `${f.name} ${f.ready}`).sort(), ["greeting 2/2", "rate-limit 1/1"]);
     const frontendProxy = seen.proxies.find((p) => p.pod === "frontend")!;
-    assert.deepEqual(frontendProxy.filters.map((f) => f.sha256), ["5a9a7ab9a03aff2f35092369fba07239a5c1c982692a1969fe7c89798a034314"]);
+    assert.deepEqual(
+      frontendProxy.filters.map((f) => f.sha256),
+      ["5a9a7ab9a03aff2f35092369fba07239a5c1c982692a1969fe7c89798a034314"],
+    );
   });
 
   it("stops everything on Ctrl-C", async () => {
@@ -194,7 +258,10 @@ describe("weft up (the shop demo)", () => {
     assert.equal(await exited, 0);
     assert.match(output, /weft up: stopped/);
     for (const p of Object.values(ports)) {
-      const refused = await get(`http://127.0.0.1:${p.admin}/ready`).then(() => false, () => true);
+      const refused = await get(`http://127.0.0.1:${p.admin}/ready`).then(
+        () => false,
+        () => true,
+      );
       assert.ok(refused, `the sidecar on admin port ${p.admin} is gone`);
     }
   });

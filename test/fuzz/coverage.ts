@@ -108,7 +108,9 @@ export function lineCoverage(scripts: ScriptCoverage[], sources: readonly string
     const code = stripTypeScriptTypes(readFileSync(path.join(ROOT, source), "utf8"));
     const counts = new Int32Array(code.length);
     // Larger ranges first, so that nested ones (inner blocks, inner functions) overwrite them.
-    const ranges = (script?.functions ?? []).flatMap((f) => f.ranges).sort((a, b) => b.endOffset - b.startOffset - (a.endOffset - a.startOffset));
+    const ranges = (script?.functions ?? [])
+      .flatMap((f) => f.ranges)
+      .sort((a, b) => b.endOffset - b.startOffset - (a.endOffset - a.startOffset));
     for (const r of ranges) counts.fill(r.count > 0 ? 1 : 0, r.startOffset, Math.min(r.endOffset, code.length));
     let offset = 0;
     for (const line of code.split("\n")) {

@@ -50,13 +50,29 @@ export interface RunStats {
 }
 
 /** Numbers and quoted text vary between inputs that show the same bug. */
-const shape = (message: string) => message.split("\n")[0].replace(/"(?:[^"\\]|\\.)*"/g, '"…"').replace(/\d+/g, "N").slice(0, 160);
+const shape = (message: string) =>
+  message
+    .split("\n")[0]
+    .replace(/"(?:[^"\\]|\\.)*"/g, '"…"')
+    .replace(/\d+/g, "N")
+    .slice(0, 160);
 
 function signatureOf(e: unknown): { signature: string; message: string } {
   if (!(e instanceof Error)) return { signature: `non-Error ${typeof e}`, message: String(e) };
-  const frame = (e.stack ?? "").split("\n").find((l) => l.includes(ROOT) && !l.includes("/test/fuzz/"))?.trim() ?? "";
-  const where = frame.replace(/^.*\((.*)\)$/, "$1").replace(/^at /, "").replace(`file://${ROOT}/`, "").replace(/:\d+$/, "");
-  return { signature: e instanceof InvariantError ? `${e.name}: ${shape(e.message)}` : `${e.name} at ${where}: ${shape(e.message)}`, message: e.stack ?? e.message };
+  const frame =
+    (e.stack ?? "")
+      .split("\n")
+      .find((l) => l.includes(ROOT) && !l.includes("/test/fuzz/"))
+      ?.trim() ?? "";
+  const where = frame
+    .replace(/^.*\((.*)\)$/, "$1")
+    .replace(/^at /, "")
+    .replace(`file://${ROOT}/`, "")
+    .replace(/:\d+$/, "");
+  return {
+    signature: e instanceof InvariantError ? `${e.name}: ${shape(e.message)}` : `${e.name} at ${where}: ${shape(e.message)}`,
+    message: e.stack ?? e.message,
+  };
 }
 
 /** Shares the running input with the watchdog thread. */
@@ -133,7 +149,10 @@ export class Fuzzer {
     if (known && known.input.length <= data.length) return;
     const file = path.join(FINDINGS, this.target.name, `${kind}-${entryName(data)}`);
     writeFileSync(file, data);
-    if (!known) this.options.log(`${kind.toUpperCase()}: ${signature}\n  input: ${JSON.stringify(Buffer.from(data).toString("latin1"))}\n  ${message.split("\n").slice(0, 4).join("\n  ")}`);
+    if (!known)
+      this.options.log(
+        `${kind.toUpperCase()}: ${signature}\n  input: ${JSON.stringify(Buffer.from(data).toString("latin1"))}\n  ${message.split("\n").slice(0, 4).join("\n  ")}`,
+      );
     this.findings.set(signature, { kind, signature, message, input: data.slice(), file });
   }
 
@@ -191,7 +210,9 @@ export class Fuzzer {
       }
       if (elapsed() - lastReport >= 10) {
         lastReport = elapsed();
-        log(`${this.target.name}: ${this.executions} runs in ${lastReport.toFixed(0)} s (${(this.executions / lastReport).toFixed(0)}/s), corpus ${this.corpus.length}, blocks ${this.seen.size}, findings ${this.findings.size}`);
+        log(
+          `${this.target.name}: ${this.executions} runs in ${lastReport.toFixed(0)} s (${(this.executions / lastReport).toFixed(0)}/s), corpus ${this.corpus.length}, blocks ${this.seen.size}, findings ${this.findings.size}`,
+        );
       }
     }
     const fuzzSeconds = elapsed();

@@ -113,12 +113,30 @@ function edit(a: Uint8Array, s: MutationSource): Uint8Array {
 
 // Values JSON.stringify cannot produce, spliced in as text after the tree is serialized.
 const RAW = "\u0000raw\u0000";
-const RAW_VALUES = ["1e400", "-1e400", "-0", "1e-400", "9007199254740993", "2147483648", "4294967296", "0.1", "-1", "1E2", '"\\ud800"', '"\\u0000"', '"\\u010d\\u010a"', '"\\r\\n"'];
+const RAW_VALUES = [
+  "1e400",
+  "-1e400",
+  "-0",
+  "1e-400",
+  "9007199254740993",
+  "2147483648",
+  "4294967296",
+  "0.1",
+  "-1",
+  "1E2",
+  '"\\ud800"',
+  '"\\u0000"',
+  '"\\u010d\\u010a"',
+  '"\\r\\n"',
+];
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /** Every container in `value` with the key of each of its members. */
-function members(value: Json, into: [Json[] | { [key: string]: Json }, string | number][] = []): [Json[] | { [key: string]: Json }, string | number][] {
+function members(
+  value: Json,
+  into: [Json[] | { [key: string]: Json }, string | number][] = [],
+): [Json[] | { [key: string]: Json }, string | number][] {
   if (Array.isArray(value)) value.forEach((v, i) => (into.push([value, i]), members(v, into)));
   else if (value && typeof value === "object") for (const k of Object.keys(value)) into.push([value, k]), members(value[k], into);
   return into;
@@ -178,7 +196,11 @@ function editJson(data: Uint8Array, s: MutationSource): Uint8Array | undefined {
     case 2: {
       // A field from the dictionary, when it is a JSON string, with any value.
       const names = s.dictionary.map((t) => parseJson(t)).filter((t): t is string => typeof t === "string");
-      const target = Array.isArray(container) ? (record[key] && typeof record[key] === "object" && !Array.isArray(record[key]) ? (record[key] as Record<string, Json>) : null) : record;
+      const target = Array.isArray(container)
+        ? record[key] && typeof record[key] === "object" && !Array.isArray(record[key])
+          ? (record[key] as Record<string, Json>)
+          : null
+        : record;
       if (target && names.length) target[rng.pick(names)] = randomValue(s, donors);
       else record[key] = randomValue(s, donors);
       break;

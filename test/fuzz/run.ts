@@ -37,7 +37,8 @@ const { TARGETS } = await import("./targets/index.ts");
 
 if (values.list || positionals.length !== 1) {
   for (const t of TARGETS) process.stdout.write(`${t.name.padEnd(20)} ${t.about}\n`);
-  if (!values.list) process.stdout.write("\nusage: node test/fuzz/run.ts <target|all> [--runs N] [--seconds S] [--seed N] [--coverage] [--minimize]\n");
+  if (!values.list)
+    process.stdout.write("\nusage: node test/fuzz/run.ts <target|all> [--runs N] [--seconds S] [--seed N] [--coverage] [--minimize]\n");
   process.exit(values.list ? 0 : 2);
 }
 
@@ -96,7 +97,12 @@ for (const target of chosen) {
     ...stats,
     coveredLines: covered,
     lines,
-    findings: stats.findings.map((f) => ({ kind: f.kind, signature: f.signature, input: Buffer.from(f.input).toString("latin1"), file: path.relative(process.cwd(), f.file) })),
+    findings: stats.findings.map((f) => ({
+      kind: f.kind,
+      signature: f.signature,
+      input: Buffer.from(f.input).toString("latin1"),
+      file: path.relative(process.cwd(), f.file),
+    })),
   };
   mkdirSync(FINDINGS, { recursive: true });
   appendFileSync(path.join(FINDINGS, "results.jsonl"), `${JSON.stringify(result)}\n`);

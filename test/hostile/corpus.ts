@@ -62,7 +62,11 @@ export function hostileCorpus(suite: string, limits: NonNullable<ProxyConfigInpu
         await assertServing(target.port);
         // Checked last, so that a request the proxy forwarded late has had time to arrive.
         const smuggled = target.upstream.received.slice(seen).filter((r) => r.url.includes(SMUGGLED));
-        assert.deepEqual(smuggled.map((r) => `${r.method} ${r.url}`), [], "requests the proxy should have refused reached the upstream");
+        assert.deepEqual(
+          smuggled.map((r) => `${r.method} ${r.url}`),
+          [],
+          "requests the proxy should have refused reached the upstream",
+        );
       });
     },
   };

@@ -32,7 +32,11 @@ function echoed(reply: RawReply, i = 0): Echo {
 }
 
 /** A POST to /echo whose body is itself a request, with `fields` added to its head. */
-function requestInBody(fields: string, path = "/echo", inner = `GET ${SMUGGLED} HTTP/1.1\r\nHost: app\r\n\r\n`): { bytes: string; inner: string } {
+function requestInBody(
+  fields: string,
+  path = "/echo",
+  inner = `GET ${SMUGGLED} HTTP/1.1\r\nHost: app\r\n\r\n`,
+): { bytes: string; inner: string } {
   return { bytes: `POST ${path} HTTP/1.1\r\nHost: app\r\n${fields}Content-Length: ${inner.length}\r\n\r\n${inner}`, inner };
 }
 
@@ -50,51 +54,84 @@ describe("hostile HTTP/1.1: desynchronisation", () => {
         assert.equal(echo.body, inner);
         assert.equal(echo.headers["content-length"], String(inner.length));
         assert.equal(echo.headers.host, "app");
-        assert.deepEqual(upstream.received.slice(seen).map((r) => r.url), ["/echo"], "one request upstream per client request");
+        assert.deepEqual(
+          upstream.received.slice(seen).map((r) => r.url),
+          ["/echo"],
+          "one request upstream per client request",
+        );
       });
     }
-    corpus.case(category, "Connection: Host keeps Host: the upstream sees the authority the request was routed by", async ({ port, upstream }) => {
-      const seen = upstream.received.length;
-      const reply = await sendRaw(port, "GET /echo HTTP/1.1\r\nHost: app\r\nConnection: Host, close\r\n\r\n");
-      assert.deepEqual(reply.statuses, [200]);
-      assert.deepEqual(fieldsNamed(echoed(reply).rawHeaders, "host"), ["app"]);
-      assert.equal(upstream.received.length, seen + 1);
-    });
-    corpus.case(category, "responses are never shifted between clients: each of 6 clients smuggling in turn gets its own", async ({ port, upstream }) => {
-      const seen = upstream.received.length;
-      for (let i = 0; i < 6; i++) {
-        const { bytes } = requestInBody("Connection: Content-Length\r\n", `/echo?client=${i}`, `GET /echo?victim=${i}${SMUGGLED} HTTP/1.1\r\nHost: app\r\n\r\n`);
-        const reply = await sendRaw(port, bytes, responses(1));
+    corpus.case(
+      category,
+      "Connection: Host keeps Host: the upstream sees the authority the request was routed by",
+      async ({ port, upstream }) => {
+        const seen = upstream.received.length;
+        const reply = await sendRaw(port, "GET /echo HTTP/1.1\r\nHost: app\r\nConnection: Host, close\r\n\r\n");
         assert.deepEqual(reply.statuses, [200]);
-        assert.equal(echoed(reply).url, `/echo?client=${i}`, `client ${i} got another client's response`);
-        const plain = await request(port, { path: `/echo?plain=${i}`, host: "app" });
-        assert.equal(JSON.parse(plain.body).url, `/echo?plain=${i}`, `the client after smuggler ${i} got another response`);
-      }
-      assert.equal(upstream.received.length, seen + 12, "one request upstream per client request");
-    });
+        assert.deepEqual(fieldsNamed(echoed(reply).rawHeaders, "host"), ["app"]);
+        assert.equal(upstream.received.length, seen + 1);
+      },
+    );
+    corpus.case(
+      category,
+      "responses are never shifted between clients: each of 6 clients smuggling in turn gets its own",
+      async ({ port, upstream }) => {
+        const seen = upstream.received.length;
+        for (let i = 0; i < 6; i++) {
+          const { bytes } = requestInBody(
+            "Connection: Content-Length\r\n",
+            `/echo?client=${i}`,
+            `GET /echo?victim=${i}${SMUGGLED} HTTP/1.1\r\nHost: app\r\n\r\n`,
+          );
+          const reply = await sendRaw(port, bytes, responses(1));
+          assert.deepEqual(reply.statuses, [200]);
+          assert.equal(echoed(reply).url, `/echo?client=${i}`, `client ${i} got another client's response`);
+          const plain = await request(port, { path: `/echo?plain=${i}`, host: "app" });
+          assert.equal(JSON.parse(plain.body).url, `/echo?plain=${i}`, `the client after smuggler ${i} got another response`);
+        }
+        assert.equal(upstream.received.length, seen + 12, "one request upstream per client request");
+      },
+    );
     corpus.case(category, "two identical Content-Length fields reach the upstream as one", async ({ port }) => {
-      const reply = await sendRaw(port, "POST /echo HTTP/1.1\r\nHost: app\r\nContent-Length: 5\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+      const reply = await sendRaw(
+        port,
+        "POST /echo HTTP/1.1\r\nHost: app\r\nContent-Length: 5\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+      );
       assert.deepEqual(reply.statuses, [200]);
       assert.deepEqual(fieldsNamed(echoed(reply).rawHeaders, "content-length"), ["5"]);
       assert.equal(echoed(reply).body, "hello");
     });
     corpus.case(category, "names with an underscore are dropped (Transfer_Encoding, X_Forwarded_For), as nginx does", async ({ port }) => {
-      const reply = await sendRaw(port, "POST /echo HTTP/1.1\r\nHost: app\r\nTransfer_Encoding: chunked\r\nX_Forwarded_For: 10.0.0.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+      const reply = await sendRaw(
+        port,
+        "POST /echo HTTP/1.1\r\nHost: app\r\nTransfer_Encoding: chunked\r\nX_Forwarded_For: 10.0.0.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+      );
       assert.deepEqual(reply.statuses, [200]);
       const echo = echoed(reply);
-      assert.deepEqual(echo.rawHeaders.filter((_, i) => i % 2 === 0 && echo.rawHeaders[i].includes("_")), []);
+      assert.deepEqual(
+        echo.rawHeaders.filter((_, i) => i % 2 === 0 && echo.rawHeaders[i].includes("_")),
+        [],
+      );
       assert.equal(echo.body, "hello");
       assert.equal(echo.headers["x-forwarded-for"], "127.0.0.1");
     });
     corpus.case("Upgrades", "an Upgrade request with a body is forwarded as a plain request, without Upgrade", async ({ port }) => {
-      const reply = await sendRaw(port, "POST /echo HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 5\r\n\r\nhello", responses(1));
+      const reply = await sendRaw(
+        port,
+        "POST /echo HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 5\r\n\r\nhello",
+        responses(1),
+      );
       assert.deepEqual(reply.statuses, [200]);
       const echo = echoed(reply);
       assert.equal(echo.body, "hello");
       assert.equal(echo.headers.upgrade, undefined);
     });
     corpus.case("Upgrades", "Upgrade: h2c is never forwarded: no HTTP/2 tunnel to the app past this proxy's checks", async ({ port }) => {
-      const reply = await sendRaw(port, "GET /echo HTTP/1.1\r\nHost: app\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nConnection: Upgrade, HTTP2-Settings\r\n\r\n", responses(1));
+      const reply = await sendRaw(
+        port,
+        "GET /echo HTTP/1.1\r\nHost: app\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nConnection: Upgrade, HTTP2-Settings\r\n\r\n",
+        responses(1),
+      );
       assert.deepEqual(reply.statuses, [200]);
       const echo = echoed(reply);
       assert.equal(echo.headers.upgrade, undefined);
@@ -168,17 +205,32 @@ describe("hostile HTTP/1.1: desynchronisation", () => {
         if (c.error) assert.match(String(reply.headers["x-weft-error"]), c.error);
         if (c.pause) await new Promise((r) => setTimeout(r, c.pause));
         await assertNextClientsServed(c.path.slice(1));
-        assert.deepEqual(upstream.received.slice(seen).map((r) => r.target), [c.path, ...[0, 1, 2].map((i) => `/next-${c.path.slice(1)}-${i}`)], "one request upstream per client request");
+        assert.deepEqual(
+          upstream.received.slice(seen).map((r) => r.target),
+          [c.path, ...[0, 1, 2].map((i) => `/next-${c.path.slice(1)}-${i}`)],
+          "one request upstream per client request",
+        );
       });
     }
-    rec.case("hostile input", "Upstream framing", "an upgrade the upstream declines: what the client sent after it is never parsed as requests", async () => {
-      const seen = upstream.received.length;
-      const reply = await sendRaw(proxy.outbound, `GET /declined-upgrade HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nGET ${SMUGGLED} HTTP/1.1\r\nHost: app\r\n\r\n`);
-      assert.deepEqual(reply.statuses, [200]);
-      assert.ok(reply.closed, "the proxy closes the connection after a declined upgrade");
-      assert.deepEqual(upstream.received.slice(seen).map((r) => r.target), ["/declined-upgrade"]);
-      await assertNextClientsServed("declined");
-    });
+    rec.case(
+      "hostile input",
+      "Upstream framing",
+      "an upgrade the upstream declines: what the client sent after it is never parsed as requests",
+      async () => {
+        const seen = upstream.received.length;
+        const reply = await sendRaw(
+          proxy.outbound,
+          `GET /declined-upgrade HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nGET ${SMUGGLED} HTTP/1.1\r\nHost: app\r\n\r\n`,
+        );
+        assert.deepEqual(reply.statuses, [200]);
+        assert.ok(reply.closed, "the proxy closes the connection after a declined upgrade");
+        assert.deepEqual(
+          upstream.received.slice(seen).map((r) => r.target),
+          ["/declined-upgrade"],
+        );
+        await assertNextClientsServed("declined");
+      },
+    );
   });
 
   describe("AccessPolicy and smuggling", () => {
@@ -189,11 +241,24 @@ describe("hostile HTTP/1.1: desynchronisation", () => {
       app = await startUpstream("app");
       proxy = await startProxy({
         node: { workload: "app", namespace: "shop" },
-        listeners: [{
-          name: "inbound", direction: "Inbound", address: "127.0.0.1", port: 0,
-          authorization: { policies: [{ name: "shop/no-admin", action: "DENY", rules: [{ to: [{ methods: [], paths: [{ type: "PathPrefix", value: "/admin" }] }] }] }] },
-          virtualHosts: [{ name: "app", domains: ["*"], routes: [{ backends: [{ cluster: "app" }] }] }],
-        }],
+        listeners: [
+          {
+            name: "inbound",
+            direction: "Inbound",
+            address: "127.0.0.1",
+            port: 0,
+            authorization: {
+              policies: [
+                {
+                  name: "shop/no-admin",
+                  action: "DENY",
+                  rules: [{ to: [{ methods: [], paths: [{ type: "PathPrefix", value: "/admin" }] }] }],
+                },
+              ],
+            },
+            virtualHosts: [{ name: "app", domains: ["*"], routes: [{ backends: [{ cluster: "app" }] }] }],
+          },
+        ],
         clusters: [{ name: "app", endpoints: [{ address: "127.0.0.1", port: app.port }] }],
         limits: LIMITS,
       });
@@ -203,18 +268,31 @@ describe("hostile HTTP/1.1: desynchronisation", () => {
       await app?.close();
     });
     for (const tokens of ["Content-Length", "keep-alive, content-length"]) {
-      rec.case("security", "AccessPolicy and smuggling", `a GET /admin hidden in a body behind Connection: ${tokens} never reaches the app`, async () => {
-        const seen = app.received.length;
-        const inner = "GET /admin/secret HTTP/1.1\r\nHost: app\r\n\r\n";
-        const reply = await sendRaw(proxy.inbound, `POST /public HTTP/1.1\r\nHost: app\r\nConnection: ${tokens}\r\nContent-Length: ${inner.length}\r\n\r\n${inner}`, responses(1));
-        assert.deepEqual(reply.statuses, [200]);
-        const direct = await request(proxy.inbound, { path: "/admin/secret", host: "app" });
-        assert.equal(direct.status, 403);
-        assert.match(String(direct.headers["x-weft-error"]), /shop\/no-admin/);
-        const reached = app.received.slice(seen);
-        assert.deepEqual(reached.map((r) => `${r.method} ${r.url}`), ["POST /public"], "only the allowed request reached the app");
-        assert.equal(reached[0].body, inner);
-      });
+      rec.case(
+        "security",
+        "AccessPolicy and smuggling",
+        `a GET /admin hidden in a body behind Connection: ${tokens} never reaches the app`,
+        async () => {
+          const seen = app.received.length;
+          const inner = "GET /admin/secret HTTP/1.1\r\nHost: app\r\n\r\n";
+          const reply = await sendRaw(
+            proxy.inbound,
+            `POST /public HTTP/1.1\r\nHost: app\r\nConnection: ${tokens}\r\nContent-Length: ${inner.length}\r\n\r\n${inner}`,
+            responses(1),
+          );
+          assert.deepEqual(reply.statuses, [200]);
+          const direct = await request(proxy.inbound, { path: "/admin/secret", host: "app" });
+          assert.equal(direct.status, 403);
+          assert.match(String(direct.headers["x-weft-error"]), /shop\/no-admin/);
+          const reached = app.received.slice(seen);
+          assert.deepEqual(
+            reached.map((r) => `${r.method} ${r.url}`),
+            ["POST /public"],
+            "only the allowed request reached the app",
+          );
+          assert.equal(reached[0].body, inner);
+        },
+      );
     }
   });
 });

@@ -161,7 +161,11 @@ rec.case("fault", "filter hot swap", "a filter swapped 8 times between two modul
   const result = await load.done;
   assertLoad(result, { maxFailed: 0, maxDropped: MAX_DROPPED });
   const tags = Array.from({ length: SWAPS + 1 }, (_, v) => `v${v}`);
-  assert.deepEqual([...served.keys()].sort(), tags, `every version served requests while it was in force: ${JSON.stringify(Object.fromEntries(served))}`);
+  assert.deepEqual(
+    [...served.keys()].sort(),
+    tags,
+    `every version served requests while it was in force: ${JSON.stringify(Object.fromEntries(served))}`,
+  );
   const last = await request(proxy.outbound, { path: "/echo" });
   assert.equal(JSON.parse(last.body).headers["x-filter-tag"], `v${SWAPS}`, "new requests get the last version");
   await assertServing(proxy);
@@ -186,7 +190,18 @@ rec.case("fault", "configuration push storm", "60 configuration versions pushed 
           address: "127.0.0.1",
           port: 0,
           virtualHosts: [
-            { name: "all", domains: ["*"], routes: [{ backends: [{ cluster: "primary", weight: odd ? 90 : 10 }, { cluster: "secondary", weight: odd ? 10 : 90 }] }] },
+            {
+              name: "all",
+              domains: ["*"],
+              routes: [
+                {
+                  backends: [
+                    { cluster: "primary", weight: odd ? 90 : 10 },
+                    { cluster: "secondary", weight: odd ? 10 : 90 },
+                  ],
+                },
+              ],
+            },
             { name: `extra-${v}`, domains: [`extra-${v}.test`], routes: [{ backends: [{ cluster: `spare-${v}` }] }] },
           ],
         },
@@ -218,7 +233,11 @@ const CLIENT_ID = "spiffe://cluster.local/ns/shop/sa/frontend";
 const SERVER_ID = "spiffe://cluster.local/ns/shop/sa/catalog";
 
 function identity(cert: WorkloadCertificate, ...trusted: TestCa[]): Identity {
-  return { certificateChain: cert.certificateChain, privateKey: cert.privateKey, trustBundle: trusted.map((ca) => ca.certificate).join("") };
+  return {
+    certificateChain: cert.certificateChain,
+    privateKey: cert.privateKey,
+    trustBundle: trusted.map((ca) => ca.certificate).join(""),
+  };
 }
 
 /**
@@ -229,10 +248,20 @@ function mtlsGet(port: number, cert: WorkloadCertificate, trusted: TestCa): Prom
   return new Promise((resolve) => {
     let served: Uint8Array | null = null;
     let answer = "";
-    const socket = tls.connect({ host: "127.0.0.1", port, cert: cert.certificateChain, key: cert.privateKey, ca: trusted.certificate, checkServerIdentity: () => undefined }, () => {
-      served = new Uint8Array(socket.getPeerCertificate(true).raw);
-      socket.write("GET / HTTP/1.1\r\nHost: catalog\r\nConnection: close\r\n\r\n");
-    });
+    const socket = tls.connect(
+      {
+        host: "127.0.0.1",
+        port,
+        cert: cert.certificateChain,
+        key: cert.privateKey,
+        ca: trusted.certificate,
+        checkServerIdentity: () => undefined,
+      },
+      () => {
+        served = new Uint8Array(socket.getPeerCertificate(true).raw);
+        socket.write("GET / HTTP/1.1\r\nHost: catalog\r\nConnection: close\r\n\r\n");
+      },
+    );
     socket.on("data", (d) => (answer += d.toString("latin1")));
     // A refused certificate shows as an error on some runtimes and as a plain close on others.
     socket.on("error", () => socket.destroy());
@@ -240,100 +269,132 @@ function mtlsGet(port: number, cert: WorkloadCertificate, trusted: TestCa): Prom
   });
 }
 
-rec.case("fault", "certificate rotation", "leaf certificates and then the CA rotated on both sides of an mTLS hop fail no request", async () => {
-  const app = await upstream("catalog-app");
-  const [oldCa, newCa] = [await createCa({ commonName: "old mesh CA" }), await createCa({ commonName: "new mesh CA" })];
-  const issue = (ca: TestCa, spiffeId: string) => issueWorkload(ca, { spiffeId });
-  const server = [await issue(oldCa, SERVER_ID), await issue(oldCa, SERVER_ID), await issue(newCa, SERVER_ID), await issue(newCa, SERVER_ID)];
-  const client = [await issue(oldCa, CLIENT_ID), await issue(oldCa, CLIENT_ID), await issue(newCa, CLIENT_ID), await issue(newCa, CLIENT_ID)];
-  const serverConfig = (version: string, id: Identity): ProxyConfigInput => ({
-    version,
-    node: { workload: "catalog", namespace: "shop", serviceAccount: "catalog", service: "catalog.shop.svc.cluster.local" },
-    identity: id,
-    listeners: [{ name: "inbound", direction: "Inbound", address: "127.0.0.1", port: 0, tls: "STRICT", virtualHosts: [{ name: "app", domains: ["*"], routes: [{ backends: [{ cluster: "local-app" }] }] }] }],
-    clusters: [{ name: "local-app", endpoints: [{ address: "127.0.0.1", port: app.port }] }],
-  });
-  const serverSide = await sidecar(serverConfig("server-0", identity(server[0], oldCa)));
-  // Two clusters to the same server: one keeps its connections across the rotations, the
-  // other keeps none, so an eighth of the requests need a new handshake with whatever
-  // certificates are in force at that moment.
-  const clientConfig = (version: string, id: Identity): ProxyConfigInput => {
-    const catalog = { service: "catalog.shop.svc.cluster.local", namespace: "shop", endpoints: [{ address: "127.0.0.1", port: serverSide.inbound }], tls: { identities: [SERVER_ID] } };
-    return {
+rec.case(
+  "fault",
+  "certificate rotation",
+  "leaf certificates and then the CA rotated on both sides of an mTLS hop fail no request",
+  async () => {
+    const app = await upstream("catalog-app");
+    const [oldCa, newCa] = [await createCa({ commonName: "old mesh CA" }), await createCa({ commonName: "new mesh CA" })];
+    const issue = (ca: TestCa, spiffeId: string) => issueWorkload(ca, { spiffeId });
+    const server = [
+      await issue(oldCa, SERVER_ID),
+      await issue(oldCa, SERVER_ID),
+      await issue(newCa, SERVER_ID),
+      await issue(newCa, SERVER_ID),
+    ];
+    const client = [
+      await issue(oldCa, CLIENT_ID),
+      await issue(oldCa, CLIENT_ID),
+      await issue(newCa, CLIENT_ID),
+      await issue(newCa, CLIENT_ID),
+    ];
+    const serverConfig = (version: string, id: Identity): ProxyConfigInput => ({
       version,
-      node: { workload: "frontend", namespace: "shop", serviceAccount: "frontend" },
+      node: { workload: "catalog", namespace: "shop", serviceAccount: "catalog", service: "catalog.shop.svc.cluster.local" },
       identity: id,
       listeners: [
         {
-          name: "outbound",
-          direction: "Outbound",
+          name: "inbound",
+          direction: "Inbound",
           address: "127.0.0.1",
           port: 0,
-          virtualHosts: [
-            {
-              name: "catalog",
-              domains: ["catalog"],
-              routes: [{ match: { path: { type: "PathPrefix", value: "/fresh" } }, backends: [{ cluster: "catalog-fresh" }] }, { backends: [{ cluster: "catalog" }] }],
-            },
-          ],
+          tls: "STRICT",
+          virtualHosts: [{ name: "app", domains: ["*"], routes: [{ backends: [{ cluster: "local-app" }] }] }],
         },
       ],
-      clusters: [
-        { name: "catalog", ...catalog },
-        { name: "catalog-fresh", ...catalog, maxIdleConnectionsPerEndpoint: 0 },
-      ],
+      clusters: [{ name: "local-app", endpoints: [{ address: "127.0.0.1", port: app.port }] }],
+    });
+    const serverSide = await sidecar(serverConfig("server-0", identity(server[0], oldCa)));
+    // Two clusters to the same server: one keeps its connections across the rotations, the
+    // other keeps none, so an eighth of the requests need a new handshake with whatever
+    // certificates are in force at that moment.
+    const clientConfig = (version: string, id: Identity): ProxyConfigInput => {
+      const catalog = {
+        service: "catalog.shop.svc.cluster.local",
+        namespace: "shop",
+        endpoints: [{ address: "127.0.0.1", port: serverSide.inbound }],
+        tls: { identities: [SERVER_ID] },
+      };
+      return {
+        version,
+        node: { workload: "frontend", namespace: "shop", serviceAccount: "frontend" },
+        identity: id,
+        listeners: [
+          {
+            name: "outbound",
+            direction: "Outbound",
+            address: "127.0.0.1",
+            port: 0,
+            virtualHosts: [
+              {
+                name: "catalog",
+                domains: ["catalog"],
+                routes: [
+                  { match: { path: { type: "PathPrefix", value: "/fresh" } }, backends: [{ cluster: "catalog-fresh" }] },
+                  { backends: [{ cluster: "catalog" }] },
+                ],
+              },
+            ],
+          },
+        ],
+        clusters: [
+          { name: "catalog", ...catalog },
+          { name: "catalog-fresh", ...catalog, maxIdleConnectionsPerEndpoint: 0 },
+        ],
+      };
     };
-  };
-  const clientSide = await sidecar(clientConfig("client-0", identity(client[0], oldCa)));
-  // Renewal, then a CA rotation in the order that never leaves a peer distrusted: both sides
-  // trust both CAs, then take certificates from the new one, then drop the old one.
-  const rotations: [RunningProxy, (version: string, id: Identity) => ProxyConfigInput, Identity][] = [
-    [serverSide, serverConfig, identity(server[1], oldCa)],
-    [clientSide, clientConfig, identity(client[1], oldCa)],
-    [serverSide, serverConfig, identity(server[1], oldCa, newCa)],
-    [clientSide, clientConfig, identity(client[1], oldCa, newCa)],
-    [serverSide, serverConfig, identity(server[2], oldCa, newCa)],
-    [clientSide, clientConfig, identity(client[2], oldCa, newCa)],
-    [serverSide, serverConfig, identity(server[2], newCa)],
-    [clientSide, clientConfig, identity(client[2], newCa)],
-    [serverSide, serverConfig, identity(server[3], newCa)],
-    [clientSide, clientConfig, identity(client[3], newCa)],
-  ];
-  const handshakesBefore = await metric(serverSide, "istio_tcp_connections_opened_total", { reporter: "destination" });
-  let fresh = 0;
-  const load = underLoad({
-    port: clientSide.outbound,
-    request: (i) => ({ path: i % 8 === 0 ? `/fresh/${i}` : `/pooled/${i}`, host: "catalog" }),
-    check: (reply, i) => {
-      if (i % 8 === 0) fresh++;
-      return expectOk(reply);
-    },
-  });
-  // Each side of a handshake takes its material when the handshake reaches it, so one that
-  // spans two steps could meet a pair that never existed: a client that trusts only the old
-  // CA with a server already on the new one. As a control plane waits until every proxy has
-  // taken a step before the next, a step is applied only once the requests sent before the
-  // previous one was in force have finished.
-  let beforePrevious = 0;
-  for (const [i, [proxy, config, id]] of rotations.entries()) {
-    await load.reached(((i + 1) * COUNT) / (rotations.length + 1));
-    await load.settled(beforePrevious);
-    await push(proxy, config(`rotation-${i + 1}`, id));
-    beforePrevious = load.due();
-  }
-  const result = await load.done;
-  assertLoad(result, { maxFailed: 0, maxDropped: MAX_DROPPED });
-  const handshakes = (await metric(serverSide, "istio_tcp_connections_opened_total", { reporter: "destination" })) - handshakesBefore;
-  assert.ok(handshakes >= fresh, `only ${handshakes} new mTLS connections for ${fresh} requests that each needed one`);
-  const now = await mtlsGet(serverSide.inbound, client[3], newCa);
-  assert.deepEqual(now.served, new Uint8Array(server[3].der), "new handshakes present the last server certificate");
-  assert.match(now.answer, /^HTTP\/1\.1 200 /);
-  const retired = await mtlsGet(serverSide.inbound, client[1], newCa);
-  assert.doesNotMatch(retired.answer, /^HTTP\/1\.1 200 /, "a certificate from the retired CA is refused");
-  await assertReady(serverSide);
-  await assertServing(clientSide, "catalog");
-  return counts(result, { "certificate rotations": rotations.length, "mTLS handshakes": handshakes });
-});
+    const clientSide = await sidecar(clientConfig("client-0", identity(client[0], oldCa)));
+    // Renewal, then a CA rotation in the order that never leaves a peer distrusted: both sides
+    // trust both CAs, then take certificates from the new one, then drop the old one.
+    const rotations: [RunningProxy, (version: string, id: Identity) => ProxyConfigInput, Identity][] = [
+      [serverSide, serverConfig, identity(server[1], oldCa)],
+      [clientSide, clientConfig, identity(client[1], oldCa)],
+      [serverSide, serverConfig, identity(server[1], oldCa, newCa)],
+      [clientSide, clientConfig, identity(client[1], oldCa, newCa)],
+      [serverSide, serverConfig, identity(server[2], oldCa, newCa)],
+      [clientSide, clientConfig, identity(client[2], oldCa, newCa)],
+      [serverSide, serverConfig, identity(server[2], newCa)],
+      [clientSide, clientConfig, identity(client[2], newCa)],
+      [serverSide, serverConfig, identity(server[3], newCa)],
+      [clientSide, clientConfig, identity(client[3], newCa)],
+    ];
+    const handshakesBefore = await metric(serverSide, "istio_tcp_connections_opened_total", { reporter: "destination" });
+    let fresh = 0;
+    const load = underLoad({
+      port: clientSide.outbound,
+      request: (i) => ({ path: i % 8 === 0 ? `/fresh/${i}` : `/pooled/${i}`, host: "catalog" }),
+      check: (reply, i) => {
+        if (i % 8 === 0) fresh++;
+        return expectOk(reply);
+      },
+    });
+    // Each side of a handshake takes its material when the handshake reaches it, so one that
+    // spans two steps could meet a pair that never existed: a client that trusts only the old
+    // CA with a server already on the new one. As a control plane waits until every proxy has
+    // taken a step before the next, a step is applied only once the requests sent before the
+    // previous one was in force have finished.
+    let beforePrevious = 0;
+    for (const [i, [proxy, config, id]] of rotations.entries()) {
+      await load.reached(((i + 1) * COUNT) / (rotations.length + 1));
+      await load.settled(beforePrevious);
+      await push(proxy, config(`rotation-${i + 1}`, id));
+      beforePrevious = load.due();
+    }
+    const result = await load.done;
+    assertLoad(result, { maxFailed: 0, maxDropped: MAX_DROPPED });
+    const handshakes = (await metric(serverSide, "istio_tcp_connections_opened_total", { reporter: "destination" })) - handshakesBefore;
+    assert.ok(handshakes >= fresh, `only ${handshakes} new mTLS connections for ${fresh} requests that each needed one`);
+    const now = await mtlsGet(serverSide.inbound, client[3], newCa);
+    assert.deepEqual(now.served, new Uint8Array(server[3].der), "new handshakes present the last server certificate");
+    assert.match(now.answer, /^HTTP\/1\.1 200 /);
+    const retired = await mtlsGet(serverSide.inbound, client[1], newCa);
+    assert.doesNotMatch(retired.answer, /^HTTP\/1\.1 200 /, "a certificate from the retired CA is refused");
+    await assertReady(serverSide);
+    await assertServing(clientSide, "catalog");
+    return counts(result, { "certificate rotations": rotations.length, "mTLS handshakes": handshakes });
+  },
+);
 
 /** What killing an endpoint did, as the client, the upstreams and the proxy's metrics saw it. */
 interface Kill {
@@ -354,8 +415,15 @@ interface Kill {
 async function killOneOfThree(cluster: Record<string, unknown>, retry: Record<string, unknown>): Promise<Kill> {
   const ups = [await upstream("u0"), await upstream("u1"), await upstream("u2")];
   const victim = ups[1];
-  const config = simpleConfig(ups.map((u) => u.port), { accessLog: "stdout" }, { retry });
-  Object.assign((config.clusters as Record<string, unknown>[])[0], { outlierDetection: { consecutiveConnectFailures: 2, consecutive5xx: 3, baseEjectionMs: 60_000 }, ...cluster });
+  const config = simpleConfig(
+    ups.map((u) => u.port),
+    { accessLog: "stdout" },
+    { retry },
+  );
+  Object.assign((config.clusters as Record<string, unknown>[])[0], {
+    outlierDetection: { consecutiveConnectFailures: 2, consecutive5xx: 3, baseEjectionMs: 60_000 },
+    ...cluster,
+  });
   const proxy = await sidecar(config);
   let answeredByVictim = 0;
   // 50 ms at the upstream keeps requests in flight on every endpoint.
@@ -388,58 +456,86 @@ async function killOneOfThree(cluster: Record<string, unknown>, retry: Record<st
 }
 
 function killCounts(kill: Kill): Record<string, number> {
-  return counts(kill.result, { "killed in flight": kill.killedInFlight, "connect errors": kill.connectErrors, resets: kill.resets, retries: kill.retries });
+  return counts(kill.result, {
+    "killed in flight": kill.killedInFlight,
+    "connect errors": kill.connectErrors,
+    resets: kill.resets,
+    retries: kill.retries,
+  });
 }
 
-rec.case("fault", "upstream endpoint killed", "one of three endpoints killed mid-load, pooled connections: retries and ejection fail no request", async () => {
-  // The design's promise: a GET whose attempt was reset or refused is tried again on another
-  // endpoint while the retry budget allows. Here the budget's floor covers every request the
-  // load may have in flight, so all of them may be retried at once.
-  const kill = await killOneOfThree({}, { attempts: 2, retryOn: ["connect-failure", "reset"], minRetryConcurrency: MAX_IN_FLIGHT });
-  assertLoad(kill.result, { maxFailed: 0, maxDropped: MAX_DROPPED });
-  return killCounts(kill);
-});
+rec.case(
+  "fault",
+  "upstream endpoint killed",
+  "one of three endpoints killed mid-load, pooled connections: retries and ejection fail no request",
+  async () => {
+    // The design's promise: a GET whose attempt was reset or refused is tried again on another
+    // endpoint while the retry budget allows. Here the budget's floor covers every request the
+    // load may have in flight, so all of them may be retried at once.
+    const kill = await killOneOfThree({}, { attempts: 2, retryOn: ["connect-failure", "reset"], minRetryConcurrency: MAX_IN_FLIGHT });
+    assertLoad(kill.result, { maxFailed: 0, maxDropped: MAX_DROPPED });
+    return killCounts(kill);
+  },
+);
 
-rec.case("fault", "upstream endpoint killed", "one of three endpoints killed mid-load, a connection per request, default retry budget: failures within the budget's bound", async () => {
-  // Without pooling every attempt on the victim is on a new connection, so each reset is a
-  // counted retry, and the default budget (20 % of active requests, at least 3 at once)
-  // applies. A request fails only when a retry is refused, which takes 3 others broken by
-  // the kill already waiting for theirs: failed <= broken attempts - 3. Everything else is served.
-  const kill = await killOneOfThree({ maxIdleConnectionsPerEndpoint: 0 }, { attempts: 2, retryOn: ["connect-failure", "reset"] });
-  const broken = kill.resets + kill.connectErrors;
-  assertLoad(kill.result, { maxFailed: Math.max(0, broken - 3), maxDropped: MAX_DROPPED });
-  return killCounts(kill);
-});
+rec.case(
+  "fault",
+  "upstream endpoint killed",
+  "one of three endpoints killed mid-load, a connection per request, default retry budget: failures within the budget's bound",
+  async () => {
+    // Without pooling every attempt on the victim is on a new connection, so each reset is a
+    // counted retry, and the default budget (20 % of active requests, at least 3 at once)
+    // applies. A request fails only when a retry is refused, which takes 3 others broken by
+    // the kill already waiting for theirs: failed <= broken attempts - 3. Everything else is served.
+    const kill = await killOneOfThree({ maxIdleConnectionsPerEndpoint: 0 }, { attempts: 2, retryOn: ["connect-failure", "reset"] });
+    const broken = kill.resets + kill.connectErrors;
+    assertLoad(kill.result, { maxFailed: Math.max(0, broken - 3), maxDropped: MAX_DROPPED });
+    return killCounts(kill);
+  },
+);
 
-rec.case("fault", "filter failing under load", "a FailOpen filter that traps or runs past its deadline on a fifth of the requests fails none", async () => {
-  const app = await upstream("app");
-  const proxy = await sidecar(simpleConfig([app.port], { filters: [{ name: "fragile", namespace: "test", module: modules.basic, config: { tag: "on" }, failStrategy: "FailOpen" }] }));
-  // The fixture traps on /trap and loops forever on /loop; everything else it tags.
-  const kind = (i: number): "trap" | "loop" | "echo" => (i % 10 === 0 ? "trap" : i % 10 === 5 ? "loop" : "echo");
-  const answered = { trap: 0, loop: 0, echo: 0 };
-  const load = underLoad({
-    port: proxy.outbound,
-    request: (i) => ({ path: `/${kind(i)}/${i}` }),
-    check: (reply, i) => {
-      answered[kind(i)]++;
-      const wrong = expectOk(reply);
-      if (wrong || kind(i) !== "echo") return wrong;
-      return echoedHeaders(reply)["x-filter-tag"] === "on" ? undefined : "a request the filter should have tagged went through untagged";
-    },
-  });
-  const result = await load.done;
-  // Bun: issue 17. Each trap rebuilds the filter's instance synchronously, ~17 ms on Bun, and
-  // a tenth of these requests trap: the sidecar falls behind and stays behind. Runs have dropped
-  // 167 to 844 of the 1000 requests (573 in the last full run), more the busier the machine, so
-  // this bound only records today's behaviour, and the row's counts show each run's drops. It
-  // goes back to MAX_DROPPED with the fix.
-  assertLoad(result, { maxFailed: 0, maxDropped: "Bun" in globalThis ? 900 : MAX_DROPPED });
-  const failing = app.received.filter((r) => !r.url.startsWith("/echo"));
-  assert.equal(failing.length, answered.trap + answered.loop);
-  assert.deepEqual(failing.filter((r) => r.headers["x-filter-tag"] !== undefined), [], "a failed call's changes are dropped");
-  const failures = (k: string) => metric(proxy, "weft_filter_failures_total", { filter: "test/fragile", kind: k });
-  assert.equal(await failures("trap"), answered.trap, "every trap is counted");
-  assert.equal(await failures("deadline"), answered.loop, "every call stopped at its deadline is counted");
-  await assertServing(proxy);
-  return counts(result, { "filter faults": answered.trap + answered.loop });
-});
+rec.case(
+  "fault",
+  "filter failing under load",
+  "a FailOpen filter that traps or runs past its deadline on a fifth of the requests fails none",
+  async () => {
+    const app = await upstream("app");
+    const proxy = await sidecar(
+      simpleConfig([app.port], {
+        filters: [{ name: "fragile", namespace: "test", module: modules.basic, config: { tag: "on" }, failStrategy: "FailOpen" }],
+      }),
+    );
+    // The fixture traps on /trap and loops forever on /loop; everything else it tags.
+    const kind = (i: number): "trap" | "loop" | "echo" => (i % 10 === 0 ? "trap" : i % 10 === 5 ? "loop" : "echo");
+    const answered = { trap: 0, loop: 0, echo: 0 };
+    const load = underLoad({
+      port: proxy.outbound,
+      request: (i) => ({ path: `/${kind(i)}/${i}` }),
+      check: (reply, i) => {
+        answered[kind(i)]++;
+        const wrong = expectOk(reply);
+        if (wrong || kind(i) !== "echo") return wrong;
+        return echoedHeaders(reply)["x-filter-tag"] === "on" ? undefined : "a request the filter should have tagged went through untagged";
+      },
+    });
+    const result = await load.done;
+    // Bun: issue 17. Each trap rebuilds the filter's instance synchronously, ~17 ms on Bun, and
+    // a tenth of these requests trap: the sidecar falls behind and stays behind. Runs have dropped
+    // 167 to 844 of the 1000 requests (573 in the last full run), more the busier the machine, so
+    // this bound only records today's behaviour, and the row's counts show each run's drops. It
+    // goes back to MAX_DROPPED with the fix.
+    assertLoad(result, { maxFailed: 0, maxDropped: "Bun" in globalThis ? 900 : MAX_DROPPED });
+    const failing = app.received.filter((r) => !r.url.startsWith("/echo"));
+    assert.equal(failing.length, answered.trap + answered.loop);
+    assert.deepEqual(
+      failing.filter((r) => r.headers["x-filter-tag"] !== undefined),
+      [],
+      "a failed call's changes are dropped",
+    );
+    const failures = (k: string) => metric(proxy, "weft_filter_failures_total", { filter: "test/fragile", kind: k });
+    assert.equal(await failures("trap"), answered.trap, "every trap is counted");
+    assert.equal(await failures("deadline"), answered.loop, "every call stopped at its deadline is counted");
+    await assertServing(proxy);
+    return counts(result, { "filter faults": answered.trap + answered.loop });
+  },
+);

@@ -6,14 +6,33 @@ import { Buffer } from "node:buffer";
 export const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
 export const Type = {
-  DATA: 0, HEADERS: 1, PRIORITY: 2, RST_STREAM: 3, SETTINGS: 4, PUSH_PROMISE: 5, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9,
+  DATA: 0,
+  HEADERS: 1,
+  PRIORITY: 2,
+  RST_STREAM: 3,
+  SETTINGS: 4,
+  PUSH_PROMISE: 5,
+  PING: 6,
+  GOAWAY: 7,
+  WINDOW_UPDATE: 8,
+  CONTINUATION: 9,
 } as const;
 
 export const Flag = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4, PADDED: 0x8, PRIORITY: 0x20 } as const;
 
 export const ErrorCode = {
-  NO_ERROR: 0, PROTOCOL_ERROR: 1, INTERNAL_ERROR: 2, FLOW_CONTROL_ERROR: 3, SETTINGS_TIMEOUT: 4, STREAM_CLOSED: 5,
-  FRAME_SIZE_ERROR: 6, REFUSED_STREAM: 7, CANCEL: 8, COMPRESSION_ERROR: 9, CONNECT_ERROR: 10, ENHANCE_YOUR_CALM: 11,
+  NO_ERROR: 0,
+  PROTOCOL_ERROR: 1,
+  INTERNAL_ERROR: 2,
+  FLOW_CONTROL_ERROR: 3,
+  SETTINGS_TIMEOUT: 4,
+  STREAM_CLOSED: 5,
+  FRAME_SIZE_ERROR: 6,
+  REFUSED_STREAM: 7,
+  CANCEL: 8,
+  COMPRESSION_ERROR: 9,
+  CONNECT_ERROR: 10,
+  ENHANCE_YOUR_CALM: 11,
 } as const;
 
 /** The name of an error code, for assertion messages. */
@@ -116,7 +135,8 @@ function statusOf(block: Buffer): number {
   }
   const name = first & 0x40 ? first & 0x3f : first & 0x0f;
   const length = block[i + 1];
-  if (STATIC_STATUS[name] === undefined || length & 0x80) throw new Error(`cannot decode the response's first field (0x${block.subarray(i, i + 2).toString("hex")})`);
+  if (STATIC_STATUS[name] === undefined || length & 0x80)
+    throw new Error(`cannot decode the response's first field (0x${block.subarray(i, i + 2).toString("hex")})`);
   return Number(block.subarray(i + 2, i + 2 + length).toString("latin1"));
 }
 
@@ -159,7 +179,8 @@ export class H2Connection {
         this.pending = this.pending.subarray(9 + length);
         // Acknowledge the server's settings, as every client must, or it may time us out.
         const last = this.frames[this.frames.length - 1];
-        if (last.type === Type.SETTINGS && !(last.flags & Flag.ACK) && this.socket.writable) this.socket.write(frame(Type.SETTINGS, Flag.ACK, 0));
+        if (last.type === Type.SETTINGS && !(last.flags & Flag.ACK) && this.socket.writable)
+          this.socket.write(frame(Type.SETTINGS, Flag.ACK, 0));
       }
       this.wake();
     });
@@ -236,7 +257,9 @@ export class H2Connection {
    * reset, the connection closed, or `timeoutMs` passed first.
    */
   async response(stream: number, timeoutMs = 5000): Promise<{ status: number; body: string } | null> {
-    const last = (f: Frame) => f.stream === stream && (f.type === Type.RST_STREAM || ((f.type === Type.DATA || f.type === Type.HEADERS) && (f.flags & Flag.END_STREAM) !== 0));
+    const last = (f: Frame) =>
+      f.stream === stream &&
+      (f.type === Type.RST_STREAM || ((f.type === Type.DATA || f.type === Type.HEADERS) && (f.flags & Flag.END_STREAM) !== 0));
     const end = await this.waitFor(last, timeoutMs);
     if (!end || end.type === Type.RST_STREAM) return null;
     const mine = this.frames.filter((f) => f.stream === stream);

@@ -25,7 +25,9 @@ describe("fuzz corpus replay", () => {
         try {
           await target.fuzz(data);
         } catch (e) {
-          assert.fail(`test/fuzz/corpus/${target.name}/${name} ${JSON.stringify(Buffer.from(data).toString("latin1").slice(0, 300))}: ${(e as Error).stack ?? e}`);
+          assert.fail(
+            `test/fuzz/corpus/${target.name}/${name} ${JSON.stringify(Buffer.from(data).toString("latin1").slice(0, 300))}: ${(e as Error).stack ?? e}`,
+          );
         }
         const ms = performance.now() - started;
         assert.ok(ms < INPUT_LIMIT_MS, `test/fuzz/corpus/${target.name}/${name} took ${ms.toFixed(0)} ms`);

@@ -38,13 +38,22 @@ export async function guarded<T>(body: () => Promise<T> | T, ms: number): Promis
   let onError: ((event: Event) => void) | undefined;
   const stopped = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new Error(`the case did not finish within ${ms / 1000} s (Recorder.case's timeout; pass { timeout } for a case that needs longer)`)),
+      () =>
+        reject(
+          new Error(
+            `the case did not finish within ${ms / 1000} s (Recorder.case's timeout; pass { timeout } for a case that needs longer)`,
+          ),
+        ),
       ms,
     );
     if (isDeno) {
       onError = (event) => {
         const error = (event as ErrorEvent).error;
-        reject(new Error(`an error no one caught was thrown during the case: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`));
+        reject(
+          new Error(
+            `an error no one caught was thrown during the case: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+          ),
+        );
       };
       globalThis.addEventListener("error", onError);
     }

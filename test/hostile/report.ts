@@ -10,7 +10,11 @@ import { readArtifacts, type Artifact, type Case, type Row } from "./artifacts.t
 
 const OUT = path.resolve(import.meta.dirname ?? ".", "..", "..", "docs", "reliability.md");
 
-const RUNTIMES: [name: string, title: string][] = [["node", "Node.js"], ["deno", "Deno"], ["bun", "Bun"]];
+const RUNTIMES: [name: string, title: string][] = [
+  ["node", "Node.js"],
+  ["deno", "Deno"],
+  ["bun", "Bun"],
+];
 
 /** Sections of the report in this order, then any other kind of row by name. */
 const KINDS: Record<string, { title: string; about: string }> = {
@@ -97,7 +101,12 @@ function add(into: Cell, from: Cell): Cell {
 
 function group(artifacts: Artifact[]): Map<string, Map<string, Category>> {
   const kinds = new Map<string, Map<string, Category>>();
-  const categoryOf = (c: Case) => entry(entry(kinds, c.kind, () => new Map()), c.category, () => ({ suites: new Set(), cases: new Map(), counts: new Map() }));
+  const categoryOf = (c: Case) =>
+    entry(
+      entry(kinds, c.kind, () => new Map()),
+      c.category,
+      () => ({ suites: new Set(), cases: new Map(), counts: new Map() }),
+    );
   // Keyed by suite too: two suites may name a case alike.
   const caseOf = (suite: string, c: Case) => {
     const category = categoryOf(c);
@@ -201,7 +210,13 @@ export function render(artifacts: Artifact[]): string {
       lines.push(`| ${cellSafe(name)} | ${[...category.suites].join(", ")} | ${category.cases.size} | ${cells.join(" | ")} |`);
     }
     for (const [name, category] of categories) {
-      lines.push("", `<details><summary>${name}: ${category.cases.size} cases</summary>`, "", `| case | ${runtimeHeader} |`, `|---|${RUNTIMES.map(() => "---").join("|")}|`);
+      lines.push(
+        "",
+        `<details><summary>${name}: ${category.cases.size} cases</summary>`,
+        "",
+        `| case | ${runtimeHeader} |`,
+        `|---|${RUNTIMES.map(() => "---").join("|")}|`,
+      );
       for (const { name: caseName, outcomes } of category.cases.values()) {
         const marks = RUNTIMES.map(([runtime]) => mark(outcomes.get(runtime), cellOf(category, runtime) !== undefined));
         lines.push(`| ${cellSafe(caseName)} | ${marks.join(" | ")} |`);
@@ -216,7 +231,9 @@ export function render(artifacts: Artifact[]): string {
 if (import.meta.main) {
   const artifacts = readArtifacts();
   if (artifacts.length === 0) {
-    process.stdout.write("no reliability artifacts in test/.artifacts/reliability: run the suites first; docs/reliability.md left as it was\n");
+    process.stdout.write(
+      "no reliability artifacts in test/.artifacts/reliability: run the suites first; docs/reliability.md left as it was\n",
+    );
   } else {
     writeFileSync(OUT, render(artifacts));
     process.stdout.write(`wrote ${path.relative(process.cwd(), OUT)} from ${artifacts.length} artifacts\n`);

@@ -42,14 +42,27 @@ let client: RunningProxy;
 let clientCert: WorkloadCertificate;
 const badServers: { close(): Promise<void>; answered: number }[] = [];
 
-const identity = (cert: WorkloadCertificate) => ({ certificateChain: cert.certificateChain, privateKey: cert.privateKey, trustBundle: ca.certificate });
+const identity = (cert: WorkloadCertificate) => ({
+  certificateChain: cert.certificateChain,
+  privateKey: cert.privateKey,
+  trustBundle: ca.certificate,
+});
 
 function serverConfig(cert: WorkloadCertificate): ProxyConfigInput {
   return {
     version: "server-1",
     node: { workload: "catalog", namespace: "shop", serviceAccount: "catalog", service: "catalog.shop.svc.cluster.local" },
     identity: identity(cert),
-    listeners: [{ name: "inbound", direction: "Inbound", address: "127.0.0.1", port: 0, tls: "STRICT", virtualHosts: [{ name: "app", domains: ["*"], routes: [{ backends: [{ cluster: "local-app" }] }] }] }],
+    listeners: [
+      {
+        name: "inbound",
+        direction: "Inbound",
+        address: "127.0.0.1",
+        port: 0,
+        tls: "STRICT",
+        virtualHosts: [{ name: "app", domains: ["*"], routes: [{ backends: [{ cluster: "local-app" }] }] }],
+      },
+    ],
     clusters: [{ name: "local-app", endpoints: [{ address: "127.0.0.1", port: app.port }] }],
   };
 }
@@ -69,20 +82,35 @@ function clientConfig(cert: WorkloadCertificate, clusters: { name: string; port:
         virtualHosts: clusters.map((c) => ({ name: c.name, domains: [c.name], routes: [{ backends: [{ cluster: c.name }] }] })),
       },
     ],
-    clusters: clusters.map((c) => ({ name: c.name, namespace: "shop", endpoints: [{ address: "127.0.0.1", port: c.port }], tls: { identities: [c.expected] } })),
+    clusters: clusters.map((c) => ({
+      name: c.name,
+      namespace: "shop",
+      endpoints: [{ address: "127.0.0.1", port: c.port }],
+      tls: { identities: [c.expected] },
+    })),
   };
 }
 
 /** A TLS server presenting `cert` that answers any request with 200: a sidecar that reached it through a refusal would say so. */
 async function tlsServer(cert: WorkloadCertificate): Promise<number> {
   const state = { answered: 0, close: async () => {} };
-  const srv = tls.createServer({ cert: cert.certificateChain, key: cert.privateKey, ca: ca.certificate, requestCert: true, rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] }, (socket) => {
-    socket.on("error", () => {});
-    socket.once("data", () => {
-      state.answered++;
-      socket.end("HTTP/1.1 200 OK\r\ncontent-length: 16\r\nconnection: close\r\n\r\nbad server here\n");
-    });
-  });
+  const srv = tls.createServer(
+    {
+      cert: cert.certificateChain,
+      key: cert.privateKey,
+      ca: ca.certificate,
+      requestCert: true,
+      rejectUnauthorized: false,
+      ALPNProtocols: ["http/1.1"],
+    },
+    (socket) => {
+      socket.on("error", () => {});
+      socket.once("data", () => {
+        state.answered++;
+        socket.end("HTTP/1.1 200 OK\r\ncontent-length: 16\r\nconnection: close\r\n\r\nbad server here\n");
+      });
+    },
+  );
   srv.on("tlsClientError", () => {});
   await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", () => resolve()));
   state.close = () => new Promise<void>((resolve) => srv.close(() => resolve()));
@@ -99,15 +127,24 @@ async function assertMeshServes(): Promise<void> {
 }
 
 function assertNothingReachedAnApp(): void {
-  assert.deepEqual(app.received.filter((r) => r.url.startsWith(REFUSED)).map((r) => r.url), [], "a refused peer's request reached the app");
-  assert.deepEqual(badServers.map((s) => s.answered), badServers.map(() => 0), "a server with a refused certificate was sent a request");
+  assert.deepEqual(
+    app.received.filter((r) => r.url.startsWith(REFUSED)).map((r) => r.url),
+    [],
+    "a refused peer's request reached the app",
+  );
+  assert.deepEqual(
+    badServers.map((s) => s.answered),
+    badServers.map(() => 0),
+    "a server with a refused certificate was sent a request",
+  );
 }
 
 /** The server sidecar's count of connections refused at the TLS layer, by reason. */
 async function refusedByReason(): Promise<Record<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${server.admin}/metrics`)).text();
   const out: Record<string, number> = {};
-  for (const m of text.matchAll(/^weft_tls_refused_total\{[^}]*reason="([a-z_]+)"[^}]*\} (\d+)$/gm)) out[m[1]] = (out[m[1]] ?? 0) + Number(m[2]);
+  for (const m of text.matchAll(/^weft_tls_refused_total\{[^}]*reason="([a-z_]+)"[^}]*\} (\d+)$/gm))
+    out[m[1]] = (out[m[1]] ?? 0) + Number(m[2]);
   return out;
 }
 
@@ -116,7 +153,11 @@ async function refusalsDuring(body: () => Promise<void>): Promise<Record<string,
   const before = await refusedByReason();
   await body();
   const after = await refusedByReason();
-  return Object.fromEntries(Object.keys(after).filter((k) => after[k] !== (before[k] ?? 0)).map((k) => [k, after[k] - (before[k] ?? 0)]));
+  return Object.fromEntries(
+    Object.keys(after)
+      .filter((k) => after[k] !== (before[k] ?? 0))
+      .map((k) => [k, after[k] - (before[k] ?? 0)]),
+  );
 }
 
 // Deno (rustls) reports an expired or future client certificate as UNABLE_TO_VERIFY_LEAF_SIGNATURE.
@@ -144,10 +185,13 @@ interface CallerOutcome {
 function tlsCaller(options: tls.ConnectionOptions): Promise<CallerOutcome> {
   return new Promise((resolve) => {
     const outcome: CallerOutcome = { secured: false, data: "", error: "" };
-    const socket = tls.connect({ host: "127.0.0.1", port: server.inbound, ca: ca.certificate, checkServerIdentity: () => undefined, ...options }, () => {
-      outcome.secured = true;
-      socket.write(`GET ${REFUSED} HTTP/1.1\r\nHost: catalog\r\n\r\n`);
-    });
+    const socket = tls.connect(
+      { host: "127.0.0.1", port: server.inbound, ca: ca.certificate, checkServerIdentity: () => undefined, ...options },
+      () => {
+        outcome.secured = true;
+        socket.write(`GET ${REFUSED} HTTP/1.1\r\nHost: catalog\r\n\r\n`);
+      },
+    );
     socket.setTimeout(CLOSE_WAIT_MS, () => socket.destroy(new Error(`still open after ${CLOSE_WAIT_MS} ms`)));
     socket.on("data", (d: Buffer) => (outcome.data += d.toString("latin1")));
     socket.on("error", (e: Error & { code?: string }) => (outcome.error ||= `${e.code ?? ""} ${e.message}`));
@@ -240,11 +284,15 @@ describe("hostile TLS peers", () => {
     });
     // Named alike on every runtime, so the report lines the runtimes up; the reason differs on Deno.
     tlsCase("a client certificate that has expired, counted as certificate_expired (Deno: untrusted_certificate)", async () => {
-      const counted = await refusalsDuring(async () => assertCertificateRefused(await issueWorkload(ca, { spiffeId: CLIENT_ID, ...expiredDates() })));
+      const counted = await refusalsDuring(async () =>
+        assertCertificateRefused(await issueWorkload(ca, { spiffeId: CLIENT_ID, ...expiredDates() })),
+      );
       assert.deepEqual(counted, { [expiredReason]: 2 });
     });
     tlsCase("a client certificate that is not yet valid, counted as certificate_not_yet_valid (Deno: untrusted_certificate)", async () => {
-      const counted = await refusalsDuring(async () => assertCertificateRefused(await issueWorkload(ca, { spiffeId: CLIENT_ID, ...futureDates() })));
+      const counted = await refusalsDuring(async () =>
+        assertCertificateRefused(await issueWorkload(ca, { spiffeId: CLIENT_ID, ...futureDates() })),
+      );
       assert.deepEqual(counted, { [notYetValidReason]: 2 });
     });
     tlsCase("a client certificate from an untrusted CA, counted as untrusted_certificate", async () => {
@@ -255,7 +303,11 @@ describe("hostile TLS peers", () => {
       const counted = await refusalsDuring(async () => {
         const outcome = await plaintextCaller(`GET ${REFUSED} HTTP/1.1\r\nHost: catalog\r\n\r\n`);
         assert.equal(outcome.closed, true, "the STRICT port must close a plaintext connection");
-        assert.equal(outcome.data.length, 0, `a plaintext caller must get nothing back: ${JSON.stringify(outcome.data.toString("latin1"))}`);
+        assert.equal(
+          outcome.data.length,
+          0,
+          `a plaintext caller must get nothing back: ${JSON.stringify(outcome.data.toString("latin1"))}`,
+        );
       });
       assert.deepEqual(counted, { plaintext: 1 });
     });
@@ -293,12 +345,34 @@ describe("hostile TLS peers", () => {
   describe("servers the outbound cluster refuses", () => {
     const escapeRe = (id: string) => id.replace(/[/.]/g, "\\$&");
     const refused: { name: string; host: string; error: RegExp }[] = [
-      { name: "a server with the wrong SPIFFE ID", host: "impostor", error: new RegExp(`server identity rejected: peer SPIFFE ID ${escapeRe(SERVER_ID)} is not the expected identity \\(${escapeRe(STRANGER_ID)}\\)`) },
-      { name: "a server certificate without a SPIFFE ID", host: "no-spiffe-id", error: /server identity rejected: peer certificate has no usable SPIFFE ID: the certificate has no spiffe:\/\/ URI SAN/ },
+      {
+        name: "a server with the wrong SPIFFE ID",
+        host: "impostor",
+        error: new RegExp(
+          `server identity rejected: peer SPIFFE ID ${escapeRe(SERVER_ID)} is not the expected identity \\(${escapeRe(STRANGER_ID)}\\)`,
+        ),
+      },
+      {
+        name: "a server certificate without a SPIFFE ID",
+        host: "no-spiffe-id",
+        error: /server identity rejected: peer certificate has no usable SPIFFE ID: the certificate has no spiffe:\/\/ URI SAN/,
+      },
       // Deno (rustls) reports an expired or future leaf as UNABLE_TO_VERIFY_LEAF_SIGNATURE.
-      { name: "a server certificate that has expired", host: "expired", error: /failed: (CERT_HAS_EXPIRED: certificate has expired|UNABLE_TO_VERIFY_LEAF_SIGNATURE)/ },
-      { name: "a server certificate that is not yet valid", host: "not-yet-valid", error: /failed: (CERT_NOT_YET_VALID: certificate is not yet valid|UNABLE_TO_VERIFY_LEAF_SIGNATURE)/ },
-      { name: "a server certificate from an untrusted CA", host: "untrusted", error: /failed: (UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)/ },
+      {
+        name: "a server certificate that has expired",
+        host: "expired",
+        error: /failed: (CERT_HAS_EXPIRED: certificate has expired|UNABLE_TO_VERIFY_LEAF_SIGNATURE)/,
+      },
+      {
+        name: "a server certificate that is not yet valid",
+        host: "not-yet-valid",
+        error: /failed: (CERT_NOT_YET_VALID: certificate is not yet valid|UNABLE_TO_VERIFY_LEAF_SIGNATURE)/,
+      },
+      {
+        name: "a server certificate from an untrusted CA",
+        host: "untrusted",
+        error: /failed: (UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)/,
+      },
       { name: "a plaintext server behind an mTLS cluster", host: "plaintext", error: /failed: ERR_SSL_WRONG_VERSION_NUMBER/ },
     ];
     for (const r of refused) {

@@ -66,7 +66,8 @@ for (const [fn, params, results] of [
   ["var_get", [I64], [I64]],
   ["var_set", [I64, I64], []],
   ["http_request", [I64, I64], [I64]],
-] as const) ABI[fn] = { module: "extism:host/env", params: [...params], results: [...results] };
+] as const)
+  ABI[fn] = { module: "extism:host/env", params: [...params], results: [...results] };
 for (const [fn, params, results] of [
   ["weft_get", [I64], [I64]],
   ["weft_set", [I64, I64], []],
@@ -75,7 +76,8 @@ for (const [fn, params, results] of [
   ["weft_respond", [I32, I64, I64], []],
   ["weft_read", [I64, I32], []],
   ["weft_write", [I32, I32], [I64]],
-] as const) ABI[fn] = { module: "extism:host/user", params: [...params], results: [...results] };
+] as const)
+  ABI[fn] = { module: "extism:host/user", params: [...params], results: [...results] };
 ABI.abort = { module: "env", params: [I32, I32, I32, I32], results: [] };
 
 export interface Import {
@@ -119,14 +121,24 @@ const DATA_BASE = 1024;
 
 /** Assembles a filter module from `spec`. */
 export function filterModule(spec: FilterSpec): Uint8Array {
-  const funcs: Func[] = [...Object.entries(spec.phases ?? {}).map(([phase, body]) => ({ name: phase, results: [I32], locals: [I32, I64], body, exported: true })), ...(spec.funcs ?? [])];
+  const funcs: Func[] = [
+    ...Object.entries(spec.phases ?? {}).map(([phase, body]) => ({
+      name: phase,
+      results: [I32],
+      locals: [I32, I64],
+      body,
+      exported: true,
+    })),
+    ...(spec.funcs ?? []),
+  ];
   const imports: Import[] = [...(spec.imports ?? [])];
   const importIndex = (fn: string) => imports.findIndex((i) => i.name === fn && (i.kind ?? "function") === "function");
   for (const f of funcs) {
     for (const item of f.body) {
       if (typeof item === "object" && "call" in item && importIndex(item.call) < 0 && !funcs.some((g) => g.name === item.call)) {
         const known = ABI[item.call];
-        if (!known) throw new Error(`${f.name} calls ${item.call}, which is neither an ABI function, a declared import nor a function of the module`);
+        if (!known)
+          throw new Error(`${f.name} calls ${item.call}, which is neither an ABI function, a declared import nor a function of the module`);
         imports.push({ name: item.call, ...known });
       }
     }
@@ -168,7 +180,9 @@ export function filterModule(spec: FilterSpec): Uint8Array {
   };
 
   const importEntries = imports.map((i) =>
-    i.kind === "global" ? [...name(i.module), ...name(i.name), 0x03, I32, 0x00] : [...name(i.module), ...name(i.name), 0x00, ...u32(typeOf(i.params ?? [], i.results ?? []))],
+    i.kind === "global"
+      ? [...name(i.module), ...name(i.name), 0x03, I32, 0x00]
+      : [...name(i.module), ...name(i.name), 0x00, ...u32(typeOf(i.params ?? [], i.results ?? []))],
   );
   if (spec.memory === "imported") importEntries.push([...name("env"), ...name("memory"), 0x02, 0x00, 1]);
   const funcTypes = funcs.map((f) => [...u32(typeOf(f.params ?? [], f.results ?? []))]);
@@ -191,7 +205,9 @@ export function filterModule(spec: FilterSpec): Uint8Array {
     section(1, typeEntries),
     importEntries.length ? section(2, importEntries) : [],
     section(3, funcTypes),
-    memory ? section(5, [[memory.max === undefined ? 0 : 1, ...u32(memory.min), ...(memory.max === undefined ? [] : u32(memory.max))]]) : [],
+    memory
+      ? section(5, [[memory.max === undefined ? 0 : 1, ...u32(memory.min), ...(memory.max === undefined ? [] : u32(memory.max))]])
+      : [],
     section(7, exports),
     spec.start ? [8, ...u32(u32(funcIndex(spec.start)).length), ...u32(funcIndex(spec.start))] : [],
     section(10, bodies),
@@ -211,7 +227,12 @@ const get = (header: string): Code => [...block(header), ...op.call("weft_get")]
 export const set = (header: string, value: string): Code => [...block(header), ...block(value), ...op.call("weft_set")];
 export const add = (header: string, value: string): Code => [...block(header), ...block(value), ...op.call("weft_add")];
 export const remove = (header: string): Code => [...block(header), ...op.call("weft_remove")];
-export const respond = (status: number, headers: string, body: string): Code => [...op.i32(status), ...block(headers), ...block(body), ...op.call("weft_respond")];
+export const respond = (status: number, headers: string, body: string): Code => [
+  ...op.i32(status),
+  ...block(headers),
+  ...block(body),
+  ...op.call("weft_respond"),
+];
 
 /** The request header that tells a filter to misbehave: without it, every filter here is well behaved. */
 export const HOSTILE = "x-hostile";
@@ -221,8 +242,16 @@ const whenHostile = (code: Code): Code => [...get(`request.${HOSTILE}`), ...op.i
 
 /** Runs `code` `times` times (in a phase function: it counts in COUNTER). */
 export const repeat = (times: number, code: Code): Code => [
-  ...op.i32(times), ...op.localSet(COUNTER),
-  ...op.loop, ...code, ...op.localGet(COUNTER), ...op.i32(-1), ...op.i32Add, ...op.localTee(COUNTER), ...op.brIf(0), ...op.end,
+  ...op.i32(times),
+  ...op.localSet(COUNTER),
+  ...op.loop,
+  ...code,
+  ...op.localGet(COUNTER),
+  ...op.i32(-1),
+  ...op.i32Add,
+  ...op.localTee(COUNTER),
+  ...op.brIf(0),
+  ...op.end,
 ];
 
 /** The phase's return value for "go on". */
@@ -237,5 +266,8 @@ export function hostileIn(phase: FilterPhaseName, code: Code, extra: Omit<Filter
 export function importing(module: string, fn: string, params: number[], results: number[]): Uint8Array {
   const args = params.flatMap((t) => (t === I64 ? op.i64(0) : t === F64 ? [0x44, 0, 0, 0, 0, 0, 0, 0, 0] : op.i32(0)));
   const drop = results.flatMap(() => op.drop);
-  return filterModule({ imports: [{ module, name: fn, params, results }], phases: { on_request_headers: [...args, ...op.call(fn), ...drop, ...proceed] } });
+  return filterModule({
+    imports: [{ module, name: fn, params, results }],
+    phases: { on_request_headers: [...args, ...op.call(fn), ...drop, ...proceed] },
+  });
 }

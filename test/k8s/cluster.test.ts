@@ -22,7 +22,9 @@ describe("Kubernetes test environment", { timeout: 30 * 60_000 }, () => {
         request(`${k8s.server}/api/v1/namespaces`, { ca: k8s.ca, ...tls }, (res) => {
           res.resume();
           resolve(res.statusCode ?? 0);
-        }).on("error", reject).end();
+        })
+          .on("error", reject)
+          .end();
       });
     assert.equal(await get({ cert: k8s.clientCert, key: k8s.clientKey }), 200);
     assert.equal(await get({}), 403); // anonymous is authenticated as system:anonymous, RBAC says no

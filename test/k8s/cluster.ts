@@ -88,7 +88,10 @@ export function cacheDir(): string {
 }
 
 /** The bin dir for a version, or null when some binary is missing. */
-export function findBinaries(version = process.env.WEFT_K8S_VERSION ?? DEFAULT_K8S_VERSION, binDir = process.env.WEFT_K8S_BIN): string | null {
+export function findBinaries(
+  version = process.env.WEFT_K8S_VERSION ?? DEFAULT_K8S_VERSION,
+  binDir = process.env.WEFT_K8S_BIN,
+): string | null {
   const dir = binDir ?? path.join(cacheDir(), version, "bin");
   return BINARIES.every((b) => existsSync(path.join(dir, b))) ? dir : null;
 }
@@ -153,26 +156,81 @@ const CERT_DAYS = "30";
 /** `<name>.key` + `<name>.crt` in `dir`, signed by the `ca.crt`/`ca.key` there; `ext` is an openssl extfile. */
 export function signLeaf(dir: string, name: string, subj: string, ext: string): void {
   writeFileSync(path.join(dir, `${name}.ext`), ext);
-  openssl(dir, ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subj]);
-  openssl(dir, ["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-    "-out", `${name}.crt`, "-days", CERT_DAYS, "-sha256", "-extfile", `${name}.ext`]);
+  openssl(dir, [
+    "req",
+    "-new",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    `${name}.key`,
+    "-out",
+    `${name}.csr`,
+    "-subj",
+    subj,
+  ]);
+  openssl(dir, [
+    "x509",
+    "-req",
+    "-in",
+    `${name}.csr`,
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    `${name}.crt`,
+    "-days",
+    CERT_DAYS,
+    "-sha256",
+    "-extfile",
+    `${name}.ext`,
+  ]);
 }
 
 /** A client certificate (`<name>.crt`/`.key`) for user `cn` in groups `orgs`. */
 export function signClient(dir: string, name: string, cn: string, orgs: string[] = []): void {
-  signLeaf(dir, name, `${orgs.map((o) => `/O=${o}`).join("")}/CN=${cn}`,
-    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n");
+  signLeaf(
+    dir,
+    name,
+    `${orgs.map((o) => `/O=${o}`).join("")}/CN=${cn}`,
+    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+  );
 }
 
 /** CA, apiserver serving cert (IP SAN 127.0.0.1 + extraIps), system:masters client cert, SA signing key. */
 function makePki(dir: string, serviceIp: string, extraIps: string[] = []): void {
-  openssl(dir, ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-keyout", "ca.key", "-out", "ca.crt", "-days", CERT_DAYS, "-subj", "/CN=weft-test-kubernetes-ca",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"]);
-  signLeaf(dir, "apiserver", "/CN=kube-apiserver",
+  openssl(dir, [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.crt",
+    "-days",
+    CERT_DAYS,
+    "-subj",
+    "/CN=weft-test-kubernetes-ca",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+  ]);
+  signLeaf(
+    dir,
+    "apiserver",
+    "/CN=kube-apiserver",
     "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n" +
-    `subjectAltName=IP:127.0.0.1,IP:${serviceIp},${extraIps.map((ip) => `IP:${ip},`).join("")}DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n`);
+      `subjectAltName=IP:127.0.0.1,IP:${serviceIp},${extraIps.map((ip) => `IP:${ip},`).join("")}DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n`,
+  );
   signClient(dir, "admin", "weft-test-admin", ["system:masters"]);
   openssl(dir, ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "sa.key"]);
   openssl(dir, ["pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub"]);
@@ -249,7 +307,8 @@ export function startProc(name: string, bin: string, args: string[], dir: string
 
 export async function waitFor(what: string, proc: Proc, deadline: number, check: () => Promise<boolean>): Promise<void> {
   for (;;) {
-    if (proc.exitCode !== undefined) throw new Error(`${proc.name} exited (${proc.exitCode}) while waiting for ${what}; last log lines:\n${tail(proc.log)}`);
+    if (proc.exitCode !== undefined)
+      throw new Error(`${proc.name} exited (${proc.exitCode}) while waiting for ${what}; last log lines:\n${tail(proc.log)}`);
     if (await check().catch(() => false)) return;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last lines of ${proc.log}:\n${tail(proc.log)}`);
     await sleep(200);
@@ -296,7 +355,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   let binDir = opts.binDir ?? findBinaries(version);
   if (!binDir && opts.build) binDir = buildBinaries(version);
   if (!binDir || !BINARIES.every((b) => existsSync(path.join(binDir!, b)))) {
-    throw new Error(`Kubernetes ${version} binaries not found in ${opts.binDir ?? path.join(cacheDir(), version, "bin")}: run test/k8s/build.sh ${version} first (docs/k8s-test-env.md)`);
+    throw new Error(
+      `Kubernetes ${version} binaries not found in ${opts.binDir ?? path.join(cacheDir(), version, "bin")}: run test/k8s/build.sh ${version} first (docs/k8s-test-env.md)`,
+    );
   }
   const bin = (b: string) => path.join(binDir!, b);
   const timeoutMs = opts.timeoutMs ?? 60_000;
@@ -347,11 +408,16 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const peerUrl = `http://127.0.0.1:${peerPort}`;
     mkdirSync(f("etcd-data"), { mode: 0o700 });
     const etcd = spawnTracked("etcd", [
-      "--name=default", `--data-dir=${f("etcd-data")}`,
-      `--listen-client-urls=${etcdUrl}`, `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=${peerUrl}`, `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=default=${peerUrl}`, "--initial-cluster-state=new",
-      "--unsafe-no-fsync=true", "--log-level=warn",
+      "--name=default",
+      `--data-dir=${f("etcd-data")}`,
+      `--listen-client-urls=${etcdUrl}`,
+      `--advertise-client-urls=${etcdUrl}`,
+      `--listen-peer-urls=${peerUrl}`,
+      `--initial-advertise-peer-urls=${peerUrl}`,
+      `--initial-cluster=default=${peerUrl}`,
+      "--initial-cluster-state=new",
+      "--unsafe-no-fsync=true",
+      "--log-level=warn",
     ]);
     await waitFor("etcd /health", etcd, deadline, async () => {
       const r = await fetch(`${etcdUrl}/health`);
@@ -363,20 +429,26 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const server = `https://${apiIp}:${apiPort}`;
     const apiserver = spawnTracked("kube-apiserver", [
       `--etcd-servers=${etcdUrl}`,
-      `--advertise-address=${apiIp}`, `--bind-address=${apiIp}`, `--secure-port=${apiPort}`,
+      `--advertise-address=${apiIp}`,
+      `--bind-address=${apiIp}`,
+      `--secure-port=${apiPort}`,
       `--cert-dir=${f("apiserver-certs")}`,
-      `--tls-cert-file=${f("apiserver.crt")}`, `--tls-private-key-file=${f("apiserver.key")}`,
+      `--tls-cert-file=${f("apiserver.crt")}`,
+      `--tls-private-key-file=${f("apiserver.key")}`,
       `--client-ca-file=${f("ca.crt")}`,
       "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-      `--service-account-key-file=${f("sa.pub")}`, `--service-account-signing-key-file=${f("sa.key")}`,
+      `--service-account-key-file=${f("sa.pub")}`,
+      `--service-account-signing-key-file=${f("sa.key")}`,
       `--service-cluster-ip-range=${serviceCidr}`,
       "--allow-privileged=true",
-      ...(net ? net.apiserverArgs : [
-        "--authorization-mode=RBAC",
-        // the default "lease" reconciler tries to publish 127.0.0.1 as the `kubernetes` Service's
-        // endpoint every 10 s and is refused (loopback addresses are invalid in Endpoints)
-        "--endpoint-reconciler-type=none",
-      ]),
+      ...(net
+        ? net.apiserverArgs
+        : [
+            "--authorization-mode=RBAC",
+            // the default "lease" reconciler tries to publish 127.0.0.1 as the `kubernetes` Service's
+            // endpoint every 10 s and is refused (loopback addresses are invalid in Endpoints)
+            "--endpoint-reconciler-type=none",
+          ]),
       ...(opts.apiserverArgs ?? []),
     ]);
     await waitFor("kube-apiserver /readyz", apiserver, deadline, async () => (await httpsGet(`${server}/readyz`, tlsOpts)).status === 200);
@@ -393,7 +465,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         "--secure-port=0",
         `--service-account-private-key-file=${f("sa.key")}`,
         `--root-ca-file=${f("ca.crt")}`,
-        `--cluster-signing-cert-file=${f("ca.crt")}`, `--cluster-signing-key-file=${f("ca.key")}`,
+        `--cluster-signing-cert-file=${f("ca.crt")}`,
+        `--cluster-signing-key-file=${f("ca.key")}`,
         `--service-cluster-ip-range=${serviceCidr}`,
         "--cluster-name=weft-test",
         "--controllers=*",
@@ -407,15 +480,28 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     }
 
     if (nodeMod && net) {
-      node = await nodeMod.startNode(net, { server, kubeconfig, kubectl: (args, input) => runKubectl(bin("kubectl"), kubeconfig, args, input) });
+      node = await nodeMod.startNode(net, {
+        server,
+        kubeconfig,
+        kubectl: (args, input) => runKubectl(bin("kubectl"), kubeconfig, args, input),
+      });
     }
 
     const byName = Object.fromEntries(procs.map((p) => [p.name, p]));
     let stopped: Promise<void> | undefined;
     return {
       node,
-      server, kubeconfig, ca, clientCert, clientKey, dir, binDir, version, etcdUrl,
-      caCertFile: f("ca.crt"), caKeyFile: f("ca.key"),
+      server,
+      kubeconfig,
+      ca,
+      clientCert,
+      clientKey,
+      dir,
+      binDir,
+      version,
+      etcdUrl,
+      caCertFile: f("ca.crt"),
+      caKeyFile: f("ca.key"),
       pids: Object.fromEntries(procs.map((p) => [p.name, p.child.pid ?? 0])),
       kubectl: (args, input) => runKubectl(bin("kubectl"), kubeconfig, args, input),
       rss: () => ({ ...Object.fromEntries(Object.entries(byName).map(([n, p]) => [n, rssKib(p.child.pid)])), ...node?.rss() }),
@@ -430,10 +516,15 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
 
 export function runKubectl(kubectl: string, kubeconfig: string, args: string[], input?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile(kubectl, [`--kubeconfig=${kubeconfig}`, ...args], { encoding: "utf8", timeout: 60_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`kubectl ${args.join(" ")}: ${stderr.trim() || err.message}`));
-      else resolve(stdout);
-    });
+    const child = execFile(
+      kubectl,
+      [`--kubeconfig=${kubeconfig}`, ...args],
+      { encoding: "utf8", timeout: 60_000, maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`kubectl ${args.join(" ")}: ${stderr.trim() || err.message}`));
+        else resolve(stdout);
+      },
+    );
     child.stdin?.end(input ?? "");
   });
 }
@@ -482,8 +573,10 @@ export async function smoke(k8s: Cluster, say: (s: string) => void = () => {}): 
   say(`replicaset controller made ${pods.join(" ")} (Pending: there are no nodes)`);
   await k8s.kubectl(["-n", "smoke", "create", "service", "clusterip", "web", "--tcp=80:8080"]);
   say(`service/web got ClusterIP ${(await k8s.kubectl(["-n", "smoke", "get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"])).trim()}`);
-  const cm = await poll("kube-root-ca.crt in namespace smoke", async () =>
-    (await k8s.kubectl(["-n", "smoke", "get", "configmap", "kube-root-ca.crt", "-o", "name"])).trim() || undefined);
+  const cm = await poll(
+    "kube-root-ca.crt in namespace smoke",
+    async () => (await k8s.kubectl(["-n", "smoke", "get", "configmap", "kube-root-ca.crt", "-o", "name"])).trim() || undefined,
+  );
   say(`root-ca publisher made ${cm}`);
   const token = (await k8s.kubectl(["-n", "smoke", "create", "token", "default"])).trim();
   say(`kubectl create token: ${token.slice(0, 16)}... (${token.length} chars)`);
@@ -503,12 +596,17 @@ async function cli(): Promise<void> {
   const withNode = process.argv.slice(3).includes("--node");
   const say = (s: string) => process.stderr.write(`[k8s] ${s}\n`);
   if ((cmd !== "up" && cmd !== "smoke") || process.argv.slice(3).some((a) => a !== "--node")) {
-    process.stderr.write("usage: node test/k8s/cluster.ts up|smoke [--node]   (binaries from test/k8s/build.sh, and build-node.sh for --node)\n");
+    process.stderr.write(
+      "usage: node test/k8s/cluster.ts up|smoke [--node]   (binaries from test/k8s/build.sh, and build-node.sh for --node)\n",
+    );
     process.exit(2);
   }
   const t0 = Date.now();
   const k8s = await startCluster({ build: true, node: withNode ? { build: true } : undefined });
-  if (k8s.node) say(`node ${k8s.node.name} Ready (${k8s.node.ip}); registry ${k8s.node.registry}; images ${k8s.node.images.busybox}, ${k8s.node.images.pause}`);
+  if (k8s.node)
+    say(
+      `node ${k8s.node.name} Ready (${k8s.node.ip}); registry ${k8s.node.registry}; images ${k8s.node.images.busybox}, ${k8s.node.images.pause}`,
+    );
   say(`Kubernetes ${k8s.version} ready in ${((Date.now() - t0) / 1000).toFixed(1)} s at ${k8s.server} (pids ${JSON.stringify(k8s.pids)})`);
   const shutdown = async (code: number) => {
     say("stopping...");
@@ -522,7 +620,11 @@ async function cli(): Promise<void> {
     try {
       await smoke(k8s, say);
       const rss = k8s.rss();
-      say(`RSS: ${Object.entries(rss).map(([n, kib]) => `${n} ${(kib / 1024).toFixed(0)} MiB`).join(", ")}`);
+      say(
+        `RSS: ${Object.entries(rss)
+          .map(([n, kib]) => `${n} ${(kib / 1024).toFixed(0)} MiB`)
+          .join(", ")}`,
+      );
       say("smoke test passed");
       await shutdown(0);
     } catch (e) {

@@ -11,8 +11,18 @@ export const GATEWAY_API_VERSION = "v1.6.3";
 export async function gatewayApiCrd(plural: string): Promise<string> {
   const go = process.env.GO ?? "go";
   const info = await new Promise<string>((resolve, reject) =>
-    execFile(go, ["mod", "download", "-json", `sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION}`], { encoding: "utf8", env: { ...process.env, GOTOOLCHAIN: "local", GOFLAGS: "-mod=mod" } }, (e, stdout, stderr) =>
-      e && !stdout ? reject(new Error(`go mod download sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION} failed (the tests need Go and the Go module proxy): ${stderr || e.message}`)) : resolve(stdout),
+    execFile(
+      go,
+      ["mod", "download", "-json", `sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION}`],
+      { encoding: "utf8", env: { ...process.env, GOTOOLCHAIN: "local", GOFLAGS: "-mod=mod" } },
+      (e, stdout, stderr) =>
+        e && !stdout
+          ? reject(
+              new Error(
+                `go mod download sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION} failed (the tests need Go and the Go module proxy): ${stderr || e.message}`,
+              ),
+            )
+          : resolve(stdout),
     ),
   );
   const { Dir, Error: error } = JSON.parse(info) as { Dir?: string; Error?: string };

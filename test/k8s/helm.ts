@@ -15,13 +15,26 @@ export const HELM_VERSION = process.env.WEFT_HELM_VERSION ?? "v3.22.0";
 export async function helmBinary(): Promise<string> {
   const dir = path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), ".cache"), "weft", "helm", HELM_VERSION);
   const helm = path.join(dir, "helm");
-  const ok = await access(helm, constants.X_OK).then(() => true, () => false);
+  const ok = await access(helm, constants.X_OK).then(
+    () => true,
+    () => false,
+  );
   if (ok) return helm;
   await mkdir(dir, { recursive: true });
   const go = process.env.GO ?? "go";
   await new Promise<void>((resolve, reject) =>
-    execFile(go, ["install", `helm.sh/helm/v3/cmd/helm@${HELM_VERSION}`], { env: { ...process.env, GOBIN: dir, GOTOOLCHAIN: "local", CGO_ENABLED: "0" }, maxBuffer: 64 << 20 }, (e, _stdout, stderr) =>
-      e ? reject(new Error(`building helm ${HELM_VERSION} with "go install" failed (the chart test needs Go and the Go module proxy): ${stderr.slice(-2000) || e.message}`)) : resolve(),
+    execFile(
+      go,
+      ["install", `helm.sh/helm/v3/cmd/helm@${HELM_VERSION}`],
+      { env: { ...process.env, GOBIN: dir, GOTOOLCHAIN: "local", CGO_ENABLED: "0" }, maxBuffer: 64 << 20 },
+      (e, _stdout, stderr) =>
+        e
+          ? reject(
+              new Error(
+                `building helm ${HELM_VERSION} with "go install" failed (the chart test needs Go and the Go module proxy): ${stderr.slice(-2000) || e.message}`,
+              ),
+            )
+          : resolve(),
     ),
   );
   return helm;

@@ -33,7 +33,12 @@ describe("a real single-node cluster", { timeout: 15 * 60_000 }, () => {
     await poll("the default ServiceAccount in " + NS, async () => (await k(["get", "sa", "default", "-o", "name"])).trim() || undefined);
   });
   after(async () => {
-    if (k8s) say(`RSS: ${Object.entries(k8s.rss()).map(([n, kib]) => `${n} ${(kib / 1024).toFixed(0)} MiB`).join(", ")}`);
+    if (k8s)
+      say(
+        `RSS: ${Object.entries(k8s.rss())
+          .map(([n, kib]) => `${n} ${(kib / 1024).toFixed(0)} MiB`)
+          .join(", ")}`,
+      );
     const t0 = Date.now();
     await k8s?.stop();
     say(`stopped in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -42,7 +47,9 @@ describe("a real single-node cluster", { timeout: 15 * 60_000 }, () => {
   it("runs a Deployment's pod: init container, then a native sidecar, then the main container; HTTP readiness probe", async () => {
     const t0 = Date.now();
     const img = node.images.busybox;
-    await k(["apply", "-f", "-"], `apiVersion: apps/v1
+    await k(
+      ["apply", "-f", "-"],
+      `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
 spec:
@@ -73,15 +80,24 @@ spec:
         ports: [{containerPort: 8080}]
         readinessProbe: {httpGet: {path: /ready.txt, port: 8080}, periodSeconds: 1, failureThreshold: 1}
         volumeMounts: [{name: www, mountPath: /www}, {name: shared, mountPath: /shared}]
-`);
-    webPod = await poll("the web pod Running", async () => {
-      const pods = (await json(["get", "pods", "-l", "app=web"])).items;
-      return pods.length === 1 && pods[0].status.phase === "Running" ? pods[0].metadata.name : undefined;
-    }, 120_000);
+`,
+    );
+    webPod = await poll(
+      "the web pod Running",
+      async () => {
+        const pods = (await json(["get", "pods", "-l", "app=web"])).items;
+        return pods.length === 1 && pods[0].status.phase === "Running" ? pods[0].metadata.name : undefined;
+      },
+      120_000,
+    );
     const running = Date.now() - t0;
     let pod = await json(["get", "pod", webPod]);
     assert.equal(pod.spec.nodeName, node.name);
-    assert.equal(pod.status.conditions.find((c: { type: string }) => c.type === "Ready").status, "False", "not ready before /ready.txt exists");
+    assert.equal(
+      pod.status.conditions.find((c: { type: string }) => c.type === "Ready").status,
+      "False",
+      "not ready before /ready.txt exists",
+    );
     // the order the three containers wrote, in the emptyDir they share
     assert.equal((await k(["exec", webPod, "-c", "web", "--", "cat", "/shared/order"])).trim(), "init\nsidecar\nmain");
     const sidecar = pod.status.initContainerStatuses.find((s: { name: string }) => s.name === "sidecar");
@@ -92,7 +108,9 @@ spec:
       pod = await json(["get", "pod", webPod]);
       return pod.status.conditions.find((c: { type: string }) => c.type === "Ready").status === "True" ? true : undefined;
     });
-    say(`web pod Running after ${(running / 1000).toFixed(1)} s, Ready after ${((Date.now() - t0) / 1000).toFixed(1)} s (probe flipped by exec)`);
+    say(
+      `web pod Running after ${(running / 1000).toFixed(1)} s, Ready after ${((Date.now() - t0) / 1000).toFixed(1)} s (probe flipped by exec)`,
+    );
   });
 
   it("serves kubectl logs and kubectl exec (apiserver -> kubelet, client certificate both ways)", async () => {
@@ -106,7 +124,9 @@ spec:
     const ip = (await k(["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"])).trim();
     // Guaranteed QoS: kubelet asks for oom_score_adj -997 (see restrict_oom_score_adj in
     // node.ts) and a memory limit in the cgroup v1 memory controller
-    await k(["apply", "-f", "-"], `apiVersion: v1
+    await k(
+      ["apply", "-f", "-"],
+      `apiVersion: v1
 kind: Pod
 metadata: {name: client}
 spec:
@@ -116,18 +136,28 @@ spec:
     image: ${node.images.busybox}
     command: [sleep, "3600"]
     resources: {limits: {cpu: 100m, memory: 32Mi}}
-`);
-    await poll("the client pod Running", async () => ((await json(["get", "pod", "client"])).status.phase === "Running" ? true : undefined), 60_000);
+`,
+    );
+    await poll(
+      "the client pod Running",
+      async () => ((await json(["get", "pod", "client"])).status.phase === "Running" ? true : undefined),
+      60_000,
+    );
     const ns = await k(["exec", "client", "--", "nslookup", `web.${NS}.svc.cluster.local`]);
     assert.ok(ns.includes(ip), `nslookup answered ${ns}`);
     // short name through the search path kubelet writes into resolv.conf; busybox wget's -T
     // crashes (Debian's static build), so the timeout is timeout(1)'s
-    const viaName = await poll("http://web/ from the client pod", async () =>
-      (await k(["exec", "client", "--", "timeout", "5", "wget", "-qO-", "http://web/index.html"])).trim() || undefined);
+    const viaName = await poll(
+      "http://web/ from the client pod",
+      async () => (await k(["exec", "client", "--", "timeout", "5", "wget", "-qO-", "http://web/index.html"])).trim() || undefined,
+    );
     assert.equal(viaName, "hello from web");
     // pod to pod across the bridge, without the Service
     const podIp = (await json(["get", "pod", webPod])).status.podIP;
-    assert.equal((await k(["exec", "client", "--", "timeout", "5", "wget", "-qO-", `http://${podIp}:8080/index.html`])).trim(), "hello from web");
+    assert.equal(
+      (await k(["exec", "client", "--", "timeout", "5", "wget", "-qO-", `http://${podIp}:8080/index.html`])).trim(),
+      "hello from web",
+    );
   });
 
   it("reaches the Service's ClusterIP and the pod IP from the host", async () => {
@@ -135,14 +165,19 @@ spec:
     const res = await fetch(`http://${ip}/index.html`, { signal: AbortSignal.timeout(5000) });
     assert.equal((await res.text()).trim(), "hello from web");
     const podIp = (await json(["get", "pod", webPod])).status.podIP;
-    assert.equal((await (await fetch(`http://${podIp}:8080/index.html`, { signal: AbortSignal.timeout(5000) })).text()).trim(), "hello from web");
+    assert.equal(
+      (await (await fetch(`http://${podIp}:8080/index.html`, { signal: AbortSignal.timeout(5000) })).text()).trim(),
+      "hello from web",
+    );
   });
 
   it("reaches the apiserver from a pod through kubernetes.default.svc (ServiceAccount token, CA verified)", async () => {
     const out = await k(["exec", "client", "--", "kget", "https://kubernetes.default.svc/version"]);
     assert.equal(JSON.parse(out).gitVersion, k8s.version);
     // and it is the ClusterIP 10.0.0.1 through kube-proxy, whose endpoint is the host address
-    const eps = JSON.parse(await k8s.kubectl(["get", "endpointslices", "-n", "default", "-l", "kubernetes.io/service-name=kubernetes", "-o", "json"]));
+    const eps = JSON.parse(
+      await k8s.kubectl(["get", "endpointslices", "-n", "default", "-l", "kubernetes.io/service-name=kubernetes", "-o", "json"]),
+    );
     assert.deepEqual(eps.items[0].endpoints[0].addresses, [node.hostIp]);
   });
 
@@ -151,7 +186,11 @@ spec:
     assert.equal(pod.status.qosClass, "Guaranteed"); // so its cgroup is kubepods/pod<uid>, no QoS level
     const cg = path.join("/sys/fs/cgroup/memory", node.cgroupRoot, "kubepods", `pod${pod.metadata.uid}`);
     assert.ok(existsSync(cg), `pod cgroup ${cg} exists while it runs`);
-    assert.equal(readFileSync(path.join(cg, "memory.limit_in_bytes"), "utf8").trim(), String(32 * 1024 * 1024), "the memory limit is in the cgroup v1 memory controller");
+    assert.equal(
+      readFileSync(path.join(cg, "memory.limit_in_bytes"), "utf8").trim(),
+      String(32 * 1024 * 1024),
+      "the memory limit is in the cgroup v1 memory controller",
+    );
     const veths = () => node.exec(["ip", "-o", "link", "show", "master", "cni0"]).trim().split("\n").filter(Boolean).length;
     assert.equal(veths(), 2, "one veth per pod on cni0");
     await k(["delete", "pod", "client", "--wait=true", "--timeout=60s", "--grace-period=1"]);

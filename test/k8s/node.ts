@@ -28,8 +28,21 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, st
 import path from "node:path";
 import process from "node:process";
 import {
-  cacheDir, DEFAULT_K8S_VERSION, firstIp, freePorts, installExitHook, kubeconfigYaml, live, rssKib, signClient, signLeaf,
-  sleep, startProc, stopProc, tail, type Proc,
+  cacheDir,
+  DEFAULT_K8S_VERSION,
+  firstIp,
+  freePorts,
+  installExitHook,
+  kubeconfigYaml,
+  live,
+  rssKib,
+  signClient,
+  signLeaf,
+  sleep,
+  startProc,
+  stopProc,
+  tail,
+  type Proc,
 } from "./cluster.ts";
 
 export const NODE_NAME = "weft-node";
@@ -48,7 +61,8 @@ const REGISTRY_BIN = "/usr/bin/docker-registry";
 const here = import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname);
 export const BUILD_NODE_SCRIPT = path.join(here, "build-node.sh");
 const NODE_BINARIES = ["kubelet", "kube-scheduler", "kube-proxy", "containerd", "containerd-shim-runc-v2", "coredns"] as const;
-const APT = "apt-get install -y runc containernetworking-plugins busybox-static umoci skopeo docker-registry iptables iproute2 util-linux conntrack";
+const APT =
+  "apt-get install -y runc containernetworking-plugins busybox-static umoci skopeo docker-registry iptables iproute2 util-linux conntrack";
 
 export interface NodeOptions {
   /** How long to wait for the Node to be Ready (after the control plane is). Default 120 s. */
@@ -125,9 +139,14 @@ export function nodeMissing(binDir: string): string[] {
   if (bins.length || !existsSync(path.join(binDir, "..", "images", ".stamp"))) {
     out.push(`${bins.length ? bins.join(", ") : "the node images"} not in ${binDir}: run test/k8s/build-node.sh`);
   }
-  const tools: Array<[string, string]> = [[RUNC, "runc"], [`${CNI_BIN}/bridge`, "containernetworking-plugins"], [REGISTRY_BIN, "docker-registry"]];
+  const tools: Array<[string, string]> = [
+    [RUNC, "runc"],
+    [`${CNI_BIN}/bridge`, "containernetworking-plugins"],
+    [REGISTRY_BIN, "docker-registry"],
+  ];
   for (const [file, pkg] of tools) if (!existsSync(file)) out.push(`${file} missing: apt-get install -y ${pkg}`);
-  for (const c of ["skopeo", "nsenter", "unshare", "ip", "iptables"]) if (!trySh("sh", ["-c", `command -v ${c}`])) out.push(`${c} missing: ${APT}`);
+  for (const c of ["skopeo", "nsenter", "unshare", "ip", "iptables"])
+    if (!trySh("sh", ["-c", `command -v ${c}`])) out.push(`${c} missing: ${APT}`);
   return out;
 }
 
@@ -154,7 +173,9 @@ function ownCgroupRoot(): string {
       const [, ctl, p] = l.split(":");
       if (ctl?.split(",").includes("memory")) mem = p;
     }
-  } catch { /* no cgroups? kubelet will say */ }
+  } catch {
+    /* no cgroups? kubelet will say */
+  }
   return path.posix.join(mem, CGROUP_LEAF);
 }
 
@@ -189,12 +210,16 @@ function cgroupPids(root: string): number[] {
     }
     try {
       for (const l of readFileSync(path.join(d, "cgroup.procs"), "utf8").split("\n")) if (l) pids.add(Number(l));
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
     for (const e of entries) {
       const p = path.join(d, e);
       try {
         if (statSync(p).isDirectory()) walk(p);
-      } catch { /* gone */ }
+      } catch {
+        /* gone */
+      }
     }
   };
   for (const h of cgroupHierarchies(true)) walk(path.join(h, root));
@@ -207,7 +232,10 @@ function cgroupPids(root: string): number[] {
  */
 function cgroupHierarchies(withUnified = false): string[] {
   try {
-    return readdirSync("/sys/fs/cgroup").filter((h) => withUnified || h !== "unified").map((h) => path.join("/sys/fs/cgroup", h)).filter((h) => existsSync(path.join(h, "cgroup.procs")));
+    return readdirSync("/sys/fs/cgroup")
+      .filter((h) => withUnified || h !== "unified")
+      .map((h) => path.join("/sys/fs/cgroup", h))
+      .filter((h) => existsSync(path.join(h, "cgroup.procs")));
   } catch {
     return [];
   }
@@ -218,21 +246,27 @@ function removeCgroups(root: string, created: string[] = []): void {
   const rm = (d: string) => {
     let entries: string[] = [];
     try {
-      entries = readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+      entries = readdirSync(d, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name);
     } catch {
       return;
     }
     for (const e of entries) rm(path.join(d, e));
     try {
       rmdirSync(d);
-    } catch { /* still busy or gone */ }
+    } catch {
+      /* still busy or gone */
+    }
   };
   for (const h of cgroupHierarchies(true)) rm(path.join(h, root));
   // the parents makeCgroupRoot made (e.g. /sys/fs/cgroup/cpu/process_api/<id>), deepest first
   for (const d of [...created].sort((a, b) => b.length - a.length)) {
     try {
       rmdirSync(d);
-    } catch { /* busy or gone */ }
+    } catch {
+      /* busy or gone */
+    }
   }
 }
 
@@ -242,7 +276,20 @@ function netnsPids(): number[] {
 }
 
 /** What a run starts outside the node's netns and cgroups (control plane, registry), by program name. */
-const OURS = new Set(["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "docker-registry", "kubelet", "kube-proxy", "containerd", "coredns", "nsenter", "unshare", "sleep"]);
+const OURS = new Set([
+  "etcd",
+  "kube-apiserver",
+  "kube-controller-manager",
+  "kube-scheduler",
+  "docker-registry",
+  "kubelet",
+  "kube-proxy",
+  "containerd",
+  "coredns",
+  "nsenter",
+  "unshare",
+  "sleep",
+]);
 
 /** Our processes whose command line mentions `dir` (a previous run's temp dir), not e.g. a `less` of its logs. */
 function pidsMentioning(dir: string): number[] {
@@ -252,27 +299,43 @@ function pidsMentioning(dir: string): number[] {
     try {
       const argv = readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0");
       if (OURS.has(path.basename(argv[0])) && argv.some((a) => a.includes(dir))) out.push(Number(e));
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return out;
 }
 
 /** SIGKILL everything the node (or a previous run's node) left, delete its netns and cgroups. */
-export async function cleanNode(cgroupRoot: string | undefined, oldDir?: string, say: (s: string) => void = () => {}, cgroupCreated: string[] = [], keepNetwork = false): Promise<void> {
+export async function cleanNode(
+  cgroupRoot: string | undefined,
+  oldDir?: string,
+  say: (s: string) => void = () => {},
+  cgroupCreated: string[] = [],
+  keepNetwork = false,
+): Promise<void> {
   for (let round = 0; round < 50; round++) {
-    const pids = [...new Set([...netnsPids(), ...(cgroupRoot ? cgroupPids(cgroupRoot) : []), ...(oldDir ? pidsMentioning(oldDir) : [])])].filter((p) => p !== process.pid);
+    const pids = [
+      ...new Set([...netnsPids(), ...(cgroupRoot ? cgroupPids(cgroupRoot) : []), ...(oldDir ? pidsMentioning(oldDir) : [])]),
+    ].filter((p) => p !== process.pid);
     if (pids.length === 0) break;
     if (round === 0) say(`killing ${pids.length} leftover node processes`);
     for (const p of pids) {
       try {
         process.kill(p, "SIGKILL");
-      } catch { /* gone */ }
+      } catch {
+        /* gone */
+      }
     }
     await sleep(100);
   }
   if (cgroupRoot) removeCgroups(cgroupRoot, cgroupCreated);
   if (keepNetwork) return;
-  if (trySh("ip", ["netns", "list"])?.split("\n").some((l) => l.split(" ")[0] === NETNS)) {
+  if (
+    trySh("ip", ["netns", "list"])
+      ?.split("\n")
+      .some((l) => l.split(" ")[0] === NETNS)
+  ) {
     trySh("ip", ["netns", "del", NETNS]);
     say(`deleted network namespace ${NETNS}`);
   }
@@ -283,7 +346,12 @@ export async function cleanNode(cgroupRoot: string | undefined, oldDir?: string,
   }
 }
 
-interface State { pid: number; dir: string; cgroupRoot?: string; cgroupCreated?: string[] }
+interface State {
+  pid: number;
+  dir: string;
+  cgroupRoot?: string;
+  cgroupCreated?: string[];
+}
 function readState(): State | undefined {
   try {
     return JSON.parse(readFileSync(STATE_FILE, "utf8"));
@@ -307,15 +375,25 @@ export async function prepareNode(opts: NodeOptions & { dir: string; binDir: str
 
   const prev = readState();
   if (prev && prev.pid !== process.pid && alive(prev.pid)) {
-    throw new Error(`another test node is running (owner pid ${prev.pid}, dir ${prev.dir}): one node per machine. ` +
-      `Stop it, or if it is stuck: kill ${prev.pid}; node test/k8s/node.ts clean`);
+    throw new Error(
+      `another test node is running (owner pid ${prev.pid}, dir ${prev.dir}): one node per machine. ` +
+        `Stop it, or if it is stuck: kill ${prev.pid}; node test/k8s/node.ts clean`,
+    );
   }
   if (prev && prev.pid === process.pid) throw new Error("this process already runs a test node: one node per machine");
   await cleanNode(prev?.cgroupRoot, prev?.dir, (s) => process.stderr.write(`[k8s/node] previous run: ${s}\n`), prev?.cgroupCreated);
   const cgroupRoot = ownCgroupRoot();
   writeFileSync(STATE_FILE, JSON.stringify({ pid: process.pid, dir: opts.dir, cgroupRoot }));
 
-  const ctx: Ctx = { dir: opts.dir, binDir, serviceCidr: opts.serviceCidr, timeoutMs: opts.timeoutMs ?? 120_000, procs: [], cgroupRoot, cgroupCreated: [] };
+  const ctx: Ctx = {
+    dir: opts.dir,
+    binDir,
+    serviceCidr: opts.serviceCidr,
+    timeoutMs: opts.timeoutMs ?? 120_000,
+    procs: [],
+    cgroupRoot,
+    cgroupCreated: [],
+  };
   const net: NodeNetwork = {
     hostIp: HOST_IP,
     nodeIp: NODE_IP,
@@ -341,9 +419,13 @@ export async function prepareNode(opts: NodeOptions & { dir: string; binDir: str
       signClient(d, "kube-scheduler", "system:kube-scheduler");
       signClient(d, "kube-proxy", "system:kube-proxy");
       signClient(d, "coredns", "weft-test-coredns");
-      signLeaf(d, "kubelet-serving", `/CN=${NODE_NAME}`,
+      signLeaf(
+        d,
+        "kubelet-serving",
+        `/CN=${NODE_NAME}`,
         "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n" +
-        `subjectAltName=IP:${NODE_IP},DNS:${NODE_NAME}\n`);
+          `subjectAltName=IP:${NODE_IP},DNS:${NODE_NAME}\n`,
+      );
     },
     teardown: async () => {
       for (const p of [...ctx.procs].reverse()) if (p.exitCode === undefined) p.child.kill("SIGKILL");
@@ -369,14 +451,21 @@ export async function prepareNode(opts: NodeOptions & { dir: string; binDir: str
     // host -> ClusterIP -> apiserver on the host goes back out of the node's eth0: no ICMP
     // redirect for that (the host would believe it and route ClusterIPs to itself)
     sh("sysctl", ["-qw", `net.ipv4.conf.${HOST_IF}.accept_redirects=0`]);
-    sh("ip", ["netns", "exec", NETNS, "sh", "-c", [
-      "echo 1 > /proc/sys/net/ipv4/ip_forward",
-      "echo 0 > /proc/sys/net/ipv4/conf/all/send_redirects",
-      "echo 0 > /proc/sys/net/ipv4/conf/eth0/send_redirects",
-      // pod -> ClusterIP -> pod on the same bridge: the reply is bridged, and must still pass
-      // conntrack to be un-DNATed (br_netfilter is built into this kernel; per netns)
-      "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables",
-    ].join("; ")]);
+    sh("ip", [
+      "netns",
+      "exec",
+      NETNS,
+      "sh",
+      "-c",
+      [
+        "echo 1 > /proc/sys/net/ipv4/ip_forward",
+        "echo 0 > /proc/sys/net/ipv4/conf/all/send_redirects",
+        "echo 0 > /proc/sys/net/ipv4/conf/eth0/send_redirects",
+        // pod -> ClusterIP -> pod on the same bridge: the reply is bridged, and must still pass
+        // conntrack to be un-DNATed (br_netfilter is built into this kernel; per netns)
+        "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables",
+      ].join("; "),
+    ]);
   } catch (e) {
     await net.teardown();
     const err = e as { stderr?: string; message: string };
@@ -392,7 +481,10 @@ function hardNofile(): number {
 }
 
 /** Step 2 (control plane is ready): registry, containerd, CoreDNS, kubelet, kube-proxy, scheduler. */
-export async function startNode(net: NodeNetwork, cp: { server: string; kubeconfig: string; kubectl(args: string[], input?: string): Promise<string> }): Promise<Node> {
+export async function startNode(
+  net: NodeNetwork,
+  cp: { server: string; kubeconfig: string; kubectl(args: string[], input?: string): Promise<string> },
+): Promise<Node> {
   const { ctx } = net;
   const { dir, binDir } = ctx;
   const f = (...p: string[]) => path.join(dir, ...p);
@@ -406,12 +498,18 @@ export async function startNode(net: NodeNetwork, cp: { server: string; kubeconf
     return p;
   };
   const failIfExited = (p: Proc, what: string) => {
-    if (p.exitCode !== undefined) throw new Error(`${p.name} exited (${p.exitCode}) while waiting for ${what}; last lines of ${p.log}:\n${tail(p.log)}`);
+    if (p.exitCode !== undefined)
+      throw new Error(`${p.name} exited (${p.exitCode}) while waiting for ${what}; last lines of ${p.log}:\n${tail(p.log)}`);
   };
   const waitUntil = async (what: string, p: Proc, check: () => Promise<boolean> | boolean) => {
     for (;;) {
       failIfExited(p, what);
-      if (await Promise.resolve().then(check).catch(() => false)) return;
+      if (
+        await Promise.resolve()
+          .then(check)
+          .catch(() => false)
+      )
+        return;
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last lines of ${p.log}:\n${tail(p.log)}`);
       await sleep(200);
     }
@@ -420,16 +518,29 @@ export async function startNode(net: NodeNetwork, cp: { server: string; kubeconf
   // -- registry on the host end of the veth (reachable from the host and from the node) ----
   const [regPort] = await freePorts(1);
   const registry = `${HOST_IP}:${regPort}`;
-  write(f("registry", "config.yml"), [
-    "version: 0.1", "log:", "  level: error", "storage:", "  filesystem:", `    rootdirectory: ${JSON.stringify(f("registry", "storage"))}`,
-    "http:", `  addr: ${JSON.stringify(registry)}`, "",
-  ].join("\n"));
+  write(
+    f("registry", "config.yml"),
+    [
+      "version: 0.1",
+      "log:",
+      "  level: error",
+      "storage:",
+      "  filesystem:",
+      `    rootdirectory: ${JSON.stringify(f("registry", "storage"))}`,
+      "http:",
+      `  addr: ${JSON.stringify(registry)}`,
+      "",
+    ].join("\n"),
+  );
   const reg = track(startProc("registry", REGISTRY_BIN, ["serve", f("registry", "config.yml")], dir));
   await waitUntil(`the registry on ${registry}`, reg, async () => (await fetch(`http://${registry}/v2/`)).ok);
   const layout = path.join(binDir, "..", "images", "oci");
   for (const name of ["pause", "busybox"]) {
-    execFileSync("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", `oci:${layout}:${name}`, `docker://${registry}/weft-test/${name}:1`],
-      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_PROXY: HOST_IP, no_proxy: HOST_IP } });
+    execFileSync(
+      "skopeo",
+      ["copy", "--quiet", "--dest-tls-verify=false", `oci:${layout}:${name}`, `docker://${registry}/weft-test/${name}:1`],
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_PROXY: HOST_IP, no_proxy: HOST_IP } },
+    );
   }
   const image = (name: string) => `${REGISTRY_ALIAS}/${name}`;
   const images = { pause: image("weft-test/pause:1"), busybox: image("weft-test/busybox:1") };
@@ -447,7 +558,14 @@ export async function startNode(net: NodeNetwork, cp: { server: string; kubeconf
     "echo anchor-ready",
     "exec sleep infinity",
   ].join("\n");
-  const anchor = track(startProc("anchor", "nsenter", [`--net=/run/netns/${NETNS}`, "--", "unshare", "--mount", "--propagation", "private", "--", "sh", "-c", anchorScript], dir));
+  const anchor = track(
+    startProc(
+      "anchor",
+      "nsenter",
+      [`--net=/run/netns/${NETNS}`, "--", "unshare", "--mount", "--propagation", "private", "--", "sh", "-c", anchorScript],
+      dir,
+    ),
+  );
   ctx.anchor = anchor;
   await waitUntil("the node's mount namespace", anchor, () => readFileSync(anchor.log, "utf8").includes("anchor-ready"));
   const inNode = (name: string, args: string[]) =>
@@ -457,27 +575,47 @@ export async function startNode(net: NodeNetwork, cp: { server: string; kubeconf
   const sock = f("containerd.sock");
   const certsD = f("containerd", "certs.d");
   for (const host of [REGISTRY_ALIAS, registry]) {
-    write(path.join(certsD, host, "hosts.toml"),
-      `server = "http://${registry}"\n\n[host."http://${registry}"]\n  capabilities = ["pull", "resolve"]\n`);
+    write(
+      path.join(certsD, host, "hosts.toml"),
+      `server = "http://${registry}"\n\n[host."http://${registry}"]\n  capabilities = ["pull", "resolve"]\n`,
+    );
   }
-  write(f("cni", "net.d", "10-weft.conflist"), JSON.stringify({
-    cniVersion: "1.0.0",
-    name: "weft-k8s",
-    plugins: [
+  write(
+    f("cni", "net.d", "10-weft.conflist"),
+    JSON.stringify(
       {
-        type: "bridge", bridge: "cni0", isGateway: true, ipMasq: false, hairpinMode: true,
-        ipam: { type: "host-local", ranges: [[{ subnet: POD_CIDR, gateway: firstIp(POD_CIDR) }]], routes: [{ dst: "0.0.0.0/0" }], dataDir: f("cni", "ipam") },
+        cniVersion: "1.0.0",
+        name: "weft-k8s",
+        plugins: [
+          {
+            type: "bridge",
+            bridge: "cni0",
+            isGateway: true,
+            ipMasq: false,
+            hairpinMode: true,
+            ipam: {
+              type: "host-local",
+              ranges: [[{ subnet: POD_CIDR, gateway: firstIp(POD_CIDR) }]],
+              routes: [{ dst: "0.0.0.0/0" }],
+              dataDir: f("cni", "ipam"),
+            },
+          },
+          { type: "portmap", capabilities: { portMappings: true } },
+        ],
       },
-      { type: "portmap", capabilities: { portMappings: true } },
-    ],
-  }, null, 2));
+      null,
+      2,
+    ),
+  );
   // config version 4 since containerd 2.3 (3 is still read, with a "migrated" warning): the
   // same CRI keys, but the sockets moved from [grpc]/[ttrpc] to server plugins
   const v4 = Number(/^v2\.(\d+)\./.exec(readFileSync(path.join(binDir, ".containerd-version"), "utf8"))?.[1] ?? 3) >= 3;
   const sockets = v4
     ? `[plugins."io.containerd.server.v1.grpc"]\n  address = "${sock}"\n[plugins."io.containerd.server.v1.ttrpc"]\n  address = "${sock}.ttrpc"\n`
     : `[grpc]\n  address = "${sock}"\n[ttrpc]\n  address = "${sock}.ttrpc"\n`;
-  write(f("containerd", "config.toml"), `version = ${v4 ? 4 : 3}
+  write(
+    f("containerd", "config.toml"),
+    `version = ${v4 ? 4 : 3}
 root = "${f("containerd", "root")}"
 state = "${f("containerd", "state")}"
 
@@ -514,16 +652,23 @@ ${sockets}
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
         BinaryName = "${RUNC}"
         SystemdCgroup = false
-`);
+`,
+  );
   const containerd = inNode("containerd", ["--config", f("containerd", "config.toml")]);
-  await waitUntil("containerd's socket", containerd, () => existsSync(sock) && readFileSync(containerd.log, "utf8").includes("containerd successfully booted"));
+  await waitUntil(
+    "containerd's socket",
+    containerd,
+    () => existsSync(sock) && readFileSync(containerd.log, "utf8").includes("containerd successfully booted"),
+  );
 
   // -- API objects the node needs: CoreDNS's RBAC, the kube-dns Service and its endpoint ------
   await cp.kubectl(["apply", "-f", "-"], nodeManifests(dnsIp));
 
   // -- CoreDNS (a process in the node's namespaces, not a pod: see docs) ----------------------
   write(f("coredns.kubeconfig"), kubeconfigYaml(cp.server, dir, "coredns"));
-  write(f("Corefile"), `.:53 {
+  write(
+    f("Corefile"),
+    `.:53 {
     bind ${NODE_IP}
     errors
     ready ${NODE_IP}:8181
@@ -534,7 +679,8 @@ ${sockets}
         ttl 5
     }
 }
-`);
+`,
+  );
   const coredns = inNode("coredns", ["-conf", f("Corefile")]);
 
   // -- kubelet ------------------------------------------------------------------------------
@@ -544,13 +690,19 @@ ${sockets}
   ctx.cgroupCreated = makeCgroupRoot(ctx.cgroupRoot);
   writeFileSync(STATE_FILE, JSON.stringify({ ...readState(), cgroupCreated: ctx.cgroupCreated }));
   const kubelet = inNode("kubelet", [
-    `--config=${f("kubelet-config.yaml")}`, `--kubeconfig=${f("kubelet.kubeconfig")}`,
-    `--root-dir=${f("kubelet")}`, `--hostname-override=${NODE_NAME}`, `--node-ip=${NODE_IP}`, "--v=1",
+    `--config=${f("kubelet-config.yaml")}`,
+    `--kubeconfig=${f("kubelet.kubeconfig")}`,
+    `--root-dir=${f("kubelet")}`,
+    `--hostname-override=${NODE_NAME}`,
+    `--node-ip=${NODE_IP}`,
+    "--v=1",
   ]);
 
   // -- kube-proxy (iptables mode, in the node's netns) ----------------------------------------
   write(f("kube-proxy.kubeconfig"), kubeconfigYaml(cp.server, dir, "kube-proxy"));
-  write(f("kube-proxy-config.yaml"), `apiVersion: kubeproxy.config.k8s.io/v1alpha1
+  write(
+    f("kube-proxy-config.yaml"),
+    `apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
   kubeconfig: ${f("kube-proxy.kubeconfig")}
@@ -565,28 +717,41 @@ oomScoreAdj: 0
 conntrack:
   # nf_conntrack_max is not writable from a network namespace; leave it alone
   maxPerCore: 0
-`);
+`,
+  );
   const proxy = inNode("kube-proxy", [`--config=${f("kube-proxy-config.yaml")}`]);
 
   // -- kube-scheduler (on the host, it only talks to the API) ---------------------------------
   write(f("kube-scheduler.kubeconfig"), kubeconfigYaml(cp.server, dir, "kube-scheduler"));
-  const scheduler = track(startProc("kube-scheduler", bin("kube-scheduler"), [
-    `--kubeconfig=${f("kube-scheduler.kubeconfig")}`, "--leader-elect=false", "--secure-port=0",
-  ], dir));
+  const scheduler = track(
+    startProc(
+      "kube-scheduler",
+      bin("kube-scheduler"),
+      [`--kubeconfig=${f("kube-scheduler.kubeconfig")}`, "--leader-elect=false", "--secure-port=0"],
+      dir,
+    ),
+  );
 
   await waitUntil("CoreDNS /ready", coredns, async () => (await fetch(`http://${NODE_IP}:8181/ready`)).ok);
   await waitUntil("kube-proxy /healthz", proxy, async () => (await fetch(`http://${NODE_IP}:10256/healthz`)).ok);
   await waitUntil(`node ${NODE_NAME} Ready`, kubelet, async () => {
     failIfExited(containerd, "the node");
     failIfExited(scheduler, "the node");
-    const out = await cp.kubectl(["get", "node", NODE_NAME, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"]);
+    const out = await cp.kubectl(["get", "node", NODE_NAME, "-o", 'jsonpath={.status.conditions[?(@.type=="Ready")].status}']);
     return out.trim() === "True";
   });
 
   let stopped: Promise<void> | undefined;
   const byName = () => Object.fromEntries(ctx.procs.filter((p) => p !== anchor).map((p) => [p.name, p]));
   return {
-    name: NODE_NAME, ip: NODE_IP, hostIp: HOST_IP, podCidr: POD_CIDR, dnsIp, registry, image, images,
+    name: NODE_NAME,
+    ip: NODE_IP,
+    hostIp: HOST_IP,
+    podCidr: POD_CIDR,
+    dnsIp,
+    registry,
+    image,
+    images,
     cgroupRoot: ctx.cgroupRoot,
     exec: (cmd) => sh("nsenter", [`--target=${anchor.child.pid}`, "--mount", "--net", "--", ...cmd]),
     pids: Object.fromEntries(Object.entries(byName()).map(([n, p]) => [n, p.child.pid ?? 0])),
@@ -603,7 +768,9 @@ async function stopNode(ctx: Ctx, first: Proc[]): Promise<void> {
     for (const p of cgroupPids(ctx.cgroupRoot)) {
       try {
         process.kill(p, "SIGKILL");
-      } catch { /* gone */ }
+      } catch {
+        /* gone */
+      }
     }
     await sleep(100);
   }

@@ -33,14 +33,21 @@ export function request(port: number, options: RequestOptions = {}): Promise<Rep
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () =>
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString(), trailers: { ...res.trailers } as Record<string, string> }),
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+            trailers: { ...res.trailers } as Record<string, string>,
+          }),
         );
         res.on("error", reject);
       },
     );
     if (options.timeoutMs !== undefined) {
       const ms = options.timeoutMs;
-      req.setTimeout(ms, () => req.destroy(new Error(`${options.host ?? "127.0.0.1"}:${port}${options.path ?? "/"}: no answer in ${ms} ms`)));
+      req.setTimeout(ms, () =>
+        req.destroy(new Error(`${options.host ?? "127.0.0.1"}:${port}${options.path ?? "/"}: no answer in ${ms} ms`)),
+      );
     }
     req.on("error", reject);
     if (options.body !== undefined) req.write(options.body);

@@ -22,7 +22,9 @@ export function hostAddress(): string {
   for (const list of Object.values(networkInterfaces())) {
     for (const a of list ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
   }
-  throw new Error("this machine has no non-loopback IPv4 address; the control plane tests need one for EndpointSlices (which refuse 127.0.0.0/8)");
+  throw new Error(
+    "this machine has no non-loopback IPv4 address; the control plane tests need one for EndpointSlices (which refuse 127.0.0.0/8)",
+  );
 }
 
 /** Polls `check` every 100 ms until it returns something truthy; the error names `what` and the last failure. */
@@ -36,7 +38,8 @@ export async function until<T>(what: string, check: () => Promise<T | undefined 
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
     await sleep(100);
   }
 }
@@ -46,14 +49,20 @@ export async function until<T>(what: string, check: () => Promise<T | undefined 
 /** Runs `weft status ARGS` against the test cluster; its stdout (stderr too with `withStderr`). */
 export function weftStatus(k8s: Cluster, args: string[] = [], withStderr = false): Promise<string> {
   return new Promise((resolve, reject) =>
-    execFile(path.join(root, "node_modules", ".bin", "node"), ["bin/weft.ts", "status", ...args, "--kubeconfig", k8s.kubeconfig], { cwd: root, encoding: "utf8" }, (e, stdout, stderr) =>
-      e ? reject(new Error(stderr || e.message)) : resolve(withStderr ? stdout + stderr : stdout),
+    execFile(
+      path.join(root, "node_modules", ".bin", "node"),
+      ["bin/weft.ts", "status", ...args, "--kubeconfig", k8s.kubeconfig],
+      { cwd: root, encoding: "utf8" },
+      (e, stdout, stderr) => (e ? reject(new Error(stderr || e.message)) : resolve(withStderr ? stdout + stderr : stdout)),
     ),
   );
 }
 
 export async function writeProxyToken(k8s: Cluster, namespace: string, serviceAccount: string, file: string): Promise<void> {
-  await writeFile(file, (await k8s.kubectl(["create", "token", serviceAccount, "-n", namespace, "--audience", "weft", "--duration", "1h"])).trim());
+  await writeFile(
+    file,
+    (await k8s.kubectl(["create", "token", serviceAccount, "-n", namespace, "--audience", "weft", "--duration", "1h"])).trim(),
+  );
 }
 
 /** weft's CRDs, and with `httpRoutes` the Gateway API's HTTPRoute CRD, each Established. */
@@ -114,12 +123,18 @@ export interface ControlOptions {
 /** `weft control` with the cluster's admin kubeconfig; resolves once its informers have synced. */
 export async function startControl(k8s: Cluster, options: ControlOptions): Promise<ControlProcess> {
   const args = [
-    "bin/weft.ts", "control",
-    "--kubeconfig", k8s.kubeconfig,
-    "--namespace", options.namespace ?? "weft-system",
-    "--address", "127.0.0.1",
-    "--port", String(options.port),
-    "--dashboard-port", String(options.dashboardPort ?? 0),
+    "bin/weft.ts",
+    "control",
+    "--kubeconfig",
+    k8s.kubeconfig,
+    "--namespace",
+    options.namespace ?? "weft-system",
+    "--address",
+    "127.0.0.1",
+    "--port",
+    String(options.port),
+    "--dashboard-port",
+    String(options.dashboardPort ?? 0),
     // One replica: the Lease hand-over is install.test.ts's subject, and a killed leader's Lease
     // would hold status writes back for its 15 s.
     "--no-leader-election",
@@ -129,10 +144,14 @@ export async function startControl(k8s: Cluster, options: ControlOptions): Promi
   const c = run(args, options.env ?? {});
   let gone = false;
   void c.exited.then(() => (gone = true));
-  await until("weft control to sync its informers", async () => {
-    if (gone) throw new Error(`weft control exited:\n${c.output()}`);
-    return c.output().includes('"msg":"mesh resources synced"');
-  }, 60_000).catch(async (e: Error) => {
+  await until(
+    "weft control to sync its informers",
+    async () => {
+      if (gone) throw new Error(`weft control exited:\n${c.output()}`);
+      return c.output().includes('"msg":"mesh resources synced"');
+    },
+    60_000,
+  ).catch(async (e: Error) => {
     await stopChild(c, "SIGKILL");
     throw new Error(`${e.message}\nweft control output:\n${c.output()}`);
   });
@@ -160,7 +179,13 @@ export interface SidecarProcess {
   inbound: number;
   output(): string;
   /** GET /config_dump, parsed. */
-  dump(): Promise<{ version: string; filters?: { name: string; namespace?: string }[]; filterStatus: { filter: string; sha256: string; ready: boolean; reason?: string }[] } & Record<string, unknown>>;
+  dump(): Promise<
+    {
+      version: string;
+      filters?: { name: string; namespace?: string }[];
+      filterStatus: { filter: string; sha256: string; ready: boolean; reason?: string }[];
+    } & Record<string, unknown>
+  >;
   stop(): Promise<void>;
 }
 
@@ -179,17 +204,32 @@ export interface SidecarOptions {
 
 /** `weft proxy --control-plane` on Node with free loopback ports; resolves once /ready answers 200. */
 export async function startSidecar(options: SidecarOptions): Promise<SidecarProcess> {
-  const [admin, outbound, inbound] = options.ports ? [options.ports.admin, options.ports.outbound, options.ports.inbound] : ((await freePorts(3)) as [number, number, number]);
+  const [admin, outbound, inbound] = options.ports
+    ? [options.ports.admin, options.ports.outbound, options.ports.inbound]
+    : ((await freePorts(3)) as [number, number, number]);
   await mkdir(options.tmp, { recursive: true });
   const c = run(
     [
-      "bin/weft.ts", "proxy",
-      "--control-plane", options.controlPlane,
-      "--ca-file", options.caFile,
-      "--namespace", options.namespace, "--pod", options.pod,
-      "--token-file", options.tokenFile,
-      "--admin-address", "127.0.0.1", "--admin-port", String(admin),
-      "--outbound-port", String(outbound), "--inbound-port", String(inbound),
+      "bin/weft.ts",
+      "proxy",
+      "--control-plane",
+      options.controlPlane,
+      "--ca-file",
+      options.caFile,
+      "--namespace",
+      options.namespace,
+      "--pod",
+      options.pod,
+      "--token-file",
+      options.tokenFile,
+      "--admin-address",
+      "127.0.0.1",
+      "--admin-port",
+      String(admin),
+      "--outbound-port",
+      String(outbound),
+      "--inbound-port",
+      String(inbound),
     ],
     { ...options.env, TMPDIR: options.tmp },
   );
@@ -202,7 +242,11 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarProc
     dump: async () => (await (await fetch(`http://127.0.0.1:${admin}/config_dump`)).json()) as Awaited<ReturnType<SidecarProcess["dump"]>>,
     stop: () => stopChild(c, "SIGTERM"),
   };
-  await until(`sidecar ${options.namespace}/${options.pod} to be ready`, async () => (await fetch(`http://127.0.0.1:${admin}/ready`)).status === 200, 30_000).catch(async (e: Error) => {
+  await until(
+    `sidecar ${options.namespace}/${options.pod} to be ready`,
+    async () => (await fetch(`http://127.0.0.1:${admin}/ready`)).status === 200,
+    30_000,
+  ).catch(async (e: Error) => {
     await stopChild(c, "SIGKILL");
     throw new Error(`${e.message}\nits output:\n${c.output()}`);
   });
@@ -235,10 +279,19 @@ export async function restartApiserver(k8s: Cluster, whileDown: () => Promise<vo
   const pid = k8s.pids["kube-apiserver"]!;
   const [binary, ...args] = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean) as [string, ...string[]];
   process.kill(pid, "SIGKILL");
-  await until("the API server to be gone", async () => readyz(k8s).then(() => false, () => true));
+  await until("the API server to be gone", async () =>
+    readyz(k8s).then(
+      () => false,
+      () => true,
+    ),
+  );
   await whileDown();
   const fd = openSync(path.join(k8s.dir, "kube-apiserver.log"), "a");
-  const child = spawn(binary, args, { cwd: k8s.dir, stdio: ["ignore", fd, fd], env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: k8s.dir } });
+  const child = spawn(binary, args, {
+    cwd: k8s.dir,
+    stdio: ["ignore", fd, fd],
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: k8s.dir },
+  });
   closeSync(fd);
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   // A test that fails half way must not leave an API server behind.

@@ -9,11 +9,7 @@ export interface H2Reply {
   trailers: http2.IncomingHttpHeaders;
 }
 
-export function h2request(
-  session: http2.ClientHttp2Session,
-  headers: http2.OutgoingHttpHeaders,
-  body?: string,
-): Promise<H2Reply> {
+export function h2request(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders, body?: string): Promise<H2Reply> {
   return new Promise((resolve, reject) => {
     const stream = session.request(headers, { endStream: body === undefined });
     let status = 0;

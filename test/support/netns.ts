@@ -32,7 +32,8 @@ export async function must(command: string, ...args: string[]): Promise<string> 
 }
 
 /** The argv prefix that runs a command as `uid` (nothing: as root). */
-export const asUser = (uid: number | undefined) => (uid === undefined ? [] : ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups"]);
+export const asUser = (uid: number | undefined) =>
+  uid === undefined ? [] : ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups"];
 
 /** Fails with what is missing and how to get it: a suite that cannot run must not pass. */
 export async function preflight(suite: string): Promise<void> {
@@ -45,8 +46,10 @@ export async function preflight(suite: string): Promise<void> {
   ];
   const missing = [];
   for (const [tool, args, pkg] of tools) if ((await run(tool, args)).missing) missing.push(`${tool} (Debian package ${pkg})`);
-  if (missing.length > 0) throw new Error(`${suite} needs ${missing.join(", ")}: apt-get install -y iptables iproute2 util-linux curl (.ci/run installs them)`);
-  if (process.getuid?.() !== 0) throw new Error(`${suite} makes network namespaces and iptables rules: run it as root (in a container or VM)`);
+  if (missing.length > 0)
+    throw new Error(`${suite} needs ${missing.join(", ")}: apt-get install -y iptables iproute2 util-linux curl (.ci/run installs them)`);
+  if (process.getuid?.() !== 0)
+    throw new Error(`${suite} makes network namespaces and iptables rules: run it as root (in a container or VM)`);
 }
 
 export interface Reply {
@@ -92,11 +95,17 @@ export class PodPair {
   async setUp(): Promise<void> {
     for (const ns of [this.pod, this.peer]) {
       const r = await run("ip", ["netns", "add", ns]);
-      if (r.code !== 0) throw new Error(`cannot make a network namespace (ip netns add ${ns}): ${r.stderr.trim()}: the suite needs root with CAP_SYS_ADMIN and CAP_NET_ADMIN`);
+      if (r.code !== 0)
+        throw new Error(
+          `cannot make a network namespace (ip netns add ${ns}): ${r.stderr.trim()}: the suite needs root with CAP_SYS_ADMIN and CAP_NET_ADMIN`,
+        );
     }
     // Made in the pod's namespace with its other end in the peer's: it never exists in the root namespace.
     await must("ip", "-n", this.pod, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", this.peer);
-    for (const [ns, ip, ip6] of [[this.pod, this.podIp, this.podIp6], [this.peer, this.peerIp, this.peerIp6]]) {
+    for (const [ns, ip, ip6] of [
+      [this.pod, this.podIp, this.podIp6],
+      [this.peer, this.peerIp, this.peerIp6],
+    ]) {
       await must("ip", "-n", ns, "addr", "add", `${ip}/24`, "dev", "eth0");
       await must("ip", "-n", ns, "-6", "addr", "add", `${ip6}/64`, "dev", "eth0", "nodad");
       await must("ip", "-n", ns, "link", "set", "eth0", "up");
@@ -135,8 +144,21 @@ export class PodPair {
   /** An HTTP GET with curl from a namespace, as a user. */
   async get(ns: string, url: string, opts: { uid?: number; host?: string } = {}): Promise<Got> {
     const r = await run("ip", [
-      "netns", "exec", ns, ...asUser(opts.uid),
-      "curl", "-sS", "-g", "--noproxy", "*", "--max-time", "5", "-w", "\n%{http_code}", ...(opts.host ? ["-H", `Host: ${opts.host}`] : []), url,
+      "netns",
+      "exec",
+      ns,
+      ...asUser(opts.uid),
+      "curl",
+      "-sS",
+      "-g",
+      "--noproxy",
+      "*",
+      "--max-time",
+      "5",
+      "-w",
+      "\n%{http_code}",
+      ...(opts.host ? ["-H", `Host: ${opts.host}`] : []),
+      url,
     ]);
     if (r.code !== 0) return `curl failed (exit ${r.code}): ${r.stderr.trim()}`;
     const cut = r.stdout.lastIndexOf("\n");
@@ -151,11 +173,14 @@ export class PodPair {
 
   async tearDown(): Promise<void> {
     await Promise.all(
-      this.#children.map((child) => new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once("exit", () => resolve());
-        child.kill("SIGKILL");
-      })),
+      this.#children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            child.once("exit", () => resolve());
+            child.kill("SIGKILL");
+          }),
+      ),
     );
     // Deleting a namespace deletes its end of the veth pair, and with it the other end.
     for (const ns of [this.pod, this.peer]) await run("ip", ["netns", "del", ns]);

@@ -204,7 +204,9 @@ export interface LoadBounds {
 export function assertLoad(result: LoadResult, bounds: LoadBounds): void {
   const problems: string[] = [];
   if (result.failed > bounds.maxFailed) {
-    problems.push(`${result.failed} of ${result.sent} requests sent failed, more than the ${bounds.maxFailed} allowed: ${JSON.stringify(result.errors)}`);
+    problems.push(
+      `${result.failed} of ${result.sent} requests sent failed, more than the ${bounds.maxFailed} allowed: ${JSON.stringify(result.errors)}`,
+    );
   }
   if (result.dropped > bounds.maxDropped) {
     problems.push(

@@ -21,7 +21,8 @@ export interface Signer {
 export const b64url = (data: string | Uint8Array): string => Buffer.from(data).toString("base64url");
 
 export function signer(alg: SigningAlgorithm, kid: string): Signer {
-  const { publicKey, privateKey } = alg === "RS256" ? generateKeyPairSync("rsa", { modulusLength: 2048 }) : generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const { publicKey, privateKey } =
+    alg === "RS256" ? generateKeyPairSync("rsa", { modulusLength: 2048 }) : generateKeyPairSync("ec", { namedCurve: "P-256" });
   const jwk = { ...(publicKey.export({ format: "jwk" }) as Record<string, string>), kid, alg, use: "sig" };
   const compact = (claims: Record<string, unknown>, header: Record<string, unknown>, der: boolean) => {
     const input = `${b64url(JSON.stringify({ alg, typ: "JWT", kid, ...header }))}.${b64url(JSON.stringify(claims))}`;

@@ -23,7 +23,9 @@ const log = createLogger({}, (process.env.WEFT_LOG_LEVEL as Level | undefined) ?
 export async function startProxy(input: ProxyConfigInput): Promise<RunningProxy> {
   const config: ProxyConfig = parseConfig({ admin: { port: 0 }, accessLog: "off", ...input }, "test");
   const accessLog: string[] = [];
-  const telemetry = createTelemetry(config.node, config.accessLog, { accessLogSink: (chunk: string) => void accessLog.push(...chunk.trimEnd().split("\n")) });
+  const telemetry = createTelemetry(config.node, config.accessLog, {
+    accessLogSink: (chunk: string) => void accessLog.push(...chunk.trimEnd().split("\n")),
+  });
   const sidecar = await Sidecar.start(config, selectRuntime(), log, telemetry);
   const portOf = (direction: "Inbound" | "Outbound") => {
     const l = sidecar.config.listeners.find((x) => x.direction === direction);
@@ -40,7 +42,11 @@ export async function startProxy(input: ProxyConfigInput): Promise<RunningProxy>
 }
 
 /** One outbound listener on an ephemeral port whose catch-all route goes to `cluster`. */
-export function simpleConfig(endpoints: number[], extra: Partial<ProxyConfigInput> = {}, route: Record<string, unknown> = {}): ProxyConfigInput {
+export function simpleConfig(
+  endpoints: number[],
+  extra: Partial<ProxyConfigInput> = {},
+  route: Record<string, unknown> = {},
+): ProxyConfigInput {
   return {
     version: "test-1",
     node: { workload: "client", namespace: "test" },

@@ -35,13 +35,17 @@ export async function startRealMesh(): Promise<RealMesh> {
   if (process.getuid?.() !== 0) throw new Error("weft on a real node needs root (network namespaces, iptables, cgroups): run it as root");
   const [k8s, built] = await Promise.all([startCluster({ node: true }), buildImages()]);
   const node = k8s.node!;
-  for (const ref of [`weft:${VERSION}`, `weft-shop:${VERSION}`]) await pushImage(built.layout, ref, { registry: node.registry, insecure: true });
+  for (const ref of [`weft:${VERSION}`, `weft-shop:${VERSION}`])
+    await pushImage(built.layout, ref, { registry: node.registry, insecure: true });
   const kubectl = (args: string[], input?: string) => k8s.kubectl(args, input);
   await kubectl(["apply", "-f", await gatewayApiCrd("httproutes")]);
   const weft = (args: string[]) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-      execFile(NODE, ["bin/weft.ts", ...args], { cwd: root, encoding: "utf8", env: { ...process.env, KUBECONFIG: k8s.kubeconfig } }, (e, stdout, stderr) =>
-        resolve({ code: e ? (typeof e.code === "number" ? e.code : 1) : 0, stdout, stderr }),
+      execFile(
+        NODE,
+        ["bin/weft.ts", ...args],
+        { cwd: root, encoding: "utf8", env: { ...process.env, KUBECONFIG: k8s.kubeconfig } },
+        (e, stdout, stderr) => resolve({ code: e ? (typeof e.code === "number" ? e.code : 1) : 0, stdout, stderr }),
       ),
     );
   const weftImage = node.image(`weft:${VERSION}`);
@@ -66,12 +70,15 @@ export async function startRealMesh(): Promise<RealMesh> {
 export async function applyShop(mesh: RealMesh): Promise<void> {
   const overlay = await mkdtemp(path.join(tmpdir(), "weft-shop-overlay-"));
   try {
-    await writeFile(path.join(overlay, "kustomization.yaml"), `resources: [${path.relative(overlay, SHOP)}]
+    await writeFile(
+      path.join(overlay, "kustomization.yaml"),
+      `resources: [${path.relative(overlay, SHOP)}]
 images:
   - name: ghcr.io/weft-dev/weft-shop
     newName: ${mesh.shopImage.slice(0, mesh.shopImage.lastIndexOf(":"))}
     newTag: "${VERSION}"
-`);
+`,
+    );
     await mesh.kubectl(["apply", "-k", overlay]);
   } finally {
     await rm(overlay, { recursive: true, force: true });
@@ -87,7 +94,11 @@ export async function sidecarProcesses(): Promise<{ pid: number; pod: string }[]
     try {
       const cmdline = (await readFile(`/proc/${entry}/cmdline`, "utf8")).split("\0");
       if (!cmdline.includes("/opt/weft/weft.mjs") || !cmdline.includes("proxy")) continue;
-      const env = Object.fromEntries((await readFile(`/proc/${entry}/environ`, "utf8")).split("\0").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+      const env = Object.fromEntries(
+        (await readFile(`/proc/${entry}/environ`, "utf8"))
+          .split("\0")
+          .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+      );
       found.push({ pid: Number(entry), pod: `${env.POD_NAMESPACE}/${env.POD_NAME}` });
     } catch {
       // the process ended meanwhile

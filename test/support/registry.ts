@@ -42,7 +42,9 @@ async function needExecutable(file: string, what: string): Promise<void> {
 async function htpasswdLine(username: string, password: string): Promise<string> {
   await needExecutable("/usr/bin/htpasswd", "htpasswd (apache2-utils) for a bcrypt password entry");
   return new Promise((resolve, reject) =>
-    execFile("/usr/bin/htpasswd", ["-Bbn", username, password], { encoding: "utf8" }, (e, stdout, stderr) => (e ? reject(new Error(`htpasswd -Bbn failed: ${stderr || e.message}`)) : resolve(stdout.trim()))),
+    execFile("/usr/bin/htpasswd", ["-Bbn", username, password], { encoding: "utf8" }, (e, stdout, stderr) =>
+      e ? reject(new Error(`htpasswd -Bbn failed: ${stderr || e.message}`)) : resolve(stdout.trim()),
+    ),
   );
 }
 
@@ -72,7 +74,14 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
   if (options.token) {
     await writeFile(path.join(dir, "token-roots.pem"), options.token.rootCertBundle);
     const t = options.token;
-    config.push("auth:", "  token:", `    realm: ${q(t.realm)}`, `    service: ${q(t.service)}`, `    issuer: ${q(t.issuer)}`, `    rootcertbundle: ${q(path.join(dir, "token-roots.pem"))}`);
+    config.push(
+      "auth:",
+      "  token:",
+      `    realm: ${q(t.realm)}`,
+      `    service: ${q(t.service)}`,
+      `    issuer: ${q(t.issuer)}`,
+      `    rootcertbundle: ${q(path.join(dir, "token-roots.pem"))}`,
+    );
   }
   await writeFile(path.join(dir, "config.yml"), `${config.join("\n")}\n`);
 
@@ -113,7 +122,11 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       const hex = digest.replace(/^sha256:/, "");
       return path.join(storage, "docker", "registry", "v2", "blobs", "sha256", hex.slice(0, 2), hex, "data");
     },
-    accessLog: () => output.split("\n").filter((l) => l.includes('"') && l.includes(" HTTP/1.1\" ")).map((l) => l.slice(l.indexOf('"'))),
+    accessLog: () =>
+      output
+        .split("\n")
+        .filter((l) => l.includes('"') && l.includes(' HTTP/1.1" '))
+        .map((l) => l.slice(l.indexOf('"'))),
     stop,
   };
 }

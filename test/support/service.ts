@@ -36,7 +36,10 @@ endpoints: [{ addresses: ["${s.address}"], conditions: { ready: true }${targetRe
 `;
 }
 
-const flow = (labels: Record<string, string>) => `{ ${Object.entries(labels).map(([k, v]) => `${k}: ${v}`).join(", ")} }`;
+const flow = (labels: Record<string, string>) =>
+  `{ ${Object.entries(labels)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join(", ")} }`;
 
 export function namespaceYaml(name: string, labels: Record<string, string> = {}): string {
   return `apiVersion: v1

@@ -30,7 +30,11 @@ interface PodJson {
   metadata: { name: string };
   status: {
     initContainerStatuses?: { name: string; lastState?: { terminated?: { reason?: string } } }[];
-    containerStatuses?: { name: string; state?: { running?: unknown; terminated?: unknown }; lastState?: { terminated?: { reason?: string } } }[];
+    containerStatuses?: {
+      name: string;
+      state?: { running?: unknown; terminated?: unknown };
+      lastState?: { terminated?: { reason?: string } };
+    }[];
   };
 }
 
@@ -66,14 +70,25 @@ export async function shopLoad(mesh: RealMesh, options: { rate: number; seconds:
   const name = options.name ?? "loadgen";
   const kubectl = (args: string[], input?: string) => mesh.kubectl(args, input);
   const pods = async (ns: string) => (JSON.parse(await kubectl(["get", "pods", "-n", ns, "-o", "json"])) as { items: PodJson[] }).items;
-  const state = async () => (JSON.parse(await kubectl(["get", "pod", name, "-n", "shop", "-o", "json"])) as PodJson).status.containerStatuses?.find((c) => c.name === name)?.state;
+  const state = async () =>
+    (JSON.parse(await kubectl(["get", "pod", name, "-n", "shop", "-o", "json"])) as PodJson).status.containerStatuses?.find(
+      (c) => c.name === name,
+    )?.state;
 
-  await kubectl(["apply", "-f", "-"], JSON.stringify({
-    apiVersion: "v1",
-    kind: "Pod",
-    metadata: { name, namespace: "shop", labels: { app: "loadgen" } },
-    spec: { restartPolicy: "Never", containers: [{ name, image: mesh.shopImage, command: ["node", "-e", generator(rate, seconds)], resources: { limits: { memory: "256Mi" } } }] },
-  }));
+  await kubectl(
+    ["apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name, namespace: "shop", labels: { app: "loadgen" } },
+      spec: {
+        restartPolicy: "Never",
+        containers: [
+          { name, image: mesh.shopImage, command: ["node", "-e", generator(rate, seconds)], resources: { limits: { memory: "256Mi" } } },
+        ],
+      },
+    }),
+  );
   await until("the load generator to start", async () => ((await state())?.running ? true : null), 120_000);
   const began = Date.now();
   const second = () => Math.floor((Date.now() - began) / 1000);
@@ -95,7 +110,17 @@ export async function shopLoad(mesh: RealMesh, options: { rate: number; seconds:
     await kubectl(["delete", "pod", replica, "-n", "weft-system", "--wait=false"]);
     await at(35);
     disruptions["greeting filter config changed"] = second();
-    await kubectl(["patch", "wasmfilter", "greeting", "-n", "shop", "--type", "merge", "-p", JSON.stringify({ spec: { config: { response: { set: [{ name: "x-shop-greeting", value: "hello again" }] } } } })]);
+    await kubectl([
+      "patch",
+      "wasmfilter",
+      "greeting",
+      "-n",
+      "shop",
+      "--type",
+      "merge",
+      "-p",
+      JSON.stringify({ spec: { config: { response: { set: [{ name: "x-shop-greeting", value: "hello again" }] } } } }),
+    ]);
     await at(45);
     disruptions["inventory sidecar killed"] = second();
     // SIGKILL, as an OOM kill or a crash would: kubelet restarts the container.
@@ -108,8 +133,12 @@ export async function shopLoad(mesh: RealMesh, options: { rate: number; seconds:
   }
   const logs = (await kubectl(["logs", name, "-n", "shop", "-c", name])).trim().split("\n");
   const result = JSON.parse(logs.at(-1)!) as Omit<ShopLoadResult, "disruptions" | "peakRssMiB" | "oomKilled">;
-  const oomKilled = (await Promise.all(["shop", "weft-system"].map(pods))).flat().flatMap((p) =>
-    [...(p.status.initContainerStatuses ?? []), ...(p.status.containerStatuses ?? [])].filter((c) => c.lastState?.terminated?.reason === "OOMKilled").map((c) => `${p.metadata.name}/${c.name}`),
-  );
+  const oomKilled = (await Promise.all(["shop", "weft-system"].map(pods)))
+    .flat()
+    .flatMap((p) =>
+      [...(p.status.initContainerStatuses ?? []), ...(p.status.containerStatuses ?? [])]
+        .filter((c) => c.lastState?.terminated?.reason === "OOMKilled")
+        .map((c) => `${p.metadata.name}/${c.name}`),
+    );
   return { ...result, disruptions, peakRssMiB: rss, oomKilled };
 }

@@ -41,7 +41,14 @@ export async function startUpstream(name = "upstream", port = 0, host = "127.0.0
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       const body = Buffer.concat(chunks).toString();
-      const received: Received = { method: req.method ?? "", url: req.url ?? "", headers: req.headers, rawHeaders: req.rawHeaders, body, trailers: { ...req.trailers } as Record<string, string> };
+      const received: Received = {
+        method: req.method ?? "",
+        url: req.url ?? "",
+        headers: req.headers,
+        rawHeaders: req.rawHeaders,
+        body,
+        trailers: { ...req.trailers } as Record<string, string>,
+      };
       state.received.push(received);
       res.setHeader("x-upstream", name);
       if (state.resetAll) {
@@ -87,8 +94,17 @@ export async function startUpstream(name = "upstream", port = 0, host = "127.0.0
   });
   server.on("connection", () => state.connections++);
   server.on("upgrade", (req, socket, head) => {
-    state.received.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, rawHeaders: req.rawHeaders, body: "", trailers: {} });
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${req.headers.upgrade}\r\nconnection: upgrade\r\nx-upstream: ${name}\r\n\r\n`);
+    state.received.push({
+      method: req.method ?? "",
+      url: req.url ?? "",
+      headers: req.headers,
+      rawHeaders: req.rawHeaders,
+      body: "",
+      trailers: {},
+    });
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nupgrade: ${req.headers.upgrade}\r\nconnection: upgrade\r\nx-upstream: ${name}\r\n\r\n`,
+    );
     if (head.length) socket.write(head);
     socket.on("data", (d) => socket.write(d));
     socket.on("end", () => socket.end());

@@ -21,7 +21,10 @@ export const options = {
 
 export async function run(o: Values<typeof options>, [registry]: string[]): Promise<number> {
   const target = registry?.replace(/^oci:\/\//, "").replace(/\/+$/, "");
-  if (!target) throw new UsageError(`give the registry to mirror to, e.g. "weft filter mirror registry.example.com:5000" or "weft filter mirror ghcr.io/acme"`);
+  if (!target)
+    throw new UsageError(
+      `give the registry to mirror to, e.g. "weft filter mirror registry.example.com:5000" or "weft filter mirror ghcr.io/acme"`,
+    );
   const { mirror } = await import("../../../sdk/cli/mirror.ts");
   return mirror(o, target);
 }

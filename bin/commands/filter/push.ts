@@ -22,7 +22,13 @@ export const options = {
 };
 
 export async function run(o: Values<typeof options>, [ref, from = "."]: string[]): Promise<number> {
-  if (!ref) throw new UsageError(`give the artifact's reference, e.g. "weft filter push oci://localhost:5000/filters/my-auth --plain-http" in the filter's folder`);
-  const [{ push }, { reportingBuildErrors }] = await Promise.all([import("../../../sdk/cli/push.ts"), import("../../../sdk/cli/command.ts")]);
+  if (!ref)
+    throw new UsageError(
+      `give the artifact's reference, e.g. "weft filter push oci://localhost:5000/filters/my-auth --plain-http" in the filter's folder`,
+    );
+  const [{ push }, { reportingBuildErrors }] = await Promise.all([
+    import("../../../sdk/cli/push.ts"),
+    import("../../../sdk/cli/command.ts"),
+  ]);
   return reportingBuildErrors(() => push(o, ref, from));
 }

@@ -8,22 +8,58 @@ const isBadRequest = (e: unknown) => e instanceof ApiError && e.status === 400;
 
 export const ack: FuzzTarget = {
   name: "ack",
-  about: "parseJson and parseAck on arbitrary text: an ApiError 400 or an acknowledgement of the right types with at most 64 bounded filter reports",
+  about:
+    "parseJson and parseAck on arbitrary text: an ApiError 400 or an acknowledgement of the right types with at most 64 bounded filter reports",
   sources: ["control/api/server.ts"],
   maxLength: 4096,
   json: true,
-  dictionary: ['"namespace"', '"pod"', '"version"', '"accepted"', '"error"', '"unavailable"', '"filter"', '"reason"', "true", "false", "null", "[]", "{}", '""', "0", '"__proto__"', '"\\ud800"'],
+  dictionary: [
+    '"namespace"',
+    '"pod"',
+    '"version"',
+    '"accepted"',
+    '"error"',
+    '"unavailable"',
+    '"filter"',
+    '"reason"',
+    "true",
+    "false",
+    "null",
+    "[]",
+    "{}",
+    '""',
+    "0",
+    '"__proto__"',
+    '"\\ud800"',
+  ],
   seeds: () =>
     [
       { namespace: "shop", pod: "web-1", version: "v1", accepted: true },
-      { namespace: "shop", pod: "web-1", version: "v2", accepted: false, error: "invalid", unavailable: [{ filter: "shop/auth", reason: "digest mismatch" }, null, { filter: 1 }] },
+      {
+        namespace: "shop",
+        pod: "web-1",
+        version: "v2",
+        accepted: false,
+        error: "invalid",
+        unavailable: [{ filter: "shop/auth", reason: "digest mismatch" }, null, { filter: 1 }],
+      },
     ].map((a) => bytes(JSON.stringify(a))),
   fuzz(data) {
     const parsed = refusedOr(() => parseAck(parseJson(utf8(data))), isBadRequest);
     if (!parsed) return;
-    check(typeof parsed.namespace === "string" && typeof parsed.pod === "string" && typeof parsed.version === "string" && typeof parsed.accepted === "boolean", "fields of the wrong type");
+    check(
+      typeof parsed.namespace === "string" &&
+        typeof parsed.pod === "string" &&
+        typeof parsed.version === "string" &&
+        typeof parsed.accepted === "boolean",
+      "fields of the wrong type",
+    );
     check(parsed.error === undefined || typeof parsed.error === "string", "error is not a string");
     check(parsed.unavailable.length <= 64, "more than 64 filter reports");
-    for (const u of parsed.unavailable) check(typeof u.filter === "string" && u.filter.length <= 300 && typeof u.reason === "string" && u.reason.length <= 1000, "an unbounded filter report");
+    for (const u of parsed.unavailable)
+      check(
+        typeof u.filter === "string" && u.filter.length <= 300 && typeof u.reason === "string" && u.reason.length <= 1000,
+        "an unbounded filter report",
+      );
   },
 };

@@ -48,17 +48,53 @@ function decode(pieces: Uint8Array[]): Decoded {
 
 export const chunked: FuzzTarget = {
   name: "chunked",
-  about: "BodyDecoder in chunked mode on arbitrary bytes: the same outcome for any split, never more bytes out than in, no framing field in the trailers",
+  about:
+    "BodyDecoder in chunked mode on arbitrary bytes: the same outcome for any split, never more bytes out than in, no framing field in the trailers",
   sources: ["proxy/http1/framing.ts"],
   maxLength: 2048,
-  dictionary: ["0\r\n\r\n", "\r\n", "\r", "\n", ";", "; ext=1", " ", "\t", "\0", "0", "1", "a", "F", "ffffffffffff", "10000000000000", "5\r\nhello\r\n", "X-T: v\r\n", "Content-Length: 1\r\n", "Trailer: x\r\n", ":"],
-  seeds: () => ["5\r\nhello\r\n0\r\n\r\n", "3;a=b\r\nabc\r\nA\r\n0123456789\r\n0\r\nX-Trailer: v\r\nY: w\r\n\r\nGET / HTTP/1.1\r\n", "0\r\n\r\n"].map(bytes),
+  dictionary: [
+    "0\r\n\r\n",
+    "\r\n",
+    "\r",
+    "\n",
+    ";",
+    "; ext=1",
+    " ",
+    "\t",
+    "\0",
+    "0",
+    "1",
+    "a",
+    "F",
+    "ffffffffffff",
+    "10000000000000",
+    "5\r\nhello\r\n",
+    "X-T: v\r\n",
+    "Content-Length: 1\r\n",
+    "Trailer: x\r\n",
+    ":",
+  ],
+  seeds: () =>
+    ["5\r\nhello\r\n0\r\n\r\n", "3;a=b\r\nabc\r\nA\r\n0123456789\r\n0\r\nX-Trailer: v\r\nY: w\r\n\r\nGET / HTTP/1.1\r\n", "0\r\n\r\n"].map(
+      bytes,
+    ),
   fuzz(data) {
     const whole = decode([data]);
-    const bytewise = decode(piecesOf(data, Array.from({ length: data.length }, (_, i) => i)));
+    const bytewise = decode(
+      piecesOf(
+        data,
+        Array.from({ length: data.length }, (_, i) => i),
+      ),
+    );
     const cut = decode(piecesOf(data, cutsOf(data, 3)));
-    for (const [name, other] of [["one byte at a time", bytewise], ["in pieces", cut]] as const) {
-      check(JSON.stringify(other) === JSON.stringify(whole), () => `decoded ${name}: ${JSON.stringify(other)}, whole: ${JSON.stringify(whole)}`);
+    for (const [name, other] of [
+      ["one byte at a time", bytewise],
+      ["in pieces", cut],
+    ] as const) {
+      check(
+        JSON.stringify(other) === JSON.stringify(whole),
+        () => `decoded ${name}: ${JSON.stringify(other)}, whole: ${JSON.stringify(whole)}`,
+      );
     }
     check(whole.body.length <= data.length, "more body bytes out than in");
     if (whole.end !== -1) check(whole.error === null && whole.end <= data.length, "ended past its input");

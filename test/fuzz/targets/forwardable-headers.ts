@@ -7,7 +7,17 @@ import { diagnosticHeaderValue, dropUnderscoredNames, forwardableHeaders, setHea
 import { parseFieldLine } from "../../../proxy/http1/head.ts";
 import { bytes, check, latin1, utf8, type FuzzTarget } from "../target.ts";
 
-const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"];
+const HOP_BY_HOP = [
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+];
 // They frame and route the message: never dropped because Connection named them.
 const FRAMING = ["content-length", "host"];
 
@@ -31,24 +41,72 @@ const pairs = (list: string[]) => Array.from({ length: list.length / 2 }, (_, i)
 
 export const forwardableHeadersTarget: FuzzTarget = {
   name: "forwardable-headers",
-  about: "forwardableHeaders, dropUnderscoredNames, setHeader and diagnosticHeaderValue: exactly the end-to-end fields are forwarded, Content-Length and Host never dropped, diagnostics are wire-safe",
+  about:
+    "forwardableHeaders, dropUnderscoredNames, setHeader and diagnosticHeaderValue: exactly the end-to-end fields are forwarded, Content-Length and Host never dropped, diagnostics are wire-safe",
   sources: ["proxy/http/headers.ts"],
   maxLength: 1024,
-  dictionary: ["\n", ":", ",", " ", "+", "_", "close", "keep-alive", "upgrade", "Upgrade", "te", "TE", "trailers", "Trailers", "content-length", "Content-Length", "host", "Host", "transfer-encoding", "proxy-connection", "connection", "x-a", "\r", "\0", "\xe9", "\u0100", "\u010a"],
-  seeds: () => ["close, x-a, content-length, host\nHost:app\nContent-Length:5\nX-A:1\nTE:trailers\nUpgrade:h2c\nKeep-Alive:5", "upgrade+\nupgrade:websocket\nconnection:upgrade\nx_forwarded_for:1"].map(bytes),
+  dictionary: [
+    "\n",
+    ":",
+    ",",
+    " ",
+    "+",
+    "_",
+    "close",
+    "keep-alive",
+    "upgrade",
+    "Upgrade",
+    "te",
+    "TE",
+    "trailers",
+    "Trailers",
+    "content-length",
+    "Content-Length",
+    "host",
+    "Host",
+    "transfer-encoding",
+    "proxy-connection",
+    "connection",
+    "x-a",
+    "\r",
+    "\0",
+    "\xe9",
+    "\u0100",
+    "\u010a",
+  ],
+  seeds: () =>
+    [
+      "close, x-a, content-length, host\nHost:app\nContent-Length:5\nX-A:1\nTE:trailers\nUpgrade:h2c\nKeep-Alive:5",
+      "upgrade+\nupgrade:websocket\nconnection:upgrade\nx_forwarded_for:1",
+    ].map(bytes),
   fuzz(data) {
     const [first, ...rest] = latin1(data).split("\n");
-    const tokens = first.toLowerCase().split(",").map((t) => t.trim()).filter(Boolean);
+    const tokens = first
+      .toLowerCase()
+      .split(",")
+      .map((t) => t.trim())
+      .filter(Boolean);
     const keepUpgrade = first.includes("+");
     const headers = headerList(rest);
 
     const out = forwardableHeaders(headers, tokens, keepUpgrade);
     const expected = pairs(headers).filter(([n, v]) => forwarded(n, v, tokens, keepUpgrade));
-    check(JSON.stringify(pairs(out)) === JSON.stringify(expected), () => `forwarded ${JSON.stringify(out)}, expected ${JSON.stringify(expected.flat())}`);
+    check(
+      JSON.stringify(pairs(out)) === JSON.stringify(expected),
+      () => `forwarded ${JSON.stringify(out)}, expected ${JSON.stringify(expected.flat())}`,
+    );
 
     const underscored = headers.slice();
     dropUnderscoredNames(underscored);
-    check(JSON.stringify(underscored) === JSON.stringify(pairs(headers).filter(([n]) => !n.includes("_")).flat()), "dropUnderscoredNames kept an underscored name or dropped another");
+    check(
+      JSON.stringify(underscored) ===
+        JSON.stringify(
+          pairs(headers)
+            .filter(([n]) => !n.includes("_"))
+            .flat(),
+        ),
+      "dropUnderscoredNames kept an underscored name or dropped another",
+    );
 
     if (headers.length >= 2) {
       const [name, value] = [headers[headers.length - 2], headers[headers.length - 1]];

@@ -10,4 +10,14 @@ import { csr } from "./csr.ts";
 import { ack } from "./ack.ts";
 import { admission } from "./admission.ts";
 
-export const TARGETS: readonly FuzzTarget[] = [http1Head, chunked, forwardableHeadersTarget, filterHeaders, wasmMeter, config, csr, ack, admission];
+export const TARGETS: readonly FuzzTarget[] = [
+  http1Head,
+  chunked,
+  forwardableHeadersTarget,
+  filterHeaders,
+  wasmMeter,
+  config,
+  csr,
+  ack,
+  admission,
+];
