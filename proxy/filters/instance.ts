@@ -8,6 +8,7 @@ import { buildImports, LOG_LEVELS, type FilterLogLevelName, type InstanceHost } 
 import type { CompiledFilter } from "./module.ts";
 import type { FilterMessage, FilterPhaseName } from "./message.ts";
 import type { FilterState } from "./state.ts";
+import { engineNeutral } from "./trap-text.ts";
 
 // How much metered work runs between two clock reads: small enough that a 1 ms deadline
 // is kept to within a fraction of itself, large enough that reading the clock costs nothing.
@@ -69,7 +70,7 @@ export class FilterInstance implements InstanceHost {
     } catch (e) {
       if (e instanceof FilterFault) throw e;
       // A LinkError names the import whose signature does not match the ABI.
-      throw new FilterFault("trap", `cannot instantiate the module: ${(e as Error).message}`);
+      throw new FilterFault("trap", `cannot instantiate the module: ${engineNeutral((e as Error).message)}`);
     }
     this.exports = instance.exports;
     this.fuel = this.exports.weft_fuel as WebAssembly.Global;
@@ -140,9 +141,9 @@ export class FilterInstance implements InstanceHost {
 
   private describe(e: unknown): FilterFault {
     if (e instanceof FilterFault) return e;
-    const message = (e as Error)?.message ?? String(e);
-    if (e instanceof RangeError && /stack/i.test(message))
-      return new FilterFault("trap", `the filter exhausted the call stack (${message})`);
+    const message = engineNeutral((e as Error)?.message ?? String(e));
+    // The engines' words for it differ ("Maximum call stack size exceeded", with or without a period).
+    if (e instanceof RangeError && /stack/i.test(message)) return new FilterFault("trap", "the filter exhausted the call stack");
     if (e instanceof WebAssembly.RuntimeError) {
       // An allocator gives up (AssemblyScript's traps with "unreachable") once memory.grow is
       // refused at the ceiling; the metering records the last grow's result in weft_grow.
