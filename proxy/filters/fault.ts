@@ -5,7 +5,8 @@ export type FaultKind =
   | "deadline" // the call ran past limits.callTimeoutMs
   | "memory" // the filter asked for more memory than limits.memoryMiB
   | "error" // the phase function returned non-zero
-  | "unavailable"; // the filter could not be loaded or configured
+  | "unavailable" // the filter could not be loaded or configured
+  | "quarantined"; // the filter kept failing and was not run (quarantine.ts)
 
 // A fault's message goes into the 500's x-weft-error header and a log line, and a filter
 // chooses part of it (its error_set or abort message, a value it tried to set): past this

@@ -1,7 +1,9 @@
 // One configured filter: its compiled module (or why it has none), its instance, and what
 // happens when a call fails — FailClose answers 500, FailOpen skips the filter, FailReload
 // starts a fresh instance and calls once more. After any failure the instance is dropped,
-// since a trapped module's memory may be half-updated.
+// since a trapped module's memory may be half-updated. A filter that keeps failing is
+// quarantined (quarantine.ts): its failStrategy answers without running it, FailReload as
+// FailClose, since reloading is what the quarantine saves.
 import type { FilterConfig } from "../config/filters.ts";
 import type { Logger } from "../../shared/log.ts";
 import { diagnosticHeaderValue } from "../http/headers.ts";
@@ -11,6 +13,7 @@ import type { FilterLogLevelName } from "./imports.ts";
 import type { CompiledFilter } from "./module.ts";
 import { isResponsePhase, PHASES, snapshot, type FilterMessage, type FilterPhaseName, type LocalReply } from "./message.ts";
 import type { FilterMetrics } from "./metrics.ts";
+import { Quarantine, type QuarantineStatus } from "./quarantine.ts";
 import { FilterState } from "./state.ts";
 
 export type FilterOutcome = { readonly reply: LocalReply | null };
@@ -21,6 +24,11 @@ export interface FilterDependencies {
   readonly log: Logger;
   readonly metrics: FilterMetrics;
   readonly state: FilterState;
+  /**
+   * This filter's own quarantine (tests give one a clock); a new one by default; null never
+   * quarantines it (`weft filter test`, where each sample shows its own fault).
+   */
+  readonly quarantine?: Quarantine | null;
 }
 
 // V8 and JavaScriptCore compile a module's functions on their first call, and JavaScriptCore
@@ -74,6 +82,17 @@ function compileAhead(compiled: CompiledFilter, services: InstanceServices): voi
   }
 }
 
+/** FailClose's answer (FailReload's once it has reloaded): a 500 whose x-weft-error says why. */
+function failClosed(text: string): FilterOutcome {
+  return {
+    reply: {
+      status: 500,
+      headers: ["content-type", "text/plain; charset=utf-8", "x-weft-error", diagnosticHeaderValue(text)],
+      body: new TextEncoder().encode(`${text}\n`),
+    },
+  };
+}
+
 export class Filter {
   readonly id: string;
   readonly config: FilterConfig;
@@ -81,12 +100,14 @@ export class Filter {
   /** Why the filter cannot run (load or configuration error), or "". */
   readonly unavailable: string;
   private instance: FilterInstance | null = null;
+  private readonly quarantine: Quarantine | null;
   private readonly services: InstanceServices;
   private readonly log: Logger;
   private readonly metrics: FilterMetrics;
 
   constructor(config: FilterConfig, compiled: CompiledFilter | null, unavailable: string, deps: FilterDependencies) {
     this.id = `${config.namespace}/${config.name}`;
+    this.quarantine = deps.quarantine === undefined ? new Quarantine() : deps.quarantine;
     this.config = config;
     this.compiled = compiled;
     this.unavailable = unavailable;
@@ -127,8 +148,21 @@ export class Filter {
     }
   }
 
+  /** The quarantine in force now, or null. */
+  quarantined(): QuarantineStatus | null {
+    return this.quarantine?.status() ?? null;
+  }
+
   run(phase: FilterPhaseName, message: FilterMessage): FilterOutcome {
     const strategy = this.config.failStrategy;
+    const held = this.quarantined();
+    if (held) {
+      this.metrics.failure(this.id, phase, "quarantined");
+      if (strategy === "FailOpen") return CONTINUE;
+      return failClosed(
+        `filter ${this.id} is quarantined for ${held.backoffMs} ms (${held.remainingMs} ms left): ${held.reason}; it is not run until then`,
+      );
+    }
     const restore = strategy === "FailClose" ? null : snapshot(message);
     let fault = this.attempt(phase, message);
     if (fault && strategy === "FailReload" && fault.kind !== "unavailable") {
@@ -136,22 +170,24 @@ export class Filter {
       this.log.warn("filter failed; reloading it and calling it again (FailReload)", { phase, kind: fault.kind, error: fault.message });
       fault = this.attempt(phase, message);
     }
-    if (!fault) return message.reply ? { reply: message.reply } : CONTINUE;
+    if (!fault) {
+      this.quarantine?.succeeded();
+      return message.reply ? { reply: message.reply } : CONTINUE;
+    }
     this.metrics.failure(this.id, phase, fault.kind);
+    // One failure per request: a FailReload retry that succeeded made it a success.
+    const tripped = this.quarantine?.failed(fault);
+    if (tripped) {
+      this.metrics.quarantine(this.id);
+      this.log.error("filter quarantined: its failStrategy answers without running it", { failStrategy: strategy, ...tripped });
+    }
     if (strategy === "FailOpen") {
       restore!();
       this.log.warn("filter failed; skipping it (FailOpen)", { phase, kind: fault.kind, error: fault.message });
       return CONTINUE;
     }
     this.log.error("filter failed; answering 500 (FailClose)", { phase, kind: fault.kind, error: fault.message });
-    const text = `filter ${this.id} failed: ${fault.message}`;
-    return {
-      reply: {
-        status: 500,
-        headers: ["content-type", "text/plain; charset=utf-8", "x-weft-error", diagnosticHeaderValue(text)],
-        body: new TextEncoder().encode(`${text}\n`),
-      },
-    };
+    return failClosed(`filter ${this.id} failed: ${fault.message}`);
   }
 
   private attempt(phase: FilterPhaseName, message: FilterMessage): FilterFault | null {

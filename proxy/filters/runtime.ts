@@ -10,6 +10,7 @@ import { FilterChain } from "./chain.ts";
 import { Filter } from "./filter.ts";
 import { FilterMetrics } from "./metrics.ts";
 import { FilterModuleCache, type CompiledFilter, type ModuleFetcher } from "./module.ts";
+import type { QuarantineStatus } from "./quarantine.ts";
 import { FilterState } from "./state.ts";
 import { checkFilterConfig } from "./config-check.ts";
 
@@ -19,6 +20,8 @@ export interface FilterStatus {
   readonly ready: boolean;
   readonly reason?: string;
   readonly manifest?: { name?: string; version?: string };
+  /** While the filter is quarantined: for how long, and why. */
+  readonly quarantine?: QuarantineStatus;
 }
 
 export class FilterRuntime {
@@ -32,7 +35,7 @@ export class FilterRuntime {
   constructor(log: Logger, registry: Registry, fetchByDigest: ModuleFetcher | null = null) {
     this.log = log;
     this.modules = new FilterModuleCache(fetchByDigest);
-    this.metrics = new FilterMetrics(registry);
+    this.metrics = new FilterMetrics(registry, () => this.chain.filters.map((f) => [f.id, f.quarantined() !== null] as const));
   }
 
   /** Loads what `configs` need; the result is installed with `install` in the synchronous switch. */
@@ -87,12 +90,16 @@ export class FilterRuntime {
   }
 
   status(): FilterStatus[] {
-    return this.chain.filters.map((f) => ({
-      filter: f.id,
-      sha256: f.config.module?.sha256 ?? "",
-      ready: f.compiled !== null,
-      ...(f.unavailable ? { reason: f.unavailable } : {}),
-      ...(f.compiled?.manifest ? { manifest: { name: f.compiled.manifest.name, version: f.compiled.manifest.version } } : {}),
-    }));
+    return this.chain.filters.map((f) => {
+      const quarantine = f.quarantined();
+      return {
+        filter: f.id,
+        sha256: f.config.module?.sha256 ?? "",
+        ready: f.compiled !== null,
+        ...(f.unavailable ? { reason: f.unavailable } : {}),
+        ...(f.compiled?.manifest ? { manifest: { name: f.compiled.manifest.name, version: f.compiled.manifest.version } } : {}),
+        ...(quarantine ? { quarantine } : {}),
+      };
+    });
   }
 }

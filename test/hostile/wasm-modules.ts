@@ -238,7 +238,7 @@ export const respond = (status: number, headers: string, body: string): Code => 
 export const HOSTILE = "x-hostile";
 
 /** Runs `code` only for requests that carry the HOSTILE header (request.x reads the request's header in any phase). */
-const whenHostile = (code: Code): Code => [...get(`request.${HOSTILE}`), ...op.i64Eqz, ...op.if, ...op.else, ...code, ...op.end];
+export const whenHostile = (code: Code): Code => [...get(`request.${HOSTILE}`), ...op.i64Eqz, ...op.if, ...op.else, ...code, ...op.end];
 
 /** Runs `code` `times` times (in a phase function: it counts in COUNTER). */
 export const repeat = (times: number, code: Code): Code => [
