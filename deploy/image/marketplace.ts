@@ -9,6 +9,7 @@ import { copyFile, mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { builtFilter } from "../../sdk/build/cache.ts";
 import { readManifest } from "../../sdk/build/build.ts";
+import { shippedModulePath } from "../../sdk/cli/marketplace.ts";
 import type { MarketplaceIndex } from "../../sdk/marketplace/catalog.ts";
 import { Tree } from "./tree.ts";
 
@@ -60,7 +61,7 @@ export async function marketplaceModules(pluginsDir = path.join(ROOT, "plugins")
         version: release.version,
         sha256: built.sha256,
         file: built.path,
-        at: path.join(plugin.name, `${release.version}.wasm`),
+        at: shippedModulePath("", plugin.name, release.version),
       });
     }
   }
