@@ -1,14 +1,20 @@
-// One configured filter: its compiled module (or why it has none), its instance, and what
-// happens when a call fails — FailClose answers 500, FailOpen skips the filter, FailReload
-// starts a fresh instance and calls once more. After any failure the instance is dropped,
-// since a trapped module's memory may be half-updated. A filter that keeps failing is
-// quarantined (quarantine.ts): its failStrategy answers without running it, FailReload as
-// FailClose, since reloading is what the quarantine saves.
+// One configured filter: its compiled module (or why it has none), its instances
+// (instance-pool.ts), and what happens when a call fails — FailClose answers 500, FailOpen skips
+// the filter, FailReload calls a fresh instance once more. After a trap, an abort, a deadline or
+// a memory failure the instance is dropped, since the module stopped mid-call and its memory may
+// be half-updated. After an error return (but for FailReload's second call) it is kept: the
+// phase function ran to its end, as after a success (instance.ts makes a fault of kind "error"
+// only once it has returned), and the rest of an instance's per-call state (the current message,
+// the error text, the memory blocks, the fuel and deadline) is reset by every call, whatever its
+// outcome; state beyond a call lives in FilterState, outside the instance. A filter that keeps
+// failing is quarantined (quarantine.ts): its failStrategy answers without running it,
+// FailReload as FailClose, since reloading is what the quarantine saves.
 import type { FilterConfig } from "../config/filters.ts";
 import type { Logger } from "../../shared/log.ts";
 import { diagnosticHeaderValue } from "../http/headers.ts";
 import { FilterFault } from "./fault.ts";
 import { FilterInstance, type InstanceServices } from "./instance.ts";
+import { InstancePool } from "./instance-pool.ts";
 import type { FilterLogLevelName } from "./imports.ts";
 import type { CompiledFilter } from "./module.ts";
 import { isResponsePhase, PHASES, snapshot, type FilterMessage, type FilterPhaseName, type LocalReply } from "./message.ts";
@@ -29,6 +35,8 @@ export interface FilterDependencies {
    * quarantines it (`weft filter test`, where each sample shows its own fault).
    */
   readonly quarantine?: Quarantine | null;
+  /** Builds an instance (tests count them); `new FilterInstance` by default. */
+  readonly instantiate?: (compiled: CompiledFilter, services: InstanceServices) => FilterInstance;
 }
 
 // V8 and JavaScriptCore compile a module's functions on their first call, and JavaScriptCore
@@ -99,7 +107,7 @@ export class Filter {
   readonly compiled: CompiledFilter | null;
   /** Why the filter cannot run (load or configuration error), or "". */
   readonly unavailable: string;
-  private instance: FilterInstance | null = null;
+  private readonly instances: InstancePool;
   private readonly quarantine: Quarantine | null;
   private readonly services: InstanceServices;
   private readonly log: Logger;
@@ -129,6 +137,13 @@ export class Filter {
         if (problem) log.warn("filter metric refused", { problem });
       },
     };
+    // Asked for an instance only when there is a module (attempt, warm).
+    const instantiate = deps.instantiate ?? ((c, s) => new FilterInstance(c, s));
+    this.instances = new InstancePool(
+      () => instantiate(compiled!, this.services),
+      log,
+      () => this.quarantined() !== null,
+    );
   }
 
   /** Whether the filter takes part in this phase (a filter that cannot load takes part in all it might). */
@@ -138,14 +153,18 @@ export class Filter {
 
   /** Builds the instance now (and compiles ahead, see above), so that the first request does not pay for it. */
   warm(): void {
-    if (this.compiled && !this.instance) {
-      compileAhead(this.compiled, this.services);
-      try {
-        this.instance = new FilterInstance(this.compiled, this.services);
-      } catch (e) {
-        this.log.error("filter cannot start", { error: (e as Error).message });
-      }
+    if (!this.compiled) return;
+    compileAhead(this.compiled, this.services);
+    try {
+      this.instances.get();
+    } catch (e) {
+      this.log.error("filter cannot start", { error: (e as Error).message });
     }
+  }
+
+  /** The filter left the configuration: calls in flight still run, but no spare instance is built for it. */
+  retire(): void {
+    this.instances.retire();
   }
 
   /** The quarantine in force now, or null. */
@@ -167,6 +186,9 @@ export class Filter {
     let fault = this.attempt(phase, message);
     if (fault && strategy === "FailReload" && fault.kind !== "unavailable") {
       restore!();
+      // FailReload's promise is a fresh instance, whatever the fault: an error return may come
+      // from state the filter keeps in its own memory.
+      if (fault.kind === "error") this.instances.drop();
       this.log.warn("filter failed; reloading it and calling it again (FailReload)", { phase, kind: fault.kind, error: fault.message });
       fault = this.attempt(phase, message);
     }
@@ -193,12 +215,12 @@ export class Filter {
   private attempt(phase: FilterPhaseName, message: FilterMessage): FilterFault | null {
     if (!this.compiled) return new FilterFault("unavailable", this.unavailable);
     try {
-      this.instance ??= new FilterInstance(this.compiled, this.services);
-      this.instance.call(phase, message);
+      this.instances.get().call(phase, message);
       return null;
     } catch (e) {
-      this.instance = null;
-      return e instanceof FilterFault ? e : new FilterFault("trap", (e as Error).message);
+      const fault = e instanceof FilterFault ? e : new FilterFault("trap", (e as Error).message);
+      if (fault.kind !== "error") this.instances.drop();
+      return fault;
     }
   }
 }

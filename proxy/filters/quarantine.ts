@@ -1,8 +1,9 @@
 // When a filter keeps failing expensively, its failStrategy answers without running it for a
 // back-off window. A call stopped at its deadline holds the proxy's one thread for the whole
-// deadline, and a trap throws the instance away, so the next call rebuilds it on the request path
-// (up to ~17 ms on Bun): without a quarantine, one client that makes a filter loop makes every
-// request wait, and a trap storm rebuilds an instance per request.
+// deadline, and a trap throws the instance away, whose replacement takes the thread too (up to
+// ~17 ms on Bun, even when built ahead of need, instance-pool.ts): without a quarantine, one
+// client that makes a filter loop makes every request wait, and a trap storm rebuilds an
+// instance per request.
 //
 // The numbers:
 // - 5 failures within 10 s trip it, if they are at least a tenth of the filter's calls then. A
@@ -20,9 +21,8 @@
 // - The first call after a back-off that succeeds ends it all: back-off and failures start over.
 //
 // Only failures that hold the thread or lose the instance count: a deadline, a trap, an abort,
-// memory. An error return is the filter deciding to fail, in the time of a normal call (that its
-// instance is dropped after one is a cost to remove, not to quarantine for); a filter that could
-// not load runs nothing.
+// memory. An error return is the filter deciding to fail, in the time of a normal call, and keeps
+// its instance; a filter that could not load runs nothing.
 import type { FaultKind, FilterFault } from "./fault.ts";
 
 export const QUARANTINE_POLICY = {

@@ -82,6 +82,8 @@ export class FilterRuntime {
   }
 
   install(filters: Map<string, Filter>): void {
+    const kept = new Set(filters.values());
+    for (const f of this.current.values()) if (!kept.has(f)) f.retire();
     this.current = filters;
     this.chain = new FilterChain([...filters.values()]);
     this.modules.retain([...filters.values()].flatMap((f) => (f.compiled ? [f.compiled] : [])));

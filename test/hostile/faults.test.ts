@@ -524,7 +524,7 @@ rec.case(
       },
     });
     const result = await load.done;
-    // Each trap rebuilds the filter's instance synchronously (~17 ms on Bun): before quarantine,
+    // Each trap rebuilds the filter's instance on the thread (~17 ms on Bun): before quarantine,
     // Bun fell behind and dropped 167 to 844 of the 1000 requests. Quarantined, the filter fails
     // about 5 times a second at most, and Bun drops none, as Node (3 runs on 2026-12-07).
     assertLoad(result, { maxFailed: 0, maxDropped: MAX_DROPPED });

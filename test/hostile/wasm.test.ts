@@ -5,7 +5,7 @@
 // a network or a clock it was not given. Each case runs its module (wasm-modules.ts) in a
 // fresh sidecar, attached to /hostile only, and asserts the clear error — the load reason in
 // /config_dump, or the 500's x-weft-error and weft_filter_failures_total — then that the same
-// filter serves a well-behaved request (a fresh instance) and that a route it is not
+// filter serves a well-behaved request (after a fault) and that a route it is not
 // attached to is served. The same ground, checked in passing elsewhere: test/filters.test.ts
 // ("failing filters", "loading filters", with AssemblyScript fixtures), test/filter-meter.test.ts
 // (the metering on its own), test/plugins.test.ts ("hostile config").
@@ -162,7 +162,7 @@ interface Misbehaviour {
 
 /**
  * A filter that fails when asked to (HOSTILE): FailClose's 500 names the fault, the metric counts
- * it, the next request gets a fresh instance.
+ * it, the next request is served (by a fresh instance, or after an error return the same one).
  */
 function misbehaves(category: string, m: Misbehaviour): void {
   rec.case("hostile input", category, m.name, () =>
