@@ -12,13 +12,12 @@ import { FilterConfig } from "../proxy/config/filters.ts";
 import { FilterFault } from "../proxy/filters/fault.ts";
 import { Filter, type FilterDependencies } from "../proxy/filters/filter.ts";
 import { FilterInstance } from "../proxy/filters/instance.ts";
-import type { FilterMessage } from "../proxy/filters/message.ts";
 import { FilterMetrics } from "../proxy/filters/metrics.ts";
 import { compileFilter, sha256Hex } from "../proxy/filters/module.ts";
 import { Quarantine, QUARANTINE_POLICY } from "../proxy/filters/quarantine.ts";
 import { FilterState } from "../proxy/filters/state.ts";
 import { createLogger } from "../shared/log.ts";
-import { filterModule, HOSTILE, op, proceed, set, whenHostile, type Code } from "./hostile/wasm-modules.ts";
+import { filterModule, hostileMessage, op, proceed, set, whenHostile, type Code } from "./hostile/wasm-modules.ts";
 
 // Sets x-reused when its instance has run before (a flag it keeps in its own memory), then does
 // `onHostile` for requests with the HOSTILE header.
@@ -37,17 +36,6 @@ async function flagging(onHostile: Code) {
 }
 const erring = await flagging([...op.i32(1), ...op.return]);
 const trapping = await flagging(op.unreachable);
-
-function message(hostile: boolean): FilterMessage {
-  return {
-    phase: "on_request_headers",
-    request: { method: "GET", path: "/", authority: "app", scheme: "http", headers: hostile ? [HOSTILE, "1"] : [] },
-    response: null,
-    body: null,
-    attributes: { direction: "inbound", sourceAddress: "127.0.0.1", sourcePrincipal: "", requestId: "r" },
-    reply: null,
-  };
-}
 
 type Compiled = Awaited<ReturnType<typeof flagging>>;
 
@@ -70,7 +58,7 @@ function counted(compiled: Compiled, failStrategy: "FailClose" | "FailOpen" | "F
   });
   /** Runs a request; returns what it left in x-reused ("yes": on an instance that had run before), or its 500. */
   const call = (hostile = false) => {
-    const m = message(hostile);
+    const m = hostileMessage(hostile);
     const { reply } = filter.run("on_request_headers", m);
     if (reply) return `${reply.status}`;
     const at = m.request.headers.indexOf("x-reused");

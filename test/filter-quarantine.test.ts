@@ -10,12 +10,11 @@ import { FilterConfig } from "../proxy/config/filters.ts";
 import { FilterFault, type FaultKind } from "../proxy/filters/fault.ts";
 import { Filter } from "../proxy/filters/filter.ts";
 import { FilterMetrics } from "../proxy/filters/metrics.ts";
-import type { FilterMessage } from "../proxy/filters/message.ts";
 import { compileFilter, sha256Hex } from "../proxy/filters/module.ts";
 import { Quarantine, QUARANTINE_POLICY } from "../proxy/filters/quarantine.ts";
 import { FilterState } from "../proxy/filters/state.ts";
 import { createLogger } from "../shared/log.ts";
-import { filterModule, HOSTILE, op, proceed, set, whenHostile } from "./hostile/wasm-modules.ts";
+import { filterModule, hostileMessage, op, proceed, set, whenHostile } from "./hostile/wasm-modules.ts";
 
 const { failures: TRIP, failureShare: SHARE, windowMs: WINDOW, firstBackoffMs: FIRST, maxBackoffMs: MAX } = QUARANTINE_POLICY;
 
@@ -109,17 +108,6 @@ describe("quarantine", () => {
 const bytes = filterModule({ phases: { on_request_headers: [...set("x-ran", "yes"), ...whenHostile(op.unreachable), ...proceed] } });
 const compiled = await compileFilter(bytes, sha256Hex(bytes), 16, "the test's filter");
 
-function message(hostile: boolean): FilterMessage {
-  return {
-    phase: "on_request_headers",
-    request: { method: "GET", path: "/", authority: "app", scheme: "http", headers: hostile ? [HOSTILE, "1"] : [] },
-    response: null,
-    body: null,
-    attributes: { direction: "inbound", sourceAddress: "127.0.0.1", sourcePrincipal: "", requestId: "r" },
-    reply: null,
-  };
-}
-
 describe("a quarantined filter", () => {
   for (const failStrategy of ["FailClose", "FailOpen", "FailReload"] as const) {
     it(`${failStrategy}: ${failStrategy === "FailOpen" ? "is skipped" : "answers 500 naming the quarantine"} without running, and runs again after the back-off`, async () => {
@@ -133,13 +121,13 @@ describe("a quarantined filter", () => {
         quarantine: new Quarantine(c.now),
       });
       for (let i = 0; i < TRIP; i++) {
-        const { reply } = filter.run("on_request_headers", message(true));
+        const { reply } = filter.run("on_request_headers", hostileMessage(true));
         if (failStrategy === "FailOpen") assert.equal(reply, null);
         else assert.match(String(reply?.headers[3]), /^filter test\/trapper failed: the filter trapped: unreachable$/);
       }
       assert.equal(filter.quarantined()?.backoffMs, FIRST);
 
-      const calm = message(false);
+      const calm = hostileMessage(false);
       const { reply } = filter.run("on_request_headers", calm);
       assert.deepEqual(calm.request.headers, [], "the filter did not run");
       if (failStrategy === "FailOpen") assert.equal(reply, null, "FailOpen: the request goes on without the filter");
@@ -162,7 +150,7 @@ describe("a quarantined filter", () => {
         /^weft_filter_quarantined\{filter="test\/trapper"\} 0$/m,
         "the gauge drops when the back-off ends",
       );
-      const after = message(false);
+      const after = hostileMessage(false);
       assert.equal(filter.run("on_request_headers", after).reply, null);
       assert.deepEqual(after.request.headers, ["x-ran", "yes"], "the filter runs again after the back-off");
     });

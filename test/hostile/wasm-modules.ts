@@ -5,7 +5,7 @@
 // segment — that `filterModule` resolves into one module. The ABI functions the corpus
 // calls are known by name with their signatures; any other import is declared in `imports`.
 import { s64, u32, wasm, custom } from "../fixtures/meter/handmade.ts";
-import type { FilterPhaseName } from "../../proxy/filters/message.ts";
+import type { FilterMessage, FilterPhaseName } from "../../proxy/filters/message.ts";
 
 export const I32 = 0x7f;
 export const I64 = 0x7e;
@@ -236,6 +236,18 @@ export const respond = (status: number, headers: string, body: string): Code => 
 
 /** The request header that tells a filter to misbehave: without it, every filter here is well behaved. */
 export const HOSTILE = "x-hostile";
+
+/** A request's on_request_headers message, with the HOSTILE header when `hostile`, for calling a filter directly. */
+export function hostileMessage(hostile: boolean): FilterMessage {
+  return {
+    phase: "on_request_headers",
+    request: { method: "GET", path: "/", authority: "app", scheme: "http", headers: hostile ? [HOSTILE, "1"] : [] },
+    response: null,
+    body: null,
+    attributes: { direction: "inbound", sourceAddress: "127.0.0.1", sourcePrincipal: "", requestId: "r" },
+    reply: null,
+  };
+}
 
 /** Runs `code` only for requests that carry the HOSTILE header (request.x reads the request's header in any phase). */
 export const whenHostile = (code: Code): Code => [...get(`request.${HOSTILE}`), ...op.i64Eqz, ...op.if, ...op.else, ...code, ...op.end];
