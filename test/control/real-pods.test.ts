@@ -25,26 +25,11 @@ const NODE = path.join(root, "node_modules", ".bin", "node");
 const LOAD_RATE = 30;
 const LOAD_SECONDS = 60;
 
-interface PodJson {
-  metadata: { name: string; labels: Record<string, string> };
-  status: {
-    phase: string;
-    initContainerStatuses?: {
-      name: string;
-      ready: boolean;
-      started?: boolean;
-      restartCount: number;
-      state: { terminated?: { exitCode: number; reason: string } };
-    }[];
-    containerStatuses?: { name: string; ready: boolean; restartCount: number }[];
-  };
-}
-
 describe("weft in real pods on a real node", { timeout: 20 * 60_000 }, () => {
   let mesh: RealMesh;
   let k8s: Cluster;
   const kubectl = (args: string[], input?: string) => k8s.kubectl(args, input);
-  const pods = async (ns: string) => (JSON.parse(await kubectl(["get", "pods", "-n", ns, "-o", "json"])) as { items: PodJson[] }).items;
+  const pods = (ns: string) => mesh.pods(ns);
   /**
    * Runs `script` with Node in the app container of `deployment` (the shop's image has no shell):
    * its calls go out through that pod's sidecar.

@@ -18,9 +18,27 @@ const NODE = path.join(root, "node_modules", ".bin", "node");
 const SHOP = path.join(root, "examples", "shop");
 export const SHOP_DEPLOYMENTS = ["frontend", "catalog-v1", "catalog-v2", "inventory"];
 
+/** A container's status, as far as the tests read it. */
+interface ContainerStatusJson {
+  name: string;
+  ready: boolean;
+  started?: boolean;
+  restartCount: number;
+  state: { running?: unknown; terminated?: { exitCode: number; reason: string } };
+  lastState?: { terminated?: { reason?: string } };
+}
+
+/** A pod (kubectl get pod -o json), as far as the tests read it. */
+export interface PodJson {
+  metadata: { name: string; labels: Record<string, string> };
+  status: { phase: string; initContainerStatuses?: ContainerStatusJson[]; containerStatuses?: ContainerStatusJson[] };
+}
+
 export interface RealMesh {
   k8s: Cluster;
   kubectl(args: string[], input?: string): Promise<string>;
+  /** The pods of namespace `ns`. */
+  pods(ns: string): Promise<PodJson[]>;
   /** `weft ARGS` (this checkout's CLI) against the cluster. */
   weft(args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
   /** The Node image's reference in the node's registry. */
@@ -58,6 +76,7 @@ export async function startRealMesh(): Promise<RealMesh> {
   return {
     k8s,
     kubectl,
+    pods: async (ns) => (JSON.parse(await kubectl(["get", "pods", "-n", ns, "-o", "json"])) as { items: PodJson[] }).items,
     weft,
     weftImage,
     shopImage: node.image(`weft-shop:${VERSION}`),

@@ -5,7 +5,7 @@
 // rates the machine may not sustain). Root only, like the node.
 import process from "node:process";
 import { until } from "./control-process.ts";
-import { sidecarProcesses, sidecarRss, type RealMesh } from "./real-mesh.ts";
+import { sidecarProcesses, sidecarRss, type PodJson, type RealMesh } from "./real-mesh.ts";
 
 export interface ShopLoadResult {
   /** Pages with every product's stock. */
@@ -24,18 +24,6 @@ export interface ShopLoadResult {
   peakRssMiB: Record<string, number>;
   /** Containers whose last state is OOMKilled, as pod/container. */
   oomKilled: string[];
-}
-
-interface PodJson {
-  metadata: { name: string };
-  status: {
-    initContainerStatuses?: { name: string; lastState?: { terminated?: { reason?: string } } }[];
-    containerStatuses?: {
-      name: string;
-      state?: { running?: unknown; terminated?: unknown };
-      lastState?: { terminated?: { reason?: string } };
-    }[];
-  };
 }
 
 // Runs in a meshed pod (its calls go out through its own sidecar): one shopper per request, since
@@ -69,7 +57,7 @@ export async function shopLoad(mesh: RealMesh, options: { rate: number; seconds:
   if (seconds < 50) throw new Error(`the load lasts ${seconds} s; the last disruption is at 45 s, so at least 50`);
   const name = options.name ?? "loadgen";
   const kubectl = (args: string[], input?: string) => mesh.kubectl(args, input);
-  const pods = async (ns: string) => (JSON.parse(await kubectl(["get", "pods", "-n", ns, "-o", "json"])) as { items: PodJson[] }).items;
+  const pods = mesh.pods;
   const state = async () =>
     (JSON.parse(await kubectl(["get", "pod", name, "-n", "shop", "-o", "json"])) as PodJson).status.containerStatuses?.find(
       (c) => c.name === name,
