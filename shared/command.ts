@@ -8,6 +8,11 @@ export type StopSignal = "SIGTERM" | "SIGINT";
 export interface Running {
   /** Stops it gracefully (drains); called once, on the first signal. The process then exits 0, or with `ended`'s code. */
   stop(signal: StopSignal): Promise<void>;
+  /**
+   * How long a stop may take: past it the runner logs that the stop hung and exits 1, so a stop
+   * waiting on something that never ends cannot outlive its signal (default: no limit).
+   */
+  readonly stopDeadlineMs?: number;
   /** For one that may also end by itself (weft dashboard, when kubectl exits): its exit code, once it has ended. */
   readonly ended?: Promise<number>;
 }

@@ -13,6 +13,7 @@ import path from "node:path";
 import process from "node:process";
 import type { Command, Group } from "../bin/cli/command.ts";
 import * as registry from "../bin/commands/index.ts";
+import { stopWithinDeadline } from "../bin/cli/runner.ts";
 
 const root = path.resolve(import.meta.dirname ?? ".", "..");
 const onNode = !("Deno" in globalThis) && !("Bun" in globalThis);
@@ -144,5 +145,17 @@ describe("weft proxy's settings from the environment (the injected sidecar's)", 
       WEFT_ADMIN_PORT: "http",
     });
     assertUsageError(ran, "weft proxy", /WEFT_ADMIN_PORT: "http" is not a port \(0-65535\)/, usage);
+  });
+});
+
+describe("a long-running command's stop (stopWithinDeadline)", () => {
+  it("exits with the command's code when its stop finishes in time", async () => {
+    const running = { stopDeadlineMs: 5_000, stop: async () => {}, ended: Promise.resolve(3) };
+    assert.equal(await stopWithinDeadline(running, "SIGTERM"), 3);
+  });
+
+  it("exits 1 when its stop outlives stopDeadlineMs, instead of hanging until SIGKILL", async () => {
+    const running = { stopDeadlineMs: 50, stop: () => new Promise<void>(() => {}) };
+    assert.equal(await stopWithinDeadline(running, "SIGTERM"), 1);
   });
 });

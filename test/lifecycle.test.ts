@@ -4,6 +4,7 @@
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
+import net from "node:net";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -292,5 +293,47 @@ describe("weft proxy --config FILE (the command)", () => {
     assert.equal(result.code, 1);
     assert.match(result.err, /listeners\[0\]\.direction/);
     assert.match(result.err, /listeners\[0\]\.virtualHosts/);
+  });
+});
+
+describe("weft proxy --control-plane URL (the command)", () => {
+  it("stops at once on SIGTERM while its control plane accepts connections and never answers", async () => {
+    // A control plane that hangs (a frozen process, a half-open network path) holds each request
+    // until the 30 s idle timeout; a stop must not wait for it.
+    const held: net.Socket[] = [];
+    const silent = net.createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const dir = mkdtempSync(path.join(tmpdir(), "weft-managed-"));
+    writeFileSync(path.join(dir, "token"), "token");
+    const args = [
+      "bin/weft.ts",
+      ...["proxy", "--control-plane", `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`],
+      ...["--namespace", "shop", "--pod", "web-0", "--token-file", path.join(dir, "token")],
+      ...["--admin-address", "127.0.0.1", "--admin-port", String(await deadPort())],
+    ];
+    const child = spawn(process.execPath, "Deno" in globalThis ? ["run", "-A", ...args] : args, {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout!.on("data", (d) => (output += d));
+    child.stderr!.on("data", (d) => (output += d));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    try {
+      const deadline = Date.now() + 15_000;
+      // Both the enrollment and the configuration stream are held.
+      while (held.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(held.length >= 2, `the sidecar did not call its control plane within 15 s:\n${output}`);
+      child.kill("SIGTERM");
+      const late = new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 10_000).unref());
+      const code = await Promise.race([exited, late]);
+      assert.notEqual(code, "late", `still running 10 s after SIGTERM:\n${output}`);
+      if (!("Deno" in globalThis)) assert.equal(code, 0, output);
+      assert.doesNotMatch(output, /did not finish within/, "the stop finished by itself, not by its deadline");
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      for (const s of held) s.destroy();
+      silent.close();
+    }
   });
 });

@@ -18,7 +18,7 @@ const SIGNALS: readonly StopSignal[] = ["SIGTERM", "SIGINT"];
 /** Runs `argv` (the words after the program's name) with the commands of `registry`, then exits. */
 export async function runCli(program: string, registry: Registry, argv: string[]): Promise<void> {
   const code = await dispatch(program, registry, argv).catch((error: Error) => {
-    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: "error", msg: error.message })}\n`);
+    logError(error.message);
     return 1;
   });
   // Exit once what was written has reached stdout: Bun drops a pipe's pending writes on exit.
@@ -106,14 +106,32 @@ function read(command: Command, args: string[]): { values: Values<Options>; posi
   return { values, positionals: parsed.positionals };
 }
 
+/** The exit code of `running.stop(signal)`: its own, or 1 with an error line when it outlives `running.stopDeadlineMs`. */
+export function stopWithinDeadline(running: Running, signal: StopSignal): Promise<number> {
+  const stopping = running.stop(signal).then(() => running.ended ?? 0);
+  const deadlineMs = running.stopDeadlineMs;
+  if (deadlineMs === undefined) return stopping;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<number>((resolve) => {
+    timer = setTimeout(() => {
+      logError(
+        `the ${signal} stop did not finish within ${deadlineMs / 1000} s; exiting without it (the log line before this one is the step that hung)`,
+      );
+      resolve(1);
+    }, deadlineMs);
+  });
+  return Promise.race([stopping, late]).finally(() => clearTimeout(timer));
+}
+
+function logError(msg: string): void {
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: "error", msg })}\n`);
+}
+
 /** The exit code of a long-running command: the first SIGTERM or SIGINT stops it, and later ones do not cut the stop short. */
 function untilStopped(running: Running): Promise<number> {
   const signalled = new Promise<StopSignal>((resolve) => {
     for (const signal of SIGNALS) process.on(signal, () => resolve(signal));
   });
-  const stopped = signalled.then(async (signal) => {
-    await running.stop(signal);
-    return running.ended ?? 0;
-  });
+  const stopped = signalled.then((signal) => stopWithinDeadline(running, signal));
   return Promise.race(running.ended ? [stopped, running.ended] : [stopped]);
 }

@@ -1,6 +1,7 @@
 // The proxy's side of the configuration stream: it subscribes to the control plane, applies
 // each version it is sent and acknowledges it, or rejects it and keeps the last good one.
 // While the control plane is away the proxy keeps serving and reconnects with backoff.
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "../../shared/log.ts";
 import { postJson, readEventStream, type ControlEndpoint } from "./http.ts";
 
@@ -74,19 +75,9 @@ export class ControlClient {
         });
       }
       // Jittered, so that proxies do not come back all at once after a control plane restart.
-      await this.sleep(backoff / 2 + Math.random() * backoff);
+      await sleep(backoff / 2 + Math.random() * backoff, undefined, { signal: this.stopped.signal }).catch(() => {});
       backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.stopped.signal.addEventListener("abort", () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
   }
 
   private async onEvent(event: string, data: string): Promise<void> {

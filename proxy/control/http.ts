@@ -34,7 +34,13 @@ export class ControlHttpError extends Error {
 
 const MAX_BODY = 64 * 1024 * 1024;
 
-async function open(endpoint: ControlEndpoint, method: string, path: string, body?: string): Promise<http.IncomingMessage> {
+async function open(
+  endpoint: ControlEndpoint,
+  method: string,
+  path: string,
+  body?: string,
+  signal?: AbortSignal,
+): Promise<http.IncomingMessage> {
   const url = new URL(path, endpoint.base);
   const headers: Record<string, string> = { authorization: `Bearer ${await endpoint.token()}` };
   if (body !== undefined) {
@@ -47,6 +53,10 @@ async function open(endpoint: ControlEndpoint, method: string, path: string, bod
     const idleMs = endpoint.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     req.setTimeout(idleMs, () => req.destroy(new Error(`nothing received for ${idleMs / 1000} s; the control plane is gone or hung`)));
     req.on("error", (e) => reject(new Error(`${method} ${url.href}: ${e.message}`)));
+    // A stop must not wait for a connect or an answer that may take the whole idle timeout.
+    const abort = () => req.destroy(new Error("stopped"));
+    signal?.addEventListener("abort", abort, { once: true });
+    req.once("response", () => signal?.removeEventListener("abort", abort));
     req.end(body);
   });
 }
@@ -103,7 +113,12 @@ export async function readEventStream(
   onEvent: (e: ServerEvent) => Promise<void>,
   signal: AbortSignal,
 ): Promise<void> {
-  const res = await open(endpoint, "GET", path);
+  if (signal.aborted) return;
+  const res = await open(endpoint, "GET", path, undefined, signal).catch((e: Error) => {
+    if (signal.aborted) return null;
+    throw e;
+  });
+  if (res === null) return;
   if (res.statusCode !== 200) await expectOk(res, `GET ${path}`);
   const abort = () => res.destroy();
   signal.addEventListener("abort", abort);

@@ -6,6 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { parseConfig } from "../config/validate.ts";
 import type { AppProbes } from "../admin/app-health.ts";
 import type { ProxyConfig } from "../config/schema.ts";
@@ -21,6 +22,8 @@ import type { ControlEndpoint } from "./http.ts";
 // A filter that could not be loaded is tried again after 2 s, 4 s, ... at most every minute.
 const FILTER_RETRY_FIRST_MS = 2_000;
 const FILTER_RETRY_MAX_MS = 60_000;
+/** What a stop may take beyond draining connections: the configuration stream and telemetry. */
+const STOP_GRACE_MS = 10_000;
 
 export interface ManagedProxyOptions {
   controlPlane: string;
@@ -46,6 +49,7 @@ export interface ManagedProxy {
   sidecar: Sidecar;
   client: ControlClient;
   stop(): Promise<void>;
+  readonly stopDeadlineMs: number;
 }
 
 export async function startManagedProxy(options: ManagedProxyOptions): Promise<ManagedProxy> {
@@ -68,7 +72,7 @@ export async function startManagedProxy(options: ManagedProxyOptions): Promise<M
   // to serve and call the mesh with, as Envoy waits for its SDS secret.
   let identity: EnrolledIdentity | null = null;
   let renewal: Renewal | null = null;
-  let stopped = false;
+  const stopping = new AbortController();
   let last: ConfigPush | null = null;
   const install = async ({ version, config }: ConfigPush, current: EnrolledIdentity) => {
     const pushed = config as { listeners?: { name: string }[]; node?: object };
@@ -85,7 +89,7 @@ export async function startManagedProxy(options: ManagedProxyOptions): Promise<M
   };
   const enrolled = (async () => {
     let backoff = 1000;
-    while (!stopped) {
+    while (!stopping.signal.aborted) {
       try {
         identity = await enroll({ endpoint });
         log.info("workload certificate issued", { spiffeId: identity.spiffeId, notAfter: identity.notAfter.toISOString() });
@@ -93,11 +97,11 @@ export async function startManagedProxy(options: ManagedProxyOptions): Promise<M
       } catch (e) {
         sidecar.notReady = `waiting for a workload certificate from ${endpoint.base}: ${(e as Error).message}`;
         log.warn("cannot get a workload certificate yet; retrying", { error: (e as Error).message, retryInMs: backoff });
-        await new Promise((r) => setTimeout(r, backoff));
+        await sleep(backoff, undefined, { signal: stopping.signal }).catch(() => {}); // stopping: the loop ends
         backoff = Math.min(backoff * 2, 30_000);
       }
     }
-    if (stopped || !identity) return null;
+    if (stopping.signal.aborted || !identity) return null;
     renewal = startRenewal({
       endpoint,
       current: identity,
@@ -119,7 +123,7 @@ export async function startManagedProxy(options: ManagedProxyOptions): Promise<M
   const retryUnavailable = () => {
     if (retry) clearTimeout(retry);
     retry = null;
-    if (stopped || unavailable().length === 0) {
+    if (stopping.signal.aborted || unavailable().length === 0) {
       retryMs = FILTER_RETRY_FIRST_MS;
       return;
     }
@@ -148,10 +152,16 @@ export async function startManagedProxy(options: ManagedProxyOptions): Promise<M
   return {
     sidecar,
     client,
+    // Past the drain timeout, a stop that has not finished is cut short by the runner, with
+    // the last step logged here as what hung (Kubernetes would SIGKILL it later, without a word).
+    get stopDeadlineMs() {
+      return sidecar.config.limits.drainTimeoutMs + STOP_GRACE_MS;
+    },
     async stop() {
-      stopped = true;
+      stopping.abort();
       if (retry) clearTimeout(retry);
       renewal?.stop();
+      log.info("stopping: closing the configuration stream");
       await client.stop();
       await sidecar.drain();
     },

@@ -92,9 +92,21 @@ function run(args: string[], env: Record<string, string>): Child {
   return { child, exited, output: () => output };
 }
 
+/** Longer than a process's own stop deadline (drain timeout + 10 s), so this fires only when that failed too. */
+const STOP_DEADLINE_MS = 45_000;
+
+/** Signals the process and waits for it; one still running after STOP_DEADLINE_MS is killed, and that fails the test with its last output. */
 async function stopChild(c: Child, signal: NodeJS.Signals): Promise<void> {
   if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill(signal);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hung = new Promise<"hung">((resolve) => (timer = setTimeout(() => resolve("hung"), STOP_DEADLINE_MS)));
+  const outcome = await Promise.race([c.exited, hung]).finally(() => clearTimeout(timer));
+  if (outcome !== "hung") return;
+  c.child.kill("SIGKILL");
   await c.exited;
+  throw new Error(
+    `pid ${c.child.pid} did not exit within ${STOP_DEADLINE_MS / 1000} s of ${signal}; its last output:\n${c.output().slice(-4000)}`,
+  );
 }
 
 export interface ControlProcess {
