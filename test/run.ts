@@ -17,15 +17,23 @@ import { ARTIFACTS } from "./hostile/artifacts.ts";
 import { isNeed, NEEDS, setUp, type Need } from "./setup.ts";
 
 const root = path.resolve(import.meta.dirname ?? ".", "..");
+
+/** The folders under `dir` (relative to the root) that hold a *.test.ts. */
+function foldersWithTests(dir: string): string[] {
+  const entries = readdirSync(path.join(root, dir), { withFileTypes: true });
+  const here = entries.some((e) => e.isFile() && e.name.endsWith(".test.ts")) ? [dir] : [];
+  return [...here, ...entries.filter((e) => e.isDirectory()).flatMap((e) => foldersWithTests(`${dir}/${e.name}`))];
+}
 const bin = (name: string) => path.join(root, "node_modules", ".bin", name);
 
-// The suites are the *.test.ts in these folders (test/k8s/'s are run by hand). Each declares on
+// The suites are the *.test.ts in these folders, and the unit tests beside the code under proxy/
+// (test/k8s/'s are run by hand). Each declares on
 // its first line the runtimes it runs on and, on the second, anything slow to build it needs
 // (test/setup.ts's NEEDS):
 //   // runtimes: node deno bun
 //   // needs: k8s helm
 // The data plane runs on all three runtimes; the control plane on Node only (docs/runtimes.md).
-const SUITE_DIRS = ["test", "test/hostile", "test/control"];
+const SUITE_DIRS = ["test", "test/hostile", "test/control", ...foldersWithTests("proxy")];
 const RUNTIMES = ["node", "deno", "bun"] as const;
 type Runtime = (typeof RUNTIMES)[number];
 const isRuntime = (name: string): name is Runtime => (RUNTIMES as readonly string[]).includes(name);

@@ -17,10 +17,8 @@ export function mirror(cluster: UpstreamCluster, request: UpstreamRequestHead, b
   const authority = shadowHost(request.authority);
   const headers = request.headers.slice();
   setHeader(headers, "host", authority);
-  endpoint.active++;
-  const done = () => {
-    endpoint.active--;
-  };
+  endpoint.requestStarted();
+  const done = () => endpoint.requestEnded();
   cluster.acquire(endpoint, { cancelled: false }).then((upstream) => {
     upstream.start(
       { ...request, headers, authority },

@@ -27,13 +27,8 @@ export function retriable(policy: RetryPolicy, failure: AttemptFailure): boolean
   }
 }
 
-/** Retries in flight may not exceed the budget: a share of active requests, or a floor. */
-export function withinBudget(policy: RetryPolicy, retriesActive: number, activeRequests: number): boolean {
-  return retriesActive < Math.max(policy.minRetryConcurrency, (activeRequests * policy.budgetPercent) / 100);
-}
-
 /** Exponential back-off with full jitter, so that retries of many clients do not align. */
-export function backoffMs(policy: RetryPolicy, retryNumber: number): number {
+export function backoffMs(policy: RetryPolicy, retryNumber: number, random: () => number): number {
   const ceiling = Math.min(policy.backoffMaxMs, policy.backoffBaseMs * 2 ** (retryNumber - 1));
-  return Math.random() * ceiling;
+  return random() * ceiling;
 }

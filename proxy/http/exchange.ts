@@ -2,7 +2,12 @@
 // downstream connection speaks. HTTP/1.1 implements it today; HTTP/2 streams will too.
 import type { Buffer } from "node:buffer";
 import type { Conn, TlsInfo } from "../runtime/types.ts";
-import type { BodySink } from "../http1/framing.ts";
+
+export interface BodySink {
+  data(chunk: Buffer): void;
+  /** The body is complete; trailers as a flat [name, value, ...] list when chunked sent any. */
+  end(trailers: string[] | null): void;
+}
 
 export interface ServerExchange {
   readonly method: string;

@@ -75,3 +75,12 @@ export function applyHeaderModifier(headers: string[], modifier: HeaderModifier)
   for (const h of modifier.add) headers.push(h.name, h.value);
   for (const name of modifier.remove) removeHeader(headers, name.toLowerCase());
 }
+
+/** Case-insensitive lookup of the first value of a header in a flat header list. */
+export function headerValue(headers: string[], lowerName: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i];
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName) return headers[i + 1];
+  }
+  return undefined;
+}

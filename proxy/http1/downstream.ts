@@ -4,11 +4,13 @@
 import { Buffer } from "node:buffer";
 import type { Conn } from "../runtime/types.ts";
 import type { ServerExchange } from "../http/exchange.ts";
-import { findHeadEnd, parseRequestHead, ProtocolError, type HeadLimits, type RequestHead } from "./head.ts";
-import { BodyDecoder, bodyTooLarge, encodeLastChunk, type BodySink } from "./framing.ts";
+import { findHeadEnd, parseRequestHead, type HeadLimits, type RequestHead } from "./head.ts";
+import { BodyDecoder, encodeLastChunk } from "./framing.ts";
+import type { BodySink } from "../http/exchange.ts";
+import { bodyTooLarge, ProtocolError } from "../http/protocol-error.ts";
 import { encodeResponseHead, reasonPhrase } from "./encode.ts";
 import { diagnosticHeaderValue } from "../http/headers.ts";
-import type { Deadlines } from "./deadlines.ts";
+import type { Deadlines } from "../http/deadlines.ts";
 import { sniffPreface } from "../http2/downstream.ts";
 
 export interface DownstreamOptions extends HeadLimits {

@@ -2,13 +2,9 @@
 // until the connection closes. It hands out decoded data and tells exactly where the
 // message ends, so the next message on a kept-alive connection starts at the right byte.
 import { Buffer } from "node:buffer";
-import { ProtocolError, parseFieldLine } from "./head.ts";
-
-export interface BodySink {
-  data(chunk: Buffer): void;
-  /** The body is complete; trailers as a flat [name, value, ...] list when chunked sent any. */
-  end(trailers: string[] | null): void;
-}
+import type { BodySink } from "../http/exchange.ts";
+import { ProtocolError } from "../http/protocol-error.ts";
+import { parseFieldLine } from "./head.ts";
 
 const ChunkState = {
   SIZE: 0,
@@ -40,10 +36,6 @@ function hexValue(c: number): number {
 export type BodyMode = "none" | "length" | "chunked" | "close";
 
 /** The error for a request body over limits.maxRequestBodyBytes, for HTTP/1.1 and HTTP/2 alike. */
-export function bodyTooLarge(limit: number): ProtocolError {
-  return new ProtocolError(`request body exceeds ${limit} bytes (limits.maxRequestBodyBytes)`, 413);
-}
-
 export class BodyDecoder {
   readonly mode: BodyMode;
   done: boolean;

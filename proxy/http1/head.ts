@@ -2,30 +2,8 @@
 // ways (the root of request smuggling) is refused rather than guessed at.
 import type { Buffer } from "node:buffer";
 import { authorityProblem } from "../http/authority.ts";
-
-export class ProtocolError extends Error {
-  readonly status: number;
-  constructor(message: string, status = 400) {
-    super(message);
-    this.name = "ProtocolError";
-    this.status = status;
-  }
-}
-
-/** Framing facts every head carries, extracted once while parsing. */
-interface Framing {
-  /** Header fields as [name, value, name, value, ...], names as received. */
-  headers: string[];
-  /** -1 when absent. */
-  contentLength: number;
-  chunked: boolean;
-  /** The sender asked to close after this message (or is HTTP/1.0 without keep-alive). */
-  close: boolean;
-  /** Lower-cased Upgrade value when `Connection: upgrade` was sent, else "". */
-  upgrade: string;
-  /** Lower-cased tokens of the Connection header: these name hop-by-hop headers. */
-  connectionTokens: string[];
-}
+import type { Framing, ResponseHead } from "../http/message-head.ts";
+import { ProtocolError } from "../http/protocol-error.ts";
 
 export interface RequestHead extends Framing {
   method: string;
@@ -35,14 +13,6 @@ export interface RequestHead extends Framing {
   minor: number;
   host: string;
   expectContinue: boolean;
-}
-
-export interface ResponseHead extends Framing {
-  status: number;
-  reason: string;
-  minor: number;
-  /** HTTP/2 only: the response ended with its headers (no body, no trailers). */
-  bodyless?: boolean;
 }
 
 export interface HeadLimits {
@@ -280,13 +250,4 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, limit
   if (m[3] !== undefined && FORBIDDEN_IN_VALUE.test(m[3]))
     throw new ProtocolError("invalid character in the status line's reason phrase", 502);
   return { ...fields, status, reason: m[3] ?? "", minor };
-}
-
-/** Case-insensitive lookup of the first value of a header in a flat header list. */
-export function headerValue(headers: string[], lowerName: string): string | undefined {
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i];
-    if (name.length === lowerName.length && name.toLowerCase() === lowerName) return headers[i + 1];
-  }
-  return undefined;
 }

@@ -4,8 +4,8 @@
 import http2 from "node:http2";
 import type { Buffer } from "node:buffer";
 import type { ServerExchange } from "../http/exchange.ts";
-import { bodyTooLarge, type BodySink } from "../http1/framing.ts";
-import { ProtocolError } from "../http1/head.ts";
+import type { BodySink } from "../http/exchange.ts";
+import { bodyTooLarge, ProtocolError } from "../http/protocol-error.ts";
 import type { Conn, TlsInfo } from "../runtime/types.ts";
 import { flatten, toHttp2 } from "./headers.ts";
 import { FrameGuard, MAX_FRAME_SIZE } from "./frame-guard.ts";

@@ -1,7 +1,7 @@
 // The inbound side of the sidecar: requests from other workloads to the local app. It
 // learns who the caller is from its mesh certificate and tells the app in
 // x-forwarded-client-cert; what a plaintext caller claims about identity is removed.
-import type { ContextInputs, ForwardContext } from "../forwarder/forward.ts";
+import type { ContextInputs, ForwardContext } from "../forwarder/context.ts";
 import type { DestinationInfo } from "../telemetry/types.ts";
 import type { UpstreamCluster } from "../upstream/cluster.ts";
 import type { ServerExchange } from "../http/exchange.ts";

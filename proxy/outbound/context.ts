@@ -1,6 +1,6 @@
 // The outbound side of the sidecar: requests from the local app to other services, routed
 // by Host or :authority, with mTLS originated per cluster.
-import type { ContextInputs, ForwardContext } from "../forwarder/forward.ts";
+import type { ContextInputs, ForwardContext } from "../forwarder/context.ts";
 import type { DestinationInfo } from "../telemetry/types.ts";
 
 export function outboundContext({

@@ -5,15 +5,15 @@ import type { Cluster, Identity, Listener, ProxyConfig } from "../config/schema.
 import type { ClientTlsOptions, Conn, Runtime, Server, ServerTlsOptions, TlsRefusal } from "../runtime/types.ts";
 import type { ProxyTelemetry } from "../telemetry/telemetry.ts";
 import type { Logger } from "../../shared/log.ts";
-import type { ForwardContext } from "../forwarder/forward.ts";
-import { forward } from "../forwarder/forward.ts";
+import type { ForwardContext } from "../forwarder/context.ts";
+import { forward } from "../forwarder/pipeline.ts";
 import { Router } from "../routing/router.ts";
 import { UpstreamCluster } from "../upstream/cluster.ts";
 import { Http1Downstream } from "../http1/downstream.ts";
 import { Http2Downstream } from "../http2/downstream.ts";
 import type { ServerExchange } from "../http/exchange.ts";
 import type { Buffer } from "node:buffer";
-import { Deadlines } from "../http1/deadlines.ts";
+import { Deadlines } from "../http/deadlines.ts";
 import { inboundContext } from "../inbound/context.ts";
 import { outboundContext } from "../outbound/context.ts";
 import { formatSpiffeId, verifyPeerIdentity } from "../identity/spiffe.ts";

@@ -6,7 +6,7 @@ import type { LoadBalancer } from "../config/schema.ts";
 export interface Balanced {
   readonly weight: number;
   /** Requests in flight to this endpoint. */
-  active: number;
+  readonly active: number;
   readonly key: string;
 }
 

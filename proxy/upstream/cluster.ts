@@ -1,7 +1,7 @@
 // A cluster: its endpoints, their pooled connections, load balancing, outlier ejection and
 // circuit breaking. Clusters outlive configuration versions when their endpoints stay, so a
 // reload keeps warm connections and health state.
-import type { Cluster, Endpoint } from "../config/schema.ts";
+import type { Cluster, Endpoint, RetryPolicy } from "../config/schema.ts";
 import type { ClientTlsOptions, Conn, Runtime } from "../runtime/types.ts";
 import type { Telemetry } from "../telemetry/types.ts";
 import { createBalancer, type Balanced, type Balancer } from "./balancer.ts";
@@ -27,12 +27,26 @@ export class UpstreamEndpoint implements Balanced {
   readonly address: string;
   readonly port: number;
   weight: number;
-  active = 0;
+  private requests = 0;
   connections = 0;
   readonly idle: UpstreamHttp1[] = [];
   readonly outlier: OutlierState = newOutlierState();
   /** The shared session when the cluster speaks HTTP/2. */
   h2: Http2Upstream | null = null;
+
+  /** Requests in flight to this endpoint (least-request balancing reads it). */
+  get active(): number {
+    return this.requests;
+  }
+
+  /** A request (an attempt, a mirrored copy) starts using this endpoint; it calls requestEnded() once. */
+  requestStarted(): void {
+    this.requests++;
+  }
+
+  requestEnded(): void {
+    this.requests--;
+  }
 
   /** Closes what is not in use: idle pooled connections and the HTTP/2 session. */
   closeIdle(): void {
@@ -65,8 +79,8 @@ export type ClientTlsProvider = (cluster: Cluster) => ClientTlsOptions | undefin
 export class UpstreamCluster {
   config: Cluster;
   endpoints: UpstreamEndpoint[] = [];
-  activeRequests = 0;
-  retriesActive = 0;
+  private requests = 0;
+  private retries = 0;
   private connections = 0;
   private waiters: Waiter[] = [];
   private balancer: Balancer<UpstreamEndpoint>;
@@ -84,6 +98,32 @@ export class UpstreamCluster {
     this.telemetry = telemetry;
     this.balancer = createBalancer(config.loadBalancer);
     this.setEndpoints(config.endpoints);
+  }
+
+  /** Requests in flight (admitted and not yet ended). */
+  get activeRequests(): number {
+    return this.requests;
+  }
+
+  /** Admits a request within the circuit breaker's maxRequests: its release (call it once, when the request ends), or null when the breaker is open. */
+  admit(): (() => void) | null {
+    if (this.requests >= this.config.circuitBreaker.maxRequests) return null;
+    this.requests++;
+    return () => {
+      this.requests--;
+    };
+  }
+
+  /**
+   * Reserves a retry within `policy`'s budget (retries in flight at most a share of the active
+   * requests, or a floor): its release, to call when the retry starts, or null when over budget.
+   */
+  reserveRetry(policy: RetryPolicy): (() => void) | null {
+    if (this.retries >= Math.max(policy.minRetryConcurrency, (this.requests * policy.budgetPercent) / 100)) return null;
+    this.retries++;
+    return () => {
+      this.retries--;
+    };
   }
 
   /** Applies a new version of this cluster's configuration, keeping state that still fits. */

@@ -2,7 +2,7 @@
 // a pooled HTTP/1.1 connection or a stream on a shared HTTP/2 session.
 import type { Buffer } from "node:buffer";
 import type { Conn } from "../runtime/types.ts";
-import type { ResponseHead } from "../http1/head.ts";
+import type { ResponseHead } from "../http/message-head.ts";
 
 export interface UpstreamRequestHead {
   method: string;

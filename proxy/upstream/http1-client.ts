@@ -2,7 +2,8 @@
 // and parses the response, telling the pool whether the connection can be reused.
 import { Buffer } from "node:buffer";
 import type { Conn } from "../runtime/types.ts";
-import { findHeadEnd, parseResponseHead, ProtocolError, type HeadLimits } from "../http1/head.ts";
+import { findHeadEnd, parseResponseHead, type HeadLimits } from "../http1/head.ts";
+import { ProtocolError } from "../http/protocol-error.ts";
 import { BodyDecoder, encodeChunk, encodeLastChunk } from "../http1/framing.ts";
 import { encodeRequestHead } from "../http1/encode.ts";
 import type { ResponseHandler, UpstreamExchange, UpstreamRequestHead } from "./exchange.ts";

@@ -3,7 +3,7 @@
 import http2 from "node:http2";
 import type { Buffer } from "node:buffer";
 import type { Conn } from "../runtime/types.ts";
-import type { ResponseHead } from "../http1/head.ts";
+import type { ResponseHead } from "../http/message-head.ts";
 import { flatten, toHttp2 } from "../http2/headers.ts";
 import type { ResponseHandler, UpstreamExchange, UpstreamRequestHead } from "./exchange.ts";
 

@@ -10,14 +10,8 @@ import fc from "fast-check";
 import type { IncomingHttpHeaders } from "node:http2";
 import { ConfigError, parseConfig, parseConfigText } from "../../proxy/config/validate.ts";
 import type { ProxyConfigInput } from "../../proxy/config/schema.ts";
-import {
-  ProtocolError,
-  findHeadEnd,
-  parseFieldLine,
-  parseRequestHead,
-  parseResponseHead,
-  type HeadLimits,
-} from "../../proxy/http1/head.ts";
+import { findHeadEnd, parseFieldLine, parseRequestHead, parseResponseHead, type HeadLimits } from "../../proxy/http1/head.ts";
+import { ProtocolError } from "../../proxy/http/protocol-error.ts";
 import { encodeRequestHead, encodeResponseHead } from "../../proxy/http1/encode.ts";
 import { BodyDecoder, encodeChunk, encodeLastChunk } from "../../proxy/http1/framing.ts";
 import { diagnosticHeaderValue, forwardableHeaders, setHeader } from "../../proxy/http/headers.ts";

@@ -3,15 +3,9 @@
 // no value, target or reason carries a line break, NUL or other control character, framing is
 // unambiguous, and what the proxy re-encodes reads back the same.
 import { Buffer } from "node:buffer";
-import {
-  ProtocolError,
-  findHeadEnd,
-  parseRequestHead,
-  parseResponseHead,
-  type HeadLimits,
-  type RequestHead,
-  type ResponseHead,
-} from "../../../proxy/http1/head.ts";
+import { findHeadEnd, parseRequestHead, parseResponseHead, type HeadLimits, type RequestHead } from "../../../proxy/http1/head.ts";
+import type { ResponseHead } from "../../../proxy/http/message-head.ts";
+import { ProtocolError } from "../../../proxy/http/protocol-error.ts";
 import { encodeRequestHead, encodeResponseHead } from "../../../proxy/http1/encode.ts";
 import { bytes, check, cutsOf, refusedOr, type FuzzTarget } from "../target.ts";
 

@@ -1,0 +1,78 @@
+// Stage 2: the request phases of the WebAssembly filters attached to this request (headers,
+// then the whole body if one of them reads it). They may change the request before it is
+// routed, or answer it. Their response phases wrap the response (filter-response.ts).
+import { Buffer } from "node:buffer";
+import { anyHandles, runPhase } from "../../filters/chain.ts";
+import type { FilterMessage } from "../../filters/message.ts";
+import { authorityPort } from "../../filters/request-port.ts";
+import { BodyBuffer } from "../body-buffer.ts";
+import type { Transaction } from "../transaction.ts";
+import { FilterResponse } from "./filter-response.ts";
+
+export function filters(tx: Transaction): void {
+  const { ctx, exchange } = tx;
+  if (ctx.filters.filters.length === 0) {
+    tx.next();
+    return;
+  }
+  const path = exchange.target;
+  const query = path.indexOf("?");
+  const selected = ctx.filters.select({
+    direction: ctx.direction === "inbound" ? "Inbound" : "Outbound",
+    port: ctx.port ?? authorityPort(exchange.authority),
+    method: exchange.method,
+    path: query === -1 ? path : path.slice(0, query),
+  });
+  if (selected.length === 0) {
+    tx.next();
+    return;
+  }
+  tx.request = { ...tx.request, headers: exchange.headers.slice() };
+  const message: FilterMessage = {
+    phase: "on_request_headers",
+    request: tx.request,
+    response: null,
+    body: null,
+    attributes: {
+      direction: ctx.direction,
+      sourceAddress: exchange.peerAddress,
+      sourcePrincipal: ctx.describe(exchange, null).source.principal,
+      requestId: tx.requestId,
+    },
+    reply: null,
+  };
+  const reply = runPhase(selected, "on_request_headers", message);
+  if (reply) {
+    tx.replyWith(reply);
+    return;
+  }
+  if (anyHandles(selected, "on_response_headers") || anyHandles(selected, "on_response_body"))
+    tx.response = new FilterResponse(tx, selected, message, tx.response);
+  if (!anyHandles(selected, "on_request_body")) {
+    tx.next();
+    return;
+  }
+  const buffer = new BodyBuffer(selected, "on_request_body");
+  exchange.readRequestBody({
+    data: (chunk) => {
+      if (tx.done || buffer.add(chunk)) return;
+      tx.reply(
+        413,
+        `the request body is larger than ${buffer.limit} bytes, the body buffer of the filters attached to this request (limits.bodyBytes)`,
+        "",
+      );
+    },
+    end: (trailers) => {
+      if (tx.done) return;
+      message.body = buffer.take();
+      const bodyReply = runPhase(selected, "on_request_body", message);
+      if (bodyReply) {
+        tx.replyWith(bodyReply);
+        return;
+      }
+      tx.readBody = { body: Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength), trailers };
+      message.body = null;
+      tx.next();
+    },
+  });
+}

@@ -1,0 +1,65 @@
+// Stage 3: the route and its backend cluster for the request as the filters left it; the
+// route's timeout starts here, and its response header modifier wraps the response.
+import type { Buffer } from "node:buffer";
+import type { HeaderModifier } from "../../config/schema.ts";
+import { applyHeaderModifier } from "../../http/headers.ts";
+import { pickBackend } from "../../routing/router.ts";
+import type { ResponseOut, ResponseSink } from "../response.ts";
+import type { Transaction } from "../transaction.ts";
+
+export function route(tx: Transaction): void {
+  const { ctx, request } = tx;
+  const query = request.path.indexOf("?");
+  const path = query === -1 ? request.path : request.path.slice(0, query);
+  const route = ctx.router.match({ authority: request.authority, method: request.method, path, headers: request.headers });
+  if (!route) {
+    tx.reply(404, `no route for host "${request.authority}" and path "${path}"${ctx.noRouteReason ? `: ${ctx.noRouteReason}` : ""}`, "NR");
+    return;
+  }
+  tx.route = route;
+  const clusterName = pickBackend(route, tx.random);
+  const cluster = ctx.clusters.get(clusterName);
+  if (!cluster) {
+    tx.reply(500, `route "${route.name}" names unknown cluster "${clusterName}"`, "NR");
+    return;
+  }
+  tx.cluster = cluster;
+  if (cluster.config.invalid !== undefined) {
+    tx.reply(500, `route "${route.name}" sends this share of its requests to an invalid backend: ${cluster.config.invalid}`, "NR");
+    return;
+  }
+  const { timeoutMs, responseHeaders } = route.config;
+  if (timeoutMs > 0) {
+    const timer = tx.clock.setTimeout(() => {
+      ctx.telemetry.upstreamError(cluster.config.name, "timeout");
+      tx.fail(504, `upstream did not answer within the route timeout of ${timeoutMs} ms`, "UT");
+    }, timeoutMs);
+    tx.onEnd(() => tx.clock.clearTimeout(timer));
+  }
+  if (responseHeaders) tx.response = new ModifiedResponse(responseHeaders, tx.response);
+  tx.next();
+}
+
+/** The route's response header modifier, applied to the upstream's head before the filters see it. */
+class ModifiedResponse implements ResponseSink {
+  private readonly modifier: HeaderModifier;
+  private readonly next: ResponseSink;
+
+  constructor(modifier: HeaderModifier, next: ResponseSink) {
+    this.modifier = modifier;
+    this.next = next;
+  }
+
+  head(out: ResponseOut): void {
+    applyHeaderModifier(out.headers, this.modifier);
+    this.next.head(out);
+  }
+
+  data(chunk: Buffer): boolean {
+    return this.next.data(chunk);
+  }
+
+  end(trailers: string[] | null): void {
+    this.next.end(trailers);
+  }
+}

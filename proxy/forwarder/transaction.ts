@@ -1,0 +1,157 @@
+// One request and its response as it passes the stages (pipeline.ts): what the stages learnt
+// about it (route, cluster, attempts), where its response goes, what to release when it ends,
+// and the one access-log record it makes. Errors become responses here and nowhere else.
+import { randomUUID } from "node:crypto";
+import type { Buffer } from "node:buffer";
+import type { LocalReply, RequestMessage } from "../filters/message.ts";
+import type { ServerExchange } from "../http/exchange.ts";
+import { headerValue } from "../http/headers.ts";
+import type { CompiledRoute } from "../routing/router.ts";
+import type { RequestTrace, ResponseFlag } from "../telemetry/types.ts";
+import type { UpstreamCluster } from "../upstream/cluster.ts";
+import type { Clock, Random } from "./clock.ts";
+import type { ForwardContext } from "./context.ts";
+import { errorReply, filterReply } from "./local-reply.ts";
+import type { ResponseOut, ResponseSink } from "./response.ts";
+
+/** One step of the request path: it calls tx.next() to pass the request on (now or later), or ends the transaction. */
+export type Stage = (tx: Transaction) => void;
+
+/** A request body a stage has already read whole (filters' body phase). */
+export interface ReadBody {
+  body: Buffer;
+  trailers: string[] | null;
+}
+
+export class Transaction implements ResponseSink {
+  readonly exchange: ServerExchange;
+  readonly ctx: ForwardContext;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly requestId: string;
+  /** The request as routed and sent: the downstream's, or the filters' changed copy. */
+  request: RequestMessage;
+  /** Set by the filters' body phase, which read the body whole. */
+  readBody: ReadBody | null = null;
+  route: CompiledRoute | null = null;
+  cluster: UpstreamCluster | null = null;
+  trace: RequestTrace | undefined = undefined;
+  /** The endpoint of the last attempt. */
+  upstreamAddress = "";
+  attempts = 0;
+  /** An upstream's final head was accepted: no retry and no new attempt from here on. */
+  responseStarted = false;
+  /** The status sent downstream. */
+  status = 0;
+  done = false;
+  /** Where the response goes: this transaction (the downstream), wrapped by the stages that see responses. */
+  response: ResponseSink = this;
+  private readonly stages: readonly Stage[];
+  private stage = -1;
+  private cleanups: (() => void)[] | null = null;
+
+  constructor(exchange: ServerExchange, ctx: ForwardContext, stages: readonly Stage[], clock: Clock, random: Random) {
+    this.exchange = exchange;
+    this.ctx = ctx;
+    this.stages = stages;
+    this.clock = clock;
+    this.random = random;
+    this.requestId = headerValue(exchange.headers, "x-request-id") || randomUUID();
+    this.request = {
+      method: exchange.method,
+      path: exchange.target,
+      authority: exchange.authority,
+      scheme: exchange.peerTls ? "https" : "http",
+      headers: exchange.headers,
+    };
+    exchange.onAbort = () => this.finish("DC");
+  }
+
+  /** Passes the request to the next stage. */
+  next(): void {
+    if (this.done) return;
+    const stage = this.stages[++this.stage];
+    if (stage) stage(this);
+  }
+
+  /** Runs `cleanup` when the transaction ends, however it ends; cleanups run last-registered first. */
+  onEnd(cleanup: () => void): void {
+    (this.cleanups ??= []).push(cleanup);
+  }
+
+  /** Ends with an error response (or a reset once a head has gone out). */
+  reply(status: number, message: string, flag: ResponseFlag): void {
+    if (this.done) return;
+    this.status = status;
+    errorReply(this.exchange, status, message, ["x-request-id", this.requestId]);
+    this.finish(flag);
+  }
+
+  /** Ends after a failure: an error response before the upstream's head was accepted, a reset after it. */
+  fail(status: number, message: string, flag: ResponseFlag): void {
+    if (this.done) return;
+    if (this.responseStarted) {
+      this.exchange.reset();
+      this.finish(flag);
+      return;
+    }
+    this.reply(status, message, flag);
+  }
+
+  /** Ends with a filter's local reply. */
+  replyWith(reply: LocalReply): void {
+    if (this.done) return;
+    this.status = reply.status;
+    filterReply(this.exchange, reply, this.requestId);
+    this.finish("");
+  }
+
+  // The downstream end of the response sinks.
+  head(out: ResponseOut): void {
+    this.status = out.status;
+    this.exchange.sendHead(out.status, out.reason, out.headers, out.contentLength, out.hasBody);
+  }
+
+  data(chunk: Buffer): boolean {
+    return this.exchange.sendData(chunk);
+  }
+
+  end(trailers: string[] | null): void {
+    this.exchange.sendEnd(trailers);
+    this.finish("");
+  }
+
+  /** Releases what the stages hold and records the request, once. */
+  finish(flag: ResponseFlag): void {
+    if (this.done) return;
+    this.done = true;
+    const cleanups = this.cleanups;
+    if (cleanups) for (let i = cleanups.length - 1; i >= 0; i--) cleanups[i]!();
+    const ex = this.exchange;
+    const cluster = this.cluster;
+    const { source, destination } = this.ctx.describe(ex, cluster);
+    this.ctx.telemetry.request({
+      direction: this.ctx.direction,
+      startTime: ex.startTime,
+      durationMs: this.clock.now() - ex.startTime,
+      method: ex.method,
+      authority: ex.authority,
+      path: ex.target,
+      protocol: ex.protocol,
+      status: this.status,
+      requestBytes: ex.requestBytes,
+      responseBytes: ex.responseBytes,
+      requestId: this.requestId,
+      traceparent: this.trace?.traceparent ?? headerValue(ex.headers, "traceparent") ?? "",
+      trace: this.trace,
+      userAgent: headerValue(ex.headers, "user-agent") ?? "",
+      route: this.route?.name ?? "",
+      source,
+      destination,
+      upstreamAddress: this.upstreamAddress,
+      attempts: this.attempts,
+      responseFlag: flag,
+      mtls: ex.peerTls !== null || !!cluster?.config.tls,
+    });
+  }
+}
