@@ -6,6 +6,11 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import tls from "node:tls";
 import { Buffer } from "node:buffer";
+import path from "node:path";
+import process from "node:process";
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { pathToFileURL } from "node:url";
 import { nodeRuntime } from "../proxy/runtime/node.ts";
 import { assertTlsSupported, currentRuntime, type TlsGap } from "../proxy/runtime/node-tls.ts";
 import type { ClientTlsOptions, Conn, Server, ServerTlsOptions } from "../proxy/runtime/types.ts";
@@ -474,4 +479,243 @@ test("a runtime gap makes the adapter refuse at start-up, naming runtime, featur
   // The real table: no gaps on the supported runtimes, so nothing is refused.
   assert.doesNotThrow(() => assertTlsSupported("server", "PERMISSIVE"));
   assert.doesNotThrow(() => assertTlsSupported("client"));
+});
+
+// ---- reuse: one secure context per material, resumed sessions (node-tls.ts, "Sessions") ----
+
+/** Deno's node:tls client never resumes (its sessions are placeholders); Node's and Bun's do. */
+const RESUMES = currentRuntime().name !== "deno";
+
+const connect = (port: number, options: ClientTlsOptions) =>
+  nodeRuntime.connect({ address: "127.0.0.1", port, timeoutMs: 3000, tls: options });
+
+/** Connects, and exchanges a message so that the server's session tickets have arrived before the next connect. */
+async function connected(port: number, options: ClientTlsOptions): Promise<Conn> {
+  const conn = await connect(port, options);
+  assert.equal((await exchange(conn, "ticket")).data, "ticket");
+  return conn;
+}
+
+/** A verifyPeer that counts its calls and can be told to refuse; one function, so its sessions are kept. */
+function countingVerifier() {
+  const expected = verifyPeerIdentity([SERVER_ID]);
+  const verifier = {
+    calls: 0,
+    refusal: undefined as string | undefined,
+    verifyPeer: (der: Uint8Array) => {
+      verifier.calls++;
+      return verifier.refusal ?? expected(der);
+    },
+  };
+  return verifier;
+}
+
+test("many connects with one identity build one secure context", async () => {
+  const srv = await echoServer(serverTls(server));
+  const fresh = await issueWorkload(ca, { spiffeId: CLIENT_ID }); // material no other test has built
+  const mutable = tls as { createSecureContext: typeof tls.createSecureContext };
+  const original = mutable.createSecureContext;
+  let built = 0;
+  mutable.createSecureContext = (options) => {
+    built++;
+    return original(options);
+  };
+  try {
+    // Full handshakes (a new verifyPeer each time, so no session to resume) and resumed ones.
+    for (let i = 0; i < 10; i++)
+      await connected(
+        srv.server.port,
+        clientTls(fresh, [SERVER_ID], { verifyPeer: verifyPeerIdentity([SERVER_ID, `spiffe://${TD}/ns/n${i}/sa/s`]) }),
+      );
+    for (let i = 0; i < 10; i++) await connected(srv.server.port, clientTls(fresh));
+    // Node's tls.connect builds its own context from cert/key/ca unless given one: it counts here too.
+    assert.equal(built, 1, "one tls.createSecureContext for 20 connects with the same certificate, key and trust bundle");
+    // The same material in a configuration pushed again: the server keeps its tls.Server (a new one
+    // would count here on Node; on every runtime, the next test sees its sessions still resume).
+    srv.server.updateTls!({ ...serverTls(server), onRefused: () => {} });
+    await connected(srv.server.port, clientTls(fresh));
+    assert.equal(built, 1);
+  } finally {
+    mutable.createSecureContext = original;
+    await srv.server.close();
+  }
+});
+
+test("a client resumes its session to an endpoint, and still checks the server's identity", async () => {
+  const srv = await echoServer(serverTls(server));
+  const other = await echoServer(serverTls(server));
+  const fresh = await issueWorkload(ca, { spiffeId: CLIENT_ID });
+  const verifier = countingVerifier();
+  const options = clientTls(fresh, [SERVER_ID], { verifyPeer: verifier.verifyPeer });
+  const port = srv.server.port;
+  try {
+    const first = await connected(port, options);
+    assert.equal(first.tls?.resumed, false);
+    const accepted = srv.next();
+    const second = await connected(port, options);
+    // Resumed where the runtime's client resumes, and the identity is the one verified at first.
+    assert.equal(second.tls?.resumed, RESUMES);
+    assert.deepEqual(Buffer.from(second.tls!.peerCertificate!), Buffer.from(server.der));
+    assert.equal(verifier.calls, 2, "verifyPeer runs on a resumed connection too");
+    // The server side of a resumed connection still knows the client's certificate.
+    const serverSide = await accepted;
+    assert.equal(serverSide.tls?.resumed, RESUMES);
+    assert.deepEqual(Buffer.from(serverSide.tls!.peerCertificate!), Buffer.from(fresh.der));
+
+    // The same server after a configuration pushed again with the same identity: still resumed.
+    srv.server.updateTls!({ ...serverTls(server), onRefused: () => {} });
+    assert.equal((await connected(port, options)).tls?.resumed, RESUMES);
+
+    // The identity check refuses the session's server: the connect fails, and the session is gone.
+    verifier.refusal = "refused by the test";
+    await assert.rejects(connect(port, options), (e: Error & { code?: string }) => {
+      assert.equal(e.code, "ERR_WEFT_PEER_IDENTITY");
+      assert.match(e.message, /server identity rejected: refused by the test/);
+      return true;
+    });
+    verifier.refusal = undefined;
+    assert.equal((await connected(port, options)).tls?.resumed, false, "a full handshake after the refusal");
+
+    // Sessions are per endpoint and per expected identity.
+    assert.equal((await connected(other.server.port, options)).tls?.resumed, false);
+    assert.equal((await connected(port, clientTls(fresh, [SERVER_ID, CLIENT_ID]))).tls?.resumed, false);
+  } finally {
+    await srv.server.close();
+    await other.server.close();
+  }
+});
+
+test("a resumed connection the server closes unanswered costs its session", async () => {
+  // A server that hangs up on every resumed session after the handshake, as a Deno weft server does
+  // with a session its trust bundle never verified (node-tls.ts, RESUMES_ACROSS_SERVERS).
+  const raw = tls.createServer(
+    { key: server.privateKey, cert: server.certificateChain, ca: ca.certificate, requestCert: true, rejectUnauthorized: true },
+    (s) => {
+      if (s.isSessionReused()) return s.destroy();
+      s.on("data", (d) => s.write(d));
+      s.on("end", () => s.end());
+    },
+  );
+  await new Promise<void>((r) => raw.listen(0, "127.0.0.1", () => r()));
+  try {
+    const port = (raw.address() as net.AddressInfo).port;
+    const options = clientTls(await issueWorkload(ca, { spiffeId: CLIENT_ID }));
+    await connected(port, options);
+    const refused = await connect(port, options);
+    assert.equal(refused.tls?.resumed, RESUMES);
+    if (RESUMES) assert.equal((await exchange(refused, "x")).data, "");
+    const again = await connected(port, options);
+    assert.equal(again.tls?.resumed, false);
+  } finally {
+    raw.close();
+  }
+});
+
+test("a new certificate or trust bundle on the client is not served by the old context or session", async () => {
+  const srv = await echoServer(serverTls(server));
+  const fresh = await issueWorkload(ca, { spiffeId: CLIENT_ID });
+  try {
+    const port = srv.server.port;
+    await connected(port, clientTls(fresh));
+    assert.equal((await connected(port, clientTls(fresh))).tls?.resumed, RESUMES, "a session exists");
+    // A renewed certificate: presented at once, in a full handshake.
+    const renewed = await issueWorkload(ca, { spiffeId: CLIENT_ID });
+    const accepted = srv.next();
+    assert.equal((await connected(port, clientTls(renewed))).tls?.resumed, false);
+    assert.deepEqual(Buffer.from((await accepted).tls!.peerCertificate!), Buffer.from(renewed.der));
+    // Same certificate and key, a trust bundle that does not hold the server's CA: Node and Bun
+    // would resume the old session with it (they re-verify nothing); weft verifies the chain again.
+    await assert.rejects(
+      connect(port, clientTls(fresh, [SERVER_ID], { trustBundle: rogueCa.certificate })),
+      /TLS connect to 127\.0\.0\.1:\d+ failed: .*(self[- ]signed|unable to (get|verify)|certificate)/i,
+    );
+  } finally {
+    await srv.server.close();
+  }
+});
+
+/**
+ * weft's client in a Node process (Node's client resumes sessions; Deno's does not), for a server
+ * of the runtime under test. Each line on stdin is a number of sequential connects, each sending
+ * "ping" and reading until the server closes; it prints one JSON line with what each got.
+ */
+const NODE_CLIENT = `
+import process from "node:process";
+import { createInterface } from "node:readline";
+const { nodeRuntime } = await import(process.env.WEFT_RUNTIME);
+const o = JSON.parse(process.env.WEFT_TEST_CLIENT);
+const tls = { certificateChain: o.cert, privateKey: o.key, trustBundle: o.ca, alpn: [], verifyPeer: () => undefined };
+const attempt = async () => {
+  try {
+    const conn = await nodeRuntime.connect({ address: "127.0.0.1", port: o.port, timeoutMs: 3000, tls });
+    const data = await new Promise((resolve) => {
+      let data = "";
+      conn.onData = (d) => { data += d; conn.end(); };
+      conn.onEnd = () => conn.end();
+      conn.onClose = () => resolve(data);
+      conn.write("ping");
+    });
+    return { resumed: conn.tls.resumed, data };
+  } catch (e) {
+    return { error: e.message, data: "" };
+  }
+};
+for await (const line of createInterface({ input: process.stdin })) {
+  const results = [];
+  for (let i = 0; i < Number(line); i++) results.push(await attempt());
+  console.log(JSON.stringify(results));
+}
+`;
+
+test("a server's new trust bundle is not bypassed by a session from before (a Node client, which resumes)", async () => {
+  const refusals: string[] = [];
+  const onRefused = (reason: string) => refusals.push(reason);
+  const srv = await echoServer({ ...serverTls(server), onRefused });
+  const here = import.meta.dirname ?? ".";
+  const child = spawn(path.resolve(here, "..", "node_modules", ".bin", "node"), ["--input-type=module", "-e", NODE_CLIENT], {
+    stdio: ["pipe", "pipe", "inherit"],
+    env: {
+      ...process.env,
+      WEFT_RUNTIME: pathToFileURL(path.resolve(here, "..", "proxy", "runtime", "node.ts")).href,
+      WEFT_TEST_CLIENT: JSON.stringify({
+        port: srv.server.port,
+        key: client.privateKey,
+        cert: client.certificateChain,
+        ca: ca.certificate,
+      }),
+    },
+  });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const connects = async (n: number) => {
+    child.stdin!.write(`${n}\n`);
+    return JSON.parse((await lines.next()).value as string) as { resumed?: boolean; data: string; error?: string }[];
+  };
+  const ping = (resumed: boolean) => ({ resumed, data: "ping" });
+  try {
+    assert.deepEqual(await connects(2), [ping(false), ping(true)]);
+
+    // A bundle that still trusts the client. Node and Bun: a new tls.Server, whose tickets the old
+    // session is not one of, so a full handshake. Deno resumes it anyway; weft refuses it there once,
+    // since this bundle never verified the client, and the client then makes a full handshake.
+    const ca2 = await createCa({ commonName: "weft mesh CA 2" });
+    srv.server.updateTls!({ ...serverTls(server), trustBundle: ca.certificate + ca2.certificate, onRefused });
+    if (currentRuntime().name === "deno") {
+      assert.deepEqual(await connects(3), [{ resumed: true, data: "" }, ping(false), ping(true)]);
+      assert.deepEqual(refusals.splice(0), ["untrusted_certificate"]);
+    } else {
+      assert.deepEqual(await connects(3), [ping(false), ping(true), ping(true)]);
+      assert.deepEqual(refusals.splice(0), []);
+    }
+
+    // A bundle that no longer trusts the client's CA: refused, on every runtime, session or not.
+    srv.server.updateTls!({ ...serverTls(server, "STRICT", ca2), onRefused });
+    srv.conns.length = 0;
+    const [refused] = await connects(1);
+    assert.equal(refused.data, "", `the refused client got an answer: ${JSON.stringify(refused)}`);
+    assert.equal(srv.conns.length, 0, "the server must not deliver the connection");
+    assert.deepEqual(refusals, ["untrusted_certificate"]);
+  } finally {
+    child.kill();
+    await srv.server.close();
+  }
 });

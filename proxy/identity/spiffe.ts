@@ -241,11 +241,27 @@ export function spiffeCacheSize(): number {
   return cache.size;
 }
 
+/** JSON of the expected list -> its verifier. */
+const verifiers = new Map<string, (leafDer: Uint8Array) => string | undefined>();
+
 /**
  * Builds ClientTlsOptions.verifyPeer: accepts the server when its certificate's SPIFFE ID is one
  * of `expected` (exact match), else returns a message naming the ID found and the ones expected.
+ * The same list gives the same function (up to CACHE_LIMIT lists): the TLS client keeps resumable
+ * sessions per verifyPeer function, and the sidecar asks again after every configuration push.
  */
 export function verifyPeerIdentity(expected: string[]): (leafDer: Uint8Array) => string | undefined {
+  const key = JSON.stringify(expected);
+  let verifier = verifiers.get(key);
+  if (!verifier) {
+    verifier = buildVerifier(expected);
+    if (verifiers.size >= CACHE_LIMIT) verifiers.delete(verifiers.keys().next().value!);
+    verifiers.set(key, verifier);
+  }
+  return verifier;
+}
+
+function buildVerifier(expected: string[]): (leafDer: Uint8Array) => string | undefined {
   if (expected.length === 0) throw new SpiffeError("verifyPeerIdentity needs at least one expected SPIFFE ID");
   for (const id of expected) parseSpiffeId(id);
   const allowed = new Set(expected);

@@ -29,7 +29,11 @@ export interface ClientTlsOptions {
   trustBundle: string;
   servername?: string;
   alpn: string[];
-  /** Returns an error message when the server's leaf certificate (DER) is not acceptable. */
+  /**
+   * Returns an error message when the server's leaf certificate (DER) is not acceptable. Resumable
+   * sessions are kept per verifyPeer function, so pass the same function for the same expectation
+   * (verifyPeerIdentity returns one per list of identities).
+   */
   verifyPeer: (leafDer: Uint8Array) => string | undefined;
 }
 
@@ -37,6 +41,11 @@ export interface TlsInfo {
   alpn: string | null;
   /** DER of the peer's leaf certificate, when it presented one. */
   peerCertificate: Uint8Array | null;
+  /**
+   * The handshake resumed a TLS session instead of verifying certificates again. peerCertificate is
+   * then the one verified when the session was made (node-tls.ts, "Sessions"). Absent: not known.
+   */
+  resumed?: boolean;
 }
 
 /** A byte stream with callbacks, shaped for a parser that consumes chunks as they come. */

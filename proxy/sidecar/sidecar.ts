@@ -65,7 +65,6 @@ export class Sidecar {
   private readonly clusters = new Map<string, UpstreamCluster>();
   private readonly listeners = new Map<string, ActiveListener>();
   private readonly deadlines = new Deadlines();
-  private readonly verifiers = new Map<string, (der: Uint8Array) => string | undefined>();
   private admin: Server | null = null;
   private sweeper: ReturnType<typeof setInterval> | null = null;
   private applying: Promise<void> = Promise.resolve();
@@ -150,9 +149,8 @@ export class Sidecar {
   private clientTls = (cluster: Cluster): ClientTlsOptions | undefined => {
     const identity = this.config.identity;
     if (!cluster.tls || !identity) return undefined;
-    const key = cluster.tls.identities.join(" ");
-    let verifyPeer = this.verifiers.get(key);
-    if (!verifyPeer) this.verifiers.set(key, (verifyPeer = verifyPeerIdentity(cluster.tls.identities)));
+    // The same verifier for the same identities: TLS sessions are kept per verifier (node-tls.ts).
+    const verifyPeer = verifyPeerIdentity(cluster.tls.identities);
     return { ...identity, servername: cluster.tls.sni, alpn: cluster.protocol === "http2" ? ["h2"] : ["http/1.1"], verifyPeer };
   };
 
@@ -244,7 +242,6 @@ export class Sidecar {
         this.listeners.delete(name);
       }
     }
-    if (config.identity !== previous.identity) this.verifiers.clear();
     this.telemetry.setNode(config.node);
     this.telemetry.setConfigVersion(config.version);
     this.telemetry.setAccessLog(config.accessLog);
