@@ -3,7 +3,7 @@
 import { execFile, spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cpuSeconds, foreignSnapshot, foreignVcpu, sleep, track } from "./proc.ts";
+import { cpuSeconds, foreignSnapshot, foreignVcpu, memory, sleep, track } from "./proc.ts";
 
 export interface WrkResult {
   requests: number;
@@ -86,8 +86,8 @@ export interface LatencyResult {
   p999Ms: number;
   maxMs: number;
   meanMs: number;
-  /** CPU seconds used by each watched process tree during the measured window. */
-  cpu: { role: string; cpuSeconds: number; vcpu: number }[];
+  /** CPU seconds used by each watched process tree during the measured window, and its RSS at the window's end (MB). */
+  cpu: { role: string; cpuSeconds: number; vcpu: number; endRssMB: number }[];
   windowSeconds: number;
   /** vCPU used by processes outside the harness during the window (interference). */
   foreignVcpu: number;
@@ -96,7 +96,8 @@ export interface LatencyResult {
 /**
  * vegeta attacks at a fixed rate for warmup + measure seconds on keep-alive connections; only
  * requests started in the measured window count, so connection set-up and JIT warm-up stay out
- * of the percentiles. CPU of the watched processes is sampled at the window's edges.
+ * of the percentiles. CPU of the watched processes is sampled at the window's edges, their RSS
+ * at its end (still under load). With `bodyFile`, every request is a POST of that file.
  */
 export async function runVegeta(opts: {
   vegeta: string;
@@ -109,10 +110,15 @@ export async function runVegeta(opts: {
   dir: string;
   name: string;
   watch: { role: string; pid: number }[];
+  bodyFile?: string;
 }): Promise<LatencyResult> {
   const bin = join(opts.dir, `${opts.name}.vegeta.bin`);
   const targets = join(opts.dir, `${opts.name}.targets`);
-  writeFileSync(targets, `GET ${opts.url}\n`);
+  // vegeta's targets format: a request line, header lines, then `@file` for the body.
+  writeFileSync(
+    targets,
+    opts.bodyFile === undefined ? `GET ${opts.url}\n` : `POST ${opts.url}\nContent-Type: application/octet-stream\n@${opts.bodyFile}\n`,
+  );
   const total = opts.warmupSeconds + opts.seconds;
   const args = [
     "-c",
@@ -151,6 +157,7 @@ export async function runVegeta(opts: {
   await sleep(opts.seconds * 1000);
   const t1 = performance.now();
   const cpu1 = opts.watch.map((w) => cpuSeconds(w.pid));
+  const rss1 = opts.watch.map((w) => memory(w.pid).rssMB);
   const foreign = foreignVcpu(f0, foreignSnapshot());
   const code = await Promise.race([exited, sleep(30_000).then(() => "timeout" as const)]);
   if (code === "timeout") {
@@ -203,7 +210,7 @@ export async function runVegeta(opts: {
     meanMs: lat.length > 0 ? lat.reduce((a, b) => a + b, 0) / lat.length : NaN,
     cpu: opts.watch.map((w, i) => {
       const used = (cpu1[i] as number) - (cpu0[i] as number);
-      return { role: w.role, cpuSeconds: used, vcpu: windowSeconds > 0 ? used / windowSeconds : 0 };
+      return { role: w.role, cpuSeconds: used, vcpu: windowSeconds > 0 ? used / windowSeconds : 0, endRssMB: rss1[i] as number };
     }),
     windowSeconds,
     foreignVcpu: foreign,

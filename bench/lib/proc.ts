@@ -2,7 +2,7 @@
 // stop them. Linux only (the benchmark needs taskset and /proc anyway).
 import { spawn, execFileSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readdirSync } from "node:fs";
 import http from "node:http";
 import { availableParallelism } from "node:os";
 
@@ -38,16 +38,30 @@ export function track(child: ChildProcess): void {
   child.on("exit", () => helpers.delete(child));
 }
 
-export function startPinned(role: string, cpus: string, command: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Managed {
+export function startPinned(
+  role: string,
+  cpus: string,
+  command: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdoutFile?: string } = {},
+): Managed {
   const [bin, ...args] = command;
   if (!bin) throw new Error(`${role}: empty command`);
+  // An access log on stdout goes to a file, as a container runtime writes it to one: piped here,
+  // this harness would read every line on the load generator's core. Errors stay on stderr. Each
+  // start truncates it: about 10 MB per weft sidecar and visit would pile up over a run.
+  const stdout = opts.stdoutFile !== undefined ? openSync(opts.stdoutFile, "w") : "pipe";
   // taskset execs the program, so the child's pid is the program's own; threads and child
   // processes inherit the affinity.
-  const child = spawn("taskset", ["-c", cpus, bin, ...args], {
-    cwd: opts.cwd,
-    env: opts.env ?? process.env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  let child: ChildProcess;
+  try {
+    child = spawn("taskset", ["-c", cpus, bin, ...args], {
+      cwd: opts.cwd,
+      env: opts.env ?? process.env,
+      stdio: ["ignore", stdout, "pipe"],
+    });
+  } finally {
+    if (typeof stdout === "number") closeSync(stdout);
+  }
   let tail = "";
   const keep = (chunk: Buffer) => {
     tail = (tail + chunk.toString("utf8")).slice(-8192);
@@ -250,10 +264,15 @@ export interface HttpResult {
   body: string;
 }
 
-/** One GET on a fresh connection (no keep-alive pool left behind). */
-export function httpGet(url: string, timeoutMs = 2000): Promise<HttpResult> {
+/** One GET on a fresh connection (no keep-alive pool left behind), or a POST when `body` is given. */
+export function httpGet(url: string, timeoutMs = 2000, body?: Buffer): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false, headers: { connection: "close" }, timeout: timeoutMs }, (res) => {
+    const headers: Record<string, string> = { connection: "close" };
+    if (body !== undefined) {
+      headers["content-type"] = "application/octet-stream";
+      headers["content-length"] = String(body.length);
+    }
+    const req = http.request(url, { method: body === undefined ? "GET" : "POST", agent: false, headers, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
@@ -261,6 +280,7 @@ export function httpGet(url: string, timeoutMs = 2000): Promise<HttpResult> {
     });
     req.on("timeout", () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
     req.on("error", reject);
+    req.end(body);
   });
 }
 

@@ -1,5 +1,9 @@
 // The result file's shape and its Markdown rendering (bench/results/latest.md).
 import type { LatencyResult } from "./load.ts";
+import { SIDECAR_NAMES } from "./operating-point.ts";
+import type { OpFigures } from "./operating-point.ts";
+import type { Group } from "./scenarios.ts";
+import type { Spread, Versus } from "./stats.ts";
 
 /** The latency figures a result keeps, as the load generator measured them. */
 type LatencyFigures = Pick<
@@ -39,16 +43,24 @@ export interface RoundResult {
     perProcess: { role: string; vcpu: number; vcpuPer1kRps: number }[];
     vcpuPer1kRps: number;
   };
+  /**
+   * idle: after start, before any load. peak: the highest sampled (and, outside the operating
+   * point, VmHWM). after: 1 s after the load; end: at the end of the operating point's window, under load.
+   */
   rss?: {
-    perProcess: { role: string; processes: number; idleMB: number; peakMB: number; afterMB: number }[];
+    perProcess: { role: string; processes: number; idleMB: number; peakMB: number; afterMB?: number; endMB?: number }[];
   };
 }
 
 /** A scenario over all rounds: medians of the undisturbed rounds, peak RSS over all. */
 export interface ScenarioResult {
   id: string;
+  /** The id without the comparison's suffix (`weft-node` for `weft-node@before`). */
+  baseId: string;
   label: string;
-  group: "plain" | "mtls";
+  group: Group;
+  /** The weft build, in a comparison (--compare). */
+  build?: { role: "before" | "after"; commit: string; name: string };
   kind: "direct" | "nginx" | "haproxy" | "weft";
   runtime: string | null;
   sidecars: number;
@@ -94,6 +106,10 @@ export interface ScenarioResult {
   filters?: number;
   /** Throughput divided by the same runtime's without filters. */
   throughputVsNoFilters?: number;
+  /** The operating point's figures (group "op"), and in a comparison this build's against the revision's. */
+  operatingPoint?: { figures: OpFigures; vsBefore?: Record<string, Versus> };
+  /** In a comparison, this build against the revision's, per pair of rounds (bench/lib/compare.ts). */
+  vsBefore?: Record<string, Versus>;
 }
 
 export interface BenchResult {
@@ -115,6 +131,7 @@ export interface BenchResult {
     bodyBytes: number;
     proxyCpu: string;
     loadCpu: string;
+    operatingPoint: { rate: number; connections: number; requestBodyBytes: number; warmupSeconds: number; seconds: number };
   };
   machine: {
     cpuModel: string;
@@ -126,6 +143,11 @@ export interface BenchResult {
     virtualization: string;
   };
   versions: Record<string, unknown> & { weft: { commit: string; dirty: boolean } };
+  /** --compare: the two builds (after is this work tree, as versions.weft). */
+  compare?: {
+    before: { rev: string; commit: string; name: string; nodeModules: string };
+    after: { commit: string; dirty: boolean; name: string };
+  };
   topology: { proxyCpu: string; loadCpu: string; description: string };
   scenarios: ScenarioResult[];
 }
@@ -161,6 +183,48 @@ function errorsNote(r: ScenarioResult): string {
   return notes.join("; ");
 }
 
+/** The row's name: the scenario, and in a comparison which build it ran. */
+function labelOf(r: ScenarioResult): string {
+  return r.build ? `${r.label}, ${r.build.role} (${r.build.name})` : r.label;
+}
+
+/** A figure over rounds: the median, and its range when the rounds differed. */
+function spreadCell(x: Spread | undefined, digits: number): string {
+  if (!x || x.n === 0) return "–";
+  return x.n > 1 && x.max > x.min ? `${f(x.median, digits)} (${f(x.min, digits)}–${f(x.max, digits)})` : f(x.median, digits);
+}
+
+/** after ÷ before over pairs of rounds: the median ratio, and its range when there were several pairs. */
+function ratioCell(v: Versus | undefined): string {
+  if (!v || v.ratio.n === 0) return "–";
+  const x = v.ratio;
+  return x.n > 1 && x.max > x.min ? `×${f(x.median, 2)} (${f(x.min, 2)}–${f(x.max, 2)})` : `×${f(x.median, 2)}`;
+}
+
+/** after − before, for figures near zero (added latency) whose ratio would swing with noise. */
+function deltaCell(v: Versus | undefined, digits: number, divisor = 1): string {
+  if (!v || v.delta.n === 0) return "–";
+  const sign = (n: number) => `${n >= 0 ? "+" : ""}${f(n / divisor, digits)}`;
+  const x = v.delta;
+  return x.n > 1 && x.max > x.min ? `${sign(x.median)} (${sign(x.min)}…${sign(x.max)})` : sign(x.median);
+}
+
+/**
+ * The rows in table order; in a comparison, each of this tree's weft rows is preceded by the
+ * revision's and followed by a ratio row (`ratio` renders it).
+ */
+function withComparison(results: ScenarioResult[], row: (r: ScenarioResult) => string[], ratio: (r: ScenarioResult) => string[]): string[] {
+  const lines: string[] = [];
+  for (const r of results) {
+    const partner = r.build ? results.find((x) => x.baseId === r.baseId && x.build?.role !== r.build?.role) : undefined;
+    if (r.build?.role === "before" && partner) continue; // shown above its partner
+    if (partner) lines.push(...row(partner));
+    lines.push(...row(r));
+    if (partner && (r.vsBefore || r.operatingPoint?.vsBefore)) lines.push(...ratio(r));
+  }
+  return lines;
+}
+
 function table(results: ScenarioResult[], mtls: boolean, rate: number): string[] {
   const lines: string[] = [];
   const both = mtls ? " (A + B)" : "";
@@ -168,11 +232,8 @@ function table(results: ScenarioResult[], mtls: boolean, rate: number): string[]
     `| scenario | req/s @ 32 conns | vs nginx | proxy core busy | proxy CPU µs/req${both} | vs nginx per CPU-s | p50 / p90 / p99 / p99.9 ms @ ${rate} req/s | added p99 vs direct, ms${mtls ? " (per sidecar)" : ""} | vCPU per 1k req/s${both} | RSS peak / after, MB${both} |`,
   );
   lines.push("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
-  for (const r of results) {
-    if (r.status !== "ok") {
-      lines.push(`| ${r.label} | failed | | | | | | | | |`);
-      continue;
-    }
+  const row = (r: ScenarioResult): string[] => {
+    if (r.status !== "ok") return [`| ${labelOf(r)} | failed | | | | | | | | |`];
     const t = r.throughput;
     const range = t && t.rpsMax > t.rpsMin ? ` (${int(t.rpsMin)}–${int(t.rpsMax)})` : "";
     const flag = r.disturbed ? " ⚠" : "";
@@ -193,10 +254,76 @@ function table(results: ScenarioResult[], mtls: boolean, rate: number): string[]
         ? `${r.rss.perProcess.map((p) => f(p.peakMB, 1)).join(" + ")} / ${r.rss.perProcess.map((p) => f(p.afterMB, 1)).join(" + ")}`
         : `${f(r.rss.peakMB, 1)} / ${f(r.rss.afterMB, 1)}`
       : "—";
-    lines.push(
-      `| ${r.label}${flag} | ${int(t?.rps)}${range} | ${vs} | ${busy} | ${usPerReq} | ${eff} | ${latencyCell(r)} | ${added} | ${cpu} | ${rss} |`,
-    );
-  }
+    return [
+      `| ${labelOf(r)}${flag} | ${int(t?.rps)}${range} | ${vs} | ${busy} | ${usPerReq} | ${eff} | ${latencyCell(r)} | ${added} | ${cpu} | ${rss} |`,
+    ];
+  };
+  // The added p99's change is the p99's: both builds are measured against the same direct rounds.
+  const ratio = (r: ScenarioResult): string[] => {
+    const v = r.vsBefore ?? {};
+    const lat = ["p50Ms", "p90Ms", "p99Ms", "p999Ms"].map((k) => ratioCell(v[k])).join(" / ");
+    const added = mtls ? `${deltaCell(v.p99Ms, 3)} (${deltaCell(v.p99Ms, 3, 2)})` : deltaCell(v.p99Ms, 3);
+    return [
+      `| ${r.label}: after ÷ before | ${ratioCell(v.rps)} | | | ${ratioCell(v.proxyCpuUsPerRequest)} | | ${lat} | ${added} | ${ratioCell(v.vcpuPer1kRps)} | ${ratioCell(v.peakMB)} / ${ratioCell(v.afterMB)} |`,
+    ];
+  };
+  lines.push(...withComparison(results, row, ratio));
+  return lines;
+}
+
+/** The operating point, one row per scenario: what it costs per sidecar and the latency it adds. */
+function opTable(results: ScenarioResult[]): string[] {
+  const lines = [
+    "| scenario | req/s sent | vCPU per 1k req/s, per sidecar | added p50 per sidecar, ms | added p90 per sidecar, ms | added p99 per sidecar, ms | p50 / p90 / p99 ms, whole path |",
+    "|---|--:|--:|--:|--:|--:|--:|",
+  ];
+  const row = (r: ScenarioResult): string[] => {
+    const x = r.operatingPoint?.figures;
+    if (r.status !== "ok" || !x) return [`| ${labelOf(r)} | failed | | | | | |`];
+    const path = ["p50Ms", "p90Ms", "p99Ms"].map((k) => f(x[k]?.median, 3)).join(" / ");
+    const direct = r.kind === "direct";
+    const added = (k: string) => (direct ? "—" : spreadCell(x[k], 3));
+    return [
+      `| ${labelOf(r)}${r.disturbed ? " ⚠" : ""} | ${spreadCell(x.achievedRps, 0)} | ${direct ? "—" : spreadCell(x.vcpuPer1kRpsPerSidecar, 3)} | ${added("addedP50MsPerSidecar")} | ${added("addedP90MsPerSidecar")} | ${added("addedP99MsPerSidecar")} | ${path} |`,
+    ];
+  };
+  const ratio = (r: ScenarioResult): string[] => {
+    const v = r.operatingPoint?.vsBefore ?? {};
+    const path = ["p50Ms", "p90Ms", "p99Ms"].map((k) => ratioCell(v[k])).join(" / ");
+    return [
+      `| ${r.label}: after ÷ before (added latency: after − before) | ${ratioCell(v.achievedRps)} | ${ratioCell(v.vcpuPer1kRpsPerSidecar)} | ${deltaCell(v.addedP50MsPerSidecar, 3)} | ${deltaCell(v.addedP90MsPerSidecar, 3)} | ${deltaCell(v.addedP99MsPerSidecar, 3)} | ${path} |`,
+    ];
+  };
+  lines.push(...withComparison(results, row, ratio));
+  return lines;
+}
+
+/** The operating point, one row per sidecar: CPU and memory (idle, and under load). */
+function opSidecarTable(results: ScenarioResult[]): string[] {
+  const lines = [
+    "| scenario | sidecar | vCPU per 1k req/s | RSS idle, MB | RSS peak under load, MB | RSS at end of load, MB |",
+    "|---|---|--:|--:|--:|--:|",
+  ];
+  const roles = (r: ScenarioResult) => r.processes?.map((p) => p.role) ?? [];
+  const row = (r: ScenarioResult): string[] => {
+    const x = r.operatingPoint?.figures;
+    if (r.kind === "direct") return [];
+    if (r.status !== "ok" || !x) return [`| ${labelOf(r)} | failed | | | | |`];
+    return roles(r).map((role, i) => {
+      const who = SIDECAR_NAMES[i];
+      const cell = (k: string, digits: number) => spreadCell(x[`${who}.${k}`], digits);
+      return `| ${labelOf(r)}${r.disturbed ? " ⚠" : ""} | ${pipeSafe(role)} | ${cell("vcpuPer1kRps", 3)} | ${cell("idleMB", 1)} | ${cell("peakMB", 1)} | ${cell("endMB", 1)} |`;
+    });
+  };
+  const ratio = (r: ScenarioResult): string[] => {
+    const v = r.operatingPoint?.vsBefore ?? {};
+    return roles(r).map((role, i) => {
+      const who = SIDECAR_NAMES[i];
+      const cell = (k: string) => ratioCell(v[`${who}.${k}`]);
+      return `| ${r.label}: after ÷ before | ${pipeSafe(role)} | ${cell("vcpuPer1kRps")} | ${cell("idleMB")} | ${cell("peakMB")} | ${cell("endMB")} |`;
+    });
+  };
+  lines.push(...withComparison(results, row, ratio));
   return lines;
 }
 
@@ -271,6 +398,23 @@ function targets(b: BenchResult): Target[] {
               .join(", ")}`
         : "not measured") + (lat.length > 0 && directDisturbed ? " (unreliable: the direct baseline was disturbed)" : ""),
   });
+  // The same two goals at the operating point, where Istio quotes its own figures.
+  const o = b.settings.operatingPoint;
+  const opWeft = ["node", "deno", "bun"].map((rt) => ok(`op-weft-${rt}`)).filter((s): s is ScenarioResult => !!s?.operatingPoint);
+  const opGoal = (what: string, goal: string, key: string, limit: number, digits: number) => {
+    const got = opWeft.filter((s) => Number.isFinite(s.operatingPoint?.figures[key]?.median));
+    const value = (s: ScenarioResult) => s.operatingPoint?.figures[key]?.median ?? NaN;
+    const met = got.filter((s) => value(s) <= limit).map((s) => s.runtime);
+    out.push({
+      what: `${what} at the operating point (${o.rate} req/s, ${o.requestBodyBytes}-byte POST, ${o.connections} connections, mTLS, telemetry)`,
+      goal,
+      measured: got.length > 0 ? got.map((s) => `${s.runtime} ${f(value(s), digits)}`).join(", ") : "–",
+      status:
+        got.length === 0 ? "not measured" : met.length === got.length ? "met" : met.length > 0 ? `met on ${met.join(", ")}` : "not met",
+    });
+  };
+  opGoal("CPU per sidecar", "<= 0.10 vCPU per 1000 req/s", "vcpuPer1kRpsPerSidecar", 0.1, 3);
+  opGoal("added p99 latency per sidecar", "<= 1 ms", "addedP99MsPerSidecar", 1, 3);
   const chains = ["node", "deno", "bun"]
     .map((rt) => ok(`weft-${rt}-filters3`))
     .filter((s): s is ScenarioResult => s?.throughputVsNoFilters !== undefined);
@@ -303,8 +447,9 @@ export function renderMarkdown(b: BenchResult): string {
   const lines: string[] = [];
   lines.push("# weft benchmark: latest run");
   lines.push("");
+  const args = b.command.replace(/^node bench\/run\.ts\s*/, "");
   lines.push(
-    `Generated by \`npm run bench${s.mode === "quick" ? " -- --quick" : ""}\` on ${b.startedAt} (${s.mode} mode, ${b.elapsedSeconds} s). ` +
+    `Generated by \`npm run bench${args !== "" ? ` -- ${args}` : ""}\` on ${b.startedAt} (${s.mode} mode, ${b.elapsedSeconds} s). ` +
       `Raw numbers: [\`{{json}}\`]({{json}}). How to read this: [docs/benchmarks.md](../../docs/benchmarks.md).`,
   );
   lines.push("");
@@ -314,6 +459,16 @@ export function renderMarkdown(b: BenchResult): string {
       `weft commit ${v.weft.commit}${v.weft.dirty ? " (with uncommitted changes)" : ""}.`,
   );
   lines.push("");
+  const c = b.compare;
+  if (c) {
+    lines.push(
+      `**Before/after:** weft at ${c.before.commit} (\`--compare ${c.before.rev}\`, called ${c.before.name}) is **before**; ` +
+        `this work tree, ${c.after.commit}${c.after.dirty ? " with uncommitted changes" : ""} (called ${c.after.name}), is **after**. ` +
+        `Every weft scenario ran for both, back to back in each round (which one first alternating by round), on the same runtimes; ` +
+        `the "after ÷ before" rows are the median over rounds of each round's ratio, its range in parentheses.`,
+    );
+    lines.push("");
+  }
   lines.push(
     `Each scenario was visited ${s.rounds} time${s.rounds > 1 ? "s (rounds interleaved across scenarios; medians shown, throughput range in parentheses)" : ""}. ` +
       `Per visit: start, ${s.warmupSeconds} s warm-up, ${s.throughputSeconds} s closed-loop throughput (wrk, ${s.connections} keep-alive connections), ` +
@@ -322,6 +477,7 @@ export function renderMarkdown(b: BenchResult): string {
   lines.push("");
   const plain = b.scenarios.filter((r) => r.group === "plain");
   const mtls = b.scenarios.filter((r) => r.group === "mtls");
+  const op = b.scenarios.filter((r) => r.group === "op");
   if (plain.length > 0) {
     lines.push("## Plain HTTP/1.1, one proxy");
     lines.push("");
@@ -334,6 +490,26 @@ export function renderMarkdown(b: BenchResult): string {
     lines.push(...table(mtls, true, s.latencyRate));
     lines.push("");
   }
+  const o = s.operatingPoint;
+  if (op.length > 0) {
+    lines.push(
+      `## Operating point: ${o.rate} req/s, ${o.requestBodyBytes}-byte POST, ${o.connections} connections, mTLS hop, telemetry on (per sidecar)`,
+    );
+    lines.push("");
+    lines.push(
+      `The way meshes are compared (Istio's method): client → A → (mTLS) → B → upstream at a fixed ${o.rate} req/s, open loop (vegeta), ` +
+        `each request a POST of ${o.requestBodyBytes} bytes over ${o.connections} keep-alive connections; the upstream answers ${s.bodyBytes} bytes. ` +
+        `Every proxy writes an access log line per request to a file (weft: \`accessLog: "stdout"\`, an injected sidecar's default, with stdout to a file; metrics are always on). ` +
+        `Per visit: start, RSS idle, ${o.warmupSeconds} s at the rate unrecorded, ${o.seconds} s recorded (CPU from /proc over that window); no throughput phase. ` +
+        `Per sidecar: CPU ÷ 2 (A + B), added latency = (this − direct in the same round) ÷ 2. ` +
+        (s.rounds > 1 ? `Medians over ${s.rounds} rounds, the range over rounds in parentheses.` : "One round: no spread to show."),
+    );
+    lines.push("");
+    lines.push(...opTable(op));
+    lines.push("");
+    lines.push(...opSidecarTable(op));
+    lines.push("");
+  }
   const withFilters = plain.filter((r) => r.filters !== undefined && r.status === "ok");
   if (withFilters.length > 0) {
     lines.push("## WebAssembly filters on the proxy");
@@ -344,11 +520,15 @@ export function renderMarkdown(b: BenchResult): string {
     lines.push("");
     lines.push("| scenario | req/s | vs the same runtime without filters | vs nginx | proxy CPU µs/req |");
     lines.push("|---|--:|--:|--:|--:|");
-    for (const r of withFilters) {
-      lines.push(
-        `| ${r.label}${r.disturbed ? " ⚠" : ""} | ${int(r.throughput?.rps)} | ${f(r.throughputVsNoFilters, 2)} | ${f(r.throughputVsNginx, 2)} | ${f(r.throughput?.proxyCpuUsPerRequest, 1)} |`,
-      );
-    }
+    lines.push(
+      ...withComparison(
+        withFilters,
+        (r) => [
+          `| ${labelOf(r)}${r.disturbed ? " ⚠" : ""} | ${int(r.throughput?.rps)} | ${f(r.throughputVsNoFilters, 2)} | ${f(r.throughputVsNginx, 2)} | ${f(r.throughput?.proxyCpuUsPerRequest, 1)} |`,
+        ],
+        (r) => [`| ${r.label}: after ÷ before | ${ratioCell(r.vsBefore?.rps)} | | | ${ratioCell(r.vsBefore?.proxyCpuUsPerRequest)} |`],
+      ),
+    );
     lines.push("");
   }
   lines.push("## Targets (issues 2 and 3)");
@@ -360,7 +540,7 @@ export function renderMarkdown(b: BenchResult): string {
   const disturbed = b.scenarios.filter((r) => r.disturbed);
   if (disturbed.length > 0) {
     lines.push(
-      `⚠ Other processes on the machine used more than 0.1 vCPU during every round of: ${disturbed.map((r) => r.label).join(", ")}. Treat those numbers as unreliable.`,
+      `⚠ Other processes on the machine used more than 0.1 vCPU during every round of: ${disturbed.map(labelOf).join("; ")}. Treat those numbers as unreliable.`,
     );
     lines.push("");
   }
@@ -369,8 +549,8 @@ export function renderMarkdown(b: BenchResult): string {
   if (failed.length > 0 || noted.length > 0) {
     lines.push("## Failures and errors");
     lines.push("");
-    for (const r of failed) lines.push(`- **${r.label}** (\`${r.id}\`) failed: ${pipeSafe(r.error ?? "unknown error")}`);
-    for (const r of noted) lines.push(`- ${r.label}: ${pipeSafe([r.error ?? "", errorsNote(r)].filter((x) => x !== "").join("; "))}`);
+    for (const r of failed) lines.push(`- **${labelOf(r)}** (\`${r.id}\`) failed: ${pipeSafe(r.error ?? "unknown error")}`);
+    for (const r of noted) lines.push(`- ${labelOf(r)}: ${pipeSafe([r.error ?? "", errorsNote(r)].filter((x) => x !== "").join("; "))}`);
     lines.push("");
   }
   return lines.join("\n");

@@ -1,11 +1,13 @@
 // What is benchmarked: the upstream, the baselines (nginx, HAProxy) and weft on each runtime,
-// plain and with one mTLS hop, and the certificates and configuration files they need.
+// plain and with one mTLS hop, the operating point (the mTLS hop with telemetry on), and the
+// certificates and configuration files they need.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { buildFilter } from "../../sdk/build/build.ts";
+import { pathToFileURL } from "node:url";
 import { httpGet, startPinned, stop, waitUntil } from "./proc.ts";
 import type { Managed } from "./proc.ts";
+import type { WeftBuild } from "./revision.ts";
 
 export const BODY = "weft-bench:".padEnd(99, "x") + "\n"; // exactly 100 bytes
 export const TRUST_DOMAIN = "cluster.local";
@@ -45,8 +47,10 @@ export interface Ctx {
   loadCpu: string;
   bins: Bins;
   certs: Certs;
-  /** Marketplace filters built for the filter scenarios, on first use. */
-  filters?: Promise<Map<string, { path: string; sha256: string }>>;
+  /** Marketplace filters built for the filter scenarios on first use, per weft tree (its own SDK and plugins). */
+  filters?: Map<string, Promise<Map<string, { path: string; sha256: string }>>>;
+  /** The operating point's request body (bench/lib/operating-point.ts): vegeta's file, and the readiness POST's bytes. */
+  opBody?: { path: string; body: Buffer };
 }
 
 export interface Running {
@@ -58,18 +62,30 @@ export interface Running {
   pinning: Record<string, string>;
 }
 
+export type Group = "plain" | "mtls" | "op";
+
 export interface Scenario {
+  /** With --compare, the revision's weft scenarios have BEFORE after their id (see baseId). */
   id: string;
   label: string;
-  group: "plain" | "mtls";
+  /** "op": the operating point, the mTLS hop with telemetry on at a fixed rate (operating-point.ts). */
+  group: Group;
   kind: "direct" | "nginx" | "haproxy" | "weft";
   runtime?: Runtime;
   /** Number of proxies a request passes through. */
   sidecars: number;
   /** WebAssembly filters on the proxy's listener (weft only). */
   filters?: number;
+  /** The weft it runs, in a comparison (--compare); absent otherwise. */
+  build?: WeftBuild;
   start(ctx: Ctx): Promise<Running>;
 }
+
+/** The suffix of the --compare revision's scenario ids: `weft-node@before`. */
+export const BEFORE = "@before";
+
+/** The id --only and --skip name, the same for both builds of a comparison. */
+export const baseId = (id: string) => (id.endsWith(BEFORE) ? id.slice(0, -BEFORE.length) : id);
 
 // ---------------------------------------------------------------------------------------------
 // Certificates: one CA, ECDSA P-256 leaves with SPIFFE URI SANs (plus a DNS SAN so that nginx,
@@ -173,6 +189,13 @@ ${http}
   return path;
 }
 
+/**
+ * The access log of the operating point: buffered and flushed every 100 ms, as weft writes its own
+ * (docs/benchmarks.md says why). Inside a `server` block it overrides the `access_log off` above.
+ */
+const nginxAccessLog = (ctx: Ctx, name: string) => `
+    access_log ${join(ctx.dir, `${name}.access.log`)} combined buffer=64k flush=100ms;`;
+
 function startNginx(ctx: Ctx, role: string, name: string, cpus: string, http: string): Managed {
   const conf = nginxConf(ctx.dir, name, http);
   return startPinned(role, cpus, [ctx.bins.nginx, "-p", ctx.dir, "-e", join(ctx.dir, `${name}.error.log`), "-c", conf]);
@@ -207,16 +230,20 @@ export function startUpstream(ctx: Ctx): Managed {
   );
 }
 
-export async function checkBody(url: string): Promise<void> {
-  const r = await httpGet(url);
-  if (r.status !== 200) throw new Error(`GET ${url}: HTTP ${r.status} ${r.body.slice(0, 200)}`);
-  if (r.body !== BODY) throw new Error(`GET ${url}: unexpected body (${r.body.length} bytes) ${r.body.slice(0, 120)}`);
+/** The upstream's exact body through `url`: for a GET, or for a POST of `body` (the operating point's). */
+export async function checkBody(url: string, body?: Buffer): Promise<void> {
+  const what = body === undefined ? `GET ${url}` : `POST ${url} (${body.length}-byte body)`;
+  const r = await httpGet(url, 2000, body);
+  if (r.status !== 200) throw new Error(`${what}: HTTP ${r.status} ${r.body.slice(0, 200)}`);
+  if (r.body !== BODY) throw new Error(`${what}: unexpected body (${r.body.length} bytes) ${r.body.slice(0, 120)}`);
 }
 
 // ---------------------------------------------------------------------------------------------
 // HAProxy
 
-function startHaproxy(ctx: Ctx, role: string, name: string, cpus: string, body: string): Managed {
+// With `accessLog`, one line per request on stdout (HAProxy's way in a container, `log stdout`),
+// which goes to a file.
+function startHaproxy(ctx: Ctx, role: string, name: string, cpus: string, body: string, accessLog = false): Managed {
   const path = join(ctx.dir, `${name}.haproxy.cfg`);
   writeFileSync(
     path,
@@ -224,7 +251,7 @@ function startHaproxy(ctx: Ctx, role: string, name: string, cpus: string, body: 
 global
   nbthread 1
   maxconn 4000
-  tune.ssl.cachesize 20000
+  tune.ssl.cachesize 20000${accessLog ? "\n  log stdout format raw local0" : ""}
 defaults
   mode http
   timeout connect 5s
@@ -232,19 +259,21 @@ defaults
   timeout server 300s
   timeout http-keep-alive 300s
   option http-keep-alive
-  http-reuse always
+  http-reuse always${accessLog ? "\n  log global\n  option httplog" : ""}
 ${body}
 `,
   );
-  return startPinned(role, cpus, [ctx.bins.haproxy, "-db", "-f", path]);
+  return startPinned(role, cpus, [ctx.bins.haproxy, "-db", "-f", path], {
+    ...(accessLog ? { stdoutFile: join(ctx.dir, `${name}.access.log`) } : {}),
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
 // weft
 
-// The bundle `npm run build` makes (bench/run.ts builds it first): what a sidecar image runs.
-export function weftCommand(ctx: Ctx, runtime: Runtime, config: string): string[] {
-  const entry = join(ctx.repo, "dist", "weft.mjs");
+// The bundle `npm run build` makes in `repo` (bench/run.ts builds it first): what a sidecar image runs.
+export function weftCommand(ctx: Ctx, repo: string, runtime: Runtime, config: string): string[] {
+  const entry = join(repo, "dist", "weft.mjs");
   switch (runtime) {
     case "node":
       return [ctx.bins.node, entry, "proxy", "--config", config];
@@ -255,12 +284,14 @@ export function weftCommand(ctx: Ctx, runtime: Runtime, config: string): string[
   }
 }
 
-function weftBase(workload: string, adminPort: number) {
+// The access log is off except at the operating point, where it is "stdout", what an injected
+// sidecar has (the control plane leaves the field at its default).
+function weftBase(workload: string, adminPort: number, accessLog: "stdout" | "off" = "off") {
   return {
     version: "bench-1",
     node: { id: `bench-${workload}`, workload, namespace: "bench", serviceAccount: workload, trustDomain: TRUST_DOMAIN },
     admin: { address: "127.0.0.1", port: adminPort },
-    accessLog: "off",
+    accessLog,
   };
 }
 
@@ -298,9 +329,9 @@ export function weftPlainConfig(): unknown {
   };
 }
 
-export function weftMtlsConfigs(certs: Certs): { a: unknown; b: unknown } {
+export function weftMtlsConfigs(certs: Certs, accessLog: "stdout" | "off" = "off"): { a: unknown; b: unknown } {
   const a = {
-    ...weftBase("client", PORTS.weftAdminA),
+    ...weftBase("client", PORTS.weftAdminA, accessLog),
     identity: identity(certs, "client"),
     listeners: [
       {
@@ -323,7 +354,7 @@ export function weftMtlsConfigs(certs: Certs): { a: unknown; b: unknown } {
     ],
   };
   const b = {
-    ...weftBase("server", PORTS.weftAdminB),
+    ...weftBase("server", PORTS.weftAdminB, accessLog),
     identity: identity(certs, "server"),
     listeners: [
       {
@@ -357,19 +388,29 @@ const BENCH_FILTERS: { name: string; phase?: string; config: unknown }[] = [
 ];
 export const FILTER_COUNTS = [1, 3] as const;
 
-async function buildBenchFilters(ctx: Ctx): Promise<Map<string, { path: string; sha256: string }>> {
+// Each weft tree builds the filters with its own SDK from its own plugins/, so that a compared
+// revision runs modules made for its own filter ABI.
+async function buildBenchFilters(ctx: Ctx, repo: string, tag: string): Promise<Map<string, { path: string; sha256: string }>> {
+  const sdk = pathToFileURL(join(repo, "sdk", "build", "build.ts")).href;
+  const { buildFilter } = (await import(sdk)) as typeof import("../../sdk/build/build.ts");
   const built = new Map<string, { path: string; sha256: string }>();
   for (const f of BENCH_FILTERS) {
-    const { wasm, sha256 } = await buildFilter(join(ctx.repo, "plugins", f.name));
-    const path = join(ctx.dir, `${f.name}.wasm`);
+    const { wasm, sha256 } = await buildFilter(join(repo, "plugins", f.name));
+    const path = join(ctx.dir, `${f.name}${tag}.wasm`);
     writeFileSync(path, wasm);
     built.set(f.name, { path, sha256 });
   }
   return built;
 }
 
-export async function weftFilterConfig(ctx: Ctx, count: number): Promise<unknown> {
-  const built = await (ctx.filters ??= buildBenchFilters(ctx));
+export async function weftFilterConfig(ctx: Ctx, repo: string, count: number): Promise<unknown> {
+  ctx.filters ??= new Map();
+  let building = ctx.filters.get(repo);
+  if (!building) {
+    building = buildBenchFilters(ctx, repo, `-${ctx.filters.size}`);
+    ctx.filters.set(repo, building);
+  }
+  const built = await building;
   const chosen = count === 1 ? BENCH_FILTERS.filter((f) => f.name === "header-rewrite") : BENCH_FILTERS.slice(0, count);
   return {
     ...(weftPlainConfig() as object),
@@ -384,12 +425,23 @@ export async function weftFilterConfig(ctx: Ctx, count: number): Promise<unknown
   };
 }
 
-async function startWeft(ctx: Ctx, runtime: Runtime, role: string, name: string, config: unknown, adminPort: number) {
+// With `accessLog`, the configuration has it on stdout, which goes to a file.
+async function startWeft(
+  ctx: Ctx,
+  repo: string,
+  runtime: Runtime,
+  role: string,
+  name: string,
+  config: unknown,
+  adminPort: number,
+  accessLog = false,
+) {
   const path = join(ctx.dir, `${name}.weft.json`);
   writeFileSync(path, JSON.stringify(config, null, 2));
-  const m = startPinned(role, ctx.proxyCpu, weftCommand(ctx, runtime, path), {
-    cwd: ctx.repo,
+  const m = startPinned(role, ctx.proxyCpu, weftCommand(ctx, repo, runtime, path), {
+    cwd: repo,
     env: { ...process.env, NODE_ENV: "production" },
+    ...(accessLog ? { stdoutFile: join(ctx.dir, `${name}.access.log`) } : {}),
   });
   return { m, ready: `http://127.0.0.1:${adminPort}/ready` };
 }
@@ -404,10 +456,18 @@ async function waitReady(url: string): Promise<void> {
 
 const READY_MS = 30_000;
 
-async function started(procs: Managed[], url: string, pinning: Record<string, string>, readyUrls: string[] = []): Promise<Running> {
+async function started(
+  procs: Managed[],
+  url: string,
+  pinning: Record<string, string>,
+  readyUrls: string[] = [],
+  body?: Buffer,
+): Promise<Running> {
   try {
     for (const r of readyUrls) await waitUntil(`${r} to return 200`, () => waitReady(r), procs, READY_MS);
     await waitUntil(`GET ${url} to return the upstream's 100-byte body`, () => checkBody(url), procs, READY_MS);
+    // The operating point POSTs a body: check that one passes too.
+    if (body !== undefined) await waitUntil(`a POST to ${url} to return the upstream's body`, () => checkBody(url, body), procs, READY_MS);
   } catch (err) {
     await Promise.all(procs.map((p) => stop(p)));
     throw err;
@@ -415,43 +475,60 @@ async function started(procs: Managed[], url: string, pinning: Record<string, st
   return { url, measured: procs, pinning };
 }
 
-function weftScenarios(runtime: Runtime): Scenario[] {
-  const name = { node: "Node", deno: "Deno", bun: "Bun" }[runtime];
-  const checkEntry = (ctx: Ctx) => {
-    const entry = join(ctx.repo, "dist", "weft.mjs");
-    if (!existsSync(entry)) throw new Error(`${entry} does not exist: run \`npm run build\``);
-  };
+const RUNTIME_NAMES = { node: "Node", deno: "Deno", bun: "Bun" } as const;
+
+function checkEntry(repo: string): void {
+  const entry = join(repo, "dist", "weft.mjs");
+  if (!existsSync(entry)) throw new Error(`${entry} does not exist: run \`npm run build\``);
+}
+
+/** weft on `runtime`, from `build`'s tree (this one outside a comparison): plain, with filters. */
+function weftPlainScenarios(runtime: Runtime, build?: WeftBuild): Scenario[] {
+  const name = RUNTIME_NAMES[runtime];
+  const suffix = build?.role === "before" ? BEFORE : "";
+  const repo = (ctx: Ctx) => build?.repo ?? ctx.repo;
   return [
     {
-      id: `weft-${runtime}`,
+      id: `weft-${runtime}${suffix}`,
       label: `weft on ${name}`,
       group: "plain",
       kind: "weft",
       runtime,
       sidecars: 1,
+      ...(build ? { build } : {}),
       async start(ctx) {
-        checkEntry(ctx);
-        const { m, ready } = await startWeft(ctx, runtime, `weft (${runtime})`, `weft-${runtime}`, weftPlainConfig(), PORTS.weftAdminA);
+        checkEntry(repo(ctx));
+        const { m, ready } = await startWeft(
+          ctx,
+          repo(ctx),
+          runtime,
+          `weft (${runtime})`,
+          `weft-${runtime}${suffix}`,
+          weftPlainConfig(),
+          PORTS.weftAdminA,
+        );
         return started([m], `http://127.0.0.1:${PORTS.weftOutbound}/`, { [m.role]: `cpu ${ctx.proxyCpu}` }, [ready]);
       },
     },
     ...FILTER_COUNTS.map(
       (count): Scenario => ({
-        id: `weft-${runtime}-filters${count}`,
+        id: `weft-${runtime}-filters${count}${suffix}`,
         label: `weft on ${name}, ${count} filter${count > 1 ? "s" : ""}`,
         group: "plain",
         kind: "weft",
         runtime,
         sidecars: 1,
         filters: count,
+        ...(build ? { build } : {}),
         async start(ctx) {
-          checkEntry(ctx);
-          const config = await weftFilterConfig(ctx, count);
+          checkEntry(repo(ctx));
+          const config = await weftFilterConfig(ctx, repo(ctx), count);
           const { m, ready } = await startWeft(
             ctx,
+            repo(ctx),
             runtime,
             `weft (${runtime}, ${count} filters)`,
-            `weft-${runtime}-filters${count}`,
+            `weft-${runtime}-filters${count}${suffix}`,
             config,
             PORTS.weftAdminA,
           );
@@ -459,41 +536,185 @@ function weftScenarios(runtime: Runtime): Scenario[] {
         },
       }),
     ),
-    {
-      id: `weft-${runtime}-mtls`,
-      label: `weft on ${name}, mTLS hop`,
-      group: "mtls",
-      kind: "weft",
-      runtime,
-      sidecars: 2,
-      async start(ctx) {
-        checkEntry(ctx);
-        const cfg = weftMtlsConfigs(ctx.certs);
-        const b = await startWeft(ctx, runtime, `sidecar B (${runtime}, inbound STRICT)`, `weft-${runtime}-b`, cfg.b, PORTS.weftAdminB);
-        const a = await startWeft(ctx, runtime, `sidecar A (${runtime}, outbound mTLS)`, `weft-${runtime}-a`, cfg.a, PORTS.weftAdminA);
-        return started(
-          [a.m, b.m],
-          `http://127.0.0.1:${PORTS.weftOutbound}/`,
-          { [a.m.role]: `cpu ${ctx.proxyCpu}`, [b.m.role]: `cpu ${ctx.proxyCpu}` },
-          [b.ready, a.ready],
-        );
-      },
-    },
   ];
 }
 
-export function allScenarios(): Scenario[] {
-  return [
-    {
-      id: "direct",
-      label: "direct to upstream",
-      group: "plain",
-      kind: "direct",
-      sidecars: 0,
-      async start() {
-        return { url: `http://127.0.0.1:${PORTS.upstream}/`, measured: [], pinning: {} };
-      },
+/**
+ * weft's mTLS hop on `runtime`; with `telemetry`, the operating point's variant: the access log on
+ * stdout (to a file) on both sidecars, and the readiness check POSTs the operating point's body.
+ */
+function weftMtlsScenario(runtime: Runtime, telemetry: boolean, build?: WeftBuild): Scenario {
+  const name = RUNTIME_NAMES[runtime];
+  const suffix = build?.role === "before" ? BEFORE : "";
+  const id = `${telemetry ? "op-" : ""}weft-${runtime}${telemetry ? "" : "-mtls"}${suffix}`;
+  return {
+    id,
+    label: `weft on ${name}, mTLS hop${telemetry ? ", telemetry on" : ""}`,
+    group: telemetry ? "op" : "mtls",
+    kind: "weft",
+    runtime,
+    sidecars: 2,
+    ...(build ? { build } : {}),
+    async start(ctx) {
+      const repo = build?.repo ?? ctx.repo;
+      checkEntry(repo);
+      const cfg = weftMtlsConfigs(ctx.certs, telemetry ? "stdout" : "off");
+      const b = await startWeft(
+        ctx,
+        repo,
+        runtime,
+        `sidecar B (${runtime}, inbound STRICT)`,
+        `${id}-b`,
+        cfg.b,
+        PORTS.weftAdminB,
+        telemetry,
+      );
+      const a = await startWeft(ctx, repo, runtime, `sidecar A (${runtime}, outbound mTLS)`, `${id}-a`, cfg.a, PORTS.weftAdminA, telemetry);
+      return started(
+        [a.m, b.m],
+        `http://127.0.0.1:${PORTS.weftOutbound}/`,
+        { [a.m.role]: `cpu ${ctx.proxyCpu}`, [b.m.role]: `cpu ${ctx.proxyCpu}` },
+        [b.ready, a.ready],
+        telemetry ? ctx.opBody?.body : undefined,
+      );
     },
+  };
+}
+
+function directScenario(telemetry: boolean): Scenario {
+  return {
+    id: telemetry ? "op-direct" : "direct",
+    label: "direct to upstream",
+    group: telemetry ? "op" : "plain",
+    kind: "direct",
+    sidecars: 0,
+    async start(ctx) {
+      const url = `http://127.0.0.1:${PORTS.upstream}/`;
+      if (telemetry && ctx.opBody) await checkBody(url, ctx.opBody.body);
+      return { url, measured: [], pinning: {} };
+    },
+  };
+}
+
+function nginxMtlsScenario(telemetry: boolean): Scenario {
+  const id = telemetry ? "op-nginx" : "nginx-mtls";
+  return {
+    id,
+    label: `nginx, mTLS hop${telemetry ? ", access log on" : ""}`,
+    group: telemetry ? "op" : "mtls",
+    kind: "nginx",
+    sidecars: 2,
+    async start(ctx) {
+      const c = ctx.certs;
+      const b = startNginx(
+        ctx,
+        "nginx B (mTLS in)",
+        `${id}-b`,
+        ctx.proxyCpu,
+        `${nginxUpstreamBlock("up", PORTS.upstream)}
+  server {
+    listen 127.0.0.1:${PORTS.nginxB} ssl backlog=4096;${telemetry ? nginxAccessLog(ctx, `${id}-b`) : ""}
+    ssl_certificate ${c.server.cert};
+    ssl_certificate_key ${c.server.key};
+    ssl_client_certificate ${c.caCert};
+    ssl_verify_client on;
+    ssl_protocols TLSv1.3;
+    location / {
+      proxy_pass http://up;${nginxProxyHttp}
+    }
+  }`,
+      );
+      const a = startNginx(
+        ctx,
+        "nginx A (mTLS out)",
+        `${id}-a`,
+        ctx.proxyCpu,
+        `${nginxUpstreamBlock("b", PORTS.nginxB)}
+  server {
+    listen 127.0.0.1:${PORTS.nginxA} backlog=4096;${telemetry ? nginxAccessLog(ctx, `${id}-a`) : ""}
+    location / {
+      proxy_pass https://b;${nginxProxyHttp}
+      proxy_ssl_certificate ${c.client.cert};
+      proxy_ssl_certificate_key ${c.client.key};
+      proxy_ssl_trusted_certificate ${c.caCert};
+      proxy_ssl_verify on;
+      proxy_ssl_name server.bench.svc.cluster.local;
+      proxy_ssl_protocols TLSv1.3;
+      proxy_ssl_session_reuse on;
+    }
+  }`,
+      );
+      return started(
+        [a, b],
+        `http://127.0.0.1:${PORTS.nginxA}/`,
+        { [a.role]: `cpu ${ctx.proxyCpu}`, [b.role]: `cpu ${ctx.proxyCpu}` },
+        [],
+        telemetry ? ctx.opBody?.body : undefined,
+      );
+    },
+  };
+}
+
+function haproxyMtlsScenario(telemetry: boolean): Scenario {
+  const id = telemetry ? "op-haproxy" : "haproxy-mtls";
+  return {
+    id,
+    label: `HAProxy, mTLS hop${telemetry ? ", access log on" : ""}`,
+    group: telemetry ? "op" : "mtls",
+    kind: "haproxy",
+    sidecars: 2,
+    async start(ctx) {
+      const c = ctx.certs;
+      const b = startHaproxy(
+        ctx,
+        "haproxy B (mTLS in)",
+        `${id}-b`,
+        ctx.proxyCpu,
+        `frontend fe
+  bind 127.0.0.1:${PORTS.haproxyB} ssl crt ${c.server.pem} ca-file ${c.caCert} verify required ssl-min-ver TLSv1.3
+  default_backend be
+backend be
+  server up 127.0.0.1:${PORTS.upstream}`,
+        telemetry,
+      );
+      const a = startHaproxy(
+        ctx,
+        "haproxy A (mTLS out)",
+        `${id}-a`,
+        ctx.proxyCpu,
+        `frontend fe
+  bind 127.0.0.1:${PORTS.haproxyA}
+  default_backend be
+backend be
+  server b 127.0.0.1:${PORTS.haproxyB} ssl crt ${c.client.pem} ca-file ${c.caCert} verify required verifyhost server.bench.svc.cluster.local ssl-min-ver TLSv1.3`,
+        telemetry,
+      );
+      return started(
+        [a, b],
+        `http://127.0.0.1:${PORTS.haproxyA}/`,
+        { [a.role]: `cpu ${ctx.proxyCpu} (1 thread)`, [b.role]: `cpu ${ctx.proxyCpu} (1 thread)` },
+        [],
+        telemetry ? ctx.opBody?.body : undefined,
+      );
+    },
+  };
+}
+
+/**
+ * Every scenario, plain first, then the mTLS hops, then the operating point. With `compare`, each
+ * weft scenario comes twice, this tree's and then the revision's (`…@before`), next to each
+ * other so that a round visits the two builds back to back.
+ */
+export function allScenarios(compare?: { before: WeftBuild; after: WeftBuild }): Scenario[] {
+  const weft = (make: (build?: WeftBuild) => Scenario[]): Scenario[] => {
+    if (!compare) return make();
+    const after = make(compare.after);
+    const before = make(compare.before);
+    return after.flatMap((s, i) => [s, before[i] as Scenario]);
+  };
+  const runtimes: Runtime[] = ["node", "deno", "bun"];
+  return [
+    directScenario(false),
     {
       id: "nginx",
       label: "nginx",
@@ -538,96 +759,13 @@ backend be
         return started([m], `http://127.0.0.1:${PORTS.haproxy}/`, { haproxy: `cpu ${ctx.proxyCpu} (1 thread)` });
       },
     },
-    ...weftScenarios("node"),
-    ...weftScenarios("deno"),
-    ...weftScenarios("bun"),
-    {
-      id: "nginx-mtls",
-      label: "nginx, mTLS hop",
-      group: "mtls",
-      kind: "nginx",
-      sidecars: 2,
-      async start(ctx) {
-        const c = ctx.certs;
-        const b = startNginx(
-          ctx,
-          "nginx B (mTLS in)",
-          "nginx-b",
-          ctx.proxyCpu,
-          `${nginxUpstreamBlock("up", PORTS.upstream)}
-  server {
-    listen 127.0.0.1:${PORTS.nginxB} ssl backlog=4096;
-    ssl_certificate ${c.server.cert};
-    ssl_certificate_key ${c.server.key};
-    ssl_client_certificate ${c.caCert};
-    ssl_verify_client on;
-    ssl_protocols TLSv1.3;
-    location / {
-      proxy_pass http://up;${nginxProxyHttp}
-    }
-  }`,
-        );
-        const a = startNginx(
-          ctx,
-          "nginx A (mTLS out)",
-          "nginx-a",
-          ctx.proxyCpu,
-          `${nginxUpstreamBlock("b", PORTS.nginxB)}
-  server {
-    listen 127.0.0.1:${PORTS.nginxA} backlog=4096;
-    location / {
-      proxy_pass https://b;${nginxProxyHttp}
-      proxy_ssl_certificate ${c.client.cert};
-      proxy_ssl_certificate_key ${c.client.key};
-      proxy_ssl_trusted_certificate ${c.caCert};
-      proxy_ssl_verify on;
-      proxy_ssl_name server.bench.svc.cluster.local;
-      proxy_ssl_protocols TLSv1.3;
-      proxy_ssl_session_reuse on;
-    }
-  }`,
-        );
-        return started([a, b], `http://127.0.0.1:${PORTS.nginxA}/`, {
-          [a.role]: `cpu ${ctx.proxyCpu}`,
-          [b.role]: `cpu ${ctx.proxyCpu}`,
-        });
-      },
-    },
-    {
-      id: "haproxy-mtls",
-      label: "HAProxy, mTLS hop",
-      group: "mtls",
-      kind: "haproxy",
-      sidecars: 2,
-      async start(ctx) {
-        const c = ctx.certs;
-        const b = startHaproxy(
-          ctx,
-          "haproxy B (mTLS in)",
-          "haproxy-b",
-          ctx.proxyCpu,
-          `frontend fe
-  bind 127.0.0.1:${PORTS.haproxyB} ssl crt ${c.server.pem} ca-file ${c.caCert} verify required ssl-min-ver TLSv1.3
-  default_backend be
-backend be
-  server up 127.0.0.1:${PORTS.upstream}`,
-        );
-        const a = startHaproxy(
-          ctx,
-          "haproxy A (mTLS out)",
-          "haproxy-a",
-          ctx.proxyCpu,
-          `frontend fe
-  bind 127.0.0.1:${PORTS.haproxyA}
-  default_backend be
-backend be
-  server b 127.0.0.1:${PORTS.haproxyB} ssl crt ${c.client.pem} ca-file ${c.caCert} verify required verifyhost server.bench.svc.cluster.local ssl-min-ver TLSv1.3`,
-        );
-        return started([a, b], `http://127.0.0.1:${PORTS.haproxyA}/`, {
-          [a.role]: `cpu ${ctx.proxyCpu} (1 thread)`,
-          [b.role]: `cpu ${ctx.proxyCpu} (1 thread)`,
-        });
-      },
-    },
+    ...runtimes.flatMap((rt) => weft((b) => weftPlainScenarios(rt, b))),
+    ...runtimes.flatMap((rt) => weft((b) => [weftMtlsScenario(rt, false, b)])),
+    nginxMtlsScenario(false),
+    haproxyMtlsScenario(false),
+    directScenario(true),
+    nginxMtlsScenario(true),
+    haproxyMtlsScenario(true),
+    ...runtimes.flatMap((rt) => weft((b) => [weftMtlsScenario(rt, true, b)])),
   ];
 }
