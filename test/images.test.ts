@@ -13,6 +13,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { BUNDLE_DIR, SHOP_DIR, VERSION } from "../deploy/image/images.ts";
+import { quantityValue } from "../control/inject/quantity.ts";
+import { DEFAULT_SETTINGS } from "../control/inject/settings.ts";
 import { WEFT_UID } from "../deploy/image/base.ts";
 import { digestOf } from "../deploy/image/oci.ts";
 import { startRegistry, type TestRegistry } from "./support/registry.ts";
@@ -151,6 +153,25 @@ describe("the images of npm run image (deploy/image/, docs/images.md)", () => {
       const ran = await podmanRun(WEFT, []);
       assert.equal(ran.code, 0, ran.stderr);
       assert.match(ran.stdout, /^usage: weft <command>/);
+    });
+
+    it("starts its runtime with the sidecar's memory settings for the injector's default limit (control/inject/runtime-env.ts)", async () => {
+      // What the runtime reports, so that a setting it does not take up (a misspelt variable, a
+      // flag it refuses) fails here rather than as a sidecar that grows past its limit.
+      const script = `import("node:v8").then(({ default: v8 }) => console.log(JSON.stringify({ limit: v8.getHeapStatistics().heap_size_limit, execArgv: process.execArgv })))`;
+      const ran = await podmanRun(
+        WEFT,
+        { node: ["node", "-e", script], deno: ["deno", "eval", script], bun: ["bun", "-e", script] }[runtime],
+      );
+      assert.equal(ran.code, 0, ran.stderr);
+      const { limit, execArgv } = JSON.parse(ran.stdout) as { limit: number; execArgv: string[] };
+      if (runtime === "bun") assert.ok(execArgv.includes("--smol"), `bun runs without --smol: ${JSON.stringify(execArgv)}`);
+      else {
+        // V8's heap limit is the old generation (half the container's limit) plus the young one
+        // (three semi-spaces of a few MB), where V8 left alone takes gigabytes here.
+        const oldSpace = quantityValue(DEFAULT_SETTINGS.resources.limits.memory) / 2;
+        assert.ok(limit >= oldSpace && limit < oldSpace + 32 * 2 ** 20, `V8's heap limit is ${limit} bytes, not about ${oldSpace}`);
+      }
     });
 
     describe("a proxy started by the injector's command, on the host's network", () => {

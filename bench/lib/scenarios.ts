@@ -5,6 +5,9 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { quantityValue } from "../../control/inject/quantity.ts";
+import { runtimeEnv } from "../../control/inject/runtime-env.ts";
+import { DEFAULT_SETTINGS } from "../../control/inject/settings.ts";
 import { httpGet, startPinned, stop, waitUntil } from "./proc.ts";
 import type { Managed } from "./proc.ts";
 import type { WeftBuild } from "./revision.ts";
@@ -438,9 +441,12 @@ async function startWeft(
 ) {
   const path = join(ctx.dir, `${name}.weft.json`);
   writeFileSync(path, JSON.stringify(config, null, 2));
+  // The heap settings an injected sidecar gets for the default memory limit: without them a
+  // runtime on a machine without a limit grows its heap far past what any pod holds.
+  const memoryLimit = quantityValue(DEFAULT_SETTINGS.resources.limits.memory);
   const m = startPinned(role, ctx.proxyCpu, weftCommand(ctx, repo, runtime, path), {
     cwd: repo,
-    env: { ...process.env, NODE_ENV: "production" },
+    env: { ...process.env, NODE_ENV: "production", ...runtimeEnv(runtime, memoryLimit) },
     ...(accessLog ? { stdoutFile: join(ctx.dir, `${name}.access.log`) } : {}),
   });
   return { m, ready: `http://127.0.0.1:${adminPort}/ready` };

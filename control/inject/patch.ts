@@ -27,6 +27,7 @@ import {
 import { quantityValue } from "./quantity.ts";
 import { sidecarImage, WEFT_VERSION, type InjectSettings } from "./settings.ts";
 import { rewriteProbes } from "./probes.ts";
+import { runtimeEnv } from "./runtime-env.ts";
 import { APP_PROBES_ENV } from "../../proxy/admin/app-health.ts";
 
 export const INIT_CONTAINER = "weft-init";
@@ -178,6 +179,7 @@ export function injectPod(input: unknown, settings: InjectSettings): Injection {
     restartPolicy: "Always",
     env: [
       ...proxyEnv(settings),
+      ...Object.entries(runtimeEnv(runtime, quantityValue(resources.limits.memory!))).map(([name, value]) => ({ name, value })),
       ...(Object.keys(probes.probes).length > 0 ? [{ name: APP_PROBES_ENV, value: JSON.stringify(probes.probes) }] : []),
     ],
     ports: [{ name: "weft-admin", containerPort: settings.ports.admin, protocol: "TCP" }],

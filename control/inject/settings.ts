@@ -76,7 +76,10 @@ export const InjectSettings = v.object({
   resources: v.optional(
     v.pipe(
       v.object({
-        requests: v.optional(v.object({ cpu: v.optional(Quantity("50m"), "50m"), memory: v.optional(Quantity("64Mi"), "64Mi") }), {}),
+        // Memory: the request is what a Node sidecar holds at 1000 requests/s, the limit about twice
+        // its peak under load; the runtime's heap is sized from the limit (runtime-env.ts,
+        // docs/design/sidecar-memory.md).
+        requests: v.optional(v.object({ cpu: v.optional(Quantity("50m"), "50m"), memory: v.optional(Quantity("128Mi"), "128Mi") }), {}),
         // No CPU limit by default: a throttled sidecar adds latency to every request of its pod.
         limits: v.optional(v.object({ cpu: v.optional(Quantity("1")), memory: v.optional(Quantity("256Mi"), "256Mi") }), {}),
       }),

@@ -10,12 +10,14 @@ import { DEFAULT_SETTINGS, type OutboundTraffic } from "../mesh/proxy-config.ts"
 import { API_PORT, CONTROL_NAME } from "./names.ts";
 
 /**
+ * The control plane holds the mesh CA's key: `kill -USR1` must not open Node's inspector beside
+ * it, and this replaces the image's NODE_OPTIONS, which says so for the sidecar (images.ts).
  * Node's young generation grows to 16 MB semi-spaces by default; a configuration push to
  * thousands of sidecars fills it with short-lived buffers. 2 MB semi-spaces measured 180 MB
  * idle and 226 MB at the peak of a push to 2,000 sidecars (against 239 and 331), with pushes
  * no slower (bench/control/scale.ts, which runs the control plane with the same options).
  */
-export const CONTROL_NODE_OPTIONS = "--max-semi-space-size=2";
+export const CONTROL_NODE_OPTIONS = "--disable-sigusr1 --max-semi-space-size=2";
 
 export interface InstallOptions {
   namespace?: string;

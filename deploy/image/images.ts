@@ -9,6 +9,9 @@ import type { HashMemo } from "./hash.ts";
 import { iptablesTree } from "./iptables.ts";
 import { marketplaceTree } from "./marketplace.ts";
 import { runtimePath, runtimeTree, type RuntimeName } from "./runtime.ts";
+import { quantityValue } from "../../control/inject/quantity.ts";
+import { runtimeEnv } from "../../control/inject/runtime-env.ts";
+import { DEFAULT_SETTINGS } from "../../control/inject/settings.ts";
 import { Tree } from "./tree.ts";
 import type { RunConfig } from "./oci.ts";
 
@@ -59,14 +62,20 @@ const START: Record<RuntimeName, string[]> = {
 };
 // Each runtime's writes go to /tmp (the injected pod's emptyDir), since the root filesystem is read-only.
 const RUNTIME_ENV: Record<RuntimeName, string[]> = {
-  // SIGUSR1 would open Node's inspector on the pod's loopback: whoever can signal the sidecar
-  // could then run code next to its mTLS key. Profile a sidecar with --cpu-prof instead.
-  node: ["NODE_OPTIONS=--disable-sigusr1"],
+  node: [],
   // Deno keeps its module and code caches in DENO_DIR, and checks for updates unless told not to.
   deno: ["DENO_DIR=/tmp/deno", "DENO_NO_UPDATE_CHECK=1"],
   // Bun caches transpiled files of 50 KB and more under ~/.bun; 0 turns that off.
   bun: ["BUN_RUNTIME_TRANSPILER_CACHE_PATH=0"],
 };
+
+/**
+ * The sidecar's runtime settings (its heap's, and Node's --disable-sigusr1: runtime-env.ts) for
+ * the injector's default memory limit; the injector sets them again from each pod's own limit.
+ * The control plane's Deployment, which runs the Node image too, gives its own NODE_OPTIONS.
+ */
+const sidecarEnv = (name: RuntimeName) =>
+  Object.entries(runtimeEnv(name, quantityValue(DEFAULT_SETTINGS.resources.limits.memory))).map(([k, v]) => `${k}=${v}`);
 
 /**
  * The four images. `bundles`: the folders made by bundle.ts. The weft bundle's chunks find
@@ -93,7 +102,7 @@ export function imagePlans(bundles: { weft: string; shop: string }): ImagePlan[]
     layers: [base, runtime(name), ...extra, weft],
     config: {
       User: `${WEFT_UID}:${WEFT_UID}`,
-      Env: [PATH, CERTS, ...RUNTIME_ENV[name]],
+      Env: [PATH, CERTS, ...RUNTIME_ENV[name], ...sidecarEnv(name)],
       Cmd: [...START[name], "--help"],
       WorkingDir: "/",
       ExposedPorts: PROXY_PORTS,

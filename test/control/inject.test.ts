@@ -29,6 +29,11 @@ const NODE = path.join(ROOT, "node_modules", ".bin", "node");
 const quiet = createLogger({}, "error", () => {});
 
 type Json = Record<string, any>;
+/** The variables of a container that configure its JavaScript runtime. */
+const runtimeVariables = (container: Json): Record<string, string> =>
+  Object.fromEntries(
+    (container.env ?? []).filter((e: Json) => /^(NODE_|DENO_|BUN_)/.test(e.name)).map((e: Json) => [e.name, e.value] as const),
+  );
 const pod = (name: string, extra: { annotations?: Record<string, string>; labels?: Record<string, string>; spec?: Json } = {}) => ({
   apiVersion: "v1",
   kind: "Pod",
@@ -171,6 +176,32 @@ describe("injectPod (the patch itself)", () => {
     assert.equal(init.image, `ghcr.io/weft-dev/weft:${WEFT_VERSION}`);
     assert.deepEqual(init.command, ["node", "/opt/weft/weft.mjs"]);
     assert.deepEqual(proxy.resources, { requests: { cpu: "200m", memory: "300Mi" }, limits: { memory: "1Gi" } });
+    assert.deepEqual(runtimeVariables(proxy), {
+      DENO_V8_FLAGS: "--max-semi-space-size=8,--max-old-space-size=512",
+      DENO_UNSTABLE_LAZY_DYNAMIC_IMPORTS: "1",
+    });
+    assert.deepEqual(runtimeVariables(init), {}, "weft init runs with the Node image's own settings");
+  });
+
+  it("sets each runtime's memory settings from the proxy's memory limit (docs/design/sidecar-memory.md)", () => {
+    const variables = (annotations: Record<string, string>) => {
+      const r = injectPod(pod("web", { annotations }), DEFAULT_SETTINGS);
+      assert.equal(r.outcome, "injected");
+      return runtimeVariables((r.pod as Json).spec.initContainers[1]);
+    };
+    // Node keeps --disable-sigusr1, which the container's NODE_OPTIONS would otherwise drop from the image's.
+    assert.deepEqual(variables({}), { NODE_OPTIONS: "--disable-sigusr1 --max-semi-space-size=8 --max-old-space-size=128" });
+    assert.deepEqual(variables({ "weft.dev/proxy-memory-limit": "1Gi" }), {
+      NODE_OPTIONS: "--disable-sigusr1 --max-semi-space-size=8 --max-old-space-size=512",
+    });
+    assert.deepEqual(variables({ "weft.dev/runtime": "deno" }), {
+      DENO_V8_FLAGS: "--max-semi-space-size=8,--max-old-space-size=128",
+      DENO_UNSTABLE_LAZY_DYNAMIC_IMPORTS: "1",
+    });
+    assert.deepEqual(variables({ "weft.dev/runtime": "bun", "weft.dev/proxy-memory-limit": "300M" }), {
+      BUN_OPTIONS: "--smol",
+      BUN_JSC_forceRAMSize: "300000000",
+    });
   });
 
   it("gives each runtime's sidecar its own image, derived from the Node image's tag or named", () => {
@@ -403,7 +434,7 @@ describe("injection on a real kube-apiserver", () => {
     assert.equal(proxy.restartPolicy, "Always");
     assert.equal(proxy.securityContext.runAsUser, 1337);
     assert.deepEqual(proxy.readinessProbe.httpGet, { path: "/ready", port: 15000, scheme: "HTTP" });
-    assert.deepEqual(proxy.resources, { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } });
+    assert.deepEqual(proxy.resources, { requests: { cpu: "50m", memory: "128Mi" }, limits: { memory: "256Mi" } });
     const env = Object.fromEntries(proxy.env.map((e: Json) => [e.name, e.value ?? e.valueFrom.fieldRef.fieldPath]));
     assert.deepEqual(env, {
       POD_NAME: "metadata.name",
@@ -416,6 +447,7 @@ describe("injection on a real kube-apiserver", () => {
       WEFT_ADMIN_PORT: "15000",
       WEFT_OUTBOUND_PORT: "15001",
       WEFT_INBOUND_PORT: "15006",
+      NODE_OPTIONS: "--disable-sigusr1 --max-semi-space-size=8 --max-old-space-size=128",
     });
     const token = stored.spec.volumes.find((x: Json) => x.name === "weft-token");
     assert.deepEqual(token.projected.sources, [

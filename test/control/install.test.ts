@@ -52,6 +52,18 @@ describe("weft install", () => {
     assert.doesNotMatch(second, /created|configured/, second);
   });
 
+  it("runs the control plane, which holds the CA key, with Node's SIGUSR1 inspector switched off", async () => {
+    const options = await k8s.kubectl([
+      "get",
+      "deployment/weft-control",
+      "-n",
+      "weft-system",
+      "-o",
+      'jsonpath={.spec.template.spec.containers[0].env[?(@.name=="NODE_OPTIONS")].value}',
+    ]);
+    assert.match(options, /(^| )--disable-sigusr1( |$)/, `NODE_OPTIONS is "${options}"`);
+  });
+
   it("has a Helm chart that renders the same objects as weft install (helm lint and helm template)", async () => {
     const helm = await helmBinary();
     const run = (args: string[]) =>
