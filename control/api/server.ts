@@ -2,7 +2,7 @@
 // injection webhook): HTTPS in a cluster, plain HTTP only where asked for (tests, local mode).
 //
 //   GET  /v1/proxies/config?namespace=NS&pod=NAME[&version=V]   server-sent events: "config"
-//   POST /v1/proxies/ack   {namespace, pod, version, accepted, error?}
+//   POST /v1/proxies/ack   {namespace, pod, version, accepted, error?, unavailable?, quarantined?}
 //   GET  /v1/filters/SHA256                                     a filter module, by digest
 //
 // Every proxy request carries its ServiceAccount token; a proxy may only ask for the
@@ -11,6 +11,7 @@ import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
+import type { QuarantinedFilter } from "../../proxy/control/client.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { PushHub, ProxySession } from "../push/hub.ts";
 
@@ -90,6 +91,31 @@ export interface Ack {
   error?: string;
   /** Filters the proxy could not load, at most 64, with bounded names and reasons. */
   unavailable: { filter: string; reason: string }[];
+  /** Filters the proxy has quarantined, at most 64, with bounded names, reasons and back-offs. */
+  quarantined: QuarantinedFilter[];
+}
+
+/** Longer than any back-off a proxy uses (60 s): a larger one is not a proxy's. */
+const MAX_BACKOFF_MS = 3_600_000;
+
+/** The well-formed entries of an untrusted list, at most 64: a malformed entry is left out, not a 400 (older and newer proxies send what they know). */
+function entries<T>(list: unknown, entry: (e: Record<string, unknown>) => T | null): T[] {
+  if (!Array.isArray(list)) return [];
+  return list.slice(0, 64).flatMap((e: unknown) => {
+    const parsed = typeof e === "object" && e !== null ? entry(e as Record<string, unknown>) : null;
+    return parsed === null ? [] : [parsed];
+  });
+}
+
+const filterAndReason = (e: Record<string, unknown>) =>
+  typeof e.filter === "string" && typeof e.reason === "string" ? { filter: e.filter.slice(0, 300), reason: e.reason.slice(0, 1000) } : null;
+
+function quarantinedEntry(e: Record<string, unknown>): QuarantinedFilter | null {
+  const named = filterAndReason(e);
+  const { backoffMs, until } = e;
+  if (!named || typeof backoffMs !== "number" || !Number.isInteger(backoffMs) || backoffMs <= 0 || backoffMs > MAX_BACKOFF_MS) return null;
+  const at = typeof until === "string" && until.length <= 64 ? Date.parse(until) : Number.NaN;
+  return Number.isFinite(at) ? { ...named, backoffMs, until: new Date(at).toISOString() } : null;
 }
 
 /** The acknowledgement in a body, or ApiError 400: a proxy's body is untrusted until its token is checked. */
@@ -102,6 +128,7 @@ export function parseAck(body: unknown): Ack {
     accepted?: unknown;
     error?: unknown;
     unavailable?: unknown;
+    quarantined?: unknown;
   };
   if (
     typeof ack.namespace !== "string" ||
@@ -111,22 +138,14 @@ export function parseAck(body: unknown): Ack {
   ) {
     throw new ApiError(400, "an acknowledgement is {namespace, pod, version, accepted, error?}");
   }
-  const unavailable = Array.isArray(ack.unavailable)
-    ? ack.unavailable
-        .slice(0, 64)
-        .flatMap((u: { filter?: unknown; reason?: unknown } | null) =>
-          typeof u?.filter === "string" && typeof u.reason === "string"
-            ? [{ filter: u.filter.slice(0, 300), reason: u.reason.slice(0, 1000) }]
-            : [],
-        )
-    : [];
   return {
     namespace: ack.namespace,
     pod: ack.pod,
     version: ack.version,
     accepted: ack.accepted,
     ...(typeof ack.error === "string" ? { error: ack.error } : {}),
-    unavailable,
+    unavailable: entries(ack.unavailable, filterAndReason),
+    quarantined: entries(ack.quarantined, quarantinedEntry),
   };
 }
 
@@ -194,6 +213,7 @@ export async function startApiServer(options: ApiOptions): Promise<ApiServer> {
       acked: null,
       rejected: null,
       unavailable: [],
+      quarantined: [],
       connectedAt: Date.now(),
       send: (frame) => {
         if (res.destroyed || res.writableEnded) return false;
@@ -216,7 +236,11 @@ export async function startApiServer(options: ApiOptions): Promise<ApiServer> {
   const ack = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const body = parseAck(await readJson(req));
     await caller(req, body.namespace, body.pod);
-    const known = hub.ack({ namespace: body.namespace, pod: body.pod }, body.version, body.accepted, body.error, body.unavailable);
+    const { unavailable, quarantined } = body;
+    const known = hub.ack({ namespace: body.namespace, pod: body.pod }, body.version, body.accepted, body.error, {
+      unavailable,
+      quarantined,
+    });
     sendJson(res, known ? 200 : 409, known ? { ok: true } : { error: "this proxy has no open configuration stream; reconnect first" });
   };
 

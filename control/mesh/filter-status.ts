@@ -5,7 +5,10 @@
 //
 // READY is "running / selected": selected are the injected pods the filter targets (and any pod
 // whose sidecar is connected), running those whose sidecar acknowledged a configuration with
-// the filter in force. A pod whose sidecar is not connected counts as selected, not running.
+// the filter in force. A pod whose sidecar is not connected counts as selected, not running; so does
+// one whose sidecar has the filter quarantined (proxy/filters/quarantine.ts): until the back-off
+// ends, its failStrategy answers there instead of the filter, and Ready says Quarantined.
+import type { QuarantinedFilter } from "../../proxy/control/client.ts";
 import type { FilterDistribution, FilterState } from "../distribution/filters.ts";
 import type { ProxyReportEntry } from "../push/report.ts";
 import { conditionsFrom, type ConditionInput } from "../resources/condition.ts";
@@ -49,6 +52,15 @@ function whatRuns(applied: WasmFilterInForce | null, sha256: string | undefined,
   return `sha256:${sha256}${config}`;
 }
 
+/** The pods that have it quarantined, for the Ready message: at most 3, each with why and until when. */
+function quarantinedOn(held: readonly { pod: string; quarantine: QuarantinedFilter }[]): string {
+  const pods = held
+    .slice(0, 3)
+    .map(({ pod, quarantine: q }) => `${pod}: ${q.reason}; back-off ${q.backoffMs / 1000} s, until ${q.until}`)
+    .join("; ");
+  return `${held.length} ${held.length === 1 ? "has" : "have"} it quarantined after repeated failures (${pods}${held.length > 3 ? "; ..." : ""})`;
+}
+
 /** `sidecars`: one entry per pod, whichever replica of the control plane it is connected to. */
 export function wasmFilterStatus(
   world: MeshWorld,
@@ -69,17 +81,25 @@ export function wasmFilterStatus(
   for (const [name, pod] of world.pods) if (pod.inMesh && targets(world, filter.metadata.namespace, filter.spec, pod)) selected.add(name);
   let running = 0;
   const failing: string[] = [];
+  const quarantined: { pod: string; quarantine: QuarantinedFilter }[] = [];
   for (const s of sidecars) {
     const pod = world.pods.get(s.pod);
     if (!pod || !targets(world, filter.metadata.namespace, filter.spec, pod)) continue;
     selected.add(s.pod);
     const cannot = s.unavailable?.find((u) => u.filter === key);
     if (cannot) failing.push(`${s.pod}: ${cannot.reason}`);
-    else if (s.running !== null && s.running === s.sent && s.filters.includes(key)) running++;
+    else if (s.running !== null && s.running === s.sent && s.filters.includes(key)) {
+      const quarantine = s.quarantined?.find((q) => q.filter === key);
+      if (quarantine) quarantined.push({ pod: s.pod, quarantine });
+      else running++;
+    }
   }
   const count = selected.size;
   const strategy = filter.spec.failStrategy;
   const applies = `its failStrategy ${strategy} applies there${strategy === "FailOpen" ? " (requests skip it)" : " (requests are refused)"}`;
+  const alsoQuarantined = quarantined.length > 0 ? `; ${quarantinedOn(quarantined)}` : "";
+  const waiting = count - running - quarantined.length;
+  const notYet = waiting > 0 ? `; ${waiting} not yet (a sidecar that is starting, updating or not connected)` : "";
   const ready: ConditionInput =
     count === 0
       ? noneSelected(world, filter)
@@ -96,14 +116,21 @@ export function wasmFilterStatus(
               type: "Ready",
               ok: false,
               reason: "LoadFailed",
-              message: `${running} of ${count} selected pods run ${whatRuns(applied, sha256, generation)}; ${failing.length} cannot load it (${failing.slice(0, 3).join("; ")}), so ${applies}`,
+              message: `${running} of ${count} selected pods run ${whatRuns(applied, sha256, generation)}; ${failing.length} cannot load it (${failing.slice(0, 3).join("; ")})${alsoQuarantined}, so ${applies}`,
             }
-          : {
-              type: "Ready",
-              ok: running === count,
-              reason: running === count ? "Running" : "Updating",
-              message: `${running} of ${count} selected pods run ${whatRuns(applied, sha256, generation)}${running < count ? `; ${count - running} not yet (a sidecar that is starting, updating or not connected)` : ""}`,
-            };
+          : quarantined.length > 0
+            ? {
+                type: "Ready",
+                ok: false,
+                reason: "Quarantined",
+                message: `${running} of ${count} selected pods run ${whatRuns(applied, sha256, generation)}${notYet}${alsoQuarantined}, so ${applies} until the back-off ends`,
+              }
+            : {
+                type: "Ready",
+                ok: running === count,
+                reason: running === count ? "Running" : "Updating",
+                message: `${running} of ${count} selected pods run ${whatRuns(applied, sha256, generation)}${notYet}`,
+              };
   return {
     conditions: conditionsFrom(
       [

@@ -4,6 +4,7 @@
 // that reconnects with the current version gets nothing to apply.
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
+import type { QuarantinedFilter } from "../../proxy/control/client.ts";
 import type { Logger } from "../../shared/log.ts";
 
 export interface ProxyKey {
@@ -24,8 +25,16 @@ export interface ProxySession extends ProxyKey {
   acked: { version: string; filters: readonly string[] } | null;
   /** Filters of the acknowledged version the proxy could not load ("namespace/name" and why). */
   unavailable: readonly { filter: string; reason: string }[];
+  /** Filters of the acknowledged version the proxy has quarantined after repeated failures: their failStrategy answers until the back-off ends. */
+  quarantined: readonly QuarantinedFilter[];
   rejected: { version: string; error: string } | null;
   connectedAt: number;
+}
+
+/** What an acknowledgement says of the filters of the version it accepts. */
+export interface AckedFilters {
+  unavailable?: readonly { filter: string; reason: string }[];
+  quarantined?: readonly QuarantinedFilter[];
 }
 
 export interface HubOptions {
@@ -54,6 +63,8 @@ function runningOf(filters: readonly string[], s: ProxySession): readonly string
 export class PushHub {
   private readonly options: HubOptions;
   private readonly sessions = new Set<ProxySession>();
+  /** The filters of each proxy's acknowledged configuration, with those it could not load: a re-acknowledgement recounts from them. */
+  private readonly configured = new WeakMap<ProxySession, readonly string[]>();
 
   constructor(options: HubOptions) {
     this.options = options;
@@ -86,21 +97,26 @@ export class PushHub {
     for (const s of this.sessions) this.push(s);
   }
 
-  ack(
-    proxy: ProxyKey,
-    version: string,
-    accepted: boolean,
-    error: string | undefined,
-    unavailable: readonly { filter: string; reason: string }[] = [],
-  ): boolean {
+  ack(proxy: ProxyKey, version: string, accepted: boolean, error: string | undefined, filters: AckedFilters = {}): boolean {
     let found = false;
     for (const s of this.sessions) {
       if (s.namespace !== proxy.namespace || s.pod !== proxy.pod) continue;
       found = true;
       if (accepted) {
-        s.unavailable = unavailable;
-        s.acked = { version, filters: s.sent?.version === version ? runningOf(s.sent.filters, s) : [] };
-        s.rejected = null;
+        s.unavailable = filters.unavailable ?? [];
+        s.quarantined = filters.quarantined ?? [];
+        if (s.sent?.version === version) {
+          this.configured.set(s, s.sent.filters);
+          s.acked = { version, filters: runningOf(s.sent.filters, s) };
+          s.rejected = null;
+        } else if (s.acked?.version === version) {
+          // The version it runs again (a filter loaded, a quarantine began or ended) while a newer
+          // one is being applied or was rejected: that one stays as it is.
+          s.acked = { version, filters: runningOf(this.configured.get(s) ?? [], s) };
+        } else {
+          s.acked = { version, filters: [] };
+          s.rejected = null;
+        }
       } else {
         s.rejected = { version, error: error ?? "no reason given" };
         this.options.log.warn("a proxy rejected its configuration; it keeps the last good one", {
@@ -137,7 +153,10 @@ export class PushHub {
     if (s.sent?.version === version) {
       // Same content: after a restart this fills in the filters of what the proxy runs.
       s.sent = { version, filters: computed.filters };
-      if (s.acked?.version === version) s.acked = { version, filters: runningOf(computed.filters, s) };
+      if (s.acked?.version === version) {
+        this.configured.set(s, computed.filters);
+        s.acked = { version, filters: runningOf(computed.filters, s) };
+      }
       return;
     }
     if (!s.send(frame)) {

@@ -1,5 +1,7 @@
 // What each connected sidecar runs, in the shape that status, `weft status` and the dashboard
-// read: the version sent, the one acknowledged, a rejection, the WasmFilters in it.
+// read: the version sent, the one acknowledged, a rejection, the WasmFilters in it, those it could
+// not load and those it has quarantined.
+import type { QuarantinedFilter } from "../../proxy/control/client.ts";
 import type { ProxySession } from "./hub.ts";
 
 export interface ProxyReportEntry {
@@ -10,6 +12,8 @@ export interface ProxyReportEntry {
   rejected?: { version: string; error: string };
   /** Filters in what it runs that it could not load, and why. */
   unavailable?: readonly { filter: string; reason: string }[];
+  /** Filters in what it runs that it has quarantined: their failStrategy answers until the back-off ends. */
+  quarantined?: readonly QuarantinedFilter[];
   /** namespace/name of the WasmFilters in what it runs. */
   filters: readonly string[];
   connectedAt: string;
@@ -23,6 +27,7 @@ export function reportOf(sessions: readonly ProxySession[]): ProxyReportEntry[] 
       running: s.acked?.version ?? null,
       ...(s.rejected ? { rejected: s.rejected } : {}),
       ...(s.unavailable.length > 0 ? { unavailable: s.unavailable } : {}),
+      ...(s.quarantined.length > 0 ? { quarantined: s.quarantined } : {}),
       filters: s.acked?.filters ?? [],
       connectedAt: new Date(s.connectedAt).toISOString(),
     }))

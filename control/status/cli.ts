@@ -128,13 +128,15 @@ export async function showStatus(values: StatusValues): Promise<number> {
   } else {
     const cannotLoad = (p: (typeof proxies)[number]) =>
       p.unavailable?.length ? `; cannot load ${p.unavailable.map((u) => `${u.filter} (${u.reason})`).join(", ")}` : "";
+    const quarantined = (p: (typeof proxies)[number]) =>
+      p.quarantined?.length ? `; quarantined ${p.quarantined.map((q) => `${q.filter} (until ${q.until}: ${q.reason})`).join(", ")}` : "";
     const state = (p: (typeof proxies)[number]) =>
       p.rejected
         ? `rejected ${p.rejected.version}: ${p.rejected.error}`
         : p.running === null
           ? "applying"
           : p.running === p.sent
-            ? `running${cannotLoad(p)}`
+            ? `running${cannotLoad(p)}${quarantined(p)}`
             : "updating";
     const rows = proxies.map((p) => [
       p.pod,

@@ -19,12 +19,23 @@ export interface ControlClientOptions {
   apply: (push: ConfigPush) => Promise<void>;
   /** The filters of what runs now that could not be loaded (their requests get the failStrategy), reported with each acknowledgement. */
   unavailable?: () => UnavailableFilter[];
+  /** The filters quarantined now (their requests get the failStrategy until the back-off ends), reported with each acknowledgement. */
+  quarantined?: () => QuarantinedFilter[];
 }
 
 /** A filter in an applied configuration that the proxy could not load, and why. */
 export interface UnavailableFilter {
   filter: string;
   reason: string;
+}
+
+/** A filter quarantined after repeated failures (proxy/filters/quarantine.ts): why, for how long, until when. */
+export interface QuarantinedFilter {
+  filter: string;
+  reason: string;
+  backoffMs: number;
+  /** When the back-off ends (RFC 3339, by this proxy's clock). */
+  until: string;
 }
 
 const MIN_BACKOFF_MS = 250;
@@ -101,13 +112,14 @@ export class ControlClient {
     await this.acknowledge(push.version, error);
   }
 
-  /** Tells the control plane again what runs, after a filter that could not be loaded was loaded. */
+  /** Tells the control plane again what runs: a filter that could not be loaded was loaded, or a quarantine began or ended. */
   async reacknowledge(): Promise<void> {
     if (this.applied !== null) await this.acknowledge(this.applied, null);
   }
 
   private async acknowledge(version: string, error: string | null): Promise<void> {
     const unavailable = error === null ? (this.options.unavailable?.() ?? []) : [];
+    const quarantined = error === null ? (this.options.quarantined?.() ?? []) : [];
     const ack = {
       namespace: this.options.namespace,
       pod: this.options.pod,
@@ -115,6 +127,7 @@ export class ControlClient {
       accepted: error === null,
       ...(error === null ? {} : { error }),
       ...(unavailable.length > 0 ? { unavailable } : {}),
+      ...(quarantined.length > 0 ? { quarantined } : {}),
     };
     await postJson(this.options.endpoint, "/v1/proxies/ack", ack).catch((e: Error) => {
       this.options.log.warn("cannot acknowledge a configuration; the control plane will see it on reconnect", {

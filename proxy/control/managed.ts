@@ -17,6 +17,7 @@ import { Sidecar } from "../sidecar/sidecar.ts";
 import { createTelemetry } from "../telemetry/telemetry.ts";
 import { ControlClient, type ConfigPush } from "./client.ts";
 import { controlPlaneFilters } from "./filter-cache.ts";
+import { QuarantineReporter } from "./quarantine-report.ts";
 import type { ControlEndpoint } from "./http.ts";
 
 // A filter that could not be loaded is tried again after 2 s, 4 s, ... at most every minute.
@@ -147,7 +148,18 @@ export async function startManagedProxy(options: ManagedProxyOptions): Promise<M
     retryMs = FILTER_RETRY_FIRST_MS;
     retryUnavailable();
   };
-  const client = new ControlClient({ endpoint, namespace: options.namespace, pod: options.pod, log, apply, unavailable });
+  // A filter quarantined, or its back-off over: the control plane is told (the WasmFilter's status says so).
+  const quarantines = new QuarantineReporter({ filters: () => sidecar.filters.status(), send: () => client.reacknowledge() });
+  sidecar.filters.onQuarantine = () => quarantines.changed();
+  const client = new ControlClient({
+    endpoint,
+    namespace: options.namespace,
+    pod: options.pod,
+    log,
+    apply,
+    unavailable,
+    quarantined: () => quarantines.report(),
+  });
   client.start();
   return {
     sidecar,
@@ -160,6 +172,7 @@ export async function startManagedProxy(options: ManagedProxyOptions): Promise<M
     async stop() {
       stopping.abort();
       if (retry) clearTimeout(retry);
+      quarantines.stop();
       renewal?.stop();
       log.info("stopping: closing the configuration stream");
       await client.stop();

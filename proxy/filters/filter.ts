@@ -35,6 +35,11 @@ export interface FilterDependencies {
    * quarantines it (`weft filter test`, where each sample shows its own fault).
    */
   readonly quarantine?: Quarantine | null;
+  /**
+   * Called when the filter is quarantined (or its back-off doubles), on the failure that trips it:
+   * never on the request path otherwise. The end of a back-off is a time (`quarantined()`), not an event.
+   */
+  readonly onQuarantine?: () => void;
   /** Builds an instance (tests count them); `new FilterInstance` by default. */
   readonly instantiate?: (compiled: CompiledFilter, services: InstanceServices) => FilterInstance;
 }
@@ -109,6 +114,7 @@ export class Filter {
   readonly unavailable: string;
   private readonly instances: InstancePool;
   private readonly quarantine: Quarantine | null;
+  private readonly onQuarantine: (() => void) | undefined;
   private readonly services: InstanceServices;
   private readonly log: Logger;
   private readonly metrics: FilterMetrics;
@@ -116,6 +122,7 @@ export class Filter {
   constructor(config: FilterConfig, compiled: CompiledFilter | null, unavailable: string, deps: FilterDependencies) {
     this.id = `${config.namespace}/${config.name}`;
     this.quarantine = deps.quarantine === undefined ? new Quarantine() : deps.quarantine;
+    this.onQuarantine = deps.onQuarantine;
     this.config = config;
     this.compiled = compiled;
     this.unavailable = unavailable;
@@ -202,6 +209,7 @@ export class Filter {
     if (tripped) {
       this.metrics.quarantine(this.id);
       this.log.error("filter quarantined: its failStrategy answers without running it", { failStrategy: strategy, ...tripped });
+      this.onQuarantine?.();
     }
     if (strategy === "FailOpen") {
       restore!();

@@ -22,6 +22,9 @@ export const ack: FuzzTarget = {
     '"unavailable"',
     '"filter"',
     '"reason"',
+    '"quarantined"',
+    '"backoffMs"',
+    '"until"',
     "true",
     "false",
     "null",
@@ -43,6 +46,17 @@ export const ack: FuzzTarget = {
         error: "invalid",
         unavailable: [{ filter: "shop/auth", reason: "digest mismatch" }, null, { filter: 1 }],
       },
+      {
+        namespace: "shop",
+        pod: "web-1",
+        version: "v1",
+        accepted: true,
+        quarantined: [
+          { filter: "shop/auth", reason: "it failed 5 times in 5 calls within 10 s", backoffMs: 1000, until: "2030-01-01T00:00:00Z" },
+          { filter: "shop/auth", reason: "r", backoffMs: 1e300, until: "2030-01-01T00:00:00Z" },
+          { filter: "shop/auth", reason: "r", backoffMs: 1000, until: "not a time" },
+        ],
+      },
     ].map((a) => bytes(JSON.stringify(a))),
   fuzz(data) {
     const parsed = refusedOr(() => parseAck(parseJson(utf8(data))), isBadRequest);
@@ -60,6 +74,20 @@ export const ack: FuzzTarget = {
       check(
         typeof u.filter === "string" && u.filter.length <= 300 && typeof u.reason === "string" && u.reason.length <= 1000,
         "an unbounded filter report",
+      );
+    check(parsed.quarantined.length <= 64, "more than 64 quarantine reports");
+    for (const q of parsed.quarantined)
+      check(
+        typeof q.filter === "string" &&
+          q.filter.length <= 300 &&
+          typeof q.reason === "string" &&
+          q.reason.length <= 1000 &&
+          Number.isInteger(q.backoffMs) &&
+          q.backoffMs > 0 &&
+          q.backoffMs <= 3_600_000 &&
+          Number.isFinite(Date.parse(q.until)) &&
+          q.until.length <= 64,
+        "an unbounded quarantine report",
       );
   },
 };
