@@ -85,7 +85,7 @@ export const KINDS: Kind[] = [
         name: "Reason",
         type: "string",
         jsonPath: `.status.conditions[?(@.type=="Ready")].reason`,
-        description: "Why Ready is what it is: Running, Updating, LoadFailed, NotInForce, NoPodsSelected, TargetNotFound.",
+        description: "Why Ready is what it is: Running, Updating, LoadFailed, Quarantined, NotInForce, NoPodsSelected, TargetNotFound.",
       },
       AGE,
       { name: "URL", type: "string", jsonPath: ".spec.url", description: "Where the module comes from.", priority: 1 },
