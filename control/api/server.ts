@@ -13,7 +13,7 @@ import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import type { QuarantinedFilter } from "../../proxy/control/client.ts";
 import type { Logger } from "../../shared/log.ts";
-import type { PushHub, ProxySession } from "../push/hub.ts";
+import { newProxySession, type PushHub } from "../push/hub.ts";
 
 export type FetchHandler = (request: Request) => Promise<Response>;
 
@@ -206,21 +206,11 @@ export async function startApiServer(options: ApiOptions): Promise<ApiServer> {
     if (res.destroyed || req.socket.destroyed) return;
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
     res.flushHeaders();
-    const session: ProxySession = {
-      namespace,
-      pod,
-      sent: null,
-      acked: null,
-      rejected: null,
-      unavailable: [],
-      quarantined: [],
-      connectedAt: Date.now(),
-      send: (frame) => {
-        if (res.destroyed || res.writableEnded) return false;
-        res.write(frame);
-        return true;
-      },
-    };
+    const session = newProxySession(namespace, pod, (frame) => {
+      if (res.destroyed || res.writableEnded) return false;
+      res.write(frame);
+      return true;
+    });
     // Comments keep idle connections (and middleboxes) from timing the stream out.
     const keepAlive = setInterval(() => res.write(": keep-alive\n\n"), options.keepAliveMs ?? 15_000);
     // The stream's socket keeps the process alive while it is open; the timer must not.

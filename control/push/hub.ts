@@ -31,6 +31,11 @@ export interface ProxySession extends ProxyKey {
   connectedAt: number;
 }
 
+/** A proxy's session as it connects: nothing sent, acknowledged or reported yet. */
+export function newProxySession(namespace: string, pod: string, send: ProxySession["send"]): ProxySession {
+  return { namespace, pod, send, sent: null, acked: null, rejected: null, unavailable: [], quarantined: [], connectedAt: Date.now() };
+}
+
 /** What an acknowledgement says of the filters of the version it accepts. */
 export interface AckedFilters {
   unavailable?: readonly { filter: string; reason: string }[];

@@ -12,7 +12,7 @@ import { FilterDistribution } from "../../control/distribution/filters.ts";
 import { FilterResolver } from "../../control/distribution/resolve.ts";
 import { wasmFilterStatus } from "../../control/mesh/filter-status.ts";
 import { emptyWorld, keyOf, type PodInfo } from "../../control/mesh/world.ts";
-import { PushHub, type ProxySession } from "../../control/push/hub.ts";
+import { newProxySession, PushHub, type ProxySession } from "../../control/push/hub.ts";
 import { reportOf } from "../../control/push/report.ts";
 import { parseWasmFilter } from "../../control/resources/wasm-filter.ts";
 
@@ -46,17 +46,7 @@ async function mesh(spec: { failStrategy?: string } = {}) {
   // What the hub computes for every proxy: changed by a test to send a new version.
   const computed = { config: { listeners: [] as unknown[] }, filters: ["shop/rewrite"] };
   const hub = new PushHub({ log, compute: () => ({ ...computed }), acknowledged: () => {} });
-  const session = (name: string): ProxySession => ({
-    namespace: "shop",
-    pod: name,
-    send: () => true,
-    sent: null,
-    acked: null,
-    rejected: null,
-    unavailable: [],
-    quarantined: [],
-    connectedAt: Date.now(),
-  });
+  const session = (name: string): ProxySession => newProxySession("shop", name, () => true);
   const sessions = [session("web-0"), session("web-late")];
   for (const s of sessions) hub.connect(s, null);
 
