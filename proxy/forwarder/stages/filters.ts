@@ -5,6 +5,7 @@ import { Buffer } from "node:buffer";
 import { anyHandles, runPhase } from "../../filters/chain.ts";
 import type { FilterMessage } from "../../filters/message.ts";
 import { authorityPort } from "../../filters/request-port.ts";
+import { pathOf } from "../../http/target.ts";
 import { BodyBuffer } from "../body-buffer.ts";
 import type { Transaction } from "../transaction.ts";
 import { FilterResponse } from "./filter-response.ts";
@@ -15,13 +16,11 @@ export function filters(tx: Transaction): void {
     tx.next();
     return;
   }
-  const path = exchange.target;
-  const query = path.indexOf("?");
   const selected = ctx.filters.select({
     direction: ctx.direction === "inbound" ? "Inbound" : "Outbound",
     port: ctx.port ?? authorityPort(exchange.authority),
     method: exchange.method,
-    path: query === -1 ? path : path.slice(0, query),
+    path: pathOf(exchange.target),
   });
   if (selected.length === 0) {
     tx.next();

@@ -3,14 +3,14 @@
 import type { Buffer } from "node:buffer";
 import type { HeaderModifier } from "../../config/schema.ts";
 import { applyHeaderModifier } from "../../http/headers.ts";
+import { pathOf } from "../../http/target.ts";
 import { pickBackend } from "../../routing/router.ts";
 import type { ResponseOut, ResponseSink } from "../response.ts";
 import type { Transaction } from "../transaction.ts";
 
 export function route(tx: Transaction): void {
   const { ctx, request } = tx;
-  const query = request.path.indexOf("?");
-  const path = query === -1 ? request.path : request.path.slice(0, query);
+  const path = pathOf(request.path);
   const route = ctx.router.match({ authority: request.authority, method: request.method, path, headers: request.headers });
   if (!route) {
     tx.reply(404, `no route for host "${request.authority}" and path "${path}"${ctx.noRouteReason ? `: ${ctx.noRouteReason}` : ""}`, "NR");
