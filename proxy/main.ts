@@ -10,8 +10,6 @@ import { Sidecar } from "./sidecar/sidecar.ts";
 import { createTelemetry } from "./telemetry/telemetry.ts";
 
 const POLL_MS = 1000;
-/** What a stop may take beyond draining connections (telemetry's last flush); past it the runner exits anyway. */
-const STOP_GRACE_MS = 10_000;
 
 export async function startProxy(configPath: string): Promise<Running> {
   const log = createLogger({ component: "proxy" });
@@ -45,7 +43,7 @@ export async function startProxy(configPath: string): Promise<Running> {
   process.on("SIGHUP", () => void reload("SIGHUP"));
   return {
     get stopDeadlineMs() {
-      return sidecar.config.limits.drainTimeoutMs + STOP_GRACE_MS;
+      return sidecar.stopDeadlineMs;
     },
     async stop(signal) {
       clearInterval(poller);

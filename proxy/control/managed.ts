@@ -23,8 +23,6 @@ import type { ControlEndpoint } from "./http.ts";
 // A filter that could not be loaded is tried again after 2 s, 4 s, ... at most every minute.
 const FILTER_RETRY_FIRST_MS = 2_000;
 const FILTER_RETRY_MAX_MS = 60_000;
-/** What a stop may take beyond draining connections: the configuration stream and telemetry. */
-const STOP_GRACE_MS = 10_000;
 
 export interface ManagedProxyOptions {
   controlPlane: string;
@@ -167,7 +165,7 @@ export async function startManagedProxy(options: ManagedProxyOptions): Promise<M
     // Past the drain timeout, a stop that has not finished is cut short by the runner, with
     // the last step logged here as what hung (Kubernetes would SIGKILL it later, without a word).
     get stopDeadlineMs() {
-      return sidecar.config.limits.drainTimeoutMs + STOP_GRACE_MS;
+      return sidecar.stopDeadlineMs;
     },
     async stop() {
       stopping.abort();

@@ -24,6 +24,9 @@ import { FilterRuntime } from "../filters/runtime.ts";
 import type { ModuleFetcher } from "../filters/module.ts";
 import { deliveredPort } from "../filters/request-port.ts";
 
+/** What a stop may take beyond draining connections: telemetry's last flush, a control plane's stream. */
+const STOP_GRACE_MS = 10_000;
+
 /** A downstream connection of either protocol, as drain and shutdown see it. */
 interface DownstreamConnection {
   drain(): void;
@@ -314,6 +317,14 @@ export class Sidecar {
     const closed = old.server.close();
     for (const c of old.connections) c.drain();
     await closed;
+  }
+
+  /**
+   * How long stopping this sidecar may take: the drain, then what closes after it (telemetry's
+   * last flush, a control plane's stream). The runner exits without a stop that outlives it.
+   */
+  get stopDeadlineMs(): number {
+    return this.config.limits.drainTimeoutMs + STOP_GRACE_MS;
   }
 
   /** Graceful shutdown: stop accepting, finish in-flight requests, then close. */
