@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { meter, MeterError } from "../proxy/filters/meter.ts";
 import { buildImports, IMPORT_SIGNATURES, type InstanceHost } from "../proxy/filters/imports.ts";
+import { Blocks } from "../proxy/filters/blocks.ts";
 import { importing, I32, I64, F64 } from "./hostile/wasm-modules.ts";
 import { compileAssemblyScript } from "./support/asc.ts";
 import * as handmade from "./fixtures/meter/handmade.ts";
@@ -312,7 +313,10 @@ test("the meter reports each function import with its signature, as docs/filter-
 });
 
 test("every import weft provides has a signature, with as many parameters as its host function takes", () => {
-  const provided = buildImports({} as InstanceHost) as Record<string, Record<string, (...args: never[]) => unknown>>;
+  const provided = buildImports({ blocks: new Blocks(1 << 16) } as InstanceHost) as Record<
+    string,
+    Record<string, (...args: never[]) => unknown>
+  >;
   assert.deepEqual(Object.keys(provided).sort(), [...IMPORT_SIGNATURES.keys()].sort());
   for (const [module, functions] of Object.entries(provided)) {
     const signatures = IMPORT_SIGNATURES.get(module)!;

@@ -1,62 +1,123 @@
-// Extism's memory blocks: the host-side memory through which a filter and the proxy pass
-// bytes (docs/filter-abi.md). Offsets index one growable buffer; a bump allocator serves the
-// blocks and everything is released at the end of each phase call, as Extism does per call.
+// Extism's memory blocks: the memory through which a filter and the proxy pass bytes
+// (docs/filter-abi.md). They live in the memory of a small WebAssembly kernel
+// (kernel/kernel.wat) that serves Extism's kernel functions to the filter wasm-to-wasm; the
+// proxy reads and writes the same memory from here. Everything is released at the end of
+// each phase call, as Extism does per call.
 import { FilterFault } from "./fault.ts";
+import { KERNEL_WASM_BASE64 } from "./kernel/kernel-wasm.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+// Up to this many bytes, text is copied byte by byte when it is ASCII: an encoder or decoder
+// call costs more than the copy for the short strings (header names and values) filters trade.
+const SHORT = 256;
+const PAGE = 65536;
+
+/** The bytes as a string when every one is ASCII, else null. */
+function asciiText(bytes: Uint8Array): string | null {
+  let text = "";
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i]!;
+    if (byte > 0x7f) return null;
+    text += String.fromCharCode(byte);
+  }
+  return text;
+}
+
+let kernelModule: WebAssembly.Module | undefined;
+function kernel(): WebAssembly.Module {
+  kernelModule ??= new WebAssembly.Module(Uint8Array.from(atob(KERNEL_WASM_BASE64), (c) => c.charCodeAt(0)));
+  return kernelModule;
+}
+
+/** The kernel's exports: Extism's functions (i64 offsets) for the filter, i32 ones for the proxy. */
+interface KernelExports {
+  readonly alloc32: (length: number) => number;
+  readonly length32: (offset: number) => number;
+  readonly reset: () => void;
+  readonly fault: () => number;
+  readonly fault_at: () => bigint;
+}
+
+// What the kernel serves of Extism's kernel functions (the rest are the proxy's, imports.ts).
+const EXTISM_FUNCTIONS = ["alloc", "length", "length_unsafe", "free", "load_u8", "load_u64", "store_u8", "store_u64"];
+
+// Kernel fault codes (kernel.wat).
+const OUT_OF_MEMORY = 1;
+const OUTSIDE = 2;
+const NOT_A_LENGTH = 3;
 
 export class Blocks {
-  private bytes = new Uint8Array(16 * 1024);
-  private view = new DataView(this.bytes.buffer);
-  private top = 8; // offset 0 means "no block"
-  private readonly lengths = new Map<number, number>();
+  /** Extism's kernel functions, to link the filter to ("extism:host/env"). */
+  readonly kernelFunctions: Readonly<Record<string, WebAssembly.ExportValue>>;
+  private readonly exports: KernelExports;
+  private readonly memory: WebAssembly.Memory;
+  private bytes: Uint8Array;
   private readonly ceiling: number;
 
   constructor(ceilingBytes: number) {
     this.ceiling = ceilingBytes;
+    this.memory = new WebAssembly.Memory({ initial: 1, maximum: Math.max(1, Math.floor(ceilingBytes / PAGE)) });
+    const instance = new WebAssembly.Instance(kernel(), { "weft:kernel": { memory: this.memory } });
+    this.kernelFunctions = Object.fromEntries(EXTISM_FUNCTIONS.map((name) => [name, instance.exports[name]!]));
+    this.exports = instance.exports as unknown as KernelExports;
+    this.bytes = new Uint8Array(this.memory.buffer);
+  }
+
+  /** The memory as bytes; a grow (in the kernel's alloc) replaces the buffer. */
+  private view(): Uint8Array {
+    if (this.bytes.byteLength === 0) this.bytes = new Uint8Array(this.memory.buffer);
+    return this.bytes;
   }
 
   alloc(length: number): number {
     if (!Number.isSafeInteger(length) || length < 0) throw new FilterFault("trap", `alloc(${length}): not a block length`);
-    const offset = this.top;
-    const end = offset + length;
-    if (end > this.ceiling) {
-      throw new FilterFault(
-        "memory",
-        `the filter's blocks would take ${end} bytes in one call, over its memory limit of ${this.ceiling} bytes`,
-      );
+    if (length > this.ceiling) throw this.outOfMemory(length);
+    try {
+      return this.exports.alloc32(length);
+    } catch (e) {
+      throw this.explain(e) ?? e;
     }
-    if (end > this.bytes.length) this.grow(end);
-    // Aligned to 8 so that load_u64/store_u64 loops stay inside one block; an empty block
-    // still takes a slot, or the next block would share its offset.
-    this.top = (Math.max(end, offset + 1) + 7) & ~7;
-    this.lengths.set(offset, length);
-    return offset;
   }
 
-  private grow(needed: number): void {
-    let size = this.bytes.length * 2;
-    while (size < needed) size *= 2;
-    const next = new Uint8Array(Math.min(size, this.ceiling + 8));
-    next.set(this.bytes.subarray(0, this.top));
-    this.bytes = next;
-    this.view = new DataView(next.buffer);
+  private outOfMemory(bytes: number | bigint): FilterFault {
+    return new FilterFault(
+      "memory",
+      `the filter's blocks would take ${bytes} bytes in one call, over its memory limit of ${this.ceiling} bytes`,
+    );
   }
 
+  /** The fault a trap in the kernel recorded, as the filter's error; null if the kernel did not trap. */
+  explain(error: unknown): FilterFault | null {
+    if (!(error instanceof WebAssembly.RuntimeError)) return null;
+    const at = this.exports.fault_at();
+    switch (this.exports.fault()) {
+      case OUT_OF_MEMORY:
+        return this.outOfMemory(at);
+      case OUTSIDE:
+        return new FilterFault("trap", `memory access at ${BigInt.asIntN(64, at)} is outside every block`);
+      case NOT_A_LENGTH:
+        return new FilterFault("trap", `alloc(${at}): not a block length`);
+      default:
+        return null;
+    }
+  }
+
+  /** The block's length; 0 for an offset that is not a block's, as Extism's `length` answers. */
   length(offset: number): number {
-    return this.lengths.get(offset) ?? 0;
+    return Math.max(0, this.exports.length32(offset));
   }
 
   /** A view of a block's bytes (valid until the next alloc). */
   read(offset: number): Uint8Array {
-    const length = this.lengths.get(offset);
-    if (length === undefined) throw new FilterFault("trap", `${offset} is not the offset of a memory block`);
-    return this.bytes.subarray(offset, offset + length);
+    const length = offset > 0 && offset < 0x1_0000_0000 ? this.exports.length32(offset) : -1;
+    if (length < 0) throw new FilterFault("trap", `${offset} is not the offset of a memory block`);
+    return this.view().subarray(offset, offset + length);
   }
 
   readString(offset: number): string {
-    return decoder.decode(this.read(offset));
+    const bytes = this.read(offset);
+    return bytes.length <= SHORT ? (asciiText(bytes) ?? decoder.decode(bytes)) : decoder.decode(bytes);
   }
 
   /** Like readString, but 0 reads as null. */
@@ -66,46 +127,26 @@ export class Blocks {
 
   write(data: Uint8Array): number {
     const offset = this.alloc(data.length);
-    this.bytes.set(data, offset);
+    this.view().set(data, offset);
     return offset;
   }
 
   writeString(text: string): number {
-    return this.write(encoder.encode(text));
-  }
-
-  free(offset: number): void {
-    this.lengths.delete(offset);
-  }
-
-  private check(offset: number, size: number): void {
-    if (offset < 8 || offset + size > this.top)
-      throw new FilterFault("trap", `memory access at ${offset} (${size} bytes) is outside every block`);
-  }
-
-  loadU8(offset: number): number {
-    this.check(offset, 1);
-    return this.bytes[offset]!;
-  }
-
-  loadU64(offset: number): bigint {
-    this.check(offset, 8);
-    return this.view.getBigUint64(offset, true);
-  }
-
-  storeU8(offset: number, value: number): void {
-    this.check(offset, 1);
-    this.bytes[offset] = value;
-  }
-
-  storeU64(offset: number, value: bigint): void {
-    this.check(offset, 8);
-    this.view.setBigUint64(offset, value, true);
+    if (text.length > SHORT) return this.write(encoder.encode(text));
+    // Header names and values are short ASCII: copied in place, without an encoder's array.
+    const offset = this.alloc(text.length);
+    const bytes = this.view();
+    for (let i = 0; i < text.length; i++) {
+      const unit = text.charCodeAt(i);
+      // Anything else is encoded into a block of its own; this one stays unused until the reset.
+      if (unit > 0x7f) return this.write(encoder.encode(text));
+      bytes[offset + i] = unit;
+    }
+    return offset;
   }
 
   /** Releases every block; called after each phase call. */
   reset(): void {
-    this.top = 8;
-    this.lengths.clear();
+    this.exports.reset();
   }
 }

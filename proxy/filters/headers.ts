@@ -36,7 +36,7 @@ export function getHeader(headers: readonly string[], lowerName: string): string
   let found: string | null = null;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
-    if (name.length === lowerName.length && name.toLowerCase() === lowerName)
+    if (name === lowerName || (name.length === lowerName.length && name.toLowerCase() === lowerName))
       found = found === null ? headers[i + 1]! : `${found}, ${headers[i + 1]}`;
   }
   return found;
@@ -54,11 +54,18 @@ export function serializeHeaders(headers: readonly string[]): string {
  * removed it would go upstream with its body read as the next request.
  */
 export function checkHeaderName(name: string): string | null {
+  if (allowedNames.has(name)) return null;
   if (!TOKEN.test(name)) return `"${name}" is not a valid header name`;
   if (FORBIDDEN.has(name.toLowerCase()))
     return `"${name}" is managed by the proxy and cannot be set or removed by a filter${name.toLowerCase() === "host" ? ' (set ":authority")' : ""}`;
+  // A filter names the same few headers on every request; a name that passed needs no second look.
+  if (allowedNames.size >= ALLOWED_NAMES_KEPT) allowedNames.clear();
+  allowedNames.add(name);
   return null;
 }
+
+const ALLOWED_NAMES_KEPT = 1024;
+const allowedNames = new Set<string>();
 
 /** Why a filter may not set this header to this value, or null. */
 export function checkHeader(name: string, value: string): string | null {

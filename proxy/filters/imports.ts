@@ -26,7 +26,7 @@ function big(n: number): bigint {
 
 const UTF16 = new TextDecoder("utf-16le");
 
-function readUtf16(memory: WebAssembly.Memory, pointer: number): string {
+export function readUtf16(memory: WebAssembly.Memory, pointer: number): string {
   if (pointer === 0) return "";
   const bytes = new Uint8Array(memory.buffer);
   if (pointer < 4 || pointer > bytes.length) return "?";
@@ -74,6 +74,12 @@ export function userImports(host: UserHost, io: BlockIO): WebAssembly.ModuleImpo
   const str = (offset: bigint) => io.readString(offset);
   const put = (value: string | null) => (value === null ? 0n : io.writeString(value));
   const bytes = (offset: bigint) => (offset === 0n ? EMPTY : io.read(offset));
+  // The module's memory as bytes, made again only after a grow detached the last view.
+  let guestView = EMPTY;
+  const guest = () => {
+    if (guestView.byteLength === 0) guestView = new Uint8Array(host.memory().buffer);
+    return guestView;
+  };
   return {
     weft_get: (name: bigint) => put(lookUp(current(host, "weft_get"), str(name).toLowerCase(), host.filterId)),
     weft_set: (name: bigint, value: bigint) => assign(current(host, "weft_set"), str(name).toLowerCase(), str(value), false),
@@ -102,13 +108,13 @@ export function userImports(host: UserHost, io: BlockIO): WebAssembly.ModuleImpo
     },
     weft_read: (offset: bigint, pointer: number) => {
       const block = io.read(offset);
-      const memory = new Uint8Array(host.memory().buffer);
+      const memory = guest();
       if (pointer < 0 || pointer + block.length > memory.length)
         throw new FilterFault("trap", `weft_read: ${block.length} bytes at ${pointer} do not fit the filter's memory`);
       memory.set(block, pointer);
     },
     weft_write: (pointer: number, length: number) => {
-      const memory = new Uint8Array(host.memory().buffer);
+      const memory = guest();
       if (pointer < 0 || length < 0 || pointer + length > memory.length)
         throw new FilterFault("trap", `weft_write: ${length} bytes at ${pointer} are outside the filter's memory`);
       return io.write(memory.subarray(pointer, pointer + length));
@@ -133,14 +139,8 @@ export function buildImports(host: InstanceHost): WebAssembly.Imports {
   };
   return {
     "extism:host/env": {
-      alloc: (length: bigint) => big(blocks.alloc(Number(length))),
-      length: (offset: bigint) => big(blocks.length(Number(offset))),
-      length_unsafe: (offset: bigint) => big(blocks.length(Number(offset))),
-      free: (offset: bigint) => blocks.free(Number(offset)),
-      load_u8: (offset: bigint) => blocks.loadU8(Number(offset)),
-      load_u64: (offset: bigint) => blocks.loadU64(Number(offset)),
-      store_u8: (offset: bigint, value: number) => blocks.storeU8(Number(offset), value),
-      store_u64: (offset: bigint, value: bigint) => blocks.storeU64(Number(offset), value),
+      // Served by the kernel module, wasm-to-wasm (blocks.ts).
+      ...blocks.kernelFunctions,
       input_offset: () => 0n,
       input_length: () => 0n,
       input_load_u8: () => {
@@ -170,7 +170,10 @@ export function buildImports(host: InstanceHost): WebAssembly.Imports {
       http_request: () => {
         throw new FilterFault("trap", "a filter has no network access: http_request is not available in weft");
       },
+      // What a PDK's HTTP client reads after http_request, which traps before it: never a
+      // response here, so no status (0) and no headers block (0).
       http_status_code: () => 0,
+      http_headers: () => 0n,
     },
     "extism:host/user": userImports(host, io),
     env: {
@@ -217,6 +220,7 @@ export const IMPORT_SIGNATURES: ReadonlyMap<string, ReadonlyMap<string, string>>
       get_log_level: "() -> i32",
       http_request: "(i64, i64) -> i64",
       http_status_code: "() -> i32",
+      http_headers: "() -> i64",
     },
     "extism:host/user": {
       weft_get: "(i64) -> i64",

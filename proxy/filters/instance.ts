@@ -141,6 +141,9 @@ export class FilterInstance implements InstanceHost {
 
   private describe(e: unknown): FilterFault {
     if (e instanceof FilterFault) return e;
+    // A trap in the kernel's block functions says what the filter did wrong.
+    const kernelFault = this.blocks.explain(e);
+    if (kernelFault) return kernelFault;
     const message = engineNeutral((e as Error)?.message ?? String(e));
     // The engines' words for it differ ("Maximum call stack size exceeded", with or without a period).
     if (e instanceof RangeError && /stack/i.test(message)) return new FilterFault("trap", "the filter exhausted the call stack");

@@ -118,7 +118,8 @@ export function assign(message: FilterMessage, name: string, value: string, add:
   if (!add) removeHeader(headers!, header);
   headers!.push(header, value);
   // A failed call's changes are dropped (FailOpen, FailReload) or the request answered (FailClose).
-  const after = headerBytes(headers!);
+  // Counting again is needed only when the addition could take the headers past the limit.
+  const after = before + header.length + value.length + 4 <= MAX_HEADER_BYTES ? 0 : headerBytes(headers!);
   if (after > MAX_HEADER_BYTES && after > before)
     throw new FilterFault(
       "trap",
