@@ -37,6 +37,7 @@ interface KernelExports {
   readonly reset: () => void;
   readonly fault: () => number;
   readonly fault_at: () => bigint;
+  readonly fault_size: () => number;
 }
 
 // What the kernel serves of Extism's kernel functions (the rest are the proxy's, imports.ts).
@@ -95,7 +96,10 @@ export class Blocks {
       case OUT_OF_MEMORY:
         return this.outOfMemory(at);
       case OUTSIDE:
-        return new FilterFault("trap", `memory access at ${BigInt.asIntN(64, at)} is outside every block`);
+        return new FilterFault(
+          "trap",
+          `memory access at ${BigInt.asIntN(64, at)} (${this.exports.fault_size()} bytes) is outside every block`,
+        );
       case NOT_A_LENGTH:
         return new FilterFault("trap", `alloc(${at}): not a block length`);
       default:

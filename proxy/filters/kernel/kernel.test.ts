@@ -81,8 +81,8 @@ describe("block kernel", () => {
     const k = kernelOf(blocks);
     const at = k.alloc!(8n) as bigint;
     k.load_u64!(at);
-    assert.match(faultOf(blocks, () => k.load_u64!(at + 1n)).message, /memory access at \d+ is outside every block/);
-    assert.match(faultOf(blocks, () => k.load_u8!(-1n)).message, /memory access at -1 is outside every block/);
+    assert.match(faultOf(blocks, () => k.load_u64!(at + 1n)).message, /memory access at \d+ \(8 bytes\) is outside every block/);
+    assert.match(faultOf(blocks, () => k.load_u8!(-1n)).message, /memory access at -1 \(1 bytes\) is outside every block/);
     assert.match(faultOf(blocks, () => k.store_u8!(0n, 1)).message, /outside every block/);
   });
 

@@ -16,9 +16,11 @@
   ;; Where the next block's header goes. The first block's bytes are at 16.
   (global $top (mut i32) (i32.const 8))
   ;; 0: none; 1: an allocation past the memory limit ($fault_at: the bytes it needed);
-  ;; 2: an access outside every block ($fault_at: its offset); 3: not a block length.
+  ;; 2: an access outside every block ($fault_at: its offset, $fault_size: its bytes); 3: not a
+  ;; block length.
   (global $fault (mut i32) (i32.const 0))
   (global $fault_at (mut i64) (i64.const 0))
+  (global $fault_size (mut i32) (i32.const 0))
 
   ;; A live block's tag: its offset mixed with the call's epoch, so that a header left over
   ;; from an earlier call (inside a later block's bytes) does not read as a block.
@@ -28,28 +30,29 @@
     (i32.xor (i32.xor (local.get $at) (global.get $LIVE))
              (i32.mul (global.get $epoch) (i32.const 0x9e3779b1))))
 
-  (func $fail (param $kind i32) (param $at i64)
+  (func $fail (param $kind i32) (param $at i64) (param $size i32)
     (global.set $fault (local.get $kind))
     (global.set $fault_at (local.get $at))
+    (global.set $fault_size (local.get $size))
     unreachable)
 
   (func $alloc32 (export "alloc32") (param $length i32) (result i32)
     (local $at i32) (local $end i64) (local $next i32) (local $pages i32)
     (if (i32.lt_s (local.get $length) (i32.const 0))
-      (then (call $fail (i32.const 3) (i64.extend_i32_u (local.get $length)))))
+      (then (call $fail (i32.const 3) (i64.extend_i32_u (local.get $length)) (i32.const 0))))
     (local.set $at (i32.add (global.get $top) (i32.const 8)))
     ;; An empty block still takes a slot, or the next block would share its offset.
     (local.set $end
       (i64.add (i64.extend_i32_u (local.get $at))
                (i64.extend_i32_u (select (local.get $length) (i32.const 1) (local.get $length)))))
     (if (i64.gt_u (i64.add (local.get $end) (i64.const 7)) (i64.const 0xffff0000))
-      (then (call $fail (i32.const 1) (local.get $end))))
+      (then (call $fail (i32.const 1) (local.get $end) (i32.const 0))))
     (local.set $next (i32.and (i32.add (i32.wrap_i64 (local.get $end)) (i32.const 7)) (i32.const -8)))
     (local.set $pages (i32.shr_u (i32.add (local.get $next) (i32.const 0xffff)) (i32.const 16)))
     (if (i32.gt_u (local.get $pages) (memory.size))
       (then
         (if (i32.eq (memory.grow (i32.sub (local.get $pages) (memory.size))) (i32.const -1))
-          (then (call $fail (i32.const 1) (local.get $end))))))
+          (then (call $fail (i32.const 1) (local.get $end) (i32.const 0))))))
     (i32.store (global.get $top) (local.get $length))
     (i32.store offset=4 (global.get $top) (call $tag (local.get $at)))
     (global.set $top (local.get $next))
@@ -81,7 +84,7 @@
     (if (i32.or
           (i64.lt_u (local.get $at) (i64.const 8))
           (i64.gt_u (local.get $at) (i64.sub (i64.extend_i32_u (global.get $top)) (local.get $size))))
-      (then (call $fail (i32.const 2) (local.get $at))))
+      (then (call $fail (i32.const 2) (local.get $at) (i32.wrap_i64 (local.get $size)))))
     (i32.wrap_i64 (local.get $at)))
 
   (func (export "reset")
@@ -90,11 +93,12 @@
     (global.set $fault (i32.const 0)))
   (func (export "fault") (result i32) (global.get $fault))
   (func (export "fault_at") (result i64) (global.get $fault_at))
+  (func (export "fault_size") (result i32) (global.get $fault_size))
 
   ;; Extism's kernel functions, with Extism's signatures.
   (func (export "alloc") (param $length i64) (result i64)
     (if (i64.gt_u (local.get $length) (i64.const 0x7fffffff))
-      (then (call $fail (i32.const 1) (local.get $length))))
+      (then (call $fail (i32.const 1) (local.get $length) (i32.const 0))))
     (i64.extend_i32_u (call $alloc32 (i32.wrap_i64 (local.get $length)))))
   (func $length (export "length") (param $at i64) (result i64)
     (local $h i32)
