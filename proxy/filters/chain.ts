@@ -50,19 +50,36 @@ export class FilterChain {
   }
 }
 
-/** Runs one phase over the selected filters; the first local reply ends the phase. */
-export function runPhase(filters: readonly Filter[], phase: FilterPhaseName, message: FilterMessage): LocalReply | null {
+/** A filter's local reply and the chain position of the filter that made it. */
+export interface MadeReply {
+  reply: LocalReply;
+  at: number;
+}
+
+/**
+ * Runs one phase over the first `count` filters of the chain (request phases in chain order,
+ * response phases in reverse); the first local reply ends the phase.
+ */
+export function runPhaseOver(filters: readonly Filter[], count: number, phase: FilterPhaseName, message: FilterMessage): MadeReply | null {
   message.phase = phase;
   const reverse = phase === "on_response_headers" || phase === "on_response_body";
-  for (let i = 0; i < filters.length; i++) {
-    const filter = filters[reverse ? filters.length - 1 - i : i]!;
+  for (let i = 0; i < count; i++) {
+    const at = reverse ? count - 1 - i : i;
+    const filter = filters[at]!;
     if (!filter.handles(phase)) continue;
     const { reply } = filter.run(phase, message);
-    if (reply) return reply;
+    if (reply) return { reply, at };
   }
   return null;
 }
 
-export function anyHandles(filters: readonly Filter[], phase: FilterPhaseName): boolean {
-  return filters.some((f) => f.handles(phase));
+/** Runs one phase over the selected filters; the first local reply ends the phase. */
+export function runPhase(filters: readonly Filter[], phase: FilterPhaseName, message: FilterMessage): LocalReply | null {
+  return runPhaseOver(filters, filters.length, phase, message)?.reply ?? null;
+}
+
+/** Whether any of the first `count` filters has this phase. */
+export function anyHandles(filters: readonly Filter[], phase: FilterPhaseName, count = filters.length): boolean {
+  for (let i = 0; i < count; i++) if (filters[i]!.handles(phase)) return true;
+  return false;
 }

@@ -11,11 +11,24 @@ import type { RequestTrace, ResponseFlag } from "../telemetry/types.ts";
 import type { UpstreamCluster } from "../upstream/cluster.ts";
 import type { Clock, Random } from "./clock.ts";
 import type { ForwardContext } from "./context.ts";
-import { errorReply, filterReply } from "./local-reply.ts";
+import { errorResponse, filterResponse, type LocalResponse, sendLocal } from "./local-reply.ts";
 import type { ResponseOut, ResponseSink } from "./response.ts";
 
 /** One step of the request path: it calls tx.next() to pass the request on (now or later), or ends the transaction. */
 export type Stage = (tx: Transaction) => void;
+
+/**
+ * Where a local reply passes before it goes out: the response phases of the filters whose
+ * request phases ran (stages/filter-response.ts), set by the filters stage.
+ */
+export interface LocalReplyPath {
+  /**
+   * The reply as those filters leave it. `madeAt` is the chain position of the filter that made
+   * it (only the filters before it see it); omitted for the proxy's own replies, which every
+   * filter that has not yet seen a response sees.
+   */
+  pass(reply: LocalResponse, madeAt?: number): LocalResponse;
+}
 
 /** A request body a stage has already read whole (filters' body phase). */
 export interface ReadBody {
@@ -46,6 +59,8 @@ export class Transaction implements ResponseSink {
   done = false;
   /** Where the response goes: this transaction (the downstream), wrapped by the stages that see responses. */
   response: ResponseSink = this;
+  /** Where local replies pass on their way out; null until the filters stage sets it (none before the filters). */
+  localReplies: LocalReplyPath | null = null;
   private readonly stages: readonly Stage[];
   private stage = -1;
   private cleanups: (() => void)[] | null = null;
@@ -82,9 +97,7 @@ export class Transaction implements ResponseSink {
   /** Ends with an error response (or a reset once a head has gone out). */
   reply(status: number, message: string, flag: ResponseFlag): void {
     if (this.done) return;
-    this.status = status;
-    errorReply(this.exchange, status, message, ["x-request-id", this.requestId]);
-    this.finish(flag);
+    this.answer(errorResponse(this.exchange, status, message, ["x-request-id", this.requestId]), undefined, flag);
   }
 
   /** Ends after a failure: an error response before the upstream's head was accepted, a reset after it. */
@@ -98,12 +111,19 @@ export class Transaction implements ResponseSink {
     this.reply(status, message, flag);
   }
 
-  /** Ends with a filter's local reply. */
-  replyWith(reply: LocalReply): void {
+  /** Ends with a filter's local reply; `madeAt` is the chain position of the filter that made it. */
+  replyWith(reply: LocalReply, madeAt?: number): void {
     if (this.done) return;
-    this.status = reply.status;
-    filterReply(this.exchange, reply, this.requestId);
-    this.finish("");
+    this.answer(filterResponse(reply, this.requestId), madeAt, "");
+  }
+
+  /** Sends a local reply, through the response phases it passes (docs/filter-abi.md#local-replies-and-response-phases). */
+  private answer(reply: LocalResponse, madeAt: number | undefined, flag: ResponseFlag): void {
+    const out = this.localReplies && !this.exchange.headSent ? this.localReplies.pass(reply, madeAt) : reply;
+    if (this.done) return;
+    this.status = out.recorded;
+    sendLocal(this.exchange, out);
+    this.finish(flag);
   }
 
   // The downstream end of the response sinks.

@@ -1,15 +1,20 @@
 // The response phases of the filters attached to a request, in reverse chain order: they see
 // the head (and, when one reads it, the whole body, so the head waits for it) and may change
-// them or answer instead.
+// them or answer instead. Local replies pass them too (docs/filter-abi.md#local-replies-and-response-phases):
+// a reply made at a point of the request path goes back through the response phases of the
+// filters before that point, as a response from there would: the filter that made it and those
+// after it never see it, and no filter sees two responses for one request. Replies made before
+// the filters stage (the access check's 403) pass no filter: the transaction has no path yet.
 import { Buffer } from "node:buffer";
-import { anyHandles, runPhase } from "../../filters/chain.ts";
+import { anyHandles, runPhaseOver } from "../../filters/chain.ts";
 import type { Filter } from "../../filters/filter.ts";
 import type { FilterMessage } from "../../filters/message.ts";
 import { BodyBuffer } from "../body-buffer.ts";
+import { filterResponse, type LocalResponse } from "../local-reply.ts";
 import type { ResponseOut, ResponseSink } from "../response.ts";
-import type { Transaction } from "../transaction.ts";
+import type { LocalReplyPath, Transaction } from "../transaction.ts";
 
-export class FilterResponse implements ResponseSink {
+export class FilterResponse implements ResponseSink, LocalReplyPath {
   private readonly tx: Transaction;
   private readonly filters: readonly Filter[];
   private readonly message: FilterMessage;
@@ -17,6 +22,8 @@ export class FilterResponse implements ResponseSink {
   /** The head held back for the body phase, and the body collected for it. */
   private held: ResponseOut | null = null;
   private body: BodyBuffer | null = null;
+  /** A response head has reached the response phases: from here on every filter has seen one. */
+  private responding = false;
 
   constructor(tx: Transaction, filters: readonly Filter[], message: FilterMessage, next: ResponseSink) {
     this.tx = tx;
@@ -26,6 +33,7 @@ export class FilterResponse implements ResponseSink {
   }
 
   head(out: ResponseOut): void {
+    this.responding = true;
     // A 101's connection becomes a tunnel: there is no response for filters to see.
     if (out.status === 101) {
       this.next.head(out);
@@ -33,9 +41,10 @@ export class FilterResponse implements ResponseSink {
     }
     const message = this.message;
     message.response = { status: out.status, headers: out.headers };
-    const reply = runPhase(this.filters, "on_response_headers", message);
-    if (reply) {
-      this.tx.replyWith(reply);
+    const made = runPhaseOver(this.filters, this.filters.length, "on_response_headers", message);
+    if (made) {
+      // The filters after it in reverse order (before it in the chain) have seen nothing yet.
+      this.tx.replyWith(made.reply, made.at);
       return;
     }
     const status = message.response.status;
@@ -69,9 +78,10 @@ export class FilterResponse implements ResponseSink {
     const message = this.message;
     message.response = { status: held.status, headers: held.headers };
     message.body = this.body.take();
-    const reply = runPhase(this.filters, "on_response_body", message);
-    if (reply) {
-      this.tx.replyWith(reply);
+    const made = runPhaseOver(this.filters, this.filters.length, "on_response_body", message);
+    if (made) {
+      // Every filter's on_response_headers has seen the upstream's head: the reply goes out as it is.
+      this.tx.replyWith(made.reply, 0);
       return;
     }
     const { status, headers } = message.response;
@@ -87,5 +97,41 @@ export class FilterResponse implements ResponseSink {
     });
     if (hasBody && out.length > 0) this.next.data(out);
     this.next.end(trailers);
+  }
+
+  /**
+   * A local reply through the response phases of the filters before `madeAt` (every filter for
+   * the proxy's own replies, none once a response has reached the response phases). A filter
+   * that answers it in turn replaces it, and its reply goes on through the filters before it.
+   */
+  pass(reply: LocalResponse, madeAt?: number): LocalResponse {
+    let reach = madeAt ?? (this.responding ? 0 : this.filters.length);
+    this.responding = true;
+    const message = this.message;
+    while (reach > 0) {
+      message.reply = null;
+      message.body = null;
+      message.response = { status: reply.status, headers: reply.headers };
+      const made = runPhaseOver(this.filters, reach, "on_response_headers", message);
+      if (made) {
+        reply = filterResponse(made.reply, this.tx.requestId);
+        reach = made.at;
+        continue;
+      }
+      let body = reply.body;
+      if (!reply.trailersOnly && anyHandles(this.filters, "on_response_body", reach)) {
+        message.body = new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+        const bodyMade = runPhaseOver(this.filters, reach, "on_response_body", message);
+        if (bodyMade) {
+          reply = filterResponse(bodyMade.reply, this.tx.requestId);
+          break;
+        }
+        body = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
+      }
+      const { status, headers } = message.response;
+      message.body = null;
+      return { status, headers, body, trailersOnly: reply.trailersOnly, recorded: status === reply.status ? reply.recorded : status };
+    }
+    return reply;
   }
 }

@@ -1,8 +1,9 @@
 // Stage 2: the request phases of the WebAssembly filters attached to this request (headers,
 // then the whole body if one of them reads it). They may change the request before it is
-// routed, or answer it. Their response phases wrap the response (filter-response.ts).
+// routed, or answer it. Their response phases wrap the response, and see the local replies
+// made from here on (filter-response.ts).
 import { Buffer } from "node:buffer";
-import { anyHandles, runPhase } from "../../filters/chain.ts";
+import { anyHandles, runPhaseOver } from "../../filters/chain.ts";
 import type { FilterMessage } from "../../filters/message.ts";
 import { authorityPort } from "../../filters/request-port.ts";
 import { pathOf } from "../../http/target.ts";
@@ -40,13 +41,18 @@ export function filters(tx: Transaction): void {
     },
     reply: null,
   };
-  const reply = runPhase(selected, "on_request_headers", message);
-  if (reply) {
-    tx.replyWith(reply);
+  // Set before the request phases run, so that a filter's reply passes the response phases of the filters before it.
+  const response =
+    anyHandles(selected, "on_response_headers") || anyHandles(selected, "on_response_body")
+      ? new FilterResponse(tx, selected, message, tx.response)
+      : null;
+  tx.localReplies = response;
+  const made = runPhaseOver(selected, selected.length, "on_request_headers", message);
+  if (made) {
+    tx.replyWith(made.reply, made.at);
     return;
   }
-  if (anyHandles(selected, "on_response_headers") || anyHandles(selected, "on_response_body"))
-    tx.response = new FilterResponse(tx, selected, message, tx.response);
+  if (response) tx.response = response;
   if (!anyHandles(selected, "on_request_body")) {
     tx.next();
     return;
@@ -64,9 +70,9 @@ export function filters(tx: Transaction): void {
     end: (trailers) => {
       if (tx.done) return;
       message.body = buffer.take();
-      const bodyReply = runPhase(selected, "on_request_body", message);
-      if (bodyReply) {
-        tx.replyWith(bodyReply);
+      const bodyMade = runPhaseOver(selected, selected.length, "on_request_body", message);
+      if (bodyMade) {
+        tx.replyWith(bodyMade.reply, bodyMade.at);
         return;
       }
       tx.readBody = { body: Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength), trailers };
