@@ -15,7 +15,7 @@ const root = path.resolve(import.meta.dirname ?? ".", "..");
 const node = path.join(root, "node_modules", ".bin", "node");
 
 /** What a suite may declare on its `// needs:` line: the prerequisites that take minutes to build. */
-export const NEEDS = ["ts-engine", "k8s", "k8s-node", "helm"] as const;
+export const NEEDS = ["ts-engine", "rust-filters", "k8s", "k8s-node", "helm"] as const;
 export type Need = (typeof NEEDS)[number];
 export const isNeed = (name: string): name is Need => (NEEDS as readonly string[]).includes(name);
 
@@ -158,10 +158,12 @@ async function debianPackages(): Promise<void> {
   );
 }
 
-async function tsEngine(): Promise<void> {
-  // The engine needs Rust's wasm32 target (Rust itself comes with the machine, by rustup in
-  // ~/.cargo/bin, which a non-login shell may not have on its PATH). Without rustup, the engine's
-  // build below fails and says how to get Rust.
+/**
+ * Rust's wasm32 target, for the TypeScript engine and the Rust example filters (Rust itself comes
+ * with the machine, by rustup in ~/.cargo/bin, which a non-login shell may not have on its PATH).
+ * Without rustup, their builds fail and say how to get Rust.
+ */
+async function wasmTarget(): Promise<void> {
   const rustup = [
     ...(process.env.PATH ?? "").split(path.delimiter),
     path.join(process.env.CARGO_HOME ?? path.join(homedir(), ".cargo"), "bin"),
@@ -172,6 +174,10 @@ async function tsEngine(): Promise<void> {
   if (rustup && !(spawnSync(rustup, ["target", "list", "--installed"], { encoding: "utf8" }).stdout ?? "").split("\n").includes(target)) {
     await step(`adding Rust's ${target} target (rustup: under a minute)`, rustup, ["target", "add", target], { announce: true });
   }
+}
+
+async function tsEngine(): Promise<void> {
+  await wasmTarget();
   // Built once per version of its sources, ~1 min on a cold machine, and cached in
   // ~/.cache/weft/ts-engine, so that the suites (test/ts-filters.test.ts) find it built.
   await step(
@@ -193,6 +199,18 @@ const k8sVersion = process.env.WEFT_K8S_VERSION ? [process.env.WEFT_K8S_VERSION]
 export async function setUp(needs: ReadonlySet<Need>): Promise<void> {
   await debianPackages();
   if (needs.has("ts-engine")) await tsEngine();
+  // The Rust example filters (examples/filters/rust-pdk with crates.io's extism-pdk, rust-raw),
+  // for the reference-host suite: about a minute cold (crates fetched, then compiled), well under
+  // a second once built; cached in ~/.cache/weft/rust-filters by Cargo.lock. Without cargo or the
+  // wasm32 target it fails, saying how to get them.
+  if (needs.has("rust-filters")) {
+    await wasmTarget();
+    await step(
+      "building the Rust example filters (test/support/rust-filters.ts: about a minute cold, then cached in ~/.cache/weft/rust-filters)",
+      node,
+      [path.join(root, "test/support/rust-filters.ts")],
+    );
+  }
   // A real etcd, kube-apiserver and kubectl for the tests that need a Kubernetes API server
   // (test/crds.test.ts), built from the Go module proxy (needs Go >= 1.26) and cached by version
   // in ~/.cache/weft/k8s: ~6 min on a cold machine, instant once cached (docs/k8s-test-env.md).
