@@ -1,14 +1,18 @@
 // The filters bench/micro/filters.ts measures: every marketplace plugin, built from source,
 // configured as its first sample request that passes through (test/requests.json), with that
 // sample's headers on the request; and the scaffold's filter (weft filter new) in each engine,
-// the same logic in AssemblyScript and in full TypeScript (weft's QuickJS engine).
-import { mkdtemp, readdir, writeFile } from "node:fs/promises";
+// the same logic in AssemblyScript and in full TypeScript (weft's QuickJS engine); and a filter
+// built with crates.io's Rust extism-pdk (examples/filters/rust-pdk), which copies its blocks 8
+// bytes per kernel call.
+import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildFilter } from "../../sdk/build/build.ts";
 import { loadFixtures } from "../../sdk/cli/fixtures.ts";
 import { scaffoldFilter } from "../../sdk/cli/new.ts";
+import { sha256Hex } from "../../proxy/filters/module.ts";
+import { buildRustFilter, crateDir } from "../../test/support/rust-filters.ts";
 
 const PLUGINS = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "plugins");
 /** A chain of three filters as a service would run them: authenticate, limit, rewrite. */
@@ -23,8 +27,8 @@ export interface BenchFilter {
   inChain: boolean;
 }
 
-async function benchFilter(name: string, dir: string, scratch: string): Promise<BenchFilter> {
-  const built = await buildFilter(dir);
+async function benchFilter(name: string, dir: string, scratch: string, built?: { wasm: Uint8Array; sha256: string }): Promise<BenchFilter> {
+  built ??= await buildFilter(dir);
   const file = path.join(scratch, `${name}.wasm`);
   await writeFile(file, built.wasm);
   const sample = (await loadFixtures(path.join(dir, "test", "requests.json"))).find((f) => f.expect.continue);
@@ -47,5 +51,7 @@ export async function benchFilters(): Promise<BenchFilter[]> {
     await scaffoldFilter(path.join(scratch, name), name, engine);
     cases.push(await benchFilter(name, path.join(scratch, name), scratch));
   }
+  const rust = await readFile(await buildRustFilter("rust-pdk"));
+  cases.push(await benchFilter("rust-pdk", crateDir("rust-pdk"), scratch, { wasm: rust, sha256: sha256Hex(rust) }));
   return cases;
 }

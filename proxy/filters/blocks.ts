@@ -12,6 +12,9 @@ const decoder = new TextDecoder();
 // call costs more than the copy for the short strings (header names and values) filters trade.
 const SHORT = 256;
 const PAGE = 65536;
+// Longer text than this (a body) is encoded on its own first rather than given a block three
+// times its length.
+const ENCODE_IN_PLACE = 64 * 1024;
 
 /** The bytes as a string when every one is ASCII, else null. */
 function asciiText(bytes: Uint8Array): string | null {
@@ -34,6 +37,7 @@ function kernel(): WebAssembly.Module {
 interface KernelExports {
   readonly alloc32: (length: number) => number;
   readonly length32: (offset: number) => number;
+  readonly shrink_last32: (offset: number, length: number) => void;
   readonly reset: () => void;
   readonly fault: () => number;
   readonly fault_at: () => bigint;
@@ -136,7 +140,7 @@ export class Blocks {
   }
 
   writeString(text: string): number {
-    if (text.length > SHORT) return this.write(encoder.encode(text));
+    if (text.length > SHORT) return text.length > ENCODE_IN_PLACE ? this.write(encoder.encode(text)) : this.encodeInPlace(text);
     // Header names and values are short ASCII: copied in place, without an encoder's array.
     const offset = this.alloc(text.length);
     const bytes = this.view();
@@ -146,6 +150,14 @@ export class Blocks {
       if (unit > 0x7f) return this.write(encoder.encode(text));
       bytes[offset + i] = unit;
     }
+    return offset;
+  }
+
+  /** Text encoded straight into a block sized for its worst case, then trimmed to what it took. */
+  private encodeInPlace(text: string): number {
+    const offset = this.alloc(text.length * 3);
+    const { written } = encoder.encodeInto(text, this.view().subarray(offset, offset + text.length * 3));
+    this.exports.shrink_last32(offset, written);
     return offset;
   }
 

@@ -87,6 +87,15 @@
       (then (call $fail (i32.const 2) (local.get $at) (i32.wrap_i64 (local.get $size)))))
     (i32.wrap_i64 (local.get $at)))
 
+  ;; Gives back the end of the last block, which the proxy allocated for text's worst case
+  ;; (3 bytes of UTF-8 a UTF-16 unit) before encoding it in place.
+  (func (export "shrink_last32") (param $at i32) (param $length i32)
+    (i32.store (i32.sub (local.get $at) (i32.const 8)) (local.get $length))
+    (global.set $top
+      (i32.and
+        (i32.add (i32.add (local.get $at) (select (local.get $length) (i32.const 1) (local.get $length))) (i32.const 7))
+        (i32.const -8))))
+
   (func (export "reset")
     (global.set $epoch (i32.add (global.get $epoch) (i32.const 1)))
     (global.set $top (i32.const 8))
