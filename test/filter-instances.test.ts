@@ -95,11 +95,15 @@ describe("a filter's instances", () => {
     assert.equal(f.built(), 3);
   });
 
-  it("FailReload: the second call takes the spare when one is ready, and another is built after it", async () => {
+  it("FailReload: a spare is ready from the start, so the second call builds nothing on the request path; another follows", async () => {
     const f = counted(trapping, "FailReload");
-    assert.equal(f.call(true), "500", "both calls trapped");
-    assert.equal(f.built(), 2, "no spare yet: the second call built its instance, as without one");
+    f.filter.warm();
     await nextTurn();
+    assert.equal(f.built(), 2, "the instance in service and a spare beside it, before any failure");
+    assert.equal(f.call(true), "500", "both calls trapped");
+    assert.equal(f.built(), 2, "the second call ran on the spare");
+    await nextTurn();
+    assert.equal(f.built(), 3, "the next spare");
     assert.equal(f.call(), "fresh", "on the spare");
     await nextTurn();
     assert.equal(f.built(), 4, "the instance in service and a spare beside it");

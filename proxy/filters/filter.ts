@@ -150,6 +150,8 @@ export class Filter {
       () => instantiate(compiled!, this.services),
       log,
       () => this.quarantined() !== null,
+      // FailReload promises a fresh instance on every failure: it keeps one ready from the start.
+      config.failStrategy === "FailReload",
     );
   }
 

@@ -4,8 +4,10 @@
 // need, in a timer, once the failed call's request has gone on without waiting for it. From the
 // first loss on, the filter has shown it can lose one, so the pool keeps a spare beside the
 // instance in service (one more instance's memory, only for filters that have lost one):
-// FailReload's second call and the call after the next failure take it. A filter that never
-// loses its instance has no spare.
+// FailReload's second call and the call after the next failure take it. A FailReload filter,
+// whose every failure takes a fresh instance, keeps a spare from the start, so that its first
+// failure does not build one on the request path either. Any other filter that never loses its
+// instance has no spare.
 import type { Logger } from "../../shared/log.ts";
 import type { FilterInstance } from "./instance.ts";
 
@@ -22,10 +24,11 @@ export class InstancePool {
   private spareFailed = false;
   private retired = false;
 
-  constructor(build: () => FilterInstance, log: Logger, held: () => boolean) {
+  constructor(build: () => FilterInstance, log: Logger, held: () => boolean, spareFromStart = false) {
     this.build = build;
     this.log = log;
     this.held = held;
+    this.lost = spareFromStart;
   }
 
   /** The instance for a call: the one in service, else the spare, else one built now (its FilterFault is the call's). */
