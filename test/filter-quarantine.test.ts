@@ -1,6 +1,6 @@
 // runtimes: node deno bun
 // Quarantine (proxy/filters/quarantine.ts) on a clock the test moves: what trips it, the back-off
-// doubling to its cap, the reset on success, and each failStrategy's answer while a filter is
+// doubling to its cap, the probation after it, and each failStrategy's answer while a filter is
 // quarantined, on a real filter module. No sleeps: every time here is the fake clock's.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -16,7 +16,15 @@ import { FilterState } from "../proxy/filters/state.ts";
 import { createLogger } from "../shared/log.ts";
 import { filterModule, hostileMessage, op, proceed, set, whenHostile } from "./hostile/wasm-modules.ts";
 
-const { failures: TRIP, failureShare: SHARE, windowMs: WINDOW, firstBackoffMs: FIRST, maxBackoffMs: MAX } = QUARANTINE_POLICY;
+const {
+  failures: TRIP,
+  burstMs: BURST,
+  failureShare: SHARE,
+  windowMs: WINDOW,
+  firstBackoffMs: FIRST,
+  probationMs: PROBATION,
+  maxBackoffMs: MAX,
+} = QUARANTINE_POLICY;
 
 function clock(): { now: () => number; advance: (ms: number) => void } {
   let t = 1_000_000;
@@ -69,14 +77,30 @@ describe("quarantine", () => {
     assert.equal(q.status(), null);
   });
 
-  it(`does not trip while failures are under ${SHARE * 100} % of the calls in the window: a rare trap among many requests`, () => {
+  it(`trips at ${TRIP} failures within ${BURST} ms however many calls succeed between them: an abusive client among many`, () => {
+    const c = clock();
+    const q = new Quarantine(c.now);
+    for (let i = 0; i < 10_000; i++) q.succeeded();
+    assert.equal(failTimes(q, c, TRIP - 1, 200), null);
+    c.advance(BURST - (TRIP - 1) * 200);
+    assert.deepEqual(q.failed(fault()), {
+      remainingMs: FIRST,
+      backoffMs: FIRST,
+      reason: `it failed ${TRIP} times within ${BURST / 1000} s (the last: a trap)`,
+    });
+  });
+
+  it(`does not trip while failures slower than that are under ${SHARE * 100} % of the calls in the window: a rare trap among many requests`, () => {
     const c = clock();
     const q = new Quarantine(c.now);
     const calls = TRIP / SHARE;
+    const gap = BURST / 2 + 1; // no 5 of them within BURST
     for (let i = 0; i < calls - TRIP; i++) q.succeeded();
-    assert.equal(failTimes(q, c, TRIP - 1), null);
+    assert.equal(failTimes(q, c, TRIP - 1, gap), null);
     q.succeeded();
+    c.advance(gap);
     assert.equal(q.failed(fault()), null, `${TRIP} failures in ${calls + 1} calls`);
+    c.advance(gap);
     assert.match(
       q.failed(fault())?.reason ?? "",
       new RegExp(`^it failed ${TRIP + 1} times in ${calls + 2} calls within`),
@@ -84,23 +108,30 @@ describe("quarantine", () => {
     );
   });
 
-  it(`doubles the back-off while the first call after each fails, up to ${MAX} ms; a success then starts over`, () => {
+  it(`doubles the back-off at each failure within ${PROBATION} ms after one, up to ${MAX} ms, successes or not; a probation without a failure starts over`, () => {
     const c = clock();
     const q = new Quarantine(c.now);
     failTimes(q, c, TRIP);
     const backoffs: number[] = [FIRST];
     for (let i = 0; i < 8; i++) {
       c.advance(q.status()!.remainingMs);
+      // Everyone else's requests succeed in between: the probation holds.
+      for (let k = 0; k < 100; k++) q.succeeded();
+      c.advance(i % 2 === 0 ? 0 : PROBATION);
       const again = q.failed(fault());
-      assert.ok(again, "the first call after a back-off failed: quarantined again at once");
-      assert.match(again.reason, new RegExp(`^it failed again after a quarantine of ${backoffs.at(-1)} ms \\(the last: a trap\\)$`));
+      assert.ok(again, "a failure within the probation: quarantined again at once");
+      assert.match(
+        again.reason,
+        new RegExp(`^it failed again within ${PROBATION / 1000} s of a quarantine of ${backoffs.at(-1)} ms \\(the last: a trap\\)$`),
+      );
       backoffs.push(again.backoffMs);
     }
     assert.deepEqual(backoffs, [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000]);
-    c.advance(MAX);
+    c.advance(MAX + PROBATION + 1);
     q.succeeded();
-    assert.equal(q.failed(fault()), null, "after a success one failure does not quarantine it");
-    assert.deepEqual(failTimes(q, c, TRIP - 1)?.backoffMs, FIRST, `${TRIP} failures start at the first back-off again`);
+    assert.equal(q.failed(fault()), null, "after a probation without failures one failure does not quarantine it");
+    c.advance(BURST + 1);
+    assert.deepEqual(failTimes(q, c, TRIP - 1)?.backoffMs, FIRST, `${TRIP} failures (that one too) start at the first back-off again`);
   });
 });
 
@@ -135,7 +166,7 @@ describe("a quarantined filter", () => {
         assert.equal(reply?.status, 500);
         assert.equal(
           reply?.headers[3],
-          `filter test/trapper is quarantined for ${FIRST} ms (${FIRST} ms left): it failed ${TRIP} times in ${TRIP} calls within ${WINDOW / 1000} s (the last: the filter trapped: unreachable); it is not run until then`,
+          `filter test/trapper is quarantined for ${FIRST} ms (${FIRST} ms left): it failed ${TRIP} times within ${BURST / 1000} s (the last: the filter trapped: unreachable); it is not run until then`,
         );
       }
       const metrics = await registry.metrics();

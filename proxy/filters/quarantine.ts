@@ -6,19 +6,23 @@
 // instance per request.
 //
 // The numbers:
-// - 5 failures within 10 s trip it, if they are at least a tenth of the filter's calls then. A
-//   filter that fails that often is broken for some input, not unlucky; 5 calls at the default
-//   5 ms deadline are 25 ms of the thread, and 5 rebuilds on Bun ~85 ms, before it trips.
-//   Failures count whatever succeeds between them (an abusive client's requests are interleaved
-//   with everyone else's), but a rare failure among many calls (one trap in 2,000 requests at
-//   1,000 req/s) costs the thread little and must not make a FailClose filter refuse everything.
-// - The first back-off is 1 s: long enough that a storm of bad requests costs 5 failed calls a
-//   second instead of one per request, short enough that when the storm was all there was,
+// - 5 failures within 1 s trip it: 25 ms of the thread at the default 5 ms deadline (5 rebuilds
+//   on Bun, ~85 ms) is what a burst of bad requests may cost before everyone else is spared.
+//   Failures count whatever succeeds between them: an abusive client's requests are interleaved
+//   with everyone else's, and a busy filter's successes must not dilute them (at 1,000 req/s, a
+//   tenth of the calls in 10 s would be 1,000 failures, 5 s of the thread).
+// - 5 failures within 10 s trip it too, if they are at least a tenth of the filter's calls then:
+//   a filter that fails that often, even slowly, is broken for some input, not unlucky. A rare
+//   failure among many calls (one trap in 2,000 requests at 1,000 req/s) costs the thread little
+//   and must not make a FailClose filter refuse everything.
+// - The first back-off is 1 s: long enough that a storm of bad requests costs a few failed calls
+//   a second instead of one per request, short enough that when the storm was all there was,
 //   everyone else loses a second of the filter.
-// - Each time the first call after a back-off fails again, the back-off doubles (2, 4, ... s), up
-//   to 60 s: a filter that fails on everything then costs one failed call a minute, and is
-//   tried again often enough that a fix of its input shows within a minute.
-// - The first call after a back-off that succeeds ends it all: back-off and failures start over.
+// - After a back-off the filter is on probation for 10 s: its next failure in that time
+//   quarantines it again at once, for twice as long (2, 4, ... s), up to 60 s. A success does not
+//   end the probation (an abuser's requests come between everyone else's); 10 s without a
+//   counted failure does, and the count and back-off start over. A client that keeps making the
+//   filter fail then costs one failed call per back-off: one a minute at most, in the end.
 //
 // Only failures that hold the thread or lose the instance count: a deadline, a trap, an abort,
 // memory. An error return is the filter deciding to fail, in the time of a normal call, and keeps
@@ -27,9 +31,11 @@ import type { FaultKind, FilterFault } from "./fault.ts";
 
 export const QUARANTINE_POLICY = {
   failures: 5,
+  burstMs: 1_000,
   failureShare: 0.1,
   windowMs: 10_000,
   firstBackoffMs: 1_000,
+  probationMs: 10_000,
   maxBackoffMs: 60_000,
 } as const;
 
@@ -58,6 +64,9 @@ export class Quarantine {
   private until = 0;
   private backoffMs = 0;
   private reason = "";
+  /** When the last counted failures happened, a ring of QUARANTINE_POLICY.failures (a burst's). */
+  private readonly recent = new Float64Array(QUARANTINE_POLICY.failures).fill(Number.NEGATIVE_INFINITY);
+  private next = 0;
 
   constructor(now: () => number = () => performance.now()) {
     this.now = now;
@@ -70,11 +79,9 @@ export class Quarantine {
     return { remainingMs: Math.ceil(remainingMs), backoffMs: this.backoffMs, reason: this.reason };
   }
 
-  /** A call that ran and did not fail: after a back-off, this ends it. */
+  /** A call that ran and did not fail (it does not end a probation: see above). */
   succeeded(): void {
     this.record(this.now(), false);
-    this.until = 0;
-    this.backoffMs = 0;
   }
 
   /** A call that failed; returns the quarantine when this failure starts one. */
@@ -84,16 +91,26 @@ export class Quarantine {
     const counted = COUNTED.has(fault.kind);
     this.record(now, counted);
     if (!counted) return null;
-    const { failures, failureShare, windowMs, firstBackoffMs, maxBackoffMs } = QUARANTINE_POLICY;
+    const { failures, burstMs, failureShare, windowMs, firstBackoffMs, probationMs, maxBackoffMs } = QUARANTINE_POLICY;
+    this.recent[this.next] = now;
+    this.next = (this.next + 1) % failures;
+    // The oldest of the last `failures` failures, this one included.
+    const burstStart = this.recent[this.next]!;
     if (this.until !== 0) {
-      // The first call after a back-off (calls are not made during one) failed again.
-      return this.trip(
-        now,
-        Math.min(this.backoffMs * 2, maxBackoffMs),
-        `it failed again after a quarantine of ${this.backoffMs} ms`,
-        fault,
-      );
+      // Calls are not made during a back-off: this failure is after it.
+      if (now - this.until <= probationMs) {
+        return this.trip(
+          now,
+          Math.min(this.backoffMs * 2, maxBackoffMs),
+          `it failed again within ${probationMs / 1000} s of a quarantine of ${this.backoffMs} ms`,
+          fault,
+        );
+      }
+      // A whole probation without a counted failure: everything starts over.
+      this.until = 0;
+      this.backoffMs = 0;
     }
+    if (now - burstStart <= burstMs) return this.trip(now, firstBackoffMs, `it failed ${failures} times within ${burstMs / 1000} s`, fault);
     const [calls, failed] = this.inWindow(now);
     if (failed < failures || failed < calls * failureShare) return null;
     return this.trip(now, firstBackoffMs, `it failed ${failed} times in ${calls} calls within ${windowMs / 1000} s`, fault);
@@ -126,6 +143,7 @@ export class Quarantine {
 
   private trip(now: number, backoffMs: number, why: string, fault: FilterFault): QuarantineStatus {
     this.seconds.fill(-1);
+    this.recent.fill(Number.NEGATIVE_INFINITY);
     this.backoffMs = backoffMs;
     this.until = now + backoffMs;
     this.reason = `${why} (the last: ${fault.message})`;
