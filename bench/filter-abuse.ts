@@ -1,7 +1,8 @@
 // One abusive client pattern against the sidecar (issue 17): 8 concurrent clients whose requests
 // make a FailOpen filter loop until its deadline stops it, beside a well-behaved caller at a
-// fixed rate. Reports the caller's latency without the abusers and with them (once the filter's
-// quarantine has tripped), per runtime, so that "one abusive client slows everyone" is a number.
+// fixed rate. Reports the caller's latency beside 8 ordinary clients sending as often, then beside
+// the 8 abusers (once the filter's quarantine has tripped), per runtime, so that "one abusive
+// client slows everyone" is a number.
 //   taskset -c 0 node bench/filter-abuse.ts [--runtimes node,bun,deno] [--seconds 10] [--no-write]
 // The sidecar is the bundle (dist/weft.mjs, built first) pinned to cpu 1 with the pod's
 // heap settings; the callers and the upstream run in this process.
@@ -94,15 +95,18 @@ async function caller(): Promise<{ latencies: number[]; failed: number }> {
   return { latencies, failed };
 }
 
-/** The abusers: closed loops sending requests the filter loops on, until `stop`. */
-function abusers(): { stop: () => Promise<number> } {
+/**
+ * Eight more clients, paced, until `stop`: sending requests the filter loops on (`abusive`), or
+ * ordinary ones, so that the caller's baseline carries the same load without the abuse.
+ */
+function otherClients(abusive: boolean): { stop: () => Promise<number> } {
   let running = true;
   let sent = 0;
   const agent = new http.Agent({ keepAlive: true, maxSockets: ABUSERS });
   const loops = Array.from({ length: ABUSERS }, async (_, n) => {
     while (running) {
       const started = performance.now();
-      await get(LISTENER_PORT, `/loop/${n}/${sent++}`, agent).catch(() => 0);
+      await get(LISTENER_PORT, `/${abusive ? "loop" : "echo"}/${n}/${sent++}`, agent).catch(() => 0);
       // Paced, so that once the filter is quarantined (and the abusive requests are cheap) the
       // abusers do not become a load test of their own.
       const left = ABUSER_INTERVAL_MS - (performance.now() - started);
@@ -169,8 +173,10 @@ async function measure(runtime: Runtime, module: { path: string; sha256: string 
   try {
     await waitReady();
     await caller(); // warm-up, not recorded
+    const calm = otherClients(false);
     const alone = summary(await caller());
-    const abuse = abusers();
+    await calm.stop();
+    const abuse = otherClients(true);
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const abused = summary(await caller());
     const abusive = await abuse.stop();
