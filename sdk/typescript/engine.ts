@@ -8,17 +8,15 @@
 // Reproducible: the engine's bytes depend only on its sources and the toolchain's versions,
 // not on where the checkout, the cargo home or the cache are (their paths, which end up in
 // panic and assertion messages, are remapped), so the same toolchain gives the same bytes.
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { constants } from "node:fs";
-import { access, mkdir, readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { findCargo, findExecutable, runTool, WASM_TARGET as TARGET } from "../build/rust-toolchain.ts";
 
 const CRATE = fileURLToPath(new URL("./engine/", import.meta.url));
-const TARGET = "wasm32-unknown-unknown";
 const OUTPUT = path.join(TARGET, "release", "weft_ts_engine.wasm");
 
 export interface EngineOptions {
@@ -48,39 +46,6 @@ async function sourceHash(): Promise<string> {
   return hash.digest("hex").slice(0, 16);
 }
 
-async function executable(file: string): Promise<boolean> {
-  try {
-    await access(file, constants.X_OK);
-    return (await stat(file)).isFile();
-  } catch {
-    return false;
-  }
-}
-
-/** The first of `names` found on PATH or in `extraDirs`, or null. */
-async function find(
-  names: readonly string[],
-  env: EngineOptions["env"] & object,
-  extraDirs: readonly string[] = [],
-): Promise<string | null> {
-  const dirs = [...(env.PATH ?? "").split(path.delimiter).filter(Boolean), ...extraDirs];
-  for (const name of names) for (const dir of dirs) if (await executable(path.join(dir, name))) return path.join(dir, name);
-  return null;
-}
-
-function run(
-  file: string,
-  args: readonly string[],
-  env: Record<string, string | undefined>,
-  cwd?: string,
-): Promise<{ ok: boolean; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(file, args, { env, cwd, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) =>
-      resolve({ ok: !error, stdout: String(stdout), stderr: String(stderr) }),
-    );
-  });
-}
-
 const MISSING = "cannot build weft's TypeScript filter engine (sdk/typescript/engine, once per version, cached in ~/.cache/weft/ts-engine)";
 
 interface Tools {
@@ -92,35 +57,16 @@ interface Tools {
 
 /** Finds the toolchain, or throws naming what is missing and the command that installs it. */
 async function findTools(env: Record<string, string | undefined>): Promise<Tools> {
-  const home = env.HOME ?? homedir();
-  const cargoHome = env.CARGO_HOME ?? path.join(home, ".cargo");
-  // rustup installs into ~/.cargo/bin, which a non-login shell may not have on its PATH.
-  const cargo = await find(["cargo"], env, [path.join(cargoHome, "bin")]);
-  if (!cargo) {
-    throw new Error(
-      `${MISSING}: cargo (Rust) is not installed. Install it with rustup:\n  curl --proto '=https' -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --target ${TARGET}`,
-    );
-  }
-  const rustc = path.join(path.dirname(cargo), "rustc");
-  const sysroot = await run(rustc, ["--print", "sysroot"], env);
-  if (
-    !sysroot.ok ||
-    !(await stat(path.join(sysroot.stdout.trim(), "lib", "rustlib", TARGET)).then(
-      () => true,
-      () => false,
-    ))
-  ) {
-    throw new Error(`${MISSING}: Rust's ${TARGET} target is not installed (${rustc}). Add it with:\n  rustup target add ${TARGET}`);
-  }
-  const clang = await find(["clang"], env);
+  const { cargo, cargoHome } = await findCargo(env, MISSING);
+  const clang = await findExecutable(["clang"], env);
   if (!clang) {
     throw new Error(
       `${MISSING}: clang is not installed (it compiles QuickJS, which is C, to WebAssembly). Install it with:\n  apt-get install clang llvm     # Debian, Ubuntu\n  brew install llvm              # macOS (Apple's clang has no WebAssembly target)`,
     );
   }
   // Debian's llvm package links llvm-ar; llvm-N alone only has llvm-ar-N, N being clang's version.
-  const major = /version (\d+)/.exec((await run(clang, ["--version"], env)).stdout)?.[1];
-  const llvmAr = await find(["llvm-ar", ...(major ? [`llvm-ar-${major}`] : [])], env);
+  const major = /version (\d+)/.exec((await runTool(clang, ["--version"], env)).stdout)?.[1];
+  const llvmAr = await findExecutable(["llvm-ar", ...(major ? [`llvm-ar-${major}`] : [])], env);
   if (!llvmAr)
     throw new Error(
       `${MISSING}: llvm-ar is not installed (it archives the compiled QuickJS). Install it with:\n  apt-get install llvm           # Debian, Ubuntu\n  brew install llvm              # macOS`,
@@ -131,7 +77,7 @@ async function findTools(env: Record<string, string | undefined>): Promise<Tools
 async function build(tools: Tools, cacheDir: string, env: Record<string, string | undefined>): Promise<Uint8Array> {
   const targetDir = path.join(cacheDir, "target");
   const { cargo, clang, llvmAr, cargoHome } = tools;
-  const result = await run(
+  const result = await runTool(
     cargo,
     ["build", "--release", "--locked", "--target", TARGET, "--manifest-path", path.join(CRATE, "Cargo.toml")],
     {

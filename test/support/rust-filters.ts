@@ -8,68 +8,23 @@
 // `npm test` builds them for the suites that declare `// needs: rust-filters` (test/setup.ts);
 // by hand:
 //   node_modules/.bin/node test/support/rust-filters.ts     # builds both, prints where and how long
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { constants } from "node:fs";
-import { access, readFile, stat } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { findCargo, runTool, WASM_TARGET as TARGET } from "../../sdk/build/rust-toolchain.ts";
 
 export const RUST_FILTERS = ["rust-pdk", "rust-raw"] as const;
 export type RustFilter = (typeof RUST_FILTERS)[number];
 
-const TARGET = "wasm32-unknown-unknown";
 const EXAMPLES = fileURLToPath(new URL("../../examples/filters/", import.meta.url));
 
 /** The crate's folder (its test/requests.json is the samples). */
 export const crateDir = (name: RustFilter) => path.join(EXAMPLES, name);
 
-function run(file: string, args: readonly string[], env: NodeJS.ProcessEnv, cwd: string): Promise<{ ok: boolean; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(file, args, { env, cwd, maxBuffer: 64 * 1024 * 1024 }, (error, _stdout, stderr) =>
-      resolve({ ok: !error, stderr: String(stderr) }),
-    );
-  });
-}
-
-async function executable(file: string): Promise<boolean> {
-  try {
-    await access(file, constants.X_OK);
-    return (await stat(file)).isFile();
-  } catch {
-    return false;
-  }
-}
-
 const CANNOT = "cannot build the Rust example filters (examples/filters/rust-pdk, rust-raw)";
-
-/** cargo, with Rust's wasm32 target installed; or an error saying how to get them. */
-async function findCargo(env: NodeJS.ProcessEnv): Promise<string> {
-  const cargoHome = env.CARGO_HOME ?? path.join(env.HOME ?? homedir(), ".cargo");
-  // rustup installs into ~/.cargo/bin, which a non-login shell may not have on its PATH.
-  const dirs = [...(env.PATH ?? "").split(path.delimiter).filter(Boolean), path.join(cargoHome, "bin")];
-  let cargo: string | null = null;
-  for (const dir of dirs) if (!cargo && (await executable(path.join(dir, "cargo")))) cargo = path.join(dir, "cargo");
-  if (!cargo)
-    throw new Error(
-      `${CANNOT}: cargo (Rust) is not installed. Install it with rustup:\n  curl --proto '=https' -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --target ${TARGET}`,
-    );
-  const rustc = path.join(path.dirname(cargo), "rustc");
-  const sysroot = await new Promise<string>((resolve) =>
-    execFile(rustc, ["--print", "sysroot"], { env }, (error, stdout) => resolve(error ? "" : String(stdout).trim())),
-  );
-  const hasTarget =
-    sysroot !== "" &&
-    (await stat(path.join(sysroot, "lib", "rustlib", TARGET)).then(
-      () => true,
-      () => false,
-    ));
-  if (!hasTarget)
-    throw new Error(`${CANNOT}: Rust's ${TARGET} target is not installed (${rustc}). Add it with:\n  rustup target add ${TARGET}`);
-  return cargo;
-}
 
 /** Where a crate's builds go: keyed by its Cargo.lock, so a new lock file never reuses stale dependencies. */
 async function targetDir(name: RustFilter, env: NodeJS.ProcessEnv): Promise<string> {
@@ -83,10 +38,9 @@ async function targetDir(name: RustFilter, env: NodeJS.ProcessEnv): Promise<stri
 
 /** Builds one example (cargo does nothing when it is up to date) and returns its module's path. */
 export async function buildRustFilter(name: RustFilter, env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  const cargo = await findCargo(env);
+  const { cargo, cargoHome } = await findCargo(env, CANNOT);
   const dir = crateDir(name);
   const target = await targetDir(name, env);
-  const cargoHome = env.CARGO_HOME ?? path.join(env.HOME ?? homedir(), ".cargo");
   const cargoEnv = {
     ...env,
     CARGO_TARGET_DIR: target,
@@ -95,13 +49,13 @@ export async function buildRustFilter(name: RustFilter, env: NodeJS.ProcessEnv =
     RUSTFLAGS: `--remap-path-prefix=${cargoHome}=/cargo`,
   };
   const build = ["build", "--release", "--locked", "--offline", "--target", TARGET];
-  let result = await run(cargo, build, cargoEnv, dir);
+  let result = await runTool(cargo, build, cargoEnv, dir);
   if (!result.ok) {
     // Most likely the crates are not in cargo's cache yet: fetch exactly what Cargo.lock names.
-    const fetched = await run(cargo, ["fetch", "--locked", "--target", TARGET], cargoEnv, dir);
+    const fetched = await runTool(cargo, ["fetch", "--locked", "--target", TARGET], cargoEnv, dir);
     if (!fetched.ok)
       throw new Error(`${CANNOT}: cargo fetch --locked failed in ${dir}:\n${fetched.stderr.trim().split("\n").slice(-20).join("\n")}`);
-    result = await run(cargo, build, cargoEnv, dir);
+    result = await runTool(cargo, build, cargoEnv, dir);
   }
   if (!result.ok) throw new Error(`${CANNOT}: cargo build failed in ${dir}:\n${result.stderr.trim().split("\n").slice(-30).join("\n")}`);
   return path.join(target, TARGET, "release", `weft_${name.replaceAll("-", "_")}_filter.wasm`);
