@@ -50,7 +50,6 @@ const EXTISM_FUNCTIONS = ["alloc", "length", "length_unsafe", "free", "load_u8",
 // Kernel fault codes (kernel.wat).
 const OUT_OF_MEMORY = 1;
 const OUTSIDE = 2;
-const NOT_A_LENGTH = 3;
 
 export class Blocks {
   /** Extism's kernel functions, to link the filter to ("extism:host/env"). */
@@ -104,16 +103,9 @@ export class Blocks {
           "trap",
           `memory access at ${BigInt.asIntN(64, at)} (${this.exports.fault_size()} bytes) is outside every block`,
         );
-      case NOT_A_LENGTH:
-        return new FilterFault("trap", `alloc(${at}): not a block length`);
       default:
         return null;
     }
-  }
-
-  /** The block's length; 0 for an offset that is not a block's, as Extism's `length` answers. */
-  length(offset: number): number {
-    return Math.max(0, this.exports.length32(offset));
   }
 
   /** A view of a block's bytes (valid until the next alloc). */
@@ -126,11 +118,6 @@ export class Blocks {
   readString(offset: number): string {
     const bytes = this.read(offset);
     return bytes.length <= SHORT ? (asciiText(bytes) ?? decoder.decode(bytes)) : decoder.decode(bytes);
-  }
-
-  /** Like readString, but 0 reads as null. */
-  readOptional(offset: number): string | null {
-    return offset === 0 ? null : this.readString(offset);
   }
 
   write(data: Uint8Array): number {
