@@ -96,14 +96,17 @@ function compileAhead(compiled: CompiledFilter, services: InstanceServices): voi
 }
 
 /** FailClose's answer (FailReload's once it has reloaded): a 500 whose x-weft-error says why. */
-function failClosed(text: string): FilterOutcome {
+/** FailClose's answer: 500 saying what failed (the reference host answers the same, sdk/cli/extism-host.ts). */
+export function failClosedReply(text: string): LocalReply {
   return {
-    reply: {
-      status: 500,
-      headers: ["content-type", "text/plain; charset=utf-8", "x-weft-error", diagnosticHeaderValue(text)],
-      body: new TextEncoder().encode(`${text}\n`),
-    },
+    status: 500,
+    headers: ["content-type", "text/plain; charset=utf-8", "x-weft-error", diagnosticHeaderValue(text)],
+    body: new TextEncoder().encode(`${text}\n`),
   };
+}
+
+function failClosed(text: string): FilterOutcome {
+  return { reply: failClosedReply(text) };
 }
 
 export class Filter {

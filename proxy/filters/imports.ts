@@ -26,7 +26,7 @@ function big(n: number): bigint {
 
 const UTF16 = new TextDecoder("utf-16le");
 
-export function readUtf16(memory: WebAssembly.Memory, pointer: number): string {
+function readUtf16(memory: WebAssembly.Memory, pointer: number): string {
   if (pointer === 0) return "";
   const bytes = new Uint8Array(memory.buffer);
   if (pointer < 4 || pointer > bytes.length) return "?";
@@ -124,6 +124,17 @@ export function userImports(host: UserHost, io: BlockIO): WebAssembly.ModuleImpo
 
 const EMPTY = new Uint8Array(0);
 
+/** AssemblyScript's runtime imports (`env`): abort as a failure with its message and place, and a seed. */
+export function assemblyScriptImports(memory: () => WebAssembly.Memory): WebAssembly.ModuleImports {
+  return {
+    abort: (message: number, file: number, line: number, column: number) => {
+      const m = memory();
+      throw new FilterFault("abort", `${readUtf16(m, message) || "abort"} at ${readUtf16(m, file) || "?"}:${line}:${column}`);
+    },
+    seed: () => Date.now() * Math.random(),
+  };
+}
+
 /** Everything a filter may import in the proxy: Extism's kernel over `Blocks`, weft's functions, AssemblyScript's env. */
 export function buildImports(host: InstanceHost): WebAssembly.Imports {
   const blocks = host.blocks;
@@ -176,13 +187,7 @@ export function buildImports(host: InstanceHost): WebAssembly.Imports {
       http_headers: () => 0n,
     },
     "extism:host/user": userImports(host, io),
-    env: {
-      abort: (message: number, file: number, line: number, column: number) => {
-        const memory = host.memory();
-        throw new FilterFault("abort", `${readUtf16(memory, message) || "abort"} at ${readUtf16(memory, file) || "?"}:${line}:${column}`);
-      },
-      seed: () => Date.now() * Math.random(),
-    },
+    env: assemblyScriptImports(() => host.memory()),
   };
 }
 

@@ -8,7 +8,7 @@ import { buildImports, LOG_LEVELS, type FilterLogLevelName, type InstanceHost } 
 import type { CompiledFilter } from "./module.ts";
 import type { FilterMessage, FilterPhaseName } from "./message.ts";
 import type { FilterState } from "./state.ts";
-import { engineNeutral } from "./trap-text.ts";
+import { engineFault, engineNeutral } from "./trap-text.ts";
 
 // How much metered work runs between two clock reads: small enough that a 1 ms deadline
 // is kept to within a fraction of itself, large enough that reading the clock costs nothing.
@@ -144,21 +144,15 @@ export class FilterInstance implements InstanceHost {
     // A trap in the kernel's block functions says what the filter did wrong.
     const kernelFault = this.blocks.explain(e);
     if (kernelFault) return kernelFault;
-    const message = engineNeutral((e as Error)?.message ?? String(e));
-    // The engines' words for it differ ("Maximum call stack size exceeded", with or without a period).
-    if (e instanceof RangeError && /stack/i.test(message)) return new FilterFault("trap", "the filter exhausted the call stack");
-    if (e instanceof WebAssembly.RuntimeError) {
-      // An allocator gives up (AssemblyScript's traps with "unreachable") once memory.grow is
-      // refused at the ceiling; the metering records the last grow's result in weft_grow.
-      if (this.grow.value === -1) {
-        const mib = this.memory().buffer.byteLength / (1 << 20);
-        return new FilterFault(
-          "memory",
-          `the filter ran out of memory: it asked for more than its limit of ${this.compiled.maxMemoryPages / 16} MiB (limits.memoryMiB; it had ${mib} MiB) and trapped: ${message}`,
-        );
-      }
-      return new FilterFault("trap", `the filter trapped: ${message}`);
+    // An allocator gives up (AssemblyScript's traps with "unreachable") once memory.grow is
+    // refused at the ceiling; the metering records the last grow's result in weft_grow.
+    if (e instanceof WebAssembly.RuntimeError && this.grow.value === -1) {
+      const mib = this.memory().buffer.byteLength / (1 << 20);
+      return new FilterFault(
+        "memory",
+        `the filter ran out of memory: it asked for more than its limit of ${this.compiled.maxMemoryPages / 16} MiB (limits.memoryMiB; it had ${mib} MiB) and trapped: ${engineNeutral(e.message)}`,
+      );
     }
-    return new FilterFault("trap", `the filter failed: ${message}`);
+    return engineFault(e);
   }
 }

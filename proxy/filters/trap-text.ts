@@ -6,6 +6,8 @@
 // "remainder by zero"; Deno's V8 says "null function" where Node's adds "or function signature
 // mismatch"), so each known trap gets the WebAssembly spec tests' wording, or weft's where the
 // engines merge two of the spec's.
+import { FilterFault } from "./fault.ts";
+
 const TRAPS: Record<string, string> = {
   unreachable: "unreachable",
   "unreachable code should not be executed": "unreachable",
@@ -31,4 +33,14 @@ const TRAPS: Record<string, string> = {
 export function engineNeutral(message: string): string {
   const bare = message.replace(/ \(evaluating '[\s\S]*'\)$/, "");
   return TRAPS[bare.toLowerCase()] ?? bare;
+}
+
+/** What an exception out of a filter call says, in the same words on every engine and host. */
+export function engineFault(e: unknown): FilterFault {
+  if (e instanceof FilterFault) return e;
+  const message = engineNeutral((e as Error)?.message ?? String(e));
+  // The engines' words for it differ ("Maximum call stack size exceeded", with or without a period).
+  if (e instanceof RangeError && /stack/i.test(message)) return new FilterFault("trap", "the filter exhausted the call stack");
+  if (e instanceof WebAssembly.RuntimeError) return new FilterFault("trap", `the filter trapped: ${message}`);
+  return new FilterFault("trap", `the filter failed: ${message}`);
 }

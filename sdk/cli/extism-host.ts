@@ -17,11 +17,18 @@
 //   that calls error_set and returns 0 fails on it (weft goes by the result).
 // - No deadline and no memory ceiling: the SDK runs the module's own bytes, unmetered.
 import createPlugin, { type CallContext, type ExtismPluginOptions, type Plugin } from "@extism/extism";
-import { diagnosticHeaderValue } from "../../proxy/http/headers.ts";
 import { FilterFault } from "../../proxy/filters/fault.ts";
-import { LOG_LEVELS, readUtf16, userImports, type BlockIO, type FilterLogLevelName, type UserHost } from "../../proxy/filters/imports.ts";
-import type { FilterMessage, FilterPhaseName, LocalReply } from "../../proxy/filters/message.ts";
-import { engineNeutral } from "../../proxy/filters/trap-text.ts";
+import { failClosedReply } from "../../proxy/filters/filter.ts";
+import {
+  assemblyScriptImports,
+  LOG_LEVELS,
+  userImports,
+  type BlockIO,
+  type FilterLogLevelName,
+  type UserHost,
+} from "../../proxy/filters/imports.ts";
+import type { FilterMessage, FilterPhaseName } from "../../proxy/filters/message.ts";
+import { engineFault } from "../../proxy/filters/trap-text.ts";
 import type { PhaseRunner, RunnerContext } from "./filter-test.ts";
 
 /** A host function as the SDK calls it: the call's context, then the guest's arguments. */
@@ -54,27 +61,14 @@ function pluginConfig(settings: Readonly<Record<string, unknown>>): Record<strin
   return config;
 }
 
-/** FailClose's answer, as the proxy gives it (proxy/filters/filter.ts). */
-function failClosed(filterId: string, fault: FilterFault): LocalReply {
-  const text = `filter ${filterId} failed: ${fault.message}`;
-  return {
-    status: 500,
-    headers: ["content-type", "text/plain; charset=utf-8", "x-weft-error", diagnosticHeaderValue(text)],
-    body: new TextEncoder().encode(`${text}\n`),
-  };
-}
-
 const PLUGIN_ERROR = "Plugin-originated error: ";
 
 /** What a failed call becomes, in weft's words where the failure is the same. */
 function describe(phase: FilterPhaseName, e: unknown): FilterFault {
-  if (e instanceof FilterFault) return e;
-  const message = (e as Error)?.message ?? String(e);
+  const message = (e as Error)?.message ?? "";
   // error_set: the SDK's call() throws with the filter's message.
   if (message.startsWith(PLUGIN_ERROR)) return new FilterFault("error", `${phase} failed: ${message.slice(PLUGIN_ERROR.length)}`);
-  if (e instanceof RangeError && /stack/i.test(message)) return new FilterFault("trap", "the filter exhausted the call stack");
-  if (e instanceof WebAssembly.RuntimeError) return new FilterFault("trap", `the filter trapped: ${engineNeutral(message)}`);
-  return new FilterFault("trap", `the filter failed: ${engineNeutral(message)}`);
+  return engineFault(e);
 }
 
 /**
@@ -157,13 +151,7 @@ export async function extismRunner({ wasm, compiled, config, log, metrics, state
         "extism:host/env": kernelAdditions(host, logLevel),
         "extism:host/user": withContext(userImports(host, io)),
         // AssemblyScript's runtime imports, as weft provides them (docs/filter-abi.md).
-        env: {
-          abort: (_: CallContext, message: number, file: number, line: number, column: number) => {
-            const m = host.memory();
-            throw new FilterFault("abort", `${readUtf16(m, message) || "abort"} at ${readUtf16(m, file) || "?"}:${line}:${column}`);
-          },
-          seed: () => Date.now() * Math.random(),
-        },
+        env: withContext(assemblyScriptImports(() => host.memory())),
       },
     },
   );
@@ -180,7 +168,7 @@ export async function extismRunner({ wasm, compiled, config, log, metrics, state
       } catch (e) {
         const fault = describe(phase, e);
         filterLog.error("filter failed; answering 500 (FailClose)", { phase, kind: fault.kind, error: fault.message });
-        return failClosed(filterId, fault);
+        return failClosedReply(`filter ${filterId} failed: ${fault.message}`);
       } finally {
         host.message = null;
         context = null;
