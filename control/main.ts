@@ -13,7 +13,8 @@ import { kubernetesTokenReviewer } from "./ca/token-review.ts";
 import { WEBHOOK_PATH } from "./inject/manifest.ts";
 import { injectionWebhook } from "./inject/webhook.ts";
 import { parseInjectSettings } from "./inject/settings.ts";
-import { DEFAULT_SETTINGS, isOutboundTraffic, OUTBOUND_TRAFFIC } from "./mesh/proxy-config.ts";
+import { DEFAULT_SETTINGS } from "./mesh/proxy-config.ts";
+import { parseOutboundTraffic, type OutboundTraffic } from "./mesh/outbound-traffic.ts";
 import { API_PORT, CONTROL_NAME } from "./install/names.ts";
 import { dashboard } from "./dashboard/app.ts";
 import { clusterDashboardSource } from "./dashboard/cluster-source.ts";
@@ -46,7 +47,8 @@ export interface ControlValues {
 
 /** The control plane, as `weft control` (bin/commands/control.ts) asks: in a cluster, or with `local` from a folder. */
 export async function startControl(values: ControlValues): Promise<Running> {
-  if (values.local !== undefined) return startLocal(values.local, values);
+  const outboundTraffic = parseOutboundTraffic(values["outbound-traffic"] ?? DEFAULT_SETTINGS.outboundTraffic, "--outbound-traffic");
+  if (values.local !== undefined) return startLocal(values.local, values, outboundTraffic);
   // A --marketplace folder without an index is a typo: say so now, not in every marketplace filter's status.
   if (values.marketplace !== undefined) {
     const problem = await readMarketplace(values.marketplace).then(
@@ -66,9 +68,6 @@ export async function startControl(values: ControlValues): Promise<Running> {
     trustDomain,
     controlPlane: `https://${CONTROL_NAME}.${namespace}.svc:${API_PORT}`,
   });
-  const outboundTraffic = values["outbound-traffic"] ?? DEFAULT_SETTINGS.outboundTraffic;
-  if (!isOutboundTraffic(outboundTraffic))
-    throw new UsageError(`--outbound-traffic must be ${OUTBOUND_TRAFFIC.join(" or ")}, not "${outboundTraffic}"`);
   if (!injection.ok) throw new UsageError(...injection.problems);
   const dashboardPort = values["dashboard-port"];
   const identity = `${hostname()}-${process.pid}`;
@@ -119,7 +118,7 @@ export async function startControl(values: ControlValues): Promise<Running> {
   };
 }
 
-async function startLocal(dir: string, values: ControlValues): Promise<Running> {
+async function startLocal(dir: string, values: ControlValues, outboundTraffic: OutboundTraffic): Promise<Running> {
   const { startLocalControl } = await import("./local/control.ts");
   const log = createLogger({ component: "control" });
   const control = await startLocalControl({
@@ -129,6 +128,7 @@ async function startLocal(dir: string, values: ControlValues): Promise<Running> 
     basePort: values["base-port"],
     ...(values["trust-domain"] ? { trustDomain: values["trust-domain"] } : {}),
     insecureRegistries: values["insecure-registries"],
+    outboundTraffic,
   });
   log.info("local control plane ready", {
     url: control.url,

@@ -6,8 +6,9 @@ import { API_PORT, DASHBOARD_PORT } from "../../control/install/names.ts";
 export const usage = `usage: weft control [--kubeconfig FILE] [--namespace weft-system] [--address 0.0.0.0] [--port ${API_PORT}]
                     [--serving-hosts NAME|IP,...] [--plain-http] [--trust-domain cluster.local]
                     [--insecure-registries HOST:PORT,...] [--no-leader-election] [--image IMAGE]
-                    [--outbound-traffic passthrough|refuse] [--dashboard-port ${DASHBOARD_PORT}] [--marketplace DIR]
+                    [--outbound-traffic ALLOW_ANY|REGISTRY_ONLY] [--dashboard-port ${DASHBOARD_PORT}] [--marketplace DIR]
        weft control --local DIR [--port ${API_PORT}] [--base-port 16000] [--trust-domain cluster.local]
+                    [--outbound-traffic ALLOW_ANY|REGISTRY_ONLY]
 
 Runs the control plane (docs/control-plane.md): the configuration API for sidecars, the
 CA that signs their certificates (docs/certificates.md) and the injection webhook
@@ -15,7 +16,9 @@ CA that signs their certificates (docs/certificates.md) and the injection webhoo
 Service's names, 127.0.0.1 and --serving-hosts. Without --kubeconfig it uses
 $KUBECONFIG, ~/.kube/config, or the pod's in-cluster credentials. --image is the Node image
 the injector gives pods (docs/images.md; default ghcr.io/weft-dev/weft:<version>).
---outbound-traffic is what apps' requests for hosts outside the mesh get (docs/egress.md).
+--outbound-traffic is what apps' requests for hosts outside the mesh get: ALLOW_ANY (default)
+passes them through, REGISTRY_ONLY refuses those no Service of type ExternalName declares
+(docs/egress.md).
 The dashboard is served on 127.0.0.1:--dashboard-port only (0: not at all); weft dashboard
 reaches it with kubectl port-forward (docs/dashboard.md).
 --marketplace is the folder marketplace://NAME@VERSION filters come from: its index.json and

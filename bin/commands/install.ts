@@ -3,10 +3,13 @@ import { lazy } from "../cli/command.ts";
 import { list, text, type Values } from "../cli/options.ts";
 
 export const usage = `usage: weft install [--namespace weft-system] [--image IMAGE] [--replicas N] [--insecure-registries HOST:PORT,...]
-                    [--outbound-traffic passthrough|refuse]
+                    [--outbound-traffic ALLOW_ANY|REGISTRY_ONLY]
 
 Prints the CRDs, the control plane (Deployment, Service, RBAC) and the injector's webhook:
   weft install | kubectl apply -f -
+--outbound-traffic is what apps' requests for hosts outside the mesh get: ALLOW_ANY (default)
+passes them through, REGISTRY_ONLY refuses those no Service of type ExternalName declares
+(docs/egress.md).
 `;
 
 export const options = {

@@ -4,7 +4,7 @@ import process from "node:process";
 import { UsageError } from "../../shared/command.ts";
 import { toYaml } from "../crd/yaml.ts";
 import { installManifests } from "./manifests.ts";
-import { isOutboundTraffic, OUTBOUND_TRAFFIC } from "../mesh/proxy-config.ts";
+import { parseOutboundTraffic } from "../mesh/outbound-traffic.ts";
 
 /** What `weft install`'s flags give (bin/commands/install.ts declares them, and checks at compile time that they fit this). */
 export interface InstallValues {
@@ -22,9 +22,8 @@ export function printInstall(values: InstallValues): number {
   if (values.namespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(values.namespace)) {
     throw new UsageError(`--namespace must be a namespace name (lower case letters, digits and '-'), not "${values.namespace}"`);
   }
-  const outboundTraffic = values["outbound-traffic"];
-  if (outboundTraffic !== undefined && !isOutboundTraffic(outboundTraffic))
-    throw new UsageError(`--outbound-traffic must be ${OUTBOUND_TRAFFIC.join(" or ")}, not "${outboundTraffic}"`);
+  const given = values["outbound-traffic"];
+  const outboundTraffic = given === undefined ? undefined : parseOutboundTraffic(given, "--outbound-traffic");
   const manifests = installManifests({
     ...(outboundTraffic ? { outboundTraffic } : {}),
     ...(values.namespace ? { namespace: values.namespace } : {}),

@@ -6,7 +6,8 @@
 import pkg from "../../package.json" with { type: "json" };
 import { toYaml } from "../crd/yaml.ts";
 import { installManifests } from "./manifests.ts";
-import { DEFAULT_SETTINGS, type OutboundTraffic } from "../mesh/proxy-config.ts";
+import { DEFAULT_SETTINGS } from "../mesh/proxy-config.ts";
+import type { OutboundTraffic } from "../mesh/outbound-traffic.ts";
 
 export const CHART_DIR = "deploy/helm/weft";
 const HEADER = "# Generated from control/install/manifests.ts by control/crd/generate.ts: do not edit.\n";

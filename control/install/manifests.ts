@@ -6,7 +6,8 @@ import { customResourceDefinition, KINDS } from "../crd/crds.ts";
 import { GROUP } from "../resources/meta.ts";
 import { injectorWebhookConfiguration } from "../inject/manifest.ts";
 import { WEFT_VERSION } from "../inject/settings.ts";
-import { DEFAULT_SETTINGS, type OutboundTraffic } from "../mesh/proxy-config.ts";
+import { DEFAULT_SETTINGS } from "../mesh/proxy-config.ts";
+import type { OutboundTraffic } from "../mesh/outbound-traffic.ts";
 import { API_PORT, CONTROL_NAME } from "./names.ts";
 
 /**
@@ -25,7 +26,7 @@ export interface InstallOptions {
   replicas?: number;
   /** Registries spoken to over plain HTTP (host:port). */
   insecureRegistries?: string[];
-  /** What apps' requests for hosts outside the mesh get (default passthrough). */
+  /** What apps' requests for hosts outside the mesh get (default ALLOW_ANY). */
   outboundTraffic?: OutboundTraffic;
 }
 

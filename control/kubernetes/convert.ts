@@ -1,11 +1,14 @@
 // Kubernetes objects as the mesh model needs them (control/mesh/world.ts).
 import type { V1EndpointSlice, V1Pod, V1Service } from "@kubernetes/client-node";
 import type { EndpointSliceInfo, PodInfo, ServiceInfo } from "../mesh/world.ts";
+import { externalHost } from "../mesh/external-services.ts";
 
 /** The annotation the injector writes on a pod it gave a sidecar (control/inject). */
 export const INJECTED_ANNOTATION = "weft.dev/status";
 
 export function serviceInfo(s: V1Service): ServiceInfo {
+  // The API server refuses an ExternalName Service without a valid host; local mode says so (local/directory.ts).
+  const externalName = s.spec?.type === "ExternalName" ? externalHost(s.spec.externalName) : null;
   return {
     namespace: s.metadata?.namespace ?? "default",
     name: s.metadata?.name ?? "",
@@ -23,7 +26,9 @@ export function serviceInfo(s: V1Service): ServiceInfo {
               : String(p.targetPort),
         ...(p.appProtocol ? { appProtocol: p.appProtocol } : {}),
       })),
-    selector: s.spec?.selector ?? {},
+    // Kubernetes gives an ExternalName Service no endpoints, whatever selector it has.
+    selector: externalName ? {} : (s.spec?.selector ?? {}),
+    ...(externalName ? { externalName } : {}),
   };
 }
 

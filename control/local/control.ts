@@ -11,6 +11,7 @@ import { directoryStore } from "../ca/dir-store.ts";
 import { ENROLLMENT_PATH, enrollmentHandler } from "../ca/enrollment.ts";
 import { wasmFilterStatus } from "../mesh/filter-status.ts";
 import { keyOf } from "../mesh/world.ts";
+import type { OutboundTraffic } from "../mesh/outbound-traffic.ts";
 import { startPlane, type Plane } from "../plane.ts";
 import { reportOf } from "../push/report.ts";
 import type { WasmFilterStatus } from "../resources/wasm-filter.ts";
@@ -32,6 +33,8 @@ export interface LocalControlOptions {
   progress?: BuildProgress;
   /** Registries (host:port) spoken to over plain HTTP. */
   insecureRegistries?: string[];
+  /** What apps' requests for hosts outside the mesh get (default ALLOW_ANY; docs/egress.md). */
+  outboundTraffic?: OutboundTraffic;
 }
 
 export interface LocalControl {
@@ -76,7 +79,7 @@ export async function startLocalControl(options: LocalControlOptions): Promise<L
   const plane = await startPlane({
     log,
     // Every process shares this host: sidecars listen on loopback only, on ports weft up gives them.
-    settings: { trustDomain, listenAddress: "127.0.0.1" },
+    settings: { trustDomain, listenAddress: "127.0.0.1", ...(options.outboundTraffic ? { outboundTraffic: options.outboundTraffic } : {}) },
     resolver: {
       insecureRegistries: new Set(options.insecureRegistries ?? []),
       maxBytes: 32 * 1024 * 1024,

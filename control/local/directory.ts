@@ -11,6 +11,7 @@ import type { Parsed } from "../resources/parse.ts";
 import { parseTrafficPolicy, type TrafficPolicy } from "../resources/traffic-policy.ts";
 import { parseWasmFilter, type WasmFilter } from "../resources/wasm-filter.ts";
 import { serviceInfo } from "../kubernetes/convert.ts";
+import { externalHost } from "../mesh/external-services.ts";
 import { httpRouteInfo } from "../kubernetes/httproute.ts";
 import type { HttpRouteInfo, ServiceInfo } from "../mesh/world.ts";
 import { parseLocalWorkload, type LocalWorkload } from "./workload.ts";
@@ -65,11 +66,18 @@ export function parseFile(text: string, file: string, defaultNamespace = "defaul
         if (typeof doc.metadata?.name !== "string") throw new Error(`${where}: metadata.name is required`);
         out.namespaces.set(doc.metadata.name, doc.metadata.labels ?? {});
         return;
-      case "Service":
+      case "Service": {
         if (doc.apiVersion !== "v1") throw new Error(`${where}: apiVersion must be v1`);
         if (typeof doc.metadata?.name !== "string") throw new Error(`${where}: metadata.name is required`);
+        const spec = (doc as V1Service).spec;
+        // What the API server would refuse: an ExternalName Service declares a host outside the mesh.
+        if (spec?.type === "ExternalName" && !externalHost(spec.externalName))
+          throw new Error(
+            `${where}: a Service of type ExternalName needs spec.externalName, the host outside the mesh it declares (a DNS name like api.example.com), not ${JSON.stringify(spec.externalName ?? null)}`,
+          );
         out.services.push(serviceInfo(doc as V1Service));
         return;
+      }
       case "HTTPRoute": {
         if (typeof doc.apiVersion !== "string" || !doc.apiVersion.startsWith("gateway.networking.k8s.io/"))
           throw new Error(`${where}: apiVersion must be gateway.networking.k8s.io/v1`);

@@ -10,6 +10,7 @@ import { createLogger } from "../../shared/log.ts";
 import { currentRuntime, RUNTIME_NAMES, type RuntimeName } from "../../proxy/runtime/current.ts";
 import { UsageError, type Running } from "../../shared/command.ts";
 import { labelsMatch } from "../mesh/world.ts";
+import { parseOutboundTraffic } from "../mesh/outbound-traffic.ts";
 import { startLocalControl, type LocalControl } from "./control.ts";
 import type { LocalInstance } from "./mesh.ts";
 import { Supervised } from "./processes.ts";
@@ -44,11 +45,14 @@ export interface UpValues {
   "base-port"?: number;
   runtime: RuntimeName;
   state?: string;
+  "outbound-traffic"?: string;
 }
 
 /** Runs the mesh in `given` (the shop demo when absent) until the returned Running is stopped. */
 export async function up(values: UpValues, [given]: string[]): Promise<number | Running> {
   const dir = path.resolve(given ?? path.join(ROOT, "examples", "shop"));
+  const outboundTraffic =
+    values["outbound-traffic"] === undefined ? undefined : parseOutboundTraffic(values["outbound-traffic"], "--outbound-traffic");
   if (!existsSync(dir)) throw new UsageError(`${dir} does not exist; give a directory of YAML resources (or nothing, for the demo)`);
   const stateDir = path.resolve(values.state ?? path.join(dir, ".weft"));
   const logDir = path.join(stateDir, "logs");
@@ -69,6 +73,7 @@ export async function up(values: UpValues, [given]: string[]): Promise<number | 
       log,
       port: values.port,
       basePort: values["base-port"],
+      ...(outboundTraffic ? { outboundTraffic } : {}),
       progress: (e) =>
         say(
           e.state === "building"
@@ -265,7 +270,9 @@ function summary(control: LocalControl, instances: LocalInstance[], logDir: stri
   const lines = ["", `weft up: ${instances.length} workloads running, each with a sidecar; mTLS between them.`, ""];
   const world = control.plane.world;
   for (const s of [...world.services.values()].sort((a, b) => a.name.localeCompare(b.name))) {
-    const first = instances.find((i) => i.namespace === s.namespace && labelsMatch(s.selector, i.labels));
+    // A Service without a selector (an ExternalName one, say) has no workload here to show.
+    const selects = Object.keys(s.selector).length > 0;
+    const first = selects ? instances.find((i) => i.namespace === s.namespace && labelsMatch(s.selector, i.labels)) : undefined;
     if (first)
       lines.push(`  ${`${s.name}.${s.namespace}`.padEnd(24)} http://127.0.0.1:${first.ports.inbound}/   (through ${first.pod}'s sidecar)`);
   }

@@ -1,14 +1,17 @@
 // One proxy's configuration, computed from the mesh: an outbound listener that routes by
 // Host to every Service (mTLS to pods that have a sidecar, with the SPIFFE IDs they must
-// present), following the HTTPRoutes attached to a Service where there are any, an inbound
-// listener in front of the pod's app, TrafficPolicies on the clusters and routes of the
-// Services they target, and the WasmFilters that select the pod.
+// present), following the HTTPRoutes attached to a Service where there are any, then to the
+// hosts outside the mesh that ExternalName Services declare, and to any other host as the
+// outbound traffic setting says; an inbound listener in front of the pod's app, TrafficPolicies
+// on the clusters and routes of the Services they target, and the WasmFilters that select the pod.
 import type { ProxyConfigInput } from "../../proxy/config/schema.ts";
 import type { FilterLimits } from "../../proxy/config/filters.ts";
 import { formatSpiffeId } from "../../proxy/identity/spiffe.ts";
 import type { TrafficPolicy } from "../resources/traffic-policy.ts";
 import { accessPoliciesInForce } from "./access-in-force.ts";
 import { resolveBackend } from "./backends.ts";
+import { externalCluster, externalDomains, externalPorts, isExternal } from "./external-services.ts";
+import { REGISTRY_ONLY_REASON, type OutboundTraffic } from "./outbound-traffic.ts";
 import { trafficPolicyFor } from "./precedence.ts";
 import { keyOf, servicesOf, targets, type MeshWorld, type PodInfo, type RouteRule, type ServiceInfo, type ServicePort } from "./world.ts";
 
@@ -19,13 +22,9 @@ export interface ProxySettings {
   inboundPort: number;
   /** Where sidecars bind their listeners: every address in a pod; loopback in local mode. */
   listenAddress: string;
-  /** What an app's request for a host outside the mesh gets: passed through to that host, or refused (docs/egress.md). */
+  /** What an app's request for a host outside the mesh that no ExternalName Service declares gets (docs/egress.md). */
   outboundTraffic: OutboundTraffic;
 }
-
-export const OUTBOUND_TRAFFIC = ["passthrough", "refuse"] as const;
-export type OutboundTraffic = (typeof OUTBOUND_TRAFFIC)[number];
-export const isOutboundTraffic = (value: string): value is OutboundTraffic => (OUTBOUND_TRAFFIC as readonly string[]).includes(value);
 
 export const DEFAULT_SETTINGS: ProxySettings = {
   trustDomain: "cluster.local",
@@ -33,7 +32,7 @@ export const DEFAULT_SETTINGS: ProxySettings = {
   outboundPort: 15001,
   inboundPort: 15006,
   listenAddress: "0.0.0.0",
-  outboundTraffic: "passthrough",
+  outboundTraffic: "ALLOW_ANY",
 };
 
 /**
@@ -58,8 +57,11 @@ type RetryInput = NonNullable<ProxyConfigInput["listeners"][number]["virtualHost
 type VirtualHostInput = ProxyConfigInput["listeners"][number]["virtualHosts"][number];
 type FilterInput = NonNullable<ProxyConfigInput["filters"]>[number];
 
-export const outboundClusterName = (s: ServiceInfo, port: ServicePort, settings: ProxySettings) =>
-  `outbound|${port.port}||${s.name}.${s.namespace}.svc.${settings.clusterDomain}`;
+const serviceFqdn = (s: ServiceInfo, settings: ProxySettings) => `${s.name}.${s.namespace}.svc.${settings.clusterDomain}`;
+
+/** Istio's name for a Service port's cluster; "*" for an ExternalName Service that declares no port, which registers every port. */
+export const outboundClusterName = (s: ServiceInfo, port: ServicePort | null, settings: ProxySettings) =>
+  `outbound|${port?.port ?? "*"}||${serviceFqdn(s, settings)}`;
 
 // Where several target one Service, the oldest wins (precedence.ts; docs/resources.md), and the others report Conflicted.
 const policyFor = (world: MeshWorld, s: ServiceInfo): TrafficPolicy | undefined => trafficPolicyFor(world, s.namespace, s.name);
@@ -85,7 +87,7 @@ function outboundCluster(world: MeshWorld, s: ServiceInfo, port: ServicePort, se
   const policy = policyFor(world, s);
   return {
     name: outboundClusterName(s, port, settings),
-    service: `${s.name}.${s.namespace}.svc.${settings.clusterDomain}`,
+    service: serviceFqdn(s, settings),
     namespace: s.namespace,
     workload: s.name,
     protocol: port.appProtocol === "kubernetes.io/h2c" || port.appProtocol === "grpc" ? "http2" : "http1",
@@ -102,10 +104,17 @@ function outboundCluster(world: MeshWorld, s: ServiceInfo, port: ServicePort, se
   };
 }
 
-function domainsOf(s: ServiceInfo, port: ServicePort, pod: PodInfo, settings: ProxySettings): string[] {
-  const names = [`${s.name}.${s.namespace}`, `${s.name}.${s.namespace}.svc`, `${s.name}.${s.namespace}.svc.${settings.clusterDomain}`];
+/** The names a pod's app can call a Service by. */
+function namesOf(s: ServiceInfo, pod: PodInfo, settings: ProxySettings): string[] {
+  const names = [`${s.name}.${s.namespace}`, `${s.name}.${s.namespace}.svc`, serviceFqdn(s, settings)];
   if (s.namespace === pod.namespace) names.unshift(s.name);
   if (s.clusterIP && s.clusterIP !== "None") names.push(s.clusterIP);
+  return names;
+}
+
+/** A mesh Service port's domains; port 80's also without a port, which the router matches on any port too. */
+function domainsOf(s: ServiceInfo, port: ServicePort, pod: PodInfo, settings: ProxySettings): string[] {
+  const names = namesOf(s, pod, settings);
   const withPort = names.map((n) => `${n}:${port.port}`);
   return port.port === 80 ? [...names, ...withPort] : withPort;
 }
@@ -164,18 +173,18 @@ function ruleBackends(world: MeshWorld, rule: RouteRule, settings: ProxySettings
   return [{ cluster: invalidCluster(NO_BACKEND_CLUSTER, problem, invalid, { service: "", namespace: "", workload: "" }), weight: 1 }];
 }
 
-/** The routes of the HTTPRoutes attached to this Service port, or null when none is. */
+/** The routes of the HTTPRoutes attached to this Service port (null: any port, only parentRefs without one), or null when none is. */
 function attachedRoutes(
   world: MeshWorld,
   s: ServiceInfo,
-  port: ServicePort,
+  port: ServicePort | null,
   settings: ProxySettings,
   policy: TrafficPolicy | undefined,
   invalid: InvalidClusters,
 ): RouteInput[] | null {
   const routes = [...world.httpRoutes.values()]
     .filter((r) =>
-      r.parents.some((p) => p.namespace === s.namespace && p.name === s.name && (p.port === undefined || p.port === port.port)),
+      r.parents.some((p) => p.namespace === s.namespace && p.name === s.name && (p.port === undefined || p.port === port?.port)),
     )
     .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
   if (routes.length === 0) return null;
@@ -200,18 +209,19 @@ function attachedRoutes(
   return out.sort(byPrecedence);
 }
 
+/** A Service port's virtual host (any port: null), reached by `domains`. */
 function outboundVirtualHost(
   world: MeshWorld,
   s: ServiceInfo,
-  port: ServicePort,
-  pod: PodInfo,
+  port: ServicePort | null,
+  domains: string[],
   settings: ProxySettings,
   invalid: InvalidClusters,
 ): VirtualHostInput {
   const policy = policyFor(world, s);
   return {
-    name: `${s.name}.${s.namespace}:${port.port}`,
-    domains: domainsOf(s, port, pod, settings),
+    name: `${s.name}.${s.namespace}:${port?.port ?? "*"}`,
+    domains,
     routes: attachedRoutes(world, s, port, settings, policy, invalid) ?? [
       {
         name: "default",
@@ -290,14 +300,27 @@ export function computeProxyConfig(
   const virtualHosts: VirtualHostInput[] = [];
   const invalid: InvalidClusters = new Map();
   for (const s of services) {
+    if (isExternal(s)) continue;
     for (const port of s.ports) {
       clusters.push(outboundCluster(world, s, port, settings));
-      virtualHosts.push(outboundVirtualHost(world, s, port, pod, settings, invalid));
+      virtualHosts.push(outboundVirtualHost(world, s, port, domainsOf(s, port, pod, settings), settings, invalid));
     }
+  }
+  // An externalName that is also a Service's own name stays that Service's; where two
+  // ExternalName Services declare one host on one port, the first by namespace/name has it.
+  const external = services
+    .filter(isExternal)
+    .flatMap((s) => externalPorts(s).map((port) => ({ s, port, own: externalDomains(namesOf(s, pod, settings), port) })));
+  const taken = new Set([...virtualHosts.flatMap((vh) => vh.domains), ...external.flatMap((e) => e.own)]);
+  for (const { s, port, own } of external) {
+    const host = externalDomains([s.externalName], port).filter((d) => !taken.has(d));
+    for (const d of host) taken.add(d);
+    clusters.push(externalCluster(outboundClusterName(s, port, settings), s, port, serviceFqdn(s, settings)));
+    virtualHosts.push(outboundVirtualHost(world, s, port, [...own, ...host], settings, invalid));
   }
   clusters.push(...[...invalid.values()].sort((a, b) => (a.name < b.name ? -1 : 1)));
   // Last: "*" matches only hosts no Service's virtual host names.
-  if (settings.outboundTraffic === "passthrough") {
+  if (settings.outboundTraffic === "ALLOW_ANY") {
     clusters.push({ name: PASSTHROUGH_CLUSTER, passthrough: true, endpoints: [] });
     virtualHosts.push({
       name: PASSTHROUGH_CLUSTER,
@@ -306,13 +329,7 @@ export function computeProxyConfig(
     });
   }
   const own = servicesOf(world, pod)[0];
-  const refused =
-    settings.outboundTraffic === "refuse"
-      ? {
-          noRouteReason:
-            'the mesh refuses hosts outside it (outbound traffic is "refuse": weft install --outbound-traffic passthrough lets them through; docs/egress.md)',
-        }
-      : {};
+  const refused = settings.outboundTraffic === "REGISTRY_ONLY" ? { noRouteReason: REGISTRY_ONLY_REASON } : {};
   const listeners: ProxyConfigInput["listeners"] = [
     { name: "outbound", direction: "Outbound", address: settings.listenAddress, port: settings.outboundPort, virtualHosts, ...refused },
   ];
@@ -321,7 +338,7 @@ export function computeProxyConfig(
     const inboundCluster = `inbound|${app}||`;
     clusters.push({
       name: inboundCluster,
-      service: own ? `${own.name}.${own.namespace}.svc.${settings.clusterDomain}` : "",
+      service: own ? serviceFqdn(own, settings) : "",
       namespace: pod.namespace,
       workload: pod.labels.app ?? pod.name,
       endpoints: [{ address: pod.app?.address ?? "127.0.0.1", port: app }],
@@ -347,7 +364,7 @@ export function computeProxyConfig(
       namespace: pod.namespace,
       serviceAccount: pod.serviceAccount,
       trustDomain: settings.trustDomain,
-      service: own ? `${own.name}.${own.namespace}.svc.${settings.clusterDomain}` : "",
+      service: own ? serviceFqdn(own, settings) : "",
     },
     listeners,
     clusters,

@@ -22,6 +22,8 @@ export interface ServiceInfo {
   ports: ServicePort[];
   /** Pods behind it; empty: a Service without a selector (endpoints managed by hand). */
   selector: Record<string, string>;
+  /** A Service of type ExternalName: the host outside the mesh it declares (external-services.ts). */
+  externalName?: string;
 }
 
 export interface EndpointInfo {

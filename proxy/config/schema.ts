@@ -216,6 +216,17 @@ export const Cluster = v.object({
   // The endpoint is the request's own authority (host[:port], port 80 by default): hosts outside
   // the mesh, reached as the app asked (Istio's PassthroughCluster). Its connections are not pooled.
   passthrough: v.optional(v.boolean(), false),
+  // With passthrough: this host instead of the authority's, at `port` or else the authority's
+  // port, the Host header unchanged (a Kubernetes ExternalName Service: docs/egress.md).
+  passthroughTo: v.optional(
+    v.object({
+      host: v.pipe(
+        v.string(),
+        v.regex(/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/, "must be a host name or IPv4 address, without a port or scheme"),
+      ),
+      port: v.optional(v.pipe(port, v.minValue(1))),
+    }),
+  ),
   loadBalancer: v.optional(LoadBalancer, { policy: "RoundRobin" }),
   connectTimeoutMs: v.optional(positiveMs, 5000),
   idleTimeoutMs: v.optional(positiveMs, 60000),

@@ -57,6 +57,8 @@ function crossCheck(config: ProxyConfig): string[] {
       if (c.tls)
         problems.push(`clusters[${i}].tls: a passthrough cluster reaches hosts outside the mesh, which have no mesh identity; remove tls`);
       if (c.protocol !== "http1") problems.push(`clusters[${i}].protocol: a passthrough cluster speaks http1 to each host`);
+    } else if (c.passthroughTo) {
+      problems.push(`clusters[${i}].passthroughTo: only a passthrough cluster has one; set passthrough: true, or give endpoints instead`);
     }
   }
   const filters = new Set<string>();

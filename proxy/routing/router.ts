@@ -79,6 +79,8 @@ export class Router {
   private readonly exact = new Map<string, CompiledRoute[]>();
   private readonly suffixes: { suffix: string; routes: CompiledRoute[] }[] = [];
   private catchAll: CompiledRoute[] | null = null;
+  /** Whether any domain names port 80: only then can an authority without a port need a second lookup. */
+  private readonly port80: boolean = false;
 
   constructor(virtualHosts: VirtualHost[]) {
     for (const vh of virtualHosts) {
@@ -88,6 +90,7 @@ export class Router {
         if (domain === "*") this.catchAll ??= routes;
         else if (domain.startsWith("*.")) this.suffixes.push({ suffix: domain.slice(1), routes });
         else if (!this.exact.has(domain)) this.exact.set(domain, routes);
+        if (domain.endsWith(":80")) this.port80 = true;
       }
     }
     this.suffixes.sort((a, b) => b.suffix.length - a.suffix.length);
@@ -102,6 +105,11 @@ export class Router {
     if (host !== authority) {
       const byHost = this.exact.get(host);
       if (byHost) return byHost;
+    } else if (this.port80) {
+      // An authority without a port names HTTP's 80: "api.example.com:80" matches it, and only
+      // port 80, where the bare name would match every port (an ExternalName Service's ports).
+      const on80 = this.exact.get(`${authority}:80`);
+      if (on80) return on80;
     }
     for (const s of this.suffixes) if (host.endsWith(s.suffix)) return s.routes;
     return this.catchAll;

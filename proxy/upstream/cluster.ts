@@ -165,9 +165,9 @@ export class UpstreamCluster {
     return this.healthy!;
   }
 
-  /** A passthrough cluster's endpoint for one request: its own authority, never pooled (it is not among `endpoints`). */
+  /** A passthrough cluster's endpoint for one request: its own authority (or passthroughTo), never pooled (it is not among `endpoints`). */
   passthroughEndpoint(authority: string): UpstreamEndpoint | string {
-    const target = passthroughTarget(authority);
+    const target = passthroughTarget(authority, this.config.passthroughTo);
     return typeof target === "string" ? target : new UpstreamEndpoint({ ...target, weight: 1, labels: {} });
   }
 

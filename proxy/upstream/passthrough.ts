@@ -32,17 +32,23 @@ export function selfAddressProblem(address: string): string | null {
   return null;
 }
 
-/** The endpoint a request for `authority` goes to, or why it is refused. */
-export function passthroughTarget(authority: string): { address: string; port: number } | string {
+/**
+ * The endpoint a request for `authority` goes to, or why it is refused. With `to` (a cluster's
+ * passthroughTo), its host instead of the authority's, and its port when it has one.
+ */
+export function passthroughTarget(authority: string, to?: { host: string; port?: number }): { address: string; port: number } | string {
   let url: URL;
   try {
     url = new URL(`http://${authority}`);
   } catch {
     return `passthrough to "${authority}" refused: it is not a host[:port]`;
   }
-  const address = url.hostname.replace(/^\[(.*)\]$/, "$1");
-  const port = url.port ? Number(url.port) : DEFAULT_PORT;
+  const address = to?.host ?? url.hostname.replace(/^\[(.*)\]$/, "$1");
+  const port = to?.port ?? (url.port ? Number(url.port) : DEFAULT_PORT);
   const problem = selfAddressProblem(address);
-  if (problem) return `passthrough to ${url.host || authority} refused: ${problem}, and a request sent there would come back to this proxy`;
+  if (problem) {
+    const target = to ? `${address}:${port}` : url.host || authority;
+    return `passthrough to ${target} refused: ${problem}, and a request sent there would come back to this proxy`;
+  }
   return { address, port };
 }

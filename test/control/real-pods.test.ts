@@ -244,7 +244,7 @@ describe("weft in real pods on a real node", { timeout: 20 * 60_000 }, () => {
     );
   });
 
-  it("a meshed pod reaches, on port 80, a server in a pod without a sidecar and a host-network server: outbound traffic passes through", async () => {
+  it("a meshed pod reaches, on port 80, a server in a pod without a sidecar and a host-network server: outbound traffic ALLOW_ANY passes through", async () => {
     const busybox = k8s.node!.images.busybox;
     await kubectl(
       ["apply", "-f", "-"],
@@ -288,8 +288,8 @@ spec:
     assert.match(log, /"upstream_cluster":"PassthroughCluster"/);
   });
 
-  it("with weft install --outbound-traffic refuse, the meshed pod gets a 404 naming the option", async () => {
-    await mesh.install(["--outbound-traffic", "refuse"]);
+  it("with weft install --outbound-traffic REGISTRY_ONLY, the meshed pod gets a 404 naming the setting", async () => {
+    await mesh.install(["--outbound-traffic", "REGISTRY_ONLY"]);
     const target = (await kubectl(["get", "pod", "plain", "-n", "outside", "-o", "jsonpath={.status.podIP}"])).trim();
     const refused = await until(
       "the sidecar to refuse hosts outside the mesh",
@@ -307,7 +307,7 @@ spec:
     );
     assert.match(
       refused.body,
-      /the mesh refuses hosts outside it \(outbound traffic is "refuse": weft install --outbound-traffic passthrough lets them through; docs\/egress\.md\)/,
+      /outbound traffic is REGISTRY_ONLY, so the mesh refuses hosts outside it that no Service of type ExternalName declares: declare this one, or let every host through with --outbound-traffic ALLOW_ANY \(docs\/egress\.md\)/,
     );
   });
 });

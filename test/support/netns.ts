@@ -1,8 +1,9 @@
 // A pod and a peer as two network namespaces made for a test, joined by a veth pair whose ends
 // never exist in the root namespace (so this machine's own interfaces and iptables are never
 // touched), with echo servers in them and curl to reach them. Used by weft init's suite and the
-// egress suite. Needs root, iproute2 (ip netns), iptables, setpriv and curl.
+// egress suites. Needs root, iproute2 (ip netns), iptables, setpriv and curl.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
 import path from "node:path";
 import process from "node:process";
 
@@ -72,6 +73,24 @@ for (const [name, port] of listeners) {
     .listen(Number(port), "::", () => { if (--left === 0) console.log("ready"); });
 }`;
 
+// Listens on 127.0.0.1:PORT and joins each connection to the Unix socket SOCKET.
+const TO_SOCKET = `
+const net = require("node:net");
+const [port, socket] = process.argv.slice(1);
+net.createServer((c) => {
+  const u = net.connect(socket);
+  c.pipe(u).pipe(c);
+  c.on("error", () => u.destroy());
+  u.on("error", () => c.destroy());
+}).listen(Number(port), "127.0.0.1", () => console.log("ready"));`;
+
+/** Joins two sockets both ways; either one failing ends both. */
+function join(a: Socket, b: Socket): void {
+  a.pipe(b).pipe(a);
+  a.on("error", () => b.destroy());
+  b.on("error", () => a.destroy());
+}
+
 /** Two namespaces, "pod" and "peer", on one /24 and one /64, each end with its own address. */
 export class PodPair {
   readonly pod: string;
@@ -81,6 +100,7 @@ export class PodPair {
   readonly podIp6: string;
   readonly peerIp6: string;
   readonly #children: ChildProcess[] = [];
+  readonly #servers: Server[] = [];
 
   /** `subnet` is the second octet of 10.X.0.0/24 (and of fdX::/64): one per suite, so suites never share addresses. */
   constructor(name: string, subnet: number) {
@@ -141,6 +161,18 @@ export class PodPair {
     await this.spawn(ns, uid, [NODE, "-e", SERVER, ...listeners], "ready", listeners.join(" "));
   }
 
+  /**
+   * Makes 127.0.0.1:`port` in `ns` reach 127.0.0.1:`target` in this process's namespace (a
+   * control plane, say) through the Unix socket `socket`, a file, which every network namespace
+   * sees: no link into the root namespace is needed.
+   */
+  async forward(ns: string, port: number, target: number, socket: string): Promise<void> {
+    const server = createServer((c) => join(c, createConnection(target, "127.0.0.1")));
+    this.#servers.push(server);
+    await new Promise<void>((resolve, reject) => server.once("error", reject).listen(socket, resolve));
+    await this.spawn(ns, undefined, [NODE, "-e", TO_SOCKET, String(port), socket], "ready", `a forwarder from ${ns}'s port ${port}`);
+  }
+
   /** An HTTP GET with curl from a namespace, as a user. */
   async get(ns: string, url: string, opts: { uid?: number; host?: string } = {}): Promise<Got> {
     const r = await run("ip", [
@@ -182,6 +214,7 @@ export class PodPair {
           }),
       ),
     );
+    for (const server of this.#servers) server.close();
     // Deleting a namespace deletes its end of the veth pair, and with it the other end.
     for (const ns of [this.pod, this.peer]) await run("ip", ["netns", "del", ns]);
   }
