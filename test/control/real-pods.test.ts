@@ -221,6 +221,7 @@ describe("weft in real pods on a real node", { timeout: 20 * 60_000 }, () => {
     assert.equal(result.ok + result.degraded, LOAD_RATE * LOAD_SECONDS, `every page answered 200: ${summary}`);
     assert.deepEqual(result.failed, {}, summary);
     assert.equal(result.dropped, 0, summary);
+    assert.equal(result.warmup.notOk, 0, `every warm-up page answered 200: ${summary}`);
     // inventory has one replica: while its sidecar restarts nothing can answer for it, and the
     // frontend serves pages without stock. That is the only loss, and only then (the second the
     // kill was sent in is counted from the harness's clock, which starts up to 2 s after the
