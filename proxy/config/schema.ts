@@ -119,10 +119,30 @@ export const FaultPolicy = v.object({
 
 export const MirrorPolicy = v.object({ cluster: v.string(), percent: v.optional(percent, 100) });
 
+// Gateway API's RequestRedirect: the route answers with this redirect and sends nothing on
+// (routing/redirect.ts builds the Location). Unset parts are the request's.
+export const Redirect = v.object({
+  scheme: v.optional(v.picklist(["http", "https"])),
+  hostname: v.optional(
+    v.pipe(v.string(), v.regex(/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/, "must be a host name, without a port or scheme")),
+  ),
+  port: v.optional(v.pipe(port, v.minValue(1))),
+  path: v.optional(
+    v.variant("type", [
+      v.object({ type: v.literal("ReplaceFullPath"), value: v.pipe(v.string(), v.startsWith("/")) }),
+      // the part of the path the route's PathPrefix matched is replaced by value
+      v.object({ type: v.literal("ReplacePrefixMatch"), value: v.pipe(v.string(), v.startsWith("/")) }),
+    ]),
+  ),
+  statusCode: v.optional(v.picklist([301, 302, 303, 307, 308]), 302),
+});
+
 export const Route = v.object({
   name: v.optional(v.string(), ""),
   match: v.optional(RouteMatch, {}),
-  backends: v.pipe(v.array(BackendRef), v.minLength(1, "a route needs at least one backend")),
+  // At least one, unless the route redirects (validate.ts).
+  backends: v.optional(v.array(BackendRef), []),
+  redirect: v.optional(Redirect),
   timeoutMs: v.optional(positiveMs, 15000),
   retry: v.optional(RetryPolicy),
   requestHeaders: v.optional(HeaderModifier),
@@ -288,6 +308,8 @@ export type Listener = v.InferOutput<typeof Listener>;
 export type VirtualHost = v.InferOutput<typeof VirtualHost>;
 export type Route = v.InferOutput<typeof Route>;
 export type RouteMatch = v.InferOutput<typeof RouteMatch>;
+export type PathMatch = v.InferOutput<typeof PathMatch>;
+export type Redirect = v.InferOutput<typeof Redirect>;
 export type HeaderModifier = v.InferOutput<typeof HeaderModifier>;
 export type RetryPolicy = v.InferOutput<typeof RetryPolicy>;
 export type Cluster = v.InferOutput<typeof Cluster>;

@@ -4,6 +4,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { FakeExchange, harness } from "../../../test/support/request-path.ts";
+import { headerValue } from "../../http/headers.ts";
 import { route } from "./route.ts";
 
 describe("route stage", () => {
@@ -32,6 +33,18 @@ describe("route stage", () => {
     assert.equal(h.exchange.sent?.status, 404);
     assert.equal(h.exchange.text, 'no route for host "shop.test" and path "/admin"\n');
     assert.equal(h.telemetry.last.responseFlag, "NR");
+  });
+
+  it("answers a redirecting route's redirect itself, with the Location, and sends nothing on", () => {
+    const h = harness([route], {
+      route: { backends: [], redirect: { hostname: "example.org", statusCode: 301 } },
+      exchange: new FakeExchange({ target: "/a?b=c" }),
+    });
+    h.tx.next();
+    assert.equal(h.passed, false);
+    assert.equal(h.exchange.sent?.status, 301);
+    assert.equal(headerValue(h.exchange.sent!.headers, "location"), "http://example.org/a?b=c");
+    assert.equal(h.tx.cluster, null);
   });
 
   it("answers 504 UT when the route timeout passes first, and clears the timer when the request ends first", () => {

@@ -1,9 +1,11 @@
-// Stage 3: the route and its backend cluster for the request as the filters left it; the
-// route's timeout starts here, and its response header modifier wraps the response.
+// Stage 3: the route and its backend cluster for the request as the filters left it (or the
+// route's redirect, answered here); the route's timeout starts here, and its response header
+// modifier wraps the response.
 import type { Buffer } from "node:buffer";
 import type { HeaderModifier } from "../../config/schema.ts";
 import { applyHeaderModifier } from "../../http/headers.ts";
 import { pathOf } from "../../http/target.ts";
+import { redirectLocation } from "../../routing/redirect.ts";
 import { pickBackend } from "../../routing/router.ts";
 import type { ResponseOut, ResponseSink } from "../response.ts";
 import type { Transaction } from "../transaction.ts";
@@ -17,6 +19,12 @@ export function route(tx: Transaction): void {
     return;
   }
   tx.route = route;
+  const { redirect } = route.config;
+  if (redirect) {
+    const location = redirectLocation(redirect, request, route.config.match.path);
+    tx.replyWith({ status: redirect.statusCode, headers: ["location", location], body: new Uint8Array(0) });
+    return;
+  }
   const clusterName = pickBackend(route, tx.random);
   const cluster = ctx.clusters.get(clusterName);
   if (!cluster) {
