@@ -2,7 +2,7 @@
 // keeps them. Only Service parents and Service backends are the mesh's; anything else in
 // the route is for a Gateway and is left out. The API server's schema has already checked
 // the route, so this reads it without checking it again.
-import type { HeaderModifier } from "../../proxy/config/schema.ts";
+import type { HeaderModifier, RedirectInput } from "../../proxy/config/schema.ts";
 import type { HttpRouteInfo, RouteRule } from "../mesh/world.ts";
 
 interface Ref {
@@ -48,6 +48,13 @@ interface Filter {
   type: string;
   requestHeaderModifier?: Partial<HeaderModifier>;
   responseHeaderModifier?: Partial<HeaderModifier>;
+  requestRedirect?: {
+    scheme?: string;
+    hostname?: string;
+    port?: number;
+    path?: { type?: string; replaceFullPath?: string; replacePrefixMatch?: string };
+    statusCode?: number;
+  };
 }
 
 interface HttpRoute {
@@ -73,6 +80,27 @@ export function durationMs(text: string): number {
   return total;
 }
 
+/**
+ * A RequestRedirect filter as the proxy's route redirect (proxy/routing/redirect.ts). The API
+ * server's CRD validation has checked its fields; the proxy's configuration check refuses what
+ * it cannot do (a prefix replaced without a PathPrefix match).
+ */
+function redirectOf(r: NonNullable<Filter["requestRedirect"]>): RedirectInput {
+  const path =
+    r.path?.type === "ReplaceFullPath"
+      ? { type: "ReplaceFullPath" as const, value: r.path.replaceFullPath ?? "/" }
+      : r.path?.type === "ReplacePrefixMatch"
+        ? { type: "ReplacePrefixMatch" as const, value: r.path.replacePrefixMatch ?? "/" }
+        : undefined;
+  return {
+    ...(r.scheme === "http" || r.scheme === "https" ? { scheme: r.scheme } : {}),
+    ...(r.hostname ? { hostname: r.hostname } : {}),
+    ...(r.port !== undefined ? { port: r.port } : {}),
+    ...(path ? { path } : {}),
+    ...(r.statusCode !== undefined ? { statusCode: r.statusCode as RedirectInput["statusCode"] } : {}),
+  };
+}
+
 function modifier(m: Partial<HeaderModifier> | undefined): HeaderModifier | undefined {
   if (!m) return undefined;
   return { set: m.set ?? [], add: m.add ?? [], remove: m.remove ?? [] };
@@ -90,6 +118,7 @@ export function httpRouteInfo(route: HttpRoute): HttpRouteSeen | null {
   const rules: RouteRule[] = (route.spec?.rules ?? []).map((rule) => {
     const request = rule.filters?.find((f) => f.type === "RequestHeaderModifier")?.requestHeaderModifier;
     const response = rule.filters?.find((f) => f.type === "ResponseHeaderModifier")?.responseHeaderModifier;
+    const redirect = rule.filters?.find((f) => f.type === "RequestRedirect")?.requestRedirect;
     const timeout = rule.timeouts?.request;
     return {
       matches: (rule.matches?.length ? rule.matches : [{}]).map((m) => ({
@@ -108,6 +137,7 @@ export function httpRouteInfo(route: HttpRoute): HttpRouteSeen | null {
         .map((b) => ({ namespace: b.namespace ?? namespace, name: b.name, port: b.port ?? 80, weight: b.weight ?? 1 })),
       ...(request ? { requestHeaders: modifier(request)! } : {}),
       ...(response ? { responseHeaders: modifier(response)! } : {}),
+      ...(redirect ? { redirect: redirectOf(redirect) } : {}),
       ...(timeout !== undefined ? { timeoutMs: durationMs(timeout) } : {}),
     };
   });

@@ -191,13 +191,14 @@ function attachedRoutes(
   const out: RouteInput[] = [];
   for (const route of routes) {
     route.rules.forEach((rule, index) => {
-      const backends = ruleBackends(world, rule, settings, invalid);
+      // A redirecting rule answers itself: Gateway API ignores its backendRefs.
+      const target = rule.redirect ? { backends: [], redirect: rule.redirect } : { backends: ruleBackends(world, rule, settings, invalid) };
       const timeoutMs = rule.timeoutMs ?? policy?.spec.timeoutMs;
       for (const match of rule.matches) {
         out.push({
           name: `${route.namespace}/${route.name}/${index}`,
           match,
-          backends,
+          ...target,
           ...(timeoutMs !== undefined ? { timeoutMs } : {}),
           retry: policy?.spec.retry ?? DEFAULT_RETRY,
           ...(rule.requestHeaders ? { requestHeaders: rule.requestHeaders } : {}),

@@ -2,7 +2,7 @@
 // needs and nothing more: Services, their ready endpoints, pods, and weft's resources. It is
 // filled from the Kubernetes API (control/kubernetes) or, in local mode, from files; the
 // computation (proxy-config.ts) does not know which.
-import type { HeaderModifier, RouteMatch } from "../../proxy/config/schema.ts";
+import type { HeaderModifier, RedirectInput, RouteMatch } from "../../proxy/config/schema.ts";
 import type { AccessPolicy } from "../resources/access-policy.ts";
 import type { TrafficPolicy } from "../resources/traffic-policy.ts";
 import type { WasmFilter } from "../resources/wasm-filter.ts";
@@ -72,6 +72,8 @@ export interface RouteRule {
   backends: RouteBackend[];
   requestHeaders?: HeaderModifier;
   responseHeaders?: HeaderModifier;
+  /** RequestRedirect: the rule answers with it and its backends are not used. */
+  redirect?: RedirectInput;
   timeoutMs?: number;
 }
 

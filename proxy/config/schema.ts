@@ -310,6 +310,7 @@ export type Route = v.InferOutput<typeof Route>;
 export type RouteMatch = v.InferOutput<typeof RouteMatch>;
 export type PathMatch = v.InferOutput<typeof PathMatch>;
 export type Redirect = v.InferOutput<typeof Redirect>;
+export type RedirectInput = v.InferInput<typeof Redirect>;
 export type HeaderModifier = v.InferOutput<typeof HeaderModifier>;
 export type RetryPolicy = v.InferOutput<typeof RetryPolicy>;
 export type Cluster = v.InferOutput<typeof Cluster>;

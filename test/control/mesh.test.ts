@@ -279,7 +279,7 @@ spec:
     assert.equal(configMap.data["ca.crt"], authority.trustBundle());
   });
 
-  it("follows an HTTPRoute attached to the Service: a header match, a 90/10 split and a header modifier", async () => {
+  it("follows an HTTPRoute attached to the Service: a header match, a 90/10 split, a header modifier and a redirect", async () => {
     await apply(`apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: { name: catalog-canary, namespace: shop }
@@ -290,6 +290,10 @@ spec:
       backendRefs: [{ name: catalog-v2, port: 80 }]
     - backendRefs: [{ name: catalog, port: 80, weight: 90 }, { name: catalog-v2, port: 80, weight: 10 }]
       filters: [{ type: RequestHeaderModifier, requestHeaderModifier: { set: [{ name: x-routed-by, value: catalog-canary }] } }]
+    - matches: [{ path: { type: PathPrefix, value: /old } }]
+      filters:
+        - type: RequestRedirect
+          requestRedirect: { hostname: shop.example, statusCode: 301, path: { type: ReplacePrefixMatch, replacePrefixMatch: /new } }
 `);
     await until(
       "the route to be in force",
@@ -300,6 +304,9 @@ spec:
     for (const runtime of Object.keys(RUNTIMES) as RuntimeName[]) {
       const canary = await request(proxies[runtime].outbound, { path: "/", host: "catalog.shop", headers: { "x-canary": "yes" } });
       assert.equal(canary.body, "hello from catalog-v2\n", runtime);
+      const moved = await request(proxies[runtime].outbound, { path: "/old/tea?size=2", host: "catalog.shop" });
+      assert.equal(moved.status, 301, runtime);
+      assert.equal(moved.headers.location, "http://shop.example/new/tea?size=2", runtime);
     }
     const before = catalog.received.length;
     const counts = { catalog: 0, "catalog-v2": 0 } as Record<string, number>;
