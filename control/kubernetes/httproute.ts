@@ -62,7 +62,12 @@ interface HttpRoute {
   spec?: {
     parentRefs?: Ref[];
     rules?: {
-      matches?: { path?: { type?: string; value?: string }; headers?: { type?: string; name: string; value: string }[]; method?: string }[];
+      matches?: {
+        path?: { type?: string; value?: string };
+        headers?: { type?: string; name: string; value: string }[];
+        queryParams?: { type?: string; name: string; value: string }[];
+        method?: string;
+      }[];
       backendRefs?: (Ref & { filters?: Filter[] })[];
       filters?: Filter[];
       timeouts?: { request?: string };
@@ -101,6 +106,13 @@ function redirectOf(r: NonNullable<Filter["requestRedirect"]>): RedirectInput {
   };
 }
 
+/** A header or query parameter match; Exact unless the type says otherwise. */
+const valueMatch = (m: { type?: string; name: string; value: string }) => ({
+  name: m.name,
+  type: (m.type ?? "Exact") as "Exact" | "RegularExpression",
+  value: m.value,
+});
+
 function modifier(m: Partial<HeaderModifier> | undefined): HeaderModifier | undefined {
   if (!m) return undefined;
   return { set: m.set ?? [], add: m.add ?? [], remove: m.remove ?? [] };
@@ -125,11 +137,8 @@ export function httpRouteInfo(route: HttpRoute): HttpRouteSeen | null {
         ...(m.path
           ? { path: { type: (m.path.type ?? "PathPrefix") as "Exact" | "PathPrefix" | "RegularExpression", value: m.path.value ?? "/" } }
           : {}),
-        headers: (m.headers ?? []).map((h) => ({
-          name: h.name,
-          type: (h.type ?? "Exact") as "Exact" | "RegularExpression",
-          value: h.value,
-        })),
+        headers: (m.headers ?? []).map(valueMatch),
+        queryParams: (m.queryParams ?? []).map(valueMatch),
         ...(m.method ? { method: m.method } : {}),
       })),
       backends: (rule.backendRefs ?? [])

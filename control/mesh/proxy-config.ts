@@ -122,12 +122,13 @@ function domainsOf(s: ServiceInfo, port: ServicePort, pod: PodInfo, settings: Pr
 type RouteInput = VirtualHostInput["routes"][number];
 
 // Gateway API's precedence: an exact path, then the longest prefix, then a method, then more
-// header matches; ties keep the order of routes (by namespace/name) and of their rules.
+// header matches, then more query parameter matches; ties keep the order of routes (by
+// namespace/name) and of their rules.
 function specificity(r: RouteInput): number[] {
   const path = r.match?.path;
   const exact = path?.type === "Exact" ? 1 : 0;
   const prefix = path?.type === "PathPrefix" ? path.value.length : path ? 0 : 1;
-  return [exact, prefix, r.match?.method ? 1 : 0, r.match?.headers?.length ?? 0];
+  return [exact, prefix, r.match?.method ? 1 : 0, r.match?.headers?.length ?? 0, r.match?.queryParams?.length ?? 0];
 }
 
 function byPrecedence(a: RouteInput, b: RouteInput): number {

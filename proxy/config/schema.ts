@@ -46,9 +46,17 @@ export const HeaderMatch = v.object({
   value: v.string(),
 });
 
+// Gateway API's query parameter match: the first value of the (case-sensitive) name, decoded.
+export const QueryParamMatch = v.object({
+  name: v.pipe(v.string(), v.minLength(1, "must name a query parameter")),
+  type: v.optional(v.picklist(["Exact", "RegularExpression"]), "Exact"),
+  value: v.string(),
+});
+
 export const RouteMatch = v.object({
   path: v.optional(PathMatch),
   headers: v.optional(v.array(HeaderMatch), []),
+  queryParams: v.optional(v.array(QueryParamMatch), []),
   method: v.optional(v.pipe(v.string(), v.regex(/^[A-Z]+$/, "must be an upper-case HTTP method"))),
 });
 

@@ -8,6 +8,8 @@ export interface RequestFacts {
   method: string;
   /** Path without the query string. */
   path: string;
+  /** The query string, without its "?" ("" when there is none). */
+  query: string;
   headers: string[];
 }
 
@@ -28,6 +30,11 @@ export function pathPrefixMatcher(value: string): (path: string) => boolean {
   const prefix = value.endsWith("/") ? value.slice(0, -1) : value;
   if (prefix === "") return () => true;
   return (path) => path === prefix || path.startsWith(`${prefix}/`);
+}
+
+function regexTest(source: string): (value: string) => boolean {
+  const re = new RegExp(source);
+  return (value) => re.test(value);
 }
 
 function compileMatch(match: RouteMatch): Predicate {
@@ -55,6 +62,20 @@ function compileMatch(match: RouteMatch): Predicate {
         return value !== undefined && re.test(value);
       });
     }
+  }
+  if (match.queryParams.length > 0) {
+    const wanted = match.queryParams.map((q) => ({
+      name: q.name,
+      test: q.type === "Exact" ? (v: string) => v === q.value : regexTest(q.value),
+    }));
+    checks.push((r) => {
+      // URLSearchParams decodes as a browser does; get() is the first value, as Gateway API matches.
+      const params = new URLSearchParams(r.query);
+      return wanted.every((w) => {
+        const value = params.get(w.name);
+        return value !== null && w.test(value);
+      });
+    });
   }
   if (checks.length === 0) return () => true;
   if (checks.length === 1) return checks[0];

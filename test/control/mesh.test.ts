@@ -279,14 +279,14 @@ spec:
     assert.equal(configMap.data["ca.crt"], authority.trustBundle());
   });
 
-  it("follows an HTTPRoute attached to the Service: a header match, a 90/10 split, a header modifier and a redirect", async () => {
+  it("follows an HTTPRoute attached to the Service: header and query matches, a 90/10 split, a header modifier and a redirect", async () => {
     await apply(`apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: { name: catalog-canary, namespace: shop }
 spec:
   parentRefs: [{ group: "", kind: Service, name: catalog, port: 80 }]
   rules:
-    - matches: [{ headers: [{ name: x-canary, value: "yes" }] }]
+    - matches: [{ headers: [{ name: x-canary, value: "yes" }] }, { queryParams: [{ name: canary, value: "yes" }] }]
       backendRefs: [{ name: catalog-v2, port: 80 }]
     - backendRefs: [{ name: catalog, port: 80, weight: 90 }, { name: catalog-v2, port: 80, weight: 10 }]
       filters: [{ type: RequestHeaderModifier, requestHeaderModifier: { set: [{ name: x-routed-by, value: catalog-canary }] } }]
@@ -304,6 +304,8 @@ spec:
     for (const runtime of Object.keys(RUNTIMES) as RuntimeName[]) {
       const canary = await request(proxies[runtime].outbound, { path: "/", host: "catalog.shop", headers: { "x-canary": "yes" } });
       assert.equal(canary.body, "hello from catalog-v2\n", runtime);
+      const byQuery = await request(proxies[runtime].outbound, { path: "/?canary=yes", host: "catalog.shop" });
+      assert.equal(byQuery.body, "hello from catalog-v2\n", runtime);
       const moved = await request(proxies[runtime].outbound, { path: "/old/tea?size=2", host: "catalog.shop" });
       assert.equal(moved.status, 301, runtime);
       assert.equal(moved.headers.location, "http://shop.example/new/tea?size=2", runtime);
