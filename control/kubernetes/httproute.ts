@@ -2,8 +2,8 @@
 // keeps them. Only Service parents and Service backends are the mesh's; anything else in
 // the route is for a Gateway and is left out. The API server's schema has already checked
 // the route, so this reads it without checking it again.
-import type { HeaderModifier, RedirectInput } from "../../proxy/config/schema.ts";
-import type { HttpRouteInfo, RouteRule } from "../mesh/world.ts";
+import type { HeaderModifier, PathModifier, RedirectInput, RewriteInput } from "../../proxy/config/schema.ts";
+import type { HttpRouteInfo, RouteBackend, RouteRule } from "../mesh/world.ts";
 
 interface Ref {
   group?: string;
@@ -52,10 +52,22 @@ interface Filter {
     scheme?: string;
     hostname?: string;
     port?: number;
-    path?: { type?: string; replaceFullPath?: string; replacePrefixMatch?: string };
+    path?: GatewayPathModifier;
     statusCode?: number;
   };
+  urlRewrite?: { hostname?: string; path?: GatewayPathModifier };
+  requestMirror?: { backendRef?: Ref; percent?: number; fraction?: { numerator: number; denominator?: number } };
 }
+
+interface GatewayPathModifier {
+  type?: string;
+  replaceFullPath?: string;
+  replacePrefixMatch?: string;
+}
+
+// The filters weft carries out; any other (ExtensionRef, CORS, ExternalAuth, ...) makes its rule
+// answer 500 rather than be skipped, as the Gateway API asks of a filter that cannot be applied.
+const IMPLEMENTED_FILTERS = new Set(["RequestHeaderModifier", "ResponseHeaderModifier", "RequestRedirect", "URLRewrite", "RequestMirror"]);
 
 interface HttpRoute {
   metadata?: { namespace?: string; name?: string; generation?: number };
@@ -91,12 +103,7 @@ export function durationMs(text: string): number {
  * it cannot do (a prefix replaced without a PathPrefix match).
  */
 function redirectOf(r: NonNullable<Filter["requestRedirect"]>): RedirectInput {
-  const path =
-    r.path?.type === "ReplaceFullPath"
-      ? { type: "ReplaceFullPath" as const, value: r.path.replaceFullPath ?? "/" }
-      : r.path?.type === "ReplacePrefixMatch"
-        ? { type: "ReplacePrefixMatch" as const, value: r.path.replacePrefixMatch ?? "/" }
-        : undefined;
+  const path = pathModifierOf(r.path);
   return {
     ...(r.scheme === "http" || r.scheme === "https" ? { scheme: r.scheme } : {}),
     ...(r.hostname ? { hostname: r.hostname } : {}),
@@ -105,6 +112,33 @@ function redirectOf(r: NonNullable<Filter["requestRedirect"]>): RedirectInput {
     ...(r.statusCode !== undefined ? { statusCode: r.statusCode as RedirectInput["statusCode"] } : {}),
   };
 }
+
+function pathModifierOf(path: GatewayPathModifier | undefined): PathModifier | undefined {
+  if (path?.type === "ReplaceFullPath") return { type: "ReplaceFullPath", value: path.replaceFullPath ?? "/" };
+  if (path?.type === "ReplacePrefixMatch") return { type: "ReplacePrefixMatch", value: path.replacePrefixMatch ?? "/" };
+  return undefined;
+}
+
+function rewriteOf(r: NonNullable<Filter["urlRewrite"]>): RewriteInput {
+  const path = pathModifierOf(r.path);
+  return { ...(r.hostname ? { hostname: r.hostname } : {}), ...(path ? { path } : {}) };
+}
+
+/** The share of requests a RequestMirror copies, in percent: `percent`, else `fraction`, else all. */
+function mirrorPercent(m: NonNullable<Filter["requestMirror"]>): number {
+  if (m.percent !== undefined) return m.percent;
+  if (m.fraction) return (100 * m.fraction.numerator) / (m.fraction.denominator ?? 100);
+  return 100;
+}
+
+/** A backendRef as the rule's backend; `kind` is kept when it is not a Service, which nothing resolves. */
+const backendOf = (b: Ref, namespace: string): RouteBackend => ({
+  namespace: b.namespace ?? namespace,
+  name: b.name,
+  port: b.port ?? 80,
+  weight: b.weight ?? 1,
+  ...(isService(b) ? {} : { kind: `${b.group ?? ""}/${b.kind ?? "Service"}` }),
+});
 
 /** A header or query parameter match; Exact unless the type says otherwise. */
 const valueMatch = (m: { type?: string; name: string; value: string }) => ({
@@ -131,6 +165,12 @@ export function httpRouteInfo(route: HttpRoute): HttpRouteSeen | null {
     const request = rule.filters?.find((f) => f.type === "RequestHeaderModifier")?.requestHeaderModifier;
     const response = rule.filters?.find((f) => f.type === "ResponseHeaderModifier")?.responseHeaderModifier;
     const redirect = rule.filters?.find((f) => f.type === "RequestRedirect")?.requestRedirect;
+    const rewrite = rule.filters?.find((f) => f.type === "URLRewrite")?.urlRewrite;
+    const mirror = rule.filters?.find((f) => f.type === "RequestMirror")?.requestMirror;
+    const unsupported = [
+      ...(rule.filters ?? []).filter((f) => !IMPLEMENTED_FILTERS.has(f.type)).map((f) => `filter ${f.type}`),
+      ...(rule.backendRefs ?? []).flatMap((b, j) => (b.filters?.length ? [`backendRefs[${j}].filters (per-backend filters)`] : [])),
+    ];
     const timeout = rule.timeouts?.request;
     return {
       matches: (rule.matches?.length ? rule.matches : [{}]).map((m) => ({
@@ -141,12 +181,13 @@ export function httpRouteInfo(route: HttpRoute): HttpRouteSeen | null {
         queryParams: (m.queryParams ?? []).map(valueMatch),
         ...(m.method ? { method: m.method } : {}),
       })),
-      backends: (rule.backendRefs ?? [])
-        .filter(isService)
-        .map((b) => ({ namespace: b.namespace ?? namespace, name: b.name, port: b.port ?? 80, weight: b.weight ?? 1 })),
+      backends: (rule.backendRefs ?? []).map((b) => backendOf(b, namespace)),
       ...(request ? { requestHeaders: modifier(request)! } : {}),
       ...(response ? { responseHeaders: modifier(response)! } : {}),
       ...(redirect ? { redirect: redirectOf(redirect) } : {}),
+      ...(rewrite ? { rewrite: rewriteOf(rewrite) } : {}),
+      ...(mirror?.backendRef ? { mirror: { backend: backendOf(mirror.backendRef, namespace), percent: mirrorPercent(mirror) } } : {}),
+      ...(unsupported.length > 0 ? { unsupported } : {}),
       ...(timeout !== undefined ? { timeoutMs: durationMs(timeout) } : {}),
     };
   });

@@ -6,6 +6,7 @@ import { keyOf, type MeshWorld, type RouteBackend, type ServiceInfo, type Servic
 export type ResolvedBackend = { service: ServiceInfo; port: ServicePort; problem?: undefined } | { problem: string };
 
 export function resolveBackend(world: MeshWorld, b: RouteBackend): ResolvedBackend {
+  if (b.kind !== undefined) return { problem: `backendRef ${b.name} is a ${b.kind}; weft sends only to Services` };
   const service = world.services.get(keyOf(b.namespace, b.name));
   if (!service) return { problem: `Service ${b.namespace}/${b.name} does not exist` };
   const port = service.ports.find((p) => p.port === b.port);

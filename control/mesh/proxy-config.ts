@@ -174,6 +174,33 @@ function ruleBackends(world: MeshWorld, rule: RouteRule, settings: ProxySettings
   return [{ cluster: invalidCluster(NO_BACKEND_CLUSTER, problem, invalid, { service: "", namespace: "", workload: "" }), weight: 1 }];
 }
 
+/**
+ * Where a rule's requests go: its redirect (Gateway API ignores a redirecting rule's
+ * backendRefs), a 500 naming what weft does not do when the rule asks for it (a filter is never
+ * skipped), or its backends.
+ */
+function ruleTarget(
+  world: MeshWorld,
+  rule: RouteRule,
+  settings: ProxySettings,
+  invalid: InvalidClusters,
+): Pick<RouteInput, "backends" | "redirect"> {
+  if (rule.unsupported) {
+    const problem = `the HTTPRoute rule asks for what weft does not do: ${rule.unsupported.join(", ")}`;
+    const name = `invalid|unsupported|${rule.unsupported.join(",")}`;
+    return { backends: [{ cluster: invalidCluster(name, problem, invalid, { service: "", namespace: "", workload: "" }) }] };
+  }
+  if (rule.redirect) return { backends: [], redirect: rule.redirect };
+  return { backends: ruleBackends(world, rule, settings, invalid) };
+}
+
+/** A RequestMirror as the route's mirror; none when its backend does not resolve (the route's status says so: copies are all it loses). */
+function mirrorOf(world: MeshWorld, mirror: NonNullable<RouteRule["mirror"]>, settings: ProxySettings): RouteInput["mirror"] {
+  const resolved = resolveBackend(world, mirror.backend);
+  if (resolved.problem !== undefined) return undefined;
+  return { cluster: outboundClusterName(resolved.service, resolved.port, settings), percent: mirror.percent };
+}
+
 /** The routes of the HTTPRoutes attached to this Service port (null: any port, only parentRefs without one), or null when none is. */
 function attachedRoutes(
   world: MeshWorld,
@@ -192,8 +219,8 @@ function attachedRoutes(
   const out: RouteInput[] = [];
   for (const route of routes) {
     route.rules.forEach((rule, index) => {
-      // A redirecting rule answers itself: Gateway API ignores its backendRefs.
-      const target = rule.redirect ? { backends: [], redirect: rule.redirect } : { backends: ruleBackends(world, rule, settings, invalid) };
+      const target = ruleTarget(world, rule, settings, invalid);
+      const mirror = rule.mirror && !target.redirect ? mirrorOf(world, rule.mirror, settings) : undefined;
       const timeoutMs = rule.timeoutMs ?? policy?.spec.timeoutMs;
       for (const match of rule.matches) {
         out.push({
@@ -204,6 +231,8 @@ function attachedRoutes(
           retry: policy?.spec.retry ?? DEFAULT_RETRY,
           ...(rule.requestHeaders ? { requestHeaders: rule.requestHeaders } : {}),
           ...(rule.responseHeaders ? { responseHeaders: rule.responseHeaders } : {}),
+          ...(rule.rewrite && !target.redirect ? { rewrite: rule.rewrite } : {}),
+          ...(mirror ? { mirror } : {}),
         });
       }
     });

@@ -1,8 +1,10 @@
 // HTTPRoute status as the Gateway API specifies it for a mesh (GAMMA): one entry in
 // status.parents per Service parentRef, written under weft's controllerName, with Accepted
-// (False, NoMatchingParent, when the Service or its port does not exist) and ResolvedRefs
-// (False, BackendNotFound, when a backendRef names a missing Service or port: that backend's
-// share of requests gets 500). status.parents is shared with other controllers (a route may also
+// (False, NoMatchingParent, when the Service or its port does not exist), ResolvedRefs (False,
+// BackendNotFound when a backendRef names a missing Service or port, InvalidKind when it is not
+// a Service: that backend's share of requests gets 500; a RequestMirror's backend too) and, when
+// a rule asks for a filter weft does not do, PartiallyInvalid (True, UnsupportedValue: that
+// rule's requests get 500). status.parents is shared with other controllers (a route may also
 // name Gateways), so only weft's entries are replaced.
 import { isDeepStrictEqual } from "node:util";
 import type { ParentRef } from "../kubernetes/httproute.ts";
@@ -29,21 +31,40 @@ export interface ParentConditions {
 /** What weft reports for each of the route's Service parentRefs. */
 export function httpRouteParentConditions(world: MeshWorld, route: HttpRouteInfo): ParentConditions[] {
   const problems: string[] = [];
+  const unsupported: string[] = [];
+  let invalidKind = false;
   route.rules.forEach((rule, i) => {
+    if (rule.unsupported) unsupported.push(`rules[${i}]: ${rule.unsupported.join(", ")}`);
     for (const b of rule.backends) {
       const resolved = resolveBackend(world, b);
-      if (resolved.problem !== undefined)
-        problems.push(`rules[${i}]: ${resolved.problem} (weight ${b.weight} of ${rule.backends.reduce((sum, x) => sum + x.weight, 0)})`);
+      if (resolved.problem === undefined) continue;
+      if (b.kind !== undefined) invalidKind = true;
+      const total = rule.backends.reduce((sum, x) => sum + x.weight, 0);
+      problems.push(`rules[${i}]: ${resolved.problem} (weight ${b.weight} of ${total}): requests for that backend's share get 500`);
     }
+    const mirror = rule.mirror && resolveBackend(world, rule.mirror.backend).problem;
+    if (mirror) problems.push(`rules[${i}] RequestMirror: ${mirror}: requests are served without the copy`);
   });
+  // Gateway API's PartiallyInvalid: the route stays, and the rules it names answer 500.
+  const partiallyInvalid: ConditionInput[] =
+    unsupported.length === 0
+      ? []
+      : [
+          {
+            type: "PartiallyInvalid",
+            ok: true,
+            reason: "UnsupportedValue",
+            message: `weft does not do ${unsupported.join("; ")}: requests those rules match get 500, the other rules are served`,
+          },
+        ];
   const resolvedRefs: ConditionInput =
     problems.length === 0
       ? { type: "ResolvedRefs", ok: true, reason: "ResolvedRefs", message: "every backendRef names an existing Service port" }
       : {
           type: "ResolvedRefs",
           ok: false,
-          reason: "BackendNotFound",
-          message: `${problems.join("; ")}: requests for those backends' share get 500, the other backends are served`,
+          reason: invalidKind ? "InvalidKind" : "BackendNotFound",
+          message: `${problems.join("; ")}; the rest is served`,
         };
   const { parentRefs } = seenOf(route);
   return route.parents.map((parent, i) => {
@@ -72,7 +93,7 @@ export function httpRouteParentConditions(world: MeshWorld, route: HttpRouteInfo
         message: `sidecars calling ${where}${parent.port !== undefined ? ` on port ${parent.port}` : ""} follow this route`,
       };
     }
-    return { parentRef: parentRefs[i]!, conditions: [accepted, resolvedRefs] };
+    return { parentRef: parentRefs[i]!, conditions: [accepted, resolvedRefs, ...partiallyInvalid] };
   });
 }
 

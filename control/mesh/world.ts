@@ -2,7 +2,7 @@
 // needs and nothing more: Services, their ready endpoints, pods, and weft's resources. It is
 // filled from the Kubernetes API (control/kubernetes) or, in local mode, from files; the
 // computation (proxy-config.ts) does not know which.
-import type { HeaderModifier, RedirectInput, RouteMatch } from "../../proxy/config/schema.ts";
+import type { HeaderModifier, RedirectInput, RewriteInput, RouteMatch } from "../../proxy/config/schema.ts";
 import type { AccessPolicy } from "../resources/access-policy.ts";
 import type { TrafficPolicy } from "../resources/traffic-policy.ts";
 import type { WasmFilter } from "../resources/wasm-filter.ts";
@@ -64,6 +64,8 @@ export interface RouteBackend {
   name: string;
   port: number;
   weight: number;
+  /** "group/Kind" of a backendRef that is not a Service: weft cannot send to it. */
+  kind?: string;
 }
 
 /** One rule of an HTTPRoute, in the proxy's own terms where they coincide (Gateway API's). */
@@ -74,6 +76,12 @@ export interface RouteRule {
   responseHeaders?: HeaderModifier;
   /** RequestRedirect: the rule answers with it and its backends are not used. */
   redirect?: RedirectInput;
+  /** URLRewrite: the Host and path its requests go on with. */
+  rewrite?: RewriteInput;
+  /** RequestMirror: a copy of this share of its requests goes to the backend, whose answer is ignored. */
+  mirror?: { backend: RouteBackend; percent: number };
+  /** What the rule asks that weft does not do (filters, per-backend filters): its requests get 500 instead. */
+  unsupported?: string[];
   timeoutMs?: number;
 }
 

@@ -127,22 +127,30 @@ export const FaultPolicy = v.object({
 
 export const MirrorPolicy = v.object({ cluster: v.string(), percent: v.optional(percent, 100) });
 
+const hostname = v.pipe(v.string(), v.regex(/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/, "must be a host name, without a port or scheme"));
+
+// Gateway API's path modifier (redirects and rewrites; routing/path-modifier.ts).
+export const PathModifier = v.variant("type", [
+  v.object({ type: v.literal("ReplaceFullPath"), value: v.pipe(v.string(), v.startsWith("/")) }),
+  // the part of the path the route's PathPrefix matched is replaced by value
+  v.object({ type: v.literal("ReplacePrefixMatch"), value: v.pipe(v.string(), v.startsWith("/")) }),
+]);
+
 // Gateway API's RequestRedirect: the route answers with this redirect and sends nothing on
 // (routing/redirect.ts builds the Location). Unset parts are the request's.
 export const Redirect = v.object({
   scheme: v.optional(v.picklist(["http", "https"])),
-  hostname: v.optional(
-    v.pipe(v.string(), v.regex(/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/, "must be a host name, without a port or scheme")),
-  ),
+  hostname: v.optional(hostname),
   port: v.optional(v.pipe(port, v.minValue(1))),
-  path: v.optional(
-    v.variant("type", [
-      v.object({ type: v.literal("ReplaceFullPath"), value: v.pipe(v.string(), v.startsWith("/")) }),
-      // the part of the path the route's PathPrefix matched is replaced by value
-      v.object({ type: v.literal("ReplacePrefixMatch"), value: v.pipe(v.string(), v.startsWith("/")) }),
-    ]),
-  ),
+  path: v.optional(PathModifier),
   statusCode: v.optional(v.picklist([301, 302, 303, 307, 308]), 302),
+});
+
+// Gateway API's URLRewrite: the request goes to the backends with this Host and path (the
+// query kept).
+export const Rewrite = v.object({
+  hostname: v.optional(hostname),
+  path: v.optional(PathModifier),
 });
 
 export const Route = v.object({
@@ -151,6 +159,7 @@ export const Route = v.object({
   // At least one, unless the route redirects (validate.ts).
   backends: v.optional(v.array(BackendRef), []),
   redirect: v.optional(Redirect),
+  rewrite: v.optional(Rewrite),
   timeoutMs: v.optional(positiveMs, 15000),
   retry: v.optional(RetryPolicy),
   requestHeaders: v.optional(HeaderModifier),
@@ -319,6 +328,8 @@ export type RouteMatch = v.InferOutput<typeof RouteMatch>;
 export type PathMatch = v.InferOutput<typeof PathMatch>;
 export type Redirect = v.InferOutput<typeof Redirect>;
 export type RedirectInput = v.InferInput<typeof Redirect>;
+export type PathModifier = v.InferOutput<typeof PathModifier>;
+export type RewriteInput = v.InferInput<typeof Rewrite>;
 export type HeaderModifier = v.InferOutput<typeof HeaderModifier>;
 export type RetryPolicy = v.InferOutput<typeof RetryPolicy>;
 export type Cluster = v.InferOutput<typeof Cluster>;

@@ -42,13 +42,19 @@ function crossCheck(config: ProxyConfig): string[] {
           if (!clusters.has(b.cluster)) problems.push(`${at}.backends[${m}].cluster: no cluster named "${b.cluster}"`);
         }
         if (r.mirror && !clusters.has(r.mirror.cluster)) problems.push(`${at}.mirror.cluster: no cluster named "${r.mirror.cluster}"`);
+        for (const [field, modifier] of [
+          ["redirect", r.redirect?.path],
+          ["rewrite", r.rewrite?.path],
+        ] as const) {
+          if (modifier?.type === "ReplacePrefixMatch" && r.match.path?.type !== "PathPrefix")
+            problems.push(
+              `${at}.${field}.path: ReplacePrefixMatch replaces what a PathPrefix match matched; match a PathPrefix, or use ReplaceFullPath`,
+            );
+        }
         if (r.redirect) {
           if (r.backends.length > 0)
             problems.push(`${at}: a route answers with its redirect or sends to its backends, not both; remove one`);
-          if (r.redirect.path?.type === "ReplacePrefixMatch" && r.match.path?.type !== "PathPrefix")
-            problems.push(
-              `${at}.redirect.path: ReplacePrefixMatch replaces what a PathPrefix match matched; match a PathPrefix, or use ReplaceFullPath`,
-            );
+          if (r.rewrite) problems.push(`${at}: a route redirects or rewrites the request it sends on, not both; remove one`);
         } else if (r.backends.length === 0) problems.push(`${at}.backends: a route needs at least one backend, or a redirect`);
         else if (r.backends.every((b) => b.weight === 0)) problems.push(`${at}.backends: every weight is 0`);
       }

@@ -74,6 +74,14 @@ describe("redirect Location", () => {
       () => parseConfig(config({ redirect: {}, backends: [{ cluster: "app" }] })),
       new RegExp(`${at}: a route answers with its redirect or sends to its backends, not both; remove one`),
     );
+    assert.throws(
+      () => parseConfig(config({ redirect: {}, rewrite: { hostname: "x" } })),
+      new RegExp(`${at}: a route redirects or rewrites the request it sends on, not both; remove one`),
+    );
+    assert.throws(
+      () => parseConfig(config({ rewrite: { path: { type: "ReplacePrefixMatch", value: "/b" } }, backends: [{ cluster: "app" }] })),
+      new RegExp(`${at}\\.rewrite\\.path: ReplacePrefixMatch replaces what a PathPrefix match matched`),
+    );
     assert.throws(() => parseConfig(config({})), new RegExp(`${at}\\.backends: a route needs at least one backend, or a redirect`));
     assert.throws(
       () =>

@@ -2,6 +2,7 @@
 // RequestRedirect filter (HTTPRoute), whose rules for the Location these follow. Unset parts come
 // from the request; a port is left out when it is its scheme's well-known one.
 import type { PathMatch, Redirect } from "../config/schema.ts";
+import { modifiedTarget } from "./path-modifier.ts";
 
 const WELL_KNOWN_PORT: Readonly<Record<string, number>> = { http: 80, https: 443 };
 
@@ -21,25 +22,9 @@ export function redirectLocation(redirect: Redirect, request: RedirectedRequest,
   const port =
     redirect.port ?? (redirect.scheme !== undefined ? WELL_KNOWN_PORT[scheme] : (requestPort ?? WELL_KNOWN_PORT[request.scheme]));
   const hostname = redirect.hostname ?? host;
-  const query = request.path.indexOf("?");
-  const path = query === -1 ? request.path : request.path.slice(0, query);
-  const search = query === -1 ? "" : request.path.slice(query);
   const showPort = port !== undefined && port !== WELL_KNOWN_PORT[scheme];
   const bracketed = hostname.includes(":") && !hostname.startsWith("[") ? `[${hostname}]` : hostname;
-  return `${scheme}://${bracketed}${showPort ? `:${port}` : ""}${redirectPath(redirect, path, matched)}${search}`;
-}
-
-function redirectPath(redirect: Redirect, path: string, matched: PathMatch | undefined): string {
-  const rewrite = redirect.path;
-  if (!rewrite) return path;
-  if (rewrite.type === "ReplaceFullPath") return rewrite.value;
-  // The configuration check makes sure a ReplacePrefixMatch route matches a PathPrefix.
-  const prefix = matched?.type === "PathPrefix" ? matched.value.replace(/\/+$/, "") : "";
-  const rest = path.slice(prefix.length);
-  const replacement = rewrite.value.replace(/\/+$/, "");
-  // "/prefix" replaced in "/prefix/a" keeps one slash between the replacement and the rest.
-  const joined = `${replacement}${rest.startsWith("/") || rest === "" ? rest : `/${rest}`}`;
-  return joined === "" ? "/" : joined;
+  return `${scheme}://${bracketed}${showPort ? `:${port}` : ""}${modifiedTarget(redirect.path, request.path, matched)}`;
 }
 
 function splitAuthority(authority: string): { host: string; port: number | undefined } {

@@ -279,7 +279,7 @@ spec:
     assert.equal(configMap.data["ca.crt"], authority.trustBundle());
   });
 
-  it("follows an HTTPRoute attached to the Service: header and query matches, a 90/10 split, a header modifier and a redirect", async () => {
+  it("follows an HTTPRoute attached to the Service: header and query matches, a 90/10 split, a header modifier, a redirect, a URL rewrite with a mirror, and a 500 for a filter weft does not do", async () => {
     await apply(`apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: { name: catalog-canary, namespace: shop }
@@ -294,6 +294,16 @@ spec:
       filters:
         - type: RequestRedirect
           requestRedirect: { hostname: shop.example, statusCode: 301, path: { type: ReplacePrefixMatch, replacePrefixMatch: /new } }
+    - matches: [{ path: { type: PathPrefix, value: /legacy } }]
+      filters:
+        - type: URLRewrite
+          urlRewrite: { hostname: catalog.internal, path: { type: ReplacePrefixMatch, replacePrefixMatch: /v2 } }
+        - type: RequestMirror
+          requestMirror: { backendRef: { name: catalog-v2, port: 80 } }
+      backendRefs: [{ name: catalog, port: 80 }]
+    - matches: [{ path: { type: PathPrefix, value: /ext } }]
+      filters: [{ type: ExtensionRef, extensionRef: { group: auth.example, kind: Check, name: strict } }]
+      backendRefs: [{ name: catalog, port: 80 }]
 `);
     await until(
       "the route to be in force",
@@ -309,6 +319,20 @@ spec:
       const moved = await request(proxies[runtime].outbound, { path: "/old/tea?size=2", host: "catalog.shop" });
       assert.equal(moved.status, 301, runtime);
       assert.equal(moved.headers.location, "http://shop.example/new/tea?size=2", runtime);
+      const mirrored = catalogV2.received.length;
+      const rewritten = await request(proxies[runtime].outbound, { path: "/legacy/tea?size=2", host: "catalog.shop" });
+      assert.equal(rewritten.body, "hello from catalog\n", runtime);
+      assert.equal(catalog.received.at(-1)?.url, "/v2/tea?size=2", `${runtime}: URLRewrite's path`);
+      assert.equal(catalog.received.at(-1)?.headers.host, "catalog.internal", `${runtime}: URLRewrite's hostname`);
+      const copy = await until(
+        `${runtime}: the RequestMirror's copy`,
+        async () => catalogV2.received.slice(mirrored).find((r) => r.url === "/v2/tea?size=2") ?? null,
+      );
+      assert.equal(copy.headers.host, "catalog.internal-shadow", runtime);
+      // a filter weft does not do is never skipped: its rule answers 500 and says why
+      const extension = await request(proxies[runtime].outbound, { path: "/ext/tea", host: "catalog.shop" });
+      assert.equal(extension.status, 500, runtime);
+      assert.match(String(extension.headers["x-weft-error"]), /asks for what weft does not do: filter ExtensionRef/, runtime);
     }
     const before = catalog.received.length;
     const counts = { catalog: 0, "catalog-v2": 0 } as Record<string, number>;
@@ -322,6 +346,13 @@ spec:
     assert.ok(counts["catalog-v2"]! >= 15 && counts["catalog-v2"]! <= 70, JSON.stringify(counts));
     assert.equal(catalog.received.at(-1)?.headers["x-routed-by"], "catalog-canary", "the rule's request header modifier");
     assert.ok(catalog.received.length > before);
+    const status = JSON.parse(await kubectl(["get", "httproute", "catalog-canary", "-n", "shop", "-o", "json"])) as {
+      status: { parents: { conditions: { type: string; status: string; reason: string; message: string }[] }[] };
+    };
+    const partial = status.status.parents[0]!.conditions.find((c) => c.type === "PartiallyInvalid");
+    assert.equal(partial?.status, "True", JSON.stringify(status.status));
+    assert.equal(partial?.reason, "UnsupportedValue");
+    assert.match(partial!.message, /weft does not do rules\[4\]: filter ExtensionRef: requests those rules match get 500/);
   });
 
   it("kubectl shows the WasmFilter Accepted, Resolved to its digest, and Ready on 3 of 3 proxies", async () => {

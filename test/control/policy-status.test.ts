@@ -284,7 +284,7 @@ spec:
 `);
     const resolved = await weftParent("ledger-canary", "ResolvedRefs", "False", "BackendNotFound");
     assert.match(resolved.message, /rules\[0\]: Service shop\/ledger-v3 does not exist \(weight 50 of 100\)/);
-    assert.match(resolved.message, /requests for those backends' share get 500/);
+    assert.match(resolved.message, /requests for that backend's share get 500/);
     await weftParent("ledger-canary", "Accepted", "True", "Accepted");
     await weftParent("ledger-main", "ResolvedRefs", "True");
     const { parents: list } = await parents("ledger-canary");

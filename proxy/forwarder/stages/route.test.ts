@@ -47,6 +47,20 @@ describe("route stage", () => {
     assert.equal(h.tx.cluster, null);
   });
 
+  it("rewrites the Host and the matched prefix of what it sends on, keeping the query", () => {
+    const h = harness([route], {
+      route: {
+        match: { path: { type: "PathPrefix", value: "/shop" } },
+        rewrite: { hostname: "store.internal", path: { type: "ReplacePrefixMatch", value: "/v2" } },
+      },
+      exchange: new FakeExchange({ target: "/shop/cart?id=7" }),
+    });
+    h.tx.next();
+    assert.ok(h.passed);
+    assert.equal(h.tx.request.authority, "store.internal");
+    assert.equal(h.tx.request.path, "/v2/cart?id=7");
+  });
+
   it("answers 504 UT when the route timeout passes first, and clears the timer when the request ends first", () => {
     const late = harness([route], { route: { timeoutMs: 300 } });
     late.tx.next();

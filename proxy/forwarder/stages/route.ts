@@ -1,10 +1,11 @@
 // Stage 3: the route and its backend cluster for the request as the filters left it (or the
-// route's redirect, answered here); the route's timeout starts here, and its response header
-// modifier wraps the response.
+// route's redirect, answered here), and the route's URL rewrite of what goes on; the route's
+// timeout starts here, and its response header modifier wraps the response.
 import type { Buffer } from "node:buffer";
 import type { HeaderModifier } from "../../config/schema.ts";
 import { applyHeaderModifier } from "../../http/headers.ts";
 import { pathOf } from "../../http/target.ts";
+import { modifiedTarget } from "../../routing/path-modifier.ts";
 import { redirectLocation } from "../../routing/redirect.ts";
 import { pickBackend } from "../../routing/router.ts";
 import type { ResponseOut, ResponseSink } from "../response.ts";
@@ -20,11 +21,18 @@ export function route(tx: Transaction): void {
     return;
   }
   tx.route = route;
-  const { redirect } = route.config;
+  const { redirect, rewrite } = route.config;
   if (redirect) {
     const location = redirectLocation(redirect, request, route.config.match.path);
     tx.replyWith({ status: redirect.statusCode, headers: ["location", location], body: new Uint8Array(0) });
     return;
+  }
+  if (rewrite) {
+    tx.request = {
+      ...request,
+      authority: rewrite.hostname ?? request.authority,
+      path: modifiedTarget(rewrite.path, request.path, route.config.match.path),
+    };
   }
   const clusterName = pickBackend(route, tx.random);
   const cluster = ctx.clusters.get(clusterName);
