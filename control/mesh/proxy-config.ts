@@ -206,15 +206,21 @@ function attachedRoutes(
   world: MeshWorld,
   s: ServiceInfo,
   port: ServicePort | null,
+  clientNamespace: string,
   settings: ProxySettings,
   policy: TrafficPolicy | undefined,
   invalid: InvalidClusters,
 ): RouteInput[] | null {
-  const routes = [...world.httpRoutes.values()]
+  const attached = [...world.httpRoutes.values()]
     .filter((r) =>
       r.parents.some((p) => p.namespace === s.namespace && p.name === s.name && (p.port === undefined || p.port === port?.port)),
     )
     .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
+  // GAMMA: a route in the Service's namespace (a producer route) is for every client; one in
+  // another namespace (a consumer route) only for that namespace's clients, in place of the
+  // producer's.
+  const consumer = attached.filter((r) => r.namespace === clientNamespace && r.namespace !== s.namespace);
+  const routes = consumer.length > 0 ? consumer : attached.filter((r) => r.namespace === s.namespace);
   if (routes.length === 0) return null;
   const out: RouteInput[] = [];
   for (const route of routes) {
@@ -246,6 +252,7 @@ function outboundVirtualHost(
   s: ServiceInfo,
   port: ServicePort | null,
   domains: string[],
+  client: PodInfo,
   settings: ProxySettings,
   invalid: InvalidClusters,
 ): VirtualHostInput {
@@ -253,7 +260,7 @@ function outboundVirtualHost(
   return {
     name: `${s.name}.${s.namespace}:${port?.port ?? "*"}`,
     domains,
-    routes: attachedRoutes(world, s, port, settings, policy, invalid) ?? [
+    routes: attachedRoutes(world, s, port, client.namespace, settings, policy, invalid) ?? [
       {
         name: "default",
         backends: [{ cluster: outboundClusterName(s, port, settings) }],
@@ -334,7 +341,7 @@ export function computeProxyConfig(
     if (isExternal(s)) continue;
     for (const port of s.ports) {
       clusters.push(outboundCluster(world, s, port, settings));
-      virtualHosts.push(outboundVirtualHost(world, s, port, domainsOf(s, port, pod, settings), settings, invalid));
+      virtualHosts.push(outboundVirtualHost(world, s, port, domainsOf(s, port, pod, settings), pod, settings, invalid));
     }
   }
   // An externalName that is also a Service's own name stays that Service's; where two
@@ -347,7 +354,7 @@ export function computeProxyConfig(
     const host = externalDomains([s.externalName], port).filter((d) => !taken.has(d));
     for (const d of host) taken.add(d);
     clusters.push(externalCluster(outboundClusterName(s, port, settings), s, port, serviceFqdn(s, settings)));
-    virtualHosts.push(outboundVirtualHost(world, s, port, [...own, ...host], settings, invalid));
+    virtualHosts.push(outboundVirtualHost(world, s, port, [...own, ...host], pod, settings, invalid));
   }
   clusters.push(...[...invalid.values()].sort((a, b) => (a.name < b.name ? -1 : 1)));
   // Last: "*" matches only hosts no Service's virtual host names.

@@ -90,7 +90,8 @@ export function httpRouteParentConditions(world: MeshWorld, route: HttpRouteInfo
         type: "Accepted",
         ok: true,
         reason: "Accepted",
-        message: `sidecars calling ${where}${parent.port !== undefined ? ` on port ${parent.port}` : ""} follow this route`,
+        // GAMMA: a route outside the Service's namespace is its own namespace's (a consumer route)
+        message: `${route.namespace === parent.namespace ? "sidecars" : `sidecars in namespace ${route.namespace}`} calling ${where}${parent.port !== undefined ? ` on port ${parent.port}` : ""} follow this route`,
       };
     }
     return { parentRef: parentRefs[i]!, conditions: [accepted, resolvedRefs, ...partiallyInvalid] };
