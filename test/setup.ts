@@ -15,7 +15,7 @@ const root = path.resolve(import.meta.dirname ?? ".", "..");
 const node = path.join(root, "node_modules", ".bin", "node");
 
 /** What a suite may declare on its `// needs:` line: the prerequisites that take minutes to build. */
-export const NEEDS = ["ts-engine", "rust-filters", "k8s", "k8s-node", "helm"] as const;
+export const NEEDS = ["ts-engine", "rust-filters", "k8s", "k8s-node", "helm", "conformance"] as const;
 export type Need = (typeof NEEDS)[number];
 export const isNeed = (name: string): name is Need => (NEEDS as readonly string[]).includes(name);
 
@@ -236,6 +236,14 @@ export async function setUp(needs: ReadonlySet<Need>): Promise<void> {
     await step("building helm (test/k8s/helm.ts, go install: a few minutes cold, then cached in ~/.cache/weft/helm)", node, [
       path.join(root, "test/k8s/helm.ts"),
     ]);
+  // The Gateway API conformance suite and its echo images (test/control/conformance.test.ts), from
+  // the Go module proxy, cached by version.
+  if (needs.has("conformance"))
+    await step(
+      "building the Gateway API conformance suite and its images (test/k8s/build-conformance.sh: about 8 min CPU cold, 20 s with a warm Go cache)",
+      path.join(root, "test/k8s/build-conformance.sh"),
+      [],
+    );
 }
 
 if (import.meta.main) {

@@ -2,9 +2,12 @@
 import type { V1EndpointSlice, V1Pod, V1Service } from "@kubernetes/client-node";
 import type { EndpointSliceInfo, PodInfo, ServiceInfo } from "../mesh/world.ts";
 import { externalHost } from "../mesh/external-services.ts";
+import { INIT_CONTAINER } from "../inject/patch.ts";
 
 /** The annotation the injector writes on a pod it gave a sidecar (control/inject). */
 export const INJECTED_ANNOTATION = "weft.dev/status";
+/** weft-init's flag for the inbound ports it redirects (control/init/cli.ts). */
+const INBOUND_PORTS_FLAG = "--include-inbound-ports";
 
 export function serviceInfo(s: V1Service): ServiceInfo {
   // The API server refuses an ExternalName Service without a valid host; local mode says so (local/directory.ts).
@@ -56,8 +59,26 @@ export function endpointSliceInfo(e: V1EndpointSlice): EndpointSliceInfo | null 
   };
 }
 
+/**
+ * The inbound ports an injected pod's weft-init redirects to its sidecar, read from the init
+ * container's own arguments (the injector wrote them; they hold for the pod's whole life);
+ * undefined when there is no such argument, which counts as every port.
+ */
+export function capturedPorts(p: V1Pod): number[] | undefined {
+  const args = p.spec?.initContainers?.find((c) => c.name === INIT_CONTAINER)?.args ?? [];
+  const at = args.findIndex((a) => a === INBOUND_PORTS_FLAG || a.startsWith(`${INBOUND_PORTS_FLAG}=`));
+  if (at < 0) return undefined;
+  const value = args[at] === INBOUND_PORTS_FLAG ? (args[at + 1] ?? "") : args[at].slice(INBOUND_PORTS_FLAG.length + 1);
+  return value
+    .split(",")
+    .filter((x) => x.trim() !== "")
+    .map(Number)
+    .filter((n) => Number.isInteger(n));
+}
+
 export function podInfo(p: V1Pod): PodInfo {
   const app = (p.spec?.containers ?? []).filter((c) => c.name !== "weft-proxy");
+  const captured = capturedPorts(p);
   return {
     namespace: p.metadata?.namespace ?? "default",
     name: p.metadata?.name ?? "",
@@ -65,6 +86,7 @@ export function podInfo(p: V1Pod): PodInfo {
     serviceAccount: p.spec?.serviceAccountName ?? "default",
     ip: p.status?.podIP ?? "",
     inMesh: p.metadata?.annotations?.[INJECTED_ANNOTATION] !== undefined,
+    ...(captured ? { capturedPorts: captured } : {}),
     containerPorts: app.flatMap((c) =>
       (c.ports ?? [])
         .filter((port) => (port.protocol ?? "TCP") === "TCP")

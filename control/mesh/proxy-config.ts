@@ -78,7 +78,7 @@ function outboundCluster(world: MeshWorld, s: ServiceInfo, port: ServicePort, se
     for (const e of slice.endpoints) {
       endpoints.push({ address: e.address, port: target });
       const pod = e.pod ? world.pods.get(keyOf(e.pod.namespace, e.pod.name)) : undefined;
-      if (pod?.inMesh)
+      if (pod?.inMesh && (pod.capturedPorts?.includes(target) ?? true))
         identities.add(formatSpiffeId({ trustDomain: settings.trustDomain, namespace: pod.namespace, serviceAccount: pod.serviceAccount }));
       else allInMesh = false;
     }
@@ -92,7 +92,7 @@ function outboundCluster(world: MeshWorld, s: ServiceInfo, port: ServicePort, se
     workload: s.name,
     protocol: port.appProtocol === "kubernetes.io/h2c" || port.appProtocol === "grpc" ? "http2" : "http1",
     endpoints,
-    // mTLS only where every endpoint has a sidecar to terminate it.
+    // mTLS only where every endpoint has a sidecar that captures the port, to terminate it.
     ...(endpoints.length > 0 && allInMesh ? { tls: { identities: [...identities].sort() } } : {}),
     ...(policy
       ? {

@@ -52,6 +52,13 @@ export interface PodInfo {
   /** The app's container ports, in the order the pod lists them. */
   containerPorts: { name?: string; port: number }[];
   /**
+   * The ports whose incoming TCP the sidecar captures (weft-init's --include-inbound-ports: the
+   * ports the app declared when it was injected). Absent: every port (local mode, or a pod
+   * injected by hand without the flag). Traffic to any other port reaches the app directly, in
+   * plaintext, so peers must not send it mTLS.
+   */
+  capturedPorts?: number[];
+  /**
    * Where the sidecar reaches the app when not on the pod's loopback at the Service's target port
    * (local mode: processes share one host).
    */

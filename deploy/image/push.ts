@@ -7,11 +7,13 @@ export interface PushOptions {
   registry: string;
   /** Plain HTTP or a certificate skopeo does not trust (a registry on localhost). */
   insecure?: boolean;
+  /** The name:tag in the registry, when it is not `ref` (a layout tagged by role, not by name). */
+  as?: string;
 }
 
-/** Pushes `ref` ("weft:0.1.0") from `layout` to REGISTRY/weft:0.1.0; returns where it went. */
+/** Pushes `ref` ("weft:0.1.0") from `layout` to REGISTRY/weft:0.1.0 (or REGISTRY/`as`); returns where it went. */
 export async function pushImage(layout: string, ref: string, options: PushOptions): Promise<string> {
-  const destination = `${options.registry.replace(/\/+$/, "")}/${ref}`;
+  const destination = `${options.registry.replace(/\/+$/, "")}/${options.as ?? ref}`;
   await run("skopeo", [
     "copy",
     "--quiet",

@@ -24,7 +24,7 @@ DEFAULT_K8S_VERSION=v1.36.3
 # containerd's RELEASES.md: Kubernetes 1.36 is supported by containerd 2.3.0+ and 2.2.0+
 DEFAULT_CONTAINERD_VERSION=v2.3.7
 DEFAULT_COREDNS_VERSION=v1.14.2
-IMAGES_VERSION=1   # bump when the image recipe below changes
+IMAGES_VERSION=2   # bump when the image recipe below changes
 
 K8S_VERSION=${1:-${K8S_VERSION:-$DEFAULT_K8S_VERSION}}
 CONTAINERD_VERSION=${CONTAINERD_VERSION:-$DEFAULT_CONTAINERD_VERSION}
@@ -36,6 +36,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 log() { printf '[k8s/build-node] %s\n' "$*" >&2; }
 die() { printf '[k8s/build-node] error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=oci.sh
+. "$here/oci.sh"
 
 [[ $CONTAINERD_VERSION =~ ^v2\.[0-9]+\.[0-9]+$ ]] || die "CONTAINERD_VERSION must look like v2.3.7, got '$CONTAINERD_VERSION'"
 [[ $COREDNS_VERSION =~ ^v1\.[0-9]+\.[0-9]+$ ]] || die "COREDNS_VERSION must look like v1.14.2, got '$COREDNS_VERSION'"
@@ -119,11 +121,7 @@ if [[ ! -f $IMAGES/.stamp || $(cat "$IMAGES/.stamp") != "$img_stamp" ]]; then
   L=$IMAGES.new/oci
   umoci init --layout "$L"
   # pause: the static binary only, as the upstream pause image; runs as 65535 like upstream
-  umoci new --image "$L:pause"
-  umoci unpack --image "$L:pause" b-pause >/dev/null
-  install -m 0755 "$WORK/pause" b-pause/rootfs/pause
-  umoci repack --image "$L:pause" b-pause
-  umoci config --image "$L:pause" --config.entrypoint /pause --config.user 65535:65535
+  binary_image "$L" pause "$WORK/pause" 65535:65535
   # busybox: static busybox with every applet linked in /bin, /etc/passwd, /tmp
   umoci new --image "$L:busybox"
   umoci unpack --image "$L:busybox" b-bb >/dev/null

@@ -9,6 +9,11 @@ export const GATEWAY_API_VERSION = "v1.6.3";
 
 /** The path of a standard-channel CRD, e.g. "httproutes". */
 export async function gatewayApiCrd(plural: string): Promise<string> {
+  return path.join(await gatewayApiCrdDir(), `gateway.networking.k8s.io_${plural}.yaml`);
+}
+
+/** The directory of every standard-channel CRD (what the conformance suite expects installed). */
+export async function gatewayApiCrdDir(): Promise<string> {
   const go = process.env.GO ?? "go";
   const info = await new Promise<string>((resolve, reject) =>
     execFile(
@@ -27,5 +32,5 @@ export async function gatewayApiCrd(plural: string): Promise<string> {
   );
   const { Dir, Error: error } = JSON.parse(info) as { Dir?: string; Error?: string };
   if (!Dir) throw new Error(`go mod download sigs.k8s.io/gateway-api@${GATEWAY_API_VERSION}: ${error ?? "no Dir in its answer"}`);
-  return path.join(Dir, "config", "crd", "standard", `gateway.networking.k8s.io_${plural}.yaml`);
+  return path.join(Dir, "config", "crd", "standard");
 }
