@@ -41,6 +41,7 @@ export interface ControlValues {
   "outbound-traffic"?: string;
   "dashboard-port": number;
   marketplace?: string;
+  "otlp-endpoint"?: string;
   local?: string;
   "base-port"?: number;
 }
@@ -66,6 +67,7 @@ export async function startControl(values: ControlValues): Promise<Running> {
   const injection = parseInjectSettings({
     image: values.image,
     trustDomain,
+    otlpEndpoint: values["otlp-endpoint"],
     controlPlane: `https://${CONTROL_NAME}.${namespace}.svc:${API_PORT}`,
   });
   if (!injection.ok) throw new UsageError(...injection.problems);

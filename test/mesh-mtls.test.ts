@@ -126,6 +126,36 @@ describe("mTLS between two sidecars", () => {
     }
   });
 
+  // A certificate names only the ServiceAccount: the callee learns the caller's workload, and the
+  // caller the callee's, from each other's sidecar, so that Istio's dashboards group by workload
+  // (`sum by (source_workload, destination_workload)`) on either reporter.
+  it("names the workloads on both ends in both sidecars' metrics, and no app sees how", async () => {
+    const client = await clientProxy(serverSide.inbound, SERVER_ID);
+    const received = app.received.length;
+    try {
+      // What an app writes is never believed: the sidecars replace it.
+      const reply = await request(client.outbound, { host: "catalog", path: "/echo", headers: { "x-weft-peer-workload": "forged" } });
+      assert.equal(reply.status, 200);
+      assert.equal(reply.headers["x-weft-peer-workload"], undefined, "the calling app does not see the callee's claim");
+      assert.equal(app.received[received]!.headers["x-weft-peer-workload"], undefined, "the called app does not see the caller's claim");
+      const series = async (admin: number, reporter: string) =>
+        (await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text())
+          .split("\n")
+          .filter((l) => l.startsWith("istio_requests_total{") && l.includes(`reporter="${reporter}"`) && l.includes("source_principal"));
+      const inbound = (await series(serverSide.admin, "destination")).find((l) => l.includes(`source_principal="${CLIENT_ID}"`));
+      assert.match(inbound ?? "", /source_workload="frontend",/, "the callee names the caller's workload, not unknown");
+      assert.match(inbound ?? "", /source_workload_namespace="shop",/);
+      assert.doesNotMatch((await series(serverSide.admin, "destination")).join("\n"), /forged/);
+      // The client's cluster names no workload: the answer says which one it was.
+      const outbound = await series(client.admin, "source");
+      assert.equal(outbound.length, 1, outbound.join("\n"));
+      assert.match(outbound[0]!, /destination_workload="catalog",/);
+      assert.match(outbound[0]!, /source_workload="frontend",/);
+    } finally {
+      await client.stop();
+    }
+  });
+
   it("refuses a server whose SPIFFE ID is not the expected one", async () => {
     const client = await clientProxy(serverSide.inbound, "spiffe://cluster.local/ns/shop/sa/someone-else");
     try {

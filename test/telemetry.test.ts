@@ -584,6 +584,32 @@ test("tracing: spans are exported over OTLP/HTTP JSON when OTEL_EXPORTER_OTLP_EN
   }
 });
 
+test("tracing: a sidecar that learns who it is from its first configuration exports its spans under that name", async () => {
+  const otlp = await collector();
+  // As a managed sidecar starts: the bootstrap's node, then the control plane's.
+  const bootstrap: NodeInfo = {
+    id: "weft-proxy",
+    workload: "unknown",
+    namespace: "default",
+    serviceAccount: "default",
+    trustDomain: "cluster.local",
+    service: "",
+  };
+  const t = createTelemetry(bootstrap, "off", { env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url }, defaultMetrics: false });
+  try {
+    t.setNode(NODE);
+    t.request(inbound({ trace: t.startTrace("inbound", undefined, undefined) }));
+    await t.flush();
+    const resource = attrs(otlp.requests[0]!.body.resourceSpans[0].resource.attributes);
+    assert.equal(resource["service.name"], "productpage-v1.default", "not the bootstrap's unknown.default");
+    assert.equal(resource["service.instance.id"], NODE.id);
+    assert.equal(resource["k8s.namespace.name"], "default");
+  } finally {
+    await t.close();
+    await otlp.close();
+  }
+});
+
 test("tracing: a tracer provider registered with @opentelemetry/api is used; none costs no span", async () => {
   const plain = new ProxyTracer();
   assert.equal((plain.start("inbound", undefined, undefined) as unknown as { span: unknown }).span, undefined);

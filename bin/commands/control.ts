@@ -7,6 +7,7 @@ export const usage = `usage: weft control [--kubeconfig FILE] [--namespace weft-
                     [--serving-hosts NAME|IP,...] [--plain-http] [--trust-domain cluster.local]
                     [--insecure-registries HOST:PORT,...] [--no-leader-election] [--image IMAGE]
                     [--outbound-traffic ALLOW_ANY|REGISTRY_ONLY] [--dashboard-port ${DASHBOARD_PORT}] [--marketplace DIR]
+                    [--otlp-endpoint URL]
        weft control --local DIR [--port ${API_PORT}] [--base-port 16000] [--trust-domain cluster.local]
                     [--outbound-traffic ALLOW_ANY|REGISTRY_ONLY]
 
@@ -19,6 +20,8 @@ the injector gives pods (docs/images.md; default ghcr.io/weft-dev/weft:<version>
 --outbound-traffic is what apps' requests for hosts outside the mesh get: ALLOW_ANY (default)
 passes them through, REGISTRY_ONLY refuses those no Service of type ExternalName declares
 (docs/egress.md).
+--otlp-endpoint (or $WEFT_OTLP_ENDPOINT) is the OTLP/HTTP receiver the injected sidecars export
+their spans to, as their OTEL_EXPORTER_OTLP_ENDPOINT (docs/observability.md; default: none).
 The dashboard is served on 127.0.0.1:--dashboard-port only (0: not at all); weft dashboard
 reaches it with kubectl port-forward (docs/dashboard.md).
 --marketplace is the folder marketplace://NAME@VERSION filters come from: its index.json and
@@ -46,6 +49,7 @@ export const options = {
   "outbound-traffic": text(),
   "dashboard-port": port({ default: DASHBOARD_PORT }),
   marketplace: path(),
+  "otlp-endpoint": text({ env: "WEFT_OTLP_ENDPOINT" }),
   local: path(),
   "base-port": port({ min: 1 }),
 };

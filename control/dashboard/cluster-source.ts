@@ -12,7 +12,7 @@ export function clusterDashboardSource(controller: Controller, adminPort: number
     proxies: () =>
       controller.sidecars().map((entry) => {
         const pod = world.pods.get(entry.pod);
-        const view = proxyView(entry, pod?.labels.app, distribution);
+        const view = proxyView(entry, pod?.workload, distribution);
         return { ...view, ...(pod?.ip ? { adminUrl: `http://${pod.ip.includes(":") ? `[${pod.ip}]` : pod.ip}:${adminPort}` } : {}) };
       }),
     filters: () => [...world.wasmFilters.values()].map((f) => filterView(f, f.status)),

@@ -5,7 +5,7 @@
 export interface ProxyView {
   namespace: string;
   pod: string;
-  /** The workload the proxy serves (its app label). */
+  /** The workload the proxy serves, as its metrics name it (its Deployment; its LocalWorkload in local mode). */
   workload: string;
   /** The configuration version last sent to it, or null before the first. */
   version: string | null;

@@ -17,6 +17,13 @@ export const PROXY_MEMORY_LIMIT = "weft.dev/proxy-memory-limit";
 export const RUNTIME = "weft.dev/runtime";
 /** Written by the injector: what it injected. A pod that has it is never injected again. */
 export const STATUS = "weft.dev/status";
+/**
+ * Written by the injector, unless the pod has its own: where Prometheus scrapes the sidecar's
+ * metrics, the annotations the community's kubernetes-pods scrape job (and Istio's) relabels on.
+ */
+export const PROMETHEUS_SCRAPE = "prometheus.io/scrape";
+export const PROMETHEUS_PORT = "prometheus.io/port";
+export const PROMETHEUS_PATH = "prometheus.io/path";
 
 export const ANNOTATIONS = [
   INJECT,
@@ -27,6 +34,9 @@ export const ANNOTATIONS = [
   PROXY_MEMORY_LIMIT,
   RUNTIME,
   STATUS,
+  PROMETHEUS_SCRAPE,
+  PROMETHEUS_PORT,
+  PROMETHEUS_PATH,
 ] as const;
 
 const quoted = (values: readonly string[]) => values.map((x) => `"${x}"`).join(", ");

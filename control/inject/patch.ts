@@ -16,6 +16,9 @@ import {
   EXCLUDE_OUTBOUND_PORTS,
   EXCLUDE_INBOUND_PORTS,
   INJECT,
+  PROMETHEUS_PATH,
+  PROMETHEUS_PORT,
+  PROMETHEUS_SCRAPE,
   PROXY_CPU,
   PROXY_MEMORY,
   PROXY_MEMORY_LIMIT,
@@ -233,12 +236,23 @@ export function injectPod(input: unknown, settings: InjectSettings): Injection {
   for (const { path, value } of probes.replaced) add(path, value);
   if (pod.spec.volumes) for (const volume of volumes) add("/spec/volumes/-", volume);
   else add("/spec/volumes", volumes);
-  const statusValue = JSON.stringify(status);
-  if (!pod.metadata) add("/metadata", { annotations: { [STATUS]: statusValue } });
-  else if (!pod.metadata.annotations) add("/metadata/annotations", { [STATUS]: statusValue });
-  else add(`/metadata/annotations/${pointerToken(STATUS)}`, statusValue);
+  const written = { [STATUS]: JSON.stringify(status), ...scrapeAnnotations(annotations, settings.ports.admin) };
+  if (!pod.metadata) add("/metadata", { annotations: written });
+  else if (!pod.metadata.annotations) add("/metadata/annotations", written);
+  else for (const [key, value] of Object.entries(written)) add(`/metadata/annotations/${pointerToken(key)}`, value);
 
   return { outcome: "injected", pod: applyPatch(input as Record<string, unknown>, patch), patch };
+}
+
+/**
+ * Where Prometheus finds the sidecar's metrics (its admin port's /metrics, which answers the pod's
+ * network). A pod that already says where to scrape it keeps that: those are its app's metrics,
+ * and a pod has one set of these annotations (docs/observability.md shows the scrape job by port
+ * name that finds the sidecar then).
+ */
+function scrapeAnnotations(annotations: Record<string, string>, adminPort: number): Record<string, string> {
+  if ([PROMETHEUS_SCRAPE, PROMETHEUS_PORT, PROMETHEUS_PATH].some((key) => annotations[key] !== undefined)) return {};
+  return { [PROMETHEUS_SCRAPE]: "true", [PROMETHEUS_PORT]: String(adminPort), [PROMETHEUS_PATH]: "/metrics" };
 }
 
 function proxyEnv(settings: InjectSettings): V1EnvVar[] {
@@ -255,6 +269,7 @@ function proxyEnv(settings: InjectSettings): V1EnvVar[] {
     { name: "WEFT_ADMIN_PORT", value: String(settings.ports.admin) },
     { name: "WEFT_OUTBOUND_PORT", value: String(settings.ports.outbound) },
     { name: "WEFT_INBOUND_PORT", value: String(settings.ports.inbound) },
+    ...(settings.otlpEndpoint ? [{ name: "OTEL_EXPORTER_OTLP_ENDPOINT", value: settings.otlpEndpoint }] : []),
   ];
 }
 

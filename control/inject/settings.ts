@@ -73,6 +73,15 @@ export const InjectSettings = v.object({
     ),
     "cluster.local",
   ),
+  otlpEndpoint: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(/^https?:\/\/[^/]/, "must be an http:// or https:// URL, like http://jaeger-collector.observability:4318"),
+      v.description(
+        "Where the sidecars export their spans: an OTLP/HTTP receiver, given to them as OTEL_EXPORTER_OTLP_ENDPOINT (docs/observability.md). Unset: no spans are exported.",
+      ),
+    ),
+  ),
   resources: v.optional(
     v.pipe(
       v.object({

@@ -60,6 +60,19 @@ export function endpointSliceInfo(e: V1EndpointSlice): EndpointSliceInfo | null 
 }
 
 /**
+ * The workload a pod belongs to, as Istio names it: the Deployment of a ReplicaSet's pod (the
+ * ReplicaSet's name less its pod-template-hash), else the controller that owns it, else the pod.
+ */
+export function workloadOf(p: V1Pod): string {
+  const owners = p.metadata?.ownerReferences ?? [];
+  const owner = owners.find((o) => o.controller) ?? owners[0];
+  if (!owner) return p.metadata?.name ?? "";
+  const hash = p.metadata?.labels?.["pod-template-hash"];
+  if (owner.kind === "ReplicaSet" && hash && owner.name.endsWith(`-${hash}`)) return owner.name.slice(0, -(hash.length + 1));
+  return owner.name;
+}
+
+/**
  * The inbound ports an injected pod's weft-init redirects to its sidecar, read from the init
  * container's own arguments (the injector wrote them; they hold for the pod's whole life);
  * undefined when there is no such argument, which counts as every port.
@@ -83,6 +96,7 @@ export function podInfo(p: V1Pod): PodInfo {
     namespace: p.metadata?.namespace ?? "default",
     name: p.metadata?.name ?? "",
     labels: p.metadata?.labels ?? {},
+    workload: workloadOf(p),
     serviceAccount: p.spec?.serviceAccountName ?? "default",
     ip: p.status?.podIP ?? "",
     inMesh: p.metadata?.annotations?.[INJECTED_ANNOTATION] !== undefined,

@@ -14,7 +14,7 @@ export function localDashboardSource(control: LocalControl): DashboardSource {
       const instances = new Map(mesh.instances().map((i) => [`${i.namespace}/${i.pod}`, i]));
       return reportOf(plane.hub.connected).map((entry) => {
         const instance = instances.get(entry.pod);
-        const view = proxyView(entry, instance?.labels.app ?? instance?.workload, plane.distribution);
+        const view = proxyView(entry, instance?.workload, plane.distribution);
         const spiffeId = instance
           ? formatSpiffeId({
               trustDomain: plane.settings.trustDomain,

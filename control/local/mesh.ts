@@ -159,6 +159,7 @@ export class LocalMesh {
         namespace: i.namespace,
         name: i.pod,
         labels: i.labels,
+        workload: i.workload,
         serviceAccount: i.spec.serviceAccount,
         ip: "127.0.0.1",
         inMesh: true,

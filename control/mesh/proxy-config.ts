@@ -378,7 +378,7 @@ export function computeProxyConfig(
       name: inboundCluster,
       service: own ? serviceFqdn(own, settings) : "",
       namespace: pod.namespace,
-      workload: pod.labels.app ?? pod.name,
+      workload: pod.workload,
       endpoints: [{ address: pod.app?.address ?? "127.0.0.1", port: app }],
     });
     const access = accessFor(world, pod);
@@ -398,7 +398,7 @@ export function computeProxyConfig(
     // No pod name in it (the sidecar adds its own node id): replicas of a workload get the
     // same configuration, computed and encoded once.
     node: {
-      workload: pod.labels.app ?? pod.name,
+      workload: pod.workload,
       namespace: pod.namespace,
       serviceAccount: pod.serviceAccount,
       trustDomain: settings.trustDomain,

@@ -45,6 +45,12 @@ export interface PodInfo {
   namespace: string;
   name: string;
   labels: Record<string, string>;
+  /**
+   * The workload the pod belongs to, as Istio's metrics name it (source_workload,
+   * destination_workload): its Deployment (or StatefulSet, DaemonSet, Job...), its LocalWorkload
+   * in local mode, the pod itself when nothing owns it.
+   */
+  workload: string;
   serviceAccount: string;
   ip: string;
   /** Has a weft sidecar (the injector's status annotation): peers talk to it over mTLS. */

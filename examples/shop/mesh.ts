@@ -3,8 +3,16 @@
 // originates mTLS and applies routes and policies; the app only speaks plain HTTP.
 // In Kubernetes the same code would call http://catalog.shop/ directly and iptables would
 // send it through the sidecar.
+//
+// A call made while serving a request carries that request's W3C trace context (traceparent,
+// tracestate), as an OpenTelemetry SDK would: the sidecars then put the whole request, through
+// every service it reaches, into one trace. Without it each hop would start a trace of its own.
+import { AsyncLocalStorage } from "node:async_hooks";
 import http from "node:http";
 import process from "node:process";
+
+const TRACE_HEADERS = ["traceparent", "tracestate"];
+const incoming = new AsyncLocalStorage<Record<string, string>>();
 
 export interface Reply {
   status: number;
@@ -15,11 +23,12 @@ export interface Reply {
 export function call(url: string, headers: Record<string, string> = {}): Promise<Reply> {
   const target = new URL(url);
   const proxy = process.env.WEFT_OUTBOUND_PROXY ? new URL(process.env.WEFT_OUTBOUND_PROXY) : null;
+  const sent = { ...incoming.getStore(), ...headers };
   return new Promise((resolve, reject) => {
     const req = http.request(
       proxy
-        ? { host: proxy.hostname, port: proxy.port, path: target.href, headers: { ...headers, host: target.host } }
-        : { host: target.hostname, port: target.port || 80, path: `${target.pathname}${target.search}`, headers },
+        ? { host: proxy.hostname, port: proxy.port, path: target.href, headers: { ...sent, host: target.host } }
+        : { host: target.hostname, port: target.port || 80, path: `${target.pathname}${target.search}`, headers: sent },
       (res) => {
         let body = "";
         res.setEncoding("utf8");
@@ -36,7 +45,13 @@ export function call(url: string, headers: Record<string, string> = {}): Promise
 /** A small JSON server on $HOST:$PORT, as weft up starts it. */
 export function serve(name: string, handle: (req: http.IncomingMessage) => Promise<{ status?: number; body: unknown }>): void {
   const server = http.createServer((req, res) => {
-    handle(req)
+    const trace: Record<string, string> = {};
+    for (const field of TRACE_HEADERS) {
+      const value = req.headers[field];
+      if (typeof value === "string") trace[field] = value;
+    }
+    incoming
+      .run(trace, () => handle(req))
       .then(({ status, body }) => {
         res.writeHead(status ?? 200, { "content-type": "application/json" });
         res.end(`${JSON.stringify(body, null, 2)}\n`);

@@ -37,10 +37,22 @@ export interface ForwardContext {
   readonly filters: FilterChain;
   /** As ContextInputs.port. */
   readonly port: number | null;
-  /** Who sent the request and who it is for, for metrics and logs. */
-  describe(exchange: ServerExchange, cluster: UpstreamCluster | null): { source: PeerInfo; destination: DestinationInfo };
-  /** Direction-specific request headers (client-certificate details, spoofing protection). */
-  decorate(headers: string[], exchange: ServerExchange): void;
+  /**
+   * Who sent the request and who it is for, for metrics and logs; `answeredBy` is the workload
+   * the upstream's response named (decorateResponse), "" when it named none.
+   */
+  describe(
+    exchange: ServerExchange,
+    cluster: UpstreamCluster | null,
+    answeredBy: string,
+  ): { source: PeerInfo; destination: DestinationInfo };
+  /** Direction-specific request headers (client-certificate details, the workload told to a mesh peer, spoofing protection). */
+  decorate(headers: string[], exchange: ServerExchange, cluster: UpstreamCluster | null): void;
+  /**
+   * Direction-specific headers of the upstream's response head, before any stage sees it (the
+   * workload told to a mesh peer); returns the workload the response names as having answered, or "".
+   */
+  decorateResponse(headers: string[], exchange: ServerExchange, cluster: UpstreamCluster | null): string;
   /** Why the request is refused before anything else runs (access policies), or null. */
   refuse?(exchange: ServerExchange): string | null;
   /** Why no route matched, said in the 404. */

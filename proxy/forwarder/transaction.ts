@@ -51,6 +51,8 @@ export class Transaction implements ResponseSink {
   trace: RequestTrace | undefined = undefined;
   /** The endpoint of the last attempt. */
   upstreamAddress = "";
+  /** The workload the upstream's response named (a mesh peer's sidecar says who answered), or "". */
+  answeredBy = "";
   attempts = 0;
   /** An upstream's final head was accepted: no retry and no new attempt from here on. */
   responseStarted = false;
@@ -149,7 +151,7 @@ export class Transaction implements ResponseSink {
     if (cleanups) for (let i = cleanups.length - 1; i >= 0; i--) cleanups[i]!();
     const ex = this.exchange;
     const cluster = this.cluster;
-    const { source, destination } = this.ctx.describe(ex, cluster);
+    const { source, destination } = this.ctx.describe(ex, cluster, this.answeredBy);
     this.ctx.telemetry.request({
       direction: this.ctx.direction,
       startTime: ex.startTime,

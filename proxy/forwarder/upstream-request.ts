@@ -27,7 +27,7 @@ export function upstreamRequest(tx: Transaction, route: Route): UpstreamRequestH
   setHeader(headers, "traceparent", trace.traceparent);
   if (trace.tracestate) setHeader(headers, "tracestate", trace.tracestate);
   else removeHeader(headers, "tracestate");
-  ctx.decorate(headers, ex);
+  ctx.decorate(headers, ex, tx.cluster);
   if (route.requestHeaders) applyHeaderModifier(headers, route.requestHeaders);
   // Framing and Host come last and from what this proxy read and routed by, never from a
   // header as the client, a filter or a route's modifier wrote it: a body of known length

@@ -1,12 +1,14 @@
 // The inbound side of the sidecar: requests from other workloads to the local app. It
-// learns who the caller is from its mesh certificate and tells the app in
-// x-forwarded-client-cert; what a plaintext caller claims about identity is removed.
+// learns who the caller is from its mesh certificate (and its workload from the caller's
+// sidecar) and tells the app in x-forwarded-client-cert; what a plaintext caller claims about
+// identity is removed. A mesh caller's sidecar is told which workload answered.
 import type { ContextInputs, ForwardContext } from "../forwarder/context.ts";
 import type { DestinationInfo } from "../telemetry/types.ts";
 import type { UpstreamCluster } from "../upstream/cluster.ts";
 import type { ServerExchange } from "../http/exchange.ts";
 import { removeHeader } from "../http/headers.ts";
 import { peerOf } from "../identity/peer.ts";
+import { downstreamPeer, tellWorkload } from "../identity/peer-workload.ts";
 import { compileAuthorization } from "./authorization.ts";
 
 export function inboundContext({
@@ -42,7 +44,7 @@ export function inboundContext({
     filters,
     port,
     describe: (exchange: ServerExchange, cluster: UpstreamCluster | null) => ({
-      source: peerOf(exchange.peerTls),
+      source: downstreamPeer(exchange.peerTls, exchange.headers),
       destination: cluster ? destinationFor(cluster.config.name) : destination,
     }),
     ...(check
@@ -55,10 +57,15 @@ export function inboundContext({
       : {}),
     decorate: (headers: string[], exchange: ServerExchange) => {
       removeHeader(headers, "x-forwarded-client-cert");
+      tellWorkload(headers, ""); // the caller's sidecar told this sidecar, not the app
       const peer = peerOf(exchange.peerTls);
       if (peer.principal) {
         headers.push("x-forwarded-client-cert", `By=${ownPrincipal};URI=${peer.principal}`);
       }
+    },
+    decorateResponse: (headers: string[], exchange: ServerExchange) => {
+      tellWorkload(headers, peerOf(exchange.peerTls).principal ? node.workload : "");
+      return "";
     },
   };
 }

@@ -216,6 +216,11 @@ export class OtlpTracerProvider implements TracerProvider {
     return this.#tracer;
   }
 
+  /** Who the spans come from, for the exports from now on (the proxy learns its identity after it starts). */
+  setResource(resource: Attributes): void {
+    this.#resource = resource;
+  }
+
   enqueue(span: FinishedSpan): void {
     if (this.#closed || this.#queue.length >= this.#maxQueueSize) {
       this.dropped++;

@@ -67,6 +67,21 @@ function readEnv(): Record<string, string | undefined> {
   }
 }
 
+/** The OTLP resource of this proxy's spans: who it is (node), over what OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME say. */
+function otlpResource(node: NodeInfo, env: Record<string, string | undefined>): Attributes {
+  const resource: Attributes = {
+    "service.name": `${node.workload}.${node.namespace}`,
+    "service.namespace": node.namespace,
+    "k8s.namespace.name": node.namespace,
+    "service.instance.id": node.id,
+    "telemetry.sdk.name": "weft",
+    "telemetry.sdk.language": "nodejs",
+    ...parseKeyValueList(env.OTEL_RESOURCE_ATTRIBUTES),
+  };
+  if (env.OTEL_SERVICE_NAME) resource["service.name"] = env.OTEL_SERVICE_NAME;
+  return resource;
+}
+
 export function createTelemetry(node: NodeInfo, accessLog: AccessLogMode, options: TelemetryOptions = {}): ProxyTelemetry {
   const env = options.env ?? readEnv();
   const metrics = new ProxyMetrics(node, options);
@@ -82,22 +97,12 @@ export function createTelemetry(node: NodeInfo, accessLog: AccessLogMode, option
   const endpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT;
   const tracesEndpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
   if (provider === undefined && (endpoint || tracesEndpoint) && (env.OTEL_TRACES_EXPORTER ?? "otlp") !== "none") {
-    const resource: Attributes = {
-      "service.name": env.OTEL_SERVICE_NAME || `${node.workload}.${node.namespace}`,
-      "service.namespace": node.namespace,
-      "k8s.namespace.name": node.namespace,
-      "service.instance.id": node.id,
-      "telemetry.sdk.name": "weft",
-      "telemetry.sdk.language": "nodejs",
-      ...parseKeyValueList(env.OTEL_RESOURCE_ATTRIBUTES),
-    };
-    if (env.OTEL_SERVICE_NAME) resource["service.name"] = env.OTEL_SERVICE_NAME;
     const delay = Number(env.OTEL_BSP_SCHEDULE_DELAY);
     otlp = new OtlpTracerProvider({
       endpoint,
       tracesEndpoint,
       headers: { ...parseKeyValueList(env.OTEL_EXPORTER_OTLP_HEADERS), ...parseKeyValueList(env.OTEL_EXPORTER_OTLP_TRACES_HEADERS) },
-      resource,
+      resource: otlpResource(node, env),
       scheduleDelayMs: options.otlpScheduleDelayMs ?? (Number.isFinite(delay) && delay > 0 ? delay : undefined),
     });
     provider = otlp;
@@ -153,7 +158,13 @@ export function createTelemetry(node: NodeInfo, accessLog: AccessLogMode, option
     },
     metricsText: () => metrics.metricsText(),
     setConfigVersion: (version: string) => metrics.setConfigVersion(version),
-    setNode: (node: NodeInfo) => metrics.setNode(node),
+    setNode(node: NodeInfo): void {
+      metrics.setNode(node);
+      // A managed sidecar starts with a bootstrap node ("unknown" workload) and learns who it is
+      // with its first configuration: its spans must say so too, or every sidecar of the mesh
+      // shows up in the tracing backend as the one service "unknown.default".
+      otlp?.setResource(otlpResource(node, env));
+    },
     setAccessLog(mode: AccessLogMode): void {
       if (mode === "stdout" && log === undefined && !closed) log = makeLog();
       if (mode === "off" && log !== undefined) {

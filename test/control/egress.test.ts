@@ -71,6 +71,7 @@ const podInfo = (): PodInfo => ({
   namespace: "shop",
   name: "frontend",
   labels: { app: "frontend" },
+  workload: "frontend",
   serviceAccount: "frontend",
   ip: pair.podIp,
   inMesh: true,

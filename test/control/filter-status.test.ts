@@ -25,6 +25,7 @@ async function mesh(spec: { failStrategy?: string } = {}) {
     namespace: "shop",
     name,
     labels: { app: "web" },
+    workload: "web",
     serviceAccount: "web",
     ip: "10.0.0.1",
     inMesh: true,

@@ -17,7 +17,7 @@ import { loadAll } from "js-yaml";
 import { ANNOTATIONS } from "../../control/inject/annotations.ts";
 import { injectorWebhookConfiguration } from "../../control/inject/manifest.ts";
 import { injectPod, type AddOperation } from "../../control/inject/patch.ts";
-import { DEFAULT_SETTINGS, parseInjectSettings, WEFT_VERSION } from "../../control/inject/settings.ts";
+import { DEFAULT_SETTINGS, parseInjectSettings, WEFT_VERSION, type InjectSettings } from "../../control/inject/settings.ts";
 import { injectionWebhook } from "../../control/inject/webhook.ts";
 import { parseAppProbes } from "../../proxy/admin/app-health.ts";
 import { createLogger } from "../../shared/log.ts";
@@ -94,9 +94,39 @@ describe("injectPod (the patch itself)", () => {
         "add /spec/volumes/-",
         "add /spec/volumes/-",
         "add /metadata/annotations/weft.dev~1status",
+        "add /metadata/annotations/prometheus.io~1scrape",
+        "add /metadata/annotations/prometheus.io~1port",
+        "add /metadata/annotations/prometheus.io~1path",
       ],
     );
     assert.equal(injectPod(out, DEFAULT_SETTINGS).outcome, "skipped", "an injected pod is left alone");
+  });
+
+  it("tells Prometheus where the sidecar's metrics are, unless the pod says where its app's are", () => {
+    const scrape = (r: ReturnType<typeof injectPod>) =>
+      Object.fromEntries(Object.entries((r as { pod: Json }).pod.metadata.annotations).filter(([k]) => k.startsWith("prometheus.io/")));
+    // The admin port, where /metrics answers the pod's network (docs/observability.md scrapes it).
+    assert.deepEqual(scrape(injectPod(pod("web"), DEFAULT_SETTINGS)), {
+      "prometheus.io/scrape": "true",
+      "prometheus.io/port": "15000",
+      "prometheus.io/path": "/metrics",
+    });
+    const own = { "prometheus.io/scrape": "true", "prometheus.io/port": "9090" };
+    assert.deepEqual(scrape(injectPod(pod("web", { annotations: own }), DEFAULT_SETTINGS)), own, "the app's own scrape settings stay");
+  });
+
+  it("gives the sidecars the OTLP endpoint the control plane has, and none without one", () => {
+    const endpoint = (settings: InjectSettings) => {
+      const r = injectPod(pod("web"), settings) as { pod: Json };
+      const proxy = r.pod.spec.initContainers.find((c: Json) => c.name === "weft-proxy");
+      return proxy.env.find((e: Json) => e.name === "OTEL_EXPORTER_OTLP_ENDPOINT")?.value;
+    };
+    assert.equal(endpoint(DEFAULT_SETTINGS), undefined);
+    const traced = parseInjectSettings({ otlpEndpoint: "http://jaeger-collector.observability:4318" });
+    assert.ok(traced.ok);
+    assert.equal(endpoint(traced.value), "http://jaeger-collector.observability:4318");
+    const bad = parseInjectSettings({ otlpEndpoint: "jaeger:4318" });
+    assert.ok(!bad.ok && /otlpEndpoint.*must be an http:\/\/ or https:\/\/ URL/.test(bad.problems.join("\n")), JSON.stringify(bad));
   });
 
   it("points the app's HTTP and TCP probes at the sidecar and hands it the originals; other probes stay", () => {

@@ -349,6 +349,7 @@ export function harness(stages: Stage[], options: HarnessOptions = {}): Harness 
       destination: { service: "", namespace: "", workload: "", principal: "", cluster: "app" },
     }),
     decorate: () => {},
+    decorateResponse: () => "",
     ...(options.refuse ? { refuse: options.refuse } : {}),
   };
   let passed = false;

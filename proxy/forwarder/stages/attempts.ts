@@ -166,6 +166,7 @@ class Attempts implements AttemptOwner {
     }
     tx.responseStarted = true;
     const out = responseOut(head, ex.method);
+    tx.answeredBy = tx.ctx.decorateResponse(out.headers, ex, tx.cluster);
     if (head.status === 101) {
       tx.response.head(out);
       if (tx.done) return;

@@ -36,7 +36,7 @@ export function filters(tx: Transaction): void {
     attributes: {
       direction: ctx.direction,
       sourceAddress: exchange.peerAddress,
-      sourcePrincipal: ctx.describe(exchange, null).source.principal,
+      sourcePrincipal: ctx.describe(exchange, null, "").source.principal,
       requestId: tx.requestId,
     },
     reply: null,
