@@ -1,9 +1,9 @@
 // What the suites need besides npm's packages, brought up by `npm test` (test/run.ts) before it
 // runs them, so that a fresh machine needs nothing but `npm install && npm test`: Debian's
 // packages (apt-get, as root), and what a suite declares on its `// needs:` line (CONTRIBUTING.md):
-// weft's TypeScript filter engine, Kubernetes, the real node's binaries and helm, built once and
-// cached in ~/.cache/weft. Each step looks first and installs or builds only what is missing, so
-// with everything in place this takes about a second. To get ready ahead of the tests:
+// weft's TypeScript filter engine, Kubernetes, the real node's binaries, helm and Jaeger, built
+// once and cached in ~/.cache/weft. Each step looks first and installs or builds only what is
+// missing, so with everything in place this takes about a second. To get ready ahead of the tests:
 //   node_modules/.bin/node test/setup.ts [NEED...]     # default: every need
 import { spawn, spawnSync } from "node:child_process";
 import { accessSync, constants, existsSync } from "node:fs";
@@ -15,7 +15,7 @@ const root = path.resolve(import.meta.dirname ?? ".", "..");
 const node = path.join(root, "node_modules", ".bin", "node");
 
 /** What a suite may declare on its `// needs:` line: the prerequisites that take minutes to build. */
-export const NEEDS = ["ts-engine", "rust-filters", "k8s", "k8s-node", "helm", "conformance"] as const;
+export const NEEDS = ["ts-engine", "rust-filters", "k8s", "k8s-node", "helm", "jaeger", "conformance"] as const;
 export type Need = (typeof NEEDS)[number];
 export const isNeed = (name: string): name is Need => (NEEDS as readonly string[]).includes(name);
 
@@ -80,6 +80,8 @@ const DEBIAN: [pkg: string, installed: Check][] = [
   ["podman", onPath("podman")],
   ["runc", isExecutable("/usr/sbin/runc")],
   ["skopeo", onPath("skopeo")],
+  // A real Prometheus scrapes the sidecars and answers Istio's dashboard queries (test/telemetry-backends.test.ts).
+  ["prometheus", isExecutable("/usr/bin/prometheus")],
 ];
 
 const say = (line: string) => process.stdout.write(`--- ${line}\n`);
@@ -244,6 +246,11 @@ export async function setUp(needs: ReadonlySet<Need>): Promise<void> {
       path.join(root, "test/k8s/build-conformance.sh"),
       [],
     );
+  // Jaeger all-in-one, the OTLP backend of the telemetry backends' suite, from the Go module proxy, cached.
+  if (needs.has("jaeger"))
+    await step("building Jaeger all-in-one (test/support/jaeger-build.ts: about 12 min cold, then cached in ~/.cache/weft/jaeger)", node, [
+      path.join(root, "test/support/jaeger-build.ts"),
+    ]);
 }
 
 if (import.meta.main) {

@@ -5,23 +5,13 @@
 // (no restart, no failed request) and a clean Ctrl-C.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { cp, readFile, writeFile, mkdtemp, rm } from "node:fs/promises";
-import { request, type Reply } from "../support/client.ts";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { request, type Reply } from "../support/client.ts";
+import { startUp, type RunningUp, type UpPorts } from "../support/weft-up.ts";
 
-const ROOT = path.resolve(import.meta.dirname ?? ".", "..", "..");
-const NODE = path.join(ROOT, "node_modules", ".bin", "node");
 const FRONTEND_ID = "spiffe://cluster.local/ns/shop/sa/frontend";
 const CATALOG_ID = "spiffe://cluster.local/ns/shop/sa/catalog";
-
-interface Ports {
-  app: number;
-  admin: number;
-  outbound: number;
-  inbound: number;
-}
 
 /** One request; `proxy` sends it absolute-form through a sidecar's outbound port, as the apps do. */
 function get(url: string, options: { headers?: Record<string, string>; proxy?: number } = {}): Promise<Reply> {
@@ -42,45 +32,33 @@ const count = (lines: string[], ...parts: string[]) =>
   lines.filter((l) => parts.every((p) => l.includes(p))).reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
 
 describe("weft up (the shop demo)", () => {
-  let dir: string;
-  let up: ChildProcess;
-  let output = "";
-  let ports: Record<string, Ports>;
+  let mesh: RunningUp;
+  let ports: Record<string, UpPorts>;
   const frontend = () => `http://127.0.0.1:${ports.frontend!.inbound}/`;
 
   const waitFor = async (what: string, check: () => boolean | Promise<boolean>, ms = 120_000) => {
     const deadline = Date.now() + ms;
     while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; weft up said:\n${output}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; weft up said:\n${mesh.output()}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   };
 
   before(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), "weft-up-"));
-    await cp(path.join(ROOT, "examples", "shop"), dir, { recursive: true, filter: (src) => !src.includes(`${path.sep}.weft`) });
-    up = spawn(NODE, [path.join(ROOT, "bin", "weft.ts"), "up", dir, "--port", "25012", "--base-port", "26000"], {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    up.stdout!.on("data", (d: Buffer) => (output += d.toString()));
-    up.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-    await waitFor("the summary", () => output.includes("workloads running"), 180_000);
-    const state = JSON.parse(await readFile(path.join(dir, ".weft", "up.json"), "utf8")) as { workloads: { pod: string; ports: Ports }[] };
-    ports = Object.fromEntries(state.workloads.map((w) => [w.pod, w.ports]));
+    mesh = await startUp({ port: 25012, basePort: 26000 });
+    ports = mesh.ports;
   });
 
   after(async () => {
-    if (up.exitCode === null) up.kill("SIGKILL");
-    await rm(dir, { recursive: true, force: true });
+    await mesh?.stop();
   });
 
   it("starts four workloads with sidecars and waits for both filters before saying so", () => {
     assert.deepEqual(Object.keys(ports).sort(), ["catalog-v1", "catalog-v2", "frontend", "inventory"]);
-    assert.match(output, /built filter rate-limit@1\.0\.0/);
-    assert.match(output, /filters running \(in proxies \/ selected\): shop\/greeting 2\/2, shop\/rate-limit 1\/1/);
-    assert.match(output, new RegExp(`frontend\\.shop +http://127\\.0\\.0\\.1:${ports.frontend!.inbound}/`));
-    assert.match(output, /dashboard +http:\/\/127\.0\.0\.1:25012\/dashboard\//);
+    assert.match(mesh.output(), /built filter rate-limit@1\.0\.0/);
+    assert.match(mesh.output(), /filters running \(in proxies \/ selected\): shop\/greeting 2\/2, shop\/rate-limit 1\/1/);
+    assert.match(mesh.output(), new RegExp(`frontend\\.shop +http://127\\.0\\.0\\.1:${ports.frontend!.inbound}/`));
+    assert.match(mesh.output(), /dashboard +http:\/\/127\.0\.0\.1:25012\/dashboard\//);
   });
 
   it("serves a request through three sidecars over mTLS", async () => {
@@ -177,7 +155,7 @@ describe("weft up (the shop demo)", () => {
 
   it("applies a filter change saved in the directory without a restart or a failed request", async () => {
     const before = count(await metrics(ports.frontend!.admin), 'reporter="destination"');
-    const file = path.join(dir, "filters.yaml");
+    const file = path.join(mesh.dir, "filters.yaml");
     const seen = new Map<string, number>();
     let failures = 0;
     let sent = 0;
@@ -207,7 +185,7 @@ describe("weft up (the shop demo)", () => {
     assert.equal(failures, 0, `${failures} of ${sent} requests failed during the change`);
     assert.ok((seen.get("hello from the catalog") ?? 0) >= 30);
     assert.equal(seen.get("bonjour from the catalog"), 50, `the new greeting never arrived (saw ${JSON.stringify([...seen])})`);
-    assert.doesNotMatch(output, /exited|stopping/, "no process was restarted");
+    assert.doesNotMatch(mesh.output(), /exited|stopping/, "no process was restarted");
     assert.ok(
       count(await metrics(ports.frontend!.admin), 'reporter="destination"') >= before + sent,
       "the frontend's sidecar kept its counters: same process",
@@ -253,10 +231,10 @@ describe("weft up (the shop demo)", () => {
   });
 
   it("stops everything on Ctrl-C", async () => {
-    const exited = new Promise<number | null>((resolve) => up.once("exit", (code) => resolve(code)));
-    up.kill("SIGINT");
+    const exited = new Promise<number | null>((resolve) => mesh.process.once("exit", (code) => resolve(code)));
+    mesh.process.kill("SIGINT");
     assert.equal(await exited, 0);
-    assert.match(output, /weft up: stopped/);
+    assert.match(mesh.output(), /weft up: stopped/);
     for (const p of Object.values(ports)) {
       const refused = await get(`http://127.0.0.1:${p.admin}/ready`).then(
         () => false,
