@@ -132,13 +132,23 @@ function mirrorPercent(m: NonNullable<Filter["requestMirror"]>): number {
 }
 
 /** A backendRef as the rule's backend; `kind` is kept when it is not a Service, which nothing resolves. */
-const backendOf = (b: Ref, namespace: string): RouteBackend => ({
-  namespace: b.namespace ?? namespace,
-  name: b.name,
-  port: b.port ?? 80,
-  weight: b.weight ?? 1,
-  ...(isService(b) ? {} : { kind: `${b.group ?? ""}/${b.kind ?? "Service"}` }),
-});
+// The filters a backendRef may carry that weft applies to that backend's share.
+const BACKEND_FILTERS = new Set(["RequestHeaderModifier", "ResponseHeaderModifier"]);
+
+/** A backendRef as the rule's backend, with its header modifiers; `kind` is kept when it is not a Service, which nothing resolves. */
+const backendOf = (b: Ref & { filters?: Filter[] }, namespace: string): RouteBackend => {
+  const request = b.filters?.find((f) => f.type === "RequestHeaderModifier")?.requestHeaderModifier;
+  const response = b.filters?.find((f) => f.type === "ResponseHeaderModifier")?.responseHeaderModifier;
+  return {
+    namespace: b.namespace ?? namespace,
+    name: b.name,
+    port: b.port ?? 80,
+    weight: b.weight ?? 1,
+    ...(isService(b) ? {} : { kind: `${b.group ?? ""}/${b.kind ?? "Service"}` }),
+    ...(request ? { requestHeaders: modifier(request)! } : {}),
+    ...(response ? { responseHeaders: modifier(response)! } : {}),
+  };
+};
 
 /** A header or query parameter match; Exact unless the type says otherwise. */
 const valueMatch = (m: { type?: string; name: string; value: string }) => ({
@@ -169,7 +179,9 @@ export function httpRouteInfo(route: HttpRoute): HttpRouteSeen | null {
     const mirror = rule.filters?.find((f) => f.type === "RequestMirror")?.requestMirror;
     const unsupported = [
       ...(rule.filters ?? []).filter((f) => !IMPLEMENTED_FILTERS.has(f.type)).map((f) => `filter ${f.type}`),
-      ...(rule.backendRefs ?? []).flatMap((b, j) => (b.filters?.length ? [`backendRefs[${j}].filters (per-backend filters)`] : [])),
+      ...(rule.backendRefs ?? []).flatMap((b, j) =>
+        (b.filters ?? []).filter((f) => !BACKEND_FILTERS.has(f.type)).map((f) => `backendRefs[${j}] filter ${f.type}`),
+      ),
     ];
     const timeout = rule.timeouts?.request;
     return {

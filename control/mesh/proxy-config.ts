@@ -164,7 +164,12 @@ function ruleBackends(world: MeshWorld, rule: RouteRule, settings: ProxySettings
   const backends = rule.backends.map((b) => {
     const resolved = resolveBackend(world, b);
     if (resolved.problem === undefined)
-      return { cluster: outboundClusterName(resolved.service, resolved.port, settings), weight: b.weight };
+      return {
+        cluster: outboundClusterName(resolved.service, resolved.port, settings),
+        weight: b.weight,
+        ...(b.requestHeaders ? { requestHeaders: b.requestHeaders } : {}),
+        ...(b.responseHeaders ? { responseHeaders: b.responseHeaders } : {}),
+      };
     const name = `invalid|${b.port}||${b.name}.${b.namespace}.svc.${settings.clusterDomain}`;
     const labels = { service: `${b.name}.${b.namespace}.svc.${settings.clusterDomain}`, namespace: b.namespace, workload: b.name };
     return { cluster: invalidCluster(name, `HTTPRoute backend ${resolved.problem}`, invalid, labels), weight: b.weight };

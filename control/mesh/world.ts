@@ -79,6 +79,9 @@ export interface RouteBackend {
   weight: number;
   /** "group/Kind" of a backendRef that is not a Service: weft cannot send to it. */
   kind?: string;
+  /** The backendRef's own header modifiers, applied after the rule's to its share of requests. */
+  requestHeaders?: HeaderModifier;
+  responseHeaders?: HeaderModifier;
 }
 
 /** One rule of an HTTPRoute, in the proxy's own terms where they coincide (Gateway API's). */

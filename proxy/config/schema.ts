@@ -69,6 +69,10 @@ export const HeaderModifier = v.object({
 export const BackendRef = v.object({
   cluster: v.string(),
   weight: v.optional(atLeast(0), 1),
+  // Applied after the route's, to requests sent to this backend and their responses (Gateway
+  // API's filters on a backendRef).
+  requestHeaders: v.optional(HeaderModifier),
+  responseHeaders: v.optional(HeaderModifier),
 });
 
 export const RetryOn = v.picklist(["connect-failure", "reset", "5xx", "gateway-error", "retriable-status-codes"]);
@@ -325,6 +329,7 @@ export type Listener = v.InferOutput<typeof Listener>;
 export type VirtualHost = v.InferOutput<typeof VirtualHost>;
 export type Route = v.InferOutput<typeof Route>;
 export type RouteMatch = v.InferOutput<typeof RouteMatch>;
+export type BackendRef = v.InferOutput<typeof BackendRef>;
 export type PathMatch = v.InferOutput<typeof PathMatch>;
 export type Redirect = v.InferOutput<typeof Redirect>;
 export type RedirectInput = v.InferInput<typeof Redirect>;

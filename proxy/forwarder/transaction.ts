@@ -3,6 +3,7 @@
 // and the one access-log record it makes. Errors become responses here and nowhere else.
 import { randomUUID } from "node:crypto";
 import type { Buffer } from "node:buffer";
+import type { BackendRef } from "../config/schema.ts";
 import type { LocalReply, RequestMessage } from "../filters/message.ts";
 import type { ServerExchange } from "../http/exchange.ts";
 import { headerValue } from "../http/headers.ts";
@@ -48,6 +49,8 @@ export class Transaction implements ResponseSink {
   readBody: ReadBody | null = null;
   route: CompiledRoute | null = null;
   cluster: UpstreamCluster | null = null;
+  /** The route's backend the request goes to (its header modifiers apply after the route's). */
+  backend: BackendRef | null = null;
   trace: RequestTrace | undefined = undefined;
   /** The endpoint of the last attempt. */
   upstreamAddress = "";

@@ -29,6 +29,7 @@ export function upstreamRequest(tx: Transaction, route: Route): UpstreamRequestH
   else removeHeader(headers, "tracestate");
   ctx.decorate(headers, ex, tx.cluster);
   if (route.requestHeaders) applyHeaderModifier(headers, route.requestHeaders);
+  if (tx.backend?.requestHeaders) applyHeaderModifier(headers, tx.backend.requestHeaders);
   // Framing and Host come last and from what this proxy read and routed by, never from a
   // header as the client, a filter or a route's modifier wrote it: a body of known length
   // gets exactly that Content-Length, any other is chunked, a body a filter has read is

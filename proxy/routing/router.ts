@@ -1,6 +1,6 @@
 // Compiles a listener's virtual hosts into a matcher: host lookup by exact name, then the
 // longest wildcard suffix, then "*"; within a host, the first route whose match holds.
-import type { Route, RouteMatch, VirtualHost } from "../config/schema.ts";
+import type { BackendRef, Route, RouteMatch, VirtualHost } from "../config/schema.ts";
 import { headerValue } from "../http/headers.ts";
 
 export interface RequestFacts {
@@ -144,12 +144,11 @@ export class Router {
   }
 }
 
-/** Picks a backend of a route by weight. */
-/** A backend by weight; `random` returns a number in [0, 1). */
-export function pickBackend(route: CompiledRoute, random: () => number): string {
+/** A backend of a route by weight; `random` returns a number in [0, 1). */
+export function pickBackend(route: CompiledRoute, random: () => number): BackendRef {
   const backends = route.config.backends;
-  if (backends.length === 1) return backends[0].cluster;
+  if (backends.length === 1) return backends[0]!;
   const x = random() * route.totalWeight;
-  for (let i = 0; i < route.cumulative.length; i++) if (x < route.cumulative[i]) return backends[i].cluster;
-  return backends[backends.length - 1].cluster;
+  for (let i = 0; i < route.cumulative.length; i++) if (x < route.cumulative[i]!) return backends[i]!;
+  return backends[backends.length - 1]!;
 }

@@ -288,7 +288,9 @@ spec:
   rules:
     - matches: [{ headers: [{ name: x-canary, value: "yes" }] }, { queryParams: [{ name: canary, value: "yes" }] }]
       backendRefs: [{ name: catalog-v2, port: 80 }]
-    - backendRefs: [{ name: catalog, port: 80, weight: 90 }, { name: catalog-v2, port: 80, weight: 10 }]
+    - backendRefs:
+        - { name: catalog, port: 80, weight: 90, filters: [{ type: RequestHeaderModifier, requestHeaderModifier: { set: [{ name: x-backend, value: v1 }] } }] }
+        - { name: catalog-v2, port: 80, weight: 10 }
       filters: [{ type: RequestHeaderModifier, requestHeaderModifier: { set: [{ name: x-routed-by, value: catalog-canary }] } }]
     - matches: [{ path: { type: PathPrefix, value: /old } }]
       filters:
@@ -345,6 +347,11 @@ spec:
     // 10% of 400 is 40; the bounds hold with probability > 0.9999 for a fair 90/10 split.
     assert.ok(counts["catalog-v2"]! >= 15 && counts["catalog-v2"]! <= 70, JSON.stringify(counts));
     assert.equal(catalog.received.at(-1)?.headers["x-routed-by"], "catalog-canary", "the rule's request header modifier");
+    assert.equal(catalog.received.at(-1)?.headers["x-backend"], "v1", "the backendRef's own request header modifier");
+    assert.ok(
+      catalogV2.received.slice(-20).every((r) => r.headers["x-backend"] === undefined),
+      "only the backend whose backendRef carries it",
+    );
     assert.ok(catalog.received.length > before);
     const status = JSON.parse(await kubectl(["get", "httproute", "catalog-canary", "-n", "shop", "-o", "json"])) as {
       status: { parents: { conditions: { type: string; status: string; reason: string; message: string }[] }[] };

@@ -102,4 +102,24 @@ describe("route stage", () => {
     assert.deepEqual(h.exchange.sent?.headers, ["x-a", "1", "x-route", "yes"]);
     assert.ok(h.exchange.ended);
   });
+
+  it("applies the picked backend's response header modifier after the route's (the backend's wins), and keeps the backend for the request's", () => {
+    const h = harness([route], {
+      route: {
+        responseHeaders: { set: [{ name: "x-by", value: "route" }] },
+        backends: [
+          {
+            cluster: "app",
+            requestHeaders: { set: [{ name: "x-backend", value: "app" }] },
+            responseHeaders: { set: [{ name: "x-by", value: "backend" }], add: [{ name: "x-backend", value: "app" }] },
+          },
+        ],
+      },
+    });
+    h.tx.next();
+    assert.deepEqual(h.tx.backend?.requestHeaders?.set, [{ name: "x-backend", value: "app" }]);
+    h.tx.response.head({ status: 200, reason: "OK", headers: ["x-a", "1"], contentLength: 0, hasBody: true, bodyless: false });
+    h.tx.response.end(null);
+    assert.deepEqual(h.exchange.sent?.headers, ["x-a", "1", "x-by", "backend", "x-backend", "app"]);
+  });
 });

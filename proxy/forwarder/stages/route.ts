@@ -34,7 +34,8 @@ export function route(tx: Transaction): void {
       path: modifiedTarget(rewrite.path, request.path, route.config.match.path),
     };
   }
-  const clusterName = pickBackend(route, tx.random);
+  const backend = pickBackend(route, tx.random);
+  const clusterName = backend.cluster;
   const cluster = ctx.clusters.get(clusterName);
   if (!cluster) {
     tx.reply(500, `route "${route.name}" names unknown cluster "${clusterName}"`, "NR");
@@ -53,6 +54,10 @@ export function route(tx: Transaction): void {
     }, timeoutMs);
     tx.onEnd(() => tx.clock.clearTimeout(timer));
   }
+  tx.backend = backend;
+  // The backend's modifiers apply after the route's, so the more specific wins: on the way back
+  // the route's sink is the outer one, which sees the head first.
+  if (backend.responseHeaders) tx.response = new ModifiedResponse(backend.responseHeaders, tx.response);
   if (responseHeaders) tx.response = new ModifiedResponse(responseHeaders, tx.response);
   tx.next();
 }
