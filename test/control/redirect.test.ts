@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
-import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml } from "../support/service.ts";
+import { namespaceYaml, serviceAccountYaml, serviceYaml } from "../support/service.ts";
 import { writeProxyToken } from "../support/control-process.ts";
 import { startMeshControl } from "../support/mesh-control.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
@@ -149,9 +149,17 @@ ${serviceAccountYaml("shop", "inventory")}`,
     );
     await k8s.kubectl(
       ["apply", "-f", "-"],
-      `${podYaml({ namespace: "shop", name: "inventory-0", app: "inventory", serviceAccount: "inventory", port: inventory.port })}---
+      `apiVersion: v1
+kind: Pod
+metadata: { name: inventory-0, namespace: shop, labels: { app: inventory } }
+spec:
+  serviceAccountName: inventory
+  containers: [{ name: app, image: example.com/inventory:1, ports: [{ containerPort: ${inventory.port} }, { containerPort: ${invInbound} }] }]
+---
 # On a node, weft init in the inventory pod redirects the app port to its sidecar; here the
-# endpoint names that sidecar's inbound listener directly.
+# endpoint names that sidecar's inbound listener directly. The pod declares that port too, so
+# that its injected weft-init captures it, as callers' sidecars must know to speak mTLS to it
+# (control/kubernetes/convert.ts, capturedPorts).
 ${serviceYaml({ namespace: "shop", name: "inventory", targetPort: inventory.port, address: HOST_IP, endpointPort: invInbound, pod: "inventory-0", clusterIP: "10.0.0.77" })}---
 apiVersion: weft.dev/v1alpha1
 kind: WasmFilter
@@ -272,6 +280,7 @@ spec:
     // Any address on port 80: the redirect sends it to the sidecar, which routes by Host.
     const r = await run("ip", inPod("curl", "-sS", "--max-time", "5", "-H", "Host: inventory.shop", "http://10.0.0.77/echo"));
     assert.equal(r.code, 0, `curl: ${r.stderr}\n${logs()}`);
+    if (!r.stdout.startsWith("{")) throw new Error(`not the upstream echo: ${r.stdout}\n${logs()}`);
     const seen = JSON.parse(r.stdout) as { url: string; headers: Record<string, string> };
     assert.equal(seen.url, "/echo");
     // The inventory sidecar verified the web sidecar's certificate: its SPIFFE ID is the app's identity.
