@@ -25,13 +25,13 @@ const BUILD = path.join(root, "test", "k8s", "build-conformance.sh");
 const PROFILE = "MESH-HTTP";
 // What weft claims beyond the profile's core: every feature whose tests passed here with all
 // features claimed (docs/design/conformance.md, "Results"). A claimed feature whose test fails
-// makes the report a failure, so claim only what passes. Not claimed, and why (their tests fail):
-// MeshHTTPRouteBackendRequestHeaderModification (per-backend filters are refused, 500) and
+// makes the report a failure, so claim only what passes. Not claimed, and why (its test fails):
 // MeshClusterIPMatching (routes follow Host).
 const FEATURES = [
   "Mesh",
   "HTTPRoute",
   "MeshConsumerRoute",
+  "MeshHTTPRouteBackendRequestHeaderModification",
   "MeshHTTPRouteNamedRouteRule",
   "MeshHTTPRouteQueryParamMatching",
   "MeshHTTPRouteRedirectPath",
