@@ -70,7 +70,7 @@ interface GatewayPathModifier {
 const IMPLEMENTED_FILTERS = new Set(["RequestHeaderModifier", "ResponseHeaderModifier", "RequestRedirect", "URLRewrite", "RequestMirror"]);
 
 interface HttpRoute {
-  metadata?: { namespace?: string; name?: string; generation?: number };
+  metadata?: { namespace?: string; name?: string; generation?: number; creationTimestamp?: unknown };
   spec?: {
     parentRefs?: Ref[];
     rules?: {
@@ -203,5 +203,14 @@ export function httpRouteInfo(route: HttpRoute): HttpRouteSeen | null {
       ...(timeout !== undefined ? { timeoutMs: durationMs(timeout) } : {}),
     };
   });
-  return { namespace, name: route.metadata?.name ?? "", parents, rules, generation: route.metadata?.generation ?? 0, parentRefs };
+  const created = route.metadata?.creationTimestamp;
+  return {
+    namespace,
+    name: route.metadata?.name ?? "",
+    ...(typeof created === "string" ? { createdAt: created } : {}),
+    parents,
+    rules,
+    generation: route.metadata?.generation ?? 0,
+    parentRefs,
+  };
 }

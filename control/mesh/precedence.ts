@@ -13,12 +13,15 @@ interface Dated {
 const createdAt = (r: Dated) => (typeof r.metadata.creationTimestamp === "string" ? r.metadata.creationTimestamp : "");
 
 /** Sorts the winner first. */
-export function olderFirst(a: Dated, b: Dated): number {
-  const x = createdAt(a);
-  const y = createdAt(b);
+export const olderFirst = (a: Dated, b: Dated): number => olderByMetadata(a.metadata, b.metadata);
+
+/** olderFirst on the metadata itself (an HTTPRoute in the model keeps its own at the top level). */
+export function olderByMetadata(a: Dated["metadata"], b: Dated["metadata"]): number {
+  const x = createdAt({ metadata: a });
+  const y = createdAt({ metadata: b });
   if (x !== y) return x === "" ? 1 : y === "" ? -1 : x < y ? -1 : 1;
-  const p = `${a.metadata.namespace}/${a.metadata.name}`;
-  const q = `${b.metadata.namespace}/${b.metadata.name}`;
+  const p = `${a.namespace}/${a.name}`;
+  const q = `${b.namespace}/${b.name}`;
   return p < q ? -1 : p > q ? 1 : 0;
 }
 

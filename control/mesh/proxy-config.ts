@@ -12,7 +12,7 @@ import { accessPoliciesInForce } from "./access-in-force.ts";
 import { resolveBackend } from "./backends.ts";
 import { externalCluster, externalDomains, externalPorts, isExternal } from "./external-services.ts";
 import { REGISTRY_ONLY_REASON, type OutboundTraffic } from "./outbound-traffic.ts";
-import { trafficPolicyFor } from "./precedence.ts";
+import { olderByMetadata, trafficPolicyFor } from "./precedence.ts";
 import { keyOf, servicesOf, targets, type MeshWorld, type PodInfo, type RouteRule, type ServiceInfo, type ServicePort } from "./world.ts";
 
 export interface ProxySettings {
@@ -220,7 +220,8 @@ function attachedRoutes(
     .filter((r) =>
       r.parents.some((p) => p.namespace === s.namespace && p.name === s.name && (p.port === undefined || p.port === port?.port)),
     )
-    .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
+    // Gateway API: where rules of two routes tie on precedence, the older route's win.
+    .sort((a, b) => olderByMetadata({ ...a, creationTimestamp: a.createdAt }, { ...b, creationTimestamp: b.createdAt }));
   // GAMMA: a route in the Service's namespace (a producer route) is for every client; one in
   // another namespace (a consumer route) only for that namespace's clients, in place of the
   // producer's.

@@ -105,6 +105,8 @@ export interface RouteRule {
 export interface HttpRouteInfo {
   namespace: string;
   name: string;
+  /** metadata.creationTimestamp (RFC 3339): an older route's rules win ties (Gateway API). Absent in local mode. */
+  createdAt?: string;
   /** The Services it is attached to, with the port when the parentRef names one. */
   parents: { namespace: string; name: string; port?: number }[];
   rules: RouteRule[];

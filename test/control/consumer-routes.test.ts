@@ -62,4 +62,22 @@ describe("HTTPRoutes for mesh clients by namespace (GAMMA)", () => {
     assert.deepEqual(routesFor(w, "billing"), ["default"]);
     assert.deepEqual(routesFor(w, "elsewhere"), ["elsewhere/someone-elses/0"]);
   });
+
+  it("where two routes' rules tie, the older route's come first (Gateway API), then namespace/name", () => {
+    const w = world();
+    const producer = (name: string, createdAt: string) => {
+      const info = httpRouteInfo({
+        metadata: { namespace: "payments", name, creationTimestamp: createdAt },
+        spec: {
+          parentRefs: [{ group: "", kind: "Service", name: "ledger", port: 80 }],
+          rules: [{ backendRefs: [{ name: "ledger", port: 80 }] }],
+        },
+      });
+      w.httpRoutes.set(keyOf("payments", name), info!);
+    };
+    w.httpRoutes.delete(keyOf("payments", "producer"));
+    producer("a-newer", "2026-12-07T10:00:00Z");
+    producer("z-older", "2026-12-01T10:00:00Z");
+    assert.deepEqual(routesFor(w, "billing"), ["payments/z-older/0", "payments/a-newer/0"]);
+  });
 });
