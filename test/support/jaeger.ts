@@ -1,10 +1,10 @@
 // A real Jaeger for the tests: the all-in-one binary (test/support/jaeger-build.ts) as a process
 // on 127.0.0.1, in-memory storage, every port of its own, receiving OTLP/HTTP as a collector
 // would and answering its HTTP query API (what the Jaeger UI reads).
-import { spawn } from "node:child_process";
 import process from "node:process";
 import { freePorts } from "../k8s/cluster.ts";
 import { JAEGER_VERSION, jaegerBinary } from "./jaeger-build.ts";
+import { startServerProcess } from "./server-process.ts";
 
 /** A span as Jaeger's query API gives it (/api/traces/ID). */
 export interface JaegerSpan {
@@ -39,8 +39,15 @@ export async function startJaeger(): Promise<TestJaeger> {
   const binary = await jaegerBinary();
   const [otlpHttp, otlpGrpc, collectorHttp, collectorGrpc, queryHttp, queryGrpc, admin] = await freePorts(7);
   const at = (port: number | undefined) => `127.0.0.1:${port}`;
-  let output = "";
-  const child = spawn(
+  const queryUrl = `http://${at(queryHttp)}`;
+  const otlpEndpoint = `http://${at(otlpHttp)}`;
+  const answers = (url: string, init?: RequestInit) =>
+    fetch(url, init).then(
+      (r) => r.status < 500,
+      () => false,
+    );
+  const server = await startServerProcess(
+    `Jaeger ${JAEGER_VERSION}`,
     binary,
     [
       `--collector.otlp.http.host-port=${at(otlpHttp)}`,
@@ -52,38 +59,20 @@ export async function startJaeger(): Promise<TestJaeger> {
       `--admin.http.host-port=${at(admin)}`,
       "--log-level=warn",
     ],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SPAN_STORAGE_TYPE: "memory", COLLECTOR_OTLP_ENABLED: "true" } },
+    {
+      env: { ...process.env, SPAN_STORAGE_TYPE: "memory", COLLECTOR_OTLP_ENABLED: "true" },
+      // Ready when both the query API and the OTLP receiver answer.
+      ready: async () =>
+        (await answers(`${queryUrl}/api/services`)) &&
+        (await answers(`${otlpEndpoint}/v1/traces`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })),
+      readyWithinMs: 60_000,
+    },
   );
-  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const queryUrl = `http://${at(queryHttp)}`;
-  const otlpEndpoint = `http://${at(otlpHttp)}`;
-
-  // Ready when both the query API and the OTLP receiver answer.
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`Jaeger ${JAEGER_VERSION} exited (${child.exitCode}) before it was ready:\n${output}`);
-    const answers = (url: string, init?: RequestInit) =>
-      fetch(url, init).then(
-        (r) => r.status < 500,
-        () => false,
-      );
-    const ready =
-      (await answers(`${queryUrl}/api/services`)) &&
-      (await answers(`${otlpEndpoint}/v1/traces`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" }));
-    if (ready) break;
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`Jaeger ${JAEGER_VERSION} was not ready within 60 s:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
 
   return {
     otlpEndpoint,
     queryUrl,
-    output: () => output,
+    output: server.output,
     async trace(traceId) {
       const res = await fetch(`${queryUrl}/api/traces/${traceId}`);
       if (res.status === 404) return null;
@@ -95,13 +84,6 @@ export async function startJaeger(): Promise<TestJaeger> {
       const body = (await (await fetch(`${queryUrl}/api/services`)).json()) as { data: string[] | null };
       return body.data ?? [];
     },
-    async stop() {
-      if (child.exitCode === null) {
-        child.kill("SIGTERM");
-        const killer = setTimeout(() => child.kill("SIGKILL"), 5000);
-        await exited;
-        clearTimeout(killer);
-      }
-    },
+    stop: server.stop,
   };
 }

@@ -1,11 +1,11 @@
 // A real Prometheus for the tests: Debian's `prometheus` as a process on 127.0.0.1, with its own
 // storage folder and the scrape jobs a test gives it, and its HTTP API to query (the API Grafana
 // uses, so a query answers here as it would on a dashboard).
-import { spawn } from "node:child_process";
 import { access, constants, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { freePorts } from "../k8s/cluster.ts";
+import { startServerProcess } from "./server-process.ts";
 
 const BINARY = "/usr/bin/prometheus";
 
@@ -53,8 +53,8 @@ export async function startPrometheus(options: {
   for (const [name, text] of Object.entries(options.files ?? {})) await writeFile(path.join(dir, name), text);
   const [port] = await freePorts(1);
   const url = `http://127.0.0.1:${port}`;
-  let output = "";
-  const child = spawn(
+  const server = await startServerProcess(
+    "prometheus",
     BINARY,
     [
       `--config.file=${path.join(dir, "prometheus.yml")}`,
@@ -62,11 +62,19 @@ export async function startPrometheus(options: {
       `--web.listen-address=127.0.0.1:${port}`,
       "--log.level=warn",
     ],
-    { cwd: dir, stdio: ["ignore", "pipe", "pipe"] },
-  );
-  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    {
+      cwd: dir,
+      ready: () =>
+        fetch(`${url}/-/ready`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      readyWithinMs: 30_000,
+    },
+  ).catch(async (e: unknown) => {
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  });
 
   const api = async <T>(pathAndQuery: string): Promise<T> => {
     const res = await fetch(`${url}${pathAndQuery}`);
@@ -75,24 +83,9 @@ export async function startPrometheus(options: {
     return body.data;
   };
 
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`prometheus exited (${child.exitCode}) before it was ready:\n${output}`);
-    const ready = await fetch(`${url}/-/ready`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ready) break;
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`prometheus was not ready on ${url} within 30 s:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-
   return {
     url,
-    output: () => output,
+    output: server.output,
     async query(expr, time) {
       const at = time === undefined ? "" : `&time=${(time / 1000).toFixed(3)}`;
       const data = await api<{ resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] }>(
@@ -108,12 +101,7 @@ export async function startPrometheus(options: {
       return data.activeTargets;
     },
     async stop() {
-      if (child.exitCode === null) {
-        child.kill("SIGTERM");
-        const killer = setTimeout(() => child.kill("SIGKILL"), 5000);
-        await exited;
-        clearTimeout(killer);
-      }
+      await server.stop();
       await rm(dir, { recursive: true, force: true });
     },
   };

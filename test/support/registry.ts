@@ -2,11 +2,12 @@
 // process on 127.0.0.1, with its own storage folder and a generated config; optionally behind
 // htpasswd (Basic) or token (Bearer) auth. Its access log is kept, so a test can see which
 // requests a client made.
-import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { access, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { constants } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { startServerProcess } from "./server-process.ts";
 import { deadPort } from "./upstream.ts";
 
 const BINARY = "/usr/bin/docker-registry";
@@ -85,37 +86,23 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
   }
   await writeFile(path.join(dir, "config.yml"), `${config.join("\n")}\n`);
 
-  const child: ChildProcess = spawn(BINARY, ["serve", path.join(dir, "config.yml")], { stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout!.on("data", (d) => (output += d));
-  child.stderr!.on("data", (d) => (output += d));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  let gone = false;
-  void exited.then(() => (gone = true));
-
   const host = `127.0.0.1:${port}`;
+  const server = await startServerProcess(`docker-registry on ${host}`, BINARY, ["serve", path.join(dir, "config.yml")], {
+    // Ready once /v2/ answers at all (401 included: auth is on).
+    ready: () =>
+      fetch(`http://${host}/v2/`).then(
+        async (r) => (await r.body?.cancel(), true),
+        () => false,
+      ),
+    readyWithinMs: 10_000,
+  }).catch(async (e: unknown) => {
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  });
   const stop = async () => {
-    if (!gone) child.kill("SIGTERM");
-    await exited;
+    await server.stop();
     await rm(dir, { recursive: true, force: true });
   };
-  // Ready once /v2/ answers at all (401 included: auth is on).
-  for (const deadline = Date.now() + 10_000; ; ) {
-    if (gone) {
-      await stop();
-      throw new Error(`docker-registry exited at start-up:\n${output}`);
-    }
-    const answered = await fetch(`http://${host}/v2/`).then(
-      async (r) => (await r.body?.cancel(), true),
-      () => false,
-    );
-    if (answered) break;
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`docker-registry did not answer on ${host}/v2/ within 10 s:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
   return {
     host,
     blobFile: (digest) => {
@@ -123,7 +110,8 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       return path.join(storage, "docker", "registry", "v2", "blobs", "sha256", hex.slice(0, 2), hex, "data");
     },
     accessLog: () =>
-      output
+      server
+        .output()
         .split("\n")
         .filter((l) => l.includes('"') && l.includes(' HTTP/1.1" '))
         .map((l) => l.slice(l.indexOf('"'))),
