@@ -23,7 +23,7 @@ import { serviceInfo } from "../../control/kubernetes/convert.ts";
 import { parseFile } from "../../control/local/directory.ts";
 import { parseConfig } from "../../proxy/config/validate.ts";
 import { emptyWorld, keyOf, type MeshWorld, type PodInfo } from "../../control/mesh/world.ts";
-import { NODE, PodPair, preflight, ROOT, run } from "../support/netns.ts";
+import { NODE, PodPair, preflight, ROOT } from "../support/netns.ts";
 
 const pair = new PodPair("egress", 78);
 const PROXY_UID = 1337;
@@ -102,18 +102,7 @@ before(async () => {
     `127.0.0.1 localhost ${LOOPBACK_NAME}\n${pair.peerIp} ${PAYMENTS} ${LEDGER} ${REPORTS} ${UNDECLARED}\n`,
   );
   await pair.startServer(pair.peer, undefined, ["peer:80", "peer:8080"]);
-  const init = await run("ip", [
-    "netns",
-    "exec",
-    pair.pod,
-    NODE,
-    "bin/weft.ts",
-    "init",
-    "--proxy-uid",
-    String(PROXY_UID),
-    "--include-inbound-ports",
-    "",
-  ]);
+  const init = await pair.init("--proxy-uid", String(PROXY_UID), "--include-inbound-ports", "");
   assert.equal(init.code, 0, init.stderr);
 });
 after(async () => {

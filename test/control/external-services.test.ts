@@ -19,7 +19,7 @@ import { startCluster, type Cluster } from "../k8s/cluster.ts";
 import { applyCrds, until, writeProxyToken } from "../support/control-process.ts";
 import { startMeshControl, type MeshControl } from "../support/mesh-control.ts";
 import { namespaceYaml, podYaml, serviceAccountYaml } from "../support/service.ts";
-import { NODE, PodPair, preflight, run, type Got } from "../support/netns.ts";
+import { NODE, PodPair, preflight, type Got } from "../support/netns.ts";
 
 const pair = new PodPair("extname", 76);
 const PROXY_UID = 1337;
@@ -72,18 +72,7 @@ describe("a Service of type ExternalName on the API server declares a host the s
     await writeProxyToken(k8s, "shop", "frontend", token);
     await Promise.all([chmod(token, 0o644), chmod(control.caFile, 0o644)]);
 
-    const init = await run("ip", [
-      "netns",
-      "exec",
-      pair.pod,
-      NODE,
-      "bin/weft.ts",
-      "init",
-      "--proxy-uid",
-      String(PROXY_UID),
-      "--include-inbound-ports",
-      "",
-    ]);
+    const init = await pair.init("--proxy-uid", String(PROXY_UID), "--include-inbound-ports", "");
     assert.equal(init.code, 0, init.stderr);
     await pair.forward(pair.pod, CONTROL_PORT_IN_POD, control.port, path.join(scratch, "control.sock"));
     await pair.spawn(

@@ -9,14 +9,11 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { cleanupInput, installInput, natRules, type InitOptions } from "../../control/init/rules.ts";
-import { must, NODE, PodPair, preflight, run, type Got, type Ran } from "../support/netns.ts";
+import { must, PodPair, preflight, type Got, type Ran } from "../support/netns.ts";
 
 const pair = new PodPair("init", 77);
 const { pod: POD, peer: PEER, podIp: POD_IP, peerIp: PEER_IP, podIp6: POD_IP6, peerIp6: PEER_IP6 } = pair;
 const PROXY_UID = 1337;
-
-/** `weft init ARGS` inside the pod's namespace (never outside it: that would change this machine's rules). */
-const init = (...args: string[]) => run("ip", ["netns", "exec", POD, NODE, "bin/weft.ts", "init", ...args]);
 
 /** The pod's nat table as iptables-save shows it, without the comments and counters that change between runs. */
 async function saved(family: "IPv4" | "IPv6"): Promise<string[]> {
@@ -57,7 +54,16 @@ describe("weft init in a pod's network namespace", () => {
   before(async () => {
     await preflight("weft init's suite");
     await setUp();
-    first = await init("--proxy-uid", "1337", "--inbound-port", "15006", "--outbound-port", "15001", "--include-inbound-ports", "8080");
+    first = await pair.init(
+      "--proxy-uid",
+      "1337",
+      "--inbound-port",
+      "15006",
+      "--outbound-port",
+      "15001",
+      "--include-inbound-ports",
+      "8080",
+    );
   });
   after(() => pair.tearDown());
 
@@ -124,7 +130,7 @@ describe("weft init in a pod's network namespace", () => {
 
   it("running init again leaves one set of rules", async () => {
     const earlier = { v4: await saved("IPv4"), v6: await saved("IPv6") };
-    const again = await init("--include-inbound-ports", "8080");
+    const again = await pair.init("--include-inbound-ports", "8080");
     assert.equal(again.code, 0, again.stderr);
     assert.deepEqual(await saved("IPv4"), earlier.v4);
     assert.deepEqual(await saved("IPv6"), earlier.v6);
@@ -133,7 +139,7 @@ describe("weft init in a pod's network namespace", () => {
   });
 
   it("--include-outbound-ports * redirects every port but the excluded ones, replacing the earlier rules", async () => {
-    const r = await init("--include-inbound-ports", "8080", "--include-outbound-ports", "*", "--exclude-outbound-ports", "5432");
+    const r = await pair.init("--include-inbound-ports", "8080", "--include-outbound-ports", "*", "--exclude-outbound-ports", "5432");
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /outbound TCP to every port but 5432 goes to 15001/);
     assert.deepEqual(ruleLines(await saved("IPv4")), natRules({ ...DEFAULTS, outboundPorts: "*", excludeOutboundPorts: [5432] }, "IPv4"));
@@ -145,7 +151,7 @@ describe("weft init in a pod's network namespace", () => {
 
   it("--dry-run prints the rules and changes nothing", async () => {
     const earlier = await saved("IPv4");
-    const r = await init("--dry-run", "--include-inbound-ports", "8080,9090", "--exclude-outbound-ports", "8080");
+    const r = await pair.init("--dry-run", "--include-inbound-ports", "8080,9090", "--exclude-outbound-ports", "8080");
     assert.equal(r.code, 0, r.stderr);
     const options = { ...DEFAULTS, inboundPorts: [8080, 9090], excludeOutboundPorts: [8080] };
     assert.ok(r.stdout.includes(installInput(options, "IPv4", "")) && r.stdout.includes(installInput(options, "IPv6", "")), r.stdout);
@@ -154,25 +160,25 @@ describe("weft init in a pod's network namespace", () => {
 
   it("bad flags are refused, each saying what was wrong, and change nothing", async () => {
     const earlier = await saved("IPv4");
-    const bad = await init("--include-inbound-ports", "8080,15006,http", "--proxy-uid", "root", "--outbound-port", "70000");
+    const bad = await pair.init("--include-inbound-ports", "8080,15006,http", "--proxy-uid", "root", "--outbound-port", "70000");
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--include-inbound-ports: "http" is not a port \(1-65535\): give comma-separated ports, like 80,8080/);
     assert.match(bad.stderr, /--proxy-uid: "root" is not a user ID/);
     assert.match(bad.stderr, /--outbound-port: "70000" is not a port/);
-    const loop = await init("--include-inbound-ports", "8080,15006");
+    const loop = await pair.init("--include-inbound-ports", "8080,15006");
     assert.equal(loop.code, 2);
     assert.match(loop.stderr, /--include-inbound-ports: 15006 is the proxy's inbound port, and redirecting it would loop/);
-    const missing = await init();
+    const missing = await pair.init();
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /--include-inbound-ports is required/);
-    const rootUid = await init("--include-inbound-ports", "8080", "--proxy-uid", "0");
+    const rootUid = await pair.init("--include-inbound-ports", "8080", "--proxy-uid", "0");
     assert.match(rootUid.stderr, /--proxy-uid: 0 would let every root process of the app bypass the proxy/);
     assert.deepEqual(await saved("IPv4"), earlier);
   });
 
   it("--cleanup removes every weft rule and chain, and running it again is harmless", async () => {
     for (let i = 0; i < 2; i++) {
-      const r = await init("--cleanup");
+      const r = await pair.init("--cleanup");
       assert.equal(r.code, 0, r.stderr);
       for (const family of ["IPv4", "IPv6"] as const) {
         assert.deepEqual(

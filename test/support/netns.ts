@@ -156,6 +156,11 @@ export class PodPair {
     });
   }
 
+  /** `weft init ARGS` (this checkout's CLI) inside the pod's namespace, as an init container runs it (never outside it: that would change this machine's rules). */
+  init(...args: string[]): Promise<Ran> {
+    return run("ip", ["netns", "exec", this.pod, NODE, "bin/weft.ts", "init", ...args]);
+  }
+
   /** Echo servers `name:port` in `ns`, as `uid`. */
   async startServer(ns: string, uid: number | undefined, listeners: string[]): Promise<void> {
     await this.spawn(ns, uid, [NODE, "-e", SERVER, ...listeners], "ready", listeners.join(" "));
