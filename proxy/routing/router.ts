@@ -8,8 +8,8 @@ export interface RequestFacts {
   method: string;
   /** Path without the query string. */
   path: string;
-  /** The query string, without its "?" ("" when there is none). */
-  query: string;
+  /** The request target, path and query: the query is read from it only for a route that matches on it. */
+  target: string;
   headers: string[];
 }
 
@@ -32,8 +32,10 @@ export function pathPrefixMatcher(value: string): (path: string) => boolean {
   return (path) => path === prefix || path.startsWith(`${prefix}/`);
 }
 
-function regexTest(source: string): (value: string) => boolean {
-  const re = new RegExp(source);
+/** A header or query parameter match as a test of the value found: equal to it, or a regular expression found in it. */
+function valueTest(m: { type: "Exact" | "RegularExpression"; value: string }): (value: string) => boolean {
+  if (m.type === "Exact") return (value) => value === m.value;
+  const re = new RegExp(m.value);
   return (value) => re.test(value);
 }
 
@@ -54,23 +56,18 @@ function compileMatch(match: RouteMatch): Predicate {
   }
   for (const h of match.headers) {
     const name = h.name.toLowerCase();
-    if (h.type === "Exact") checks.push((r) => headerValue(r.headers, name) === h.value);
-    else {
-      const re = new RegExp(h.value);
-      checks.push((r) => {
-        const value = headerValue(r.headers, name);
-        return value !== undefined && re.test(value);
-      });
-    }
+    const test = valueTest(h);
+    checks.push((r) => {
+      const value = headerValue(r.headers, name);
+      return value !== undefined && test(value);
+    });
   }
   if (match.queryParams.length > 0) {
-    const wanted = match.queryParams.map((q) => ({
-      name: q.name,
-      test: q.type === "Exact" ? (v: string) => v === q.value : regexTest(q.value),
-    }));
+    const wanted = match.queryParams.map((q) => ({ name: q.name, test: valueTest(q) }));
     checks.push((r) => {
       // URLSearchParams decodes as a browser does; get() is the first value, as Gateway API matches.
-      const params = new URLSearchParams(r.query);
+      const at = r.target.indexOf("?");
+      const params = new URLSearchParams(at === -1 ? "" : r.target.slice(at + 1));
       return wanted.every((w) => {
         const value = params.get(w.name);
         return value !== null && w.test(value);

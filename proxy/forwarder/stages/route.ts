@@ -14,8 +14,13 @@ import type { Transaction } from "../transaction.ts";
 export function route(tx: Transaction): void {
   const { ctx, request } = tx;
   const path = pathOf(request.path);
-  const query = path.length < request.path.length ? request.path.slice(path.length + 1) : "";
-  const route = ctx.router.match({ authority: request.authority, method: request.method, path, query, headers: request.headers });
+  const route = ctx.router.match({
+    authority: request.authority,
+    method: request.method,
+    path,
+    target: request.path,
+    headers: request.headers,
+  });
   if (!route) {
     tx.reply(404, `no route for host "${request.authority}" and path "${path}"${ctx.noRouteReason ? `: ${ctx.noRouteReason}` : ""}`, "NR");
     return;
