@@ -154,6 +154,11 @@ function invalidCluster(
 
 const NO_BACKEND_CLUSTER = "invalid|no-backend";
 
+/** A rule all of whose requests get 500 saying `problem`, from the invalid cluster `name`. */
+const failingRule = (name: string, problem: string, invalid: InvalidClusters): RouteInput["backends"] => [
+  { cluster: invalidCluster(name, problem, invalid, { service: "", namespace: "", workload: "" }), weight: 1 },
+];
+
 /**
  * A rule's backends as the proxy's weighted split. A backendRef that names no Service (or no
  * such port) keeps its weight and goes to an invalid cluster, so its share of requests gets
@@ -175,8 +180,7 @@ function ruleBackends(world: MeshWorld, rule: RouteRule, settings: ProxySettings
     return { cluster: invalidCluster(name, `HTTPRoute backend ${resolved.problem}`, invalid, labels), weight: b.weight };
   });
   if (backends.some((b) => b.weight > 0)) return backends;
-  const problem = "the HTTPRoute rule has no backend to send to (no backendRefs of kind Service, or every weight is 0)";
-  return [{ cluster: invalidCluster(NO_BACKEND_CLUSTER, problem, invalid, { service: "", namespace: "", workload: "" }), weight: 1 }];
+  return failingRule(NO_BACKEND_CLUSTER, "the HTTPRoute rule has no backend to send to (no backendRefs, or every weight is 0)", invalid);
 }
 
 /**
@@ -191,9 +195,8 @@ function ruleTarget(
   invalid: InvalidClusters,
 ): Pick<RouteInput, "backends" | "redirect"> {
   if (rule.unsupported) {
-    const problem = `the HTTPRoute rule asks for what weft does not do: ${rule.unsupported.join(", ")}`;
     const name = `invalid|unsupported|${rule.unsupported.join(",")}`;
-    return { backends: [{ cluster: invalidCluster(name, problem, invalid, { service: "", namespace: "", workload: "" }) }] };
+    return { backends: failingRule(name, `the HTTPRoute rule asks for what weft does not do: ${rule.unsupported.join(", ")}`, invalid) };
   }
   if (rule.redirect) return { backends: [], redirect: rule.redirect };
   return { backends: ruleBackends(world, rule, settings, invalid) };
