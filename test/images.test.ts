@@ -241,14 +241,15 @@ describe("the images of npm run image (deploy/image/, docs/images.md)", () => {
     it("runs weft init as the injected init container does (root, NET_ADMIN and NET_RAW only): the rules are in the container's nat table", async () => {
       // No shell in the image: node runs weft init, then iptables-save shows what it installed.
       const script = `const { execFileSync } = require("node:child_process");
-  execFileSync("node", ["${BUNDLE_DIR}/weft.mjs", "init", "--include-inbound-ports", "8080"], { stdio: ["ignore", "ignore", "inherit"] });
+  execFileSync("node", ["${BUNDLE_DIR}/weft.mjs", "init", "--include-inbound-ports", "*", "--exclude-inbound-ports", "15000"], { stdio: ["ignore", "ignore", "inherit"] });
   process.stdout.write(execFileSync("iptables-save", ["-t", "nat"]));`;
       const ran = await podmanRun(WEFT, ["node", "-e", script], {
         user: "0",
         flags: ["--cap-drop", "ALL", "--cap-add", "NET_ADMIN,NET_RAW"],
       });
       assert.equal(ran.code, 0, ran.stderr);
-      assert.match(ran.stdout, /^-A WEFT_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006$/m);
+      assert.match(ran.stdout, /^-A WEFT_INBOUND -p tcp -m tcp --dport 1:32767 -j WEFT_IN_REDIRECT$/m);
+      assert.match(ran.stdout, /^-A WEFT_IN_REDIRECT -p tcp -j DNAT --to-destination :32769-65535\/1$/m);
       assert.match(ran.stdout, /^-A WEFT_OUTPUT -m owner --uid-owner 1337 -j RETURN$/m);
     });
 

@@ -12,8 +12,10 @@ Redirects the pod's TCP traffic through the weft proxy with iptables rules in th
 (chains WEFT_*), for IPv4 and IPv6. Needs root with NET_ADMIN in the pod's network namespace.
 Running it again replaces weft's rules. See docs/injection.md, "Traffic redirection".
 
-  --include-inbound-ports PORTS      the app's ports ("8080,9090"; "" for none): TCP coming in to
-                                     them goes to the inbound port
+  --include-inbound-ports PORTS|*    the app's ports ("8080,9090"; "" for none; * for every port
+                                     up to 32767): TCP coming in to port P goes to the sidecar's
+                                     listener on P + 32768
+  --exclude-inbound-ports PORTS      ports never captured inbound (the proxy's admin port, say)
   --include-outbound-ports PORTS|*   destination ports whose outgoing TCP goes to the outbound
                                      port (default ${DEFAULT_OUTBOUND_PORTS.join(",")}; * for every port)
   --exclude-outbound-ports PORTS     destination ports never redirected outbound
@@ -33,18 +35,20 @@ const uid: Option<number> & { default: number } = {
   },
 };
 
-const outboundPorts: Option<number[] | "*"> & { default: number[] } = {
+/** A port list, or "*" for every port. */
+const portsOrAll = <D extends number[] | undefined>(defaultPorts: D): Option<number[] | "*"> & { default: D } => ({
   type: "string",
-  default: DEFAULT_OUTBOUND_PORTS,
+  default: defaultPorts,
   parse: (t, name) => (t.trim() === "*" ? "*" : ports().parse(t, name)),
-};
+});
 
 export const options = {
   "proxy-uid": uid,
   "inbound-port": port({ min: 1, default: 15006 }),
   "outbound-port": port({ min: 1, default: 15001 }),
-  "include-inbound-ports": ports(),
-  "include-outbound-ports": outboundPorts,
+  "include-inbound-ports": portsOrAll(undefined),
+  "exclude-inbound-ports": ports({ default: [] }),
+  "include-outbound-ports": portsOrAll(DEFAULT_OUTBOUND_PORTS),
   "exclude-outbound-ports": ports({ default: [] }),
   "dry-run": flag(),
   cleanup: flag(),

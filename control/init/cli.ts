@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import process from "node:process";
 import { UsageError } from "../../shared/command.ts";
-import { cleanupInput, installInput, optionProblems, type Family, type InitOptions } from "./rules.ts";
+import { cleanupInput, installInput, MAX_CAPTURED_PORT, optionProblems, type Family, type InitOptions } from "./rules.ts";
 
 const FAMILIES: { family: Family; save: string; restore: string }[] = [
   { family: "IPv4", save: "iptables-save", restore: "iptables-restore" },
@@ -18,7 +18,8 @@ export interface InitValues {
   "proxy-uid": number;
   "inbound-port": number;
   "outbound-port": number;
-  "include-inbound-ports"?: number[];
+  "include-inbound-ports"?: number[] | "*";
+  "exclude-inbound-ports": number[];
   "include-outbound-ports": number[] | "*";
   "exclude-outbound-ports": number[];
   "dry-run": boolean;
@@ -34,7 +35,7 @@ export async function init(values: InitValues): Promise<number> {
   }
   if (values["include-inbound-ports"] === undefined) {
     throw new UsageError(
-      '--include-inbound-ports is required: the app\'s ports, like --include-inbound-ports 8080 ("" redirects no inbound traffic)',
+      '--include-inbound-ports is required: the app\'s ports, like --include-inbound-ports 8080 ("*" for every port, "" redirects no inbound traffic)',
     );
   }
   const options: InitOptions = {
@@ -42,6 +43,7 @@ export async function init(values: InitValues): Promise<number> {
     inboundPort: values["inbound-port"],
     outboundPort: values["outbound-port"],
     inboundPorts: values["include-inbound-ports"],
+    excludeInboundPorts: values["exclude-inbound-ports"],
     outboundPorts: values["include-outbound-ports"],
     excludeOutboundPorts: values["exclude-outbound-ports"],
   };
@@ -82,13 +84,18 @@ async function apply(done: string, input: (current: string, family: Family) => s
 
 function summary(o: InitOptions): string {
   const list = (ports: number[]) => (ports.length > 0 ? [...ports].sort((a, b) => a - b).join(",") : "none");
-  const excluded = new Set(o.excludeOutboundPorts);
-  const outbound =
-    o.outboundPorts === "*"
+  const described = (ports: number[] | "*", exclude: number[]) => {
+    const excluded = new Set(exclude);
+    return ports === "*"
       ? `every port${excluded.size > 0 ? ` but ${list([...excluded])}` : ""}`
-      : `ports ${list(o.outboundPorts.filter((p) => !excluded.has(p)))}`;
+      : `ports ${list(ports.filter((p) => !excluded.has(p)))}`;
+  };
+  const inbound =
+    o.inboundPorts === "*"
+      ? `${described("*", [...o.excludeInboundPorts, o.inboundPort, o.outboundPort])} up to ${MAX_CAPTURED_PORT} goes to the sidecar on port + ${MAX_CAPTURED_PORT + 1} (higher ports are refused)`
+      : `${described(o.inboundPorts, [])} goes to the sidecar on port + ${MAX_CAPTURED_PORT + 1}`;
   return (
-    `inbound TCP to ports ${list(o.inboundPorts)} goes to ${o.inboundPort}; outbound TCP to ${outbound} goes to ${o.outboundPort}, ` +
+    `inbound TCP to ${inbound}; outbound TCP to ${described(o.outboundPorts, o.excludeOutboundPorts)} goes to ${o.outboundPort}, ` +
     `except from UID ${o.proxyUid} and over loopback`
   );
 }

@@ -2,12 +2,14 @@
 // the `iptables-restore --noflush` input that installs them in the pod's nat table (cli.ts runs
 // it). One input is one atomic transaction, so a pod never runs with half the rules.
 //
-// Node has no SO_ORIGINAL_DST, so the proxy cannot learn where a redirected connection was going:
-// the outbound listener routes by Host (or :authority) only, and inbound traffic goes to the one
-// inbound listener, which forwards to the app on 127.0.0.1. So only TCP is redirected, and
-// outbound only to the ports that carry the mesh's HTTP (default 80 and 8080): every other
-// connection (HTTPS to the internet, databases, DNS) keeps working untouched. docs/injection.md,
-// "Traffic redirection", explains the choice and shows the rules.
+// Node has no SO_ORIGINAL_DST, so the proxy cannot ask where a redirected connection was going.
+// Inbound, the rules keep that in the port: a connection to app port P (1-32767) is sent to P +
+// 32768 (DNAT with a shifted port range, the address unchanged), where the sidecar listens for P
+// alone and forwards to the app on 127.0.0.1:P. A port the sidecar does not serve is refused by
+// the kernel, so no captured port reaches the app past the sidecar. Outbound, the listener routes
+// by Host (or :authority) only, so outbound redirects only the ports that carry the mesh's HTTP
+// (default 80 and 8080): every other connection (HTTPS to the internet, databases, DNS) keeps
+// working untouched. docs/injection.md, "Traffic redirection", explains the choice and shows the rules.
 
 export interface InitOptions {
   /** The proxy's user: its own connections are never redirected. */
@@ -15,8 +17,10 @@ export interface InitOptions {
   /** The proxy's inbound and outbound listener ports. */
   inboundPort: number;
   outboundPort: number;
-  /** The app's ports whose incoming TCP goes to the inbound listener. */
-  inboundPorts: number[];
+  /** The app's ports whose incoming TCP goes to the sidecar; "*" is every port but the excluded ones. */
+  inboundPorts: number[] | "*";
+  /** Ports never captured inbound (taken out of `inboundPorts`): the proxy's admin port, say. */
+  excludeInboundPorts: number[];
   /** Destination ports whose outgoing TCP goes to the outbound listener; "*" is every port. */
   outboundPorts: number[] | "*";
   /** Destination ports never redirected outbound (taken out of `outboundPorts`). */
@@ -26,6 +30,13 @@ export interface InitOptions {
 export type Family = "IPv4" | "IPv6";
 
 export const DEFAULT_OUTBOUND_PORTS = [80, 8080];
+
+/** The highest app port the shift can carry: P + INBOUND_SHIFT must still be a port. */
+export const MAX_CAPTURED_PORT = 32767;
+const INBOUND_SHIFT = MAX_CAPTURED_PORT + 1;
+
+/** Where a connection to captured app port `port` arrives: the port of the sidecar's listener for it. */
+export const capturedListenerPort = (port: number): number => port + INBOUND_SHIFT;
 
 // In the order iptables-save lists them, so the input reads like the saved rules.
 export const CHAINS = ["WEFT_INBOUND", "WEFT_IN_REDIRECT", "WEFT_OUTPUT", "WEFT_REDIRECT"] as const;
@@ -39,6 +50,7 @@ export function optionProblems(o: InitOptions): string[] {
   if (o.inboundPort === o.outboundPort) {
     problems.push(`--inbound-port and --outbound-port are both ${o.inboundPort}: the proxy's two listeners need two ports`);
   }
+  if (o.inboundPorts === "*") return problems;
   for (const [port, listener] of [
     [o.inboundPort, "inbound"],
     [o.outboundPort, "outbound"],
@@ -49,6 +61,13 @@ export function optionProblems(o: InitOptions): string[] {
       );
     }
   }
+  const high = o.inboundPorts.filter((p) => p > MAX_CAPTURED_PORT);
+  if (high.length > 0) {
+    problems.push(
+      `--include-inbound-ports: ${high.join(",")} ${high.length === 1 ? "is" : "are"} above ${MAX_CAPTURED_PORT}, the highest port weft can capture ` +
+        `(the sidecar listens for app port P on P + ${INBOUND_SHIFT}): move the app to a lower port, or leave it out of the mesh`,
+    );
+  }
   return problems;
 }
 
@@ -58,6 +77,20 @@ export function natRules(o: InitOptions, family: Family): string[] {
   const uid = `-m owner --uid-owner ${o.proxyUid}`;
   const dport = (port: number) => `-p tcp -m tcp --dport ${port}`;
   const excluded = new Set(o.excludeOutboundPorts);
+  const notInbound = new Set([...o.excludeInboundPorts, o.inboundPort, o.outboundPort]);
+  const inbound =
+    o.inboundPorts === "*"
+      ? [
+          ...[...notInbound].sort((a, b) => a - b).map((p) => `-A WEFT_INBOUND ${dport(p)} -j RETURN`),
+          `-A WEFT_INBOUND -p tcp -m tcp --dport 1:${MAX_CAPTURED_PORT} -j WEFT_IN_REDIRECT`,
+          // A port the shift cannot carry is refused rather than left open: nothing listens on the
+          // inbound port in this mode. This also keeps the sidecar's shifted listeners out of reach.
+          `-A WEFT_INBOUND -p tcp -j REDIRECT --to-ports ${o.inboundPort}`,
+        ]
+      : [...new Set(o.inboundPorts)]
+          .filter((p) => !notInbound.has(p))
+          .sort((a, b) => a - b)
+          .map((p) => `-A WEFT_INBOUND ${dport(p)} -j WEFT_IN_REDIRECT`);
   const outbound =
     o.outboundPorts === "*"
       ? [...[...excluded].sort((a, b) => a - b).map((p) => `-A WEFT_OUTPUT ${dport(p)} -j RETURN`), "-A WEFT_OUTPUT -j WEFT_REDIRECT"]
@@ -68,8 +101,10 @@ export function natRules(o: InitOptions, family: Family): string[] {
   return [
     "-A PREROUTING -p tcp -j WEFT_INBOUND",
     "-A OUTPUT -p tcp -j WEFT_OUTPUT",
-    ...[...new Set(o.inboundPorts)].sort((a, b) => a - b).map((p) => `-A WEFT_INBOUND ${dport(p)} -j WEFT_IN_REDIRECT`),
-    `-A WEFT_IN_REDIRECT -p tcp -j REDIRECT --to-ports ${o.inboundPort}`,
+    ...inbound,
+    // The address stays; port P becomes P + INBOUND_SHIFT (DNAT's shifted port range: the offset
+    // from base port 1 into the range that starts at 1 + INBOUND_SHIFT).
+    `-A WEFT_IN_REDIRECT -p tcp -j DNAT --to-destination :${1 + INBOUND_SHIFT}-65535/1`,
     // The proxy reaching its own pod's IP (a Service whose endpoint is this pod) goes over lo and
     // skips PREROUTING: send it through the inbound listener like any other caller's. The proxy
     // reaches the app on 127.0.0.1, which this leaves alone.

@@ -31,6 +31,7 @@ import { quantityValue } from "./quantity.ts";
 import { sidecarImage, WEFT_VERSION, type InjectSettings } from "./settings.ts";
 import { rewriteProbes } from "./probes.ts";
 import { runtimeEnv } from "./runtime-env.ts";
+import { MAX_CAPTURED_PORT } from "../init/rules.ts";
 import { APP_PROBES_ENV } from "../../proxy/admin/app-health.ts";
 
 export const INIT_CONTAINER = "weft-init";
@@ -124,7 +125,11 @@ export function injectPod(input: unknown, settings: InjectSettings): Injection {
       true,
     );
   }
-  const conflicts = [...nameConflicts(pod), ...portConflicts(pod, settings)];
+  const conflicts = [
+    ...nameConflicts(pod),
+    ...portConflicts(pod, settings),
+    ...uncapturablePorts(pod, wanted[EXCLUDE_INBOUND_PORTS] ?? []),
+  ];
   if (conflicts.length > 0) return refused(conflicts);
 
   const resources = proxyResources(wanted, settings);
@@ -133,14 +138,9 @@ export function injectPod(input: unknown, settings: InjectSettings): Injection {
   const command = settings.commands[runtime];
   const image = sidecarImage(settings, runtime);
   if ("problem" in image) return refused([image.problem]);
-  const excludedInbound = new Set(wanted[EXCLUDE_INBOUND_PORTS] ?? []);
-  const inbound = [
-    ...new Set(
-      pod.spec.containers.flatMap((c) => (c.ports ?? []).filter((p) => (p.protocol ?? "TCP") === "TCP").map((p) => p.containerPort)),
-    ),
-  ]
-    .filter((p) => !excludedInbound.has(p))
-    .sort((a, b) => a - b);
+  // Every inbound port is captured, so a port the app did not declare cannot bypass the sidecar;
+  // the admin port stays the kubelet's and Prometheus's, and annotated ports stay the app's.
+  const excludedInbound = [...new Set([settings.ports.admin, ...(wanted[EXCLUDE_INBOUND_PORTS] ?? [])])].sort((a, b) => a - b);
   const excludedOutbound = [...new Set(wanted[EXCLUDE_OUTBOUND_PORTS] ?? [])].sort((a, b) => a - b);
 
   // The init container runs iptables, which only the Node image carries (docs/images.md).
@@ -157,7 +157,9 @@ export function injectPod(input: unknown, settings: InjectSettings): Injection {
       "--outbound-port",
       String(settings.ports.outbound),
       "--include-inbound-ports",
-      inbound.join(","),
+      "*",
+      "--exclude-inbound-ports",
+      excludedInbound.join(","),
       ...(excludedOutbound.length > 0 ? ["--exclude-outbound-ports", excludedOutbound.join(",")] : []),
     ],
     resources,
@@ -300,6 +302,19 @@ function portConflicts(pod: PodView, settings: InjectSettings): string[] {
         (p) =>
           `container "${c.name}" declares port ${p.containerPort}, which the weft proxy uses (${admin} admin, ${outbound} outbound, ${inbound} inbound): ` +
           `move the app to another port, or set ${INJECT}: "false"`,
+      ),
+  );
+}
+
+/** Declared ports the sidecar cannot capture (control/init/rules.ts): refused, unless the pod leaves them out of the mesh. */
+function uncapturablePorts(pod: PodView, excluded: number[]): string[] {
+  return pod.spec.containers.flatMap((c) =>
+    (c.ports ?? [])
+      .filter((p) => (p.protocol ?? "TCP") === "TCP" && p.containerPort > MAX_CAPTURED_PORT && !excluded.includes(p.containerPort))
+      .map(
+        (p) =>
+          `container "${c.name}" declares port ${p.containerPort}, above ${MAX_CAPTURED_PORT}, the highest port weft's sidecar can capture: ` +
+          `move the app to a lower port, or leave this one out of the mesh with the annotation ${EXCLUDE_INBOUND_PORTS}: "${p.containerPort}"`,
       ),
   );
 }

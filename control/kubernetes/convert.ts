@@ -1,13 +1,11 @@
 // Kubernetes objects as the mesh model needs them (control/mesh/world.ts).
 import type { V1EndpointSlice, V1Pod, V1Service } from "@kubernetes/client-node";
-import type { EndpointSliceInfo, PodInfo, ServiceInfo } from "../mesh/world.ts";
+import type { EndpointSliceInfo, InboundCapture, PodInfo, ServiceInfo } from "../mesh/world.ts";
 import { externalHost } from "../mesh/external-services.ts";
 import { INIT_CONTAINER } from "../inject/patch.ts";
 
 /** The annotation the injector writes on a pod it gave a sidecar (control/inject). */
 export const INJECTED_ANNOTATION = "weft.dev/status";
-/** weft-init's flag for the inbound ports it redirects (control/init/cli.ts). */
-const INBOUND_PORTS_FLAG = "--include-inbound-ports";
 
 export function serviceInfo(s: V1Service): ServiceInfo {
   // The API server refuses an ExternalName Service without a valid host; local mode says so (local/directory.ts).
@@ -73,25 +71,36 @@ export function workloadOf(p: V1Pod): string {
 }
 
 /**
- * The inbound ports an injected pod's weft-init redirects to its sidecar, read from the init
- * container's own arguments (the injector wrote them; they hold for the pod's whole life);
- * undefined when there is no such argument, which counts as every port.
+ * What an injected pod's weft-init captures, read from the init container's own arguments;
+ * undefined for a pod without weft-init or without the flag.
  */
-export function capturedPorts(p: V1Pod): number[] | undefined {
+export function inboundCapture(p: V1Pod): InboundCapture | undefined {
   const args = p.spec?.initContainers?.find((c) => c.name === INIT_CONTAINER)?.args ?? [];
-  const at = args.findIndex((a) => a === INBOUND_PORTS_FLAG || a.startsWith(`${INBOUND_PORTS_FLAG}=`));
+  const included = flagValue(args, "--include-inbound-ports");
+  if (included === undefined) return undefined;
+  return {
+    ports: included.trim() === "*" ? "*" : portList(included),
+    excluded: portList(flagValue(args, "--exclude-inbound-ports") ?? ""),
+  };
+}
+
+/** The value of `--name VALUE` or `--name=VALUE` in a command line. */
+function flagValue(args: string[], name: string): string | undefined {
+  const at = args.findIndex((a) => a === name || a.startsWith(`${name}=`));
   if (at < 0) return undefined;
-  const value = args[at] === INBOUND_PORTS_FLAG ? (args[at + 1] ?? "") : args[at].slice(INBOUND_PORTS_FLAG.length + 1);
-  return value
+  return args[at] === name ? (args[at + 1] ?? "") : args[at]!.slice(name.length + 1);
+}
+
+const portList = (value: string) =>
+  value
     .split(",")
     .filter((x) => x.trim() !== "")
     .map(Number)
     .filter((n) => Number.isInteger(n));
-}
 
 export function podInfo(p: V1Pod): PodInfo {
   const app = (p.spec?.containers ?? []).filter((c) => c.name !== "weft-proxy");
-  const captured = capturedPorts(p);
+  const capture = inboundCapture(p);
   return {
     namespace: p.metadata?.namespace ?? "default",
     name: p.metadata?.name ?? "",
@@ -100,7 +109,7 @@ export function podInfo(p: V1Pod): PodInfo {
     serviceAccount: p.spec?.serviceAccountName ?? "default",
     ip: p.status?.podIP ?? "",
     inMesh: p.metadata?.annotations?.[INJECTED_ANNOTATION] !== undefined,
-    ...(captured ? { capturedPorts: captured } : {}),
+    ...(capture ? { capture } : {}),
     containerPorts: app.flatMap((c) =>
       (c.ports ?? [])
         .filter((port) => (port.protocol ?? "TCP") === "TCP")

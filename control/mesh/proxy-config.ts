@@ -13,7 +13,18 @@ import { resolveBackend } from "./backends.ts";
 import { externalCluster, externalDomains, externalPorts, isExternal } from "./external-services.ts";
 import { REGISTRY_ONLY_REASON, type OutboundTraffic } from "./outbound-traffic.ts";
 import { olderByMetadata, trafficPolicyFor } from "./precedence.ts";
-import { keyOf, servicesOf, targets, type MeshWorld, type PodInfo, type RouteRule, type ServiceInfo, type ServicePort } from "./world.ts";
+import {
+  capturesPort,
+  keyOf,
+  servicesOf,
+  targets,
+  type MeshWorld,
+  type PodInfo,
+  type RouteRule,
+  type ServiceInfo,
+  type ServicePort,
+} from "./world.ts";
+import { capturedListenerPort } from "../init/rules.ts";
 
 export interface ProxySettings {
   trustDomain: string;
@@ -78,7 +89,7 @@ function outboundCluster(world: MeshWorld, s: ServiceInfo, port: ServicePort, se
     for (const e of slice.endpoints) {
       endpoints.push({ address: e.address, port: target });
       const pod = e.pod ? world.pods.get(keyOf(e.pod.namespace, e.pod.name)) : undefined;
-      if (pod?.inMesh && (pod.capturedPorts?.includes(target) ?? true))
+      if (pod?.inMesh && capturesPort(pod.capture, target))
         identities.add(formatSpiffeId({ trustDomain: settings.trustDomain, namespace: pod.namespace, serviceAccount: pod.serviceAccount }));
       else allInMesh = false;
     }
@@ -323,6 +334,27 @@ function accessFor(
   };
 }
 
+/**
+ * The ports the pod's app serves, as far as the mesh knows: where its Services' endpoints send
+ * (the EndpointSlices' resolved ports, and each selecting Service's target port) and the ports
+ * its containers declare.
+ */
+function servedPorts(world: MeshWorld, pod: PodInfo): number[] {
+  const ports = new Set(pod.containerPorts.map((c) => c.port));
+  for (const slice of world.endpointSlices.values()) {
+    if (slice.namespace !== pod.namespace) continue;
+    if (!slice.endpoints.some((e) => e.pod?.name === pod.name && e.pod.namespace === pod.namespace)) continue;
+    for (const p of slice.ports) ports.add(p.port);
+  }
+  for (const s of servicesOf(world, pod)) {
+    for (const p of s.ports) {
+      const target = typeof p.targetPort === "number" ? p.targetPort : pod.containerPorts.find((c) => c.name === p.targetPort)?.port;
+      if (target !== undefined) ports.add(target);
+    }
+  }
+  return [...ports].sort((a, b) => a - b);
+}
+
 /** The app port inbound traffic goes to: the first port a Service of the pod targets, else the pod's first container port. */
 function appPort(world: MeshWorld, pod: PodInfo): number | null {
   if (pod.app) return pod.app.port;
@@ -380,28 +412,36 @@ export function computeProxyConfig(
   const listeners: ProxyConfigInput["listeners"] = [
     { name: "outbound", direction: "Outbound", address: settings.listenAddress, port: settings.outboundPort, virtualHosts, ...refused },
   ];
-  const app = appPort(world, pod);
-  if (app !== null) {
-    const inboundCluster = `inbound|${app}||`;
+  const access = accessFor(world, pod);
+  const inbound = (name: string, port: number, app: { address: string; port: number }): ProxyConfigInput["listeners"][number] => {
+    const cluster = `inbound|${app.port}||`;
     clusters.push({
-      name: inboundCluster,
+      name: cluster,
       service: own ? serviceFqdn(own, settings) : "",
       namespace: pod.namespace,
       workload: pod.workload,
-      endpoints: [{ address: pod.app?.address ?? "127.0.0.1", port: app }],
+      endpoints: [app],
     });
-    const access = accessFor(world, pod);
-    listeners.push({
-      name: "inbound",
+    return {
+      name,
       direction: "Inbound",
       address: settings.listenAddress,
-      port: settings.inboundPort,
+      port,
       // Peers with a sidecar come over mTLS; plaintext callers are still served (as Istio's
       // default) unless an AccessPolicy asks for STRICT.
       tls: access.strict ? "STRICT" : "PERMISSIVE",
       ...(access.authorization ? { authorization: access.authorization } : {}),
-      virtualHosts: [{ name: "inbound", domains: ["*"], routes: [{ name: "app", backends: [{ cluster: inboundCluster }] }] }],
-    });
+      virtualHosts: [{ name: "inbound", domains: ["*"], routes: [{ name: "app", backends: [{ cluster }] }] }],
+    };
+  };
+  if (pod.capture) {
+    // weft-init keeps each captured port in the port it delivers to (P + 32768): one listener per
+    // port the app serves, each to that port. A captured port with no listener is refused.
+    for (const port of servedPorts(world, pod).filter((p) => capturesPort(pod.capture, p)))
+      listeners.push(inbound(`inbound|${port}`, capturedListenerPort(port), { address: "127.0.0.1", port }));
+  } else {
+    const app = appPort(world, pod);
+    if (app !== null) listeners.push(inbound("inbound", settings.inboundPort, { address: pod.app?.address ?? "127.0.0.1", port: app }));
   }
   return {
     // No pod name in it (the sidecar adds its own node id): replicas of a workload get the

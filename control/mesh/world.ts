@@ -2,6 +2,7 @@
 // needs and nothing more: Services, their ready endpoints, pods, and weft's resources. It is
 // filled from the Kubernetes API (control/kubernetes) or, in local mode, from files; the
 // computation (proxy-config.ts) does not know which.
+import { MAX_CAPTURED_PORT } from "../init/rules.ts";
 import type { HeaderModifier, RedirectInput, RewriteInput, RouteMatch } from "../../proxy/config/schema.ts";
 import type { AccessPolicy } from "../resources/access-policy.ts";
 import type { TrafficPolicy } from "../resources/traffic-policy.ts";
@@ -58,17 +59,32 @@ export interface PodInfo {
   /** The app's container ports, in the order the pod lists them. */
   containerPorts: { name?: string; port: number }[];
   /**
-   * The ports whose incoming TCP the sidecar captures (weft-init's --include-inbound-ports: the
-   * ports the app declared when it was injected). Absent: every port (local mode, or a pod
-   * injected by hand without the flag). Traffic to any other port reaches the app directly, in
-   * plaintext, so peers must not send it mTLS.
+   * The inbound ports the pod's weft-init captures (its flags: the injector wrote them, and they
+   * hold for the pod's whole life). Each captured port P arrives at the sidecar on P + 32768
+   * (control/init/rules.ts), where the sidecar needs a listener for it. Absent: no weft-init
+   * flags to read (local mode, or a pod redirected by hand), where one inbound listener serves
+   * the app and every port counts as captured. Traffic to a port not captured reaches the app
+   * directly, in plaintext, so peers must not send it mTLS.
    */
-  capturedPorts?: number[];
+  capture?: InboundCapture;
   /**
    * Where the sidecar reaches the app when not on the pod's loopback at the Service's target port
    * (local mode: processes share one host).
    */
   app?: { address: string; port: number };
+}
+
+/** weft-init's --include-inbound-ports ("*": every port up to MAX_CAPTURED_PORT) less its --exclude-inbound-ports. */
+export interface InboundCapture {
+  ports: number[] | "*";
+  excluded: number[];
+}
+
+/** Whether incoming TCP to `port` goes through the sidecar of a pod that captures so (absent: every port). */
+export function capturesPort(c: InboundCapture | undefined, port: number): boolean {
+  if (!c) return true;
+  if (c.excluded.includes(port)) return false;
+  return c.ports === "*" ? port <= MAX_CAPTURED_PORT : c.ports.includes(port);
 }
 
 /** A backend of an HTTPRoute rule: a Service port, by weight. */

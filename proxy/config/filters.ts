@@ -30,7 +30,7 @@ export const FilterMatch = v.object({
     v.pipe(
       v.array(port),
       v.description(
-        "Ports the request was for, never the sidecar's own (15001, 15006). Inbound: the workload's port the sidecar delivers it to (e.g. the containerPort 8080), however the caller named the pod. Outbound: the port of the Service or host called, from the Host header (80 when it names none). Any one matches; none: any port.",
+        "Ports the request was for, never the sidecar's own (15001, 15006, app port + 32768). Inbound: the workload's port the sidecar delivers it to (e.g. the containerPort 8080), however the caller named the pod. Outbound: the port of the Service or host called, from the Host header (80 when it names none). Any one matches; none: any port.",
       ),
     ),
     [],

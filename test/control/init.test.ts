@@ -2,9 +2,10 @@
 // `weft init` (control/init/): the rules installed for real, by `weft init` run as a child
 // process inside a network namespace made for the test ("pod"), joined by a veth pair to a second
 // one ("peer"); then real TCP connections and HTTP requests (curl) from both sides, as root, as
-// another user and as the proxy's UID, show where each one lands. In the pod: an app on 8080 and
-// 9090 and a fake sidecar (UID 1337) whose listeners 15006 and 15001 only say which of them got
-// the request; in the peer: a real destination on 80, 5432 and 9999. The root namespace and its
+// another user and as the proxy's UID, show where each one lands. In the pod: an app on 8080,
+// 9090 and 40000, and a fake sidecar (UID 1337) whose listeners only say which of them got the
+// request: 40848 and 41858, where app ports 8080 and 9090 arrive when captured (port + 32768), and
+// 15001, the outbound one; in the peer: a real destination on 80, 5432 and 9999. The root namespace and its
 // iptables are never touched. Needs root, iproute2 (ip netns), iptables, setpriv and curl.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -34,8 +35,8 @@ const by = async (...args: Parameters<PodPair["get"]>) => {
 async function setUp(): Promise<void> {
   await pair.setUp();
   await Promise.all([
-    pair.startServer(POD, undefined, ["app:8080", "app:9090"]),
-    pair.startServer(POD, PROXY_UID, ["inbound:15006", "outbound:15001"]),
+    pair.startServer(POD, undefined, ["app:8080", "app:9090", "app:40000"]),
+    pair.startServer(POD, PROXY_UID, ["inbound:40848", "inbound-9090:41858", "outbound:15001"]),
     pair.startServer(PEER, undefined, ["peer:80", "peer:5432", "peer:9999"]),
   ]);
 }
@@ -45,6 +46,7 @@ const DEFAULTS: InitOptions = {
   inboundPort: 15006,
   outboundPort: 15001,
   inboundPorts: [8080],
+  excludeInboundPorts: [],
   outboundPorts: [80, 8080],
   excludeOutboundPorts: [],
 };
@@ -71,7 +73,7 @@ describe("weft init in a pod's network namespace", () => {
     assert.equal(first.code, 0, first.stderr);
     assert.match(
       first.stdout,
-      /weft init: inbound TCP to ports 8080 goes to 15006; outbound TCP to ports 80,8080 goes to 15001, except from UID 1337 and over loopback/,
+      /weft init: inbound TCP to ports 8080 goes to the sidecar on port \+ 32768; outbound TCP to ports 80,8080 goes to 15001, except from UID 1337 and over loopback/,
     );
     for (const family of ["IPv4", "IPv6"] as const) {
       assert.match(first.stdout, new RegExp(`weft init: ${family}: ip6?tables-restore --noflush`));
@@ -82,7 +84,7 @@ describe("weft init in a pod's network namespace", () => {
     }
   });
 
-  it("inbound: a peer's connection to an app port reaches the inbound listener, Host intact (IPv4 and IPv6)", async () => {
+  it("inbound: a peer's connection to an app port reaches the sidecar on that port + 32768, Host intact (IPv4 and IPv6)", async () => {
     assert.deepEqual(await get(PEER, `http://${POD_IP}:8080/`), { by: "inbound", host: `${POD_IP}:8080` });
     assert.deepEqual(await get(PEER, `http://[${POD_IP6}]:8080/`), { by: "inbound", host: `[${POD_IP6}]:8080` });
   });
@@ -123,7 +125,7 @@ describe("weft init in a pod's network namespace", () => {
     assert.equal(await by(POD, "http://127.0.0.1:8080/", { uid: PROXY_UID }), "app", "proxy to the app on 127.0.0.1");
   });
 
-  it("the proxy reaching its own pod IP on an app port goes through the inbound listener, as a peer's would", async () => {
+  it("the proxy reaching its own pod IP on an app port goes through its inbound listener, as a peer's would", async () => {
     assert.equal(await by(POD, `http://${POD_IP}:8080/`, { uid: PROXY_UID }), "inbound");
     assert.equal(await by(POD, `http://[${POD_IP6}]:8080/`, { uid: PROXY_UID }), "inbound");
   });
@@ -149,6 +151,28 @@ describe("weft init in a pod's network namespace", () => {
     assert.equal(await by(POD, "http://127.0.0.1:9090/"), "app", "loopback");
   });
 
+  it("--include-inbound-ports * captures every port up to 32767 but the excluded ones, and refuses higher ones", async () => {
+    const r = await pair.init("--include-inbound-ports", "*", "--exclude-inbound-ports", "15000");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /inbound TCP to every port but 15000,15001,15006 up to 32767 goes to the sidecar on port \+ 32768 \(higher ports are refused\)/,
+    );
+    assert.deepEqual(ruleLines(await saved("IPv6")), natRules({ ...DEFAULTS, inboundPorts: "*", excludeInboundPorts: [15000] }, "IPv6"));
+    assert.equal(await by(PEER, `http://${POD_IP}:8080/`), "inbound");
+    assert.equal(await by(PEER, `http://[${POD_IP6}]:9090/`), "inbound-9090", "a port the app never declared, each to its own listener");
+    const refused = /curl failed \(exit 7\)/;
+    assert.match(await by(PEER, `http://${POD_IP}:40000/`), refused, "above 32767: refused, not left open to the app");
+    assert.match(await by(PEER, `http://${POD_IP}:40848/`), refused, "the sidecar's shifted listener is not reachable directly");
+    assert.match(await by(PEER, `http://${POD_IP}:7777/`), refused, "a captured port the sidecar does not serve");
+    assert.equal(await by(POD, "http://127.0.0.1:40000/"), "app", "loopback is the app's own");
+
+    const excluded = await pair.init("--include-inbound-ports", "*", "--exclude-inbound-ports", "9090");
+    assert.equal(excluded.code, 0, excluded.stderr);
+    assert.equal(await by(PEER, `http://${POD_IP}:9090/`), "app", "an excluded port reaches the app directly");
+    assert.equal(await by(PEER, `http://${POD_IP}:8080/`), "inbound");
+  });
+
   it("--dry-run prints the rules and changes nothing", async () => {
     const earlier = await saved("IPv4");
     const r = await pair.init("--dry-run", "--include-inbound-ports", "8080,9090", "--exclude-outbound-ports", "8080");
@@ -171,6 +195,12 @@ describe("weft init in a pod's network namespace", () => {
     const missing = await pair.init();
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /--include-inbound-ports is required/);
+    const high = await pair.init("--include-inbound-ports", "8080,40000");
+    assert.equal(high.code, 2);
+    assert.match(
+      high.stderr,
+      /--include-inbound-ports: 40000 is above 32767, the highest port weft can capture \(the sidecar listens for app port P on P \+ 32768\)/,
+    );
     const rootUid = await pair.init("--include-inbound-ports", "8080", "--proxy-uid", "0");
     assert.match(rootUid.stderr, /--proxy-uid: 0 would let every root process of the app bypass the proxy/);
     assert.deepEqual(await saved("IPv4"), earlier);

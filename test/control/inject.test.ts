@@ -64,7 +64,7 @@ describe("injectPod (the patch itself)", () => {
     assert.deepEqual(names(out.spec.initContainers), ["weft-init", "weft-proxy", "migrate"]);
     assert.deepEqual(names(out.spec.volumes), ["data", "weft-token", "weft-tmp"]);
     const [init, proxy] = out.spec.initContainers;
-    // only declared TCP ports are redirected inbound, minus the excluded ones
+    // every inbound port is captured but the admin port and the excluded ones
     assert.deepEqual(init.args, [
       "init",
       "--proxy-uid",
@@ -74,7 +74,9 @@ describe("injectPod (the patch itself)", () => {
       "--outbound-port",
       "15001",
       "--include-inbound-ports",
-      "8080",
+      "*",
+      "--exclude-inbound-ports",
+      "9090,15000",
       "--exclude-outbound-ports",
       "5432,6379",
     ]);
@@ -460,7 +462,7 @@ describe("injection on a real kube-apiserver", () => {
     assert.deepEqual(init.securityContext.capabilities, { add: ["NET_ADMIN", "NET_RAW"], drop: ["ALL"] });
     assert.equal(init.securityContext.runAsUser, 0);
     assert.equal(init.securityContext.runAsNonRoot, false);
-    assert.ok(init.args.join(" ").includes("--include-inbound-ports 8080,9090"), init.args.join(" "));
+    assert.ok(init.args.join(" ").includes("--include-inbound-ports * --exclude-inbound-ports 15000"), init.args.join(" "));
     assert.equal(proxy.restartPolicy, "Always");
     assert.equal(proxy.securityContext.runAsUser, 1337);
     assert.deepEqual(proxy.readinessProbe.httpGet, { path: "/ready", port: 15000, scheme: "HTTP" });

@@ -289,6 +289,54 @@ spec:
     assert.match(log, /"upstream_cluster":"PassthroughCluster"/);
   });
 
+  it("every port of a meshed pod goes through its sidecar: one a Service targets is served, one nobody declared is refused, not open to the app", async () => {
+    // The app declares no port, and serves two; a Service targets one of them.
+    const busybox = k8s.node!.images.busybox;
+    await kubectl(
+      ["apply", "-f", "-"],
+      `apiVersion: v1
+kind: Namespace
+metadata: { name: capture, labels: { weft.dev/inject: enabled } }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: two-ports, namespace: capture, labels: { app: two-ports } }
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: web
+      image: ${busybox}
+      command: [sh, -c, "mkdir -p /a /b && echo by a Service > /a/index.html && echo undeclared > /b/index.html && httpd -p 80 -h /a && exec httpd -f -p 9000 -h /b"]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: two-ports, namespace: capture }
+spec: { selector: { app: two-ports }, ports: [{ name: http, port: 80 }] }
+`,
+    );
+    await kubectl(["wait", "--for=condition=Ready", "pod/two-ports", "-n", "capture", "--timeout=90s"]);
+    const ip = (await kubectl(["get", "pod", "two-ports", "-n", "capture", "-o", "jsonpath={.status.podIP}"])).trim();
+    // From this machine, the node: plain TCP, as any caller outside the mesh.
+    const fetchFromOutside = (port: number) =>
+      fetch(`http://${ip}:${port}/`, { signal: AbortSignal.timeout(5_000) }).then(
+        async (r) => `${r.status} ${(await r.text()).trim()}`,
+        (e: Error) => `failed: ${(e.cause as { code?: string } | undefined)?.code ?? e.message}`,
+      );
+    let last = "";
+    await until(
+      "the sidecar to serve the Service's target port",
+      async () => (last = await fetchFromOutside(80)) === "200 by a Service",
+      60_000,
+    ).catch((e: Error) => assert.fail(`${e.message}; the last answer: ${last}`));
+    assert.equal(await fetchFromOutside(9000), "failed: ECONNREFUSED", "the undeclared port never reaches the app around the sidecar");
+    const metrics = await (await fetch(`http://${ip}:15000/metrics`)).text();
+    const inbound = metrics.split("\n").filter((l) => l.startsWith("istio_requests_total{") && l.includes('reporter="destination"'));
+    assert.ok(
+      inbound.some((l) => l.includes("two-ports") && !l.endsWith(" 0")),
+      `port 80 came through the sidecar: ${inbound.join("\n")}`,
+    );
+  });
+
   it("with weft install --outbound-traffic REGISTRY_ONLY, the meshed pod gets a 404 naming the setting", async () => {
     await mesh.install(["--outbound-traffic", "REGISTRY_ONLY"]);
     const target = (await kubectl(["get", "pod", "plain", "-n", "outside", "-o", "jsonpath={.status.podIP}"])).trim();

@@ -151,15 +151,15 @@ ${serviceAccountYaml("shop", "inventory")}`,
       ["apply", "-f", "-"],
       `apiVersion: v1
 kind: Pod
-metadata: { name: inventory-0, namespace: shop, labels: { app: inventory } }
+# A pod whose sidecar runs by hand, on this side of the veth without redirection: its status
+# annotation says it has a sidecar (so callers speak mTLS to it) and the webhook leaves it alone;
+# without weft-init's flags it gets the one inbound listener, moved to --inbound-port, which the
+# endpoint names directly (control/mesh/world.ts, PodInfo.capture).
+metadata: { name: inventory-0, namespace: shop, labels: { app: inventory }, annotations: { weft.dev/status: '{"version":"by hand"}' } }
 spec:
   serviceAccountName: inventory
-  containers: [{ name: app, image: example.com/inventory:1, ports: [{ containerPort: ${inventory.port} }, { containerPort: ${invInbound} }] }]
+  containers: [{ name: app, image: example.com/inventory:1, ports: [{ containerPort: ${inventory.port} }] }]
 ---
-# On a node, weft init in the inventory pod redirects the app port to its sidecar; here the
-# endpoint names that sidecar's inbound listener directly. The pod declares that port too, so
-# that its injected weft-init captures it, as callers' sidecars must know to speak mTLS to it
-# (control/kubernetes/convert.ts, capturedPorts).
 ${serviceYaml({ namespace: "shop", name: "inventory", targetPort: inventory.port, address: HOST_IP, endpointPort: invInbound, pod: "inventory-0", clusterIP: "10.0.0.77" })}---
 apiVersion: weft.dev/v1alpha1
 kind: WasmFilter
