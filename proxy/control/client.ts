@@ -40,6 +40,14 @@ export interface QuarantinedFilter {
 
 const MIN_BACKOFF_MS = 250;
 const MAX_BACKOFF_MS = 15_000;
+const FIRST_REAPPLY_MS = 1_000;
+const MAX_REAPPLY_MS = 30_000;
+
+/**
+ * A rejection that may pass by itself: a listener's port held for a moment by one of the pod's
+ * own outgoing connections (an injected pod's inbound listeners sit in the ephemeral range).
+ */
+const mayPass = (e: unknown): boolean => ((e as Error).cause as { code?: string } | undefined)?.code === "EADDRINUSE";
 
 export class ControlClient {
   private readonly options: ControlClientOptions;
@@ -47,6 +55,11 @@ export class ControlClient {
   private loop: Promise<void> | null = null;
   /** The last version applied, or null before the first. */
   applied: string | null = null;
+  /** The last version pushed: a rejected one that may pass is applied again until a newer one comes. */
+  private latest: string | null = null;
+  private reapply: ReturnType<typeof setTimeout> | null = null;
+  /** Applications run one at a time, in the order they were asked for. */
+  private applying: Promise<void> = Promise.resolve();
 
   constructor(options: ControlClientOptions) {
     this.options = options;
@@ -58,6 +71,7 @@ export class ControlClient {
 
   async stop(): Promise<void> {
     this.stopped.abort();
+    if (this.reapply) clearTimeout(this.reapply);
     await this.loop;
   }
 
@@ -94,7 +108,19 @@ export class ControlClient {
   private async onEvent(event: string, data: string): Promise<void> {
     if (event !== "config") return;
     const push = JSON.parse(data) as ConfigPush;
+    this.latest = push.version;
+    await this.inTurn(() => this.applyPush(push, FIRST_REAPPLY_MS));
+  }
+
+  private inTurn(step: () => Promise<void>): Promise<void> {
+    this.applying = this.applying.then(step);
+    return this.applying;
+  }
+
+  private async applyPush(push: ConfigPush, reapplyMs: number): Promise<void> {
     const { log } = this.options;
+    if (this.reapply) clearTimeout(this.reapply);
+    this.reapply = null;
     let error: string | null = null;
     try {
       // After a reconnect the current version is sent again: nothing to apply.
@@ -103,11 +129,20 @@ export class ControlClient {
       log.info("configuration from the control plane applied", { version: push.version });
     } catch (e) {
       error = (e as Error).message;
+      const again = mayPass(e) && !this.stopped.signal.aborted;
       log.error("configuration from the control plane rejected: keeping the last good one", {
         version: push.version,
         error,
         kept: this.applied,
+        ...(again ? { retryInMs: reapplyMs } : {}),
       });
+      if (again) {
+        this.reapply = setTimeout(() => {
+          void this.inTurn(async () => {
+            if (this.latest === push.version) await this.applyPush(push, Math.min(reapplyMs * 2, MAX_REAPPLY_MS));
+          });
+        }, reapplyMs);
+      }
     }
     await this.acknowledge(push.version, error);
   }

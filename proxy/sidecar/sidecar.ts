@@ -183,7 +183,7 @@ export class Sidecar {
       }
     } catch (e) {
       for (const f of fresh) await f.server.close();
-      throw new Error(`cannot apply configuration ${config.version}: ${(e as Error).message}`);
+      throw new Error(`cannot apply configuration ${config.version}: ${(e as Error).message}`, { cause: e });
     }
     let filters;
     try {
