@@ -1,5 +1,8 @@
 // Enforces a listener's AccessPolicies: DENY policies first, then ALLOW policies, then the
-// default (refuse only under defaultDeny). Compiled once per configuration, checked per request.
+// default (refuse only under defaultDeny). Compiled once per configuration, checked per request,
+// or per connection on a TCP port. A TCP connection has no method or path: a rule that names
+// them never matches it in an ALLOW policy, and is judged on its sources alone in a DENY policy,
+// so that a TCP port is never more open than its HTTP rules say (Istio's semantics).
 import type { AccessRule, Authorization } from "../config/authorization.ts";
 import { pathPrefixMatcher } from "../routing/router.ts";
 
@@ -8,15 +11,15 @@ export interface AccessRequest {
   principal: string;
   /** The namespace in that SPIFFE ID; "" without one. */
   namespace: string;
-  method: string;
-  /** The request target as received (path and query). */
-  target: string;
+  /** The HTTP request; absent for a TCP connection. */
+  http?: { method: string /** The request target as received (path and query). */; target: string };
 }
 
 /** null: allowed; otherwise why the request is refused (the 403's message). */
 export type AccessCheck = (request: AccessRequest) => string | null;
 
-type Predicate = (request: AccessRequest, path: string) => boolean;
+/** `path`: the normalized path of an HTTP request; null for a TCP connection. */
+type Predicate = (request: AccessRequest, path: string | null, action: "ALLOW" | "DENY") => boolean;
 
 const UNRESERVED = /%(2[DdEe]|3[0-9]|[46][1-9A-Fa-f]|[57][0-9Aa]|5[Ff]|7[Ee])/g;
 
@@ -57,11 +60,12 @@ function compileRule(rule: AccessRule): Predicate {
   const operations = rule.to.map((o) => {
     const methods = new Set(o.methods);
     const paths = o.paths.map((p) => (p.type === "Exact" ? (path: string) => path === p.value : pathPrefixMatcher(p.value)));
-    return (r: AccessRequest, path: string) =>
-      (methods.size === 0 || methods.has(r.method)) && (paths.length === 0 || paths.some((m) => m(path)));
+    return (method: string, path: string) =>
+      (methods.size === 0 || methods.has(method)) && (paths.length === 0 || paths.some((m) => m(path)));
   });
-  return (r, path) =>
-    (sources.length === 0 || sources.some((s) => s(r))) && (operations.length === 0 || operations.some((o) => o(r, path)));
+  const operationsMatch = (r: AccessRequest, path: string | null, action: "ALLOW" | "DENY") =>
+    operations.length === 0 || (r.http && path !== null ? operations.some((o) => o(r.http!.method, path)) : action === "DENY");
+  return (r, path, action) => (sources.length === 0 || sources.some((s) => s(r))) && operationsMatch(r, path, action);
 }
 
 export function compileAuthorization(authorization: Authorization | undefined): AccessCheck | null {
@@ -71,11 +75,12 @@ export function compileAuthorization(authorization: Authorization | undefined): 
   const allow = compiled.filter((p) => p.action === "ALLOW");
   const who = (r: AccessRequest) => (r.principal ? `peer ${r.principal}` : "a plaintext caller (no mesh identity)");
   return (r) => {
-    const path = normalizePath(r.target);
-    if (path === null)
-      return `the path ${JSON.stringify(r.target.slice(0, 200))} has an encoded "/" or a "\\", which access policies refuse because the app may read it as another path`;
-    for (const p of deny) if (p.rules.some((m) => m(r, path))) return `access policy ${p.name} denies ${who(r)} ${r.method} ${path}`;
-    for (const p of allow) if (p.rules.some((m) => m(r, path))) return null;
-    return authorization.defaultDeny ? `no access policy allows ${who(r)} ${r.method} ${path} (default deny)` : null;
+    const path = r.http ? normalizePath(r.http.target) : null;
+    if (r.http && path === null)
+      return `the path ${JSON.stringify(r.http.target.slice(0, 200))} has an encoded "/" or a "\\", which access policies refuse because the app may read it as another path`;
+    const what = r.http ? `${r.http.method} ${path}` : "a TCP connection";
+    for (const p of deny) if (p.rules.some((m) => m(r, path, "DENY"))) return `access policy ${p.name} denies ${who(r)} ${what}`;
+    for (const p of allow) if (p.rules.some((m) => m(r, path, "ALLOW"))) return null;
+    return authorization.defaultDeny ? `no access policy allows ${who(r)} ${what} (default deny)` : null;
   };
 }

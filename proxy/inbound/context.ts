@@ -51,7 +51,11 @@ export function inboundContext({
       ? {
           refuse: (exchange: ServerExchange) => {
             const peer = peerOf(exchange.peerTls);
-            return check({ principal: peer.principal, namespace: peer.namespace, method: exchange.method, target: exchange.target });
+            return check({
+              principal: peer.principal,
+              namespace: peer.namespace,
+              http: { method: exchange.method, target: exchange.target },
+            });
           },
         }
       : {}),
