@@ -192,6 +192,11 @@ export const Listener = v.object({
   // Also accept HTTP/2: with prior knowledge (h2c) in plaintext, by ALPN "h2" over TLS.
   http2: v.optional(v.boolean(), true),
   virtualHosts: v.array(VirtualHost),
+  // TCP: each connection's bytes go as they are to one endpoint of this cluster, after the
+  // AccessPolicies judge the peer's identity. Without virtual hosts, every connection; with them
+  // and detectHttpMs, a connection whose first bytes are not an HTTP request, or that sends
+  // nothing for detectHttpMs (a server-first protocol); HTTP ones go to the virtual hosts.
+  tcp: v.optional(v.object({ cluster: v.string(), detectHttpMs: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))) })),
   // Said in the 404 when no virtual host matches: the control plane explains its outbound traffic policy.
   noRouteReason: v.optional(v.string()),
   // Inbound: which peers may call the workload (AccessPolicy); checked before any filter runs.

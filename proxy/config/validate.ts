@@ -35,6 +35,21 @@ function crossCheck(config: ProxyConfig): string[] {
     if (l.tls !== "DISABLE" && !config.identity) {
       problems.push(`listeners[${i}].tls: ${l.tls} needs "identity" (certificate, key and trust bundle)`);
     }
+    if (l.tcp) {
+      if (!clusters.has(l.tcp.cluster)) problems.push(`listeners[${i}].tcp.cluster: no cluster named "${l.tcp.cluster}"`);
+      if (l.virtualHosts.length > 0 && l.tcp.detectHttpMs === undefined)
+        problems.push(
+          `listeners[${i}]: a TCP listener with virtual hosts must say how long to wait for HTTP (tcp.detectHttpMs); or remove the virtual hosts`,
+        );
+      else if (l.virtualHosts.length === 0 && l.tcp.detectHttpMs !== undefined)
+        problems.push(
+          `listeners[${i}].tcp.detectHttpMs: HTTP detected would have no virtual host to go to; add them, or remove detectHttpMs`,
+        );
+      if (clusters.has(l.tcp.cluster) && config.clusters.find((c) => c.name === l.tcp!.cluster)!.passthrough)
+        problems.push(
+          `listeners[${i}].tcp.cluster: "${l.tcp.cluster}" is a passthrough cluster, which takes its endpoint from an HTTP request`,
+        );
+    }
     for (const [j, vh] of l.virtualHosts.entries()) {
       for (const [k, r] of vh.routes.entries()) {
         const at = `listeners[${i}].virtualHosts[${j}].routes[${k}]`;

@@ -23,6 +23,11 @@ import { currentRuntime } from "../runtime/current.ts";
 import { FilterRuntime } from "../filters/runtime.ts";
 import type { ModuleFetcher } from "../filters/module.ts";
 import { deliveredPort } from "../filters/request-port.ts";
+import { compileAuthorization } from "../inbound/authorization.ts";
+import { forwardTcp, type TcpRoute } from "../tcp/forward.ts";
+import { detectConnection } from "../tcp/detect.ts";
+import { peerOf } from "../identity/peer.ts";
+import type { ConnectionInfo } from "../telemetry/types.ts";
 
 /** What a stop may take beyond draining connections: telemetry's last flush, a control plane's stream. */
 const STOP_GRACE_MS = 10_000;
@@ -38,6 +43,8 @@ interface ActiveListener {
   server: Server;
   /** Read at each new request, so a reload takes effect for the next request. */
   context: ForwardContext;
+  /** An opaque TCP listener's route, read at each new connection; null for HTTP. */
+  tcp: TcpRoute | null;
   connections: Set<DownstreamConnection>;
 }
 
@@ -215,6 +222,15 @@ export class Sidecar {
       const router = new Router(l.virtualHosts);
       const makeContext = l.direction === "Inbound" ? inboundContext : outboundContext;
       const bound = fresh.find((f) => f.config === l);
+      const tcp = l.tcp
+        ? {
+            listener: l.name,
+            cluster: this.clusters.get(l.tcp.cluster),
+            check: compileAuthorization(l.authorization),
+            log: this.log,
+            ...(l.tcp.detectHttpMs !== undefined ? { detectHttpMs: l.tcp.detectHttpMs } : {}),
+          }
+        : null;
       const context = makeContext({
         node: config.node,
         ownPrincipal: principal,
@@ -229,11 +245,12 @@ export class Sidecar {
       if (bound) {
         const old = this.listeners.get(l.name);
         if (old) retired.push(old);
-        this.listeners.set(l.name, { ...bound, context });
+        this.listeners.set(l.name, { ...bound, context, tcp });
       } else {
         const active = this.listeners.get(l.name)!;
         active.config = l;
         active.context = context;
+        active.tcp = tcp;
         const tls = this.serverTls(l, config.identity);
         if (tls && config.identity !== previous.identity) active.server.updateTls?.(tls);
       }
@@ -253,10 +270,58 @@ export class Sidecar {
   }
 
   private accept(bound: Listener, conn: Conn, connections: Set<DownstreamConnection>): void {
+    const direction = bound.direction === "Inbound" ? "inbound" : "outbound";
+    const tcp = this.listeners.get(bound.name)?.tcp;
+    // An opaque connection is counted in istio_tcp_* with its peer (inbound) or Service (outbound).
+    const info: ConnectionInfo | undefined =
+      tcp && tcp.detectHttpMs === undefined
+        ? direction === "inbound"
+          ? { peer: peerOf(conn.tls), mtls: conn.tls?.peerCertificate != null }
+          : {
+              service: tcp.cluster?.config.service ?? "",
+              serviceNamespace: tcp.cluster?.config.namespace ?? "",
+              mtls: !!tcp.cluster?.config.tls,
+            }
+        : undefined;
+    this.telemetry.connectionOpened(direction, info);
+    if (!tcp) {
+      this.serveHttp(bound, conn, connections, null);
+      return;
+    }
+    // Tracked until it is known to be HTTP (which tracks itself) or closes; drained like an HTTP
+    // connection: left to finish until the drain timeout, then closed.
+    const carried: DownstreamConnection = { drain: () => {}, destroy: () => conn.destroy() };
+    connections.add(carried);
+    const onClose = conn.onClose;
+    const untrack = () => {
+      connections.delete(carried);
+      conn.onClose = onClose;
+    };
+    conn.onClose = (error) => {
+      untrack();
+      this.telemetry.connectionClosed(direction, info);
+      onClose(error);
+    };
+    if (tcp.detectHttpMs === undefined) {
+      void forwardTcp(conn, tcp);
+      return;
+    }
+    void detectConnection(conn, tcp.detectHttpMs).then(({ protocol, ended, take }) => {
+      if (conn.closed) return;
+      if (protocol === "tcp") {
+        void forwardTcp(conn, tcp, { first: take(), ended });
+        return;
+      }
+      untrack();
+      this.serveHttp(bound, conn, connections, take());
+    });
+  }
+
+  /** Serves a connection as HTTP/1.1 (or HTTP/2 by ALPN or preface); `first`: bytes already read from it. */
+  private serveHttp(bound: Listener, conn: Conn, connections: Set<DownstreamConnection>, first: Buffer | null): void {
     const name = bound.name;
     const direction = bound.direction === "Inbound" ? "inbound" : "outbound";
     const limits = this.config.limits;
-    this.telemetry.connectionOpened(direction);
     const onExchange = (exchange: ServerExchange) => {
       const current = this.listeners.get(name);
       if (!current) {
@@ -287,7 +352,7 @@ export class Sidecar {
     };
     let tracked: DownstreamConnection;
     if (conn.tls?.alpn === "h2") {
-      toHttp2(null);
+      toHttp2(first);
       return;
     }
     tracked = new Http1Downstream(conn, {
@@ -310,6 +375,10 @@ export class Sidecar {
       onClose(error);
     };
     if (this.draining) tracked.drain();
+    if (first) {
+      conn.onData(first);
+      conn.resume();
+    }
   }
 
   /** Stops accepting on an old listener and lets its connections finish. */

@@ -286,6 +286,36 @@ export class UpstreamCluster {
     return upstream;
   }
 
+  /**
+   * A connection of its own to `endpoint` for a TCP proxy, within maxConnections (overflow
+   * otherwise); `release` frees its slot once it has closed.
+   */
+  async openTcp(endpoint: UpstreamEndpoint): Promise<{ conn: Conn; release: () => void }> {
+    if (this.connections >= this.config.circuitBreaker.maxConnections) {
+      this.telemetry.upstreamError(this.config.name, "overflow");
+      throw new UpstreamFailure(
+        "overflow",
+        `cluster "${this.config.name}" has ${this.connections} connections open, its circuit breaker's maxConnections`,
+      );
+    }
+    this.connections++;
+    endpoint.connections++;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.connections--;
+      endpoint.connections--;
+      this.wakeWaiter();
+    };
+    try {
+      return { conn: await this.open(endpoint), release };
+    } catch (e) {
+      release();
+      throw this.connectFailure(endpoint, e as Error);
+    }
+  }
+
   release(endpoint: UpstreamEndpoint, conn: UpstreamHttp1): void {
     if (conn.reusable && !conn.conn.closed && !this.closed && this.endpoints.includes(endpoint)) {
       const waiter = this.nextWaiter(endpoint);

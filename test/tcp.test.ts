@@ -1,0 +1,242 @@
+// runtimes: node deno bun
+// Opaque TCP between sidecars (proxy/tcp/): a client's sidecar carries a raw TCP connection over
+// mTLS to the server's sidecar, which judges the peer's identity by its AccessPolicies and
+// carries the bytes on to the app: a real TCP server that speaks a line protocol of its own
+// (server-first: it greets before the client says anything, as MySQL and SMTP do). A listener
+// that detects HTTP sends HTTP requests to its routes and anything else on as TCP.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import net from "node:net";
+import type { Authorization } from "../proxy/config/authorization.ts";
+import type { ProxyConfigInput } from "../proxy/config/schema.ts";
+import { detect } from "../proxy/tcp/detect.ts";
+import { Buffer } from "node:buffer";
+import { startProxy, type RunningProxy } from "./support/proxy.ts";
+import { request } from "./support/client.ts";
+import { startUpstream, type Upstream } from "./support/upstream.ts";
+import { createCa, issueWorkload, type TestCa } from "./support/pki.ts";
+
+const ORDERS = "spiffe://cluster.local/ns/shop/sa/orders";
+const CATALOG = "spiffe://cluster.local/ns/shop/sa/catalog";
+const DATABASE = "spiffe://cluster.local/ns/shop/sa/database";
+
+/** A server-first line protocol: "hello" on connect, then "echo: LINE" per line, "bye" and half-close on "quit". */
+async function startLineServer(): Promise<{ port: number; close: () => Promise<void> }> {
+  const server = net.createServer((s) => {
+    s.write("hello\n");
+    let buffered = "";
+    s.on("data", (d) => {
+      buffered += d.toString();
+      for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (line === "quit") s.end("bye\n");
+        else s.write(`echo: ${line}\n`);
+      }
+    });
+    s.on("error", () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+/** Connects, sends `lines` once greeted, and returns all it received until the server closed (or "closed: ERROR"). */
+function session(port: number, lines: string[], greeted = true): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, "127.0.0.1");
+    let got = "";
+    let sent = false;
+    const send = () => {
+      if (sent) return;
+      sent = true;
+      for (const l of lines) s.write(`${l}\n`);
+    };
+    if (!greeted) s.on("connect", send);
+    s.on("data", (d) => {
+      got += d.toString();
+      if (greeted && got.includes("hello\n")) send();
+    });
+    s.on("end", () => resolve(got));
+    s.on("error", (e) => resolve(`${got}closed: ${e.message}`));
+    s.setTimeout(5_000, () => {
+      s.destroy();
+      resolve(`${got}timed out`);
+    });
+  });
+}
+
+describe("opaque TCP between sidecars over mTLS", () => {
+  let ca: TestCa;
+  let app: Awaited<ReturnType<typeof startLineServer>>;
+  let http: Upstream;
+  let server: RunningProxy;
+  const clients = new Map<string, RunningProxy>();
+
+  const identityOf = async (spiffeId: string) => {
+    const cert = await issueWorkload(ca, { spiffeId });
+    return { certificateChain: cert.certificateChain, privateKey: cert.privateKey, trustBundle: ca.certificate };
+  };
+
+  /** The database's sidecar: one TCP listener in front of the app, another detecting HTTP. */
+  const serve = async (authorization?: Authorization) => {
+    await server?.stop();
+    const config: ProxyConfigInput = {
+      node: { workload: "database", namespace: "shop", serviceAccount: "database" },
+      identity: await identityOf(DATABASE),
+      listeners: [
+        {
+          name: "inbound|5432",
+          direction: "Inbound",
+          address: "127.0.0.1",
+          port: 0,
+          tls: "PERMISSIVE",
+          ...(authorization ? { authorization } : {}),
+          virtualHosts: [],
+          tcp: { cluster: "inbound|5432||" },
+        },
+        {
+          name: "inbound|8080",
+          direction: "Inbound",
+          address: "127.0.0.1",
+          port: 0,
+          tls: "PERMISSIVE",
+          virtualHosts: [{ name: "inbound", domains: ["*"], routes: [{ backends: [{ cluster: "inbound|8080||" }] }] }],
+          tcp: { cluster: "inbound|5432||", detectHttpMs: 300 },
+        },
+      ],
+      clusters: [
+        { name: "inbound|5432||", endpoints: [{ address: "127.0.0.1", port: app.port }] },
+        { name: "inbound|8080||", endpoints: [{ address: "127.0.0.1", port: http.port }] },
+      ],
+    };
+    server = await startProxy(config);
+  };
+  const port = (proxy: RunningProxy, listener: string) => proxy.sidecar.listenerPort(listener);
+
+  /** A client workload's sidecar: an outbound TCP listener whose cluster is the database's sidecar's `listener`, over mTLS. */
+  const client = async (id: string, listener = "inbound|5432") => {
+    const running = await startProxy({
+      identity: await identityOf(id),
+      listeners: [
+        { name: "outbound|5432", direction: "Outbound", address: "127.0.0.1", port: 0, virtualHosts: [], tcp: { cluster: "db" } },
+      ],
+      clusters: [{ name: "db", endpoints: [{ address: "127.0.0.1", port: port(server, listener) }], tls: { identities: [DATABASE] } }],
+    });
+    await clients.get(id)?.stop();
+    clients.set(id, running);
+    return running;
+  };
+
+  before(async () => {
+    ca = await createCa();
+    app = await startLineServer();
+    http = await startUpstream("database-http");
+    await serve();
+  });
+  after(async () => {
+    for (const c of clients.values()) await c.stop();
+    await server.stop();
+    await app.close();
+    await http.close();
+  });
+
+  it("carries a server-first protocol both ways, with its half-close, from a client's sidecar over mTLS", async () => {
+    const orders = await client(ORDERS);
+    assert.equal(await session(port(orders, "outbound|5432"), ["one", "two", "quit"]), "hello\necho: one\necho: two\nbye\n");
+    const metrics = await (await fetch(`http://127.0.0.1:${server.admin}/metrics`)).text();
+    assert.ok(
+      metrics
+        .split("\n")
+        .some(
+          (l) =>
+            l.startsWith("istio_tcp_connections_opened_total{") &&
+            l.includes(`source_principal="${ORDERS}"`) &&
+            l.includes('connection_security_policy="mutual_tls"'),
+        ),
+      "the server's sidecar counts the connection with the client's identity",
+    );
+  });
+
+  it("AccessPolicy allows one identity and refuses another, and a plaintext caller under default deny", async () => {
+    await serve({
+      defaultDeny: true,
+      policies: [{ name: "shop/orders-only", action: "ALLOW", rules: [{ from: [{ principals: [ORDERS], namespaces: [] }], to: [] }] }],
+    });
+    for (const c of clients.values()) await c.stop();
+    clients.clear();
+    const orders = await client(ORDERS);
+    const catalog = await client(CATALOG);
+    assert.equal(await session(port(orders, "outbound|5432"), ["quit"]), "hello\nbye\n");
+    assert.doesNotMatch(await session(port(catalog, "outbound|5432"), ["quit"]), /hello/, "the refused peer never reaches the app");
+    // (Sending first: PERMISSIVE waits up to 5 s for a first byte to tell TLS from plaintext.)
+    assert.doesNotMatch(await session(port(server, "inbound|5432"), ["quit"], false), /hello/, "nor does a plaintext caller");
+  });
+
+  it("a rule naming HTTP methods or paths never allows a TCP connection, and denies it by its sources alone", async () => {
+    await serve({
+      defaultDeny: false,
+      policies: [
+        {
+          name: "shop/no-catalog-admin",
+          action: "DENY",
+          rules: [{ from: [{ principals: [CATALOG], namespaces: [] }], to: [{ methods: ["POST"], paths: [] }] }],
+        },
+        {
+          name: "shop/orders-get",
+          action: "ALLOW",
+          rules: [{ from: [{ principals: [ORDERS], namespaces: [] }], to: [{ methods: ["GET"], paths: [] }] }],
+        },
+      ],
+    });
+    for (const c of clients.values()) await c.stop();
+    clients.clear();
+    const catalog = await client(CATALOG);
+    assert.doesNotMatch(await session(port(catalog, "outbound|5432"), ["quit"]), /hello/, "DENY with an HTTP condition still denies TCP");
+    await serve({
+      defaultDeny: true,
+      policies: [
+        {
+          name: "shop/orders-get",
+          action: "ALLOW",
+          rules: [{ from: [{ principals: [ORDERS], namespaces: [] }], to: [{ methods: ["GET"], paths: [] }] }],
+        },
+      ],
+    });
+    for (const c of clients.values()) await c.stop();
+    clients.clear();
+    const orders = await client(ORDERS);
+    assert.doesNotMatch(await session(port(orders, "outbound|5432"), ["quit"]), /hello/, "ALLOW with an HTTP condition never allows TCP");
+  });
+
+  it("with detection, an HTTP request goes to the routes, a client-first protocol and a silent client go on as TCP", async () => {
+    await serve();
+    const detecting = port(server, "inbound|8080");
+    const reply = await request(detecting, { host: "database", path: "/health" });
+    assert.equal(reply.status, 200);
+    assert.equal(http.received.at(-1)?.url, "/health");
+    assert.equal(await session(detecting, ["select 1", "quit"], false), "hello\necho: select 1\nbye\n", "client-first, not HTTP");
+    const meshed = await client(ORDERS, "inbound|8080");
+    assert.equal(
+      await session(port(meshed, "outbound|5432"), ["quit"]),
+      "hello\nbye\n",
+      "server-first, over mTLS: carried once the client stayed silent",
+    );
+  });
+
+  it("detects by the first bytes: an HTTP method token and a space, or the HTTP/2 preface", () => {
+    const said = (s: string) => detect(Buffer.from(s, "latin1"));
+    assert.equal(said("GET / HTTP/1.1\r\n"), "http");
+    assert.equal(said("M-SEARCH * HTTP/1.1"), "http");
+    assert.equal(said("PRI * HTTP/2.0\r\n\r\nSM"), "http");
+    assert.equal(said("PRI * HT"), "undecided");
+    assert.equal(said("GE"), "undecided");
+    assert.equal(said("\u0000\u0000\u0000\u0008\u0004\u00d2\u0016/"), "tcp", "the PostgreSQL start-up message");
+    assert.equal(said("*1\r\n$4\r\nPING\r\n"), "tcp", "Redis");
+    assert.equal(said("get / HTTP/1.1"), "tcp", "methods are upper case");
+    assert.equal(said(" GET"), "tcp");
+    assert.equal(said("ABCDEFGHIJKLMNOPQRSTUVWXYZ "), "tcp", "no method is that long");
+  });
+});
