@@ -25,6 +25,7 @@ import {
   type ServicePort,
 } from "./world.ts";
 import { capturedListenerPort } from "../init/rules.ts";
+import { DETECT_HTTP_MS, portProtocol, type PortProtocol } from "./port-protocol.ts";
 
 export interface ProxySettings {
   trustDomain: string;
@@ -65,7 +66,8 @@ export type ResolvedFilters = ReadonlyMap<string, FilterInForce>;
 
 type ClusterInput = ProxyConfigInput["clusters"][number];
 type RetryInput = NonNullable<ProxyConfigInput["listeners"][number]["virtualHosts"][number]["routes"][number]["retry"]>;
-type VirtualHostInput = ProxyConfigInput["listeners"][number]["virtualHosts"][number];
+type ListenerInput = ProxyConfigInput["listeners"][number];
+type VirtualHostInput = ListenerInput["virtualHosts"][number];
 type FilterInput = NonNullable<ProxyConfigInput["filters"]>[number];
 
 const serviceFqdn = (s: ServiceInfo, settings: ProxySettings) => `${s.name}.${s.namespace}.svc.${settings.clusterDomain}`;
@@ -317,6 +319,13 @@ function filtersFor(world: MeshWorld, pod: PodInfo, resolved: ResolvedFilters): 
   return out.sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
 }
 
+/** A listener's virtual hosts and TCP cluster for what its port carries. */
+function carrying(protocol: PortProtocol, virtualHosts: VirtualHostInput[], cluster: string): Pick<ListenerInput, "virtualHosts" | "tcp"> {
+  if (protocol === "http") return { virtualHosts };
+  if (protocol === "tcp") return { virtualHosts: [], tcp: { cluster } };
+  return { virtualHosts, tcp: { cluster, detectHttpMs: DETECT_HTTP_MS } };
+}
+
 /** The AccessPolicies selecting the pod, as its inbound listener enforces them; STRICT mTLS if any asks for it. */
 function accessFor(
   world: MeshWorld,
@@ -337,22 +346,34 @@ function accessFor(
 /**
  * The ports the pod's app serves, as far as the mesh knows: where its Services' endpoints send
  * (the EndpointSlices' resolved ports, and each selecting Service's target port) and the ports
- * its containers declare.
+ * its containers declare; each with the protocol the Service ports that send there say (where
+ * they disagree, opaque TCP, which carries HTTP too, then HTTP).
  */
-function servedPorts(world: MeshWorld, pod: PodInfo): number[] {
-  const ports = new Set(pod.containerPorts.map((c) => c.port));
+function servedPorts(world: MeshWorld, pod: PodInfo): { port: number; protocol: PortProtocol }[] {
+  const rank: PortProtocol[] = ["detect", "http", "tcp"];
+  const ports = new Map<number, PortProtocol>(pod.containerPorts.map((c) => [c.port, "detect"]));
+  const serve = (port: number, p: ServicePort | undefined) => {
+    const said = p ? portProtocol(p) : "detect";
+    const known = ports.get(port) ?? "detect";
+    ports.set(port, rank.indexOf(said) > rank.indexOf(known) ? said : known);
+  };
   for (const slice of world.endpointSlices.values()) {
     if (slice.namespace !== pod.namespace) continue;
     if (!slice.endpoints.some((e) => e.pod?.name === pod.name && e.pod.namespace === pod.namespace)) continue;
-    for (const p of slice.ports) ports.add(p.port);
+    const service = world.services.get(keyOf(slice.namespace, slice.service));
+    for (const p of slice.ports)
+      serve(
+        p.port,
+        service?.ports.find((sp) => sp.name === p.name),
+      );
   }
   for (const s of servicesOf(world, pod)) {
     for (const p of s.ports) {
       const target = typeof p.targetPort === "number" ? p.targetPort : pod.containerPorts.find((c) => c.name === p.targetPort)?.port;
-      if (target !== undefined) ports.add(target);
+      if (target !== undefined) serve(target, p);
     }
   }
-  return [...ports].sort((a, b) => a - b);
+  return [...ports].map(([port, protocol]) => ({ port, protocol })).sort((a, b) => a.port - b.port);
 }
 
 /** The app port inbound traffic goes to: the first port a Service of the pod targets, else the pod's first container port. */
@@ -413,7 +434,12 @@ export function computeProxyConfig(
     { name: "outbound", direction: "Outbound", address: settings.listenAddress, port: settings.outboundPort, virtualHosts, ...refused },
   ];
   const access = accessFor(world, pod);
-  const inbound = (name: string, port: number, app: { address: string; port: number }): ProxyConfigInput["listeners"][number] => {
+  const inbound = (
+    name: string,
+    port: number,
+    app: { address: string; port: number },
+    protocol: PortProtocol = "http",
+  ): ProxyConfigInput["listeners"][number] => {
     const cluster = `inbound|${app.port}||`;
     clusters.push({
       name: cluster,
@@ -431,14 +457,14 @@ export function computeProxyConfig(
       // default) unless an AccessPolicy asks for STRICT.
       tls: access.strict ? "STRICT" : "PERMISSIVE",
       ...(access.authorization ? { authorization: access.authorization } : {}),
-      virtualHosts: [{ name: "inbound", domains: ["*"], routes: [{ name: "app", backends: [{ cluster }] }] }],
+      ...carrying(protocol, [{ name: "inbound", domains: ["*"], routes: [{ name: "app", backends: [{ cluster }] }] }], cluster),
     };
   };
   if (pod.capture) {
     // weft-init keeps each captured port in the port it delivers to (P + 32768): one listener per
     // port the app serves, each to that port. A captured port with no listener is refused.
-    for (const port of servedPorts(world, pod).filter((p) => capturesPort(pod.capture, p)))
-      listeners.push(inbound(`inbound|${port}`, capturedListenerPort(port), { address: "127.0.0.1", port }));
+    for (const { port, protocol } of servedPorts(world, pod).filter((p) => capturesPort(pod.capture, p.port)))
+      listeners.push(inbound(`inbound|${port}`, capturedListenerPort(port), { address: "127.0.0.1", port }, protocol));
   } else {
     const app = appPort(world, pod);
     if (app !== null) listeners.push(inbound("inbound", settings.inboundPort, { address: pod.app?.address ?? "127.0.0.1", port: app }));

@@ -117,6 +117,15 @@ describe("inbound capture: every port through the sidecar, each to its own liste
       { name: "inbound|8080", port: 40848, to: [{ address: "127.0.0.1", port: 8080 }] },
       { name: "inbound|9090", port: 41858, to: [{ address: "127.0.0.1", port: 9090 }] },
     ]);
+    // What each port carries, as the Service port that sends there says (docs/tcp.md): "http" is
+    // HTTP; "metrics" says nothing, so HTTP is detected and anything else carried as TCP.
+    const { world, backend } = meshWith(pod);
+    const tcp = computeProxyConfig(world, backend, new Map(), DEFAULT_SETTINGS).listeners.map((l) => [l.name, l.tcp]);
+    assert.deepEqual(tcp, [
+      ["outbound", undefined],
+      ["inbound|8080", undefined],
+      ["inbound|9090", { cluster: "inbound|9090||", detectHttpMs: 5000 }],
+    ]);
   });
 
   it("ports the app never declared are captured too: its Services' target ports get listeners and mTLS", () => {

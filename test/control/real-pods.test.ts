@@ -10,6 +10,7 @@
 // canary, the AccessPolicy's 403, WasmFilter READY and `weft status`. Node only; needs root.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import net from "node:net";
 import { spawn } from "node:child_process";
 import path from "node:path";
 import process from "node:process";
@@ -334,6 +335,57 @@ spec: { selector: { app: two-ports }, ports: [{ name: http, port: 80 }] }
     assert.ok(
       inbound.some((l) => l.includes("two-ports") && !l.endsWith(" 0")),
       `port 80 came through the sidecar: ${inbound.join("\n")}`,
+    );
+  });
+
+  it("a TCP server in a meshed pod is carried through its sidecar as opaque TCP: a port whose Service names its protocol is never parsed as HTTP", async () => {
+    // A server-first line protocol (a greeting, then every line echoed), behind a Service port named redis.
+    const script = "require('node:net').createServer((s) => { s.write('hello\\n'); s.pipe(s); }).listen(6379)";
+    await kubectl(
+      ["apply", "-f", "-"],
+      `apiVersion: v1
+kind: Pod
+metadata: { name: db, namespace: capture, labels: { app: db } }
+spec:
+  terminationGracePeriodSeconds: 1
+  containers: [{ name: app, image: ${mesh.shopImage}, command: [node, -e, ${JSON.stringify(script)}] }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: db, namespace: capture }
+spec: { selector: { app: db }, ports: [{ name: redis, port: 6379 }] }
+`,
+    );
+    await kubectl(["wait", "--for=condition=Ready", "pod/db", "-n", "capture", "--timeout=90s"]);
+    const ip = (await kubectl(["get", "pod", "db", "-n", "capture", "-o", "jsonpath={.status.podIP}"])).trim();
+    // From the node, a client without a sidecar; it speaks first, as a PERMISSIVE sidecar needs a
+    // first byte to tell plaintext from TLS (docs/tcp.md).
+    const talk = () =>
+      new Promise<string>((resolve) => {
+        const s = net.connect(6379, ip);
+        let got = "";
+        s.on("connect", () => s.write("ping\n"));
+        s.on("data", (d) => {
+          got += d.toString();
+          if (got.endsWith("ping\n")) s.destroy();
+        });
+        s.on("close", () => resolve(got));
+        s.on("error", () => {});
+        s.setTimeout(5_000, () => s.destroy());
+      });
+    let last = "";
+    await until(
+      "the TCP server to answer through its sidecar",
+      async () => ((last = await talk()) === "hello\nping\n" ? last : null),
+      60_000,
+    ).catch((e: Error) => assert.fail(`${e.message}; the last answer: ${JSON.stringify(last)}`));
+    const metrics = await (await fetch(`http://${ip}:15000/metrics`)).text();
+    const opened = metrics
+      .split("\n")
+      .filter((l) => l.startsWith("istio_tcp_connections_opened_total{") && l.includes('reporter="destination"'));
+    assert.ok(
+      opened.some((l) => l.includes('connection_security_policy="none"') && !l.endsWith(" 0")),
+      `counted by the sidecar as a plaintext TCP connection: ${opened.join("\n")}`,
     );
   });
 
