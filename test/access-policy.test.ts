@@ -5,8 +5,9 @@ import { describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startUpstream, type Upstream } from "./support/upstream.ts";
 import { startProxy, type RunningProxy } from "./support/proxy.ts";
+import { metricSeries } from "./support/metrics.ts";
 import { request, rawExchange } from "./support/client.ts";
-import { createCa, issueWorkload, type TestCa } from "./support/pki.ts";
+import { createCa, workloadIdentity, type TestCa } from "./support/pki.ts";
 import { normalizePath } from "../proxy/inbound/authorization.ts";
 import type { Authorization } from "../proxy/config/authorization.ts";
 import { Recorder } from "./hostile/record.ts";
@@ -24,10 +25,7 @@ describe("AccessPolicy enforcement on the inbound listener", () => {
   let server: RunningProxy;
   const callers = new Map<string, RunningProxy>();
 
-  const identityOf = async (spiffeId: string) => {
-    const cert = await issueWorkload(ca, { spiffeId });
-    return { certificateChain: cert.certificateChain, privateKey: cert.privateKey, trustBundle: ca.certificate };
-  };
+  const identityOf = (spiffeId: string) => workloadIdentity(ca, spiffeId);
 
   const serve = async (authorization: Authorization, tls: "STRICT" | "PERMISSIVE" = "PERMISSIVE") => {
     await server?.stop();
@@ -104,14 +102,9 @@ describe("AccessPolicy enforcement on the inbound listener", () => {
       );
       assert.match(await plaintext(), /^HTTP\/1\.1 403 [\s\S]*a plaintext caller \(no mesh identity\)/);
       assert.equal(app.received.length, before + 1, "refused requests never reached the app");
-      const metrics = await (await fetch(`http://127.0.0.1:${server.admin}/metrics`)).text();
+      const requests = await metricSeries(`http://127.0.0.1:${server.admin}/metrics`, "istio_requests_total");
       assert.ok(
-        metrics
-          .split("\n")
-          .some(
-            (l) =>
-              l.startsWith("istio_requests_total{") && l.includes(`source_principal="${CATALOG}"`) && l.includes('response_code="403"'),
-          ),
+        requests.some((l) => l.includes(`source_principal="${CATALOG}"`) && l.includes('response_code="403"')),
         "the refusal is counted with the caller's identity",
       );
     },

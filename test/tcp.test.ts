@@ -12,9 +12,10 @@ import type { ProxyConfigInput } from "../proxy/config/schema.ts";
 import { detect } from "../proxy/tcp/detect.ts";
 import { Buffer } from "node:buffer";
 import { startProxy, type RunningProxy } from "./support/proxy.ts";
+import { metricSeries } from "./support/metrics.ts";
 import { request } from "./support/client.ts";
 import { startUpstream, type Upstream } from "./support/upstream.ts";
-import { createCa, issueWorkload, type TestCa } from "./support/pki.ts";
+import { createCa, workloadIdentity, type TestCa } from "./support/pki.ts";
 
 const ORDERS = "spiffe://cluster.local/ns/shop/sa/orders";
 const CATALOG = "spiffe://cluster.local/ns/shop/sa/catalog";
@@ -75,12 +76,9 @@ describe("opaque TCP between sidecars over mTLS", () => {
   let server: RunningProxy;
   const clients = new Map<string, RunningProxy>();
 
-  const identityOf = async (spiffeId: string) => {
-    const cert = await issueWorkload(ca, { spiffeId });
-    return { certificateChain: cert.certificateChain, privateKey: cert.privateKey, trustBundle: ca.certificate };
-  };
+  const identityOf = (spiffeId: string) => workloadIdentity(ca, spiffeId);
 
-  /** The database's sidecar: one TCP listener in front of the app, another detecting HTTP. */
+  /** The database's sidecar: one TCP listener in front of the app, another detecting HTTP; clients start anew. */
   const serve = async (authorization?: Authorization) => {
     await server?.stop();
     const config: ProxyConfigInput = {
@@ -113,6 +111,10 @@ describe("opaque TCP between sidecars over mTLS", () => {
       ],
     };
     server = await startProxy(config);
+    // The clients' clusters name the old server's ports.
+    for (const c of clients.values()) await c.stop();
+    clients.clear();
+    // The clients' clusters name the old server's ports.
   };
   const port = (proxy: RunningProxy, listener: string) => proxy.sidecar.listenerPort(listener);
 
@@ -146,16 +148,9 @@ describe("opaque TCP between sidecars over mTLS", () => {
   it("carries a server-first protocol both ways, with its half-close, from a client's sidecar over mTLS", async () => {
     const orders = await client(ORDERS);
     assert.equal(await session(port(orders, "outbound|5432"), ["one", "two", "quit"]), "hello\necho: one\necho: two\nbye\n");
-    const metrics = await (await fetch(`http://127.0.0.1:${server.admin}/metrics`)).text();
+    const opened = await metricSeries(`http://127.0.0.1:${server.admin}/metrics`, "istio_tcp_connections_opened_total");
     assert.ok(
-      metrics
-        .split("\n")
-        .some(
-          (l) =>
-            l.startsWith("istio_tcp_connections_opened_total{") &&
-            l.includes(`source_principal="${ORDERS}"`) &&
-            l.includes('connection_security_policy="mutual_tls"'),
-        ),
+      opened.some((l) => l.includes(`source_principal="${ORDERS}"`) && l.includes('connection_security_policy="mutual_tls"')),
       "the server's sidecar counts the connection with the client's identity",
     );
   });
@@ -165,8 +160,6 @@ describe("opaque TCP between sidecars over mTLS", () => {
       defaultDeny: true,
       policies: [{ name: "shop/orders-only", action: "ALLOW", rules: [{ from: [{ principals: [ORDERS], namespaces: [] }], to: [] }] }],
     });
-    for (const c of clients.values()) await c.stop();
-    clients.clear();
     const orders = await client(ORDERS);
     const catalog = await client(CATALOG);
     assert.equal(await session(port(orders, "outbound|5432"), ["quit"]), "hello\nbye\n");
@@ -191,8 +184,6 @@ describe("opaque TCP between sidecars over mTLS", () => {
         },
       ],
     });
-    for (const c of clients.values()) await c.stop();
-    clients.clear();
     const catalog = await client(CATALOG);
     assert.doesNotMatch(await session(port(catalog, "outbound|5432"), ["quit"]), /hello/, "DENY with an HTTP condition still denies TCP");
     await serve({
@@ -205,8 +196,6 @@ describe("opaque TCP between sidecars over mTLS", () => {
         },
       ],
     });
-    for (const c of clients.values()) await c.stop();
-    clients.clear();
     const orders = await client(ORDERS);
     assert.doesNotMatch(await session(port(orders, "outbound|5432"), ["quit"]), /hello/, "ALLOW with an HTTP condition never allows TCP");
   });

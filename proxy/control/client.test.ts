@@ -11,21 +11,12 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { createLogger } from "../../shared/log.ts";
 import { ControlClient, type ConfigPush } from "./client.ts";
+import { sleep, within } from "../../test/support/within.ts";
 
 interface Ack {
   version: string;
   accepted: boolean;
   at: number;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function within(ms: number, what: string, check: () => boolean): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > deadline) assert.fail(`not within ${ms} ms: ${what}`);
-    await sleep(20);
-  }
 }
 
 const portHeld = (version: string) =>

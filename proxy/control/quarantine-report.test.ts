@@ -7,17 +7,7 @@ import assert from "node:assert/strict";
 import type { QuarantineStatus } from "../filters/quarantine.ts";
 import type { QuarantinedFilter } from "./client.ts";
 import { QUARANTINE_REPORT_INTERVAL_MS, QuarantineReporter } from "./quarantine-report.ts";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls until `check` holds, for at most `ms`. */
-async function within(ms: number, what: string, check: () => boolean): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > deadline) assert.fail(`not within ${ms} ms: ${what}`);
-    await sleep(10);
-  }
-}
+import { sleep, within } from "../../test/support/within.ts";
 
 describe("quarantine reporter", () => {
   it("coalesces a burst into one report, waits out the interval, and reports the end of the back-off once", async () => {

@@ -18,6 +18,7 @@ import type { Cluster } from "../k8s/cluster.ts";
 import { until } from "../support/control-process.ts";
 import { applyShop, startRealMesh, type RealMesh } from "../support/real-mesh.ts";
 import { shopLoad } from "../support/shop-load.ts";
+import { metricSeries } from "../support/metrics.ts";
 
 const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
 const NODE = path.join(root, "node_modules", ".bin", "node");
@@ -35,6 +36,13 @@ describe("weft in real pods on a real node", { timeout: 20 * 60_000 }, () => {
    * Runs `script` with Node in the app container of `deployment` (the shop's image has no shell):
    * its calls go out through that pod's sidecar.
    */
+  /** Asks `probe` until it answers `expected`, for at most a minute; failing, says the last answer. */
+  const answers = async (what: string, probe: () => Promise<string>, expected: string) => {
+    let last = "";
+    await until(what, async () => (last = await probe()) === expected, 60_000).catch((e: Error) =>
+      assert.fail(`${e.message}; the last answer: ${JSON.stringify(last)}`),
+    );
+  };
   const inPod = (deployment: string, container: string, script: string) =>
     kubectl(["exec", "-n", "shop", `deploy/${deployment}`, "-c", container, "--", "node", "-e", script]);
 
@@ -323,15 +331,11 @@ spec: { selector: { app: two-ports }, ports: [{ name: http, port: 80 }] }
         async (r) => `${r.status} ${(await r.text()).trim()}`,
         (e: Error) => `failed: ${(e.cause as { code?: string } | undefined)?.code ?? e.message}`,
       );
-    let last = "";
-    await until(
-      "the sidecar to serve the Service's target port",
-      async () => (last = await fetchFromOutside(80)) === "200 by a Service",
-      60_000,
-    ).catch((e: Error) => assert.fail(`${e.message}; the last answer: ${last}`));
+    await answers("the sidecar to serve the Service's target port", () => fetchFromOutside(80), "200 by a Service");
     assert.equal(await fetchFromOutside(9000), "failed: ECONNREFUSED", "the undeclared port never reaches the app around the sidecar");
-    const metrics = await (await fetch(`http://${ip}:15000/metrics`)).text();
-    const inbound = metrics.split("\n").filter((l) => l.startsWith("istio_requests_total{") && l.includes('reporter="destination"'));
+    const inbound = (await metricSeries(`http://${ip}:15000/metrics`, "istio_requests_total")).filter((l) =>
+      l.includes('reporter="destination"'),
+    );
     assert.ok(
       inbound.some((l) => l.includes("two-ports") && !l.endsWith(" 0")),
       `port 80 came through the sidecar: ${inbound.join("\n")}`,
@@ -373,16 +377,10 @@ spec: { selector: { app: db }, ports: [{ name: redis, port: 6379 }] }
         s.on("error", () => {});
         s.setTimeout(5_000, () => s.destroy());
       });
-    let last = "";
-    await until(
-      "the TCP server to answer through its sidecar",
-      async () => ((last = await talk()) === "hello\nping\n" ? last : null),
-      60_000,
-    ).catch((e: Error) => assert.fail(`${e.message}; the last answer: ${JSON.stringify(last)}`));
-    const metrics = await (await fetch(`http://${ip}:15000/metrics`)).text();
-    const opened = metrics
-      .split("\n")
-      .filter((l) => l.startsWith("istio_tcp_connections_opened_total{") && l.includes('reporter="destination"'));
+    await answers("the TCP server to answer through its sidecar", talk, "hello\nping\n");
+    const opened = (await metricSeries(`http://${ip}:15000/metrics`, "istio_tcp_connections_opened_total")).filter((l) =>
+      l.includes('reporter="destination"'),
+    );
     assert.ok(
       opened.some((l) => l.includes('connection_security_policy="none"') && !l.endsWith(" 0")),
       `counted by the sidecar as a plaintext TCP connection: ${opened.join("\n")}`,

@@ -108,6 +108,12 @@ export async function createCa(options: CaOptions = {}): Promise<TestCa> {
 }
 
 /** Issues a workload certificate (leaf, usable as TLS client and server) signed by `signer`. */
+/** A sidecar's identity (proxy configuration `identity`) for `spiffeId`, signed by `ca`. */
+export async function workloadIdentity(ca: TestCa, spiffeId: string) {
+  const cert = await issueWorkload(ca, { spiffeId });
+  return { certificateChain: cert.certificateChain, privateKey: cert.privateKey, trustBundle: ca.certificate };
+}
+
 export async function issueWorkload(signer: TestCa, options: WorkloadOptions = {}): Promise<WorkloadCertificate> {
   const keys = (await crypto.subtle.generateKey(EC, true, ["sign", "verify"])) as CryptoKeyPair;
   const names: X509.JsonGeneralName[] = [];
