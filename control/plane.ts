@@ -78,7 +78,7 @@ export async function startPlane(options: PlaneOptions): Promise<Plane> {
     const pod = world.pods.get(keyOf(proxy.namespace, proxy.pod));
     if (!pod) return `pod ${proxy.namespace}/${proxy.pod} is not known to the control plane`;
     // Everything of the pod the computation reads; the replicas of a workload share it.
-    const shape = JSON.stringify([pod.namespace, pod.serviceAccount, pod.labels, pod.containerPorts, pod.app]);
+    const shape = JSON.stringify([pod.namespace, pod.serviceAccount, pod.labels, pod.containerPorts, pod.app, pod.capture, pod.workload]);
     let computed = shapes.get(shape);
     if (!computed) {
       const config = computeProxyConfig(world, pod, distribution.resolved(), settings);
