@@ -1,8 +1,8 @@
 // What a listener (inbound or outbound) gives the request path: its route table, clusters,
 // filters and telemetry, and the few things that differ by direction.
-import type { Authorization } from "../config/authorization.ts";
 import type { NodeInfo } from "../config/schema.ts";
 import type { FilterChain } from "../filters/chain.ts";
+import type { AccessCheck } from "../inbound/authorization.ts";
 import type { ServerExchange } from "../http/exchange.ts";
 import type { Router } from "../routing/router.ts";
 import type { DestinationInfo, Direction, PeerInfo, Telemetry } from "../telemetry/types.ts";
@@ -22,8 +22,8 @@ export interface ContextInputs {
    * delivered to (inbound: the app's), or null to take the port of each request's authority.
    */
   readonly port: number | null;
-  /** The listener's access policies (inbound only). */
-  readonly authorization?: Authorization;
+  /** The listener's access policies, compiled once for its HTTP requests and TCP connections alike (inbound only). */
+  readonly access?: AccessCheck;
   /** Why no route matched, said in the 404 (the listener's noRouteReason). */
   readonly noRouteReason?: string;
 }

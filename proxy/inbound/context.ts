@@ -9,7 +9,6 @@ import type { ServerExchange } from "../http/exchange.ts";
 import { removeHeader } from "../http/headers.ts";
 import { peerOf } from "../identity/peer.ts";
 import { downstreamPeer, tellWorkload } from "../identity/peer-workload.ts";
-import { compileAuthorization } from "./authorization.ts";
 
 export function inboundContext({
   node,
@@ -19,9 +18,8 @@ export function inboundContext({
   telemetry,
   filters,
   port,
-  authorization,
+  access: check,
 }: ContextInputs): ForwardContext {
-  const check = compileAuthorization(authorization);
   const destination = {
     service: node.service,
     namespace: node.namespace,

@@ -222,11 +222,12 @@ export class Sidecar {
       const router = new Router(l.virtualHosts);
       const makeContext = l.direction === "Inbound" ? inboundContext : outboundContext;
       const bound = fresh.find((f) => f.config === l);
+      const access = compileAuthorization(l.authorization);
       const tcp = l.tcp
         ? {
             listener: l.name,
             cluster: this.clusters.get(l.tcp.cluster),
-            check: compileAuthorization(l.authorization),
+            check: access,
             log: this.log,
             ...(l.tcp.detectHttpMs !== undefined ? { detectHttpMs: l.tcp.detectHttpMs } : {}),
           }
@@ -239,7 +240,7 @@ export class Sidecar {
         telemetry: this.telemetry,
         filters: this.filters.chain,
         port: l.direction === "Inbound" ? deliveredPort(l, config.clusters) : null,
-        ...(l.authorization ? { authorization: l.authorization } : {}),
+        ...(access ? { access } : {}),
         ...(l.noRouteReason ? { noRouteReason: l.noRouteReason } : {}),
       });
       if (bound) {
