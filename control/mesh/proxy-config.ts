@@ -369,7 +369,7 @@ function servedPorts(world: MeshWorld, pod: PodInfo): { port: number; protocol: 
   }
   for (const s of servicesOf(world, pod)) {
     for (const p of s.ports) {
-      const target = typeof p.targetPort === "number" ? p.targetPort : pod.containerPorts.find((c) => c.name === p.targetPort)?.port;
+      const target = targetPortOn(pod, p);
       if (target !== undefined) serve(target, p);
     }
   }
@@ -381,12 +381,16 @@ function appPort(world: MeshWorld, pod: PodInfo): number | null {
   if (pod.app) return pod.app.port;
   for (const s of servicesOf(world, pod)) {
     for (const p of s.ports) {
-      if (typeof p.targetPort === "number") return p.targetPort;
-      const named = pod.containerPorts.find((c) => c.name === p.targetPort);
-      if (named) return named.port;
+      const target = targetPortOn(pod, p);
+      if (target !== undefined) return target;
     }
   }
   return pod.containerPorts[0]?.port ?? null;
+}
+
+/** The port a Service port sends to on `pod`: its number, or the pod's container port of that name; undefined for a name it lacks. */
+function targetPortOn(pod: PodInfo, p: ServicePort): number | undefined {
+  return typeof p.targetPort === "number" ? p.targetPort : pod.containerPorts.find((c) => c.name === p.targetPort)?.port;
 }
 
 export function computeProxyConfig(
