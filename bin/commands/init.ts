@@ -2,7 +2,7 @@
 // container runs it.
 import { lazy } from "../cli/command.ts";
 import type { Option, Values } from "../cli/options.ts";
-import { flag, port, ports } from "../cli/options.ts";
+import { flag, list, port, ports } from "../cli/options.ts";
 import { DEFAULT_OUTBOUND_PORTS } from "../../control/init/rules.ts";
 
 export const usage = `usage: weft init --include-inbound-ports PORTS [options]
@@ -19,6 +19,9 @@ Running it again replaces weft's rules. See docs/injection.md, "Traffic redirect
   --include-outbound-ports PORTS|*   destination ports whose outgoing TCP goes to the outbound
                                      port (default ${DEFAULT_OUTBOUND_PORTS.join(",")}; * for every port)
   --exclude-outbound-ports PORTS     destination ports never redirected outbound
+  --service-cidr CIDRS               the cluster's IPv4 Service ranges ("10.96.0.0/12"): TCP to
+                                     any other port P up to 32767 of a Service address goes to
+                                     the sidecar on that address, port P + 32768 (needs ip)
   --proxy-uid UID                    the proxy's user, never redirected (default 1337)
   --inbound-port PORT                the proxy's inbound listener (default 15006)
   --outbound-port PORT               the proxy's outbound listener (default 15001)
@@ -50,6 +53,7 @@ export const options = {
   "exclude-inbound-ports": ports({ default: [] }),
   "include-outbound-ports": portsOrAll(DEFAULT_OUTBOUND_PORTS),
   "exclude-outbound-ports": ports({ default: [] }),
+  "service-cidr": list(),
   "dry-run": flag(),
   cleanup: flag(),
 };

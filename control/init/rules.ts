@@ -1,15 +1,19 @@
 // The pod's traffic redirection as iptables rules: a pure function from `weft init`'s options to
-// the `iptables-restore --noflush` input that installs them in the pod's nat table (cli.ts runs
-// it). One input is one atomic transaction, so a pod never runs with half the rules.
+// the `iptables-restore --noflush` input that installs them in the pod's nat and mangle tables
+// (cli.ts runs it). One input is one atomic transaction, so a pod never runs with half the rules.
 //
 // Node has no SO_ORIGINAL_DST, so the proxy cannot ask where a redirected connection was going.
 // Inbound, the rules keep that in the port: a connection to app port P (1-32767) is sent to P +
 // 32768 (DNAT with a shifted port range, the address unchanged), where the sidecar listens for P
 // alone and forwards to the app on 127.0.0.1:P. A port the sidecar does not serve is refused by
-// the kernel, so no captured port reaches the app past the sidecar. Outbound, the listener routes
-// by Host (or :authority) only, so outbound redirects only the ports that carry the mesh's HTTP
-// (default 80 and 8080): every other connection (HTTPS to the internet, databases, DNS) keeps
-// working untouched. docs/injection.md, "Traffic redirection", explains the choice and shows the rules.
+// the kernel, so no captured port reaches the app past the sidecar. Outbound, the listener on
+// 15001 routes by Host (or :authority), so only the ports that carry the mesh's HTTP (default 80
+// and 8080) go there. With the cluster's Service range (--service-cidr), the app's TCP to any
+// other port P of a Service address keeps its address and arrives at P + 32768 too: a mark here
+// makes it local (routing.ts), and the sidecar listens on ClusterIP:P + 32768 for each Service
+// port, so it knows the Service from where the connection arrived. Connections anywhere else
+// (the internet, DNS) keep working untouched. docs/injection.md, "Traffic redirection", explains
+// the choice and shows the rules.
 
 export interface InitOptions {
   /** The proxy's user: its own connections are never redirected. */
@@ -25,6 +29,11 @@ export interface InitOptions {
   outboundPorts: number[] | "*";
   /** Destination ports never redirected outbound (taken out of `outboundPorts`). */
   excludeOutboundPorts: number[];
+  /**
+   * The cluster's IPv4 Service ranges: the app's TCP to ports 1-32767 of these addresses, but
+   * `outboundPorts` and `excludeOutboundPorts`, goes to the sidecar on port + 32768. Empty: none.
+   */
+  serviceCidrs: string[];
 }
 
 export type Family = "IPv4" | "IPv6";
@@ -38,8 +47,19 @@ const INBOUND_SHIFT = MAX_CAPTURED_PORT + 1;
 /** Where a connection to captured app port `port` arrives: the port of the sidecar's listener for it. */
 export const capturedListenerPort = (port: number): number => port + INBOUND_SHIFT;
 
-// In the order iptables-save lists them, so the input reads like the saved rules.
-export const CHAINS = ["WEFT_INBOUND", "WEFT_IN_REDIRECT", "WEFT_OUTPUT", "WEFT_REDIRECT"] as const;
+/** The most Service ranges --service-cidr takes (a cluster has one or two). */
+export const MAX_SERVICE_CIDRS = 8;
+
+/** The packet mark of the app's connections to a Service, which routing.ts makes local. */
+export const SERVICE_MARK = 0x539;
+
+// Per table, in the order iptables-save lists them, so the input reads like the saved rules.
+export const CHAINS = {
+  nat: ["WEFT_INBOUND", "WEFT_IN_REDIRECT", "WEFT_OUTPUT", "WEFT_REDIRECT"],
+  mangle: ["WEFT_SERVICES"],
+} as const;
+type Table = keyof typeof CHAINS;
+const TABLES = Object.keys(CHAINS) as Table[];
 
 /** What makes the options unusable together, one sentence each naming the flag; empty when fine. */
 export function optionProblems(o: InitOptions): string[] {
@@ -50,6 +70,15 @@ export function optionProblems(o: InitOptions): string[] {
   if (o.inboundPort === o.outboundPort) {
     problems.push(`--inbound-port and --outbound-port are both ${o.inboundPort}: the proxy's two listeners need two ports`);
   }
+  if (o.serviceCidrs.length > 0 && o.outboundPorts === "*") {
+    problems.push(
+      "--service-cidr and --include-outbound-ports '*' do not go together: every port already goes to the outbound listener; drop one",
+    );
+  }
+  if (o.serviceCidrs.length > MAX_SERVICE_CIDRS)
+    problems.push(`--service-cidr: ${o.serviceCidrs.length} ranges, more than the ${MAX_SERVICE_CIDRS} weft captures: merge them`);
+  for (const cidr of o.serviceCidrs.filter((c) => !isIpv4Cidr(c)))
+    problems.push(`--service-cidr: "${cidr}" is not an IPv4 range like 10.96.0.0/12 (IPv6 Service ranges are not captured yet)`);
   if (o.inboundPorts === "*") return problems;
   for (const [port, listener] of [
     [o.inboundPort, "inbound"],
@@ -109,6 +138,9 @@ export function natRules(o: InitOptions, family: Family): string[] {
     // skips PREROUTING: send it through the inbound listener like any other caller's. The proxy
     // reaches the app on 127.0.0.1, which this leaves alone.
     `-A WEFT_OUTPUT ! -d ${loopback} -o lo ${uid} -j WEFT_INBOUND`,
+    // The app's connection to a Service port, marked in mangle (which already made it local):
+    // the same shift, the Service address kept.
+    ...(family === "IPv4" && o.serviceCidrs.length > 0 ? [`-A WEFT_OUTPUT -m mark --mark ${hex(SERVICE_MARK)} -j WEFT_IN_REDIRECT`] : []),
     // The app talking to itself, on 127.0.0.1 or its pod IP.
     "-A WEFT_OUTPUT -o lo -j RETURN",
     `-A WEFT_OUTPUT ${uid} -j RETURN`,
@@ -118,33 +150,67 @@ export function natRules(o: InitOptions, family: Family): string[] {
 }
 
 /**
+ * The mangle rules: the app's TCP to a Service port gets SERVICE_MARK, so routing.ts's rule
+ * delivers it locally, to the sidecar. The proxy's own connections, and the ports the outbound
+ * listener or the app keeps, are not marked and leave the pod as they are.
+ */
+export function mangleRules(o: InitOptions, family: Family): string[] {
+  if (family === "IPv6" || o.serviceCidrs.length === 0 || o.outboundPorts === "*") return [];
+  const kept = [...new Set([...o.outboundPorts, ...o.excludeOutboundPorts])].sort((a, b) => a - b);
+  return [
+    "-A OUTPUT -p tcp -j WEFT_SERVICES",
+    `-A WEFT_SERVICES -m owner --uid-owner ${o.proxyUid} -j RETURN`,
+    ...kept.map((p) => `-A WEFT_SERVICES -p tcp -m tcp --dport ${p} -j RETURN`),
+    ...o.serviceCidrs.map(
+      (cidr) =>
+        `-A WEFT_SERVICES -d ${cidr} -p tcp -m tcp --dport 1:${MAX_CAPTURED_PORT} -j MARK --set-xmark ${hex(SERVICE_MARK)}/0xffffffff`,
+    ),
+  ];
+}
+
+/**
  * The iptables-restore --noflush input that installs the rules, replacing weft's earlier ones.
- * `current` is the pod's `iptables-save -t nat` ("" for a pod without weft's rules).
+ * `current` is the pod's `iptables-save` ("" for a pod without weft's rules).
  */
 export function installInput(o: InitOptions, family: Family, current: string): string {
-  return nat([...ownChains(), ...removeJumps(current), ...natRules(o, family)]);
+  const rules: Record<Table, string[]> = { nat: natRules(o, family), mangle: mangleRules(o, family) };
+  return TABLES.map((t) => table(t, [...ownChains(t), ...removeJumps(current, t), ...rules[t]])).join("");
 }
 
 /** The iptables-restore --noflush input that removes every weft rule and chain; harmless when there are none. */
 export function cleanupInput(current: string): string {
-  return nat([...ownChains(), ...removeJumps(current), ...CHAINS.map((c) => `-X ${c}`)]);
+  return TABLES.map((t) => table(t, [...ownChains(t), ...removeJumps(current, t), ...CHAINS[t].map((c) => `-X ${c}`)])).join("");
 }
 
-const nat = (lines: string[]) => ["*nat", ...lines, "COMMIT", ""].join("\n");
+const table = (name: Table, lines: string[]) => [`*${name}`, ...lines, "COMMIT", ""].join("\n");
+
+const hex = (n: number) => `0x${n.toString(16)}`;
 
 // With --noflush, declaring a chain creates it, or empties it if it exists: either way it holds
 // only what follows.
-const ownChains = () => CHAINS.map((c) => `:${c} - [0:0]`);
+const ownChains = (t: Table) => CHAINS[t].map((c) => `:${c} - [0:0]`);
 
-const JUMP = new RegExp(`^-A (PREROUTING|OUTPUT) .*-[jg] (${CHAINS.join("|")})(\\s|$)`);
+const jump = (t: Table) => new RegExp(`^-A (PREROUTING|OUTPUT) .*-[jg] (${CHAINS[t].join("|")})(\\s|$)`);
 
-/** -D for each jump from a built-in chain into weft's chains in a saved nat table. */
-function removeJumps(current: string): string[] {
-  let inNat = false;
+/** -D for each jump from a built-in chain into weft's chains in one table of a saved ruleset. */
+function removeJumps(current: string, t: Table): string[] {
+  let inTable = false;
   const deletes: string[] = [];
+  const isJump = jump(t);
   for (const line of current.split("\n").map((l) => l.trim())) {
-    if (line.startsWith("*")) inNat = line === "*nat";
-    if (inNat && JUMP.test(line)) deletes.push(`-D ${line.slice(3)}`);
+    if (line.startsWith("*")) inTable = line === `*${t}`;
+    if (inTable && isJump.test(line)) deletes.push(`-D ${line.slice(3)}`);
   }
   return deletes;
+}
+
+/** An IPv4 range in CIDR notation, its address on the range's boundary. */
+export function isIpv4Cidr(text: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text);
+  if (!m) return false;
+  const octets = m.slice(1, 5).map(Number);
+  const bits = Number(m[5]);
+  if (octets.some((o) => o > 255) || bits > 32) return false;
+  const address = octets.reduce((a, o) => a * 256 + o, 0);
+  return bits === 32 || address % 2 ** (32 - bits) === 0;
 }

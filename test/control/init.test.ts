@@ -9,7 +9,7 @@
 // iptables are never touched. Needs root, iproute2 (ip netns), iptables, setpriv and curl.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { cleanupInput, installInput, natRules, type InitOptions } from "../../control/init/rules.ts";
+import { cleanupInput, installInput, mangleRules, natRules, type InitOptions } from "../../control/init/rules.ts";
 import { must, PodPair, preflight, type Got, type Ran } from "../support/netns.ts";
 
 const pair = new PodPair("init", 77);
@@ -49,6 +49,7 @@ const DEFAULTS: InitOptions = {
   excludeInboundPorts: [],
   outboundPorts: [80, 8080],
   excludeOutboundPorts: [],
+  serviceCidrs: [],
 };
 
 describe("weft init in a pod's network namespace", () => {
@@ -223,9 +224,94 @@ describe("weft init in a pod's network namespace", () => {
   });
 });
 
+// A second pod, whose peer also plays kube-proxy: it holds a Service address (CLUSTER_IP, in
+// SERVICE_CIDR, routed there from the pod) and answers on its ports as "peer".
+const services = new PodPair("init-svc", 81);
+const SERVICE_CIDR = "10.181.0.0/16";
+const CLUSTER_IP = "10.181.0.10";
+
+describe("weft init --service-cidr: the app's TCP to a Service reaches the sidecar on the Service's address", () => {
+  let ran: Ran;
+  before(async () => {
+    await preflight("weft init's suite");
+    await services.setUp();
+    await must("ip", "-n", services.peer, "addr", "add", `${CLUSTER_IP}/32`, "dev", "eth0");
+    await must("ip", "-n", services.pod, "route", "add", SERVICE_CIDR, "via", services.peerIp);
+    await Promise.all([
+      services.startServer(services.pod, undefined, ["app:5432", "app:8080"]),
+      services.startServer(services.pod, PROXY_UID, ["outbound:15001"]),
+      services.startServer(services.peer, undefined, ["peer:80", "peer:5432", "peer:40000"]),
+    ]);
+    ran = await services.init("--include-inbound-ports", "*", "--exclude-inbound-ports", "15000", "--service-cidr", SERVICE_CIDR);
+    // Bound after init: the Service address is local only from then on. 5432 + 32768.
+    if (ran.code === 0) await services.startServer(services.pod, PROXY_UID, [`service:${CLUSTER_IP}:38200`]);
+  });
+  after(() => services.tearDown());
+  const at = (url: string, opts: { uid?: number; host?: string } = {}) => services.get(services.pod, url, opts);
+  const whoAt = async (url: string, opts: { uid?: number } = {}) => {
+    const reply = await at(url, opts);
+    return typeof reply === "object" && "by" in reply ? reply.by : JSON.stringify(reply);
+  };
+
+  it("installs the mark, the shift and the routes, and says so", async () => {
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.match(
+      ran.stdout,
+      /TCP to other ports up to 32767 of Services \(10\.181\.0\.0\/16\) goes to the sidecar on the Service's address, port \+ 32768/,
+    );
+    const options = { ...DEFAULTS, inboundPorts: "*" as const, excludeInboundPorts: [15000], serviceCidrs: [SERVICE_CIDR] };
+    const mangle = (await must("ip", "netns", "exec", services.pod, "iptables-save", "-t", "mangle")).split("\n");
+    assert.deepEqual(ruleLines(mangle), mangleRules(options, "IPv4"));
+    const rules = await must("ip", "-n", services.pod, "-4", "rule", "show");
+    assert.match(
+      rules,
+      /^5:\s+from all fwmark 0x539 lookup local\n6:\s+from all to 10\.181\.0\.0\/16 lookup main\n10:\s+from all lookup local\n/,
+    );
+  });
+
+  it("the app's connection to a Service port arrives at ClusterIP:port + 32768, as root or another user", async () => {
+    for (const uid of [undefined, 1000])
+      assert.deepEqual(await at(`http://${CLUSTER_IP}:5432/`, { uid }), { by: "service", host: `${CLUSTER_IP}:5432` }, `UID ${uid ?? 0}`);
+  });
+
+  it("what weft leaves alone leaves the pod: the proxy's own connections, ports above 32767", async () => {
+    assert.equal(await whoAt(`http://${CLUSTER_IP}:5432/`, { uid: PROXY_UID }), "peer", "the proxy reaches the Service through kube-proxy");
+    assert.equal(await whoAt(`http://${CLUSTER_IP}:40000/`), "peer", "a port the shift cannot carry");
+  });
+
+  it("port 80 still goes to the outbound listener, by Host", async () => {
+    assert.deepEqual(await at(`http://${CLUSTER_IP}/`, { host: "catalog.shop" }), { by: "outbound", host: "catalog.shop" });
+  });
+
+  it("the app keeps its own ports, and its loopback and pod IP", async () => {
+    assert.equal(await whoAt("http://127.0.0.1:5432/"), "app", "a port that is also a Service's");
+    assert.equal(await whoAt(`http://${services.podIp}:8080/`), "app", "its own pod IP");
+  });
+
+  it("--cleanup restores the routing: the Service address leaves the pod again", async () => {
+    const r = await services.init("--cleanup");
+    assert.equal(r.code, 0, r.stderr);
+    const rules = await must("ip", "-n", services.pod, "-4", "rule", "show");
+    assert.match(rules, /^0:\s+from all lookup local\n32766:/);
+    assert.equal(await must("ip", "-n", services.pod, "-4", "route", "show", "table", "local", "proto", "87"), "");
+    assert.equal(await whoAt(`http://${CLUSTER_IP}:5432/`), "peer");
+  });
+});
+
 describe("the restore input (pure)", () => {
   const save = (...rules: string[]) =>
-    ["# Generated by iptables-save", "*nat", ":PREROUTING ACCEPT [0:0]", ...rules, "COMMIT", ""].join("\n");
+    [
+      "# Generated by iptables-save",
+      "*mangle",
+      ":OUTPUT ACCEPT [0:0]",
+      "-A OUTPUT -p tcp -j WEFT_SERVICES",
+      "COMMIT",
+      "*nat",
+      ":PREROUTING ACCEPT [0:0]",
+      ...rules,
+      "COMMIT",
+      "",
+    ].join("\n");
   const stale = save(
     "-A PREROUTING -p tcp -j WEFT_INBOUND",
     "-A PREROUTING -p tcp -j WEFT_INBOUND",
@@ -237,7 +323,12 @@ describe("the restore input (pure)", () => {
     const input = installInput(DEFAULTS, "IPv4", stale).split("\n");
     assert.deepEqual(
       input.filter((l) => l.startsWith("-D")),
-      ["-D PREROUTING -p tcp -j WEFT_INBOUND", "-D PREROUTING -p tcp -j WEFT_INBOUND", "-D OUTPUT -p tcp -j WEFT_OUTPUT"],
+      [
+        "-D PREROUTING -p tcp -j WEFT_INBOUND",
+        "-D PREROUTING -p tcp -j WEFT_INBOUND",
+        "-D OUTPUT -p tcp -j WEFT_OUTPUT",
+        "-D OUTPUT -p tcp -j WEFT_SERVICES",
+      ],
     );
     assert.deepEqual(input.slice(0, 5), [
       "*nat",
@@ -253,9 +344,9 @@ describe("the restore input (pure)", () => {
     const input = cleanupInput(stale).split("\n");
     assert.deepEqual(
       input.filter((l) => l.startsWith("-X")),
-      ["-X WEFT_INBOUND", "-X WEFT_IN_REDIRECT", "-X WEFT_OUTPUT", "-X WEFT_REDIRECT"],
+      ["-X WEFT_INBOUND", "-X WEFT_IN_REDIRECT", "-X WEFT_OUTPUT", "-X WEFT_REDIRECT", "-X WEFT_SERVICES"],
     );
-    assert.equal(input.filter((l) => l.startsWith("-D")).length, 3);
+    assert.equal(input.filter((l) => l.startsWith("-D")).length, 4);
     assert.ok(!input.some((l) => l.startsWith("-A")));
   });
 

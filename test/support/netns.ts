@@ -63,14 +63,16 @@ export interface Reply {
 /** What curl got: the reply's JSON, the status and body of a non-JSON answer, or curl's error. */
 export type Got = Reply | { status: number; body: string } | string;
 
-// Each listener answers with its name, the Host it was sent and any X-Forwarded-For; listens on :: for IPv4 and IPv6.
+// Each listener ("name:port", or "name:address:port" for one IPv4 address) answers with its
+// name, the Host it was sent and any X-Forwarded-For; without an address it listens on :: for IPv4 and IPv6.
 const SERVER = `
 const http = require("node:http");
 const listeners = process.argv.slice(1).map((a) => a.split(":"));
 let left = listeners.length;
-for (const [name, port] of listeners) {
+for (const [name, ...at] of listeners) {
+  const port = Number(at.pop());
   http.createServer((req, res) => res.end(JSON.stringify({ by: name, host: req.headers.host, forwardedFor: req.headers["x-forwarded-for"] })))
-    .listen(Number(port), "::", () => { if (--left === 0) console.log("ready"); });
+    .listen(port, at[0] ?? "::", () => { if (--left === 0) console.log("ready"); });
 }`;
 
 // Listens on 127.0.0.1:PORT and joins each connection to the Unix socket SOCKET.
@@ -161,7 +163,7 @@ export class PodPair {
     return run("ip", ["netns", "exec", this.pod, NODE, "bin/weft.ts", "init", ...args]);
   }
 
-  /** Echo servers `name:port` in `ns`, as `uid`. */
+  /** Echo servers `name:port` (or `name:address:port`) in `ns`, as `uid`. */
   async startServer(ns: string, uid: number | undefined, listeners: string[]): Promise<void> {
     await this.spawn(ns, uid, [NODE, "-e", SERVER, ...listeners], "ready", listeners.join(" "));
   }
