@@ -238,11 +238,12 @@ describe("the images of npm run image (deploy/image/, docs/images.md)", () => {
       assert.doesNotMatch(ran.stderr, /Debugger listening/);
     });
 
-    it("runs weft init as the injected init container does (root, NET_ADMIN and NET_RAW only): the rules are in the container's nat table", async () => {
-      // No shell in the image: node runs weft init, then iptables-save shows what it installed.
+    it("runs weft init as the injected init container does (root, NET_ADMIN and NET_RAW only): the rules are in the container's tables, the Service range is routed", async () => {
+      // No shell in the image: node runs weft init, then iptables-save and ip show what it installed.
       const script = `const { execFileSync } = require("node:child_process");
-  execFileSync("node", ["${BUNDLE_DIR}/weft.mjs", "init", "--include-inbound-ports", "*", "--exclude-inbound-ports", "15000"], { stdio: ["ignore", "ignore", "inherit"] });
-  process.stdout.write(execFileSync("iptables-save", ["-t", "nat"]));`;
+  execFileSync("node", ["${BUNDLE_DIR}/weft.mjs", "init", "--include-inbound-ports", "*", "--exclude-inbound-ports", "15000", "--service-cidr", "10.96.0.0/12"], { stdio: ["ignore", "ignore", "inherit"] });
+  process.stdout.write(execFileSync("iptables-save"));
+  process.stdout.write(execFileSync("ip", ["-4", "rule", "show"]));`;
       const ran = await podmanRun(WEFT, ["node", "-e", script], {
         user: "0",
         flags: ["--cap-drop", "ALL", "--cap-add", "NET_ADMIN,NET_RAW"],
@@ -251,6 +252,12 @@ describe("the images of npm run image (deploy/image/, docs/images.md)", () => {
       assert.match(ran.stdout, /^-A WEFT_INBOUND -p tcp -m tcp --dport 1:32767 -j WEFT_IN_REDIRECT$/m);
       assert.match(ran.stdout, /^-A WEFT_IN_REDIRECT -p tcp -j DNAT --to-destination :32769-65535\/1$/m);
       assert.match(ran.stdout, /^-A WEFT_OUTPUT -m owner --uid-owner 1337 -j RETURN$/m);
+      assert.match(
+        ran.stdout,
+        /^-A WEFT_SERVICES -d 10\.96\.0\.0\/12 -p tcp -m tcp --dport 1:32767 -j MARK --set-xmark 0x539\/0xffffffff$/m,
+      );
+      assert.match(ran.stdout, /^5:\s+from all fwmark 0x539 lookup local$/m);
+      assert.match(ran.stdout, /^10:\s+from all lookup local$/m);
     });
 
     it("runs the control plane's command, and finds the marketplace index the control plane resolves marketplace:// with", async () => {

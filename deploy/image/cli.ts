@@ -7,7 +7,7 @@ import { pushImage } from "./push.ts";
 
 const USAGE = `usage: npm run image [-- --push REGISTRY [--insecure]] [-- --quiet]
 
-Builds weft:VERSION (Node, iptables), weft:VERSION-deno, weft:VERSION-bun and weft-shop:VERSION
+Builds weft:VERSION (Node, iptables, ip), weft:VERSION-deno, weft:VERSION-bun and weft-shop:VERSION
 into an OCI image layout under ~/.cache/weft/images/oci (WEFT_IMAGE_CACHE moves the cache).
 
   --push REGISTRY   then copy every image to REGISTRY/NAME:TAG with skopeo

@@ -6,7 +6,7 @@ import path from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { WEFT_UID, baseTree } from "./base.ts";
 import type { HashMemo } from "./hash.ts";
-import { iptablesTree } from "./iptables.ts";
+import { initToolsTree } from "./init-tools.ts";
 import { marketplaceTree } from "./marketplace.ts";
 import { runtimePath, runtimeTree, type RuntimeName } from "./runtime.ts";
 import { quantityValue } from "../../control/inject/quantity.ts";
@@ -43,7 +43,7 @@ async function filesTree(dir: string, at: string, tree = new Tree()): Promise<Tr
   return tree;
 }
 
-// /usr/sbin for iptables; nothing else is on PATH.
+// /usr/sbin for iptables and ip; nothing else is on PATH.
 const PATH = "PATH=/usr/local/bin:/usr/sbin:/usr/bin";
 const CERTS = "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt";
 const labels = (title: string, description: string) => ({
@@ -112,7 +112,7 @@ export function imagePlans(bundles: { weft: string; shop: string }): ImagePlan[]
   return [
     // The Node image is also the control plane's: it serves the marketplace's modules (marketplace.ts).
     weftImage("node", "", [
-      { name: "iptables (nft and legacy) for weft init", tree: iptablesTree },
+      { name: "iptables (nft and legacy) and ip for weft init", tree: initToolsTree },
       { name: "marketplace modules /opt/plugins/NAME/VERSION.wasm", tree: marketplaceTree },
     ]),
     weftImage("deno", "-deno", []),

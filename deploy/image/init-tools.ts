@@ -1,6 +1,7 @@
-// Debian's iptables for `weft init` (control/init/cli.ts runs iptables-save and
-// iptables-restore, and the ip6tables pair): both multi-call binaries, their libraries, the
-// xtables match and target modules, and the command names as links.
+// What `weft init` runs (control/init/cli.ts): Debian's iptables (iptables-save and
+// iptables-restore, and the ip6tables pair: both multi-call binaries, their libraries, the
+// xtables match and target modules, and the command names as links) and iproute2's `ip`, which
+// makes the Service range local for --service-cidr (control/init/routing.ts).
 //
 // iptables-restore is the nft backend (xtables-nft-multi): Debian's default since Debian 10,
 // and the only one RHEL 8 and later ship, so the kernels under today's nodes have nf_tables.
@@ -20,16 +21,25 @@ const LEGACY = `${SBIN}/xtables-legacy-multi`;
 // Where libxtables looks for its modules (libxt_REDIRECT.so, libxt_owner.so, ...).
 const MODULES = "/usr/lib/x86_64-linux-gnu/xtables";
 const COMMANDS = ["iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"];
+// Debian's /sbin/ip (usrmerge: /usr/sbin/ip links to it).
+const IP = "/bin/ip";
 
-export async function iptablesTree(memo: HashMemo): Promise<Tree> {
-  for (const file of [NFT, LEGACY, MODULES]) {
-    if (!existsSync(file))
+export async function initToolsTree(memo: HashMemo): Promise<Tree> {
+  for (const [file, pkg] of [
+    [NFT, "iptables"],
+    [LEGACY, "iptables"],
+    [MODULES, "iptables"],
+    [IP, "iproute2"],
+  ]) {
+    if (!existsSync(file!))
       throw new Error(
-        `${file} is missing on this machine: the weft image copies Debian's iptables; install it with "apt-get install iptables"`,
+        `${file} is missing on this machine: the weft image copies Debian's ${pkg}; install it with "apt-get install ${pkg}"`,
       );
   }
   const tree = new Tree();
-  const binaries = [NFT, LEGACY];
+  await tree.host(IP);
+  tree.link(`${SBIN}/ip`, IP);
+  const binaries = [NFT, LEGACY, IP];
   for (const binary of binaries) await tree.host(binary);
   for (const module of (await readdir(MODULES)).filter((f) => f.endsWith(".so")).sort()) {
     await tree.host(path.join(MODULES, module));
