@@ -21,6 +21,9 @@ import { clusterDashboardSource } from "./dashboard/cluster-source.ts";
 import { selectRuntime } from "../proxy/runtime/select.ts";
 import { MARKETPLACE_DIR, readMarketplace } from "../sdk/cli/marketplace.ts";
 import { shippedMarketplace } from "./distribution/marketplace.ts";
+import { readServiceCidrs } from "./kubernetes/service-cidrs.ts";
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "../shared/log.ts";
 import { UsageError, type Running } from "../shared/command.ts";
 
 const YEAR_MS = 365 * 24 * 3600 * 1000;
@@ -33,6 +36,7 @@ export interface ControlValues {
   address: string;
   port: number;
   "serving-hosts": string[];
+  "service-cidr": string[];
   "plain-http": boolean;
   "trust-domain"?: string;
   "insecure-registries": string[];
@@ -69,6 +73,7 @@ export async function startControl(values: ControlValues): Promise<Running> {
     trustDomain,
     otlpEndpoint: values["otlp-endpoint"],
     controlPlane: `https://${CONTROL_NAME}.${namespace}.svc:${API_PORT}`,
+    serviceCidrs: await serviceCidrs(values["service-cidr"], kubeConfig, log),
   });
   if (!injection.ok) throw new UsageError(...injection.problems);
   const dashboardPort = values["dashboard-port"];
@@ -118,6 +123,24 @@ export async function startControl(values: ControlValues): Promise<Running> {
       await controller.stop();
     },
   };
+}
+
+/**
+ * The Service ranges the injector gives weft-init: --service-cidr where given, else the
+ * cluster's ServiceCIDRs; none (only ports 80 and 8080 captured outbound) when neither says.
+ */
+async function serviceCidrs(given: string[], kubeConfig: KubeConfig, log: Logger): Promise<string[]> {
+  if (given.length > 0) return given;
+  const read = await readServiceCidrs(kubeConfig);
+  if ("problem" in read) {
+    log.warn("injected pods' TCP to Services will not go through their sidecars: only ports 80 and 8080 will", {
+      reason: read.problem,
+      fix: "give the cluster's Service range: weft control --service-cidr 10.96.0.0/12",
+    });
+    return [];
+  }
+  log.info("injected pods' TCP to Services goes through their sidecars", { serviceCidrs: read.cidrs });
+  return read.cidrs;
 }
 
 async function startLocal(dir: string, values: ControlValues, outboundTraffic: OutboundTraffic): Promise<Running> {

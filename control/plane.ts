@@ -77,8 +77,19 @@ export async function startPlane(options: PlaneOptions): Promise<Plane> {
   const compute = (proxy: ProxyKey): Computed | string => {
     const pod = world.pods.get(keyOf(proxy.namespace, proxy.pod));
     if (!pod) return `pod ${proxy.namespace}/${proxy.pod} is not known to the control plane`;
-    // Everything of the pod the computation reads; the replicas of a workload share it.
-    const shape = JSON.stringify([pod.namespace, pod.serviceAccount, pod.labels, pod.containerPorts, pod.app, pod.capture, pod.workload]);
+    // Everything of the pod the computation reads; the replicas of a workload share it, but for
+    // a pod that captures Services, whose inbound listeners are on its own IP (proxy-config.ts).
+    const shape = JSON.stringify([
+      pod.namespace,
+      pod.serviceAccount,
+      pod.labels,
+      pod.containerPorts,
+      pod.app,
+      pod.capture,
+      pod.workload,
+      pod.serviceCapture,
+      pod.serviceCapture ? pod.ip : "",
+    ]);
     let computed = shapes.get(shape);
     if (!computed) {
       const config = computeProxyConfig(world, pod, distribution.resolved(), settings);

@@ -7,7 +7,7 @@ export const usage = `usage: weft control [--kubeconfig FILE] [--namespace weft-
                     [--serving-hosts NAME|IP,...] [--plain-http] [--trust-domain cluster.local]
                     [--insecure-registries HOST:PORT,...] [--no-leader-election] [--image IMAGE]
                     [--outbound-traffic ALLOW_ANY|REGISTRY_ONLY] [--dashboard-port ${DASHBOARD_PORT}] [--marketplace DIR]
-                    [--otlp-endpoint URL]
+                    [--otlp-endpoint URL] [--service-cidr CIDR,...]
        weft control --local DIR [--port ${API_PORT}] [--base-port 16000] [--trust-domain cluster.local]
                     [--outbound-traffic ALLOW_ANY|REGISTRY_ONLY]
 
@@ -22,6 +22,8 @@ passes them through, REGISTRY_ONLY refuses those no Service of type ExternalName
 (docs/egress.md).
 --otlp-endpoint (or $WEFT_OTLP_ENDPOINT) is the OTLP/HTTP receiver the injected sidecars export
 their spans to, as their OTEL_EXPORTER_OTLP_ENDPOINT (docs/observability.md; default: none).
+--service-cidr is the cluster's IPv4 Service range(s), which injected pods' weft-init sends
+through the sidecar (docs/tcp.md; default: read from the cluster's ServiceCIDR objects).
 The dashboard is served on 127.0.0.1:--dashboard-port only (0: not at all); weft dashboard
 reaches it with kubectl port-forward (docs/dashboard.md).
 --marketplace is the folder marketplace://NAME@VERSION filters come from: its index.json and
@@ -41,6 +43,7 @@ export const options = {
   address: text({ default: "0.0.0.0" }),
   port: port({ default: API_PORT }),
   "serving-hosts": list(),
+  "service-cidr": list(),
   "plain-http": flag(),
   "trust-domain": text(),
   "insecure-registries": list(),

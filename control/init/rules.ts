@@ -206,11 +206,29 @@ function removeJumps(current: string, t: Table): string[] {
 
 /** An IPv4 range in CIDR notation, its address on the range's boundary. */
 export function isIpv4Cidr(text: string): boolean {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text);
-  if (!m) return false;
+  const range = ipv4Range(text);
+  return range !== null && range.first % range.size === 0;
+}
+
+/** Whether `address` (dotted IPv4) is in `cidr`; false for anything else. */
+export function inIpv4Cidr(address: string, cidr: string): boolean {
+  const range = ipv4Range(cidr);
+  const at = ipv4Value(address);
+  if (range === null || at === null) return false;
+  const base = range.first - (range.first % range.size);
+  return at >= base && at < base + range.size;
+}
+
+function ipv4Range(cidr: string): { first: number; size: number } | null {
+  const [address, bits, ...rest] = cidr.split("/");
+  const first = ipv4Value(address ?? "");
+  if (first === null || rest.length > 0 || !/^\d{1,2}$/.test(bits ?? "") || Number(bits) > 32) return null;
+  return { first, size: 2 ** (32 - Number(bits)) };
+}
+
+function ipv4Value(text: string): number | null {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (!m) return null;
   const octets = m.slice(1, 5).map(Number);
-  const bits = Number(m[5]);
-  if (octets.some((o) => o > 255) || bits > 32) return false;
-  const address = octets.reduce((a, o) => a * 256 + o, 0);
-  return bits === 32 || address % 2 ** (32 - bits) === 0;
+  return octets.some((o) => o > 255) ? null : octets.reduce((a, o) => a * 256 + o, 0);
 }

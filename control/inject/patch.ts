@@ -161,6 +161,7 @@ export function injectPod(input: unknown, settings: InjectSettings): Injection {
       "--exclude-inbound-ports",
       excludedInbound.join(","),
       ...(excludedOutbound.length > 0 ? ["--exclude-outbound-ports", excludedOutbound.join(",")] : []),
+      ...(settings.serviceCidrs.length > 0 ? ["--service-cidr", settings.serviceCidrs.join(",")] : []),
     ],
     resources,
     // iptables needs root with NET_ADMIN and NET_RAW, and nothing else

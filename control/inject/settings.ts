@@ -6,6 +6,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { isSpiffeId } from "../../proxy/identity/spiffe.ts";
 import { parseResource } from "../resources/parse.ts";
 import { Quantity } from "./quantity.ts";
+import { isIpv4Cidr, MAX_SERVICE_CIDRS } from "../init/rules.ts";
 
 /** The weft release that injects, recorded in each pod's weft.dev/status. */
 export const WEFT_VERSION: string = pkg.version;
@@ -106,6 +107,16 @@ export const InjectSettings = v.object({
       v.description("The proxy's user ID; `weft init` lets this user's traffic out unredirected."),
     ),
     1337,
+  ),
+  serviceCidrs: v.optional(
+    v.pipe(
+      v.array(v.pipe(v.string(), v.check(isIpv4Cidr, "must be an IPv4 range like 10.96.0.0/12"))),
+      v.maxLength(MAX_SERVICE_CIDRS),
+      v.description(
+        "The cluster's IPv4 Service ranges (the API server's --service-cluster-ip-range): the app's TCP to a Service port goes through its sidecar, over mTLS to meshed endpoints (docs/tcp.md). Empty: only ports 80 and 8080 do.",
+      ),
+    ),
+    [],
   ),
   ports: v.optional(v.object({ admin: v.optional(Port, 15000), outbound: v.optional(Port, 15001), inbound: v.optional(Port, 15006) }), {}),
   token: v.optional(

@@ -48,6 +48,8 @@ export function installManifests(options: InstallOptions = {}): Record<string, u
       rules: [
         { apiGroups: [""], resources: ["services", "pods", "namespaces"], verbs: watch },
         { apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: watch },
+        // The Service ranges, which weft-init makes go through the sidecar (kubernetes/service-cidrs.ts).
+        { apiGroups: ["networking.k8s.io"], resources: ["servicecidrs"], verbs: ["list"] },
         { apiGroups: [GROUP], resources: KINDS.map((k) => k.plural), verbs: watch },
         { apiGroups: [GROUP], resources: KINDS.map((k) => `${k.plural}/status`), verbs: ["get", "patch", "update"] },
         { apiGroups: ["gateway.networking.k8s.io"], resources: ["httproutes"], verbs: watch },

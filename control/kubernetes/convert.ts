@@ -1,6 +1,7 @@
 // Kubernetes objects as the mesh model needs them (control/mesh/world.ts).
 import type { V1EndpointSlice, V1Pod, V1Service } from "@kubernetes/client-node";
-import type { EndpointSliceInfo, InboundCapture, PodInfo, ServiceInfo } from "../mesh/world.ts";
+import type { EndpointSliceInfo, InboundCapture, PodInfo, ServiceCapture, ServiceInfo } from "../mesh/world.ts";
+import { DEFAULT_OUTBOUND_PORTS } from "../init/rules.ts";
 import { externalHost } from "../mesh/external-services.ts";
 import { INIT_CONTAINER } from "../inject/patch.ts";
 
@@ -75,7 +76,7 @@ export function workloadOf(p: V1Pod): string {
  * undefined for a pod without weft-init or without the flag.
  */
 export function inboundCapture(p: V1Pod): InboundCapture | undefined {
-  const args = p.spec?.initContainers?.find((c) => c.name === INIT_CONTAINER)?.args ?? [];
+  const args = initArgs(p);
   const included = flagValue(args, "--include-inbound-ports");
   if (included === undefined) return undefined;
   return {
@@ -83,6 +84,20 @@ export function inboundCapture(p: V1Pod): InboundCapture | undefined {
     excluded: portList(flagValue(args, "--exclude-inbound-ports") ?? ""),
   };
 }
+
+/** Which Service ports an injected pod's weft-init sends to the sidecar (its --service-cidr); undefined for none. */
+export function serviceCapture(p: V1Pod): ServiceCapture | undefined {
+  const args = initArgs(p);
+  const cidrs = (flagValue(args, "--service-cidr") ?? "").split(",").filter((c) => c.trim() !== "");
+  if (cidrs.length === 0) return undefined;
+  const outbound = flagValue(args, "--include-outbound-ports");
+  // weft init refuses --service-cidr with --include-outbound-ports '*', so a list is all there is.
+  const redirected = outbound === undefined ? DEFAULT_OUTBOUND_PORTS : portList(outbound);
+  const kept = [...new Set([...redirected, ...portList(flagValue(args, "--exclude-outbound-ports") ?? "")])].sort((a, b) => a - b);
+  return { cidrs, kept };
+}
+
+const initArgs = (p: V1Pod): string[] => p.spec?.initContainers?.find((c) => c.name === INIT_CONTAINER)?.args ?? [];
 
 /** The value of `--name VALUE` or `--name=VALUE` in a command line. */
 function flagValue(args: string[], name: string): string | undefined {
@@ -101,6 +116,7 @@ const portList = (value: string) =>
 export function podInfo(p: V1Pod): PodInfo {
   const app = (p.spec?.containers ?? []).filter((c) => c.name !== "weft-proxy");
   const capture = inboundCapture(p);
+  const services = serviceCapture(p);
   return {
     namespace: p.metadata?.namespace ?? "default",
     name: p.metadata?.name ?? "",
@@ -110,6 +126,7 @@ export function podInfo(p: V1Pod): PodInfo {
     ip: p.status?.podIP ?? "",
     inMesh: p.metadata?.annotations?.[INJECTED_ANNOTATION] !== undefined,
     ...(capture ? { capture } : {}),
+    ...(services ? { serviceCapture: services } : {}),
     containerPorts: app.flatMap((c) =>
       (c.ports ?? [])
         .filter((port) => (port.protocol ?? "TCP") === "TCP")

@@ -15,16 +15,18 @@ import { REGISTRY_ONLY_REASON, type OutboundTraffic } from "./outbound-traffic.t
 import { olderByMetadata, trafficPolicyFor } from "./precedence.ts";
 import {
   capturesPort,
+  capturesServicePort,
   keyOf,
   servicesOf,
   targets,
   type MeshWorld,
   type PodInfo,
   type RouteRule,
+  type ServiceCapture,
   type ServiceInfo,
   type ServicePort,
 } from "./world.ts";
-import { capturedListenerPort } from "../init/rules.ts";
+import { capturedListenerPort, inIpv4Cidr } from "../init/rules.ts";
 import { DETECT_HTTP_MS, portProtocol, type PortProtocol } from "./port-protocol.ts";
 
 export interface ProxySettings {
@@ -326,6 +328,35 @@ function carrying(protocol: PortProtocol, virtualHosts: VirtualHostInput[], clus
   return { virtualHosts, tcp: { cluster, detectHttpMs: DETECT_HTTP_MS } };
 }
 
+/**
+ * One outbound listener per Service port the pod's weft-init sends to the sidecar: on the
+ * Service's address, port + 32768, where the app's connection to ClusterIP:P arrives. It carries
+ * what the port says (port-protocol.ts): opaque TCP to the Service's endpoints (mTLS to those with
+ * a sidecar), HTTP routed by Host as on the outbound port, or either, detected.
+ */
+function serviceListeners(
+  capture: ServiceCapture,
+  services: ServiceInfo[],
+  virtualHosts: VirtualHostInput[],
+  settings: ProxySettings,
+): ListenerInput[] {
+  const listeners: ListenerInput[] = [];
+  for (const s of services) {
+    // A Service address outside the pod's ranges is not made local there: nothing could bind it.
+    if (isExternal(s) || !capture.cidrs.some((cidr) => inIpv4Cidr(s.clusterIP, cidr))) continue;
+    for (const port of s.ports.filter((p) => capturesServicePort(capture, p.port))) {
+      listeners.push({
+        name: `outbound|${s.clusterIP}:${port.port}`,
+        direction: "Outbound",
+        address: s.clusterIP,
+        port: capturedListenerPort(port.port),
+        ...carrying(portProtocol(port), virtualHosts, outboundClusterName(s, port, settings)),
+      });
+    }
+  }
+  return listeners;
+}
+
 /** The AccessPolicies selecting the pod, as its inbound listener enforces them; STRICT mTLS if any asks for it. */
 function accessFor(
   world: MeshWorld,
@@ -440,6 +471,7 @@ export function computeProxyConfig(
   const access = accessFor(world, pod);
   const inbound = (
     name: string,
+    address: string,
     port: number,
     app: { address: string; port: number },
     protocol: PortProtocol = "http",
@@ -455,7 +487,7 @@ export function computeProxyConfig(
     return {
       name,
       direction: "Inbound",
-      address: settings.listenAddress,
+      address,
       port,
       // Peers with a sidecar come over mTLS; plaintext callers are still served (as Istio's
       // default) unless an AccessPolicy asks for STRICT.
@@ -466,13 +498,22 @@ export function computeProxyConfig(
   };
   if (pod.capture) {
     // weft-init keeps each captured port in the port it delivers to (P + 32768): one listener per
-    // port the app serves, each to that port. A captured port with no listener is refused.
-    for (const { port, protocol } of servedPorts(world, pod).filter((p) => capturesPort(pod.capture, p.port)))
-      listeners.push(inbound(`inbound|${port}`, capturedListenerPort(port), { address: "127.0.0.1", port }, protocol));
+    // port the app serves, each to that port. A captured port with no listener is refused. Where
+    // Services are captured too, their listeners hold ClusterIP:P + 32768, so these take the pod's
+    // own IP rather than every address; until the pod has one, they wait (refused meanwhile).
+    const address = pod.serviceCapture ? pod.ip : settings.listenAddress;
+    if (address !== "") {
+      for (const { port, protocol } of servedPorts(world, pod).filter((p) => capturesPort(pod.capture, p.port)))
+        listeners.push(inbound(`inbound|${port}`, address, capturedListenerPort(port), { address: "127.0.0.1", port }, protocol));
+    }
   } else {
     const app = appPort(world, pod);
-    if (app !== null) listeners.push(inbound("inbound", settings.inboundPort, { address: pod.app?.address ?? "127.0.0.1", port: app }));
+    if (app !== null)
+      listeners.push(
+        inbound("inbound", settings.listenAddress, settings.inboundPort, { address: pod.app?.address ?? "127.0.0.1", port: app }),
+      );
   }
+  if (pod.serviceCapture) listeners.push(...serviceListeners(pod.serviceCapture, services, virtualHosts, settings));
   return {
     // No pod name in it (the sidecar adds its own node id): replicas of a workload get the
     // same configuration, computed and encoded once.

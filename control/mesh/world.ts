@@ -68,6 +68,13 @@ export interface PodInfo {
    */
   capture?: InboundCapture;
   /**
+   * The Service ports whose TCP the pod's weft-init sends to the sidecar (its --service-cidr):
+   * the app's connection to port P of a Service's address arrives at that address, P + 32768,
+   * where the sidecar needs a listener for that Service port. Absent: only the outbound
+   * listener's ports (80, 8080) reach the sidecar.
+   */
+  serviceCapture?: ServiceCapture;
+  /**
    * Where the sidecar reaches the app when not on the pod's loopback at the Service's target port
    * (local mode: processes share one host).
    */
@@ -79,6 +86,16 @@ export interface InboundCapture {
   ports: number[] | "*";
   excluded: number[];
 }
+
+/** weft-init's --service-cidr, and the ports it leaves to the outbound listener or to the app. */
+export interface ServiceCapture {
+  cidrs: string[];
+  /** --include-outbound-ports and --exclude-outbound-ports: never sent to a Service listener. */
+  kept: number[];
+}
+
+/** Whether the app's TCP to a Service's `port` arrives at the sidecar's listener for that Service port. */
+export const capturesServicePort = (c: ServiceCapture, port: number): boolean => port <= MAX_CAPTURED_PORT && !c.kept.includes(port);
 
 /** Whether incoming TCP to `port` goes through the sidecar of a pod that captures so (absent: every port). */
 export function capturesPort(c: InboundCapture | undefined, port: number): boolean {

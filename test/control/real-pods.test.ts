@@ -387,6 +387,61 @@ spec: { selector: { app: db }, ports: [{ name: redis, port: 6379 }] }
     );
   });
 
+  it("a meshed client's TCP to that Service goes through its own sidecar, over mTLS: an AccessPolicy allows one ServiceAccount and refuses another", async () => {
+    const idle = "setInterval(() => {}, 1 << 30)";
+    await kubectl(
+      ["apply", "-f", "-"],
+      `apiVersion: v1
+kind: ServiceAccount
+metadata: { name: allowed, namespace: capture }
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: denied, namespace: capture }
+---
+apiVersion: weft.dev/v1alpha1
+kind: AccessPolicy
+metadata: { name: db-callers, namespace: capture }
+spec:
+  selector: { matchLabels: { app: db } }
+  defaultDeny: true
+  rules: [{ from: [{ principals: ["spiffe://cluster.local/ns/capture/sa/allowed"] }] }]
+${["allowed", "denied"]
+  .map(
+    (sa) => `---
+apiVersion: v1
+kind: Pod
+metadata: { name: client-${sa}, namespace: capture }
+spec:
+  serviceAccountName: ${sa}
+  terminationGracePeriodSeconds: 1
+  containers: [{ name: app, image: ${mesh.shopImage}, command: [node, -e, ${JSON.stringify(idle)}] }]
+`,
+  )
+  .join("")}`,
+    );
+    await kubectl(["wait", "--for=condition=Ready", "pod/client-allowed", "pod/client-denied", "-n", "capture", "--timeout=90s"]);
+    // By the Service's name, as an app would: its ClusterIP, port 6379 (neither 80 nor 8080).
+    const talk = `const s = require("node:net").connect(6379, "db.capture.svc.cluster.local"); let got = "";
+s.on("connect", () => s.write("ping\\n")); s.on("data", (d) => { got += d; if (got.endsWith("ping\\n")) s.destroy(); });
+s.on("close", () => console.log(JSON.stringify(got))); s.on("error", () => {}); s.setTimeout(5000, () => s.destroy());`;
+    const from = (sa: string) => async () =>
+      JSON.parse(await kubectl(["exec", "-n", "capture", `client-${sa}`, "-c", "app", "--", "node", "-e", talk])) as string;
+    await answers("the allowed client to reach the TCP server", from("allowed"), "hello\nping\n");
+    await answers("the denied client to be refused before a byte", from("denied"), "");
+    const db = (await kubectl(["get", "pod", "db", "-n", "capture", "-o", "jsonpath={.status.podIP}"])).trim();
+    const opened = (await metricSeries(`http://${db}:15000/metrics`, "istio_tcp_connections_opened_total")).filter(
+      (l) => l.includes('reporter="destination"') && l.includes('connection_security_policy="mutual_tls"') && !l.endsWith(" 0"),
+    );
+    for (const sa of ["allowed", "denied"])
+      assert.ok(
+        opened.some((l) => l.includes(`source_principal="spiffe://cluster.local/ns/capture/sa/${sa}"`)),
+        `the server's sidecar saw ${sa} over mTLS, by its own identity: ${opened.join("\n")}`,
+      );
+    const logged = await kubectl(["logs", "-n", "capture", "db", "-c", "weft-proxy"]);
+    assert.match(logged, /"msg":"TCP connection refused".*no access policy allows peer spiffe:\/\/cluster\.local\/ns\/capture\/sa\/denied/);
+  });
+
   it("with weft install --outbound-traffic REGISTRY_ONLY, the meshed pod gets a 404 naming the setting", async () => {
     await mesh.install(["--outbound-traffic", "REGISTRY_ONLY"]);
     const target = (await kubectl(["get", "pod", "plain", "-n", "outside", "-o", "jsonpath={.status.podIP}"])).trim();
