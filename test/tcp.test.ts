@@ -215,6 +215,41 @@ describe("opaque TCP between sidecars over mTLS", () => {
     );
   });
 
+  it("a client's Service listener that detects: HTTP is routed by Host, anything else goes on as TCP, both over mTLS", async () => {
+    await serve();
+    const mtls = { tls: { identities: [DATABASE] } };
+    const running = await startProxy({
+      identity: await identityOf(ORDERS),
+      listeners: [
+        {
+          name: "outbound|10.96.3.7:9000",
+          direction: "Outbound",
+          address: "127.0.0.1",
+          port: 0,
+          virtualHosts: [{ name: "database:9000", domains: ["database:9000"], routes: [{ backends: [{ cluster: "db-http" }] }] }],
+          tcp: { cluster: "db", detectHttpMs: 300 },
+        },
+      ],
+      clusters: [
+        { name: "db", endpoints: [{ address: "127.0.0.1", port: port(server, "inbound|5432") }], ...mtls },
+        { name: "db-http", endpoints: [{ address: "127.0.0.1", port: port(server, "inbound|8080") }], ...mtls },
+      ],
+    });
+    clients.set("service-listener", running);
+    const at = port(running, "outbound|10.96.3.7:9000");
+    const reply = await request(at, { host: "database:9000", path: "/orders" });
+    assert.equal(reply.status, 200);
+    assert.equal(http.received.at(-1)?.url, "/orders");
+    assert.equal(await session(at, ["select 1", "quit"], false), "hello\necho: select 1\nbye\n", "client-first, not HTTP");
+    const opened = await metricSeries(`http://127.0.0.1:${server.admin}/metrics`, "istio_tcp_connections_opened_total");
+    assert.ok(
+      opened.some(
+        (l) => l.includes(`source_principal="${ORDERS}"`) && l.includes('connection_security_policy="mutual_tls"') && l.endsWith(" 1"),
+      ),
+      `the server's sidecar got the TCP connection over mTLS, with the client's identity: ${opened.join("\n")}`,
+    );
+  });
+
   it("detects by the first bytes: an HTTP method token and a space, or the HTTP/2 preface", () => {
     const said = (s: string) => detect(Buffer.from(s, "latin1"));
     assert.equal(said("GET / HTTP/1.1\r\n"), "http");
