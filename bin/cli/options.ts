@@ -1,6 +1,7 @@
 // The kinds of value weft's flags take. Each turns the text given into the value a command runs
 // with, or says which flag (or environment variable) had which bad value and what it wants; the
 // runner reports every bad one at once, as a usage error.
+import { isIpv4Cidr } from "../../shared/ipv4.ts";
 
 export interface Option<T> {
   /** node:util parseArgs' kind: "boolean" is a flag without a value. */
@@ -94,6 +95,21 @@ export const duration = <S extends Settings<number> = object>(what: string, max:
 /** Comma-separated items ("a,b"), none by default; empty items are dropped. */
 export const list = (settings: { readonly short?: string } = {}): Option<string[]> & { readonly default: string[] } =>
   option((t) => t.split(",").filter(Boolean), { default: [], ...settings });
+
+/** Comma-separated IPv4 ranges in CIDR notation ("10.96.0.0/12"), none by default. */
+export const cidrs = (): Option<string[]> & { readonly default: string[] } =>
+  option(
+    (t, name) =>
+      t
+        .split(",")
+        .filter((item) => item.trim() !== "")
+        .map((item) => {
+          if (!isIpv4Cidr(item.trim()))
+            throw new Error(`${name}: "${item}" is not an IPv4 range like 10.96.0.0/12 (the address on the range's boundary)`);
+          return item.trim();
+        }),
+    { default: [] },
+  );
 
 /** One of `choices`. */
 export const choice = <const C extends string, S extends Settings<C> = object>(choices: readonly C[], settings?: S) =>

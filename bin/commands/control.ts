@@ -1,6 +1,6 @@
 // `weft control`: the control plane, in a cluster or (--local) without one.
 import { lazy } from "../cli/command.ts";
-import { flag, list, path, port, text, type Values } from "../cli/options.ts";
+import { cidrs, flag, list, path, port, text, type Values } from "../cli/options.ts";
 import { API_PORT, DASHBOARD_PORT } from "../../control/install/names.ts";
 
 export const usage = `usage: weft control [--kubeconfig FILE] [--namespace weft-system] [--address 0.0.0.0] [--port ${API_PORT}]
@@ -43,7 +43,7 @@ export const options = {
   address: text({ default: "0.0.0.0" }),
   port: port({ default: API_PORT }),
   "serving-hosts": list(),
-  "service-cidr": list(),
+  "service-cidr": cidrs(),
   "plain-http": flag(),
   "trust-domain": text(),
   "insecure-registries": list(),

@@ -2,7 +2,7 @@
 // container runs it.
 import { lazy } from "../cli/command.ts";
 import type { Option, Values } from "../cli/options.ts";
-import { flag, list, port, ports } from "../cli/options.ts";
+import { cidrs, flag, port, ports } from "../cli/options.ts";
 import { DEFAULT_OUTBOUND_PORTS } from "../../control/init/rules.ts";
 
 export const usage = `usage: weft init --include-inbound-ports PORTS [options]
@@ -53,7 +53,7 @@ export const options = {
   "exclude-inbound-ports": ports({ default: [] }),
   "include-outbound-ports": portsOrAll(DEFAULT_OUTBOUND_PORTS),
   "exclude-outbound-ports": ports({ default: [] }),
-  "service-cidr": list(),
+  "service-cidr": cidrs(),
   "dry-run": flag(),
   cleanup: flag(),
 };

@@ -37,12 +37,18 @@ export interface InjectValues {
   image?: string;
   "control-plane"?: string;
   "trust-domain"?: string;
+  "service-cidr": string[];
 }
 
 /** Injects the file or stdin `values.filename` names and writes the result to stdout; 1 when any pod cannot be injected. */
 export async function injectFile(values: InjectValues): Promise<number> {
   if (values.filename === undefined) throw new UsageError("-f FILE is required (- reads stdin)");
-  const settings = parseInjectSettings({ image: values.image, controlPlane: values["control-plane"], trustDomain: values["trust-domain"] });
+  const settings = parseInjectSettings({
+    image: values.image,
+    controlPlane: values["control-plane"],
+    trustDomain: values["trust-domain"],
+    serviceCidrs: values["service-cidr"],
+  });
   if (!settings.ok) {
     // "trustDomain: must be ..." -> "--trust-domain: must be ..."
     const flag = (problem: string) =>

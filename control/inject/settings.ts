@@ -6,7 +6,8 @@ import pkg from "../../package.json" with { type: "json" };
 import { isSpiffeId } from "../../proxy/identity/spiffe.ts";
 import { parseResource } from "../resources/parse.ts";
 import { Quantity } from "./quantity.ts";
-import { isIpv4Cidr, MAX_SERVICE_CIDRS } from "../init/rules.ts";
+import { MAX_SERVICE_CIDRS } from "../init/rules.ts";
+import { isIpv4Cidr } from "../../shared/ipv4.ts";
 
 /** The weft release that injects, recorded in each pod's weft.dev/status. */
 export const WEFT_VERSION: string = pkg.version;

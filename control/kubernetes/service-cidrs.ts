@@ -4,7 +4,7 @@
 // --service-cluster-ip-range), once at start: a range added later reaches pods injected after
 // the control plane restarts, or name it with `weft control --service-cidr`.
 import { NetworkingV1Api, type KubeConfig } from "@kubernetes/client-node";
-import { isIpv4Cidr } from "../init/rules.ts";
+import { isIpv4Cidr } from "../../shared/ipv4.ts";
 import { apiMessage } from "./errors.ts";
 
 /** The IPv4 ranges of the cluster's ServiceCIDRs, or why there are none to read. */

@@ -26,7 +26,8 @@ import {
   type ServiceInfo,
   type ServicePort,
 } from "./world.ts";
-import { capturedListenerPort, inIpv4Cidr } from "../init/rules.ts";
+import { capturedListenerPort } from "../init/rules.ts";
+import { inIpv4Cidr } from "../../shared/ipv4.ts";
 import { DETECT_HTTP_MS, portProtocol, type PortProtocol } from "./port-protocol.ts";
 
 export interface ProxySettings {

@@ -202,6 +202,19 @@ describe("weft init in a pod's network namespace", () => {
       high.stderr,
       /--include-inbound-ports: 40000 is above 32767, the highest port weft can capture \(the sidecar listens for app port P on P \+ 32768\)/,
     );
+    const cidr = await pair.init("--include-inbound-ports", "8080", "--service-cidr", "10.96.0.1/12");
+    assert.equal(cidr.code, 2);
+    assert.match(cidr.stderr, /--service-cidr: "10\.96\.0\.1\/12" is not an IPv4 range like 10\.96\.0\.0\/12/);
+    const everything = await pair.init(
+      "--include-inbound-ports",
+      "8080",
+      "--service-cidr",
+      "10.96.0.0/12",
+      "--include-outbound-ports",
+      "*",
+    );
+    assert.equal(everything.code, 2);
+    assert.match(everything.stderr, /--service-cidr and --include-outbound-ports '\*' do not go together/);
     const rootUid = await pair.init("--include-inbound-ports", "8080", "--proxy-uid", "0");
     assert.match(rootUid.stderr, /--proxy-uid: 0 would let every root process of the app bypass the proxy/);
     assert.deepEqual(await saved("IPv4"), earlier);
