@@ -13,7 +13,7 @@ import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
 import { nodeRuntime } from "../proxy/runtime/node.ts";
 import { assertTlsSupported, currentRuntime, type TlsGap } from "../proxy/runtime/node-tls.ts";
-import type { ClientTlsOptions, Conn, Server, ServerTlsOptions } from "../proxy/runtime/types.ts";
+import type { ClientTlsOptions, Conn, MeshServerTls, Server, ServerTlsOptions } from "../proxy/runtime/types.ts";
 import { spiffeIdFromCertificate, verifyPeerIdentity } from "../proxy/identity/spiffe.ts";
 import { createCa, issueWorkload, type TestCa, type WorkloadCertificate } from "./support/pki.ts";
 
@@ -30,10 +30,10 @@ const client = await issueWorkload(ca, { spiffeId: CLIENT_ID });
 
 function serverTls(
   cert: WorkloadCertificate,
-  mode: ServerTlsOptions["mode"] = "STRICT",
+  mode: MeshServerTls["mode"] = "STRICT",
   trust: TestCa = ca,
   alpn = ["h2", "http/1.1"],
-): ServerTlsOptions {
+): MeshServerTls {
   return { certificateChain: cert.certificateChain, privateKey: cert.privateKey, trustBundle: trust.certificate, mode, alpn };
 }
 
@@ -430,7 +430,7 @@ test("updateTls switches PERMISSIVE <-> STRICT and ALPN on the running port", as
 });
 
 test("bad TLS material is refused at start-up with a clear message", async () => {
-  const listen = (t: ServerTlsOptions) => nodeRuntime.listen({ address: "127.0.0.1", port: 0, tls: t }, () => {});
+  const listen = (t: MeshServerTls) => nodeRuntime.listen({ address: "127.0.0.1", port: 0, tls: t }, () => {});
   await assert.rejects(listen({ ...serverTls(server), certificateChain: "" }), /server TLS: certificateChain must be PEM/);
   await assert.rejects(listen({ ...serverTls(server), trustBundle: "nope" }), /server TLS: trustBundle must be PEM/);
   await assert.rejects(
@@ -450,7 +450,7 @@ test("bad TLS material is refused at start-up with a clear message", async () =>
     listen({ ...serverTls(server), privateKey: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n" }),
     /server TLS: privateKey does not parse/,
   );
-  await assert.rejects(listen({ ...serverTls(server), mode: "MUTUAL" as ServerTlsOptions["mode"] }), /mode must be STRICT or PERMISSIVE/);
+  await assert.rejects(listen({ ...serverTls(server), mode: "MUTUAL" as MeshServerTls["mode"] }), /mode must be STRICT or PERMISSIVE/);
   await assert.rejects(
     nodeRuntime.connect({ address: "127.0.0.1", port: 1, timeoutMs: 500, tls: { ...clientTls(client), privateKey: "x" } }),
     /client TLS: privateKey must be a PEM private key/,

@@ -9,10 +9,17 @@ import type { Sidecar } from "../sidecar/sidecar.ts";
 import { APP_HEALTH_PREFIX, runAppProbe, type AppProbes } from "./app-health.ts";
 import { isLoopbackIp } from "../http/loopback.ts";
 
-/** The configuration as /config_dump shows it: the private key never leaves the process. */
+const REDACTED = "[redacted]";
+
+/** The configuration as /config_dump shows it: no private key (identity, SIMPLE listeners) leaves the process. */
 export function redact(config: ProxyConfig): unknown {
-  if (!config.identity) return config;
-  return { ...config, identity: { ...config.identity, privateKey: "[redacted]" } };
+  return {
+    ...config,
+    listeners: config.listeners.map((l) =>
+      l.certificates ? { ...l, certificates: l.certificates.map((c) => ({ ...c, privateKey: REDACTED })) } : l,
+    ),
+    ...(config.identity ? { identity: { ...config.identity, privateKey: REDACTED } } : {}),
+  };
 }
 
 export interface AdminOptions {

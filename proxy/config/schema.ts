@@ -180,7 +180,34 @@ export const VirtualHost = v.object({
   routes: v.array(Route),
 });
 
-export const TlsMode = v.picklist(["DISABLE", "PERMISSIVE", "STRICT"]);
+export const TlsMode = described(
+  v.picklist(["DISABLE", "PERMISSIVE", "STRICT", "SIMPLE"]),
+  "DISABLE: plaintext; PERMISSIVE: mesh mTLS or plaintext on one port; STRICT: mesh mTLS only (a client certificate from the mesh CA); SIMPLE: one-way TLS with the listener's own certificates, no client certificate asked, no plaintext.",
+);
+
+// A name a client sends as SNI (RFC 6066: a DNS name, no trailing dot) or "*." and a suffix, as
+// in a certificate: the wildcard stands for one label. Any case; they match case-insensitively.
+const sniHostname = v.pipe(
+  v.string(),
+  v.maxLength(253, "must be at most 253 characters (a DNS name)"),
+  v.regex(
+    /^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/,
+    'must be a DNS name ("api.example.com") or a wildcard for one label ("*.example.com"): labels of letters, digits and "-", at most 63 characters each, no port, scheme or trailing dot',
+  ),
+);
+
+// A certificate a SIMPLE listener presents: what a Kubernetes TLS Secret holds (tls.crt, tls.key).
+export const ListenerCertificate = v.object({
+  hostnames: v.optional(
+    described(
+      v.array(sniHostname),
+      "The SNI names this certificate is presented for: exact names, or *.example.com for any one label under example.com. Empty: the default, for clients that send no SNI or a name no certificate lists.",
+    ),
+    [],
+  ),
+  certificateChain: described(v.string(), "PEM: the certificate first, then the intermediates that lead to the clients' root."),
+  privateKey: described(v.string(), "PEM: the certificate's private key (PKCS#8, or EC/RSA PRIVATE KEY)."),
+});
 
 export const Listener = v.object({
   name: v.string(),
@@ -188,7 +215,16 @@ export const Listener = v.object({
   address: v.optional(v.string(), "0.0.0.0"),
   port,
   // Inbound: whether peers must present a mesh certificate (STRICT), may (PERMISSIVE) or not.
+  // SIMPLE: TLS with the listener's own certificates (a gateway's), for clients outside the mesh.
   tls: v.optional(TlsMode, "DISABLE"),
+  // With SIMPLE, and only then (validate.ts): chosen by the client's SNI, an exact hostname first,
+  // then a wildcard, else the first certificate without hostnames, else the first certificate.
+  certificates: v.optional(
+    described(
+      v.array(ListenerCertificate),
+      "With tls SIMPLE: the certificates the listener presents, chosen by the client's SNI: a certificate listing the name, then one listing *. and its parent, else the first without hostnames, else the first.",
+    ),
+  ),
   // Also accept HTTP/2: with prior knowledge (h2c) in plaintext, by ALPN "h2" over TLS.
   http2: v.optional(v.boolean(), true),
   virtualHosts: v.array(VirtualHost),
@@ -347,5 +383,6 @@ export type Endpoint = v.InferOutput<typeof Endpoint>;
 export type LoadBalancer = v.InferOutput<typeof LoadBalancer>;
 export type OutlierDetection = v.InferOutput<typeof OutlierDetection>;
 export type Identity = v.InferOutput<typeof Identity>;
+export type ListenerCertificate = v.InferOutput<typeof ListenerCertificate>;
 export type Limits = v.InferOutput<typeof Limits>;
 export type NodeInfo = v.InferOutput<typeof NodeInfo>;

@@ -32,9 +32,17 @@ function crossCheck(config: ProxyConfig): string[] {
     const key = `${l.address}:${l.port}`;
     if (l.port !== 0 && bound.has(key)) problems.push(`listeners[${i}]: ${key} is also used by listener "${bound.get(key)}"`);
     bound.set(key, l.name);
-    if (l.tls !== "DISABLE" && !config.identity) {
+    if ((l.tls === "STRICT" || l.tls === "PERMISSIVE") && !config.identity) {
       problems.push(`listeners[${i}].tls: ${l.tls} needs "identity" (certificate, key and trust bundle)`);
     }
+    if (l.tls === "SIMPLE" && !l.certificates?.length)
+      problems.push(
+        `listeners[${i}].certificates: tls SIMPLE presents the listener's own certificates; give at least one {certificateChain, privateKey}`,
+      );
+    else if (l.tls !== "SIMPLE" && l.certificates)
+      problems.push(
+        `listeners[${i}].certificates: only a SIMPLE listener presents its own certificates (tls is ${l.tls}); set tls: SIMPLE, or remove certificates`,
+      );
     if (l.tcp) {
       if (!clusters.has(l.tcp.cluster)) problems.push(`listeners[${i}].tcp.cluster: no cluster named "${l.tcp.cluster}"`);
       if (l.virtualHosts.length > 0 && l.tcp.detectHttpMs === undefined)

@@ -176,7 +176,8 @@ export class Transaction implements ResponseSink {
       upstreamAddress: this.upstreamAddress,
       attempts: this.attempts,
       responseFlag: flag,
-      mtls: ex.peerTls !== null || !!cluster?.config.tls,
+      // A client certificate, not TLS alone: a SIMPLE listener's clients present none.
+      mtls: ex.peerTls?.peerCertificate != null || !!cluster?.config.tls,
     });
   }
 }

@@ -7,6 +7,8 @@
 // trust bundle (both modes); anything else is delivered as plaintext in PERMISSIVE and closed in
 // STRICT. Measured: this costs the same as listening with the tls.Server directly, on all three
 // runtimes, and it lets updateTls swap everything (mode included) without touching the port.
+// SIMPLE (a gateway's one-way TLS) shares the peek: its tls.Server asks for no client certificate,
+// presents the listener's own certificates chosen by SNI (SNICallback), and plaintext is closed.
 // Client: the server's chain is verified against the trust bundle only, and its identity by the
 // caller's verifyPeer (SPIFFE ID), never by hostname.
 //
@@ -20,7 +22,18 @@ import net from "node:net";
 import tls from "node:tls";
 import { createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
 import { Buffer } from "node:buffer";
-import type { ClientTlsOptions, Conn, ConnectOptions, ListenOptions, Server, ServerTlsOptions, TlsInfo, TlsRefusal } from "./types.ts";
+import type {
+  ClientTlsOptions,
+  Conn,
+  ConnectOptions,
+  ListenOptions,
+  MeshServerTls,
+  Server,
+  ServerCertificate,
+  ServerTlsOptions,
+  TlsInfo,
+  TlsRefusal,
+} from "./types.ts";
 import { listening, wrapSocket } from "./node.ts";
 import { currentRuntime, type RuntimeName } from "./current.ts";
 
@@ -38,8 +51,11 @@ export interface TlsGap {
 
 /**
  * Gaps on the runtimes weft supports. Empty: on Node 24.21, Deno 2.9.6 and Bun 1.4.5 every
- * feature the adapter uses works (test/tls.test.ts proves each one on all three). A gap found
- * later goes here, so that the proxy refuses at start-up with a clear message.
+ * feature the adapter uses works (test/tls.test.ts and test/listener-tls.test.ts prove each one on
+ * all three). A gap found later goes here, so that the proxy refuses at start-up with a clear
+ * message. One limit is not refused, as it costs only rare clients a handshake: Deno's SNICallback
+ * never answers a ClientHello over 4096 bytes read at once, so a SIMPLE listener sets it only when
+ * it has more than one certificate (makeSimpleServer; docs/runtimes.md, "TLS").
  */
 export const TLS_GAPS: readonly TlsGap[] = [];
 
@@ -72,27 +88,33 @@ function parseCertificates(pem: string, what: string): X509Certificate[] {
 }
 
 /**
- * Validates the PEM material up front and returns the secure-context options. The runtimes'
- * own checks differ (Deno's tls.createSecureContext accepts a mismatched key or garbage PEM and
- * fails only at handshake time; Node ignores an unparsable CA), so this parses everything itself.
+ * Checks a certificate chain and its private key (PEM) up front; `what` names them in messages. The
+ * runtimes' own checks differ (Deno's tls.createSecureContext accepts a mismatched key or garbage PEM
+ * and fails only at handshake time; Node ignores an unparsable CA), so this parses everything itself.
  */
-function checkMaterial(side: "server" | "client", options: ServerTlsOptions | ClientTlsOptions): tls.SecureContextOptions {
-  const what = side === "server" ? "server TLS" : "client TLS";
-  if (!options.certificateChain?.includes(PEM_CERT))
-    throw new Error(`${what}: certificateChain must be PEM with at least one CERTIFICATE block`);
-  if (!PEM_KEY.test(options.privateKey ?? ""))
+function checkKeyPair(what: string, certificateChain: string | undefined, privateKey: string | undefined): void {
+  const [leaf] = certificateChain?.includes(PEM_CERT) ? parseCertificates(certificateChain, `${what} certificateChain`) : [];
+  if (!leaf) throw new Error(`${what}: certificateChain must be PEM with at least one CERTIFICATE block`);
+  if (!PEM_KEY.test(privateKey ?? ""))
     throw new Error(`${what}: privateKey must be a PEM private key (PKCS#8 "PRIVATE KEY", or "EC/RSA PRIVATE KEY")`);
-  if (!options.trustBundle?.includes(PEM_CERT)) throw new Error(`${what}: trustBundle must be PEM with at least one CA CERTIFICATE block`);
-  const [leaf] = parseCertificates(options.certificateChain, `${what} certificateChain`);
-  parseCertificates(options.trustBundle, `${what} trustBundle`);
   let key: KeyObject;
   try {
-    key = createPrivateKey(options.privateKey);
+    key = createPrivateKey(privateKey!);
   } catch (e) {
     throw new Error(`${what}: privateKey does not parse: ${(e as Error).message}`);
   }
   if (!leaf.checkPrivateKey(key))
-    throw new Error(`${what}: privateKey does not match the first certificate of certificateChain (the leaf)`);
+    throw new Error(
+      `${what}: privateKey does not match the first certificate of certificateChain (the leaf): give the key that certificate was issued for`,
+    );
+}
+
+/** Validates a mesh identity's material up front (checkKeyPair) and returns the secure-context options. */
+function checkMaterial(side: "server" | "client", options: MeshServerTls | ClientTlsOptions): tls.SecureContextOptions {
+  const what = side === "server" ? "server TLS" : "client TLS";
+  checkKeyPair(what, options.certificateChain, options.privateKey);
+  if (!options.trustBundle?.includes(PEM_CERT)) throw new Error(`${what}: trustBundle must be PEM with at least one CA CERTIFICATE block`);
+  parseCertificates(options.trustBundle, `${what} trustBundle`);
   return { cert: options.certificateChain, key: options.privateKey, ca: options.trustBundle, minVersion: "TLSv1.2" };
 }
 
@@ -155,7 +177,7 @@ const MATERIALS = 4;
 const SESSIONS = 1024;
 const materials = new Recent<string, Material>(MATERIALS);
 
-function materialOf(side: "server" | "client", options: ServerTlsOptions | ClientTlsOptions): Material {
+function materialOf(side: "server" | "client", options: MeshServerTls | ClientTlsOptions): Material {
   // The three PEM strings are the key: the sidecar hands over new objects (a spread per connect, a
   // parsed identity per configuration push) around the same text.
   const key = `${options.certificateChain}\0${options.privateKey}\0${options.trustBundle}`;
@@ -190,7 +212,8 @@ function tlsInfoOf(socket: tls.TLSSocket): TlsInfo {
 const TLS_HANDSHAKE = 0x16;
 /**
  * When a client sends nothing for this long: PERMISSIVE treats it as plaintext (a
- * server-speaks-first protocol; the proxy's own idle timeouts apply from then on), STRICT closes it.
+ * server-speaks-first protocol; the proxy's own idle timeouts apply from then on), STRICT and
+ * SIMPLE close it.
  */
 export const PEEK_TIMEOUT_MS = 5000;
 
@@ -209,17 +232,23 @@ export async function listenTls(options: ListenOptions, tlsOptions: ServerTlsOpt
   const refused: Refused = (reason, detail) => state.onRefused?.(reason, detail);
   // Everything is validated before the port opens, and again before an update takes effect.
   const configure = (next: ServerTlsOptions, current: SniffState | null): SniffState => {
-    if (next.mode !== "STRICT" && next.mode !== "PERMISSIVE") {
-      throw new Error(`server TLS: mode must be STRICT or PERMISSIVE, got ${JSON.stringify(next.mode)}`);
+    if (!SERVER_MODES.includes(next.mode)) {
+      throw new Error(
+        `server TLS: mode must be STRICT or PERMISSIVE (mesh mTLS), or SIMPLE (the listener's own certificates), got ${JSON.stringify(next.mode)}`,
+      );
     }
     assertTlsSupported("server", next.mode);
-    const material = materialOf("server", next);
     const alpn = JSON.stringify(next.alpn);
-    // The same material and ALPN (the same identity in a configuration pushed again): the tls.Server
-    // stays, and with it its session ticket keys, so clients keep resuming their sessions.
-    const keep = current && current.material === material && current.alpn === alpn;
-    const server = keep ? current.tls : makeTlsServer(material, next.alpn, refused, onConnection);
-    return { tls: server, material, alpn, mode: next.mode, onRefused: next.onRefused };
+    const material = next.mode === "SIMPLE" ? null : materialOf("server", next);
+    const served = next.mode === "SIMPLE" ? servedOf(next.certificates, current?.served ?? null) : null;
+    // The same material or certificates, and ALPN (the same identity in a configuration pushed
+    // again): the tls.Server stays, and with it its session ticket keys, so clients keep resuming.
+    const keep = current && current.material === material && current.served === served && current.alpn === alpn;
+    let server: tls.Server;
+    if (keep) server = current.tls;
+    else if (served) server = makeSimpleServer(served, next.alpn, refused, onConnection);
+    else server = makeTlsServer(material!, next.alpn, refused, onConnection);
+    return { tls: server, material, served, alpn, mode: next.mode, onRefused: next.onRefused };
   };
   // The tls.Server never listens: the net.Server below peeks at each connection and hands TLS
   // ones to whichever tls.Server is current, so an update swaps the whole configuration for new
@@ -228,15 +257,20 @@ export async function listenTls(options: ListenOptions, tlsOptions: ServerTlsOpt
   const listener = net.createServer({ noDelay: true }, (socket) => sniff(socket, state, onConnection));
   await listening(listener, options);
   const address = listener.address();
+  /** Replaces certificates, key, trust bundle, and also mode and ALPN, for new connections. */
+  const prepareTls = (next: ServerTlsOptions) => {
+    const configured = configure(next, state); // throws on bad input: the current one stays
+    return () => void Object.assign(state, configured);
+  };
   return {
     port: typeof address === "object" && address ? address.port : 0,
     close: () => new Promise<void>((resolve) => listener.close(() => resolve())),
-    /** Replaces certificate, key, trust bundle, and also mode and ALPN, for new connections. */
-    updateTls(next: ServerTlsOptions) {
-      Object.assign(state, configure(next, state)); // throws on bad input: the current one stays
-    },
+    prepareTls,
+    updateTls: (next) => prepareTls(next)(),
   };
 }
+
+const SERVER_MODES: readonly ServerTlsOptions["mode"][] = ["STRICT", "PERMISSIVE", "SIMPLE"];
 
 function makeTlsServer(material: Material, alpn: string[], refused: Refused, onConnection: (c: Conn) => void): tls.Server {
   const server = usable("server", () =>
@@ -259,14 +293,108 @@ function makeTlsServer(material: Material, alpn: string[], refused: Refused, onC
     }
     onConnection(wrapSocket(socket, info));
   });
-  // Failed handshakes (no/untrusted/expired client certificate, garbage): the socket is
-  // already destroyed and nothing reaches the proxy, but the sidecar counts them.
+  reportFailedHandshakes(server, refused);
+  return server;
+}
+
+/**
+ * Failed handshakes (no/untrusted/expired client certificate, a client that does not trust a SIMPLE
+ * server's certificate, garbage, a handshake not finished in time): nothing reaches the proxy, but
+ * the sidecar counts them.
+ */
+function reportFailedHandshakes(server: tls.Server, refused: Refused): void {
   server.on("tlsClientError", (error: Error & { code?: string }, socket?: tls.TLSSocket) => {
+    // A failed handshake has destroyed its socket already, but a timed-out one (handshakeTimeout,
+    // 120 s: a client that stalls in its ClientHello) is left open on all three runtimes once a
+    // tlsClientError listener exists (measured): it would hold its file descriptor for good.
+    socket?.destroy();
     // Node and Deno verify the client's chain and then hang up: the verdict is on the socket.
     const verdict = socket?.authorizationError;
     const detail = `${verdict ? `${String(verdict)}: ` : ""}${error.code ?? ""} ${error.message}`.trim();
     refused(refusalOf(detail), detail);
   });
+}
+
+// ---- SIMPLE: the listener's own certificates, chosen by SNI ----------------------------------
+
+/** A SIMPLE server's certificates, checked, with a secure context each for the SNICallback. */
+interface Served {
+  /** Their hostnames and PEM text: an update with the same keeps this object and its tls.Server. */
+  key: string;
+  /** The tls.Server's own certificate: presented without SNI, or for a name no certificate lists. */
+  fallback: tls.SecureContextOptions;
+  /** By lower-case name, the first certificate that lists it. */
+  exact: Map<string, tls.SecureContext>;
+  /** By what "*." stands for ("example.com" for "*.example.com"), the first certificate that lists it. */
+  wildcard: Map<string, tls.SecureContext>;
+  /** By certificate chain and key: an update reuses these, checked and built, for the certificates it keeps. */
+  contexts: Map<string, tls.SecureContext>;
+}
+
+function servedOf(certificates: readonly ServerCertificate[], current: Served | null): Served {
+  const key = JSON.stringify(certificates.map((c) => [c.hostnames, c.certificateChain, c.privateKey]));
+  if (current?.key === key) return current;
+  const fallback = certificates.find((c) => c.hostnames.length === 0) ?? certificates[0];
+  if (!fallback) throw new Error("server TLS: SIMPLE needs at least one certificate (certificates is empty)");
+  const served: Served = {
+    key,
+    fallback: { cert: fallback.certificateChain, key: fallback.privateKey, minVersion: "TLSv1.2" },
+    exact: new Map(),
+    wildcard: new Map(),
+    contexts: new Map(),
+  };
+  for (const [i, c] of certificates.entries()) {
+    const pem = `${c.certificateChain}\0${c.privateKey}`;
+    let context = served.contexts.get(pem) ?? current?.contexts.get(pem);
+    if (!context) {
+      checkKeyPair(
+        `server TLS certificates[${i}]${c.hostnames.length ? ` (${c.hostnames.join(", ")})` : ""}`,
+        c.certificateChain,
+        c.privateKey,
+      );
+      context = usable("server", () => tls.createSecureContext({ cert: c.certificateChain, key: c.privateKey, minVersion: "TLSv1.2" }));
+    }
+    served.contexts.set(pem, context);
+    for (const hostname of c.hostnames) {
+      const name = hostname.toLowerCase();
+      const [names, at] = name.startsWith("*.") ? [served.wildcard, name.slice(2)] : [served.exact, name];
+      if (!names.has(at)) names.set(at, context);
+    }
+  }
+  return served;
+}
+
+/** The context for a client's SNI (SimpleServerTls's rules); undefined: the tls.Server's own, the fallback. */
+function contextFor(served: Served, servername: string): tls.SecureContext | undefined {
+  // Node and Bun hand over the name as the client sent it; Deno lower-cased, without a trailing dot,
+  // and "" when there is none (Node and Bun do not call without one). DNS names ignore case.
+  let name = typeof servername === "string" ? servername.toLowerCase() : "";
+  if (name.endsWith(".")) name = name.slice(0, -1);
+  const exact = served.exact.get(name);
+  if (exact) return exact;
+  const dot = name.indexOf(".");
+  // A wildcard stands for one whole label: not for none (".example.com"), nor for two ("a.b.example.com").
+  return dot > 0 ? served.wildcard.get(name.slice(dot + 1)) : undefined;
+}
+
+function makeSimpleServer(served: Served, alpn: string[], refused: Refused, onConnection: (c: Conn) => void): tls.Server {
+  // Only when there is a choice to make: Deno's SNICallback never answers a ClientHello of more than
+  // 4096 bytes that arrives in one read (docs/runtimes.md, "TLS"), its plain server does.
+  const SNICallback: tls.TlsOptions["SNICallback"] = (servername, callback) => callback(null, contextFor(served, servername));
+  const server = usable("server", () =>
+    tls.createServer({
+      ...served.fallback,
+      ALPNProtocols: alpnOption(alpn),
+      sessionTimeout: SESSION_LIFETIME_S,
+      ...(served.contexts.size > 1 ? { SNICallback } : {}),
+    }),
+  );
+  server.on("secureConnection", (socket: tls.TLSSocket) => {
+    // No client certificate is asked for, so none counts: one a resumed session carries (Deno resumes
+    // sessions of any tls.Server of the process, RESUMES_ACROSS_SERVERS) makes no mesh peer here.
+    onConnection(wrapSocket(socket, { alpn: socket.alpnProtocol || null, peerCertificate: null, resumed: socket.isSessionReused() }));
+  });
+  reportFailedHandshakes(server, refused);
   return server;
 }
 
@@ -307,8 +435,9 @@ function resumptionProblem(socket: tls.TLSSocket, info: TlsInfo, verified: Recen
 
 interface SniffState {
   tls: tls.Server;
-  /** What `tls` was built from: an update with the same keeps it. */
-  material: Material;
+  /** What `tls` was built from (mesh material, or SIMPLE certificates): an update with the same keeps it. */
+  material: Material | null;
+  served: Served | null;
   alpn: string;
   mode: ServerTlsOptions["mode"];
   onRefused: ServerTlsOptions["onRefused"];
@@ -329,8 +458,8 @@ function sniff(socket: net.Socket, state: SniffState, onConnection: (c: Conn) =>
   const ignore = () => {};
   socket.on("error", ignore);
   const plaintext = () => {
-    if (state.mode === "STRICT") {
-      socket.destroy(); // STRICT: mTLS only
+    if (state.mode !== "PERMISSIVE") {
+      socket.destroy(); // STRICT: mTLS only; SIMPLE: TLS only
       state.onRefused?.("plaintext", "a connection that does not start with a TLS handshake");
       return;
     }

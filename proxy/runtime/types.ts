@@ -3,16 +3,40 @@
 import type { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 
-export interface ServerTlsOptions {
+interface ServerTlsBase {
+  alpn: string[];
+  /** Told of every connection refused before a request could be read (a failed handshake, plaintext to STRICT/SIMPLE). */
+  onRefused?: (reason: TlsRefusal, detail: string) => void;
+}
+
+/** Mesh mTLS with the workload's identity: clients present a certificate the trust bundle verifies. */
+export interface MeshServerTls extends ServerTlsBase {
   certificateChain: string;
   privateKey: string;
   trustBundle: string;
   /** STRICT: only TLS with a client certificate; PERMISSIVE: TLS or plaintext on one port. */
   mode: "STRICT" | "PERMISSIVE";
-  alpn: string[];
-  /** Told of every connection refused before a request could be read (a failed handshake, plaintext to STRICT). */
-  onRefused?: (reason: TlsRefusal, detail: string) => void;
 }
+
+/** A certificate a SIMPLE server presents to the clients whose SNI it lists. */
+export interface ServerCertificate {
+  /** Exact names, or "*.example.com" for one label; none: a default (see SimpleServerTls). */
+  hostnames: readonly string[];
+  certificateChain: string;
+  privateKey: string;
+}
+
+/**
+ * One-way TLS (Istio's SIMPLE): the server presents a certificate of its own, asks for none, and
+ * refuses plaintext. The certificate is the one whose hostnames hold the client's SNI exactly, then
+ * by a wildcard, else the first without hostnames, else the first.
+ */
+export interface SimpleServerTls extends ServerTlsBase {
+  mode: "SIMPLE";
+  certificates: readonly ServerCertificate[];
+}
+
+export type ServerTlsOptions = MeshServerTls | SimpleServerTls;
 
 /** Why a server refused a connection at the TLS layer. */
 export type TlsRefusal =
@@ -91,8 +115,14 @@ export interface Server {
   readonly port: number;
   /** Stops accepting; existing connections are left to their owners. */
   close(): Promise<void>;
-  /** Replaces the certificate, key and trust bundle for new handshakes. */
+  /** Replaces the certificate, key and trust bundle for new handshakes: prepareTls(tls)(). */
   updateTls?(tls: ServerTlsOptions): void;
+  /**
+   * Checks new TLS options and builds what they need, changing nothing (it throws when they are not
+   * usable); the function it returns puts them in force for new handshakes. Lets a configuration
+   * check every listener's TLS before it switches any.
+   */
+  prepareTls?(tls: ServerTlsOptions): () => void;
 }
 
 /** `peer` is the client's address, for handlers that serve some paths to loopback only. */

@@ -52,6 +52,14 @@ function sameBinding(a: Listener, b: Listener): boolean {
   return a.address === b.address && a.port === b.port && a.tls === b.tls && a.direction === b.direction;
 }
 
+/**
+ * Names the listener in what binding it or checking its TLS threw, keeping the error's code
+ * (proxy/control/client.ts applies a configuration again after an EADDRINUSE).
+ */
+function atListener(error: Error & { code?: string }, index: number, listener: Listener): Error {
+  return Object.assign(new Error(`listeners[${index}] ("${listener.name}"): ${error.message}`, { cause: error }), { code: error.code });
+}
+
 export interface SidecarOptions {
   /** Where modules named only by digest come from (the control plane). */
   fetchFilter?: ModuleFetcher;
@@ -148,12 +156,15 @@ export class Sidecar {
   }
 
   private serverTls(listener: Listener, identity: Identity | undefined): ServerTlsOptions | undefined {
-    if (listener.tls === "DISABLE" || !identity) return undefined;
+    if (listener.tls === "DISABLE") return undefined;
     const onRefused = (reason: TlsRefusal, detail: string) => {
       this.telemetry.tlsRefused(listener.name, reason);
       this.log.debug("connection refused at the TLS layer", { listener: listener.name, reason, detail });
     };
-    return { ...identity, mode: listener.tls, alpn: listener.http2 ? ["h2", "http/1.1"] : ["http/1.1"], onRefused };
+    const alpn = listener.http2 ? ["h2", "http/1.1"] : ["http/1.1"];
+    // SIMPLE presents the listener's own certificates (a gateway's), the mesh modes the workload's identity.
+    if (listener.tls === "SIMPLE") return { mode: "SIMPLE", certificates: listener.certificates ?? [], alpn, onRefused };
+    return identity && { ...identity, mode: listener.tls, alpn, onRefused };
   }
 
   private clientTls = (cluster: Cluster): ClientTlsOptions | undefined => {
@@ -178,15 +189,23 @@ export class Sidecar {
       );
     }
     const fresh: { config: Listener; server: Server; connections: Set<DownstreamConnection> }[] = [];
+    // A kept listener's new certificates are checked and built here, and put in force with the rest.
+    const tlsUpdates: (() => void)[] = [];
     try {
-      for (const l of config.listeners) {
+      for (const [i, l] of config.listeners.entries()) {
         const current = this.listeners.get(l.name);
-        if (current && sameBinding(current.config, l)) continue;
-        const connections = new Set<DownstreamConnection>();
-        const server = await this.runtime.listen({ address: l.address, port: l.port, tls: this.serverTls(l, config.identity) }, (conn) =>
-          this.accept(l, conn, connections),
-        );
-        fresh.push({ config: l, server, connections });
+        const tls = this.serverTls(l, config.identity);
+        try {
+          if (current && sameBinding(current.config, l)) {
+            if (tls && current.server.prepareTls) tlsUpdates.push(current.server.prepareTls(tls));
+            continue;
+          }
+          const connections = new Set<DownstreamConnection>();
+          const server = await this.runtime.listen({ address: l.address, port: l.port, tls }, (conn) => this.accept(l, conn, connections));
+          fresh.push({ config: l, server, connections });
+        } catch (e) {
+          throw atListener(e as Error & { code?: string }, i, l);
+        }
       }
     } catch (e) {
       for (const f of fresh) await f.server.close();
@@ -252,10 +271,9 @@ export class Sidecar {
         active.config = l;
         active.context = context;
         active.tcp = tcp;
-        const tls = this.serverTls(l, config.identity);
-        if (tls && config.identity !== previous.identity) active.server.updateTls?.(tls);
       }
     }
+    for (const update of tlsUpdates) update();
     const wanted = new Set(config.listeners.map((l) => l.name));
     for (const [name, active] of this.listeners) {
       if (!wanted.has(name)) {
