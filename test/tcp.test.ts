@@ -153,6 +153,62 @@ describe("opaque TCP between sidecars over mTLS", () => {
       opened.some((l) => l.includes(`source_principal="${ORDERS}"`) && l.includes('connection_security_policy="mutual_tls"')),
       "the server's sidecar counts the connection with the client's identity",
     );
+    // The app's bytes, each way, on both sidecars: 13 from the client ("one\ntwo\nquit\n"), 30 back.
+    for (const [proxy, reporter] of [
+      [server, "destination"],
+      [orders, "source"],
+    ] as const) {
+      for (const [metric, bytes] of [
+        ["istio_tcp_received_bytes_total", 13],
+        ["istio_tcp_sent_bytes_total", 30],
+      ] as const) {
+        const series = (await metricSeries(`http://127.0.0.1:${proxy.admin}/metrics`, metric)).filter((l) =>
+          l.includes(`reporter="${reporter}"`),
+        );
+        assert.ok(
+          series.some((l) => l.includes('connection_security_policy="mutual_tls"') && l.endsWith(` ${bytes}`)),
+          `${reporter}: ${metric} ${bytes}: ${series.join("\n")}`,
+        );
+      }
+    }
+  });
+
+  it("a client that half-closes after its request still gets the whole reply (as `printf 'PING' | nc -N` does)", async () => {
+    // Over mTLS from a client's sidecar, and in plaintext straight to the server's sidecar, on
+    // its TCP port and on the one that detects HTTP (the end comes while it is still undecided).
+    const orders = await client(ORDERS);
+    for (const at of [port(orders, "outbound|5432"), port(server, "inbound|5432"), port(server, "inbound|8080")]) {
+      const got = await new Promise<string>((resolve) => {
+        const s = net.connect(at, "127.0.0.1");
+        let text = "";
+        s.on("connect", () => s.end("one\ntwo\n"));
+        s.on("data", (d) => (text += d.toString()));
+        s.on("close", () => resolve(text));
+        s.on("error", (e) => resolve(`${text}closed: ${e.message}`));
+        s.setTimeout(5_000, () => s.destroy());
+      });
+      assert.equal(got, "hello\necho: one\necho: two\n", `port ${at}`);
+    }
+  });
+
+  it("a peer that half-closes before saying anything is closed, not held open (every listener accepts half-open)", async () => {
+    const orders = await client(ORDERS);
+    const ports = [port(orders, "outbound|5432"), port(server, "inbound|5432"), port(server, "inbound|8080")];
+    for (const at of ports) {
+      const outcome = await new Promise<string>((resolve) => {
+        const s = net.connect(at, "127.0.0.1");
+        s.on("connect", () => s.end());
+        s.on("data", () => {});
+        s.on("close", () => resolve("closed"));
+        s.on("error", () => {});
+        // Longer than the PERMISSIVE peek (5 s): a socket left half-open would still be open.
+        s.setTimeout(8_000, () => {
+          resolve("held open");
+          s.destroy();
+        });
+      });
+      assert.equal(outcome, "closed", `port ${at}`);
+    }
   });
 
   it("AccessPolicy allows one identity and refuses another, and a plaintext caller under default deny", async () => {

@@ -72,6 +72,8 @@ class BunConn implements Conn {
   owesDrain = false;
   ending = false;
   peerEnded = false;
+  // Bun's sockets are all made half-open: ending our side after the peer's is ours to do.
+  halfOpen = false;
   paused = false;
   failure: Error | undefined;
   /** After handOver, the stream the socket's events go to instead of the callbacks. */
@@ -178,9 +180,9 @@ class BunConn implements Conn {
       return;
     }
     this.onEnd();
-    // As node:net without allowHalfOpen: our side ends once the peer's has, on the next tick
-    // (so that what onEnd writes still goes out).
-    process.nextTick(() => this.end());
+    // As node:net without allowHalfOpen, unless the owner keeps it open: our side ends once the
+    // peer's has, on the next tick (so that what onEnd writes still goes out).
+    if (!this.halfOpen) process.nextTick(() => this.end());
   }
 
   closedBySocket(error?: Error): void {

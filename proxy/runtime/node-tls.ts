@@ -254,6 +254,8 @@ export async function listenTls(options: ListenOptions, tlsOptions: ServerTlsOpt
   // ones to whichever tls.Server is current, so an update swaps the whole configuration for new
   // connections at once, and handshakes already under way finish with the one they started on.
   const state = configure(tlsOptions, null);
+  // Not half-open while peeking and handshaking, so a peer that ends then is closed at once; a
+  // delivered connection is, as node.ts's are (halfOpen below).
   const listener = net.createServer({ noDelay: true }, (socket) => sniff(socket, state, onConnection));
   await listening(listener, options);
   const address = listener.address();
@@ -269,6 +271,19 @@ export async function listenTls(options: ListenOptions, tlsOptions: ServerTlsOpt
     updateTls: (next) => prepareTls(next)(),
   };
 }
+
+/**
+ * A delivered socket may stay half-open (Conn.halfOpen; wrapSocket ends it after the peer's
+ * otherwise). The runtimes read allowHalfOpen when the peer's end arrives, so setting it now counts.
+ */
+function halfOpen<T extends net.Socket>(socket: T): T {
+  socket.allowHalfOpen = true;
+  return socket;
+}
+
+// tls.connect takes net.connect's allowHalfOpen (it makes the TLSSocket with it), which
+// @types/node's ConnectionOptions leaves out.
+const halfOpenOption = (allowHalfOpen: boolean) => ({ allowHalfOpen }) as tls.ConnectionOptions;
 
 const SERVER_MODES: readonly ServerTlsOptions["mode"][] = ["STRICT", "PERMISSIVE", "SIMPLE"];
 
@@ -291,7 +306,7 @@ function makeTlsServer(material: Material, alpn: string[], refused: Refused, onC
       refused(refusalOf(problem), problem);
       return;
     }
-    onConnection(wrapSocket(socket, info));
+    onConnection(wrapSocket(halfOpen(socket), info));
   });
   reportFailedHandshakes(server, refused);
   return server;
@@ -392,7 +407,9 @@ function makeSimpleServer(served: Served, alpn: string[], refused: Refused, onCo
   server.on("secureConnection", (socket: tls.TLSSocket) => {
     // No client certificate is asked for, so none counts: one a resumed session carries (Deno resumes
     // sessions of any tls.Server of the process, RESUMES_ACROSS_SERVERS) makes no mesh peer here.
-    onConnection(wrapSocket(socket, { alpn: socket.alpnProtocol || null, peerCertificate: null, resumed: socket.isSessionReused() }));
+    onConnection(
+      wrapSocket(halfOpen(socket), { alpn: socket.alpnProtocol || null, peerCertificate: null, resumed: socket.isSessionReused() }),
+    );
   });
   reportFailedHandshakes(server, refused);
   return server;
@@ -464,7 +481,7 @@ function sniff(socket: net.Socket, state: SniffState, onConnection: (c: Conn) =>
       return;
     }
     socket.off("error", ignore);
-    const conn = wrapSocket(socket, null);
+    const conn = wrapSocket(halfOpen(socket), null);
     socket.resume(); // flows from the next tick: onConnection can still pause it
     onConnection(conn);
   };
@@ -555,6 +572,7 @@ export async function connectTls(options: ConnectOptions, tlsOptions: ClientTlsO
       port: options.port,
       servername: tlsOptions.servername,
       ALPNProtocols: alpnOption(tlsOptions.alpn),
+      ...halfOpenOption(options.halfOpen === true),
       rejectUnauthorized: true,
       // Runs after the chain verified against the trust bundle; replaces the hostname check.
       checkServerIdentity: (_host, cert) => {

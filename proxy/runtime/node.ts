@@ -11,12 +11,19 @@ import { currentRuntime } from "./current.ts";
 const noop = () => {};
 const BUN = currentRuntime().name === "bun";
 
-/** Adapts a node:net (or node:tls) socket to the callback-shaped Conn. */
+/**
+ * Adapts a node:net (or node:tls) socket to the callback-shaped Conn. A socket made with
+ * allowHalfOpen (a TLS socket inherits it from the raw one) leaves ending our side after the
+ * peer's to us: done once onEnd has run, unless conn.halfOpen.
+ */
 export function wrapSocket(socket: net.Socket, tls: TlsInfo | null): Conn {
   socket.setNoDelay(true);
   let failure: Error | undefined;
   const onData = (chunk: Buffer) => conn.onData(chunk);
-  const onEnd = () => conn.onEnd();
+  const onEnd = () => {
+    conn.onEnd();
+    if (socket.allowHalfOpen === true && !conn.halfOpen) socket.end();
+  };
   const onDrain = () => conn.onDrain();
   const onError = (e: Error) => {
     failure = e;
@@ -35,6 +42,7 @@ export function wrapSocket(socket: net.Socket, tls: TlsInfo | null): Conn {
     onEnd: noop,
     onClose: noop,
     onDrain: noop,
+    halfOpen: false,
     write: (chunk) => socket.write(chunk),
     end: () => socket.end(),
     destroy: () => socket.destroy(),
@@ -51,6 +59,8 @@ export function wrapSocket(socket: net.Socket, tls: TlsInfo | null): Conn {
       // Paused, so that nothing is emitted to no one before the new owner reads.
       socket.pause();
       for (const [event, listener] of listeners) socket.off(event, listener);
+      // node:http2 expects the socket to end itself once the peer's has.
+      socket.allowHalfOpen = false;
       if (!BUN) {
         // Node's and Deno's node:http2 take bytes already read from the socket's buffer.
         if (leftover?.length) socket.unshift(leftover);
@@ -91,7 +101,8 @@ export const nodeRuntime: Runtime = {
 
   async listen(options, onConnection) {
     if (options.tls) return listenTls(options, options.tls, onConnection);
-    const server = net.createServer({ noDelay: true }, (socket) => onConnection(wrapSocket(socket, null)));
+    // Half-open, so that a connection carried as opaque TCP can stay so (Conn.halfOpen).
+    const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => onConnection(wrapSocket(socket, null)));
     await listening(server, options);
     return serverOf(server);
   },
@@ -99,7 +110,7 @@ export const nodeRuntime: Runtime = {
   connect(options: ConnectOptions): Promise<Conn> {
     if (options.tls) return connectTls(options, options.tls);
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: options.address, port: options.port, noDelay: true });
+      const socket = net.connect({ host: options.address, port: options.port, noDelay: true, allowHalfOpen: options.halfOpen === true });
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new Error(`connect timeout after ${options.timeoutMs} ms`));

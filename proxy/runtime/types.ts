@@ -77,6 +77,12 @@ export interface Conn {
   onData: (chunk: Buffer) => void;
   /** The peer finished sending (half-close). */
   onEnd: () => void;
+  /**
+   * Whether our side stays open after onEnd, so a reply to a half-closed request still goes back
+   * (opaque TCP). False (the default, what HTTP wants): our side ends once onEnd has run. Every
+   * accepted connection can stay half-open; an upstream one only if made with `halfOpen`.
+   */
+  halfOpen: boolean;
   onClose: (error?: Error) => void;
   onDrain: () => void;
   /** Returns false when the caller should wait for onDrain before writing more. */
@@ -107,6 +113,8 @@ export interface ListenOptions {
 export interface ConnectOptions {
   address: string;
   port: number;
+  /** The connection may stay half-open (Conn.halfOpen): opaque TCP to an upstream. */
+  halfOpen?: boolean;
   timeoutMs: number;
   tls?: ClientTlsOptions;
 }

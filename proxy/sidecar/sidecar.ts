@@ -291,19 +291,8 @@ export class Sidecar {
   private accept(bound: Listener, conn: Conn, connections: Set<DownstreamConnection>): void {
     const direction = bound.direction === "Inbound" ? "inbound" : "outbound";
     const tcp = this.listeners.get(bound.name)?.tcp;
-    // An opaque connection is counted in istio_tcp_* with its peer (inbound) or Service (outbound).
-    const info: ConnectionInfo | undefined =
-      tcp && tcp.detectHttpMs === undefined
-        ? direction === "inbound"
-          ? { peer: peerOf(conn.tls), mtls: conn.tls?.peerCertificate != null }
-          : {
-              service: tcp.cluster?.config.service ?? "",
-              serviceNamespace: tcp.cluster?.config.namespace ?? "",
-              mtls: !!tcp.cluster?.config.tls,
-            }
-        : undefined;
-    this.telemetry.connectionOpened(direction, info);
     if (!tcp) {
+      this.telemetry.connectionOpened(direction);
       this.serveHttp(bound, conn, connections, null);
       return;
     }
@@ -316,22 +305,41 @@ export class Sidecar {
       connections.delete(carried);
       conn.onClose = onClose;
     };
+    // An opaque connection is counted in istio_tcp_* with its peer (inbound) or Service
+    // (outbound), once it is known to be one: at once, or when detection has found it is not HTTP.
+    let opaque: ConnectionInfo | null = null;
+    const carry = (replay?: { first: Buffer; ended: boolean }) => {
+      const info: ConnectionInfo =
+        direction === "inbound"
+          ? { peer: peerOf(conn.tls), mtls: conn.tls?.peerCertificate != null }
+          : {
+              service: tcp.cluster?.config.service ?? "",
+              serviceNamespace: tcp.cluster?.config.namespace ?? "",
+              mtls: !!tcp.cluster?.config.tls,
+            };
+      opaque = info;
+      void forwardTcp(conn, tcp, this.telemetry.connectionOpened(direction, info), replay);
+    };
     conn.onClose = (error) => {
       untrack();
-      this.telemetry.connectionClosed(direction, info);
+      if (opaque) this.telemetry.connectionClosed(direction, opaque);
       onClose(error);
     };
     if (tcp.detectHttpMs === undefined) {
-      void forwardTcp(conn, tcp);
+      carry();
       return;
     }
+    // Open after the client's end while undecided: it may be a TCP client's last word.
+    conn.halfOpen = true;
     void detectConnection(conn, tcp.detectHttpMs).then(({ protocol, ended, take }) => {
       if (conn.closed) return;
       if (protocol === "tcp") {
-        void forwardTcp(conn, tcp, { first: take(), ended });
+        carry({ first: take(), ended });
         return;
       }
+      conn.halfOpen = false;
       untrack();
+      this.telemetry.connectionOpened(direction);
       this.serveHttp(bound, conn, connections, take());
     });
   }

@@ -7,6 +7,7 @@ import type { AccessCheck } from "../inbound/authorization.ts";
 import { peerOf } from "../identity/peer.ts";
 import { tunnel } from "../forwarder/tunnel.ts";
 import type { Conn } from "../runtime/types.ts";
+import type { ConnectionMeter } from "../telemetry/types.ts";
 import type { UpstreamCluster } from "../upstream/cluster.ts";
 
 export interface TcpRoute {
@@ -20,11 +21,25 @@ export interface TcpRoute {
   log: Logger;
 }
 
-/** `replay`: bytes protocol detection read first, and whether the client had finished sending. */
-export async function forwardTcp(conn: Conn, route: TcpRoute, replay?: { first: Buffer; ended: boolean }): Promise<void> {
+/**
+ * `replay`: bytes protocol detection read first, and whether the client had finished sending;
+ * `meter` counts the bytes each way.
+ */
+export async function forwardTcp(
+  conn: Conn,
+  route: TcpRoute,
+  meter: ConnectionMeter,
+  replay?: { first: Buffer; ended: boolean },
+): Promise<void> {
   // What the client sends before the upstream connection is up is kept, not lost.
   const early: Buffer[] = replay && replay.first.length > 0 ? [replay.first] : [];
+  // A client that has finished sending still gets its reply: the end is passed on, not acted on.
+  let ended = replay?.ended === true;
+  conn.halfOpen = true;
   conn.onData = (chunk) => early.push(chunk);
+  conn.onEnd = () => {
+    ended = true;
+  };
   conn.pause();
   const peer = peerOf(conn.tls);
   const about = { listener: route.listener, peer: `${conn.remoteAddress}:${conn.remotePort}`, principal: peer.principal };
@@ -55,8 +70,8 @@ export async function forwardTcp(conn: Conn, route: TcpRoute, replay?: { first: 
     return;
   }
   const downstreamClosed = conn.onClose;
-  tunnel({ conn, leftover: early.length > 0 ? Buffer.concat(early) : null }, { conn: upstream.conn, leftover: null });
-  if (replay?.ended) upstream.conn.end();
+  tunnel({ conn, leftover: early.length > 0 ? Buffer.concat(early) : null }, { conn: upstream.conn, leftover: null }, meter);
+  if (ended) upstream.conn.end();
   const piped = conn.onClose;
   conn.onClose = (error) => {
     piped(error);

@@ -9,7 +9,7 @@
 // the exposition format, content type and default process metrics are prom-client's.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { NodeInfo } from "../config/schema.ts";
-import type { ConnectionInfo, Direction, PeerInfo, RequestRecord } from "./types.ts";
+import type { ConnectionInfo, ConnectionMeter, Direction, PeerInfo, RequestRecord } from "./types.ts";
 
 /** Envoy's default histogram buckets, which Istio uses for its duration and size histograms. */
 export const ISTIO_BUCKETS: readonly number[] = [
@@ -81,6 +81,8 @@ class TcpSeries {
   labels: TcpLabels;
   opened = 0;
   closed = 0;
+  received = 0;
+  sent = 0;
   constructor(labels: TcpLabels) {
     this.labels = labels;
   }
@@ -205,13 +207,15 @@ export class ProxyMetrics {
       s.responseBytes,
       s.responseBytesSum,
     ]);
-    for (const [name, field] of [
-      ["istio_tcp_connections_opened_total", "opened"],
-      ["istio_tcp_connections_closed_total", "closed"],
+    for (const [name, field, help] of [
+      ["istio_tcp_connections_opened_total", "opened", "Connections opened"],
+      ["istio_tcp_connections_closed_total", "closed", "Connections closed"],
+      ["istio_tcp_received_bytes_total", "received", "Bytes from the client of an opaque TCP connection"],
+      ["istio_tcp_sent_bytes_total", "sent", "Bytes sent back to the client of an opaque TCP connection"],
     ] as const) {
       reg({
         name,
-        help: `Connections ${field} (Istio standard metric).`,
+        help: `${help} (Istio standard metric).`,
         type: "counter",
         get: () => ({
           name,
@@ -469,9 +473,18 @@ export class ProxyMetrics {
     return s;
   }
 
-  connectionOpened(direction: Direction, info?: ConnectionInfo): void {
+  connectionOpened(direction: Direction, info?: ConnectionInfo): ConnectionMeter {
     this.#active[direction]++;
-    this.#tcpSeries(direction, info).opened++;
+    const series = this.#tcpSeries(direction, info);
+    series.opened++;
+    return {
+      received: (bytes) => {
+        series.received += bytes;
+      },
+      sent: (bytes) => {
+        series.sent += bytes;
+      },
+    };
   }
 
   connectionClosed(direction: Direction, info?: ConnectionInfo): void {

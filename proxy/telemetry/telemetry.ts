@@ -10,7 +10,7 @@ import { ProxyMetrics } from "./metrics.ts";
 import type { MetricsOptions } from "./metrics.ts";
 import { OtlpTracerProvider, parseKeyValueList } from "./otlp.ts";
 import { ProxyTracer, rootSamplerFromEnv } from "./tracing.ts";
-import type { ConnectionInfo, Direction, RequestRecord, RequestTrace, Telemetry } from "./types.ts";
+import type { ConnectionInfo, ConnectionMeter, Direction, RequestRecord, RequestTrace, Telemetry } from "./types.ts";
 
 export type { AccessLogSink } from "./access-log.ts";
 export { ISTIO_BUCKETS, ISTIO_HTTP_LABELS } from "./metrics.ts";
@@ -141,8 +141,8 @@ export function createTelemetry(node: NodeInfo, accessLog: AccessLogMode, option
       if (log !== undefined) log.log(record);
       if (record.trace !== undefined) tracer.end(record);
     },
-    connectionOpened(direction: Direction, info?: ConnectionInfo): void {
-      metrics.connectionOpened(direction, info);
+    connectionOpened(direction: Direction, info?: ConnectionInfo): ConnectionMeter {
+      return metrics.connectionOpened(direction, info);
     },
     connectionClosed(direction: Direction, info?: ConnectionInfo): void {
       metrics.connectionClosed(direction, info);

@@ -93,6 +93,14 @@ export interface ConnectionInfo {
   serviceNamespace?: string;
 }
 
+/** Counts an opaque TCP connection's bytes, as Istio's istio_tcp_received_bytes_total and istio_tcp_sent_bytes_total do. */
+export interface ConnectionMeter {
+  /** Bytes from the client (downstream) to the server. */
+  received(bytes: number): void;
+  /** Bytes from the server back to the client. */
+  sent(bytes: number): void;
+}
+
 export interface Telemetry {
   /**
    * Called when a request's head has been parsed, before it is forwarded: validates the
@@ -102,7 +110,8 @@ export interface Telemetry {
    */
   startTrace(direction: Direction, traceparent: string | undefined, tracestate: string | undefined, startTime?: number): RequestTrace;
   request(record: RequestRecord): void;
-  connectionOpened(direction: Direction, info?: ConnectionInfo): void;
+  /** Counts a connection in; the meter counts its bytes where it is carried as opaque TCP. */
+  connectionOpened(direction: Direction, info?: ConnectionInfo): ConnectionMeter;
   connectionClosed(direction: Direction, info?: ConnectionInfo): void;
   upstreamError(cluster: string, reason: "connect" | "reset" | "timeout" | "tls" | "protocol" | "overflow"): void;
   /** An endpoint ejected by outlier detection (passive health checking). */

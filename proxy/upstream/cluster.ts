@@ -236,12 +236,14 @@ export class UpstreamCluster {
     }
   }
 
-  private open(endpoint: UpstreamEndpoint): Promise<Conn> {
+  /** `halfOpen`: opaque TCP, which may stay open one way after the other ends (Conn.halfOpen). */
+  private open(endpoint: UpstreamEndpoint, halfOpen = false): Promise<Conn> {
     return this.runtime.connect({
       address: endpoint.address,
       port: endpoint.port,
       timeoutMs: this.config.connectTimeoutMs,
       tls: this.tlsFor(this.config),
+      halfOpen,
     });
   }
 
@@ -309,7 +311,7 @@ export class UpstreamCluster {
       this.wakeWaiter();
     };
     try {
-      return { conn: await this.open(endpoint), release };
+      return { conn: await this.open(endpoint, true), release };
     } catch (e) {
       release();
       throw this.connectFailure(endpoint, e as Error);
