@@ -210,6 +210,34 @@ describe("mTLS between two sidecars", () => {
     }
   });
 
+  it("an AccessPolicy's STRICT takes effect on a running listener's own port: plaintext is refused from the next connection", async () => {
+    // A fixed port, as the control plane configures: switching mode must not need the port rebound.
+    const { parseConfig } = await import("../proxy/config/validate.ts");
+    const net = await import("node:net");
+    const port = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, "127.0.0.1", () => {
+        const { port } = probe.address() as { port: number };
+        probe.close(() => resolve(port));
+      });
+    });
+    const fixed = (tls: "STRICT" | "PERMISSIVE", version: string) => {
+      const config = serverConfig(tls, clientCert);
+      return { ...config, version, listeners: config.listeners.map((l) => ({ ...l, port })) };
+    };
+    const proxy = await startProxy(fixed("PERMISSIVE", "fixed-1"));
+    try {
+      const plaintext = "GET /echo HTTP/1.1\r\nHost: catalog\r\nConnection: close\r\n\r\n";
+      assert.match(await rawExchange(port, plaintext), /^HTTP\/1\.1 200 /, "PERMISSIVE serves plaintext");
+      await proxy.sidecar.apply(parseConfig({ ...fixed("STRICT", "fixed-2"), admin: { port: 0 }, accessLog: "off" }));
+      assert.equal(proxy.sidecar.config.version, "fixed-2");
+      assert.equal(await rawExchange(port, plaintext), "", "STRICT refuses it, on the same port");
+      await proxy.sidecar.apply(parseConfig({ ...fixed("PERMISSIVE", "fixed-3"), admin: { port: 0 }, accessLog: "off" }));
+      assert.match(await rawExchange(port, plaintext), /^HTTP\/1\.1 200 /, "and back");
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it("rotates the server certificate without a restart", async () => {
     const rotated = await issueWorkload(ca, { spiffeId: SERVER_ID });
     const next = serverConfig("STRICT", rotated);

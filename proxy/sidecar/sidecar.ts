@@ -48,8 +48,20 @@ interface ActiveListener {
   connections: Set<DownstreamConnection>;
 }
 
-function sameBinding(a: Listener, b: Listener): boolean {
-  return a.address === b.address && a.port === b.port && a.tls === b.tls && a.direction === b.direction;
+/**
+ * Whether `listener` can keep `current`'s socket: the same address, port and direction, and TLS
+ * on both or neither. A TLS server takes another mode (PERMISSIVE to STRICT, when an
+ * AccessPolicy asks for it) in place (prepareTls), so the switch never needs the port rebound,
+ * which a listener still holding it would refuse.
+ */
+function keepsSocket(current: ActiveListener, listener: Listener, tls: ServerTlsOptions | undefined): boolean {
+  const a = current.config;
+  return (
+    a.address === listener.address &&
+    a.port === listener.port &&
+    a.direction === listener.direction &&
+    (current.server.prepareTls !== undefined) === (tls !== undefined)
+  );
 }
 
 /**
@@ -196,8 +208,8 @@ export class Sidecar {
         const current = this.listeners.get(l.name);
         const tls = this.serverTls(l, config.identity);
         try {
-          if (current && sameBinding(current.config, l)) {
-            if (tls && current.server.prepareTls) tlsUpdates.push(current.server.prepareTls(tls));
+          if (current && keepsSocket(current, l, tls)) {
+            if (tls) tlsUpdates.push(current.server.prepareTls!(tls));
             continue;
           }
           const connections = new Set<DownstreamConnection>();
