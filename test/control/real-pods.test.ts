@@ -43,6 +43,22 @@ describe("weft in real pods on a real node", { timeout: 20 * 60_000 }, () => {
       assert.fail(`${e.message}; the last answer: ${JSON.stringify(last)}`),
     );
   };
+  const podIp = async (namespace: string, name: string) =>
+    (await kubectl(["get", "pod", name, "-n", namespace, "-o", "jsonpath={.status.podIP}"])).trim();
+  /** From this machine (the node, no sidecar), in plaintext: what the line server at `ip`:6379 says to "ping". */
+  const pingFromNode = (ip: string) =>
+    new Promise<string>((resolve) => {
+      const s = net.connect(6379, ip);
+      let got = "";
+      s.on("connect", () => s.write("ping\n"));
+      s.on("data", (d) => {
+        got += d.toString();
+        if (got.endsWith("ping\n")) s.destroy();
+      });
+      s.on("close", () => resolve(got));
+      s.on("error", () => {});
+      s.setTimeout(5_000, () => s.destroy());
+    });
   const inPod = (deployment: string, container: string, script: string) =>
     kubectl(["exec", "-n", "shop", `deploy/${deployment}`, "-c", container, "--", "node", "-e", script]);
 
@@ -279,7 +295,6 @@ spec:
 `,
     );
     await kubectl(["wait", "--for=condition=Ready", "pod/plain", "pod/host-web", "-n", "outside", "--timeout=60s"]);
-    const ip = async (name: string) => (await kubectl(["get", "pod", name, "-n", "outside", "-o", "jsonpath={.status.podIP}"])).trim();
     for (const [name, body] of [
       ["plain", "plain pod"],
       ["host-web", "host network"],
@@ -288,7 +303,7 @@ spec:
         await inPod(
           "catalog-v1",
           "catalog",
-          `fetch("http://${await ip(name)}/").then(async (r) => console.log(JSON.stringify({ status: r.status, body: (await r.text()).trim() })))`,
+          `fetch("http://${await podIp("outside", name)}/").then(async (r) => console.log(JSON.stringify({ status: r.status, body: (await r.text()).trim() })))`,
         ),
       ) as { status: number; body: string };
       assert.deepEqual(got, { status: 200, body }, name);
@@ -324,7 +339,7 @@ spec: { selector: { app: two-ports }, ports: [{ name: http, port: 80 }] }
 `,
     );
     await kubectl(["wait", "--for=condition=Ready", "pod/two-ports", "-n", "capture", "--timeout=90s"]);
-    const ip = (await kubectl(["get", "pod", "two-ports", "-n", "capture", "-o", "jsonpath={.status.podIP}"])).trim();
+    const ip = await podIp("capture", "two-ports");
     // From this machine, the node: plain TCP, as any caller outside the mesh.
     const fetchFromOutside = (port: number) =>
       fetch(`http://${ip}:${port}/`, { signal: AbortSignal.timeout(5_000) }).then(
@@ -361,23 +376,10 @@ spec: { selector: { app: db }, ports: [{ name: redis, port: 6379 }] }
 `,
     );
     await kubectl(["wait", "--for=condition=Ready", "pod/db", "-n", "capture", "--timeout=90s"]);
-    const ip = (await kubectl(["get", "pod", "db", "-n", "capture", "-o", "jsonpath={.status.podIP}"])).trim();
+    const ip = await podIp("capture", "db");
     // From the node, a client without a sidecar; it speaks first, as a PERMISSIVE sidecar needs a
     // first byte to tell plaintext from TLS (docs/tcp.md).
-    const talk = () =>
-      new Promise<string>((resolve) => {
-        const s = net.connect(6379, ip);
-        let got = "";
-        s.on("connect", () => s.write("ping\n"));
-        s.on("data", (d) => {
-          got += d.toString();
-          if (got.endsWith("ping\n")) s.destroy();
-        });
-        s.on("close", () => resolve(got));
-        s.on("error", () => {});
-        s.setTimeout(5_000, () => s.destroy());
-      });
-    await answers("the TCP server to answer through its sidecar", talk, "hello\nping\n");
+    await answers("the TCP server to answer through its sidecar", () => pingFromNode(ip), "hello\nping\n");
     const opened = (await metricSeries(`http://${ip}:15000/metrics`, "istio_tcp_connections_opened_total")).filter((l) =>
       l.includes('reporter="destination"'),
     );
@@ -387,7 +389,7 @@ spec: { selector: { app: db }, ports: [{ name: redis, port: 6379 }] }
     );
   });
 
-  it("a meshed client's TCP to that Service goes through its own sidecar, over mTLS: an AccessPolicy allows one ServiceAccount and refuses another", async () => {
+  it("a meshed client's TCP to that Service goes through its own sidecar, over mTLS: an AccessPolicy allows one ServiceAccount and refuses another, and its STRICT refuses plaintext", async () => {
     const idle = "setInterval(() => {}, 1 << 30)";
     await kubectl(
       ["apply", "-f", "-"],
@@ -404,6 +406,7 @@ kind: AccessPolicy
 metadata: { name: db-callers, namespace: capture }
 spec:
   selector: { matchLabels: { app: db } }
+  mtls: STRICT
   defaultDeny: true
   rules: [{ from: [{ principals: ["spiffe://cluster.local/ns/capture/sa/allowed"] }] }]
 ${["allowed", "denied"]
@@ -429,7 +432,7 @@ s.on("close", () => console.log(JSON.stringify(got))); s.on("error", () => {}); 
       JSON.parse(await kubectl(["exec", "-n", "capture", `client-${sa}`, "-c", "app", "--", "node", "-e", talk])) as string;
     await answers("the allowed client to reach the TCP server", from("allowed"), "hello\nping\n");
     await answers("the denied client to be refused before a byte", from("denied"), "");
-    const db = (await kubectl(["get", "pod", "db", "-n", "capture", "-o", "jsonpath={.status.podIP}"])).trim();
+    const db = await podIp("capture", "db");
     const opened = (await metricSeries(`http://${db}:15000/metrics`, "istio_tcp_connections_opened_total")).filter(
       (l) => l.includes('reporter="destination"') && l.includes('connection_security_policy="mutual_tls"') && !l.endsWith(" 0"),
     );
@@ -438,13 +441,20 @@ s.on("close", () => console.log(JSON.stringify(got))); s.on("error", () => {}); 
         opened.some((l) => l.includes(`source_principal="spiffe://cluster.local/ns/capture/sa/${sa}"`)),
         `the server's sidecar saw ${sa} over mTLS, by its own identity: ${opened.join("\n")}`,
       );
+    // STRICT on the pod's running listener (this policy came after it started): plaintext is
+    // refused at the TLS layer, before any AccessPolicy.
+    assert.equal(await pingFromNode(db), "");
+    const refused = (await metricSeries(`http://${db}:15000/metrics`, "weft_tls_refused_total")).filter(
+      (l) => l.includes('listener="inbound|6379"') && l.includes('reason="plaintext"') && !l.endsWith(" 0"),
+    );
+    assert.equal(refused.length, 1, "the sidecar refused the node's plaintext under STRICT");
     const logged = await kubectl(["logs", "-n", "capture", "db", "-c", "weft-proxy"]);
     assert.match(logged, /"msg":"TCP connection refused".*no access policy allows peer spiffe:\/\/cluster\.local\/ns\/capture\/sa\/denied/);
   });
 
   it("with weft install --outbound-traffic REGISTRY_ONLY, the meshed pod gets a 404 naming the setting", async () => {
     await mesh.install(["--outbound-traffic", "REGISTRY_ONLY"]);
-    const target = (await kubectl(["get", "pod", "plain", "-n", "outside", "-o", "jsonpath={.status.podIP}"])).trim();
+    const target = await podIp("outside", "plain");
     const refused = await until(
       "the sidecar to refuse hosts outside the mesh",
       async () => {
