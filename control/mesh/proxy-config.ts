@@ -35,7 +35,7 @@ export interface ProxySettings {
   clusterDomain: string;
   outboundPort: number;
   inboundPort: number;
-  /** Where sidecars bind their listeners: every address in a pod; loopback in local mode. */
+  /** Where sidecars bind their inbound listeners: every address in a pod; loopback in local mode. */
   listenAddress: string;
   /** What an app's request for a host outside the mesh that no ExternalName Service declares gets (docs/egress.md). */
   outboundTraffic: OutboundTraffic;
@@ -58,6 +58,9 @@ export const DEFAULT_SETTINGS: ProxySettings = {
  * retried unless a TrafficPolicy says so. A TrafficPolicy's retry (attempts: 0 for none) wins.
  */
 export const DEFAULT_RETRY = { attempts: 2, retryOn: ["connect-failure", "reset", "gateway-error"] } as const satisfies RetryInput;
+
+/** Where the outbound listener binds, in a pod and in local mode alike. */
+export const OUTBOUND_ADDRESS = "127.0.0.1";
 
 /** Istio's name for the cluster of hosts outside the mesh, so dashboards built for Istio's metrics show it. */
 export const PASSTHROUGH_CLUSTER = "PassthroughCluster";
@@ -467,7 +470,10 @@ export function computeProxyConfig(
   const own = servicesOf(world, pod)[0];
   const refused = settings.outboundTraffic === "REGISTRY_ONLY" ? { noRouteReason: REGISTRY_ONLY_REASON } : {};
   const listeners: ProxyConfigInput["listeners"] = [
-    { name: "outbound", direction: "Outbound", address: settings.listenAddress, port: settings.outboundPort, virtualHosts, ...refused },
+    // Loopback only: the app's redirected connections arrive on 127.0.0.1 (REDIRECT maps locally
+    // made ones there), and this listener speaks with the pod's identity, so a caller from the
+    // network must never reach it (weft-init leaves the proxy's own ports unredirected).
+    { name: "outbound", direction: "Outbound", address: OUTBOUND_ADDRESS, port: settings.outboundPort, virtualHosts, ...refused },
   ];
   const access = accessFor(world, pod);
   const inbound = (

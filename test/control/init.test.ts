@@ -242,6 +242,8 @@ describe("weft init in a pod's network namespace", () => {
 const services = new PodPair("init-svc", 81);
 const SERVICE_CIDR = "10.181.0.0/16";
 const CLUSTER_IP = "10.181.0.10";
+// Another Service address, which the peer routes to the pod as an attacker next to it could.
+const ROUTED_IP = "10.181.0.99";
 
 describe("weft init --service-cidr: the app's TCP to a Service reaches the sidecar on the Service's address", () => {
   let ran: Ran;
@@ -250,6 +252,7 @@ describe("weft init --service-cidr: the app's TCP to a Service reaches the sidec
     await services.setUp();
     await must("ip", "-n", services.peer, "addr", "add", `${CLUSTER_IP}/32`, "dev", "eth0");
     await must("ip", "-n", services.pod, "route", "add", SERVICE_CIDR, "via", services.peerIp);
+    await must("ip", "-n", services.peer, "route", "add", `${ROUTED_IP}/32`, "via", services.podIp);
     await Promise.all([
       services.startServer(services.pod, undefined, ["app:5432", "app:8080"]),
       services.startServer(services.pod, PROXY_UID, ["outbound:15001"]),
@@ -257,7 +260,7 @@ describe("weft init --service-cidr: the app's TCP to a Service reaches the sidec
     ]);
     ran = await services.init("--include-inbound-ports", "*", "--exclude-inbound-ports", "15000", "--service-cidr", SERVICE_CIDR);
     // Bound after init: the Service address is local only from then on. 5432 + 32768.
-    if (ran.code === 0) await services.startServer(services.pod, PROXY_UID, [`service:${CLUSTER_IP}:38200`]);
+    if (ran.code === 0) await services.startServer(services.pod, PROXY_UID, [`service:${CLUSTER_IP}:38200`, `routed:${ROUTED_IP}:38200`]);
   });
   after(() => services.tearDown());
   const at = (url: string, opts: { uid?: number; host?: string } = {}) => services.get(services.pod, url, opts);
@@ -290,6 +293,12 @@ describe("weft init --service-cidr: the app's TCP to a Service reaches the sidec
   it("what weft leaves alone leaves the pod: the proxy's own connections, ports above 32767", async () => {
     assert.equal(await whoAt(`http://${CLUSTER_IP}:5432/`, { uid: PROXY_UID }), "peer", "the proxy reaches the Service through kube-proxy");
     assert.equal(await whoAt(`http://${CLUSTER_IP}:40000/`), "peer", "a port the shift cannot carry");
+  });
+
+  it("a peer routing a Service address to the pod never reaches the Service listeners, which speak only for the app (only its marked packets are local)", async () => {
+    assert.equal(await whoAt(`http://${ROUTED_IP}:5432/`), "routed", "the app reaches it");
+    const fromPeer = await services.get(services.peer, `http://${ROUTED_IP}:5432/`);
+    assert.match(String(fromPeer), /curl failed \(exit 28\)/, "the peer's connection gets no answer at all");
   });
 
   it("port 80 still goes to the outbound listener, by Host", async () => {

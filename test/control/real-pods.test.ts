@@ -348,6 +348,9 @@ spec: { selector: { app: two-ports }, ports: [{ name: http, port: 80 }] }
       );
     await answers("the sidecar to serve the Service's target port", () => fetchFromOutside(80), "200 by a Service");
     assert.equal(await fetchFromOutside(9000), "failed: ECONNREFUSED", "the undeclared port never reaches the app around the sidecar");
+    // The sidecar's outbound listener speaks for the pod (its identity, its AccessPolicy grants):
+    // only the pod's own processes may use it, never a caller from the network.
+    assert.equal(await fetchFromOutside(15001), "failed: ECONNREFUSED", "the outbound listener is not reachable from outside the pod");
     const inbound = (await metricSeries(`http://${ip}:15000/metrics`, "istio_requests_total")).filter((l) =>
       l.includes('reporter="destination"'),
     );

@@ -116,13 +116,13 @@ describe("Service capture: the injector, the pod model and the client's listener
     );
   });
 
-  it("a pod injected without a Service range keeps its inbound listeners on every address and gets no Service listeners", () => {
+  it("a pod injected without a Service range keeps its inbound listeners on every address and gets no Service listeners; the outbound one is on loopback only", () => {
     const { world, caller } = meshWith(injected("client", "10.244.0.9", INJECT_SETTINGS, [8080]));
     const config = computeProxyConfig(world, caller, new Map(), DEFAULT_SETTINGS);
     assert.deepEqual(
       config.listeners.map((l) => [l.name, l.address]),
       [
-        ["outbound", "0.0.0.0"],
+        ["outbound", "127.0.0.1"],
         ["inbound|8080", "0.0.0.0"],
       ],
     );
