@@ -177,6 +177,37 @@ describe("admin API and reload in process", () => {
     assert.ok(a.received.length > 0 && b.received.length > 0, "traffic followed the new endpoints");
   });
 
+  it("moves a listener to another address of its fixed port, and back to the old socket when the new one cannot open", async () => {
+    // As the control plane moving the outbound listener from every address to loopback: the new
+    // socket needs the port the listener's own old one holds.
+    const port = await deadPort();
+    const at = (address: string, version: string) => {
+      const next = simpleConfig([a.port], { version });
+      (next.listeners as { address: string; port: number }[])[0].address = address;
+      (next.listeners as { address: string; port: number }[])[0].port = port;
+      return parseConfig({ ...next, admin: { port: 0 }, accessLog: "off" });
+    };
+    const moving = await startProxy({ ...simpleConfig([a.port]), listeners: at("0.0.0.0", "any-address").listeners });
+    try {
+      assert.equal((await request(port)).status, 200);
+      await moving.sidecar.apply(at("127.0.0.1", "loopback"));
+      assert.equal(moving.sidecar.config.version, "loopback");
+      assert.equal((await request(port)).status, 200, "served on the same port, from the new socket");
+      // 127.0.0.2:port held by someone else: the move fails, and the listener keeps serving on its old socket.
+      const squatter = net.createServer().listen(port, "127.0.0.2");
+      await new Promise((r) => squatter.once("listening", r));
+      try {
+        await assert.rejects(moving.sidecar.apply(at("0.0.0.0", "blocked")), /EADDRINUSE/);
+        assert.equal(moving.sidecar.config.version, "loopback");
+        assert.equal((await request(port)).status, 200, "the old socket is back");
+      } finally {
+        await new Promise((r) => squatter.close(r));
+      }
+    } finally {
+      await moving.stop();
+    }
+  });
+
   it("lets a slow in-flight request finish on the configuration it started with", async () => {
     const slow = request(proxy.outbound, { path: "/delay/300" });
     await new Promise((r) => setTimeout(r, 50));

@@ -38,6 +38,13 @@ interface DownstreamConnection {
   destroy(): void;
 }
 
+/** A listener's new socket, not yet in force. */
+interface Bound {
+  config: Listener;
+  server: Server;
+  connections: Set<DownstreamConnection>;
+}
+
 interface ActiveListener {
   config: Listener;
   server: Server;
@@ -200,9 +207,12 @@ export class Sidecar {
           `(its node:http2 client sends frames upstreams reject under concurrent requests with bodies). Run this sidecar on Node.js or Deno, or set the cluster's protocol to http1.`,
       );
     }
-    const fresh: { config: Listener; server: Server; connections: Set<DownstreamConnection> }[] = [];
+    const fresh: Bound[] = [];
     // A kept listener's new certificates are checked and built here, and put in force with the rest.
     const tlsUpdates: (() => void)[] = [];
+    // Listeners whose new socket needs the fixed port their old one holds (the address moved, or
+    // TLS went on or off): bound last, once everything else is ready, by giving the old one up.
+    const handovers: { index: number; listener: Listener; tls: ServerTlsOptions | undefined; old: ActiveListener }[] = [];
     try {
       for (const [i, l] of config.listeners.entries()) {
         const current = this.listeners.get(l.name);
@@ -212,9 +222,11 @@ export class Sidecar {
             if (tls) tlsUpdates.push(current.server.prepareTls!(tls));
             continue;
           }
-          const connections = new Set<DownstreamConnection>();
-          const server = await this.runtime.listen({ address: l.address, port: l.port, tls }, (conn) => this.accept(l, conn, connections));
-          fresh.push({ config: l, server, connections });
+          if (current && current.config.port === l.port && l.port !== 0) {
+            handovers.push({ index: i, listener: l, tls, old: current });
+            continue;
+          }
+          fresh.push(await this.bind(l, tls));
         } catch (e) {
           throw atListener(e as Error & { code?: string }, i, l);
         }
@@ -229,6 +241,23 @@ export class Sidecar {
     } catch (e) {
       for (const f of fresh) await f.server.close();
       throw e;
+    }
+    const handedOver: ActiveListener[] = [];
+    for (const h of handovers) {
+      // close() stops accepting at once (the port is free) and resolves when its connections are
+      // gone: they finish on the old configuration, drained when it retires.
+      void h.old.server.close();
+      try {
+        fresh.push(await this.bind(h.listener, h.tls));
+        handedOver.push(h.old);
+      } catch (e) {
+        for (const f of fresh) await f.server.close();
+        // The old sockets back, so the configuration in force keeps every listener it had.
+        for (const old of [...handedOver, h.old]) await this.rebind(old, e as Error);
+        throw new Error(`cannot apply configuration ${config.version}: ${atListener(e as Error, h.index, h.listener).message}`, {
+          cause: e,
+        });
+      }
     }
 
     // From here on nothing awaits: requests see either the old or the new configuration.
@@ -298,6 +327,31 @@ export class Sidecar {
     this.telemetry.setAccessLog(config.accessLog);
     for (const old of retired) void this.retire(old);
     if (previous !== config) this.log.info("configuration applied", { version: config.version, previous: previous.version });
+  }
+
+  /** A new socket for `l`, its connections counted in a set of their own. */
+  private async bind(l: Listener, tls: ServerTlsOptions | undefined): Promise<Bound> {
+    const connections = new Set<DownstreamConnection>();
+    const server = await this.runtime.listen({ address: l.address, port: l.port, tls }, (conn) => this.accept(l, conn, connections));
+    return { config: l, server, connections };
+  }
+
+  /** Opens a listener's socket again after a failed hand-over gave it up; says so if it cannot. */
+  private async rebind(active: ActiveListener, why: Error): Promise<void> {
+    const l = active.config;
+    try {
+      active.server = await this.runtime.listen(
+        { address: l.address, port: l.port, tls: this.serverTls(l, this.config.identity) },
+        (conn) => this.accept(l, conn, active.connections),
+      );
+    } catch (e) {
+      this.log.error("a listener's socket is closed: its new one could not open, nor its old one again", {
+        listener: l.name,
+        address: `${l.address}:${l.port}`,
+        newSocket: why.message,
+        oldSocket: (e as Error).message,
+      });
+    }
   }
 
   private accept(bound: Listener, conn: Conn, connections: Set<DownstreamConnection>): void {
