@@ -11,7 +11,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import path from "node:path";
 import * as v from "valibot";
-import { startCluster, type Cluster } from "./k8s/cluster.ts";
+import { startCluster, waitEstablished, type Cluster } from "./k8s/cluster.ts";
 import { rule } from "../control/crd/cel.ts";
 import { KINDS, objectSchema } from "../control/crd/crds.ts";
 import { ROOT, generatedFiles, staleFiles } from "../control/crd/generate.ts";
@@ -268,7 +268,10 @@ describe("weft CRDs on a real kube-apiserver", () => {
     // no controller-manager: CRDs are served by the apiserver itself; start-up is faster
     k8s = await startCluster({ controllerManager: false });
     await kubectl(["apply", "-f", path.join(ROOT, "deploy", "crds")]);
-    await kubectl(["wait", "--for=condition=Established", "--timeout=30s", ...KINDS.map((k) => `crd/${k.plural}.weft.dev`)]);
+    await waitEstablished(
+      kubectl,
+      KINDS.map((k) => `crd/${k.plural}.weft.dev`),
+    );
     await kubectl(["create", "namespace", NS]);
   });
   after(async () => {

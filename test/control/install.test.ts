@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import path from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
-import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
+import { startCluster, freePorts, waitEstablished, type Cluster } from "../k8s/cluster.ts";
 import { helmBinary } from "../k8s/helm.ts";
 import { loadAll } from "js-yaml";
 import { startController, type Controller } from "../../control/controller.ts";
@@ -96,7 +96,7 @@ describe("weft install", () => {
   });
 
   it("refuses an invalid WasmFilter with a message that names each field and the allowed values", async () => {
-    await k8s.kubectl(["wait", "--for=condition=Established", "crd/wasmfilters.weft.dev", "--timeout=30s"]);
+    await waitEstablished(k8s.kubectl, ["crd/wasmfilters.weft.dev"]);
     const refusal = (spec: string) =>
       k8s
         .kubectl(

@@ -13,7 +13,7 @@ import { mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { networkInterfaces, tmpdir } from "node:os";
 import path from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
-import { startCluster, freePorts, type Cluster } from "../k8s/cluster.ts";
+import { startCluster, freePorts, waitEstablished, type Cluster } from "../k8s/cluster.ts";
 import { gatewayApiCrd } from "../k8s/gateway-api.ts";
 import { startUpstream, type Upstream } from "../support/upstream.ts";
 import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml } from "../support/service.ts";
@@ -164,7 +164,7 @@ describe("control plane on a real API server", () => {
     for (const file of await readdir(path.join(root, "deploy", "crds")))
       await kubectl(["apply", "-f", path.join(root, "deploy", "crds", file)]);
     await kubectl(["apply", "-f", await gatewayApiCrd("httproutes")]);
-    await kubectl(["wait", "--for=condition=Established", "crd/wasmfilters.weft.dev", "--timeout=30s"]);
+    await waitEstablished(kubectl, ["crd/wasmfilters.weft.dev"]);
     const [serverAdmin, serverOutbound, serverInbound] = (await freePorts(3)) as [number, number, number];
     await apply(`
 ${namespaceYaml("weft-system")}---

@@ -18,7 +18,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { loadAll } from "js-yaml";
-import { startCluster, type Cluster } from "../k8s/cluster.ts";
+import { startCluster, waitEstablished, type Cluster } from "../k8s/cluster.ts";
 import { gatewayApiCrd } from "../k8s/gateway-api.ts";
 import { applyCrds } from "../support/control-process.ts";
 import { readDirectory } from "../../control/local/directory.ts";
@@ -110,7 +110,7 @@ describe("the shop as plain Kubernetes manifests (kubectl apply -k examples/shop
     [k8s, overlay] = await Promise.all([startCluster({ controllerManager: false }), mkdtemp(path.join(os.tmpdir(), "weft-shop-overlay-"))]);
     await applyCrds(k8s);
     await k8s.kubectl(["apply", "-f", await gatewayApiCrd("httproutes")]);
-    await k8s.kubectl(["wait", "--for=condition=Established", "crd/httproutes.gateway.networking.k8s.io", "--timeout=30s"]);
+    await waitEstablished(k8s.kubectl, ["crd/httproutes.gateway.networking.k8s.io"]);
     firstApply = await k8s.kubectl(["apply", "-k", SHOP]);
   });
   after(async () => {

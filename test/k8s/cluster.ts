@@ -514,6 +514,24 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   }
 }
 
+/**
+ * `kubectl wait --for=condition=Established` for `targets` (crd/NAME ..., or crd --all). kubectl
+ * fails at once rather than waiting on a CRD the API server has not given any condition yet
+ * (".status.conditions accessor error: <nil>"), as one just created can be: then it asks again.
+ */
+export async function waitEstablished(kubectl: (args: string[]) => Promise<string>, targets: string[], timeoutSeconds = 30): Promise<void> {
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  for (;;) {
+    try {
+      await kubectl(["wait", "--for=condition=Established", `--timeout=${timeoutSeconds}s`, ...targets]);
+      return;
+    } catch (e) {
+      if (!/status\.conditions accessor error/.test((e as Error).message) || Date.now() > deadline) throw e;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
 export function runKubectl(kubectl: string, kubeconfig: string, args: string[], input?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = execFile(

@@ -10,7 +10,7 @@ import { networkInterfaces } from "node:os";
 import path from "node:path";
 import process from "node:process";
 import type { Cluster } from "../k8s/cluster.ts";
-import { freePorts } from "../k8s/cluster.ts";
+import { freePorts, waitEstablished } from "../k8s/cluster.ts";
 import { gatewayApiCrd } from "../k8s/gateway-api.ts";
 
 const root = path.resolve(import.meta.dirname ?? ".", "..", "..");
@@ -74,7 +74,10 @@ export async function applyCrds(k8s: Cluster, options: { httpRoutes?: boolean } 
     await k8s.kubectl(["apply", "-f", await gatewayApiCrd("httproutes")]);
     crds.push("httproutes.gateway.networking.k8s.io");
   }
-  for (const crd of crds) await k8s.kubectl(["wait", "--for=condition=Established", `crd/${crd}`, "--timeout=30s"]);
+  await waitEstablished(
+    k8s.kubectl,
+    crds.map((crd) => `crd/${crd}`),
+  );
 }
 
 interface Child {

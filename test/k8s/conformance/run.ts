@@ -19,6 +19,7 @@ import { VERSION } from "../../../deploy/image/images.ts";
 import { pushImage } from "../../../deploy/image/push.ts";
 import { type RealMesh, sidecarProcesses, startRealMesh } from "../../support/real-mesh.ts";
 import { GATEWAY_API_VERSION, gatewayApiCrdDir } from "../gateway-api.ts";
+import { waitEstablished } from "../cluster.ts";
 
 const root = path.resolve(import.meta.dirname ?? ".", "..", "..", "..");
 const BUILD = path.join(root, "test", "k8s", "build-conformance.sh");
@@ -182,7 +183,7 @@ try {
   await mesh.kubectl(["apply", "--server-side", "--force-conflicts", "-f", crds]);
   // Every CRD there is now (weft's come with the install below); not `-f crds`, whose
   // ValidatingAdmissionPolicy has no Established condition.
-  await mesh.kubectl(["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
+  await waitEstablished(mesh.kubectl, ["crd", "--all"], 60);
   say("weft install");
   await mesh.install();
   say("pushing the suite's images to the node's registry");
