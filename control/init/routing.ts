@@ -26,7 +26,7 @@ const ROUTE_PROTOCOL = "87";
 export function serviceRouting(cidrs: string[]): IpCommand[] {
   return [
     ...removeOwnRules(),
-    ip("rule", "add", "pref", MARKED_PRIORITY, "fwmark", `0x${SERVICE_MARK.toString(16)}`, "lookup", "local"),
+    ip("rule", "add", "pref", MARKED_PRIORITY, "fwmark", SERVICE_MARK, "lookup", "local"),
     ...cidrs.map((cidr) => ip("rule", "add", "pref", UNMARKED_PRIORITY, "to", cidr, "lookup", "main")),
     // Added before the one at 0 goes, so local delivery never stops; deleted first so it is not doubled.
     { ...ip("rule", "del", "pref", LOCAL_PRIORITY, "lookup", "local"), mayFail: true },

@@ -52,8 +52,8 @@ export const capturedListenerPort = (port: number): number => port + INBOUND_SHI
 /** The most Service ranges --service-cidr takes (a cluster has one or two). */
 export const MAX_SERVICE_CIDRS = 8;
 
-/** The packet mark of the app's connections to a Service, which routing.ts makes local. */
-export const SERVICE_MARK = 0x539;
+/** The packet mark of the app's connections to a Service, which routing.ts makes local, as iptables and ip spell it. */
+export const SERVICE_MARK = "0x539";
 
 // Per table, in the order iptables-save lists them, so the input reads like the saved rules.
 export const CHAINS = {
@@ -142,7 +142,7 @@ export function natRules(o: InitOptions, family: Family): string[] {
     `-A WEFT_OUTPUT ! -d ${loopback} -o lo ${uid} -j WEFT_INBOUND`,
     // The app's connection to a Service port, marked in mangle (which already made it local):
     // the same shift, the Service address kept.
-    ...(family === "IPv4" && o.serviceCidrs.length > 0 ? [`-A WEFT_OUTPUT -m mark --mark ${hex(SERVICE_MARK)} -j WEFT_IN_REDIRECT`] : []),
+    ...(family === "IPv4" && o.serviceCidrs.length > 0 ? [`-A WEFT_OUTPUT -m mark --mark ${SERVICE_MARK} -j WEFT_IN_REDIRECT`] : []),
     // The app talking to itself, on 127.0.0.1 or its pod IP.
     "-A WEFT_OUTPUT -o lo -j RETURN",
     `-A WEFT_OUTPUT ${uid} -j RETURN`,
@@ -152,20 +152,28 @@ export function natRules(o: InitOptions, family: Family): string[] {
 }
 
 /**
+ * The destination ports Service capture leaves alone, sorted: the outbound listener's (HTTP by
+ * Host) and the excluded ones. The control plane reads the same from weft-init's flags
+ * (kubernetes/convert.ts), so the sidecar has listeners for exactly the ports marked here.
+ */
+export function portsServiceCaptureKeeps(outboundPorts: number[], excludeOutboundPorts: number[]): number[] {
+  return [...new Set([...outboundPorts, ...excludeOutboundPorts])].sort((a, b) => a - b);
+}
+
+/**
  * The mangle rules: the app's TCP to a Service port gets SERVICE_MARK, so routing.ts's rule
  * delivers it locally, to the sidecar. The proxy's own connections, and the ports the outbound
  * listener or the app keeps, are not marked and leave the pod as they are.
  */
 export function mangleRules(o: InitOptions, family: Family): string[] {
   if (family === "IPv6" || o.serviceCidrs.length === 0 || o.outboundPorts === "*") return [];
-  const kept = [...new Set([...o.outboundPorts, ...o.excludeOutboundPorts])].sort((a, b) => a - b);
+  const kept = portsServiceCaptureKeeps(o.outboundPorts, o.excludeOutboundPorts);
   return [
     "-A OUTPUT -p tcp -j WEFT_SERVICES",
     `-A WEFT_SERVICES -m owner --uid-owner ${o.proxyUid} -j RETURN`,
     ...kept.map((p) => `-A WEFT_SERVICES -p tcp -m tcp --dport ${p} -j RETURN`),
     ...o.serviceCidrs.map(
-      (cidr) =>
-        `-A WEFT_SERVICES -d ${cidr} -p tcp -m tcp --dport 1:${MAX_CAPTURED_PORT} -j MARK --set-xmark ${hex(SERVICE_MARK)}/0xffffffff`,
+      (cidr) => `-A WEFT_SERVICES -d ${cidr} -p tcp -m tcp --dport 1:${MAX_CAPTURED_PORT} -j MARK --set-xmark ${SERVICE_MARK}/0xffffffff`,
     ),
   ];
 }
@@ -185,8 +193,6 @@ export function cleanupInput(current: string): string {
 }
 
 const table = (name: Table, lines: string[]) => [`*${name}`, ...lines, "COMMIT", ""].join("\n");
-
-const hex = (n: number) => `0x${n.toString(16)}`;
 
 // With --noflush, declaring a chain creates it, or empties it if it exists: either way it holds
 // only what follows.

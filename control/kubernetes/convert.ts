@@ -1,7 +1,7 @@
 // Kubernetes objects as the mesh model needs them (control/mesh/world.ts).
 import type { V1EndpointSlice, V1Pod, V1Service } from "@kubernetes/client-node";
 import type { EndpointSliceInfo, InboundCapture, PodInfo, ServiceCapture, ServiceInfo } from "../mesh/world.ts";
-import { DEFAULT_OUTBOUND_PORTS } from "../init/rules.ts";
+import { DEFAULT_OUTBOUND_PORTS, portsServiceCaptureKeeps } from "../init/rules.ts";
 import { externalHost } from "../mesh/external-services.ts";
 import { INIT_CONTAINER } from "../inject/patch.ts";
 
@@ -93,8 +93,7 @@ export function serviceCapture(p: V1Pod): ServiceCapture | undefined {
   const outbound = flagValue(args, "--include-outbound-ports");
   // weft init refuses --service-cidr with --include-outbound-ports '*', so a list is all there is.
   const redirected = outbound === undefined ? DEFAULT_OUTBOUND_PORTS : portList(outbound);
-  const kept = [...new Set([...redirected, ...portList(flagValue(args, "--exclude-outbound-ports") ?? "")])].sort((a, b) => a - b);
-  return { cidrs, kept };
+  return { cidrs, kept: portsServiceCaptureKeeps(redirected, portList(flagValue(args, "--exclude-outbound-ports") ?? "")) };
 }
 
 const initArgs = (p: V1Pod): string[] => p.spec?.initContainers?.find((c) => c.name === INIT_CONTAINER)?.args ?? [];

@@ -60,7 +60,7 @@ export const DEFAULT_SETTINGS: ProxySettings = {
 export const DEFAULT_RETRY = { attempts: 2, retryOn: ["connect-failure", "reset", "gateway-error"] } as const satisfies RetryInput;
 
 /** Where the outbound listener binds, in a pod and in local mode alike. */
-export const OUTBOUND_ADDRESS = "127.0.0.1";
+const OUTBOUND_ADDRESS = "127.0.0.1";
 
 /** Istio's name for the cluster of hosts outside the mesh, so dashboards built for Istio's metrics show it. */
 export const PASSTHROUGH_CLUSTER = "PassthroughCluster";
@@ -523,7 +523,8 @@ export function computeProxyConfig(
   if (pod.serviceCapture) listeners.push(...serviceListeners(pod.serviceCapture, services, virtualHosts, settings));
   return {
     // No pod name in it (the sidecar adds its own node id): replicas of a workload get the
-    // same configuration, computed and encoded once.
+    // same configuration, computed and encoded once (but for a pod capturing Services, whose
+    // inbound listeners name its IP).
     node: {
       workload: pod.workload,
       namespace: pod.namespace,

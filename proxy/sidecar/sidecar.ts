@@ -79,6 +79,10 @@ function atListener(error: Error & { code?: string }, index: number, listener: L
   return Object.assign(new Error(`listeners[${index}] ("${listener.name}"): ${error.message}`, { cause: error }), { code: error.code });
 }
 
+/** A configuration refused because a listener could not be bound; the cause keeps its code. */
+const notApplied = (config: ProxyConfig, cause: Error): Error =>
+  new Error(`cannot apply configuration ${config.version}: ${cause.message}`, { cause });
+
 export interface SidecarOptions {
   /** Where modules named only by digest come from (the control plane). */
   fetchFilter?: ModuleFetcher;
@@ -233,7 +237,7 @@ export class Sidecar {
       }
     } catch (e) {
       for (const f of fresh) await f.server.close();
-      throw new Error(`cannot apply configuration ${config.version}: ${(e as Error).message}`, { cause: e });
+      throw notApplied(config, e as Error);
     }
     let filters;
     try {
@@ -254,9 +258,7 @@ export class Sidecar {
         for (const f of fresh) await f.server.close();
         // The old sockets back, so the configuration in force keeps every listener it had.
         for (const old of [...handedOver, h.old]) await this.rebind(old, e as Error);
-        throw new Error(`cannot apply configuration ${config.version}: ${atListener(e as Error, h.index, h.listener).message}`, {
-          cause: e,
-        });
+        throw notApplied(config, atListener(e as Error & { code?: string }, h.index, h.listener));
       }
     }
 
@@ -329,9 +331,8 @@ export class Sidecar {
     if (previous !== config) this.log.info("configuration applied", { version: config.version, previous: previous.version });
   }
 
-  /** A new socket for `l`, its connections counted in a set of their own. */
-  private async bind(l: Listener, tls: ServerTlsOptions | undefined): Promise<Bound> {
-    const connections = new Set<DownstreamConnection>();
+  /** A new socket for `l`, its connections counted in `connections` (a set of their own by default). */
+  private async bind(l: Listener, tls: ServerTlsOptions | undefined, connections = new Set<DownstreamConnection>()): Promise<Bound> {
     const server = await this.runtime.listen({ address: l.address, port: l.port, tls }, (conn) => this.accept(l, conn, connections));
     return { config: l, server, connections };
   }
@@ -340,10 +341,7 @@ export class Sidecar {
   private async rebind(active: ActiveListener, why: Error): Promise<void> {
     const l = active.config;
     try {
-      active.server = await this.runtime.listen(
-        { address: l.address, port: l.port, tls: this.serverTls(l, this.config.identity) },
-        (conn) => this.accept(l, conn, active.connections),
-      );
+      active.server = (await this.bind(l, this.serverTls(l, this.config.identity), active.connections)).server;
     } catch (e) {
       this.log.error("a listener's socket is closed: its new one could not open, nor its old one again", {
         listener: l.name,
